@@ -1,0 +1,481 @@
+"""permit-monitor command line: parse options, call one ``monitor`` function, format.
+
+Errors a user can cause (``MonitorError``) become one ``Error: …`` line and exit code 1,
+here and nowhere else; usage errors exit 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import datetime, timezone
+from functools import cached_property
+
+import click
+
+from monitor import __version__
+from monitor.config import SETTINGS, MAPPING_SETTINGS, load_config, resolve_database_url
+from monitor.errors import MonitorError
+
+log = logging.getLogger("monitor")
+
+
+class App:
+    """What every command needs, built on first use so ``--help`` never touches the database."""
+
+    def __init__(self, config_path: str | None, db_url: str | None):
+        self.config_path, self.db_url = config_path, db_url
+
+    @cached_property
+    def config(self):
+        return load_config(self.config_path)
+
+    @cached_property
+    def url(self) -> str:
+        return resolve_database_url(self.config, self.db_url)
+
+    @cached_property
+    def engine(self):
+        from monitor.db import open_store
+
+        return open_store(self.url)
+
+    @staticmethod
+    def now() -> datetime:
+        return datetime.now(timezone.utc)
+
+
+class MonitorGroup(click.Group):
+    """The root group: the one place a MonitorError becomes ``Error: …`` and exit 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except MonitorError as exc:
+            for line in str(exc).splitlines() or [type(exc).__name__]:
+                click.echo(f"Error: {line}", err=True)
+            ctx.exit(1)
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+@click.group(cls=MonitorGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", metavar="PATH", envvar="MONITOR_CONFIG",
+              help="config.yaml to use [default: ./config.yaml if present; env MONITOR_CONFIG].")
+@click.option("--db", "db_url", metavar="URL",
+              help="Database URL; overrides $MONITOR_DATABASE_URL and config.yaml. "
+                   "E.g. sqlite:///monitor.db, postgresql+psycopg://user@host/db")
+@click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
+@click.version_option(__version__, prog_name="permit-monitor")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, db_url: str | None, verbose: int) -> None:
+    """Electronic supervision (电子监察) of administrative permits.
+
+    Ingests a permit system's workflow log, the catalog of power items and the treasury's
+    fee receipts into a database (SQLite by default, PostgreSQL in production), so rules
+    can find back-filled entries, fast approvals, overdue cases and offline fees.
+
+    \b
+    Start here:
+      permit-monitor demo                       build and audit a sample county
+      permit-monitor ingest catalog catalog.yaml
+      permit-monitor ingest events events.csv   (CSV, JSON Lines, XES; .gz; - for stdin)
+      permit-monitor quarantine list            rows set aside, with file, line and reason
+    """
+    level = logging.WARNING - 10 * verbose
+    logging.basicConfig(level=max(level, logging.DEBUG), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ctx.obj = App(config_path, db_url)
+
+
+@cli.command()
+@pass_app
+def init(app: App) -> None:
+    """Create or upgrade the database schema (done automatically on first use too)."""
+    from monitor.db import safe_url
+
+    app.engine
+    click.echo(f"database ready: {safe_url(app.url)}")
+
+
+@cli.command()
+def settings() -> None:
+    """List every config.yaml setting with its default and meaning."""
+    for s in SETTINGS:
+        click.echo(f"{s.name}  (default: {s.default!r})\n    {s.help}")
+    click.echo("\nmapping: (XES import)")
+    for s in MAPPING_SETTINGS:
+        click.echo(f"  {s.name}  (default: {s.default!r})\n      {s.help}")
+
+
+# ---------------------------------------------------------------- ingest
+
+
+def _progress_factory():
+    """A click progress bar per file on an interactive terminal; nothing under cron."""
+    if not sys.stderr.isatty():
+        return None
+
+    def factory(name: str, size: int | None):
+        if not size:
+            return None
+        bar = click.progressbar(length=size, label=name, file=sys.stderr, show_eta=True)
+        bar.__enter__()
+        seen = [0]
+
+        def report(position: int) -> None:
+            bar.update(max(position - seen[0], 0))
+            seen[0] = position
+            if position >= size:
+                bar.__exit__(None, None, None)
+
+        return report
+
+    return factory
+
+
+def _echo_tally(label: str, t) -> None:
+    parts = [f"read {t.read:,}", f"inserted {t.inserted:,}"]
+    if t.replaced:
+        parts.append(f"replaced {t.replaced:,}")
+    parts += [f"duplicates {t.duplicates:,}", f"quarantined {t.quarantined:,}"]
+    click.echo(f"{label}: " + " · ".join(parts))
+    if t.by_reason:
+        reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(t.by_reason.items()))
+        click.echo(f"  quarantined by reason: {reasons}")
+
+
+def _report(results, as_json: bool) -> None:
+    """Print each source's tally as it completes (text), or one JSON object at the end."""
+    from monitor.ingest import Tally
+
+    total, done = Tally(), []
+    for r in results:
+        total += r.tally
+        done.append(r)
+        if not as_json:
+            _echo_tally(r.source, r.tally)
+    if as_json:
+        out = total.as_dict()
+        out["files"] = [{"source": r.source, **r.tally.as_dict()} for r in done]
+        click.echo(json.dumps(out, ensure_ascii=False))
+        return
+    if len(done) > 1:
+        _echo_tally("total", total)
+    if total.quarantined:
+        click.echo("  see: permit-monitor quarantine list")
+
+
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="Print exactly one JSON object on stdout instead of text.")
+encoding_option = click.option("--encoding", default="utf-8-sig", show_default=True,
+                               help="Text encoding of CSV/JSONL input (e.g. gbk).")
+
+
+@cli.group()
+def ingest() -> None:
+    """Load the catalog, workflow events or fiscal receipts into the database.
+
+    Every run is idempotent: re-ingesting a file adds nothing. Rows that break the
+    input contract are set aside in the quarantine with file, line and reason.
+    """
+
+
+@ingest.command("catalog")
+@click.argument("file", type=click.Path(dir_okay=False))
+@pass_app
+def ingest_catalog_cmd(app: App, file: str) -> None:
+    """Load or update departments, users and power items from a catalog YAML FILE.
+
+    Entries are matched by code (users by id) and updated in place; events are never
+    touched, and entries missing from FILE are kept.
+    """
+    from monitor.catalog import ingest_catalog
+
+    result = ingest_catalog(app.engine, file)
+    for name in ("departments", "users", "items"):
+        click.echo(f"{name}: added {result.added[name]:,} · updated {result.updated[name]:,}"
+                   f" · unchanged {result.unchanged[name]:,}")
+
+
+@ingest.command("events")
+@click.argument("files", nargs=-1, required=True)
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "xes"]),
+              help="Input format [default: from the file name; sniffed for stdin].")
+@encoding_option
+@json_option
+@pass_app
+def ingest_events_cmd(app: App, files: tuple[str, ...], fmt: str | None, encoding: str,
+                      as_json: bool) -> None:
+    """Load workflow events from FILES (CSV, JSON Lines or XES; .gz too; - for stdin).
+
+    \b
+    Required columns: event_id, case_id, item_code, step, occurred_at.
+    Optional: department, actor, recorded_at, amount, channel, attachments, days, note.
+    The same event_id with the same content is a duplicate and skipped; with different
+    content it is quarantined as a conflict and the first version is kept.
+    """
+    from monitor.ingest import ingest_events
+
+    results = ingest_events(app.engine, app.config, list(files), app.now(), fmt=fmt,
+                            encoding=encoding, progress=_progress_factory())
+    _report(results, as_json)
+
+
+@ingest.command("receipts")
+@click.argument("files", nargs=-1, required=True)
+@encoding_option
+@json_option
+@pass_app
+def ingest_receipts_cmd(app: App, files: tuple[str, ...], encoding: str, as_json: bool) -> None:
+    """Load fiscal receipts (CSV: department, period YYYY-MM, amount in yuan).
+
+    A department-month already stored is replaced by the new amount.
+    """
+    from monitor.ingest import ingest_receipts
+
+    results = ingest_receipts(app.engine, app.config, list(files), app.now(),
+                              encoding=encoding, progress=_progress_factory())
+    _report(results, as_json)
+
+
+# ---------------------------------------------------------------- quarantine
+
+
+@cli.group()
+def quarantine() -> None:
+    """Rows set aside during ingestion: list them, retry them after a catalog fix."""
+
+
+@quarantine.command("list")
+@click.option("--reason", help="Only this reason (e.g. unknown_item, bad_timestamp).")
+@click.option("--source", help="Only rows from this file.")
+@click.option("--all", "include_resolved", is_flag=True, help="Include rows since resolved.")
+@click.option("--limit", type=click.IntRange(min=1), help="Show at most this many rows.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@pass_app
+def quarantine_list(app: App, reason, source, include_resolved, limit, as_json) -> None:
+    """Show quarantined rows: source:line, reason, detail and the raw row."""
+    from monitor.ingest.quarantine import list_quarantine
+
+    shown = 0
+    for q in list_quarantine(app.engine, reason=reason, source=source,
+                             include_resolved=include_resolved, limit=limit):
+        shown += 1
+        if as_json:
+            click.echo(json.dumps({"id": q.id, "kind": q.kind, "source": q.source,
+                                   "line": q.line, "reason": q.reason, "detail": q.detail,
+                                   "raw": json.loads(q.raw), "resolution": q.resolution},
+                                  ensure_ascii=False))
+        else:
+            state = f" [{q.resolution}]" if q.resolution else ""
+            click.echo(f"{q.source}:{q.line}: {q.reason}: {q.detail}{state}\n    {q.raw}")
+    if not shown and not as_json:
+        click.echo("quarantine is empty" if not (reason or source) else "no matching rows",
+                   err=True)
+
+
+@quarantine.command("retry")
+@json_option
+@pass_app
+def quarantine_retry(app: App, as_json: bool) -> None:
+    """Re-validate quarantined rows; those that now pass (say after a catalog fix) are stored."""
+    from monitor.ingest.quarantine import retry_quarantine
+
+    tally = retry_quarantine(app.engine, app.config, app.now())
+    if as_json:
+        click.echo(json.dumps(tally.as_dict(), ensure_ascii=False))
+    else:
+        _echo_tally("retried", tally)
+
+
+# ---------------------------------------------------------------- rules and alerts
+
+
+def _as_of(app: App, text: str | None) -> datetime:
+    """--as-of: ISO 8601 (naive = configured timezone; a bare date = its start); default now."""
+    from monitor.timeutil import ValueProblem, parse_timestamp
+
+    if not text:
+        return app.now()
+    try:
+        return parse_timestamp(text if len(text) > 10 else f"{text}T00:00:00", app.config.tz)
+    except ValueProblem as exc:
+        raise click.BadParameter(str(exc), param_hint="--as-of") from None
+
+
+@cli.command()
+@click.option("--as-of", "as_of", metavar="ISO8601",
+              help="Evaluate as of this moment (default: now). Naive = configured timezone.")
+@click.option("--rule", "rule_ids", multiple=True, metavar="ID",
+              help="Only this rule (repeatable); runs it even if disabled.")
+@click.option("--dry-run", is_flag=True, help="Print the findings; write nothing.")
+@click.option("--full", is_flag=True,
+              help="Re-evaluate everything, not only what changed since the last run.")
+@pass_app
+def run(app: App, as_of: str | None, rule_ids: tuple[str, ...], dry_run: bool,
+        full: bool) -> None:
+    """Evaluate the rules in rules_dir and store what they find as alerts.
+
+    Incremental: each rule looks again only at what new events touch since its last
+    run (a changed rule, or an --as-of earlier than its last run, is evaluated in full).
+    Re-running never duplicates an alert: each is kept once per rule and subject (the
+    case, the burst, the department-month). Exit code 1 if any rule failed; the others
+    still ran.
+    """
+    from monitor.engine import evaluate, render
+
+    moment = _as_of(app, as_of)
+    outcomes = evaluate(app.engine, app.config, moment, rule_ids=rule_ids, dry_run=dry_run,
+                        full=full)
+    click.echo(f"as of {moment.astimezone(app.config.tz).isoformat()}"
+               + (" (dry run: nothing written)" if dry_run else ""))
+    failed = 0
+    for o in outcomes:
+        if o.error:
+            failed += 1
+            click.echo(f"  {o.rule.id:<22} FAILED: {o.error}")
+            continue
+        line = f"  {o.rule.id:<22} {len(o.findings):>6,} findings"
+        if o.stored:
+            line += f" · new {o.stored.new:,} · updated {o.stored.changed:,}"
+        line += " (incremental)" if o.incremental else ""
+        click.echo(line)
+        if dry_run:
+            for f in o.findings:
+                level, message = render(o.rule, f)
+                click.echo(f"    [{level}] {message}")
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
+@cli.group()
+def alerts() -> None:
+    """Alerts raised by the rules: list them, show one with its evidence."""
+
+
+ALERT_FORMATS = click.Choice(["table", "json", "csv"])
+
+
+def _jsonable(row) -> dict:
+    out = dict(row._mapping)
+    for key in ("raised_at", "updated_at"):
+        out[key] = out[key].isoformat()
+    return out
+
+
+@alerts.command("list")
+@click.option("--format", "fmt", type=ALERT_FORMATS, default="table", show_default=True)
+@click.option("--kind", help="Only this rule kind (e.g. step_too_fast).")
+@click.option("--level", type=click.Choice(["warning", "yellow", "red"]))
+@click.option("--department", help="Only this department code.")
+@click.option("--status", help="Only this status (e.g. open).")
+@click.option("--rule", "rule_id", help="Only this rule id.")
+@pass_app
+def alerts_list(app: App, fmt: str, kind, level, department, status, rule_id) -> None:
+    """List alerts; JSON is one array, CSV has a header row."""
+    import csv as csv_module
+
+    from monitor.alerts import ALERT_FIELDS, list_alerts
+
+    rows = list_alerts(app.engine, kind=kind, level=level, department=department,
+                       status=status, rule_id=rule_id)
+    if fmt == "json":
+        click.echo(json.dumps([_jsonable(r) for r in rows], ensure_ascii=False, indent=1))
+    elif fmt == "csv":
+        writer = csv_module.writer(sys.stdout)
+        writer.writerow(ALERT_FIELDS)
+        for r in rows:
+            d = _jsonable(r)
+            writer.writerow([json.dumps(d[f], ensure_ascii=False) if isinstance(d[f], (dict, list))
+                             else d[f] for f in ALERT_FIELDS])
+    else:
+        shown = 0
+        for r in rows:
+            shown += 1
+            click.echo(f"{r.id:>6}  {r.level:<7} {r.status:<6} {r.department or '-':<6} "
+                       f"{r.rule_id:<18} {r.message}")
+        if not shown:
+            click.echo("no alerts", err=True)
+
+
+@alerts.command("show")
+@click.argument("alert_id", type=int)
+@pass_app
+def alerts_show(app: App, alert_id: int) -> None:
+    """Show one alert with its evidence (the events and figures behind it)."""
+    from monitor.alerts import list_alerts
+    from monitor.errors import MonitorError
+
+    rows = list(list_alerts(app.engine, alert_id=alert_id))
+    if not rows:
+        raise MonitorError(f"no alert with id {alert_id}")
+    click.echo(json.dumps(_jsonable(rows[0]), ensure_ascii=False, indent=2))
+
+
+# ---------------------------------------------------------------- demo
+
+
+@cli.command()
+@click.option("--dir", "directory", default="permit-monitor-demo", show_default=True,
+              type=click.Path(file_okay=False), help="Where the demo's files and database go.")
+@click.option("--seed", default=2025, show_default=True, help="Same seed, same county.")
+@click.option("--cases", default=5000, show_default=True, type=click.IntRange(min=100),
+              help="How many permit cases to generate.")
+def demo(directory: str, seed: int, cases: int) -> None:
+    """Build a realistic sample county and load it into a fresh SQLite database.
+
+    Writes catalog.yaml, events.csv and receipts.csv (the input contract) to --dir, with
+    anomalies planted at low rates (back-filled steps, one-person approvals, overdue
+    cases, offline fees, unauthorised waivers) and look-alike cases no rule may flag
+    (a case straddling National Day, suspended and extended cases, authorised waivers);
+    planted.json lists their case ids. Then ingests everything.
+    """
+    from monitor.demo import run_demo
+
+    result = run_demo(directory, seed=seed, cases=cases, now=App.now())
+    click.echo(f"demo county written to {result.directory}/ (seed {seed})")
+    for name, path in result.files.items():
+        click.echo(f"  {name:<10} {path}")
+    click.echo("catalog: " + ", ".join(f"{result.catalog.added[n]:,} {n}"
+                                       for n in ("departments", "users", "items")))
+    for r in result.events + result.receipts:
+        _echo_tally(r.source, r.tally)
+    click.echo("planted anomalies (case ids in planted.json):")
+    for kind, n in result.planted.items():
+        click.echo(f"  {kind:<22} {n:>4}")
+    click.echo("look-alikes that must not be flagged: "
+               + ", ".join(f"{k} {v}" for k, v in result.controls.items()))
+    _echo_audit(result.audit, result.as_of)
+    click.echo(f"database: {result.database_url}")
+    click.echo(f"next: permit-monitor --db {result.database_url} alerts list --level red")
+
+
+def _echo_audit(outcomes, as_of: datetime) -> None:
+    """Alerts by rule and level, and the departments with most findings."""
+    from collections import Counter
+
+    from monitor.alerts import render
+
+    click.echo(f"audit as of {as_of.isoformat()} (the end of the log):")
+    departments: Counter = Counter()
+    for o in outcomes:
+        if o.error:
+            click.echo(f"  {o.rule.title}  FAILED: {o.error}")
+            continue
+        levels = Counter(render(o.rule, f)[0] for f in o.findings)
+        departments.update(f.department for f in o.findings if f.department)
+        by_level = ", ".join(f"{k} {v}" for k, v in sorted(levels.items())) or "none"
+        click.echo(f"  {o.rule.id:<22} {len(o.findings):>5}  ({by_level})  {o.rule.title}")
+    worst = ", ".join(f"{d} {n}" for d, n in departments.most_common(5))
+    click.echo(f"departments with most findings: {worst or 'none'}")
+
+
+def main(prog_name: str | None = None) -> None:
+    cli.main(prog_name=prog_name or "permit-monitor")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Storing findings as alerts, idempotently: one alert per (rule, subject).
+
+A re-run that finds the same thing changes nothing. A finding that grew (another
+too-fast step in the same case) updates its alert's message and evidence; a change of
+level (warning → yellow → red) is also recorded in ``alert_changes``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from .models import Alert, AlertChange
+from .rules.finding import Finding
+from .rules.model import Rule
+
+IN_CHUNK = 500
+
+
+@dataclass
+class Stored:
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+
+
+def dedupe_key(rule: Rule, finding: Finding) -> str:
+    return f"{rule.id}|{finding.subject}"
+
+
+def render(rule: Rule, finding: Finding) -> tuple[str, str]:
+    """(level, message) of a finding under its rule."""
+    level = finding.level or rule.level
+    fields: dict[str, Any] = {"case_id": finding.case_id, "actor": finding.actor,
+                              "department": finding.department, "item_code": finding.item_code,
+                              "period": finding.period, "level": level, "rule_id": rule.id,
+                              "title": rule.title}
+    fields.update(finding.fields)
+    return level, rule.message.format(**{k: "" if v is None else v for k, v in fields.items()})
+
+
+def store_findings(conn: Connection, rule: Rule, findings: list[Finding], at: datetime) -> Stored:
+    keys = [dedupe_key(rule, f) for f in findings]
+    existing: dict[str, tuple[int, str, str]] = {}
+    for start in range(0, len(keys), IN_CHUNK):
+        existing.update((k, (i, lvl, msg)) for k, i, lvl, msg in conn.execute(
+            select(Alert.dedupe_key, Alert.id, Alert.level, Alert.message)
+            .where(Alert.dedupe_key.in_(keys[start:start + IN_CHUNK]))))
+    result, new_rows = Stored(), []
+    version = rule.version
+    for key, finding in zip(keys, findings):
+        level, message = render(rule, finding)
+        values = {"level": level, "message": message, "evidence": dict(finding.evidence),
+                  "event_ids": list(finding.event_ids), "rule_version": version,
+                  "updated_at": at}
+        if key not in existing:
+            existing[key] = (0, level, message)  # a subject found twice in one run counts once
+            new_rows.append({
+                **values, "dedupe_key": key, "rule_id": rule.id, "kind": rule.kind,
+                "subject": finding.subject, "status": "open", "tier": 1, "action": rule.action,
+                "case_id": finding.case_id,
+                "case_ids": list(finding.case_ids or ([finding.case_id] if finding.case_id else [])),
+                "actor": finding.actor, "department": finding.department,
+                "item_code": finding.item_code, "period": finding.period, "raised_at": at})
+            continue
+        alert_id, old_level, old_message = existing[key]
+        if alert_id == 0 or (old_level, old_message) == (level, message):
+            result.unchanged += 1
+            continue
+        conn.execute(update(Alert).where(Alert.id == alert_id).values(**values))
+        if old_level != level:
+            conn.execute(insert(AlertChange).values(alert_id=alert_id, at=at, old_level=old_level,
+                                                    new_level=level, rule_version=version))
+        result.changed += 1
+    if new_rows:
+        conn.execute(insert(Alert), new_rows)
+    result.new = len(new_rows)
+    return result
+
+
+ALERT_FIELDS = ("id", "rule_id", "kind", "level", "status", "tier", "action", "case_id",
+                "case_ids", "actor", "department", "item_code", "period", "raised_at",
+                "updated_at", "message", "evidence", "rule_version")
+
+
+def list_alerts(engine: Engine, *, kind: str | None = None, level: str | None = None,
+                department: str | None = None, status: str | None = None,
+                rule_id: str | None = None, alert_id: int | None = None) -> Iterator[Any]:
+    query = select(*(getattr(Alert, f) for f in ALERT_FIELDS)).order_by(Alert.id)
+    for column, value in ((Alert.kind, kind), (Alert.level, level),
+                          (Alert.department, department), (Alert.status, status),
+                          (Alert.rule_id, rule_id), (Alert.id, alert_id)):
+        if value is not None:
+            query = query.where(column == value)
+    with engine.connect() as conn:
+        yield from conn.execute(query)

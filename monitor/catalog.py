@@ -1,0 +1,237 @@
+"""The catalog: departments, users and power items (权力事项), from one YAML file.
+
+Loading validates everything and reports problems as ``path:line: message``; applying
+upserts by code, so re-ingesting a changed catalog updates it without touching events.
+Entries missing from a later file are kept (events may still refer to them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from .errors import CatalogError, SourceErrors, did_you_mean
+from .models import Department, Item, User
+from .timeutil import ValueProblem, parse_amount
+from .yamlsrc import LineDict, LineList, check_keys, load_yaml
+
+ROLES = ("clerk", "chief", "deputy", "principal", "monitor_l1", "monitor_l2")
+CATEGORIES = ("license", "penalty", "other")
+STEPS = ("accept", "survey", "review", "approve", "decide", "fee_assessed", "fee_paid",
+         "fee_waived", "certificate_printed", "complete", "suspend", "resume", "extend",
+         "return")
+
+DEPARTMENT_KEYS = {"code", "name"}
+USER_KEYS = {"id", "name", "department", "roles", "phone"}
+ITEM_KEYS = {"code", "name", "department", "category", "promised_days", "legal_days", "fee",
+             "min_minutes", "min_case_minutes", "required_attachments"}
+
+
+@dataclass(frozen=True)
+class CatalogData:
+    departments: list[dict[str, Any]] = field(default_factory=list)
+    users: list[dict[str, Any]] = field(default_factory=list)
+    items: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    added: dict[str, int]
+    updated: dict[str, int]
+    unchanged: dict[str, int]
+
+
+class _Checker:
+    """Collects located problems so one run reports all of them."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.errors: list[CatalogError] = []
+
+    def fail(self, line: int, message: str) -> None:
+        self.errors.append(CatalogError(self.path, line, message))
+
+    def entries(self, raw: LineDict, section: str) -> list[tuple[int, LineDict]]:
+        value = raw.get(section)
+        if value is None:
+            return []
+        if not isinstance(value, LineList):
+            self.fail(raw.line_of(section), f"'{section}' must be a list")
+            return []
+        out = []
+        for line, entry in zip(value.item_lines, value):
+            if isinstance(entry, LineDict):
+                out.append((line, entry))
+            else:
+                self.fail(line, f"each entry of '{section}' must be a mapping")
+        return out
+
+    def keys(self, entry: LineDict, allowed: set[str], required: tuple[str, ...]) -> bool:
+        try:
+            check_keys(entry, allowed, self.path, CatalogError, required)
+        except CatalogError as exc:
+            self.errors.append(exc)
+            return False
+        return True
+
+    def text(self, entry: LineDict, key: str) -> str | None:
+        value = entry.get(key)
+        if value is None:
+            return None
+        if isinstance(value, (dict, list, bool)):
+            self.fail(entry.line_of(key), f"'{key}' must be text, got {value!r}")
+            return None
+        return str(value).strip()
+
+    def whole(self, entry: LineDict, key: str, default: int | None = None) -> int | None:
+        value = entry.get(key, default)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            self.fail(entry.line_of(key), f"'{key}' must be a whole number ≥ 0, got {value!r}")
+            return default
+        return value
+
+
+def _department(c: _Checker, line: int, e: LineDict) -> dict[str, Any] | None:
+    if not c.keys(e, DEPARTMENT_KEYS, ("code", "name")):
+        return None
+    return {"code": c.text(e, "code"), "name": c.text(e, "name")}
+
+
+def _user(c: _Checker, line: int, e: LineDict, departments: set[str]) -> dict[str, Any] | None:
+    if not c.keys(e, USER_KEYS, ("id", "name")):
+        return None
+    roles = e.get("roles") or []
+    if isinstance(roles, str):
+        roles = [roles]
+    if not isinstance(roles, list):
+        c.fail(e.line_of("roles"), "'roles' must be a list")
+        roles = []
+    for role in roles:
+        if role not in ROLES:
+            c.fail(e.line_of("roles"), f"unknown role '{role}'{did_you_mean(str(role), ROLES)}"
+                                       f"; roles are {', '.join(ROLES)}")
+    dept = c.text(e, "department")
+    if dept is not None and dept not in departments:
+        c.fail(e.line_of("department"),
+               f"user '{e.get('id')}': unknown department '{dept}'{did_you_mean(dept, departments)}")
+    return {"id": c.text(e, "id"), "name": c.text(e, "name"), "department": dept,
+            "roles": sorted({str(r) for r in roles if r in ROLES}), "phone": c.text(e, "phone")}
+
+
+def _step_map(c: _Checker, e: LineDict, key: str) -> dict[str, Any]:
+    value = e.get(key) or {}
+    if not isinstance(value, dict):
+        c.fail(e.line_of(key), f"'{key}' must be a mapping of step → value")
+        return {}
+    return dict(value)
+
+
+def _item(c: _Checker, line: int, e: LineDict, departments: set[str]) -> dict[str, Any] | None:
+    required = ("code", "name", "department", "category", "promised_days", "legal_days")
+    if not c.keys(e, ITEM_KEYS, required):
+        return None
+    code = c.text(e, "code")
+    dept = c.text(e, "department")
+    if dept not in departments:
+        c.fail(e.line_of("department"),
+               f"item '{code}': unknown department '{dept}'{did_you_mean(str(dept), departments)}")
+    category = e.get("category")
+    if category not in CATEGORIES:
+        c.fail(e.line_of("category"), f"category must be one of {', '.join(CATEGORIES)}, "
+                                      f"got {category!r}{did_you_mean(str(category), CATEGORIES)}")
+    promised, legal = c.whole(e, "promised_days"), c.whole(e, "legal_days")
+    if promised is not None and legal is not None and legal > 0 and promised > legal:
+        c.fail(e.line_of("promised_days"), f"item '{code}': promised_days {promised} exceeds "
+                                           f"legal_days {legal}")
+    try:
+        fee = parse_amount(str(e.get("fee", 0)))
+    except ValueProblem as exc:
+        c.fail(e.line_of("fee"), f"item '{code}': fee {exc}")
+        fee = Decimal(0)
+    min_minutes = _step_map(c, e, "min_minutes")
+    for step, minutes in min_minutes.items():
+        if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or minutes < 0:
+            c.fail(e.line_of("min_minutes"), f"item '{code}': min_minutes.{step} must be a "
+                                             f"number of minutes ≥ 0, got {minutes!r}")
+    attachments = _step_map(c, e, "required_attachments")
+    for step, names in attachments.items():
+        if isinstance(names, str):
+            attachments[step] = names = [names]
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            c.fail(e.line_of("required_attachments"),
+                   f"item '{code}': required_attachments.{step} must be a list of names")
+    return {"code": code, "name": c.text(e, "name"), "department": dept, "category": category,
+            "promised_days": promised, "legal_days": legal, "fee": fee,
+            "min_minutes": min_minutes, "min_case_minutes": c.whole(e, "min_case_minutes"),
+            "required_attachments": attachments}
+
+
+def _unique(c: _Checker, rows: list[tuple[int, dict]], key: str, what: str) -> None:
+    seen: dict[str, int] = {}
+    for line, row in rows:
+        if row[key] in seen:
+            c.fail(line, f"duplicate {what} '{row[key]}' (first at line {seen[row[key]]})")
+        seen.setdefault(row[key], line)
+
+
+def load_catalog(path: str | Path, known_departments: set[str] = frozenset()) -> CatalogData:
+    """Parse and validate a catalog file; every problem is reported, each as path:line."""
+    where = str(path)
+    raw = load_yaml(path, CatalogError)
+    if not isinstance(raw, LineDict):
+        raise CatalogError(where, getattr(raw, "line", 1), "expected a mapping with departments, users and items")
+    c = _Checker(where)
+    c.keys(raw, {"departments", "users", "items"}, ())
+    depts = [(line, d) for line, e in c.entries(raw, "departments")
+             if (d := _department(c, line, e))]
+    _unique(c, depts, "code", "department")
+    dept_codes = set(known_departments) | {d["code"] for _, d in depts}
+    users = [(line, u) for line, e in c.entries(raw, "users")
+             if (u := _user(c, line, e, dept_codes))]
+    _unique(c, users, "id", "user")
+    items = [(line, i) for line, e in c.entries(raw, "items")
+             if (i := _item(c, line, e, dept_codes))]
+    _unique(c, items, "code", "item")
+    if c.errors:
+        raise SourceErrors(c.errors)
+    return CatalogData([d for _, d in depts], [u for _, u in users], [i for _, i in items])
+
+
+def apply_catalog(engine: Engine, data: CatalogData) -> ApplyResult:
+    """Upsert the catalog in one transaction; events are never touched."""
+    added, updated, unchanged = {}, {}, {}
+    with Session(engine) as session, session.begin():
+        for name, model, key, rows in (("departments", Department, "code", data.departments),
+                                       ("users", User, "id", data.users),
+                                       ("items", Item, "code", data.items)):
+            existing = {getattr(o, key): o for o in session.scalars(select(model))}
+            added[name] = updated[name] = unchanged[name] = 0
+            for row in rows:
+                current = existing.get(row[key])
+                if current is None:
+                    session.add(model(**row))
+                    added[name] += 1
+                elif any(getattr(current, k) != v for k, v in row.items()):
+                    for k, v in row.items():
+                        setattr(current, k, v)
+                    updated[name] += 1
+                else:
+                    unchanged[name] += 1
+    return ApplyResult(added, updated, unchanged)
+
+
+def known_department_codes(engine: Engine) -> set[str]:
+    with engine.connect() as conn:
+        return set(conn.scalars(select(Department.code)))
+
+
+def ingest_catalog(engine: Engine, path: str | Path) -> ApplyResult:
+    """Validate ``path`` against what the store already knows, then apply it."""
+    return apply_catalog(engine, load_catalog(path, known_department_codes(engine)))

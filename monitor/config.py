@@ -1,0 +1,200 @@
+"""config.yaml: every setting declared once (name, default, type, help).
+
+The same table validates the file, supplies defaults and documents the settings
+(``permit-monitor settings`` prints it, and a test checks the README lists each one).
+The result is a frozen :class:`Config`; nothing mutates it later.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .calendar import WorkCalendar
+from .errors import ConfigError
+from .yamlsrc import LineDict, check_keys, load_yaml
+
+DEFAULT_CONFIG_NAME = "config.yaml"
+DEFAULT_DB_NAME = "monitor.db"
+DATABASE_URL_ENV = "MONITOR_DATABASE_URL"
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    type: type
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("database_url", None, str,
+            "SQLAlchemy URL of the store. Unset: SQLite file monitor.db beside config.yaml. "
+            "Overridden by $MONITOR_DATABASE_URL and by --db."),
+    Setting("timezone", "Asia/Shanghai", str,
+            "IANA zone for naive timestamps, display and working-day maths (storage is UTC)."),
+    Setting("rules_dir", "rules", str, "Directory of YAML rule files, relative to config.yaml "
+            "(unset: ./rules if present, else the shipped rules)."),
+    Setting("batch_size", 5000, int, "Rows per ingest transaction (memory stays flat)."),
+    Setting("parallel_ingest", True, bool,
+            "Read and validate big event files in a second process while the first one "
+            "writes (needs a second CPU; false: one process)."),
+    Setting("mapping", {}, dict,
+            "How XES attributes map to the event contract; keys in the 'mapping' table below."),
+    Setting("calendar", {}, dict,
+            "Working-day overrides: extra_holidays and extra_workdays, lists of dates "
+            "(local arrangements, or a year chinese-calendar does not know yet)."),
+)
+
+CALENDAR_KEYS = ("extra_holidays", "extra_workdays")
+
+# The XES mapping section, declared the same way.
+MAPPING_SETTINGS: tuple[Setting, ...] = (
+    Setting("case_id", "case:concept:name", str, "Trace attribute holding the case id."),
+    Setting("step", "concept:name", str, "Event attribute holding the activity name."),
+    Setting("actor", "org:resource", str, "Event attribute holding who did it."),
+    Setting("occurred_at", "time:timestamp", str, "Event attribute holding when it happened."),
+    Setting("event_id", None, str,
+            "Event attribute with a unique id; unset: derived from case, position and content."),
+    Setting("item_code", None, str, "Catalog item code given to every imported case (required)."),
+    Setting("department", None, str, "Department code; unset: the item's department."),
+    Setting("steps", {}, dict, "Activity name → contract step (accept, review …); others kept."),
+    Setting("lifecycle", ["complete"], list,
+            "lifecycle:transition values imported; events with other transitions are skipped."),
+)
+
+
+@dataclass(frozen=True)
+class XesMapping:
+    case_id: str = "case:concept:name"
+    step: str = "concept:name"
+    actor: str = "org:resource"
+    occurred_at: str = "time:timestamp"
+    event_id: str | None = None
+    item_code: str | None = None
+    department: str | None = None
+    steps: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    lifecycle: tuple[str, ...] = ("complete",)
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path | None
+    base_dir: Path
+    database_url: str | None = None
+    timezone: str = "Asia/Shanghai"
+    rules_dir: Path = Path("rules")
+    batch_size: int = 5000
+    parallel_ingest: bool = True
+    mapping: XesMapping = field(default_factory=XesMapping)
+    extra_holidays: frozenset[date] = frozenset()
+    extra_workdays: frozenset[date] = frozenset()
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def calendar(self) -> WorkCalendar:
+        """The working-day calendar: official arrangements plus this file's overrides."""
+        return WorkCalendar(self.extra_holidays, self.extra_workdays)
+
+
+def _typed(value: Any, setting: Setting, where: str, line: int) -> Any:
+    if value is None:
+        return setting.default
+    expected = setting.type
+    ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+    if not ok:
+        raise ConfigError(where, line, f"'{setting.name}' must be {expected.__name__}, "
+                                        f"got {type(value).__name__} {value!r}")
+    return value
+
+
+def _read_section(raw: LineDict, settings: tuple[Setting, ...], where: str) -> dict[str, Any]:
+    check_keys(raw, {s.name for s in settings}, where, ConfigError)
+    return {s.name: _typed(raw.get(s.name), s, where, raw.line_of(s.name)) for s in settings}
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Load config.yaml; ``None`` means ./config.yaml if present, else all defaults."""
+    explicit = path is not None
+    path = Path(path) if explicit else Path(DEFAULT_CONFIG_NAME)
+    if not path.exists():
+        if explicit:
+            raise ConfigError(str(path), None, "config file not found")
+        base = Path.cwd().resolve()
+        return Config(path=None, base_dir=base, rules_dir=_rules_dir(base, None))
+    raw = load_yaml(path, ConfigError)
+    where = str(path)
+    if raw is None:
+        raw = LineDict()
+    if not isinstance(raw, LineDict):
+        raise ConfigError(where, getattr(raw, "line", 1), "expected a mapping of settings")
+    values = _read_section(raw, SETTINGS, where)
+    base_dir = path.resolve().parent
+
+    mapping_raw = raw.get("mapping") or LineDict()
+    mapping = _read_section(mapping_raw, MAPPING_SETTINGS, where)
+    steps = {str(k): str(v) for k, v in (mapping["steps"] or {}).items()}
+    mapping["steps"] = MappingProxyType(steps)
+    mapping["lifecycle"] = tuple(str(v) for v in mapping["lifecycle"])
+
+    calendar = values["calendar"] or LineDict()
+    check_keys(calendar, set(CALENDAR_KEYS), where, ConfigError)
+    dates = {key: _dates(calendar, key, where) for key in CALENDAR_KEYS}
+    try:
+        ZoneInfo(values["timezone"])
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(where, raw.line_of("timezone"),
+                          f"unknown timezone '{values['timezone']}' (e.g. Asia/Shanghai)") from None
+    if values["batch_size"] < 1:
+        raise ConfigError(where, raw.line_of("batch_size"), "'batch_size' must be at least 1")
+    return Config(
+        path=path,
+        base_dir=base_dir,
+        database_url=values["database_url"],
+        timezone=values["timezone"],
+        rules_dir=_rules_dir(base_dir, raw.get("rules_dir")),
+        batch_size=values["batch_size"],
+        parallel_ingest=values["parallel_ingest"],
+        mapping=XesMapping(**mapping),
+        **dates,
+    )
+
+
+def _rules_dir(base_dir: Path, configured: str | None) -> Path:
+    """The configured folder; unset, ./rules beside the config, else the shipped rules."""
+    if configured:
+        return base_dir / configured
+    local = base_dir / "rules"
+    if local.is_dir():
+        return local
+    from .rules import SHIPPED_RULES
+
+    return SHIPPED_RULES
+
+
+def _dates(section: LineDict, key: str, where: str) -> frozenset[date]:
+    values = section.get(key) or []
+    if not isinstance(values, list) or not all(type(v) is date for v in values):
+        raise ConfigError(where, section.line_of(key),
+                          f"'calendar.{key}' must be a list of dates like 2027-10-01")
+    return frozenset(values)
+
+
+def resolve_database_url(config: Config, cli_url: str | None = None,
+                         environ: Mapping[str, str] | None = None) -> str:
+    """Precedence, lowest first: monitor.db beside the config → config → env → --db."""
+    environ = os.environ if environ is None else environ
+    if cli_url:
+        return cli_url
+    if environ.get(DATABASE_URL_ENV):
+        return environ[DATABASE_URL_ENV]
+    if config.database_url:
+        return config.database_url
+    return f"sqlite:///{config.base_dir / DEFAULT_DB_NAME}"

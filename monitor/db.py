@@ -1,0 +1,116 @@
+"""Opening the store: engine creation, connectivity check, schema migrations.
+
+The schema is created and upgraded by Alembic (``monitor/migrations``) on first use, so
+a later schema change never forces users to drop their data.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+
+from .errors import StoreError
+
+log = logging.getLogger(__name__)
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def safe_url(url: str) -> str:
+    """The URL with its password masked, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable database URL>"
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def create_store_engine(url: str) -> Engine:
+    """An engine for ``url``; a bad URL or missing driver is a :class:`StoreError`."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreError(f"not a database URL: {url!r} (e.g. sqlite:///monitor.db or "
+                         "postgresql+psycopg://user@host/db)") from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise StoreError(f"unsupported database {safe_url(url)}: use SQLite (sqlite:///file.db) "
+                         "or PostgreSQL (postgresql+psycopg://user@host/db)")
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        folder = Path(parsed.database).expanduser().resolve().parent
+        if not folder.is_dir():
+            raise StoreError(f"cannot open database {safe_url(url)}: folder {folder} does not exist")
+    try:
+        engine = create_engine(parsed)
+    except NoSuchModuleError:
+        raise StoreError(f"unsupported database driver in {safe_url(url)}: use sqlite:/// or "
+                         "postgresql+psycopg://") from None
+    except ImportError as exc:
+        raise StoreError(f"database driver missing for {safe_url(url)}: {exc}") from None
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _alembic_config(connection):
+    from alembic.config import Config as AlembicConfig
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    cfg = _alembic_config(None)
+    return ScriptDirectory.from_config(cfg).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def ensure_schema(engine: Engine) -> bool:
+    """Create or upgrade the schema to the newest revision; True if anything changed."""
+    head = head_revision()
+    current = current_revision(engine)
+    if current == head:
+        return False
+    if current is None and inspect(engine).has_table("events"):
+        raise StoreError("the database has permit-monitor tables but no migration record; "
+                         "it was not created by this program")
+    from alembic import command
+
+    log.info("upgrading database schema %s → %s", current or "(empty)", head)
+    with engine.begin() as conn:
+        command.upgrade(_alembic_config(conn), "head")
+    return True
+
+
+def open_store(url: str) -> Engine:
+    """Connect, check the server answers, and bring the schema up to date."""
+    engine = create_store_engine(url)
+    try:
+        ensure_schema(engine)
+    except DBAPIError as exc:
+        engine.dispose()
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise StoreError(f"cannot use database {safe_url(url)}: {reason}") from None
+    return engine

@@ -1,0 +1,65 @@
+"""Errors that reach people as one clear line.
+
+Everything the user can provoke raises a :class:`MonitorError` subclass; the CLI turns
+it into ``Error: …`` and exit code 1 in one place. Anything else is a bug and keeps its
+traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class MonitorError(Exception):
+    """Root of every error a user can cause (bad file, bad setting, database down)."""
+
+
+class StoreError(MonitorError):
+    """The database cannot be reached or is not in a usable state."""
+
+
+class IngestError(MonitorError):
+    """An input file cannot be read at all (rows with problems are quarantined instead)."""
+
+
+class CalendarError(MonitorError):
+    """A working-day calculation reaches a year with no known holiday arrangement."""
+
+
+class SourceError(MonitorError):
+    """A problem in a YAML file a person edits, located at ``path:line``."""
+
+    def __init__(self, path: str, line: int | None, message: str):
+        self.path, self.line, self.message = path, line, message
+        where = f"{path}:{line}" if line else str(path)
+        super().__init__(f"{where}: {message}")
+
+
+class ConfigError(SourceError):
+    """config.yaml is missing, unreadable or has a wrong key or value."""
+
+
+class RuleError(SourceError):
+    """A rule file has a wrong key, type or value (reported as path:line: message)."""
+
+
+class CatalogError(SourceError):
+    """The catalog YAML has a wrong key, type or value."""
+
+
+class SourceErrors(MonitorError):
+    """Several located problems found in one pass, reported together, one per line."""
+
+    def __init__(self, errors: list[SourceError]):
+        self.errors = errors
+        shown = [str(e) for e in errors[:20]]
+        if len(errors) > 20:
+            shown.append(f"… and {len(errors) - 20} more problems")
+        super().__init__("\n".join(shown))
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest choice, or an empty string."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""

@@ -1,0 +1,78 @@
+"""Ingestion: catalog, workflow events (CSV, JSON Lines, XES) and fiscal receipts.
+
+Rows that break the contract are quarantined with file, line and reason — never dropped;
+see :mod:`monitor.ingest.store` for the accounting and crash-safety guarantees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine
+
+from ..config import Config
+from ..errors import IngestError
+from .pipeline import ingest_event_rows, ingest_receipt_rows
+from .sources import FORMATS, Source, SourceRow, csv_rows, jsonl_rows, open_source
+from .store import Tally
+
+# Called once per source with (name, size in bytes or None); returns a callback taking
+# the raw bytes read so far, or None for no progress display.
+ProgressFactory = Callable[[str, int | None], Callable[[int], None] | None]
+
+
+@dataclass(frozen=True)
+class SourceResult:
+    source: str
+    tally: Tally
+
+
+def _event_rows(source: Source, config: Config, encoding: str) -> Iterator[SourceRow]:
+    if source.format == "csv":
+        return csv_rows(source, encoding)
+    if source.format == "jsonl":
+        return jsonl_rows(source, encoding)
+    if source.format == "xes":
+        from .xes import xes_rows
+
+        return xes_rows(source, config.mapping)
+    raise IngestError(f"{source.name}: unknown format '{source.format}' "
+                      f"(one of {', '.join(FORMATS)})")
+
+
+def _ingest(kind: str, engine: Engine, config: Config, names: list[str], now: datetime,
+            fmt: str | None, encoding: str, progress: ProgressFactory | None
+            ) -> Iterator[SourceResult]:
+    for name in names:
+        with open_source(name, fmt) as source:
+            if kind == "events":
+                rows, store = _event_rows(source, config, encoding), ingest_event_rows
+            else:
+                if source.format != "csv":
+                    raise IngestError(f"{source.name}: receipts must be CSV "
+                                      "(department, period, amount)")
+                rows, store = csv_rows(source, encoding), ingest_receipt_rows
+            report = progress(source.name, source.size) if progress else None
+            tally = store(engine, source, rows, config=config, now=now, progress=report)
+            yield SourceResult(source.name, tally)
+
+
+def ingest_events(engine: Engine, config: Config, names: list[str], now: datetime, *,
+                  fmt: str | None = None, encoding: str = "utf-8-sig",
+                  progress: ProgressFactory | None = None) -> Iterator[SourceResult]:
+    """Ingest event files (``-`` = stdin), yielding one result per source as it completes.
+
+    Lazy: nothing happens until the results are iterated, so a caller can report each
+    file before a later one fails.
+    """
+    return _ingest("events", engine, config, names, now, fmt, encoding, progress)
+
+
+def ingest_receipts(engine: Engine, config: Config, names: list[str], now: datetime, *,
+                    encoding: str = "utf-8-sig",
+                    progress: ProgressFactory | None = None) -> Iterator[SourceResult]:
+    """Ingest fiscal receipt CSVs, lazily like :func:`ingest_events`; a department-month
+    already stored is replaced."""
+    return _ingest("receipts", engine, config, names, now, "csv", encoding, progress)

@@ -1,0 +1,124 @@
+"""The event contract: one source row → one validated event, or a reason to quarantine it.
+
+Columns (``*`` required): event_id*, case_id*, item_code*, department, step*, actor,
+occurred_at*, recorded_at, amount, channel, attachments, days, note.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import tzinfo
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from ..models import Department, Item
+from ..timeutil import ValueProblem, parse_amount, parse_timestamp
+
+REQUIRED = ("event_id", "case_id", "item_code", "step", "occurred_at")
+COLUMNS = ("event_id", "case_id", "item_code", "department", "step", "actor", "occurred_at",
+           "recorded_at", "amount", "channel", "attachments", "days", "note")
+CHANNELS = ("online", "offline")
+
+
+class Rejected(Exception):
+    """The row breaks the contract: ``reason`` is a short code, ``detail`` a sentence."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason, self.detail = reason, detail
+
+
+@dataclass(frozen=True)
+class CatalogIndex:
+    """What validation needs from the catalog: item → department, and known departments."""
+
+    item_department: dict[str, str]
+    departments: frozenset[str]
+
+    @classmethod
+    def load(cls, conn: Connection) -> "CatalogIndex":
+        items = dict(conn.execute(select(Item.code, Item.department)).all())
+        departments = frozenset(conn.scalars(select(Department.code)))
+        return cls(items, departments)
+
+
+def content_hash(values: tuple) -> str:
+    """Digest of a row's values in column order: an identical row is a duplicate, a changed
+    one a conflict. Stored hashes depend on it: never change what it computes."""
+    text = "\x1f".join(["" if v is None else str(v) for v in values])
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def normalize_event(fields: dict[str, Any], catalog: CatalogIndex, tz: tzinfo) -> dict[str, Any]:
+    """Validate one row; return the column values to store (money in fen, times in UTC).
+
+    This runs once per ingested row, so each field is read and stripped once; the checks
+    and their order (which decides the reason a bad row gets) are the contract.
+    """
+    get = fields.get
+    event_id = (get("event_id") or "").strip()
+    case_id = (get("case_id") or "").strip()
+    item_code = (get("item_code") or "").strip()
+    step = (get("step") or "").strip()
+    occurred_text = (get("occurred_at") or "").strip()
+    if not (event_id and case_id and item_code and step and occurred_text):
+        given = (event_id, case_id, item_code, step, occurred_text)
+        missing = [n for n, v in zip(REQUIRED, given) if not v]
+        if missing == ["step"]:
+            raise Rejected("empty_step", "step is empty")
+        raise Rejected("missing_field", f"missing required field {', '.join(missing)}")
+    department = (get("department") or "").strip() or None
+    item_department = catalog.item_department.get(item_code)
+    if item_department is None:
+        raise Rejected("unknown_item", f"item_code '{item_code}' is not in the catalog")
+    if department is None:
+        department = item_department
+    elif department not in catalog.departments:
+        raise Rejected("unknown_department", f"department '{department}' is not in the catalog")
+    try:
+        occurred = parse_timestamp(occurred_text, tz)
+    except ValueProblem as exc:
+        raise Rejected("bad_timestamp", f"occurred_at: {exc}") from None
+    recorded = (get("recorded_at") or "").strip() or None
+    if recorded is not None:
+        try:
+            recorded = parse_timestamp(recorded, tz)
+        except ValueProblem as exc:
+            raise Rejected("bad_timestamp", f"recorded_at: {exc}") from None
+    amount = (get("amount") or "").strip() or None
+    if amount is not None:
+        try:
+            amount = parse_amount(amount)
+        except ValueProblem as exc:
+            raise Rejected("bad_amount", f"amount: {exc}") from None
+    channel = (get("channel") or "").strip() or None
+    if channel is not None:
+        channel = channel.lower()
+        if channel not in CHANNELS:
+            raise Rejected("bad_channel", f"channel must be online or offline, got '{channel}'")
+    days = (get("days") or "").strip() or None
+    if days is not None:
+        if not days.isdigit():
+            raise Rejected("bad_days", f"days must be a whole number of working days, got '{days}'")
+        days = int(days)
+    attachments = (get("attachments") or "").strip() or None
+    if attachments is not None:
+        attachments = ";".join(a.strip() for a in attachments.split(";") if a.strip()) or None
+    actor = (get("actor") or "").strip() or None
+    note = (get("note") or "").strip() or None
+    if len(event_id) > 128 or len(case_id) > 128:
+        raise Rejected("too_long", "event_id and case_id may have at most 128 characters")
+    if max(len(step), len(item_code), len(department), len(actor or "")) > 64:
+        raise Rejected("too_long", "step, item_code, department and actor may have at most "
+                                   "64 characters")
+    row = {
+        "event_id": event_id, "case_id": case_id, "item_code": item_code,
+        "department": department, "step": step, "actor": actor,
+        "occurred_at": occurred, "recorded_at": recorded,
+        "amount": amount,
+        "channel": channel, "attachments": attachments, "days": days, "note": note,
+    }
+    row["content_hash"] = content_hash(tuple(row.values()))
+    return row

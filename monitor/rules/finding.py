@@ -1,0 +1,45 @@
+"""What a detector returns, and what it is given."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from typing import Any, Mapping
+
+from ..calendar import WorkCalendar
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything a detector may depend on besides the database: time is an argument.
+
+    ``since_event_id`` makes a run incremental: only events with a larger ``events.id``
+    are new, and a detector re-evaluates only the subjects they touch (the cases with new
+    events, the actors who keyed them, the department-months they fall in) — plus, for
+    time-based kinds, whatever the passing of time can change (open cases). ``None`` means
+    a full evaluation. Either way the findings for a subject must be the same.
+    """
+
+    as_of: datetime  # aware, UTC
+    tz: tzinfo
+    calendar: WorkCalendar
+    since_event_id: int | None = None
+    since_as_of: datetime | None = None  # the moment the previous run evaluated as of
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing a rule found. ``subject`` (the case, the burst, the department-month)
+    together with the rule id is the alert's dedupe key."""
+
+    subject: str
+    fields: Mapping[str, Any]
+    evidence: Mapping[str, Any]
+    level: str | None = None  # None: the rule's level
+    case_id: str | None = None
+    case_ids: tuple[str, ...] = ()
+    actor: str | None = None
+    department: str | None = None
+    item_code: str | None = None
+    period: str | None = None
+    event_ids: tuple[str, ...] = field(default=())

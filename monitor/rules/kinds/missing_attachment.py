@@ -1,0 +1,109 @@
+"""missing_attachment (控制节点): a step lacking an attachment its item requires.
+
+The seed's case: a social-organisation registration passed its site survey without the
+survey report attached. The catalog's ``required_attachments`` (step → list of names) are
+the control nodes; an event of that item and step whose ';'-separated ``attachments`` do
+not name every required attachment exactly is a finding. Each event is judged on its own:
+a survey redone later with the report does not undo the first survey that went ahead
+without it. One alert per case, listing the missing names per step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Integer, String, and_, func, literal, select, true
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+
+from ...models import Event, Item
+from ..finding import Context, Finding
+from ..sql import changed_cases, in_scope
+from ._common import by_case, local
+
+TITLE = "控制节点缺少必备附件"
+DEFAULT_MESSAGE = "案件 {case_id}：{missing}（控制节点缺少必备附件）"
+FIELDS = ("missing", "steps", "count")
+
+
+@dataclass(frozen=True)
+class Params:
+    pass
+
+
+class position_of(FunctionElement):
+    """``position_of(haystack, needle)``: 1-based character position of ``needle`` in
+    ``haystack``, 0 when absent (no LIKE, so names may hold % and _)."""
+
+    type = Integer()
+    inherit_cache = True
+    name = "position_of"
+
+
+@compiles(position_of, "sqlite")
+def _position_sqlite(element, compiler, **kw):
+    haystack, needle = (compiler.process(c, **kw) for c in element.clauses)
+    return f"instr({haystack}, {needle})"
+
+
+@compiles(position_of, "postgresql")
+def _position_pg(element, compiler, **kw):
+    haystack, needle = (compiler.process(c, **kw) for c in element.clauses)
+    return f"strpos({haystack}, {needle})"
+
+
+def requirements(conn: Connection):
+    """(item_code, step, name) for every required attachment in the catalog, unnested from
+    the items' JSON in SQL (SQLite json_each; PostgreSQL json_each/json_array_elements_text,
+    implicitly lateral)."""
+    steps_fn, names_fn = (("json_each", "json_each") if conn.dialect.name == "sqlite" else
+                          ("json_each", "json_array_elements_text"))
+    steps = getattr(func, steps_fn)(Item.required_attachments).table_valued(
+        "key", "value").alias("req_step")
+    names = getattr(func, names_fn)(steps.c.value).table_valued("value").alias("req_name")
+    name = func.trim(names.c.value)
+    return (select(Item.code.label("item_code"), steps.c.key.label("step"), name.label("name"))
+            .select_from(Item).join(steps, true()).join(names, true())
+            .where(name != "").distinct().subquery("required"))
+
+
+def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
+    e = Event.__table__
+    req = requirements(conn)
+    sep = literal(";", String)
+    attached = sep + func.coalesce(e.c.attachments, "") + sep
+    query = (select(e.c.event_id, e.c.case_id, e.c.item_code, e.c.department, e.c.step,
+                    e.c.actor, e.c.occurred_at, e.c.attachments, req.c.name)
+             .join(req, and_(req.c.item_code == e.c.item_code, req.c.step == e.c.step))
+             .where(e.c.occurred_at <= ctx.as_of,
+                    in_scope(rule.scope, e.c.department, e.c.item_code),
+                    changed_cases(ctx, e.c.case_id),
+                    position_of(attached, sep + req.c.name + sep) == 0)
+             .order_by(e.c.case_id, e.c.occurred_at, e.c.id, req.c.name))
+    for case_id, rows in by_case(conn.execute(query)):
+        yield _finding(case_id, rows, ctx)
+
+
+def _finding(case_id: str, rows: list, ctx: Context) -> Finding:
+    events: dict[str, dict] = {}
+    for r in rows:
+        entry = events.setdefault(r.event_id, {
+            "event_id": r.event_id, "step": r.step, "actor": r.actor,
+            "occurred_at": local(r.occurred_at, ctx),
+            "attachments": r.attachments.split(";") if r.attachments else [], "missing": []})
+        entry["missing"].append(r.name)
+    by_step: dict[str, list[str]] = {}
+    for entry in events.values():
+        names = by_step.setdefault(entry["step"], [])
+        names.extend(n for n in entry["missing"] if n not in names)
+    first = rows[0]
+    return Finding(
+        subject=case_id, case_id=case_id, actor=first.actor, department=first.department,
+        item_code=first.item_code,
+        fields={"missing": "；".join(f"{step} 缺 {'、'.join(names)}"
+                                    for step, names in by_step.items()),
+                "steps": "、".join(by_step), "count": len(events)},
+        evidence={"events": list(events.values()),
+                  "missing_by_step": by_step},
+        event_ids=tuple(events))

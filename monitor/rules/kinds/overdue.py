@@ -1,0 +1,368 @@
+"""overdue (超期): a case past its time limit, counted in working days (工作日).
+
+**The clock** (行政许可法 Art. 42, 45, 82):
+
+- Counting starts the day **after** acceptance (the first ``accept``), on local dates in
+  the configured timezone, with the working-day calendar (official holidays and 调休
+  make-up days, plus ``config.yaml`` overrides).
+- The clock runs until the **decision** (the first ``decide``): Art. 42's limit is a limit
+  for deciding (the certificate has its own 10 days, Art. 44). A log without a ``decide``
+  step ends the clock at the first ``complete``. An open case (neither yet, as of
+  ``ctx.as_of``) is measured to ``as_of``.
+- Suspensions stop the clock (Art. 45: hearings, expert review, testing, 补正): the
+  working days from a ``suspend`` to the next ``resume`` are not counted. A suspension not
+  resumed by the end stops the clock where it began.
+- An ``extend`` adds its ``days`` (``default_extension_days`` if empty, Art. 42's ten) to
+  both limits — if it came before the decision and while the case was still within its
+  legal limit: an extension granted after the limit had run out cannot save the case
+  (it is listed in the evidence, marked not counted).
+- Working days used = working days in (acceptance, end] minus the suspended ones. A limit
+  of N working days runs out at the end of its last day, ``add_workdays(accepted, N +
+  suspended)``; the case is past it when it ends (or, open, when ``as_of`` falls) on a
+  later date — so a decision keyed in on the Saturday after a Friday deadline is late,
+  and so is a case still open that Saturday.
+
+**Levels**: past ``promised_days`` (+ extensions) → yellow; past ``legal_days`` (+
+extensions) → red; an open case, clock running, with ``warning_days`` or fewer working
+days left after today before its promised deadline → ``warning`` (临期预警): with the
+default 1, on the last working day before the deadline and on the deadline day itself.
+The demo's ground truth counts the same way (decision day, working days after
+acceptance, net of suspensions, limits plus extensions).
+
+**On-the-spot items** (``legal_days`` 0, 当场办理): the limit is the day of acceptance
+itself — a case not decided on the calendar day it was accepted is red. Items to be done
+the same day (``promised_days`` 0) get no advance warning: they have no day to spare.
+
+**Alerts never step down on their own**: an alert already raised for a case under this
+rule version keeps its level (the message says how the case stands now), for instance a
+case reported open and overdue whose decision is keyed in later, back-dated within the
+limit. Closing it is a person's disposition, with a note (the supervision workflow).
+
+**Incremental**: the cases with new events; and, on the first run of a new local date,
+every case that was still open when the previous run's date began (time passes for open
+cases, and a decision stored ahead of a replayed ``as_of`` comes into view) — one scan
+of the acceptance, decision and completion events. Within a date an open case's level
+and message cannot change (they depend on dates only), so later runs that day look at
+new events alone. Per-item ``step_days`` (step-level limits) are not implemented.
+
+The SQL aggregates one row per case (acceptance, decision, completion, how many clock
+events); only cases that could be late — open, or ended more than ``promised_days - 1``
+days after acceptance in plain seconds, or already alerted — reach Python, where the
+calendar maths is a few bisects each. The suspend/resume/extend rows of those cases, and
+the event ids of the findings, are fetched afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timezone
+
+from sqlalchemy import Connection, and_, case, func, literal, or_, select, true, union
+from sqlalchemy.sql.elements import ColumnElement
+
+from ...alerts import dedupe_key
+from ...calendar import WorkCalendar
+from ...models import Alert, Event, Item, RuleState
+from ..finding import Context, Finding
+from ..sql import in_scope, seconds_between
+from ._common import aware, by_case, local
+
+TITLE = "办件超期（超过承诺或法定办理期限）"
+DEFAULT_MESSAGE = "案件 {case_id}：{state}；{limits}"
+FIELDS = ("state", "limits", "end_step", "used_days", "suspended_days", "extension_days",
+          "promised_days", "legal_days", "promised_deadline", "legal_deadline", "over_days")
+
+CLOCK_STEPS = ("suspend", "resume", "extend")
+RANK = {None: 0, "warning": 1, "yellow": 2, "red": 3}
+LEVEL_CN = {"warning": "临期预警", "yellow": "黄牌", "red": "红牌"}
+END_CN = {"decide": "作出决定", "complete": "办结"}
+IN_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Params:
+    warning_days: int = 1            # open cases this many working days from the promised deadline
+    default_extension_days: int = 10  # an extend event without days (Art. 42)
+
+
+@dataclass
+class Clock:
+    """One case's clock, worked out from its acceptance, end and clock events."""
+
+    accepted: date
+    end_date: date               # the clock's last date: decision, as_of, or a running stop
+    used: int
+    suspended: int
+    extension: int
+    promised: int
+    legal: int
+    promised_deadline: date
+    legal_deadline: date
+    running_stop: datetime | None
+    suspensions: list[dict]
+    extensions: list[dict]
+
+
+def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
+    rows = conn.execute(_candidates(rule, ctx, _last_day(conn, rule, ctx))).all()
+    stops = _clock_events(conn, [r.case_id for r in rows if r.stops], ctx)
+    found = []
+    for r in rows:
+        clock = _clock(r, stops.get(r.case_id, ()), rule.params, ctx)
+        level = _level(r, clock, rule.params, ctx)
+        if RANK.get(r.previous_level, 0) > RANK[level]:
+            kept = r.previous_level
+        elif level is None:
+            continue
+        else:
+            kept = None
+        found.append((r, clock, level, kept))
+    ids = _event_ids(conn, [r.case_id for r, *_ in found], ctx)
+    for r, clock, level, kept in found:
+        yield _finding(r, clock, level, kept, ids.get(r.case_id, {}), rule.params, ctx)
+
+
+def _last_day(conn: Connection, rule, ctx: Context) -> date | None:
+    """The local date of this rule's last run, on an incremental run on a later date: open
+    cases' clocks move by whole dates, so on the same date only new events change anything.
+    ``None``: a full run, or the same date again."""
+    if ctx.since_event_id is None:
+        return None
+    last = conn.scalar(select(RuleState.as_of).where(RuleState.rule_id == rule.id))
+    return None if last is None or _day(last, ctx) == _day(ctx.as_of, ctx) else _day(last, ctx)
+
+
+def _candidates(rule, ctx: Context, last_day: date | None = None):
+    """One row per case that could be late: SQL aggregates, joins the item and the alert."""
+    e = Event.__table__
+
+    def first(step: str):
+        return func.min(case((e.c.step == step, e.c.occurred_at)))
+
+    seen = and_(e.c.occurred_at <= ctx.as_of, in_scope(rule.scope, e.c.department, e.c.item_code))
+    per_case = (select(e.c.case_id, func.min(e.c.item_code).label("item_code"),
+                       func.min(e.c.department).label("department"),
+                       first("accept").label("accepted"), first("decide").label("decided"),
+                       first("complete").label("completed"),
+                       func.count(case((e.c.step.in_(CLOCK_STEPS), 1))).label("stops"))
+                .where(seen, _incremental(ctx, seen, last_day)).group_by(e.c.case_id)
+                .subquery())
+    end = func.coalesce(per_case.c.decided, per_case.c.completed)
+    # the alert already raised for the case under this rule version, found by its unique key
+    alert = and_(Alert.dedupe_key == literal(dedupe_key(rule, _subject(""))) + per_case.c.case_id,
+                 Alert.rule_version == rule.version)
+    could_be_late = or_(end.is_(None), Alert.level.is_not(None),
+                        seconds_between(end, per_case.c.accepted)
+                        > (Item.promised_days - 1) * literal(86400.0))
+    return (select(per_case, Item.promised_days, Item.legal_days,
+                   Alert.level.label("previous_level"))
+            .join(Item, Item.code == per_case.c.item_code)
+            .outerjoin(Alert, alert)
+            .where(per_case.c.accepted.is_not(None), could_be_late)
+            .order_by(per_case.c.case_id))
+
+
+def _incremental(ctx: Context, seen, last_day: date | None) -> ColumnElement:
+    """Everything on a full run. Else the cases with new events; and on a new date also
+    every case still open when the last run's date began — the open ones (time passes
+    for them) and those whose stored decision only now lies before ``as_of`` (a replay
+    of a loaded log): one pass over acceptances, decisions and completions."""
+    if ctx.since_event_id is None:
+        return true()
+    e = Event.__table__
+    new = select(e.c.case_id).where(e.c.id > ctx.since_event_id)
+    if last_day is None:
+        return e.c.case_id.in_(new)
+    began = datetime.combine(last_day, time(), ctx.tz).astimezone(timezone.utc)
+    ended_before = case((and_(e.c.step != "accept", e.c.occurred_at < began), 1), else_=0)
+    open_then = (select(e.c.case_id)
+                 .where(seen, e.c.step.in_(("accept", "decide", "complete")))
+                 .group_by(e.c.case_id).having(func.max(ended_before) == 0))
+    return e.c.case_id.in_(union(open_then, new))
+
+
+def _subject(case_id: str) -> Finding:
+    return Finding(subject=case_id, fields={}, evidence={})
+
+
+def _clock_events(conn: Connection, case_ids: Sequence[str], ctx: Context) -> dict[str, list]:
+    """The suspend/resume/extend events of the few cases that have any, in order."""
+    e = Event.__table__
+    out: dict[str, list] = {}
+    for start in range(0, len(case_ids), IN_CHUNK):
+        query = (select(e.c.case_id, e.c.event_id, e.c.step, e.c.occurred_at, e.c.days)
+                 .where(e.c.case_id.in_(case_ids[start:start + IN_CHUNK]),
+                        e.c.step.in_(CLOCK_STEPS), e.c.occurred_at <= ctx.as_of)
+                 .order_by(e.c.case_id, e.c.occurred_at, e.c.id))
+        out.update(by_case(conn.execute(query)))
+    return out
+
+
+def _event_ids(conn: Connection, case_ids: Sequence[str], ctx: Context) -> dict[str, dict]:
+    """{case: {step: event_id}}: the first accept, decide and complete of each finding."""
+    e = Event.__table__
+    out: dict[str, dict] = {}
+    for start in range(0, len(case_ids), IN_CHUNK):
+        query = (select(e.c.case_id, e.c.event_id, e.c.step)
+                 .where(e.c.case_id.in_(case_ids[start:start + IN_CHUNK]),
+                        e.c.step.in_(("accept", "decide", "complete")),
+                        e.c.occurred_at <= ctx.as_of)
+                 .order_by(e.c.case_id, e.c.occurred_at, e.c.id))
+        for r in conn.execute(query):
+            out.setdefault(r.case_id, {}).setdefault(r.step, r.event_id)
+    return out
+
+
+def _day(value, ctx: Context) -> date:
+    return aware(value).astimezone(ctx.tz).date()
+
+
+def _clock(row, events: Sequence, params: Params, ctx: Context) -> Clock:
+    cal: WorkCalendar = ctx.calendar
+    accepted_at = aware(row.accepted)
+    ended = row.decided if row.decided is not None else row.completed
+    end_at = max(accepted_at, aware(ended) if ended is not None else ctx.as_of)
+    a = _day(accepted_at, ctx)
+    suspended, spans, grants, stop = 0, [], [], None
+    for ev in events:
+        at = aware(ev.occurred_at)
+        if at > end_at:
+            break
+        if ev.step == "suspend" and stop is None:
+            stop = ev
+        elif ev.step == "resume" and stop is not None:
+            days = max(0, cal.workdays_between(max(a, _day(stop.occurred_at, ctx)),
+                                               _day(at, ctx)))
+            suspended += days
+            spans.append({"suspend_event_id": stop.event_id,
+                          "suspended_at": local(stop.occurred_at, ctx),
+                          "resume_event_id": ev.event_id, "resumed_at": local(at, ctx),
+                          "working_days": days})
+            stop = None
+        elif ev.step == "extend":
+            grants.append((ev, suspended, stop))
+    end = _day(stop.occurred_at, ctx) if stop is not None else _day(end_at, ctx)
+    if stop is not None:
+        spans.append({"suspend_event_id": stop.event_id,
+                      "suspended_at": local(stop.occurred_at, ctx), "resume_event_id": None,
+                      "resumed_at": None, "working_days": None})
+    extension, extensions = 0, []
+    for ev, suspended_then, stop_then in grants:
+        days = ev.days if ev.days is not None else params.default_extension_days
+        then = _day(stop_then.occurred_at if stop_then is not None else ev.occurred_at, ctx)
+        deadline = cal.add_workdays(a, row.legal_days + extension + suspended_then)
+        counted = then <= deadline
+        extension += days if counted else 0
+        extensions.append({"event_id": ev.event_id, "at": local(ev.occurred_at, ctx),
+                           "days": days, "counted": counted,
+                           **({} if counted else {"legal_deadline_then": deadline.isoformat()})})
+    promised, legal = row.promised_days + extension, row.legal_days + extension
+    return Clock(a, end, max(0, cal.workdays_between(a, end) - suspended), suspended,
+                 extension, promised, legal, cal.add_workdays(a, promised + suspended),
+                 cal.add_workdays(a, legal + suspended),
+                 aware(stop.occurred_at) if stop is not None else None, spans, extensions)
+
+
+def _ended(row) -> bool:
+    return row.decided is not None or row.completed is not None
+
+
+def _level(row, clock: Clock, params: Params, ctx: Context) -> str | None:
+    if clock.end_date > clock.legal_deadline:
+        return "red"
+    if clock.end_date > clock.promised_deadline:
+        return "yellow"
+    if _ended(row) or clock.running_stop is not None or clock.promised == 0:
+        return None
+    remaining = ctx.calendar.workdays_between(clock.end_date, clock.promised_deadline)
+    return "warning" if remaining <= params.warning_days else None
+
+
+def _state(row, clock: Clock, level: str | None, ctx: Context) -> str:
+    """How the case stands, in words that stay the same while its level does."""
+    end_step = "decide" if row.decided is not None else "complete"
+    if row.legal_days == 0:  # on the spot
+        if not _ended(row):
+            text = f"当场办理事项，受理当日（{clock.accepted}）未办结"
+        elif level == "red":
+            text = (f"当场办理事项，受理后 {(clock.end_date - clock.accepted).days} 日"
+                    f"才{END_CN[end_step]}（应于受理当日 {clock.accepted} 办结）")
+        else:
+            text = f"当场办理事项，受理当日{END_CN[end_step]}"
+    elif _ended(row):
+        text = f"受理后第 {clock.used} 个工作日{END_CN[end_step]}"
+        if level == "red":
+            text += (f"，超过法定期限 {_over(clock, clock.legal)} 个工作日"
+                     f"（{clock.legal_deadline} 届满）")
+        elif level == "yellow":
+            text += (f"，超过承诺期限 {_over(clock, clock.promised)} 个工作日"
+                     f"（{clock.promised_deadline} 届满）")
+        else:
+            text += "，未超期"
+    elif level == "red":
+        text = f"超过法定期限（{clock.legal_deadline} 届满），尚未作出决定"
+    elif level == "yellow":
+        text = f"超过承诺期限（{clock.promised_deadline} 届满），尚未作出决定"
+    elif level == "warning":
+        text = f"临近承诺期限（{clock.promised_deadline} 届满），尚未作出决定"
+    else:
+        text = f"尚未作出决定，未超期（承诺期限 {clock.promised_deadline} 届满）"
+    if clock.running_stop is not None:
+        text += f"；自 {_day(clock.running_stop, ctx)} 起暂停计时" + (
+            "，未见恢复计时" if _ended(row) else "")
+    return text
+
+
+def _over(clock: Clock, limit: int) -> int:
+    """Working days past a limit; at least 1 (a Saturday after a Friday deadline is late)."""
+    return max(1, clock.used - limit)
+
+
+def _finding(row, clock: Clock, level: str | None, kept: str | None, ids: dict,
+             params: Params, ctx: Context) -> Finding:
+    end_step = ("decide" if row.decided is not None else
+                "complete" if row.completed is not None else None)
+    state = _state(row, clock, level, ctx)
+    if kept:
+        state += f"；此前已判定为{LEVEL_CN[kept]}，级别保留待处置"
+    limits = f"承诺 {clock.promised}、法定 {clock.legal} 个工作日"
+    if clock.extension:
+        limits += f"，含延期 {clock.extension} 个工作日"
+    if clock.suspended:
+        limits += f"，暂停计时 {clock.suspended} 个工作日不计"
+    over = (_over(clock, clock.legal) if level == "red" else
+            _over(clock, clock.promised) if level == "yellow" else 0)
+    ended_at = row.decided if row.decided is not None else row.completed
+    evidence = {
+        "level": level, "kept_level": kept,
+        "accepted_at": local(row.accepted, ctx), "accept_event_id": ids.get("accept"),
+        "end_step": end_step, "ended_at": local(ended_at, ctx) if ended_at else None,
+        "end_event_id": ids.get(end_step) if end_step else None,
+        "as_of": ctx.as_of.astimezone(ctx.tz).isoformat(), "clock_end_date": str(clock.end_date),
+        "counting": "working days in (acceptance date, end date], local dates",
+        "used_days": clock.used, "suspended_days": clock.suspended,
+        "item_promised_days": row.promised_days, "item_legal_days": row.legal_days,
+        "extension_days": clock.extension, "promised_days": clock.promised,
+        "legal_days": clock.legal, "promised_deadline": str(clock.promised_deadline),
+        "legal_deadline": str(clock.legal_deadline), "over_days": over,
+        "suspensions": clock.suspensions, "extensions": clock.extensions,
+        "warning_days": params.warning_days,
+    }
+    if level == "warning":
+        evidence["remaining_days"] = ctx.calendar.workdays_between(
+            clock.end_date, clock.promised_deadline)
+    event_ids = [ids.get("accept"), ids.get(end_step) if end_step else None]
+    event_ids += [s[k] for s in clock.suspensions for k in ("suspend_event_id", "resume_event_id")]
+    event_ids += [x["event_id"] for x in clock.extensions]
+    return Finding(
+        subject=row.case_id, case_id=row.case_id, department=row.department,
+        item_code=row.item_code, level=kept or level,
+        fields={"state": state, "limits": limits,
+                "end_step": END_CN.get(end_step, "尚未作出决定"),
+                "used_days": clock.used, "suspended_days": clock.suspended,
+                "extension_days": clock.extension, "promised_days": clock.promised,
+                "legal_days": clock.legal, "promised_deadline": str(clock.promised_deadline),
+                "legal_deadline": str(clock.legal_deadline), "over_days": over},
+        evidence=evidence, event_ids=tuple(i for i in event_ids if i))
+

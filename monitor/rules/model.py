@@ -1,0 +1,51 @@
+"""Rules as loaded from YAML: frozen, validated, never mutated."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+LEVELS = ("warning", "yellow", "red")
+ACTIONS = ("alert", "halt")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which cases a rule looks at: include lists narrow, exclude lists remove."""
+
+    departments: frozenset[str] = frozenset()
+    items: frozenset[str] = frozenset()
+    categories: frozenset[str] = frozenset()
+    exclude_departments: frozenset[str] = frozenset()
+    exclude_items: frozenset[str] = frozenset()
+    exclude_categories: frozenset[str] = frozenset()
+
+    def as_dict(self) -> dict[str, list[str]]:
+        return {k: sorted(v) for k, v in self.__dict__.items() if v}
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    title: str
+    kind: str
+    params: Any  # the kind's frozen Params dataclass
+    level: str = "yellow"
+    enabled: bool = True
+    scope: Scope = field(default_factory=Scope)
+    message: str = ""
+    references: tuple[str, ...] = ()
+    action: str = "alert"
+    path: str = ""
+    line: int = 0
+
+    @property
+    def version(self) -> str:
+        """Hash of everything that decides findings: stored with each alert as evidence."""
+        params = {k: v for k, v in sorted(self.params.__dict__.items())}
+        text = json.dumps({"kind": self.kind, "level": self.level, "scope": self.scope.as_dict(),
+                           "params": params, "message": self.message, "action": self.action},
+                          sort_keys=True, ensure_ascii=False, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -1,0 +1,96 @@
+"""Small SQL building blocks that behave the same on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from sqlalchemy import Float, and_, or_, select, true
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
+
+from ..models import Event, Item
+from .finding import Context
+from .model import Scope
+
+
+class seconds_between(FunctionElement):
+    """``seconds_between(later, earlier)``: elapsed seconds between two UTC timestamps,
+    exact to the millisecond on both backends (SQLite's julianday is a float, so the
+    difference is rounded: 30 minutes must compare equal to 1800, not 1799.9999)."""
+
+    type = Float()
+    inherit_cache = True
+    name = "seconds_between"
+
+
+@compiles(seconds_between, "sqlite")
+def _seconds_sqlite(element, compiler, **kw):
+    later, earlier = (compiler.process(c, **kw) for c in element.clauses)
+    return f"ROUND((julianday({later}) - julianday({earlier})) * 86400.0, 3)"
+
+
+@compiles(seconds_between, "postgresql")
+def _seconds_pg(element, compiler, **kw):
+    later, earlier = (compiler.process(c, **kw) for c in element.clauses)
+    return f"EXTRACT(EPOCH FROM ({later} - {earlier}))"
+
+
+class json_number(FunctionElement):
+    """``json_number(col, key)``: the number stored under text ``key`` of a JSON object."""
+
+    type = Float()
+    inherit_cache = True
+    name = "json_number"
+
+
+@compiles(json_number, "sqlite")
+def _json_number_sqlite(element, compiler, **kw):
+    col, key = (compiler.process(c, **kw) for c in element.clauses)
+    return f"CAST(json_extract({col}, '$.\"' || {key} || '\"') AS REAL)"
+
+
+@compiles(json_number, "postgresql")
+def _json_number_pg(element, compiler, **kw):
+    col, key = (compiler.process(c, **kw) for c in element.clauses)
+    return f"CAST(CAST({col} AS jsonb) ->> {key} AS DOUBLE PRECISION)"
+
+
+def in_scope(scope: Scope, department: ColumnElement, item_code: ColumnElement) -> ColumnElement:
+    """A WHERE clause for a rule's scope over a department and an item-code column."""
+    conditions = []
+    if scope.departments:
+        conditions.append(department.in_(sorted(scope.departments)))
+    if scope.items:
+        conditions.append(item_code.in_(sorted(scope.items)))
+    if scope.categories:
+        conditions.append(item_code.in_(
+            select(Item.code).where(Item.category.in_(sorted(scope.categories)))))
+    if scope.exclude_departments:
+        conditions.append(department.not_in(sorted(scope.exclude_departments)))
+    if scope.exclude_items:
+        conditions.append(item_code.not_in(sorted(scope.exclude_items)))
+    if scope.exclude_categories:
+        conditions.append(item_code.not_in(
+            select(Item.code).where(Item.category.in_(sorted(scope.exclude_categories)))))
+    return and_(true(), *conditions)
+
+
+def new_events(ctx: Context) -> ColumnElement:
+    """WHERE clause (over ``events``) for what the previous run could not see: events stored
+    since, and events it ignored because they happened or were keyed in after its as-of.
+    Everything on a full evaluation."""
+    if ctx.since_event_id is None:
+        return true()
+    e = Event.__table__
+    clause = e.c.id > ctx.since_event_id
+    if ctx.since_as_of is not None:
+        clause = or_(clause, e.c.occurred_at > ctx.since_as_of,
+                     e.c.recorded_at > ctx.since_as_of)
+    return clause
+
+
+def changed_cases(ctx: Context, case_id: ColumnElement) -> ColumnElement:
+    """WHERE clause keeping only the cases :func:`new_events` touches."""
+    if ctx.since_event_id is None:
+        return true()
+    e = Event.__table__
+    return case_id.in_(select(e.c.case_id).where(new_events(ctx)))

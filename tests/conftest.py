@@ -1,0 +1,122 @@
+"""Shared fixtures: a fresh store per test, on SQLite by default or on the PostgreSQL
+server named by $MONITOR_TEST_DATABASE_URL (CI's second pass), plus factories for the
+catalog and event files a test needs.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from monitor.catalog import ingest_catalog
+from monitor.config import Config
+from monitor.db import open_store
+
+NOW = datetime(2025, 11, 3, 2, 0, tzinfo=timezone.utc)
+PG_URL = os.environ.get("MONITOR_TEST_DATABASE_URL")
+FIXTURES = Path(__file__).with_name("fixtures")
+
+CATALOG = """\
+departments:
+  - {code: D04, name: 应急管理局}
+  - {code: D07, name: 城市管理局}
+users:
+  - {id: u1, name: 张三, department: D04, roles: [clerk], phone: "13800000001"}
+  - {id: u2, name: 李四, department: D04, roles: [chief, deputy], phone: "13800000002"}
+items:
+  - code: D04-XK-001
+    name: 危险化学品安全生产许可
+    department: D04
+    category: license
+    promised_days: 10
+    legal_days: 20
+    fee: 200
+    min_minutes: {survey: 30, review: 5, approve: 5, decide: 5}
+    min_case_minutes: 60
+    required_attachments: {survey: [现场踏勘意见书]}
+  - code: D07-CF-001
+    name: 违反城市市容管理规定的处罚
+    department: D07
+    category: penalty
+    promised_days: 5
+    legal_days: 5
+"""
+
+EVENT_COLUMNS = ["event_id", "case_id", "item_code", "department", "step", "actor",
+                 "occurred_at", "recorded_at", "amount", "channel", "attachments", "days", "note"]
+
+
+@pytest.fixture
+def db_url(tmp_path):
+    """A URL to an empty database that exists for this test only."""
+    if not PG_URL:
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    name = f"pmtest_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def engine(db_url):
+    engine = open_store(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def config(tmp_path):
+    return Config(path=None, base_dir=tmp_path, batch_size=50)
+
+
+@pytest.fixture
+def catalog_file(tmp_path):
+    path = tmp_path / "catalog.yaml"
+    path.write_text(CATALOG, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def store(engine, catalog_file):
+    """A store with the test catalog loaded."""
+    ingest_catalog(engine, catalog_file)
+    return engine
+
+
+def event(event_id: str, case_id: str = "c1", step: str = "accept",
+          occurred_at: str = "2025-09-30 10:00:00", **extra) -> dict:
+    """One event row in the contract, with sensible defaults for a licence case."""
+    row = {"event_id": event_id, "case_id": case_id, "item_code": "D04-XK-001",
+           "step": step, "actor": "u1", "occurred_at": occurred_at}
+    row.update(extra)
+    return row
+
+
+@pytest.fixture
+def write_events(tmp_path):
+    """write_events(rows, name='events.csv') → path of a CSV in the contract format."""
+
+    def write(rows: list[dict], name: str = "events.csv") -> Path:
+        path = tmp_path / name
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=EVENT_COLUMNS)
+            writer.writeheader()
+            for row in rows:
+                writer.writerow(row)
+        return path
+
+    return write

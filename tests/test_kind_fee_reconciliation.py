@@ -1,0 +1,156 @@
+"""fee_reconciliation (收费比对): online payments per department and local month against
+the treasury's receipts, both directions, one alert per department-month."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+from conftest import NOW, event
+from monitor.engine import evaluate
+from monitor.ingest import ingest_events, ingest_receipts
+from monitor.rules.kinds import fee_reconciliation
+from monitor.rules.loader import load_rules
+
+AS_OF = datetime(2025, 12, 1, tzinfo=timezone.utc)  # 08:00 in Shanghai: November is over
+
+
+def rules(tmp_path, extra: str = ""):
+    path = tmp_path / "rules.yaml"
+    path.write_text(f"- {{id: recon, kind: fee_reconciliation{extra}}}\n", encoding="utf-8")
+    return load_rules([path])
+
+
+def paid(eid: str, at: str, amount: str, channel: str = "online", item="D04-XK-001") -> dict:
+    return event(eid, f"case-{eid}", "fee_paid", at, amount=amount, channel=channel,
+                 item_code=item)
+
+
+def load(store, config, write_events, tmp_path, payments, receipts, name="a"):
+    list(ingest_events(store, config, [str(write_events(payments, f"{name}.csv"))], NOW))
+    path = tmp_path / f"receipts-{name}.csv"
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["department", "period", "amount"])
+        writer.writerows(receipts)
+    list(ingest_receipts(store, config, [str(path)], NOW))
+
+
+def found(store, config, tmp_path, as_of=AS_OF, extra=""):
+    [outcome] = evaluate(store, config, as_of, rules=rules(tmp_path, extra), dry_run=True)
+    assert outcome.error is None and not outcome.incremental
+    return {f.subject: f for f in outcome.findings}
+
+
+def test_local_months_and_both_directions(store, config, write_events, tmp_path):
+    load(store, config, write_events, tmp_path, [
+        paid("a", "2025-10-31T15:59:59Z", "200.00"),   # 23:59:59 in Shanghai: October
+        paid("b", "2025-10-31T16:00:00Z", "300.00"),   # 00:00 on 1 November
+        paid("c", "2025-11-03 10:00:00", "0.10"),
+        paid("d", "2025-11-03 11:00:00", "0.20"),
+        paid("x", "2025-11-04 10:00:00", "999.00", channel="offline"),   # not online
+        paid("p", "2025-10-15 10:00:00", "500.00", item="D07-CF-001"),
+    ], [("D04", "2025-10", "200.00"), ("D04", "2025-11", "300.30"),
+        ("D07", "2025-10", "300.00"),             # 200 yuan less than paid online
+        ("D07", "2025-11", "1300500.00")])        # nothing online at all
+    got = found(store, config, tmp_path)
+    assert sorted(got) == ["D07|2025-10", "D07|2025-11"]
+    short, offline = got["D07|2025-10"], got["D07|2025-11"]
+    assert (short.department, short.period, short.case_id) == ("D07", "2025-10", None)
+    assert short.fields["direction"].startswith("网上收费多于财政入库")
+    assert short.evidence["direction"] == "online_exceeds_receipts"
+    assert (short.evidence["online_total"], short.evidence["receipts"],
+            short.evidence["online_minus_receipts"]) == ("500.00", "300.00", "200.00")
+    assert offline.evidence["direction"] == "receipts_exceed_online"
+    assert (offline.fields["online"], offline.fields["difference"], offline.fields["payments"]
+            ) == ("0.00", "1300500.00", 0)
+    assert offline.evidence["from"] == "2025-11-01T00:00:00+08:00"
+    assert offline.evidence["until"] == "2025-12-01T00:00:00+08:00"
+
+
+def test_threshold_is_the_larger_of_yuan_and_ratio(store, config, write_events, tmp_path):
+    load(store, config, write_events, tmp_path, [
+        paid("a", "2025-10-10 10:00:00", "100.00"),
+        paid("b", "2025-11-10 10:00:00", "100.00"),
+        paid("c", "2025-10-10 10:00:00", "2000.00", item="D07-CF-001"),
+        paid("d", "2025-11-10 10:00:00", "2000.00", item="D07-CF-001"),
+    ], [("D04", "2025-10", "101.00"),     # 1 yuan: not above min_yuan
+        ("D04", "2025-11", "101.01"),     # 1.01 yuan: a finding
+        ("D07", "2025-10", "2002.00"),    # 2 yuan ≤ 0.1 % of 2002 = 2.002
+        ("D07", "2025-11", "2003.00")])   # 3 yuan > 2.003
+    got = found(store, config, tmp_path)
+    assert sorted(got) == ["D04|2025-11", "D07|2025-11"]
+    assert got["D04|2025-11"].evidence["threshold"] == "1"
+    assert got["D07|2025-11"].evidence["threshold"] == "2.003"
+    assert sorted(found(store, config, tmp_path, extra=", params: {min_yuan: 5}")) == []
+
+
+def test_months_without_receipts_and_unfinished_months(store, config, write_events, tmp_path):
+    load(store, config, write_events, tmp_path, [
+        paid("a", "2025-10-10 10:00:00", "100.00"),
+        paid("b", "2025-11-29 10:00:00", "100.00"),
+    ], [("D04", "2025-11", "100.00"), ("D07", "2025-12", "500.00")])  # December is not over
+    mid_november = datetime(2025, 11, 15, tzinfo=timezone.utc)
+    assert sorted(found(store, config, tmp_path, as_of=mid_november)) == ["D04|2025-10"]
+    got = found(store, config, tmp_path)
+    assert sorted(got) == ["D04|2025-10"]
+    assert got["D04|2025-10"].evidence["receipts_recorded"] is False
+    assert got["D04|2025-10"].fields["receipts"] == "无记录"
+    assert "该月无财政入库记录" in got["D04|2025-10"].fields["direction"]
+    assert found(store, config, tmp_path, extra=", params: {missing_receipts: false}") == {}
+    # The treasury's figures are due 10 days after the month: not before 11 November, local.
+    due = ", params: {receipts_due_days: 10}"
+    before = datetime(2025, 11, 10, 15, 59, 59, tzinfo=timezone.utc)
+    assert found(store, config, tmp_path, as_of=before, extra=due) == {}
+    at = datetime(2025, 11, 10, 16, tzinfo=timezone.utc)
+    assert list(found(store, config, tmp_path, as_of=at, extra=due)) == ["D04|2025-10"]
+
+
+def test_months_follow_daylight_saving_in_the_configured_zone(store, config, write_events,
+                                                               tmp_path):
+    berlin = replace(config, timezone="Europe/Berlin")
+    load(store, berlin, write_events, tmp_path, [
+        paid("a", "2025-09-30T21:59:59Z", "5.00"),    # 23:59:59 CEST: September
+        paid("b", "2025-09-30T22:00:00Z", "10.00"),   # 00:00 CEST: October
+        paid("c", "2025-10-31T22:59:59Z", "100.00"),  # 23:59:59 CET: still October
+        paid("d", "2025-10-31T23:00:00Z", "1000.00"),  # 00:00 CET: November
+    ], [("D04", "2025-09", "5.00"), ("D04", "2025-10", "110.00"), ("D04", "2025-11", "1000.00")])
+    assert found(store, berlin, tmp_path) == {}
+    shanghai = found(store, config, tmp_path)  # the same payments, months in +08:00
+    assert sorted(shanghai) == ["D04|2025-09", "D04|2025-10", "D04|2025-11"]
+
+
+def test_every_month_boundary_of_a_long_range(store, config, write_events, tmp_path):
+    # A payment at the first instant of each local month (Shanghai) and one a second before:
+    # 14 months through the binary-search CASE, each amount in its own month only.
+    ctx = type("Ctx", (), {"tz": config.tz, "as_of": AS_OF})
+    months = fee_reconciliation.months_between("2024-10", ctx)
+    assert [m.period for m in (months[0], months[-1])] == ["2024-10", "2025-11"]
+    assert all(a.end == b.start for a, b in zip(months, months[1:]))
+    payments, receipts = [], []
+    for k, m in enumerate(months):
+        payments.append(paid(f"s{k}", m.start.isoformat(), f"{k + 1}00.00"))
+        payments.append(paid(f"e{k}", (m.end - timedelta(seconds=1)).isoformat(), f"{k + 1}.00"))
+        receipts.append(("D04", m.period, f"{(k + 1) * 101}.00"))
+    load(store, config, write_events, tmp_path, payments, receipts)
+    assert found(store, config, tmp_path) == {}
+
+
+def test_scope_receipts_changes_and_idempotency(store, config, write_events, tmp_path):
+    load(store, config, write_events, tmp_path, [
+        paid("a", "2025-10-10 10:00:00", "100.00"),
+        paid("p", "2025-10-10 10:00:00", "100.00", item="D07-CF-001"),
+    ], [("D04", "2025-10", "150.00"), ("D07", "2025-10", "100.00")])
+    assert sorted(found(store, config, tmp_path,
+                        extra=", scope: {exclude: {departments: [D04]}}")) == []
+    r = rules(tmp_path)
+    [first] = evaluate(store, config, AS_OF, rules=r)
+    [again] = evaluate(store, config, AS_OF, rules=r, full=True)
+    assert (first.stored.new, again.stored.new, again.stored.unchanged) == (1, 0, 1)
+    # New receipts and no new event: the next ordinary run still sees them (not incremental).
+    load(store, config, write_events, tmp_path, [], [("D07", "2025-10", "90.00")], name="b")
+    [later] = evaluate(store, config, AS_OF, rules=r)
+    assert not later.incremental
+    assert sorted(f.subject for f in later.findings) == ["D04|2025-10", "D07|2025-10"]
+    assert (later.stored.new, later.stored.unchanged) == (1, 1)

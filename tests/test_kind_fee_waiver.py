@@ -1,0 +1,133 @@
+"""fee_waiver (擅自减免): paid online less than due, without an authorised waiver."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from conftest import CATALOG, NOW, event
+from monitor.engine import evaluate
+from monitor.ingest import ingest_events
+from monitor.rules.loader import load_rules
+
+AS_OF = datetime(2025, 11, 1, tzinfo=timezone.utc)
+FEE_CATALOG = CATALOG.replace(
+    "items:\n", "  - {id: boss, name: 王五, department: D04, roles: [principal]}\nitems:\n")
+
+
+@pytest.fixture
+def catalog_file(tmp_path):
+    path = tmp_path / "catalog.yaml"
+    path.write_text(FEE_CATALOG, encoding="utf-8")
+    return path
+
+
+def rules(tmp_path, extra: str = ""):
+    path = tmp_path / "rules.yaml"
+    path.write_text(f"- {{id: waiver, kind: fee_waiver{extra}}}\n", encoding="utf-8")
+    return load_rules([path])
+
+
+def load(store, config, write_events, rows, name="events.csv"):
+    list(ingest_events(store, config, [str(write_events(rows, name))], NOW))
+
+
+def found(store, config, tmp_path, as_of=AS_OF, extra=""):
+    [outcome] = evaluate(store, config, as_of, rules=rules(tmp_path, extra), dry_run=True)
+    assert outcome.error is None
+    return {f.case_id: f for f in outcome.findings}
+
+
+def licence(case: str, *, assessed: str | None = "200.00", paid=("200.00",), waived=(),
+            end: str | None = "complete") -> list[dict]:
+    """A licence case: fee_assessed, fee_waived (amount, actor)…, online payments…, end."""
+    rows = [event(f"{case}-1", case, "accept", "2025-10-09 09:00:00")]
+    if assessed is not None:
+        rows.append(event(f"{case}-2", case, "fee_assessed", "2025-10-09 10:00:00",
+                          amount=assessed))
+    for k, (amount, actor) in enumerate(waived):
+        rows.append(event(f"{case}-w{k}", case, "fee_waived", "2025-10-09 11:00:00",
+                          amount=amount, actor=actor))
+    for k, amount in enumerate(paid):
+        rows.append(event(f"{case}-p{k}", case, "fee_paid", f"2025-10-09 14:0{k}:00",
+                          amount=amount, channel="online"))
+    if end:
+        rows.append(event(f"{case}-9", case, end, "2025-10-10 10:00:00"))
+    return rows
+
+
+def test_shortfall_boundary(store, config, write_events, tmp_path):
+    load(store, config, write_events, [*licence("cent", paid=("199.99",)),
+                                       *licence("twocents", paid=("199.98",)),
+                                       *licence("full"),
+                                       *licence("over", paid=("250.00",))])
+    got = found(store, config, tmp_path)
+    assert list(got) == ["twocents"]
+    f = got["twocents"]
+    assert (f.fields["due"], f.fields["paid"], f.fields["shortfall"]) == ("200.00", "199.98",
+                                                                          "0.02")
+    assert f.evidence["tolerance"] == "0.01"
+    assert sorted(found(store, config, tmp_path, extra=", params: {tolerance: 0}")) == [
+        "cent", "twocents"]
+
+
+def test_waivers_count_only_from_authorised_users(store, config, write_events, tmp_path):
+    load(store, config, write_events, [
+        *licence("principal", paid=("100.00",), waived=[("100.00", "boss")]),
+        *licence("clerk", paid=("100.00",), waived=[("100.00", "u1")]),
+        *licence("unsigned", paid=("100.00",), waived=[("100.00", "")]),
+        *licence("nowaiver", paid=("100.00",)),
+    ])
+    got = found(store, config, tmp_path)
+    assert sorted(got) == ["clerk", "nowaiver", "unsigned"]
+    clerk = got["clerk"]
+    assert clerk.actor == "u1" and clerk.fields["shortfall"] == "100.00"
+    assert clerk.fields["waivers"] == "未经授权减免：u1 减免 100.00 元"
+    assert [(w["event_id"], w["authorised"]) for w in clerk.evidence["waivers"]] == [
+        ("clerk-w0", False)]
+    assert set(clerk.event_ids) == {"clerk-2", "clerk-w0", "clerk-p0", "clerk-9"}
+    assert got["unsigned"].fields["waivers"] == "未经授权减免：（未署名） 减免 100.00 元"
+    assert got["nowaiver"].fields["waivers"] == "无有权人员的减免批准"
+    # u2 holds the deputy role: authorised if the rule says deputies may waive.
+    assert sorted(found(store, config, tmp_path, extra=", params: {authorising_roles: [deputy]}")
+                  ) == ["clerk", "nowaiver", "principal", "unsigned"]
+
+
+def test_what_is_due_and_paid(store, config, write_events, tmp_path):
+    load(store, config, write_events, [
+        *licence("catalog", assessed=None, paid=("150.00",)),        # catalog fee 200 applies
+        *licence("instalments", paid=("120.00", "80.00")),           # summed
+        *licence("reassessed", assessed="200.00", paid=("150.00",)),
+        event("reassessed-3", "reassessed", "fee_assessed", "2025-10-09 12:00:00",
+              amount="150.00"),                                      # the latest one counts
+        *licence("offline", paid=("100.00",)),
+        event("offline-3", "offline", "fee_paid", "2025-10-09 15:00:00", amount="100.00",
+              channel="offline"),                                    # does not count as paid
+        *licence("nopay", paid=()),                                  # unpaid_fee's, not ours
+        event("pen-1", "pen", "fee_assessed", "2025-10-09 10:00:00", amount="500.00",
+              item_code="D07-CF-001"),
+        event("pen-2", "pen", "fee_paid", "2025-10-09 11:00:00", amount="300.00",
+              channel="online", item_code="D07-CF-001"),
+        event("pen-3", "pen", "complete", "2025-10-09 12:00:00", item_code="D07-CF-001"),
+    ])
+    got = found(store, config, tmp_path)
+    assert sorted(got) == ["catalog", "offline", "pen"]
+    assert got["catalog"].evidence["standard_from"] == "catalog"
+    assert got["offline"].fields["paid"] == "100.00"
+    assert len(got["offline"].evidence["payments"]) == 2
+    assert (got["pen"].fields["standard"], got["pen"].fields["shortfall"]) == ("500.00", "200.00")
+
+
+def test_open_cases_are_judged_when_they_end(store, config, write_events, tmp_path):
+    load(store, config, write_events, licence("c1", paid=("100.00",), end=None))
+    assert found(store, config, tmp_path) == {}
+    r = rules(tmp_path)
+    assert evaluate(store, config, AS_OF, rules=r)[0].stored.new == 0
+    load(store, config, write_events, [event("c1-9", "c1", "certificate_printed",
+                                             "2025-10-10 10:00:00")], "more.csv")
+    [later] = evaluate(store, config, AS_OF, rules=r)
+    assert later.incremental and later.stored.new == 1
+    assert later.findings[0].evidence["reached"]["event_id"] == "c1-9"
+    [again] = evaluate(store, config, AS_OF, rules=r, full=True)
+    assert (again.stored.new, again.stored.unchanged) == (0, 1)

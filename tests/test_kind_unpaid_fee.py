@@ -1,0 +1,146 @@
+"""unpaid_fee (网下收费): a fee-bearing case certified or completed with no online payment."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import select
+
+from conftest import CATALOG, NOW, event
+from monitor.engine import evaluate
+from monitor.ingest import ingest_events
+from monitor.models import Alert
+from monitor.rules.loader import load_rules
+
+AS_OF = datetime(2025, 11, 1, tzinfo=timezone.utc)
+FEE_CATALOG = CATALOG.replace(
+    "items:\n", "  - {id: boss, name: 王五, department: D04, roles: [deputy, principal]}\n"
+                "items:\n") + """\
+  - {code: D04-BA-001, name: 应急预案备案, department: D04, category: other,
+     promised_days: 3, legal_days: 20}
+"""
+
+
+@pytest.fixture
+def catalog_file(tmp_path):
+    path = tmp_path / "catalog.yaml"
+    path.write_text(FEE_CATALOG, encoding="utf-8")
+    return path
+
+
+def rules(tmp_path, extra: str = ""):
+    path = tmp_path / "rules.yaml"
+    path.write_text(f"- {{id: unpaid, kind: unpaid_fee{extra}}}\n", encoding="utf-8")
+    return load_rules([path])
+
+
+def load(store, config, write_events, rows, name="events.csv"):
+    list(ingest_events(store, config, [str(write_events(rows, name))], NOW))
+
+
+def found(store, config, tmp_path, as_of=AS_OF, extra=""):
+    [outcome] = evaluate(store, config, as_of, rules=rules(tmp_path, extra), dry_run=True)
+    assert outcome.error is None
+    return {f.case_id: f for f in outcome.findings}
+
+
+def pay(eid, case, amount, channel, at="2025-10-10 10:00:00", **kw):
+    return event(eid, case, "fee_paid", at, amount=amount, channel=channel, **kw)
+
+
+def test_certificate_without_online_payment(store, config, write_events, tmp_path):
+    load(store, config, write_events, [
+        event("n1", "never", "accept", "2025-10-09 09:00:00"),
+        event("n2", "never", "certificate_printed", "2025-10-10 11:00:00"),
+        event("f1", "offline", "accept", "2025-10-09 09:00:00"),
+        pay("f2", "offline", "200.00", "offline"),
+        event("f3", "offline", "complete", "2025-10-10 11:00:00"),
+        event("o1", "online", "accept", "2025-10-09 09:00:00"),
+        pay("o2", "online", "200.00", "online"),
+        event("o3", "online", "certificate_printed", "2025-10-10 11:00:00"),
+        event("u1", "unknown", "accept", "2025-10-09 09:00:00"),  # channel not recorded
+        pay("u2", "unknown", "200.00", ""),
+        event("u3", "unknown", "complete", "2025-10-10 11:00:00"),
+        event("b1", "nofee", "accept", "2025-10-09 09:00:00", item_code="D04-BA-001"),
+        event("b2", "nofee", "complete", "2025-10-10 11:00:00", item_code="D04-BA-001"),
+    ])
+    got = found(store, config, tmp_path)
+    assert sorted(got) == ["never", "offline", "unknown"]
+    never, offline = got["never"], got["offline"]
+    assert never.fields["reached"] == "制证" and never.fields["payment"] == "无任何缴费记录"
+    assert never.fields["due"] == "200.00 元" and never.evidence["standard_from"] == "catalog"
+    assert offline.fields["reached"] == "办结"
+    assert offline.fields["payment"] == "仅有网下缴费 200.00 元"
+    [paid] = offline.evidence["payments_not_online"]
+    assert (paid["event_id"], paid["channel"], paid["amount"]) == ("f2", "offline", "200.00")
+    assert offline.evidence["reached"]["event_id"] == "f3"
+    assert set(offline.event_ids) == {"f2", "f3"}
+
+
+def test_judged_only_once_the_certificate_is_printed_as_of(store, config, write_events, tmp_path):
+    load(store, config, write_events, [
+        event("a1", "c1", "accept", "2025-10-09 09:00:00"),
+        event("a2", "c1", "fee_assessed", "2025-10-09 10:00:00", amount="200.00"),
+        event("a3", "c1", "certificate_printed", "2025-10-31T16:00:00Z"),
+    ])
+    assert found(store, config, tmp_path, as_of=datetime(2025, 10, 31, 15, 59, 59,
+                                                         tzinfo=timezone.utc)) == {}
+    assert list(found(store, config, tmp_path, as_of=datetime(2025, 10, 31, 16,
+                                                              tzinfo=timezone.utc))) == ["c1"]
+
+
+def test_penalties_and_what_is_owed(store, config, write_events, tmp_path):
+    pen = {"item_code": "D07-CF-001"}
+    load(store, config, write_events, [
+        # a penalty closed with no fine assessed: its fine is unknown → flagged
+        event("p1", "pen-none", "accept", "2025-10-09 09:00:00", **pen),
+        event("p2", "pen-none", "complete", "2025-10-10 09:00:00", **pen),
+        # assessed 0 (no fine, e.g. a warning): nothing owed
+        event("z1", "pen-zero", "fee_assessed", "2025-10-09 09:00:00", amount="0", **pen),
+        event("z2", "pen-zero", "complete", "2025-10-10 09:00:00", **pen),
+        # fined and paid online
+        event("q1", "pen-paid", "fee_assessed", "2025-10-09 09:00:00", amount="500", **pen),
+        pay("q2", "pen-paid", "500.00", "online", **pen),
+        event("q3", "pen-paid", "complete", "2025-10-10 11:00:00", **pen),
+        # fully waived by the principal: nothing owed
+        event("w1", "waived", "fee_assessed", "2025-10-09 09:00:00", amount="200"),
+        event("w2", "waived", "fee_waived", "2025-10-09 10:00:00", amount="200", actor="boss"),
+        event("w3", "waived", "complete", "2025-10-10 11:00:00"),
+        # fully "waived" by the clerk: still owed, and the waiver is named
+        event("k1", "clerk", "fee_assessed", "2025-10-09 09:00:00", amount="200"),
+        event("k2", "clerk", "fee_waived", "2025-10-09 10:00:00", amount="200"),
+        event("k3", "clerk", "complete", "2025-10-10 11:00:00"),
+    ])
+    got = found(store, config, tmp_path)
+    assert sorted(got) == ["clerk", "pen-none"]
+    assert got["pen-none"].fields["due"] == "未核定金额"
+    assert got["pen-none"].evidence["standard"] is None
+    clerk = got["clerk"].evidence
+    assert (clerk["standard"], clerk["due"], clerk["standard_from"]) == ("200.00", "200.00",
+                                                                         "fee_assessed")
+    assert [(w["event_id"], w["actor"], w["authorised"]) for w in clerk["waivers"]] == [
+        ("k2", "u1", False)]
+    # The waiver counts when the clerk's role may grant it.
+    both = ", params: {authorising_roles: [clerk, principal]}"
+    assert sorted(found(store, config, tmp_path, extra=both)) == ["pen-none"]
+    # Scope: penalties excluded.
+    assert sorted(found(store, config, tmp_path,
+                        extra=", scope: {exclude: {categories: [penalty]}}")) == ["clerk"]
+
+
+def test_alert_is_stored_once(store, config, write_events, tmp_path):
+    load(store, config, write_events, [
+        event("n1", "c1", "accept", "2025-10-09 09:00:00"),
+        event("n2", "c1", "certificate_printed", "2025-10-10 11:00:00")])
+    r = rules(tmp_path)
+    [first] = evaluate(store, config, AS_OF, rules=r)
+    [again] = evaluate(store, config, AS_OF, rules=r, full=True)
+    assert (first.stored.new, again.stored.new, again.stored.unchanged) == (1, 0, 1)
+    # A later offline payment is named in the same alert (updated, not duplicated).
+    load(store, config, write_events, [pay("n3", "c1", "200.00", "offline")], "more.csv")
+    [later] = evaluate(store, config, AS_OF, rules=r)
+    assert later.incremental and (later.stored.new, later.stored.changed) == (0, 1)
+    with store.connect() as conn:
+        [alert] = conn.execute(select(Alert)).all()
+    assert alert.subject == "c1" and "网下缴费 200.00 元" in alert.message
