@@ -25,14 +25,21 @@ from monitor.rules.loader import load_rules
 
 START = datetime(2025, 9, 29, 1, 0, tzinfo=timezone.utc)
 AS_OF = datetime(2026, 1, 31, tzinfo=timezone.utc)
-STEPS = ["accept", "survey", "review", "approve", "decide", "fee_paid", "complete"]
+STEPS = ["accept", "survey", "review", "approve", "decide", "fee_assessed", "fee_waived",
+         "fee_paid", "certificate_printed", "suspend", "resume", "extend", "complete"]
 
 EVENT = st.tuples(
     st.integers(0, 4),                          # case
+    st.sampled_from(["D04-XK-001", "D04-XK-001", "D07-CF-001"]),
     st.sampled_from(STEPS),
     st.sampled_from(["u1", "u2", "u3"]),
-    st.integers(0, 60 * 24 * 20),               # minutes after START
+    # minutes after START: spread over weeks (overdue clocks, holidays) or crowded into a
+    # few minutes (bursts of entries, steps too fast)
+    st.one_of(st.integers(0, 60 * 24 * 20), st.integers(0, 6)),
     st.sampled_from([0, 0, 5, 60 * 50]),        # minutes until keyed in
+    st.sampled_from(["", "100", "200"]),        # amount of fee steps
+    st.sampled_from(["online", "offline"]),     # channel of a payment
+    st.sampled_from(["", "现场踏勘意见书"]),     # attachments
 )
 
 
@@ -43,7 +50,7 @@ def write(path, rows):
         writer.writerows(rows)
 
 
-@settings(max_examples=25, deadline=None,
+@settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(history=st.lists(EVENT, min_size=1, max_size=40), cuts=st.lists(st.integers(0, 40)))
 def test_incremental_equals_full(store, config, tmp_path, catalog_file, history, cuts):
@@ -54,11 +61,15 @@ def test_incremental_equals_full(store, config, tmp_path, catalog_file, history,
             for model in (AlertChange, Alert, RuleState, Event, Quarantine, IngestRun):
                 conn.execute(delete(model))
     rules = load_rules([SHIPPED_RULES])
-    rows = [{"event_id": f"e{i}", "case_id": f"c{case}", "item_code": "D04-XK-001",
+    rows = [{"event_id": f"e{i}", "case_id": f"c{case}", "item_code": item,
              "step": step, "actor": actor,
              "occurred_at": (START + timedelta(minutes=m)).isoformat(),
-             "recorded_at": (START + timedelta(minutes=m + delay)).isoformat()}
-            for i, (case, step, actor, m, delay) in enumerate(history)]
+             "recorded_at": (START + timedelta(minutes=m + delay)).isoformat(),
+             "amount": amount if step.startswith("fee_") else "",
+             "channel": channel if step == "fee_paid" else "",
+             "attachments": attachments, "days": "3" if step == "extend" else ""}
+            for i, (case, item, step, actor, m, delay, amount, channel, attachments)
+            in enumerate(history)]
     bounds = sorted({0, len(rows), *(c for c in cuts if c < len(rows))})
     for n, (lo, hi) in enumerate(zip(bounds, bounds[1:])):
         path = tmp_path / f"batch{n}.csv"

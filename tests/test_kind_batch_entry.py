@@ -187,3 +187,17 @@ def test_incremental_matches_full_and_subjects_only_move_to_older_entries(
     alerts = {a.subject: a.message for a in stored(store)}
     assert {s: alerts[s] for s in before} == {s: render(rule_list[0], f)[1]
                                               for s, f in before.items()}
+
+
+def test_a_burst_keyed_in_after_the_last_run_is_found_without_new_events(
+        store, config, write_events, tmp_path):
+    """Stored before a run whose as-of precedes it, the burst is invisible to that run;
+    the next incremental run (no new events at all) must still find it."""
+    rule_list = rules(tmp_path)
+    rows = entries("a", [i * 10 for i in range(10)])      # keyed in 2025-10-09 17:20 +08:00
+    list(ingest_events(store, config, [str(write_events(rows, "events.csv"))], NOW))
+    before = datetime(2025, 10, 9, 9, 0, tzinfo=timezone.utc)    # 17:00 +08:00
+    [first] = evaluate(store, config, before, rules=rule_list)
+    assert first.error is None and not first.findings
+    [later] = evaluate(store, config, AS_OF, rules=rule_list)
+    assert later.error is None and [f.subject for f in later.findings] == ["u1|a0"]

@@ -382,3 +382,17 @@ def test_runs_on_successive_days_leave_what_a_full_run_finds(store, config, writ
         stored = {a.subject: (a.level, a.message) for a in conn.execute(select(Alert))}
     [full] = evaluate(store, config, moment, rules=rule, full=True, dry_run=True)
     assert stored == {f.subject: render(rule[0], f) for f in full.findings}
+
+
+def test_a_decision_stored_ahead_of_a_run_is_seen_later_the_same_day(store, config,
+                                                                     write_events, tmp_path):
+    """A decision stored before the morning run but dated after it is not visible then;
+    the afternoon run of the same date, with no new events, must re-check that case."""
+    load(store, config, write_events, case("x", "2025-11-03 10:00", "2025-11-21 12:00"))
+    rule = rules(tmp_path)
+    morning = evaluate(store, config, datetime.fromisoformat("2025-11-21T09:00:00+08:00"),
+                       rules=rule)[0]
+    assert [f.evidence["ended_at"] for f in morning.findings] == [None]
+    afternoon = evaluate(store, config, datetime.fromisoformat("2025-11-21T15:00:00+08:00"),
+                         rules=rule)[0]
+    assert afternoon.incremental and [f.case_id for f in afternoon.findings] == ["x"]

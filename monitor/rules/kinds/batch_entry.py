@@ -43,7 +43,7 @@ from sqlalchemy import Connection, Integer, and_, case, cast, func, literal, or_
 
 from ...models import Event
 from ..finding import Context, Finding
-from ..sql import in_scope, seconds_between
+from ..sql import in_scope, new_events, seconds_between
 from ._common import aware, local
 
 TITLE = "批量录入（同一人短时间内集中录入）"
@@ -69,12 +69,11 @@ def entries(rule, ctx: Context, table=None):
 
 
 def changed_actors(ctx: Context, actor) -> object:
-    """WHERE clause keeping only actors with entries newer than ``ctx.since_event_id``."""
+    """WHERE clause keeping only actors with entries the previous run could not see."""
     if ctx.since_event_id is None:
         return true()
     e = Event.__table__
-    return actor.in_(select(e.c.actor).where(e.c.id > ctx.since_event_id,
-                                             e.c.actor.is_not(None),
+    return actor.in_(select(e.c.actor).where(new_events(ctx), e.c.actor.is_not(None),
                                              e.c.recorded_at.is_not(None)))
 
 

@@ -65,7 +65,7 @@ from ...alerts import dedupe_key
 from ...calendar import WorkCalendar
 from ...models import Alert, Event, Item, RuleState
 from ..finding import Context, Finding
-from ..sql import in_scope, seconds_between
+from ..sql import in_scope, new_events, seconds_between
 from ._common import aware, by_case, local
 
 TITLE = "办件超期（超过承诺或法定办理期限）"
@@ -171,7 +171,7 @@ def _incremental(ctx: Context, seen, last_day: date | None) -> ColumnElement:
     if ctx.since_event_id is None:
         return true()
     e = Event.__table__
-    new = select(e.c.case_id).where(e.c.id > ctx.since_event_id)
+    new = select(e.c.case_id).where(new_events(ctx))
     if last_day is None:
         return e.c.case_id.in_(new)
     began = datetime.combine(last_day, time(), ctx.tz).astimezone(timezone.utc)
