@@ -449,6 +449,7 @@ def demo(directory: str, seed: int, cases: int) -> None:
     click.echo("look-alikes that must not be flagged: "
                + ", ".join(f"{k} {v}" for k, v in result.controls.items()))
     _echo_audit(result.audit, result.as_of)
+    _echo_checks(result.checks)
     click.echo(f"database: {result.database_url}")
     click.echo(f"next: permit-monitor --db {result.database_url} alerts list --level red")
 
@@ -471,6 +472,20 @@ def _echo_audit(outcomes, as_of: datetime) -> None:
         click.echo(f"  {o.rule.id:<22} {len(o.findings):>5}  ({by_level})  {o.rule.title}")
     worst = ", ".join(f"{d} {n}" for d, n in departments.most_common(5))
     click.echo(f"departments with most findings: {worst or 'none'}")
+
+
+def _echo_checks(checks) -> None:
+    """The audit against planted.json: one line if it is exact, else what differs."""
+    expected = sum(len(c.expected) for c in checks)
+    wrong = [c for c in checks if c.missed or c.unexpected]
+    if not wrong:
+        click.echo(f"checked against planted.json: all {expected} planted subjects found "
+                   "by their rules, nothing else flagged")
+        return
+    click.echo("checked against planted.json: the audit differs from the ground truth")
+    for c in wrong:
+        click.echo(f"  {c.kind:<22} missed {len(c.missed)}: {', '.join(sorted(c.missed)[:5])}"
+                   f"  unexpected {len(c.unexpected)}: {', '.join(sorted(c.unexpected)[:5])}")
 
 
 def main(prog_name: str | None = None) -> None:

@@ -24,6 +24,8 @@ from cli import cli
 from monitor.calendar import WorkCalendar
 from monitor.catalog import STEPS
 from monitor.demo import AS_OF, run_demo
+from monitor.demo.check import check
+from monitor.rules.kinds import KINDS
 from monitor.ingest.events import COLUMNS
 from monitor.models import Department, Event, Item, Quarantine, Receipt, User
 
@@ -354,6 +356,26 @@ def test_receipts_match_online_payments_except_urban_management(county):
     assert county["result"].planted["offline_penalties"] == 6
 
 
+# ------------------------------------------------------------------ the audit
+
+
+def test_the_shipped_rules_find_every_planted_anomaly_and_nothing_else(county):
+    checks = {c.kind: c for c in county["result"].checks}
+    assert set(checks) == set(KINDS)          # every shipped kind is held to the truth
+    for c in checks.values():
+        assert c.expected, c.kind
+        assert (c.missed, c.unexpected) == (frozenset(), frozenset()), c.kind
+    controls = set().union(*county["truth"]["controls"].values())
+    assert not controls & set().union(*(c.found for c in checks.values()))
+
+
+def test_the_check_reports_a_miss_and_an_extra(county):
+    truth = json.loads(json.dumps(county["truth"]))
+    truth["anomalies"]["late_record"] = truth["anomalies"]["late_record"][1:] + ["NOT-A-CASE"]
+    [late] = [c for c in check(truth, county["result"].audit) if c.kind == "late_entry"]
+    assert late.missed == {"NOT-A-CASE"} and len(late.unexpected) == 1
+
+
 # ------------------------------------------------------------------ the command
 
 
@@ -371,5 +393,6 @@ def test_demo_command(tmp_path, monkeypatch):
     assert "look-alikes that must not be flagged: holiday_not_overdue 1" in out
     assert "audit as of 2026-02-01T00:00:00+08:00 (the end of the log):" in out
     assert re.search(r"^  same-actor-roles +[1-9]\d*  \(red [1-9]\d*\)", out, re.M)
+    assert "checked against planted.json: all " in out and "nothing else flagged" in out
     assert f"database: sqlite:///{(tmp_path / 'demo' / 'monitor.db').resolve()}" in out
     assert (tmp_path / "demo" / "monitor.db").exists()

@@ -262,7 +262,7 @@ def test_wabo_log_is_imported_in_full(engine, tmp_path):
         assert conn.scalar(select(func.count(func.distinct(Event.case_id)))) == 1434
         steps = dict(conn.execute(select(Event.step, func.count()).group_by(Event.step)).all())
     assert (steps["accept"], steps["review"], steps["approve"],
-            steps["certificate_printed"]) == (1434, 1368, 1307, 1300)
+            steps["complete"]) == (1434, 1368, 1307, 1300)
     assert len(steps) == 27
     again = ingest(engine, config, WABO_LOG)
     assert (again.inserted, again.duplicates) == (0, 8577)

@@ -34,6 +34,7 @@ from ..db import open_store
 from ..engine import RuleOutcome, evaluate
 from ..ingest import SourceResult, ingest_events, ingest_receipts
 from ..rules import SHIPPED_RULES
+from .check import KindCheck, check
 from .county import County
 from .files import write_files
 from .window import AS_OF
@@ -53,6 +54,7 @@ class DemoResult:
     controls: dict[str, int]           # look-alikes no rule may flag → how many
     as_of: datetime                    # the end of the log: audit the demo as of this moment
     audit: list[RuleOutcome]           # the shipped rules evaluated as of ``as_of``
+    checks: list[KindCheck]            # the audit against the ground truth, per kind
 
 
 MIN_CASES = 60  # room for every planted scenario
@@ -83,4 +85,5 @@ def run_demo(directory: str | Path, *, seed: int, cases: int, now: datetime) -> 
     planted = {k: len(v) for k, v in truth["anomalies"].items()}
     planted["offline_penalties"] = len(truth["details"]["offline_penalties"]["gap_by_period"])
     return DemoResult(directory, url, files, catalog, events, receipts, planted,
-                      {k: len(v) for k, v in truth["controls"].items()}, AS_OF, audit)
+                      {k: len(v) for k, v in truth["controls"].items()}, AS_OF, audit,
+                      check(truth, audit))
