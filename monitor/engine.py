@@ -25,6 +25,7 @@ from .rules.finding import Context, Finding
 from .rules.kinds import KINDS
 from .rules.loader import load_rules
 from .rules.model import Rule
+from .rules.sql import became_visible
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,23 @@ def _since(conn: Connection, rule: Rule, as_of: datetime) -> tuple[int, datetime
     return state.last_event_id, state.as_of
 
 
+DEFERRED_MAX = 10_000  # more deferred events than this: let each query find them itself
+
+
+def _deferred(conn: Connection, since: tuple[int, datetime], as_of: datetime,
+              cache: dict) -> tuple[int, ...] | None:
+    """Ids of events stored by the previous run (``since``) but dated after its as-of and
+    visible by ``as_of`` — one scan per run, shared by every rule with the same watermark
+    (events are never changed, so the answer cannot go stale within a run)."""
+    key = (since, as_of)
+    if key not in cache:
+        ids = conn.scalars(select(Event.id)
+                           .where(Event.id <= since[0], became_visible(since[1], as_of))
+                           .limit(DEFERRED_MAX + 1)).all()
+        cache[key] = tuple(ids) if len(ids) <= DEFERRED_MAX else None
+    return cache[key]
+
+
 def _advance(conn: Connection, rule: Rule, last_event_id: int, as_of: datetime) -> None:
     values = {"rule_version": rule.version, "last_event_id": last_event_id, "as_of": as_of,
               "evaluated_at": as_of}
@@ -59,8 +77,9 @@ def _advance(conn: Connection, rule: Rule, last_event_id: int, as_of: datetime) 
 
 
 def evaluate_rule(engine: Engine, rule: Rule, ctx: Context, *, dry_run: bool = False,
-                  full: bool = False) -> RuleOutcome:
-    """One rule in one transaction: detect, store, advance its watermark."""
+                  full: bool = False, cache: dict | None = None) -> RuleOutcome:
+    """One rule in one transaction: detect, store, advance its watermark. ``cache`` is
+    shared by the rules of one run (see :func:`_deferred`)."""
     outcome = RuleOutcome(rule)
     kind = KINDS[rule.kind]
     try:
@@ -69,8 +88,9 @@ def evaluate_rule(engine: Engine, rule: Rule, ctx: Context, *, dry_run: bool = F
             since = None if full or not getattr(kind, "INCREMENTAL", True) else \
                 _since(conn, rule, ctx.as_of)
             outcome.incremental = since is not None
-            run_ctx = replace(ctx, since_event_id=since[0], since_as_of=since[1]) if since \
-                else ctx
+            run_ctx = replace(ctx, since_event_id=since[0], since_as_of=since[1],
+                              deferred_ids=_deferred(conn, since, ctx.as_of, {} if cache is None
+                                                     else cache)) if since else ctx
             outcome.findings = list(kind.detect(conn, rule, run_ctx))
             if not dry_run:
                 outcome.stored = store_findings(conn, rule, outcome.findings, ctx.as_of)
@@ -96,8 +116,9 @@ def evaluate(engine: Engine, config: Config, as_of: datetime, *, rule_ids: tuple
         rules = [r for r in rules if r.id in rule_ids]
     else:
         rules = [r for r in rules if r.enabled]
-    ctx = context(config, as_of)
-    return [evaluate_rule(engine, rule, ctx, dry_run=dry_run, full=full) for rule in rules]
+    ctx, cache = context(config, as_of), {}
+    return [evaluate_rule(engine, rule, ctx, dry_run=dry_run, full=full, cache=cache)
+            for rule in rules]
 
 
 __all__ = ["RuleOutcome", "evaluate", "render"]

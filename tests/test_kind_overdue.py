@@ -384,10 +384,13 @@ def test_runs_on_successive_days_leave_what_a_full_run_finds(store, config, writ
     assert stored == {f.subject: render(rule[0], f) for f in full.findings}
 
 
-def test_a_decision_stored_ahead_of_a_run_is_seen_later_the_same_day(store, config,
-                                                                     write_events, tmp_path):
+@pytest.mark.parametrize("deferred_max", [10_000, 0])
+def test_a_decision_stored_ahead_of_a_run_is_seen_later_the_same_day(
+        store, config, write_events, tmp_path, monkeypatch, deferred_max):
     """A decision stored before the morning run but dated after it is not visible then;
-    the afternoon run of the same date, with no new events, must re-check that case."""
+    the afternoon run of the same date, with no new events, must re-check that case —
+    whether the engine lists such events once (deferred_ids) or each query finds them."""
+    monkeypatch.setattr("monitor.engine.DEFERRED_MAX", deferred_max)
     load(store, config, write_events, case("x", "2025-11-03 10:00", "2025-11-21 12:00"))
     rule = rules(tmp_path)
     morning = evaluate(store, config, datetime.fromisoformat("2025-11-21T09:00:00+08:00"),

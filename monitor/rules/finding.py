@@ -18,6 +18,11 @@ class Context:
     events, the actors who keyed them, the department-months they fall in) — plus, for
     time-based kinds, whatever the passing of time can change (open cases). ``None`` means
     a full evaluation. Either way the findings for a subject must be the same.
+
+    Events stored before the previous run but dated after its ``since_as_of`` were not
+    visible to it; those that have become visible since are new too. The engine finds them
+    once per run (``deferred_ids``; ``None``: too many, or not looked up — then
+    :func:`~monitor.rules.sql.new_events` finds them by their timestamps, a full scan).
     """
 
     as_of: datetime  # aware, UTC
@@ -25,6 +30,7 @@ class Context:
     calendar: WorkCalendar
     since_event_id: int | None = None
     since_as_of: datetime | None = None  # the moment the previous run evaluated as of
+    deferred_ids: tuple[int, ...] | None = None  # see above
 
 
 @dataclass(frozen=True)

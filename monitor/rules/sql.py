@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import Float, and_, or_, select, true
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
@@ -76,16 +78,24 @@ def in_scope(scope: Scope, department: ColumnElement, item_code: ColumnElement) 
 
 def new_events(ctx: Context) -> ColumnElement:
     """WHERE clause (over ``events``) for what the previous run could not see: events stored
-    since, and events it ignored because they happened or were keyed in after its as-of.
-    Everything on a full evaluation."""
+    since, and events stored before it that it ignored because they happened or were keyed
+    in after its as-of and are visible now. Everything on a full evaluation."""
     if ctx.since_event_id is None:
         return true()
     e = Event.__table__
     clause = e.c.id > ctx.since_event_id
+    if ctx.deferred_ids is not None:
+        return or_(clause, e.c.id.in_(ctx.deferred_ids)) if ctx.deferred_ids else clause
     if ctx.since_as_of is not None:
-        clause = or_(clause, e.c.occurred_at > ctx.since_as_of,
-                     e.c.recorded_at > ctx.since_as_of)
+        clause = or_(clause, became_visible(ctx.since_as_of, ctx.as_of))
     return clause
+
+
+def became_visible(before: datetime, now: datetime) -> ColumnElement:
+    """Events dated (happened or keyed in) after ``before`` and by ``now``."""
+    e = Event.__table__
+    return or_(and_(e.c.occurred_at > before, e.c.occurred_at <= now),
+               and_(e.c.recorded_at > before, e.c.recorded_at <= now))
 
 
 def changed_cases(ctx: Context, case_id: ColumnElement) -> ColumnElement:

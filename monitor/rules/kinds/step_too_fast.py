@@ -31,26 +31,35 @@ class Params:
 
 
 def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
-    e = Event.__table__
-    ordered = (e.c.occurred_at, e.c.id)
-    steps = select(
-        e.c.event_id, e.c.case_id, e.c.item_code, e.c.department, e.c.step, e.c.actor,
-        e.c.occurred_at,
-        func.lag(e.c.occurred_at).over(partition_by=e.c.case_id, order_by=ordered).label("prev_at"),
-        func.lag(e.c.step).over(partition_by=e.c.case_id, order_by=ordered).label("prev_step"),
-        func.lag(e.c.event_id).over(partition_by=e.c.case_id, order_by=ordered).label("prev_id"),
-    ).where(e.c.occurred_at <= ctx.as_of,
-            in_scope(rule.scope, e.c.department, e.c.item_code),
-            changed_cases(ctx, e.c.case_id)).subquery()
     defaults = rule.params.min_minutes
-    default = case({k: literal(float(v)) for k, v in defaults.items()}, value=steps.c.step,
+    longest = _longest_limit(conn, defaults)
+    if longest is None:
+        return
+    e, prev = Event.__table__, Event.__table__.alias("prev")
+    # 1. one narrow pass in (case_id, occurred_at) index order: each event's predecessor
+    #    and the gap, kept only when shorter than the longest limit anywhere (few rows)
+    ordered = dict(partition_by=e.c.case_id, order_by=(e.c.occurred_at, e.c.id))
+    pairs = select(e.c.id, e.c.occurred_at,
+                   func.lag(e.c.occurred_at).over(**ordered).label("prev_at"),
+                   func.lag(e.c.id).over(**ordered).label("prev_id"),
+                   ).where(e.c.occurred_at <= ctx.as_of,
+                           changed_cases(ctx, e.c.case_id)).subquery("pairs")
+    gap = seconds_between(pairs.c.occurred_at, pairs.c.prev_at)
+    close = (select(pairs.c.id, pairs.c.prev_id, gap.label("gap"))
+             .where(pairs.c.prev_at.is_not(None), gap < longest * 60).subquery("close"))
+    # 2. the candidates' details and their step's exact limit
+    default = case({k: literal(float(v)) for k, v in defaults.items()}, value=e.c.step,
                    else_=null()) if defaults else null()
-    limit = func.coalesce(json_number(Item.min_minutes, steps.c.step), default)
-    gap = seconds_between(steps.c.occurred_at, steps.c.prev_at)
-    query = (select(steps, gap.label("gap"), limit.label("limit"))
-             .join(Item, Item.code == steps.c.item_code)
-             .where(steps.c.prev_at.is_not(None), limit.is_not(None), gap < limit * 60)
-             .order_by(steps.c.case_id, steps.c.occurred_at))
+    limit = func.coalesce(json_number(Item.min_minutes, e.c.step), default)
+    query = (select(e.c.event_id, e.c.case_id, e.c.item_code, e.c.department, e.c.step,
+                    e.c.actor, e.c.occurred_at, prev.c.occurred_at.label("prev_at"),
+                    prev.c.step.label("prev_step"), prev.c.event_id.label("prev_id"),
+                    close.c.gap, limit.label("limit"))
+             .join(e, e.c.id == close.c.id).join(prev, prev.c.id == close.c.prev_id)
+             .join(Item, Item.code == e.c.item_code)
+             .where(in_scope(rule.scope, e.c.department, e.c.item_code),
+                    limit.is_not(None), close.c.gap < limit * 60)
+             .order_by(e.c.case_id, e.c.occurred_at, e.c.id))
     for case_id, rows in by_case(conn.execute(query)):
         parts = [f"{r.prev_step}→{r.step} 仅 {round(r.gap)} 秒（下限 {r.limit:g} 分钟）"
                  for r in rows]
@@ -66,3 +75,12 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
                                 "gap_seconds": round(r.gap, 1), "limit_minutes": r.limit,
                                 "actor": r.actor} for r in rows]},
             event_ids=tuple(x for r in rows for x in (r.prev_id, r.event_id)))
+
+
+def _longest_limit(conn: Connection, defaults: Mapping[str, float]) -> float | None:
+    """The longest minimum (minutes) any step of any item has: the catalog's and this
+    rule's; ``None`` when no step has one."""
+    limits = [float(v) for v in defaults.values()]
+    for per_step in conn.scalars(select(Item.min_minutes)):
+        limits += [float(v) for v in (per_step or {}).values()]
+    return max(limits, default=None)
