@@ -64,6 +64,23 @@ def test_user_errors_are_one_line(run, args, message):
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("command, header, missing", [
+    ("events", "id,case,step,when", "columns event_id, case_id, item_code, occurred_at"),
+    ("events", "event_id,case_id,item,step,occurred_at", "column item_code"),
+    ("receipts", "dept,month,amount", "columns department, period"),
+])
+def test_a_header_without_required_columns_is_one_line_and_stores_nothing(
+        run, catalog_file, tmp_path, command, header, missing):
+    run("ingest", "catalog", catalog_file)
+    path = tmp_path / "wrong.csv"
+    path.write_text(header + "\n" + ",".join(["x"] * (header.count(",") + 1)) + "\n",
+                    encoding="utf-8")
+    result = run("ingest", command, path)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.startswith(f"Error: {path}:1: the header lacks the required {missing}")
+    assert run("quarantine", "list", "--all").stdout.strip() in ("", "no quarantined rows")
+
+
 def test_bad_catalog_yaml_is_located(run, tmp_path):
     (tmp_path / "c.yaml").write_text("departments:\n  - {code: D04, name: [x\n")
     result = run("ingest", "catalog", "c.yaml")

@@ -14,7 +14,8 @@ from sqlalchemy import Engine
 
 from ..config import Config
 from ..errors import IngestError
-from .pipeline import ingest_event_rows, ingest_receipt_rows
+from .events import REQUIRED
+from .pipeline import RECEIPT_COLUMNS, ingest_event_rows, ingest_receipt_rows
 from .sources import FORMATS, Source, SourceRow, csv_rows, jsonl_rows, open_source
 from .store import Tally
 
@@ -31,7 +32,7 @@ class SourceResult:
 
 def _event_rows(source: Source, config: Config, encoding: str) -> Iterator[SourceRow]:
     if source.format == "csv":
-        return csv_rows(source, encoding)
+        return csv_rows(source, encoding, REQUIRED)
     if source.format == "jsonl":
         return jsonl_rows(source, encoding)
     if source.format == "xes":
@@ -53,7 +54,7 @@ def _ingest(kind: str, engine: Engine, config: Config, names: list[str], now: da
                 if source.format != "csv":
                     raise IngestError(f"{source.name}: receipts must be CSV "
                                       "(department, period, amount)")
-                rows, store = csv_rows(source, encoding), ingest_receipt_rows
+                rows, store = csv_rows(source, encoding, RECEIPT_COLUMNS), ingest_receipt_rows
             report = progress(source.name, source.size) if progress else None
             tally = store(engine, source, rows, config=config, now=now, progress=report)
             yield SourceResult(source.name, tally)

@@ -185,8 +185,11 @@ def _reasons(bad: list[Bad]) -> Counter:
     return Counter(b.reason for b in bad)
 
 
+RECEIPT_COLUMNS = ("department", "period", "amount")
+
+
 def normalize_receipt(fields: dict[str, Any], departments: frozenset[str]) -> dict[str, Any]:
-    values = {k: (fields.get(k) or "").strip() for k in ("department", "period", "amount")}
+    values = {k: (fields.get(k) or "").strip() for k in RECEIPT_COLUMNS}
     missing = [k for k, v in values.items() if not v]
     if missing:
         raise Rejected("missing_field", f"missing required field {', '.join(missing)}")

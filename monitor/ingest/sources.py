@@ -127,8 +127,13 @@ def _guard(source: Source, encoding: str, rows: Iterator[SourceRow]) -> Iterator
         raise IngestError(f"{source.name}: malformed CSV ({exc})") from None
 
 
-def csv_rows(source: Source, encoding: str = "utf-8-sig") -> Iterator[SourceRow]:
-    """Rows of a CSV file with a header; header names are case- and space-insensitive."""
+def csv_rows(source: Source, encoding: str = "utf-8-sig",
+             required: tuple[str, ...] = ()) -> Iterator[SourceRow]:
+    """Rows of a CSV file with a header; header names are case- and space-insensitive.
+
+    A header without one of the ``required`` columns stops the file before any row is
+    read: every row would be set aside for the same reason, which says nothing a single
+    line cannot (most often the wrong file, or another system's column names)."""
 
     def rows() -> Iterator[SourceRow]:
         with _text(source, encoding) as text:
@@ -136,7 +141,15 @@ def csv_rows(source: Source, encoding: str = "utf-8-sig") -> Iterator[SourceRow]
             header = next(reader, None)
             if header is None:
                 return
-            yield from _csv_records(reader, [h.strip().lower().lstrip("\ufeff") for h in header])
+            header = [h.strip().lower().lstrip("\ufeff") for h in header]
+            missing = [c for c in required if c not in header]
+            if missing:
+                raise IngestError(
+                    f"{source.name}:1: the header lacks the required column"
+                    f"{'s' if len(missing) > 1 else ''} {', '.join(missing)} (it has: "
+                    f"{', '.join(h for h in header if h) or 'nothing'}); nothing was read "
+                    "— see the input contract in docs/input-contract.md")
+            yield from _csv_records(reader, header)
 
     return _guard(source, encoding, rows())
 
