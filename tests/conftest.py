@@ -120,3 +120,31 @@ def write_events(tmp_path):
         return path
 
     return write
+
+
+# ------------------------------------------------------------ helpers for the rule kinds
+
+
+def rule_file(tmp_path, text: str):
+    """The rules of a one-off rule file (YAML ``text``) in ``tmp_path``."""
+    from monitor.rules.loader import load_rules
+
+    path = tmp_path / "rules.yaml"
+    path.write_text(text, encoding="utf-8")
+    return load_rules([path])
+
+
+def ingest_rows(store, config, write_events, rows, name="events.csv") -> None:
+    """Write ``rows`` as a contract CSV and ingest it."""
+    from monitor.ingest import ingest_events
+
+    list(ingest_events(store, config, [str(write_events(rows, name))], NOW))
+
+
+def dry_findings(store, config, rules, as_of) -> dict:
+    """case_id → finding of one rule evaluated (dry run) as of ``as_of``."""
+    from monitor.engine import evaluate
+
+    [outcome] = evaluate(store, config, as_of, rules=rules, dry_run=True)
+    assert outcome.error is None
+    return {f.case_id: f for f in outcome.findings}

@@ -13,12 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, select
 
-from conftest import CATALOG, NOW, event
+from conftest import CATALOG, event, dry_findings, ingest_rows, rule_file
 from monitor.alerts import render
 from monitor.engine import evaluate
-from monitor.ingest import ingest_events
 from monitor.models import Alert, AlertChange, Event, RuleState
-from monitor.rules.loader import load_rules
 
 # D04-XK-001: promised 10 / legal 20; D07-CF-001: 5 / 5; D07-DC-001: on the spot (0 / 0).
 SPOT = """  - code: D07-DC-001
@@ -40,19 +38,14 @@ def catalog_file(tmp_path):
 
 
 def rules(tmp_path, params: str = ""):
-    path = tmp_path / "rules.yaml"
-    path.write_text(f"- {{id: overdue, kind: overdue{params}}}\n", encoding="utf-8")
-    return load_rules([path])
+    return rule_file(tmp_path, f"- {{id: overdue, kind: overdue{params}}}\n")
 
 
-def load(store, config, write_events, rows, name="events.csv"):
-    list(ingest_events(store, config, [str(write_events(rows, name))], NOW))
+load = ingest_rows
 
 
 def found(store, config, tmp_path, as_of=LATER, params=""):
-    [outcome] = evaluate(store, config, as_of, rules=rules(tmp_path, params), dry_run=True)
-    assert outcome.error is None
-    return {f.case_id: f for f in outcome.findings}
+    return dry_findings(store, config, rules(tmp_path, params), as_of)
 
 
 def levels(findings) -> dict[str, str]:

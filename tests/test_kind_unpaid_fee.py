@@ -7,11 +7,9 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import select
 
-from conftest import CATALOG, NOW, event
+from conftest import CATALOG, event, dry_findings, ingest_rows, rule_file
 from monitor.engine import evaluate
-from monitor.ingest import ingest_events
 from monitor.models import Alert
-from monitor.rules.loader import load_rules
 
 AS_OF = datetime(2025, 11, 1, tzinfo=timezone.utc)
 FEE_CATALOG = CATALOG.replace(
@@ -30,19 +28,14 @@ def catalog_file(tmp_path):
 
 
 def rules(tmp_path, extra: str = ""):
-    path = tmp_path / "rules.yaml"
-    path.write_text(f"- {{id: unpaid, kind: unpaid_fee{extra}}}\n", encoding="utf-8")
-    return load_rules([path])
+    return rule_file(tmp_path, f"- {{id: unpaid, kind: unpaid_fee{extra}}}\n")
 
 
-def load(store, config, write_events, rows, name="events.csv"):
-    list(ingest_events(store, config, [str(write_events(rows, name))], NOW))
+load = ingest_rows
 
 
 def found(store, config, tmp_path, as_of=AS_OF, extra=""):
-    [outcome] = evaluate(store, config, as_of, rules=rules(tmp_path, extra), dry_run=True)
-    assert outcome.error is None
-    return {f.case_id: f for f in outcome.findings}
+    return dry_findings(store, config, rules(tmp_path, extra), as_of)
 
 
 def pay(eid, case, amount, channel, at="2025-10-10 10:00:00", **kw):
