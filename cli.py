@@ -361,8 +361,9 @@ ALERT_FORMATS = click.Choice(["table", "json", "csv"])
 
 def _jsonable(row) -> dict:
     out = dict(row._mapping)
-    for key in ("raised_at", "updated_at"):
-        out[key] = out[key].isoformat()
+    for key in ("raised_at", "updated_at", "due_on", "resolved_at"):
+        if out.get(key) is not None:
+            out[key] = out[key].isoformat()
     return out
 
 
@@ -373,15 +374,25 @@ def _jsonable(row) -> dict:
 @click.option("--department", help="Only this department code.")
 @click.option("--status", help="Only this status (e.g. open).")
 @click.option("--rule", "rule_id", help="Only this rule id.")
+@click.option("--tier", type=click.IntRange(1, 2),
+              help="Only alerts at this tier (1: the department, 2: the county office).")
+@click.option("--overdue", is_flag=True,
+              help="Only alerts still to be acted on whose handling deadline has passed.")
+@click.option("--as-of", "as_of", metavar="ISO8601", help="For --overdue (default: now).")
 @pass_app
-def alerts_list(app: App, fmt: str, kind, level, department, status, rule_id) -> None:
-    """List alerts; JSON is one array, CSV has a header row."""
+def alerts_list(app: App, fmt: str, kind, level, department, status, rule_id, tier, overdue,
+                as_of) -> None:
+    """List alerts; JSON is one array, CSV has a header row.
+
+    The table shows id, level, tier, status, department, handling deadline, rule, message.
+    """
     import csv as csv_module
 
     from monitor.alerts import ALERT_FIELDS, list_alerts
 
+    today = _as_of(app, as_of).astimezone(app.config.tz).date() if overdue else None
     rows = list_alerts(app.engine, kind=kind, level=level, department=department,
-                       status=status, rule_id=rule_id)
+                       status=status, rule_id=rule_id, tier=tier, overdue_on=today)
     if fmt == "json":
         click.echo(json.dumps([_jsonable(r) for r in rows], ensure_ascii=False, indent=1))
     elif fmt == "csv":
@@ -395,8 +406,9 @@ def alerts_list(app: App, fmt: str, kind, level, department, status, rule_id) ->
         shown = 0
         for r in rows:
             shown += 1
-            click.echo(f"{r.id:>6}  {r.level:<7} {r.status:<6} {r.department or '-':<6} "
-                       f"{r.rule_id:<18} {r.message}")
+            due = r.due_on.isoformat() if r.due_on else "-"
+            click.echo(f"{r.id:>6}  {r.level:<7} T{r.tier} {r.status:<12} "
+                       f"{r.department or '-':<6} {due:<10} {r.rule_id:<18} {r.message}")
         if not shown:
             click.echo("no alerts", err=True)
 
@@ -413,6 +425,140 @@ def alerts_show(app: App, alert_id: int) -> None:
     if not rows:
         raise MonitorError(f"no alert with id {alert_id}")
     click.echo(json.dumps(_jsonable(rows[0]), ensure_ascii=False, indent=2))
+
+
+by_option = click.option("--by", "by", required=True, metavar="USER",
+                         help="Who acts: a user id from the catalog (checked against its roles).")
+note_option = click.option("--note", help="What was done, or why (recorded in the trail).")
+
+
+def _echo_done(app: App, done) -> None:
+    line = f"alert {done.alert_id}: {done.action} · tier {done.tier} · {done.status}"
+    if done.order_id:
+        line += f" · order {done.order_id}"
+    if done.due_on and done.status in ("open", "acknowledged"):
+        line += f" · due {done.due_on.isoformat()}"
+    click.echo(line)
+
+
+@alerts.command("ack")
+@click.argument("alert_id", type=int)
+@by_option
+@note_option
+@pass_app
+def alerts_ack(app: App, alert_id: int, by: str, note: str | None) -> None:
+    """Acknowledge an open alert: seen, being worked on (this does not resolve it)."""
+    from monitor.supervision import acknowledge
+
+    _echo_done(app, acknowledge(app.engine, alert_id, by, app.now(), note))
+
+
+@alerts.command("resolve")
+@click.argument("alert_id", type=int)
+@by_option
+@click.option("--disposition", metavar="KIND",
+              help="rectified (整改) | explained (说明) | false_positive (误报); required.")
+@click.option("--note", help="What was done, or why; required.")
+@pass_app
+def alerts_resolve(app: App, alert_id: int, by: str, disposition: str | None,
+                   note: str | None) -> None:
+    """Resolve an alert with a disposition and a note (tier 1 of its department, or tier 2).
+
+    An escalated (tier-2) alert then awaits tier 2's confirm or reject.
+    """
+    from monitor.supervision import resolve
+
+    _echo_done(app, resolve(app.engine, alert_id, by, app.now(), disposition, note))
+
+
+@alerts.command("confirm")
+@click.argument("alert_id", type=int)
+@by_option
+@note_option
+@pass_app
+def alerts_confirm(app: App, alert_id: int, by: str, note: str | None) -> None:
+    """Tier 2: accept the disposition of an escalated alert, which closes it."""
+    from monitor.supervision import confirm
+
+    _echo_done(app, confirm(app.engine, alert_id, by, app.now(), note))
+
+
+def _policy(app: App):
+    from monitor.rules.loader import load_rules
+    from monitor.supervision import policy_for
+
+    return policy_for(app.config, load_rules([app.config.rules_dir]))
+
+
+@alerts.command("reject")
+@click.argument("alert_id", type=int)
+@by_option
+@click.option("--note", help="Why the disposition is not accepted; required.")
+@pass_app
+def alerts_reject(app: App, alert_id: int, by: str, note: str | None) -> None:
+    """Tier 2: reject the disposition of an escalated alert; it reopens with a new order."""
+    from monitor.supervision import reject
+
+    _echo_done(app, reject(app.engine, _policy(app), alert_id, by, app.now(), note))
+
+
+@alerts.command("order")
+@click.argument("alert_id", type=int)
+@by_option
+@note_option
+@pass_app
+def alerts_order(app: App, alert_id: int, by: str, note: str | None) -> None:
+    """Tier 2: issue a supervision order (督办) on any alert not closed, with a new deadline."""
+    from monitor.supervision import order
+
+    _echo_done(app, order(app.engine, _policy(app), alert_id, by, app.now(), note))
+
+
+# ---------------------------------------------------------------- audit trail
+
+
+@cli.group()
+def audit() -> None:
+    """The supervision trail (全留痕): verify its hash chain, show an alert's history."""
+
+
+@audit.command("verify")
+@pass_app
+def audit_verify(app: App) -> None:
+    """Recompute the trail's hash chain; exit 1 naming the first broken entry.
+
+    Keep the printed head hash somewhere else (a report, a log): a later verify that
+    ends on the same entry must print the same hash.
+    """
+    from monitor.trail import verify
+
+    result = verify(app.engine)
+    click.echo(f"trail intact: {result.entries:,} entries · head {result.head}")
+
+
+@audit.command("show")
+@click.argument("alert_id", type=int)
+@pass_app
+def audit_show(app: App, alert_id: int) -> None:
+    """Print an alert's full history from the trail, oldest first."""
+    from monitor.alerts import list_alerts
+    from monitor.errors import NotFound
+    from monitor.trail import history
+
+    if not list(list_alerts(app.engine, alert_id=alert_id)):
+        raise NotFound(f"no alert with id {alert_id}")
+    for e in history(app.engine, alert_id):
+        at = e.at.astimezone(app.config.tz).strftime("%Y-%m-%d %H:%M")
+        detail = " ".join(f"{k}={_detail(v)}" for k, v in sorted(e.detail.items())
+                          if v not in (None, "", []))
+        click.echo(f"#{e.seq:<6} {at}  {e.action:<13} {e.actor:<12} {detail}")
+
+
+def _detail(value) -> str:
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    text = str(value)
+    return json.dumps(text, ensure_ascii=False) if " " in text else text
 
 
 # ---------------------------------------------------------------- demo

@@ -44,6 +44,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("parallel_ingest", True, bool,
             "Read and validate big event files in a second process while the first one "
             "writes (needs a second CPU; false: one process)."),
+    Setting("handling_days", 3, int,
+            "Working days a tier-1 monitor has to resolve a new alert (and a supervision "
+            "order's deadline); a rule's own handling_days wins."),
     Setting("mapping", {}, dict,
             "How XES attributes map to the event contract; keys in the 'mapping' table below."),
     Setting("calendar", {}, dict,
@@ -91,6 +94,7 @@ class Config:
     rules_dir: Path = Path("rules")
     batch_size: int = 5000
     parallel_ingest: bool = True
+    handling_days: int = 3
     mapping: XesMapping = field(default_factory=XesMapping)
     extra_holidays: frozenset[date] = frozenset()
     extra_workdays: frozenset[date] = frozenset()
@@ -152,8 +156,9 @@ def load_config(path: str | Path | None) -> Config:
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(where, raw.line_of("timezone"),
                           f"unknown timezone '{values['timezone']}' (e.g. Asia/Shanghai)") from None
-    if values["batch_size"] < 1:
-        raise ConfigError(where, raw.line_of("batch_size"), "'batch_size' must be at least 1")
+    for name in ("batch_size", "handling_days"):
+        if values[name] < 1:
+            raise ConfigError(where, raw.line_of(name), f"'{name}' must be at least 1")
     return Config(
         path=path,
         base_dir=base_dir,
@@ -162,6 +167,7 @@ def load_config(path: str | Path | None) -> Config:
         rules_dir=_rules_dir(base_dir, raw.get("rules_dir")),
         batch_size=values["batch_size"],
         parallel_ingest=values["parallel_ingest"],
+        handling_days=values["handling_days"],
         mapping=XesMapping(**mapping),
         **dates,
     )

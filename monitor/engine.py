@@ -26,6 +26,7 @@ from .rules.kinds import KINDS
 from .rules.loader import load_rules
 from .rules.model import Rule
 from .rules.sql import became_visible
+from .supervision import Policy, policy_for
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +78,11 @@ def _advance(conn: Connection, rule: Rule, last_event_id: int, as_of: datetime) 
 
 
 def evaluate_rule(engine: Engine, rule: Rule, ctx: Context, *, dry_run: bool = False,
-                  full: bool = False, cache: dict | None = None) -> RuleOutcome:
+                  full: bool = False, cache: dict | None = None,
+                  policy: Policy | None = None) -> RuleOutcome:
     """One rule in one transaction: detect, store, advance its watermark. ``cache`` is
-    shared by the rules of one run (see :func:`_deferred`)."""
+    shared by the rules of one run (see :func:`_deferred`); ``policy`` gives new alerts
+    their deadline (default: 3 working days)."""
     outcome = RuleOutcome(rule)
     kind = KINDS[rule.kind]
     try:
@@ -93,7 +96,8 @@ def evaluate_rule(engine: Engine, rule: Rule, ctx: Context, *, dry_run: bool = F
                                                      else cache)) if since else ctx
             outcome.findings = list(kind.detect(conn, rule, run_ctx))
             if not dry_run:
-                outcome.stored = store_findings(conn, rule, outcome.findings, ctx.as_of)
+                outcome.stored = store_findings(conn, rule, outcome.findings, ctx.as_of,
+                                                policy)
                 _advance(conn, rule, last, ctx.as_of)
     except Exception as exc:  # one rule's failure must not stop the others
         log.exception("rule %s failed", rule.id)
@@ -106,6 +110,7 @@ def evaluate(engine: Engine, config: Config, as_of: datetime, *, rule_ids: tuple
              rules: list[Rule] | None = None) -> list[RuleOutcome]:
     """Run the enabled rules (or only ``rule_ids``) as of ``as_of`` (aware datetime)."""
     rules = load_rules([config.rules_dir]) if rules is None else rules
+    policy = policy_for(config, rules)
     if rule_ids:
         unknown = set(rule_ids) - {r.id for r in rules}
         if unknown:
@@ -117,8 +122,8 @@ def evaluate(engine: Engine, config: Config, as_of: datetime, *, rule_ids: tuple
     else:
         rules = [r for r in rules if r.enabled]
     ctx, cache = context(config, as_of), {}
-    return [evaluate_rule(engine, rule, ctx, dry_run=dry_run, full=full, cache=cache)
-            for rule in rules]
+    return [evaluate_rule(engine, rule, ctx, dry_run=dry_run, full=full, cache=cache,
+                          policy=policy) for rule in rules]
 
 
 __all__ = ["RuleOutcome", "evaluate", "render"]

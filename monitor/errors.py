@@ -63,3 +63,20 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` for the closest choice, or an empty string."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+class SupervisionError(MonitorError):
+    """An action on an alert was refused (who, which alert, or in what state)."""
+
+
+class NotFound(SupervisionError):
+    """No such alert or user."""
+
+
+class NotAllowed(SupervisionError):
+    """The acting user's role or department does not allow the action."""
+
+
+class InvalidTransition(SupervisionError):
+    """The alert is not in a state where the action makes sense, or a required part (a
+    disposition, a note) is missing."""

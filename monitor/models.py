@@ -8,11 +8,12 @@ incremental evaluation.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (JSON, Date, ForeignKey, Index, Integer, String, Text,
+                        UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from .types import Money, UTCDateTime
@@ -154,6 +155,91 @@ class Alert(Base):
     evidence: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     event_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
     rule_version: Mapped[str] = mapped_column(String(16))
+    # two-tier supervision (monitor/supervision.py): who must act, by when, and how it ended
+    assigned_to: Mapped[list[str]] = mapped_column(JSON, default=list)
+    due_on: Mapped[date | None] = mapped_column(Date)  # local date; overdue the day after
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    disposition: Mapped[str | None] = mapped_column(String(16))
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Disposition(Base):
+    """What a monitor recorded when resolving an alert (整改 / 说明 / 误报), and, for an
+    escalated alert, tier 2's verdict on it. A rejected disposition stays; a new one follows."""
+
+    __tablename__ = "dispositions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    by_user: Mapped[str] = mapped_column(String(64))
+    tier: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str] = mapped_column(Text)
+    verdict: Mapped[str | None] = mapped_column(String(16))  # confirmed | rejected
+    reviewed_by: Mapped[str | None] = mapped_column(String(64))
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SupervisionOrder(Base):
+    """A supervision order (督办) from tier 2 to the department's tier-1 monitors."""
+
+    __tablename__ = "supervision_orders"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), index=True)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    issued_by: Mapped[str] = mapped_column(String(64))  # a monitor_l2 user, or "system"
+    reason: Mapped[str] = mapped_column(String(16))     # escalated | rejected | manual
+    to_users: Mapped[list[str]] = mapped_column(JSON, default=list)
+    due_on: Mapped[date] = mapped_column(Date)
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class TrailEntry(Base):
+    """The supervision trail (全留痕): append-only, each row carrying the hash of the one
+    before it (monitor/trail.py). ``seq`` is assigned by the program, 1, 2, 3 …"""
+
+    __tablename__ = "trail"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    alert_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class TrailHead(Base):
+    """One row: the last entry of the trail. Every append locks and moves it, so appends
+    are serialised, and deleting the newest entries does not go unnoticed."""
+
+    __tablename__ = "trail_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class OutboxMessage(Base):
+    """A notification written in the same transaction as the state change it reports, then
+    delivered by ``notify flush`` (monitor/outbox.py); failures are retried with backoff."""
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    alert_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    recipient: Mapped[str] = mapped_column(String(64))   # catalog user id
+    channel: Mapped[str] = mapped_column(String(16))     # sms | email | log …
+    address: Mapped[str | None] = mapped_column(String(200))  # phone number, e-mail
+    subject: Mapped[str] = mapped_column(String(32))     # raised | escalated | order | reminder …
+    text: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sink: Mapped[str | None] = mapped_column(String(32))
 
 
 class AlertChange(Base):

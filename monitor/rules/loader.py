@@ -17,7 +17,7 @@ from .model import ACTIONS, LEVELS, Rule, Scope
 from .params import build_params
 
 RULE_KEYS = {"id", "title", "kind", "enabled", "level", "scope", "params", "message",
-             "references", "action"}
+             "references", "action", "handling_days"}
 SCOPE_KEYS = {"include", "exclude"}
 SCOPE_LISTS = {"departments", "items", "categories"}
 
@@ -34,6 +34,16 @@ def _choice(rule: LineDict, key: str, choices: tuple[str, ...], default: str, pa
     if value not in choices:
         raise RuleError(path, rule.line_of(key), f"'{key}' must be one of {', '.join(choices)}, "
                                                  f"got {value!r}{did_you_mean(str(value), choices)}")
+    return value
+
+
+def _days(rule: LineDict, key: str, path: str) -> int | None:
+    value = rule.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise RuleError(path, rule.line_of(key), f"'{key}' must be a whole number of working "
+                                                 f"days ≥ 1, got {value!r}")
     return value
 
 
@@ -106,6 +116,7 @@ def _rule(raw: LineDict, path: str) -> Rule:
         level=_choice(raw, "level", LEVELS, "yellow", path), enabled=enabled,
         scope=_scope(raw.get("scope"), path, raw.line_of("scope")), message=message,
         references=tuple(references), action=_choice(raw, "action", ACTIONS, "alert", path),
+        handling_days=_days(raw, "handling_days", path),
         path=path, line=raw.line)
 
 

@@ -38,6 +38,7 @@ class Rule:
     message: str = ""
     references: tuple[str, ...] = ()
     action: str = "alert"
+    handling_days: int | None = None  # working days tier 1 has to act; None: the setting
     path: str = ""
     line: int = 0
 

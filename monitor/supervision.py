@@ -1,0 +1,274 @@
+"""Two-tier supervision (层级监察): who must act on an alert, by when, and what they may do.
+
+A new alert is tier 1, ``open``, assigned to the ``monitor_l1`` users of its department,
+due a number of working days after it was raised (setting ``handling_days``, a rule's own
+``handling_days`` wins). Tier 1 acknowledges (seen, working on it: not resolving) and
+resolves with a disposition — rectified 整改, explained 说明, false_positive 误报 — and a
+note. Not resolved in time, an alert is escalated to tier 2 (``monitor_l2``, the county
+office; monitor/escalation.py), which issues a supervision order (督办) back to tier 1 with
+a new deadline. Tier 2 confirms or rejects tier 1's disposition of an escalated alert (a
+rejection reopens it with a new order) and may issue an order on any alert.
+
+States: ``open`` → ``acknowledged`` → ``resolved`` (final at tier 1; at tier 2 it awaits
+review) → ``confirmed``. Every transition is appended to the trail (monitor/trail.py) in
+the same transaction as the change. Time is an argument (``at``); nothing here reads the
+clock. Delivery of the notifications these transitions produce is monitor/outbox.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, tzinfo
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from . import trail
+from .calendar import WorkCalendar
+from .errors import InvalidTransition, NotAllowed, NotFound, did_you_mean
+from .models import Alert, Disposition, SupervisionOrder, User
+from .trail import Entry
+
+DISPOSITIONS = {"rectified": "整改", "explained": "说明", "false_positive": "误报"}
+ACTIVE = ("open", "acknowledged")  # someone still has to act
+STATES = ("open", "acknowledged", "resolved", "confirmed")
+TIER1, TIER2 = "monitor_l1", "monitor_l2"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Deadlines and escalation settings, frozen from config.yaml and the rules."""
+
+    calendar: WorkCalendar
+    tz: tzinfo
+    handling_days: int = 3
+    rule_days: Mapping[str, int] = field(default_factory=dict)
+    red_to_tier2: bool = False
+    reminder_days: int = 1
+
+    def days_for(self, rule_id: str) -> int:
+        return self.rule_days.get(rule_id, self.handling_days)
+
+    def local_date(self, at: datetime) -> date:
+        return at.astimezone(self.tz).date()
+
+    def due(self, at: datetime, rule_id: str) -> date:
+        """The last day to act on an alert of ``rule_id`` raised (or ordered) at ``at``."""
+        return self.calendar.add_workdays(self.local_date(at), self.days_for(rule_id))
+
+
+def policy_for(config, rules=()) -> Policy:
+    """The policy of a config and its loaded rules (each rule's ``handling_days``)."""
+    return Policy(calendar=config.calendar(), tz=config.tz,
+                  handling_days=config.handling_days,
+                  rule_days={r.id: r.handling_days for r in rules if r.handling_days})
+
+
+def monitors(conn: Connection) -> tuple[dict[str, list[str]], list[str]]:
+    """(department → its tier-1 monitors, tier-2 monitors), user ids sorted."""
+    tier1: dict[str, list[str]] = {}
+    tier2: list[str] = []
+    for uid, dept, roles in conn.execute(select(User.id, User.department, User.roles)
+                                         .order_by(User.id)):
+        roles = roles or []
+        if TIER1 in roles and dept:
+            tier1.setdefault(dept, []).append(uid)
+        if TIER2 in roles:
+            tier2.append(uid)
+    return tier1, tier2
+
+
+# ---------------------------------------------------------------- raising (from alerts.py)
+
+
+def assign(rows: list[dict[str, Any]], conn: Connection, policy: Policy, at: datetime) -> None:
+    """Fill in assignment and deadline of new alert rows before they are inserted."""
+    tier1, _ = monitors(conn)
+    for row in rows:
+        row["assigned_to"] = tier1.get(row["department"] or "", [])
+        row["due_on"] = policy.due(at, row["rule_id"])
+
+
+def raised_entries(rows: list[dict[str, Any]], ids: Mapping[str, int]) -> list[Entry]:
+    return [Entry("raised", ids[r["dedupe_key"]], detail={
+        "rule_id": r["rule_id"], "subject": r["subject"], "level": r["level"], "tier": 1,
+        "department": r["department"], "assigned_to": r["assigned_to"],
+        "due_on": r["due_on"].isoformat(), "rule_version": r["rule_version"]}) for r in rows]
+
+
+# ---------------------------------------------------------------- people acting on alerts
+
+
+@dataclass(frozen=True)
+class Done:
+    """What an action did, for the CLI to print."""
+
+    alert_id: int
+    action: str
+    status: str
+    tier: int
+    due_on: date | None = None
+    order_id: int | None = None
+
+
+def _user(conn: Connection, user_id: str) -> Any:
+    user = conn.execute(select(User).where(User.id == user_id)).one_or_none()
+    if user is None:
+        known = conn.scalars(select(User.id)).all()
+        raise NotFound(f"unknown user '{user_id}'{did_you_mean(user_id, known)}: "
+                       "--by takes a user id from the catalog")
+    return user
+
+
+def _alert(conn: Connection, alert_id: int) -> Any:
+    alert = conn.execute(select(Alert).where(Alert.id == alert_id)).one_or_none()
+    if alert is None:
+        raise NotFound(f"no alert with id {alert_id}")
+    return alert
+
+
+def _check_role(user: Any, alert: Any, verb: str, tier2_only: bool) -> None:
+    roles = user.roles or []
+    if TIER2 in roles:
+        return
+    if tier2_only:
+        raise NotAllowed(f"{user.id} ({user.name}) may not {verb} alert {alert.id}: only a "
+                         "tier-2 monitor (monitor_l2) may")
+    if TIER1 not in roles:
+        raise NotAllowed(f"{user.id} ({user.name}) may not {verb} alert {alert.id}: not a "
+                         "monitor (monitor_l1 or monitor_l2)")
+    if user.department != alert.department:
+        raise NotAllowed(f"{user.id} ({user.name}) may not {verb} alert {alert.id}: it belongs "
+                         f"to department {alert.department or '-'}, {user.id} monitors "
+                         f"{user.department or 'no department'}")
+
+
+def _begin(conn: Connection, alert_id: int, by: str, verb: str,
+           tier2_only: bool = False) -> tuple[Any, Any]:
+    trail.lock(conn)  # first: serialises appenders, and the state read below stays current
+    user = _user(conn, by)
+    alert = _alert(conn, alert_id)
+    _check_role(user, alert, verb, tier2_only)
+    return user, alert
+
+
+def _refuse(alert: Any, verb: str, why: str) -> InvalidTransition:
+    return InvalidTransition(f"cannot {verb} alert {alert.id}: it is {why}")
+
+
+def _note(note: str | None, alert: Any, verb: str) -> str:
+    if not note or not note.strip():
+        raise InvalidTransition(f"cannot {verb} alert {alert.id} without a note (--note): "
+                                "say what was done or why")
+    return note.strip()
+
+
+def acknowledge(engine: Engine, alert_id: int, by: str, at: datetime,
+                note: str | None = None) -> Done:
+    with engine.begin() as conn:
+        _, alert = _begin(conn, alert_id, by, "acknowledge")
+        if alert.status != "open":
+            raise _refuse(alert, "acknowledge", f"{alert.status}, not open")
+        conn.execute(update(Alert).where(Alert.id == alert.id)
+                     .values(status="acknowledged", acknowledged_at=at))
+        trail.append(conn, at, [Entry("acknowledged", alert.id, by,
+                                      {"tier": alert.tier, "note": note})])
+    return Done(alert.id, "acknowledged", "acknowledged", alert.tier, alert.due_on)
+
+
+def resolve(engine: Engine, alert_id: int, by: str, at: datetime, disposition: str | None,
+            note: str | None) -> Done:
+    with engine.begin() as conn:
+        _, alert = _begin(conn, alert_id, by, "resolve")
+        if alert.status not in ACTIVE:
+            raise _refuse(alert, "resolve", f"already {alert.status}")
+        choices = "|".join(DISPOSITIONS)
+        if not disposition:
+            raise InvalidTransition(f"cannot resolve alert {alert.id} without a disposition "
+                                    f"(--disposition {choices})")
+        if disposition not in DISPOSITIONS:
+            raise InvalidTransition(f"unknown disposition '{disposition}'"
+                                    f"{did_you_mean(disposition, DISPOSITIONS)}: use "
+                                    f"--disposition {choices}")
+        text = _note(note, alert, "resolve")
+        conn.execute(insert(Disposition).values(alert_id=alert.id, at=at, by_user=by,
+                                                tier=alert.tier, kind=disposition, note=text))
+        conn.execute(update(Alert).where(Alert.id == alert.id)
+                     .values(status="resolved", disposition=disposition, resolved_at=at))
+        trail.append(conn, at, [Entry("resolved", alert.id, by, {
+            "tier": alert.tier, "disposition": disposition, "note": text})])
+    return Done(alert.id, "resolved", "resolved", alert.tier, alert.due_on)
+
+
+def _pending_disposition(conn: Connection, alert: Any, verb: str) -> Any:
+    if alert.tier != 2 or alert.status != "resolved":
+        state = "not escalated to tier 2" if alert.tier != 2 else alert.status
+        raise _refuse(alert, verb, f"{state}; only a resolved tier-2 alert awaits review")
+    return conn.execute(select(Disposition).where(Disposition.alert_id == alert.id)
+                        .order_by(Disposition.id.desc()).limit(1)).one()
+
+
+def confirm(engine: Engine, alert_id: int, by: str, at: datetime,
+            note: str | None = None) -> Done:
+    with engine.begin() as conn:
+        _, alert = _begin(conn, alert_id, by, "confirm", tier2_only=True)
+        d = _pending_disposition(conn, alert, "confirm")
+        if d.by_user == by:
+            raise NotAllowed(f"{by} may not confirm alert {alert.id}: {by} recorded its "
+                             "disposition; another tier-2 monitor must review it")
+        conn.execute(update(Disposition).where(Disposition.id == d.id)
+                     .values(verdict="confirmed", reviewed_by=by, reviewed_at=at))
+        conn.execute(update(Alert).where(Alert.id == alert.id).values(status="confirmed"))
+        trail.append(conn, at, [Entry("confirmed", alert.id, by, {
+            "disposition": d.kind, "disposition_by": d.by_user, "note": note})])
+    return Done(alert.id, "confirmed", "confirmed", 2)
+
+
+def issue_order(conn: Connection, policy: Policy, alert: Any, by: str, at: datetime,
+                reason: str, note: str | None) -> tuple[int, date, list[Entry]]:
+    """Record a supervision order on ``alert`` (in the caller's transaction): the alert is
+    tier 2, open, due anew; returns (order id, due date, trail entries to append)."""
+    tier1, _ = monitors(conn)
+    to = tier1.get(alert.department or "", [])
+    due = policy.due(at, alert.rule_id)
+    order_id = conn.execute(insert(SupervisionOrder).values(
+        alert_id=alert.id, issued_at=at, issued_by=by, reason=reason, to_users=to,
+        due_on=due, note=note).returning(SupervisionOrder.id)).scalar_one()
+    values: dict[str, Any] = {"tier": 2, "status": "open", "due_on": due, "assigned_to": to,
+                              "reminded_at": None}
+    if alert.status == "resolved":
+        values.update(disposition=None, resolved_at=None)
+    if alert.tier != 2:
+        values["escalated_at"] = at
+    conn.execute(update(Alert).where(Alert.id == alert.id).values(**values))
+    entry = Entry("order_issued", alert.id, by, {"order_id": order_id, "reason": reason,
+                                                 "to": to, "due_on": due.isoformat(),
+                                                 "note": note})
+    return order_id, due, [entry]
+
+
+def reject(engine: Engine, policy: Policy, alert_id: int, by: str, at: datetime,
+           note: str | None) -> Done:
+    with engine.begin() as conn:
+        _, alert = _begin(conn, alert_id, by, "reject", tier2_only=True)
+        d = _pending_disposition(conn, alert, "reject")
+        text = _note(note, alert, "reject")
+        conn.execute(update(Disposition).where(Disposition.id == d.id)
+                     .values(verdict="rejected", reviewed_by=by, reviewed_at=at))
+        order_id, due, entries = issue_order(conn, policy, alert, by, at, "rejected", text)
+        trail.append(conn, at, [Entry("rejected", alert.id, by, {
+            "disposition": d.kind, "disposition_by": d.by_user, "note": text}), *entries])
+    return Done(alert.id, "rejected", "open", 2, due, order_id)
+
+
+def order(engine: Engine, policy: Policy, alert_id: int, by: str, at: datetime,
+          note: str | None = None) -> Done:
+    with engine.begin() as conn:
+        _, alert = _begin(conn, alert_id, by, "issue an order on", tier2_only=True)
+        if alert.status == "confirmed":
+            raise _refuse(alert, "issue an order on", "confirmed (closed)")
+        order_id, due, entries = issue_order(conn, policy, alert, by, at, "manual",
+                                             note.strip() if note else None)
+        trail.append(conn, at, entries)
+    return Done(alert.id, "order_issued", "open", 2, due, order_id)
