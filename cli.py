@@ -15,7 +15,8 @@ from functools import cached_property
 import click
 
 from monitor import __version__
-from monitor.config import SETTINGS, MAPPING_SETTINGS, load_config, resolve_database_url
+from monitor.config import (MAPPING_SETTINGS, NOTIFY_SETTINGS, SETTINGS, load_config,
+                            resolve_database_url)
 from monitor.errors import MonitorError
 
 log = logging.getLogger("monitor")
@@ -107,6 +108,9 @@ def settings() -> None:
         click.echo(f"{s.name}  (default: {s.default!r})\n    {s.help}")
     click.echo("\nmapping: (XES import)")
     for s in MAPPING_SETTINGS:
+        click.echo(f"  {s.name}  (default: {s.default!r})\n      {s.help}")
+    click.echo("\nnotify: (delivery of notifications)")
+    for s in NOTIFY_SETTINGS:
         click.echo(f"  {s.name}  (default: {s.default!r})\n      {s.help}")
 
 
@@ -327,9 +331,12 @@ def run(app: App, as_of: str | None, rule_ids: tuple[str, ...], dry_run: bool,
     """
     from monitor.engine import evaluate, render
 
+    from monitor.rules.loader import load_rules
+
     moment = _as_of(app, as_of)
+    rules = load_rules([app.config.rules_dir])
     outcomes = evaluate(app.engine, app.config, moment, rule_ids=rule_ids, dry_run=dry_run,
-                        full=full)
+                        full=full, rules=rules)
     click.echo(f"as of {moment.astimezone(app.config.tz).isoformat()}"
                + (" (dry run: nothing written)" if dry_run else ""))
     failed = 0
@@ -347,8 +354,85 @@ def run(app: App, as_of: str | None, rule_ids: tuple[str, ...], dry_run: bool,
             for f in o.findings:
                 level, message = render(o.rule, f)
                 click.echo(f"    [{level}] {message}")
+    if not dry_run:
+        _echo_escalated(_escalate(app, moment, rules))
     if failed:
         raise click.exceptions.Exit(1)
+
+
+def _escalate(app: App, moment: datetime, rules=None):
+    from monitor.escalation import escalate
+
+    return escalate(app.engine, _policy(app, rules), moment)
+
+
+def _echo_escalated(result) -> None:
+    line = (f"supervision: escalated {len(result.escalated):,} · reminded "
+            f"{len(result.reminded):,} · messages queued {result.messages:,}")
+    if result.assigned:
+        line += f" · deadlines given to {len(result.assigned):,} older alerts"
+    click.echo(line)
+
+
+@cli.command("escalate")
+@click.option("--as-of", "as_of", metavar="ISO8601",
+              help="As of this moment (default: now). Naive = configured timezone.")
+@pass_app
+def escalate_cmd(app: App, as_of: str | None) -> None:
+    """Escalate tier-1 alerts past their deadline to tier 2, and send due reminders.
+
+    Each escalation issues a supervision order (督办) to the department's tier-1 monitors
+    with a new deadline and queues an SMS to both tiers; a tier-2 alert past its order's
+    deadline reminds its monitors once every reminder_days working days. Also run at the
+    end of every `permit-monitor run`. Then `permit-monitor notify flush` delivers.
+    """
+    _echo_escalated(_escalate(app, _as_of(app, as_of)))
+
+
+@cli.group()
+def notify() -> None:
+    """The outbox of notifications: deliver what is pending, list what failed."""
+
+
+@notify.command("flush")
+@pass_app
+def notify_flush(app: App) -> None:
+    """Deliver pending notifications through the sinks in config.yaml (notify:).
+
+    A failing sink is retried later with backoff; nothing is lost. Exit 1 if any message
+    could not be delivered this time (it stays queued, or is marked failed with its error).
+    """
+    from monitor.outbox import flush
+
+    result = flush(app.engine, app.config.notify, app.config.base_dir, app.now())
+    click.echo(f"sent {result.sent:,} · retrying later {result.retrying:,} · "
+               f"failed {result.failed:,}")
+    for error in result.errors[:20]:
+        click.echo(f"  {error}", err=True)
+    if result.retrying or result.failed:
+        raise click.exceptions.Exit(1)
+
+
+@notify.command("list")
+@click.option("--failed", is_flag=True, help="Only messages given up on, with their error.")
+@click.option("--all", "show_all", is_flag=True, help="Include messages already delivered.")
+@click.option("--limit", type=click.IntRange(min=1), help="Show at most this many.")
+@pass_app
+def notify_list(app: App, failed: bool, show_all: bool, limit: int | None) -> None:
+    """List notifications not yet delivered (pending and failed), oldest first."""
+    from monitor.outbox import list_messages
+
+    shown = 0
+    for m in list_messages(app.engine, status="failed" if failed else None,
+                           undelivered=not show_all, limit=limit):
+        shown += 1
+        at = m.created_at.astimezone(app.config.tz).strftime("%Y-%m-%d %H:%M")
+        click.echo(f"{m.id:>6}  {m.status:<8} {at}  alert {m.alert_id or '-':<5} "
+                   f"{m.recipient} {m.channel} {m.address or '-'}  {m.text}")
+        if m.last_error:
+            click.echo(f"        attempts {m.attempts} · last error: {m.last_error}")
+    if not shown:
+        click.echo("no messages", err=True)
 
 
 @cli.group()
@@ -483,11 +567,11 @@ def alerts_confirm(app: App, alert_id: int, by: str, note: str | None) -> None:
     _echo_done(app, confirm(app.engine, alert_id, by, app.now(), note))
 
 
-def _policy(app: App):
+def _policy(app: App, rules=None):
     from monitor.rules.loader import load_rules
     from monitor.supervision import policy_for
 
-    return policy_for(app.config, load_rules([app.config.rules_dir]))
+    return policy_for(app.config, load_rules([app.config.rules_dir]) if rules is None else rules)
 
 
 @alerts.command("reject")

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .calendar import WorkCalendar
-from .errors import ConfigError
+from .errors import ConfigError, did_you_mean
 from .yamlsrc import LineDict, check_keys, load_yaml
 
 DEFAULT_CONFIG_NAME = "config.yaml"
@@ -47,6 +47,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("handling_days", 3, int,
             "Working days a tier-1 monitor has to resolve a new alert (and a supervision "
             "order's deadline); a rule's own handling_days wins."),
+    Setting("red_to_tier2", False, bool,
+            "A red alert goes to tier 2 (the county office) at once, with a supervision "
+            "order, instead of after tier 1's deadline."),
+    Setting("reminder_days", 1, int,
+            "While an alert under a supervision order is past its deadline, remind its "
+            "monitors every this many working days (not at every run)."),
+    Setting("notify", {}, dict,
+            "Delivery of notifications: sinks, channels, retries; keys in the 'notify' "
+            "table below."),
     Setting("mapping", {}, dict,
             "How XES attributes map to the event contract; keys in the 'mapping' table below."),
     Setting("calendar", {}, dict,
@@ -55,6 +64,36 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 CALENDAR_KEYS = ("extra_holidays", "extra_workdays")
+CHANNELS = ("sms", "email")
+
+# The notify section, declared the same way.
+NOTIFY_SETTINGS: tuple[Setting, ...] = (
+    Setting("sinks", {"log": {"type": "log"}}, dict,
+            "Named sinks: name → {type: log | file, and the type's options (file: path)}."),
+    Setting("channels", {"sms": "log"}, dict,
+            "Channel (sms, email) → sink name: how each kind of message is delivered."),
+    Setting("max_attempts", 8, int,
+            "Delivery attempts before a message is marked failed (it is kept, with its error)."),
+    Setting("backoff_seconds", 60, int, "Wait before the first retry; doubles each attempt."),
+    Setting("backoff_max_seconds", 3600, int, "Longest wait between two attempts."),
+)
+
+
+@dataclass(frozen=True)
+class SinkSpec:
+    name: str
+    type: str
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    sinks: Mapping[str, SinkSpec] = field(
+        default_factory=lambda: MappingProxyType({"log": SinkSpec("log", "log")}))
+    channels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({"sms": "log"}))
+    max_attempts: int = 8
+    backoff_seconds: int = 60
+    backoff_max_seconds: int = 3600
 
 # The XES mapping section, declared the same way.
 MAPPING_SETTINGS: tuple[Setting, ...] = (
@@ -95,6 +134,9 @@ class Config:
     batch_size: int = 5000
     parallel_ingest: bool = True
     handling_days: int = 3
+    red_to_tier2: bool = False
+    reminder_days: int = 1
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
     mapping: XesMapping = field(default_factory=XesMapping)
     extra_holidays: frozenset[date] = frozenset()
     extra_workdays: frozenset[date] = frozenset()
@@ -156,7 +198,7 @@ def load_config(path: str | Path | None) -> Config:
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(where, raw.line_of("timezone"),
                           f"unknown timezone '{values['timezone']}' (e.g. Asia/Shanghai)") from None
-    for name in ("batch_size", "handling_days"):
+    for name in ("batch_size", "handling_days", "reminder_days"):
         if values[name] < 1:
             raise ConfigError(where, raw.line_of(name), f"'{name}' must be at least 1")
     return Config(
@@ -168,9 +210,66 @@ def load_config(path: str | Path | None) -> Config:
         batch_size=values["batch_size"],
         parallel_ingest=values["parallel_ingest"],
         handling_days=values["handling_days"],
+        red_to_tier2=values["red_to_tier2"],
+        reminder_days=values["reminder_days"],
+        notify=_notify(raw.get("notify") or LineDict(), where),
         mapping=XesMapping(**mapping),
         **dates,
     )
+
+
+def _notify(raw: LineDict, where: str) -> NotifyConfig:
+    from .sinks import SINK_TYPES
+
+    if not isinstance(raw, LineDict):
+        raise ConfigError(where, getattr(raw, "line", None), "'notify' must be a mapping")
+    values = _read_section(raw, NOTIFY_SETTINGS, where)
+    sinks = {"log": SinkSpec("log", "log")}  # always there; a sink of that name replaces it
+    for name, spec in values["sinks"].items():
+        line = _line(values["sinks"], name)
+        if not isinstance(spec, dict) or "type" not in spec:
+            raise ConfigError(where, line, f"sink '{name}' must be a mapping with a type "
+                                           f"({', '.join(SINK_TYPES)})")
+        kind = SINK_TYPES.get(spec["type"])
+        if kind is None:
+            raise ConfigError(where, _line(spec, "type"), f"sink '{name}': unknown type "
+                              f"'{spec['type']}'{did_you_mean(str(spec['type']), SINK_TYPES)}; "
+                              f"types: {', '.join(SINK_TYPES)}")
+        options = {k: v for k, v in spec.items() if k != "type"}
+        for key in options:
+            if key not in kind.OPTIONS:
+                raise ConfigError(where, _line(spec, key), f"sink '{name}': unknown option "
+                                  f"'{key}'{did_you_mean(str(key), kind.OPTIONS)}; type "
+                                  f"{kind.TYPE} takes {', '.join(kind.OPTIONS) or 'no options'}")
+        for key, (typ, required, _) in kind.OPTIONS.items():
+            if required and options.get(key) in (None, ""):
+                raise ConfigError(where, line, f"sink '{name}': missing required option '{key}'")
+            if key in options and not isinstance(options[key], typ):
+                raise ConfigError(where, _line(spec, key), f"sink '{name}': '{key}' must be "
+                                                           f"{typ.__name__}")
+        sinks[str(name)] = SinkSpec(str(name), spec["type"], MappingProxyType(options))
+    channels = {}
+    for channel, sink in values["channels"].items():
+        line = _line(values["channels"], channel)
+        if channel not in CHANNELS:
+            raise ConfigError(where, line, f"unknown channel '{channel}'"
+                                           f"{did_you_mean(str(channel), CHANNELS)}; channels: "
+                                           f"{', '.join(CHANNELS)}")
+        if sink not in sinks:
+            raise ConfigError(where, line, f"channel '{channel}': no sink named '{sink}'"
+                                           f"{did_you_mean(str(sink), sinks)}; define it under "
+                                           "notify.sinks")
+        channels[channel] = str(sink)
+    for name in ("max_attempts", "backoff_seconds", "backoff_max_seconds"):
+        if values[name] < 1:
+            raise ConfigError(where, raw.line_of(name), f"'notify.{name}' must be at least 1")
+    return NotifyConfig(MappingProxyType(sinks), MappingProxyType(channels),
+                        values["max_attempts"], values["backoff_seconds"],
+                        values["backoff_max_seconds"])
+
+
+def _line(mapping: Any, key: str) -> int | None:
+    return mapping.line_of(key) if isinstance(mapping, LineDict) else None
 
 
 def _rules_dir(base_dir: Path, configured: str | None) -> Path:

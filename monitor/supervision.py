@@ -27,7 +27,9 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from . import trail
 from .calendar import WorkCalendar
 from .errors import InvalidTransition, NotAllowed, NotFound, did_you_mean
-from .models import Alert, Disposition, SupervisionOrder, User
+from .models import Alert, Department, Disposition, SupervisionOrder, User
+from .notices import sms
+from .outbox import enqueue
 from .trail import Entry
 
 DISPOSITIONS = {"rectified": "整改", "explained": "说明", "false_positive": "误报"}
@@ -46,6 +48,7 @@ class Policy:
     rule_days: Mapping[str, int] = field(default_factory=dict)
     red_to_tier2: bool = False
     reminder_days: int = 1
+    titles: Mapping[str, str] = field(default_factory=dict)  # rule id → title, for SMS
 
     def days_for(self, rule_id: str) -> int:
         return self.rule_days.get(rule_id, self.handling_days)
@@ -62,7 +65,9 @@ def policy_for(config, rules=()) -> Policy:
     """The policy of a config and its loaded rules (each rule's ``handling_days``)."""
     return Policy(calendar=config.calendar(), tz=config.tz,
                   handling_days=config.handling_days,
-                  rule_days={r.id: r.handling_days for r in rules if r.handling_days})
+                  rule_days={r.id: r.handling_days for r in rules if r.handling_days},
+                  red_to_tier2=config.red_to_tier2, reminder_days=config.reminder_days,
+                  titles={r.id: r.title for r in rules})
 
 
 def monitors(conn: Connection) -> tuple[dict[str, list[str]], list[str]]:
@@ -225,10 +230,21 @@ def confirm(engine: Engine, alert_id: int, by: str, at: datetime,
     return Done(alert.id, "confirmed", "confirmed", 2)
 
 
+def text_for(conn: Connection, policy: Policy, alert: Any, template: str, due: date) -> str:
+    """The SMS ``template`` (monitor/notices.py) filled in for ``alert``."""
+    dept = conn.scalar(select(Department.name).where(Department.code == alert.department))
+    return sms(template, dept=dept or alert.department or "", alert_id=alert.id,
+               title=policy.titles.get(alert.rule_id, alert.rule_id), due=due)
+
+
+ORDER_TEXTS = {"manual": "order", "rejected": "rejected", "escalated": "escalated", "red": "red"}
+
+
 def issue_order(conn: Connection, policy: Policy, alert: Any, by: str, at: datetime,
-                reason: str, note: str | None) -> tuple[int, date, list[Entry]]:
+                reason: str, note: str | None, notify: bool = True) -> tuple[int, date, list[Entry]]:
     """Record a supervision order on ``alert`` (in the caller's transaction): the alert is
-    tier 2, open, due anew; returns (order id, due date, trail entries to append)."""
+    tier 2, open, due anew, and (``notify``) its tier-1 monitors get an SMS in the outbox;
+    returns (order id, due date, trail entries to append)."""
     tier1, _ = monitors(conn)
     to = tier1.get(alert.department or "", [])
     due = policy.due(at, alert.rule_id)
@@ -242,6 +258,9 @@ def issue_order(conn: Connection, policy: Policy, alert: Any, by: str, at: datet
     if alert.tier != 2:
         values["escalated_at"] = at
     conn.execute(update(Alert).where(Alert.id == alert.id).values(**values))
+    if notify:
+        enqueue(conn, at, alert.id, to, f"order:{reason}",
+                text_for(conn, policy, alert, ORDER_TEXTS[reason], due))
     entry = Entry("order_issued", alert.id, by, {"order_id": order_id, "reason": reason,
                                                  "to": to, "due_on": due.isoformat(),
                                                  "note": note})

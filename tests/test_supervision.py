@@ -46,19 +46,24 @@ LATER = datetime(2025, 10, 20, 2, 0, tzinfo=timezone.utc)
 RULES = "- {id: fast, kind: step_too_fast, level: red}\n"
 
 
-@pytest.fixture
-def raised(engine, config, tmp_path, write_events):
-    """One red step-too-fast alert in D04, raised as of RAISED; returns its id."""
-    (tmp_path / "catalog.yaml").write_text(CATALOG, encoding="utf-8")
+def raise_one(engine, config, tmp_path, write_events, rules: str = RULES,
+              catalog: str = CATALOG) -> int:
+    """One step-too-fast alert in D04 (red under RULES), raised as of RAISED; its id."""
+    (tmp_path / "catalog.yaml").write_text(catalog, encoding="utf-8")
     ingest_catalog(engine, tmp_path / "catalog.yaml")
     path = write_events([event("a1", "c1", "accept", "2025-09-30 10:00:00"),
                          event("a2", "c1", "survey", "2025-09-30 10:00:58")])
     list(ingest_events(engine, config, [str(path)], NOW))
-    (tmp_path / "rules.yaml").write_text(RULES, encoding="utf-8")
+    (tmp_path / "rules.yaml").write_text(rules, encoding="utf-8")
     [outcome] = evaluate(engine, config, RAISED, rules=load_rules([tmp_path / "rules.yaml"]))
     assert outcome.stored.new == 1
     with engine.connect() as conn:
         return conn.scalar(select(Alert.id))
+
+
+@pytest.fixture
+def raised(engine, config, tmp_path, write_events):
+    return raise_one(engine, config, tmp_path, write_events)
 
 
 def policy(config, **days):

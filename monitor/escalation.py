@@ -1,0 +1,134 @@
+"""Escalation and reminders: what the passing of time does to alerts, as of a moment.
+
+``escalate(engine, policy, as_of)`` — run by ``permit-monitor escalate`` and at the end
+of every ``permit-monitor run`` — does three things in one transaction, each traced:
+
+1. an alert without a deadline (raised before supervision existed) gets one, counted
+   from when it was raised (``assigned``);
+2. a tier-1 alert still open or acknowledged after its deadline goes to tier 2
+   (``escalated``): a supervision order (督办) to the department's tier-1 monitors with a
+   new deadline, and an SMS to both tiers; with ``red_to_tier2`` a red alert goes at once;
+3. a tier-2 alert past its order's deadline reminds its tier-1 monitors (``reminded``) —
+   on working days only, and once every ``reminder_days`` working days, however often
+   the scheduler runs.
+
+Running it twice as of the same moment changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, or_, select, update
+
+from . import trail
+from .models import Alert, Department
+from .notices import digest
+from .outbox import enqueue
+from .supervision import ACTIVE, Policy, issue_order, monitors, text_for
+from .trail import SYSTEM, Entry
+
+
+@dataclass(frozen=True)
+class Notice:
+    recipient: str
+    template: str  # a key of notices.TEMPLATES / notices.DIGESTS
+    alert: Any
+    due: date
+
+
+@dataclass
+class Escalated:
+    assigned: list[int] = field(default_factory=list)
+    escalated: list[int] = field(default_factory=list)
+    reminded: list[int] = field(default_factory=list)
+    messages: int = 0
+
+
+def _assign_missing(conn: Connection, policy: Policy, out: Escalated) -> list[Entry]:
+    tier1, _ = monitors(conn)
+    entries = []
+    for alert in conn.execute(select(Alert).where(Alert.due_on.is_(None)).order_by(Alert.id)):
+        due, to = policy.due(alert.raised_at, alert.rule_id), tier1.get(alert.department or "", [])
+        conn.execute(update(Alert).where(Alert.id == alert.id).values(due_on=due, assigned_to=to))
+        entries.append(Entry("assigned", alert.id, SYSTEM, {"assigned_to": to,
+                                                            "due_on": due.isoformat()}))
+        out.assigned.append(alert.id)
+    return entries
+
+
+def _escalate(conn: Connection, policy: Policy, as_of: datetime, out: Escalated,
+              notices: list[Notice]) -> list[Entry]:
+    today = policy.local_date(as_of)
+    late = Alert.due_on < today
+    due_now = or_(late, Alert.level == "red") if policy.red_to_tier2 else late
+    _, tier2 = monitors(conn)
+    entries = []
+    for alert in conn.execute(select(Alert).where(Alert.tier == 1, Alert.status.in_(ACTIVE),
+                                                  due_now).order_by(Alert.id)).all():
+        reason = "escalated" if alert.due_on < today else "red"
+        order_id, due, order_entries = issue_order(conn, policy, alert, SYSTEM, as_of, reason,
+                                                   None, notify=False)
+        notices += [Notice(u, reason, alert, due) for u in order_entries[0].detail["to"]]
+        notices += [Notice(u, f"{reason}_l2", alert, due) for u in tier2]
+        entries += [Entry("escalated", alert.id, SYSTEM, {
+            "from_tier": 1, "to_tier": 2, "reason": reason, "level": alert.level,
+            "was_due_on": alert.due_on.isoformat(), "notified": tier2}), *order_entries]
+        out.escalated.append(alert.id)
+    return entries
+
+
+def _remind(conn: Connection, policy: Policy, as_of: datetime, out: Escalated,
+            notices: list[Notice]) -> list[Entry]:
+    today = policy.local_date(as_of)
+    if not policy.calendar.is_workday(today):
+        return []
+    entries = []
+    overdue = select(Alert).where(Alert.tier == 2, Alert.status.in_(ACTIVE),
+                                  Alert.due_on < today).order_by(Alert.id)
+    for alert in conn.execute(overdue).all():
+        since = policy.local_date(alert.reminded_at) if alert.reminded_at else alert.due_on
+        if policy.calendar.workdays_between(since, today) < policy.reminder_days:
+            continue
+        notices += [Notice(u, "reminder", alert, alert.due_on) for u in alert.assigned_to]
+        conn.execute(update(Alert).where(Alert.id == alert.id).values(reminded_at=as_of))
+        entries.append(Entry("reminded", alert.id, SYSTEM, {
+            "to": alert.assigned_to, "due_on": alert.due_on.isoformat(),
+            "overdue_days": policy.calendar.workdays_between(alert.due_on, today)}))
+        out.reminded.append(alert.id)
+    return entries
+
+
+def escalate(engine: Engine, policy: Policy, as_of: datetime) -> Escalated:
+    """Escalate and remind as of ``as_of`` (aware); see the module docstring."""
+    out, notices = Escalated(), []
+    with engine.begin() as conn:
+        trail.lock(conn)
+        entries = _assign_missing(conn, policy, out)
+        entries += _escalate(conn, policy, as_of, out, notices)
+        entries += _remind(conn, policy, as_of, out, notices)
+        out.messages = _send(conn, policy, as_of, notices)
+        trail.append(conn, as_of, entries)
+    return out
+
+
+def _send(conn: Connection, policy: Policy, as_of: datetime, notices: list[Notice]) -> int:
+    """Queue the notices: one SMS per alert, or one digest per recipient and kind when a
+    run has several alerts of that kind for the same person."""
+    groups: dict[tuple[str, str], list[Notice]] = {}
+    for n in notices:
+        groups.setdefault((n.recipient, n.template), []).append(n)
+    names = dict(conn.execute(select(Department.code, Department.name)).all())
+    queued = 0
+    for (recipient, template), group in sorted(groups.items()):
+        first = min(group, key=lambda n: (n.due, n.alert.id))
+        if len(group) == 1:
+            text = text_for(conn, policy, first.alert, template, first.due)
+        else:
+            codes = sorted({n.alert.department or "" for n in group})
+            text = digest(template, depts=[names.get(c) or c for c in codes],
+                          alert_ids=sorted(n.alert.id for n in group), due=first.due)
+        queued += enqueue(conn, as_of, first.alert.id, [recipient], template, text)
+    return queued

@@ -1,0 +1,68 @@
+"""What people are told: the SMS texts of supervision, in Chinese, from templates.
+
+One SMS segment holds 70 Chinese characters; every text is fitted to it (the rule title,
+then the department name are shortened first). Fields: ``dept`` (department name),
+``id`` (alert id), ``title`` (the rule's title), ``due`` (a deadline, e.g. 11月26日).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+SMS_LIMIT = 70
+
+TEMPLATES = {
+    # to the department's tier-1 monitors
+    "order": "【督办】{dept}第{id}号告警（{title}）县监察办已督办，请于{due}前处置并回复。",
+    "escalated": "【督办】{dept}第{id}号告警（{title}）逾期未处置，已升级县监察办督办，"
+                 "请于{due}前处置。",
+    "red": "【督办】{dept}第{id}号红牌告警（{title}）已直接转县监察办督办，请于{due}前处置。",
+    "rejected": "【退回】{dept}第{id}号告警处置意见未获县监察办认可，请于{due}前重新处置。",
+    "reminder": "【提醒】{dept}第{id}号告警（{title}）已超过督办期限{due}，请尽快处置。",
+    # to the county office's tier-2 monitors
+    "escalated_l2": "【二级监察】{dept}第{id}号告警（{title}）一级逾期未处置，已督办，期限{due}。",
+    "red_l2": "【二级监察】{dept}第{id}号红牌告警（{title}）已转二级监察督办，期限{due}。",
+}
+
+# One SMS per recipient when one run has several alerts of the same kind for them.
+DIGESTS = {
+    "escalated": "【督办】{dept}{n}件告警逾期未处置，已升级县监察办督办（第{ids}号等），"
+                 "请于{due}前处置。",
+    "red": "【督办】{dept}{n}件红牌告警已直接转县监察办督办（第{ids}号等），请于{due}前处置。",
+    "reminder": "【提醒】{dept}{n}件督办告警已超过期限（第{ids}号等，最早{due}到期），请尽快处置。",
+    "escalated_l2": "【二级监察】{n}件告警一级逾期未处置，已督办（{depts}等{k}个部门），"
+                    "最早期限{due}。",
+    "red_l2": "【二级监察】{n}件红牌告警已转二级监察督办（{depts}等{k}个部门），最早期限{due}。",
+}
+
+
+def _short(text: str, n: int) -> str:
+    return text if len(text) <= n else text[:max(n - 1, 0)] + "…"
+
+
+def _when(due: date) -> str:
+    return f"{due.month}月{due.day}日"
+
+
+def digest(template: str, *, depts: list[str], alert_ids: list[int], due: date) -> str:
+    """The digest of ``template`` over several alerts, at most :data:`SMS_LIMIT` characters."""
+    fmt = DIGESTS[template]
+    for shown, d in ((3, 10), (2, 8), (1, 6), (1, 4)):
+        text = fmt.format(dept=_short(depts[0], d) if len(depts) == 1 else "", n=len(alert_ids),
+                          ids="、".join(map(str, alert_ids[:shown])), due=_when(due),
+                          depts="、".join(_short(x, d) for x in depts[:shown]), k=len(depts))
+        if len(text) <= SMS_LIMIT:
+            return text
+    return _short(text, SMS_LIMIT)
+
+
+def sms(template: str, *, dept: str, alert_id: int, title: str, due: date) -> str:
+    """The text of ``template``, at most :data:`SMS_LIMIT` characters."""
+    fmt = TEMPLATES[template]
+    title = title.split("（")[0] or title  # 办件超期（超过承诺…）→ 办件超期
+    when = _when(due)
+    for t, d in ((12, 10), (10, 8), (8, 6), (6, 4), (4, 2)):
+        text = fmt.format(dept=_short(dept, d), id=alert_id, title=_short(title, t), due=when)
+        if len(text) <= SMS_LIMIT:
+            return text
+    return _short(text, SMS_LIMIT)

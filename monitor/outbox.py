@@ -1,0 +1,153 @@
+"""The outbox: notifications written in the same transaction as the state change they
+report, then delivered by ``notify flush`` through the sinks named in config.yaml.
+
+Nothing is lost if the process dies between the two: a message is ``pending`` until a
+sink has accepted it. A sink that fails is retried with exponential backoff
+(``attempts``, ``next_attempt_at``, ``last_error``); after ``notify.max_attempts``, or at
+once for an undeliverable message (no phone number), it is ``failed`` and kept, with its
+error, for ``notify list --failed``. Each delivery is recorded in the trail (``notified``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from . import trail
+from .config import NotifyConfig
+from .models import OutboxMessage, User
+from .sinks import DeliveryError, Message, Sink, Undeliverable, open_sink
+from .trail import Entry
+
+FLUSH_BATCH = 500
+DUE = ("pending", "sending")  # sending: claimed by a flusher; due again when its lease ends
+LEASE = timedelta(minutes=10)
+
+
+def enqueue(conn: Connection, at: datetime, alert_id: int | None, recipients: Iterable[str],
+            subject: str, text: str, channel: str = "sms") -> int:
+    """Queue ``text`` for each recipient (catalog user id) in the caller's transaction."""
+    recipients = sorted(set(recipients))
+    if not recipients:
+        return 0
+    phones = dict(conn.execute(select(User.id, User.phone).where(User.id.in_(recipients))).all())
+    conn.execute(insert(OutboxMessage), [{
+        "created_at": at, "alert_id": alert_id, "recipient": r, "channel": channel,
+        "address": phones.get(r) if channel == "sms" else None, "subject": subject,
+        "text": text, "status": "pending", "attempts": 0, "next_attempt_at": at}
+        for r in recipients])
+    return len(recipients)
+
+
+@dataclass
+class Flushed:
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def backoff(notify: NotifyConfig, attempts: int) -> timedelta:
+    """The wait after the ``attempts``-th failed attempt: base · 2^(n-1), capped."""
+    return timedelta(seconds=min(notify.backoff_seconds * 2 ** (attempts - 1),
+                                 notify.backoff_max_seconds))
+
+
+def _sinks(notify: NotifyConfig, base_dir) -> dict[str, Sink]:
+    return {channel: open_sink(name, notify.sinks[name].type, notify.sinks[name].options,
+                               base_dir) for channel, name in notify.channels.items()}
+
+
+def _message(row: Any) -> Message:
+    return Message(row.id, row.created_at, row.alert_id, row.recipient, row.channel,
+                   row.address, row.subject, row.text)
+
+
+def _claim(engine: Engine, message_id: int, now: datetime) -> Any:
+    """Take one due message for this flusher (a lease: a flusher that dies mid-delivery
+    leaves it ``sending`` until the lease ends, then it is due again)."""
+    due = (OutboxMessage.id == message_id, OutboxMessage.status.in_(DUE),
+           OutboxMessage.next_attempt_at <= now)
+    with engine.begin() as conn:
+        claimed = conn.execute(update(OutboxMessage).where(*due).values(
+            status="sending", next_attempt_at=now + LEASE)).rowcount
+        if claimed != 1:
+            return None
+        return conn.execute(select(OutboxMessage).where(OutboxMessage.id == message_id)).one()
+
+
+def _send(sinks: dict[str, Sink], row: Any) -> tuple[str | None, DeliveryError | None]:
+    sink = sinks.get(row.channel)
+    try:
+        if sink is None:
+            raise Undeliverable(f"no sink for channel '{row.channel}' (notify.channels)")
+        sink.send(_message(row))
+    except DeliveryError as exc:
+        return (sink.name if sink else None), exc
+    return sink.name, None
+
+
+def _record(engine: Engine, notify: NotifyConfig, row: Any, sink: str | None,
+            error: DeliveryError | None, now: datetime, out: Flushed) -> None:
+    attempts = row.attempts + 1
+    with engine.begin() as conn:
+        trail.lock(conn)
+        if error is None:
+            conn.execute(update(OutboxMessage).where(OutboxMessage.id == row.id).values(
+                attempts=attempts, status="sent", sent_at=now, sink=sink, last_error=None))
+            trail.append(conn, now, [Entry("notified", row.alert_id, trail.SYSTEM, {
+                "outbox_id": row.id, "recipient": row.recipient, "channel": row.channel,
+                "sink": sink, "subject": row.subject})])
+            out.sent += 1
+            return
+        final = isinstance(error, Undeliverable) or attempts >= notify.max_attempts
+        conn.execute(update(OutboxMessage).where(OutboxMessage.id == row.id).values(
+            attempts=attempts, last_error=str(error)[:1000], sink=sink,
+            status="failed" if final else "pending",
+            next_attempt_at=now if final else now + backoff(notify, attempts)))
+    out.errors.append(f"message {row.id} to {row.recipient}: {error}")
+    if final:
+        out.failed += 1
+    else:
+        out.retrying += 1
+
+
+def flush(engine: Engine, notify: NotifyConfig, base_dir, now: datetime) -> Flushed:
+    """Deliver every message due by ``now``: claim it, send it outside any transaction
+    (a slow sink holds no lock), record the outcome."""
+    sinks, out = _sinks(notify, base_dir), Flushed()
+    try:
+        last = 0
+        while True:
+            with engine.connect() as conn:
+                ids = conn.scalars(select(OutboxMessage.id).where(
+                    OutboxMessage.status.in_(DUE), OutboxMessage.next_attempt_at <= now,
+                    OutboxMessage.id > last).order_by(OutboxMessage.id).limit(FLUSH_BATCH)).all()
+            for message_id in ids:
+                row = _claim(engine, message_id, now)
+                if row is not None:
+                    sink, error = _send(sinks, row)
+                    _record(engine, notify, row, sink, error, now, out)
+            if len(ids) < FLUSH_BATCH:
+                return out
+            last = ids[-1]
+    finally:
+        for sink in sinks.values():
+            sink.close()
+
+
+def list_messages(engine: Engine, *, status: str | None = None,
+                  undelivered: bool = False, limit: int | None = None) -> Iterator[Any]:
+    query = select(OutboxMessage).order_by(OutboxMessage.id)
+    if status:
+        query = query.where(OutboxMessage.status == status)
+    elif undelivered:
+        query = query.where(OutboxMessage.status != "sent")
+    if limit:
+        query = query.limit(limit)
+    with engine.connect() as conn:
+        yield from conn.execute(query)
