@@ -598,6 +598,48 @@ def alerts_order(app: App, alert_id: int, by: str, note: str | None) -> None:
     _echo_done(app, order(app.engine, _policy(app), alert_id, by, app.now(), note))
 
 
+# ---------------------------------------------------------------- holds
+
+
+@cli.group()
+def holds() -> None:
+    """Cases stopped in the workflow (中止流程) by rules with action: halt."""
+
+
+@holds.command("list")
+@click.option("--all", "include_released", is_flag=True, help="Include released holds.")
+@click.option("--case", "case_id", help="Only holds on this case.")
+@pass_app
+def holds_list(app: App, include_released: bool, case_id: str | None) -> None:
+    """List holds: id, case, alert, rule, since when, and who released it."""
+    from monitor.holds import list_holds
+
+    shown = 0
+    for h in list_holds(app.engine, include_released=include_released, case_id=case_id):
+        shown += 1
+        at = h.held_at.astimezone(app.config.tz).strftime("%Y-%m-%d %H:%M")
+        line = (f"{h.id:>6}  {h.status:<8} {h.department or '-':<6} {h.case_id:<18} "
+                f"alert {h.alert_id:<6} {h.rule_id:<18} held {at}")
+        if h.released_by:
+            line += f" · released by {h.released_by}: {h.release_note}"
+        click.echo(line)
+    if not shown:
+        click.echo("no holds", err=True)
+
+
+@holds.command("release")
+@click.argument("hold_id", type=int)
+@by_option
+@click.option("--note", help="Why the case may go on; required.")
+@pass_app
+def holds_release(app: App, hold_id: int, by: str, note: str | None) -> None:
+    """Release a hold (tier 1 of its department, or tier 2), so the case may go on."""
+    from monitor.holds import release
+
+    h = release(app.engine, _policy(app), hold_id, by, app.now(), note)
+    click.echo(f"hold {h.id}: released · case {h.case_id} · alert {h.alert_id}")
+
+
 # ---------------------------------------------------------------- audit trail
 
 

@@ -6,7 +6,8 @@ level (warning → yellow → red) is also recorded in ``alert_changes``.
 
 A new alert is assigned to its department's tier-1 monitors with a handling deadline
 (monitor/supervision.py); raising it and every change of its level are appended to the
-trail (monitor/trail.py) in the same transaction.
+trail (monitor/trail.py) in the same transaction, as are the holds (中止流程) a new
+alert of an ``action: halt`` rule places on its cases (monitor/holds.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from . import trail
+from .holds import place
 from .models import Alert, AlertChange
 from .rules.finding import Finding
 from .rules.model import Rule
@@ -95,9 +97,11 @@ def store_findings(conn: Connection, rule: Rule, findings: list[Finding], at: da
                 "from": old_level, "to": level, "rule_version": version}))
         result.changed += 1
     if new_rows:
-        assign(new_rows, conn, policy or _default_policy(), at)
+        policy = policy or _default_policy()
+        assign(new_rows, conn, policy, at)
         conn.execute(insert(Alert), new_rows)
-        entries[:0] = raised_entries(new_rows, _ids(conn, [r["dedupe_key"] for r in new_rows]))
+        ids = _ids(conn, [r["dedupe_key"] for r in new_rows])
+        entries[:0] = raised_entries(new_rows, ids) + place(conn, policy, new_rows, ids, at)
     trail.append(conn, at, entries)
     result.new = len(new_rows)
     return result

@@ -64,14 +64,15 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 CALENDAR_KEYS = ("extra_holidays", "extra_workdays")
-CHANNELS = ("sms", "email")
+CHANNELS = ("sms", "email", "workflow")
 
 # The notify section, declared the same way.
 NOTIFY_SETTINGS: tuple[Setting, ...] = (
     Setting("sinks", {"log": {"type": "log"}}, dict,
             "Named sinks: name → {type: log | file, and the type's options (file: path)}."),
     Setting("channels", {"sms": "log"}, dict,
-            "Channel (sms, email) → sink name: how each kind of message is delivered."),
+            "Channel (sms, email, workflow) → sink name: how each kind of message is "
+            "delivered; workflow: holds and releases of cases, for the workflow system."),
     Setting("max_attempts", 8, int,
             "Delivery attempts before a message is marked failed (it is kept, with its error)."),
     Setting("backoff_seconds", 60, int, "Wait before the first retry; doubles each attempt."),

@@ -221,6 +221,25 @@ class TrailHead(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+class Hold(Base):
+    """A case stopped in the workflow (中止流程) by an alert of a ``action: halt`` rule,
+    until a monitor releases it."""
+
+    __tablename__ = "holds"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[str] = mapped_column(String(128), index=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"))
+    rule_id: Mapped[str] = mapped_column(String(128))
+    department: Mapped[str | None] = mapped_column(String(64))
+    held_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16), default="held")  # held | released
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    released_by: Mapped[str | None] = mapped_column(String(64))
+    release_note: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (UniqueConstraint("alert_id", "case_id", name="uq_holds_alert_case"),)
+
+
 class OutboxMessage(Base):
     """A notification written in the same transaction as the state change it reports, then
     delivered by ``notify flush`` (monitor/outbox.py); failures are retried with backoff."""

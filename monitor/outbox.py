@@ -29,15 +29,17 @@ LEASE = timedelta(minutes=10)
 
 
 def enqueue(conn: Connection, at: datetime, alert_id: int | None, recipients: Iterable[str],
-            subject: str, text: str, channel: str = "sms") -> int:
-    """Queue ``text`` for each recipient (catalog user id) in the caller's transaction."""
+            subject: str, text: str, channel: str = "sms", address: str | None = None) -> int:
+    """Queue ``text`` for each recipient (catalog user id) in the caller's transaction; an
+    SMS goes to the user's phone in the catalog, other channels to ``address``."""
     recipients = sorted(set(recipients))
     if not recipients:
         return 0
-    phones = dict(conn.execute(select(User.id, User.phone).where(User.id.in_(recipients))).all())
+    phones = dict(conn.execute(select(User.id, User.phone).where(User.id.in_(recipients))).all()) \
+        if channel == "sms" else {}
     conn.execute(insert(OutboxMessage), [{
         "created_at": at, "alert_id": alert_id, "recipient": r, "channel": channel,
-        "address": phones.get(r) if channel == "sms" else None, "subject": subject,
+        "address": phones.get(r) if channel == "sms" else address, "subject": subject,
         "text": text, "status": "pending", "attempts": 0, "next_attempt_at": at}
         for r in recipients])
     return len(recipients)

@@ -49,6 +49,7 @@ class Policy:
     red_to_tier2: bool = False
     reminder_days: int = 1
     titles: Mapping[str, str] = field(default_factory=dict)  # rule id → title, for SMS
+    workflow: bool = False  # a sink delivers holds to the workflow system (channel workflow)
 
     def days_for(self, rule_id: str) -> int:
         return self.rule_days.get(rule_id, self.handling_days)
@@ -67,7 +68,8 @@ def policy_for(config, rules=()) -> Policy:
                   handling_days=config.handling_days,
                   rule_days={r.id: r.handling_days for r in rules if r.handling_days},
                   red_to_tier2=config.red_to_tier2, reminder_days=config.reminder_days,
-                  titles={r.id: r.title for r in rules})
+                  titles={r.id: r.title for r in rules},
+                  workflow="workflow" in config.notify.channels)
 
 
 def monitors(conn: Connection) -> tuple[dict[str, list[str]], list[str]]:
@@ -149,8 +151,9 @@ def _check_role(user: Any, alert: Any, verb: str, tier2_only: bool) -> None:
                          f"{user.department or 'no department'}")
 
 
-def _begin(conn: Connection, alert_id: int, by: str, verb: str,
-           tier2_only: bool = False) -> tuple[Any, Any]:
+def begin_action(conn: Connection, alert_id: int, by: str, verb: str,
+                 tier2_only: bool = False) -> tuple[Any, Any]:
+    """Lock the trail, then (user, alert) if ``by`` may ``verb`` the alert; else refuse."""
     trail.lock(conn)  # first: serialises appenders, and the state read below stays current
     user = _user(conn, by)
     alert = _alert(conn, alert_id)
@@ -162,17 +165,22 @@ def _refuse(alert: Any, verb: str, why: str) -> InvalidTransition:
     return InvalidTransition(f"cannot {verb} alert {alert.id}: it is {why}")
 
 
-def _note(note: str | None, alert: Any, verb: str) -> str:
+def note_of(note: str | None, what: str) -> str:
+    """The stripped note; refused when empty (``what``: e.g. "resolve alert 3")."""
     if not note or not note.strip():
-        raise InvalidTransition(f"cannot {verb} alert {alert.id} without a note (--note): "
+        raise InvalidTransition(f"cannot {what} without a note (--note): "
                                 "say what was done or why")
     return note.strip()
+
+
+def _note(note: str | None, alert: Any, verb: str) -> str:
+    return note_of(note, f"{verb} alert {alert.id}")
 
 
 def acknowledge(engine: Engine, alert_id: int, by: str, at: datetime,
                 note: str | None = None) -> Done:
     with engine.begin() as conn:
-        _, alert = _begin(conn, alert_id, by, "acknowledge")
+        _, alert = begin_action(conn, alert_id, by, "acknowledge")
         if alert.status != "open":
             raise _refuse(alert, "acknowledge", f"{alert.status}, not open")
         conn.execute(update(Alert).where(Alert.id == alert.id)
@@ -185,7 +193,7 @@ def acknowledge(engine: Engine, alert_id: int, by: str, at: datetime,
 def resolve(engine: Engine, alert_id: int, by: str, at: datetime, disposition: str | None,
             note: str | None) -> Done:
     with engine.begin() as conn:
-        _, alert = _begin(conn, alert_id, by, "resolve")
+        _, alert = begin_action(conn, alert_id, by, "resolve")
         if alert.status not in ACTIVE:
             raise _refuse(alert, "resolve", f"already {alert.status}")
         choices = "|".join(DISPOSITIONS)
@@ -217,7 +225,7 @@ def _pending_disposition(conn: Connection, alert: Any, verb: str) -> Any:
 def confirm(engine: Engine, alert_id: int, by: str, at: datetime,
             note: str | None = None) -> Done:
     with engine.begin() as conn:
-        _, alert = _begin(conn, alert_id, by, "confirm", tier2_only=True)
+        _, alert = begin_action(conn, alert_id, by, "confirm", tier2_only=True)
         d = _pending_disposition(conn, alert, "confirm")
         if d.by_user == by:
             raise NotAllowed(f"{by} may not confirm alert {alert.id}: {by} recorded its "
@@ -270,7 +278,7 @@ def issue_order(conn: Connection, policy: Policy, alert: Any, by: str, at: datet
 def reject(engine: Engine, policy: Policy, alert_id: int, by: str, at: datetime,
            note: str | None) -> Done:
     with engine.begin() as conn:
-        _, alert = _begin(conn, alert_id, by, "reject", tier2_only=True)
+        _, alert = begin_action(conn, alert_id, by, "reject", tier2_only=True)
         d = _pending_disposition(conn, alert, "reject")
         text = _note(note, alert, "reject")
         conn.execute(update(Disposition).where(Disposition.id == d.id)
@@ -284,7 +292,7 @@ def reject(engine: Engine, policy: Policy, alert_id: int, by: str, at: datetime,
 def order(engine: Engine, policy: Policy, alert_id: int, by: str, at: datetime,
           note: str | None = None) -> Done:
     with engine.begin() as conn:
-        _, alert = _begin(conn, alert_id, by, "issue an order on", tier2_only=True)
+        _, alert = begin_action(conn, alert_id, by, "issue an order on", tier2_only=True)
         if alert.status == "confirmed":
             raise _refuse(alert, "issue an order on", "confirmed (closed)")
         order_id, due, entries = issue_order(conn, policy, alert, by, at, "manual",

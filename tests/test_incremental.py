@@ -19,7 +19,7 @@ from monitor.catalog import ingest_catalog
 from monitor.db import open_store
 from monitor.engine import evaluate
 from monitor.ingest import ingest_events
-from monitor.models import Alert, AlertChange, Event, IngestRun, Quarantine, RuleState
+from monitor.models import Alert, AlertChange, Event, Hold, IngestRun, Quarantine, RuleState
 from monitor.rules import SHIPPED_RULES
 from monitor.rules.loader import load_rules
 
@@ -58,7 +58,7 @@ def test_incremental_equals_full(store, config, tmp_path, catalog_file, history,
     ingest_catalog(reference, catalog_file)
     for engine in (store, reference):
         with engine.begin() as conn:
-            for model in (AlertChange, Alert, RuleState, Event, Quarantine, IngestRun):
+            for model in (AlertChange, Hold, Alert, RuleState, Event, Quarantine, IngestRun):
                 conn.execute(delete(model))
     rules = load_rules([SHIPPED_RULES])
     rows = [{"event_id": f"e{i}", "case_id": f"c{case}", "item_code": item,

@@ -1,0 +1,81 @@
+"""Holds (中止流程): a rule with ``action: halt`` stops the case in the workflow system.
+
+When such a rule raises a new alert, each of its cases gets a hold, traced as ``held`` in
+the same transaction (from monitor/alerts.py). If config.yaml routes the ``workflow``
+channel to a sink, a message for the workflow system is queued in the outbox too (the
+message's ``address`` is the case id, its ``subject`` ``hold`` or ``release``). A monitor
+who may act on the alert releases the hold with a note; that is traced as ``released``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from . import trail
+from .errors import InvalidTransition, NotFound
+from .models import Hold
+from .outbox import enqueue
+from .supervision import Policy, begin_action, note_of
+from .trail import Entry
+
+WORKFLOW = "workflow"  # the recipient and channel of messages to the workflow system
+
+
+def place(conn: Connection, policy: Policy, rows: list[dict[str, Any]], ids: Mapping[str, int],
+          at: datetime) -> list[Entry]:
+    """Holds for the cases of new alerts of halting rules; their trail entries."""
+    holds, entries = [], []
+    for row in rows:
+        if row["action"] != "halt":
+            continue
+        alert_id = ids[row["dedupe_key"]]
+        for case_id in row["case_ids"]:
+            holds.append({"case_id": case_id, "alert_id": alert_id, "rule_id": row["rule_id"],
+                          "department": row["department"], "held_at": at, "status": "held"})
+            entries.append(Entry("held", alert_id, trail.SYSTEM, {"case_id": case_id}))
+            if policy.workflow:
+                enqueue(conn, at, alert_id, [WORKFLOW], "hold",
+                        f"中止流程：案件 {case_id}（告警 {alert_id}，{row['rule_id']}）",
+                        channel=WORKFLOW, address=case_id)
+    if holds:
+        conn.execute(insert(Hold), holds)
+    return entries
+
+
+def release(engine: Engine, policy: Policy, hold_id: int, by: str, at: datetime,
+            note: str | None) -> Any:
+    """Release a hold: whoever may act on its alert, with a note."""
+    with engine.begin() as conn:
+        trail.lock(conn)
+        hold = conn.execute(select(Hold).where(Hold.id == hold_id)).one_or_none()
+        if hold is None:
+            raise NotFound(f"no hold with id {hold_id}")
+        _, alert = begin_action(conn, hold.alert_id, by, f"release hold {hold_id} of")
+        if hold.status != "held":
+            raise InvalidTransition(f"cannot release hold {hold_id}: it was released by "
+                                    f"{hold.released_by}")
+        text = note_of(note, f"release hold {hold_id}")
+        conn.execute(update(Hold).where(Hold.id == hold_id).values(
+            status="released", released_at=at, released_by=by, release_note=text))
+        if policy.workflow:
+            enqueue(conn, at, alert.id, [WORKFLOW], "release",
+                    f"恢复流程：案件 {hold.case_id}（告警 {alert.id}）", channel=WORKFLOW,
+                    address=hold.case_id)
+        trail.append(conn, at, [Entry("released", alert.id, by, {
+            "hold_id": hold_id, "case_id": hold.case_id, "note": text})])
+        return conn.execute(select(Hold).where(Hold.id == hold_id)).one()
+
+
+def list_holds(engine: Engine, *, include_released: bool = False,
+               case_id: str | None = None) -> Iterator[Any]:
+    query = select(Hold).order_by(Hold.id)
+    if not include_released:
+        query = query.where(Hold.status == "held")
+    if case_id:
+        query = query.where(Hold.case_id == case_id)
+    with engine.connect() as conn:
+        yield from conn.execute(query)
