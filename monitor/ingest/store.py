@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
-from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (Column, Connection, Dialect, Engine, MetaData, Table, insert, select,
@@ -145,19 +144,27 @@ def event_binder(dialect: Dialect) -> Callable[[dict[str, Any]], tuple]:
     except for the timestamps on SQLite, which take the exact fast path of
     :func:`monitor.types.bulk_bind_processor`. Binding needs the dialect, not a
     connection, so it can run in the reading process.
+
+    This runs for every row, so the tuple is built by one generated expression (a
+    subscript per column) rather than a loop; a processor that maps None to None (checked
+    here) is not called for None.
     """
-    get = itemgetter(*EVENT_COLUMNS)
-    procs = [(i, bulk_bind_processor(Event.__table__.c[name].type, dialect))
-             for i, name in enumerate(EVENT_COLUMNS)]
-    procs = [(i, p) for i, p in procs if p is not None]
-
-    def bind(row: dict[str, Any]) -> tuple:
-        values = list(get(row))
-        for i, process in procs:
-            values[i] = process(values[i])
-        return tuple(values)
-
-    return bind
+    names: dict[str, Any] = {}
+    parts = []
+    for i, name in enumerate(EVENT_COLUMNS):
+        process = bulk_bind_processor(Event.__table__.c[name].type, dialect)
+        value = f"row[{name!r}]"
+        if process is None:
+            parts.append(value)
+            continue
+        names[f"p{i}"] = process
+        if process(None) is None:
+            parts.append(f"(None if (v := {value}) is None else p{i}(v))")
+        else:
+            parts.append(f"p{i}({value})")
+    source = f"def bind(row):\n    return ({', '.join(parts)},)\n"
+    exec(compile(source, f"<event_binder {dialect.name}>", "exec"), names)  # noqa: S102
+    return names["bind"]
 
 
 def insert_events(conn: Connection, rows: list[tuple]) -> None:

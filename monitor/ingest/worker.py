@@ -9,9 +9,10 @@ quarantines and commits them in order, exactly as it would have in one process.
   that validation needs (catalog, bind processors, the run id), and it leaves through
   ``os._exit`` (multiprocessing's way), so no inherited connection is ever closed or
   used from it.
-* Batches go through a plain pipe, one pickled message each. A write blocks while the
-  parent has not read the previous one, so at most about three batches exist at a time
-  (being prepared, in the pipe, being stored): memory stays flat.
+* Batches go through a plain pipe, one pickled message each, written by a thread of the
+  child (:class:`_Sender`) so that preparing the next batch does not wait for the parent
+  to read this one. The thread's queue holds one message, so at most about four batches
+  exist at a time (being prepared, queued, in the pipe, being stored): memory stays flat.
 * A read error in the child (:class:`IngestError`) reaches the parent after the batches
   before it, and the parent raises it: the same line as in one process. Anything else
   the child raises is a bug and comes back with its traceback.
@@ -25,6 +26,7 @@ from __future__ import annotations
 import ctypes
 import multiprocessing
 import os
+import queue
 import signal
 import sys
 import threading
@@ -32,6 +34,7 @@ import traceback
 from collections.abc import Callable, Iterable, Iterator
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from multiprocessing.reduction import ForkingPickler
 from typing import Any, TypeVar
 
 from ..errors import IngestError
@@ -103,23 +106,71 @@ def _produce(writer: Connection, reader: Connection, rows: Iterable[Any],
     reader.close()
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    out = _Sender(writer)
     try:
         for batch in batches(rows, size):
-            writer.send((BATCH, prepare(batch), position()))
-        writer.send((END,))
+            out.send((BATCH, prepare(batch), position()))
+        out.send((END,))
+        out.flush()
     except BrokenPipeError:
         return  # the parent stopped reading: it failed, was interrupted, or is gone
     except IngestError as exc:
-        _send_last(writer, (ERROR, str(exc)))
+        out.send_last((ERROR, str(exc)))
     except Exception:  # noqa: BLE001 - a bug: the parent raises it with this traceback
-        _send_last(writer, (BUG, traceback.format_exc()))
+        out.send_last((BUG, traceback.format_exc()))
+    finally:
+        out.close()
 
 
-def _send_last(writer: Connection, message: tuple) -> None:
-    try:
-        writer.send(message)
-    except BrokenPipeError:
-        pass
+class _Sender:
+    """Writes the child's messages into the pipe from a thread of its own.
+
+    A batch is larger than the pipe's buffer, so a plain write returns only once the
+    parent has read nearly all of it, that is once it has stored the batch before: until
+    then this process would sit idle. With the write in a thread (which waits with the GIL
+    released) the next batch is prepared while the parent stores this one. The queue holds
+    one message, so at most one batch more than before exists at a time.
+    """
+
+    def __init__(self, writer: Connection):
+        self._writer = writer
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=1)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._write, name="permit-monitor sender",
+                                        daemon=True)
+        self._thread.start()
+
+    def _write(self) -> None:
+        while (data := self._queue.get()) is not None:
+            if self._error is None:  # after an error, only drain the queue
+                try:
+                    self._writer.send_bytes(data)
+                except BaseException as exc:  # noqa: BLE001 - send() raises it again
+                    self._error = exc
+
+    def send(self, message: tuple) -> None:
+        """Queue ``message``; raises the error (BrokenPipeError…) of an earlier write."""
+        if self._error is not None:
+            raise self._error
+        self._queue.put(ForkingPickler.dumps(message))
+
+    def flush(self) -> None:
+        """Wait until every queued message is written; raises a write's error."""
+        self.close()
+        if self._error is not None:
+            raise self._error
+
+    def send_last(self, message: tuple) -> None:
+        try:
+            self.send(message)
+            self.flush()
+        except BrokenPipeError:
+            pass
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
 
 
 def _die_with_parent(parent: int) -> None:
