@@ -7,6 +7,7 @@ Entries missing from a later file are kept (events may still refer to them).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -27,7 +28,7 @@ STEPS = ("accept", "survey", "review", "approve", "decide", "fee_assessed", "fee
          "return")
 
 DEPARTMENT_KEYS = {"code", "name"}
-USER_KEYS = {"id", "name", "department", "roles", "phone"}
+USER_KEYS = {"id", "name", "department", "roles", "phone", "email"}
 ITEM_KEYS = {"code", "name", "department", "category", "promised_days", "legal_days", "fee",
              "min_minutes", "min_case_minutes", "required_attachments"}
 
@@ -122,7 +123,21 @@ def _user(c: _Checker, line: int, e: LineDict, departments: set[str]) -> dict[st
         c.fail(e.line_of("department"),
                f"user '{e.get('id')}': unknown department '{dept}'{did_you_mean(dept, departments)}")
     return {"id": c.text(e, "id"), "name": c.text(e, "name"), "department": dept,
-            "roles": sorted({str(r) for r in roles if r in ROLES}), "phone": c.text(e, "phone")}
+            "roles": sorted({str(r) for r in roles if r in ROLES}), "phone": c.text(e, "phone"),
+            "email": _email(c, e)}
+
+
+# One address, no display name, no spaces or separators (nothing to inject into a header).
+EMAIL = re.compile(r"[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+\.[^@\s<>()\[\],;:\".]+")
+
+
+def _email(c: _Checker, e: LineDict) -> str | None:
+    value = c.text(e, "email")
+    if value and not EMAIL.fullmatch(value):
+        c.fail(e.line_of("email"), f"user '{e.get('id')}': '{value}' is not an e-mail address "
+                                   "(one address like name@example.gov.cn)")
+        return None
+    return value or None
 
 
 def _step_map(c: _Checker, e: LineDict, key: str) -> dict[str, Any]:

@@ -69,10 +69,11 @@ CHANNELS = ("sms", "email", "workflow")
 # The notify section, declared the same way.
 NOTIFY_SETTINGS: tuple[Setting, ...] = (
     Setting("sinks", {"log": {"type": "log"}}, dict,
-            "Named sinks: name → {type: log | file, and the type's options (file: path)}."),
+            "Named sinks: name → {type: log | file | webhook | smtp, and the type's options}."),
     Setting("channels", {"sms": "log"}, dict,
             "Channel (sms, email, workflow) → sink name: how each kind of message is "
-            "delivered; workflow: holds and releases of cases, for the workflow system."),
+            "delivered; email: the same notices as the SMS, to users with an e-mail address; "
+            "workflow: holds and releases of cases, for the workflow system."),
     Setting("max_attempts", 8, int,
             "Delivery attempts before a message is marked failed (it is kept, with its error)."),
     Setting("backoff_seconds", 60, int, "Wait before the first retry; doubles each attempt."),
@@ -248,6 +249,10 @@ def _notify(raw: LineDict, where: str) -> NotifyConfig:
             if key in options and not isinstance(options[key], typ):
                 raise ConfigError(where, _line(spec, key), f"sink '{name}': '{key}' must be "
                                                            f"{typ.__name__}")
+        problem = kind.check(options) if hasattr(kind, "check") else None
+        if problem:
+            raise ConfigError(where, _line(spec, problem[0]) or line,
+                              f"sink '{name}': {problem[1]}")
         sinks[str(name)] = SinkSpec(str(name), spec["type"], MappingProxyType(options))
     channels = {}
     for channel, sink in values["channels"].items():

@@ -80,3 +80,8 @@ class NotAllowed(SupervisionError):
 class InvalidTransition(SupervisionError):
     """The alert is not in a state where the action makes sense, or a required part (a
     disposition, a note) is missing."""
+
+
+class SinkError(MonitorError):
+    """A notification sink cannot be set up (e.g. its secret's environment variable is not
+    set); nothing is claimed from the outbox, so nothing is lost."""

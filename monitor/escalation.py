@@ -26,8 +26,7 @@ from sqlalchemy import Connection, Engine, or_, select, update
 from . import trail
 from .models import Alert, Department
 from .notices import digest
-from .outbox import enqueue
-from .supervision import ACTIVE, Policy, issue_order, monitors, text_for
+from .supervision import ACTIVE, Policy, issue_order, monitors, tell, text_for
 from .trail import SYSTEM, Entry
 
 
@@ -115,8 +114,8 @@ def escalate(engine: Engine, policy: Policy, as_of: datetime) -> Escalated:
 
 
 def _send(conn: Connection, policy: Policy, as_of: datetime, notices: list[Notice]) -> int:
-    """Queue the notices: one SMS per alert, or one digest per recipient and kind when a
-    run has several alerts of that kind for the same person."""
+    """Queue the notices: one SMS (and e-mail) per alert, or one digest per recipient and
+    kind when a run has several alerts of that kind for the same person."""
     groups: dict[tuple[str, str], list[Notice]] = {}
     for n in notices:
         groups.setdefault((n.recipient, n.template), []).append(n)
@@ -130,5 +129,5 @@ def _send(conn: Connection, policy: Policy, as_of: datetime, notices: list[Notic
             codes = sorted({n.alert.department or "" for n in group})
             text = digest(template, depts=[names.get(c) or c for c in codes],
                           alert_ids=sorted(n.alert.id for n in group), due=first.due)
-        queued += enqueue(conn, as_of, first.alert.id, [recipient], template, text)
+        queued += tell(conn, policy, as_of, first.alert.id, [recipient], template, text)
     return queued

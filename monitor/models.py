@@ -36,6 +36,7 @@ class User(Base):
     department: Mapped[str | None] = mapped_column(String(64))
     roles: Mapped[list[str]] = mapped_column(JSON, default=list)
     phone: Mapped[str | None] = mapped_column(String(32))
+    email: Mapped[str | None] = mapped_column(String(200))
 
 
 class Item(Base):

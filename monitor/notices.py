@@ -66,3 +66,29 @@ def sms(template: str, *, dept: str, alert_id: int, title: str, due: date) -> st
         if len(text) <= SMS_LIMIT:
             return text
     return _short(text, SMS_LIMIT)
+
+
+# E-mail (channel email, smtp sink): the subject by the outbox message's subject (the
+# template it came from); the body is the same Chinese text as the SMS, with a footer.
+EMAIL_SUBJECTS = {
+    "escalated": "【督办】告警逾期未处置，已升级县监察办督办",
+    "red": "【督办】红牌告警已直接转县监察办督办",
+    "reminder": "【提醒】督办告警已超过期限，请尽快处置",
+    "escalated_l2": "【二级监察】告警一级逾期未处置，已督办",
+    "red_l2": "【二级监察】红牌告警已转二级监察督办",
+    "order:manual": "【督办】县监察办督办告警，请按期处置",
+    "order:rejected": "【退回】告警处置意见未获认可，请重新处置",
+    "order:escalated": "【督办】告警逾期未处置，已升级县监察办督办",
+    "order:red": "【督办】红牌告警已直接转县监察办督办",
+    "hold": "【中止流程】案件已中止办理",
+    "release": "【恢复流程】案件已恢复办理",
+}
+EMAIL_FOOTER = ("\n\n——\n{alert}消息编号：{id}（同一编号的邮件重复收到时可忽略）\n"
+                "本邮件由电子监察系统（permit-monitor）自动发送，请勿直接回复。\n")
+
+
+def email(subject: str, text: str, *, message_id: int, alert_id: int | None) -> tuple[str, str]:
+    """The (subject, body) of an e-mail for an outbox message of ``subject`` with ``text``."""
+    alert = f"告警编号：{alert_id}\n" if alert_id is not None else ""
+    return (EMAIL_SUBJECTS.get(subject, "【电子监察】通知"),
+            text + EMAIL_FOOTER.format(alert=alert, id=message_id))

@@ -26,20 +26,23 @@ from .trail import Entry
 FLUSH_BATCH = 500
 DUE = ("pending", "sending")  # sending: claimed by a flusher; due again when its lease ends
 LEASE = timedelta(minutes=10)
+USER_ADDRESS = {"sms": User.phone, "email": User.email}  # channel → the catalog's address
 
 
 def enqueue(conn: Connection, at: datetime, alert_id: int | None, recipients: Iterable[str],
             subject: str, text: str, channel: str = "sms", address: str | None = None) -> int:
     """Queue ``text`` for each recipient (catalog user id) in the caller's transaction; an
-    SMS goes to the user's phone in the catalog, other channels to ``address``."""
+    SMS goes to the user's phone in the catalog, an e-mail to the user's e-mail address,
+    other channels to ``address``."""
     recipients = sorted(set(recipients))
     if not recipients:
         return 0
-    phones = dict(conn.execute(select(User.id, User.phone).where(User.id.in_(recipients))).all()) \
-        if channel == "sms" else {}
+    field = USER_ADDRESS.get(channel)
+    if field is not None:
+        found = dict(conn.execute(select(User.id, field).where(User.id.in_(recipients))).all())
     conn.execute(insert(OutboxMessage), [{
         "created_at": at, "alert_id": alert_id, "recipient": r, "channel": channel,
-        "address": phones.get(r) if channel == "sms" else address, "subject": subject,
+        "address": found.get(r) if field is not None else address, "subject": subject,
         "text": text, "status": "pending", "attempts": 0, "next_attempt_at": at}
         for r in recipients])
     return len(recipients)

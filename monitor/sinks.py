@@ -7,11 +7,17 @@ delivers one :class:`Message` or raises:
 * :class:`DeliveryError` — worth retrying later (a server down, a timeout);
 * :class:`Undeliverable` — retrying cannot help (no phone number in the catalog).
 
-Adding a sink (``webhook``, ``smtp``): write a class with ``TYPE``, ``OPTIONS`` (option →
-(type, required, help)), ``__init__(name, options, base_dir)``, ``send(message)`` and
-``close()``, and add it to :data:`SINK_TYPES`. ``config.yaml`` validates a sink's options
-against ``OPTIONS`` before anything runs. Secrets come from an environment variable named
-in an option (e.g. ``token_env``), never from the file itself.
+Adding a sink: write a class with ``TYPE``, ``OPTIONS`` (option → (type, required, help)),
+optionally ``check(options)`` (None, or the option at fault and what is wrong),
+``__init__(name, options, base_dir)``, ``send(message)`` and ``close()``, and add it to
+:data:`SINK_TYPES`.
+``config.yaml`` validates a sink's options against ``OPTIONS`` and ``check`` before
+anything runs. Secrets come from an environment variable named in an option
+(``token_env``, ``password_env``), never from the file itself; a variable that is not set
+is one :class:`~monitor.errors.SinkError` naming it, raised when the sink is opened, before
+any message is claimed. A secret never appears in an error, a log line or the outbox.
+
+The network sinks (``webhook``, ``smtp``) are in monitor/netsinks.py.
 
 Delivery is at least once: a process killed after a sink accepted a message but before
 the outbox recorded it sends it again on the next flush. Every message carries its
@@ -27,6 +33,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, Protocol
+
+from .errors import SinkError
 
 log = logging.getLogger("monitor.notify")
 
@@ -66,9 +74,26 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
-def _needs_address(message: Message) -> None:
-    if message.channel == "sms" and not message.address:
-        raise Undeliverable(f"no phone number for user '{message.recipient}' in the catalog")
+ADDRESSES = {"sms": "phone number", "email": "e-mail address"}  # channel → catalog field
+
+
+def needs_address(message: Message) -> None:
+    """An SMS or e-mail without an address in the catalog cannot be delivered."""
+    if message.channel in ADDRESSES and not message.address:
+        raise Undeliverable(f"no {ADDRESSES[message.channel]} for user '{message.recipient}' "
+                            "in the catalog")
+
+
+def secret(sink: str, option: str, variable: str | None) -> str | None:
+    """The value of the environment variable named by a sink's ``option`` (None: unset
+    option); a variable that is not set is one clear error naming it."""
+    if not variable:
+        return None
+    value = os.environ.get(variable)
+    if not value:
+        raise SinkError(f"sink '{sink}': environment variable {variable} is not set "
+                        f"(named by {option} in config.yaml)")
+    return value
 
 
 class LogSink:
@@ -100,7 +125,7 @@ class FileSink:
         self.path = base_dir / options["path"]
 
     def send(self, message: Message) -> None:
-        _needs_address(message)
+        needs_address(message)
         line = json.dumps(message.as_json(), ensure_ascii=False, sort_keys=True) + "\n"
         try:
             with open(self.path, "a", encoding="utf-8") as f:
@@ -114,7 +139,13 @@ class FileSink:
         pass
 
 
-SINK_TYPES: dict[str, type] = {"log": LogSink, "file": FileSink}
+def _types() -> dict[str, type]:
+    from .netsinks import SmtpSink, WebhookSink
+
+    return {"log": LogSink, "file": FileSink, "webhook": WebhookSink, "smtp": SmtpSink}
+
+
+SINK_TYPES: dict[str, type] = _types()
 
 
 def open_sink(name: str, type_: str, options: Mapping[str, Any], base_dir: Path) -> Sink:

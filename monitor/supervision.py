@@ -50,6 +50,7 @@ class Policy:
     reminder_days: int = 1
     titles: Mapping[str, str] = field(default_factory=dict)  # rule id → title, for SMS
     workflow: bool = False  # a sink delivers holds to the workflow system (channel workflow)
+    email: bool = False  # people are told by e-mail too (channel email), not only by SMS
 
     def days_for(self, rule_id: str) -> int:
         return self.rule_days.get(rule_id, self.handling_days)
@@ -69,7 +70,8 @@ def policy_for(config, rules=()) -> Policy:
                   rule_days={r.id: r.handling_days for r in rules if r.handling_days},
                   red_to_tier2=config.red_to_tier2, reminder_days=config.reminder_days,
                   titles={r.id: r.title for r in rules},
-                  workflow="workflow" in config.notify.channels)
+                  workflow="workflow" in config.notify.channels,
+                  email="email" in config.notify.channels)
 
 
 def monitors(conn: Connection) -> tuple[dict[str, list[str]], list[str]]:
@@ -245,6 +247,15 @@ def text_for(conn: Connection, policy: Policy, alert: Any, template: str, due: d
                title=policy.titles.get(alert.rule_id, alert.rule_id), due=due)
 
 
+def tell(conn: Connection, policy: Policy, at: datetime, alert_id: int | None,
+         recipients: list[str], subject: str, text: str) -> int:
+    """Queue a notice for people: an SMS each, and an e-mail each when the ``email``
+    channel is configured; the number of messages queued."""
+    channels = ("sms", "email") if policy.email else ("sms",)
+    return sum(enqueue(conn, at, alert_id, recipients, subject, text, channel=channel)
+               for channel in channels)
+
+
 ORDER_TEXTS = {"manual": "order", "rejected": "rejected", "escalated": "escalated", "red": "red"}
 
 
@@ -267,8 +278,8 @@ def issue_order(conn: Connection, policy: Policy, alert: Any, by: str, at: datet
         values["escalated_at"] = at
     conn.execute(update(Alert).where(Alert.id == alert.id).values(**values))
     if notify:
-        enqueue(conn, at, alert.id, to, f"order:{reason}",
-                text_for(conn, policy, alert, ORDER_TEXTS[reason], due))
+        tell(conn, policy, at, alert.id, to, f"order:{reason}",
+             text_for(conn, policy, alert, ORDER_TEXTS[reason], due))
     entry = Entry("order_issued", alert.id, by, {"order_id": order_id, "reason": reason,
                                                  "to": to, "due_on": due.isoformat(),
                                                  "note": note})

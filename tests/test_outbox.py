@@ -140,7 +140,8 @@ def test_cli_flush_uses_the_sinks_in_config_yaml(db_url, tmp_path, monkeypatch, 
 
 @pytest.mark.parametrize("body, message", [
     ("notify:\n  sinks:\n    gw: {type: fil}\n",
-     "config.yaml:3: sink 'gw': unknown type 'fil' (did you mean 'file'?); types: log, file"),
+     "config.yaml:3: sink 'gw': unknown type 'fil' (did you mean 'file'?); "
+     "types: log, file, webhook, smtp"),
     ("notify:\n  sinks:\n    gw: {type: file}\n",
      "config.yaml:3: sink 'gw': missing required option 'path'"),
     ("notify:\n  sinks:\n    gw: {type: file, path: x, pth: y}\n",
