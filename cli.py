@@ -696,7 +696,11 @@ def _detail(value) -> str:
 @click.option("--seed", default=2025, show_default=True, help="Same seed, same county.")
 @click.option("--cases", default=5000, show_default=True, type=click.IntRange(min=100),
               help="How many permit cases to generate.")
-def demo(directory: str, seed: int, cases: int) -> None:
+@click.option("--replay", is_flag=True,
+              help="Instead of auditing once at the end, replay the half-year day by day: "
+                   "rules and escalation every working day at 18:00, the monitors of both "
+                   "tiers simulated from the seed; then a summary per month.")
+def demo(directory: str, seed: int, cases: int, replay: bool) -> None:
     """Build a realistic sample county and load it into a fresh SQLite database.
 
     Writes catalog.yaml, events.csv and receipts.csv (the input contract) to --dir, with
@@ -704,10 +708,25 @@ def demo(directory: str, seed: int, cases: int) -> None:
     cases, offline fees, unauthorised waivers) and look-alike cases no rule may flag
     (a case straddling National Day, suspended and extended cases, authorised waivers);
     planted.json lists their case ids. Then ingests everything.
+
+    With --replay, the six months are then replayed as they happened: each working day the
+    rules run as of 18:00 (later events not yet visible) and escalation after them; tier-1
+    monitors acknowledge and resolve (some miss their deadline), tier 2 confirms or rejects.
+    The trail is verified at the end.
     """
+    if replay:
+        return _demo_replay(directory, seed, cases)
     from monitor.demo import run_demo
 
     result = run_demo(directory, seed=seed, cases=cases, now=App.now())
+    _echo_loaded(result, seed, result.planted, result.controls)
+    _echo_audit(result.audit, result.as_of)
+    _echo_checks(result.checks)
+    click.echo(f"database: {result.database_url}")
+    click.echo(f"next: permit-monitor --db {result.database_url} alerts list --level red")
+
+
+def _echo_loaded(result, seed: int, planted, controls) -> None:
     click.echo(f"demo county written to {result.directory}/ (seed {seed})")
     for name, path in result.files.items():
         click.echo(f"  {name:<10} {path}")
@@ -716,14 +735,73 @@ def demo(directory: str, seed: int, cases: int) -> None:
     for r in result.events + result.receipts:
         _echo_tally(r.source, r.tally)
     click.echo("planted anomalies (case ids in planted.json):")
-    for kind, n in result.planted.items():
+    for kind, n in planted.items():
         click.echo(f"  {kind:<22} {n:>4}")
     click.echo("look-alikes that must not be flagged: "
-               + ", ".join(f"{k} {v}" for k, v in result.controls.items()))
-    _echo_audit(result.audit, result.as_of)
-    _echo_checks(result.checks)
-    click.echo(f"database: {result.database_url}")
-    click.echo(f"next: permit-monitor --db {result.database_url} alerts list --level red")
+               + ", ".join(f"{k} {v}" for k, v in controls.items()))
+
+
+def _day_bar(days: int):
+    """A progress bar over the replayed days on an interactive terminal; else nothing."""
+    if not sys.stderr.isatty():
+        return None
+    bar = click.progressbar(length=days, label="replaying", file=sys.stderr,
+                            item_show_func=lambda d: d.isoformat() if d else None)
+    bar.__enter__()
+    done = [0]
+
+    def tick(day) -> None:
+        bar.update(1, current_item=day)
+        done[0] += 1
+        if done[0] >= days:
+            bar.__exit__(None, None, None)
+
+    return tick
+
+
+REPLAY_ROWS = (  # (label, how to read it off a replay.Month)
+    ("raised", lambda m: m.actions["raised"]),
+    ("acknowledged", lambda m: m.actions["acknowledged"]),
+    ("resolved: rectified 整改", lambda m: m.dispositions["rectified"]),
+    ("          explained 说明", lambda m: m.dispositions["explained"]),
+    ("          false_positive 误报", lambda m: m.dispositions["false_positive"]),
+    ("escalated to tier 2", lambda m: m.actions["escalated"]),
+    ("supervision orders 督办", lambda m: m.actions["order_issued"]),
+    ("reminders", lambda m: m.actions["reminded"]),
+    ("confirmed by tier 2", lambda m: m.actions["confirmed"]),
+    ("rejected by tier 2 (reopened)", lambda m: m.actions["rejected"]),
+    ("holds placed", lambda m: m.actions["held"]),
+    ("holds released", lambda m: m.actions["released"]),
+    ("still open now (by month raised)", lambda m: m.still_open),
+    ("awaiting tier-2 review now", lambda m: m.awaiting_review),
+    ("notifications queued", lambda m: m.messages),
+)
+
+
+def _demo_replay(directory: str, seed: int, cases: int) -> None:
+    from monitor.demo.replay import replay_demo
+
+    out = replay_demo(directory, seed=seed, cases=cases, now=App.now(), progress=_day_bar)
+    _echo_loaded(out.loaded, seed, out.planted, out.controls)
+    r, tz = out.replay, out.loaded.config.tz
+    click.echo(f"replayed {r.days} working days, {r.first.astimezone(tz):%Y-%m-%d} … "
+               f"{r.last.astimezone(tz):%Y-%m-%d}: rules, then escalation, at "
+               f"{r.first.astimezone(tz):%H:%M} each; monitors simulated from the seed")
+    click.echo(f"  {'':<33}" + "".join(f"{m.month:>8}" for m in r.months) + f"{'total':>8}")
+    for label, value in REPLAY_ROWS:
+        figures = [value(m) for m in r.months]
+        pad = 33 - sum(2 if ord(c) > 0x2E7F else 1 for c in label)  # CJK: two columns
+        click.echo(f"  {label}{' ' * pad}" + "".join(f"{n:>8,}" for n in figures)
+                   + f"{sum(figures):>8,}")
+    click.echo(f"notifications: {r.messages:,} queued in the outbox "
+               "(permit-monitor notify flush delivers them)")
+    click.echo(f"audit verify: trail intact: {r.verified.entries:,} entries · "
+               f"head {r.verified.head}")
+    url = out.loaded.database_url
+    click.echo(f"database: {url}")
+    if r.example:
+        click.echo(f"next: permit-monitor --db {url} audit show {r.example}   "
+                   "(an alert through both tiers)")
 
 
 def _echo_audit(outcomes, as_of: datetime) -> None:

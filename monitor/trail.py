@@ -119,6 +119,9 @@ def verify(engine: Engine) -> Verified:
         expected_seq, prev, count = 1, GENESIS, 0
         for row in _rows(conn):
             where = f"trail entry #{row.seq} ({row.action}, alert {row.alert_id})"
+            if row.seq < expected_seq:
+                raise TrailBroken(f"{where} comes before entry #{expected_seq}: inserted "
+                                  "behind the program's back")
             if row.seq != expected_seq:
                 raise TrailBroken(f"trail entry #{expected_seq} is missing (the next one is "
                                   f"#{row.seq}): deleted behind the program's back")

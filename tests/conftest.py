@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import os
 import uuid
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -53,11 +54,12 @@ EVENT_COLUMNS = ["event_id", "case_id", "item_code", "department", "step", "acto
                  "occurred_at", "recorded_at", "amount", "channel", "attachments", "days", "note"]
 
 
-@pytest.fixture
-def db_url(tmp_path):
-    """A URL to an empty database that exists for this test only."""
+@contextmanager
+def fresh_database(directory: Path):
+    """A URL to an empty database that lasts for the ``with`` block: a SQLite file in
+    ``directory``, or a new database on the server of $MONITOR_TEST_DATABASE_URL."""
     if not PG_URL:
-        yield f"sqlite:///{tmp_path / 'test.db'}"
+        yield f"sqlite:///{directory / 'test.db'}"
         return
     name = f"pmtest_{uuid.uuid4().hex[:12]}"
     admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
@@ -69,6 +71,13 @@ def db_url(tmp_path):
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def db_url(tmp_path):
+    """A URL to an empty database that exists for this test only."""
+    with fresh_database(tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

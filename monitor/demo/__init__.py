@@ -24,7 +24,7 @@ the plan of cases), ``timeline`` (each case's steps and events), ``files`` (the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -39,7 +39,7 @@ from .county import County
 from .files import write_files
 from .window import AS_OF
 
-__all__ = ["AS_OF", "MIN_CASES", "DemoResult", "run_demo"]
+__all__ = ["AS_OF", "MIN_CASES", "DemoResult", "Loaded", "load_demo", "run_demo"]
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,24 @@ class DemoResult:
 MIN_CASES = 60  # room for every planted scenario
 
 
-def run_demo(directory: str | Path, *, seed: int, cases: int, now: datetime) -> DemoResult:
-    """Generate the county into ``directory`` and load it into a fresh ``monitor.db`` there."""
+@dataclass(frozen=True)
+class Loaded:
+    """The county written to its folder and ingested, before any rule has run."""
+
+    directory: Path
+    database_url: str
+    config: Config
+    files: dict[str, Path]
+    truth: dict
+    catalog: ApplyResult
+    events: list[SourceResult]
+    receipts: list[SourceResult]
+
+
+def load_demo(directory: str | Path, *, seed: int, cases: int, now: datetime,
+              database_url: str | None = None) -> Loaded:
+    """Generate the county into ``directory`` and ingest it into a fresh ``monitor.db``
+    there (or into ``database_url``, an empty database: the tests' PostgreSQL pass)."""
     if cases < MIN_CASES:
         raise ValueError(f"the demo needs at least {MIN_CASES} cases, got {cases}")
     directory = Path(directory)
@@ -69,21 +85,41 @@ def run_demo(directory: str | Path, *, seed: int, cases: int, now: datetime) -> 
     county = County(seed, cases)
     county.plan()
     files, truth = write_files(directory, county)
-    db = directory / "monitor.db"
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        db.with_name(db.name + suffix).unlink(missing_ok=True)
-    url = f"sqlite:///{db.resolve()}"
-    engine = open_store(url)
+    if database_url is None:
+        db = directory / "monitor.db"
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            db.with_name(db.name + suffix).unlink(missing_ok=True)
+        database_url = f"sqlite:///{db.resolve()}"
+    config = Config(path=None, base_dir=directory.resolve(), database_url=database_url,
+                    rules_dir=SHIPPED_RULES)
+    engine = open_store(database_url)
     try:
-        config = Config(path=None, base_dir=directory.resolve(), database_url=url)
         catalog = ingest_catalog(engine, files["catalog"])
         events = list(ingest_events(engine, config, [str(files["events"])], now))
         receipts = list(ingest_receipts(engine, config, [str(files["receipts"])], now))
-        audit = evaluate(engine, replace(config, rules_dir=SHIPPED_RULES), AS_OF)
     finally:
         engine.dispose()
+    return Loaded(directory, database_url, config, files, truth, catalog, events, receipts)
+
+
+def planted_counts(loaded: Loaded) -> tuple[dict[str, int], dict[str, int]]:
+    """(anomaly kind → how many planted, look-alike kind → how many)."""
+    truth = loaded.truth
     planted = {k: len(v) for k, v in truth["anomalies"].items()}
     planted["offline_penalties"] = len(truth["details"]["offline_penalties"]["gap_by_period"])
-    return DemoResult(directory, url, files, catalog, events, receipts, planted,
-                      {k: len(v) for k, v in truth["controls"].items()}, AS_OF, audit,
-                      check(truth, audit))
+    return planted, {k: len(v) for k, v in truth["controls"].items()}
+
+
+def run_demo(directory: str | Path, *, seed: int, cases: int, now: datetime) -> DemoResult:
+    """Generate the county into ``directory``, load it into a fresh ``monitor.db`` there and
+    audit it as of the log's end."""
+    loaded = load_demo(directory, seed=seed, cases=cases, now=now)
+    engine = open_store(loaded.database_url)
+    try:
+        audit = evaluate(engine, loaded.config, AS_OF)
+    finally:
+        engine.dispose()
+    planted, controls = planted_counts(loaded)
+    return DemoResult(loaded.directory, loaded.database_url, loaded.files, loaded.catalog,
+                      loaded.events, loaded.receipts, planted, controls, AS_OF, audit,
+                      check(loaded.truth, audit))
