@@ -42,12 +42,21 @@ COLUMNS = ("event_id", "case_id", "item_code", "department", "step", "actor", "o
            "run_id", "source_line")
 
 
-def catalog():
+CASES_PER_TEAM = 20_000  # a team (clerk, chief, deputy, principal, monitor) per 20k cases
+
+
+def teams(cases: int) -> int:
+    """Teams per department: staff grow with the caseload, as in a real county (one clerk
+    keying a whole department's million cases would be one endless burst)."""
+    return max(1, cases // (CASES_PER_TEAM * len(DEPARTMENTS)) or 1)
+
+
+def catalog(cases: int = CASES_PER_TEAM):
     from monitor.catalog import CatalogData
 
     departments = [{"code": d, "name": f"部门{d}"} for d in DEPARTMENTS]
-    users = [{"id": f"{d}-{k}", "name": f"{d}{k}", "department": d, "roles": [role],
-              "phone": None} for d in DEPARTMENTS
+    users = [{"id": f"{d}-{t}-{k}", "name": f"{d}{t}{k}", "department": d, "roles": [role],
+              "phone": None} for d in DEPARTMENTS for t in range(teams(cases))
              for k, role in enumerate(["clerk", "chief", "deputy", "principal", "monitor_l1"])]
     items = [{"code": f"{d}-XK-{j:03d}", "name": f"许可事项{j}", "department": d,
               "category": "license" if j < 4 else "penalty", "promised_days": 10,
@@ -62,7 +71,7 @@ def text(t: datetime) -> str:
     return t.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def case_events(rng: random.Random, n: int, items: list[dict], prefix: str):
+def case_events(rng: random.Random, n: int, items: list[dict], prefix: str, team_count: int = 1):
     """Rows of case ``n`` in stored form: accept … complete, with the fee steps of a fee
     item, and at low rates every pattern a shipped rule looks for — a suspension with its
     resumption (3 %), an extension (2 %), a waiver (2 %, half by a principal), back-fills,
@@ -70,7 +79,7 @@ def case_events(rng: random.Random, n: int, items: list[dict], prefix: str):
     still open. Entries of one department's clerk crowd into bursts now and then, as real
     ones do."""
     item = items[n % len(items)]
-    dept = item["department"]
+    dept, team = item["department"], n // len(items) % team_count
     fee = int(item["fee"] * 100) or (50000 if item["category"] == "penalty" else 0)
     t = START + timedelta(minutes=rng.randrange(0, 60 * 24 * 330))
     odd = rng.random()
@@ -94,7 +103,7 @@ def case_events(rng: random.Random, n: int, items: list[dict], prefix: str):
         role = {"review": 1, "approve": 2, "decide": 3, "fee_waived": 3}.get(step, 0)
         if step == "fee_waived" and odd < 0.96:
             role = 0  # waived by a clerk: unauthorised
-        actor = f"{dept}-{0 if odd < 0.005 else role}"
+        actor = f"{dept}-{team}-{0 if odd < 0.005 else role}"
         recorded = t + timedelta(hours=60) if odd > 0.99 else t + timedelta(seconds=30)
         amount = (fee if step in ("fee_assessed", "fee_paid") else
                   fee // 2 if step == "fee_waived" else None)
@@ -123,8 +132,9 @@ def receipts(db: Path) -> int:
     return len(rows)
 
 
-def generate(db: Path, cases: int, first: int = 0, prefix: str = "E", seed: int = 7) -> int:
-    _, items = catalog()
+def generate(db: Path, cases: int, first: int = 0, prefix: str = "E", seed: int = 7,
+             total: int | None = None) -> int:
+    _, items = catalog(total or cases)
     rng = random.Random(seed + first)
     conn = sqlite3.connect(db)
     conn.execute("PRAGMA journal_mode=WAL")
@@ -133,7 +143,7 @@ def generate(db: Path, cases: int, first: int = 0, prefix: str = "E", seed: int 
     total = 0
     for start in range(first, first + cases, 20_000):
         rows = [row for n in range(start, min(start + 20_000, first + cases))
-                for row in case_events(rng, n, items, prefix)]
+                for row in case_events(rng, n, items, prefix, teams(total or cases))]
         conn.executemany(sql, rows)
         conn.commit()
         total += len(rows)
@@ -196,14 +206,14 @@ def main() -> None:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     engine = open_store(f"sqlite:///{db}")
-    apply_catalog(engine, catalog()[0])
+    apply_catalog(engine, catalog(args.n)[0])
     engine.dispose()
     started = time.perf_counter()
     events = generate(db, args.n)
     receipts(db)
     generated = time.perf_counter() - started
     full = child(db, True)
-    added = generate(db, max(args.n // 100, 1), first=args.n, prefix="N")
+    added = generate(db, max(args.n // 100, 1), first=args.n, prefix="N", total=args.n)
     inc = child(db, False)
     result = {"cases": args.n, "events": events, "generated_s": round(generated, 1),
               "full": full, "added_events": added, "incremental": inc,
