@@ -838,6 +838,59 @@ def _echo_checks(checks) -> None:
                    f"  unexpected {len(c.unexpected)}: {', '.join(sorted(c.unexpected)[:5])}")
 
 
+# --- issue 7: tools for rule authors (check, golden tests, explain, backtest, calibrate,
+# exemptions) ---
+
+
+@cli.group()
+def rules() -> None:
+    """Tools for rule authors: check files, run golden tests, explain a finding, backtest a
+    change against history, calibrate thresholds from history.
+
+    \b
+    A threshold change, end to end:
+      permit-monitor rules check rules/              validate (also a pre-commit hook)
+      permit-monitor rules test tests/rules/*.yaml   golden tests: expected alerts
+      permit-monitor rules backtest --from 2025-08-01 --to 2026-02-01 --candidate new-rules/
+      permit-monitor rules explain overdue --case ZJJ20260114005
+    """
+
+
+@rules.command("check")
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--catalog", type=click.Path(dir_okay=False),
+              help="Also check scope departments and item codes against this catalog YAML.")
+@click.option("-q", "--quiet", is_flag=True, help="Print problems only, not OK lines.")
+@pass_app
+def rules_check(app: App, paths: tuple[str, ...], catalog: str | None, quiet: bool) -> None:
+    """Validate rule files (default: rules_dir); exit 1 on any problem.
+
+    Prints `OK path` for each good file and `path:line: message (did you mean …)` for each
+    problem. Checks every key and value as `run` would load it, plus step names, roles and
+    scope categories (and, with --catalog, departments and items). Opens no database.
+
+    \b
+    Examples:
+      permit-monitor rules check
+      permit-monitor rules check rules/overdue.yaml --catalog catalog.yaml
+    \b
+    As a git pre-commit hook (.git/hooks/pre-commit):
+      git diff --cached --name-only -- 'rules/*.yaml' | xargs -r permit-monitor rules check -q
+    """
+    from monitor.rules.check import check_paths, vocabulary
+
+    reports = check_paths(list(paths) or [app.config.rules_dir], vocabulary(catalog))
+    bad = 0
+    for report in reports:
+        for problem in report.problems:
+            click.echo(str(problem))
+        bad += len(report.problems)
+        if not report.problems and not quiet:
+            click.echo(f"OK {report.path}")
+    if bad:
+        raise click.exceptions.Exit(1)
+
+
 def main(prog_name: str | None = None) -> None:
     cli.main(prog_name=prog_name or "permit-monitor")
 

@@ -26,6 +26,7 @@ from .rules.finding import Finding
 from .rules.model import Rule
 from .supervision import ACTIVE, Policy, assign, raised_entries
 from .trail import Entry
+from .exemptions import Matcher
 
 IN_CHUNK = 500
 
@@ -62,13 +63,15 @@ def _default_policy() -> Policy:
 
 def store_findings(conn: Connection, rule: Rule, findings: list[Finding], at: datetime,
                    policy: Policy | None = None) -> Stored:
+    policy = policy or _default_policy()
     keys = [dedupe_key(rule, f) for f in findings]
-    existing: dict[str, tuple[int, str, str]] = {}
+    existing: dict[str, tuple[int, str, str, str]] = {}
     for start in range(0, len(keys), IN_CHUNK):
-        existing.update((k, (i, lvl, msg)) for k, i, lvl, msg in conn.execute(
-            select(Alert.dedupe_key, Alert.id, Alert.level, Alert.message)
+        existing.update((k, (i, lvl, msg, st)) for k, i, lvl, msg, st in conn.execute(
+            select(Alert.dedupe_key, Alert.id, Alert.level, Alert.message, Alert.status)
             .where(Alert.dedupe_key.in_(keys[start:start + IN_CHUNK]))))
-    result, new_rows, entries = Stored(), [], []
+    exempt = Matcher.load(conn, rule.id, at, policy.tz)
+    result, new_rows, reopened, entries = Stored(), [], [], []
     version = rule.version
     for key, finding in zip(keys, findings):
         level, message = render(rule, finding)
@@ -76,16 +79,21 @@ def store_findings(conn: Connection, rule: Rule, findings: list[Finding], at: da
                   "event_ids": list(finding.event_ids), "rule_version": version,
                   "updated_at": at}
         if key not in existing:
-            existing[key] = (0, level, message)  # a subject found twice in one run counts once
+            existing[key] = (0, level, message, "")  # a subject found twice in one run counts once
+            exemption = exempt.match(finding)
             new_rows.append({
                 **values, "dedupe_key": key, "rule_id": rule.id, "kind": rule.kind,
-                "subject": finding.subject, "status": "open", "tier": 1, "action": rule.action,
+                "subject": finding.subject, "status": "suppressed" if exemption else "open",
+                "exemption_id": exemption, "tier": 1, "action": rule.action,
                 "case_id": finding.case_id,
                 "case_ids": list(finding.case_ids or ([finding.case_id] if finding.case_id else [])),
                 "actor": finding.actor, "department": finding.department,
                 "item_code": finding.item_code, "period": finding.period, "raised_at": at})
             continue
-        alert_id, old_level, old_message = existing[key]
+        alert_id, old_level, old_message, old_status = existing[key]
+        if old_status == "suppressed" and exempt.match(finding) is None:
+            reopened.append((alert_id, key, finding, values))  # its exemption ended
+            continue
         if alert_id == 0 or (old_level, old_message) == (level, message):
             result.unchanged += 1
             continue
@@ -97,14 +105,61 @@ def store_findings(conn: Connection, rule: Rule, findings: list[Finding], at: da
                 "from": old_level, "to": level, "rule_version": version}))
         result.changed += 1
     if new_rows:
-        policy = policy or _default_policy()
-        assign(new_rows, conn, policy, at)
+        live = [r for r in new_rows if r["status"] == "open"]
+        _assign(live, rule, conn, policy, at)
+        for row in new_rows:
+            row.setdefault("assigned_to", [])
+            row.setdefault("due_on", None)
         conn.execute(insert(Alert), new_rows)
         ids = _ids(conn, [r["dedupe_key"] for r in new_rows])
-        entries[:0] = raised_entries(new_rows, ids) + place(conn, policy, new_rows, ids, at)
+        entries[:0] = (raised_entries(live, ids) + _holds(conn, rule, policy, live, ids, at)
+                       + suppressed_entries([r for r in new_rows if r["status"] != "open"], ids))
+    entries += _reopen(conn, rule, policy, reopened, at)
     trail.append(conn, at, entries)
     result.new = len(new_rows)
+    result.changed += len(reopened)
     return result
+
+
+def _assign(rows: list[dict[str, Any]], rule: Rule, conn: Connection, policy: Policy,
+            at: datetime) -> None:
+    """Assignment and deadline; an experimental rule's alerts are assigned to no one."""
+    assign(rows, conn, policy, at)
+    if policy.status_of(rule.id) == "experimental":
+        for row in rows:
+            row["assigned_to"] = []
+
+
+def _holds(conn: Connection, rule: Rule, policy: Policy, rows: list[dict[str, Any]],
+           ids: dict[str, int], at: datetime) -> list[Entry]:
+    """Only a stable rule halts cases."""
+    return place(conn, policy, rows, ids, at) if policy.status_of(rule.id) == "stable" else []
+
+
+def suppressed_entries(rows: list[dict[str, Any]], ids: dict[str, int]) -> list[Entry]:
+    return [Entry("suppressed", ids[r["dedupe_key"]], detail={
+        "rule_id": r["rule_id"], "subject": r["subject"], "level": r["level"],
+        "department": r["department"], "exemption_id": r["exemption_id"],
+        "rule_version": r["rule_version"]}) for r in rows]
+
+
+def _reopen(conn: Connection, rule: Rule, policy: Policy, reopened: list, at: datetime
+            ) -> list[Entry]:
+    """Suppressed alerts found again with no exemption in force: open, assigned, traced."""
+    entries = []
+    for alert_id, key, finding, values in reopened:
+        row = {"rule_id": rule.id, "department": finding.department, "dedupe_key": key,
+               "action": rule.action, "case_ids": list(finding.case_ids or (
+                   [finding.case_id] if finding.case_id else []))}
+        _assign([row], rule, conn, policy, at)
+        conn.execute(update(Alert).where(Alert.id == alert_id).values(
+            **values, status="open", exemption_id=None, assigned_to=row["assigned_to"],
+            due_on=row["due_on"]))
+        entries.append(Entry("unsuppressed", alert_id, detail={
+            "reason": "no exemption in force", "level": values["level"],
+            "assigned_to": row["assigned_to"], "due_on": row["due_on"].isoformat()}))
+        entries += _holds(conn, rule, policy, [row], {key: alert_id}, at)
+    return entries
 
 
 def _ids(conn: Connection, keys: list[str]) -> dict[str, int]:
@@ -118,15 +173,17 @@ def _ids(conn: Connection, keys: list[str]) -> dict[str, int]:
 ALERT_FIELDS = ("id", "rule_id", "kind", "level", "status", "tier", "action", "case_id",
                 "case_ids", "actor", "department", "item_code", "period", "raised_at",
                 "updated_at", "message", "evidence", "rule_version", "assigned_to", "due_on",
-                "disposition", "resolved_at")
+                "disposition", "resolved_at", "exemption_id")
 
 
 def list_alerts(engine: Engine, *, kind: str | None = None, level: str | None = None,
                 department: str | None = None, status: str | None = None,
                 rule_id: str | None = None, alert_id: int | None = None,
-                tier: int | None = None, overdue_on: date | None = None) -> Iterator[Any]:
+                tier: int | None = None, overdue_on: date | None = None,
+                suppressed: bool | None = False) -> Iterator[Any]:
     """Alerts matching every filter given; ``overdue_on``: still to be acted on and due
-    before that (local) date."""
+    before that (local) date. ``suppressed``: False (default) leaves out findings set aside
+    by an exemption, True gives only those, None both."""
     query = select(*(getattr(Alert, f) for f in ALERT_FIELDS)).order_by(Alert.id)
     for column, value in ((Alert.kind, kind), (Alert.level, level),
                           (Alert.department, department), (Alert.status, status),
@@ -135,5 +192,8 @@ def list_alerts(engine: Engine, *, kind: str | None = None, level: str | None = 
             query = query.where(column == value)
     if overdue_on is not None:
         query = query.where(Alert.status.in_(ACTIVE), Alert.due_on < overdue_on)
+    if suppressed is not None and alert_id is None and status is None:
+        query = query.where((Alert.status == "suppressed") if suppressed
+                            else (Alert.status != "suppressed"))
     with engine.connect() as conn:
         yield from conn.execute(query)

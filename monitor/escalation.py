@@ -12,6 +12,10 @@ of every ``permit-monitor run`` — does three things in one transaction, each t
    on working days only, and once every ``reminder_days`` working days, however often
    the scheduler runs.
 
+Only alerts of ``stable`` rules (or of rules no longer loaded) escalate: those of
+``test`` and ``experimental`` rules stay with tier 1; suppressed alerts (an exemption,
+monitor/exemptions.py) are never assigned, escalated or reminded.
+
 Running it twice as of the same moment changes nothing the second time.
 """
 
@@ -49,7 +53,8 @@ class Escalated:
 def _assign_missing(conn: Connection, policy: Policy, out: Escalated) -> list[Entry]:
     tier1, _ = monitors(conn)
     entries = []
-    for alert in conn.execute(select(Alert).where(Alert.due_on.is_(None)).order_by(Alert.id)):
+    for alert in conn.execute(select(Alert).where(Alert.due_on.is_(None),
+                                                  Alert.status != "suppressed").order_by(Alert.id)):
         due, to = policy.due(alert.raised_at, alert.rule_id), tier1.get(alert.department or "", [])
         conn.execute(update(Alert).where(Alert.id == alert.id).values(due_on=due, assigned_to=to))
         entries.append(Entry("assigned", alert.id, SYSTEM, {"assigned_to": to,
@@ -65,8 +70,9 @@ def _escalate(conn: Connection, policy: Policy, as_of: datetime, out: Escalated,
     due_now = or_(late, Alert.level == "red") if policy.red_to_tier2 else late
     _, tier2 = monitors(conn)
     entries = []
+    stable = Alert.rule_id.not_in(policy.unstable())  # only stable rules go to tier 2
     for alert in conn.execute(select(Alert).where(Alert.tier == 1, Alert.status.in_(ACTIVE),
-                                                  due_now).order_by(Alert.id)).all():
+                                                  due_now, stable).order_by(Alert.id)).all():
         reason = "escalated" if alert.due_on < today else "red"
         order_id, due, order_entries = issue_order(conn, policy, alert, SYSTEM, as_of, reason,
                                                    None, notify=False)

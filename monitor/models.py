@@ -164,6 +164,8 @@ class Alert(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # set while the alert is suppressed (status "suppressed") by an exemption (monitor/exemptions.py)
+    exemption_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class Disposition(Base):
@@ -283,3 +285,21 @@ class RuleState(Base):
     last_event_id: Mapped[int] = mapped_column(Integer)
     as_of: Mapped[datetime] = mapped_column(UTCDateTime)
     evaluated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Exemption(Base):
+    """An approved exemption of some findings of one rule (monitor/exemptions.py): findings
+    in its scope are recorded as suppressed alerts until ``until`` (a local date, inclusive)
+    or until it is revoked. Never deleted: revoking keeps the row and says who and why."""
+
+    __tablename__ = "exemptions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rule_id: Mapped[str] = mapped_column(String(128), index=True)
+    scope: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    reason: Mapped[str] = mapped_column(Text)
+    approved_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    until: Mapped[date] = mapped_column(Date)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_by: Mapped[str | None] = mapped_column(String(64))
+    revoke_reason: Mapped[str | None] = mapped_column(Text)

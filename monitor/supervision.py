@@ -51,6 +51,14 @@ class Policy:
     titles: Mapping[str, str] = field(default_factory=dict)  # rule id → title, for SMS
     workflow: bool = False  # a sink delivers holds to the workflow system (channel workflow)
     email: bool = False  # people are told by e-mail too (channel email), not only by SMS
+    statuses: Mapping[str, str] = field(default_factory=dict)  # rule id → status; else stable
+
+    def status_of(self, rule_id: str) -> str:
+        return self.statuses.get(rule_id, "stable")
+
+    def unstable(self) -> list[str]:
+        """Rules whose alerts never go to tier 2 (status experimental or test)."""
+        return sorted(r for r, s in self.statuses.items() if s != "stable")
 
     def days_for(self, rule_id: str) -> int:
         return self.rule_days.get(rule_id, self.handling_days)
@@ -71,7 +79,8 @@ def policy_for(config, rules=()) -> Policy:
                   red_to_tier2=config.red_to_tier2, reminder_days=config.reminder_days,
                   titles={r.id: r.title for r in rules},
                   workflow="workflow" in config.notify.channels,
-                  email="email" in config.notify.channels)
+                  email="email" in config.notify.channels,
+                  statuses={r.id: r.status for r in rules})
 
 
 def monitors(conn: Connection) -> tuple[dict[str, list[str]], list[str]]:

@@ -13,11 +13,11 @@ from pathlib import Path
 from ..errors import RuleError, SourceErrors, did_you_mean
 from ..yamlsrc import LineDict, LineList, check_keys, load_yaml
 from .kinds import KINDS, COMMON_FIELDS
-from .model import ACTIONS, LEVELS, Rule, Scope
+from .model import ACTIONS, LEVELS, STATUSES, Rule, Scope
 from .params import build_params
 
 RULE_KEYS = {"id", "title", "kind", "enabled", "level", "scope", "params", "message",
-             "references", "action", "handling_days"}
+             "references", "action", "handling_days", "status"}
 SCOPE_KEYS = {"include", "exclude"}
 SCOPE_LISTS = {"departments", "items", "categories"}
 
@@ -117,11 +117,13 @@ def _rule(raw: LineDict, path: str) -> Rule:
         scope=_scope(raw.get("scope"), path, raw.line_of("scope")), message=message,
         references=tuple(references), action=_choice(raw, "action", ACTIONS, "alert", path),
         handling_days=_days(raw, "handling_days", path),
+        status=_choice(raw, "status", STATUSES, "stable", path),
         path=path, line=raw.line)
 
 
-def load_rule_file(path: str | Path) -> list[Rule]:
-    """All rules of one file: a list of rules, or a mapping with a ``rules:`` list."""
+def load_rule_file(path: str | Path, errors: list[RuleError] | None = None) -> list[Rule]:
+    """All rules of one file: a list of rules, or a mapping with a ``rules:`` list. With
+    ``errors``, a bad rule's problem is added there and the next rules are still read."""
     where = str(path)
     raw = load_yaml(path, RuleError)
     if isinstance(raw, LineDict):
@@ -133,9 +135,14 @@ def load_rule_file(path: str | Path) -> list[Rule]:
         raise RuleError(where, getattr(raw, "line", 1), "expected a list of rules")
     rules = []
     for line, entry in zip(raw.item_lines, raw):
-        if not isinstance(entry, LineDict):
-            raise RuleError(where, line, "each rule must be a mapping")
-        rules.append(_rule(entry, where))
+        try:
+            if not isinstance(entry, LineDict):
+                raise RuleError(where, line, "each rule must be a mapping")
+            rules.append(_rule(entry, where))
+        except RuleError as exc:
+            if errors is None:
+                raise
+            errors.append(exc)
     return rules
 
 

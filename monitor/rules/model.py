@@ -9,6 +9,9 @@ from typing import Any
 
 LEVELS = ("warning", "yellow", "red")
 ACTIONS = ("alert", "halt")
+# Maturity of a rule (as in Sigma): only stable rules escalate to tier 2 or halt cases;
+# experimental ones record findings without notifying or assigning anyone.
+STATUSES = ("experimental", "test", "stable")
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class Rule:
     references: tuple[str, ...] = ()
     action: str = "alert"
     handling_days: int | None = None  # working days tier 1 has to act; None: the setting
+    status: str = "stable"  # experimental | test | stable (not part of the version)
     path: str = ""
     line: int = 0
 

@@ -1,8 +1,9 @@
 """step_too_fast (事后补录): a step done implausibly soon after the previous step of its case.
 
 The seed's case: a site survey "done" 58 seconds after acceptance — the work was done on
-paper and typed in afterwards. The limit per step is the item's ``min_minutes`` from the
-catalog, else this rule's ``min_minutes``.
+paper and typed in afterwards. The limit per step is this rule's ``item_min_minutes``
+for the item and step (per-item thresholds, e.g. proposed by ``rules calibrate``), else the
+item's ``min_minutes`` from the catalog, else this rule's ``min_minutes``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
 
-from sqlalchemy import Connection, case, func, literal, null, select
+from sqlalchemy import Connection, and_, case, func, literal, null, select
 
 from ...models import Event, Item
 from ..finding import Context, Finding
@@ -28,11 +29,14 @@ FIELDS = ("steps", "fastest_seconds", "count")
 class Params:
     min_minutes: Mapping[str, float] = field(default_factory=lambda: MappingProxyType(
         {"survey": 30, "review": 5, "approve": 5, "decide": 5}))
+    # item code → {step: minutes}: wins over the catalog's min_minutes for that item and step
+    item_min_minutes: Mapping[str, Mapping[str, float]] = field(
+        default_factory=lambda: MappingProxyType({}))
 
 
 def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
-    defaults = rule.params.min_minutes
-    longest = _longest_limit(conn, defaults)
+    defaults, per_item = rule.params.min_minutes, rule.params.item_min_minutes
+    longest = _longest_limit(conn, defaults, per_item)
     if longest is None:
         return
     e, prev = Event.__table__, Event.__table__.alias("prev")
@@ -50,7 +54,10 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     # 2. the candidates' details and their step's exact limit
     default = case({k: literal(float(v)) for k, v in defaults.items()}, value=e.c.step,
                    else_=null()) if defaults else null()
-    limit = func.coalesce(json_number(Item.min_minutes, e.c.step), default)
+    own = case(*[(and_(e.c.item_code == item, e.c.step == step), literal(float(v)))
+                 for item, steps in sorted(per_item.items()) for step, v in sorted(steps.items())],
+               else_=null()) if any(per_item.values()) else null()
+    limit = func.coalesce(own, json_number(Item.min_minutes, e.c.step), default)
     query = (select(e.c.event_id, e.c.case_id, e.c.item_code, e.c.department, e.c.step,
                     e.c.actor, e.c.occurred_at, prev.c.occurred_at.label("prev_at"),
                     prev.c.step.label("prev_step"), prev.c.event_id.label("prev_id"),
@@ -77,10 +84,12 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
             event_ids=tuple(x for r in rows for x in (r.prev_id, r.event_id)))
 
 
-def _longest_limit(conn: Connection, defaults: Mapping[str, float]) -> float | None:
+def _longest_limit(conn: Connection, defaults: Mapping[str, float],
+                   per_item: Mapping[str, Mapping[str, float]]) -> float | None:
     """The longest minimum (minutes) any step of any item has: the catalog's and this
     rule's; ``None`` when no step has one."""
     limits = [float(v) for v in defaults.values()]
+    limits += [float(v) for steps in per_item.values() for v in steps.values()]
     for per_step in conn.scalars(select(Item.min_minutes)):
         limits += [float(v) for v in (per_step or {}).values()]
     return max(limits, default=None)
