@@ -891,6 +891,48 @@ def rules_check(app: App, paths: tuple[str, ...], catalog: str | None, quiet: bo
         raise click.exceptions.Exit(1)
 
 
+@rules.command("test")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@pass_app
+def rules_test(app: App, files: tuple[str, ...]) -> None:
+    """Run golden test FILES: events in, expected alerts out; exit 1 on any failure.
+
+    Each test runs in its own scratch SQLite database (the live one is never touched):
+    its catalog and events are ingested, its rules run at each moment, and the alerts
+    stored by then are compared with the expected ones (kind, subject, level); a failure
+    prints expected (-) against got (+). rule_files in the file name the rules under
+    test (unset: rules_dir). The format is in README, "For rule admins".
+
+    \b
+    Example:
+      permit-monitor rules test tests/rules/test_step_too_fast.yaml
+    \b
+      tests:
+        - name: the seed's 58-second survey
+          cases:
+            HC-1:
+              item: D04-XK-001
+              events: [{accept: 2025-09-30 10:00}, {survey: +58s}]
+          at: 2025-10-01 18:00
+          expect: [{kind: step_too_fast, subject: HC-1, level: yellow}]
+    """
+    from monitor.db import scratch_database
+    from monitor.rules.golden import run_file
+
+    passed = failed = 0
+    for path in files:
+        for result in run_file(path, scratch_database, app.config.rules_dir):
+            if result.ok:
+                passed += 1
+                click.echo(f"PASS {path}: {result.test.name}")
+            else:
+                failed += 1
+                click.echo(f"FAIL {result.report()}")
+    click.echo(f"{passed} passed, {failed} failed")
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
 def main(prog_name: str | None = None) -> None:
     cli.main(prog_name=prog_name or "permit-monitor")
 

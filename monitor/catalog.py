@@ -198,8 +198,11 @@ def _unique(c: _Checker, rows: list[tuple[int, dict]], key: str, what: str) -> N
 
 def load_catalog(path: str | Path, known_departments: set[str] = frozenset()) -> CatalogData:
     """Parse and validate a catalog file; every problem is reported, each as path:line."""
-    where = str(path)
-    raw = load_yaml(path, CatalogError)
+    return parse_catalog(load_yaml(path, CatalogError), str(path), known_departments)
+
+
+def parse_catalog(raw: Any, where: str, known_departments: set[str] = frozenset()) -> CatalogData:
+    """Validate a catalog already read from YAML (e.g. a fragment of a golden test file)."""
     if not isinstance(raw, LineDict):
         raise CatalogError(where, getattr(raw, "line", 1), "expected a mapping with departments, users and items")
     c = _Checker(where)

@@ -7,6 +7,9 @@ a later schema change never forces users to drop their data.
 from __future__ import annotations
 
 import logging
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, inspect
@@ -114,3 +117,25 @@ def open_store(url: str) -> Engine:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise StoreError(f"cannot use database {safe_url(url)}: {reason}") from None
     return engine
+
+
+@contextmanager
+def scratch_database(directory: Path, server_url: str | None = None) -> Iterator[str]:
+    """A URL to an empty database that lasts for the ``with`` block: a SQLite file in
+    ``directory``, or (``server_url``: a PostgreSQL role that may create databases) a new
+    database on that server, dropped afterwards. For golden tests and the test suite."""
+    if not server_url:
+        yield f"sqlite:///{Path(directory) / 'scratch.db'}"
+        return
+    from sqlalchemy import text
+
+    name = f"pmtest_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

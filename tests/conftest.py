@@ -7,18 +7,14 @@ from __future__ import annotations
 
 import csv
 import os
-import uuid
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from monitor.catalog import ingest_catalog
 from monitor.config import Config
-from monitor.db import open_store
+from monitor.db import open_store, scratch_database
 
 NOW = datetime(2025, 11, 3, 2, 0, tzinfo=timezone.utc)
 PG_URL = os.environ.get("MONITOR_TEST_DATABASE_URL")
@@ -54,23 +50,10 @@ EVENT_COLUMNS = ["event_id", "case_id", "item_code", "department", "step", "acto
                  "occurred_at", "recorded_at", "amount", "channel", "attachments", "days", "note"]
 
 
-@contextmanager
 def fresh_database(directory: Path):
     """A URL to an empty database that lasts for the ``with`` block: a SQLite file in
     ``directory``, or a new database on the server of $MONITOR_TEST_DATABASE_URL."""
-    if not PG_URL:
-        yield f"sqlite:///{directory / 'test.db'}"
-        return
-    name = f"pmtest_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    return scratch_database(directory, PG_URL)
 
 
 @pytest.fixture
@@ -157,3 +140,10 @@ def dry_findings(store, config, rules, as_of) -> dict:
     [outcome] = evaluate(store, config, as_of, rules=rules, dry_run=True)
     assert outcome.error is None
     return {f.case_id: f for f in outcome.findings}
+
+
+def pytest_collect_file(parent, file_path):
+    """Golden rule tests: tests/rules/test_*.yaml (see golden_plugin.py)."""
+    from golden_plugin import collect
+
+    return collect(parent, file_path)
