@@ -1,0 +1,83 @@
+"""rules check and rules test: real files, the real CLI, exact error lines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from cli import cli
+from monitor.rules import SHIPPED_RULES
+from monitor.rules.golden import load_golden
+from monitor.rules.loader import load_rules
+
+GOLDEN = Path(__file__).with_name("rules")
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_every_shipped_rule_has_a_golden_test_that_expects_it_to_fire():
+    covered: dict[str, int] = {}
+    for path in GOLDEN.glob("test_*.yaml"):
+        golden = load_golden(path)
+        rules = load_rules(list(golden.rule_files))
+        kinds = {e.kind for t in golden.tests for m in t.moments for e in m.expected}
+        quiet = sum(1 for t in golden.tests for m in t.moments if not m.expected)
+        for rule in rules:
+            if rule.kind in kinds:
+                covered[rule.id] = covered.get(rule.id, 0) + quiet
+    shipped = {r.id for r in load_rules([SHIPPED_RULES])}
+    assert shipped <= set(covered), f"no golden test fires {sorted(shipped - set(covered))}"
+
+
+def test_rules_check_ok_and_problems(tmp_path):
+    result = invoke("rules", "check", str(SHIPPED_RULES / "overdue.yaml"))
+    assert result.exit_code == 0 and result.output == f"OK {SHIPPED_RULES / 'overdue.yaml'}\n"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rules:\n  - id: x\n    kind: step_too_fast\n    params:\n"
+                   "      min_minutes: {surveyy: 30}\n  - id: y\n    kind: same_actor_roles\n"
+                   "    statuz: test\n  - id: x\n    kind: late_entry\n", encoding="utf-8")
+    result = invoke("rules", "check", str(bad))
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        f"{bad}:5: unknown step 'surveyy' (did you mean 'survey'?)",
+        f"{bad}:8: unknown key 'statuz' (did you mean 'status'?)",
+        f"{bad}:9: duplicate rule id 'x' (first at {bad}:2)"]
+
+
+def test_rules_check_scope_against_a_catalog(tmp_path):
+    f = tmp_path / "r.yaml"
+    f.write_text("- id: a\n  kind: overdue\n  scope:\n    include: {departments: [D4]}\n",
+                 encoding="utf-8")
+    assert invoke("rules", "check", str(f)).exit_code == 0
+    result = invoke("rules", "check", str(f), "--catalog", str(GOLDEN / "catalog.yaml"))
+    assert result.exit_code == 1
+    assert result.output == f"{f}:4: unknown department 'D4' (did you mean 'D04'?)\n"
+
+
+def test_rules_test_passes_and_a_wrong_expectation_fails_with_a_diff(tmp_path):
+    assert invoke("rules", "test", str(GOLDEN / "test_case_too_fast.yaml")).exit_code == 0
+    text = (GOLDEN / "test_case_too_fast.yaml").read_text(encoding="utf-8")
+    wrong = tmp_path / "test_wrong.yaml"
+    wrong.write_text(text.replace("../../rules/", f"{SHIPPED_RULES}/")
+                     .replace("catalog: catalog.yaml", f"catalog: {GOLDEN / 'catalog.yaml'}")
+                     .replace("expect: []", "expect:\n      - {kind: case_too_fast, "
+                                            "subject: SPOT-FAST, level: red}"),
+                     encoding="utf-8")
+    result = invoke("rules", "test", str(wrong))
+    assert result.exit_code == 1
+    assert "- case_too_fast SPOT-FAST red" in result.output
+    assert "1 passed, 1 failed" in result.output
+
+
+def test_a_bad_golden_file_is_one_line_per_problem(tmp_path):
+    bad = tmp_path / "test_bad.yaml"
+    bad.write_text(f"rule_files: [{SHIPPED_RULES / 'overdue.yaml'}]\ncatalog: {{}}\ntests:\n"
+                   "  - name: t\n    cases:\n      C1:\n        item: X\n        events:\n"
+                   "          - accept: 2025-13-01 10:00\n    at: 2025-10-01\n    expect: []\n",
+                   encoding="utf-8")
+    result = invoke("rules", "test", str(bad))
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: {bad}:9: '2025-13-01 10:00' is not an ISO 8601")
