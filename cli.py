@@ -463,9 +463,11 @@ def _jsonable(row) -> dict:
 @click.option("--overdue", is_flag=True,
               help="Only alerts still to be acted on whose handling deadline has passed.")
 @click.option("--as-of", "as_of", metavar="ISO8601", help="For --overdue (default: now).")
+@click.option("--suppressed", is_flag=True,
+              help="Only findings set aside by an exemption (not shown otherwise).")
 @pass_app
 def alerts_list(app: App, fmt: str, kind, level, department, status, rule_id, tier, overdue,
-                as_of) -> None:
+                as_of, suppressed) -> None:
     """List alerts; JSON is one array, CSV has a header row.
 
     The table shows id, level, tier, status, department, handling deadline, rule, message.
@@ -476,7 +478,8 @@ def alerts_list(app: App, fmt: str, kind, level, department, status, rule_id, ti
 
     today = _as_of(app, as_of).astimezone(app.config.tz).date() if overdue else None
     rows = list_alerts(app.engine, kind=kind, level=level, department=department,
-                       status=status, rule_id=rule_id, tier=tier, overdue_on=today)
+                       status=status, rule_id=rule_id, tier=tier, overdue_on=today,
+                       suppressed=suppressed)
     if fmt == "json":
         click.echo(json.dumps([_jsonable(r) for r in rows], ensure_ascii=False, indent=1))
     elif fmt == "csv":
@@ -931,6 +934,81 @@ def rules_test(app: App, files: tuple[str, ...]) -> None:
     click.echo(f"{passed} passed, {failed} failed")
     if failed:
         raise click.exceptions.Exit(1)
+
+
+@cli.group()
+def exemptions() -> None:
+    """The exemptions registry: approved, scoped, time-limited exceptions to a rule.
+
+    Findings in an exemption's scope are kept as suppressed alerts (alerts list
+    --suppressed), never assigned or escalated; adding and revoking are on the trail.
+    """
+
+
+@exemptions.command("add")
+@click.option("--rule", "rule_id", required=True, metavar="ID", help="The rule's id.")
+@click.option("--scope", "scopes", multiple=True, required=True, metavar="KEY=VALUE",
+              help="department=, item=, case=, actor= (comma-separated values) or "
+                   "window=FROM/TO; repeatable, all must match.")
+@click.option("--reason", required=True, help="Why (recorded in the trail).")
+@click.option("--approved-by", "approved_by", required=True, metavar="USER",
+              help="The tier-2 monitor (monitor_l2) approving it.")
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), required=True,
+              help="Last day (local) it applies, inclusive.")
+@pass_app
+def exemptions_add(app: App, rule_id, scopes, reason, approved_by, until) -> None:
+    """Record an exemption of some findings of one rule.
+
+    \b
+    Examples:
+      permit-monitor exemptions add --rule same-actor-roles --scope department=TS01 \\
+          --reason 乡镇便民服务中心仅一名工作人员 --approved-by jw-monitor-1 --until 2026-06-30
+      permit-monitor exemptions add --rule late-entry \\
+          --scope window=2025-10-09T08:00/2025-10-10T18:00 \\
+          --reason 系统停机，事后补录 --approved-by jw-monitor-1 --until 2025-12-31
+    """
+    from monitor import exemptions as ex
+    from monitor.rules.loader import load_rules
+
+    scope = ex.parse_scope(scopes, app.config.tz)
+    ids = [r.id for r in load_rules([app.config.rules_dir])]
+    ex_id = ex.add(app.engine, ids, rule_id, scope, reason, approved_by, until.date(),
+                   app.now(), app.config.tz)
+    click.echo(f"exemption {ex_id}: {rule_id} {_scope_text(scope)} until {until.date()}")
+
+
+def _scope_text(scope: dict) -> str:
+    return " ".join(f"{k}={'/'.join(v) if k == 'window' else ','.join(v)}"
+                    for k, v in scope.items())
+
+
+@exemptions.command("list")
+@click.option("--all", "include_all", is_flag=True, help="Include expired and revoked ones.")
+@pass_app
+def exemptions_list(app: App, include_all: bool) -> None:
+    """List exemptions in force: id, rule, scope, until, who approved, why."""
+    from monitor.exemptions import list_exemptions
+
+    rows = list_exemptions(app.engine, app.now(), app.config.tz, include_all)
+    for r in rows:
+        state = f" · revoked by {r.revoked_by}: {r.revoke_reason}" if r.revoked_by else ""
+        click.echo(f"{r.id:>4}  {r.rule_id:<18} {_scope_text(r.scope)}  until {r.until}  "
+                   f"approved by {r.approved_by}: {r.reason}{state}")
+    if not rows:
+        click.echo("no exemptions", err=True)
+
+
+@exemptions.command("revoke")
+@click.argument("exemption_id", type=int)
+@by_option
+@click.option("--reason", help="Why it ends now; required.")
+@pass_app
+def exemptions_revoke(app: App, exemption_id: int, by: str, reason: str | None) -> None:
+    """End an exemption now (a tier-2 monitor, with a reason); it is kept, marked revoked."""
+    from monitor.exemptions import revoke
+
+    revoke(app.engine, exemption_id, by, reason, app.now())
+    click.echo(f"exemption {exemption_id}: revoked")
 
 
 def main(prog_name: str | None = None) -> None:
