@@ -1011,6 +1011,48 @@ def exemptions_revoke(app: App, exemption_id: int, by: str, reason: str | None) 
     click.echo(f"exemption {exemption_id}: revoked")
 
 
+@rules.command("explain")
+@click.argument("rule_id", metavar="RULE")
+@click.option("--case", "case_id", required=True, help="The case to explain.")
+@click.option("--as-of", "as_of", metavar="ISO8601",
+              help="Explain as of this moment (default: now). Naive = configured timezone.")
+@pass_app
+def rules_explain(app: App, rule_id: str, case_id: str, as_of: str | None) -> None:
+    """Show how RULE judges one case: timeline, each gap against its threshold, working
+    days one by one (holidays, 调休 make-up days, suspensions), deadlines, verdict.
+
+    The verdict is the engine's own (the rule's detector, run dry as of the same moment);
+    nothing is written.
+
+    \b
+    Examples:
+      permit-monitor rules explain overdue --case ZJJ20260114005 --as-of 2026-02-01
+      permit-monitor rules explain step-too-fast --case HC-58S
+    """
+    from monitor.rules.explain import explain
+    from monitor.rules.loader import load_rules
+
+    moment = _as_of(app, as_of)
+    out = explain(app.engine, app.config, load_rules([app.config.rules_dir]), rule_id,
+                  case_id, moment)
+    click.echo(f"{out.rule.id} ({out.rule.kind}, {out.rule.status}) · case {case_id} · as of "
+               f"{moment.astimezone(app.config.tz).isoformat()}")
+    click.echo("timeline:")
+    for line in out.timeline:
+        click.echo(f"  {line}")
+    if out.checks:
+        click.echo("checks:")
+        for line in out.checks:
+            click.echo(f"  {line}")
+    if out.days:
+        click.echo("working days:")
+        for line in out.days:
+            click.echo(f"  {line}")
+    click.echo(f"verdict: {out.verdict}")
+    if out.alert:
+        click.echo(f"stored: {out.alert}")
+
+
 def main(prog_name: str | None = None) -> None:
     cli.main(prog_name=prog_name or "permit-monitor")
 

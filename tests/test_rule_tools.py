@@ -81,3 +81,26 @@ def test_a_bad_golden_file_is_one_line_per_problem(tmp_path):
     result = invoke("rules", "test", str(bad))
     assert result.exit_code == 1
     assert result.output.startswith(f"Error: {bad}:9: '2025-13-01 10:00' is not an ISO 8601")
+
+
+def test_explain_counts_working_days_across_national_day(engine, config, write_events, db_url):
+    from conftest import event, ingest_rows
+    from monitor.catalog import ingest_catalog
+
+    ingest_catalog(engine, GOLDEN / "catalog.yaml")
+    ingest_rows(engine, config, write_events, [
+        event("n1", "ND", "accept", "2025-09-26 16:00:00"),
+        event("n2", "ND", "suspend", "2025-10-13 09:00:00"),
+        event("n3", "ND", "resume", "2025-10-15 09:00:00"),
+        event("n4", "ND", "decide", "2025-10-20 17:00:00")])
+    result = invoke("--db", db_url, "rules", "explain", "overdue", "--case", "ND",
+                    "--as-of", "2025-10-31")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "  2025-09-28 日  make-up working day 调休 (National Day) · working day 1" in lines
+    assert "  2025-10-03 五  holiday (National Day)" in lines
+    assert "  2025-10-14 二  weekday · suspended, not counted" in lines
+    assert "  2025-10-20 一  weekday · working day 10  ← promised deadline, clock ends" in lines
+    assert lines[-1] == "verdict: no finding: overdue does not flag case ND as of this moment"
+    result = invoke("--db", db_url, "rules", "explain", "overdu", "--case", "ND")
+    assert result.exit_code == 1 and "did you mean 'overdue'?" in result.output
