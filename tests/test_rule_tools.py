@@ -104,3 +104,41 @@ def test_explain_counts_working_days_across_national_day(engine, config, write_e
     assert lines[-1] == "verdict: no finding: overdue does not flag case ND as of this moment"
     result = invoke("--db", db_url, "rules", "explain", "overdu", "--case", "ND")
     assert result.exit_code == 1 and "did you mean 'overdue'?" in result.output
+
+
+def test_backtest_reports_churn_and_touches_nothing(engine, config, write_events, db_url,
+                                                    tmp_path):
+    from sqlalchemy import func, select
+
+    from conftest import event, ingest_rows
+    from monitor.catalog import ingest_catalog
+    from monitor.models import Alert, RuleState, TrailEntry
+
+    ingest_catalog(engine, GOLDEN / "catalog.yaml")
+    rows = []
+    for n, hours in enumerate((30, 40, 60)):   # keyed in 30, 40 and 60 hours late
+        rows.append(event(f"L{n}", f"C{n}", "accept", "2025-10-13 09:00:00",
+                          recorded_at=f"2025-10-{13 + (9 + hours) // 24} "
+                                      f"{(9 + hours) % 24:02d}:00:00"))
+    rows.append(event("OLD", "C9", "accept", "2025-06-02 09:00:00",
+                      recorded_at="2025-06-10 09:00:00"))   # before the window
+    ingest_rows(engine, config, write_events, rows)
+    candidate = tmp_path / "candidate"
+    candidate.mkdir()
+    text = (SHIPPED_RULES / "late_entry.yaml").read_text(encoding="utf-8")
+    (candidate / "late_entry.yaml").write_text(text.replace("max_hours: 48", "max_hours: 36"),
+                                               encoding="utf-8")
+    rules_dir = tmp_path / "rules"
+    rules_dir.mkdir()
+    (rules_dir / "late_entry.yaml").write_text(text, encoding="utf-8")
+    (tmp_path / "config.yaml").write_text("rules_dir: rules\n", encoding="utf-8")
+    result = invoke("--config", str(tmp_path / "config.yaml"), "--db", db_url, "rules",
+                    "backtest", "--from", "2025-10-01", "--to", "2025-11-01",
+                    "--candidate", str(candidate))
+    assert result.exit_code == 0, result.output
+    assert ("  late-entry             D04               1         2      +1         0      0"
+            in result.output.splitlines())
+    assert "    appear: C1 (yellow)" in result.output
+    with engine.connect() as conn:   # nothing written
+        assert [conn.scalar(select(func.count()).select_from(t))
+                for t in (Alert, RuleState, TrailEntry)] == [0, 0, 0]
