@@ -1108,6 +1108,65 @@ def rules_backtest(app: App, start: str, end: str, candidate: str | None, show: 
                        + (" …" if len(c.changed) > show else ""))
 
 
+@rules.command("calibrate")
+@click.option("--kind", required=True, type=click.Choice(["step_too_fast"]),
+              help="The rule kind to calibrate (step_too_fast).")
+@click.option("--rule", "rule_id", metavar="ID",
+              help="Which rule of that kind (default: the only one in rules_dir).")
+@click.option("--item", "items", multiple=True, metavar="CODE", help="Only this item (repeatable).")
+@click.option("--step", "steps", multiple=True,
+              help="Only this step (repeatable; default: every step with a minimum).")
+@click.option("--k", default=3.0, show_default=True, type=click.FloatRange(min=0),
+              help="Proposal = exp(median − k·MAD) of the log-gaps.")
+@click.option("--quantile", default=0.01, show_default=True, type=click.FloatRange(0, 1),
+              help="Low quantile of the gaps shown for comparison.")
+@click.option("--min-n", default=30, show_default=True, type=click.IntRange(min=2),
+              help="Skip items and steps with fewer gaps than this.")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Write a candidate rule directory here (for rules backtest --candidate).")
+@pass_app
+def rules_calibrate(app: App, kind, rule_id, items, steps, k, quantile, min_n, out) -> None:
+    """Propose per-item, per-step thresholds from history with robust statistics.
+
+    For each item and step: the number of gaps, their median, the MAD of their logarithms,
+    mean − 2·sd (to show why it fails on skewed durations), and the findings the current
+    threshold, the median/MAD proposal and the low quantile would each raise.
+
+    \b
+    Example:
+      permit-monitor rules calibrate --kind step_too_fast --item WABO-RECEIPT --out candidate/
+      permit-monitor rules backtest --from 2010-10-01 --to 2012-02-01 --candidate candidate/
+    """
+    from pathlib import Path
+
+    from monitor.errors import MonitorError
+    from monitor.rules.calibrate import calibrate, write_candidate
+    from monitor.rules.loader import load_rules
+
+    chosen = [r for r in load_rules([app.config.rules_dir])
+              if r.kind == kind and (rule_id is None or r.id == rule_id)]
+    if len(chosen) != 1:
+        raise MonitorError(f"{len(chosen)} rules of kind {kind} match: name one with --rule")
+    rule = chosen[0]
+    found = calibrate(app.engine, rule, items=items, steps=steps, k=k, q=quantile,
+                      min_n=min_n)
+    click.echo(f"{rule.id}: proposals from history (gap = time since the case's previous step)")
+    click.echo(f"  {'item':<16} {'step':<10} {'gaps':>6} {'median':>9} {'MAD(log)':>8} "
+               f"{'mean-2sd':>9}  {'current':>14}  {'median/MAD':>16}  {f'q{quantile:g}':>16}")
+    for p in found:
+        cur = f"{p.current_min:g} min→{p.current_findings:,}" if p.current_min is not None \
+            else "none"
+        click.echo(f"  {p.item:<16} {p.step:<10} {p.n:>6,} {p.median_s:>8.0f}s {p.mad_log:>8.2f} "
+                   f"{p.mean_minus_2sd_s:>8.0f}s  {cur:>14}  "
+                   f"{f'{p.proposed_min:g} min→{p.proposed_findings:,}':>16}  "
+                   f"{f'{p.quantile_min:g} min→{p.quantile_findings:,}':>16}")
+    if out:
+        note = (f"candidate written by `permit-monitor rules calibrate --kind {kind}` "
+                f"(median/MAD, k={k:g}); try it with rules backtest --candidate")
+        path = write_candidate(Path(app.config.rules_dir), rule, found, Path(out), note)
+        click.echo(f"candidate rules written to {out}/ ({path.name}: item_min_minutes)")
+
+
 def main(prog_name: str | None = None) -> None:
     cli.main(prog_name=prog_name or "permit-monitor")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -142,3 +143,43 @@ def test_backtest_reports_churn_and_touches_nothing(engine, config, write_events
     with engine.connect() as conn:   # nothing written
         assert [conn.scalar(select(func.count()).select_from(t))
                 for t in (Alert, RuleState, TrailEntry)] == [0, 0, 0]
+
+
+def test_robust_proposal_where_mean_minus_two_sd_fails():
+    from monitor.rules.calibrate import propose
+
+    gaps = sorted([5.0] * 3 + [600 * 1.1 ** (i % 10) for i in range(40)] + [86400 * 30])
+    median, mad, mean_2sd, proposed, _ = propose(gaps, k=3, q=0.01)
+    assert mean_2sd < 0                       # one month-long gap ruins mean ± k·std
+    assert 5 / 60 < proposed < 10             # median/MAD separates 5 s from 10+ minutes
+    assert 600 < median < 1600 and mad > 0
+
+
+def test_calibrate_writes_a_candidate_that_backtest_reads(engine, config, write_events, db_url,
+                                                          tmp_path):
+    from conftest import event, ingest_rows
+    from monitor.catalog import ingest_catalog
+    from monitor.rules.loader import load_rules
+
+    ingest_catalog(engine, GOLDEN / "catalog.yaml")
+    rows = []
+    for n in range(43):
+        gap = 5 if n < 3 else 600 * 1.1 ** (n % 10)
+        start = datetime(2025, 10, 13, 9, 0) + timedelta(hours=n)
+        rows += [event(f"a{n}", f"K{n}", "accept", f"{start:%Y-%m-%d %H:%M:%S}",
+                       item_code="D05-XK-001"),
+                 event(f"r{n}", f"K{n}", "review",
+                       f"{start + timedelta(seconds=gap):%Y-%m-%d %H:%M:%S}",
+                       item_code="D05-XK-001")]
+    ingest_rows(engine, config, write_events, rows)
+    out = tmp_path / "candidate"
+    result = invoke("--db", db_url, "rules", "calibrate", "--kind", "step_too_fast",
+                    "--item", "D05-XK-001", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if "D05-XK-001" in x)
+    assert " 5 min→3 " in line and "→3  " in line     # current and proposal: the 5 s ones
+    [rule] = [r for r in load_rules([out]) if r.kind == "step_too_fast"]
+    assert 0 < rule.params.item_min_minutes["D05-XK-001"]["review"] < 10
+    result = invoke("--db", db_url, "rules", "backtest", "--from", "2025-10-01",
+                    "--to", "2025-11-01", "--candidate", str(out))
+    assert "step-too-fast          current 3 → candidate 3" in result.output

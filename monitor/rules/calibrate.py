@@ -1,0 +1,156 @@
+"""``rules calibrate``: per-item, per-step thresholds for ``step_too_fast`` from history.
+
+Step durations are heavily skewed (most gaps seconds, a long tail of days), so mean ±
+k·std is useless — the mean minus two standard deviations is usually negative. Instead,
+on the logarithm of each gap (seconds, floored at 1): the median and the median absolute
+deviation (MAD, scaled by 1.4826 to estimate a standard deviation), proposing
+``exp(median − k·MAD)``; and, for comparison, a low quantile of the gaps. For each item
+and step the report shows how many findings the current threshold, the MAD proposal and
+the quantile would raise over the same history. The proposal is written as a candidate
+rule directory (the rule's ``item_min_minutes``, which wins over the catalog) for
+``rules backtest``.
+
+Calibration describes current practice, not policy: where most cases are back-filled (the
+WABO log), the robust threshold legitimises seconds-long steps. Read the counts before
+shipping.
+
+The gaps are read with one window-function query, ordered by item, step and gap, and
+handled one (item, step) group at a time: memory holds one group.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import statistics
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import groupby
+from pathlib import Path
+
+import yaml
+from sqlalchemy import Engine, select
+
+from ..errors import MonitorError
+from ..models import Event, Item
+from .model import Rule
+from .sql import seconds_between
+
+MAD_SCALE = 1.4826  # MAD × this estimates the standard deviation of a normal distribution
+
+
+@dataclass(frozen=True)
+class Proposal:
+    item: str
+    step: str
+    n: int
+    median_s: float
+    mad_log: float
+    mean_minus_2sd_s: float
+    current_min: float | None
+    current_findings: int
+    proposed_min: float
+    proposed_findings: int
+    quantile_min: float
+    quantile_findings: int
+
+
+def _quantile(sorted_values: list[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default)."""
+    pos = (len(sorted_values) - 1) * q
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def _round_minutes(seconds: float) -> float:
+    """Minutes, rounded to two significant figures (at least 0.01)."""
+    minutes = max(seconds / 60, 0.01)
+    return float(f"{minutes:.2g}")
+
+
+def propose(gaps: list[float], k: float, q: float) -> tuple[float, float, float, float, float]:
+    """(median s, MAD of logs, mean − 2·sd s, MAD proposal min, quantile min) of sorted gaps."""
+    logs = [math.log(max(g, 1.0)) for g in gaps]
+    med = statistics.median(logs)
+    mad = MAD_SCALE * statistics.median(abs(x - med) for x in logs)
+    mean_2sd = statistics.fmean(gaps) - 2 * statistics.pstdev(gaps)
+    return (math.exp(med), mad, mean_2sd, _round_minutes(math.exp(med - k * mad)),
+            _round_minutes(_quantile(gaps, q)))
+
+
+def calibrate(engine: Engine, rule: Rule, *, items: tuple[str, ...] = (),
+              steps: tuple[str, ...] = (), k: float = 3.0, q: float = 0.01,
+              min_n: int = 30, as_of: datetime | None = None) -> list[Proposal]:
+    if rule.kind != "step_too_fast":
+        raise MonitorError(f"rule {rule.id} is {rule.kind}: calibrate proposes step_too_fast "
+                           "thresholds only")
+    with engine.connect() as conn:
+        catalog = dict(conn.execute(select(Item.code, Item.min_minutes)).all())
+        wanted = set(steps) or set(rule.params.min_minutes) | {
+            s for m in catalog.values() for s in (m or {})} | {
+            s for m in rule.params.item_min_minutes.values() for s in m}
+        e = Event.__table__
+        ordered = dict(partition_by=e.c.case_id, order_by=(e.c.occurred_at, e.c.id))
+        pairs = select(e.c.item_code, e.c.step, e.c.occurred_at,
+                       _lag(e.c.occurred_at, ordered).label("prev_at"))
+        if as_of is not None:
+            pairs = pairs.where(e.c.occurred_at <= as_of)
+        if items:
+            pairs = pairs.where(e.c.item_code.in_(items))
+        pairs = pairs.subquery()
+        gap = seconds_between(pairs.c.occurred_at, pairs.c.prev_at)
+        query = (select(pairs.c.item_code, pairs.c.step, gap.label("gap"))
+                 .where(pairs.c.prev_at.is_not(None), pairs.c.step.in_(sorted(wanted)))
+                 .order_by(pairs.c.item_code, pairs.c.step, gap))
+        out = []
+        for (item, step), rows in groupby(conn.execute(query), key=lambda r: (r[0], r[1])):
+            gaps = [max(float(r.gap), 0.0) for r in rows]
+            if len(gaps) < min_n:
+                continue
+            current = _current(rule, catalog.get(item) or {}, item, step)
+            med, mad, mean_2sd, proposed, quantile = propose(gaps, k, q)
+            below = lambda minutes: sum(1 for g in gaps if g < minutes * 60)  # noqa: E731
+            out.append(Proposal(item, step, len(gaps), med, mad, mean_2sd, current,
+                                below(current) if current is not None else 0, proposed,
+                                below(proposed), quantile, below(quantile)))
+    if not out:
+        raise MonitorError(f"no item and step with at least {min_n} gaps to calibrate on")
+    return out
+
+
+def _lag(column, ordered):
+    from sqlalchemy import func
+
+    return func.lag(column).over(**ordered)
+
+
+def _current(rule: Rule, catalog_steps: dict, item: str, step: str) -> float | None:
+    for source in (rule.params.item_min_minutes.get(item, {}), catalog_steps,
+                   rule.params.min_minutes):
+        if step in source:
+            return float(source[step])
+    return None
+
+
+def write_candidate(rules_dir: Path, rule: Rule, proposals: list[Proposal], out_dir: Path,
+                    note: str) -> Path:
+    """A copy of ``rules_dir`` in ``out_dir`` whose file holding ``rule`` has it with the
+    proposals as ``item_min_minutes``; the path of that file."""
+    if out_dir.exists():
+        raise MonitorError(f"{out_dir} already exists: choose another --out or remove it")
+    shutil.copytree(rules_dir, out_dir)
+    per_item: dict[str, dict[str, float]] = {}
+    for p in proposals:
+        per_item.setdefault(p.item, {})[p.step] = p.proposed_min
+    target = out_dir / Path(rule.path).name
+    raw = yaml.safe_load(Path(rule.path).read_text(encoding="utf-8"))
+    entries = raw["rules"] if isinstance(raw, dict) else raw
+    for entry in entries:
+        if entry.get("id") == rule.id:
+            params = entry.setdefault("params", {}) or {}
+            entry["params"] = params
+            params["item_min_minutes"] = per_item
+    text = yaml.safe_dump(raw, allow_unicode=True, sort_keys=False, width=100)
+    target.write_text(f"# {note}\n{text}", encoding="utf-8")
+    return target
