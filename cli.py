@@ -882,7 +882,7 @@ def rules_check(app: App, paths: tuple[str, ...], catalog: str | None, quiet: bo
     """
     from monitor.rules.check import check_paths, vocabulary
 
-    reports = check_paths(list(paths) or [app.config.rules_dir], vocabulary(catalog))
+    reports = check_paths(list(paths) or [_shown(app.config.rules_dir)], vocabulary(catalog))
     bad = 0
     for report in reports:
         for problem in report.problems:
@@ -974,11 +974,26 @@ def exemptions_add(app: App, rule_id, scopes, reason, approved_by, until) -> Non
     ids = [r.id for r in load_rules([app.config.rules_dir])]
     ex_id = ex.add(app.engine, ids, rule_id, scope, reason, approved_by, until.date(),
                    app.now(), app.config.tz)
-    click.echo(f"exemption {ex_id}: {rule_id} {_scope_text(scope)} until {until.date()}")
+    click.echo(f"exemption {ex_id}: {rule_id} {_scope_text(scope, app.config.tz)} "
+               f"until {until.date()}")
 
 
-def _scope_text(scope: dict) -> str:
-    return " ".join(f"{k}={'/'.join(v) if k == 'window' else ','.join(v)}"
+def _shown(path) -> str:
+    """A path relative to the working directory when it is below it."""
+    from pathlib import Path
+
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _scope_text(scope: dict, tz) -> str:
+    """department=SJJ window=2025-11-07T08:00/2025-11-07T18:00 (local time)."""
+    def local(t: str) -> str:
+        return datetime.fromisoformat(t).astimezone(tz).strftime("%Y-%m-%dT%H:%M")
+
+    return " ".join(f"{k}={'/'.join(map(local, v)) if k == 'window' else ','.join(v)}"
                     for k, v in scope.items())
 
 
@@ -992,8 +1007,8 @@ def exemptions_list(app: App, include_all: bool) -> None:
     rows = list_exemptions(app.engine, app.now(), app.config.tz, include_all)
     for r in rows:
         state = f" · revoked by {r.revoked_by}: {r.revoke_reason}" if r.revoked_by else ""
-        click.echo(f"{r.id:>4}  {r.rule_id:<18} {_scope_text(r.scope)}  until {r.until}  "
-                   f"approved by {r.approved_by}: {r.reason}{state}")
+        click.echo(f"{r.id:>4}  {r.rule_id:<18} {_scope_text(r.scope, app.config.tz)}  "
+                   f"until {r.until}  approved by {r.approved_by}: {r.reason}{state}")
     if not rows:
         click.echo("no exemptions", err=True)
 
@@ -1083,8 +1098,9 @@ def rules_backtest(app: App, start: str, end: str, candidate: str | None, show: 
                       _as_of(app, end))
     tz = app.config.tz
     click.echo(f"backtest {result.start.astimezone(tz):%Y-%m-%d %H:%M} … "
-               f"{result.end.astimezone(tz):%Y-%m-%d %H:%M}: current {app.config.rules_dir} vs "
-               f"candidate {candidate or '(same)'} (dry run: nothing written)")
+               f"{result.end.astimezone(tz):%Y-%m-%d %H:%M}: current "
+               f"{_shown(app.config.rules_dir)} vs candidate {candidate or '(same)'} "
+               "(dry run: nothing written)")
     click.echo(f"  {'rule':<22} {'department':<10} {'current':>8} {'candidate':>9} "
                f"{'appear':>7} {'disappear':>9} {'level':>6}")
     for (rule_id, dept), c in sorted(result.by_rule_department.items()):

@@ -72,7 +72,7 @@ def explain(engine: Engine, config: Config, rules: list[Rule], rule_id: str, cas
         late = (f"  keyed in {human((e.recorded_at - e.occurred_at).total_seconds())} later"
                 if e.recorded_at and e.recorded_at > e.occurred_at else "")
         out.timeline.append(f"{e.occurred_at.astimezone(tz):%Y-%m-%d %H:%M:%S}  {e.step:<20} "
-                            f"{e.actor or '-':<12} {gap:<16}{late}")
+                            f"{e.actor or '-':<14} {gap:<20}{late}")
     check = CHECKS.get(rule.kind)
     if check:
         check(out, rule, item, events, ctx)
