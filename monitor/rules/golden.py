@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..errors import RuleError, SourceError, SourceErrors
 from ..timeutil import ValueProblem, parse_timestamp
@@ -260,12 +260,23 @@ def load_golden(path: str | Path, default_rules: Path | None = None) -> GoldenFi
         raise _error(where, raw.line, "missing 'rule_files' (the rule files under test)")
     rule_files = tuple(base / str(f) for f in files) if files else (default_rules,)
     tz_name = str(raw.get("timezone", "Asia/Shanghai"))
-    tz = ZoneInfo(tz_name)
+    try:
+        tz = ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise _error(where, raw.line_of("timezone"), f"unknown timezone '{tz_name}' "
+                                                     "(e.g. Asia/Shanghai)") from None
     catalog, catalog_where = raw["catalog"], where
     if isinstance(catalog, str):
         catalog_where = str(base / catalog)
         catalog = load_yaml(base / catalog, RuleError)
     calendar = raw.get("calendar") or {}
+    if isinstance(calendar, LineDict):
+        check_keys(calendar, {"extra_holidays", "extra_workdays"}, where, RuleError)
+    for key in ("extra_holidays", "extra_workdays"):
+        days = calendar.get(key) or [] if isinstance(calendar, dict) else None
+        if not isinstance(days, list) or not all(type(d) is date for d in days):
+            raise _error(where, raw.line_of("calendar"), f"'calendar.{key}' must be a list "
+                                                         "of dates like 2025-10-09")
     tests = raw["tests"]
     if not isinstance(tests, LineList):
         raise _error(where, raw.line_of("tests"), "'tests' must be a list")
