@@ -1064,6 +1064,8 @@ def rules_explain(app: App, rule_id: str, case_id: str, as_of: str | None) -> No
         for line in out.days:
             click.echo(f"  {line}")
     click.echo(f"verdict: {out.verdict}")
+    if out.evidence:
+        click.echo("evidence: " + json.dumps(out.evidence, ensure_ascii=False, default=str))
     if out.alert:
         click.echo(f"stored: {out.alert}")
 

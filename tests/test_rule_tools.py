@@ -93,7 +93,8 @@ def test_explain_counts_working_days_across_national_day(engine, config, write_e
         event("n1", "ND", "accept", "2025-09-26 16:00:00"),
         event("n2", "ND", "suspend", "2025-10-13 09:00:00"),
         event("n3", "ND", "resume", "2025-10-15 09:00:00"),
-        event("n4", "ND", "decide", "2025-10-20 17:00:00")])
+        event("n4", "ND", "decide", "2025-10-20 17:00:00"),
+        event("n5", "ND", "survey", "2025-10-10 10:00:00")])
     result = invoke("--db", db_url, "rules", "explain", "overdue", "--case", "ND",
                     "--as-of", "2025-10-31")
     assert result.exit_code == 0, result.output
@@ -103,6 +104,10 @@ def test_explain_counts_working_days_across_national_day(engine, config, write_e
     assert "  2025-10-14 二  weekday · suspended, not counted" in lines
     assert "  2025-10-20 一  weekday · working day 10  ← promised deadline, clock ends" in lines
     assert lines[-1] == "verdict: no finding: overdue does not flag case ND as of this moment"
+    result = invoke("--db", db_url, "rules", "explain", "missing-attachment", "--case", "ND",
+                    "--as-of", "2025-10-31")
+    assert "verdict: FINDING [yellow] 案件 ND：survey 缺 现场踏勘意见书" in result.output
+    assert '"missing_by_step": {"survey": ["现场踏勘意见书"]}' in result.output
     result = invoke("--db", db_url, "rules", "explain", "overdu", "--case", "ND")
     assert result.exit_code == 1 and "did you mean 'overdue'?" in result.output
 

@@ -36,6 +36,7 @@ class Explanation:
     checks: list[str] = field(default_factory=list)
     days: list[str] = field(default_factory=list)
     verdict: str = ""
+    evidence: dict[str, Any] | None = None  # the finding's own, for kinds without checks
     alert: str | None = None
 
 
@@ -82,6 +83,8 @@ def explain(engine: Engine, config: Config, rules: list[Rule], rule_id: str, cas
     else:
         level, message = render(rule, finding)
         out.verdict = f"FINDING [{level}] {message}"
+        if check is None:
+            out.evidence = dict(finding.evidence)
     if stored is not None:
         out.alert = (f"alert {stored.id}: {stored.level} · {stored.status} · tier {stored.tier}"
                      f" · raised {stored.raised_at.astimezone(tz):%Y-%m-%d %H:%M}")
