@@ -724,6 +724,7 @@ def demo(directory: str, seed: int, cases: int, replay: bool) -> None:
     _echo_checks(result.checks)
     click.echo(f"database: {result.database_url}")
     click.echo(f"next: permit-monitor --db {result.database_url} alerts list --level red")
+    _echo_demo_report(result.database_url, result.directory)
 
 
 def _echo_loaded(result, seed: int, planted, controls) -> None:
@@ -802,6 +803,7 @@ def _demo_replay(directory: str, seed: int, cases: int) -> None:
     if r.example:
         click.echo(f"next: permit-monitor --db {url} audit show {r.example}   "
                    "(an alert through both tiers)")
+    _echo_demo_report(url, out.loaded.directory)
 
 
 def _echo_audit(outcomes, as_of: datetime) -> None:
@@ -906,6 +908,105 @@ def report(app: App, period, date_from, date_to, department, fmt, out, table) ->
                        app.now(), department)
     key = f"t_{table}" if table else None
     _emit_report(*render(rep, fmt, out, key))
+
+
+@cli.command()
+@period_options
+@click.option("--format", "fmt", type=REPORT_FORMATS, default="text", show_default=True)
+@click.option("--out", metavar="FILE", help="Write to FILE (needed for html and xlsx).")
+@click.option("--explain", metavar="CODE",
+              help="List every deduction of this department, with the alert behind it.")
+@pass_app
+def scores(app: App, period, date_from, date_to, department, fmt, out, explain) -> None:
+    """Department scorecards (绩效考评): 100 minus deductions, sub-scores, ranking.
+
+    Each theme (regular handling, timeliness, fees, supervision response) starts with its
+    points and loses some per finding by level, per finding still open or escalated, and
+    per failed spot check; weights under `scores:` in config.yaml (`permit-monitor
+    settings`). Every deduction names its alert: --explain CODE.
+
+    \b
+    Examples:
+      permit-monitor scores --period 2026-01
+      permit-monitor scores --period 2026-Q1 --format xlsx --out scores-2026Q1.xlsx
+      permit-monitor scores --period 2026-01 --explain ZRJ
+    """
+    from monitor.report.render import render
+    from monitor.scores import deductions, scorecard
+
+    when = _period(app, period, date_from, date_to)
+    if explain:
+        found = [x for x in deductions(app.engine, app.config, when, explain)]
+        for x in found:
+            ref = f"alert {x.alert_id}" if x.alert_id else f"spot check {x.case_id}"
+            click.echo(f"-{x.points:<5g} {x.theme:<11} {x.reason:<18} {ref:<14} {x.message}")
+        click.echo(f"{explain}: {len(found):,} deductions, {sum(x.points for x in found):g} "
+                   f"points (see: permit-monitor alerts show ID)")
+        return
+    card = scorecard(app.engine, app.config, when, app.now(), department)
+    _emit_report(*render(card, fmt, out, "t_scores"))
+
+
+@cli.group(invoke_without_command=True)
+@period_options
+@click.option("--n", "size", default=20, show_default=True, type=click.IntRange(min=1),
+              help="How many completed cases to draw.")
+@click.option("--seed", default="1", show_default=True,
+              help="Same period, department, n and seed: the same cases.")
+@click.pass_context
+def sample(ctx, period, date_from, date_to, department, size, seed) -> None:
+    """Spot checks (抽检): draw completed cases for manual review; record the results.
+
+    Draws a reproducible random sample of the cases completed in the period and keeps it;
+    the report shows pass rates per department, the scores deduct for failures.
+
+    \b
+    Examples:
+      permit-monitor sample --period 2026-01 --n 20 --seed 7
+      permit-monitor sample --period 2026-01 --department ZRJ --n 5
+      permit-monitor sample record ZRJ20260105001 --by jw-monitor-1 --pass --note "材料齐全"
+    """
+    if ctx.invoked_subcommand:
+        return
+    from monitor.spotcheck import draw
+
+    app = ctx.find_object(App)
+    when = _period(app, period, date_from, date_to)
+    drawn = draw(app.engine, when, app.config.tz, size, seed, app.now(), department)
+    for d in drawn:
+        at = d.completed_at.astimezone(app.config.tz).strftime("%Y-%m-%d")
+        click.echo(f"{d.case_id:<20} {d.department or '-':<6} {d.item_code or '-':<14} "
+                   f"completed {at}" + ("" if d.new else "  (drawn before)"))
+    click.echo(f"{len(drawn)} cases drawn from {when.label} (seed {seed}); record each with: "
+               "permit-monitor sample record CASE --by USER --pass|--fail --note …", err=True)
+
+
+@sample.command("record")
+@click.argument("case_id")
+@by_option
+@click.option("--pass/--fail", "passed", required=True, help="The review's result.")
+@click.option("--note", help="What was checked; for a failure, what was wrong. Required.")
+@pass_app
+def sample_record(app: App, case_id: str, by: str, passed: bool, note: str | None) -> None:
+    """Record the result of reviewing a drawn case (a second record replaces the first)."""
+    from monitor.spotcheck import record
+
+    row = record(app.engine, case_id, by, passed, note, app.now())
+    click.echo(f"spot check {row.case_id}: {row.result} by {row.by_user}")
+
+
+def _echo_demo_report(url: str, directory) -> None:
+    """The demo ends with the monthly report of the log's last month: HTML and XLSX in the
+    demo's folder, a few lines on screen."""
+    from monitor.demo.report import demo_report
+
+    out = demo_report(url, directory, App.now())
+    click.echo(f"monthly report (通报) {out.period}: " + " · ".join(out.summary))
+    for line in out.worst:
+        click.echo(f"  {line}")
+    click.echo(f"  html: {out.html}")
+    click.echo(f"  xlsx: {out.xlsx}")
+    click.echo(f"  ranking: permit-monitor --db {url} scores --period {out.period}")
 
 
 def main(prog_name: str | None = None) -> None:

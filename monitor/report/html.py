@@ -10,6 +10,7 @@ from html import escape
 from .build import RED_LIST_HTML
 from .labels import labeler
 from .model import Report, Table, fmt_value
+from .render import _summary_fmt
 
 CSS = """
 @page { size: A4; margin: 14mm 12mm; }
@@ -162,8 +163,19 @@ def to_html(report: Report) -> str:
     s = report.summary
     summary = "".join(
         f'<div>{escape(label(k))}<b data-summary="{k}">'
-        f'{escape(fmt_value(v, "pct" if k.endswith("rate") else "int"))}</b></div>'
+        f'{escape(fmt_value(v, _summary_fmt(k, v)))}</b></div>'
         for k, v in s.items())
+    if report.kind != "report":
+        sections = [(k, _table(t, label, small=k == "t_deductions"))
+                    for k, t in report.tables.items()]
+    else:
+        sections = _report_sections(report, label)
+    body = "".join(f'<section id="{k}"><h2>{escape(label(k))}</h2>{html}</section>'
+                   for k, html in sections)
+    return _page(report, label, summary, body)
+
+
+def _report_sections(report: Report, label) -> list[tuple[str, str]]:
     sections = [
         ("t_cases", _table(report.tables["t_cases"], label) + _on_time(report, label)),
         ("t_findings", _table(report.tables["t_findings"], label)
@@ -183,8 +195,12 @@ def to_html(report: Report) -> str:
                      + _table(red, label, RED_LIST_HTML, small=True)
                      + (f'<p class="note">{escape(label("more_rows").format(n=more))}</p>'
                         if more > 0 else "")))
-    body = "".join(f'<section id="{k}"><h2>{escape(label(k))}</h2>{html}</section>'
-                   for k, html in sections)
+    return sections
+
+
+def _page(report: Report, label, summary: str, body: str) -> str:
+    p = report.period
+    dept = report.department or label("all_departments")
     lang = "zh-CN" if report.language == "zh" else "en"
     return (f'<!DOCTYPE html><html lang="{lang}"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'

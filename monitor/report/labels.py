@@ -90,6 +90,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "theme": ("考评项目", "Theme"),
     "reason": ("扣分原因", "Reason"),
     "t_deductions": ("扣分明细", "Deductions"),
+    "departments": ("参评部门", "Departments"),
 }
 
 

@@ -39,6 +39,7 @@ class Report:
     tables: dict[str, Table] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
     charts: dict[str, Any] = field(default_factory=dict)
+    kind: str = "report"  # or "scores": a scorecard, rendered table by table
 
     def table(self, key: str) -> Table:
         return self.tables[key]

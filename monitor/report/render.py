@@ -45,26 +45,33 @@ def text_table(table: Table, label, limit: int | None = None) -> list[str]:
 
 def to_text(report: Report, tables: tuple[str, ...] = TEXT_TABLES) -> str:
     label = labeler(report.language)
+    if report.kind != "report":
+        tables = tuple(k for k in report.tables if k != "t_deductions")
     out = [f"{report.title} · {label('period')} {report.period.label} "
            f"({report.period.start} … {report.period.last})"
            + (f" · {label('department_filter')} {report.department}" if report.department
               else "")]
     s = report.summary
-    out.append("  ".join(f"{label(k)} {fmt_value(s[k], 'pct' if k.endswith('rate') else 'int')}"
-                         for k in s))
+    out.append("  ".join(f"{label(k)} {fmt_value(s[k], _summary_fmt(k, s[k]))}" for k in s))
     for key in tables:
         table = report.tables[key]
         out += ["", f"{label(key)}"]
         if table.note:
             out.append(f"  ({table.note})")
         out += ["  " + line for line in text_table(table, label)]
-    red = report.tables["t_red"]
+    red = report.tables.get("t_red")
+    if red is None:
+        return "\n".join(out) + "\n"
     out += ["", f"{label('t_red')}: {len(red.rows):,}"]
     out += [f"  #{r['alert_id']} {r['department']} {r['case_id']} {r['message']}"
             for r in red.rows[:10]]
     if len(red.rows) > 10:
         out.append("  " + label("more_rows").format(n=len(red.rows) - 10))
     return "\n".join(out) + "\n"
+
+
+def _summary_fmt(key: str, value: Any) -> str:
+    return "pct" if key.endswith("rate") else "num" if isinstance(value, float) else "int"
 
 
 def _plain(value: Any) -> Any:
