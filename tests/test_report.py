@@ -274,3 +274,14 @@ def test_the_console_check_can_fail(tmp_path):
     page.write_text("<html><body><script>missingFunction();</script></body></html>")
     _, console = open_in_chromium(page.as_uri(), tmp_path)
     assert any("missingFunction" in line for line in console)
+
+
+def test_the_demo_ends_with_the_monthly_report(tmp_path):
+    out = CliRunner().invoke(cli, ["demo", "--dir", str(tmp_path), "--cases", "200"])
+    assert out.exit_code == 0, out.output
+    lines = out.output.splitlines()
+    assert lines[-5].startswith("monthly report (通报) 2026-01: 受理件数 ")
+    assert lines[-3] == f"  html: {tmp_path / 'report-2026-01.html'}"
+    assert (tmp_path / "report-2026-01.html").stat().st_size > 10_000
+    assert (tmp_path / "report-2026-01.xlsx").exists()
+    assert lines[-1].endswith("scores --period 2026-01")
