@@ -995,6 +995,27 @@ def sample_record(app: App, case_id: str, by: str, passed: bool, note: str | Non
     click.echo(f"spot check {row.case_id}: {row.result} by {row.by_user}")
 
 
+@ingest.command("activity")
+@click.argument("files", nargs=-1, required=True)
+@encoding_option
+@json_option
+@pass_app
+def ingest_activity_cmd(app: App, files: tuple[str, ...], encoding: str, as_json: bool) -> None:
+    """Load the monitoring log (监察日志): CSV user_id, at, action (login|logout|handle).
+
+    \b
+    Example:
+      permit-monitor ingest activity activity-2026-01.csv
+    Rows already stored are duplicates; bad rows are quarantined with line and reason.
+    The report shows daily online rates of handlers and monitors from the logins.
+    """
+    from monitor.ingest import ingest_activity
+
+    results = ingest_activity(app.engine, app.config, list(files), app.now(),
+                              encoding=encoding, progress=_progress_factory())
+    _report(results, as_json)
+
+
 def _echo_demo_report(url: str, directory) -> None:
     """The demo ends with the monthly report of the log's last month: HTML and XLSX in the
     demo's folder, a few lines on screen."""
