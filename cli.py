@@ -112,6 +112,11 @@ def settings() -> None:
     click.echo("\nnotify: (delivery of notifications)")
     for s in NOTIFY_SETTINGS:
         click.echo(f"  {s.name}  (default: {s.default!r})\n      {s.help}")
+    from monitor.config import SCORE_SETTINGS
+
+    click.echo("\nscores: (scorecard weights, 绩效考评)")
+    for s in SCORE_SETTINGS:
+        click.echo(f"  {s.name}  (default: {s.default!r})\n      {s.help}")
 
 
 # ---------------------------------------------------------------- ingest

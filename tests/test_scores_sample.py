@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-import pytest
 from click.testing import CliRunner
 from sqlalchemy import create_engine, text
 

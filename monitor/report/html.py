@@ -158,8 +158,6 @@ def _on_time(report: Report, label) -> str:
 
 def to_html(report: Report) -> str:
     label = labeler(report.language)
-    p = report.period
-    dept = report.department or label("all_departments")
     s = report.summary
     summary = "".join(
         f'<div>{escape(label(k))}<b data-summary="{k}">'
