@@ -35,6 +35,7 @@ tr.total td { font-weight: 700; background: #fafafa; }
 svg { display: block; margin: 2mm auto; max-width: 100%; height: auto; }
 svg text { font-family: inherit; font-size: 10px; fill: #333; }
 .small td { font-size: 8pt; }
+.small th { white-space: nowrap; font-size: 8.5pt; }
 @media print { body { padding: 0; max-width: none; } h2 { page-break-after: avoid; }
                .chart { page-break-inside: avoid; } }
 """
