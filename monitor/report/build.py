@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from datetime import datetime
 from statistics import mean
 
@@ -20,144 +21,190 @@ RED_LIST_HTML = 300  # the HTML lists this many red findings; the other formats 
 TOP = 10
 
 
-def build_report(engine: Engine, config: Config, period: Period, now: datetime,
-                 department: str | None = None) -> Report:
-    """The report for ``period`` (and one department, or all), as of ``now``."""
-    tz, cal, label = config.tz, config.calendar(), labeler(config.language)
-    scope = fg.Scope(period, tz, department)
-    rep = Report(label("report"), period, period.previous(), period.year_before(), department,
-                 now, config.language)
+@dataclass
+class Figures:
+    """Everything a report shows, as read from the store (monitor/report/figures.py)."""
+
+    depts: dict[str, str]
+    cases: dict
+    done: dict[str, fg.Completion]
+    alerts: dict
+    open_esc: dict
+    per_day: Counter
+    items: list
+    actors: list
+    names: dict[str, str]
+    reds: list
+    online: dict
+    spot: dict
+    sup: dict
+
+    @property
+    def rows(self) -> list[dict]:
+        return [{"department": d, "name": n} for d, n in sorted(self.depts.items())]
+
+    def by_dept(self, fill) -> list[dict]:
+        return [dict(r, **fill(r["department"])) for r in self.rows]
+
+    def findings(self, dept: str | None, bucket: str, level: str | None = None) -> int:
+        return sum(n for (d, _, lvl, b), n in self.alerts.items()
+                   if (d == dept if dept else d in self.depts) and b == bucket
+                   and (level is None or lvl == level))
+
+
+def gather(engine: Engine, config: Config, period: Period,
+           department: str | None = None) -> Figures:
+    cal = config.calendar()
+    scope = fg.Scope(period, config.tz, department)
     with engine.connect() as conn:
         depts = fg.departments(conn, scope)
         if department and department not in depts:
             from ..errors import NotFound
 
             raise NotFound(f"no department '{department}' in the catalog")
-        cases = fg.case_counts(conn, scope)
-        done = fg.completions(conn, scope, cal)
-        alerts = fg.alert_counts(conn, scope)
-        open_esc = fg.open_escalated(conn, scope)
-        per_day = fg.findings_per_day(conn, scope)
         items = fg.top(conn, scope, "item_code", TOP)
         actors = fg.top(conn, scope, "actor", TOP)
-        item_names = fg.item_names(conn, [r[0] for r in items])
-        actor_names = fg.user_names(conn, [r[0] for r in actors])
-        reds = list(fg.red_alerts(conn, scope))
-        online = fg.online_rates(conn, scope, cal)
-        spot = fg.spot_checks(conn, scope)
-    sup = _supervision(engine, tz, period, department)
-    codes = sorted(set(depts) | {d for d, *_ in alerts if d in depts or d == "-"} - {"-"})
-    rows = [{"department": d, "name": depts.get(d, d)} for d in codes]
+        names = {**fg.item_names(conn, [r[0] for r in items]),
+                 **fg.user_names(conn, [r[0] for r in actors])}
+        figures = Figures(depts, fg.case_counts(conn, scope), fg.completions(conn, scope, cal),
+                          fg.alert_counts(conn, scope), fg.open_escalated(conn, scope),
+                          fg.findings_per_day(conn, scope), items, actors, names,
+                          list(fg.red_alerts(conn, scope)), fg.online_rates(conn, scope, cal),
+                          fg.spot_checks(conn, scope), {})
+    figures.sup = _supervision(engine, config.tz, period, department)
+    return figures
 
-    def by_dept(fill):
-        out = [dict(r, **fill(r["department"])) for r in rows]
-        return out
 
-    def finding_n(d, bucket, level=None):
-        return sum(n for (dd, _, lvl, b), n in alerts.items()
-                   if dd == d and b == bucket and (level is None or lvl == level))
-
-    def cases_row(d):
-        c = done.get(d, fg.Completion())
-        return {"accepted": cases.get((d, "accept", "cur"), 0), "completed": c.completed,
-                "completed_mom": change(c.completed, cases.get((d, "complete", "prev"))),
-                "completed_yoy": change(c.completed, cases.get((d, "complete", "yoy"))),
-                "on_time_rate": rate(c.on_time, c.completed),
-                "avg_days": round(c.days_total / c.days_cases, 1) if c.days_cases else None}
-
-    def findings_row(d):
-        n = finding_n(d, "cur")
-        o, x = open_esc.get(d, (0, 0))
-        return {**{lvl: finding_n(d, "cur", lvl) for lvl in fg.LEVELS}, "findings": n,
-                "findings_mom": change(n, finding_n(d, "prev")),
-                "findings_yoy": change(n, finding_n(d, "yoy")), "open": o, "escalated": x}
-
-    def sup_row(d):
-        s = sup.get(d)
-        times = s["times"] if s else []
-        return {"reminders": s["reminders"] if s else 0, "orders": s["orders"] if s else 0,
-                **{k: (s["dispositions"][k] if s else 0)
-                   for k in ("rectified", "explained", "false_positive")},
-                "median_resolve_hours": _median_hours(times)}
-
-    t_cases = Table("t_cases", [Column("department", "text"), Column("name", "text"),
-                                Column("accepted"), Column("completed"),
-                                Column("completed_mom", "change"), Column("completed_yoy", "change"),
-                                Column("on_time_rate", "pct"), Column("avg_days", "num")],
-                    by_dept(cases_row))
-    all_done = fg.Completion()
-    for c in done.values():
-        all_done.completed += c.completed
-        all_done.on_time += c.on_time
-        all_done.days_total += c.days_total
-        all_done.days_cases += c.days_cases
-    t_cases.total = {"department": "", "name": label("county"),
-                     "accepted": sum(r["accepted"] for r in t_cases.rows),
-                     "completed": all_done.completed,
-                     "completed_mom": change(all_done.completed, _sum(cases, "complete", "prev")),
-                     "completed_yoy": change(all_done.completed, _sum(cases, "complete", "yoy")),
-                     "on_time_rate": rate(all_done.on_time, all_done.completed),
-                     "avg_days": round(all_done.days_total / all_done.days_cases, 1)
-                     if all_done.days_cases else None}
-    t_find = Table("t_findings", [Column("department", "text"), Column("name", "text"),
-                                  *(Column(lvl) for lvl in fg.LEVELS), Column("findings"),
-                                  Column("findings_mom", "change"),
-                                  Column("findings_yoy", "change"),
-                                  Column("open"), Column("escalated")], by_dept(findings_row))
-    t_find.total = _totals(t_find, label)
-    total_n = {b: sum(n for (_, _, _, bb), n in alerts.items() if bb == b) for b in fg.BUCKETS}
-    t_find.total.update(findings_mom=change(total_n["cur"], total_n["prev"]),
-                        findings_yoy=change(total_n["cur"], total_n["yoy"]))
-    t_sup = Table("t_supervision", [Column("department", "text"), Column("name", "text"),
-                                    Column("reminders"), Column("orders"), Column("rectified"),
-                                    Column("explained"), Column("false_positive"),
-                                    Column("median_resolve_hours", "num")], by_dept(sup_row))
-    t_sup.total = _totals(t_sup, label)
-    t_sup.total["median_resolve_hours"] = _median_hours(
-        [t for s in sup.values() for t in s["times"]])
-    kinds: dict[tuple[str, str], Counter] = defaultdict(Counter)
-    for (d, k, lvl, b), n in alerts.items():
-        if b == "cur":
-            kinds[(d, k)][lvl] += n
-    t_kind = Table("t_by_kind", [Column("department", "text"), Column("name", "text"),
-                                 Column("kind", "text"), *(Column(lvl) for lvl in fg.LEVELS),
-                                 Column("findings")],
-                   [{"department": d, "name": depts.get(d, d), "kind": k,
-                     **{lvl: c[lvl] for lvl in fg.LEVELS}, "findings": sum(c.values())}
-                    for (d, k), c in sorted(kinds.items())])
-    t_kind.total = _totals(t_kind, label)
-    t_items = Table("t_items", [Column("item_code", "text"), Column("item_name", "text"),
-                                Column("department", "text"), Column("findings"), Column("red")],
-                    [{"item_code": v, "item_name": item_names.get(v, ""), "department": d,
-                      "findings": n, "red": int(r or 0)} for v, d, n, r in items])
-    t_actors = Table("t_actors", [Column("actor", "text"), Column("actor_name", "text"),
-                                  Column("department", "text"), Column("findings"),
-                                  Column("red")],
-                     [{"actor": v, "actor_name": actor_names.get(v, ""), "department": d,
-                       "findings": n, "red": int(r or 0)} for v, d, n, r in actors])
-    t_red = Table("t_red", [Column("alert_id"), Column("department", "text"),
-                            Column("rule_id", "text"), Column("case_id", "text"),
-                            Column("raised_on", "date"), Column("status", "text"),
-                            Column("message", "text"), Column("evidence", "text")],
-                  [{"alert_id": a.id, "department": a.department or "", "rule_id": a.rule_id,
-                    "case_id": a.case_id or "", "raised_on": a.raised_at.astimezone(tz).date(),
-                    "status": a.status, "message": a.message,
-                    "evidence": evidence_summary(a.evidence)} for a in reds])
-    rep.tables = {t.key: t for t in (t_cases, t_find, t_sup, t_kind, t_items, t_actors, t_red)}
-    rep.tables.update(_online_tables(online, rows, label))
-    rep.tables["t_spot"] = _spot_table(spot, rows, label)
-    rep.summary = {"accepted": t_cases.total["accepted"], "completed": all_done.completed,
-                   "on_time_rate": t_cases.total["on_time_rate"],
-                   "findings": total_n["cur"], "red": t_find.total["red"],
-                   "open": t_find.total["open"], "escalated": t_find.total["escalated"],
-                   "orders": t_sup.total["orders"],
-                   "pass_rate": rep.tables["t_spot"].total["pass_rate"]}
-    days = period.days()
+def build_report(engine: Engine, config: Config, period: Period, now: datetime,
+                 department: str | None = None) -> Report:
+    """The report for ``period`` (and one department, or all), as of ``now``."""
+    label = labeler(config.language)
+    f = gather(engine, config, period, department)
+    rep = Report(label("report"), period, period.previous(), period.year_before(), department,
+                 now, config.language)
+    tables = [_cases_table(f, label), _findings_table(f, label), _supervision_table(f, label),
+              _kind_table(f, label), *_top_tables(f), _red_table(f, config.tz)]
+    rep.tables = {t.key: t for t in tables}
+    rep.tables.update(_online_tables(f.online, f.rows, label))
+    rep.tables["t_spot"] = _spot_table(f.spot, f.rows, label)
+    t = rep.tables
+    rep.summary = {"accepted": t["t_cases"].total["accepted"],
+                   "completed": t["t_cases"].total["completed"],
+                   "on_time_rate": t["t_cases"].total["on_time_rate"],
+                   "findings": t["t_findings"].total["findings"],
+                   "red": t["t_findings"].total["red"], "open": t["t_findings"].total["open"],
+                   "escalated": t["t_findings"].total["escalated"],
+                   "orders": t["t_supervision"].total["orders"],
+                   "pass_rate": t["t_spot"].total["pass_rate"]}
     completed_per_day: Counter = Counter()
-    for c in done.values():
+    for c in f.done.values():
         completed_per_day.update(c.per_day)
-    rep.charts = {"trend": [(d, completed_per_day[d], per_day[d]) for d in days]}
+    rep.charts = {"trend": [(d, completed_per_day[d], f.per_day[d]) for d in period.days()]}
     return rep
+
+
+def _completion_cells(c: fg.Completion, prev: int | None, yoy: int | None) -> dict:
+    return {"completed": c.completed, "completed_mom": change(c.completed, prev),
+            "completed_yoy": change(c.completed, yoy), "on_time_rate": rate(c.on_time, c.completed),
+            "avg_days": round(c.days_total / c.days_cases, 1) if c.days_cases else None}
+
+
+def _cases_table(f: Figures, label) -> Table:
+    def fill(d):
+        return {"accepted": f.cases.get((d, "accept", "cur"), 0),
+                **_completion_cells(f.done.get(d, fg.Completion()),
+                                    f.cases.get((d, "complete", "prev")),
+                                    f.cases.get((d, "complete", "yoy")))}
+
+    t = Table("t_cases", [Column("department", "text"), Column("name", "text"),
+                          Column("accepted"), Column("completed"),
+                          Column("completed_mom", "change"), Column("completed_yoy", "change"),
+                          Column("on_time_rate", "pct"), Column("avg_days", "num")],
+              f.by_dept(fill))
+    county = fg.Completion()
+    for c in f.done.values():
+        county.completed += c.completed
+        county.on_time += c.on_time
+        county.days_total += c.days_total
+        county.days_cases += c.days_cases
+    t.total = {"department": "", "name": label("county"),
+               "accepted": sum(r["accepted"] for r in t.rows),
+               **_completion_cells(county, _sum(f.cases, "complete", "prev"),
+                                   _sum(f.cases, "complete", "yoy"))}
+    return t
+
+
+def _findings_table(f: Figures, label) -> Table:
+    def fill(d):
+        n = f.findings(d, "cur")
+        o, x = f.open_esc.get(d, (0, 0))
+        return {**{lvl: f.findings(d, "cur", lvl) for lvl in fg.LEVELS}, "findings": n,
+                "findings_mom": change(n, f.findings(d, "prev")),
+                "findings_yoy": change(n, f.findings(d, "yoy")), "open": o, "escalated": x}
+
+    t = Table("t_findings", [Column("department", "text"), Column("name", "text"),
+                             *(Column(lvl) for lvl in fg.LEVELS), Column("findings"),
+                             Column("findings_mom", "change"), Column("findings_yoy", "change"),
+                             Column("open"), Column("escalated")], f.by_dept(fill))
+    t.total = _totals(t, label)
+    t.total.update(findings_mom=change(t.total["findings"], f.findings(None, "prev")),
+                   findings_yoy=change(t.total["findings"], f.findings(None, "yoy")))
+    return t
+
+
+def _supervision_table(f: Figures, label) -> Table:
+    def fill(d):
+        s = f.sup.get(d) or {"reminders": 0, "orders": 0, "dispositions": Counter(),
+                             "times": []}
+        return {"reminders": s["reminders"], "orders": s["orders"],
+                **{k: s["dispositions"][k] for k in ("rectified", "explained", "false_positive")},
+                "median_resolve_hours": _median_hours(s["times"])}
+
+    t = Table("t_supervision", [Column("department", "text"), Column("name", "text"),
+                                Column("reminders"), Column("orders"), Column("rectified"),
+                                Column("explained"), Column("false_positive"),
+                                Column("median_resolve_hours", "num")], f.by_dept(fill))
+    t.total = _totals(t, label)
+    t.total["median_resolve_hours"] = _median_hours(
+        [x for d, s in f.sup.items() if d in f.depts for x in s["times"]])
+    return t
+
+
+def _kind_table(f: Figures, label) -> Table:
+    kinds: dict[tuple[str, str], Counter] = defaultdict(Counter)
+    for (d, k, lvl, b), n in f.alerts.items():
+        if b == "cur" and d in f.depts:
+            kinds[(d, k)][lvl] += n
+    t = Table("t_by_kind", [Column("department", "text"), Column("name", "text"),
+                            Column("kind", "text"), *(Column(lvl) for lvl in fg.LEVELS),
+                            Column("findings")],
+              [{"department": d, "name": f.depts[d], "kind": k,
+                **{lvl: c[lvl] for lvl in fg.LEVELS}, "findings": sum(c.values())}
+               for (d, k), c in sorted(kinds.items())])
+    t.total = _totals(t, label)
+    return t
+
+
+def _top_tables(f: Figures) -> list[Table]:
+    out = []
+    for key, col, name, rows in (("t_items", "item_code", "item_name", f.items),
+                                 ("t_actors", "actor", "actor_name", f.actors)):
+        out.append(Table(key, [Column(col, "text"), Column(name, "text"),
+                               Column("department", "text"), Column("findings"), Column("red")],
+                         [{col: v, name: f.names.get(v, ""), "department": d, "findings": n,
+                           "red": int(r or 0)} for v, d, n, r in rows]))
+    return out
+
+
+def _red_table(f: Figures, tz) -> Table:
+    return Table("t_red", [Column("alert_id"), Column("department", "text"),
+                           Column("rule_id", "text"), Column("case_id", "text"),
+                           Column("raised_on", "date"), Column("status", "text"),
+                           Column("message", "text"), Column("evidence", "text")],
+                 [{"alert_id": a.id, "department": a.department or "", "rule_id": a.rule_id,
+                   "case_id": a.case_id or "", "raised_on": a.raised_at.astimezone(tz).date(),
+                   "status": a.status, "message": a.message,
+                   "evidence": evidence_summary(a.evidence)} for a in f.reds])
 
 
 def _sum(cases: dict, step: str, bucket: str) -> int:
