@@ -112,6 +112,11 @@ def settings() -> None:
     click.echo("\nnotify: (delivery of notifications)")
     for s in NOTIFY_SETTINGS:
         click.echo(f"  {s.name}  (default: {s.default!r})\n      {s.help}")
+    from monitor.config import SCORE_SETTINGS
+
+    click.echo("\nscores: (scorecard weights, 绩效考评)")
+    for s in SCORE_SETTINGS:
+        click.echo(f"  {s.name}  (default: {s.default!r})\n      {s.help}")
 
 
 # ---------------------------------------------------------------- ingest
@@ -727,6 +732,7 @@ def demo(directory: str, seed: int, cases: int, replay: bool) -> None:
     _echo_checks(result.checks)
     click.echo(f"database: {result.database_url}")
     click.echo(f"next: permit-monitor --db {result.database_url} alerts list --level red")
+    _echo_demo_report(result.database_url, result.directory)
 
 
 def _echo_loaded(result, seed: int, planted, controls) -> None:
@@ -805,6 +811,7 @@ def _demo_replay(directory: str, seed: int, cases: int) -> None:
     if r.example:
         click.echo(f"next: permit-monitor --db {url} audit show {r.example}   "
                    "(an alert through both tiers)")
+    _echo_demo_report(url, out.loaded.directory)
 
 
 def _echo_audit(outcomes, as_of: datetime) -> None:
@@ -1183,6 +1190,196 @@ def rules_calibrate(app: App, kind, rule_id, items, steps, k, quantile, min_n, o
                 f"(median/MAD, k={k:g}); try it with rules backtest --candidate")
         path = write_candidate(Path(app.config.rules_dir), rule, found, Path(out), note)
         click.echo(f"candidate rules written to {out}/ ({path.name}: item_min_minutes)")
+
+
+# --- issue 6: reports (通报), scorecards (绩效考评), the monitoring log, spot checks ---
+
+
+def period_options(f):
+    """--period, --from, --to and --department, shared by report, scores and sample."""
+    for option in reversed((
+            click.option("--period", metavar="PERIOD",
+                         help="A month (2026-01) or a quarter (2026-Q1) [default: last month]."),
+            click.option("--from", "date_from", metavar="DATE",
+                         help="First day of a custom period (with --to)."),
+            click.option("--to", "date_to", metavar="DATE", help="Last day (inclusive)."),
+            click.option("--department", metavar="CODE", help="Only this department."))):
+        f = option(f)
+    return f
+
+
+def _period(app: App, period, date_from, date_to):
+    from monitor.report import parse_period
+
+    return parse_period(period, date_from, date_to, app.now().astimezone(app.config.tz).date())
+
+
+def _emit_report(text, written) -> None:
+    if text is not None:
+        click.echo(text, nl=False)
+    for path in written:
+        click.echo(f"written: {path}", err=True)
+
+
+REPORT_FORMATS = click.Choice(["text", "html", "xlsx", "csv", "json"])
+
+
+@cli.command()
+@period_options
+@click.option("--format", "fmt", type=REPORT_FORMATS, default="text", show_default=True)
+@click.option("--out", metavar="FILE",
+              help="Write to FILE (needed for html and xlsx); for csv a folder, one file "
+                   "per table.")
+@click.option("--table", metavar="NAME",
+              help="csv to stdout: which table (cases, findings, supervision, by_kind, items, "
+                   "actors, red, online, online_daily, spot) [default: findings].")
+@pass_app
+def report(app: App, period, date_from, date_to, department, fmt, out, table) -> None:
+    """The audit report (通报) of a period: per department, with the county's totals.
+
+    Cases accepted and completed, on-time rate, working days to complete; findings by
+    kind and level with 环比 (vs the previous period) and 同比 (vs a year earlier);
+    open and escalated alerts, reminders, supervision orders (督办), dispositions and
+    median time to resolve; the items and actors with most findings; every red finding
+    with its evidence; online rates from the monitoring log; spot-check pass rates.
+    Labels in Chinese; `language: en` in config.yaml for English.
+
+    \b
+    Examples:
+      permit-monitor report --period 2026-01
+      permit-monitor report --period 2026-Q1 --format html --out 2026Q1.html
+      permit-monitor report --period 2026-01 --format xlsx --out 2026-01.xlsx
+      permit-monitor report --from 2026-01-01 --to 2026-01-15 --department ZRJ
+      permit-monitor report --period 2026-01 --format csv --out report-2026-01/
+      permit-monitor report --period 2026-01 --format json > 2026-01.json
+    """
+    from monitor.report import build_report
+    from monitor.report.render import render
+
+    rep = build_report(app.engine, app.config, _period(app, period, date_from, date_to),
+                       app.now(), department)
+    key = f"t_{table}" if table else None
+    _emit_report(*render(rep, fmt, out, key))
+
+
+@cli.command()
+@period_options
+@click.option("--format", "fmt", type=REPORT_FORMATS, default="text", show_default=True)
+@click.option("--out", metavar="FILE", help="Write to FILE (needed for html and xlsx).")
+@click.option("--explain", metavar="CODE",
+              help="List every deduction of this department, with the alert behind it.")
+@pass_app
+def scores(app: App, period, date_from, date_to, department, fmt, out, explain) -> None:
+    """Department scorecards (绩效考评): 100 minus deductions, sub-scores, ranking.
+
+    Each theme (regular handling, timeliness, fees, supervision response) starts with its
+    points and loses some per finding by level, per finding still open or escalated, and
+    per failed spot check; weights under `scores:` in config.yaml (`permit-monitor
+    settings`). Every deduction names its alert: --explain CODE.
+
+    \b
+    Examples:
+      permit-monitor scores --period 2026-01
+      permit-monitor scores --period 2026-Q1 --format xlsx --out scores-2026Q1.xlsx
+      permit-monitor scores --period 2026-01 --explain ZRJ
+    """
+    from monitor.report.render import render
+    from monitor.scores import deductions, scorecard
+
+    when = _period(app, period, date_from, date_to)
+    if explain:
+        found = [x for x in deductions(app.engine, app.config, when, explain)]
+        for x in found:
+            ref = f"alert {x.alert_id}" if x.alert_id else f"spot check {x.case_id}"
+            click.echo(f"-{x.points:<5g} {x.theme:<11} {x.reason:<18} {ref:<14} {x.message}")
+        click.echo(f"{explain}: {len(found):,} deductions, {sum(x.points for x in found):g} "
+                   f"points (see: permit-monitor alerts show ID)")
+        return
+    card = scorecard(app.engine, app.config, when, app.now(), department)
+    _emit_report(*render(card, fmt, out, "t_scores"))
+
+
+@cli.group(invoke_without_command=True)
+@period_options
+@click.option("--n", "size", default=20, show_default=True, type=click.IntRange(min=1),
+              help="How many completed cases to draw.")
+@click.option("--seed", default="1", show_default=True,
+              help="Same period, department, n and seed: the same cases.")
+@click.pass_context
+def sample(ctx, period, date_from, date_to, department, size, seed) -> None:
+    """Spot checks (抽检): draw completed cases for manual review; record the results.
+
+    Draws a reproducible random sample of the cases completed in the period and keeps it;
+    the report shows pass rates per department, the scores deduct for failures.
+
+    \b
+    Examples:
+      permit-monitor sample --period 2026-01 --n 20 --seed 7
+      permit-monitor sample --period 2026-01 --department ZRJ --n 5
+      permit-monitor sample record ZRJ20260105001 --by jw-monitor-1 --pass --note "材料齐全"
+    """
+    if ctx.invoked_subcommand:
+        return
+    from monitor.spotcheck import draw
+
+    app = ctx.find_object(App)
+    when = _period(app, period, date_from, date_to)
+    drawn = draw(app.engine, when, app.config.tz, size, seed, app.now(), department)
+    for d in drawn:
+        at = d.completed_at.astimezone(app.config.tz).strftime("%Y-%m-%d")
+        click.echo(f"{d.case_id:<20} {d.department or '-':<6} {d.item_code or '-':<14} "
+                   f"completed {at}" + ("" if d.new else "  (drawn before)"))
+    click.echo(f"{len(drawn)} cases drawn from {when.label} (seed {seed}); record each with: "
+               "permit-monitor sample record CASE --by USER --pass|--fail --note …", err=True)
+
+
+@sample.command("record")
+@click.argument("case_id")
+@by_option
+@click.option("--pass/--fail", "passed", required=True, help="The review's result.")
+@click.option("--note", help="What was checked; for a failure, what was wrong. Required.")
+@pass_app
+def sample_record(app: App, case_id: str, by: str, passed: bool, note: str | None) -> None:
+    """Record the result of reviewing a drawn case (a second record replaces the first)."""
+    from monitor.spotcheck import record
+
+    row = record(app.engine, case_id, by, passed, note, app.now())
+    click.echo(f"spot check {row.case_id}: {row.result} by {row.by_user}")
+
+
+@ingest.command("activity")
+@click.argument("files", nargs=-1, required=True)
+@encoding_option
+@json_option
+@pass_app
+def ingest_activity_cmd(app: App, files: tuple[str, ...], encoding: str, as_json: bool) -> None:
+    """Load the monitoring log (监察日志): CSV user_id, at, action (login|logout|handle).
+
+    \b
+    Example:
+      permit-monitor ingest activity activity-2026-01.csv
+    Rows already stored are duplicates; bad rows are quarantined with line and reason.
+    The report shows daily online rates of handlers and monitors from the logins.
+    """
+    from monitor.ingest import ingest_activity
+
+    results = ingest_activity(app.engine, app.config, list(files), app.now(),
+                              encoding=encoding, progress=_progress_factory())
+    _report(results, as_json)
+
+
+def _echo_demo_report(url: str, directory) -> None:
+    """The demo ends with the monthly report of the log's last month: HTML and XLSX in the
+    demo's folder, a few lines on screen."""
+    from monitor.demo.report import demo_report
+
+    out = demo_report(url, directory, App.now())
+    click.echo(f"monthly report (通报) {out.period}: " + " · ".join(out.summary))
+    for line in out.worst:
+        click.echo(f"  {line}")
+    click.echo(f"  html: {out.html}")
+    click.echo(f"  xlsx: {out.xlsx}")
+    click.echo(f"  ranking: permit-monitor --db {url} scores --period {out.period}")
 
 
 def main(prog_name: str | None = None) -> None:

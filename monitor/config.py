@@ -61,6 +61,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("calendar", {}, dict,
             "Working-day overrides: extra_holidays and extra_workdays, lists of dates "
             "(local arrangements, or a year chinese-calendar does not know yet)."),
+    # --- issue 6: reports and scorecards ---
+    Setting("language", "zh", str,
+            "Language of reports and scorecards: zh (Chinese, the default) or en."),
+    Setting("scores", {}, dict,
+            "Scorecard (绩效考评) weights: theme points and deductions; keys in the "
+            "'scores' table below."),
 )
 
 CALENDAR_KEYS = ("extra_holidays", "extra_workdays")
@@ -126,6 +132,80 @@ class XesMapping:
     lifecycle: tuple[str, ...] = ("complete",)
 
 
+# --- issue 6: the scores section (绩效考评), declared the same way.
+SCORE_SETTINGS: tuple[Setting, ...] = (
+    Setting("themes", {"regular": 40, "timeliness": 30, "fees": 20, "supervision": 10}, dict,
+            "Points each theme starts with (regular handling, timeliness, fees, supervision "
+            "response); they add up to the total, 100 by default."),
+    Setting("kind_themes", {"overdue": "timeliness", "unpaid_fee": "fees",
+                            "fee_waiver": "fees", "fee_reconciliation": "fees",
+                            "inactive_monitor": "supervision"}, dict,
+            "Rule kind → theme its findings are deducted from; other kinds: regular."),
+    Setting("warning", 0.5, float, "Points deducted per warning (临期预警) finding."),
+    Setting("yellow", 2.0, float, "Points deducted per yellow-card finding."),
+    Setting("red", 5.0, float, "Points deducted per red-card finding."),
+    Setting("unresolved", 1.0, float,
+            "Points deducted (supervision response) per alert of the period still open."),
+    Setting("escalated", 2.0, float,
+            "Points deducted (supervision response) per alert escalated to tier 2."),
+    Setting("failed_spot_check", 2.0, float,
+            "Points deducted (regular handling) per failed spot check (抽检)."),
+)
+THEMES = ("regular", "timeliness", "fees", "supervision")
+
+
+@dataclass(frozen=True)
+class ScoreWeights:
+    themes: Mapping[str, float] = field(default_factory=lambda: MappingProxyType(
+        dict(SCORE_SETTINGS[0].default)))
+    kind_themes: Mapping[str, str] = field(default_factory=lambda: MappingProxyType(
+        dict(SCORE_SETTINGS[1].default)))
+    warning: float = 0.5
+    yellow: float = 2.0
+    red: float = 5.0
+    unresolved: float = 1.0
+    escalated: float = 2.0
+    failed_spot_check: float = 2.0
+
+
+def _scores(raw: Any, where: str) -> ScoreWeights:
+    if not isinstance(raw, LineDict):
+        raise ConfigError(where, getattr(raw, "line", None), "'scores' must be a mapping")
+    check_keys(raw, {s.name for s in SCORE_SETTINGS}, where, ConfigError)
+    values: dict[str, Any] = {}
+    for s in SCORE_SETTINGS:
+        value = raw.get(s.name)
+        if value is None:
+            values[s.name] = s.default
+        elif s.type is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ConfigError(where, raw.line_of(s.name),
+                                  f"'scores.{s.name}' must be a number of points, at least 0")
+            values[s.name] = float(value)
+        elif not isinstance(value, dict):
+            raise ConfigError(where, raw.line_of(s.name), f"'scores.{s.name}' must be a mapping")
+        else:
+            values[s.name] = value
+    themes = dict(values["themes"])
+    for theme, points in themes.items():
+        if theme not in THEMES:
+            raise ConfigError(where, _line(values["themes"], theme),
+                              f"unknown theme '{theme}'{did_you_mean(str(theme), THEMES)}; "
+                              f"themes: {', '.join(THEMES)}")
+        if isinstance(points, bool) or not isinstance(points, (int, float)) or points < 0:
+            raise ConfigError(where, _line(values["themes"], theme),
+                              f"'scores.themes.{theme}' must be a number of points")
+    for kind, theme in values["kind_themes"].items():
+        if theme not in THEMES:
+            raise ConfigError(where, _line(values["kind_themes"], kind),
+                              f"kind '{kind}': unknown theme '{theme}'"
+                              f"{did_you_mean(str(theme), THEMES)}; themes: {', '.join(THEMES)}")
+    values["themes"] = MappingProxyType({t: float(themes.get(t, 0)) for t in THEMES})
+    values["kind_themes"] = MappingProxyType({str(k): str(v)
+                                              for k, v in values["kind_themes"].items()})
+    return ScoreWeights(**values)
+
+
 @dataclass(frozen=True)
 class Config:
     path: Path | None
@@ -142,6 +222,9 @@ class Config:
     mapping: XesMapping = field(default_factory=XesMapping)
     extra_holidays: frozenset[date] = frozenset()
     extra_workdays: frozenset[date] = frozenset()
+    # --- issue 6: reports and scorecards
+    language: str = "zh"
+    scores: ScoreWeights = field(default_factory=ScoreWeights)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -217,7 +300,21 @@ def load_config(path: str | Path | None) -> Config:
         notify=_notify(raw.get("notify") or LineDict(), where),
         mapping=XesMapping(**mapping),
         **dates,
+        **_issue6(raw, values, where),
     )
+
+
+def _issue6(raw: LineDict, values: dict[str, Any], where: str) -> dict[str, Any]:
+    """language and scores (issue 6), validated."""
+    from .report.labels import LANGUAGES
+
+    if values["language"] not in LANGUAGES:
+        raise ConfigError(where, raw.line_of("language"),
+                          f"unknown language '{values['language']}'"
+                          f"{did_you_mean(values['language'], LANGUAGES)}; one of "
+                          f"{', '.join(LANGUAGES)}")
+    return {"language": values["language"],
+            "scores": _scores(raw.get("scores") or LineDict(), where)}
 
 
 def _notify(raw: LineDict, where: str) -> NotifyConfig:

@@ -121,6 +121,8 @@ def evaluate(engine: Engine, config: Config, as_of: datetime, *, rule_ids: tuple
         rules = [r for r in rules if r.id in rule_ids]
     else:
         rules = [r for r in rules if r.enabled]
+    # kinds that look at the other rules' alerts (AFTER_OTHERS) see this run's too
+    rules = sorted(rules, key=lambda r: getattr(KINDS[r.kind], "AFTER_OTHERS", False))
     ctx, cache = context(config, as_of), {}
     return [evaluate_rule(engine, rule, ctx, dry_run=dry_run, full=full, cache=cache,
                           policy=policy) for rule in rules]

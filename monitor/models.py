@@ -303,3 +303,39 @@ class Exemption(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_by: Mapped[str | None] = mapped_column(String(64))
     revoke_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class Activity(Base):
+    """The monitoring log (监察日志): a user's login, logout or handling action."""
+
+    __tablename__ = "activity"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    action: Mapped[str] = mapped_column(String(16))  # login | logout | handle
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("ingest_runs.id"))
+    source_line: Mapped[int | None] = mapped_column(Integer)
+
+    __table_args__ = (UniqueConstraint("user_id", "at", "action",
+                                       name="uq_activity_user_at_action"),
+                      Index("ix_activity_at", "at"))
+
+
+class SpotCheck(Base):
+    """A completed case drawn for manual review (抽检), and its result once recorded."""
+
+    __tablename__ = "spot_checks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[str] = mapped_column(String(128))
+    department: Mapped[str | None] = mapped_column(String(64))
+    item_code: Mapped[str | None] = mapped_column(String(64))
+    completed_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    period: Mapped[str] = mapped_column(String(32))  # the sample's period, as given
+    seed: Mapped[str] = mapped_column(String(64))
+    drawn_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    result: Mapped[str | None] = mapped_column(String(8))  # pass | fail
+    by_user: Mapped[str | None] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(Text)
+    recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("case_id", name="uq_spot_checks_case"),)

@@ -36,6 +36,8 @@ DISPOSITIONS = {"rectified": "整改", "explained": "说明", "false_positive": 
 ACTIVE = ("open", "acknowledged")  # someone still has to act
 STATES = ("open", "acknowledged", "resolved", "confirmed")
 TIER1, TIER2 = "monitor_l1", "monitor_l2"
+# Findings about tier 1 itself (a monitor not logging in) go straight to tier 2.
+TIER2_KINDS = ("inactive_monitor",)
 
 
 @dataclass(frozen=True)
@@ -102,15 +104,18 @@ def monitors(conn: Connection) -> tuple[dict[str, list[str]], list[str]]:
 
 def assign(rows: list[dict[str, Any]], conn: Connection, policy: Policy, at: datetime) -> None:
     """Fill in assignment and deadline of new alert rows before they are inserted."""
-    tier1, _ = monitors(conn)
+    tier1, tier2 = monitors(conn)
     for row in rows:
-        row["assigned_to"] = tier1.get(row["department"] or "", [])
+        if row.get("kind") in TIER2_KINDS:
+            row["tier"], row["assigned_to"] = 2, list(tier2)
+        else:
+            row["assigned_to"] = tier1.get(row["department"] or "", [])
         row["due_on"] = policy.due(at, row["rule_id"])
 
 
 def raised_entries(rows: list[dict[str, Any]], ids: Mapping[str, int]) -> list[Entry]:
     return [Entry("raised", ids[r["dedupe_key"]], detail={
-        "rule_id": r["rule_id"], "subject": r["subject"], "level": r["level"], "tier": 1,
+        "rule_id": r["rule_id"], "subject": r["subject"], "level": r["level"], "tier": r.get("tier", 1),
         "department": r["department"], "assigned_to": r["assigned_to"],
         "due_on": r["due_on"].isoformat(), "rule_version": r["rule_version"]}) for r in rows]
 

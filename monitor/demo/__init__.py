@@ -32,7 +32,7 @@ from ..catalog import ApplyResult, ingest_catalog
 from ..config import Config
 from ..db import open_store
 from ..engine import RuleOutcome, evaluate
-from ..ingest import SourceResult, ingest_events, ingest_receipts
+from ..ingest import SourceResult, ingest_activity, ingest_events, ingest_receipts
 from ..rules import SHIPPED_RULES
 from .check import KindCheck, check
 from .county import County
@@ -97,6 +97,7 @@ def load_demo(directory: str | Path, *, seed: int, cases: int, now: datetime,
         catalog = ingest_catalog(engine, files["catalog"])
         events = list(ingest_events(engine, config, [str(files["events"])], now))
         receipts = list(ingest_receipts(engine, config, [str(files["receipts"])], now))
+        receipts += list(ingest_activity(engine, config, [str(files["activity"])], now))
     finally:
         engine.dispose()
     return Loaded(directory, database_url, config, files, truth, catalog, events, receipts)

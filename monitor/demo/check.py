@@ -48,6 +48,7 @@ def expected_subjects(truth: Mapping) -> dict[str, set[str]]:
         "fee_waiver": set(a["unauthorised_waiver"]),
         "fee_reconciliation": {f"{penalties['department']}|{period}"
                                for period in penalties["gap_by_period"]},
+        "inactive_monitor": set(a.get("inactive_monitor", ())),
     }
 
 
@@ -57,6 +58,8 @@ def flagged(kind: str, findings: Iterable[Finding]) -> set[str]:
     for f in findings:
         if kind == "fee_reconciliation":
             out.add(f"{f.department}|{f.period}")
+        elif kind == "inactive_monitor":
+            out.add(f.actor)
         else:
             out.update(f.case_ids or (f.case_id,))
     return out

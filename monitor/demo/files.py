@@ -1,4 +1,5 @@
-"""The four files: catalog.yaml, events.csv (with its broken rows), receipts.csv, planted.json."""
+"""The files: catalog.yaml, events.csv (with its broken rows), receipts.csv, activity.csv
+(the monitoring log), planted.json."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import yaml
 
 from ..ingest.events import COLUMNS
 from .catalog import ALL_IN_ONE, CENT, DEPARTMENTS, SURVEY_REPORT, Item, P
+from .activity import write_activity
 from .county import County
 from .scenarios import SCENARIOS
 from .timeline import generate
@@ -139,7 +141,13 @@ def write_files(directory: Path, county: County) -> tuple[dict[str, Path], dict[
             writer = csv.DictWriter(out, header, lineterminator="\n")
             writer.writeheader()
             writer.writerows(table)
+    files["activity"] = directory / "activity.csv"
+    absence = write_activity(files["activity"], county)  # last: the rest stays as it was
     truth = _ground_truth(county, quarantined)
+    truth["anomalies"]["inactive_monitor"] = [absence["user_id"]]
+    truth["details"]["inactive_monitor"] = absence
+    truth["descriptions"]["inactive_monitor"] = ("a department's monitor not logged in for "
+                                                 "the log's last working days")
     files["planted"].write_text(json.dumps(truth, ensure_ascii=False, indent=2) + "\n",
                                 encoding="utf-8")
     return files, truth

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 
 from ..config import Config
 from ..errors import IngestError
+from .activity import ACTIVITY_COLUMNS, ingest_activity_rows
 from .events import REQUIRED
 from .pipeline import RECEIPT_COLUMNS, ingest_event_rows, ingest_receipt_rows
 from .sources import FORMATS, Source, SourceRow, csv_rows, jsonl_rows, open_source
@@ -50,6 +51,12 @@ def _ingest(kind: str, engine: Engine, config: Config, names: list[str], now: da
         with open_source(name, fmt) as source:
             if kind == "events":
                 rows, store = _event_rows(source, config, encoding), ingest_event_rows
+            elif kind == "activity":
+                if source.format != "csv":
+                    raise IngestError(f"{source.name}: activity must be CSV "
+                                      "(user_id, at, action)")
+                rows = csv_rows(source, encoding, ACTIVITY_COLUMNS)
+                store = ingest_activity_rows
             else:
                 if source.format != "csv":
                     raise IngestError(f"{source.name}: receipts must be CSV "
@@ -77,3 +84,10 @@ def ingest_receipts(engine: Engine, config: Config, names: list[str], now: datet
     """Ingest fiscal receipt CSVs, lazily like :func:`ingest_events`; a department-month
     already stored is replaced."""
     return _ingest("receipts", engine, config, names, now, "csv", encoding, progress)
+
+
+def ingest_activity(engine: Engine, config: Config, names: list[str], now: datetime, *,
+                    encoding: str = "utf-8-sig",
+                    progress: ProgressFactory | None = None) -> Iterator[SourceResult]:
+    """Ingest monitoring-log CSVs (user_id, at, action), lazily like :func:`ingest_events`."""
+    return _ingest("activity", engine, config, names, now, "csv", encoding, progress)

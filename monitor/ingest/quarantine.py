@@ -64,7 +64,7 @@ def retry_quarantine(engine: Engine, config: Config, now: datetime) -> Tally:
             if not batch:
                 return total
             last_id = batch[-1].id
-            for kind in ("events", "receipts"):
+            for kind in ("events", "receipts", "activity"):
                 entries = [q for q in batch if q.kind == kind]
                 if entries:
                     total += _retry_kind(conn, kind, entries, catalog, config, now)
@@ -83,8 +83,16 @@ def _retry_kind(conn, kind: str, entries: list[Row], catalog: CatalogIndex,
                     + [(i, "duplicate") for i in stored.duplicates])
     else:
         position = {id(r): i for i, r in enumerate(rows)}
-        tally, stored_rows, set_aside = process_receipt_batch(conn, rows, catalog.departments,
-                                                              {}, None)
+        if kind == "activity":
+            from ..models import User
+            from .activity import process_activity_batch
+
+            users = frozenset(conn.scalars(select(User.id)))
+            tally, stored_rows, set_aside = process_activity_batch(conn, rows, users,
+                                                                   config.tz, None)
+        else:
+            tally, stored_rows, set_aside = process_receipt_batch(
+                conn, rows, catalog.departments, {}, None)
         resolved = [(position[id(r)], "inserted") for r in stored_rows]
         bad = [(position[id(b.row)], b) for b in set_aside]
     for i, resolution in resolved:

@@ -17,6 +17,7 @@ cases and their events, one or more evaluation moments, and the alerts expected 
               - accept: 2025-09-30 10:00          # absolute, configured timezone
               - survey: +58s                      # relative to the case's previous event
                 actor: u2                         # any event field: actor, recorded, amount …
+        activity: [{user: m4, at: 2025-09-30 08:30, action: login}]  # optional log
         at: 2025-10-01 18:00                      # or evaluate: [{at: …, expect: […]}, …]
         expect:
           - {kind: step_too_fast, subject: HC-1, level: yellow}
@@ -46,7 +47,8 @@ from ..timeutil import ValueProblem, parse_timestamp
 from ..yamlsrc import LineDict, LineList, check_keys, load_yaml
 
 FILE_KEYS = {"rule_files", "catalog", "calendar", "timezone", "tests"}
-TEST_KEYS = {"name", "cases", "receipts", "at", "expect", "evaluate"}
+TEST_KEYS = {"name", "cases", "receipts", "activity", "at", "expect", "evaluate"}
+ACTIVITY_KEYS = {"user", "at", "action"}
 CASE_KEYS = {"item", "department", "actor", "events"}
 EVENT_FIELDS = {"actor", "recorded", "amount", "channel", "attachments", "days", "note",
                 "event_id", "department"}
@@ -85,6 +87,7 @@ class GoldenTest:
     events: tuple[tuple[dict[str, Any], int], ...]  # (contract row, line in the test file)
     receipts: tuple[dict[str, Any], ...]
     moments: tuple[Moment, ...]
+    activity: tuple[tuple[str, datetime, str], ...] = ()  # monitoring log: user, at, action
 
 
 @dataclass(frozen=True)
@@ -243,7 +246,25 @@ def _test(raw: LineDict, line: int, where: str, tz: ZoneInfo) -> GoldenTest:
                               _expected(spec["expect"], where, spec.line_of("expect")),
                               spec.line_of("at") or line))
     receipts = tuple(dict(r) for r in (raw.get("receipts") or []))
-    return GoldenTest(str(raw["name"]), line, tuple(events), receipts, tuple(moments))
+    return GoldenTest(str(raw["name"]), line, tuple(events), receipts, tuple(moments),
+                      _activity(raw.get("activity"), tz, where, raw.line_of("activity")))
+
+
+def _activity(raw: Any, tz: ZoneInfo, where: str, line: int | None
+              ) -> tuple[tuple[str, datetime, str], ...]:
+    """The test's monitoring log: ``[{user: m4, at: 2025-10-13 09:00, action: login}]``."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, LineList):
+        raise _error(where, line, "'activity' must be a list of {user, at, action}")
+    out = []
+    for item_line, a in zip(raw.item_lines, raw):
+        if not isinstance(a, LineDict):
+            raise _error(where, item_line, "each activity entry is {user, at, action}")
+        check_keys(a, ACTIVITY_KEYS, where, RuleError, required=("user", "at", "action"))
+        at = _moment_time(a["at"], tz, None, where, a.line_of("at"))
+        out.append((str(a["user"]), at, str(a["action"])))
+    return tuple(out)
 
 
 def load_golden(path: str | Path, default_rules: Path | None = None) -> GoldenFile:
@@ -354,8 +375,8 @@ def run_test(golden: GoldenFile, test: GoldenTest, scratch: Scratch) -> TestResu
 
 
 def _load_events(engine, config, golden: GoldenFile, test: GoldenTest, tmp: Path) -> str | None:
-    """Ingest the test's events (and receipts); a quarantined row is the test's error."""
-    from ..ingest import ingest_events, ingest_receipts
+    """Ingest the test's events (receipts, activity); a quarantined row is the test's error."""
+    from ..ingest import ingest_activity, ingest_events, ingest_receipts
     from ..ingest.quarantine import list_quarantine
 
     now = datetime.now(timezone.utc)
@@ -369,6 +390,12 @@ def _load_events(engine, config, golden: GoldenFile, test: GoldenTest, tmp: Path
             f"{r['department']},{r['period']},{r['amount']}\n" for r in test.receipts),
             encoding="utf-8")
         list(ingest_receipts(engine, config, [str(receipts)], now))
+    if test.activity:
+        activity = tmp / "activity.csv"
+        activity.write_text("user_id,at,action\n" + "".join(
+            f"{user},{at.isoformat()},{action}\n" for user, at, action in test.activity),
+            encoding="utf-8")
+        list(ingest_activity(engine, config, [str(activity)], now))
     for q in list_quarantine(engine):
         line = test.events[q.line - 1][1] if q.kind == "events" else test.line
         return f"{golden.path}:{line}: event not accepted: {q.reason}: {q.detail}"

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 
 revision = '0008'
-down_revision = '0005'  # down_revision relinked by the coordinator on merge
+down_revision = '0007'  # relinked on merge
 branch_labels = None
 depends_on = None
 

@@ -11,6 +11,7 @@ from . import case_too_fast, late_entry, same_actor_roles, step_too_fast
 from . import fee_reconciliation, fee_waiver, unpaid_fee
 from . import batch_entry, missing_attachment
 from . import overdue
+from . import inactive_monitor
 
 KINDS = {
     "step_too_fast": step_too_fast,
@@ -23,6 +24,7 @@ KINDS = {
     "batch_entry": batch_entry,
     "missing_attachment": missing_attachment,
     "overdue": overdue,
+    "inactive_monitor": inactive_monitor,
 }
 
 COMMON_FIELDS = ("case_id", "actor", "department", "item_code", "period", "level",

@@ -1,0 +1,71 @@
+"""A report as plain data: tables of rows, each column with a format; every renderer
+(text, HTML, XLSX, CSV, JSON) works from this and nothing else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .period import Period
+
+# formats: int, pct (a fraction 0…1), change (a fraction, signed), num (one decimal), text, date
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    fmt: str = "int"
+
+
+@dataclass
+class Table:
+    key: str          # also the label key of its title and the name of its sheet / CSV file
+    columns: list[Column]
+    rows: list[dict[str, Any]]
+    total: dict[str, Any] | None = None  # the county row, shown last
+    note: str | None = None
+
+
+@dataclass
+class Report:
+    title: str
+    period: Period
+    previous: Period
+    year_before: Period
+    department: str | None
+    generated_at: datetime
+    language: str
+    tables: dict[str, Table] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+    charts: dict[str, Any] = field(default_factory=dict)
+    kind: str = "report"  # or "scores": a scorecard, rendered table by table
+
+    def table(self, key: str) -> Table:
+        return self.tables[key]
+
+
+def change(now: int, before: int | None) -> float | None:
+    """Relative change (环比/同比), or None where the earlier period has no data."""
+    if not before:
+        return None
+    return round((now - before) / before, 4)
+
+
+def rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def fmt_value(value: Any, fmt: str) -> str:
+    """A cell as text, the same in every renderer that shows text."""
+    if value is None:
+        return "—"
+    if fmt == "pct":
+        return f"{value * 100:.1f}%"
+    if fmt == "change":
+        return f"{value * 100:+.1f}%"
+    if fmt == "num":
+        return f"{value:.1f}"
+    if fmt == "int":
+        return f"{value:,}"
+    return str(value)

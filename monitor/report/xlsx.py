@@ -1,0 +1,59 @@
+"""The report as an XLSX workbook (openpyxl): a cover sheet, then one sheet per table,
+header row frozen, numbers as numbers (percentages as % formats), dates as dates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .labels import labeler
+from .model import Report
+
+NUMBER_FORMATS = {"int": "#,##0", "pct": "0.0%", "change": "+0.0%;-0.0%;0.0%", "num": "0.0",
+                  "date": "yyyy-mm-dd", "text": "@"}
+
+
+def write_xlsx(report: Report, path: Path) -> None:
+    from openpyxl import Workbook
+    from openpyxl.styles import Font, PatternFill
+    from openpyxl.utils import get_column_letter
+
+    label = labeler(report.language)
+    wb = Workbook()
+    cover = wb.active
+    cover.title = label("summary")[:31]
+    cover.append([label("report")])
+    cover["A1"].font = Font(bold=True, size=14)
+    cover.append([label("period"), report.period.label, report.period.start, report.period.last])
+    cover.append([label("department_filter"), report.department or label("all_departments")])
+    cover.append([label("generated"), report.generated_at.replace(tzinfo=None)])
+    for k, v in report.summary.items():
+        cover.append([label(k), v])
+        if v is not None and k.endswith("rate"):
+            cover.cell(cover.max_row, 2).number_format = NUMBER_FORMATS["pct"]
+    for row in cover.iter_rows(min_row=2, max_row=4):
+        for c in row[2:] + row[1:2]:
+            if hasattr(c.value, "year"):
+                c.number_format = "yyyy-mm-dd hh:mm" if hasattr(c.value, "hour") else "yyyy-mm-dd"
+    cover.column_dimensions["A"].width = 22
+    cover.column_dimensions["B"].width = 20
+    bold, fill = Font(bold=True), PatternFill("solid", fgColor="F3E9E9")
+    for key, table in report.tables.items():
+        ws = wb.create_sheet(label(key)[:31])
+        ws.append([label(c.key) for c in table.columns])
+        for c in ws[1]:
+            c.font, c.fill = bold, fill
+        for r in table.rows + ([table.total] if table.total else []):
+            ws.append([r.get(c.key) for c in table.columns])
+        if table.total:
+            for c in ws[ws.max_row]:
+                c.font = bold
+        for j, col in enumerate(table.columns, start=1):
+            letter = get_column_letter(j)
+            for (cell,) in ws.iter_rows(min_row=2, min_col=j, max_col=j):
+                cell.number_format = NUMBER_FORMATS[col.fmt]
+            wide = col.fmt == "text" and col.key in ("message", "evidence", "item_name")
+            ws.column_dimensions[letter].width = 60 if wide else max(
+                10, min(30, 2 * len(label(col.key)) + 2))
+        ws.freeze_panes = "A2"
+        ws.auto_filter.ref = ws.dimensions
+    wb.save(path)

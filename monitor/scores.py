@@ -1,0 +1,117 @@
+"""Department scorecards (绩效考评): each department starts from 100 and loses points.
+
+Each theme (regular handling, timeliness, fees, supervision response) starts with its
+points from ``config.yaml`` (``scores.themes``, 40/30/20/10 by default) and loses:
+
+- per finding of the period, by level (``scores.warning | yellow | red``), in the theme of
+  its rule kind (``scores.kind_themes``; kinds not listed: regular handling);
+- per finding still to be acted on (``scores.unresolved``) and per finding escalated to
+  tier 2 (``scores.escalated``), in supervision response;
+- per failed spot check (抽检) of a case completed in the period
+  (``scores.failed_spot_check``), in regular handling.
+
+A theme never goes below 0; the total is the sum of the themes. Departments are ranked by
+total (equal totals share a rank). Every deduction names the alert or spot check behind it
+(``scores --explain D``). Findings are dated as in the report (monitor/report/figures.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, select
+
+from .config import THEMES, Config
+from .models import Alert, Item, SpotCheck
+from .report import figures as fg
+from .report.labels import labeler
+from .report.model import Column, Report, Table
+from .report.period import Period
+from .supervision import ACTIVE
+
+
+@dataclass(frozen=True)
+class Deduction:
+    department: str
+    theme: str
+    points: float
+    reason: str       # finding:<level> | unresolved | escalated | failed_spot_check
+    alert_id: int | None
+    kind: str | None
+    case_id: str | None
+    message: str
+
+
+def deductions(engine: Engine, config: Config, period: Period,
+               department: str | None = None) -> list[Deduction]:
+    w = config.scores
+    scope = fg.Scope(period, config.tz, department)
+    d, cur = fg.current(scope)
+    out: list[Deduction] = []
+    with engine.connect() as conn:
+        for a in conn.execute(
+                select(Alert.id, Alert.department, Alert.kind, Alert.level, Alert.status,
+                       Alert.escalated_at, Alert.case_id, Alert.message)
+                .join(d, d.c.id == Alert.id).where(cur).order_by(Alert.department, Alert.id)):
+            dept = a.department or "-"
+            theme = w.kind_themes.get(a.kind, "regular")
+            out.append(Deduction(dept, theme, getattr(w, a.level), f"finding:{a.level}", a.id,
+                                 a.kind, a.case_id, a.message))
+            if a.status in ACTIVE:
+                out.append(Deduction(dept, "supervision", w.unresolved, "unresolved", a.id,
+                                     a.kind, a.case_id, a.message))
+            if a.escalated_at is not None:
+                out.append(Deduction(dept, "supervision", w.escalated, "escalated", a.id,
+                                     a.kind, a.case_id, a.message))
+        lo, hi = scope.bounds["cur"]
+        for s in conn.execute(select(SpotCheck).where(
+                SpotCheck.result == "fail", SpotCheck.completed_at >= lo,
+                SpotCheck.completed_at < hi, scope.dept(SpotCheck.department))
+                .order_by(SpotCheck.id)):
+            out.append(Deduction(s.department or "-", "regular", w.failed_spot_check,
+                                 "failed_spot_check", None, None, s.case_id,
+                                 f"抽检不合格：{s.note or ''}（{s.by_user}）"))
+    return [x for x in out if x.points]
+
+
+def scorecard(engine: Engine, config: Config, period: Period, now: datetime,
+              department: str | None = None) -> Report:
+    """Scores and ranking as a report (tables ``t_scores`` and ``t_deductions``), so it
+    has every format the report has."""
+    label = labeler(config.language)
+    with engine.connect() as conn:
+        depts = fg.departments(conn, fg.Scope(period, config.tz, department))
+        handling = set(conn.scalars(select(Item.department).distinct()))
+    # a department without power items (the county office itself) handles no cases
+    depts = {code: name for code, name in depts.items() if code in handling}
+    found = deductions(engine, config, period, department)
+    themes = config.scores.themes
+    rows = []
+    for code, name in depts.items():
+        row = {"department": code, "name": name}
+        for t in THEMES:
+            lost = sum(x.points for x in found if x.department == code and x.theme == t)
+            row[t] = round(max(0.0, themes[t] - lost), 2)
+        row["deductions"] = round(sum(x.points for x in found if x.department == code), 2)
+        row["total"] = round(sum(row[t] for t in THEMES), 2)
+        rows.append(row)
+    rows.sort(key=lambda r: (-r["total"], r["department"]))
+    for i, r in enumerate(rows):
+        r["rank"] = rows[i - 1]["rank"] if i and rows[i - 1]["total"] == r["total"] else i + 1
+    scores = Table("t_scores", [Column("rank"), Column("department", "text"),
+                                Column("name", "text"), *(Column(t, "num") for t in THEMES),
+                                Column("deductions", "num"), Column("total", "num")], rows)
+    detail = Table("t_deductions", [Column("department", "text"), Column("theme", "text"),
+                                    Column("reason", "text"), Column("points", "num"),
+                                    Column("alert_id"), Column("kind", "text"),
+                                    Column("case_id", "text"), Column("message", "text")],
+                   [{"department": x.department, "theme": label(x.theme), "reason": x.reason,
+                     "points": x.points, "alert_id": x.alert_id, "kind": x.kind or "",
+                     "case_id": x.case_id or "", "message": x.message} for x in found])
+    rep = Report(label("scores"), period, period.previous(), period.year_before(), department,
+                 now, config.language, kind="scores")
+    rep.tables = {"t_scores": scores, "t_deductions": detail}
+    rep.summary = {"departments": len(rows), "deductions": round(sum(x.points for x in found), 2)}
+    rep.charts = {"trend": []}
+    return rep

@@ -1,0 +1,287 @@
+"""The audit report (通报): figures cross-checked against the store with independent SQL,
+every format written and read back, and the HTML opened in a real headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections import Counter
+from datetime import date, datetime, time, timedelta, timezone
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import create_engine, text
+
+from cli import cli
+from conftest import fresh_database
+from monitor.calendar import WorkCalendar
+from monitor.config import Config
+from monitor.demo import AS_OF, load_demo
+from monitor.engine import evaluate
+from monitor.report import build_report, parse_period
+from monitor.report.period import PeriodError
+from monitor.report.render import render
+
+NOW = datetime(2026, 2, 2, 1, 0, tzinfo=timezone.utc)
+TZ = timezone(timedelta(hours=8))
+PERIOD = "2026-01"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def county(tmp_path_factory):
+    """A demo county of 400 cases, audited as of the log's end, on SQLite or PostgreSQL."""
+    folder = tmp_path_factory.mktemp("county")
+    with fresh_database(folder) as url:
+        loaded = load_demo(folder, seed=11, cases=400, now=NOW, database_url=url)
+        from monitor.db import open_store
+
+        engine = open_store(url)
+        evaluate(engine, loaded.config, AS_OF)
+        yield {"url": url, "engine": engine, "config": loaded.config, "dir": folder}
+        engine.dispose()
+
+
+def utc(day: date) -> datetime:
+    return datetime.combine(day, time(), TZ).astimezone(timezone.utc)
+
+
+def truth(url: str, start: date, end: date) -> dict:
+    """The figures of [start, end) worked out again from raw SQL, independently of the
+    report's code: per department accepted, completed, findings by level."""
+    lo, hi = utc(start), utc(end)
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        events = conn.execute(text("SELECT case_id, step, department, occurred_at FROM events"
+                                   )).all()
+        alerts = conn.execute(text("SELECT id, case_id, department, level, period, raised_at "
+                                   "FROM alerts")).all()
+    engine.dispose()
+
+    def aware(v):
+        v = datetime.fromisoformat(v) if isinstance(v, str) else v
+        return v if v.tzinfo else v.replace(tzinfo=timezone.utc)
+
+    first: dict[tuple[str, str], tuple] = {}
+    began: dict[str, datetime] = {}
+    for case_id, step, dept, at in events:
+        at = aware(at)
+        began[case_id] = min(began.get(case_id, at), at)
+        if step in ("accept", "complete"):
+            key = (case_id, step)
+            if key not in first or at < first[key][1]:
+                first[key] = (dept, at)
+    out: Counter = Counter()
+    for (case_id, step), (dept, at) in first.items():
+        if lo <= at < hi:
+            out[(dept, step)] += 1
+    reds = 0
+    for _id, case_id, dept, level, period, raised in alerts:
+        if case_id is None and period:
+            inside = f"{start:%Y-%m}" <= period < f"{end:%Y-%m}"
+        else:
+            inside = lo <= (began.get(case_id) or aware(raised)) < hi
+        if inside:
+            out[(dept, level)] += 1
+            out[(dept, "findings")] += 1
+            reds += level == "red"
+    out["reds"] = reds
+    return out
+
+
+def test_periods():
+    p = parse_period("2026-01")
+    assert (p.start, p.end, p.previous().label, p.year_before().label) == (
+        date(2026, 1, 1), date(2026, 2, 1), "2025-12", "2025-01")
+    q = parse_period("2026-q1")
+    assert (q.label, q.end, q.previous().label) == ("2026-Q1", date(2026, 4, 1), "2025-Q4")
+    r = parse_period(None, "2026-01-10", "2026-01-19")
+    assert (r.previous().start, r.previous().last) == (date(2025, 12, 31), date(2026, 1, 9))
+    assert parse_period(None, today=date(2026, 3, 15)).label == "2026-02"
+    for bad in ("2026-13", "Q1", "2026-Q5"):
+        with pytest.raises(PeriodError):
+            parse_period(bad)
+    with pytest.raises(PeriodError, match="--from and --to go together"):
+        parse_period(None, "2026-01-01")
+
+
+def test_figures_equal_the_database(county):
+    rep = build_report(county["engine"], county["config"], parse_period(PERIOD), NOW)
+    want = truth(county["url"], date(2026, 1, 1), date(2026, 2, 1))
+    cases = {r["department"]: r for r in rep.tables["t_cases"].rows}
+    found = {r["department"]: r for r in rep.tables["t_findings"].rows}
+    assert sum(r["completed"] for r in cases.values()) > 20  # the month is not empty
+    assert rep.summary["findings"] > 0 and rep.summary["red"] > 0
+    for d in cases:
+        assert cases[d]["accepted"] == want[(d, "accept")], d
+        assert cases[d]["completed"] == want[(d, "complete")], d
+        for level in ("warning", "yellow", "red", "findings"):
+            assert found[d][level] == want[(d, level)], (d, level)
+    assert len(rep.tables["t_red"].rows) == want["reds"]
+    assert rep.tables["t_cases"].total["completed"] == sum(
+        want[(d, "complete")] for d in cases)
+    # 环比: December's completions, counted the same independent way
+    dec = truth(county["url"], date(2025, 12, 1), date(2026, 1, 1))
+    total_dec = sum(dec[(d, "complete")] for d in cases)
+    assert rep.tables["t_cases"].total["completed_mom"] == round(
+        (rep.summary["completed"] - total_dec) / total_dec, 4)
+    assert rep.tables["t_cases"].total["completed_yoy"] is None  # no data a year earlier
+
+
+def test_working_days_and_on_time(county):
+    """Average working days from acceptance to completion, from the raw events."""
+    rep = build_report(county["engine"], county["config"], parse_period(PERIOD), NOW)
+    engine = create_engine(county["url"])
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT case_id, step, department, occurred_at FROM events "
+            "WHERE step IN ('accept', 'complete')")).all()
+        late = {c for (c,) in conn.execute(text(
+            "SELECT case_id FROM alerts WHERE kind = 'overdue' AND level IN ('yellow','red')"))}
+    engine.dispose()
+    acc, comp = {}, {}
+    for case_id, step, dept, at in rows:
+        at = datetime.fromisoformat(at) if isinstance(at, str) else at
+        at = (at if at.tzinfo else at.replace(tzinfo=timezone.utc)).astimezone(TZ)
+        target = acc if step == "accept" else comp
+        if case_id not in target or at < target[case_id][1]:
+            target[case_id] = (dept, at)
+    cal, days, on_time, n = WorkCalendar(), [], 0, 0
+    for case_id, (dept, at) in comp.items():
+        if at.strftime("%Y-%m") == PERIOD:
+            n += 1
+            on_time += case_id not in late
+            if case_id in acc:
+                days.append(cal.workdays_between(acc[case_id][1].date(), at.date()))
+    total = rep.tables["t_cases"].total
+    assert total["avg_days"] == round(sum(days) / len(days), 1)
+    assert total["on_time_rate"] == round(on_time / n, 4)
+
+
+def test_every_format(county, tmp_path):
+    runner = CliRunner()
+    base = ["--db", county["url"], "report", "--period", PERIOD]
+    result = runner.invoke(cli, base)
+    assert result.exit_code == 0, result.output
+    assert "电子监察通报" in result.output and "全县合计" in result.output
+    doc = json.loads(runner.invoke(cli, base + ["--format", "json"]).output)
+    assert doc["period"] == {"label": PERIOD, "from": "2026-01-01", "to": "2026-01-31"}
+    assert doc["tables"]["t_findings"]["total"]["red"] == doc["summary"]["red"]
+    csv_dir = tmp_path / "csv"
+    assert runner.invoke(cli, base + ["--format", "csv", "--out", str(csv_dir)]).exit_code == 0
+    header = (csv_dir / "findings.csv").read_text(encoding="utf-8-sig").splitlines()[0]
+    assert header.startswith("department,name,warning,yellow,red,findings")
+    xlsx = tmp_path / "r.xlsx"
+    assert runner.invoke(cli, base + ["--format", "xlsx", "--out", str(xlsx)]).exit_code == 0
+    from openpyxl import load_workbook
+
+    wb = load_workbook(xlsx)
+    ws = wb["监察发现"]
+    assert ws.freeze_panes == "A2"
+    assert [c.value for c in ws[1]][:3] == ["部门代码", "部门", "预警"]
+    assert ws.cell(ws.max_row, 2).value == "全县合计"
+    assert ws.cell(ws.max_row, 5).value == doc["summary"]["red"]
+    assert wb["办件情况"]["G2"].number_format == "0.0%"
+    red = wb["红牌发现清单"]
+    assert red.max_row - 1 == len(doc["tables"]["t_red"]["rows"])
+    assert red["E2"].number_format == "yyyy-mm-dd" and red["E2"].is_date
+    result = runner.invoke(cli, base + ["--format", "html"])
+    assert result.exit_code == 1 and "needs --out FILE" in result.output
+    result = runner.invoke(cli, base + ["--department", "NOPE"])
+    assert result.exit_code == 1 and "no department 'NOPE'" in result.output
+
+
+def test_english_labels(county, tmp_path):
+    config = Config(path=None, base_dir=tmp_path, language="en")
+    rep = build_report(county["engine"], config, parse_period(PERIOD), NOW)
+    out, _ = render(rep, "text", None)
+    assert "County total" in out and "Findings" in out and "全县" not in out
+
+
+class Cells(HTMLParser):
+    """Every figure cell of the report: (table, row, column) → text shown."""
+
+    def __init__(self):
+        super().__init__()
+        self.cells, self.summary, self.at, self.red_count = {}, {}, None, None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if "data-col" in a:
+            self.at = ("cell", (a["data-table"], a["data-row"], a["data-col"]))
+        elif "data-summary" in a:
+            self.at = ("summary", a["data-summary"])
+        if "data-red-count" in a:
+            self.red_count = int(a["data-red-count"])
+
+    def handle_data(self, data):
+        if self.at:
+            kind, key = self.at
+            (self.cells if kind == "cell" else self.summary)[key] = data
+            self.at = None
+
+
+def open_in_chromium(url: str, tmp_path: Path) -> tuple[str, list[str]]:
+    """(the DOM as Chromium built it, the console messages it logged)."""
+    profile = tmp_path / f"profile-{len(list(tmp_path.iterdir()))}"
+    proc = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--no-first-run", f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0",
+         "--dump-dom", url],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
+    return proc.stdout, console
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed here "
+                    "(apt-get install chromium; .ci/run installs it)")
+def test_html_in_a_real_browser(county, tmp_path):
+    page = tmp_path / "report.html"
+    result = CliRunner().invoke(cli, ["--db", county["url"], "report", "--period", PERIOD,
+                                      "--format", "html", "--out", str(page)])
+    assert result.exit_code == 0, result.output
+    assert page.stat().st_size < 2_000_000
+    html = page.read_text(encoding="utf-8")
+    assert "<script" not in html and "http" not in html.split("<body>", 1)[1]
+    dom, console = open_in_chromium(page.as_uri(), tmp_path)
+    assert console == []
+    assert "<svg" in dom and "电子监察通报" in dom
+    cells = Cells()
+    cells.feed(dom)
+    want = truth(county["url"], date(2026, 1, 1), date(2026, 2, 1))
+    depts = {row for (t, row, _) in cells.cells if t == "t_cases" and row != "total"}
+    assert len(depts) >= 10
+    number = lambda s: int(s.replace(",", ""))  # noqa: E731
+    for d in depts:
+        assert number(cells.cells[("t_cases", d, "accepted")]) == want[(d, "accept")]
+        assert number(cells.cells[("t_cases", d, "completed")]) == want[(d, "complete")]
+        for level in ("warning", "yellow", "red", "findings"):
+            assert number(cells.cells[("t_findings", d, level)]) == want[(d, level)]
+    assert number(cells.summary["red"]) == want["reds"] == cells.red_count
+    assert number(cells.cells[("t_findings", "total", "findings")]) == sum(
+        want[(d, "findings")] for d in depts)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed here")
+def test_the_console_check_can_fail(tmp_path):
+    page = tmp_path / "broken.html"
+    page.write_text("<html><body><script>missingFunction();</script></body></html>")
+    _, console = open_in_chromium(page.as_uri(), tmp_path)
+    assert any("missingFunction" in line for line in console)
+
+
+def test_the_demo_ends_with_the_monthly_report(tmp_path):
+    out = CliRunner().invoke(cli, ["demo", "--dir", str(tmp_path), "--cases", "200"])
+    assert out.exit_code == 0, out.output
+    lines = out.output.splitlines()
+    assert lines[-5].startswith("monthly report (通报) 2026-01: 受理件数 ")
+    assert lines[-3] == f"  html: {tmp_path / 'report-2026-01.html'}"
+    assert (tmp_path / "report-2026-01.html").stat().st_size > 10_000
+    assert (tmp_path / "report-2026-01.xlsx").exists()
+    assert lines[-1].endswith("scores --period 2026-01")
