@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from conftest import CATALOG, event
+from conftest import event
 from monitor.config import Config, load_config
 from monitor.db import open_store
 from monitor.errors import ConfigError, MonitorError
