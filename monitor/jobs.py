@@ -120,7 +120,7 @@ def _step_pull(r: Runner, as_of: datetime, counts: dict) -> list[str]:
 def _step_evaluate(r: Runner, as_of: datetime, counts: dict) -> list[str]:
     from .engine import evaluate
 
-    rules, problem = r.rules.load(r.config)
+    rules = _rules(r, as_of, counts)
     outcomes = evaluate(r.engine, r.config, as_of, rules=rules)
     counts["rules"] = len(outcomes)
     counts["findings"] = sum(len(o.findings) for o in outcomes)
@@ -128,17 +128,26 @@ def _step_evaluate(r: Runner, as_of: datetime, counts: dict) -> list[str]:
     counts["updated_alerts"] = sum(o.stored.changed for o in outcomes if o.stored)
     errors = [f"rule {o.rule.id} failed: {o.error}" for o in outcomes if o.error]
     counts["failed_rules"] = len(errors)
-    return errors + ([problem] if problem else [])
+    return errors
 
 
 def _step_escalate(r: Runner, as_of: datetime, counts: dict) -> list[str]:
     from .escalation import escalate
 
-    rules, problem = r.rules.load(r.config)
-    out = escalate(r.engine, policy_for(r.config, rules), as_of)
+    out = escalate(r.engine, policy_for(r.config, _rules(r, as_of, counts)), as_of)
     counts.update(escalated=len(out.escalated), reminded=len(out.reminded),
                   queued=out.messages)
-    return [problem] if problem and "evaluate" not in counts.get("_steps", ()) else []
+    return []
+
+
+def _rules(r: Runner, as_of: datetime, counts: dict) -> list:
+    """The rules as they are on disk now; if an edit broke them, the last good version,
+    and the problem is recorded with the run and raised once as an operational alert."""
+    rules, problem = r.rules.load(r.config)
+    if problem:
+        counts["rules_problem"] = problem
+        runs.rules_alert(r.engine, policy_for(r.config, rules), as_of, problem)
+    return rules
 
 
 # ---- HOOK(issue 6): the day's report -------------------------------------------------

@@ -11,6 +11,7 @@ a notification, in the same transaction as the record, so neither is lost.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -72,28 +73,45 @@ def mark_interrupted(engine: Engine, policy: Policy, holder: str, now: datetime)
 
 def _alert(conn: Connection, policy: Policy, now: datetime, run_id: int) -> None:
     run = conn.execute(select(Run).where(Run.id == run_id)).one()
-    _, tier2 = monitors(conn)
     when = (run.scheduled_for or run.started_at).astimezone(policy.tz)
     message = (f"{PROBLEMS[run.status]}：任务 {run.job}（{run.trigger}，{when:%Y-%m-%d %H:%M}）"
                f"{'：' + run.error if run.error else ''}")
-    row = {"dedupe_key": f"ops:run:{run.id}", "rule_id": f"ops.run_{run.status}",
-           "kind": OPERATIONAL, "subject": f"run {run.id}", "level": "red", "status": "open",
-           "tier": 2, "action": "alert", "case_id": None, "case_ids": [], "actor": None,
-           "department": None, "item_code": None, "period": None, "raised_at": now,
-           "updated_at": now, "message": message[:2000],
-           "evidence": {"run_id": run.id, "job": run.job, "trigger": run.trigger,
-                        "status": run.status, "error": run.error,
-                        "scheduled_for": run.scheduled_for.isoformat()
-                        if run.scheduled_for else None},
-           "event_ids": [], "rule_version": "1", "assigned_to": tier2,
-           "due_on": policy.due(now, f"ops.run_{run.status}")}
+    _raise(conn, policy, now, f"ops:run:{run.id}", f"ops.run_{run.status}", f"run {run.id}",
+           message, {"run_id": run.id, "job": run.job, "trigger": run.trigger,
+                     "status": run.status, "error": run.error,
+                     "scheduled_for": run.scheduled_for.isoformat()
+                     if run.scheduled_for else None},
+           f"（运行记录 {run.id}，permit-monitor runs list）")
+
+
+def rules_alert(engine: Engine, policy: Policy, now: datetime, problem: str) -> None:
+    """Rule files an edit made invalid (the last good version keeps running): one
+    operational alert per distinct problem, however many runs meet it."""
+    key = "ops:rules:" + hashlib.sha256(problem.encode()).hexdigest()[:32]
+    with engine.begin() as conn:
+        trail.lock(conn)
+        if conn.scalar(select(Alert.id).where(Alert.dedupe_key == key)) is None:
+            _raise(conn, policy, now, key, "ops.rules_invalid", "rules",
+                   f"规则文件有误，仍按上一版有效规则运行：{problem}", {"problem": problem},
+                   "（请修正规则文件）")
+
+
+def _raise(conn: Connection, policy: Policy, now: datetime, key: str, rule_id: str,
+           subject: str, message: str, evidence: dict[str, Any], hint: str) -> None:
+    """A red operational alert at tier 2, traced, with a notice to tier 2's monitors."""
+    _, tier2 = monitors(conn)
+    row = {"dedupe_key": key, "rule_id": rule_id, "kind": OPERATIONAL, "subject": subject,
+           "level": "red", "status": "open", "tier": 2, "action": "alert", "case_id": None,
+           "case_ids": [], "actor": None, "department": None, "item_code": None,
+           "period": None, "raised_at": now, "updated_at": now, "message": message[:2000],
+           "evidence": evidence, "event_ids": [], "rule_version": "1", "assigned_to": tier2,
+           "due_on": policy.due(now, rule_id)}
     trail.lock(conn)
     alert_id = conn.execute(insert(Alert).values(**row)).inserted_primary_key[0]
     trail.append(conn, now, [Entry("raised", alert_id, SYSTEM, {
-        "rule_id": row["rule_id"], "subject": row["subject"], "level": "red", "tier": 2,
+        "rule_id": rule_id, "subject": subject, "level": "red", "tier": 2,
         "department": None, "assigned_to": tier2})])
-    tell(conn, policy, now, alert_id, tier2, OPERATIONAL,
-         f"【电子监察·运维】{message[:300]}（运行记录 {run.id}，permit-monitor runs list）")
+    tell(conn, policy, now, alert_id, tier2, OPERATIONAL, f"【电子监察·运维】{message[:300]}{hint}")
 
 
 def list_runs(engine: Engine, *, job: str | None = None, status: str | None = None,

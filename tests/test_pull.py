@@ -98,3 +98,20 @@ def test_pull_errors_are_one_line(pull, monkeypatch):
     assert result.exit_code == 1
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("Error: source 'wf' (sqlite:////nonexistent/dir/x.db): unable to open")
+
+
+def test_nightly_pulls_too_and_a_source_that_is_down_does_not_stop_the_audit(
+        pull, source, monkeypatch):
+    from datetime import datetime
+
+    source((1, "w1", "c1", "D04-XK-001", "accept", datetime(2025, 9, 30, 10), "u1"))
+    result = pull("nightly", "--json", "--as-of", "2025-12-31T18:00")
+    record = json.loads(result.stdout)
+    assert record["counts"]["pulled"]["wf"]["inserted"] == 1
+    assert record["counts"]["new_alerts"] >= 1  # c1, never decided, is overdue
+    monkeypatch.setenv("PM_WORKFLOW_URL", "sqlite:////nonexistent/dir/x.db")
+    result = pull("nightly", "--json", "--as-of", "2026-01-05T18:00")
+    assert result.exit_code == 1
+    record = json.loads(result.stdout)
+    assert record["status"] == "failed" and record["counts"]["rules"] == 10
+    assert record["errors"][0].startswith("pull wf: source 'wf' (sqlite:////nonexistent")

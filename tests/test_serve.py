@@ -165,3 +165,27 @@ def test_a_run_missed_while_the_daemon_was_down_is_recorded(tmp_path, db_url):
     engine.dispose()
     assert alert.rule_id == "ops.run_missed" and alert.message.startswith("未按计划运行：任务 nightly")
     assert ran == []  # too late to run: missed, not run hours late
+
+
+def test_the_daemon_keeps_evaluating_with_the_last_good_rules_and_says_so_once(
+        tmp_path, store):
+    """A long-lived runner (as serve has) on a fixed clock: the admin breaks a rule file
+    between two runs; both runs evaluate; one operational alert reports the problem."""
+    from monitor.jobs import Runner, run_job
+
+    shutil.copytree(SHIPPED, tmp_path / "rules")
+    config = Config(path=None, base_dir=tmp_path, rules_dir=tmp_path / "rules")
+    clock = iter(datetime(2025, 11, 3, h, tzinfo=timezone.utc) for h in range(1, 20))
+    runner = Runner(store, config, clock=lambda: next(clock), trigger="serve")
+    first = run_job(runner, "evaluate")
+    assert first.status == "ok" and first.counts["rules"] == 10
+    (tmp_path / "rules" / "overdue.yaml").write_text("rules:\n  - id: overdue\n    kindd: x\n")
+    for _ in range(2):
+        later = run_job(runner, "evaluate")
+        assert later.status == "ok" and later.counts["rules"] == 10  # overdue still runs
+        assert "overdue.yaml:3: unknown key 'kindd'" in later.counts["rules_problem"]
+    with store.connect() as conn:
+        ops = conn.execute(select(Alert.rule_id, Alert.message)
+                           .where(Alert.kind == "operational")).all()
+    assert len(ops) == 1 and ops[0].rule_id == "ops.rules_invalid"
+    assert ops[0].message.startswith("规则文件有误，仍按上一版有效规则运行：")
