@@ -67,7 +67,6 @@ class Runner:
     config: Config
     clock: Clock                      # now, aware; what runs are stamped with
     wall: Callable[[], float] = time.time  # for the inbox's settle check (file mtimes)
-    holder: str = field(default_factory=lease.new_holder)
     trigger: str = "manual"
     rules: RuleCache = field(default_factory=RuleCache)
 
@@ -210,12 +209,12 @@ def new_red(engine: Engine, marks: tuple[int, int]) -> int:
     return raised + turned
 
 
-def interrupted_runs(r: Runner, now: datetime) -> list[int]:
+def interrupted_runs(r: Runner, holder: str, now: datetime) -> list[int]:
     """Runs still ``running`` under another holder: with the lease in hand, their process
     is gone (every recorded run holds the lease)."""
     with r.engine.connect() as conn:
         holders = conn.scalars(select(Run.holder).where(
-            Run.status == "running", Run.holder != r.holder).distinct()).all()
+            Run.status == "running", Run.holder != holder).distinct()).all()
     policy = policy_for(r.config)
     return [i for h in holders for i in runs.mark_interrupted(r.engine, policy, h, now)]
 
@@ -227,11 +226,13 @@ def run_job(r: Runner, job: str, as_of: datetime | None = None, *,
     the lease; raises :class:`~monitor.lease.LeaseBusy` if another run keeps it."""
     wait = r.config.lease_wait_seconds if wait_seconds is None else wait_seconds
     started = time.monotonic()
-    with lease.hold(r.engine, lease.MAIN, r.holder, r.clock, r.ttl, wait):
+    holder = lease.new_holder()  # one per run: two jobs of one daemon exclude each other too
+    with lease.hold(r.engine, lease.MAIN, holder, r.clock, r.ttl, wait):
         as_of = as_of or r.clock()
-        interrupted_runs(r, as_of)
+        interrupted_runs(r, holder, r.clock())
         marks = _marks(r.engine)
-        run_id = runs.start(r.engine, job, r.trigger, as_of, r.holder, scheduled_for)
+        run_id = runs.start(r.engine, job, r.trigger, r.clock(), holder, scheduled_for)
+        log.info("%s: run %s as of %s", job, run_id, as_of.isoformat())
         counts: dict[str, Any] = {"_steps": JOB_STEPS[job]}
         errors: list[str] = []
         try:
@@ -245,7 +246,7 @@ def run_job(r: Runner, job: str, as_of: datetime | None = None, *,
                     errors.append(f"{step}: {exc}")
         except BaseException as exc:  # a bug or a signal: record it, then let it go on
             try:
-                runs.finish(r.engine, policy_for(r.config), run_id, as_of, _plain(counts),
+                runs.finish(r.engine, policy_for(r.config), run_id, r.clock(), _plain(counts),
                             f"{type(exc).__name__}: {exc}".splitlines()[0])
             except Exception:  # the database itself is gone: the next runner will see it
                 log.exception("could not record the failure of run %s", run_id)
@@ -253,7 +254,8 @@ def run_job(r: Runner, job: str, as_of: datetime | None = None, *,
         counts = _plain(counts)
         red = new_red(r.engine, marks)
         counts["new_red"] = red
-        runs.finish(r.engine, policy_for(r.config), run_id, as_of, counts,
+        counts["as_of"] = as_of.isoformat()
+        runs.finish(r.engine, policy_for(r.config), run_id, r.clock(), counts,
                     "; ".join(errors)[:4000] if errors else None)
     return JobResult(job, run_id, as_of, "failed" if errors else "ok", counts, errors, red,
                      time.monotonic() - started)

@@ -189,3 +189,23 @@ def test_the_daemon_keeps_evaluating_with_the_last_good_rules_and_says_so_once(
                            .where(Alert.kind == "operational")).all()
     assert len(ops) == 1 and ops[0].rule_id == "ops.rules_invalid"
     assert ops[0].message.startswith("规则文件有误，仍按上一版有效规则运行：")
+
+
+def test_two_jobs_of_one_daemon_exclude_each_other(tmp_path, store):
+    """The daemon's jobs share one Runner; while one runs, another must not (it would
+    evaluate while the inbox is half ingested)."""
+    from monitor.jobs import Runner, run_job
+    from monitor.lease import LeaseBusy
+
+    runner = Runner(store, Config(path=None, base_dir=tmp_path),
+                    clock=lambda: datetime.now(timezone.utc), trigger="serve")
+    refused = []
+
+    def meanwhile(step: str) -> None:
+        with pytest.raises(LeaseBusy) as busy:
+            run_job(runner, "evaluate", wait_seconds=0)
+        refused.append(str(busy.value))
+
+    assert run_job(runner, "flush", phase=meanwhile).status == "ok"
+    assert len(refused) == 1 and refused[0].startswith("another run holds the lock 'monitor'")
+    assert run_job(runner, "evaluate", wait_seconds=0).status == "ok"  # free again
