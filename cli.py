@@ -345,6 +345,7 @@ def run(app: App, as_of: str | None, rule_ids: tuple[str, ...], dry_run: bool,
     with _exclusive(app, not dry_run):  # issue 5: never at the same time as nightly/serve
         outcomes = evaluate(app.engine, app.config, moment, rule_ids=rule_ids,
                             dry_run=dry_run, full=full, rules=rules)
+        escalated = None if dry_run else _escalate(app, moment, rules)
     click.echo(f"as of {moment.astimezone(app.config.tz).isoformat()}"
                + (" (dry run: nothing written)" if dry_run else ""))
     failed = 0
@@ -362,8 +363,8 @@ def run(app: App, as_of: str | None, rule_ids: tuple[str, ...], dry_run: bool,
             for f in o.findings:
                 level, message = render(o.rule, f)
                 click.echo(f"    [{level}] {message}")
-        if not dry_run:
-            _echo_escalated(_escalate(app, moment, rules))
+    if escalated is not None:
+        _echo_escalated(escalated)
     if failed:
         raise click.exceptions.Exit(1)
 

@@ -191,3 +191,12 @@ def test_catch_up_after_downtime_misses_nothing_and_duplicates_nothing(site, tmp
     assert sorted(caught_up) == sorted(full)
     assert ("overdue|c3", "red") in caught_up  # accepted while the machine was down
     assert ("overdue|c2", "red") in caught_up
+
+
+def test_run_by_hand_takes_the_lease_and_escalates_once(site, tmp_path):
+    drop(tmp_path / "inbox", "catalog.yaml", CATALOG)
+    drop(tmp_path / "inbox", "events.csv", events_csv([event("e1")]))
+    assert site("nightly", "--as-of", "2025-10-01T18:00").exit_code == 0
+    result = site("run", "--as-of", "2025-12-31T18:00")
+    assert result.exit_code == 0, result.output
+    assert sum(line.startswith("supervision:") for line in result.stdout.splitlines()) == 1
