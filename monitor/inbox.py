@@ -55,6 +55,14 @@ def _in_progress(name: str) -> bool:
     return name.startswith((".", "~")) or name.lower().endswith(IN_PROGRESS_SUFFIXES)
 
 
+def waiting_files(inbox: InboxConfig, settled_before: float) -> list[str]:
+    """Names of the files left for a later pass: still being written, or not settled."""
+    if not inbox.dir.is_dir():
+        return []
+    return sorted(p.name for p in inbox.dir.iterdir() if p.is_file() and (
+        _in_progress(p.name) or p.stat().st_mtime > settled_before))
+
+
 def ready_files(inbox: InboxConfig, settled_before: float) -> list[tuple[str, Path]]:
     """(kind, path) of the files to take now, catalogs first, each kind by name;
     ``settled_before`` is the wall-clock time (seconds) a file's last change must precede."""

@@ -91,11 +91,13 @@ class JobResult:
 
 
 def _step_inbox(r: Runner, as_of: datetime, counts: dict) -> list[str]:
-    from .inbox import process_inbox
+    from .inbox import process_inbox, waiting_files
 
     if r.config.inbox is None:
         return []
-    files = process_inbox(r.engine, r.config, as_of, r.wall() - r.config.inbox.settle_seconds)
+    settled_before = r.wall() - r.config.inbox.settle_seconds
+    files = process_inbox(r.engine, r.config, as_of, settled_before)
+    counts["inbox_waiting"] = len(waiting_files(r.config.inbox, settled_before))
     counts["inbox_files"] = len(files)
     counts["inbox_failed"] = sum(f.status == "failed" for f in files)
     counts["inbox"] = [{"file": f.name, "kind": f.kind, "status": f.status,
@@ -280,7 +282,10 @@ def summary(result: JobResult, config: Config) -> str:
     at = result.as_of.astimezone(config.tz)
     parts = [f"{result.job} as of {at:%Y-%m-%d %H:%M} ({config.timezone}):"]
     if "inbox_files" in c:
-        parts.append(f"inbox {c['inbox_files']} file(s), {c['inbox_failed']} rejected;")
+        waiting = c.get("inbox_waiting")
+        parts.append(f"inbox {c['inbox_files']} file(s), {c['inbox_failed']} rejected"
+                     + (f", {waiting} left for the next pass (still being written);"
+                        if waiting else ";"))
     if c.get("pulled"):
         rows = sum(t["inserted"] for t in c["pulled"].values())
         parts.append(f"pulled {rows} new event(s) from {len(c['pulled'])} source(s);")

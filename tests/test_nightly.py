@@ -70,7 +70,8 @@ def test_inbox_files_are_ingested_then_moved_or_rejected_with_a_reason(site, tmp
     result = site("nightly", "--as-of", "2025-10-01T18:00")
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("nightly as of 2025-10-01 18:00 (Asia/Shanghai): inbox 4 "
-                                    "file(s), 2 rejected;")
+                                    "file(s), 2 rejected, 2 left for the next pass (still "
+                                    "being written);")
     assert sorted(p.name for p in (inbox / "done").iterdir()) == ["catalog.yaml", "events-1.csv"]
     assert sorted(p.name for p in (inbox / "failed").iterdir()) == [
         "events-broken.csv", "events-broken.csv.reason", "notes.docx", "notes.docx.reason"]
