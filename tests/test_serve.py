@@ -82,9 +82,10 @@ def test_an_invalid_rule_edit_keeps_the_last_good_version(tmp_path):
         RuleCache().load(config)
 
 
-def start_serve(tmp_path, db_url, jobs: str, grace: int = 600) -> subprocess.Popen:
+def start_serve(tmp_path, db_url, jobs: str, grace: int = 600,
+                extra: str = "") -> subprocess.Popen:
     (tmp_path / "config.yaml").write_text(
-        f"schedule:\n  misfire_grace_seconds: {grace}\n  jobs:\n{jobs}")
+        f"{extra}schedule:\n  misfire_grace_seconds: {grace}\n  jobs:\n{jobs}")
     return subprocess.Popen(
         [sys.executable, "-m", "monitor", "-v", "--config", str(tmp_path / "config.yaml"),
          "--db", db_url, "serve"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -209,3 +210,31 @@ def test_two_jobs_of_one_daemon_exclude_each_other(tmp_path, store):
     assert run_job(runner, "flush", phase=meanwhile).status == "ok"
     assert len(refused) == 1 and refused[0].startswith("another run holds the lock 'monitor'")
     assert run_job(runner, "evaluate", wait_seconds=0).status == "ok"  # free again
+
+
+@pytest.mark.slow
+def test_sigterm_waits_for_a_job_in_flight_that_then_fails_and_exits_1(tmp_path, db_url,
+                                                                      monkeypatch):
+    """The pull job is in flight against a source database that never answers (a silent
+    local server); SIGTERM waits for it, it fails, the daemon exits 1."""
+    import socket
+
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts connections, never speaks
+    port = silent.getsockname()[1]
+    monkeypatch.setenv("PM_SILENT_URL", f"postgresql+psycopg://u@127.0.0.1:{port}/db"
+                                        "?connect_timeout=2")
+    ENV["PM_SILENT_URL"] = os.environ["PM_SILENT_URL"]
+    try:
+        proc = start_serve(tmp_path, db_url, "    pull: '* * * * * *'\n" + "".join(
+            f"    {j}: 'off'\n" for j in ("inbox", "evaluate", "escalate", "nightly", "flush")),
+            extra="sources:\n  wf: {url_env: PM_SILENT_URL, query: 'SELECT 1 AS id', "
+                  "watermark: id}\n")
+        wait_line(proc, "monitor.jobs: pull: pull")  # in flight, waiting on the source
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        ENV.pop("PM_SILENT_URL", None)
+        silent.close()
+    assert proc.returncode == 1, out
+    assert out.index("serve: stopping") < out.index("pull failed: pull wf: source 'wf'")
+    assert "serve: stopped (pull failed)" in out
