@@ -106,17 +106,16 @@ def settings() -> None:
     """List every config.yaml setting with its default and meaning."""
     for s in SETTINGS:
         click.echo(f"{s.name}  (default: {s.default!r})\n    {s.help}")
-    click.echo("\nmapping: (XES import)")
-    for s in MAPPING_SETTINGS:
-        click.echo(f"  {s.name}  (default: {s.default!r})\n      {s.help}")
-    click.echo("\nnotify: (delivery of notifications)")
-    for s in NOTIFY_SETTINGS:
-        click.echo(f"  {s.name}  (default: {s.default!r})\n      {s.help}")
-    from monitor.config import SCORE_SETTINGS
+    from monitor.config import INBOX_SETTINGS, SCHEDULE_SETTINGS, SCORE_SETTINGS
 
-    click.echo("\nscores: (scorecard weights, 绩效考评)")
-    for s in SCORE_SETTINGS:
-        click.echo(f"  {s.name}  (default: {s.default!r})\n      {s.help}")
+    for title, table in (("mapping: (XES import)", MAPPING_SETTINGS),
+                         ("notify: (delivery of notifications)", NOTIFY_SETTINGS),
+                         ("scores: (scorecard weights, 绩效考评)", SCORE_SETTINGS),
+                         ("inbox: (the drop directory)", INBOX_SETTINGS),
+                         ("schedule: (the serve daemon)", SCHEDULE_SETTINGS)):
+        click.echo(f"\n{title}")
+        for s in table:
+            click.echo(f"  {s.name}  (default: {s.default!r})\n      {s.help}")
 
 
 # ---------------------------------------------------------------- ingest
@@ -340,8 +339,10 @@ def run(app: App, as_of: str | None, rule_ids: tuple[str, ...], dry_run: bool,
 
     moment = _as_of(app, as_of)
     rules = load_rules([app.config.rules_dir])
-    outcomes = evaluate(app.engine, app.config, moment, rule_ids=rule_ids, dry_run=dry_run,
-                        full=full, rules=rules)
+    with _exclusive(app, not dry_run):  # issue 5: never at the same time as nightly/serve
+        outcomes = evaluate(app.engine, app.config, moment, rule_ids=rule_ids,
+                            dry_run=dry_run, full=full, rules=rules)
+        escalated = None if dry_run else _escalate(app, moment, rules)
     click.echo(f"as of {moment.astimezone(app.config.tz).isoformat()}"
                + (" (dry run: nothing written)" if dry_run else ""))
     failed = 0
@@ -359,8 +360,8 @@ def run(app: App, as_of: str | None, rule_ids: tuple[str, ...], dry_run: bool,
             for f in o.findings:
                 level, message = render(o.rule, f)
                 click.echo(f"    [{level}] {message}")
-    if not dry_run:
-        _echo_escalated(_escalate(app, moment, rules))
+    if escalated is not None:
+        _echo_escalated(escalated)
     if failed:
         raise click.exceptions.Exit(1)
 
@@ -391,7 +392,8 @@ def escalate_cmd(app: App, as_of: str | None) -> None:
     deadline reminds its monitors once every reminder_days working days. Also run at the
     end of every `permit-monitor run`. Then `permit-monitor notify flush` delivers.
     """
-    _echo_escalated(_escalate(app, _as_of(app, as_of)))
+    with _exclusive(app):
+        _echo_escalated(_escalate(app, _as_of(app, as_of)))
 
 
 @cli.group()
@@ -407,9 +409,12 @@ def notify_flush(app: App) -> None:
     A failing sink is retried later with backoff; nothing is lost. Exit 1 if any message
     could not be delivered this time (it stays queued, or is marked failed with its error).
     """
+    from monitor.jobs import release_orphans
     from monitor.outbox import flush
 
-    result = flush(app.engine, app.config.notify, app.config.base_dir, app.now())
+    with _exclusive(app):
+        release_orphans(app.engine, app.now())
+        result = flush(app.engine, app.config.notify, app.config.base_dir, app.now())
     click.echo(f"sent {result.sent:,} · retrying later {result.retrying:,} · "
                f"failed {result.failed:,}")
     for error in result.errors[:20]:
@@ -1380,6 +1385,185 @@ def _echo_demo_report(url: str, directory) -> None:
     click.echo(f"  html: {out.html}")
     click.echo(f"  xlsx: {out.xlsx}")
     click.echo(f"  ranking: permit-monitor --db {url} scores --period {out.period}")
+
+
+# --- issue 5: scheduled and cron-driven audits (nightly, serve, runs, ingest pull) ---
+
+
+def _exclusive(app: App, needed: bool = True):
+    """The database lease around a command that writes alerts or delivers (see lease.py)."""
+    from contextlib import nullcontext
+
+    from monitor.jobs import exclusive
+
+    return exclusive(app.engine, app.config, app.now) if needed else nullcontext()
+
+
+class _JsonLines(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out = {"time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
+               "level": record.levelname.lower(), "logger": record.name,
+               "message": record.getMessage()}
+        if record.exc_info:
+            out["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False)
+
+
+def _json_logs() -> None:
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(_JsonLines())
+
+
+def _runner(app: App, trigger: str):
+    from monitor.jobs import Runner
+
+    return Runner(app.engine, app.config, clock=app.now, trigger=trigger)
+
+
+@cli.command()
+@click.option("--as-of", "as_of", metavar="ISO8601",
+              help="Evaluate as of this moment (default: now). Naive = configured timezone.")
+@click.option("--exit-code", "exit_code", is_flag=True,
+              help="Exit 3 when the pass raised new red alerts (so cron can page).")
+@click.option("--log-json", is_flag=True, help="Logs on stderr as JSON lines.")
+@click.option("--wait", "wait", type=click.IntRange(min=0), metavar="SECONDS",
+              help="Wait this long for another run to finish [default: lease_wait_seconds].")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the run record as one JSON object instead of the paragraph.")
+@pass_app
+def nightly(app: App, as_of: str | None, exit_code: bool, log_json: bool, wait: int | None,
+            as_json: bool) -> None:
+    """One unattended pass, for cron: inbox, pull, rules, escalation, report, delivery.
+
+    Ingests what waits in the inbox (and the source databases of `sources:`), evaluates
+    the rules incrementally (everything since the last run: nothing missed after
+    downtime, nothing raised twice), escalates, builds the day's report and delivers
+    notifications. Holds the database lock while it runs: a second pass, the daemon or a
+    hand-started `run` waits (lease_wait_seconds) or exits with an error.
+
+    \b
+    Exit codes: 0 ok · 1 error (a step failed; the run is recorded as failed and an
+    operational alert raised) · 2 usage · 3 with --exit-code: new red alerts.
+    Logs go to stderr (-v for each step; --log-json for JSON lines), a one-paragraph
+    summary to stdout.
+
+    \b
+    Example crontab line (02:00 every night; cron mails the summary, exit 3 = red):
+      0 2 * * *  cd /srv/monitor && .venv/bin/permit-monitor nightly --exit-code 2>>nightly.log
+    """
+    from monitor.jobs import run_job, summary
+
+    if log_json:
+        _json_logs()
+    moment = _as_of(app, as_of) if as_of else None
+    result = run_job(_runner(app, "cli"), "nightly", moment, wait_seconds=wait)
+    if as_json:
+        click.echo(json.dumps({"run_id": result.run_id, "status": result.status,
+                               "as_of": result.as_of.isoformat(), "counts": result.counts,
+                               "errors": result.errors}, ensure_ascii=False))
+    else:
+        click.echo(summary(result, app.config))
+    if result.status != "ok":
+        raise click.exceptions.Exit(1)
+    if exit_code and result.new_red:
+        raise click.exceptions.Exit(3)
+
+
+@cli.command()
+@click.option("--log-json", is_flag=True, help="Logs on stderr as JSON lines.")
+@pass_app
+def serve(app: App, log_json: bool) -> None:
+    """Run the jobs of config.yaml's `schedule:` until stopped (the daemon).
+
+    \b
+    Default jobs (cron, in the configured timezone; `permit-monitor settings`):
+      inbox, pull   */10 * * * *          every 10 minutes
+      evaluate      0 8-18 * * mon-fri    hourly in working hours
+      escalate      */30 8-18 * * mon-fri every 30 minutes in working hours
+      nightly       0 2 * * *             the full pass at 02:00
+      flush         * * * * *             deliver notifications every minute
+    Jobs are kept in the database; a run missed while the daemon was down starts late
+    (within schedule.misfire_grace_seconds) or is recorded as missed with an operational
+    alert. Rule files are re-read at each run; an invalid edit is reported and the last
+    good version keeps running. SIGTERM/SIGINT: the job in flight finishes, then exit 0
+    (1 if it failed). See the README for a systemd unit.
+    """
+    from monitor.scheduling import serve as run_daemon
+
+    if log_json:
+        _json_logs()
+    code = run_daemon(_runner(app, "serve"))
+    if code:
+        raise click.exceptions.Exit(code)
+
+
+@cli.group()
+def runs() -> None:
+    """Records of every run (nightly, the daemon's jobs): when, how it ended, what it did."""
+
+
+@runs.command("list")
+@click.option("--job", help="Only this job (nightly, evaluate, inbox, …).")
+@click.option("--status", type=click.Choice(["running", "ok", "failed", "interrupted",
+                                             "missed"]))
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@pass_app
+def runs_list(app: App, job, status, limit, as_json) -> None:
+    """Newest first: id, job, trigger, status, start, duration, counts or error.
+
+    A failed, interrupted or missed run has also raised an operational alert
+    (permit-monitor alerts list --kind operational).
+    """
+    from monitor.runs import list_runs
+
+    shown = 0
+    for r in list_runs(app.engine, job=job, status=status, limit=limit):
+        shown += 1
+        if as_json:
+            click.echo(json.dumps({
+                "id": r.id, "job": r.job, "trigger": r.trigger, "status": r.status,
+                "scheduled_for": r.scheduled_for.isoformat() if r.scheduled_for else None,
+                "started_at": r.started_at.isoformat(),
+                "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+                "counts": r.counts, "error": r.error}, ensure_ascii=False))
+            continue
+        at = r.started_at.astimezone(app.config.tz).strftime("%Y-%m-%d %H:%M")
+        took = f"{(r.finished_at - r.started_at).total_seconds():.0f}s" if r.finished_at else "-"
+        counts = " ".join(f"{k}={v}" for k, v in r.counts.items()
+                          if isinstance(v, int) and v)
+        click.echo(f"{r.id:>6}  {r.job:<9} {r.trigger:<6} {r.status:<11} {at}  {took:>5}  "
+                   + (r.error or counts))
+    if not shown:
+        click.echo("no runs", err=True)
+
+
+@ingest.command("pull")
+@click.argument("name", required=False)
+@json_option
+@pass_app
+def ingest_pull_cmd(app: App, name: str | None, as_json: bool) -> None:
+    """Fetch new events from the source databases of config.yaml's `sources:` (or NAME).
+
+    Only rows past the stored watermark are read; they go through the same validation
+    and quarantine as a file.
+
+    \b
+    sources:
+      workflow:
+        url_env: WORKFLOW_DB_URL        # the URL (with its password) from the environment
+        query: SELECT id, evt_id AS event_id, case_no AS case_id, … FROM wf_log
+        watermark: id                   # grows with every new row
+    """
+    from monitor.ingest import SourceResult
+    from monitor.pull import pull
+
+    names = [name] if name else list(app.config.sources)
+    if not names:
+        raise MonitorError("no sources configured (config.yaml: sources:)")
+    with _exclusive(app):
+        _report((SourceResult(f"pull:{n}", pull(app.engine, app.config, n, app.now()))
+                 for n in names), as_json)
 
 
 def main(prog_name: str | None = None) -> None:

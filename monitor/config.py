@@ -67,6 +67,20 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("scores", {}, dict,
             "Scorecard (绩效考评) weights: theme points and deductions; keys in the "
             "'scores' table below."),
+    # --- issue 5: scheduled and cron-driven audits ---
+    Setting("inbox", {}, dict,
+            "Drop directory ingested by nightly and serve; keys in the 'inbox' table below."),
+    Setting("lease_seconds", 120, int,
+            "Lifetime of the database lock a run holds (renewed while it runs); a killed "
+            "run's lock expires this long after its last renewal."),
+    Setting("lease_wait_seconds", 60, int,
+            "How long a run waits for another run to finish before giving up with an error "
+            "(0: give up at once)."),
+    Setting("schedule", {}, dict,
+            "The serve daemon's jobs and cron expressions; keys in the 'schedule' table below."),
+    Setting("sources", {}, dict,
+            "Source databases for `ingest pull`: name → {url_env or url, query, watermark}; "
+            "see the 'sources' table below."),
 )
 
 CALENDAR_KEYS = ("extra_holidays", "extra_workdays")
@@ -225,6 +239,12 @@ class Config:
     # --- issue 6: reports and scorecards
     language: str = "zh"
     scores: ScoreWeights = field(default_factory=ScoreWeights)
+    # issue 5: scheduled and cron-driven audits
+    inbox: InboxConfig | None = None
+    lease_seconds: int = 120
+    lease_wait_seconds: int = 60
+    schedule: ScheduleConfig = field(default_factory=lambda: ScheduleConfig())
+    sources: Mapping[str, PullSource] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def tz(self) -> ZoneInfo:
@@ -301,6 +321,7 @@ def load_config(path: str | Path | None) -> Config:
         mapping=XesMapping(**mapping),
         **dates,
         **_issue6(raw, values, where),
+        **scheduling(values, raw, where, base_dir),
     )
 
 
@@ -406,3 +427,159 @@ def resolve_database_url(config: Config, cli_url: str | None = None,
     if config.database_url:
         return config.database_url
     return f"sqlite:///{config.base_dir / DEFAULT_DB_NAME}"
+
+
+# --- issue 5: scheduled and cron-driven audits (inbox, lease, schedule, sources) ---
+
+INBOX_SETTINGS: tuple[Setting, ...] = (
+    Setting("dir", None, str, "The drop directory, relative to config.yaml (unset: no inbox). "
+            "Ingested files move to its done/, rejected ones to failed/ with a .reason file."),
+    Setting("settle_seconds", 5, int,
+            "A file is picked up only once unchanged for this long (a copy still being "
+            "written is left for the next pass); names starting with '.' or ending in "
+            ".part/.tmp are never picked up: write under such a name, then rename."),
+    Setting("catalog", ["catalog*.yaml", "catalog*.yml"], list, "Name patterns of catalog files."),
+    Setting("receipts", ["receipts*.csv", "receipts*.csv.gz"], list,
+            "Name patterns of fiscal receipt files."),
+    Setting("activity", ["activity*.csv", "activity*.csv.gz"], list,
+            "Name patterns of monitoring-log files (user_id, at, action)."),
+    Setting("events", ["*.csv", "*.jsonl", "*.ndjson", "*.xes", "*.csv.gz", "*.jsonl.gz",
+                       "*.xes.gz"], list,
+            "Name patterns of event files (after the catalog, receipts and activity patterns)."),
+)
+
+JOBS = ("inbox", "pull", "evaluate", "escalate", "nightly", "flush")
+SCHEDULE_SETTINGS: tuple[Setting, ...] = (
+    Setting("jobs", {"inbox": "*/10 * * * *", "pull": "*/10 * * * *",
+                     "evaluate": "0 8-18 * * mon-fri", "escalate": "*/30 8-18 * * mon-fri",
+                     "nightly": "0 2 * * *", "flush": "* * * * *"}, dict,
+            "Job → cron expression (minute hour day month weekday; a sixth field in front "
+            "gives seconds), in the configured timezone; null or 'off' disables a job. "
+            f"Jobs: {', '.join(JOBS)}."),
+    Setting("misfire_grace_seconds", 600, int,
+            "A scheduled run still starts this late (the daemon was busy or down); later "
+            "than that it is recorded as missed and raises an operational alert."),
+)
+
+SOURCE_KEYS = ("url", "url_env", "query", "watermark", "start")
+
+
+@dataclass(frozen=True)
+class InboxConfig:
+    dir: Path
+    settle_seconds: int = 5
+    catalog: tuple[str, ...] = ("catalog*.yaml", "catalog*.yml")
+    receipts: tuple[str, ...] = ("receipts*.csv", "receipts*.csv.gz")
+    activity: tuple[str, ...] = ("activity*.csv", "activity*.csv.gz")
+    events: tuple[str, ...] = ("*.csv", "*.jsonl", "*.ndjson", "*.xes", "*.csv.gz")
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    jobs: Mapping[str, str] = field(default_factory=lambda: MappingProxyType(
+        dict(SCHEDULE_SETTINGS[0].default)))
+    misfire_grace_seconds: int = 600
+
+
+@dataclass(frozen=True)
+class PullSource:
+    """A source database read by ``ingest pull``: rows past the watermark, in the contract."""
+
+    name: str
+    query: str
+    watermark: str
+    url: str | None = None
+    url_env: str | None = None
+    start: str | None = None  # the watermark before the first pull (unset: everything)
+
+    def resolved_url(self, environ: Mapping[str, str] | None = None) -> str:
+        environ = os.environ if environ is None else environ
+        if self.url_env:
+            if not environ.get(self.url_env):
+                raise ConfigError("config.yaml", None, f"source '{self.name}': environment "
+                                  f"variable {self.url_env} (url_env) is not set")
+            return environ[self.url_env]
+        return self.url or ""
+
+
+def scheduling(values: dict[str, Any], raw: LineDict, where: str, base_dir: Path) -> dict:
+    """The issue-5 settings of a config file, validated."""
+    for name in ("lease_seconds",):
+        if values[name] < 1:
+            raise ConfigError(where, raw.line_of(name), f"'{name}' must be at least 1")
+    if values["lease_wait_seconds"] < 0:
+        raise ConfigError(where, raw.line_of("lease_wait_seconds"),
+                          "'lease_wait_seconds' must be 0 or more")
+    return {"inbox": _inbox(values["inbox"] or LineDict(), where, base_dir),
+            "lease_seconds": values["lease_seconds"],
+            "lease_wait_seconds": values["lease_wait_seconds"],
+            "schedule": _schedule(values["schedule"] or LineDict(), where),
+            "sources": _sources(values["sources"] or LineDict(), where)}
+
+
+def _section(raw: Any, name: str, where: str) -> LineDict:
+    if not isinstance(raw, LineDict):
+        raise ConfigError(where, getattr(raw, "line", None), f"'{name}' must be a mapping")
+    return raw
+
+
+def _inbox(raw: Any, where: str, base_dir: Path) -> InboxConfig | None:
+    values = _read_section(_section(raw, "inbox", where), INBOX_SETTINGS, where)
+    if not values["dir"]:
+        return None
+    for key in ("catalog", "receipts", "activity", "events"):
+        if not all(isinstance(p, str) for p in values[key]):
+            raise ConfigError(where, raw.line_of(key), f"'inbox.{key}' must be a list of "
+                                                       "name patterns like '*.csv'")
+    return InboxConfig(dir=base_dir / values["dir"], settle_seconds=values["settle_seconds"],
+                       catalog=tuple(values["catalog"]), receipts=tuple(values["receipts"]),
+                       activity=tuple(values["activity"]), events=tuple(values["events"]))
+
+
+def _schedule(raw: Any, where: str) -> ScheduleConfig:
+    from .scheduling import cron_trigger
+
+    values = _read_section(_section(raw, "schedule", where), SCHEDULE_SETTINGS, where)
+    jobs = dict(SCHEDULE_SETTINGS[0].default)
+    given = values["jobs"] if isinstance(values["jobs"], LineDict) else LineDict()
+    for job, expr in given.items():
+        if job not in JOBS:
+            raise ConfigError(where, given.line_of(job), f"unknown job '{job}'"
+                              f"{did_you_mean(str(job), JOBS)}; jobs: {', '.join(JOBS)}")
+        if expr in (None, False, "off"):
+            jobs[job] = "off"
+            continue
+        try:
+            cron_trigger(str(expr), "UTC")
+        except ValueError as exc:
+            raise ConfigError(where, given.line_of(job),
+                              f"job '{job}': bad cron expression '{expr}': {exc}") from None
+        jobs[job] = str(expr)
+    if values["misfire_grace_seconds"] < 1:
+        raise ConfigError(where, raw.line_of("misfire_grace_seconds"),
+                          "'schedule.misfire_grace_seconds' must be at least 1")
+    return ScheduleConfig(MappingProxyType(jobs), values["misfire_grace_seconds"])
+
+
+def _sources(raw: Any, where: str) -> Mapping[str, PullSource]:
+    out = {}
+    for name, spec in _section(raw, "sources", where).items():
+        line = raw.line_of(name)
+        if not isinstance(spec, LineDict):
+            raise ConfigError(where, line, f"source '{name}' must be a mapping with url_env "
+                                           "(or url), query and watermark")
+        check_keys(spec, set(SOURCE_KEYS), where, ConfigError, required=("query", "watermark"))
+        if not (spec.get("url") or spec.get("url_env")):
+            raise ConfigError(where, line, f"source '{name}': give url_env (the name of an "
+                                           "environment variable holding the URL) or url")
+        for key in SOURCE_KEYS:
+            if spec.get(key) is not None and not isinstance(spec[key], str):
+                raise ConfigError(where, spec.line_of(key),
+                                  f"source '{name}': '{key}' must be text")
+        if ":" in str(spec.get("url") or "").partition("@")[0].partition("//")[2]:
+            raise ConfigError(where, spec.line_of("url"), f"source '{name}': a password does "
+                              "not belong in config.yaml; put the URL in an environment "
+                              "variable and name it with url_env")
+        out[str(name)] = PullSource(str(name), spec["query"], spec["watermark"],
+                                    spec.get("url"), spec.get("url_env"), spec.get("start"))
+    return MappingProxyType(out)

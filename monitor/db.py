@@ -7,6 +7,7 @@ a later schema change never forces users to drop their data.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -90,21 +91,48 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+MIGRATION_WAIT = 30  # seconds a process waits for another one's migration to finish
+
+
 def ensure_schema(engine: Engine) -> bool:
-    """Create or upgrade the schema to the newest revision; True if anything changed."""
+    """Create or upgrade the schema to the newest revision; True if anything changed.
+
+    Two processes started together on a new database (two cron passes) race to create
+    it: the one that loses waits for the other's migration to finish instead of failing.
+    """
     head = head_revision()
     current = current_revision(engine)
     if current == head:
         return False
     if current is None and inspect(engine).has_table("events"):
+        if _migrated_by_another(engine, head):
+            return False
         raise StoreError("the database has permit-monitor tables but no migration record; "
                          "it was not created by this program")
     from alembic import command
 
     log.info("upgrading database schema %s → %s", current or "(empty)", head)
-    with engine.begin() as conn:
-        command.upgrade(_alembic_config(conn), "head")
+    try:
+        with engine.begin() as conn:
+            command.upgrade(_alembic_config(conn), "head")
+    except DBAPIError:
+        if _migrated_by_another(engine, head):
+            return False
+        raise
     return True
+
+
+def _migrated_by_another(engine: Engine, head: str) -> bool:
+    """Wait (bounded) for a concurrent migration to reach ``head``."""
+    deadline = time.monotonic() + MIGRATION_WAIT
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        try:
+            if current_revision(engine) == head:
+                return True
+        except DBAPIError:
+            continue
+    return False
 
 
 def open_store(url: str) -> Engine:

@@ -339,3 +339,41 @@ class SpotCheck(Base):
     recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (UniqueConstraint("case_id", name="uq_spot_checks_case"),)
+
+
+class Lease(Base):
+    """A named lock with an expiry (monitor/lease.py): one runner at a time, on any backend;
+    a holder that dies stops renewing it and it expires."""
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))  # host:pid:token
+    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Run(Base):
+    """One run of a job (nightly, evaluate, inbox …), by cron, the daemon or by hand;
+    a missed scheduled run is recorded too (status ``missed``)."""
+
+    __tablename__ = "runs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job: Mapped[str] = mapped_column(String(32))
+    trigger: Mapped[str] = mapped_column(String(16))  # cron | serve | manual
+    scheduled_for: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # running|ok|failed|missed|interrupted
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    holder: Mapped[str | None] = mapped_column(String(200))
+
+
+class SourceWatermark(Base):
+    """How far ``ingest pull`` has read each source database (the watermark column's last
+    value, as text)."""
+
+    __tablename__ = "source_watermarks"
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -9,7 +9,8 @@ from pathlib import Path
 from cli import cli
 from conftest import NOW
 from monitor.catalog import ingest_catalog
-from monitor.config import MAPPING_SETTINGS, NOTIFY_SETTINGS, SETTINGS
+from monitor.config import (INBOX_SETTINGS, MAPPING_SETTINGS, NOTIFY_SETTINGS,
+                            SCHEDULE_SETTINGS, SETTINGS)
 from monitor.ingest import ingest_events, ingest_receipts
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +39,8 @@ def test_every_setting_is_in_the_readme():
         assert f"`{setting.name}`" in README, f"mapping.{setting.name}"
     for setting in NOTIFY_SETTINGS:
         assert f"| `{setting.name}` |" in README, f"notify.{setting.name}"
+    for setting in INBOX_SETTINGS + SCHEDULE_SETTINGS:
+        assert f"| `{setting.name}` |" in README, setting.name
 
 
 def test_readme_opens_with_the_two_commands():

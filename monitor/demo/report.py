@@ -8,11 +8,9 @@ from pathlib import Path
 
 from ..config import Config
 from ..db import open_store
-from ..report import build_report, parse_period
-from ..report.html import to_html
+from ..report import build_report, parse_period, write_documents
 from ..report.labels import labeler
 from ..report.model import fmt_value
-from ..report.xlsx import write_xlsx
 
 PERIOD = "2026-01"  # the last month of the demo's log (it ends at AS_OF)
 
@@ -34,9 +32,7 @@ def demo_report(url: str, directory: str | Path, now: datetime) -> DemoReport:
         rep = build_report(engine, config, parse_period(PERIOD), now)
     finally:
         engine.dispose()
-    html, xlsx = directory / f"report-{PERIOD}.html", directory / f"report-{PERIOD}.xlsx"
-    html.write_text(to_html(rep), encoding="utf-8")
-    write_xlsx(rep, xlsx)
+    html, xlsx = write_documents(rep, directory)
     label = labeler(config.language)
     summary = [f"{label(k)} {fmt_value(v, 'pct' if k.endswith('rate') else 'int')}"
                for k, v in rep.summary.items()]

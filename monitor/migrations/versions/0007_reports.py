@@ -9,8 +9,7 @@ import sqlalchemy as sa
 
 
 revision = '0007'
-# down_revision relinked by the coordinator on merge
-down_revision = '0005'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 

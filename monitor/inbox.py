@@ -1,0 +1,142 @@
+"""The inbox: a drop directory whose files are ingested, then moved to ``done/`` or, when
+a file cannot be read at all, to ``failed/`` with a ``.reason`` file beside it.
+
+A file is taken by its name (``inbox.catalog``, ``inbox.receipts``, ``inbox.activity``,
+then ``inbox.events`` patterns; catalogs first, so the events of a new item find it). A file
+that may still be being written is left for the next pass:
+
+* names starting with ``.`` or ``~`` or ending in ``.part``, ``.tmp``, ``.partial`` are
+  never taken — the write-then-rename convention: write ``.events.csv`` (or
+  ``events.csv.part``), then rename it to ``events.csv`` (a rename is atomic);
+* any other file is taken only once it has not changed for ``inbox.settle_seconds``
+  (for a plain ``cp`` or an upload that does not rename).
+
+Rows with problems do not fail a file: they are quarantined as with ``ingest events``
+and the file goes to ``done/``. A process killed mid-file leaves the file in place; the
+next pass ingests it again (rows already stored count as duplicates) and moves it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from .config import Config, InboxConfig
+from .errors import MonitorError
+
+log = logging.getLogger(__name__)
+IN_PROGRESS_SUFFIXES = (".part", ".tmp", ".partial", ".filepart", ".crdownload")
+ORDER = ("catalog", "events", "receipts", "activity")
+MATCH_ORDER = ("catalog", "receipts", "activity", "events")  # events' *.csv matches last
+
+
+@dataclass(frozen=True)
+class InboxFile:
+    name: str
+    kind: str | None
+    status: str  # done | failed
+    detail: str  # a tally, or the reason it failed
+    moved_to: Path
+
+
+def _kind(inbox: InboxConfig, name: str) -> str | None:
+    for kind in MATCH_ORDER:
+        if any(fnmatch.fnmatch(name.lower(), p.lower()) for p in getattr(inbox, kind)):
+            return kind
+    return None
+
+
+def _in_progress(name: str) -> bool:
+    return name.startswith((".", "~")) or name.lower().endswith(IN_PROGRESS_SUFFIXES)
+
+
+def waiting_files(inbox: InboxConfig, settled_before: float) -> list[str]:
+    """Names of the files left for a later pass: still being written, or not settled."""
+    if not inbox.dir.is_dir():
+        return []
+    return sorted(p.name for p in inbox.dir.iterdir() if p.is_file() and (
+        _in_progress(p.name) or p.stat().st_mtime > settled_before))
+
+
+def ready_files(inbox: InboxConfig, settled_before: float) -> list[tuple[str, Path]]:
+    """(kind, path) of the files to take now, catalogs first, each kind by name;
+    ``settled_before`` is the wall-clock time (seconds) a file's last change must precede."""
+    if not inbox.dir.is_dir():
+        return []
+    found = []
+    for path in inbox.dir.iterdir():
+        if not path.is_file() or _in_progress(path.name):
+            continue
+        if path.stat().st_mtime > settled_before:
+            log.info("inbox: %s changed less than %s s ago; left for the next pass",
+                     path.name, inbox.settle_seconds)
+            continue
+        kind = _kind(inbox, path.name)
+        found.append((kind or "", path))
+    rank = {k: i for i, k in enumerate(("",) + ORDER)}
+    return sorted(found, key=lambda kp: (rank[kp[0]], kp[1].name))
+
+
+def _move(path: Path, folder: Path) -> Path:
+    """Move ``path`` into ``folder``, never over an earlier file of the same name."""
+    folder.mkdir(exist_ok=True)
+    target, n = folder / path.name, 1
+    while target.exists():
+        n += 1
+        target = folder / f"{path.stem}.{n}{path.suffix}"
+    os.replace(path, target)
+    return target
+
+
+def _ingest_one(engine: Engine, config: Config, kind: str, path: Path, now: datetime) -> str:
+    from .catalog import ingest_catalog
+    from .ingest import Tally, ingest_activity, ingest_events, ingest_receipts
+
+    if kind == "catalog":
+        r = ingest_catalog(engine, path)
+        return "catalog: " + ", ".join(f"{n} +{r.added[n]} ~{r.updated[n]}"
+                                       for n in ("departments", "users", "items"))
+    ingest = {"events": ingest_events, "receipts": ingest_receipts,
+              "activity": ingest_activity}[kind]
+    total = Tally()
+    for result in ingest(engine, config, [str(path)], now):
+        total += result.tally
+    return (f"read {total.read} · inserted {total.inserted} · duplicates {total.duplicates}"
+            f" · quarantined {total.quarantined}")
+
+
+def process_inbox(engine: Engine, config: Config, now: datetime,
+                  settled_before: float) -> list[InboxFile]:
+    """Ingest every ready file of the inbox; see the module docstring."""
+    inbox = config.inbox
+    if inbox is None:
+        return []
+    out = []
+    for kind, path in ready_files(inbox, settled_before):
+        if not kind:
+            patterns = "; ".join(f"{k}: {', '.join(getattr(inbox, k))}" for k in MATCH_ORDER)
+            reason = f"{path.name}: the name matches no inbox pattern ({patterns})"
+            out.append(_fail(inbox, path, None, reason))
+            continue
+        try:
+            detail = _ingest_one(engine, config, kind, path, now)
+        except MonitorError as exc:  # the whole file is unreadable; a database error propagates
+            out.append(_fail(inbox, path, kind, str(exc)))
+            continue
+        moved = _move(path, inbox.dir / "done")
+        log.info("inbox: %s (%s) %s → %s", path.name, kind, detail, moved)
+        out.append(InboxFile(path.name, kind, "done", detail, moved))
+    return out
+
+
+def _fail(inbox: InboxConfig, path: Path, kind: str | None, reason: str) -> InboxFile:
+    moved = _move(path, inbox.dir / "failed")
+    moved.with_name(moved.name + ".reason").write_text(reason + "\n", encoding="utf-8")
+    log.warning("inbox: %s rejected: %s", path.name, reason.splitlines()[0])
+    return InboxFile(path.name, kind, "failed", reason, moved)

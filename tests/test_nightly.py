@@ -1,0 +1,217 @@
+"""`permit-monitor nightly` as cron meets it: the inbox, exit codes, run records,
+operational alerts, and catch-up after downtime."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import time
+from datetime import datetime, timezone
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import insert, select
+
+from cli import cli
+from conftest import CATALOG, EVENT_COLUMNS, event, fresh_database
+from monitor.db import open_store
+from monitor.models import Alert, Run
+
+SHIPPED = os.path.join(os.path.dirname(__file__), "..", "rules")
+
+
+@pytest.fixture
+def site(tmp_path, db_url, monkeypatch):
+    """A working folder: config.yaml with an inbox, the shipped rules, and a runner."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MONITOR_DATABASE_URL", raising=False)
+    (tmp_path / "inbox").mkdir()
+    shutil.copytree(SHIPPED, tmp_path / "rules")
+    (tmp_path / "config.yaml").write_text(
+        "inbox: {dir: inbox, settle_seconds: 30}\nrules_dir: rules\nlease_wait_seconds: 0\n")
+    runner = CliRunner()
+
+    def invoke(*args):
+        return runner.invoke(cli, ["--config", str(tmp_path / "config.yaml"), "--db", db_url,
+                                   *map(str, args)])
+
+    return invoke
+
+
+def drop(folder, name: str, text: str, age: float = 60) -> None:
+    """Put a file in the inbox as if it had been written ``age`` seconds ago."""
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    then = time.time() - age
+    os.utime(path, (then, then))
+
+
+def events_csv(rows: list[dict]) -> str:
+    from io import StringIO
+
+    out = StringIO()
+    writer = csv.DictWriter(out, fieldnames=EVENT_COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def test_inbox_files_are_ingested_then_moved_or_rejected_with_a_reason(site, tmp_path):
+    inbox = tmp_path / "inbox"
+    drop(inbox, "catalog.yaml", CATALOG)
+    drop(inbox, "events-1.csv", events_csv([event("e1"), event("e2", item_code="NOPE")]))
+    drop(inbox, "events-broken.csv", "event_id,case_id\ne9,c9\n")      # no required columns
+    drop(inbox, "notes.docx", "not an input file")
+    drop(inbox, "events-2.csv.part", events_csv([event("e3")]))        # still being written
+    drop(inbox, "events-3.csv", events_csv([event("e4")]), age=0)      # just copied in
+
+    result = site("nightly", "--as-of", "2025-10-01T18:00")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("nightly as of 2025-10-01 18:00 (Asia/Shanghai): inbox 4 "
+                                    "file(s), 2 rejected, 2 left for the next pass (still "
+                                    "being written);")
+    assert sorted(p.name for p in (inbox / "done").iterdir()) == ["catalog.yaml", "events-1.csv"]
+    assert sorted(p.name for p in (inbox / "failed").iterdir()) == [
+        "events-broken.csv", "events-broken.csv.reason", "notes.docx", "notes.docx.reason"]
+    reason = (inbox / "failed" / "events-broken.csv.reason").read_text()
+    assert "events-broken.csv:1: the header lacks the required columns item_code" in reason
+    assert "matches no inbox pattern" in (inbox / "failed" / "notes.docx.reason").read_text()
+    assert sorted(p.name for p in inbox.iterdir() if p.is_file()) == \
+        ["events-2.csv.part", "events-3.csv"]  # left for a later pass
+    listed = site("quarantine", "list").stdout
+    assert "events-1.csv:3: unknown_item" in listed  # a bad row does not fail its file
+
+    (inbox / "events-2.csv.part").rename(inbox / "events-2.csv")      # the writer's rename
+    old = time.time() - 60
+    os.utime(inbox / "events-2.csv", (old, old))
+    os.utime(inbox / "events-3.csv", (old, old))
+    drop(inbox, "activity-1001.csv", "user_id,at,action\nu1,2025-10-01T08:30:00+08:00,login\n")
+    result = site("nightly", "--as-of", "2025-10-01T19:00", "--json")
+    record = json.loads(result.stdout)
+    assert record["counts"]["inbox_files"] == 3 and record["status"] == "ok"
+    assert [f["file"] for f in record["counts"]["inbox"]] == \
+        ["events-2.csv", "events-3.csv", "activity-1001.csv"]  # the monitoring log, not events
+    assert "inserted 1" in record["counts"]["inbox"][2]["detail"]
+    assert sorted(p.name for p in (inbox / "done").iterdir()) == \
+        ["activity-1001.csv", "catalog.yaml", "events-1.csv", "events-2.csv", "events-3.csv"]
+
+
+def test_exit_code_3_only_when_the_pass_raised_new_red_alerts(site, tmp_path):
+    drop(tmp_path / "inbox", "catalog.yaml", CATALOG)
+    drop(tmp_path / "inbox", "events.csv", events_csv([event("e1")]))  # never decided
+    early = site("nightly", "--exit-code", "--as-of", "2025-10-02T18:00")
+    assert early.exit_code == 0, early.output  # not overdue yet
+    late = site("nightly", "--exit-code", "--as-of", "2025-12-31T18:00")
+    assert late.exit_code == 3, late.output  # past the legal limit: red
+    assert "1 new red" in late.stdout
+    again = site("nightly", "--exit-code", "--as-of", "2026-01-05T18:00")
+    assert again.exit_code == 0, again.output  # the same red alert is not new
+    assert site("nightly", "--as-of", "2026-01-06T18:00").exit_code == 0
+    listed = site("runs", "list").stdout.splitlines()
+    assert len(listed) == 4 and all(" nightly " in line and " ok " in line for line in listed)
+
+
+def test_a_failed_pass_is_recorded_and_raises_an_operational_alert(site, tmp_path, db_url):
+    (tmp_path / "rules" / "overdue.yaml").write_text("rules:\n  - id: overdue\n    kindd: x\n")
+    result = site("nightly", "--as-of", "2025-10-02T18:00")
+    assert result.exit_code == 1
+    assert "FAILED (evaluate: " in result.stdout and "overdue.yaml:3:" in result.stdout
+    [line] = site("runs", "list", "--status", "failed").stdout.splitlines()
+    assert "nightly" in line and "overdue.yaml:3: unknown key 'kindd'" in line
+    engine = open_store(db_url)
+    with engine.connect() as conn:
+        [alert] = conn.execute(select(Alert).where(Alert.kind == "operational")).all()
+    engine.dispose()
+    assert (alert.level, alert.tier, alert.rule_id) == ("red", 2, "ops.run_failed")
+    assert alert.message.startswith("运行失败：任务 nightly（cli，")
+
+
+def test_a_run_left_running_by_a_dead_process_is_marked_interrupted(site, db_url):
+    engine = open_store(db_url)
+    with engine.begin() as conn:
+        conn.execute(insert(Run).values(job="nightly", trigger="cli", status="running",
+                                        started_at=datetime(2025, 10, 1, tzinfo=timezone.utc),
+                                        counts={}, holder="elsewhere:4242:dead"))
+    assert site("nightly", "--as-of", "2025-10-02T18:00").exit_code == 0
+    with engine.connect() as conn:
+        statuses = conn.execute(select(Run.status).order_by(Run.id)).scalars().all()
+        ops = conn.execute(select(Alert.rule_id).where(Alert.kind == "operational")).all()
+    engine.dispose()
+    assert statuses == ["interrupted", "ok"]
+    assert ops == [("ops.run_interrupted",)]
+    shown = site("alerts", "list", "--kind", "operational").stdout
+    assert "运行中断：任务 nightly" in shown
+
+
+def test_lease_busy_is_one_clear_line(site, db_url):
+    from monitor.lease import MAIN, acquire
+    from datetime import timedelta
+
+    engine = open_store(db_url)
+    acquire(engine, MAIN, "otherhost:1:abc", lambda: datetime.now(timezone.utc),
+            timedelta(seconds=60), 0)
+    result = site("run")
+    engine.dispose()
+    assert result.exit_code == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith("Error: another run holds the lock 'monitor' (otherhost:1:abc, until ")
+
+
+def test_catch_up_after_downtime_misses_nothing_and_duplicates_nothing(site, tmp_path,
+                                                                       db_url):
+    """Passes on Oct 1; the machine is down until Dec 31 while events keep arriving; the
+    next pass finds everything a single full audit of all events as of Dec 31 finds."""
+    inbox = tmp_path / "inbox"
+    first = [event("a1", "c1"), event("a2", "c2")]
+    later = [event("b1", "c1", "decide", "2025-10-09 10:00:00"),        # c1 decided in time
+             event("b2", "c3", "accept", "2025-10-20 09:00:00")]        # c3 never decided
+    drop(inbox, "catalog.yaml", CATALOG)
+    drop(inbox, "events-1.csv", events_csv(first))
+    assert site("nightly", "--as-of", "2025-10-01T18:00").exit_code == 0
+    drop(inbox, "events-2.csv", events_csv(later))
+    assert site("nightly", "--as-of", "2025-12-31T18:00").exit_code == 0
+
+    engine = open_store(db_url)
+    with engine.connect() as conn:
+        caught_up = conn.execute(select(Alert.dedupe_key, Alert.level)
+                                 .where(Alert.kind != "operational")).all()
+    engine.dispose()
+    (tmp_path / "full").mkdir()
+    with fresh_database(tmp_path / "full") as full_url:
+        runner = CliRunner()
+        for args in (["ingest", "catalog", str(inbox / "done" / "catalog.yaml")],
+                     ["ingest", "events", str(inbox / "done" / "events-1.csv"),
+                      str(inbox / "done" / "events-2.csv")],
+                     ["run", "--as-of", "2025-12-31T18:00"]):
+            assert runner.invoke(cli, ["--config", str(tmp_path / "config.yaml"),
+                                       "--db", full_url, *args]).exit_code == 0
+        engine = open_store(full_url)
+        with engine.connect() as conn:
+            full = conn.execute(select(Alert.dedupe_key, Alert.level)).all()
+        engine.dispose()
+    assert len(caught_up) == len(set(caught_up))
+    assert sorted(caught_up) == sorted(full)
+    assert ("overdue|c3", "red") in caught_up  # accepted while the machine was down
+    assert ("overdue|c2", "red") in caught_up
+
+
+def test_run_by_hand_takes_the_lease_and_escalates_once(site, tmp_path):
+    drop(tmp_path / "inbox", "catalog.yaml", CATALOG)
+    drop(tmp_path / "inbox", "events.csv", events_csv([event("e1")]))
+    assert site("nightly", "--as-of", "2025-10-01T18:00").exit_code == 0
+    result = site("run", "--as-of", "2025-12-31T18:00")
+    assert result.exit_code == 0, result.output
+    assert sum(line.startswith("supervision:") for line in result.stdout.splitlines()) == 1
+
+
+def test_the_pass_writes_the_month_to_date_report_beside_the_config(site, tmp_path):
+    drop(tmp_path / "inbox", "catalog.yaml", CATALOG)
+    drop(tmp_path / "inbox", "events.csv", events_csv([event("e1")]))  # accepted 2025-10-01
+    result = site("nightly", "--as-of", "2025-11-01T02:00")  # closes October
+    assert result.exit_code == 0, result.output
+    html = tmp_path / "reports" / "report-2025-10.html"
+    assert html.exists() and (tmp_path / "reports" / "report-2025-10.xlsx").exists()
+    assert f"report: {html}" in result.stdout
+    assert "电子监察通报" in html.read_text(encoding="utf-8")
