@@ -4,7 +4,8 @@ Each theme (regular handling, timeliness, fees, supervision response) starts wit
 points from ``config.yaml`` (``scores.themes``, 40/30/20/10 by default) and loses:
 
 - per finding of the period, by level (``scores.warning | yellow | red``), in the theme of
-  its rule kind (``scores.kind_themes``; kinds not listed: regular handling);
+  its rule kind (``scores.kind_themes``; kinds not listed: regular handling) — except a
+  finding resolved as a false positive, and one suppressed under an exemption;
 - per finding still to be acted on (``scores.unresolved``) and per finding escalated to
   tier 2 (``scores.escalated``), in supervision response;
 - per failed spot check (抽检) of a case completed in the period
@@ -53,7 +54,9 @@ def deductions(engine: Engine, config: Config, period: Period,
         for a in conn.execute(
                 select(Alert.id, Alert.department, Alert.kind, Alert.level, Alert.status,
                        Alert.escalated_at, Alert.case_id, Alert.message)
-                .join(d, d.c.id == Alert.id).where(cur).order_by(Alert.department, Alert.id)):
+                .join(d, d.c.id == Alert.id)
+                .where(cur, Alert.disposition.is_distinct_from("false_positive"))
+                .order_by(Alert.department, Alert.id)):
             dept = a.department or "-"
             theme = w.kind_themes.get(a.kind, "regular")
             out.append(Deduction(dept, theme, getattr(w, a.level), f"finding:{a.level}", a.id,

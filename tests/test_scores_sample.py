@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 
 from click.testing import CliRunner
@@ -96,3 +97,41 @@ def test_sample_is_reproducible_and_feeds_the_report(county):  # noqa: F811
     failed = [x for x in deductions(engine, config, period, "ZRJ")
               if x.reason == "failed_spot_check"]
     assert [x.case_id for x in failed] == [first[1].case_id]
+
+
+def test_exempted_and_false_positive_findings_cost_nothing_and_are_shown_apart(tmp_path):
+    """A suppressed (exempted) finding is not a finding in the report, but is shown in the
+    department's 已豁免 column; a finding resolved as a false positive costs no points."""
+    from conftest import fresh_database
+    from monitor.db import open_store
+    from monitor.demo import AS_OF, load_demo
+    from monitor.engine import evaluate
+    from monitor.supervision import resolve
+
+    with fresh_database(tmp_path) as url:
+        loaded = load_demo(tmp_path, seed=5, cases=300, now=NOW, database_url=url)
+        engine = open_store(url)
+        try:
+            config, period = loaded.config, parse_period(PERIOD)
+            evaluate(engine, config, AS_OF)
+            before = build_report(engine, config, period, NOW)
+            found = [x for x in deductions(engine, config, period)
+                     if x.reason.startswith("finding:")]
+            assert len(found) >= 2
+            wrong, exempt = found[0], found[-1]
+            with engine.begin() as conn:
+                to = conn.execute(text("SELECT assigned_to FROM alerts WHERE id = :i"),
+                                  {"i": wrong.alert_id}).scalar_one()
+                conn.execute(text("UPDATE alerts SET status = 'suppressed' WHERE id = :i"),
+                             {"i": exempt.alert_id})
+            to = json.loads(to) if isinstance(to, str) else to  # a JSON list of user ids
+            resolve(engine, wrong.alert_id, to[0], NOW, "false_positive", "误报：材料已齐全")
+            after = build_report(engine, config, period, NOW)
+            left = deductions(engine, config, period)
+        finally:
+            engine.dispose()
+    assert {x.alert_id for x in left}.isdisjoint({wrong.alert_id, exempt.alert_id})
+    rows = {r["department"]: r for r in after.tables["t_findings"].rows}
+    assert rows[exempt.department]["suppressed"] == 1
+    assert after.tables["t_findings"].total["suppressed"] == 1
+    assert after.summary["findings"] == before.summary["findings"] - 1

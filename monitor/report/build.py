@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from statistics import mean
 
@@ -38,6 +38,7 @@ class Figures:
     online: dict
     spot: dict
     sup: dict
+    suppressed: dict[str, int] = field(default_factory=dict)  # exempted, not counted
 
     @property
     def rows(self) -> list[dict]:
@@ -71,6 +72,7 @@ def gather(engine: Engine, config: Config, period: Period,
                           fg.findings_per_day(conn, scope), items, actors, names,
                           list(fg.red_alerts(conn, scope)), fg.online_rates(conn, scope, cal),
                           fg.spot_checks(conn, scope), {})
+        figures.suppressed = fg.suppressed_counts(conn, scope)
     figures.sup = _supervision(engine, config.tz, period, department)
     return figures
 
@@ -140,12 +142,14 @@ def _findings_table(f: Figures, label) -> Table:
         o, x = f.open_esc.get(d, (0, 0))
         return {**{lvl: f.findings(d, "cur", lvl) for lvl in fg.LEVELS}, "findings": n,
                 "findings_mom": change(n, f.findings(d, "prev")),
-                "findings_yoy": change(n, f.findings(d, "yoy")), "open": o, "escalated": x}
+                "findings_yoy": change(n, f.findings(d, "yoy")), "open": o, "escalated": x,
+                "suppressed": f.suppressed.get(d, 0)}
 
     t = Table("t_findings", [Column("department", "text"), Column("name", "text"),
                              *(Column(lvl) for lvl in fg.LEVELS), Column("findings"),
                              Column("findings_mom", "change"), Column("findings_yoy", "change"),
-                             Column("open"), Column("escalated")], f.by_dept(fill))
+                             Column("open"), Column("escalated"), Column("suppressed")],
+              f.by_dept(fill))
     t.total = _totals(t, label)
     t.total.update(findings_mom=change(t.total["findings"], f.findings(None, "prev")),
                    findings_yoy=change(t.total["findings"], f.findings(None, "yoy")))

@@ -146,8 +146,10 @@ def _aware(value):
     return aware(value)
 
 
-def dated_alerts(scope: Scope):
-    """Alerts with the moment their finding is about (``at``) and its bucket."""
+def dated_alerts(scope: Scope, suppressed: bool = False):
+    """Findings with the moment they are about (``at``) and its bucket. Operational alerts
+    (a run failed or was missed) are about the tool, not a department: never counted.
+    Findings kept as suppressed under an exemption are counted apart (``suppressed=True``)."""
     e = Event.__table__
     began = (select(func.min(e.c.occurred_at)).where(e.c.case_id == Alert.case_id)
              .scalar_subquery())
@@ -157,7 +159,9 @@ def dated_alerts(scope: Scope):
     inner = (select(Alert.id, Alert.department, Alert.kind, Alert.level, Alert.status,
                     Alert.escalated_at, Alert.item_code, Alert.actor, Alert.period,
                     at.label("at"), bucket.label("bucket"))
-             .where(scope.dept(Alert.department)).subquery())
+             .where(scope.dept(Alert.department), Alert.kind != "operational",
+                    (Alert.status == "suppressed") if suppressed
+                    else (Alert.status != "suppressed")).subquery())
     return select(inner).where(inner.c.bucket.is_not(None)).subquery()
 
 
@@ -183,6 +187,14 @@ def open_escalated(conn: Connection, scope: Scope) -> dict[str, tuple[int, int]]
                func.sum(case((d.c.escalated_at.is_not(None), 1), else_=0)))
         .where(cur).group_by(d.c.department))
     return {dd or "-": (int(o or 0), int(x or 0)) for dd, o, x in rows}
+
+
+def suppressed_counts(conn: Connection, scope: Scope) -> dict[str, int]:
+    """department → findings of the period kept as suppressed under an exemption."""
+    d = dated_alerts(scope, suppressed=True)
+    rows = conn.execute(select(d.c.department, func.count()).where(d.c.bucket == "cur")
+                        .group_by(d.c.department))
+    return {dd or "-": n for dd, n in rows}
 
 
 def findings_per_day(conn: Connection, scope: Scope) -> Counter:

@@ -49,6 +49,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "findings_yoy": ("发现同比", "Findings vs year before"),
     "open": ("未处置", "Open"),
     "escalated": ("升级二级", "Escalated"),
+    "suppressed": ("已豁免", "Exempted"),
     "reminders": ("一级催办", "Reminders"),
     "orders": ("二级督办", "Supervision orders"),
     "rectified": ("整改", "Rectified"),
