@@ -192,6 +192,10 @@ def test_every_format(county, tmp_path):
     assert result.exit_code == 1 and "needs --out FILE" in result.output
     result = runner.invoke(cli, base + ["--department", "NOPE"])
     assert result.exit_code == 1 and "no department 'NOPE'" in result.output
+    one = json.loads(runner.invoke(cli, base + ["--department", "ZRJ", "--format", "json"]).stdout)
+    rows = one["tables"]["t_findings"]["rows"]
+    assert [r["department"] for r in rows] == ["ZRJ"]
+    assert one["tables"]["t_findings"]["total"]["name"] == "合计"  # not the county's total
 
 
 def test_english_labels(county, tmp_path):

@@ -81,6 +81,9 @@ def build_report(engine: Engine, config: Config, period: Period, now: datetime,
                  department: str | None = None) -> Report:
     """The report for ``period`` (and one department, or all), as of ``now``."""
     label = labeler(config.language)
+    if department:  # one department's report: its total row is not the county's
+        county = label
+        label = lambda key: county("total_row" if key == "county" else key)  # noqa: E731
     f = gather(engine, config, period, department)
     rep = Report(label("report"), period, period.previous(), period.year_before(), department,
                  now, config.language)

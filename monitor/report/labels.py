@@ -15,6 +15,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "all_departments": ("全部部门", "all departments"),
     "summary": ("总体情况", "Summary"),
     "county": ("全县合计", "County total"),
+    "total_row": ("合计", "Total"),
     "no_data": ("无数据", "no data"),
     "more_rows": ("另有 {n} 条，见 XLSX/CSV/JSON 报表", "{n} more in the XLSX/CSV/JSON report"),
     # tables
