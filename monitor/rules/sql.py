@@ -36,6 +36,47 @@ def _seconds_pg(element, compiler, **kw):
     return f"EXTRACT(EPOCH FROM ({later} - {earlier}))"
 
 
+class time_point(FunctionElement):
+    """A UTC timestamp as a value :class:`seconds_since` takes: SQLite's julianday (a
+    float; parsing the text once per row, not once per comparison), PostgreSQL's
+    timestamp itself. ``seconds_since(time_point(a), time_point(b))`` is exactly
+    ``seconds_between(a, b)``."""
+
+    type = Float()
+    inherit_cache = True
+    name = "time_point"
+
+
+@compiles(time_point, "sqlite")
+def _point_sqlite(element, compiler, **kw):
+    return f"julianday({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(time_point, "postgresql")
+def _point_pg(element, compiler, **kw):
+    return compiler.process(element.clauses, **kw)
+
+
+class seconds_since(FunctionElement):
+    """``seconds_since(later, earlier)`` over two :class:`time_point` values."""
+
+    type = Float()
+    inherit_cache = True
+    name = "seconds_since"
+
+
+@compiles(seconds_since, "sqlite")
+def _since_sqlite(element, compiler, **kw):
+    later, earlier = (compiler.process(c, **kw) for c in element.clauses)
+    return f"ROUND(({later} - {earlier}) * 86400.0, 3)"
+
+
+@compiles(seconds_since, "postgresql")
+def _since_pg(element, compiler, **kw):
+    later, earlier = (compiler.process(c, **kw) for c in element.clauses)
+    return f"EXTRACT(EPOCH FROM ({later} - {earlier}))"
+
+
 class json_number(FunctionElement):
     """``json_number(col, key)``: the number stored under text ``key`` of a JSON object."""
 
