@@ -157,3 +157,15 @@ def dry_findings(store, config, rules, as_of) -> dict:
     [outcome] = evaluate(store, config, as_of, rules=rules, dry_run=True)
     assert outcome.error is None
     return {f.case_id: f for f in outcome.findings}
+
+
+def stored_alerts(engine) -> dict:
+    """dedupe key → (level, message) of every stored alert: what incremental and full runs
+    over the same history must agree on."""
+    from sqlalchemy import select
+
+    from monitor.models import Alert
+
+    with engine.connect() as conn:
+        return {a.dedupe_key: (a.level, a.message) for a in conn.execute(
+            select(Alert.dedupe_key, Alert.level, Alert.message))}

@@ -8,9 +8,9 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 from hypothesis import HealthCheck, example, given, settings, strategies as st
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 
-from conftest import NOW, event
+from conftest import NOW, event, stored_alerts
 from monitor.catalog import ingest_catalog
 from monitor.db import open_store
 from monitor.engine import evaluate
@@ -224,11 +224,5 @@ def test_incremental_equals_full(store, config, write_events, tmp_path, catalog_
         [inc] = evaluate(store, config, AS_OFS[moment], rules=r)
         [full] = evaluate(reference, config, AS_OFS[moment], rules=r, full=True)
         assert inc.error is None and full.error is None
-        assert alerts(store) == alerts(reference)
+        assert stored_alerts(store) == stored_alerts(reference)
     reference.dispose()
-
-
-def alerts(engine) -> dict:
-    with engine.connect() as conn:
-        return {a.dedupe_key: (a.level, a.message) for a in conn.execute(
-            select(Alert.dedupe_key, Alert.level, Alert.message))}
