@@ -61,6 +61,8 @@ def _deferred(conn: Connection, since: tuple[int, datetime], as_of: datetime,
     visible by ``as_of`` — one scan per run, shared by every rule with the same watermark
     (events are never changed, so the answer cannot go stale within a run)."""
     key = (since, as_of)
+    if since[1] >= as_of:  # as of the same moment again: nothing has come into view
+        return ()
     if key not in cache:
         ids = conn.scalars(select(Event.id)
                            .where(Event.id <= since[0], became_visible(since[1], as_of))

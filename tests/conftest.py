@@ -147,3 +147,15 @@ def pytest_collect_file(parent, file_path):
     from golden_plugin import collect
 
     return collect(parent, file_path)
+
+
+def stored_alerts(engine) -> dict:
+    """dedupe key → (level, message) of every stored alert: what incremental and full runs
+    over the same history must agree on."""
+    from sqlalchemy import select
+
+    from monitor.models import Alert
+
+    with engine.connect() as conn:
+        return {a.dedupe_key: (a.level, a.message) for a in conn.execute(
+            select(Alert.dedupe_key, Alert.level, Alert.message))}

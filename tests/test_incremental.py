@@ -12,9 +12,9 @@ import csv
 from datetime import datetime, timedelta, timezone
 
 from hypothesis import HealthCheck, given, settings, strategies as st
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 
-from conftest import EVENT_COLUMNS, NOW
+from conftest import EVENT_COLUMNS, NOW, stored_alerts
 from monitor.catalog import ingest_catalog
 from monitor.db import open_store
 from monitor.engine import evaluate
@@ -80,11 +80,5 @@ def test_incremental_equals_full(store, config, tmp_path, catalog_file, history,
             list(ingest_events(engine, config, [str(path)], NOW))
             for outcome in evaluate(engine, config, as_of, rules=rules, full=full):
                 assert outcome.error is None, outcome.error
-    assert alerts(store) == alerts(reference)
+    assert stored_alerts(store) == stored_alerts(reference)
     reference.dispose()
-
-
-def alerts(engine) -> dict:
-    with engine.connect() as conn:
-        return {a.dedupe_key: (a.level, a.message) for a in conn.execute(
-            select(Alert.dedupe_key, Alert.level, Alert.message))}

@@ -3,9 +3,10 @@ recorded_at → one alert per burst, naming the actor and listing the cases."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta, timezone
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 from sqlalchemy import delete, select
 
 from conftest import NOW, event
@@ -13,6 +14,7 @@ from monitor.alerts import render
 from monitor.engine import evaluate
 from monitor.ingest import ingest_events
 from monitor.models import Alert, Event, IngestRun, Quarantine, RuleState
+from monitor.rules.kinds import batch_entry
 from monitor.rules.loader import load_rules
 
 AS_OF = datetime(2025, 11, 1, tzinfo=timezone.utc)
@@ -142,51 +144,261 @@ def test_merged_bursts_keep_the_older_subject(store, config, write_events, tmp_p
     assert [f.subject for f in merged.findings] == ["u1|x0"]
 
 
-ENTRY = st.tuples(st.sampled_from(["u1", "u2"]), st.integers(0, 120))  # actor, second
+def whole_history(caplog) -> list[str]:
+    """Messages of incremental runs that could not cut an actor's history short."""
+    return [r.getMessage() for r in caplog.records if r.name == KIND_LOGGER]
+
+
+KIND_LOGGER = "monitor.rules.kinds.batch_entry"
+LONG = [30 * i for i in range(68)]  # 0 … 2010 s, every 30 s: dense (10 in 5 min) up to 1740
+
+
+def test_new_window_chaining_back_into_a_long_burst_extends_it(
+        store, config, write_events, tmp_path, caplog):
+    """The new entries' dense windows start after 1800 s, within the window of the last entry
+    before them but not of any dense start: evaluated from the earliest new entry less the
+    window, the long burst would be cut and the new windows reported as a burst of their own
+    (another subject). It must be followed back to its start."""
+    caplog.set_level(logging.INFO, logger=KIND_LOGGER)
+    rule_list = rules(tmp_path)
+    first = run(store, config, write_events, tmp_path, entries("a", LONG), rule_list)
+    assert [(f.subject, f.fields["count"]) for f in first.findings] == [("u1|a0", 68)]
+    more = run(store, config, write_events, tmp_path,
+               entries("n", [2100 + 10 * i for i in range(10)]), rule_list, name="more.csv")
+    assert more.incremental and [(f.subject, f.fields["count"]) for f in more.findings] == \
+        [("u1|a0", 78)]
+    assert (more.stored.new, more.stored.changed) == (0, 1)
+    [full] = evaluate(store, config, AS_OF, rules=rule_list, full=True, dry_run=True)
+    assert more.findings == full.findings
+    assert [(a.subject, a.evidence["count"]) for a in stored(store)] == [("u1|a0", 78)]
+    assert not whole_history(caplog)
+
+
+def test_a_burst_ending_more_than_a_window_before_still_chains(
+        store, config, write_events, tmp_path, caplog):
+    """Old: a burst every 10 s from 0 to 1090 s (dense up to 1000) and three stray entries
+    at 1250 … 1270. New: seven entries from 1500 s make 1250 a dense start, 250 s after
+    1000: all one burst, keyed on the old seed. The old burst ended 410 s before the first
+    new entry — more than a window — so alerts must be looked for up to two windows back."""
+    caplog.set_level(logging.INFO, logger=KIND_LOGGER)
+    rule_list = rules(tmp_path)
+    old = entries("a", [10 * i for i in range(110)]) + entries("s", [1250, 1260, 1270])
+    run(store, config, write_events, tmp_path, old, rule_list)
+    more = run(store, config, write_events, tmp_path,
+               entries("n", [1500 + 5 * i for i in range(7)]), rule_list, name="more.csv")
+    [f] = more.findings
+    assert (f.subject, f.fields["count"]) == ("u1|a0", 120)
+    [full] = evaluate(store, config, AS_OF, rules=rule_list, full=True, dry_run=True)
+    assert more.findings == full.findings
+    assert [a.subject for a in stored(store)] == ["u1|a0"]
+    assert not whole_history(caplog)
+
+
+def test_new_entries_chaining_forward_into_a_long_burst(store, config, write_events, tmp_path,
+                                                        caplog):
+    """New entries before a long burst: a burst of their own at 0 … 90 s, and a dense window
+    at 750 s that chains into the old burst starting at 1000 s, which runs to 3010 s — far
+    past the new entries' windows. The grown burst keeps the old seed."""
+    caplog.set_level(logging.INFO, logger=KIND_LOGGER)
+    rule_list = rules(tmp_path)
+    run(store, config, write_events, tmp_path, entries("a", [1000 + s for s in LONG]),
+        rule_list)
+    new = entries("p", [10 * i for i in range(10)]) + \
+        entries("q", [750 + 10 * i for i in range(10)])
+    more = run(store, config, write_events, tmp_path, new, rule_list, name="more.csv")
+    assert [(f.subject, f.fields["count"]) for f in more.findings] == \
+        [("u1|p0", 10), ("u1|a0", 78)]
+    assert more.findings[1].evidence["recorded_to"] == "2025-10-09T18:10:10+08:00"
+    [full] = evaluate(store, config, AS_OF, rules=rule_list, full=True, dry_run=True)
+    assert more.findings == full.findings
+    assert not whole_history(caplog)
+
+
+def test_a_long_burst_is_followed_out_round_by_round(store, config, write_events, tmp_path,
+                                                    caplog, monkeypatch):
+    """400 entries every 30 s (3 h 20 min) and one new entry at its end: the range looked at
+    first reaches two windows back; the burst found there starts at its edge, so it is looked
+    for again over wider ranges until it is found whole. Stored alerts play no part."""
+    caplog.set_level(logging.INFO, logger=KIND_LOGGER)
+    rule_list = rules(tmp_path)
+    run(store, config, write_events, tmp_path, entries("a", [30 * i for i in range(400)]),
+        rule_list)
+    with store.begin() as conn:
+        conn.execute(delete(Alert))
+    segmented, ranges = batch_entry._segmented_source, []
+    monkeypatch.setattr(batch_entry, "_segmented_source",
+                        lambda *a: ranges.append(len(a[-1])) or segmented(*a))
+    more = run(store, config, write_events, tmp_path, entries("n", [12000]), rule_list,
+               name="more.csv")
+    assert [(f.subject, f.fields["count"]) for f in more.findings] == [("u1|a0", 401)]
+    assert len(ranges) > 3 and not whole_history(caplog)
+    [full] = evaluate(store, config, AS_OF, rules=rule_list, full=True, dry_run=True)
+    assert more.findings == full.findings
+
+
+def test_after_too_many_widenings_the_whole_history_is_read(store, config, write_events,
+                                                           tmp_path, caplog, monkeypatch):
+    caplog.set_level(logging.INFO, logger=KIND_LOGGER)
+    rule_list = rules(tmp_path)
+    run(store, config, write_events, tmp_path, entries("a", LONG), rule_list)
+    monkeypatch.setattr(batch_entry, "ROUNDS", 1)
+    more = run(store, config, write_events, tmp_path,
+               entries("n", [2100 + 10 * i for i in range(10)]), rule_list, name="more.csv")
+    assert [(f.subject, f.fields["count"]) for f in more.findings] == [("u1|a0", 78)]
+    assert whole_history(caplog) == ["batch: 1 actor(s) evaluated over their whole history"]
+
+
+def test_alerts_with_stale_evidence_do_not_matter(store, config, write_events, tmp_path,
+                                                  caplog):
+    """With a message that names neither the count nor the start, an alert is not rewritten
+    as its burst grows: its evidence still gives the burst's first extent. The burst grows
+    at its start (back to −900 s), then new entries chain into its end: found whole."""
+    caplog.set_level(logging.INFO, logger=KIND_LOGGER)
+    rule_list = rules(tmp_path, scope=", message: '{actor} 批量录入'")
+    run(store, config, write_events, tmp_path, entries("a", LONG), rule_list)
+    early = run(store, config, write_events, tmp_path, entries("b", range(-900, 0, 30)),
+                rule_list, name="early.csv")
+    assert [(f.subject, f.fields["count"]) for f in early.findings] == [("u1|a0", 98)]
+    assert early.stored.unchanged == 1 and stored(store)[0].evidence["count"] == 68
+    more = run(store, config, write_events, tmp_path,
+               entries("n", [2100 + 10 * i for i in range(10)]), rule_list, name="more.csv")
+    [full] = evaluate(store, config, AS_OF, rules=rule_list, full=True, dry_run=True)
+    assert more.findings == full.findings
+    assert [(f.subject, f.fields["count"]) for f in more.findings] == [("u1|a0", 108)]
+    assert not whole_history(caplog)
+
+
+def test_only_bursts_with_new_entries_are_reported(store, config, write_events, tmp_path):
+    """The burst at 4600 s lies in the range looked at around the new entry at 5020 s but
+    holds no new entry: only the one the new entry joins is reported. The entry at 9000 s is
+    in no burst. A dry run reports, stores nothing, and the next run sees it as new again."""
+    rule_list = rules(tmp_path)
+    old = entries("a", range(10)) + entries("c", range(4600, 4610)) + \
+        entries("b", range(5000, 5010))
+    run(store, config, write_events, tmp_path, old, rule_list)
+    more = run(store, config, write_events, tmp_path, entries("n", [5020, 9000]), rule_list,
+               name="more.csv")
+    assert [(f.subject, f.fields["count"]) for f in more.findings] == [("u1|b0", 11)]
+    dry = run(store, config, write_events, tmp_path, entries("m", [20]), rule_list,
+              name="dry.csv", dry_run=True)
+    assert [(f.subject, f.fields["count"]) for f in dry.findings] == [("u1|a0", 11)]
+    assert dry.stored is None and [a.evidence["count"] for a in stored(store)] == [10, 10, 11]
+    again = run(store, config, write_events, tmp_path, [], rule_list)  # m20 is still new
+    assert [(f.subject, f.fields["count"]) for f in again.findings] == [("u1|a0", 11)]
+
+
+ACTOR = st.sampled_from(["u1", "u1", "u1", "u2"])
+
+
+@st.composite
+def runs(draw):
+    """Runs of entries, each tight (up to 8 s apart: a burst, often longer than the ranges
+    first looked at) or loose (5 to 30 s apart: now and then dense), one after another, so
+    bursts start, chain and stop anywhere near the edges of those ranges; then shuffled, so
+    a batch holds entries before, inside and after the old bursts."""
+    clock, times = 0.0, []
+    for actor, tight, count in draw(st.lists(st.tuples(ACTOR, st.booleans(),
+                                                       st.integers(1, 12)),
+                                             min_size=1, max_size=6)):
+        gaps = st.integers(0, 16) if tight else st.integers(10, 60)  # half-seconds
+        for _ in range(count):
+            clock += draw(gaps) / 2
+            times.append((actor, clock))
+    return draw(st.permutations(times))
+
+
+# entries (actor, second) in the order they are ingested: crowded (one long burst, many
+# ties) or in runs
+HISTORY = st.one_of(
+    st.lists(st.tuples(ACTOR, st.integers(0, 160).map(lambda h: h / 2)),
+             min_size=20, max_size=50),
+    runs())
+
+
+# entries in the batch; seconds after T0 the run is as of (None: AS_OF); a dry run first
+BATCH = st.tuples(st.sampled_from([1, 1, 2, 3, 5, 8, 13]),
+                  st.sampled_from([None, None, 60, 120, 240, 480]), st.booleans())
 
 
 def seed_of(subject: str) -> int:
     return int(subject.split("|e")[1])  # e<i>: ingested in order, so i orders events.id
 
 
-@settings(max_examples=25, deadline=None,
+@settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(history=st.lists(ENTRY, min_size=8, max_size=40),
-       cuts=st.lists(st.integers(1, 39), min_size=1, max_size=4))
+@given(history=HISTORY, batches=st.lists(BATCH, min_size=1, max_size=5),
+       old_first=st.booleans())
+# two bursts 16 s apart holding new entries, each cut by the range looked at around the other
+@example(history=[("u1", 0.0)] * 23 + [("u1", s) for s in (1.5, 16.5, 16.5, 26.5, 26.5,
+                                                              42.5, 27, 49, 48)],
+         batches=[(3, None, False), (21, None, False)], old_first=False)
+# new entry at 100 s, looked at over 68 … 132 s: dense starts 100, 104, 106 there; the one
+# at 119 (119, 133, 134) is dense only with entries past 132, and chains to 106: the burst
+# found there is cut, though its last dense start is more than a window before 132
+@example(history=[("u1", s) for s in (104, 106, 108, 119, 133, 134, 100)],
+         batches=[(6, None, False)], old_first=False)
+# SQLite rounds spans to the millisecond: 115 … 130.0004 s is dense there, and 115 chains
+# to the new entry at 100 s; without a second of slack, a range reaching 30 s past 100
+# would leave 130.0004 out and cut the burst at 100, a whole window before its edge
+@example(history=[("u1", s) for s in (100, 100, 115, 120, 130.0004, 100)],
+         batches=[(5, None, False)], old_first=False)
 def test_incremental_matches_full_and_subjects_only_move_to_older_entries(
-        store, config, write_events, tmp_path, history, cuts):
-    """Random entries in random batches. After each batch the incremental run finds exactly
-    what a full evaluation finds for the actors it touched, and the other actors' bursts are
-    unchanged. A burst's subject is kept as it grows; it moves only to an entry stored
-    before its seed (another burst, or a stray entry it reached), never to a new one."""
+        store, config, write_events, tmp_path, caplog, history, batches, old_first):
+    """Random entries in random batches (the first holding most of them, or not), each
+    evaluated as of a random moment (entries keyed in later are not visible yet; an earlier
+    moment than the last run's is a replay, run in full), some first in a dry run. Each incremental run reports only bursts a full
+    evaluation finds, exactly as it finds them, and afterwards every burst a full evaluation
+    finds has its alert as that finding renders, and no actor's whole history is read. A
+    burst's subject is kept as it grows; it moves only to an entry stored before its seed
+    (another burst, or a stray entry it reached), never to a new one."""
     with store.begin() as conn:
         for model in (Alert, RuleState, Event, Quarantine, IngestRun):
             conn.execute(delete(model))
+    caplog.set_level(logging.INFO, logger=KIND_LOGGER)
+    caplog.clear()
     rule_list = rules(tmp_path, ", params: {min_events: 3, window_minutes: 0.25}")
+    [rule] = rule_list
     rows = [event(f"e{i}", f"c{i % 7}", "accept", "2025-10-09 09:00:00", actor=actor,
                   recorded_at=(T0 + timedelta(seconds=s)).isoformat(sep=" "))
             for i, (actor, s) in enumerate(history)]
-    bounds = sorted({0, len(rows), *(c for c in cuts if c < len(rows))})
-    before: dict[str, object] = {}
-    for n, (lo, hi) in enumerate(zip(bounds, bounds[1:])):
-        inc = run(store, config, write_events, tmp_path, rows[lo:hi], rule_list,
-                  name=f"b{n}.csv")
-        [full] = evaluate(store, config, AS_OF, rules=rule_list, full=True, dry_run=True)
+    if old_first:  # most of the history first: few new entries among long, old bursts
+        rest = sum(size for size, _, _ in batches[1:])
+        batches[0] = (max(len(rows) - rest, 1), *batches[0][1:])
+    batches = batches + [(len(rows), None, False)]
+    lo, before, last_as_of = 0, {}, None
+    for n, (size, seconds, dry) in enumerate(batches):
+        if lo >= len(rows):
+            break
+        batch, lo = rows[lo:lo + size], lo + size
+        list(ingest_events(store, config, [str(write_events(batch, f"b{n}.csv"))], NOW))
+        as_of = AS_OF if seconds is None else \
+            (T0 + timedelta(seconds=seconds)).replace(tzinfo=config.tz).astimezone(timezone.utc)
+        [full] = evaluate(store, config, as_of, rules=rule_list, full=True, dry_run=True)
         now = {f.subject: f for f in full.findings}
-        touched = {r["actor"] for r in rows[lo:hi]}
-        message = {s: render(rule_list[0], f)[1] for s, f in now.items()}
-        assert {f.subject: render(rule_list[0], f)[1] for f in inc.findings} == \
-            {s: m for s, m in message.items() if now[s].actor in touched}
-        for subject, old in before.items():
-            if old.actor not in touched:
-                assert render(rule_list[0], now[subject]) == render(rule_list[0], old)
-            elif subject not in now:
-                [grown] = [f for f in now.values() if set(old.event_ids) <= set(f.event_ids)]
-                assert seed_of(grown.subject) < seed_of(subject)
-        before = now
-    alerts = {a.subject: a.message for a in stored(store)}
-    assert {s: alerts[s] for s in before} == {s: render(rule_list[0], f)[1]
-                                              for s, f in before.items()}
+        alerts = {a.subject: a.message for a in stored(store)}
+        if dry:
+            [trial] = evaluate(store, config, as_of, rules=rule_list, dry_run=True)
+            assert trial.error is None and trial.stored is None
+            assert all(f == now[f.subject] for f in trial.findings)
+            reported = {f.subject for f in trial.findings}
+            assert all(alerts.get(s) == render(rule, f)[1] for s, f in now.items()
+                       if s not in reported)
+        [inc] = evaluate(store, config, as_of, rules=rule_list)
+        assert inc.error is None
+        assert all(f == now[f.subject] for f in inc.findings)
+        assert len({f.subject for f in inc.findings}) == len(inc.findings)
+        alerts = {a.subject: a.message for a in stored(store)}
+        assert {s: alerts.get(s) for s in now} == {s: render(rule, f)[1] for s, f in now.items()}
+        assert not whole_history(caplog)
+        if last_as_of is None or as_of >= last_as_of:  # no replay: bursts only grow
+            for subject, old in before.items():
+                if subject not in now:
+                    [grown] = [f for f in now.values()
+                               if set(old.event_ids) <= set(f.event_ids)]
+                    assert seed_of(grown.subject) < seed_of(subject)
+                else:
+                    assert set(old.event_ids) <= set(now[subject].event_ids)
+        before, last_as_of = now, as_of
 
 
 def test_a_burst_keyed_in_after_the_last_run_is_found_without_new_events(

@@ -19,10 +19,10 @@ from datetime import datetime, tzinfo
 from functools import partial
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from ..config import Config
-from ..models import Department, Receipt
+from ..models import Department, Event, Receipt
 from ..timeutil import ValueProblem, parse_amount
 from .events import CatalogIndex, Rejected, normalize_event
 from .sources import Source, SourceRow
@@ -318,14 +318,17 @@ def process_receipt_batch(conn: Connection, rows: list[SourceRow], departments: 
     stored = {(d, p): a for d, p, a in conn.execute(
         select(Receipt.department, Receipt.period, Receipt.amount)
         .where(Receipt.department.in_({k[0] for k in fresh}))).all() if (d, p) in fresh}
+    # read in the writing statement itself, so it is at least any rule run's watermark
+    # that could not see this write
+    mark = select(func.coalesce(func.max(Event.id), 0)).scalar_subquery()
     for key, (_, rec) in fresh.items():
         if key not in stored:
-            conn.execute(insert(Receipt).values(**rec, run_id=run_id))
+            conn.execute(insert(Receipt).values(**rec, run_id=run_id, event_mark=mark))
             tally.inserted += 1
         elif stored[key] != rec["amount"]:
             conn.execute(update(Receipt).where(Receipt.department == key[0],
                                                Receipt.period == key[1])
-                         .values(amount=rec["amount"], run_id=run_id))
+                         .values(amount=rec["amount"], run_id=run_id, event_mark=mark))
             tally.replaced += 1
         else:
             tally.duplicates += 1

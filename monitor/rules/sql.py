@@ -14,26 +14,52 @@ from .finding import Context
 from .model import Scope
 
 
-class seconds_between(FunctionElement):
-    """``seconds_between(later, earlier)``: elapsed seconds between two UTC timestamps,
-    exact to the millisecond on both backends (SQLite's julianday is a float, so the
-    difference is rounded: 30 minutes must compare equal to 1800, not 1799.9999)."""
+class time_point(FunctionElement):
+    """A UTC timestamp as a value :class:`seconds_since` takes: SQLite's julianday (a
+    float; parsing the text once per row, not once per comparison), PostgreSQL's
+    timestamp itself. ``seconds_since(time_point(a), time_point(b))`` is exactly
+    ``seconds_between(a, b)``."""
 
     type = Float()
     inherit_cache = True
-    name = "seconds_between"
+    name = "time_point"
 
 
-@compiles(seconds_between, "sqlite")
-def _seconds_sqlite(element, compiler, **kw):
+@compiles(time_point, "sqlite")
+def _point_sqlite(element, compiler, **kw):
+    return f"julianday({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(time_point, "postgresql")
+def _point_pg(element, compiler, **kw):
+    return compiler.process(element.clauses, **kw)
+
+
+class seconds_since(FunctionElement):
+    """``seconds_since(later, earlier)`` over two :class:`time_point` values."""
+
+    type = Float()
+    inherit_cache = True
+    name = "seconds_since"
+
+
+@compiles(seconds_since, "sqlite")
+def _since_sqlite(element, compiler, **kw):
     later, earlier = (compiler.process(c, **kw) for c in element.clauses)
-    return f"ROUND((julianday({later}) - julianday({earlier})) * 86400.0, 3)"
+    return f"ROUND(({later} - {earlier}) * 86400.0, 3)"
 
 
-@compiles(seconds_between, "postgresql")
-def _seconds_pg(element, compiler, **kw):
+@compiles(seconds_since, "postgresql")
+def _since_pg(element, compiler, **kw):
     later, earlier = (compiler.process(c, **kw) for c in element.clauses)
     return f"EXTRACT(EPOCH FROM ({later} - {earlier}))"
+
+
+def seconds_between(later, earlier) -> ColumnElement:
+    """Elapsed seconds between two UTC timestamps, exact to the millisecond on both
+    backends (SQLite's julianday is a float, so the difference is rounded: 30 minutes
+    must compare equal to 1800, not 1799.9999)."""
+    return seconds_since(time_point(later), time_point(earlier))
 
 
 class json_number(FunctionElement):

@@ -21,25 +21,31 @@ collected offline) and an online total above receipts (money not remitted, 截�
   are not judged until a receipts row exists.
 * Scope: receipts are per department, so only the scope's department lists apply; item and
   category lists are ignored by this kind.
-* Not incremental (``INCREMENTAL = False``): receipts change without any new event, and
-  department-months are few, so every run compares them all.
+* Incremental: a department-month's figures, and so its finding, change only when an
+  online payment in it is stored, its receipts row is written (``receipts.event_mark``
+  at or above the previous run's event watermark: that run may not have seen it), the
+  month ends, or its receipts fall due — the last two between the previous run's as-of
+  and this one's. Only those department-months are compared again; every other one was
+  compared by the previous run with the same figures, and its alert (if any) stands.
+  Online totals are ranges of the partial index ``ix_events_fee_paid``, which the query
+  can use only when ``step = 'fee_paid'`` is a literal in it.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 
-from sqlalchemy import Connection, Integer, and_, case, func, literal_column, select, true
+from sqlalchemy import Connection, Integer, and_, case, func, literal_column, or_, select, true
 
 from ...models import Event, Receipt
 from ..finding import Context, Finding
+from ..sql import new_events
 from ._common import aware
 from ._fees import fen, money, yuan
-
-INCREMENTAL = False
 
 TITLE = "收费比对不符（网上收费与财政入库不一致）"
 DEFAULT_MESSAGE = ("{department} {period}：网上收费 {online} 元，财政入库 {receipts}，"
@@ -105,13 +111,19 @@ def _departments(scope, column):
     return and_(true(), *conditions)
 
 
+FEE_PAID = literal_column("'fee_paid'")  # a literal: the partial index applies
+
+
 def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     e, p = Event.__table__, rule.params
-    online = and_(e.c.step == "fee_paid", e.c.channel == "online",
+    online = and_(e.c.step == FEE_PAID, e.c.channel == "online",
                   _departments(rule.scope, e.c.department))
-    receipts = {(r.department, r.period): r.amount for r in conn.execute(
-        select(Receipt.department, Receipt.period, Receipt.amount)
-        .where(_departments(rule.scope, Receipt.department)))}
+    receipts, marks = {}, {}
+    for r in conn.execute(select(Receipt.department, Receipt.period, Receipt.amount,
+                                 Receipt.event_mark)
+                          .where(_departments(rule.scope, Receipt.department))):
+        receipts[(r.department, r.period)] = r.amount
+        marks[(r.department, r.period)] = r.event_mark
     earliest = conn.scalar(select(func.min(e.c.occurred_at))
                            .where(online, e.c.occurred_at <= ctx.as_of))
     firsts = [period for _, period in receipts]
@@ -120,18 +132,12 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     months = months_between(min(firsts), ctx) if firsts else []
     if not months:
         return
-    inner = (select(e.c.department, month_index(e.c.occurred_at, months).label("month"),
-                    fen(e.c.amount).label("amount"))
-             .where(online, e.c.occurred_at >= months[0].start,
-                    e.c.occurred_at < months[-1].end).subquery())
-    totals = {(r.department, months[r.month].period): (yuan(r.total), r.payments)
-              for r in conn.execute(
-                  select(inner.c.department, inner.c.month,
-                         func.coalesce(func.sum(inner.c.amount), 0).label("total"),
-                         func.count().label("payments"))
-                  .group_by(inner.c.department, inner.c.month))}
     by_period = {m.period: m for m in months}
-    keys = set(totals) | {k for k in receipts if k[1] in by_period}
+    if ctx.since_event_id is None:
+        totals = _all_totals(conn, online, months)
+        keys = set(totals) | {k for k in receipts if k[1] in by_period}
+    else:
+        keys, totals = _changed(conn, online, months, receipts, marks, p, ctx)
     for department, period in sorted(keys):
         finding = _compare(department, by_period[period], totals.get((department, period)),
                            receipts.get((department, period)), p, ctx)
@@ -139,15 +145,82 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
             yield finding
 
 
+Totals = dict[tuple[str, str], tuple[Decimal, int]]
+
+
+def _all_totals(conn: Connection, online, months: list[Month]) -> Totals:
+    """Every department-month's online total and payment count, in one pass."""
+    e = Event.__table__
+    inner = (select(e.c.department, month_index(e.c.occurred_at, months).label("month"),
+                    fen(e.c.amount).label("amount"))
+             .where(online, e.c.occurred_at >= months[0].start,
+                    e.c.occurred_at < months[-1].end).subquery())
+    return {(r.department, months[r.month].period): (yuan(r.total), r.payments)
+            for r in conn.execute(
+                select(inner.c.department, inner.c.month,
+                       func.coalesce(func.sum(inner.c.amount), 0).label("total"),
+                       func.count().label("payments"))
+                .group_by(inner.c.department, inner.c.month))}
+
+
+def _changed(conn: Connection, online, months: list[Month], receipts, marks, p: Params,
+             ctx: Context) -> tuple[set[tuple[str, str]], Totals]:
+    """The department-months whose figures may differ from the previous run's (see the
+    module's "Incremental"), and their online totals."""
+    e = Event.__table__
+    index = {m.period: i for i, m in enumerate(months)}
+    starts = [m.start for m in months]
+    # month index → departments to re-check (None: all of them)
+    wanted: dict[int, set[str] | None] = {}
+    for i, month in enumerate(months):
+        if month.end > ctx.since_as_of or (
+                p.missing_receipts and ctx.since_as_of < _due(month, p, ctx) <= ctx.as_of):
+            wanted[i] = None
+    for (department, period), mark in marks.items():
+        if period in index and (mark is None or mark >= ctx.since_event_id):
+            _want(wanted, index[period], department)
+    for department, at in conn.execute(
+            select(e.c.department, e.c.occurred_at)
+            .where(online, new_events(ctx), e.c.occurred_at >= months[0].start,
+                   e.c.occurred_at < months[-1].end)):
+        _want(wanted, bisect_right(starts, aware(at)) - 1, department)
+    keys: set[tuple[str, str]] = set()
+    totals: Totals = {}
+    for i, departments in sorted(wanted.items()):
+        month = months[i]
+        query = (select(e.c.department, func.coalesce(func.sum(fen(e.c.amount)), 0),
+                        func.count())
+                 .where(online, e.c.occurred_at >= month.start, e.c.occurred_at < month.end)
+                 .group_by(e.c.department))
+        if departments is not None:
+            query = query.where(e.c.department.in_(sorted(departments)))
+            keys |= {(d, month.period) for d in departments}
+        else:
+            keys |= {k for k in receipts if k[1] == month.period}
+        for department, total, payments in conn.execute(query):
+            totals[(department, month.period)] = (yuan(total), payments)
+            keys.add((department, month.period))
+    return keys, totals
+
+
+def _want(wanted: dict, month: int, department: str) -> None:
+    if month in wanted and wanted[month] is None:
+        return
+    wanted.setdefault(month, set()).add(department)
+
+
+def _due(month: Month, p: Params, ctx: Context) -> datetime:
+    """When a month with payments but no receipts row is compared with 0."""
+    end = month.end.astimezone(ctx.tz)
+    return datetime(end.year, end.month, end.day, tzinfo=ctx.tz) + timedelta(
+        days=p.receipts_due_days)
+
+
 def _compare(department: str, month: Month, online: tuple[Decimal, int] | None,
              received: Decimal | None, p: Params, ctx: Context) -> Finding | None:
     paid, payments = online or (yuan(0), 0)
-    if received is None:
-        end = month.end.astimezone(ctx.tz)
-        due = datetime(end.year, end.month, end.day, tzinfo=ctx.tz) + timedelta(
-            days=p.receipts_due_days)
-        if not p.missing_receipts or ctx.as_of < due:
-            return None
+    if received is None and (not p.missing_receipts or ctx.as_of < _due(month, p, ctx)):
+        return None
     against = yuan(0) if received is None else received
     difference = paid - against
     threshold = max(p.min_yuan, p.min_ratio * max(paid, against))

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, and_, case, func, literal, null, select
 
 from ...models import Event, Item
 from ..finding import Context, Finding
-from ..sql import changed_cases, in_scope, json_number, seconds_between
+from ..sql import changed_cases, in_scope, json_number, seconds_since, time_point
 from ._common import by_case, local
 
 TITLE = "环节办理过快（疑似事后补录）"
@@ -41,16 +41,21 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
         return
     e, prev = Event.__table__, Event.__table__.alias("prev")
     # 1. one narrow pass in (case_id, occurred_at) index order: each event's predecessor
-    #    and the gap, kept only when shorter than the longest limit anywhere (few rows)
-    ordered = dict(partition_by=e.c.case_id, order_by=(e.c.occurred_at, e.c.id))
-    pairs = select(e.c.id, e.c.occurred_at,
-                   func.lag(e.c.occurred_at).over(**ordered).label("prev_at"),
-                   func.lag(e.c.id).over(**ordered).label("prev_id"),
-                   ).where(e.c.occurred_at <= ctx.as_of,
-                           changed_cases(ctx, e.c.case_id)).subquery("pairs")
-    gap = seconds_between(pairs.c.occurred_at, pairs.c.prev_at)
+    #    and the gap, kept only when shorter than the longest limit anywhere (few rows,
+    #    materialised: the pass itself is not); each timestamp is parsed once
+    points = select(e.c.id, e.c.case_id, e.c.occurred_at,
+                    time_point(e.c.occurred_at).label("t"),
+                    ).where(e.c.occurred_at <= ctx.as_of,
+                            changed_cases(ctx, e.c.case_id)).subquery("points")
+    ordered = dict(partition_by=points.c.case_id, order_by=(points.c.occurred_at, points.c.id))
+    pairs = select(points.c.id, points.c.t,
+                   func.lag(points.c.t).over(**ordered).label("prev_t"),
+                   func.lag(points.c.id).over(**ordered).label("prev_id"),
+                   ).subquery("pairs")
+    gap = seconds_since(pairs.c.t, pairs.c.prev_t)
     close = (select(pairs.c.id, pairs.c.prev_id, gap.label("gap"))
-             .where(pairs.c.prev_at.is_not(None), gap < longest * 60).subquery("close"))
+             .where(pairs.c.prev_t.is_not(None), gap < longest * 60)
+             .cte("close").prefix_with("MATERIALIZED"))
     # 2. the candidates' details and their step's exact limit
     default = case({k: literal(float(v)) for k, v in defaults.items()}, value=e.c.step,
                    else_=null()) if defaults else null()
