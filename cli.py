@@ -88,6 +88,8 @@ def cli(ctx: click.Context, config_path: str | None, db_url: str | None, verbose
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=max(level, logging.DEBUG), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if verbose < 2:  # Alembic's plugin set-up lines would bury what -v is for
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     ctx.obj = App(config_path, db_url)
 
 
@@ -1486,12 +1488,26 @@ def serve(app: App, log_json: bool) -> None:
     (within schedule.misfire_grace_seconds) or is recorded as missed with an operational
     alert. Rule files are re-read at each run; an invalid edit is reported and the last
     good version keeps running. SIGTERM/SIGINT: the job in flight finishes, then exit 0
-    (1 if it failed). See the README for a systemd unit.
+    (1 if it failed). Logs one line per job run on stderr (the journal under systemd).
+
+    \b
+    Change the times in config.yaml (a sixth field in front gives seconds; `off` stops a job):
+      schedule:
+        jobs: {inbox: '*/2 * * * *', evaluate: '0 8-18 * * mon-fri', pull: off}
+    \b
+    Try it for a minute, then stop it with Ctrl-C:
+      permit-monitor serve
+    See the README for a systemd unit.
     """
     from monitor.scheduling import serve as run_daemon
 
     if log_json:
         _json_logs()
+    # A daemon's log is all its operator sees between start and stop (the journal under
+    # systemd): one line per job run and per inbox file, at INFO, without needing -v.
+    for name in ("monitor.scheduling", "monitor.inbox"):
+        if logging.getLogger(name).getEffectiveLevel() > logging.INFO:
+            logging.getLogger(name).setLevel(logging.INFO)
     code = run_daemon(_runner(app, "serve"))
     if code:
         raise click.exceptions.Exit(code)
