@@ -93,6 +93,20 @@ def cli(ctx: click.Context, config_path: str | None, db_url: str | None, verbose
     ctx.obj = App(config_path, db_url)
 
 
+def _warn_if_no_events(app: App) -> None:
+    """An all-zero report from an empty store looks like a quiet month: say which store."""
+    from sqlalchemy import select
+
+    from monitor.db import safe_url
+    from monitor.models import Event
+
+    with app.engine.connect() as conn:
+        if conn.scalar(select(Event.id).limit(1)) is None:
+            click.echo(f"warning: the database {safe_url(app.url)} holds no events: is it the "
+                       "one you meant? (--db URL or MONITOR_DATABASE_URL; the demo's is "
+                       "sqlite:///permit-monitor-demo/monitor.db)", err=True)
+
+
 @cli.command()
 @pass_app
 def init(app: App) -> None:
@@ -1263,6 +1277,7 @@ def report(app: App, period, date_from, date_to, department, fmt, out, table) ->
     from monitor.report import build_report
     from monitor.report.render import render
 
+    _warn_if_no_events(app)
     rep = build_report(app.engine, app.config, _period(app, period, date_from, date_to),
                        app.now(), department)
     key = f"t_{table}" if table else None
@@ -1293,6 +1308,7 @@ def scores(app: App, period, date_from, date_to, department, fmt, out, explain) 
     from monitor.report.render import render
     from monitor.scores import deductions, scorecard
 
+    _warn_if_no_events(app)
     when = _period(app, period, date_from, date_to)
     if explain:
         found = [x for x in deductions(app.engine, app.config, when, explain)]
