@@ -1466,8 +1466,11 @@ def nightly(app: App, as_of: str | None, exit_code: bool, log_json: bool, wait: 
     summary to stdout.
 
     \b
-    Example crontab line (02:00 every night; cron mails the summary, exit 3 = red):
+    Example crontab (02:00 every night; cron mails the summary, exit 3 = red). Cron's
+    environment is bare: name the database there, or the pass uses SQLite monitor.db:
+      MONITOR_DATABASE_URL=postgresql+psycopg://monitor@localhost/permit_monitor
       0 2 * * *  cd /srv/monitor && .venv/bin/permit-monitor nightly --exit-code 2>>nightly.log
+    Try it by hand first:  permit-monitor nightly
     """
     from monitor.jobs import run_job, summary
 
