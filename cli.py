@@ -84,6 +84,15 @@ def cli(ctx: click.Context, config_path: str | None, db_url: str | None, verbose
       permit-monitor ingest catalog catalog.yaml
       permit-monitor ingest events events.csv   (CSV, JSON Lines, XES; .gz; - for stdin)
       permit-monitor quarantine list            rows set aside, with file, line and reason
+      permit-monitor run                        evaluate the rules; alerts list shows them
+      permit-monitor report --period 2026-01    the monthly report (--format html|xlsx --out F)
+      permit-monitor nightly                    the whole audit in one pass (cron); serve: daemon
+      permit-monitor rules test FILE            golden tests before a rule change ships
+
+    \b
+    Which database: --db, else $MONITOR_DATABASE_URL, else config.yaml's database_url, else
+    monitor.db beside config.yaml. After `demo`:
+      export MONITOR_DATABASE_URL=sqlite:///permit-monitor-demo/monitor.db
     """
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=max(level, logging.DEBUG), stream=sys.stderr,
