@@ -84,11 +84,36 @@ def cli(ctx: click.Context, config_path: str | None, db_url: str | None, verbose
       permit-monitor ingest catalog catalog.yaml
       permit-monitor ingest events events.csv   (CSV, JSON Lines, XES; .gz; - for stdin)
       permit-monitor quarantine list            rows set aside, with file, line and reason
+      permit-monitor run                        evaluate the rules; alerts list shows them
+      permit-monitor report --period 2026-01    the monthly report (--format html|xlsx --out F)
+      permit-monitor nightly                    the whole audit in one pass (cron); serve: daemon
+      permit-monitor rules test FILE            golden tests before a rule change ships
+
+    \b
+    Which database: --db, else $MONITOR_DATABASE_URL, else config.yaml's database_url, else
+    monitor.db beside config.yaml. After `demo`:
+      export MONITOR_DATABASE_URL=sqlite:///permit-monitor-demo/monitor.db
     """
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=max(level, logging.DEBUG), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if verbose < 2:  # Alembic's plugin set-up lines would bury what -v is for
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     ctx.obj = App(config_path, db_url)
+
+
+def _warn_if_no_events(app: App) -> None:
+    """An all-zero report from an empty store looks like a quiet month: say which store."""
+    from sqlalchemy import select
+
+    from monitor.db import safe_url
+    from monitor.models import Event
+
+    with app.engine.connect() as conn:
+        if conn.scalar(select(Event.id).limit(1)) is None:
+            click.echo(f"warning: the database {safe_url(app.url)} holds no events: is it the "
+                       "one you meant? (--db URL or MONITOR_DATABASE_URL; the demo's is "
+                       "sqlite:///permit-monitor-demo/monitor.db)", err=True)
 
 
 @cli.command()
@@ -1261,6 +1286,7 @@ def report(app: App, period, date_from, date_to, department, fmt, out, table) ->
     from monitor.report import build_report
     from monitor.report.render import render
 
+    _warn_if_no_events(app)
     rep = build_report(app.engine, app.config, _period(app, period, date_from, date_to),
                        app.now(), department)
     key = f"t_{table}" if table else None
@@ -1291,6 +1317,7 @@ def scores(app: App, period, date_from, date_to, department, fmt, out, explain) 
     from monitor.report.render import render
     from monitor.scores import deductions, scorecard
 
+    _warn_if_no_events(app)
     when = _period(app, period, date_from, date_to)
     if explain:
         found = [x for x in deductions(app.engine, app.config, when, explain)]
@@ -1448,8 +1475,11 @@ def nightly(app: App, as_of: str | None, exit_code: bool, log_json: bool, wait: 
     summary to stdout.
 
     \b
-    Example crontab line (02:00 every night; cron mails the summary, exit 3 = red):
+    Example crontab (02:00 every night; cron mails the summary, exit 3 = red). Cron's
+    environment is bare: name the database there, or the pass uses SQLite monitor.db:
+      MONITOR_DATABASE_URL=postgresql+psycopg://monitor@localhost/permit_monitor
       0 2 * * *  cd /srv/monitor && .venv/bin/permit-monitor nightly --exit-code 2>>nightly.log
+    Try it by hand first:  permit-monitor nightly
     """
     from monitor.jobs import run_job, summary
 
@@ -1486,12 +1516,26 @@ def serve(app: App, log_json: bool) -> None:
     (within schedule.misfire_grace_seconds) or is recorded as missed with an operational
     alert. Rule files are re-read at each run; an invalid edit is reported and the last
     good version keeps running. SIGTERM/SIGINT: the job in flight finishes, then exit 0
-    (1 if it failed). See the README for a systemd unit.
+    (1 if it failed). Logs one line per job run on stderr (the journal under systemd).
+
+    \b
+    Change the times in config.yaml (a sixth field in front gives seconds; `off` stops a job):
+      schedule:
+        jobs: {inbox: '*/2 * * * *', evaluate: '0 8-18 * * mon-fri', pull: off}
+    \b
+    Try it for a minute, then stop it with Ctrl-C:
+      permit-monitor serve
+    See the README for a systemd unit.
     """
     from monitor.scheduling import serve as run_daemon
 
     if log_json:
         _json_logs()
+    # A daemon's log is all its operator sees between start and stop (the journal under
+    # systemd): one line per job run and per inbox file, at INFO, without needing -v.
+    for name in ("monitor.scheduling", "monitor.inbox"):
+        if logging.getLogger(name).getEffectiveLevel() > logging.INFO:
+            logging.getLogger(name).setLevel(logging.INFO)
     code = run_daemon(_runner(app, "serve"))
     if code:
         raise click.exceptions.Exit(code)

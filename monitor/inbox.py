@@ -117,6 +117,11 @@ def process_inbox(engine: Engine, config: Config, now: datetime,
     inbox = config.inbox
     if inbox is None:
         return []
+    if not inbox.dir.exists():
+        # A new operator sets `inbox: {dir: inbox}` and waits for files: the folder they
+        # drop into must exist, and a silent "0 file(s)" would not tell them it did not.
+        inbox.dir.mkdir(parents=True)
+        log.warning("inbox: created %s (it did not exist); drop files there", inbox.dir)
     out = []
     for kind, path in ready_files(inbox, settled_before):
         if not kind:

@@ -155,16 +155,17 @@ def serve(runner: Runner, stop: threading.Event | None = None) -> int:
         scheduler.start()
         for job in sorted(scheduler.get_jobs(), key=lambda j: j.id):
             log.info("job %-9s next %s (%s)", job.id, job.next_run_time, job.trigger)
-        log.warning("serve: scheduler started, %d job(s); SIGTERM or Ctrl-C to stop",
+        log.info("serve: scheduler started, %d job(s); SIGTERM or Ctrl-C to stop",
                     len(scheduler.get_jobs()))
         while not stop.wait(1):
             pass
         failed_before = len(_DAEMON["failed"])
-        log.warning("serve: stopping; waiting for the job in flight")
+        log.info("serve: stopping; waiting for the job in flight")
         scheduler.shutdown(wait=True)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
     failed = _DAEMON["failed"][failed_before:]
-    log.warning("serve: stopped%s", f" ({', '.join(failed)} failed)" if failed else "")
+    (log.error if failed else log.info)(
+        "serve: stopped%s", f" ({', '.join(failed)} failed)" if failed else "")
     return 1 if failed else 0

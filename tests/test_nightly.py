@@ -215,3 +215,15 @@ def test_the_pass_writes_the_month_to_date_report_beside_the_config(site, tmp_pa
     assert html.exists() and (tmp_path / "reports" / "report-2025-10.xlsx").exists()
     assert f"report: {html}" in result.stdout
     assert "电子监察通报" in html.read_text(encoding="utf-8")
+
+
+def test_a_missing_inbox_folder_is_created_and_said_so(site, tmp_path, caplog):
+    (tmp_path / "inbox").rmdir()
+    result = site("nightly", "--as-of", "2025-10-01T18:00")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "inbox").is_dir()
+    assert [r.getMessage() for r in caplog.records if "inbox: created" in r.getMessage()] == [
+        f"inbox: created {tmp_path / 'inbox'} (it did not exist); drop files there"]
+    caplog.clear()
+    site("nightly", "--as-of", "2025-10-01T19:00")
+    assert not [r for r in caplog.records if "inbox: created" in r.getMessage()]

@@ -289,3 +289,13 @@ def test_the_demo_ends_with_the_monthly_report(tmp_path):
     assert (tmp_path / "report-2026-01.html").stat().st_size > 10_000
     assert (tmp_path / "report-2026-01.xlsx").exists()
     assert lines[-1].endswith("scores --period 2026-01")
+
+
+def test_an_empty_store_says_so_instead_of_a_silent_all_zero_report(county, db_url):
+    """A new user who runs `report` outside the demo's folder gets a fresh, empty store."""
+    for command in (["report", "--period", PERIOD], ["scores", "--period", PERIOD]):
+        empty = CliRunner().invoke(cli, ["--db", db_url, *command])
+        assert empty.exit_code == 0, empty.output
+        assert "holds no events: is it the one you meant?" in empty.stderr
+        full = CliRunner().invoke(cli, ["--db", county["url"], *command])
+        assert full.exit_code == 0 and full.stderr == ""
