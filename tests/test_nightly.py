@@ -17,7 +17,8 @@ from sqlalchemy import delete, func, insert, select, update
 from cli import cli
 from conftest import CATALOG, EVENT_COLUMNS, event, fresh_database
 from monitor.db import open_store
-from monitor.models import Alert, RuleState, Run
+from monitor.models import Alert, RuleState, Run, TrailEntry
+from monitor.rules.kinds._common import aware
 
 SHIPPED = os.path.join(os.path.dirname(__file__), "..", "rules")
 
@@ -227,8 +228,7 @@ def test_catch_up_evaluates_as_of_each_missed_nightly_slot(site, tmp_path, db_ur
     def at(text):  # a local moment (Asia/Shanghai) in UTC
         return datetime.fromisoformat(text + "+08:00").astimezone(timezone.utc)
 
-    caught_up = {k: (level, raised.replace(tzinfo=timezone.utc) if raised.tzinfo is None
-                     else raised) for k, level, raised in alerts()}
+    caught_up = {k: (level, aware(raised)) for k, level, raised in alerts()}
     # the warning of Nov 14 (Nov 13: two working days left; the decision is after 02:00)
     assert caught_up["overdue|w1"] == ("warning", at("2025-11-14T02:00"))
     # keyed in on Nov 17 10:00: not visible at the Nov 17 slot, flagged as of Nov 18
@@ -238,6 +238,20 @@ def test_catch_up_evaluates_as_of_each_missed_nightly_slot(site, tmp_path, db_ur
         runs = conn.execute(select(Run.counts).where(Run.job == "nightly")
                             .order_by(Run.id)).scalars().all()
     assert runs[-1]["catch_up"]["skipped"] == 0 and len(runs[-1]["catch_up"]["slots"]) == 9
+
+    # escalation is not replayed per slot: once, as of the catch-up, for the alerts whose
+    # deadline (3 working days from the slot they were raised at) ran out during the
+    # downtime; late-entry|k1, raised as of Nov 18, is due Nov 21 and stays at tier 1
+    def escalations():
+        with engine.connect() as conn:
+            return conn.execute(select(Alert.dedupe_key, TrailEntry.at)
+                                .join(Alert, Alert.id == TrailEntry.alert_id)
+                                .where(TrailEntry.action == "escalated")
+                                .order_by(Alert.dedupe_key)).all()
+
+    assert [(k, aware(t)) for k, t in escalations()] == [
+        (k, at("2025-11-20T02:00"))
+        for k in ("overdue|w1", "same-actor-roles|k1", "same-actor-roles|w1")]
 
     # a catch-up done again over the same slots (its record and the rules' watermarks lost)
     # raises nothing twice
@@ -249,6 +263,7 @@ def test_catch_up_evaluates_as_of_each_missed_nightly_slot(site, tmp_path, db_ur
     assert again.exit_code == 0, again.output
     assert "caught up 9 missed slot(s)" in again.stdout and " 0 new alert(s)" in again.stdout
     assert [tuple(r[:2]) for r in alerts()] == [(k, v[0]) for k, v in sorted(caught_up.items())]
+    assert len(escalations()) == 3
     # the next night has nothing to catch up; k1 (accepted Nov 10) enters its warning
     nxt = site("nightly", "--as-of", "2025-11-21T02:00:05")
     assert "caught up" not in nxt.stdout
