@@ -128,10 +128,11 @@ def _step_evaluate(r: Runner, as_of: datetime, counts: dict) -> list[str]:
     rules = _rules(r, as_of, counts)
     todo = plan(r.engine, r.config, r.trigger, as_of)
     if todo.skipped:
-        log.warning("catch-up: %d missed slot(s) since %s; %d older than the last %d "
-                    "(catch_up_max_slots) are covered by the evaluation as of %s",
-                    todo.skipped + len(todo.slots), todo.since.isoformat(), todo.skipped,
-                    len(todo.slots), todo.slots[0].isoformat() if todo.slots else "now")
+        log.warning("catch-up: %d missed slot(s) since %s; catch_up_max_slots %d: the %d "
+                    "older one(s) are covered by the evaluation as of %s",
+                    todo.skipped + len(todo.slots), todo.since.isoformat(),
+                    r.config.catch_up_max_slots, todo.skipped,
+                    todo.slots[0].isoformat() if todo.slots else as_of.isoformat())
     if todo.slots or todo.skipped:
         counts["catch_up"] = todo.as_dict()
     new = changed = 0
@@ -316,14 +317,17 @@ def summary(result: JobResult, config: Config) -> str:
         parts.append(f"pulled {rows} new event(s) from {len(c['pulled'])} source(s);")
     if c.get("catch_up"):
         cu = c["catch_up"]
-        text = f"caught up {len(cu['slots'])} missed slot(s)"
         if cu["slots"]:
             first, last = (datetime.fromisoformat(cu["slots"][i]).astimezone(config.tz)
                            for i in (0, -1))
-            text += f" ({first:%Y-%m-%d %H:%M} … {last:%Y-%m-%d %H:%M})"
-        if cu["skipped"]:
-            text += (f", {cu['skipped']} older one(s) beyond catch_up_max_slots covered by "
-                     "the first")
+            text = (f"caught up {len(cu['slots'])} missed slot(s) "
+                    f"({first:%Y-%m-%d %H:%M} … {last:%Y-%m-%d %H:%M})")
+            if cu["skipped"]:
+                text += (f", {cu['skipped']} older one(s) beyond catch_up_max_slots covered "
+                         "by the first")
+        else:
+            text = (f"{cu['skipped']} missed slot(s) not caught up one by one "
+                    "(catch_up_max_slots 0)")
         parts.append(text + ";")
     if "rules" in c:
         parts.append(f"{c['rules']} rule(s) evaluated, {c['failed_rules']} failed: "

@@ -283,7 +283,9 @@ def test_catch_up_is_bounded_by_catch_up_max_slots(site, tmp_path, caplog):
     assert result.exit_code == 0, result.output
     assert ("caught up 3 missed slot(s) (2025-11-17 02:00 … 2025-11-19 02:00), 6 older "
             "one(s) beyond catch_up_max_slots covered by the first") in result.stdout
-    assert "6 older than the last 3 (catch_up_max_slots)" in caplog.text
+    assert ("9 missed slot(s) since 2025-11-09T18:00:00+00:00; catch_up_max_slots 3: the 6 "
+            "older one(s) are covered by the evaluation as of 2025-11-17T02:00:00+08:00"
+            in caplog.text)
 
 
 def test_run_by_hand_takes_the_lease_and_escalates_once(site, tmp_path):
