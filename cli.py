@@ -1463,9 +1463,10 @@ def nightly(app: App, as_of: str | None, exit_code: bool, log_json: bool, wait: 
     """One unattended pass, for cron: inbox, pull, rules, escalation, report, delivery.
 
     Ingests what waits in the inbox (and the source databases of `sources:`), evaluates
-    the rules incrementally (everything since the last run: nothing missed after
-    downtime, nothing raised twice), escalates, builds the day's report and delivers
-    notifications. Holds the database lock while it runs: a second pass, the daemon or a
+    the rules incrementally — after downtime first as of each nightly slot missed since
+    the last successful run (schedule.jobs.nightly, at most catch_up_max_slots), so
+    nothing is missed and nothing raised twice — escalates once, builds the day's report
+    and delivers notifications. Holds the database lock while it runs: a second pass, the daemon or a
     hand-started `run` waits (lease_wait_seconds) or exits with an error.
 
     \b

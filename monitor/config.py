@@ -76,6 +76,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("lease_wait_seconds", 60, int,
             "How long a run waits for another run to finish before giving up with an error "
             "(0: give up at once)."),
+    Setting("catch_up_max_slots", 31, int,
+            "After downtime, nightly and the daemon's evaluate/nightly jobs evaluate as of each "
+            "scheduled slot missed since the last successful run, then as of now; at most this "
+            "many slots (the most recent; older ones are covered by the oldest of them). "
+            "0: evaluate only as of now."),
     Setting("schedule", {}, dict,
             "The serve daemon's jobs and cron expressions; keys in the 'schedule' table below."),
     Setting("sources", {}, dict,
@@ -243,6 +248,7 @@ class Config:
     inbox: InboxConfig | None = None
     lease_seconds: int = 120
     lease_wait_seconds: int = 60
+    catch_up_max_slots: int = 31
     schedule: ScheduleConfig = field(default_factory=lambda: ScheduleConfig())
     sources: Mapping[str, PullSource] = field(default_factory=lambda: MappingProxyType({}))
 
@@ -507,12 +513,13 @@ def scheduling(values: dict[str, Any], raw: LineDict, where: str, base_dir: Path
     for name in ("lease_seconds",):
         if values[name] < 1:
             raise ConfigError(where, raw.line_of(name), f"'{name}' must be at least 1")
-    if values["lease_wait_seconds"] < 0:
-        raise ConfigError(where, raw.line_of("lease_wait_seconds"),
-                          "'lease_wait_seconds' must be 0 or more")
+    for name in ("lease_wait_seconds", "catch_up_max_slots"):
+        if values[name] < 0:
+            raise ConfigError(where, raw.line_of(name), f"'{name}' must be 0 or more")
     return {"inbox": _inbox(values["inbox"] or LineDict(), where, base_dir),
             "lease_seconds": values["lease_seconds"],
             "lease_wait_seconds": values["lease_wait_seconds"],
+            "catch_up_max_slots": values["catch_up_max_slots"],
             "schedule": _schedule(values["schedule"] or LineDict(), where),
             "sources": _sources(values["sources"] or LineDict(), where)}
 

@@ -9,10 +9,11 @@ them in that order. A step that fails with a :class:`MonitorError` is recorded a
 next steps still run (a source database that is down must not stop the audit); the run
 is then ``failed`` and raises an operational alert.
 
-Catch-up: evaluation is incremental from each rule's watermark (monitor/engine.py), so
-after downtime the next run looks at everything stored since the last successful one,
-as of its own moment (time-based rules such as overdue are computed as of that moment);
-alerts are keyed by rule and subject, so nothing is raised twice.
+Catch-up (monitor/catchup.py): after downtime the ``evaluate`` step evaluates as of each
+scheduled slot missed since the last successful run, then as of the run's own moment,
+each incrementally from the rules' watermarks (monitor/engine.py), so a finding that
+existed only at a missed slot is raised too; alerts are keyed by rule and subject, so
+nothing is raised twice. Escalation runs once, as of the run's moment.
 """
 
 from __future__ import annotations
@@ -119,17 +120,38 @@ def _step_pull(r: Runner, as_of: datetime, counts: dict) -> list[str]:
 
 
 def _step_evaluate(r: Runner, as_of: datetime, counts: dict) -> list[str]:
+    """The rules as of each scheduled slot missed since the last successful run (see
+    monitor/catchup.py), oldest first, then as of ``as_of``."""
+    from .catchup import plan
     from .engine import evaluate
 
     rules = _rules(r, as_of, counts)
-    outcomes = evaluate(r.engine, r.config, as_of, rules=rules)
+    todo = plan(r.engine, r.config, r.trigger, as_of)
+    if todo.skipped:
+        log.warning("catch-up: %d missed slot(s) since %s; catch_up_max_slots %d: the %d "
+                    "older one(s) are covered by the evaluation as of %s",
+                    todo.skipped + len(todo.slots), todo.since.isoformat(),
+                    r.config.catch_up_max_slots, todo.skipped,
+                    todo.slots[0].isoformat() if todo.slots else as_of.isoformat())
+    if todo.slots or todo.skipped:
+        counts["catch_up"] = todo.as_dict()
+    new = changed = 0
+    errors: dict[str, str] = {}
+    for moment in [*todo.slots, as_of]:
+        if moment is not as_of:
+            log.info("catch-up: evaluating as of missed slot %s", moment.isoformat())
+        outcomes = evaluate(r.engine, r.config, moment, rules=rules)
+        new += sum(o.stored.new for o in outcomes if o.stored)
+        changed += sum(o.stored.changed for o in outcomes if o.stored)
+        for o in outcomes:
+            if o.error:
+                errors.setdefault(o.rule.id, f"rule {o.rule.id} failed as of "
+                                             f"{moment.isoformat()}: {o.error}")
     counts["rules"] = len(outcomes)
     counts["findings"] = sum(len(o.findings) for o in outcomes)
-    counts["new_alerts"] = sum(o.stored.new for o in outcomes if o.stored)
-    counts["updated_alerts"] = sum(o.stored.changed for o in outcomes if o.stored)
-    errors = [f"rule {o.rule.id} failed: {o.error}" for o in outcomes if o.error]
+    counts["new_alerts"], counts["updated_alerts"] = new, changed
     counts["failed_rules"] = len(errors)
-    return errors
+    return list(errors.values())
 
 
 def _step_escalate(r: Runner, as_of: datetime, counts: dict) -> list[str]:
@@ -293,6 +315,20 @@ def summary(result: JobResult, config: Config) -> str:
     if c.get("pulled"):
         rows = sum(t["inserted"] for t in c["pulled"].values())
         parts.append(f"pulled {rows} new event(s) from {len(c['pulled'])} source(s);")
+    if c.get("catch_up"):
+        cu = c["catch_up"]
+        if cu["slots"]:
+            first, last = (datetime.fromisoformat(cu["slots"][i]).astimezone(config.tz)
+                           for i in (0, -1))
+            text = (f"caught up {len(cu['slots'])} missed slot(s) "
+                    f"({first:%Y-%m-%d %H:%M} … {last:%Y-%m-%d %H:%M})")
+            if cu["skipped"]:
+                text += (f", {cu['skipped']} older one(s) beyond catch_up_max_slots covered "
+                         "by the first")
+        else:
+            text = (f"{cu['skipped']} missed slot(s) not caught up one by one "
+                    "(catch_up_max_slots 0)")
+        parts.append(text + ";")
     if "rules" in c:
         parts.append(f"{c['rules']} rule(s) evaluated, {c['failed_rules']} failed: "
                      f"{c['new_alerts']} new alert(s), {c['updated_alerts']} updated, "

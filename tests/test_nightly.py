@@ -12,12 +12,13 @@ from datetime import datetime, timezone
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import insert, select
+from sqlalchemy import delete, func, insert, select, update
 
 from cli import cli
 from conftest import CATALOG, EVENT_COLUMNS, event, fresh_database
 from monitor.db import open_store
-from monitor.models import Alert, Run
+from monitor.models import Alert, RuleState, Run, TrailEntry
+from monitor.rules.kinds._common import aware
 
 SHIPPED = os.path.join(os.path.dirname(__file__), "..", "rules")
 
@@ -195,6 +196,96 @@ def test_catch_up_after_downtime_misses_nothing_and_duplicates_nothing(site, tmp
     assert sorted(caught_up) == sorted(full)
     assert ("overdue|c3", "red") in caught_up  # accepted while the machine was down
     assert ("overdue|c2", "red") in caught_up
+
+
+def test_catch_up_evaluates_as_of_each_missed_nightly_slot(site, tmp_path, db_url):
+    """w1, accepted Mon Nov 3, promised 10 working days (deadline Mon Nov 17): at the 02:00
+    pass of Fri Nov 14 it is open with one working day left — a warning (临期预警) — and it
+    is decided that morning. The machine is down from Nov 10 to Nov 20: the catch-up pass
+    evaluates as of each missed 02:00 slot, so the warning is raised as of Nov 14, and an
+    event is visible at a slot only once it happened (and, for late keying, was keyed in)."""
+    inbox = tmp_path / "inbox"
+    drop(inbox, "catalog.yaml", CATALOG)
+    drop(inbox, "events-1.csv", events_csv([event("w-acc", "w1", occurred_at="2025-11-03 09:00:00"),
+                                            event("k-acc", "k1", occurred_at="2025-11-10 01:00:00")]))
+    assert site("nightly", "--as-of", "2025-11-10T02:00").exit_code == 0
+    drop(inbox, "events-2.csv", events_csv([
+        event("w-dec", "w1", "decide", "2025-11-14 10:00:00"),              # in time
+        event("k-rev", "k1", "review", "2025-11-12 10:00:00",               # keyed in 5 days
+              recorded_at="2025-11-17 10:00:00")]))                       # later: late entry
+    result = site("nightly", "--as-of", "2025-11-20T02:00")
+    assert result.exit_code == 0, result.output
+    assert "caught up 9 missed slot(s) (2025-11-11 02:00 … 2025-11-19 02:00)" in result.stdout
+
+    engine = open_store(db_url)
+
+    def alerts():
+        with engine.connect() as conn:
+            return conn.execute(select(Alert.dedupe_key, Alert.level, Alert.raised_at)
+                                .where(Alert.kind != "operational")
+                                .order_by(Alert.dedupe_key)).all()
+
+    def at(text):  # a local moment (Asia/Shanghai) in UTC
+        return datetime.fromisoformat(text + "+08:00").astimezone(timezone.utc)
+
+    caught_up = {k: (level, aware(raised)) for k, level, raised in alerts()}
+    # the warning of Nov 14 (Nov 13: two working days left; the decision is after 02:00)
+    assert caught_up["overdue|w1"] == ("warning", at("2025-11-14T02:00"))
+    # keyed in on Nov 17 10:00: not visible at the Nov 17 slot, flagged as of Nov 18
+    assert caught_up["late-entry|k1"][1] == at("2025-11-18T02:00")
+    # evaluating once as of the catch-up moment (the old behaviour) would not see the warning
+    with engine.connect() as conn:
+        runs = conn.execute(select(Run.counts).where(Run.job == "nightly")
+                            .order_by(Run.id)).scalars().all()
+    assert runs[-1]["catch_up"]["skipped"] == 0 and len(runs[-1]["catch_up"]["slots"]) == 9
+
+    # escalation is not replayed per slot: once, as of the catch-up, for the alerts whose
+    # deadline (3 working days from the slot they were raised at) ran out during the
+    # downtime; late-entry|k1, raised as of Nov 18, is due Nov 21 and stays at tier 1
+    def escalations():
+        with engine.connect() as conn:
+            return conn.execute(select(Alert.dedupe_key, TrailEntry.at)
+                                .join(Alert, Alert.id == TrailEntry.alert_id)
+                                .where(TrailEntry.action == "escalated")
+                                .order_by(Alert.dedupe_key)).all()
+
+    assert [(k, aware(t)) for k, t in escalations()] == [
+        (k, at("2025-11-20T02:00"))
+        for k in ("overdue|w1", "same-actor-roles|k1", "same-actor-roles|w1")]
+
+    # a catch-up done again over the same slots (its record and the rules' watermarks lost)
+    # raises nothing twice
+    with engine.begin() as conn:
+        conn.execute(update(Run).where(Run.id == conn.scalar(select(func.max(Run.id))))
+                     .values(status="failed"))
+        conn.execute(delete(RuleState))
+    again = site("nightly", "--as-of", "2025-11-20T02:00")
+    assert again.exit_code == 0, again.output
+    assert "caught up 9 missed slot(s)" in again.stdout and " 0 new alert(s)" in again.stdout
+    assert [tuple(r[:2]) for r in alerts()] == [(k, v[0]) for k, v in sorted(caught_up.items())]
+    assert len(escalations()) == 3
+    # the next night has nothing to catch up; k1 (accepted Nov 10) enters its warning
+    nxt = site("nightly", "--as-of", "2025-11-21T02:00:05")
+    assert "caught up" not in nxt.stdout
+    assert {r[0] for r in alerts()} - set(caught_up) == {"overdue|k1"}  # its warning day
+    engine.dispose()
+
+
+def test_catch_up_is_bounded_by_catch_up_max_slots(site, tmp_path, caplog):
+    """Ten nights down with catch_up_max_slots 3: the three most recent slots are evaluated
+    one by one, the first of them covering the older ones, and the summary says so."""
+    with open(tmp_path / "config.yaml", "a") as f:
+        f.write("catch_up_max_slots: 3\n")
+    drop(tmp_path / "inbox", "catalog.yaml", CATALOG)
+    drop(tmp_path / "inbox", "events.csv", events_csv([event("e1")]))
+    assert site("nightly", "--as-of", "2025-11-10T02:00").exit_code == 0
+    result = site("nightly", "--as-of", "2025-11-20T02:00")
+    assert result.exit_code == 0, result.output
+    assert ("caught up 3 missed slot(s) (2025-11-17 02:00 … 2025-11-19 02:00), 6 older "
+            "one(s) beyond catch_up_max_slots covered by the first") in result.stdout
+    assert ("9 missed slot(s) since 2025-11-09T18:00:00+00:00; catch_up_max_slots 3: the 6 "
+            "older one(s) are covered by the evaluation as of 2025-11-17T02:00:00+08:00"
+            in caplog.text)
 
 
 def test_run_by_hand_takes_the_lease_and_escalates_once(site, tmp_path):

@@ -242,3 +242,23 @@ def test_sigterm_waits_for_a_job_in_flight_that_then_fails_and_exits_1(tmp_path,
     assert proc.returncode == 1, out
     assert out.index("serve: stopping") < out.index("pull failed: pull wf: source 'wf'")
     assert "serve: stopped (pull failed)" in out
+
+
+def test_the_daemons_evaluate_job_catches_up_on_the_runs_it_missed(tmp_path, store):
+    """Down from Friday's 18:00 evaluation to Monday 09:00: the next evaluate job evaluates
+    as of the weekend's and Monday's 02:00 nightly slots and Monday's 08:00 evaluation
+    first (the 09:00 one is its own), and the one after it has nothing to catch up."""
+    from monitor.jobs import Runner, run_job
+
+    moments = iter([local(2025, 11, 7, 18, 0, 2), local(2025, 11, 10, 9, 0, 3),
+                    local(2025, 11, 10, 10, 0, 1)])
+    runner = Runner(store, Config(path=None, base_dir=tmp_path), clock=lambda: now,
+                    trigger="serve")
+    results = []
+    for now in moments:
+        results.append(run_job(runner, "evaluate"))
+    assert [r.status for r in results] == ["ok"] * 3
+    assert "catch_up" not in results[0].counts and "catch_up" not in results[2].counts
+    assert results[1].counts["catch_up"]["slots"] == [
+        t.isoformat() for t in (local(2025, 11, 8, 2), local(2025, 11, 9, 2),
+                                local(2025, 11, 10, 2), local(2025, 11, 10, 8))]
