@@ -66,6 +66,7 @@ from ...calendar import WorkCalendar
 from ...models import Alert, Event, Item, RuleState
 from ..finding import Context, Finding
 from ..sql import in_scope, new_events, seconds_between
+from . import _step_limits
 from ._common import aware, by_case, local
 
 TITLE = "办件超期（超过承诺或法定办理期限）"
@@ -105,7 +106,8 @@ class Clock:
 
 
 def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
-    rows = conn.execute(_candidates(rule, ctx, _last_day(conn, rule, ctx))).all()
+    last_day = _last_day(conn, rule, ctx)
+    rows = conn.execute(_candidates(rule, ctx, last_day)).all()
     stops = _clock_events(conn, [r.case_id for r in rows if r.stops], ctx)
     found = []
     for r in rows:
@@ -121,6 +123,23 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     ids = _event_ids(conn, [r.case_id for r, *_ in found], ctx)
     for r, clock, level, kept in found:
         yield _finding(r, clock, level, kept, ids.get(r.case_id, {}), rule.params, ctx)
+    yield from _step_findings(conn, rule, ctx, last_day)
+
+
+def _step_findings(conn: Connection, rule, ctx: Context, last_day: date | None) -> list[Finding]:
+    """Steps past the catalog's ``step_days`` (see :mod:`._step_limits`)."""
+    limits = _step_limits.item_limits(conn)
+    if not limits:
+        return []
+    def incremental(seen):
+        return _incremental(ctx, seen, last_day)
+
+    alerts = _step_limits.alerted(conn, rule, ctx, limits, incremental)
+    rows = _step_limits.candidates(conn, rule, ctx, limits, incremental,
+                                   sorted({case_id for case_id, _ in alerts}))
+    spans = _step_limits.spans(rows, limits, ctx)
+    stops = _clock_events(conn, sorted({s.case_id for s in spans}), ctx)
+    return _step_limits.findings(spans, stops, alerts, rule.params, ctx)
 
 
 def _last_day(conn: Connection, rule, ctx: Context) -> date | None:
