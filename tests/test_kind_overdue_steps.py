@@ -211,3 +211,24 @@ def test_runs_on_successive_days_leave_what_a_full_run_finds(store, config, writ
         stored = {a.subject: (a.level, a.message) for a in conn.execute(select(Alert))}
     [full] = evaluate(store, config, moment, rules=rule, full=True, dry_run=True)
     assert stored == {f.subject: render(rule[0], f) for f in full.findings}
+
+
+def test_explain_shows_each_step_against_its_limit(store, config, write_events, tmp_path):
+    from monitor.rules.explain import explain
+
+    ingest_rows(store, config, write_events, steps(
+        "late", ("accept", at("11-03")), ("survey", at("11-05")), ("review", at("11-13")),
+        ("approve", at("11-14", 9)), ("decide", at("11-14"))))
+    rule = rules(tmp_path)
+    evaluate(store, config, LATER, rules=rule)
+    out = explain(store, config, rule, "overdue", "late", LATER)
+    steps_checked = [c for c in out.checks if c.startswith("step ")]
+    assert steps_checked == [
+        "step survey (limit 3 working days, step_days): from accept 2025-11-03 to 2025-11-05;"
+        " used 2, suspended 0 not counted; deadline 2025-11-06 → ok",
+        "step review (limit 5 working days, step_days): from survey 2025-11-05 to 2025-11-13;"
+        " used 6, suspended 0 not counted; deadline 2025-11-12 → OVER",
+        "step approve (limit 2 working days, step_days): from review 2025-11-13 to 2025-11-14;"
+        " used 1, suspended 0 not counted; deadline 2025-11-17 → ok"]
+    assert out.verdict.startswith("FINDING [yellow] 案件 late：审查（review）环节")
+    assert out.alert.startswith("alert ") and out.alert.endswith(" · late|review")

@@ -140,6 +140,22 @@ def spans(rows: Sequence, limits: dict, ctx: Context) -> list[SimpleNamespace]:
     return out
 
 
+def spans_of(events: Sequence, limits: dict[str, int], ctx: Context) -> list[SimpleNamespace]:
+    """The same spans for one case's events (ordered by time, then storage), in Python:
+    what ``rules explain`` shows. The detector finds them in SQL (:func:`candidates`)."""
+    flow = [e for e in events if e.step not in CLOCK_STEPS]
+    rows = [SimpleNamespace(
+        case_id=e.case_id, item_code=e.item_code, department=e.department, event_id=e.event_id,
+        step=e.step, occurred_at=e.occurred_at, prev_at=p.occurred_at if p else None,
+        prev_id=p.event_id if p else None, prev_step=p.step if p else None,
+        back=len(flow) - i, limit=limits.get(e.step),
+        furthest=max((ORDER.index(x.step) for x in flow if x.step in ORDER), default=-1),
+        ended=any(x.step in ("decide", "complete") for x in flow),
+        accepted=any(x.step == "accept" for x in flow))
+        for i, (p, e) in enumerate(zip([None, *flow], flow))]
+    return spans(rows, {e.item_code: limits for e in flow}, ctx)
+
+
 def measure(span, stops: Sequence, params, ctx: Context):
     """The case clock over one span: suspensions inside it not counted, no extensions."""
     from .overdue import _clock
