@@ -43,7 +43,15 @@ every case that was still open when the previous run's date began (time passes f
 cases, and a decision stored ahead of a replayed ``as_of`` comes into view) — one scan
 of the acceptance, decision and completion events. Within a date an open case's level
 and message cannot change (they depend on dates only), so later runs that day look at
-new events alone. Per-item ``step_days`` (step-level limits) are not implemented.
+new events alone.
+
+**Step limits** (环节时限, catalog ``step_days``): a second family of findings from the
+same rule, subject ``CASE|step``, level ``yellow`` — a step past its own limit even while
+the case is within its limit, on this clock's terms (see :mod:`._step_limits`). Part of
+this kind, not a kind of its own, because the limits live in the catalog: an admin sets
+``step_days`` on an item and the one ``overdue`` rule (its scope, action, message,
+version) covers both; there is no second rule file to keep in step, and items without
+``step_days`` cost no query at all.
 
 The SQL aggregates one row per case (acceptance, decision, completion, how many clock
 events); only cases that could be late — open, or ended more than ``promised_days - 1``
