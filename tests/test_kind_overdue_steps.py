@@ -232,3 +232,22 @@ def test_explain_shows_each_step_against_its_limit(store, config, write_events, 
         " used 1, suspended 0 not counted; deadline 2025-11-17 → ok"]
     assert out.verdict.startswith("FINDING [yellow] 案件 late：审查（review）环节")
     assert out.alert.startswith("alert ") and out.alert.endswith(" · late|review")
+
+
+def test_a_step_alert_does_not_make_the_case_late_in_the_report(store, config, write_events,
+                                                                tmp_path):
+    from monitor.report.figures import Scope, completions
+    from monitor.report.period import parse_period
+
+    ingest_rows(store, config, write_events, [
+        *steps("step-late", ("accept", at("11-03")), ("survey", at("11-05")),
+               ("review", at("11-13")), ("approve", at("11-14", 9)), ("decide", at("11-14")),
+               ("complete", at("11-14", 16))),
+        *steps("case-late", ("accept", at("11-03")), ("survey", at("11-04")),
+               ("review", at("11-05")), ("approve", at("11-06")), ("decide", at("11-18")),
+               ("complete", at("11-18", 16)))])
+    [o] = evaluate(store, config, LATER, rules=rules(tmp_path))
+    assert {f.subject for f in o.findings} == {"step-late|review", "case-late"}
+    with store.connect() as conn:
+        got = completions(conn, Scope(parse_period("2025-11"), TZ), config.calendar())
+    assert (got["D04"].completed, got["D04"].on_time) == (2, 1)
