@@ -21,6 +21,9 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table('items', schema=None) as batch_op:
         batch_op.add_column(sa.Column('step_days', sa.JSON(), nullable=True))
+    # items already stored have no step limits (as a catalog without the key gives them),
+    # so re-ingesting an unchanged catalog reports them unchanged
+    op.execute("UPDATE items SET step_days = '{}'")
 
 
 def downgrade() -> None:
