@@ -40,7 +40,7 @@ from collections.abc import Sequence
 from datetime import date
 from types import SimpleNamespace
 
-from sqlalchemy import Connection, and_, case, false, func, literal, or_, select
+from sqlalchemy import Connection, and_, case, func, literal, or_, select
 
 from ...catalog import LIMITED_STEPS
 from ...models import Alert, Event, Item
@@ -62,12 +62,17 @@ def item_limits(conn: Connection) -> dict[str, dict[str, int]]:
 
 def alerted(conn: Connection, rule, ctx: Context, limits: dict, incremental) -> dict:
     """{(case, step): alert} of this rule version's step alerts on the cases looked at."""
-    e = Event.__table__
-    looked_at = select(e.c.case_id).where(_seen(rule, ctx, limits), incremental(_seen(rule, ctx, limits)))
+    e, seen = Event.__table__, _seen(rule, ctx, limits)
+    looked_at = select(e.c.case_id).where(seen, incremental(seen))
     query = (select(Alert.subject, Alert.case_id, Alert.department, Alert.item_code)
-             .where(Alert.rule_id == rule.id, Alert.rule_version == rule.version,
-                    Alert.subject.like("%|%"), Alert.case_id.in_(looked_at)))
+             .where(_step_alerts(rule), Alert.case_id.in_(looked_at)))
     return {tuple(a.subject.rsplit("|", 1)): a for a in conn.execute(query)}
+
+
+def _step_alerts(rule):
+    """WHERE clause over ``alerts``: this rule version's step alerts (subject CASE|step)."""
+    return and_(Alert.rule_id == rule.id, Alert.rule_version == rule.version,
+                Alert.subject.like("%|%"))
 
 
 def _seen(rule, ctx: Context, limits: dict):
@@ -76,8 +81,7 @@ def _seen(rule, ctx: Context, limits: dict):
                 e.c.item_code.in_(sorted(limits)))
 
 
-def candidates(conn: Connection, rule, ctx: Context, limits: dict, incremental,
-               alerted_cases: Sequence[str]) -> list:
+def candidates(conn: Connection, rule, ctx: Context, limits: dict, incremental) -> list:
     """Step events that could be late, each open case's latest event (pending), and every
     step of the cases with a step alert already (so an alert keeps its finding)."""
     e = Event.__table__
@@ -106,7 +110,7 @@ def candidates(conn: Connection, rule, ctx: Context, limits: dict, incremental,
                          seconds_between(flow.c.occurred_at, flow.c.prev_at)
                          > (limit - 1) * literal(86400.0))
     pending = and_(flow.c.back == 1, flow.c.ended == 0, flow.c.accepted == 1)
-    kept = (flow.c.case_id.in_(sorted(alerted_cases)) if alerted_cases else false())
+    kept = flow.c.case_id.in_(select(Alert.case_id).where(_step_alerts(rule)))
     query = (select(flow, limit.label("limit"))
              .join(Item, Item.code == flow.c.item_code)
              .where(or_(could_be_late, pending, kept))

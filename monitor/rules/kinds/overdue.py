@@ -143,8 +143,7 @@ def _step_findings(conn: Connection, rule, ctx: Context, last_day: date | None) 
         return _incremental(ctx, seen, last_day)
 
     alerts = _step_limits.alerted(conn, rule, ctx, limits, incremental)
-    rows = _step_limits.candidates(conn, rule, ctx, limits, incremental,
-                                   sorted({case_id for case_id, _ in alerts}))
+    rows = _step_limits.candidates(conn, rule, ctx, limits, incremental)
     spans = _step_limits.spans(rows, limits, ctx)
     stops = _clock_events(conn, sorted({s.case_id for s in spans}), ctx)
     return _step_limits.findings(spans, stops, alerts, rule.params, ctx)
