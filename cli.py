@@ -1071,7 +1071,8 @@ def exemptions_revoke(app: App, exemption_id: int, by: str, reason: str | None) 
 @pass_app
 def rules_explain(app: App, rule_id: str, case_id: str, as_of: str | None) -> None:
     """Show how RULE judges one case: timeline, each gap against its threshold, working
-    days one by one (holidays, 调休 make-up days, suspensions), deadlines, verdict.
+    days one by one (holidays, 调休 make-up days, suspensions), deadlines, each step
+    against its catalog step_days (overdue), verdict.
 
     The verdict is the engine's own (the rule's detector, run dry as of the same moment);
     nothing is written.

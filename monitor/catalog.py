@@ -30,7 +30,9 @@ STEPS = ("accept", "survey", "review", "approve", "decide", "fee_assessed", "fee
 DEPARTMENT_KEYS = {"code", "name"}
 USER_KEYS = {"id", "name", "department", "roles", "phone", "email"}
 ITEM_KEYS = {"code", "name", "department", "category", "promised_days", "legal_days", "fee",
-             "min_minutes", "min_case_minutes", "required_attachments"}
+             "min_minutes", "min_case_minutes", "required_attachments", "step_days"}
+# the workflow steps an item may give a working-day limit (step_days), in their order
+LIMITED_STEPS = ("survey", "review", "approve", "decide")
 
 
 @dataclass(frozen=True)
@@ -185,7 +187,24 @@ def _item(c: _Checker, line: int, e: LineDict, departments: set[str]) -> dict[st
     return {"code": code, "name": c.text(e, "name"), "department": dept, "category": category,
             "promised_days": promised, "legal_days": legal, "fee": fee,
             "min_minutes": min_minutes, "min_case_minutes": c.whole(e, "min_case_minutes"),
-            "required_attachments": attachments}
+            "required_attachments": attachments, "step_days": _step_days(c, e, code, legal)}
+
+
+def _step_days(c: _Checker, e: LineDict, code: str | None, legal: int | None) -> dict[str, int]:
+    """``step_days``: working days each limited workflow step may take (环节时限)."""
+    limits, raw = _step_map(c, e, "step_days"), e.get("step_days")
+    for step, days in limits.items():
+        line = raw.line_of(step) if isinstance(raw, LineDict) else e.line_of("step_days")
+        if step not in LIMITED_STEPS:
+            c.fail(line, f"item '{code}': step_days: '{step}' is not a step with a time limit"
+                         f"{did_you_mean(str(step), LIMITED_STEPS)}; limited steps are "
+                         f"{', '.join(LIMITED_STEPS)}")
+        elif isinstance(days, bool) or not isinstance(days, int) or days < 0:
+            c.fail(line, f"item '{code}': step_days.{step} must be a whole number of working "
+                         f"days ≥ 0, got {days!r}")
+        elif legal and days > legal:
+            c.fail(line, f"item '{code}': step_days.{step} {days} exceeds legal_days {legal}")
+    return {str(k): v for k, v in limits.items()}
 
 
 def _unique(c: _Checker, rows: list[tuple[int, dict]], key: str, what: str) -> None:

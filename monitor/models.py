@@ -53,6 +53,7 @@ class Item(Base):
     min_minutes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     min_case_minutes: Mapped[int | None] = mapped_column(Integer)
     required_attachments: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    step_days: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=dict)
 
 
 class IngestRun(Base):

@@ -106,7 +106,8 @@ class Completion:
 
 def completions(conn: Connection, scope: Scope, calendar: WorkCalendar) -> dict[str, Completion]:
     """Per department: cases completed in the period, on time (no yellow or red ``overdue``
-    alert), and working days from acceptance to completion."""
+    alert on the case itself: a step past its ``step_days``, subject ``CASE|step``, does not
+    make the case late), and working days from acceptance to completion."""
     e = Event.__table__
     lo, hi = scope.bounds["cur"]
     done = (select(e.c.case_id, func.min(e.c.department).label("department"),
@@ -120,6 +121,7 @@ def completions(conn: Connection, scope: Scope, calendar: WorkCalendar) -> dict[
                                                         a.c.step == "accept")
                 .scalar_subquery())
     late = (select(func.count()).where(Alert.case_id == done.c.case_id, Alert.kind == "overdue",
+                                       Alert.subject == done.c.case_id,
                                        Alert.level.in_(("yellow", "red")))
             .scalar_subquery())
     pairs: Counter = Counter()

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import chinese_calendar
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, or_, select
 
 from ..alerts import render
 from ..config import Config
@@ -63,8 +63,10 @@ def explain(engine: Engine, config: Config, rules: list[Rule], rule_id: str, cas
         if not events:
             raise MonitorError(f"no events of case '{case_id}' by {as_of.isoformat()}")
         item = conn.execute(select(Item).where(Item.code == events[0].item_code)).one()
-        stored = conn.execute(select(Alert).where(Alert.dedupe_key == f"{rule.id}|{case_id}")
-                              ).one_or_none()
+        key = f"{rule.id}|{case_id}"  # the case's alert, and its step alerts (overdue)
+        stored = conn.execute(select(Alert).where(or_(
+            Alert.dedupe_key == key, Alert.dedupe_key.startswith(f"{key}|", autoescape=True)))
+            .order_by(Alert.id)).all()
     out = Explanation(rule, case_id, as_of)
     ctx = Context(as_of=as_of, tz=config.tz, calendar=config.calendar())
     tz = config.tz
@@ -77,17 +79,19 @@ def explain(engine: Engine, config: Config, rules: list[Rule], rule_id: str, cas
     check = CHECKS.get(rule.kind)
     if check:
         check(out, rule, item, events, ctx)
-    finding = _verdict(engine, config, rule, case_id, as_of)
-    if finding is None:
+    findings = _verdict(engine, config, rule, case_id, as_of)
+    if not findings:
         out.verdict = f"no finding: {rule.id} does not flag case {case_id} as of this moment"
     else:
-        level, message = render(rule, finding)
-        out.verdict = f"FINDING [{level}] {message}"
+        out.verdict = "\n         ".join("FINDING [{}] {}".format(*render(rule, f))
+                                         for f in findings)
         if check is None:
-            out.evidence = dict(finding.evidence)
-    if stored is not None:
-        out.alert = (f"alert {stored.id}: {stored.level} · {stored.status} · tier {stored.tier}"
-                     f" · raised {stored.raised_at.astimezone(tz):%Y-%m-%d %H:%M}")
+            out.evidence = dict(findings[0].evidence)
+    if stored:
+        out.alert = "\n        ".join(
+            f"alert {a.id}: {a.level} · {a.status} · tier {a.tier}"
+            f" · raised {a.raised_at.astimezone(tz):%Y-%m-%d %H:%M}"
+            + (f" · {a.subject}" if a.subject != case_id else "") for a in stored)
     return out
 
 
@@ -98,8 +102,7 @@ def _verdict(engine: Engine, config: Config, rule: Rule, case_id: str, as_of: da
                          dry_run=True, full=True)
     if outcome.error:
         raise MonitorError(f"rule {rule.id} failed: {outcome.error}")
-    return next((f for f in outcome.findings
-                 if f.case_id == case_id or case_id in f.case_ids), None)
+    return [f for f in outcome.findings if f.case_id == case_id or case_id in f.case_ids]
 
 
 def _steps(out: Explanation, rule: Rule, item: Any, events: list, ctx: Context) -> None:
@@ -186,6 +189,24 @@ def _overdue(out: Explanation, rule: Rule, item: Any, events: list, ctx: Context
                   date.fromisoformat(s["resumed_at"][:10]) if s["resumed_at"] else None)
                  for s in clock.suspensions]
     out.days = _days(ctx, clock, suspended)
+    _step_checks(out, rule, item, events, ctx)
+
+
+def _step_checks(out: Explanation, rule: Rule, item: Any, events: list, ctx: Context) -> None:
+    """Each span measured against the item's step_days (the overdue rule's step family)."""
+    from .kinds import _step_limits, overdue
+
+    if not item.step_days:
+        return
+    stops = [e for e in events if e.step in overdue.CLOCK_STEPS]
+    for span in _step_limits.spans_of(events, item.step_days, ctx):
+        clock = _step_limits.measure(span, stops, rule.params, ctx)
+        end = f"{clock.end_date}" if span.end is not None else f"{clock.end_date} (as of, pending)"
+        out.checks.append(
+            f"step {span.step} (limit {span.limit} working days, step_days): from "
+            f"{span.start_step} {clock.accepted} to {end}; used {clock.used}, suspended "
+            f"{clock.suspended} not counted; deadline {clock.promised_deadline} → "
+            + ("OVER" if clock.end_date > clock.promised_deadline else "ok"))
 
 
 def _days(ctx: Context, clock: Any, suspended: list) -> list[str]:

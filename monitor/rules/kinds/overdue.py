@@ -43,7 +43,15 @@ every case that was still open when the previous run's date began (time passes f
 cases, and a decision stored ahead of a replayed ``as_of`` comes into view) — one scan
 of the acceptance, decision and completion events. Within a date an open case's level
 and message cannot change (they depend on dates only), so later runs that day look at
-new events alone. Per-item ``step_days`` (step-level limits) are not implemented.
+new events alone.
+
+**Step limits** (环节时限, catalog ``step_days``): a second family of findings from the
+same rule, subject ``CASE|step``, level ``yellow`` — a step past its own limit even while
+the case is within its limit, on this clock's terms (see :mod:`._step_limits`). Part of
+this kind, not a kind of its own, because the limits live in the catalog: an admin sets
+``step_days`` on an item and the one ``overdue`` rule (its scope, action, message,
+version) covers both; there is no second rule file to keep in step, and items without
+``step_days`` cost no query at all.
 
 The SQL aggregates one row per case (acceptance, decision, completion, how many clock
 events); only cases that could be late — open, or ended more than ``promised_days - 1``
@@ -66,6 +74,7 @@ from ...calendar import WorkCalendar
 from ...models import Alert, Event, Item, RuleState
 from ..finding import Context, Finding
 from ..sql import in_scope, new_events, seconds_between
+from . import _step_limits
 from ._common import aware, by_case, local
 
 TITLE = "办件超期（超过承诺或法定办理期限）"
@@ -105,7 +114,8 @@ class Clock:
 
 
 def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
-    rows = conn.execute(_candidates(rule, ctx, _last_day(conn, rule, ctx))).all()
+    last_day = _last_day(conn, rule, ctx)
+    rows = conn.execute(_candidates(rule, ctx, last_day)).all()
     stops = _clock_events(conn, [r.case_id for r in rows if r.stops], ctx)
     found = []
     for r in rows:
@@ -121,6 +131,22 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     ids = _event_ids(conn, [r.case_id for r, *_ in found], ctx)
     for r, clock, level, kept in found:
         yield _finding(r, clock, level, kept, ids.get(r.case_id, {}), rule.params, ctx)
+    yield from _step_findings(conn, rule, ctx, last_day)
+
+
+def _step_findings(conn: Connection, rule, ctx: Context, last_day: date | None) -> list[Finding]:
+    """Steps past the catalog's ``step_days`` (see :mod:`._step_limits`)."""
+    limits = _step_limits.item_limits(conn)
+    if not limits:
+        return []
+    def incremental(seen):
+        return _incremental(ctx, seen, last_day)
+
+    alerts = _step_limits.alerted(conn, rule, ctx, limits, incremental)
+    rows = _step_limits.candidates(conn, rule, ctx, limits, incremental)
+    spans = _step_limits.spans(rows, limits, ctx)
+    stops = _clock_events(conn, sorted({s.case_id for s in spans}), ctx)
+    return _step_limits.findings(spans, stops, alerts, rule.params, ctx)
 
 
 def _last_day(conn: Connection, rule, ctx: Context) -> date | None:
