@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 
 revision = '0010'
-down_revision = '0009'  # down_revision relinked by the coordinator on merge
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
