@@ -16,6 +16,7 @@ from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .calendar import WorkCalendar
+from .crontab import cron_trigger
 from .errors import ConfigError, did_you_mean
 from .yamlsrc import LineDict, check_keys, load_yaml
 
@@ -544,8 +545,6 @@ def _inbox(raw: Any, where: str, base_dir: Path) -> InboxConfig | None:
 
 
 def _schedule(raw: Any, where: str) -> ScheduleConfig:
-    from .scheduling import cron_trigger
-
     values = _read_section(_section(raw, "schedule", where), SCHEDULE_SETTINGS, where)
     jobs = dict(SCHEDULE_SETTINGS[0].default)
     given = values["jobs"] if isinstance(values["jobs"], LineDict) else LineDict()

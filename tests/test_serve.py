@@ -22,7 +22,8 @@ from monitor.db import open_store
 from monitor.errors import ConfigError, MonitorError
 from monitor.jobs import RuleCache
 from monitor.models import Alert, Run
-from monitor.scheduling import JOBSTORE_TABLE, cron_trigger
+from monitor.crontab import cron_trigger
+from monitor.scheduling import JOBSTORE_TABLE
 from monitor.rules import SHIPPED_RULES
 from monitor.rules.loader import load_rules
 
