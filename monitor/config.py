@@ -374,7 +374,7 @@ def _notify(raw: LineDict, where: str) -> NotifyConfig:
             if key in options and not isinstance(options[key], typ):
                 raise ConfigError(where, _line(spec, key), f"sink '{name}': '{key}' must be "
                                                            f"{typ.__name__}")
-        problem = kind.check(options) if hasattr(kind, "check") else None
+        problem = kind.check(options)
         if problem:
             raise ConfigError(where, _line(spec, problem[0]) or line,
                               f"sink '{name}': {problem[1]}")
