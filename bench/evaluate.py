@@ -154,10 +154,9 @@ def generate(db: Path, cases: int, first: int = 0, prefix: str = "E", seed: int 
 
 def phase(db: Path, full: bool) -> dict:
     """Child process: evaluate the shipped rules; report time, RSS and findings."""
-    from monitor.config import Config
+    from monitor.config import SHIPPED_RULES, Config
     from monitor.db import open_store
     from monitor.engine import context, evaluate_rule
-    from monitor.rules import SHIPPED_RULES
 
     from monitor.rules.loader import load_rules
 

@@ -35,10 +35,9 @@ def setup(db: Path, cases: int) -> dict:
     import evaluate as gen
 
     from monitor.catalog import apply_catalog
-    from monitor.config import Config
+    from monitor.config import SHIPPED_RULES, Config
     from monitor.db import open_store
     from monitor.engine import evaluate
-    from monitor.rules import SHIPPED_RULES
 
     if db.exists():
         return {"reused": str(db)}

@@ -9,7 +9,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from cli import cli
-from monitor.rules import SHIPPED_RULES
+from monitor.config import SHIPPED_RULES
 from monitor.rules.golden import load_golden
 from monitor.rules.loader import load_rules
 

@@ -30,11 +30,10 @@ from datetime import datetime
 from pathlib import Path
 
 from ..catalog import ApplyResult, ingest_catalog
-from ..config import Config
+from ..config import SHIPPED_RULES, Config
 from ..db import open_store
 from ..engine import RuleOutcome, evaluate
 from ..ingest import SourceResult, ingest_activity, ingest_events, ingest_receipts
-from ..rules import SHIPPED_RULES
 from .check import KindCheck, check
 from .county import County
 from .files import write_files
