@@ -21,8 +21,8 @@ from ..alerts import render
 from ..config import Config
 from ..errors import MonitorError, RuleError, did_you_mean
 from ..models import Alert, Event, Item
-from .finding import Context
-from .model import Rule
+from ..rules.finding import Context
+from ..rules.model import Rule
 
 WEEKDAYS = "一二三四五六日"
 
@@ -160,7 +160,7 @@ def _roles(out: Explanation, rule: Rule, item: Any, events: list, ctx: Context) 
 
 
 def _overdue(out: Explanation, rule: Rule, item: Any, events: list, ctx: Context) -> None:
-    from .kinds import _clock
+    from ..rules.kinds import _clock
 
     first = {}
     for e in events:
@@ -194,7 +194,7 @@ def _overdue(out: Explanation, rule: Rule, item: Any, events: list, ctx: Context
 
 def _step_checks(out: Explanation, rule: Rule, item: Any, events: list, ctx: Context) -> None:
     """Each span measured against the item's step_days (the overdue rule's step family)."""
-    from .kinds import _clock, _step_limits
+    from ..rules.kinds import _clock, _step_limits
 
     if not item.step_days:
         return

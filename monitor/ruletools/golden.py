@@ -348,7 +348,7 @@ def run_test(golden: GoldenFile, test: GoldenTest, scratch: Scratch) -> TestResu
     from ..config import Config
     from ..db import open_store
     from ..engine import evaluate
-    from .loader import load_rules
+    from ..rules.loader import load_rules
 
     result = TestResult(golden, test)
     rules = load_rules(list(golden.rule_files))
