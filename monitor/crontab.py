@@ -5,7 +5,8 @@ expression: config validation (a bad expression is an error at load time), catch
 downtime (the slots a missed run was due at) and the ``serve`` daemon (when each job
 fires). It depends on APScheduler's trigger alone, so the low layers use it without
 importing the daemon; APScheduler itself is imported on the first call (importing it
-costs a tenth of a second, and config.py is imported by every command, ``--help`` too).
+costs a tenth of a second, and monitor.config is imported by every command, ``--help``
+too).
 """
 
 from __future__ import annotations
