@@ -479,14 +479,6 @@ def alerts() -> None:
 ALERT_FORMATS = click.Choice(["table", "json", "csv"])
 
 
-def _jsonable(row) -> dict:
-    out = dict(row._mapping)
-    for key in ("raised_at", "updated_at", "due_on", "resolved_at"):
-        if out.get(key) is not None:
-            out[key] = out[key].isoformat()
-    return out
-
-
 @alerts.command("list")
 @click.option("--format", "fmt", type=ALERT_FORMATS, default="table", show_default=True)
 @click.option("--kind", help="Only this rule kind (e.g. step_too_fast).")
@@ -510,19 +502,19 @@ def alerts_list(app: App, fmt: str, kind, level, department, status, rule_id, ti
     """
     import csv as csv_module
 
-    from monitor.alerts import ALERT_FIELDS, list_alerts
+    from monitor.alerts import ALERT_FIELDS, jsonable, list_alerts
 
     today = _as_of(app, as_of).astimezone(app.config.tz).date() if overdue else None
     rows = list_alerts(app.engine, kind=kind, level=level, department=department,
                        status=status, rule_id=rule_id, tier=tier, overdue_on=today,
                        suppressed=suppressed)
     if fmt == "json":
-        click.echo(json.dumps([_jsonable(r) for r in rows], ensure_ascii=False, indent=1))
+        click.echo(json.dumps([jsonable(r) for r in rows], ensure_ascii=False, indent=1))
     elif fmt == "csv":
         writer = csv_module.writer(sys.stdout)
         writer.writerow(ALERT_FIELDS)
         for r in rows:
-            d = _jsonable(r)
+            d = jsonable(r)
             writer.writerow([json.dumps(d[f], ensure_ascii=False) if isinstance(d[f], (dict, list))
                              else d[f] for f in ALERT_FIELDS])
     else:
@@ -541,13 +533,13 @@ def alerts_list(app: App, fmt: str, kind, level, department, status, rule_id, ti
 @pass_app
 def alerts_show(app: App, alert_id: int) -> None:
     """Show one alert with its evidence (the events and figures behind it)."""
-    from monitor.alerts import list_alerts
+    from monitor.alerts import jsonable, list_alerts
     from monitor.errors import MonitorError
 
     rows = list(list_alerts(app.engine, alert_id=alert_id))
     if not rows:
         raise MonitorError(f"no alert with id {alert_id}")
-    click.echo(json.dumps(_jsonable(rows[0]), ensure_ascii=False, indent=2))
+    click.echo(json.dumps(jsonable(rows[0]), ensure_ascii=False, indent=2))
 
 
 by_option = click.option("--by", "by", required=True, metavar="USER",

@@ -95,10 +95,15 @@ def sees_county(actor: Actor) -> bool:
     return visible_departments(actor) is None
 
 
+def _name(resource: Any) -> str:
+    """How a sentence names a resource: an alert row, or anything with ``what``."""
+    return getattr(resource, "what", None) or f"alert {resource.id}"
+
+
 def _what(resource: Any, verb: str) -> str:
     if resource is None:
         return f"{verb} an exemption" if verb in ("approve", "revoke") else verb
-    return f"{verb} alert {resource.id}"
+    return f"{verb} {_name(resource)}"
 
 
 def why_not(actor: Actor, action: str, resource: Any = None, verb: str | None = None
@@ -115,7 +120,7 @@ def why_not(actor: Actor, action: str, resource: Any = None, verb: str | None = 
             return None
         if resource is None:
             return None if seen else f"{actor.label} may not see alerts: not a monitor or leader"
-        return (f"{actor.label} may not see alert {resource.id}: it belongs to department "
+        return (f"{actor.label} may not see {_name(resource)}: it belongs to department "
                 f"{department or '-'}")
     default_verb, tier2_only = ACTS[action]
     what = _what(resource, verb or default_verb)

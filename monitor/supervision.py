@@ -168,6 +168,24 @@ def begin_action(conn: Connection, alert_id: int, by: str, action: str,
     return user, alert
 
 
+def possible_actions(alert: Any) -> tuple[str, ...]:
+    """The actions an alert's state allows (who may take them is monitor/authz.py's
+    question): the same conditions the action functions below enforce, for a page to
+    offer only these (a test holds the two together)."""
+    out = []
+    if alert.status == "open":
+        out.append("ack")
+    if alert.status in ACTIVE:
+        out.append("resolve")
+    if alert.status not in ("confirmed", "suppressed"):
+        out.append("order")
+    if alert.tier == 1 and alert.status in ACTIVE:
+        out.append("escalate")
+    if alert.tier == 2 and alert.status == "resolved":
+        out += ["confirm", "reject"]
+    return tuple(out)
+
+
 def _refuse(alert: Any, verb: str, why: str) -> InvalidTransition:
     return InvalidTransition(f"cannot {verb} alert {alert.id}: it is {why}")
 

@@ -151,6 +151,27 @@ def verify(engine: Engine) -> Verified:
     return Verified(count, prev)
 
 
+def check_entries(engine: Engine, entries: list[Any]) -> str | None:
+    """Check some entries (one alert's history) without walking the whole chain: each one's
+    content must match its hash and its ``prev_hash`` the hash of the entry before it.
+    ``None`` when they hold, else the first problem, worded as :func:`verify` words it."""
+    if not entries:
+        return None
+    with engine.connect() as conn:
+        before = dict(conn.execute(select(TrailEntry.seq, TrailEntry.hash).where(
+            TrailEntry.seq.in_([e.seq - 1 for e in entries if e.seq > 1]))).all())
+    for e in entries:
+        where = f"trail entry #{e.seq} ({e.action}, alert {e.alert_id})"
+        if entry_hash(e.seq, e.at, e.alert_id, e.action, e.actor, e.detail, e.prev_hash,
+                      e.channel) != e.hash:
+            return f"{where} was changed: its content no longer matches its hash"
+        expected = GENESIS if e.seq == 1 else before.get(e.seq - 1)
+        if e.prev_hash != expected:
+            return (f"{where} does not chain to entry #{e.seq - 1}: inserted or rewritten "
+                    "behind the program's back")
+    return None
+
+
 def history(engine: Engine, alert_id: int) -> list[Any]:
     """Every trail entry of one alert, oldest first."""
     with engine.connect() as conn:
