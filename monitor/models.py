@@ -175,9 +175,12 @@ class Alert(Base):
     # set while the alert is suppressed (status "suppressed") by an exemption (monitor/exemptions.py)
     exemption_id: Mapped[int | None] = mapped_column(Integer)
 
-    __table_args__ = (  # what the web board and queues read by (migration 0011)
-        Index("ix_alerts_department_status_level", "department", "status", "level"),
-        Index("ix_alerts_status_due_on", "status", "due_on"),
+    __table_args__ = (  # covering the web board, queues and trend (migration 0011)
+        Index("ix_alerts_status_board", "status", "tier", "department", "level", "rule_id",
+              "due_on"),
+        Index("ix_alerts_department_board", "department", "status", "tier", "level",
+              "rule_id", "due_on"),
+        Index("ix_alerts_raised_at", "raised_at", "department", "status"),
     )
 
 

@@ -146,7 +146,8 @@ def _list(request: Request, session: Session, queue: bool) -> Response:
                        s.config.calendar(), _page_number(request), s.config.web.page_size)
     query = {k: v for k, v in request.query_params.items() if k != "page" and v}
     return render(request, "alerts.html", page=page, filters=f, queue=queue,
-                  levels=LEVELS, statuses=STATUSES, query=urlencode(query))
+                  levels=LEVELS, statuses=STATUSES, query=urlencode(query),
+                  rules=[r.id for r in s.rules.current()])
 
 
 @router.get("/queue")

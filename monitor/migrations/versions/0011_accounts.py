@@ -6,8 +6,9 @@
 - ``trail.channel``: web | api | cli for entries a person made from now on. Entries
   already stored keep NULL, and an entry's hash covers ``channel`` only when it is set
   (monitor/trail.py), so every existing chain verifies as before.
-- indexes the board and the queue read by: open alerts per department and level, alerts
-  by status and due date.
+- covering indexes for the board, the queues and the 30-day trend, so those pages read
+  only index entries, never the wide alert rows (their messages and evidence): by
+  status (the county), by department (one department), by the moment raised.
 
 Revision ID: 0011
 Revises: 0010
@@ -21,6 +22,13 @@ revision = '0011'
 down_revision = '0010'
 branch_labels = None
 depends_on = None
+
+INDEXES = {
+    'ix_alerts_status_board': ['status', 'tier', 'department', 'level', 'rule_id', 'due_on'],
+    'ix_alerts_department_board': ['department', 'status', 'tier', 'level', 'rule_id',
+                                   'due_on'],
+    'ix_alerts_raised_at': ['raised_at', 'department', 'status'],
+}
 
 
 def upgrade() -> None:
@@ -59,14 +67,13 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('trail', schema=None) as batch_op:
         batch_op.add_column(sa.Column('channel', sa.String(length=8), nullable=True))
-    op.create_index('ix_alerts_department_status_level', 'alerts',
-                    ['department', 'status', 'level'])
-    op.create_index('ix_alerts_status_due_on', 'alerts', ['status', 'due_on'])
+    for name, columns in INDEXES.items():
+        op.create_index(name, 'alerts', columns)
 
 
 def downgrade() -> None:
-    op.drop_index('ix_alerts_status_due_on', table_name='alerts')
-    op.drop_index('ix_alerts_department_status_level', table_name='alerts')
+    for name in INDEXES:
+        op.drop_index(name, table_name='alerts')
     with op.batch_alter_table('trail', schema=None) as batch_op:
         batch_op.drop_column('channel')
     op.drop_table('api_tokens')
