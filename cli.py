@@ -773,6 +773,7 @@ def demo(directory: str, seed: int, cases: int, replay: bool) -> None:
     _echo_checks(result.checks)
     click.echo(f"database: {result.database_url}")
     click.echo(f"next: permit-monitor --db {result.database_url} alerts list --level red")
+    _echo_demo_web(result.database_url)
     _echo_demo_report(result.database_url, result.directory)
 
 
@@ -852,6 +853,7 @@ def _demo_replay(directory: str, seed: int, cases: int) -> None:
     if r.example:
         click.echo(f"next: permit-monitor --db {url} audit show {r.example}   "
                    "(an alert through both tiers)")
+    _echo_demo_web(url)
     _echo_demo_report(url, out.loaded.directory)
 
 
@@ -1410,6 +1412,17 @@ def ingest_activity_cmd(app: App, files: tuple[str, ...], encoding: str, as_json
     results = ingest_activity(app.engine, app.config, list(files), app.now(),
                               encoding=encoding, progress=_progress_factory())
     _report(results, as_json)
+
+
+def _echo_demo_web(url: str) -> None:
+    """The control center on the demo county, and the logins the demo set up for it."""
+    from monitor.demo.logins import WEB_AS_OF, demo_logins
+
+    logins, password = demo_logins(url, App.now())
+    click.echo(f"web: permit-monitor --db {url} web --as-of {WEB_AS_OF}   "
+               "then open http://127.0.0.1:8000/")
+    click.echo("  log in as " + " or ".join(f"{u} ({role})" for u, role in logins)
+               + f", password {password}")
 
 
 def _echo_demo_report(url: str, directory) -> None:

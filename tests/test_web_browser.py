@@ -7,9 +7,6 @@ Chinese is drawn with the CJK font."""
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
 from dataclasses import replace
 
 import pytest
@@ -18,53 +15,14 @@ from sqlalchemy import select
 
 from monitor import accounts
 from monitor.models import Alert, TrailEntry
-from web_county import HOSTILE, PASSWORD, build_county, clock
+from web_county import (BROWSER_ARGS, CHROMIUM, HOSTILE, PASSWORD, Server, build_county,
+                        clock)
 
 pytestmark = pytest.mark.slow
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync"]
 if not shutil.which("chromium"):
     pytest.skip("Debian's chromium is not installed (apt-get install chromium; .ci/run does)",
                 allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """uvicorn serving ``app`` on 127.0.0.1 in a thread, stopped by :meth:`stop`."""
-
-    def __init__(self, app):
-        import uvicorn
-
-        self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
-                                                    log_level="warning", lifespan="off"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> "Server":
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the web server did not start")
-            time.sleep(0.05)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=20)
-        assert not self.thread.is_alive()
 
 
 @pytest.fixture(autouse=True)

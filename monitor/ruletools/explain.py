@@ -92,8 +92,9 @@ def explain(engine: Engine, config: Config, rules: list[Rule], rule_id: str, cas
             raise MonitorError(f"no events of case '{case_id}' by {as_of.isoformat()}")
         item = conn.execute(select(Item).where(Item.code == events[0].item_code)).one()
         key = f"{rule.id}|{case_id}"  # the case's alert, and its step alerts (overdue)
-        stored = conn.execute(select(Alert).where(or_(
-            Alert.dedupe_key == key, Alert.dedupe_key.startswith(f"{key}|", autoescape=True)))
+        stored = conn.execute(select(Alert).where(  # case_id first: an index, not a scan
+            Alert.case_id == case_id, Alert.rule_id == rule.id, or_(
+                Alert.dedupe_key == key, Alert.dedupe_key.startswith(f"{key}|", autoescape=True)))
             .order_by(Alert.id)).all()
     out = Explanation(rule, case_id, as_of, events=list(events))
     ctx = Context(as_of=as_of, tz=config.tz, calendar=config.calendar())
