@@ -1799,18 +1799,15 @@ def web(app: App, host: str, port: int, as_of: str | None) -> None:
       permit-monitor web --port 8000        then open http://127.0.0.1:8000/
     """
     import time
+    from datetime import timedelta
 
     from monitor.web import serve
 
     _warn_if_no_events(app)
     clock = App.now
-    if as_of:
+    if as_of:  # the clock starts at --as-of and runs from there
         start, began = _as_of(app, as_of), time.monotonic()
-
-        def clock() -> datetime:
-            from datetime import timedelta
-
-            return start + timedelta(seconds=time.monotonic() - began)
+        clock = lambda: start + timedelta(seconds=time.monotonic() - began)  # noqa: E731
 
     click.echo(f"permit-monitor web: http://{host}:{port}/ (Ctrl-C stops it)", err=True)
     serve(app.engine, app.config, host, port, clock)

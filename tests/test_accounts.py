@@ -17,8 +17,7 @@ from monitor import accounts, authz
 from monitor.authz import Actor
 from monitor.config import WebConfig
 from monitor.db import _alembic_config, open_store
-from monitor.errors import NotAllowed, NotFound
-from monitor.models import Account, Activity, TrailEntry, TrailHead, User
+from monitor.models import Account, Activity, TrailEntry, TrailHead
 from monitor.trail import GENESIS, TrailBroken, entry_hash, verify
 from test_supervision import CATALOG, raise_one
 

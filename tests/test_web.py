@@ -17,7 +17,7 @@ from monitor import accounts
 from monitor.models import Activity, Alert, TrailEntry
 from monitor.supervision import possible_actions
 from monitor.web import create_app
-from web_county import AT, HOSTILE, PASSWORD, build_county, clock
+from web_county import AT, PASSWORD, build_county, clock
 
 ROLES = ("anonymous", "own", "other", "tier2", "leader", "service")
 USER_OF = {"own": "m4", "other": "m7", "tier2": "k1", "leader": "boss"}
@@ -314,3 +314,110 @@ def test_the_actions_offered_are_those_the_state_allows(app, county):
     assert 'data-actions=""' in leader.get(f"/alerts/{county.alert}").text
     assert "<form method=\"post\" action=\"/alerts/" not in leader.get(
         f"/alerts/{county.alert}").text
+
+
+# ---------------------------------------------------------------- the state an alert is in
+
+STATES = {  # state → the actions (user, action, note, disposition) that lead there
+    "open, tier 1": [],
+    "acknowledged, tier 1": [("m4", "ack")],
+    "resolved, tier 1": [("m4", "resolve")],
+    "open, tier 2": [("k1", "order")],
+    "resolved, tier 2": [("k1", "order"), ("m4", "resolve")],
+    "confirmed": [("k1", "order"), ("m4", "resolve"), ("k1", "confirm")],
+}
+EVERY = ("ack", "resolve", "order", "escalate", "confirm", "reject")
+
+
+def _do(county, user, action):
+    from monitor.authz import Actor
+    from monitor.center.act import act
+    from monitor.models import User
+    from monitor.rules.loader import load_rules
+
+    with county.engine.connect() as conn:
+        actor = Actor.of_user(conn.execute(select(User).where(User.id == user)).one(), "web")
+    act(county.engine, county.config, load_rules([county.config.rules_dir]), actor,
+        county.alert, action, AT, note="说明", disposition="explained")
+
+
+@pytest.mark.parametrize("state", STATES)
+def test_possible_actions_are_what_the_supervision_functions_accept(
+        state, engine, config, tmp_path, write_events):
+    """What a page offers for an alert's state is exactly what the supervision functions
+    then accept: every other action is refused as not allowed in that state (409), each
+    offered one succeeds (on its own copy of the county)."""
+    from conftest import fresh_database
+    from monitor.db import open_store
+    from monitor.errors import InvalidTransition
+
+    def county_in_state(folder):
+        c = build_county(engine_of(folder), replace(config, rules_dir=folder / "rules"),
+                         folder, write_events)
+        for user, action in STATES[state]:
+            _do(c, user, action)
+        return c
+
+    opened = []
+
+    def engine_of(folder):
+        e = open_store(stack.enter_context(fresh_database(folder)))
+        opened.append(e)
+        return e
+
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        (tmp_path / "base").mkdir()
+        county = county_in_state(tmp_path / "base")
+        with county.engine.connect() as conn:
+            possible = possible_actions(conn.execute(select(Alert)).one())
+        for action in EVERY:
+            if action in possible:
+                folder = tmp_path / action
+                folder.mkdir()
+                _do(county_in_state(folder), "k2" if action == "confirm" else "k1", action)
+            else:
+                with pytest.raises(InvalidTransition):
+                    _do(county, "k2" if action == "confirm" else "k1", action)
+        for e in opened:
+            e.dispose()
+
+
+def test_only_the_web_package_imports_the_web_framework():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "monitor"
+    pattern = re.compile(r"^\s*(from|import)\s+(fastapi|starlette|uvicorn|jinja2|click)\b", re.M)
+    offenders = [str(p.relative_to(root)) for p in root.rglob("*.py")
+                 if "web" not in p.relative_to(root).parts[:1] and pattern.search(p.read_text())]
+    assert offenders == []
+
+
+def test_web_logins_keep_a_monitor_from_being_inactive(county):
+    """The monitoring log the web writes is what inactive_monitor reads: a department
+    monitor who never logged in is found away; one web login the day before, not."""
+    from datetime import datetime, timezone
+
+    from monitor.engine import evaluate
+    from monitor.rules.loader import load_rules
+
+    (county.config.rules_dir / "away.yaml").write_text(
+        "- {id: away, kind: inactive_monitor, level: yellow, params: {days: 2}}\n",
+        encoding="utf-8")
+    rules = [r for r in load_rules([county.config.rules_dir]) if r.id == "away"]
+    as_of = datetime(2025, 10, 14, 10, 0, tzinfo=timezone.utc)
+
+    def away() -> list[str]:
+        [outcome] = evaluate(county.engine, county.config, as_of, rules=rules, dry_run=True)
+        return [f.subject.split("|")[0] for f in outcome.findings]
+
+    def web_login(user: str, day: datetime) -> None:
+        app = create_app(county.engine, county.config, clock(day))
+        assert login(TestClient(app, follow_redirects=False), user, PASSWORD).status_code == 303
+
+    assert away() == []  # no monitoring log at all: nothing is found
+    web_login("m7", datetime(2025, 9, 29, 1, 0, tzinfo=timezone.utc))  # the log begins
+    assert away() == ["m4"]  # D04 has an open alert and its monitor never logged in
+    web_login("m4", datetime(2025, 10, 13, 1, 0, tzinfo=timezone.utc))
+    assert away() == []

@@ -13,7 +13,7 @@ size of the store.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 
