@@ -421,3 +421,19 @@ def test_web_logins_keep_a_monitor_from_being_inactive(county):
     assert away() == ["m4"]  # D04 has an open alert and its monitor never logged in
     web_login("m4", datetime(2025, 10, 13, 1, 0, tzinfo=timezone.utc))
     assert away() == []
+
+
+def test_a_user_who_is_no_monitor_sees_nothing(app, county):
+    """A clerk given a password by mistake: no department's alerts, reports or cases."""
+    accounts.set_password(county.engine, "u1", PASSWORD, AT, "admin:test", must_change=False)
+    client = TestClient(app, follow_redirects=False)
+    client.cookies.set("pm_session", accounts.login(county.engine, "u1", PASSWORD, AT,
+                                                    county.config.web).token)
+    assert client.get("/reports").status_code == 403
+    assert client.get("/cases/c1").status_code == 403
+    assert client.get(f"/alerts/{county.alert}").status_code == 403
+    assert 'data-department=' not in client.get("/board").text
+    assert 'data-alert=' not in client.get("/queue").text
+    _, token = accounts.create_token(county.engine, AT, "admin:test", user_id="u1")
+    api = TestClient(app, headers={"Authorization": f"Bearer {token}"})
+    assert api.get("/api/v1/alerts").status_code == 403

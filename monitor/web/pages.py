@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import tempfile
+from types import SimpleNamespace
 from datetime import date
 from pathlib import Path
 from urllib.parse import urlencode
@@ -231,8 +232,9 @@ def _report_scope(request: Request, session: Session):
     today = now(request).astimezone(s.config.tz).date()
     period = parse_period(request.query_params.get("period") or None, today=today)
     department = None if authz.sees_county(actor) else actor.department
-    if department is None and not authz.sees_county(actor):
-        raise NotAllowed(authz.why_not(actor, authz.READ))
+    if department is not None or not authz.sees_county(actor):  # one department's report
+        authz.check(actor, authz.READ, SimpleNamespace(
+            id=department, department=department, what=f"the report of {department or '-'}"))
     return s, period, department
 
 
