@@ -19,7 +19,7 @@ from sqlalchemy import Engine, select
 from .. import authz, trail
 from ..authz import Actor
 from ..config import Config
-from ..errors import MonitorError, NotAllowed, NotFound
+from ..errors import MonitorError, NotFound
 from ..models import (Alert, Department, Disposition, Event, Hold, SpotCheck,
                       SupervisionOrder, TrailEntry)
 from ..rules.explain import Explanation, explain
@@ -55,7 +55,7 @@ def _alert(conn, alert_id: int) -> Any:
 
 def alert_view(engine: Engine, config: Config, rules: list[Rule], actor: Actor,
                alert_id: int, now: datetime) -> AlertView:
-    """The alert page; :class:`NotFound` or :class:`NotAllowed` (outside the actor's view)."""
+    """The alert page; ``NotFound``, or ``NotAllowed`` outside the actor's view."""
     with engine.connect() as conn:
         alert = _alert(conn, alert_id)
         authz.check(actor, authz.READ, alert)
@@ -121,4 +121,4 @@ def case_view(engine: Engine, actor: Actor, case_id: str) -> CaseView:
                     [a for a in alerts if authz.allowed(actor, authz.READ, a)], holds, spots)
 
 
-__all__ = ["AlertView", "CaseView", "NotAllowed", "alert_view", "case_view"]
+__all__ = ["AlertView", "CaseView", "alert_view", "case_view"]
