@@ -1,7 +1,7 @@
 """One alert, one case: everything a monitor reads before acting, and what they may do.
 
 The alert page's timeline and working-day strip are ``rules explain``'s own computation
-(monitor/rules/explain.py, without re-running the detector: the stored alert is the
+(monitor/ruletools/explain.py, without re-running the detector: the stored alert is the
 verdict); its trail is checked entry by entry (monitor/trail.py); the actions offered are
 those the alert's state allows (monitor/supervision.py) and the actor may take
 (monitor/authz.py) — the same checks that refuse a forged request.
@@ -22,7 +22,7 @@ from ..config import Config
 from ..errors import MonitorError, NotFound
 from ..models import (Alert, Department, Disposition, Event, Hold, SpotCheck,
                       SupervisionOrder, TrailEntry)
-from ..rules.explain import Explanation, explain
+from ..ruletools.explain import Explanation, explain
 from ..rules.model import Rule
 from ..supervision import possible_actions
 from .evidence import sentences

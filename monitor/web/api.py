@@ -19,7 +19,7 @@ from ..alerts import jsonable
 from ..authz import Actor
 from ..center import act as acting
 from ..center.listing import Filters, alerts_page
-from .app import site
+from .site import site
 from .auth import api_actor, now
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])

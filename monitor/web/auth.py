@@ -21,7 +21,7 @@ from .. import accounts
 from ..accounts import Session
 from ..authz import Actor
 from ..center.labels import labeler
-from .app import Redirect, site
+from .site import Redirect, site
 
 COOKIE = "pm_session"
 LOGIN_COOKIE = "pm_login"

@@ -27,7 +27,7 @@ from ..center.overview import rules_overview
 from ..errors import InvalidTransition, MonitorError, NotAllowed
 from ..report import build_report, parse_period
 from ..scores import scorecard
-from .app import Redirect, render, site, status_of
+from .site import Redirect, render, site, status_of
 from .auth import (LOGIN_COOKIE, check_login_token, end_session, form_session, login_token,
                    now, page_session, start_session)
 
