@@ -56,7 +56,7 @@ def setup(db: Path) -> dict:
     from monitor.db import open_store
     from monitor.escalation import escalate
     from monitor.models import Account, Alert, User
-    from monitor.rules import SHIPPED_RULES
+    from monitor.config import SHIPPED_RULES
     from monitor.rules.loader import load_rules
     from monitor.supervision import policy_for
 
@@ -94,7 +94,7 @@ def serve(db: Path, port: int) -> None:
 
     from monitor.config import Config
     from monitor.db import open_store
-    from monitor.rules import SHIPPED_RULES
+    from monitor.config import SHIPPED_RULES
     from monitor.web import create_app
 
     began = time.monotonic()

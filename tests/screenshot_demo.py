@@ -51,7 +51,7 @@ def main(out: Path) -> None:
 
 def demo_config(demo):
     from monitor.config import Config
-    from monitor.rules import SHIPPED_RULES
+    from monitor.config import SHIPPED_RULES
 
     return Config(path=None, base_dir=demo.directory, rules_dir=SHIPPED_RULES)
 
