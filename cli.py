@@ -359,16 +359,17 @@ def run(app: App, as_of: str | None, rule_ids: tuple[str, ...], dry_run: bool,
     case, the burst, the department-month). Exit code 1 if any rule failed; the others
     still ran.
     """
-    from monitor.engine import evaluate, render
-
+    from monitor.auditpass import audit_pass
+    from monitor.engine import render
     from monitor.rules.loader import load_rules
 
     moment = _as_of(app, as_of)
     rules = load_rules([app.config.rules_dir])
-    with _exclusive(app, not dry_run):  # issue 5: never at the same time as nightly/serve
-        outcomes = evaluate(app.engine, app.config, moment, rule_ids=rule_ids,
-                            dry_run=dry_run, full=full, rules=rules)
-        escalated = None if dry_run else _escalate(app, moment, rules)
+    with _exclusive(app, not dry_run):  # never at the same time as nightly/serve
+        done = audit_pass(app.engine, app.config, moment, rules=rules,
+                          stages=("evaluate",) if dry_run else ("evaluate", "escalate"),
+                          rule_ids=rule_ids, dry_run=dry_run, full=full)
+    outcomes = done.evaluation.outcomes if done.evaluation else []
     click.echo(f"as of {moment.astimezone(app.config.tz).isoformat()}"
                + (" (dry run: nothing written)" if dry_run else ""))
     failed = 0
@@ -386,16 +387,10 @@ def run(app: App, as_of: str | None, rule_ids: tuple[str, ...], dry_run: bool,
             for f in o.findings:
                 level, message = render(o.rule, f)
                 click.echo(f"    [{level}] {message}")
-    if escalated is not None:
-        _echo_escalated(escalated)
+    if done.escalation is not None:
+        _echo_escalated(done.escalation)
     if failed:
         raise click.exceptions.Exit(1)
-
-
-def _escalate(app: App, moment: datetime, rules=None):
-    from monitor.escalation import escalate
-
-    return escalate(app.engine, _policy(app, rules), moment)
 
 
 def _echo_escalated(result) -> None:
@@ -418,8 +413,13 @@ def escalate_cmd(app: App, as_of: str | None) -> None:
     deadline reminds its monitors once every reminder_days working days. Also run at the
     end of every `permit-monitor run`. Then `permit-monitor notify flush` delivers.
     """
+    from monitor.auditpass import audit_pass
+    from monitor.rules.loader import load_rules
+
     with _exclusive(app):
-        _echo_escalated(_escalate(app, _as_of(app, as_of)))
+        done = audit_pass(app.engine, app.config, _as_of(app, as_of), stages=("escalate",),
+                          rules=lambda: load_rules([app.config.rules_dir]))
+        _echo_escalated(done.escalation)
 
 
 @cli.group()
@@ -435,12 +435,11 @@ def notify_flush(app: App) -> None:
     A failing sink is retried later with backoff; nothing is lost. Exit 1 if any message
     could not be delivered this time (it stays queued, or is marked failed with its error).
     """
-    from monitor.jobs import release_orphans
-    from monitor.outbox import flush
+    from monitor.auditpass import audit_pass
 
     with _exclusive(app):
-        release_orphans(app.engine, app.now())
-        result = flush(app.engine, app.config.notify, app.config.base_dir, app.now())
+        result = audit_pass(app.engine, app.config, app.now(), rules=(),
+                            stages=("flush",)).delivery
     click.echo(f"sent {result.sent:,} · retrying later {result.retrying:,} · "
                f"failed {result.failed:,}")
     for error in result.errors[:20]:
@@ -599,11 +598,11 @@ def alerts_confirm(app: App, alert_id: int, by: str, note: str | None) -> None:
     _echo_done(app, confirm(app.engine, alert_id, by, app.now(), note, channel="cli"))
 
 
-def _policy(app: App, rules=None):
+def _policy(app: App):
     from monitor.rules.loader import load_rules
     from monitor.supervision import policy_for
 
-    return policy_for(app.config, load_rules([app.config.rules_dir]) if rules is None else rules)
+    return policy_for(app.config, load_rules([app.config.rules_dir]))
 
 
 @alerts.command("reject")

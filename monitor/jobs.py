@@ -3,11 +3,13 @@ each under the database lease (monitor/lease.py) and each with a run record
 (monitor/runs.py).
 
 A job is a sequence of steps: ``inbox`` (ingest the drop directory), ``pull`` (the source
-databases), ``evaluate`` (the rules), ``escalate``, ``report`` (the day's report,
-see :func:`build_report`) and ``flush`` (deliver notifications). ``nightly`` is all of
-them in that order. A step that fails with a :class:`MonitorError` is recorded and the
-next steps still run (a source database that is down must not stop the audit); the run
-is then ``failed`` and raises an operational alert.
+databases), then the stages of an audit pass (monitor/auditpass.py): ``evaluate`` (the
+rules), ``escalate``, ``report`` (the day's report) and ``flush`` (deliver notifications).
+``nightly`` is all of them in that order; each daemon job but ``nightly`` is one step. A
+step that fails with a :class:`MonitorError` is recorded and the next steps still run (a
+source database that is down must not stop the audit); the run is then ``failed`` and
+raises an operational alert. What a run did is a :class:`RunCounts`, stored with its run
+record in the form :meth:`RunCounts.as_dict` gives (``nightly --json`` prints it).
 
 Catch-up (monitor/catchup.py): after downtime the ``evaluate`` step evaluates as of each
 scheduled slot missed since the last successful run, then as of the run's own moment,
@@ -24,19 +26,26 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, select
 
 from . import lease, runs
+from .auditpass import STAGES, PassSummary, audit_pass
 from .config import Config
 from .errors import MonitorError
-from .models import Alert, AlertChange, OutboxMessage, Run
+from .models import Alert, AlertChange, Run
 from .supervision import policy_for
+
+if TYPE_CHECKING:
+    from .catchup import Plan
+    from .inbox import InboxFile
+    from .ingest import Tally
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
-STEPS = ("inbox", "pull", "evaluate", "escalate", "report", "flush")
+INGEST_STEPS = ("inbox", "pull")
+STEPS = (*INGEST_STEPS, *STAGES)
 JOB_STEPS = {"nightly": STEPS, **{s: (s,) for s in STEPS if s != "report"}}
 
 
@@ -77,144 +86,146 @@ class Runner:
 
 
 @dataclass
+class RunCounts:
+    """What a run did, step by step; None: the step did not run (or did not finish)."""
+
+    inbox: list[InboxFile] | None = None    # the files taken from the inbox
+    inbox_waiting: int | None = None        # … and those left for the next pass
+    pulled: dict[str, Tally] | None = None  # source → its tally (those that answered)
+    rules_problem: str | None = None        # rule files invalid, the last good ones used
+    audit: PassSummary | None = None        # evaluate, escalate, report, flush
+    new_red: int | None = None              # red alerts raised, or turned red, by the run
+    as_of: datetime | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The record form: what ``runs.counts`` stores and ``nightly --json`` prints."""
+        out: dict[str, Any] = {}
+        if self.inbox is not None:
+            out.update(inbox_waiting=self.inbox_waiting, inbox_files=len(self.inbox),
+                       inbox_failed=sum(f.status == "failed" for f in self.inbox),
+                       inbox=[{"file": f.name, "kind": f.kind, "status": f.status,
+                               "detail": f.detail.splitlines()[0]} for f in self.inbox])
+        if self.pulled:
+            out["pulled"] = {name: t.as_dict() for name, t in self.pulled.items()}
+        if self.rules_problem:
+            out["rules_problem"] = self.rules_problem
+        if self.audit:
+            out.update(_pass_counts(self.audit))
+        if self.new_red is not None:
+            out["new_red"] = self.new_red
+        if self.as_of is not None:
+            out["as_of"] = self.as_of.isoformat()
+        return out
+
+
+def _pass_counts(done: PassSummary) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if done.catch_up:
+        out["catch_up"] = done.catch_up.as_dict()
+    if ev := done.evaluation:
+        out.update(rules=len(ev.outcomes), findings=ev.findings, new_alerts=ev.new_alerts,
+                   updated_alerts=ev.updated_alerts, failed_rules=len(ev.failures))
+    if esc := done.escalation:
+        out.update(escalated=len(esc.escalated), reminded=len(esc.reminded),
+                   queued=esc.messages)
+    if done.report:
+        out["report"] = done.report
+    if done.redelivered is not None:
+        out["redelivered"] = done.redelivered
+    if sent := done.delivery:
+        out.update(sent=sent.sent, retrying=sent.retrying, undeliverable=sent.failed)
+    return out
+
+
+@dataclass
 class JobResult:
     job: str
     run_id: int
     as_of: datetime
     status: str
-    counts: dict[str, Any]
+    figures: RunCounts
     errors: list[str]
     new_red: int
     seconds: float
+
+    @property
+    def counts(self) -> dict[str, Any]:
+        """The run's counts in their record form (see :meth:`RunCounts.as_dict`)."""
+        return self.figures.as_dict()
 
 
 # ---------------------------------------------------------------- steps
 
 
-def _step_inbox(r: Runner, as_of: datetime, counts: dict) -> list[str]:
+def _step_inbox(r: Runner, as_of: datetime, counts: RunCounts) -> list[str]:
     from .inbox import process_inbox, waiting_files
 
     if r.config.inbox is None:
         return []
     settled_before = r.wall() - r.config.inbox.settle_seconds
     files = process_inbox(r.engine, r.config, as_of, settled_before)
-    counts["inbox_waiting"] = len(waiting_files(r.config.inbox, settled_before))
-    counts["inbox_files"] = len(files)
-    counts["inbox_failed"] = sum(f.status == "failed" for f in files)
-    counts["inbox"] = [{"file": f.name, "kind": f.kind, "status": f.status,
-                        "detail": f.detail.splitlines()[0]} for f in files]
+    counts.inbox_waiting = len(waiting_files(r.config.inbox, settled_before))
+    counts.inbox = files
     return []
 
 
-def _step_pull(r: Runner, as_of: datetime, counts: dict) -> list[str]:
+def _step_pull(r: Runner, as_of: datetime, counts: RunCounts) -> list[str]:
     from .pull import pull
 
     errors = []
     for name in r.config.sources:
         try:
             tally = pull(r.engine, r.config, name, as_of)
-            counts.setdefault("pulled", {})[name] = tally.as_dict()
+            if counts.pulled is None:
+                counts.pulled = {}
+            counts.pulled[name] = tally
         except MonitorError as exc:
             errors.append(f"pull {name}: {exc}")
     return errors
 
 
-def _step_evaluate(r: Runner, as_of: datetime, counts: dict) -> list[str]:
-    """The rules as of each scheduled slot missed since the last successful run (see
-    monitor/catchup.py), oldest first, then as of ``as_of``."""
-    from .catchup import plan
-    from .engine import evaluate
-
-    rules = _rules(r, as_of, counts)
-    todo = plan(r.engine, r.config, r.trigger, as_of)
-    if todo.skipped:
-        log.warning("catch-up: %d missed slot(s) since %s; catch_up_max_slots %d: the %d "
-                    "older one(s) are covered by the evaluation as of %s",
-                    todo.skipped + len(todo.slots), todo.since.isoformat(),
-                    r.config.catch_up_max_slots, todo.skipped,
-                    todo.slots[0].isoformat() if todo.slots else as_of.isoformat())
-    if todo.slots or todo.skipped:
-        counts["catch_up"] = todo.as_dict()
-    new = changed = 0
-    errors: dict[str, str] = {}
-    for moment in [*todo.slots, as_of]:
-        if moment is not as_of:
-            log.info("catch-up: evaluating as of missed slot %s", moment.isoformat())
-        outcomes = evaluate(r.engine, r.config, moment, rules=rules)
-        new += sum(o.stored.new for o in outcomes if o.stored)
-        changed += sum(o.stored.changed for o in outcomes if o.stored)
-        for o in outcomes:
-            if o.error:
-                errors.setdefault(o.rule.id, f"rule {o.rule.id} failed as of "
-                                             f"{moment.isoformat()}: {o.error}")
-    counts["rules"] = len(outcomes)
-    counts["findings"] = sum(len(o.findings) for o in outcomes)
-    counts["new_alerts"], counts["updated_alerts"] = new, changed
-    counts["failed_rules"] = len(errors)
-    return list(errors.values())
+INGEST_FUNCTIONS = {"inbox": _step_inbox, "pull": _step_pull}
 
 
-def _step_escalate(r: Runner, as_of: datetime, counts: dict) -> list[str]:
-    from .escalation import escalate
-
-    out = escalate(r.engine, policy_for(r.config, _rules(r, as_of, counts)), as_of)
-    counts.update(escalated=len(out.escalated), reminded=len(out.reminded),
-                  queued=out.messages)
-    return []
-
-
-def _rules(r: Runner, as_of: datetime, counts: dict) -> list:
+def _rules(r: Runner, as_of: datetime, counts: RunCounts) -> list:
     """The rules as they are on disk now; if an edit broke them, the last good version,
     and the problem is recorded with the run and raised once as an operational alert."""
     rules, problem = r.rules.load(r.config)
     if problem:
-        counts["rules_problem"] = problem
+        counts.rules_problem = problem
         runs.rules_alert(r.engine, policy_for(r.config, rules), as_of, problem)
     return rules
 
 
-def build_report(engine: Engine, config: Config, as_of: datetime) -> str | None:
-    """The day's report: the month to date of the day before ``as_of`` (local), so the
-    02:00 pass on the 1st still closes the month just ended. Written as
-    ``reports/report-YYYY-MM.html`` and ``.xlsx`` beside config.yaml, rewritten each night."""
-    from .report import build_report as build, write_documents
-    from .report.period import month
+def _run_steps(r: Runner, job: str, as_of: datetime, counts: RunCounts,
+               phase: Callable[[str], None] | None) -> list[str]:
+    """The job's steps in order — ingestion here, then one audit pass of the stages it
+    has — filling ``counts``; returns what went wrong."""
+    def begin(step: str) -> None:
+        if phase:
+            phase(step)
+        log.info("%s: %s", job, step)
 
-    day = (as_of.astimezone(config.tz) - timedelta(days=1)).date()
-    report = build(engine, config, month(day), as_of)
-    html, xlsx = write_documents(report, config.base_dir / "reports")
-    return f"{html} (+ {xlsx.name})"
+    errors: list[str] = []
+    for step in (s for s in JOB_STEPS[job] if s in INGEST_STEPS):
+        begin(step)
+        try:
+            errors += INGEST_FUNCTIONS[step](r, as_of, counts)
+        except MonitorError as exc:
+            errors.append(f"{step}: {exc}")
+    stages = [s for s in JOB_STEPS[job] if s in STAGES]
+    if stages:
+        def stage(step: str, so_far: PassSummary) -> None:
+            counts.audit = so_far  # kept if the run is interrupted
+            begin(step)
 
-
-def _step_report(r: Runner, as_of: datetime, counts: dict) -> list[str]:
-    made = build_report(r.engine, r.config, as_of)
-    if made:
-        counts["report"] = made
-    return []
-
-
-def release_orphans(engine: Engine, now: datetime) -> int:
-    """Messages left ``sending`` by a flusher that died: every flusher runs under the lease,
-    so while this runner holds it no other is sending; they are due again now (delivery is
-    at least once: a message the dead flusher had handed to its sink goes again)."""
-    with engine.begin() as conn:
-        return conn.execute(update(OutboxMessage).where(OutboxMessage.status == "sending")
-                            .values(status="pending", next_attempt_at=now)).rowcount
-
-
-def _step_flush(r: Runner, as_of: datetime, counts: dict) -> list[str]:
-    from .outbox import flush
-
-    counts["redelivered"] = release_orphans(r.engine, as_of)
-    out = flush(r.engine, r.config.notify, r.config.base_dir, as_of)
-    counts.update(sent=out.sent, retrying=out.retrying, undeliverable=out.failed)
-    for error in out.errors[:5]:
-        log.warning("delivery: %s", error)
-    return []
-
-
-STEP_FUNCTIONS = {"inbox": _step_inbox, "pull": _step_pull, "evaluate": _step_evaluate,
-                  "escalate": _step_escalate, "report": _step_report, "flush": _step_flush}
+        done = audit_pass(r.engine, r.config, as_of, rules=lambda: _rules(r, as_of, counts),
+                          stages=stages, catch_up=r.trigger, keep_going=True, on_stage=stage)
+        counts.audit = done
+        errors += done.errors
+        for error in (done.delivery.errors[:5] if done.delivery else []):
+            log.warning("delivery: %s", error)
+    return errors
 
 
 # ---------------------------------------------------------------- running a job
@@ -261,29 +272,19 @@ def run_job(r: Runner, job: str, as_of: datetime | None = None, *,
         marks = _marks(r.engine)
         run_id = runs.start(r.engine, job, r.trigger, r.clock(), holder, scheduled_for)
         log.info("%s: run %s as of %s", job, run_id, as_of.isoformat())
-        counts: dict[str, Any] = {"_steps": JOB_STEPS[job]}
-        errors: list[str] = []
+        counts = RunCounts()
         try:
-            for step in JOB_STEPS[job]:
-                if phase:
-                    phase(step)
-                log.info("%s: %s", job, step)
-                try:
-                    errors += STEP_FUNCTIONS[step](r, as_of, counts)
-                except MonitorError as exc:
-                    errors.append(f"{step}: {exc}")
+            errors = _run_steps(r, job, as_of, counts, phase)
         except BaseException as exc:  # a bug or a signal: record it, then let it go on
             try:
-                runs.finish(r.engine, policy_for(r.config), run_id, r.clock(), _plain(counts),
+                runs.finish(r.engine, policy_for(r.config), run_id, r.clock(), counts.as_dict(),
                             f"{type(exc).__name__}: {exc}".splitlines()[0])
             except Exception:  # the database itself is gone: the next runner will see it
                 log.exception("could not record the failure of run %s", run_id)
             raise
-        counts = _plain(counts)
-        red = new_red(r.engine, marks)
-        counts["new_red"] = red
-        counts["as_of"] = as_of.isoformat()
-        runs.finish(r.engine, policy_for(r.config), run_id, r.clock(), counts,
+        counts.new_red = red = new_red(r.engine, marks)
+        counts.as_of = as_of
+        runs.finish(r.engine, policy_for(r.config), run_id, r.clock(), counts.as_dict(),
                     "; ".join(errors)[:4000] if errors else None)
     return JobResult(job, run_id, as_of, "failed" if errors else "ok", counts, errors, red,
                      time.monotonic() - started)
@@ -298,48 +299,43 @@ def exclusive(engine: Engine, config: Config, clock: Clock) -> Iterator[lease.He
         yield held
 
 
-def _plain(counts: dict) -> dict:
-    return {k: v for k, v in counts.items() if not k.startswith("_")}
-
-
 def summary(result: JobResult, config: Config) -> str:
     """One paragraph for people (and cron's mail): what the pass did."""
-    c = result.counts
+    c, done = result.figures, result.figures.audit
     at = result.as_of.astimezone(config.tz)
     parts = [f"{result.job} as of {at:%Y-%m-%d %H:%M} ({config.timezone}):"]
-    if "inbox_files" in c:
-        waiting = c.get("inbox_waiting")
-        parts.append(f"inbox {c['inbox_files']} file(s), {c['inbox_failed']} rejected"
-                     + (f", {waiting} left for the next pass (still being written);"
-                        if waiting else ";"))
-    if c.get("pulled"):
-        rows = sum(t["inserted"] for t in c["pulled"].values())
-        parts.append(f"pulled {rows} new event(s) from {len(c['pulled'])} source(s);")
-    if c.get("catch_up"):
-        cu = c["catch_up"]
-        if cu["slots"]:
-            first, last = (datetime.fromisoformat(cu["slots"][i]).astimezone(config.tz)
-                           for i in (0, -1))
-            text = (f"caught up {len(cu['slots'])} missed slot(s) "
-                    f"({first:%Y-%m-%d %H:%M} … {last:%Y-%m-%d %H:%M})")
-            if cu["skipped"]:
-                text += (f", {cu['skipped']} older one(s) beyond catch_up_max_slots covered "
-                         "by the first")
-        else:
-            text = (f"{cu['skipped']} missed slot(s) not caught up one by one "
-                    "(catch_up_max_slots 0)")
-        parts.append(text + ";")
-    if "rules" in c:
-        parts.append(f"{c['rules']} rule(s) evaluated, {c['failed_rules']} failed: "
-                     f"{c['new_alerts']} new alert(s), {c['updated_alerts']} updated, "
+    if c.inbox is not None:
+        failed = sum(f.status == "failed" for f in c.inbox)
+        parts.append(f"inbox {len(c.inbox)} file(s), {failed} rejected"
+                     + (f", {c.inbox_waiting} left for the next pass (still being written);"
+                        if c.inbox_waiting else ";"))
+    if c.pulled:
+        rows = sum(t.inserted for t in c.pulled.values())
+        parts.append(f"pulled {rows} new event(s) from {len(c.pulled)} source(s);")
+    if done and done.catch_up:
+        parts.append(_caught_up(done.catch_up, config) + ";")
+    if done and (ev := done.evaluation):
+        parts.append(f"{len(ev.outcomes)} rule(s) evaluated, {len(ev.failures)} failed: "
+                     f"{ev.new_alerts} new alert(s), {ev.updated_alerts} updated, "
                      f"{result.new_red} new red;")
-    if "escalated" in c:
-        parts.append(f"escalated {c['escalated']}, reminded {c['reminded']};")
-    if c.get("report"):
-        parts.append(f"report: {c['report']};")
-    if "sent" in c:
-        parts.append(f"notifications sent {c['sent']}, retrying {c['retrying']}, "
-                     f"undeliverable {c['undeliverable']}.")
+    if done and (esc := done.escalation):
+        parts.append(f"escalated {len(esc.escalated)}, reminded {len(esc.reminded)};")
+    if done and done.report:
+        parts.append(f"report: {done.report};")
+    if done and (sent := done.delivery):
+        parts.append(f"notifications sent {sent.sent}, retrying {sent.retrying}, "
+                     f"undeliverable {sent.failed}.")
     status = "ok" if result.status == "ok" else f"FAILED ({'; '.join(result.errors)})"
     parts.append(f"Run {result.run_id} {status} in {result.seconds:.1f} s.")
     return " ".join(parts)
+
+
+def _caught_up(todo: Plan, config: Config) -> str:
+    if not todo.slots:
+        return f"{todo.skipped} missed slot(s) not caught up one by one (catch_up_max_slots 0)"
+    first, last = (todo.slots[i].astimezone(config.tz) for i in (0, -1))
+    text = (f"caught up {len(todo.slots)} missed slot(s) "
+            f"({first:%Y-%m-%d %H:%M} … {last:%Y-%m-%d %H:%M})")
+    if todo.skipped:
+        text += f", {todo.skipped} older one(s) beyond catch_up_max_slots covered by the first"
+    return text

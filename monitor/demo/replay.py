@@ -1,10 +1,10 @@
 """The demo's half-year replayed day by day (``permit-monitor demo --replay``).
 
 Each working day of the window, at :data:`RUN_AT` local time (a nightly run after office
-hours), the shipped rules are evaluated incrementally as of that moment — events dated
-later are not yet visible — and escalation runs as of the same moment, exactly as
-``permit-monitor run --as-of`` would. During office hours of the following days the
-county's monitors act on what they were given, simulated from the seed
+hours), an audit pass (monitor/auditpass.py) evaluates the shipped rules incrementally as
+of that moment — events dated later are not yet visible — and escalates as of the same
+moment, exactly as ``permit-monitor run --as-of`` does. During office hours of the
+following days the county's monitors act on what they were given, simulated from the seed
 (monitor/demo/monitors.py) through the same functions the CLI calls — acknowledge,
 resolve, confirm, reject, order, release a hold — with the simulated moment as ``at``.
 
@@ -21,10 +21,9 @@ from pathlib import Path
 
 from sqlalchemy import Engine, func, select
 
+from ..auditpass import audit_pass
 from ..config import Config
 from ..db import open_store
-from ..engine import evaluate
-from ..escalation import escalate
 from ..models import Alert, OutboxMessage, TrailEntry
 from ..rules.loader import load_rules
 from ..supervision import ACTIVE, policy_for
@@ -106,10 +105,9 @@ def replay(engine: Engine, config: Config, *, seed: int,
     moments = [datetime.combine(d, RUN_AT, config.tz) for d in days]
     for day, moment in zip(days, moments):
         people.act(day)
-        failed = [o for o in evaluate(engine, config, moment, rules=rules) if o.error]
-        if failed:
-            raise RuntimeError(f"{day}: rule {failed[0].rule.id} failed: {failed[0].error}")
-        escalate(engine, policy, moment)
+        done = audit_pass(engine, config, moment, rules=rules, stages=("evaluate", "escalate"))
+        if done.errors:
+            raise RuntimeError(f"{day}: {done.errors[0]}")
         people.plan(day)
         if progress:
             progress(day)
