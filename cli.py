@@ -2,6 +2,22 @@
 
 Errors a user can cause (``MonitorError``) become one ``Error: …`` line and exit code 1,
 here and nowhere else; usage errors exit 2; anything else is a bug and keeps its traceback.
+
+The commands, by group, in the order of this file (``--help`` lists them alphabetically):
+
+* ingest — ``ingest catalog|events|receipts|activity|pull``; ``quarantine list|retry``;
+* audit and alerts — ``run``, ``escalate``; ``alerts list|show|ack|resolve|confirm|reject|
+  order|escalate``; ``notify flush|list``; ``holds list|release``; ``audit verify|show`` (the
+  trail);
+* supervision — ``exemptions add|list|revoke``; ``sample`` and ``sample record`` (spot
+  checks);
+* rules — ``rules check|test|explain|backtest|calibrate`` (tools for rule authors);
+* reports — ``report``, ``scores``;
+* administration — ``init``, ``settings``, ``demo``; ``nightly``, ``serve`` and ``runs list``
+  (unattended operation); ``users``, ``tokens`` and ``web`` (the control center).
+
+Before them: the root group and what commands share (options, ``--as-of``, the database
+lease, list output).
 """
 
 from __future__ import annotations
@@ -9,8 +25,10 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from functools import cached_property
+from typing import Any
 
 import click
 
@@ -19,7 +37,15 @@ from monitor.config import (MAPPING_SETTINGS, NOTIFY_SETTINGS, SETTINGS, load_co
                             resolve_database_url)
 from monitor.errors import MonitorError
 
+# Why the imports inside the commands: only click and the config tables load at start-up,
+# so `permit-monitor --help`, every command's --help and a usage error answer in ~0.1 s of
+# CPU; loading SQLAlchemy, the engine, the jobs, the report writers and the demo up front
+# made that ~0.65 s (measured). Each command imports what it uses in its body; keep it so.
+
 log = logging.getLogger("monitor")
+
+
+# ------------------------------------------------------- the root group and what commands share
 
 
 class App:
@@ -102,49 +128,97 @@ def cli(ctx: click.Context, config_path: str | None, db_url: str | None, verbose
     ctx.obj = App(config_path, db_url)
 
 
-def _warn_if_no_events(app: App) -> None:
-    """An all-zero report from an empty store looks like a quiet month: say which store."""
-    from sqlalchemy import select
-
-    from monitor.db import safe_url
-    from monitor.models import Event
-
-    with app.engine.connect() as conn:
-        if conn.scalar(select(Event.id).limit(1)) is None:
-            click.echo(f"warning: the database {safe_url(app.url)} holds no events: is it the "
-                       "one you meant? (--db URL or MONITOR_DATABASE_URL; the demo's is "
-                       "sqlite:///permit-monitor-demo/monitor.db)", err=True)
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="Print exactly one JSON object on stdout instead of text.")
+by_option = click.option("--by", "by", required=True, metavar="USER",
+                         help="Who acts: a user id from the catalog (checked against its roles).")
+note_option = click.option("--note", help="What was done, or why (recorded in the trail).")
 
 
-@cli.command()
-@pass_app
-def init(app: App) -> None:
-    """Create or upgrade the database schema (done automatically on first use too)."""
-    from monitor.db import safe_url
-
-    app.engine
-    click.echo(f"database ready: {safe_url(app.url)}")
-
-
-@cli.command()
-def settings() -> None:
-    """List every config.yaml setting with its default and meaning."""
-    for s in SETTINGS:
-        click.echo(f"{s.name}  (default: {s.default!r})\n    {s.help}")
-    from monitor.config import INBOX_SETTINGS, SCHEDULE_SETTINGS, SCORE_SETTINGS, WEB_SETTINGS
-
-    for title, table in (("mapping: (XES import)", MAPPING_SETTINGS),
-                         ("notify: (delivery of notifications)", NOTIFY_SETTINGS),
-                         ("scores: (scorecard weights, 绩效考评)", SCORE_SETTINGS),
-                         ("inbox: (the drop directory)", INBOX_SETTINGS),
-                         ("schedule: (the serve daemon)", SCHEDULE_SETTINGS),
-                         ("web: (permit-monitor web, the control center)", WEB_SETTINGS)):
-        click.echo(f"\n{title}")
-        for s in table:
-            click.echo(f"  {s.name}  (default: {s.default!r})\n      {s.help}")
+def period_options(f):
+    """--period, --from, --to and --department, shared by report, scores and sample."""
+    for option in reversed((
+            click.option("--period", metavar="PERIOD",
+                         help="A month (2026-01) or a quarter (2026-Q1) [default: last month]."),
+            click.option("--from", "date_from", metavar="DATE",
+                         help="First day of a custom period (with --to)."),
+            click.option("--to", "date_to", metavar="DATE", help="Last day (inclusive)."),
+            click.option("--department", metavar="CODE", help="Only this department."))):
+        f = option(f)
+    return f
 
 
-# ---------------------------------------------------------------- ingest
+def _as_of(app: App, text: str | None) -> datetime:
+    """--as-of: ISO 8601 (naive = configured timezone; a bare date = its start); default now."""
+    from monitor.timeutil import ValueProblem, parse_timestamp
+
+    if not text:
+        return app.now()
+    try:
+        return parse_timestamp(text if len(text) > 10 else f"{text}T00:00:00", app.config.tz)
+    except ValueProblem as exc:
+        raise click.BadParameter(str(exc), param_hint="--as-of") from None
+
+
+def _period(app: App, period, date_from, date_to):
+    from monitor.report import parse_period
+
+    return parse_period(period, date_from, date_to, app.now().astimezone(app.config.tz).date())
+
+
+def _exclusive(app: App, needed: bool = True):
+    """The database lease around a command that writes alerts or delivers (see lease.py)."""
+    from contextlib import nullcontext
+
+    from monitor.jobs import exclusive
+
+    return exclusive(app.engine, app.config, app.now) if needed else nullcontext()
+
+
+def _policy(app: App):
+    from monitor.rules.loader import load_rules
+    from monitor.supervision import policy_for
+
+    return policy_for(app.config, load_rules([app.config.rules_dir]))
+
+
+def _echo_rows(rows: Iterable[Any], text: Callable[[Any], str], *, fmt: str = "table",
+               record: Callable[[Any], dict[str, Any]] | None = None,
+               columns: Sequence[str] = (),
+               empty: str | None = None) -> None:
+    """The one way a list command prints its rows, as they come, in ``fmt``: ``table``,
+    ``text(row)`` for each row (a line, or several); ``jsonl``, ``record(row)`` as one JSON
+    object per line; ``json``, the records as one JSON array; ``csv``, a header of
+    ``columns``, then each record's values (dicts and lists as JSON). ``empty``, when
+    given, is said on stderr if there was no row."""
+    def as_record(row: Any) -> dict[str, Any]:
+        assert record is not None, f"{fmt} output needs a record per row"
+        return record(row)
+
+    shown = 0
+    if fmt == "json":
+        rows = list(rows)
+        shown = len(rows)
+        click.echo(json.dumps([as_record(r) for r in rows], ensure_ascii=False, indent=1))
+    elif fmt == "csv":
+        import csv
+
+        writer = csv.writer(sys.stdout)
+        writer.writerow(columns)
+        for r in rows:
+            shown += 1
+            d = as_record(r)
+            writer.writerow([json.dumps(d[c], ensure_ascii=False)
+                             if isinstance(d[c], (dict, list)) else d[c] for c in columns])
+    else:
+        for r in rows:
+            shown += 1
+            click.echo(json.dumps(as_record(r), ensure_ascii=False) if fmt == "jsonl" else text(r))
+    if not shown and empty:
+        click.echo(empty, err=True)
+
+
+# --------------------------------------------------------------------------------------- ingest
 
 
 def _progress_factory():
@@ -181,7 +255,7 @@ def _echo_tally(label: str, t) -> None:
         click.echo(f"  quarantined by reason: {reasons}")
 
 
-def _report(results, as_json: bool) -> None:
+def _echo_results(results, as_json: bool) -> None:
     """Print each source's tally as it completes (text), or one JSON object at the end."""
     from monitor.ingest import Tally
 
@@ -202,8 +276,6 @@ def _report(results, as_json: bool) -> None:
         click.echo("  see: permit-monitor quarantine list")
 
 
-json_option = click.option("--json", "as_json", is_flag=True,
-                           help="Print exactly one JSON object on stdout instead of text.")
 encoding_option = click.option("--encoding", default="utf-8-sig", show_default=True,
                                help="Text encoding of CSV/JSONL input (e.g. gbk).")
 
@@ -255,7 +327,7 @@ def ingest_events_cmd(app: App, files: tuple[str, ...], fmt: str | None, encodin
 
     results = ingest_events(app.engine, app.config, list(files), app.now(), fmt=fmt,
                             encoding=encoding, progress=_progress_factory())
-    _report(results, as_json)
+    _echo_results(results, as_json)
 
 
 @ingest.command("receipts")
@@ -272,10 +344,56 @@ def ingest_receipts_cmd(app: App, files: tuple[str, ...], encoding: str, as_json
 
     results = ingest_receipts(app.engine, app.config, list(files), app.now(),
                               encoding=encoding, progress=_progress_factory())
-    _report(results, as_json)
+    _echo_results(results, as_json)
 
 
-# ---------------------------------------------------------------- quarantine
+@ingest.command("activity")
+@click.argument("files", nargs=-1, required=True)
+@encoding_option
+@json_option
+@pass_app
+def ingest_activity_cmd(app: App, files: tuple[str, ...], encoding: str, as_json: bool) -> None:
+    """Load the monitoring log (监察日志): CSV user_id, at, action (login|logout|handle).
+
+    \b
+    Example:
+      permit-monitor ingest activity activity-2026-01.csv
+    Rows already stored are duplicates; bad rows are quarantined with line and reason.
+    The report shows daily online rates of handlers and monitors from the logins.
+    """
+    from monitor.ingest import ingest_activity
+
+    results = ingest_activity(app.engine, app.config, list(files), app.now(),
+                              encoding=encoding, progress=_progress_factory())
+    _echo_results(results, as_json)
+
+
+@ingest.command("pull")
+@click.argument("name", required=False)
+@json_option
+@pass_app
+def ingest_pull_cmd(app: App, name: str | None, as_json: bool) -> None:
+    """Fetch new events from the source databases of config.yaml's `sources:` (or NAME).
+
+    Only rows past the stored watermark are read; they go through the same validation
+    and quarantine as a file.
+
+    \b
+    sources:
+      workflow:
+        url_env: WORKFLOW_DB_URL        # the URL (with its password) from the environment
+        query: SELECT id, evt_id AS event_id, case_no AS case_id, … FROM wf_log
+        watermark: id                   # grows with every new row
+    """
+    from monitor.ingest import SourceResult
+    from monitor.pull import pull
+
+    names = [name] if name else list(app.config.sources)
+    if not names:
+        raise MonitorError("no sources configured (config.yaml: sources:)")
+    with _exclusive(app):
+        _echo_results((SourceResult(f"pull:{n}", pull(app.engine, app.config, n, app.now()))
+                       for n in names), as_json)
 
 
 @cli.group()
@@ -294,21 +412,18 @@ def quarantine_list(app: App, reason, source, include_resolved, limit, as_json) 
     """Show quarantined rows: source:line, reason, detail and the raw row."""
     from monitor.ingest.quarantine import list_quarantine
 
-    shown = 0
-    for q in list_quarantine(app.engine, reason=reason, source=source,
-                             include_resolved=include_resolved, limit=limit):
-        shown += 1
-        if as_json:
-            click.echo(json.dumps({"id": q.id, "kind": q.kind, "source": q.source,
-                                   "line": q.line, "reason": q.reason, "detail": q.detail,
-                                   "raw": json.loads(q.raw), "resolution": q.resolution},
-                                  ensure_ascii=False))
-        else:
-            state = f" [{q.resolution}]" if q.resolution else ""
-            click.echo(f"{q.source}:{q.line}: {q.reason}: {q.detail}{state}\n    {q.raw}")
-    if not shown and not as_json:
-        click.echo("quarantine is empty" if not (reason or source) else "no matching rows",
-                   err=True)
+    def text(q) -> str:
+        state = f" [{q.resolution}]" if q.resolution else ""
+        return f"{q.source}:{q.line}: {q.reason}: {q.detail}{state}\n    {q.raw}"
+
+    _echo_rows(list_quarantine(app.engine, reason=reason, source=source,
+                               include_resolved=include_resolved, limit=limit),
+               text, fmt="jsonl" if as_json else "table",
+               record=lambda q: {"id": q.id, "kind": q.kind, "source": q.source,
+                                 "line": q.line, "reason": q.reason, "detail": q.detail,
+                                 "raw": json.loads(q.raw), "resolution": q.resolution},
+               empty=None if as_json else
+               "quarantine is empty" if not (reason or source) else "no matching rows")
 
 
 @quarantine.command("retry")
@@ -325,19 +440,7 @@ def quarantine_retry(app: App, as_json: bool) -> None:
         _echo_tally("retried", tally)
 
 
-# ---------------------------------------------------------------- rules and alerts
-
-
-def _as_of(app: App, text: str | None) -> datetime:
-    """--as-of: ISO 8601 (naive = configured timezone; a bare date = its start); default now."""
-    from monitor.timeutil import ValueProblem, parse_timestamp
-
-    if not text:
-        return app.now()
-    try:
-        return parse_timestamp(text if len(text) > 10 else f"{text}T00:00:00", app.config.tz)
-    except ValueProblem as exc:
-        raise click.BadParameter(str(exc), param_hint="--as-of") from None
+# ----------------------------------------------------------------------------- audit and alerts
 
 
 @cli.command()
@@ -423,54 +526,6 @@ def escalate_cmd(app: App, as_of: str | None) -> None:
 
 
 @cli.group()
-def notify() -> None:
-    """The outbox of notifications: deliver what is pending, list what failed."""
-
-
-@notify.command("flush")
-@pass_app
-def notify_flush(app: App) -> None:
-    """Deliver pending notifications through the sinks in config.yaml (notify:).
-
-    A failing sink is retried later with backoff; nothing is lost. Exit 1 if any message
-    could not be delivered this time (it stays queued, or is marked failed with its error).
-    """
-    from monitor.auditpass import audit_pass
-
-    with _exclusive(app):
-        result = audit_pass(app.engine, app.config, app.now(), rules=(),
-                            stages=("flush",)).delivery
-    click.echo(f"sent {result.sent:,} · retrying later {result.retrying:,} · "
-               f"failed {result.failed:,}")
-    for error in result.errors[:20]:
-        click.echo(f"  {error}", err=True)
-    if result.retrying or result.failed:
-        raise click.exceptions.Exit(1)
-
-
-@notify.command("list")
-@click.option("--failed", is_flag=True, help="Only messages given up on, with their error.")
-@click.option("--all", "show_all", is_flag=True, help="Include messages already delivered.")
-@click.option("--limit", type=click.IntRange(min=1), help="Show at most this many.")
-@pass_app
-def notify_list(app: App, failed: bool, show_all: bool, limit: int | None) -> None:
-    """List notifications not yet delivered (pending and failed), oldest first."""
-    from monitor.outbox import list_messages
-
-    shown = 0
-    for m in list_messages(app.engine, status="failed" if failed else None,
-                           undelivered=not show_all, limit=limit):
-        shown += 1
-        at = m.created_at.astimezone(app.config.tz).strftime("%Y-%m-%d %H:%M")
-        click.echo(f"{m.id:>6}  {m.status:<8} {at}  alert {m.alert_id or '-':<5} "
-                   f"{m.recipient} {m.channel} {m.address or '-'}  {m.text}")
-        if m.last_error:
-            click.echo(f"        attempts {m.attempts} · last error: {m.last_error}")
-    if not shown:
-        click.echo("no messages", err=True)
-
-
-@cli.group()
 def alerts() -> None:
     """Alerts raised by the rules: list them, show one with its evidence."""
 
@@ -499,32 +554,19 @@ def alerts_list(app: App, fmt: str, kind, level, department, status, rule_id, ti
 
     The table shows id, level, tier, status, department, handling deadline, rule, message.
     """
-    import csv as csv_module
-
     from monitor.alerts import ALERT_FIELDS, jsonable, list_alerts
 
+    def text(r) -> str:
+        due = r.due_on.isoformat() if r.due_on else "-"
+        return (f"{r.id:>6}  {r.level:<7} T{r.tier} {r.status:<12} "
+                f"{r.department or '-':<6} {due:<10} {r.rule_id:<18} {r.message}")
+
     today = _as_of(app, as_of).astimezone(app.config.tz).date() if overdue else None
-    rows = list_alerts(app.engine, kind=kind, level=level, department=department,
-                       status=status, rule_id=rule_id, tier=tier, overdue_on=today,
-                       suppressed=suppressed)
-    if fmt == "json":
-        click.echo(json.dumps([jsonable(r) for r in rows], ensure_ascii=False, indent=1))
-    elif fmt == "csv":
-        writer = csv_module.writer(sys.stdout)
-        writer.writerow(ALERT_FIELDS)
-        for r in rows:
-            d = jsonable(r)
-            writer.writerow([json.dumps(d[f], ensure_ascii=False) if isinstance(d[f], (dict, list))
-                             else d[f] for f in ALERT_FIELDS])
-    else:
-        shown = 0
-        for r in rows:
-            shown += 1
-            due = r.due_on.isoformat() if r.due_on else "-"
-            click.echo(f"{r.id:>6}  {r.level:<7} T{r.tier} {r.status:<12} "
-                       f"{r.department or '-':<6} {due:<10} {r.rule_id:<18} {r.message}")
-        if not shown:
-            click.echo("no alerts", err=True)
+    _echo_rows(list_alerts(app.engine, kind=kind, level=level, department=department,
+                           status=status, rule_id=rule_id, tier=tier, overdue_on=today,
+                           suppressed=suppressed),
+               text, fmt=fmt, record=jsonable, columns=ALERT_FIELDS,
+               empty="no alerts" if fmt == "table" else None)
 
 
 @alerts.command("show")
@@ -533,17 +575,11 @@ def alerts_list(app: App, fmt: str, kind, level, department, status, rule_id, ti
 def alerts_show(app: App, alert_id: int) -> None:
     """Show one alert with its evidence (the events and figures behind it)."""
     from monitor.alerts import jsonable, list_alerts
-    from monitor.errors import MonitorError
 
     rows = list(list_alerts(app.engine, alert_id=alert_id))
     if not rows:
         raise MonitorError(f"no alert with id {alert_id}")
     click.echo(json.dumps(jsonable(rows[0]), ensure_ascii=False, indent=2))
-
-
-by_option = click.option("--by", "by", required=True, metavar="USER",
-                         help="Who acts: a user id from the catalog (checked against its roles).")
-note_option = click.option("--note", help="What was done, or why (recorded in the trail).")
 
 
 def _echo_done(app: App, done) -> None:
@@ -598,13 +634,6 @@ def alerts_confirm(app: App, alert_id: int, by: str, note: str | None) -> None:
     _echo_done(app, confirm(app.engine, alert_id, by, app.now(), note, channel="cli"))
 
 
-def _policy(app: App):
-    from monitor.rules.loader import load_rules
-    from monitor.supervision import policy_for
-
-    return policy_for(app.config, load_rules([app.config.rules_dir]))
-
-
 @alerts.command("reject")
 @click.argument("alert_id", type=int)
 @by_option
@@ -645,7 +674,53 @@ def alerts_escalate(app: App, alert_id: int, by: str, note: str | None) -> None:
                              channel="cli"))
 
 
-# ---------------------------------------------------------------- holds
+@cli.group()
+def notify() -> None:
+    """The outbox of notifications: deliver what is pending, list what failed."""
+
+
+@notify.command("flush")
+@pass_app
+def notify_flush(app: App) -> None:
+    """Deliver pending notifications through the sinks in config.yaml (notify:).
+
+    A failing sink is retried later with backoff; nothing is lost. Exit 1 if any message
+    could not be delivered this time (it stays queued, or is marked failed with its error).
+    """
+    from monitor.auditpass import audit_pass
+
+    with _exclusive(app):
+        result = audit_pass(app.engine, app.config, app.now(), rules=(),
+                            stages=("flush",)).delivery
+    assert result is not None  # the flush stage ran, or raised
+    click.echo(f"sent {result.sent:,} · retrying later {result.retrying:,} · "
+               f"failed {result.failed:,}")
+    for error in result.errors[:20]:
+        click.echo(f"  {error}", err=True)
+    if result.retrying or result.failed:
+        raise click.exceptions.Exit(1)
+
+
+@notify.command("list")
+@click.option("--failed", is_flag=True, help="Only messages given up on, with their error.")
+@click.option("--all", "show_all", is_flag=True, help="Include messages already delivered.")
+@click.option("--limit", type=click.IntRange(min=1), help="Show at most this many.")
+@pass_app
+def notify_list(app: App, failed: bool, show_all: bool, limit: int | None) -> None:
+    """List notifications not yet delivered (pending and failed), oldest first."""
+    from monitor.outbox import list_messages
+
+    def text(m) -> str:
+        at = m.created_at.astimezone(app.config.tz).strftime("%Y-%m-%d %H:%M")
+        line = (f"{m.id:>6}  {m.status:<8} {at}  alert {m.alert_id or '-':<5} "
+                f"{m.recipient} {m.channel} {m.address or '-'}  {m.text}")
+        if m.last_error:
+            line += f"\n        attempts {m.attempts} · last error: {m.last_error}"
+        return line
+
+    _echo_rows(list_messages(app.engine, status="failed" if failed else None,
+                             undelivered=not show_all, limit=limit),
+               text, empty="no messages")
 
 
 @cli.group()
@@ -661,17 +736,16 @@ def holds_list(app: App, include_released: bool, case_id: str | None) -> None:
     """List holds: id, case, alert, rule, since when, and who released it."""
     from monitor.holds import list_holds
 
-    shown = 0
-    for h in list_holds(app.engine, include_released=include_released, case_id=case_id):
-        shown += 1
+    def text(h) -> str:
         at = h.held_at.astimezone(app.config.tz).strftime("%Y-%m-%d %H:%M")
         line = (f"{h.id:>6}  {h.status:<8} {h.department or '-':<6} {h.case_id:<18} "
                 f"alert {h.alert_id:<6} {h.rule_id:<18} held {at}")
         if h.released_by:
             line += f" · released by {h.released_by}: {h.release_note}"
-        click.echo(line)
-    if not shown:
-        click.echo("no holds", err=True)
+        return line
+
+    _echo_rows(list_holds(app.engine, include_released=include_released, case_id=case_id),
+               text, empty="no holds")
 
 
 @holds.command("release")
@@ -685,9 +759,6 @@ def holds_release(app: App, hold_id: int, by: str, note: str | None) -> None:
 
     h = release(app.engine, _policy(app), hold_id, by, app.now(), note, channel="cli")
     click.echo(f"hold {h.id}: released · case {h.case_id} · alert {h.alert_id}")
-
-
-# ---------------------------------------------------------------- audit trail
 
 
 @cli.group()
@@ -735,7 +806,533 @@ def _detail(value) -> str:
     return json.dumps(text, ensure_ascii=False) if " " in text else text
 
 
-# ---------------------------------------------------------------- demo
+# --------------------------------------------------------- supervision: exemptions, spot checks
+
+
+@cli.group()
+def exemptions() -> None:
+    """The exemptions registry: approved, scoped, time-limited exceptions to a rule.
+
+    Findings in an exemption's scope are kept as suppressed alerts (alerts list
+    --suppressed), never assigned or escalated; adding and revoking are on the trail.
+    """
+
+
+@exemptions.command("add")
+@click.option("--rule", "rule_id", required=True, metavar="ID", help="The rule's id.")
+@click.option("--scope", "scopes", multiple=True, required=True, metavar="KEY=VALUE",
+              help="department=, item=, case=, actor= (comma-separated values) or "
+                   "window=FROM/TO; repeatable, all must match.")
+@click.option("--reason", required=True, help="Why (recorded in the trail).")
+@click.option("--approved-by", "approved_by", required=True, metavar="USER",
+              help="The tier-2 monitor (monitor_l2) approving it.")
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), required=True,
+              help="Last day (local) it applies, inclusive.")
+@pass_app
+def exemptions_add(app: App, rule_id, scopes, reason, approved_by, until) -> None:
+    """Record an exemption of some findings of one rule.
+
+    \b
+    Examples:
+      permit-monitor exemptions add --rule same-actor-roles --scope department=TS01 \\
+          --reason 乡镇便民服务中心仅一名工作人员 --approved-by jw-monitor-1 --until 2026-06-30
+      permit-monitor exemptions add --rule late-entry \\
+          --scope window=2025-10-09T08:00/2025-10-10T18:00 \\
+          --reason 系统停机，事后补录 --approved-by jw-monitor-1 --until 2025-12-31
+    """
+    from monitor import exemptions as ex
+    from monitor.rules.loader import load_rules
+
+    scope = ex.parse_scope(scopes, app.config.tz)
+    ids = [r.id for r in load_rules([app.config.rules_dir])]
+    ex_id = ex.add(app.engine, ids, rule_id, scope, reason, approved_by, until.date(),
+                   app.now(), app.config.tz, channel="cli")
+    click.echo(f"exemption {ex_id}: {rule_id} {_scope_text(scope, app.config.tz)} "
+               f"until {until.date()}")
+
+
+def _scope_text(scope: dict, tz) -> str:
+    """department=SJJ window=2025-11-07T08:00/2025-11-07T18:00 (local time)."""
+    def local(t: str) -> str:
+        return datetime.fromisoformat(t).astimezone(tz).strftime("%Y-%m-%dT%H:%M")
+
+    return " ".join(f"{k}={'/'.join(map(local, v)) if k == 'window' else ','.join(v)}"
+                    for k, v in scope.items())
+
+
+@exemptions.command("list")
+@click.option("--all", "include_all", is_flag=True, help="Include expired and revoked ones.")
+@pass_app
+def exemptions_list(app: App, include_all: bool) -> None:
+    """List exemptions in force: id, rule, scope, until, who approved, why."""
+    from monitor.exemptions import list_exemptions
+
+    def text(r) -> str:
+        state = f" · revoked by {r.revoked_by}: {r.revoke_reason}" if r.revoked_by else ""
+        return (f"{r.id:>4}  {r.rule_id:<18} {_scope_text(r.scope, app.config.tz)}  "
+                f"until {r.until}  approved by {r.approved_by}: {r.reason}{state}")
+
+    _echo_rows(list_exemptions(app.engine, app.now(), app.config.tz, include_all), text,
+               empty="no exemptions")
+
+
+@exemptions.command("revoke")
+@click.argument("exemption_id", type=int)
+@by_option
+@click.option("--reason", help="Why it ends now; required.")
+@pass_app
+def exemptions_revoke(app: App, exemption_id: int, by: str, reason: str | None) -> None:
+    """End an exemption now (a tier-2 monitor, with a reason); it is kept, marked revoked."""
+    from monitor.exemptions import revoke
+
+    revoke(app.engine, exemption_id, by, reason, app.now(), channel="cli")
+    click.echo(f"exemption {exemption_id}: revoked")
+
+
+@cli.group(invoke_without_command=True)
+@period_options
+@click.option("--n", "size", default=20, show_default=True, type=click.IntRange(min=1),
+              help="How many completed cases to draw.")
+@click.option("--seed", default="1", show_default=True,
+              help="Same period, department, n and seed: the same cases.")
+@click.pass_context
+def sample(ctx, period, date_from, date_to, department, size, seed) -> None:
+    """Spot checks (抽检): draw completed cases for manual review; record the results.
+
+    Draws a reproducible random sample of the cases completed in the period and keeps it;
+    the report shows pass rates per department, the scores deduct for failures.
+
+    \b
+    Examples:
+      permit-monitor sample --period 2026-01 --n 20 --seed 7
+      permit-monitor sample --period 2026-01 --department ZRJ --n 5
+      permit-monitor sample record ZRJ20260105001 --by jw-monitor-1 --pass --note "材料齐全"
+    """
+    if ctx.invoked_subcommand:
+        return
+    from monitor.spotcheck import draw
+
+    app = ctx.find_object(App)
+    when = _period(app, period, date_from, date_to)
+    drawn = draw(app.engine, when, app.config.tz, size, seed, app.now(), department)
+    for d in drawn:
+        at = d.completed_at.astimezone(app.config.tz).strftime("%Y-%m-%d")
+        click.echo(f"{d.case_id:<20} {d.department or '-':<6} {d.item_code or '-':<14} "
+                   f"completed {at}" + ("" if d.new else "  (drawn before)"))
+    click.echo(f"{len(drawn)} cases drawn from {when.label} (seed {seed}); record each with: "
+               "permit-monitor sample record CASE --by USER --pass|--fail --note …", err=True)
+
+
+@sample.command("record")
+@click.argument("case_id")
+@by_option
+@click.option("--pass/--fail", "passed", required=True, help="The review's result.")
+@click.option("--note", help="What was checked; for a failure, what was wrong. Required.")
+@pass_app
+def sample_record(app: App, case_id: str, by: str, passed: bool, note: str | None) -> None:
+    """Record the result of reviewing a drawn case (a second record replaces the first)."""
+    from monitor.spotcheck import record
+
+    row = record(app.engine, case_id, by, passed, note, app.now())
+    click.echo(f"spot check {row.case_id}: {row.result} by {row.by_user}")
+
+
+# ---------------------------------------------------------------- rules: tools for rule authors
+
+
+@cli.group()
+def rules() -> None:
+    """Tools for rule authors: check files, run golden tests, explain a finding, backtest a
+    change against history, calibrate thresholds from history.
+
+    \b
+    A threshold change, end to end:
+      permit-monitor rules check rules/              validate (also a pre-commit hook)
+      permit-monitor rules test tests/rules/*.yaml   golden tests: expected alerts
+      permit-monitor rules backtest --from 2025-08-01 --to 2026-02-01 --candidate new-rules/
+      permit-monitor rules explain overdue --case ZJJ20260114005
+    """
+
+
+def _shown(path) -> str:
+    """A path relative to the working directory when it is below it."""
+    from pathlib import Path
+
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+@rules.command("check")
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--catalog", type=click.Path(dir_okay=False),
+              help="Also check scope departments and item codes against this catalog YAML.")
+@click.option("-q", "--quiet", is_flag=True, help="Print problems only, not OK lines.")
+@pass_app
+def rules_check(app: App, paths: tuple[str, ...], catalog: str | None, quiet: bool) -> None:
+    """Validate rule files (default: rules_dir); exit 1 on any problem.
+
+    Prints `OK path` for each good file and `path:line: message (did you mean …)` for each
+    problem. Checks every key and value as `run` would load it, plus step names, roles and
+    scope categories (and, with --catalog, departments and items). Opens no database.
+
+    \b
+    Examples:
+      permit-monitor rules check
+      permit-monitor rules check rules/overdue.yaml --catalog catalog.yaml
+    \b
+    As a git pre-commit hook (.git/hooks/pre-commit):
+      git diff --cached --name-only -- 'rules/*.yaml' | xargs -r permit-monitor rules check -q
+    """
+    from monitor.ruletools.check import check_paths, vocabulary
+
+    reports = check_paths(list(paths) or [_shown(app.config.rules_dir)], vocabulary(catalog))
+    bad = 0
+    for report in reports:
+        for problem in report.problems:
+            click.echo(str(problem))
+        bad += len(report.problems)
+        if not report.problems and not quiet:
+            click.echo(f"OK {report.path}")
+    if bad:
+        raise click.exceptions.Exit(1)
+
+
+@rules.command("test")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@pass_app
+def rules_test(app: App, files: tuple[str, ...]) -> None:
+    """Run golden test FILES: events in, expected alerts out; exit 1 on any failure.
+
+    Each test runs in its own scratch SQLite database (the live one is never touched):
+    its catalog and events are ingested, its rules run at each moment, and the alerts
+    stored by then are compared with the expected ones (kind, subject, level); a failure
+    prints expected (-) against got (+). rule_files in the file name the rules under
+    test (unset: rules_dir). The format is in README, "For rule admins".
+
+    \b
+    Example:
+      permit-monitor rules test tests/rules/test_step_too_fast.yaml
+    \b
+      tests:
+        - name: the seed's 58-second survey
+          cases:
+            HC-1:
+              item: D04-XK-001
+              events: [{accept: 2025-09-30 10:00}, {survey: +58s}]
+          at: 2025-10-01 18:00
+          expect: [{kind: step_too_fast, subject: HC-1, level: yellow}]
+    """
+    from monitor.db import scratch_database
+    from monitor.ruletools.golden import run_file
+
+    passed = failed = 0
+    for path in files:
+        for result in run_file(path, scratch_database, app.config.rules_dir):
+            if result.ok:
+                passed += 1
+                click.echo(f"PASS {path}: {result.test.name}")
+            else:
+                failed += 1
+                click.echo(f"FAIL {result.report()}")
+    click.echo(f"{passed} passed, {failed} failed")
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
+@rules.command("explain")
+@click.argument("rule_id", metavar="RULE")
+@click.option("--case", "case_id", required=True, help="The case to explain.")
+@click.option("--as-of", "as_of", metavar="ISO8601",
+              help="Explain as of this moment (default: now). Naive = configured timezone.")
+@pass_app
+def rules_explain(app: App, rule_id: str, case_id: str, as_of: str | None) -> None:
+    """Show how RULE judges one case: timeline, each gap against its threshold, working
+    days one by one (holidays, 调休 make-up days, suspensions), deadlines, each step
+    against its catalog step_days (overdue), verdict.
+
+    The verdict is the engine's own (the rule's detector, run dry as of the same moment);
+    nothing is written.
+
+    \b
+    Examples:
+      permit-monitor rules explain overdue --case ZJJ20260114005 --as-of 2026-02-01
+      permit-monitor rules explain step-too-fast --case HC-58S
+    """
+    from monitor.ruletools.explain import explain
+    from monitor.rules.loader import load_rules
+
+    moment = _as_of(app, as_of)
+    out = explain(app.engine, app.config, load_rules([app.config.rules_dir]), rule_id,
+                  case_id, moment)
+    click.echo(f"{out.rule.id} ({out.rule.kind}, {out.rule.status}) · case {case_id} · as of "
+               f"{moment.astimezone(app.config.tz).isoformat()}")
+    click.echo("timeline:")
+    for line in out.timeline:
+        click.echo(f"  {line}")
+    if out.checks:
+        click.echo("checks:")
+        for line in out.checks:
+            click.echo(f"  {line}")
+    if out.days:
+        click.echo("working days:")
+        for line in out.days:
+            click.echo(f"  {line}")
+    click.echo(f"verdict: {out.verdict}")
+    if out.evidence:
+        click.echo("evidence: " + json.dumps(out.evidence, ensure_ascii=False, default=str))
+    if out.alert:
+        click.echo(f"stored: {out.alert}")
+
+
+@rules.command("backtest")
+@click.option("--from", "start", required=True, metavar="DATE", help="Window start (ISO 8601).")
+@click.option("--to", "end", required=True, metavar="DATE",
+              help="Window end (ISO 8601); both rule sets are evaluated as of this moment.")
+@click.option("--candidate", type=click.Path(file_okay=False, exists=True),
+              help="Directory of candidate rule files (default: only the current rules).")
+@click.option("--show", default=5, show_default=True, type=click.IntRange(min=0),
+              help="List up to this many subjects per rule that appear, disappear or change.")
+@pass_app
+def rules_backtest(app: App, start: str, end: str, candidate: str | None, show: int) -> None:
+    """Replay history with the current rules and a candidate rule directory; report per
+    rule and department which findings would appear, disappear or change level.
+
+    Both are evaluated through the engine's dry run: live alerts, watermarks and the trail
+    are never touched. A finding is in the window when one of its events happened in it.
+
+    \b
+    Example (a stricter survey minimum, tried before it ships):
+      mkdir candidate && cp rules/*.yaml candidate/ && $EDITOR candidate/step_too_fast.yaml
+      permit-monitor rules backtest --from 2025-08-01 --to 2026-02-01 --candidate candidate/
+    """
+    from monitor.ruletools.backtest import backtest
+    from monitor.rules.loader import load_rules
+
+    current = load_rules([app.config.rules_dir])
+    other = load_rules([candidate]) if candidate else current
+    result = backtest(app.engine, app.config, current, other, _as_of(app, start),
+                      _as_of(app, end))
+    tz = app.config.tz
+    click.echo(f"backtest {result.start.astimezone(tz):%Y-%m-%d %H:%M} … "
+               f"{result.end.astimezone(tz):%Y-%m-%d %H:%M}: current "
+               f"{_shown(app.config.rules_dir)} vs candidate {candidate or '(same)'} "
+               "(dry run: nothing written)")
+    click.echo(f"  {'rule':<22} {'department':<10} {'current':>8} {'candidate':>9} "
+               f"{'appear':>7} {'disappear':>9} {'level':>6}")
+    for (rule_id, dept), c in sorted(result.by_rule_department.items()):
+        if not (c.appear or c.disappear or c.changed):
+            continue  # unchanged: in the per-rule totals below
+        click.echo(f"  {rule_id:<22} {dept:<10} {c.current:>8,} {c.candidate:>9,} "
+                   f"{len(c.appear):>+7,} {-len(c.disappear):>9,} {len(c.changed):>6,}")
+    click.echo("per rule (departments without churn are not listed above):")
+    for rule_id, c in result.totals().items():
+        click.echo(f"  {rule_id:<22} current {c.current:,} → candidate {c.candidate:,}: "
+                   f"appear {len(c.appear):,} · disappear {len(c.disappear):,} · "
+                   f"level changed {len(c.changed):,}")
+        for label, found in (("appear", c.appear), ("disappear", c.disappear)):
+            if found and show:
+                click.echo(f"    {label}: " + ", ".join(f"{f.subject} ({f.level})"
+                                                       for f in found[:show])
+                           + (" …" if len(found) > show else ""))
+        if c.changed and show:
+            click.echo("    level: " + ", ".join(f"{a.subject} {a.level}→{b.level}"
+                                                 for a, b in c.changed[:show])
+                       + (" …" if len(c.changed) > show else ""))
+
+
+@rules.command("calibrate")
+@click.option("--kind", required=True, type=click.Choice(["step_too_fast"]),
+              help="The rule kind to calibrate (step_too_fast).")
+@click.option("--rule", "rule_id", metavar="ID",
+              help="Which rule of that kind (default: the only one in rules_dir).")
+@click.option("--item", "items", multiple=True, metavar="CODE", help="Only this item (repeatable).")
+@click.option("--step", "steps", multiple=True,
+              help="Only this step (repeatable; default: every step with a minimum).")
+@click.option("--k", default=3.0, show_default=True, type=click.FloatRange(min=0),
+              help="Proposal = exp(median − k·MAD) of the log-gaps.")
+@click.option("--quantile", default=0.01, show_default=True, type=click.FloatRange(0, 1),
+              help="Low quantile of the gaps shown for comparison.")
+@click.option("--min-n", default=30, show_default=True, type=click.IntRange(min=2),
+              help="Skip items and steps with fewer gaps than this.")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Write a candidate rule directory here (for rules backtest --candidate).")
+@pass_app
+def rules_calibrate(app: App, kind, rule_id, items, steps, k, quantile, min_n, out) -> None:
+    """Propose per-item, per-step thresholds from history with robust statistics.
+
+    For each item and step: the number of gaps, their median, the MAD of their logarithms,
+    mean − 2·sd (to show why it fails on skewed durations), and the findings the current
+    threshold, the median/MAD proposal and the low quantile would each raise.
+
+    \b
+    Example:
+      permit-monitor rules calibrate --kind step_too_fast --item WABO-RECEIPT --out candidate/
+      permit-monitor rules backtest --from 2010-10-01 --to 2012-02-01 --candidate candidate/
+    """
+    from pathlib import Path
+
+    from monitor.ruletools.calibrate import calibrate, write_candidate
+    from monitor.rules.loader import load_rules
+
+    chosen = [r for r in load_rules([app.config.rules_dir])
+              if r.kind == kind and (rule_id is None or r.id == rule_id)]
+    if len(chosen) != 1:
+        raise MonitorError(f"{len(chosen)} rules of kind {kind} match: name one with --rule")
+    rule = chosen[0]
+    found = calibrate(app.engine, rule, items=items, steps=steps, k=k, q=quantile,
+                      min_n=min_n)
+    click.echo(f"{rule.id}: proposals from history (gap = time since the case's previous step)")
+    click.echo(f"  {'item':<16} {'step':<10} {'gaps':>6} {'median':>9} {'MAD(log)':>8} "
+               f"{'mean-2sd':>9}  {'current':>14}  {'median/MAD':>16}  {f'q{quantile:g}':>16}")
+    for p in found:
+        cur = f"{p.current_min:g} min→{p.current_findings:,}" if p.current_min is not None \
+            else "none"
+        click.echo(f"  {p.item:<16} {p.step:<10} {p.n:>6,} {p.median_s:>8.0f}s {p.mad_log:>8.2f} "
+                   f"{p.mean_minus_2sd_s:>8.0f}s  {cur:>14}  "
+                   f"{f'{p.proposed_min:g} min→{p.proposed_findings:,}':>16}  "
+                   f"{f'{p.quantile_min:g} min→{p.quantile_findings:,}':>16}")
+    if out:
+        note = (f"candidate written by `permit-monitor rules calibrate --kind {kind}` "
+                f"(median/MAD, k={k:g}); try it with rules backtest --candidate")
+        path = write_candidate(Path(app.config.rules_dir), rule, found, Path(out), note)
+        click.echo(f"candidate rules written to {out}/ ({path.name}: item_min_minutes)")
+
+
+# -------------------------------------------------------------------------------------- reports
+
+
+def _warn_if_no_events(app: App) -> None:
+    """An all-zero report from an empty store looks like a quiet month: say which store."""
+    from sqlalchemy import select
+
+    from monitor.db import safe_url
+    from monitor.models import Event
+
+    with app.engine.connect() as conn:
+        if conn.scalar(select(Event.id).limit(1)) is None:
+            click.echo(f"warning: the database {safe_url(app.url)} holds no events: is it the "
+                       "one you meant? (--db URL or MONITOR_DATABASE_URL; the demo's is "
+                       "sqlite:///permit-monitor-demo/monitor.db)", err=True)
+
+
+def _emit_report(text, written) -> None:
+    if text is not None:
+        click.echo(text, nl=False)
+    for path in written:
+        click.echo(f"written: {path}", err=True)
+
+
+REPORT_FORMATS = click.Choice(["text", "html", "xlsx", "csv", "json"])
+
+
+@cli.command()
+@period_options
+@click.option("--format", "fmt", type=REPORT_FORMATS, default="text", show_default=True)
+@click.option("--out", metavar="FILE",
+              help="Write to FILE (needed for html and xlsx); for csv a folder, one file "
+                   "per table.")
+@click.option("--table", metavar="NAME",
+              help="csv to stdout: which table (cases, findings, supervision, by_kind, items, "
+                   "actors, red, online, online_daily, spot) [default: findings].")
+@pass_app
+def report(app: App, period, date_from, date_to, department, fmt, out, table) -> None:
+    """The audit report (通报) of a period: per department, with the county's totals.
+
+    Cases accepted and completed, on-time rate, working days to complete; findings by
+    kind and level with 环比 (vs the previous period) and 同比 (vs a year earlier);
+    open and escalated alerts, reminders, supervision orders (督办), dispositions and
+    median time to resolve; the items and actors with most findings; every red finding
+    with its evidence; online rates from the monitoring log; spot-check pass rates.
+    Labels in Chinese; `language: en` in config.yaml for English.
+
+    \b
+    Examples:
+      permit-monitor report --period 2026-01
+      permit-monitor report --period 2026-Q1 --format html --out 2026Q1.html
+      permit-monitor report --period 2026-01 --format xlsx --out 2026-01.xlsx
+      permit-monitor report --from 2026-01-01 --to 2026-01-15 --department ZRJ
+      permit-monitor report --period 2026-01 --format csv --out report-2026-01/
+      permit-monitor report --period 2026-01 --format json > 2026-01.json
+    """
+    from monitor.report import build_report
+    from monitor.report.render import render
+
+    _warn_if_no_events(app)
+    rep = build_report(app.engine, app.config, _period(app, period, date_from, date_to),
+                       app.now(), department)
+    key = f"t_{table}" if table else None
+    _emit_report(*render(rep, fmt, out, key))
+
+
+@cli.command()
+@period_options
+@click.option("--format", "fmt", type=REPORT_FORMATS, default="text", show_default=True)
+@click.option("--out", metavar="FILE", help="Write to FILE (needed for html and xlsx).")
+@click.option("--explain", metavar="CODE",
+              help="List every deduction of this department, with the alert behind it.")
+@pass_app
+def scores(app: App, period, date_from, date_to, department, fmt, out, explain) -> None:
+    """Department scorecards (绩效考评): 100 minus deductions, sub-scores, ranking.
+
+    Each theme (regular handling, timeliness, fees, supervision response) starts with its
+    points and loses some per finding by level, per finding still open or escalated, and
+    per failed spot check; weights under `scores:` in config.yaml (`permit-monitor
+    settings`). Every deduction names its alert: --explain CODE.
+
+    \b
+    Examples:
+      permit-monitor scores --period 2026-01
+      permit-monitor scores --period 2026-Q1 --format xlsx --out scores-2026Q1.xlsx
+      permit-monitor scores --period 2026-01 --explain ZRJ
+    """
+    from monitor.report.render import render
+    from monitor.scores import deductions, scorecard
+
+    _warn_if_no_events(app)
+    when = _period(app, period, date_from, date_to)
+    if explain:
+        found = [x for x in deductions(app.engine, app.config, when, explain)]
+        for x in found:
+            ref = f"alert {x.alert_id}" if x.alert_id else f"spot check {x.case_id}"
+            click.echo(f"-{x.points:<5g} {x.theme:<11} {x.reason:<18} {ref:<14} {x.message}")
+        click.echo(f"{explain}: {len(found):,} deductions, {sum(x.points for x in found):g} "
+                   f"points (see: permit-monitor alerts show ID)")
+        return
+    card = scorecard(app.engine, app.config, when, app.now(), department)
+    _emit_report(*render(card, fmt, out, "t_scores"))
+
+
+# ---------------------------------------------------------- administration: set-up and the demo
+
+
+@cli.command()
+@pass_app
+def init(app: App) -> None:
+    """Create or upgrade the database schema (done automatically on first use too)."""
+    from monitor.db import safe_url
+
+    app.engine
+    click.echo(f"database ready: {safe_url(app.url)}")
+
+
+@cli.command()
+def settings() -> None:
+    """List every config.yaml setting with its default and meaning."""
+    for s in SETTINGS:
+        click.echo(f"{s.name}  (default: {s.default!r})\n    {s.help}")
+    from monitor.config import INBOX_SETTINGS, SCHEDULE_SETTINGS, SCORE_SETTINGS, WEB_SETTINGS
+
+    for title, table in (("mapping: (XES import)", MAPPING_SETTINGS),
+                         ("notify: (delivery of notifications)", NOTIFY_SETTINGS),
+                         ("scores: (scorecard weights, 绩效考评)", SCORE_SETTINGS),
+                         ("inbox: (the drop directory)", INBOX_SETTINGS),
+                         ("schedule: (the serve daemon)", SCHEDULE_SETTINGS),
+                         ("web: (permit-monitor web, the control center)", WEB_SETTINGS)):
+        click.echo(f"\n{title}")
+        for s in table:
+            click.echo(f"  {s.name}  (default: {s.default!r})\n      {s.help}")
 
 
 @cli.command()
@@ -890,529 +1487,6 @@ def _echo_checks(checks) -> None:
                    f"  unexpected {len(c.unexpected)}: {', '.join(sorted(c.unexpected)[:5])}")
 
 
-# --- issue 7: tools for rule authors (check, golden tests, explain, backtest, calibrate,
-# exemptions) ---
-
-
-@cli.group()
-def rules() -> None:
-    """Tools for rule authors: check files, run golden tests, explain a finding, backtest a
-    change against history, calibrate thresholds from history.
-
-    \b
-    A threshold change, end to end:
-      permit-monitor rules check rules/              validate (also a pre-commit hook)
-      permit-monitor rules test tests/rules/*.yaml   golden tests: expected alerts
-      permit-monitor rules backtest --from 2025-08-01 --to 2026-02-01 --candidate new-rules/
-      permit-monitor rules explain overdue --case ZJJ20260114005
-    """
-
-
-@rules.command("check")
-@click.argument("paths", nargs=-1, type=click.Path())
-@click.option("--catalog", type=click.Path(dir_okay=False),
-              help="Also check scope departments and item codes against this catalog YAML.")
-@click.option("-q", "--quiet", is_flag=True, help="Print problems only, not OK lines.")
-@pass_app
-def rules_check(app: App, paths: tuple[str, ...], catalog: str | None, quiet: bool) -> None:
-    """Validate rule files (default: rules_dir); exit 1 on any problem.
-
-    Prints `OK path` for each good file and `path:line: message (did you mean …)` for each
-    problem. Checks every key and value as `run` would load it, plus step names, roles and
-    scope categories (and, with --catalog, departments and items). Opens no database.
-
-    \b
-    Examples:
-      permit-monitor rules check
-      permit-monitor rules check rules/overdue.yaml --catalog catalog.yaml
-    \b
-    As a git pre-commit hook (.git/hooks/pre-commit):
-      git diff --cached --name-only -- 'rules/*.yaml' | xargs -r permit-monitor rules check -q
-    """
-    from monitor.ruletools.check import check_paths, vocabulary
-
-    reports = check_paths(list(paths) or [_shown(app.config.rules_dir)], vocabulary(catalog))
-    bad = 0
-    for report in reports:
-        for problem in report.problems:
-            click.echo(str(problem))
-        bad += len(report.problems)
-        if not report.problems and not quiet:
-            click.echo(f"OK {report.path}")
-    if bad:
-        raise click.exceptions.Exit(1)
-
-
-@rules.command("test")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@pass_app
-def rules_test(app: App, files: tuple[str, ...]) -> None:
-    """Run golden test FILES: events in, expected alerts out; exit 1 on any failure.
-
-    Each test runs in its own scratch SQLite database (the live one is never touched):
-    its catalog and events are ingested, its rules run at each moment, and the alerts
-    stored by then are compared with the expected ones (kind, subject, level); a failure
-    prints expected (-) against got (+). rule_files in the file name the rules under
-    test (unset: rules_dir). The format is in README, "For rule admins".
-
-    \b
-    Example:
-      permit-monitor rules test tests/rules/test_step_too_fast.yaml
-    \b
-      tests:
-        - name: the seed's 58-second survey
-          cases:
-            HC-1:
-              item: D04-XK-001
-              events: [{accept: 2025-09-30 10:00}, {survey: +58s}]
-          at: 2025-10-01 18:00
-          expect: [{kind: step_too_fast, subject: HC-1, level: yellow}]
-    """
-    from monitor.db import scratch_database
-    from monitor.ruletools.golden import run_file
-
-    passed = failed = 0
-    for path in files:
-        for result in run_file(path, scratch_database, app.config.rules_dir):
-            if result.ok:
-                passed += 1
-                click.echo(f"PASS {path}: {result.test.name}")
-            else:
-                failed += 1
-                click.echo(f"FAIL {result.report()}")
-    click.echo(f"{passed} passed, {failed} failed")
-    if failed:
-        raise click.exceptions.Exit(1)
-
-
-@cli.group()
-def exemptions() -> None:
-    """The exemptions registry: approved, scoped, time-limited exceptions to a rule.
-
-    Findings in an exemption's scope are kept as suppressed alerts (alerts list
-    --suppressed), never assigned or escalated; adding and revoking are on the trail.
-    """
-
-
-@exemptions.command("add")
-@click.option("--rule", "rule_id", required=True, metavar="ID", help="The rule's id.")
-@click.option("--scope", "scopes", multiple=True, required=True, metavar="KEY=VALUE",
-              help="department=, item=, case=, actor= (comma-separated values) or "
-                   "window=FROM/TO; repeatable, all must match.")
-@click.option("--reason", required=True, help="Why (recorded in the trail).")
-@click.option("--approved-by", "approved_by", required=True, metavar="USER",
-              help="The tier-2 monitor (monitor_l2) approving it.")
-@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), required=True,
-              help="Last day (local) it applies, inclusive.")
-@pass_app
-def exemptions_add(app: App, rule_id, scopes, reason, approved_by, until) -> None:
-    """Record an exemption of some findings of one rule.
-
-    \b
-    Examples:
-      permit-monitor exemptions add --rule same-actor-roles --scope department=TS01 \\
-          --reason 乡镇便民服务中心仅一名工作人员 --approved-by jw-monitor-1 --until 2026-06-30
-      permit-monitor exemptions add --rule late-entry \\
-          --scope window=2025-10-09T08:00/2025-10-10T18:00 \\
-          --reason 系统停机，事后补录 --approved-by jw-monitor-1 --until 2025-12-31
-    """
-    from monitor import exemptions as ex
-    from monitor.rules.loader import load_rules
-
-    scope = ex.parse_scope(scopes, app.config.tz)
-    ids = [r.id for r in load_rules([app.config.rules_dir])]
-    ex_id = ex.add(app.engine, ids, rule_id, scope, reason, approved_by, until.date(),
-                   app.now(), app.config.tz, channel="cli")
-    click.echo(f"exemption {ex_id}: {rule_id} {_scope_text(scope, app.config.tz)} "
-               f"until {until.date()}")
-
-
-def _shown(path) -> str:
-    """A path relative to the working directory when it is below it."""
-    from pathlib import Path
-
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
-def _scope_text(scope: dict, tz) -> str:
-    """department=SJJ window=2025-11-07T08:00/2025-11-07T18:00 (local time)."""
-    def local(t: str) -> str:
-        return datetime.fromisoformat(t).astimezone(tz).strftime("%Y-%m-%dT%H:%M")
-
-    return " ".join(f"{k}={'/'.join(map(local, v)) if k == 'window' else ','.join(v)}"
-                    for k, v in scope.items())
-
-
-@exemptions.command("list")
-@click.option("--all", "include_all", is_flag=True, help="Include expired and revoked ones.")
-@pass_app
-def exemptions_list(app: App, include_all: bool) -> None:
-    """List exemptions in force: id, rule, scope, until, who approved, why."""
-    from monitor.exemptions import list_exemptions
-
-    rows = list_exemptions(app.engine, app.now(), app.config.tz, include_all)
-    for r in rows:
-        state = f" · revoked by {r.revoked_by}: {r.revoke_reason}" if r.revoked_by else ""
-        click.echo(f"{r.id:>4}  {r.rule_id:<18} {_scope_text(r.scope, app.config.tz)}  "
-                   f"until {r.until}  approved by {r.approved_by}: {r.reason}{state}")
-    if not rows:
-        click.echo("no exemptions", err=True)
-
-
-@exemptions.command("revoke")
-@click.argument("exemption_id", type=int)
-@by_option
-@click.option("--reason", help="Why it ends now; required.")
-@pass_app
-def exemptions_revoke(app: App, exemption_id: int, by: str, reason: str | None) -> None:
-    """End an exemption now (a tier-2 monitor, with a reason); it is kept, marked revoked."""
-    from monitor.exemptions import revoke
-
-    revoke(app.engine, exemption_id, by, reason, app.now(), channel="cli")
-    click.echo(f"exemption {exemption_id}: revoked")
-
-
-@rules.command("explain")
-@click.argument("rule_id", metavar="RULE")
-@click.option("--case", "case_id", required=True, help="The case to explain.")
-@click.option("--as-of", "as_of", metavar="ISO8601",
-              help="Explain as of this moment (default: now). Naive = configured timezone.")
-@pass_app
-def rules_explain(app: App, rule_id: str, case_id: str, as_of: str | None) -> None:
-    """Show how RULE judges one case: timeline, each gap against its threshold, working
-    days one by one (holidays, 调休 make-up days, suspensions), deadlines, each step
-    against its catalog step_days (overdue), verdict.
-
-    The verdict is the engine's own (the rule's detector, run dry as of the same moment);
-    nothing is written.
-
-    \b
-    Examples:
-      permit-monitor rules explain overdue --case ZJJ20260114005 --as-of 2026-02-01
-      permit-monitor rules explain step-too-fast --case HC-58S
-    """
-    from monitor.ruletools.explain import explain
-    from monitor.rules.loader import load_rules
-
-    moment = _as_of(app, as_of)
-    out = explain(app.engine, app.config, load_rules([app.config.rules_dir]), rule_id,
-                  case_id, moment)
-    click.echo(f"{out.rule.id} ({out.rule.kind}, {out.rule.status}) · case {case_id} · as of "
-               f"{moment.astimezone(app.config.tz).isoformat()}")
-    click.echo("timeline:")
-    for line in out.timeline:
-        click.echo(f"  {line}")
-    if out.checks:
-        click.echo("checks:")
-        for line in out.checks:
-            click.echo(f"  {line}")
-    if out.days:
-        click.echo("working days:")
-        for line in out.days:
-            click.echo(f"  {line}")
-    click.echo(f"verdict: {out.verdict}")
-    if out.evidence:
-        click.echo("evidence: " + json.dumps(out.evidence, ensure_ascii=False, default=str))
-    if out.alert:
-        click.echo(f"stored: {out.alert}")
-
-
-@rules.command("backtest")
-@click.option("--from", "start", required=True, metavar="DATE", help="Window start (ISO 8601).")
-@click.option("--to", "end", required=True, metavar="DATE",
-              help="Window end (ISO 8601); both rule sets are evaluated as of this moment.")
-@click.option("--candidate", type=click.Path(file_okay=False, exists=True),
-              help="Directory of candidate rule files (default: only the current rules).")
-@click.option("--show", default=5, show_default=True, type=click.IntRange(min=0),
-              help="List up to this many subjects per rule that appear, disappear or change.")
-@pass_app
-def rules_backtest(app: App, start: str, end: str, candidate: str | None, show: int) -> None:
-    """Replay history with the current rules and a candidate rule directory; report per
-    rule and department which findings would appear, disappear or change level.
-
-    Both are evaluated through the engine's dry run: live alerts, watermarks and the trail
-    are never touched. A finding is in the window when one of its events happened in it.
-
-    \b
-    Example (a stricter survey minimum, tried before it ships):
-      mkdir candidate && cp rules/*.yaml candidate/ && $EDITOR candidate/step_too_fast.yaml
-      permit-monitor rules backtest --from 2025-08-01 --to 2026-02-01 --candidate candidate/
-    """
-    from monitor.ruletools.backtest import backtest
-    from monitor.rules.loader import load_rules
-
-    current = load_rules([app.config.rules_dir])
-    other = load_rules([candidate]) if candidate else current
-    result = backtest(app.engine, app.config, current, other, _as_of(app, start),
-                      _as_of(app, end))
-    tz = app.config.tz
-    click.echo(f"backtest {result.start.astimezone(tz):%Y-%m-%d %H:%M} … "
-               f"{result.end.astimezone(tz):%Y-%m-%d %H:%M}: current "
-               f"{_shown(app.config.rules_dir)} vs candidate {candidate or '(same)'} "
-               "(dry run: nothing written)")
-    click.echo(f"  {'rule':<22} {'department':<10} {'current':>8} {'candidate':>9} "
-               f"{'appear':>7} {'disappear':>9} {'level':>6}")
-    for (rule_id, dept), c in sorted(result.by_rule_department.items()):
-        if not (c.appear or c.disappear or c.changed):
-            continue  # unchanged: in the per-rule totals below
-        click.echo(f"  {rule_id:<22} {dept:<10} {c.current:>8,} {c.candidate:>9,} "
-                   f"{len(c.appear):>+7,} {-len(c.disappear):>9,} {len(c.changed):>6,}")
-    click.echo("per rule (departments without churn are not listed above):")
-    for rule_id, c in result.totals().items():
-        click.echo(f"  {rule_id:<22} current {c.current:,} → candidate {c.candidate:,}: "
-                   f"appear {len(c.appear):,} · disappear {len(c.disappear):,} · "
-                   f"level changed {len(c.changed):,}")
-        for label, found in (("appear", c.appear), ("disappear", c.disappear)):
-            if found and show:
-                click.echo(f"    {label}: " + ", ".join(f"{f.subject} ({f.level})"
-                                                       for f in found[:show])
-                           + (" …" if len(found) > show else ""))
-        if c.changed and show:
-            click.echo("    level: " + ", ".join(f"{a.subject} {a.level}→{b.level}"
-                                                 for a, b in c.changed[:show])
-                       + (" …" if len(c.changed) > show else ""))
-
-
-@rules.command("calibrate")
-@click.option("--kind", required=True, type=click.Choice(["step_too_fast"]),
-              help="The rule kind to calibrate (step_too_fast).")
-@click.option("--rule", "rule_id", metavar="ID",
-              help="Which rule of that kind (default: the only one in rules_dir).")
-@click.option("--item", "items", multiple=True, metavar="CODE", help="Only this item (repeatable).")
-@click.option("--step", "steps", multiple=True,
-              help="Only this step (repeatable; default: every step with a minimum).")
-@click.option("--k", default=3.0, show_default=True, type=click.FloatRange(min=0),
-              help="Proposal = exp(median − k·MAD) of the log-gaps.")
-@click.option("--quantile", default=0.01, show_default=True, type=click.FloatRange(0, 1),
-              help="Low quantile of the gaps shown for comparison.")
-@click.option("--min-n", default=30, show_default=True, type=click.IntRange(min=2),
-              help="Skip items and steps with fewer gaps than this.")
-@click.option("--out", type=click.Path(file_okay=False),
-              help="Write a candidate rule directory here (for rules backtest --candidate).")
-@pass_app
-def rules_calibrate(app: App, kind, rule_id, items, steps, k, quantile, min_n, out) -> None:
-    """Propose per-item, per-step thresholds from history with robust statistics.
-
-    For each item and step: the number of gaps, their median, the MAD of their logarithms,
-    mean − 2·sd (to show why it fails on skewed durations), and the findings the current
-    threshold, the median/MAD proposal and the low quantile would each raise.
-
-    \b
-    Example:
-      permit-monitor rules calibrate --kind step_too_fast --item WABO-RECEIPT --out candidate/
-      permit-monitor rules backtest --from 2010-10-01 --to 2012-02-01 --candidate candidate/
-    """
-    from pathlib import Path
-
-    from monitor.errors import MonitorError
-    from monitor.ruletools.calibrate import calibrate, write_candidate
-    from monitor.rules.loader import load_rules
-
-    chosen = [r for r in load_rules([app.config.rules_dir])
-              if r.kind == kind and (rule_id is None or r.id == rule_id)]
-    if len(chosen) != 1:
-        raise MonitorError(f"{len(chosen)} rules of kind {kind} match: name one with --rule")
-    rule = chosen[0]
-    found = calibrate(app.engine, rule, items=items, steps=steps, k=k, q=quantile,
-                      min_n=min_n)
-    click.echo(f"{rule.id}: proposals from history (gap = time since the case's previous step)")
-    click.echo(f"  {'item':<16} {'step':<10} {'gaps':>6} {'median':>9} {'MAD(log)':>8} "
-               f"{'mean-2sd':>9}  {'current':>14}  {'median/MAD':>16}  {f'q{quantile:g}':>16}")
-    for p in found:
-        cur = f"{p.current_min:g} min→{p.current_findings:,}" if p.current_min is not None \
-            else "none"
-        click.echo(f"  {p.item:<16} {p.step:<10} {p.n:>6,} {p.median_s:>8.0f}s {p.mad_log:>8.2f} "
-                   f"{p.mean_minus_2sd_s:>8.0f}s  {cur:>14}  "
-                   f"{f'{p.proposed_min:g} min→{p.proposed_findings:,}':>16}  "
-                   f"{f'{p.quantile_min:g} min→{p.quantile_findings:,}':>16}")
-    if out:
-        note = (f"candidate written by `permit-monitor rules calibrate --kind {kind}` "
-                f"(median/MAD, k={k:g}); try it with rules backtest --candidate")
-        path = write_candidate(Path(app.config.rules_dir), rule, found, Path(out), note)
-        click.echo(f"candidate rules written to {out}/ ({path.name}: item_min_minutes)")
-
-
-# --- issue 6: reports (通报), scorecards (绩效考评), the monitoring log, spot checks ---
-
-
-def period_options(f):
-    """--period, --from, --to and --department, shared by report, scores and sample."""
-    for option in reversed((
-            click.option("--period", metavar="PERIOD",
-                         help="A month (2026-01) or a quarter (2026-Q1) [default: last month]."),
-            click.option("--from", "date_from", metavar="DATE",
-                         help="First day of a custom period (with --to)."),
-            click.option("--to", "date_to", metavar="DATE", help="Last day (inclusive)."),
-            click.option("--department", metavar="CODE", help="Only this department."))):
-        f = option(f)
-    return f
-
-
-def _period(app: App, period, date_from, date_to):
-    from monitor.report import parse_period
-
-    return parse_period(period, date_from, date_to, app.now().astimezone(app.config.tz).date())
-
-
-def _emit_report(text, written) -> None:
-    if text is not None:
-        click.echo(text, nl=False)
-    for path in written:
-        click.echo(f"written: {path}", err=True)
-
-
-REPORT_FORMATS = click.Choice(["text", "html", "xlsx", "csv", "json"])
-
-
-@cli.command()
-@period_options
-@click.option("--format", "fmt", type=REPORT_FORMATS, default="text", show_default=True)
-@click.option("--out", metavar="FILE",
-              help="Write to FILE (needed for html and xlsx); for csv a folder, one file "
-                   "per table.")
-@click.option("--table", metavar="NAME",
-              help="csv to stdout: which table (cases, findings, supervision, by_kind, items, "
-                   "actors, red, online, online_daily, spot) [default: findings].")
-@pass_app
-def report(app: App, period, date_from, date_to, department, fmt, out, table) -> None:
-    """The audit report (通报) of a period: per department, with the county's totals.
-
-    Cases accepted and completed, on-time rate, working days to complete; findings by
-    kind and level with 环比 (vs the previous period) and 同比 (vs a year earlier);
-    open and escalated alerts, reminders, supervision orders (督办), dispositions and
-    median time to resolve; the items and actors with most findings; every red finding
-    with its evidence; online rates from the monitoring log; spot-check pass rates.
-    Labels in Chinese; `language: en` in config.yaml for English.
-
-    \b
-    Examples:
-      permit-monitor report --period 2026-01
-      permit-monitor report --period 2026-Q1 --format html --out 2026Q1.html
-      permit-monitor report --period 2026-01 --format xlsx --out 2026-01.xlsx
-      permit-monitor report --from 2026-01-01 --to 2026-01-15 --department ZRJ
-      permit-monitor report --period 2026-01 --format csv --out report-2026-01/
-      permit-monitor report --period 2026-01 --format json > 2026-01.json
-    """
-    from monitor.report import build_report
-    from monitor.report.render import render
-
-    _warn_if_no_events(app)
-    rep = build_report(app.engine, app.config, _period(app, period, date_from, date_to),
-                       app.now(), department)
-    key = f"t_{table}" if table else None
-    _emit_report(*render(rep, fmt, out, key))
-
-
-@cli.command()
-@period_options
-@click.option("--format", "fmt", type=REPORT_FORMATS, default="text", show_default=True)
-@click.option("--out", metavar="FILE", help="Write to FILE (needed for html and xlsx).")
-@click.option("--explain", metavar="CODE",
-              help="List every deduction of this department, with the alert behind it.")
-@pass_app
-def scores(app: App, period, date_from, date_to, department, fmt, out, explain) -> None:
-    """Department scorecards (绩效考评): 100 minus deductions, sub-scores, ranking.
-
-    Each theme (regular handling, timeliness, fees, supervision response) starts with its
-    points and loses some per finding by level, per finding still open or escalated, and
-    per failed spot check; weights under `scores:` in config.yaml (`permit-monitor
-    settings`). Every deduction names its alert: --explain CODE.
-
-    \b
-    Examples:
-      permit-monitor scores --period 2026-01
-      permit-monitor scores --period 2026-Q1 --format xlsx --out scores-2026Q1.xlsx
-      permit-monitor scores --period 2026-01 --explain ZRJ
-    """
-    from monitor.report.render import render
-    from monitor.scores import deductions, scorecard
-
-    _warn_if_no_events(app)
-    when = _period(app, period, date_from, date_to)
-    if explain:
-        found = [x for x in deductions(app.engine, app.config, when, explain)]
-        for x in found:
-            ref = f"alert {x.alert_id}" if x.alert_id else f"spot check {x.case_id}"
-            click.echo(f"-{x.points:<5g} {x.theme:<11} {x.reason:<18} {ref:<14} {x.message}")
-        click.echo(f"{explain}: {len(found):,} deductions, {sum(x.points for x in found):g} "
-                   f"points (see: permit-monitor alerts show ID)")
-        return
-    card = scorecard(app.engine, app.config, when, app.now(), department)
-    _emit_report(*render(card, fmt, out, "t_scores"))
-
-
-@cli.group(invoke_without_command=True)
-@period_options
-@click.option("--n", "size", default=20, show_default=True, type=click.IntRange(min=1),
-              help="How many completed cases to draw.")
-@click.option("--seed", default="1", show_default=True,
-              help="Same period, department, n and seed: the same cases.")
-@click.pass_context
-def sample(ctx, period, date_from, date_to, department, size, seed) -> None:
-    """Spot checks (抽检): draw completed cases for manual review; record the results.
-
-    Draws a reproducible random sample of the cases completed in the period and keeps it;
-    the report shows pass rates per department, the scores deduct for failures.
-
-    \b
-    Examples:
-      permit-monitor sample --period 2026-01 --n 20 --seed 7
-      permit-monitor sample --period 2026-01 --department ZRJ --n 5
-      permit-monitor sample record ZRJ20260105001 --by jw-monitor-1 --pass --note "材料齐全"
-    """
-    if ctx.invoked_subcommand:
-        return
-    from monitor.spotcheck import draw
-
-    app = ctx.find_object(App)
-    when = _period(app, period, date_from, date_to)
-    drawn = draw(app.engine, when, app.config.tz, size, seed, app.now(), department)
-    for d in drawn:
-        at = d.completed_at.astimezone(app.config.tz).strftime("%Y-%m-%d")
-        click.echo(f"{d.case_id:<20} {d.department or '-':<6} {d.item_code or '-':<14} "
-                   f"completed {at}" + ("" if d.new else "  (drawn before)"))
-    click.echo(f"{len(drawn)} cases drawn from {when.label} (seed {seed}); record each with: "
-               "permit-monitor sample record CASE --by USER --pass|--fail --note …", err=True)
-
-
-@sample.command("record")
-@click.argument("case_id")
-@by_option
-@click.option("--pass/--fail", "passed", required=True, help="The review's result.")
-@click.option("--note", help="What was checked; for a failure, what was wrong. Required.")
-@pass_app
-def sample_record(app: App, case_id: str, by: str, passed: bool, note: str | None) -> None:
-    """Record the result of reviewing a drawn case (a second record replaces the first)."""
-    from monitor.spotcheck import record
-
-    row = record(app.engine, case_id, by, passed, note, app.now())
-    click.echo(f"spot check {row.case_id}: {row.result} by {row.by_user}")
-
-
-@ingest.command("activity")
-@click.argument("files", nargs=-1, required=True)
-@encoding_option
-@json_option
-@pass_app
-def ingest_activity_cmd(app: App, files: tuple[str, ...], encoding: str, as_json: bool) -> None:
-    """Load the monitoring log (监察日志): CSV user_id, at, action (login|logout|handle).
-
-    \b
-    Example:
-      permit-monitor ingest activity activity-2026-01.csv
-    Rows already stored are duplicates; bad rows are quarantined with line and reason.
-    The report shows daily online rates of handlers and monitors from the logins.
-    """
-    from monitor.ingest import ingest_activity
-
-    results = ingest_activity(app.engine, app.config, list(files), app.now(),
-                              encoding=encoding, progress=_progress_factory())
-    _report(results, as_json)
-
-
 def _echo_demo_web(url: str) -> None:
     """The control center on the demo county, and the logins the demo set up for it."""
     from monitor.demo.logins import WEB_AS_OF, demo_logins
@@ -1438,16 +1512,7 @@ def _echo_demo_report(url: str, directory) -> None:
     click.echo(f"  ranking: permit-monitor --db {url} scores --period {out.period}")
 
 
-# --- issue 5: scheduled and cron-driven audits (nightly, serve, runs, ingest pull) ---
-
-
-def _exclusive(app: App, needed: bool = True):
-    """The database lease around a command that writes alerts or delivers (see lease.py)."""
-    from contextlib import nullcontext
-
-    from monitor.jobs import exclusive
-
-    return exclusive(app.engine, app.config, app.now) if needed else nullcontext()
+# -------------------------------------------------- administration: nightly, serve, run records
 
 
 class _JsonLines(logging.Formatter):
@@ -1586,56 +1651,26 @@ def runs_list(app: App, job, status, limit, as_json) -> None:
     """
     from monitor.runs import list_runs
 
-    shown = 0
-    for r in list_runs(app.engine, job=job, status=status, limit=limit):
-        shown += 1
-        if as_json:
-            click.echo(json.dumps({
-                "id": r.id, "job": r.job, "trigger": r.trigger, "status": r.status,
-                "scheduled_for": r.scheduled_for.isoformat() if r.scheduled_for else None,
-                "started_at": r.started_at.isoformat(),
-                "finished_at": r.finished_at.isoformat() if r.finished_at else None,
-                "counts": r.counts, "error": r.error}, ensure_ascii=False))
-            continue
+    def text(r) -> str:
         at = r.started_at.astimezone(app.config.tz).strftime("%Y-%m-%d %H:%M")
         took = f"{(r.finished_at - r.started_at).total_seconds():.0f}s" if r.finished_at else "-"
         counts = " ".join(f"{k}={v}" for k, v in r.counts.items()
                           if isinstance(v, int) and v)
-        click.echo(f"{r.id:>6}  {r.job:<9} {r.trigger:<6} {r.status:<11} {at}  {took:>5}  "
-                   + (r.error or counts))
-    if not shown:
-        click.echo("no runs", err=True)
+        return (f"{r.id:>6}  {r.job:<9} {r.trigger:<6} {r.status:<11} {at}  {took:>5}  "
+                + (r.error or counts))
+
+    def record(r) -> dict:
+        return {"id": r.id, "job": r.job, "trigger": r.trigger, "status": r.status,
+                "scheduled_for": r.scheduled_for.isoformat() if r.scheduled_for else None,
+                "started_at": r.started_at.isoformat(),
+                "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+                "counts": r.counts, "error": r.error}
+
+    _echo_rows(list_runs(app.engine, job=job, status=status, limit=limit), text,
+               fmt="jsonl" if as_json else "table", record=record, empty="no runs")
 
 
-@ingest.command("pull")
-@click.argument("name", required=False)
-@json_option
-@pass_app
-def ingest_pull_cmd(app: App, name: str | None, as_json: bool) -> None:
-    """Fetch new events from the source databases of config.yaml's `sources:` (or NAME).
-
-    Only rows past the stored watermark are read; they go through the same validation
-    and quarantine as a file.
-
-    \b
-    sources:
-      workflow:
-        url_env: WORKFLOW_DB_URL        # the URL (with its password) from the environment
-        query: SELECT id, evt_id AS event_id, case_no AS case_id, … FROM wf_log
-        watermark: id                   # grows with every new row
-    """
-    from monitor.ingest import SourceResult
-    from monitor.pull import pull
-
-    names = [name] if name else list(app.config.sources)
-    if not names:
-        raise MonitorError("no sources configured (config.yaml: sources:)")
-    with _exclusive(app):
-        _report((SourceResult(f"pull:{n}", pull(app.engine, app.config, n, app.now()))
-                 for n in names), as_json)
-
-
-# --- issue 15: the control center — accounts, API tokens and the web server ---
+# -------------------------------------- administration: the control center (users, tokens, web)
 
 
 def _admin() -> str:
@@ -1689,19 +1724,19 @@ def users_list(app: App, show_all: bool) -> None:
     """Users with their roles, whether they have a password, last login and lock state."""
     from monitor.accounts import list_users
 
-    now, shown = app.now(), 0
-    for u in list_users(app.engine):
-        if not (show_all or u.has_password or {"monitor_l1", "monitor_l2", "leader"} & set(u.roles)):
-            continue
-        shown += 1
+    now = app.now()
+
+    def text(u) -> str:
         state = ("locked until " + _local(app, u.locked_until)
                  if u.locked_until and u.locked_until > now else
                  "must change password" if u.must_change else "active") \
             if u.has_password else "no password"
-        click.echo(f"{u.id:<16} {u.department or '-':<6} {','.join(u.roles):<22} "
-                   f"last login {_local(app, u.last_login_at):<16}  {state}")
-    if not shown:
-        click.echo("no users", err=True)
+        return (f"{u.id:<16} {u.department or '-':<6} {','.join(u.roles):<22} "
+                f"last login {_local(app, u.last_login_at):<16}  {state}")
+
+    _echo_rows((u for u in list_users(app.engine) if show_all or u.has_password
+                or {"monitor_l1", "monitor_l2", "leader"} & set(u.roles)),
+               text, empty="no users")
 
 
 @users.command("unlock")
@@ -1755,15 +1790,14 @@ def tokens_list(app: App, show_all: bool) -> None:
     """Tokens: id, the first characters, owner, scope, expiry, last use (never the token)."""
     from monitor.accounts import list_tokens
 
-    rows = list_tokens(app.engine, show_all)
-    for t in rows:
+    def text(t) -> str:
         owner = f"user {t.user_id}" if t.user_id else f"service {t.service} ({t.scope})"
         state = f"revoked {_local(app, t.revoked_at)}" if t.revoked_at else (
             f"expires {_local(app, t.expires_at)}" if t.expires_at else "never expires")
-        click.echo(f"{t.id:>4}  {t.prefix}…  {owner:<28} {state:<26} "
-                   f"last used {_local(app, t.last_used_at)}")
-    if not rows:
-        click.echo("no tokens", err=True)
+        return (f"{t.id:>4}  {t.prefix}…  {owner:<28} {state:<26} "
+                f"last used {_local(app, t.last_used_at)}")
+
+    _echo_rows(list_tokens(app.engine, show_all), text, empty="no tokens")
 
 
 @tokens.command("revoke")

@@ -147,7 +147,7 @@ def _evaluate(engine: Engine, config: Config, out: PassSummary, rules: list[Rule
         from .catchup import plan
 
         todo = plan(engine, config, catch_up, out.as_of)
-        if todo.skipped:
+        if todo.skipped and todo.since:  # skipped slots follow a successful run
             log.warning("catch-up: %d missed slot(s) since %s; catch_up_max_slots %d: the %d "
                         "older one(s) are covered by the evaluation as of %s",
                         todo.skipped + len(todo.slots), todo.since.isoformat(),
