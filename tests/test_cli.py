@@ -125,6 +125,7 @@ def test_every_command_has_help():
         assert result.exit_code == 0 and "Usage:" in result.stdout
 
 
+@pytest.mark.slow
 def test_python_dash_m_monitor(tmp_path):
     result = subprocess.run([sys.executable, "-m", "monitor", "--version"], capture_output=True,
                             text=True, cwd=tmp_path)
