@@ -29,7 +29,7 @@ from sqlalchemy.engine import make_url
 
 from monitor.catalog import ingest_catalog
 from monitor.config import Config
-from monitor.db import open_store, scratch_database
+from monitor.db import create_store_engine, open_store, scratch_database
 
 NOW = datetime(2025, 11, 3, 2, 0, tzinfo=timezone.utc)
 PG_URL = os.environ.get("MONITOR_TEST_DATABASE_URL")
@@ -146,7 +146,8 @@ def db_url(tmp_path):
 
 @pytest.fixture
 def engine(db_url):
-    engine = open_store(db_url)
+    """An engine on ``db_url`` (its schema is already at head: nothing to migrate)."""
+    engine = create_store_engine(db_url)
     yield engine
     engine.dispose()
 
