@@ -16,8 +16,6 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlalchemy import delete
 
 from conftest import EVENT_COLUMNS, NOW, stored_alerts
-from monitor.catalog import ingest_catalog
-from monitor.db import open_store
 from monitor.engine import evaluate
 from monitor.ingest import ingest_events
 from monitor.models import Alert, AlertChange, Event, Hold, IngestRun, Quarantine, RuleState
@@ -52,7 +50,7 @@ def write(path, rows):
         writer.writerows(rows)
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # 60 random histories under every shipped rule
 @settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(history=st.lists(EVENT, min_size=1, max_size=40), cuts=st.lists(st.integers(0, 40)))

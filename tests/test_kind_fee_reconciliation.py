@@ -7,12 +7,11 @@ import csv
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 from sqlalchemy import delete
 
 from conftest import NOW, event, stored_alerts
-from monitor.catalog import ingest_catalog
-from monitor.db import open_store
 from monitor.engine import evaluate
 from monitor.models import Alert, AlertChange, Event, IngestRun, Quarantine, Receipt, RuleState
 from monitor.ingest import ingest_events, ingest_receipts
@@ -187,6 +186,7 @@ AS_OFS = [datetime(2025, 9, 30, 15, 59, tzinfo=timezone.utc),
           datetime(2025, 12, 20, tzinfo=timezone.utc)]
 
 
+@pytest.mark.slow  # 25 random histories, each evaluated batch by batch
 @settings(max_examples=25, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batches=st.lists(BATCH, min_size=2, max_size=6),
