@@ -145,6 +145,13 @@ def db_url(tmp_path):
 
 
 @pytest.fixture
+def empty_db_url(tmp_path):
+    """A URL to an empty database, no schema at all, for this test only (migrations)."""
+    with fresh_database(tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
 def engine(db_url):
     """An engine on ``db_url`` (its schema is already at head: nothing to migrate)."""
     engine = create_store_engine(db_url)
@@ -191,12 +198,12 @@ def event(event_id: str, case_id: str = "c1", step: str = "accept",
     return row
 
 
-@pytest.fixture
-def write_events(tmp_path):
-    """write_events(rows, name='events.csv') → path of a CSV in the contract format."""
+def events_writer(directory: Path):
+    """write(rows, name='events.csv') → path of a CSV in the contract format in
+    ``directory``."""
 
     def write(rows: list[dict], name: str = "events.csv") -> Path:
-        path = tmp_path / name
+        path = directory / name
         with open(path, "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=EVENT_COLUMNS)
             writer.writeheader()
@@ -205,6 +212,12 @@ def write_events(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture
+def write_events(tmp_path):
+    """write_events(rows, name='events.csv') → path of a CSV in the contract format."""
+    return events_writer(tmp_path)
 
 
 # ------------------------------------------------------------ helpers for the rule kinds
