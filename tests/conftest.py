@@ -1,24 +1,40 @@
-"""Shared fixtures: a fresh store per test, on SQLite by default or on the PostgreSQL
+"""Shared fixtures: a store of its own per test, on SQLite by default or on the PostgreSQL
 server named by $MONITOR_TEST_DATABASE_URL (CI's second pass), plus factories for the
 catalog and event files a test needs.
+
+Databases a test only reads from or starts from — the schema at its newest revision, a
+demo county — are built once per session and copied for each test (a file copy on SQLite,
+``CREATE DATABASE … TEMPLATE`` on PostgreSQL), so a test pays for a copy, not for the ten
+migrations or the county's ingestion. A test of what happens on an empty database takes
+``fresh_database``.
 """
 
 from __future__ import annotations
 
 import csv
 import os
+import shutil
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from monitor.catalog import ingest_catalog
 from monitor.config import Config
-from monitor.db import open_store, scratch_database
+from monitor.db import create_store_engine, open_store, scratch_database
 
 NOW = datetime(2025, 11, 3, 2, 0, tzinfo=timezone.utc)
 PG_URL = os.environ.get("MONITOR_TEST_DATABASE_URL")
 FIXTURES = Path(__file__).with_name("fixtures")
+T = TypeVar("T")
 
 CATALOG = """\
 departments:
@@ -56,16 +72,89 @@ def fresh_database(directory: Path):
     return scratch_database(directory, PG_URL)
 
 
+_TEMPLATES: dict[str, tuple[str, Any]] = {}
+_TEMPLATES_CLEANUP = ExitStack()
+
+
+def template(name: str, build: Callable[[str, Path], T]) -> tuple[str, T]:
+    """This session's database ``name``: (its URL, what ``build`` returned). Made on first
+    use by ``build(url, folder)`` on an empty database (it must leave no connection open)
+    and dropped when the session ends. Copy it with :func:`database_copy`; never write to
+    it."""
+    if name not in _TEMPLATES:
+        folder = Path(tempfile.mkdtemp(prefix=f"pm-template-{name}-"))
+        _TEMPLATES_CLEANUP.callback(shutil.rmtree, folder, ignore_errors=True)
+        url = _TEMPLATES_CLEANUP.enter_context(fresh_database(folder))
+        _TEMPLATES[name] = url, build(url, folder)
+    return _TEMPLATES[name]
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _TEMPLATES_CLEANUP.close()
+
+
+def migrated_template() -> str:
+    """The URL of this session's database with the schema at its newest revision, no rows."""
+    url, _ = template("schema", lambda url, _folder: open_store(url).dispose())
+    return url
+
+
+@contextmanager
+def database_copy(template_url: str, directory: Path) -> Iterator[str]:
+    """A URL to a copy of ``template_url`` that lasts for the ``with`` block: a SQLite file
+    in ``directory``, or a database made from it as a template on the PostgreSQL server."""
+    source = make_url(template_url)
+    if source.get_backend_name() == "sqlite":
+        path = Path(directory) / "scratch.db"
+        for suffix in ("", "-wal"):  # a closed store has no -wal left; copy one if it has
+            if Path(source.database + suffix).exists():
+                shutil.copyfile(source.database + suffix, str(path) + suffix)
+        yield f"sqlite:///{path}"
+        return
+    name = f"pmtest_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{source.database}"'))
+        yield source.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _processes_only_in_slow_tests(request, monkeypatch):
+    """A test that starts a process (the program, a browser) is marked ``slow``, so the
+    quick loop (``pytest -m "not slow"``) leaves it out and CI still runs it; one that is
+    not marked and tries fails here."""
+    if request.node.get_closest_marker("slow") is None:
+        def refuse(args, *_, **__):
+            raise AssertionError(f"this test starts a process ({args!r}): mark it "
+                                 "@pytest.mark.slow")
+
+        monkeypatch.setattr(subprocess, "Popen", refuse)
+
+
 @pytest.fixture
 def db_url(tmp_path):
-    """A URL to an empty database that exists for this test only."""
+    """A URL to a database of this test's own, its schema at the newest revision and no
+    rows yet (a copy of one migrated once per session)."""
+    with database_copy(migrated_template(), tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def empty_db_url(tmp_path):
+    """A URL to an empty database, no schema at all, for this test only (migrations)."""
     with fresh_database(tmp_path) as url:
         yield url
 
 
 @pytest.fixture
 def engine(db_url):
-    engine = open_store(db_url)
+    """An engine on ``db_url`` (its schema is already at head: nothing to migrate)."""
+    engine = create_store_engine(db_url)
     yield engine
     engine.dispose()
 
@@ -89,6 +178,17 @@ def store(engine, catalog_file):
     return engine
 
 
+@pytest.fixture
+def reference(tmp_path, catalog_file):
+    """A second store with the test catalog, on SQLite on either pass, for the properties
+    that compare incremental evaluation in ``store`` with full evaluation here (one per
+    test: hypothesis's examples share it and empty it first)."""
+    engine = open_store(f"sqlite:///{tmp_path / 'reference.db'}")
+    ingest_catalog(engine, catalog_file)
+    yield engine
+    engine.dispose()
+
+
 def event(event_id: str, case_id: str = "c1", step: str = "accept",
           occurred_at: str = "2025-09-30 10:00:00", **extra) -> dict:
     """One event row in the contract, with sensible defaults for a licence case."""
@@ -98,12 +198,12 @@ def event(event_id: str, case_id: str = "c1", step: str = "accept",
     return row
 
 
-@pytest.fixture
-def write_events(tmp_path):
-    """write_events(rows, name='events.csv') → path of a CSV in the contract format."""
+def events_writer(directory: Path):
+    """write(rows, name='events.csv') → path of a CSV in the contract format in
+    ``directory``."""
 
     def write(rows: list[dict], name: str = "events.csv") -> Path:
-        path = tmp_path / name
+        path = directory / name
         with open(path, "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=EVENT_COLUMNS)
             writer.writeheader()
@@ -112,6 +212,12 @@ def write_events(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture
+def write_events(tmp_path):
+    """write_events(rows, name='events.csv') → path of a CSV in the contract format."""
+    return events_writer(tmp_path)
 
 
 # ------------------------------------------------------------ helpers for the rule kinds

@@ -1,15 +1,14 @@
 """Collects the golden rule tests (tests/rules/test_*.yaml) as pytest items, one per test,
 run by the same code as ``permit-monitor rules test`` — on SQLite, or on the PostgreSQL
-server of $MONITOR_TEST_DATABASE_URL in CI's second pass. Hooked in from conftest.py."""
+server of $MONITOR_TEST_DATABASE_URL in CI's second pass — each in a copy of the session's
+migrated database. Hooked in from conftest.py."""
 
 from __future__ import annotations
 
-import os
 from functools import partial
 
 import pytest
 
-from monitor.db import scratch_database
 from monitor.ruletools.golden import load_golden, run_test
 
 
@@ -30,7 +29,9 @@ class GoldenItem(pytest.Item):
         self.golden, self.test = golden, test
 
     def runtest(self):
-        scratch = partial(scratch_database, server_url=os.environ.get("MONITOR_TEST_DATABASE_URL"))
+        from conftest import database_copy, migrated_template
+
+        scratch = partial(database_copy, migrated_template())
         result = run_test(self.golden, self.test, scratch)
         if not result.ok:
             raise GoldenFailed(result.report())

@@ -257,12 +257,12 @@ def test_channel_is_under_the_hash_of_new_entries_only(county):
         verify(e)
 
 
-def test_a_chain_written_before_migration_0011_verifies_after_it(db_url):
+def test_a_chain_written_before_migration_0011_verifies_after_it(empty_db_url):
     """A trail written by the previous schema (no channel column; hashes over the fields
     without it) still verifies once the store is upgraded, and grows from there."""
     from alembic import command
 
-    old = create_engine(db_url)
+    old = create_engine(empty_db_url)
     with old.begin() as conn:
         command.upgrade(_alembic_config(conn), "0010")
     at, prev, rows = datetime(2025, 10, 9, tzinfo=timezone.utc), GENESIS, []
@@ -277,7 +277,7 @@ def test_a_chain_written_before_migration_0011_verifies_after_it(db_url):
         conn.execute(insert(TrailEntry.__table__), rows)  # the columns given, no channel
         conn.execute(update(TrailHead).values(seq=2, hash=prev))
     old.dispose()
-    engine = open_store(db_url)  # upgrades to head
+    engine = open_store(empty_db_url)  # upgrades to head
     try:
         assert verify(engine).head == prev
         from monitor import trail

@@ -10,7 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from cli import cli
-from conftest import event
+from conftest import CATALOG, event, fresh_database
+from monitor.db import create_store_engine, current_revision, head_revision, safe_url
 
 
 @pytest.fixture
@@ -88,6 +89,24 @@ def test_bad_catalog_yaml_is_located(run, tmp_path):
     assert result.stderr.startswith("Error: c.yaml:3: invalid YAML")
 
 
+def test_an_empty_database_gets_the_schema_on_first_use(tmp_path):
+    """The other tests start from a copy of a database migrated once per session; this
+    one starts from nothing, as a new user does."""
+    (tmp_path / "catalog.yaml").write_text(CATALOG, encoding="utf-8")
+    with fresh_database(tmp_path) as url:
+        first = CliRunner().invoke(cli, ["--db", url, "ingest", "catalog",
+                                         str(tmp_path / "catalog.yaml")])
+        assert first.exit_code == 0, first.output
+        assert "items: added 2 · updated 0 · unchanged 0" in first.stdout
+        again = CliRunner().invoke(cli, ["--db", url, "init"])  # nothing left to do
+        assert (again.exit_code, again.stdout) == (0, f"database ready: {safe_url(url)}\n")
+        engine = create_store_engine(url)
+        try:
+            assert current_revision(engine) == head_revision()
+        finally:
+            engine.dispose()
+
+
 def test_unreachable_database_is_one_line(tmp_path):
     url = "postgresql+psycopg://monitor:s3cret@127.0.0.1:1/permit"
     result = CliRunner().invoke(cli, ["--db", url, "init"])
@@ -125,6 +144,7 @@ def test_every_command_has_help():
         assert result.exit_code == 0 and "Usage:" in result.stdout
 
 
+@pytest.mark.slow
 def test_python_dash_m_monitor(tmp_path):
     result = subprocess.run([sys.executable, "-m", "monitor", "--version"], capture_output=True,
                             text=True, cwd=tmp_path)

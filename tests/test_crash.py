@@ -19,7 +19,7 @@ from monitor.catalog import ingest_catalog
 from monitor.db import open_store
 from monitor.models import Event, IngestRun, Quarantine
 
-ROWS = 150_000
+ROWS = 60_000
 BAD_EVERY = 997
 
 

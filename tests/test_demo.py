@@ -151,6 +151,7 @@ def test_the_window_spans_national_day_and_acceptance_is_in_office_hours(county)
     assert all(evs[0].step == "accept" for evs in county["cases"].values())
 
 
+@pytest.mark.slow  # three demo counties of 300 cases
 def test_same_seed_same_files_different_seed_different_county(tmp_path):
     a = run_demo(tmp_path / "a", seed=11, cases=300, now=NOW)
     b = run_demo(tmp_path / "b", seed=11, cases=300, now=NOW + timedelta(days=3))

@@ -22,6 +22,7 @@ from monitor.trail import SYSTEM, entry_hash, history
 NOW = datetime(2026, 2, 2, 1, 0, tzinfo=timezone.utc)
 TZ = timezone(timedelta(hours=8))
 SEED, CASES = 7, 200  # the smallest the CLI takes is 100; 200 shows every path
+pytestmark = pytest.mark.slow  # every test here reads a half-year replayed day by day
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ example files in docs/ are ingested exactly as the docs say."""
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 from cli import cli
@@ -47,6 +48,18 @@ def test_readme_opens_with_the_two_commands():
     first_block = README.split("```")[1]
     assert "pip install -e . && permit-monitor demo" in first_block
     assert "pip install -e '.[test]' && pytest" in first_block
+
+
+def test_the_quick_loop_is_documented_and_ci_runs_every_test():
+    developers = README.split("## For developers", 1)[1]
+    assert 'pytest -m "not slow"' in developers.split("```")[1]
+    ini = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    ini = ini["tool"]["pytest"]["ini_options"]
+    assert any(m.startswith("slow: ") for m in ini["markers"])
+    assert "-m" not in ini["addopts"].split()  # plain pytest selects every test
+    ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines()
+          if re.search(r"\bpytest\b", line) and not line.lstrip().startswith(("#", "echo"))]
+    assert len(ci) == 2 and not any(" -m " in line or " -k " in line for line in ci), ci
 
 
 def test_every_quarantine_reason_is_documented():

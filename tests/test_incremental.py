@@ -11,18 +11,18 @@ from __future__ import annotations
 import csv
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlalchemy import delete
 
 from conftest import EVENT_COLUMNS, NOW, stored_alerts
-from monitor.catalog import ingest_catalog
-from monitor.db import open_store
 from monitor.engine import evaluate
 from monitor.ingest import ingest_events
 from monitor.models import Alert, AlertChange, Event, Hold, IngestRun, Quarantine, RuleState
 from monitor.config import SHIPPED_RULES
 from monitor.rules.loader import load_rules
 
+RULES = load_rules([SHIPPED_RULES])
 START = datetime(2025, 9, 29, 1, 0, tzinfo=timezone.utc)
 AS_OF = datetime(2026, 1, 31, tzinfo=timezone.utc)
 STEPS = ["accept", "survey", "review", "approve", "decide", "fee_assessed", "fee_waived",
@@ -50,17 +50,15 @@ def write(path, rows):
         writer.writerows(rows)
 
 
+@pytest.mark.slow  # 60 random histories under every shipped rule
 @settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(history=st.lists(EVENT, min_size=1, max_size=40), cuts=st.lists(st.integers(0, 40)))
-def test_incremental_equals_full(store, config, tmp_path, catalog_file, history, cuts):
-    reference = open_store(f"sqlite:///{tmp_path / 'reference.db'}")
-    ingest_catalog(reference, catalog_file)
+def test_incremental_equals_full(store, reference, config, tmp_path, history, cuts):
     for engine in (store, reference):
         with engine.begin() as conn:
             for model in (AlertChange, Hold, Alert, RuleState, Event, Quarantine, IngestRun):
                 conn.execute(delete(model))
-    rules = load_rules([SHIPPED_RULES])
     rows = [{"event_id": f"e{i}", "case_id": f"c{case}", "item_code": item,
              "step": step, "actor": actor,
              "occurred_at": (START + timedelta(minutes=m)).isoformat(),
@@ -78,7 +76,6 @@ def test_incremental_equals_full(store, config, tmp_path, catalog_file, history,
         as_of = START + timedelta(days=4 * (n + 1)) if hi < len(rows) else AS_OF
         for engine, full in ((store, False), (reference, True)):
             list(ingest_events(engine, config, [str(path)], NOW))
-            for outcome in evaluate(engine, config, as_of, rules=rules, full=full):
+            for outcome in evaluate(engine, config, as_of, rules=RULES, full=full):
                 assert outcome.error is None, outcome.error
     assert stored_alerts(store) == stored_alerts(reference)
-    reference.dispose()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 from sqlalchemy import delete, select
 
@@ -324,6 +325,7 @@ def seed_of(subject: str) -> int:
     return int(subject.split("|e")[1])  # e<i>: ingested in order, so i orders events.id
 
 
+@pytest.mark.slow  # 40 random histories, each evaluated batch by batch
 @settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(history=HISTORY, batches=st.lists(BATCH, min_size=1, max_size=5),

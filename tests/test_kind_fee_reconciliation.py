@@ -7,12 +7,11 @@ import csv
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 from sqlalchemy import delete
 
 from conftest import NOW, event, stored_alerts
-from monitor.catalog import ingest_catalog
-from monitor.db import open_store
 from monitor.engine import evaluate
 from monitor.models import Alert, AlertChange, Event, IngestRun, Quarantine, Receipt, RuleState
 from monitor.ingest import ingest_events, ingest_receipts
@@ -187,6 +186,7 @@ AS_OFS = [datetime(2025, 9, 30, 15, 59, tzinfo=timezone.utc),
           datetime(2025, 12, 20, tzinfo=timezone.utc)]
 
 
+@pytest.mark.slow  # 25 random histories, each evaluated batch by batch
 @settings(max_examples=25, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batches=st.lists(BATCH, min_size=2, max_size=6),
@@ -196,14 +196,12 @@ AS_OFS = [datetime(2025, 9, 30, 15, 59, tzinfo=timezone.utc),
 # due on the 4th with no new event or receipt
 @example(batches=[([("D04-XK-001", 9, "100.00", True)], [], 1), ([], [], 1)],
          params=", params: {receipts_due_days: 3}")
-def test_incremental_equals_full(store, config, write_events, tmp_path, catalog_file,
+def test_incremental_equals_full(store, reference, config, write_events, tmp_path,
                                  batches, params):
     """Payments and receipts (new, and rewritten) arrive in batches, each evaluated as of a
     moment that mostly moves on across month ends and due days (and now and then back: a
     replay). The alerts of incremental runs are those of full runs over the same
     history, run for run."""
-    reference = open_store(f"sqlite:///{tmp_path / 'reference.db'}")
-    ingest_catalog(reference, catalog_file)
     for engine in (store, reference):
         with engine.begin() as conn:
             for model in (AlertChange, Alert, RuleState, Event, Receipt, Quarantine,
@@ -225,4 +223,3 @@ def test_incremental_equals_full(store, config, write_events, tmp_path, catalog_
         [full] = evaluate(reference, config, AS_OFS[moment], rules=r, full=True)
         assert inc.error is None and full.error is None
         assert stored_alerts(store) == stored_alerts(reference)
-    reference.dispose()

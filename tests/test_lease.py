@@ -41,6 +41,7 @@ def test_a_lease_that_is_not_renewed_expires(engine):
     assert not renew(engine, a, NOW + timedelta(seconds=222), TTL)  # A lost it
 
 
+@pytest.mark.slow
 def test_a_dead_process_on_this_host_lets_go_at_once(engine):
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)

@@ -99,6 +99,7 @@ def test_inbox_files_are_ingested_then_moved_or_rejected_with_a_reason(site, tmp
         ["activity-1001.csv", "catalog.yaml", "events-1.csv", "events-2.csv", "events-3.csv"]
 
 
+@pytest.mark.slow  # four passes, one catching up on three months of nightly slots
 def test_exit_code_3_only_when_the_pass_raised_new_red_alerts(site, tmp_path):
     drop(tmp_path / "inbox", "catalog.yaml", CATALOG)
     drop(tmp_path / "inbox", "events.csv", events_csv([event("e1")]))  # never decided

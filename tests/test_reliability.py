@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from conftest import fresh_database
+from conftest import database_copy, fresh_database, migrated_template
 from datetime import datetime, timedelta, timezone
 from monitor.lease import MAIN, acquire, new_holder, release
 from monitor.db import open_store
@@ -146,7 +146,7 @@ def test_sigkill_at_random_points_then_rerun_equals_an_uninterrupted_pass(
         county, tmp_path, gateway):
     seed = int(os.environ.get("PM_KILL_SEED") or random.randrange(10**6))  # to replay a failure
     rng = random.Random(seed)
-    with fresh_database(_mk(tmp_path, "ref")) as ref_url:
+    with database_copy(migrated_template(), _mk(tmp_path, "ref")) as ref_url:
         config = setup_pass(county, tmp_path / "ref", gateway.url)
         proc = nightly(config, ref_url)
         phases = Phases(proc)
@@ -182,7 +182,7 @@ def kill_and_rerun(county: Path, folder: Path, gateway: Hook, reference: dict, p
     """A pass SIGKILLed ``delay`` seconds into ``phase``, then a re-run; the final state
     must be the reference's. Returns where the kill landed."""
     gateway.requests.clear()
-    with fresh_database(folder) as url:
+    with database_copy(migrated_template(), folder) as url:
         config = setup_pass(county, folder, gateway.url)
         proc = nightly(config, url)
         seen = Phases(proc)
@@ -236,7 +236,7 @@ def _mk(tmp_path: Path, name: str) -> Path:
 def test_two_nightly_passes_started_together(county, tmp_path, gateway):
     """One does the work while the other waits on the lease, then finds nothing new; no
     alert and no notification twice. With --wait 0 the second gives up with one line."""
-    with fresh_database(tmp_path) as url:
+    with fresh_database(tmp_path) as url:  # empty: the two race to create the schema too
         config = setup_pass(county, tmp_path, gateway.url)
         first, second = nightly(config, url), nightly(config, url)
         (code1, out1), (code2, out2) = finish(first), finish(second)

@@ -7,6 +7,9 @@ import json
 import shutil
 import subprocess
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta, timezone
 from html.parser import HTMLParser
 from pathlib import Path
@@ -16,9 +19,10 @@ from click.testing import CliRunner
 from sqlalchemy import create_engine, text
 
 from cli import cli
-from conftest import fresh_database
+from conftest import database_copy, template
 from monitor.calendar import WorkCalendar
 from monitor.config import Config
+from monitor.db import open_store
 from monitor.demo import AS_OF, load_demo
 from monitor.engine import evaluate
 from monitor.report import build_report, parse_period
@@ -31,17 +35,30 @@ PERIOD = "2026-01"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+def _audited_county(url: str, folder: Path) -> Config:
+    """A demo county of 400 cases, audited as of the log's end: the config it was loaded with."""
+    loaded = load_demo(folder, seed=11, cases=400, now=NOW, database_url=url)
+    engine = open_store(url)
+    evaluate(engine, loaded.config, AS_OF)
+    engine.dispose()
+    return loaded.config
+
+
+@contextmanager
+def county_copy(directory: Path) -> Iterator[tuple[str, Config]]:
+    """A copy of the session's audited demo county (on SQLite or PostgreSQL) for the
+    ``with`` block: (its URL, its config)."""
+    url, config = template("audited-county", _audited_county)
+    with database_copy(url, directory) as copy:
+        yield copy, replace(config, database_url=copy)
+
+
 @pytest.fixture(scope="module")
 def county(tmp_path_factory):
-    """A demo county of 400 cases, audited as of the log's end, on SQLite or PostgreSQL."""
-    folder = tmp_path_factory.mktemp("county")
-    with fresh_database(folder) as url:
-        loaded = load_demo(folder, seed=11, cases=400, now=NOW, database_url=url)
-        from monitor.db import open_store
-
+    """The audited demo county, this module's own copy: url, engine, config."""
+    with county_copy(tmp_path_factory.mktemp("county")) as (url, config):
         engine = open_store(url)
-        evaluate(engine, loaded.config, AS_OF)
-        yield {"url": url, "engine": engine, "config": loaded.config, "dir": folder}
+        yield {"url": url, "engine": engine, "config": config}
         engine.dispose()
 
 
@@ -272,6 +289,7 @@ def test_html_in_a_real_browser(county, tmp_path):
         want[(d, "findings")] for d in depts)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed here")
 def test_the_console_check_can_fail(tmp_path):
     page = tmp_path / "broken.html"

@@ -13,7 +13,7 @@ from monitor.config import Config, ScoreWeights
 from monitor.report import build_report, parse_period
 from monitor.scores import deductions, scorecard
 from monitor.spotcheck import draw, record
-from test_report import NOW, PERIOD, county  # noqa: F401  (the shared demo county)
+from test_report import NOW, PERIOD, county, county_copy  # noqa: F401  (the shared demo county)
 
 LATER = datetime(2026, 2, 3, 2, 0, tzinfo=timezone.utc)
 
@@ -102,18 +102,13 @@ def test_sample_is_reproducible_and_feeds_the_report(county):  # noqa: F811
 def test_exempted_and_false_positive_findings_cost_nothing_and_are_shown_apart(tmp_path):
     """A suppressed (exempted) finding is not a finding in the report, but is shown in the
     department's 已豁免 column; a finding resolved as a false positive costs no points."""
-    from conftest import fresh_database
     from monitor.db import open_store
-    from monitor.demo import AS_OF, load_demo
-    from monitor.engine import evaluate
     from monitor.supervision import resolve
 
-    with fresh_database(tmp_path) as url:
-        loaded = load_demo(tmp_path, seed=5, cases=300, now=NOW, database_url=url)
+    with county_copy(tmp_path) as (url, config):
         engine = open_store(url)
         try:
-            config, period = loaded.config, parse_period(PERIOD)
-            evaluate(engine, config, AS_OF)
+            period = parse_period(PERIOD)
             before = build_report(engine, config, period, NOW)
             found = [x for x in deductions(engine, config, period)
                      if x.reason.startswith("finding:")]

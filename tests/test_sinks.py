@@ -78,14 +78,20 @@ class Hook:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}/hook?sig=q"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # a short poll: shutdown() waits for the loop to notice (0.5 s by default)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,),
+                                       daemon=True)
         self.thread.start()
 
     def close(self):
         self.server.shutdown()
-        self.server.server_close()
+        self.server.server_close()  # after the answers still being written (a slow one)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = False  # so server_close() joins them: none outlives its test
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import replace
 
 import pytest
 from argon2 import PasswordHasher
@@ -17,7 +16,7 @@ from monitor import accounts
 from monitor.models import Activity, Alert, TrailEntry
 from monitor.supervision import possible_actions
 from monitor.web import create_app
-from web_county import AT, PASSWORD, build_county, clock
+from web_county import AT, PASSWORD, clock, county_copy
 
 ROLES = ("anonymous", "own", "other", "tier2", "leader", "service")
 USER_OF = {"own": "m4", "other": "m7", "tier2": "k1", "leader": "boss"}
@@ -31,9 +30,9 @@ def cheap_hashes(monkeypatch):
 
 
 @pytest.fixture
-def county(engine, config, tmp_path, write_events):
-    config = replace(config, rules_dir=tmp_path / "rules")
-    return build_county(engine, config, tmp_path, write_events)
+def county(config, tmp_path):
+    with county_copy(tmp_path / "county", config) as county:
+        yield county
 
 
 @pytest.fixture
@@ -342,46 +341,31 @@ def _do(county, user, action):
 
 
 @pytest.mark.parametrize("state", STATES)
-def test_possible_actions_are_what_the_supervision_functions_accept(
-        state, engine, config, tmp_path, write_events):
+def test_possible_actions_are_what_the_supervision_functions_accept(state, config, tmp_path):
     """What a page offers for an alert's state is exactly what the supervision functions
     then accept: every other action is refused as not allowed in that state (409), each
     offered one succeeds (on its own copy of the county)."""
-    from conftest import fresh_database
-    from monitor.db import open_store
+    from contextlib import ExitStack
+
     from monitor.errors import InvalidTransition
 
     def county_in_state(folder):
-        c = build_county(engine_of(folder), replace(config, rules_dir=folder / "rules"),
-                         folder, write_events)
+        c = stack.enter_context(county_copy(folder, config))
         for user, action in STATES[state]:
             _do(c, user, action)
         return c
 
-    opened = []
-
-    def engine_of(folder):
-        e = open_store(stack.enter_context(fresh_database(folder)))
-        opened.append(e)
-        return e
-
-    from contextlib import ExitStack
-
     with ExitStack() as stack:
-        (tmp_path / "base").mkdir()
         county = county_in_state(tmp_path / "base")
         with county.engine.connect() as conn:
             possible = possible_actions(conn.execute(select(Alert)).one())
         for action in EVERY:
             if action in possible:
-                folder = tmp_path / action
-                folder.mkdir()
-                _do(county_in_state(folder), "k2" if action == "confirm" else "k1", action)
+                _do(county_in_state(tmp_path / action), "k2" if action == "confirm" else "k1",
+                    action)
             else:
                 with pytest.raises(InvalidTransition):
                     _do(county, "k2" if action == "confirm" else "k1", action)
-        for e in opened:
-            e.dispose()
 
 
 def test_only_the_web_package_imports_the_web_framework():

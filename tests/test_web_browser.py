@@ -7,7 +7,6 @@ Chinese is drawn with the CJK font."""
 from __future__ import annotations
 
 import shutil
-from dataclasses import replace
 
 import pytest
 from argon2 import PasswordHasher
@@ -15,8 +14,7 @@ from sqlalchemy import select
 
 from monitor import accounts
 from monitor.models import Alert, TrailEntry
-from web_county import (BROWSER_ARGS, CHROMIUM, HOSTILE, PASSWORD, Server, build_county,
-                        clock)
+from web_county import BROWSER_ARGS, CHROMIUM, HOSTILE, PASSWORD, Server, clock, county_copy
 
 pytestmark = pytest.mark.slow
 if not shutil.which("chromium"):
@@ -33,9 +31,9 @@ def cheap_hashes(monkeypatch):
 
 
 @pytest.fixture
-def county(engine, config, tmp_path, write_events):
-    return build_county(engine, replace(config, rules_dir=tmp_path / "rules"), tmp_path,
-                        write_events)
+def county(config, tmp_path):
+    with county_copy(tmp_path / "county", config) as county:
+        yield county
 
 
 @pytest.fixture

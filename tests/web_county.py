@@ -4,12 +4,15 @@ hostile text in names, a department and an event's note, to be shown as text."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from sqlalchemy import select
 
-from conftest import NOW, event
+from conftest import NOW, database_copy, event, events_writer, template
 from monitor import accounts
 from monitor.catalog import ingest_catalog
 from monitor.engine import evaluate
@@ -66,6 +69,37 @@ def build_county(engine, config, tmp_path, write_events) -> County:
         accounts.set_password(engine, user, PASSWORD, RAISED, "admin:test", must_change=False)
     with engine.connect() as conn:
         return County(engine, config, conn.scalar(select(Alert.id)))
+
+
+def _built_once(url: str, folder: Path) -> int:
+    """The county in the session's template database: its alert's id."""
+    from monitor.config import Config
+    from monitor.db import open_store
+
+    engine = open_store(url)
+    try:
+        config = Config(path=None, base_dir=folder, batch_size=50, rules_dir=folder / "rules")
+        return build_county(engine, config, folder, events_writer(folder)).alert
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def county_copy(folder: Path, config) -> Iterator[County]:
+    """The county for the ``with`` block: a copy of one built once per session (by a test
+    that makes password hashes cheap, as every web test does), its rule file in
+    ``folder``, and ``config`` reading it."""
+    from monitor.db import create_store_engine
+
+    url, alert = template("web-county", _built_once)
+    (folder / "rules").mkdir(parents=True)
+    (folder / "rules" / "fast.yaml").write_text(RULES, encoding="utf-8")
+    with database_copy(url, folder) as copy:
+        engine = create_store_engine(copy)
+        try:
+            yield County(engine, replace(config, rules_dir=folder / "rules"), alert)
+        finally:
+            engine.dispose()
 
 
 def clock(start: datetime = AT):
