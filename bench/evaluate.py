@@ -7,9 +7,10 @@
    on a schema created by ``open_store``. Setup, not timed.
 2. ``full``        — all shipped rules, evaluated in full as of AS_OF, in a child process
    (peak RSS is the evaluation's alone; on PostgreSQL the server's CPU and peak RSS too).
-3. ``incremental`` — 1 % more events (new cases), then the same rules incrementally with
-   the clock moved 24 h, as the nightly job moves it; then 1 % more and again at that
-   same instant.
+3. ``incremental`` — 1 % more cases (accepted in the 3 days before the new as-of, as a
+   night brings them; ``--scattered``: at any moment of the year), then the same rules
+   incrementally with the clock moved 24 h, as the nightly job moves it; then 1 % more
+   and again at that same instant.
 
 Targets (this 2-core machine): 1,000,000 cases fully evaluated in ≤ 60 s on SQLite and on
 PostgreSQL; the 1 % incremental run ≤ 3 % of the full run; peak RSS flat in cases.
@@ -74,7 +75,12 @@ def text(t: datetime) -> str:
     return t.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def case_events(rng: random.Random, n: int, items: list[dict], prefix: str, team_count: int = 1):
+YEAR = (START, timedelta(days=330))  # when the generated cases are accepted: a year …
+RECENT_DAYS = 3                      # … or, for an increment, the days before the as-of
+
+
+def case_events(rng: random.Random, n: int, items: list[dict], prefix: str, team_count: int = 1,
+                accepted: tuple[datetime, timedelta] = YEAR):
     """Rows of case ``n`` in stored form: accept … complete, with the fee steps of a fee
     item, and at low rates every pattern a shipped rule looks for — a suspension with its
     resumption (3 %), an extension (2 %), a waiver (2 %, half by a principal), back-fills,
@@ -84,7 +90,7 @@ def case_events(rng: random.Random, n: int, items: list[dict], prefix: str, team
     item = items[n % len(items)]
     dept, team = item["department"], n // len(items) % team_count
     fee = int(item["fee"] * 100) or (50000 if item["category"] == "penalty" else 0)
-    t = START + timedelta(minutes=rng.randrange(0, 60 * 24 * 330))
+    t = accepted[0] + timedelta(minutes=rng.randrange(0, int(accepted[1].total_seconds() // 60)))
     odd = rng.random()
     steps = list(STEPS if fee else [s for s in STEPS if s != "fee_paid"])
     if fee:
@@ -125,8 +131,8 @@ BURST = 12         # entries in a planted burst (batch_entry's default needs 10 
 
 def plant_bursts(rng: random.Random, rows: list[list]) -> int:
     """Back-filled batches, as the seed found them: in each block of cases, one clerk per
-    department types in ``BURST`` acceptances done on paper over the days before, all
-    within three minutes (their ``recorded_at`` rewritten). Returns how many."""
+    department types in ``BURST`` acceptances done on paper over the day or so before,
+    all within three minutes (their ``recorded_at`` rewritten). Returns how many."""
     planted = 0
     by_actor: dict[str, list[list]] = {}
     for row in rows:
@@ -138,6 +144,9 @@ def plant_bursts(rng: random.Random, rows: list[list]) -> int:
             continue
         first = rng.randrange(len(accepts) - BURST + 1)
         chosen = accepts[first:first + BURST]
+        if (datetime.fromisoformat(chosen[-1][6])
+                - datetime.fromisoformat(chosen[0][6])) > timedelta(hours=36):
+            continue  # paper work of a day or so, not of weeks
         typed = datetime.fromisoformat(max(r[6] for r in chosen)) + timedelta(minutes=10)
         for k, row in enumerate(chosen):
             row[7] = text(typed + timedelta(seconds=15 * k))
@@ -195,10 +204,12 @@ LOCAL = timedelta(hours=8)  # the store's receipts are per local (Asia/Shanghai)
 
 
 def generate(url: str, cases: int, first: int = 0, prefix: str = "E", seed: int = 7,
-             total: int | None = None, receipts: bool = True) -> dict:
-    """Cases ``first`` … ``first + cases - 1`` into the store at ``url``, for a store of
-    ``total`` cases in all (its staff: see :func:`teams`), with bursts planted; then, if
-    ``receipts``, the treasury's receipts for the online payments. Counts of what went in."""
+             total: int | None = None, receipts: bool = True,
+             accepted: tuple[datetime, timedelta] = YEAR) -> dict:
+    """Cases ``first`` … ``first + cases - 1``, accepted at random moments of ``accepted``
+    (start, length), into the store at ``url``, for a store of ``total`` cases in all (its
+    staff: see :func:`teams`), with bursts planted; then, if ``receipts``, the treasury's
+    receipts for the online payments. Counts of what went in."""
     _, items = catalog(total or cases)
     team_count = teams(total or cases)
     rng = random.Random(seed + first)
@@ -207,7 +218,7 @@ def generate(url: str, cases: int, first: int = 0, prefix: str = "E", seed: int 
     online: dict[tuple[str, str], int] = {}
     for start in range(first, first + cases, BLOCK):
         rows = [list(row) for n in range(start, min(start + BLOCK, first + cases))
-                for row in case_events(rng, n, items, prefix, team_count)]
+                for row in case_events(rng, n, items, prefix, team_count, accepted)]
         bursts += plant_bursts(rng, rows)
         for row in rows:
             if row[4] == "fee_paid" and row[9] == "online":
@@ -297,18 +308,29 @@ def analyze(url: str) -> None:
             conn.execute("VACUUM ANALYZE")
 
 
-def run(url: str, cases: int) -> dict:
-    """Full evaluation as of AS_OF; 1 % more events; incremental with the clock moved
-    24 h (as the nightly job moves it); 1 % more; incremental again at that instant."""
+def increment(url: str, cases: int, first: int, prefix: str, as_of: datetime,
+              scattered: bool) -> dict:
+    """1 % more cases: accepted in the ``RECENT_DAYS`` before ``as_of`` (a night's new work:
+    the later steps of some are still to come), or, ``scattered``, at any moment of the
+    year (every month, actor and department-month of the history is touched)."""
+    recent = (as_of - timedelta(days=RECENT_DAYS), timedelta(days=RECENT_DAYS))
+    return generate(url, max(cases // 100, 1), first=first, prefix=prefix, total=cases,
+                    receipts=False, accepted=YEAR if scattered else recent)
+
+
+def run(url: str, cases: int, scattered: bool = False) -> dict:
+    """Full evaluation as of AS_OF; 1 % more cases; incremental with the clock moved 24 h
+    (as the nightly job moves it); 1 % more; incremental again at that instant."""
     made = prepare(url, cases)
     full = child(url, "full", AS_OF)
-    extra = max(cases // 100, 1)
     moved = AS_OF + timedelta(hours=24)
-    added = generate(url, extra, first=cases, prefix="N", total=cases, receipts=False)
+    extra = max(cases // 100, 1)
+    added = increment(url, cases, cases, "N", moved, scattered)
     inc = child(url, "inc", moved)
-    again = generate(url, extra, first=cases + extra, prefix="M", total=cases, receipts=False)
+    again = increment(url, cases, cases + extra, "M", moved, scattered)
     same = child(url, "inc", moved)
-    return {"cases": cases, **made, "full": full, "added_events": added["events"],
+    return {"cases": cases, **made, "increment": "scattered" if scattered else "recent",
+            "full": full, "added_events": added["events"],
             "incremental": inc, "incremental_ratio": ratio(inc, full, "seconds"),
             "incremental_cpu_ratio": ratio(inc, full, "cpu_seconds"),
             "added_again_events": again["events"], "incremental_same_instant": same,
@@ -354,6 +376,9 @@ def main() -> None:
                         "dropped and created afresh (default: a SQLite file in a temporary "
                         "folder, or in --keep)")
     parser.add_argument("--keep", type=Path, help="keep the store (SQLite: in this folder)")
+    parser.add_argument("--scattered", action="store_true",
+                        help="the 1 %% increments accepted at any moment of the year (default: "
+                        f"in the {RECENT_DAYS} days before the as-of, as a night brings them)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--phase", choices=["full", "inc"], help=argparse.SUPPRESS)
     parser.add_argument("--as-of", type=datetime.fromisoformat, help=argparse.SUPPRESS)
@@ -367,7 +392,7 @@ def main() -> None:
     folder.mkdir(parents=True, exist_ok=True)
     url = store_url(args.url, folder, "evaluate.db")
     try:
-        result = run(url, args.n)
+        result = run(url, args.n, args.scattered)
     finally:
         if not args.keep:
             drop_store(url)

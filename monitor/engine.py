@@ -25,7 +25,7 @@ from .rules.finding import Context, Finding
 from .rules.kinds import KINDS
 from .rules.loader import load_rules
 from .rules.model import Rule
-from .rules.sql import became_visible
+from .rules.sql import became_visible, new_events
 from .supervision import Policy, policy_for
 
 log = logging.getLogger(__name__)
@@ -53,21 +53,43 @@ def _since(conn: Connection, rule: Rule, as_of: datetime) -> tuple[int, datetime
 
 
 DEFERRED_MAX = 10_000  # more deferred events than this: let each query find them itself
+CHANGED_MAX = 200_000  # more changed cases than this: let each query find them itself
 
 
-def _deferred(conn: Connection, since: tuple[int, datetime], as_of: datetime,
-              cache: dict) -> tuple[int, ...] | None:
+def _deferred(conn: Connection, since: tuple[int, datetime], as_of: datetime
+              ) -> tuple[int, ...] | None:
     """Ids of events stored by the previous run (``since``) but dated after its as-of and
-    visible by ``as_of`` — one scan per run, shared by every rule with the same watermark
-    (events are never changed, so the answer cannot go stale within a run)."""
-    key = (since, as_of)
+    visible by ``as_of`` (a range of the ``dated`` index)."""
     if since[1] >= as_of:  # as of the same moment again: nothing has come into view
         return ()
+    ids = conn.scalars(select(Event.id)
+                       .where(Event.id <= since[0], became_visible(since[1], as_of))
+                       .limit(DEFERRED_MAX + 1)).all()
+    return tuple(ids) if len(ids) <= DEFERRED_MAX else None
+
+
+def _changed(conn: Connection, ctx: Context) -> tuple[str, ...] | None:
+    """The cases the run's new events touch, or None when there are too many to list.
+    Told apart here, not by DISTINCT: SQLite would answer that by walking the whole case
+    index instead of the range of new ids."""
+    cases: dict[str, None] = {}
+    for case_id in conn.execute(select(Event.case_id).where(new_events(ctx))).scalars():
+        cases[case_id] = None
+        if len(cases) > CHANGED_MAX:
+            return None
+    return tuple(cases)
+
+
+def incremental_context(conn: Connection, ctx: Context, since: tuple[int, datetime],
+                        cache: dict) -> Context:
+    """``ctx`` for a run since ``since`` (last event id, as-of): what is new, found once per
+    run and shared by every rule with the same watermark (events are never changed, so the
+    answer cannot go stale within a run)."""
+    key = (since, ctx.as_of)
     if key not in cache:
-        ids = conn.scalars(select(Event.id)
-                           .where(Event.id <= since[0], became_visible(since[1], as_of))
-                           .limit(DEFERRED_MAX + 1)).all()
-        cache[key] = tuple(ids) if len(ids) <= DEFERRED_MAX else None
+        run = replace(ctx, since_event_id=since[0], since_as_of=since[1],
+                      deferred_ids=_deferred(conn, since, ctx.as_of))
+        cache[key] = replace(run, changed_case_ids=_changed(conn, run))
     return cache[key]
 
 
@@ -88,19 +110,21 @@ def evaluate_rule(engine: Engine, rule: Rule, ctx: Context, *, dry_run: bool = F
     outcome = RuleOutcome(rule)
     kind = KINDS[rule.kind]
     try:
-        with engine.begin() as conn:
+        with engine.connect() as conn:
             last = conn.scalar(select(func.coalesce(func.max(Event.id), 0)))
             since = None if full or not getattr(kind, "INCREMENTAL", True) else \
                 _since(conn, rule, ctx.as_of)
             outcome.incremental = since is not None
-            run_ctx = replace(ctx, since_event_id=since[0], since_as_of=since[1],
-                              deferred_ids=_deferred(conn, since, ctx.as_of, {} if cache is None
-                                                     else cache)) if since else ctx
+            run_ctx = incremental_context(conn, ctx, since, {} if cache is None else cache) \
+                if since else ctx
             outcome.findings = list(kind.detect(conn, rule, run_ctx))
-            if not dry_run:
+            if dry_run:  # a detector's own state (overdue's open cases) goes too
+                conn.rollback()
+            else:
                 outcome.stored = store_findings(conn, rule, outcome.findings, ctx.as_of,
                                                 policy)
                 _advance(conn, rule, last, ctx.as_of)
+                conn.commit()
     except Exception as exc:  # one rule's failure must not stop the others
         log.exception("rule %s failed", rule.id)
         outcome.error = f"{type(exc).__name__}: {exc}".splitlines()[0]

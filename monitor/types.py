@@ -12,10 +12,14 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Dialect
+from sqlalchemy import BigInteger, DateTime, Dialect, Integer
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 FEN = Decimal("0.01")
+
+# The id of a table that grows with the store: 64-bit. On SQLite an INTEGER already is
+# (and only an INTEGER primary key is the rowid, numbered by the database).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class Money(TypeDecorator):
