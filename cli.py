@@ -366,7 +366,7 @@ def run(app: App, as_of: str | None, rule_ids: tuple[str, ...], dry_run: bool,
     rules = load_rules([app.config.rules_dir])
     with _exclusive(app, not dry_run):  # issue 5: never at the same time as nightly/serve
         outcomes = evaluate(app.engine, app.config, moment, rule_ids=rule_ids,
-                            dry_run=dry_run, full=full, rules=rules)
+                            dry_run=dry_run, full=full, rules=rules, keep=dry_run)
         escalated = None if dry_run else _escalate(app, moment, rules)
     click.echo(f"as of {moment.astimezone(app.config.tz).isoformat()}"
                + (" (dry run: nothing written)" if dry_run else ""))
@@ -376,7 +376,7 @@ def run(app: App, as_of: str | None, rule_ids: tuple[str, ...], dry_run: bool,
             failed += 1
             click.echo(f"  {o.rule.id:<22} FAILED: {o.error}")
             continue
-        line = f"  {o.rule.id:<22} {len(o.findings):>6,} findings"
+        line = f"  {o.rule.id:<22} {o.found:>6,} findings"
         if o.stored:
             line += f" · new {o.stored.new:,} · updated {o.stored.changed:,}"
         line += " (incremental)" if o.incremental else ""

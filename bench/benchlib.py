@@ -139,6 +139,12 @@ class ServerMeter:
                 "server_peak_rss_mb": round(self.peak_rss / 2**20)}
 
 
+def peak_rss_mb() -> int:
+    """This process's peak RSS (VmHWM) in MB. Not ``getrusage``: Linux carries its
+    ``ru_maxrss`` across exec, so a child of a big parent would report the parent's."""
+    return round(_proc(os.getpid())[1] / 2**20)
+
+
 def timed(fn, *args, **kwargs):
     """(result, wall seconds, client CPU seconds) of one call."""
     wall, cpu = time.perf_counter(), time.process_time()

@@ -19,9 +19,9 @@ PostgreSQL; the 1 % incremental run ≤ 3 % of the full run; peak RSS flat in ca
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import random
-import resource
 import shutil
 import sqlite3
 import subprocess
@@ -236,7 +236,7 @@ def phase(url: str, kind: str, as_of: datetime) -> dict:
     """Child process: evaluate the shipped rules (``full``, or incrementally) as of
     ``as_of``; report time (wall, CPU of this process and of the server), peak RSS and
     findings per rule."""
-    from benchlib import ServerMeter
+    from benchlib import ServerMeter, peak_rss_mb
     from monitor.config import Config
     from monitor.db import open_store
     from monitor.engine import context, evaluate_rule
@@ -248,11 +248,14 @@ def phase(url: str, kind: str, as_of: datetime) -> dict:
     rules, result, cache = load_rules([SHIPPED_RULES]), {}, {}
     rules = sorted(rules, key=lambda r: r.kind == "inactive_monitor")
     ctx = context(config, as_of)
+    # as the scheduled passes run: findings stored as they come, not kept (older engines
+    # held them all)
+    streamed = {"keep": False} if "keep" in inspect.signature(evaluate_rule).parameters else {}
     with ServerMeter(url) as server:
         started, cpu_started = time.perf_counter(), time.process_time()
         for rule in rules:  # one rule at a time, to time each, as evaluate() runs them
             began, cpu = time.perf_counter(), time.process_time()
-            o = evaluate_rule(engine, rule, ctx, full=kind == "full", cache=cache)
+            o = evaluate_rule(engine, rule, ctx, full=kind == "full", cache=cache, **streamed)
             result[o.rule.id] = {"findings": found(o), "error": o.error,
                                  "incremental": o.incremental,
                                  "seconds": round(time.perf_counter() - began, 2),
@@ -262,8 +265,7 @@ def phase(url: str, kind: str, as_of: datetime) -> dict:
     engine.dispose()
     return {"seconds": round(seconds, 2), "cpu_seconds": round(cpu_seconds, 2),
             **server.figures(),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-            "rules": result}
+            "peak_rss_mb": peak_rss_mb(), "rules": result}
 
 
 def found(outcome) -> int:

@@ -13,6 +13,8 @@ so the next run retries it. With ``dry_run`` nothing is written.
 from __future__ import annotations
 
 import logging
+from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -33,11 +35,15 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RuleOutcome:
+    """What one rule's run found (``found``; the findings themselves only if kept: see
+    :func:`evaluate_rule`), stored, or failed on."""
+
     rule: Rule
     findings: list[Finding] = field(default_factory=list)
     stored: Stored | None = None
     error: str | None = None
     incremental: bool = False
+    found: int = 0
 
 
 def context(config: Config, as_of: datetime) -> Context:
@@ -103,11 +109,21 @@ def _advance(conn: Connection, rule: Rule, last_event_id: int, as_of: datetime) 
 
 def evaluate_rule(engine: Engine, rule: Rule, ctx: Context, *, dry_run: bool = False,
                   full: bool = False, cache: dict | None = None,
-                  policy: Policy | None = None) -> RuleOutcome:
+                  policy: Policy | None = None, keep: bool = True) -> RuleOutcome:
     """One rule in one transaction: detect, store, advance its watermark. ``cache`` is
-    shared by the rules of one run (see :func:`_deferred`); ``policy`` gives new alerts
-    their deadline (default: 3 working days)."""
+    shared by the rules of one run (see :func:`incremental_context`); ``policy`` gives new
+    alerts their deadline (default: 3 working days). Findings go to the store as the
+    detector yields them; ``keep`` also keeps them in ``outcome.findings`` (memory grows
+    with them: the scheduled passes do not keep them)."""
     outcome = RuleOutcome(rule)
+
+    def counted(findings: Iterable[Finding]) -> Iterator[Finding]:
+        for finding in findings:
+            outcome.found += 1
+            if keep:
+                outcome.findings.append(finding)
+            yield finding
+
     kind = KINDS[rule.kind]
     try:
         with engine.connect() as conn:
@@ -117,12 +133,12 @@ def evaluate_rule(engine: Engine, rule: Rule, ctx: Context, *, dry_run: bool = F
             outcome.incremental = since is not None
             run_ctx = incremental_context(conn, ctx, since, {} if cache is None else cache) \
                 if since else ctx
-            outcome.findings = list(kind.detect(conn, rule, run_ctx))
+            found = counted(kind.detect(conn, rule, run_ctx))
             if dry_run:  # a detector's own state (overdue's open cases) goes too
+                deque(found, maxlen=0)
                 conn.rollback()
             else:
-                outcome.stored = store_findings(conn, rule, outcome.findings, ctx.as_of,
-                                                policy)
+                outcome.stored = store_findings(conn, rule, found, ctx.as_of, policy)
                 _advance(conn, rule, last, ctx.as_of)
                 conn.commit()
     except Exception as exc:  # one rule's failure must not stop the others
@@ -133,8 +149,9 @@ def evaluate_rule(engine: Engine, rule: Rule, ctx: Context, *, dry_run: bool = F
 
 def evaluate(engine: Engine, config: Config, as_of: datetime, *, rule_ids: tuple[str, ...] = (),
              dry_run: bool = False, full: bool = False,
-             rules: list[Rule] | None = None) -> list[RuleOutcome]:
-    """Run the enabled rules (or only ``rule_ids``) as of ``as_of`` (aware datetime)."""
+             rules: list[Rule] | None = None, keep: bool = True) -> list[RuleOutcome]:
+    """Run the enabled rules (or only ``rule_ids``) as of ``as_of`` (aware datetime);
+    ``keep``: see :func:`evaluate_rule`."""
     rules = load_rules([config.rules_dir]) if rules is None else rules
     policy = policy_for(config, rules)
     if rule_ids:
@@ -151,7 +168,7 @@ def evaluate(engine: Engine, config: Config, as_of: datetime, *, rule_ids: tuple
     rules = sorted(rules, key=lambda r: getattr(KINDS[r.kind], "AFTER_OTHERS", False))
     ctx, cache = context(config, as_of), {}
     return [evaluate_rule(engine, rule, ctx, dry_run=dry_run, full=full, cache=cache,
-                          policy=policy) for rule in rules]
+                          policy=policy, keep=keep) for rule in rules]
 
 
 __all__ = ["RuleOutcome", "evaluate", "render"]

@@ -140,7 +140,7 @@ def _step_evaluate(r: Runner, as_of: datetime, counts: dict) -> list[str]:
     for moment in [*todo.slots, as_of]:
         if moment is not as_of:
             log.info("catch-up: evaluating as of missed slot %s", moment.isoformat())
-        outcomes = evaluate(r.engine, r.config, moment, rules=rules)
+        outcomes = evaluate(r.engine, r.config, moment, rules=rules, keep=False)
         new += sum(o.stored.new for o in outcomes if o.stored)
         changed += sum(o.stored.changed for o in outcomes if o.stored)
         for o in outcomes:
@@ -148,7 +148,7 @@ def _step_evaluate(r: Runner, as_of: datetime, counts: dict) -> list[str]:
                 errors.setdefault(o.rule.id, f"rule {o.rule.id} failed as of "
                                              f"{moment.isoformat()}: {o.error}")
     counts["rules"] = len(outcomes)
-    counts["findings"] = sum(len(o.findings) for o in outcomes)
+    counts["findings"] = sum(o.found for o in outcomes)
     counts["new_alerts"], counts["updated_alerts"] = new, changed
     counts["failed_rules"] = len(errors)
     return list(errors.values())
