@@ -68,8 +68,10 @@ def _deferred(conn: Connection, since: tuple[int, datetime], as_of: datetime
     visible by ``as_of`` (a range of the ``dated`` index)."""
     if since[1] >= as_of:  # as of the same moment again: nothing has come into view
         return ()
+    # "+ 0": the id is checked, not used as an index — SQLite would walk the ids up to the
+    # watermark (the whole table) rather than the dated range
     ids = conn.scalars(select(Event.id)
-                       .where(Event.id <= since[0], became_visible(since[1], as_of))
+                       .where(Event.id + 0 <= since[0], became_visible(since[1], as_of))
                        .limit(DEFERRED_MAX + 1)).all()
     return tuple(ids) if len(ids) <= DEFERRED_MAX else None
 
