@@ -214,11 +214,9 @@ def copy_events(conn: Connection, rows: list[tuple]
     new events, the duplicates and the conflicts, as :func:`classify_events` gives them."""
     if not rows:
         return [], [], []
-    dbapi = conn.connection.dbapi_connection
-    with dbapi.cursor() as cur:
-        if not conn.connection.info.get(STAGE):
-            cur.execute(_STAGE_DDL)
-            conn.connection.info[STAGE] = True
+    with conn.connection.dbapi_connection.cursor() as cur:
+        # every batch: a batch rolled back takes a table it created with it
+        cur.execute(_STAGE_DDL)
         with cur.copy(f"COPY {STAGE} (pos, {_COLUMN_LIST}) FROM STDIN") as copy:
             for k, row in enumerate(rows):
                 copy.write_row((k, *row))
