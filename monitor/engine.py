@@ -146,6 +146,7 @@ def evaluate_rule(engine: Engine, rule: Rule, ctx: Context, *, dry_run: bool = F
     except Exception as exc:  # one rule's failure must not stop the others
         log.exception("rule %s failed", rule.id)
         outcome.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        outcome.findings, outcome.found = [], 0  # rolled back with the rest of the run
     return outcome
 
 

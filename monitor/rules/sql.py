@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from sqlalchemy import Float, String, and_, bindparam, or_, select, true
+from sqlalchemy import (BigInteger, Float, Integer, String, and_, bindparam, or_, select,
+                        true)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.types import NullType, TypeDecorator
@@ -128,15 +129,21 @@ def _member_pg(element, compiler, **kw):
     return f"{column} = ANY({values})"
 
 
-class TextList(TypeDecorator):
-    """A list of text bound as one parameter: a PostgreSQL text array, JSON text on SQLite."""
+class ListParam(TypeDecorator):
+    """A list of values bound as one parameter: a PostgreSQL array (of bigint or text), JSON
+    text on SQLite."""
 
     impl = String
     cache_ok = True
 
+    def __init__(self, numbers: bool = False):
+        super().__init__()
+        self.numbers = numbers
+
     def load_dialect_impl(self, dialect):
         if dialect.name == "postgresql":
-            return dialect.type_descriptor(postgresql.ARRAY(String))
+            return dialect.type_descriptor(postgresql.ARRAY(BigInteger if self.numbers
+                                                            else String))
         return dialect.type_descriptor(String())
 
     def process_bind_param(self, value, dialect):
@@ -144,8 +151,10 @@ class TextList(TypeDecorator):
 
 
 def one_of(column: ColumnElement, values) -> ColumnElement:
-    """WHERE ``column`` is one of ``values`` (see :class:`member_of`)."""
-    return member_of(column, bindparam(None, tuple(values), type_=TextList()))
+    """WHERE ``column`` (text, or an integer id) is one of ``values`` (see
+    :class:`member_of`)."""
+    numbers = isinstance(column.type, Integer)
+    return member_of(column, bindparam(None, tuple(values), type_=ListParam(numbers)))
 
 
 def new_events(ctx: Context) -> ColumnElement:

@@ -10,6 +10,10 @@
 * ``ix_events_dated``: the later of an event's two timestamps, indexed, so the events
   that came into view since a run's as-of are a range of it instead of a table scan
   (see ``monitor.models.dated``; the expression here must stay the same).
+* ``ix_events_case_time`` gains ``id`` as its last column: a case's events in
+  ``(occurred_at, id)`` order come straight from the index, with no sort and (PostgreSQL)
+  no visit to the table — step_too_fast's pass over every event took 1.25 s instead of
+  2.1 s at 100,000 cases.
 * ``open_cases``: the cases the ``overdue`` rule saw open as of its last run, which it
   looks at again when the date moves (instead of scanning the history for them). Rules'
   watermarks are reset, so each rule's next run is a full one that fills it.
@@ -66,6 +70,8 @@ def upgrade() -> None:
     if dialect == 'postgresql':
         _set_type('bigint')
     op.create_index('ix_events_dated', 'events', [sa.text(DATED[dialect])], unique=False)
+    op.drop_index('ix_events_case_time', table_name='events')
+    op.create_index('ix_events_case_time', 'events', ['case_id', 'occurred_at', 'id'])
     op.create_table('open_cases',
                     sa.Column('rule_id', sa.String(length=128), nullable=False),
                     sa.Column('case_id', sa.String(length=128), nullable=False),
@@ -75,6 +81,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('open_cases')
+    op.drop_index('ix_events_case_time', table_name='events')
+    op.create_index('ix_events_case_time', 'events', ['case_id', 'occurred_at'])
     op.drop_index('ix_events_dated', table_name='events')
     if op.get_bind().dialect.name == 'postgresql':
         _set_type('integer')
