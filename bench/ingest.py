@@ -252,7 +252,6 @@ def _child_copy_floor(url: str, ingested_url: str, events: str, batch_size: int)
     one transaction per batch of the same size; only COPY + commit are timed."""
     sys.path.insert(0, str(ROOT))
     import psycopg
-    from sqlalchemy import select
 
     from benchlib import ServerMeter, psycopg_dsn
     from monitor.config import Config
@@ -272,7 +271,6 @@ def _child_copy_floor(url: str, ingested_url: str, events: str, batch_size: int)
                      "inserted, replaced, duplicates, quarantined) VALUES (1, 'events', "
                      "'floor', now(), 'done', 0, 0, 0, 0, 0)")
         conn.commit()
-        cpu = _cpu()
 
         def flush(batch: list[tuple]) -> None:
             nonlocal seconds

@@ -65,7 +65,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timezone
+from datetime import date, datetime
 
 from sqlalchemy import Connection, and_, case, delete, func, insert, literal, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
