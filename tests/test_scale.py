@@ -16,6 +16,7 @@ from monitor.db import open_store
 from monitor.engine import evaluate
 from monitor.models import Event, OpenCase, RuleState
 from monitor.rules import SHIPPED_RULES
+from monitor.rules.kinds import overdue
 from monitor.rules.loader import load_rules
 from monitor.trail import verify
 
@@ -64,6 +65,7 @@ def test_incremental_with_the_clock_moving_equals_full(store, config, write_even
     """Changed cases listed (looked up by the list) or too many to list (a subquery), and
     overdue's open cases carried from run to run: the alerts of full runs, run for run."""
     monkeypatch.setattr(engine_module, "CHANGED_MAX", changed_max)
+    monkeypatch.setattr(overdue, "CASES_PER_QUERY", 2)  # the listed cases in several rounds
     rules = load_rules([SHIPPED_RULES])
     batches = _history(4)
     incremental = _run(store, config, rules, batches, write_events, full=False)

@@ -88,6 +88,7 @@ RANK = {None: 0, "warning": 1, "yellow": 2, "red": 3}
 LEVEL_CN = {"warning": "临期预警", "yellow": "黄牌", "red": "红牌"}
 END_CN = {"decide": "作出决定", "complete": "办结"}
 IN_CHUNK = 500
+CASES_PER_QUERY = 500  # cases looked at per candidates query on an incremental run
 
 
 @dataclass(frozen=True)
@@ -116,8 +117,13 @@ class Clock:
 
 def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     last_day = _last_day(conn, rule, ctx)
-    looked_at = _incremental(conn, rule, ctx, last_day)
-    rows = conn.execute(_candidates(rule, ctx, looked_at)).all()
+    looked_at, listed = _incremental(conn, rule, ctx, last_day)
+    if listed is None:
+        rows = conn.execute(_candidates(rule, ctx, looked_at)).all()
+    else:  # in rounds: a short list is looked up in the case index whatever the planner
+        e = Event.__table__  # makes of a long one (PostgreSQL scanned for 2,600 old cases)
+        rows = [r for chunk in _chunks(listed, CASES_PER_QUERY)
+                for r in conn.execute(_candidates(rule, ctx, one_of(e.c.case_id, chunk)))]
     _remember_open(conn, rule, ctx, last_day, rows)
     stops = _clock_events(conn, [r.case_id for r in rows if r.stops], ctx)
     found = []
@@ -189,21 +195,23 @@ def _candidates(rule, ctx: Context, looked_at: ColumnElement):
             .order_by(per_case.c.case_id))
 
 
-def _incremental(conn: Connection, rule, ctx: Context, last_day: date | None) -> ColumnElement:
-    """WHERE clause (over ``events``) of the cases to look at: every case on a full run.
-    Else the cases with new events; and on a new date also every case still open as of
-    the last run (time passes for them; see :func:`_remember_open`), listed, so that each
-    is looked up in the case index."""
+def _incremental(conn: Connection, rule, ctx: Context, last_day: date | None
+                 ) -> tuple[ColumnElement, list[str] | None]:
+    """WHERE clause (over ``events``) of the cases to look at, and the same cases as a
+    sorted list when they can be listed: every case on a full run. Else the cases with new
+    events; and on a new date also every case still open as of the last run (time passes
+    for them; see :func:`_remember_open`), so that each is looked up in the case index."""
     e = Event.__table__
     if ctx.since_event_id is None:
-        return true()
+        return true(), None
     changed = changed_cases(ctx, e.c.case_id)
-    if last_day is None:
-        return changed
-    still_open = _open_cases(conn, rule)
+    still_open = _open_cases(conn, rule) if last_day is not None else set()
     if ctx.changed_case_ids is not None:
-        return one_of(e.c.case_id, sorted(still_open | set(ctx.changed_case_ids)))
-    return or_(one_of(e.c.case_id, sorted(still_open)), changed)
+        listed = sorted(still_open | set(ctx.changed_case_ids))
+        return one_of(e.c.case_id, listed), listed
+    if not still_open:
+        return changed, None
+    return or_(one_of(e.c.case_id, sorted(still_open)), changed), None
 
 
 def _open_cases(conn: Connection, rule) -> set[str]:
