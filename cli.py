@@ -917,7 +917,7 @@ def rules_check(app: App, paths: tuple[str, ...], catalog: str | None, quiet: bo
     As a git pre-commit hook (.git/hooks/pre-commit):
       git diff --cached --name-only -- 'rules/*.yaml' | xargs -r permit-monitor rules check -q
     """
-    from monitor.rules.check import check_paths, vocabulary
+    from monitor.ruletools.check import check_paths, vocabulary
 
     reports = check_paths(list(paths) or [_shown(app.config.rules_dir)], vocabulary(catalog))
     bad = 0
@@ -957,7 +957,7 @@ def rules_test(app: App, files: tuple[str, ...]) -> None:
           expect: [{kind: step_too_fast, subject: HC-1, level: yellow}]
     """
     from monitor.db import scratch_database
-    from monitor.rules.golden import run_file
+    from monitor.ruletools.golden import run_file
 
     passed = failed = 0
     for path in files:
@@ -1082,7 +1082,7 @@ def rules_explain(app: App, rule_id: str, case_id: str, as_of: str | None) -> No
       permit-monitor rules explain overdue --case ZJJ20260114005 --as-of 2026-02-01
       permit-monitor rules explain step-too-fast --case HC-58S
     """
-    from monitor.rules.explain import explain
+    from monitor.ruletools.explain import explain
     from monitor.rules.loader import load_rules
 
     moment = _as_of(app, as_of)
@@ -1129,7 +1129,7 @@ def rules_backtest(app: App, start: str, end: str, candidate: str | None, show: 
       mkdir candidate && cp rules/*.yaml candidate/ && $EDITOR candidate/step_too_fast.yaml
       permit-monitor rules backtest --from 2025-08-01 --to 2026-02-01 --candidate candidate/
     """
-    from monitor.rules.backtest import backtest
+    from monitor.ruletools.backtest import backtest
     from monitor.rules.loader import load_rules
 
     current = load_rules([app.config.rules_dir])
@@ -1196,7 +1196,7 @@ def rules_calibrate(app: App, kind, rule_id, items, steps, k, quantile, min_n, o
     from pathlib import Path
 
     from monitor.errors import MonitorError
-    from monitor.rules.calibrate import calibrate, write_candidate
+    from monitor.ruletools.calibrate import calibrate, write_candidate
     from monitor.rules.loader import load_rules
 
     chosen = [r for r in load_rules([app.config.rules_dir])

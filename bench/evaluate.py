@@ -237,10 +237,9 @@ def phase(url: str, kind: str, as_of: datetime) -> dict:
     ``as_of``; report time (wall, CPU of this process and of the server), peak RSS and
     findings per rule."""
     from benchlib import ServerMeter, peak_rss_mb
-    from monitor.config import Config
+    from monitor.config import SHIPPED_RULES, Config
     from monitor.db import open_store
     from monitor.engine import context, evaluate_rule
-    from monitor.rules import SHIPPED_RULES
     from monitor.rules.loader import load_rules
 
     engine = open_store(url)

@@ -35,10 +35,9 @@ NOW = datetime(2026, 2, 2, tzinfo=timezone.utc)
 def setup(url: str, cases: int) -> dict:
     import evaluate as gen
 
-    from monitor.config import Config
+    from monitor.config import SHIPPED_RULES, Config
     from monitor.db import open_store
     from monitor.engine import evaluate
-    from monitor.rules import SHIPPED_RULES
 
     if _has_events(url):
         return {"reused": url}

@@ -41,6 +41,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, func, select
 
 from .config import Config
+from .crontab import cron_trigger
 from .models import RuleState, Run
 
 EVALUATING = ("nightly", "evaluate")
@@ -83,8 +84,6 @@ def last_evaluated(engine: Engine) -> datetime | None:
 def slot_times(config: Config, trigger: str, since: datetime, until: datetime,
                keep: int) -> tuple[list[datetime], int]:
     """The last ``keep`` slots in (``since``, ``until``], and how many older ones there were."""
-    from .scheduling import cron_trigger
-
     jobs = config.schedule.jobs
     names = EVALUATING if trigger == "serve" else ("nightly",)
     exprs = [jobs[n] for n in names if jobs.get(n, "off") != "off"]

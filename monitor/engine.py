@@ -24,7 +24,7 @@ from .alerts import Stored, render, store_findings
 from .config import Config
 from .models import Event, RuleState
 from .rules.finding import Context, Finding
-from .rules.kinds import KINDS
+from .rules.kinds import KINDS, after_others, incremental
 from .rules.loader import load_rules
 from .rules.model import Rule
 from .rules.sql import became_visible, new_events
@@ -130,7 +130,7 @@ def evaluate_rule(engine: Engine, rule: Rule, ctx: Context, *, dry_run: bool = F
     try:
         with engine.connect() as conn:
             last = conn.scalar(select(func.coalesce(func.max(Event.id), 0)))
-            since = None if full or not getattr(kind, "INCREMENTAL", True) else \
+            since = None if full or not incremental(kind) else \
                 _since(conn, rule, ctx.as_of)
             outcome.incremental = since is not None
             run_ctx = incremental_context(conn, ctx, since, {} if cache is None else cache) \
@@ -168,7 +168,7 @@ def evaluate(engine: Engine, config: Config, as_of: datetime, *, rule_ids: tuple
     else:
         rules = [r for r in rules if r.enabled]
     # kinds that look at the other rules' alerts (AFTER_OTHERS) see this run's too
-    rules = sorted(rules, key=lambda r: getattr(KINDS[r.kind], "AFTER_OTHERS", False))
+    rules = sorted(rules, key=lambda r: after_others(KINDS[r.kind]))
     ctx, cache = context(config, as_of), {}
     return [evaluate_rule(engine, rule, ctx, dry_run=dry_run, full=full, cache=cache,
                           policy=policy, keep=keep) for rule in rules]

@@ -20,7 +20,8 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from . import trail
 from .config import NotifyConfig
 from .models import OutboxMessage, User
-from .sinks import DeliveryError, Message, Sink, Undeliverable, open_sink
+from .sinks import open_sink
+from .sinks.base import DeliveryError, Message, Sink, Undeliverable
 from .trail import Entry
 
 FLUSH_BATCH = 500

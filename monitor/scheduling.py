@@ -25,10 +25,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
-from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Engine, MetaData, Table, func, inspect, select
 
 from . import runs
+from .crontab import cron_trigger
 from .jobs import Runner, run_job
 from .lease import LeaseBusy
 from .models import OutboxMessage
@@ -41,22 +41,6 @@ JOB_FUNC = "monitor.scheduling:run_scheduled"
 # The running daemon's Runner and tallies: jobs in the store name run_scheduled by
 # reference and carry only the job's name, so nothing about the process is pickled.
 _DAEMON: dict[str, Any] = {}
-
-
-def cron_trigger(expr: str, tz) -> CronTrigger:
-    """A CronTrigger from ``minute hour day month weekday`` (or ``second`` + those five)."""
-    fields = expr.split()
-    if len(fields) not in (5, 6):
-        raise ValueError("expected 5 fields (minute hour day month weekday), or 6 with "
-                         "seconds first")
-    if len(fields) == 5:
-        fields.insert(0, "0")
-    second, minute, hour, day, month, weekday = fields
-    if any(ch.isdigit() for ch in weekday):
-        raise ValueError("write weekdays as names (mon-fri, sat,sun): numbers are ambiguous "
-                         "(cron counts from Sunday, APScheduler from Monday)")
-    return CronTrigger(second=second, minute=minute, hour=hour, day=day, month=month,
-                       day_of_week=weekday, timezone=tz)
 
 
 def _due_messages(runner: Runner) -> int:

@@ -10,7 +10,7 @@ from functools import partial
 import pytest
 
 from monitor.db import scratch_database
-from monitor.rules.golden import load_golden, run_test
+from monitor.ruletools.golden import load_golden, run_test
 
 
 class GoldenFailed(Exception):

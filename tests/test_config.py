@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
-from monitor.config import SETTINGS, load_config, resolve_database_url
+import pytest
+
+from monitor.config import (INBOX_SETTINGS, MAPPING_SETTINGS, NOTIFY_SETTINGS,
+                            SCHEDULE_SETTINGS, SCORE_SETTINGS, SETTINGS, Config, InboxConfig,
+                            NotifyConfig, ScheduleConfig, ScoreWeights, XesMapping,
+                            load_config, resolve_database_url)
+from monitor.config.settings import SETTING
+
+# Each settings table and the frozen dataclass its section loads into; the fields that are
+# not settings (where the file is) apart.
+SECTIONS = [(SETTINGS, Config, {"path", "base_dir"}), (NOTIFY_SETTINGS, NotifyConfig, set()),
+            (MAPPING_SETTINGS, XesMapping, set()), (SCORE_SETTINGS, ScoreWeights, set()),
+            (INBOX_SETTINGS, InboxConfig, set()), (SCHEDULE_SETTINGS, ScheduleConfig, set())]
 
 
 def test_defaults_without_a_config_file(tmp_path, monkeypatch):
@@ -55,3 +68,32 @@ def test_calendar_overrides(tmp_path):
     calendar = load_config(path).calendar()
     assert not calendar.is_workday(date(2025, 10, 10))
     assert calendar.is_workday(date(2025, 10, 12))
+
+
+@pytest.mark.parametrize("table, cls, others", SECTIONS, ids=[c.__name__ for _, c, _ in SECTIONS])
+def test_each_field_takes_its_default_from_the_settings_table(table, cls, others):
+    """A default is declared once: a field with a default of its own (not declared(TABLE,
+    name)) could drift from the table the loader, the settings command and the README use."""
+    declared = set()
+    for f in dataclasses.fields(cls):
+        if f.name in others:
+            continue
+        setting = f.metadata.get(SETTING)
+        assert setting is not None, (f"{cls.__name__}.{f.name} has a default of its own: "
+                                     "declare it from the settings table with declared()")
+        assert any(setting is s for s in table), \
+            f"{cls.__name__}.{f.name} is declared from another table ({setting.name})"
+        declared.add(setting.name)
+    assert declared == {s.name for s in table}, \
+        f"settings no field of {cls.__name__} declares: {sorted({s.name for s in table} - declared)}"
+
+
+def test_the_loader_and_the_dataclasses_agree_on_every_default(tmp_path):
+    """What a file leaves out is what a Config built in code has: one set of defaults."""
+    path = tmp_path / "config.yaml"
+    path.write_text("inbox: {dir: drop}\n")  # an inbox exists only with a dir
+    loaded = load_config(path)
+    assert loaded == Config(path=path, base_dir=tmp_path, rules_dir=loaded.rules_dir,
+                            inbox=InboxConfig(dir=tmp_path / "drop"))
+    assert loaded.inbox.events == tuple(next(s for s in INBOX_SETTINGS
+                                             if s.name == "events").default)

@@ -20,7 +20,7 @@ from monitor.db import open_store
 from monitor.engine import evaluate
 from monitor.ingest import ingest_events
 from monitor.models import Alert, AlertChange, Event, Hold, IngestRun, Quarantine, RuleState
-from monitor.rules import SHIPPED_RULES
+from monitor.config import SHIPPED_RULES
 from monitor.rules.loader import load_rules
 
 START = datetime(2025, 9, 29, 1, 0, tzinfo=timezone.utc)

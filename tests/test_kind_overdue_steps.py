@@ -214,7 +214,7 @@ def test_runs_on_successive_days_leave_what_a_full_run_finds(store, config, writ
 
 
 def test_explain_shows_each_step_against_its_limit(store, config, write_events, tmp_path):
-    from monitor.rules.explain import explain
+    from monitor.ruletools.explain import explain
 
     ingest_rows(store, config, write_events, steps(
         "late", ("accept", at("11-03")), ("survey", at("11-05")), ("review", at("11-13")),

@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, select, text
 from cli import cli
 from conftest import fresh_database
 from monitor.models import SourceWatermark
-from monitor.rules import SHIPPED_RULES
+from monitor.config import SHIPPED_RULES
 from monitor.rules.loader import load_rules
 
 SHIPPED_COUNT = len(load_rules([SHIPPED_RULES]))  # every shipped rule runs

@@ -23,6 +23,7 @@ from monitor.lease import MAIN, acquire, new_holder, release
 from monitor.db import open_store
 from monitor.demo.county import County
 from monitor.demo.files import write_files
+from monitor.demo.scenarios import plan
 from monitor.models import Alert, Event, OutboxMessage, Quarantine, Run, TrailEntry
 from monitor.trail import verify
 from test_sinks import Hook
@@ -39,7 +40,7 @@ def county(tmp_path_factory) -> Path:
     """The demo county's input files (about 19,000 events), written once."""
     folder = tmp_path_factory.mktemp("county")
     c = County(7, 3000)
-    c.plan()
+    plan(c)
     files, _ = write_files(folder, c)
     files["planted"].unlink()
     return folder

@@ -9,8 +9,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from cli import cli
-from monitor.rules import SHIPPED_RULES
-from monitor.rules.golden import load_golden
+from monitor.config import SHIPPED_RULES
+from monitor.ruletools.golden import load_golden
 from monitor.rules.loader import load_rules
 
 GOLDEN = Path(__file__).with_name("rules")
@@ -155,7 +155,7 @@ def test_backtest_reports_churn_and_touches_nothing(engine, config, write_events
 
 
 def test_robust_proposal_where_mean_minus_two_sd_fails():
-    from monitor.rules.calibrate import propose
+    from monitor.ruletools.calibrate import propose
 
     gaps = sorted([5.0] * 3 + [600 * 1.1 ** (i % 10) for i in range(40)] + [86400 * 30])
     median, mad, mean_2sd, proposed, _ = propose(gaps, k=3, q=0.01)

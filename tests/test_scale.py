@@ -15,7 +15,7 @@ from monitor.catalog import ingest_catalog
 from monitor.db import open_store
 from monitor.engine import evaluate
 from monitor.models import Event, OpenCase, RuleState
-from monitor.rules import SHIPPED_RULES
+from monitor.config import SHIPPED_RULES
 from monitor.rules.kinds import overdue
 from monitor.rules.loader import load_rules
 from monitor.trail import verify

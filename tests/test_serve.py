@@ -17,13 +17,13 @@ import pytest
 from sqlalchemy import select
 
 from conftest import event
-from monitor.config import Config, load_config
+from monitor.config import SHIPPED_RULES, Config, load_config
+from monitor.crontab import cron_trigger
 from monitor.db import open_store
 from monitor.errors import ConfigError, MonitorError
 from monitor.jobs import RuleCache
 from monitor.models import Alert, Run
-from monitor.scheduling import JOBSTORE_TABLE, cron_trigger
-from monitor.rules import SHIPPED_RULES
+from monitor.scheduling import JOBSTORE_TABLE
 from monitor.rules.loader import load_rules
 
 SHIPPED_COUNT = len(load_rules([SHIPPED_RULES]))  # every shipped rule runs

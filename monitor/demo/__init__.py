@@ -18,8 +18,9 @@ Only ``random.Random(seed)`` is used and nothing reads the clock: the files depe
 ``seed`` and ``cases`` alone; ``now`` is only the ingestion timestamp.
 
 The package, by concern: ``window`` (dates and office hours), ``catalog`` (departments,
-staff, items), ``scenarios`` (what is planted and how), ``county`` (the random stream and
-the plan of cases), ``timeline`` (each case's steps and events), ``files`` (the four files).
+staff, items), ``county`` (the random stream, the working days and the cases),
+``scenarios`` (what is planted and how, and the plan handing each scenario its cases),
+``timeline`` (each case's steps and events), ``files`` (the four files).
 """
 
 from __future__ import annotations
@@ -29,14 +30,14 @@ from datetime import datetime
 from pathlib import Path
 
 from ..catalog import ApplyResult, ingest_catalog
-from ..config import Config
+from ..config import SHIPPED_RULES, Config
 from ..db import open_store
 from ..engine import RuleOutcome, evaluate
 from ..ingest import SourceResult, ingest_activity, ingest_events, ingest_receipts
-from ..rules import SHIPPED_RULES
 from .check import KindCheck, check
 from .county import County
 from .files import write_files
+from .scenarios import plan
 from .window import AS_OF
 
 __all__ = ["AS_OF", "MIN_CASES", "DemoResult", "Loaded", "load_demo", "run_demo"]
@@ -83,7 +84,7 @@ def load_demo(directory: str | Path, *, seed: int, cases: int, now: datetime,
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     county = County(seed, cases)
-    county.plan()
+    plan(county)
     files, truth = write_files(directory, county)
     if database_url is None:
         db = directory / "monitor.db"

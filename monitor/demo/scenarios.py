@@ -1,19 +1,19 @@
 """Planted scenarios: anomalies a rule must find and controls no rule may flag.
 
-Each scenario names the items it may use and a setup function that shapes one chosen case.
+Each scenario names the items it may use and a setup function that shapes one chosen case;
+:func:`plan` draws a county's cases and hands each scenario its share.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from .catalog import EIA, HAZCHEM, HOLIDAY_ITEM, MAKEUP_ITEM, P, SOCIETY, SURVEY_REPORT, Item
+from .county import Case, County
 from .window import DAY, MORNING, TZ
-
-if TYPE_CHECKING:
-    from .county import Case, County
 
 
 def _not_spot(i: Item) -> bool:
@@ -27,7 +27,7 @@ def _fee(i: Item) -> bool:
 # Each setup shapes one chosen case (j = its rank within the scenario) and returns how many
 # working days after acceptance must still fall inside the window, or None if it chose the
 # acceptance day itself.
-Setup = Callable[["County", "Case", int], "int | None"]
+Setup = Callable[[County, Case, int], "int | None"]
 
 
 def _clean(county: County, case: Case, j: int) -> int:
@@ -181,3 +181,52 @@ SCENARIOS: dict[str, Scenario] = {
         False, 0.015, _not_spot, _clean, "returned for correction (退回) and reviewed again, "
         "within promised_days"),
 }
+
+
+def plan(county: County) -> None:
+    """Draw the cases, give each scenario its share, then number the cases."""
+    rng = county.rng
+    for _ in range(county.n):
+        item = rng.choices(county.items, [i.weight for i in county.items])[0]
+        case = Case(item, rng.randint(0, county.end), county.accept_second(item))
+        case.opts["days"] = county.span_days(item.promised)
+        county.cases.append(case)
+    county.batch_day = rng.randint(county.end // 3, 2 * county.end // 3)
+    county.batch_clerk = rng.choice(county.staff["SJJ"]["clerk"])
+    county.planted = {k: [] for k in SCENARIOS}
+    for kind, sc in SCENARIOS.items():
+        for j, case in enumerate(_choose(county, sc)):
+            _setup(county, kind, sc, case, j)
+            county.planted[kind].append(case)
+    county.cases.sort(key=lambda c: (c.idx0, c.sec0))
+    seq: dict[tuple[str, int], int] = defaultdict(int)
+    for c in county.cases:
+        seq[c.item.department, c.idx0] += 1
+        stamp = county.days[c.idx0].strftime("%Y%m%d")
+        c.case_id = f"{c.item.department}{stamp}{seq[c.item.department, c.idx0]:03d}"
+
+
+def _choose(county: County, sc: Scenario) -> list[Case]:
+    """Unplanted cases of eligible items; too few: turn others into eligible items."""
+    rng, count = county.rng, sc.count or max(1, round(county.n * sc.rate))
+    free = [c for c in county.cases if c.kind is None]
+    chosen = [c for c in free if sc.eligible(c.item)]
+    rng.shuffle(chosen)
+    chosen = chosen[:count]
+    if len(chosen) < count:
+        others = [c for c in free if not sc.eligible(c.item)]
+        pool = [i for i in county.items if sc.eligible(i)]
+        for c in rng.sample(others, min(len(others), count - len(chosen))):
+            c.item = rng.choices(pool, [i.weight for i in pool])[0]
+            chosen.append(c)
+    return chosen
+
+
+def _setup(county: County, kind: str, sc: Scenario, case: Case, j: int) -> None:
+    if j == 0 and sc.example:
+        case.item = county.by_code[sc.example]
+    case.kind, case.sec0 = kind, county.accept_second(case.item)
+    case.opts = {"days": county.span_days(case.item.promised)}
+    span = sc.setup(county, case, j)
+    if span is not None:  # accept early enough that the whole case is in the log
+        case.idx0 = county.rng.randint(0, max(0, county.end - span - 2))

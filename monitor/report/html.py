@@ -9,8 +9,7 @@ from html import escape
 
 from .build import RED_LIST_HTML
 from .labels import labeler
-from .model import Report, Table, fmt_value
-from .render import _summary_fmt
+from .model import Report, Table, fmt_value, summary_fmt
 
 CSS = """
 @page { size: A4; margin: 14mm 12mm; }
@@ -162,7 +161,7 @@ def to_html(report: Report) -> str:
     s = report.summary
     summary = "".join(
         f'<div>{escape(label(k))}<b data-summary="{k}">'
-        f'{escape(fmt_value(v, _summary_fmt(k, v)))}</b></div>'
+        f'{escape(fmt_value(v, summary_fmt(k, v)))}</b></div>'
         for k, v in s.items())
     if report.kind != "report":
         sections = [(k, _table(t, label, small=k == "t_deductions"))

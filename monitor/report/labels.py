@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-LANGUAGES = ("zh", "en")
+from ..config import LANGUAGES
 
 LABELS: dict[str, tuple[str, str]] = {
     # titles

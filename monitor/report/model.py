@@ -69,3 +69,8 @@ def fmt_value(value: Any, fmt: str) -> str:
     if fmt == "int":
         return f"{value:,}"
     return str(value)
+
+
+def summary_fmt(key: str, value: Any) -> str:
+    """The format of a summary figure: rates as percentages, other floats with one decimal."""
+    return "pct" if key.endswith("rate") else "num" if isinstance(value, float) else "int"

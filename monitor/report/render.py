@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import MonitorError
 from .labels import labeler
-from .model import Report, Table, fmt_value
+from .model import Report, Table, fmt_value, summary_fmt
 
 FORMATS = ("text", "html", "xlsx", "csv", "json")
 TEXT_TABLES = ("t_cases", "t_findings", "t_supervision", "t_items", "t_actors", "t_online",
@@ -52,7 +52,7 @@ def to_text(report: Report, tables: tuple[str, ...] = TEXT_TABLES) -> str:
            + (f" · {label('department_filter')} {report.department}" if report.department
               else "")]
     s = report.summary
-    out.append("  ".join(f"{label(k)} {fmt_value(s[k], _summary_fmt(k, s[k]))}" for k in s))
+    out.append("  ".join(f"{label(k)} {fmt_value(s[k], summary_fmt(k, s[k]))}" for k in s))
     for key in tables:
         table = report.tables[key]
         out += ["", f"{label(key)}"]
@@ -68,10 +68,6 @@ def to_text(report: Report, tables: tuple[str, ...] = TEXT_TABLES) -> str:
     if len(red.rows) > 10:
         out.append("  " + label("more_rows").format(n=len(red.rows) - 10))
     return "\n".join(out) + "\n"
-
-
-def _summary_fmt(key: str, value: Any) -> str:
-    return "pct" if key.endswith("rate") else "num" if isinstance(value, float) else "int"
 
 
 def _plain(value: Any) -> Any:

@@ -1,6 +1,8 @@
-"""Rules: YAML files naming a kind from a fixed registry, with typed parameters."""
+"""Rules: YAML files naming a kind from a fixed registry, with typed parameters.
 
-from pathlib import Path
-
-# The default rule files shipped with permit-monitor (the repository's rules/ folder).
-SHIPPED_RULES = Path(__file__).resolve().parents[2] / "rules"
+The rule core, below the engine: the rule model (:mod:`.model`), the loader that turns a
+file into one (:mod:`.loader`, typed parameters: :mod:`.params`), the registry of kinds
+and their detectors (:mod:`.kinds`), the SQL they share (:mod:`.sql`) and what a detector
+yields (:mod:`.finding`). The tools rule authors run (check, test, explain, backtest,
+calibrate) use the engine and live above it, in :mod:`monitor.ruletools`.
+"""

@@ -1,19 +1,57 @@
 """The registry of rule kinds: one module each, chosen by name from this table only.
 
-Every kind module declares ``TITLE``, ``DEFAULT_MESSAGE``, ``FIELDS`` (what a message may
-use, besides :data:`COMMON_FIELDS`), a frozen ``Params`` dataclass with typed defaults,
-and ``detect(conn, rule, ctx) -> Iterator[Finding]``: set-based SQL over the store.
+Every kind module meets :class:`Kind`: it declares ``TITLE``, ``DEFAULT_MESSAGE``,
+``FIELDS`` (what a message may use, besides :data:`COMMON_FIELDS`), a frozen ``Params``
+dataclass with typed defaults, and ``detect(conn, rule, ctx) -> Iterator[Finding]``:
+set-based SQL over the store. Modules whose names start with ``_`` are helpers the kinds
+share, not kinds.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any, Protocol, runtime_checkable
+
+from sqlalchemy import Connection
+
+from ..finding import Context, Finding
+from ..model import Rule
 from . import case_too_fast, late_entry, same_actor_roles, step_too_fast
 from . import fee_reconciliation, fee_waiver, unpaid_fee
 from . import batch_entry, missing_attachment
 from . import overdue
 from . import inactive_monitor
 
-KINDS = {
+
+@runtime_checkable
+class Kind(Protocol):
+    """What the loader and the engine use of a kind module (``rules explain`` and ``rules
+    backtest`` run kinds through the engine).
+
+    Two flags are optional, read through :func:`incremental` and :func:`after_others`:
+    ``INCREMENTAL = False`` (the engine hands the kind every event, not only those new
+    since its last run) and ``AFTER_OTHERS = True`` (it runs after the other rules, and
+    sees the alerts they raised in the same run).
+    """
+
+    @property
+    def TITLE(self) -> str: ...              # the rule's title unless its file gives one
+
+    @property
+    def DEFAULT_MESSAGE(self) -> str: ...    # the alert text unless the file gives one
+
+    @property
+    def FIELDS(self) -> tuple[str, ...]: ...  # the fields a message may name
+
+    @property
+    def Params(self) -> type[Any]: ...       # frozen dataclass: the kind's typed params
+
+    def detect(self, conn: Connection, rule: Rule, ctx: Context) -> Iterable[Finding]:
+        """The findings of ``rule`` as of ``ctx.as_of``, read with ``conn``."""
+        ...
+
+
+KINDS: dict[str, Kind] = {
     "step_too_fast": step_too_fast,
     "late_entry": late_entry,
     "case_too_fast": case_too_fast,
@@ -29,3 +67,13 @@ KINDS = {
 
 COMMON_FIELDS = ("case_id", "actor", "department", "item_code", "period", "level",
                  "rule_id", "title")
+
+
+def incremental(kind: Kind) -> bool:
+    """Whether the engine may give ``kind`` only what changed since its last run."""
+    return bool(getattr(kind, "INCREMENTAL", True))
+
+
+def after_others(kind: Kind) -> bool:
+    """Whether ``kind`` runs after the other rules of a run (it reads their alerts)."""
+    return bool(getattr(kind, "AFTER_OTHERS", False))

@@ -18,7 +18,7 @@ the case's latest non-clock event to ``as_of``: the step is overdue while pendin
 open case is. (Should a step without a limit come first, e.g. an unlimited survey before a
 limited review, the pending review's span includes the survey's time.)
 
-**The clock** is the case clock's (:func:`overdue._clock`): local dates, counting starts
+**The clock** is the case clock's (:func:`._clock.clock`): local dates, counting starts
 the day after the span's start, the working-day calendar, suspended working days inside
 the span not counted (a suspension begun before the span counts only from its start);
 ``extend`` events do not lengthen a step's limit (Art. 42's extension is of the case's).
@@ -37,7 +37,6 @@ case's latest event; the calendar maths runs in Python on those few rows.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
 from types import SimpleNamespace
 
 from sqlalchemy import Connection, and_, case, func, literal, or_, select
@@ -46,9 +45,9 @@ from ...catalog import LIMITED_STEPS
 from ...models import Alert, Event, Item
 from ..finding import Context, Finding
 from ..sql import in_scope, json_number, seconds_between
+from ._clock import CLOCK_STEPS, clock
 from ._common import aware, local
 
-CLOCK_STEPS = ("suspend", "resume", "extend")
 ORDER = ("accept", *LIMITED_STEPS)
 STEP_CN = {"accept": "受理", "survey": "现场踏勘", "review": "审查", "approve": "审核",
            "decide": "决定", "return": "退回补正"}
@@ -163,11 +162,9 @@ def spans_of(events: Sequence, limits: dict[str, int], ctx: Context) -> list[Sim
 
 def measure(span, stops: Sequence, params, ctx: Context):
     """The case clock over one span: suspensions inside it not counted, no extensions."""
-    from .overdue import _clock
-
     row = SimpleNamespace(case_id=span.case_id, accepted=span.start, decided=span.end,
                           completed=None, promised_days=span.limit, legal_days=span.limit)
-    return _clock(row, [s for s in stops if s.step != "extend"], params, ctx)
+    return clock(row, [s for s in stops if s.step != "extend"], params, ctx)
 
 
 def findings(spans_: Sequence, stops: dict, alerts: dict, params,
@@ -190,10 +187,6 @@ def findings(spans_: Sequence, stops: dict, alerts: dict, params,
         if key not in out:
             out[key] = _unmeasured(key, alert, ctx)
     return [out[k] for k in sorted(out)]
-
-
-def _day(value, ctx: Context) -> date:
-    return aware(value).astimezone(ctx.tz).date()
 
 
 KEPT = "；此前已判定为黄牌，级别保留待处置"

@@ -22,6 +22,8 @@
   later date — so a decision keyed in on the Saturday after a Friday deadline is late,
   and so is a case still open that Saturday.
 
+The clock itself is :mod:`._clock`, which the step limits and ``rules explain`` share.
+
 **Levels**: past ``promised_days`` (+ extensions) → yellow; past ``legal_days`` (+
 extensions) → red; an open case, clock running, with ``warning_days`` or fewer working
 days left after today before its promised deadline → ``warning`` (临期预警): with the
@@ -65,29 +67,27 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 
 from sqlalchemy import Connection, and_, case, delete, func, insert, literal, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from ...alerts import dedupe_key
-from ...calendar import WorkCalendar
 from ...models import Alert, Event, Item, OpenCase, RuleState
 from ..finding import Context, Finding
 from ..sql import changed_cases, in_scope, one_of, seconds_between
-from . import _step_limits
-from ._common import aware, by_case, local
+from . import _clock, _step_limits
+from ._clock import CLOCK_STEPS, IN_CHUNK, Clock, day
+from ._common import local
 
 TITLE = "办件超期（超过承诺或法定办理期限）"
 DEFAULT_MESSAGE = "案件 {case_id}：{state}；{limits}"
 FIELDS = ("state", "limits", "end_step", "used_days", "suspended_days", "extension_days",
           "promised_days", "legal_days", "promised_deadline", "legal_deadline", "over_days")
 
-CLOCK_STEPS = ("suspend", "resume", "extend")
 RANK = {None: 0, "warning": 1, "yellow": 2, "red": 3}
 LEVEL_CN = {"warning": "临期预警", "yellow": "黄牌", "red": "红牌"}
 END_CN = {"decide": "作出决定", "complete": "办结"}
-IN_CHUNK = 500
 CASES_PER_QUERY = 500  # cases looked at per candidates query on an incremental run
 
 
@@ -95,24 +95,6 @@ CASES_PER_QUERY = 500  # cases looked at per candidates query on an incremental 
 class Params:
     warning_days: int = 1            # open cases this many working days from the promised deadline
     default_extension_days: int = 10  # an extend event without days (Art. 42)
-
-
-@dataclass
-class Clock:
-    """One case's clock, worked out from its acceptance, end and clock events."""
-
-    accepted: date
-    end_date: date               # the clock's last date: decision, as_of, or a running stop
-    used: int
-    suspended: int
-    extension: int
-    promised: int
-    legal: int
-    promised_deadline: date
-    legal_deadline: date
-    running_stop: datetime | None
-    suspensions: list[dict]
-    extensions: list[dict]
 
 
 def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
@@ -125,10 +107,10 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
         rows = [r for chunk in _chunks(listed, CASES_PER_QUERY)
                 for r in conn.execute(_candidates(rule, ctx, one_of(e.c.case_id, chunk)))]
     _remember_open(conn, rule, ctx, last_day, rows)
-    stops = _clock_events(conn, [r.case_id for r in rows if r.stops], ctx)
+    stops = _clock.clock_events(conn, [r.case_id for r in rows if r.stops], ctx)
     found = []
     for r in rows:
-        clock = _clock(r, stops.get(r.case_id, ()), rule.params, ctx)
+        clock = _clock.clock(r, stops.get(r.case_id, ()), rule.params, ctx)
         level = _level(r, clock, rule.params, ctx)
         if RANK.get(r.previous_level, 0) > RANK[level]:
             kept = r.previous_level
@@ -151,7 +133,7 @@ def _step_findings(conn: Connection, rule, ctx: Context, looked_at) -> list[Find
     alerts = _step_limits.alerted(conn, rule, ctx, limits, looked_at)
     rows = _step_limits.candidates(conn, rule, ctx, limits, looked_at)
     spans = _step_limits.spans(rows, limits, ctx)
-    stops = _clock_events(conn, sorted({s.case_id for s in spans}), ctx)
+    stops = _clock.clock_events(conn, sorted({s.case_id for s in spans}), ctx)
     return _step_limits.findings(spans, stops, alerts, rule.params, ctx)
 
 
@@ -162,7 +144,7 @@ def _last_day(conn: Connection, rule, ctx: Context) -> date | None:
     if ctx.since_event_id is None:
         return None
     last = conn.scalar(select(RuleState.as_of).where(RuleState.rule_id == rule.id))
-    return None if last is None or _day(last, ctx) == _day(ctx.as_of, ctx) else _day(last, ctx)
+    return None if last is None or day(last, ctx) == day(ctx.as_of, ctx) else day(last, ctx)
 
 
 def _candidates(rule, ctx: Context, looked_at: ColumnElement):
@@ -254,19 +236,6 @@ def _subject(case_id: str) -> Finding:
     return Finding(subject=case_id, fields={}, evidence={})
 
 
-def _clock_events(conn: Connection, case_ids: Sequence[str], ctx: Context) -> dict[str, list]:
-    """The suspend/resume/extend events of the few cases that have any, in order."""
-    e = Event.__table__
-    out: dict[str, list] = {}
-    for start in range(0, len(case_ids), IN_CHUNK):
-        query = (select(e.c.case_id, e.c.event_id, e.c.step, e.c.occurred_at, e.c.days)
-                 .where(e.c.case_id.in_(case_ids[start:start + IN_CHUNK]),
-                        e.c.step.in_(CLOCK_STEPS), e.c.occurred_at <= ctx.as_of)
-                 .order_by(e.c.case_id, e.c.occurred_at, e.c.id))
-        out.update(by_case(conn.execute(query)))
-    return out
-
-
 def _event_ids(conn: Connection, case_ids: Sequence[str], ctx: Context) -> dict[str, dict]:
     """{case: {step: event_id}}: the first accept, decide and complete of each finding."""
     e = Event.__table__
@@ -280,56 +249,6 @@ def _event_ids(conn: Connection, case_ids: Sequence[str], ctx: Context) -> dict[
         for r in conn.execute(query):
             out.setdefault(r.case_id, {}).setdefault(r.step, r.event_id)
     return out
-
-
-def _day(value, ctx: Context) -> date:
-    return aware(value).astimezone(ctx.tz).date()
-
-
-def _clock(row, events: Sequence, params: Params, ctx: Context) -> Clock:
-    cal: WorkCalendar = ctx.calendar
-    accepted_at = aware(row.accepted)
-    ended = row.decided if row.decided is not None else row.completed
-    end_at = max(accepted_at, aware(ended) if ended is not None else ctx.as_of)
-    a = _day(accepted_at, ctx)
-    suspended, spans, grants, stop = 0, [], [], None
-    for ev in events:
-        at = aware(ev.occurred_at)
-        if at > end_at:
-            break
-        if ev.step == "suspend" and stop is None:
-            stop = ev
-        elif ev.step == "resume" and stop is not None:
-            days = max(0, cal.workdays_between(max(a, _day(stop.occurred_at, ctx)),
-                                               _day(at, ctx)))
-            suspended += days
-            spans.append({"suspend_event_id": stop.event_id,
-                          "suspended_at": local(stop.occurred_at, ctx),
-                          "resume_event_id": ev.event_id, "resumed_at": local(at, ctx),
-                          "working_days": days})
-            stop = None
-        elif ev.step == "extend":
-            grants.append((ev, suspended, stop))
-    end = _day(stop.occurred_at, ctx) if stop is not None else _day(end_at, ctx)
-    if stop is not None:
-        spans.append({"suspend_event_id": stop.event_id,
-                      "suspended_at": local(stop.occurred_at, ctx), "resume_event_id": None,
-                      "resumed_at": None, "working_days": None})
-    extension, extensions = 0, []
-    for ev, suspended_then, stop_then in grants:
-        days = ev.days if ev.days is not None else params.default_extension_days
-        then = _day(stop_then.occurred_at if stop_then is not None else ev.occurred_at, ctx)
-        deadline = cal.add_workdays(a, row.legal_days + extension + suspended_then)
-        counted = then <= deadline
-        extension += days if counted else 0
-        extensions.append({"event_id": ev.event_id, "at": local(ev.occurred_at, ctx),
-                           "days": days, "counted": counted,
-                           **({} if counted else {"legal_deadline_then": deadline.isoformat()})})
-    promised, legal = row.promised_days + extension, row.legal_days + extension
-    return Clock(a, end, max(0, cal.workdays_between(a, end) - suspended), suspended,
-                 extension, promised, legal, cal.add_workdays(a, promised + suspended),
-                 cal.add_workdays(a, legal + suspended),
-                 aware(stop.occurred_at) if stop is not None else None, spans, extensions)
 
 
 def _ended(row) -> bool:
@@ -377,7 +296,7 @@ def _state(row, clock: Clock, level: str | None, ctx: Context) -> str:
     else:
         text = f"尚未作出决定，未超期（承诺期限 {clock.promised_deadline} 届满）"
     if clock.running_stop is not None:
-        text += f"；自 {_day(clock.running_stop, ctx)} 起暂停计时" + (
+        text += f"；自 {day(clock.running_stop, ctx)} 起暂停计时" + (
             "，未见恢复计时" if _ended(row) else "")
     return text
 

@@ -21,8 +21,8 @@ from ..alerts import render
 from ..config import Config
 from ..errors import MonitorError, RuleError, did_you_mean
 from ..models import Alert, Event, Item
-from .finding import Context
-from .model import Rule
+from ..rules.finding import Context
+from ..rules.model import Rule
 
 WEEKDAYS = "一二三四五六日"
 
@@ -160,7 +160,7 @@ def _roles(out: Explanation, rule: Rule, item: Any, events: list, ctx: Context) 
 
 
 def _overdue(out: Explanation, rule: Rule, item: Any, events: list, ctx: Context) -> None:
-    from .kinds import overdue
+    from ..rules.kinds import _clock
 
     first = {}
     for e in events:
@@ -171,8 +171,8 @@ def _overdue(out: Explanation, rule: Rule, item: Any, events: list, ctx: Context
     row = SimpleNamespace(case_id=out.case_id, accepted=first["accept"],
                           decided=first.get("decide"), completed=first.get("complete"),
                           promised_days=item.promised_days, legal_days=item.legal_days)
-    clock = overdue._clock(row, [e for e in events if e.step in overdue.CLOCK_STEPS],
-                           rule.params, ctx)
+    clock = _clock.clock(row, [e for e in events if e.step in _clock.CLOCK_STEPS],
+                         rule.params, ctx)
     out.checks.append(f"accepted {clock.accepted}; counting starts the next day; clock ends "
                       f"{clock.end_date}" + (" (decision)" if row.decided else " (completion)"
                                              if row.completed else " (as of, still open)"))
@@ -194,11 +194,11 @@ def _overdue(out: Explanation, rule: Rule, item: Any, events: list, ctx: Context
 
 def _step_checks(out: Explanation, rule: Rule, item: Any, events: list, ctx: Context) -> None:
     """Each span measured against the item's step_days (the overdue rule's step family)."""
-    from .kinds import _step_limits, overdue
+    from ..rules.kinds import _clock, _step_limits
 
     if not item.step_days:
         return
-    stops = [e for e in events if e.step in overdue.CLOCK_STEPS]
+    stops = [e for e in events if e.step in _clock.CLOCK_STEPS]
     for span in _step_limits.spans_of(events, item.step_days, ctx):
         clock = _step_limits.measure(span, stops, rule.params, ctx)
         end = f"{clock.end_date}" if span.end is not None else f"{clock.end_date} (as of, pending)"

@@ -33,8 +33,8 @@ from sqlalchemy import Engine, select
 
 from ..errors import MonitorError
 from ..models import Event, Item
-from .model import Rule
-from .sql import seconds_between
+from ..rules.model import Rule
+from ..rules.sql import seconds_between
 
 MAD_SCALE = 1.4826  # MAD × this estimates the standard deviation of a normal distribution
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from ..catalog import CATEGORIES, ROLES, STEPS, load_catalog
 from ..errors import RuleError, SourceError, SourceErrors, did_you_mean
 from ..yamlsrc import LineDict, LineList, load_yaml
-from .loader import load_rule_file, rule_files
-from .model import Rule
+from ..rules.loader import load_rule_file, rule_files
+from ..rules.model import Rule
 
 # kind → {parameter: what it names}: "steps" (mapping keys or list values), "roles",
 # "item_steps" (item code → {step: …})

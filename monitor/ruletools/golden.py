@@ -348,7 +348,7 @@ def run_test(golden: GoldenFile, test: GoldenTest, scratch: Scratch) -> TestResu
     from ..config import Config
     from ..db import open_store
     from ..engine import evaluate
-    from .loader import load_rules
+    from ..rules.loader import load_rules
 
     result = TestResult(golden, test)
     rules = load_rules(list(golden.rule_files))
@@ -379,7 +379,7 @@ def _load_events(engine, config, golden: GoldenFile, test: GoldenTest, tmp: Path
     from ..ingest import ingest_activity, ingest_events, ingest_receipts
     from ..ingest.quarantine import list_quarantine
 
-    now = datetime.now(timezone.utc)
+    now = test.moments[0].at  # the ingestion timestamp: the test's own clock, not the wall's
     path = tmp / "events.jsonl"
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r, _ in test.events),
                     encoding="utf-8")

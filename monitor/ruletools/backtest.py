@@ -21,7 +21,7 @@ from ..alerts import render
 from ..config import Config
 from ..errors import MonitorError
 from ..models import Event
-from .model import Rule
+from ..rules.model import Rule
 
 IN_CHUNK = 500
 

@@ -1,0 +1,207 @@
+"""config.yaml as a whole: its top-level settings, the frozen :class:`Config` it loads
+into, and where the database is (:func:`resolve_database_url`).
+
+Sections with settings of their own are read by the module named after what they
+configure (:mod:`.notify`, :mod:`.xes`, :mod:`.reports`, :mod:`.schedule`,
+:mod:`.sources`); this one checks the store, the clock and the calendar settings and puts
+the sections together.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ..calendar import WorkCalendar
+from ..errors import ConfigError
+from ..yamlsrc import LineDict, check_keys, load_yaml
+from .notify import NotifyConfig, load_notify
+from .reports import ScoreWeights, load_language, load_scores
+from .schedule import InboxConfig, ScheduleConfig, load_unattended
+from .settings import Setting, declared, read_section
+from .sources import PullSource, load_sources
+from .xes import XesMapping, load_mapping
+
+DEFAULT_CONFIG_NAME = "config.yaml"
+DEFAULT_DB_NAME = "monitor.db"
+DATABASE_URL_ENV = "MONITOR_DATABASE_URL"
+# The default rule files shipped with permit-monitor (the repository's rules/ folder).
+SHIPPED_RULES = Path(__file__).resolve().parents[2] / "rules"
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("database_url", None, str,
+            "SQLAlchemy URL of the store. Unset: SQLite file monitor.db beside config.yaml. "
+            "Overridden by $MONITOR_DATABASE_URL and by --db."),
+    Setting("timezone", "Asia/Shanghai", str,
+            "IANA zone for naive timestamps, display and working-day maths (storage is UTC)."),
+    Setting("rules_dir", "rules", str, "Directory of YAML rule files, relative to config.yaml "
+            "(unset: ./rules if present, else the shipped rules)."),
+    Setting("batch_size", 5000, int, "Rows per ingest transaction (memory stays flat)."),
+    Setting("parallel_ingest", True, bool,
+            "Read and validate big event files in a second process while the first one "
+            "writes (needs a second CPU; false: one process)."),
+    Setting("handling_days", 3, int,
+            "Working days a tier-1 monitor has to resolve a new alert (and a supervision "
+            "order's deadline); a rule's own handling_days wins."),
+    Setting("red_to_tier2", False, bool,
+            "A red alert goes to tier 2 (the county office) at once, with a supervision "
+            "order, instead of after tier 1's deadline."),
+    Setting("reminder_days", 1, int,
+            "While an alert under a supervision order is past its deadline, remind its "
+            "monitors every this many working days (not at every run)."),
+    Setting("notify", {}, dict,
+            "Delivery of notifications: sinks, channels, retries; keys in the 'notify' "
+            "table below."),
+    Setting("mapping", {}, dict,
+            "How XES attributes map to the event contract; keys in the 'mapping' table below."),
+    Setting("calendar", {}, dict,
+            "Working-day overrides: extra_holidays and extra_workdays, lists of dates "
+            "(local arrangements, or a year chinese-calendar does not know yet)."),
+    Setting("language", "zh", str,
+            "Language of reports and scorecards: zh (Chinese, the default) or en."),
+    Setting("scores", {}, dict,
+            "Scorecard (绩效考评) weights: theme points and deductions; keys in the "
+            "'scores' table below."),
+    Setting("inbox", {}, dict,
+            "Drop directory ingested by nightly and serve; keys in the 'inbox' table below."),
+    Setting("lease_seconds", 120, int,
+            "Lifetime of the database lock a run holds (renewed while it runs); a killed "
+            "run's lock expires this long after its last renewal."),
+    Setting("lease_wait_seconds", 60, int,
+            "How long a run waits for another run to finish before giving up with an error "
+            "(0: give up at once)."),
+    Setting("catch_up_max_slots", 31, int,
+            "After downtime, nightly and the daemon's evaluate/nightly jobs evaluate as of each "
+            "scheduled slot missed since the last successful run, then as of now; at most this "
+            "many slots (the most recent; older ones are covered by the oldest of them). "
+            "0: evaluate only as of now."),
+    Setting("schedule", {}, dict,
+            "The serve daemon's jobs and cron expressions; keys in the 'schedule' table below."),
+    Setting("sources", {}, dict,
+            "Source databases for `ingest pull`: name → {url_env or url, query, watermark}; "
+            "see the 'sources' table below."),
+)
+
+CALENDAR_KEYS = ("extra_holidays", "extra_workdays")
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path | None
+    base_dir: Path
+    database_url: str | None = declared(SETTINGS, "database_url")
+    timezone: str = declared(SETTINGS, "timezone")
+    rules_dir: Path = declared(SETTINGS, "rules_dir", Path)
+    batch_size: int = declared(SETTINGS, "batch_size")
+    parallel_ingest: bool = declared(SETTINGS, "parallel_ingest")
+    handling_days: int = declared(SETTINGS, "handling_days")
+    red_to_tier2: bool = declared(SETTINGS, "red_to_tier2")
+    reminder_days: int = declared(SETTINGS, "reminder_days")
+    # A section's setting defaults to {}: the section with its own table's defaults.
+    notify: NotifyConfig = declared(SETTINGS, "notify", lambda raw: NotifyConfig(**raw))
+    mapping: XesMapping = declared(SETTINGS, "mapping", lambda raw: XesMapping(**raw))
+    extra_holidays: frozenset[date] = declared(
+        SETTINGS, "calendar", lambda raw: frozenset(raw.get("extra_holidays", ())))
+    extra_workdays: frozenset[date] = declared(
+        SETTINGS, "calendar", lambda raw: frozenset(raw.get("extra_workdays", ())))
+    language: str = declared(SETTINGS, "language")
+    scores: ScoreWeights = declared(SETTINGS, "scores", lambda raw: ScoreWeights(**raw))
+    inbox: InboxConfig | None = declared(  # no dir, no inbox
+        SETTINGS, "inbox", lambda raw: InboxConfig(**raw) if raw else None)
+    lease_seconds: int = declared(SETTINGS, "lease_seconds")
+    lease_wait_seconds: int = declared(SETTINGS, "lease_wait_seconds")
+    catch_up_max_slots: int = declared(SETTINGS, "catch_up_max_slots")
+    schedule: ScheduleConfig = declared(SETTINGS, "schedule",
+                                        lambda raw: ScheduleConfig(**raw))
+    sources: Mapping[str, PullSource] = declared(SETTINGS, "sources")
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def calendar(self) -> WorkCalendar:
+        """The working-day calendar: official arrangements plus this file's overrides."""
+        return WorkCalendar(self.extra_holidays, self.extra_workdays)
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Load config.yaml; ``None`` means ./config.yaml if present, else all defaults."""
+    explicit = path is not None
+    path = Path(path) if explicit else Path(DEFAULT_CONFIG_NAME)
+    if not path.exists():
+        if explicit:
+            raise ConfigError(str(path), None, "config file not found")
+        base = Path.cwd().resolve()
+        return Config(path=None, base_dir=base, rules_dir=_rules_dir(base, None))
+    raw = load_yaml(path, ConfigError)
+    where = str(path)
+    if raw is None:
+        raw = LineDict()
+    if not isinstance(raw, LineDict):
+        raise ConfigError(where, getattr(raw, "line", 1), "expected a mapping of settings")
+    values = read_section(raw, SETTINGS, where)
+    base_dir = path.resolve().parent
+    mapping = load_mapping(raw.get("mapping") or LineDict(), where)
+    calendar = values["calendar"] or LineDict()
+    check_keys(calendar, set(CALENDAR_KEYS), where, ConfigError)
+    dates = {key: _dates(calendar, key, where) for key in CALENDAR_KEYS}
+    try:
+        ZoneInfo(values["timezone"])
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(where, raw.line_of("timezone"),
+                          f"unknown timezone '{values['timezone']}' (e.g. Asia/Shanghai)") from None
+    for name in ("batch_size", "handling_days", "reminder_days"):
+        if values[name] < 1:
+            raise ConfigError(where, raw.line_of(name), f"'{name}' must be at least 1")
+    return Config(
+        path=path,
+        base_dir=base_dir,
+        database_url=values["database_url"],
+        timezone=values["timezone"],
+        rules_dir=_rules_dir(base_dir, raw.get("rules_dir")),
+        batch_size=values["batch_size"],
+        parallel_ingest=values["parallel_ingest"],
+        handling_days=values["handling_days"],
+        red_to_tier2=values["red_to_tier2"],
+        reminder_days=values["reminder_days"],
+        notify=load_notify(raw.get("notify") or LineDict(), where),
+        mapping=mapping,
+        **dates,
+        language=load_language(raw, values["language"], where),
+        scores=load_scores(raw.get("scores") or LineDict(), where),
+        **load_unattended(values, raw, where, base_dir),
+        sources=load_sources(values["sources"] or LineDict(), where),
+    )
+
+
+def _rules_dir(base_dir: Path, configured: str | None) -> Path:
+    """The configured folder; unset, ./rules beside the config, else the shipped rules."""
+    if configured:
+        return base_dir / configured
+    local = base_dir / "rules"
+    return local if local.is_dir() else SHIPPED_RULES
+
+
+def _dates(section: LineDict, key: str, where: str) -> frozenset[date]:
+    values = section.get(key) or []
+    if not isinstance(values, list) or not all(type(v) is date for v in values):
+        raise ConfigError(where, section.line_of(key),
+                          f"'calendar.{key}' must be a list of dates like 2027-10-01")
+    return frozenset(values)
+
+
+def resolve_database_url(config: Config, cli_url: str | None = None,
+                         environ: Mapping[str, str] | None = None) -> str:
+    """Precedence, lowest first: monitor.db beside the config → config → env → --db."""
+    environ = os.environ if environ is None else environ
+    if cli_url:
+        return cli_url
+    if environ.get(DATABASE_URL_ENV):
+        return environ[DATABASE_URL_ENV]
+    if config.database_url:
+        return config.database_url
+    return f"sqlite:///{config.base_dir / DEFAULT_DB_NAME}"
