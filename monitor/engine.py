@@ -24,7 +24,7 @@ from .alerts import Stored, render, store_findings
 from .config import Config
 from .models import Event, RuleState
 from .rules.finding import Context, Finding
-from .rules.kinds import KINDS, after_others, incremental
+from .rules.kinds import KINDS, after_others, by_case, incremental
 from .rules.loader import load_rules
 from .rules.model import Rule
 from .rules.sql import became_visible, new_events
@@ -60,6 +60,7 @@ def _since(conn: Connection, rule: Rule, as_of: datetime) -> tuple[int, datetime
 
 DEFERRED_MAX = 10_000  # more deferred events than this: let each query find them itself
 CHANGED_MAX = 200_000  # more changed cases than this: let each query find them itself
+CASES_PER_ROUND = 1000  # changed cases per detector query (kinds that go BY_CASE)
 
 
 def _deferred(conn: Connection, since: tuple[int, datetime], as_of: datetime
@@ -109,6 +110,20 @@ def _advance(conn: Connection, rule: Rule, last_event_id: int, as_of: datetime) 
         conn.execute(RuleState.__table__.insert().values(rule_id=rule.id, **values))
 
 
+def _detect(kind, conn: Connection, rule: Rule, ctx: Context) -> Iterator[Finding]:
+    """The kind's findings; a kind that goes by case is run over the changed cases in
+    rounds of :data:`CASES_PER_ROUND`: PostgreSQL looks a short list up in the case index,
+    but for the 10,000 cases of a 1 % increment of a million it chose scans of every
+    event (the plan's row estimate grows with the list, the table's cost does not)."""
+    ids = ctx.changed_case_ids
+    if not by_case(kind) or ids is None or len(ids) <= CASES_PER_ROUND:
+        yield from kind.detect(conn, rule, ctx)
+        return
+    for start in range(0, len(ids), CASES_PER_ROUND):
+        yield from kind.detect(conn, rule,
+                               replace(ctx, changed_case_ids=ids[start:start + CASES_PER_ROUND]))
+
+
 def evaluate_rule(engine: Engine, rule: Rule, ctx: Context, *, dry_run: bool = False,
                   full: bool = False, cache: dict | None = None,
                   policy: Policy | None = None, keep: bool = True) -> RuleOutcome:
@@ -135,7 +150,7 @@ def evaluate_rule(engine: Engine, rule: Rule, ctx: Context, *, dry_run: bool = F
             outcome.incremental = since is not None
             run_ctx = incremental_context(conn, ctx, since, {} if cache is None else cache) \
                 if since else ctx
-            found = counted(kind.detect(conn, rule, run_ctx))
+            found = counted(_detect(kind, conn, rule, run_ctx))
             if dry_run:  # a detector's own state (overdue's open cases) goes too
                 deque(found, maxlen=0)
                 conn.rollback()

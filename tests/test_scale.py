@@ -65,7 +65,9 @@ def test_incremental_with_the_clock_moving_equals_full(store, config, write_even
     """Changed cases listed (looked up by the list) or too many to list (a subquery), and
     overdue's open cases carried from run to run: the alerts of full runs, run for run."""
     monkeypatch.setattr(engine_module, "CHANGED_MAX", changed_max)
-    monkeypatch.setattr(overdue, "CASES_PER_QUERY", 2)  # the listed cases in several rounds
+    # the listed cases in several rounds (the engine's for kinds by case, overdue's own)
+    monkeypatch.setattr(engine_module, "CASES_PER_ROUND", 2)
+    monkeypatch.setattr(overdue, "CASES_PER_QUERY", 2)
     rules = load_rules([SHIPPED_RULES])
     batches = _history(4)
     incremental = _run(store, config, rules, batches, write_events, full=False)

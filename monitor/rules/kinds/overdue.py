@@ -88,7 +88,7 @@ FIELDS = ("state", "limits", "end_step", "used_days", "suspended_days", "extensi
 RANK = {None: 0, "warning": 1, "yellow": 2, "red": 3}
 LEVEL_CN = {"warning": "临期预警", "yellow": "黄牌", "red": "红牌"}
 END_CN = {"decide": "作出决定", "complete": "办结"}
-CASES_PER_QUERY = 500  # cases looked at per candidates query on an incremental run
+CASES_PER_QUERY = 1000  # cases looked at per candidates query on an incremental run
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from ._common import by_case, local
 TITLE = "环节办理过快（疑似事后补录）"
 DEFAULT_MESSAGE = "案件 {case_id}：{steps}（疑似事后补录）"
 FIELDS = ("steps", "fastest_seconds", "count")
+BY_CASE = True  # per case, from its events alone (see kinds.Kind)
 
 
 @dataclass(frozen=True)
