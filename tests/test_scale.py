@@ -68,6 +68,7 @@ def test_incremental_with_the_clock_moving_equals_full(store, config, write_even
     # the listed cases in several rounds (the engine's for kinds by case, overdue's own)
     monkeypatch.setattr(engine_module, "CASES_PER_ROUND", 2)
     monkeypatch.setattr(overdue, "CASES_PER_QUERY", 2)
+    monkeypatch.setattr(overdue, "ROWS_PER_ROUND", 2)  # and judged a few at a time
     rules = load_rules([SHIPPED_RULES])
     batches = _history(4)
     incremental = _run(store, config, rules, batches, write_events, full=False)

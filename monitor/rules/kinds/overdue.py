@@ -97,16 +97,31 @@ class Params:
     default_extension_days: int = 10  # an extend event without days (Art. 42)
 
 
+ROWS_PER_ROUND = 5000  # candidate cases judged at a time: memory does not grow with cases
+
+
 def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     last_day = _last_day(conn, rule, ctx)
     looked_at, listed = _incremental(conn, rule, ctx, last_day)
     if listed is None:
-        rows = conn.execute(_candidates(rule, ctx, looked_at)).all()
+        queries = [_candidates(rule, ctx, looked_at)]
     else:  # in rounds: a short list is looked up in the case index whatever the planner
         e = Event.__table__  # makes of a long one (PostgreSQL scanned for 2,600 old cases)
-        rows = [r for chunk in _chunks(listed, CASES_PER_QUERY)
-                for r in conn.execute(_candidates(rule, ctx, one_of(e.c.case_id, chunk)))]
-    _remember_open(conn, rule, ctx, last_day, rows)
+        queries = [_candidates(rule, ctx, one_of(e.c.case_id, chunk))
+                   for chunk in _chunks(listed, CASES_PER_QUERY)]
+    now_open: set[str] = set()
+    for query in queries:  # streamed (a server-side cursor on PostgreSQL), judged in rounds
+        result = conn.execute(query, execution_options={"stream_results": True,
+                                                        "yield_per": ROWS_PER_ROUND})
+        for rows in result.partitions():
+            now_open.update(r.case_id for r in rows if r.decided is None and r.completed is None)
+            yield from _judged(conn, rule, ctx, rows)
+    _remember_open(conn, rule, ctx, last_day, now_open)
+    yield from _step_findings(conn, rule, ctx, looked_at)
+
+
+def _judged(conn: Connection, rule, ctx: Context, rows: Sequence) -> Iterator[Finding]:
+    """The findings among some candidate cases: each case's clock and level."""
     stops = _clock.clock_events(conn, [r.case_id for r in rows if r.stops], ctx)
     found = []
     for r in rows:
@@ -122,7 +137,6 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     ids = _event_ids(conn, [r.case_id for r, *_ in found], ctx)
     for r, clock, level, kept in found:
         yield _finding(r, clock, level, kept, ids.get(r.case_id, {}), rule.params, ctx)
-    yield from _step_findings(conn, rule, ctx, looked_at)
 
 
 def _step_findings(conn: Connection, rule, ctx: Context, looked_at) -> list[Finding]:
@@ -201,7 +215,7 @@ def _open_cases(conn: Connection, rule) -> set[str]:
 
 
 def _remember_open(conn: Connection, rule, ctx: Context, last_day: date | None,
-                   rows) -> None:
+                   now_open: set[str]) -> None:
     """Keep ``open_cases`` the cases accepted and neither decided nor completed as of this
     run, for the next run on a later date: of the cases looked at (every open one, on a
     full run or a new date; the changed ones, on the same date) the open ones replace
@@ -210,7 +224,6 @@ def _remember_open(conn: Connection, rule, ctx: Context, last_day: date | None,
     Enough for the next date: a case open at the start of this run's date but decided by
     this run was looked at, with its decision, by the run that first saw that decision
     (the decision was new then), and an ended case's finding depends on dates only."""
-    now_open = {r.case_id for r in rows if r.decided is None and r.completed is None}
     before = _open_cases(conn, rule)
     if ctx.since_event_id is None or last_day is not None:
         gone = before - now_open
