@@ -131,13 +131,14 @@ def settings() -> None:
     """List every config.yaml setting with its default and meaning."""
     for s in SETTINGS:
         click.echo(f"{s.name}  (default: {s.default!r})\n    {s.help}")
-    from monitor.config import INBOX_SETTINGS, SCHEDULE_SETTINGS, SCORE_SETTINGS
+    from monitor.config import INBOX_SETTINGS, SCHEDULE_SETTINGS, SCORE_SETTINGS, WEB_SETTINGS
 
     for title, table in (("mapping: (XES import)", MAPPING_SETTINGS),
                          ("notify: (delivery of notifications)", NOTIFY_SETTINGS),
                          ("scores: (scorecard weights, 绩效考评)", SCORE_SETTINGS),
                          ("inbox: (the drop directory)", INBOX_SETTINGS),
-                         ("schedule: (the serve daemon)", SCHEDULE_SETTINGS)):
+                         ("schedule: (the serve daemon)", SCHEDULE_SETTINGS),
+                         ("web: (permit-monitor web, the control center)", WEB_SETTINGS)):
         click.echo(f"\n{title}")
         for s in table:
             click.echo(f"  {s.name}  (default: {s.default!r})\n      {s.help}")
@@ -478,14 +479,6 @@ def alerts() -> None:
 ALERT_FORMATS = click.Choice(["table", "json", "csv"])
 
 
-def _jsonable(row) -> dict:
-    out = dict(row._mapping)
-    for key in ("raised_at", "updated_at", "due_on", "resolved_at"):
-        if out.get(key) is not None:
-            out[key] = out[key].isoformat()
-    return out
-
-
 @alerts.command("list")
 @click.option("--format", "fmt", type=ALERT_FORMATS, default="table", show_default=True)
 @click.option("--kind", help="Only this rule kind (e.g. step_too_fast).")
@@ -509,19 +502,19 @@ def alerts_list(app: App, fmt: str, kind, level, department, status, rule_id, ti
     """
     import csv as csv_module
 
-    from monitor.alerts import ALERT_FIELDS, list_alerts
+    from monitor.alerts import ALERT_FIELDS, jsonable, list_alerts
 
     today = _as_of(app, as_of).astimezone(app.config.tz).date() if overdue else None
     rows = list_alerts(app.engine, kind=kind, level=level, department=department,
                        status=status, rule_id=rule_id, tier=tier, overdue_on=today,
                        suppressed=suppressed)
     if fmt == "json":
-        click.echo(json.dumps([_jsonable(r) for r in rows], ensure_ascii=False, indent=1))
+        click.echo(json.dumps([jsonable(r) for r in rows], ensure_ascii=False, indent=1))
     elif fmt == "csv":
         writer = csv_module.writer(sys.stdout)
         writer.writerow(ALERT_FIELDS)
         for r in rows:
-            d = _jsonable(r)
+            d = jsonable(r)
             writer.writerow([json.dumps(d[f], ensure_ascii=False) if isinstance(d[f], (dict, list))
                              else d[f] for f in ALERT_FIELDS])
     else:
@@ -540,13 +533,13 @@ def alerts_list(app: App, fmt: str, kind, level, department, status, rule_id, ti
 @pass_app
 def alerts_show(app: App, alert_id: int) -> None:
     """Show one alert with its evidence (the events and figures behind it)."""
-    from monitor.alerts import list_alerts
+    from monitor.alerts import jsonable, list_alerts
     from monitor.errors import MonitorError
 
     rows = list(list_alerts(app.engine, alert_id=alert_id))
     if not rows:
         raise MonitorError(f"no alert with id {alert_id}")
-    click.echo(json.dumps(_jsonable(rows[0]), ensure_ascii=False, indent=2))
+    click.echo(json.dumps(jsonable(rows[0]), ensure_ascii=False, indent=2))
 
 
 by_option = click.option("--by", "by", required=True, metavar="USER",
@@ -572,7 +565,7 @@ def alerts_ack(app: App, alert_id: int, by: str, note: str | None) -> None:
     """Acknowledge an open alert: seen, being worked on (this does not resolve it)."""
     from monitor.supervision import acknowledge
 
-    _echo_done(app, acknowledge(app.engine, alert_id, by, app.now(), note))
+    _echo_done(app, acknowledge(app.engine, alert_id, by, app.now(), note, channel="cli"))
 
 
 @alerts.command("resolve")
@@ -590,7 +583,8 @@ def alerts_resolve(app: App, alert_id: int, by: str, disposition: str | None,
     """
     from monitor.supervision import resolve
 
-    _echo_done(app, resolve(app.engine, alert_id, by, app.now(), disposition, note))
+    _echo_done(app, resolve(app.engine, alert_id, by, app.now(), disposition, note,
+                             channel="cli"))
 
 
 @alerts.command("confirm")
@@ -602,7 +596,7 @@ def alerts_confirm(app: App, alert_id: int, by: str, note: str | None) -> None:
     """Tier 2: accept the disposition of an escalated alert, which closes it."""
     from monitor.supervision import confirm
 
-    _echo_done(app, confirm(app.engine, alert_id, by, app.now(), note))
+    _echo_done(app, confirm(app.engine, alert_id, by, app.now(), note, channel="cli"))
 
 
 def _policy(app: App, rules=None):
@@ -621,7 +615,8 @@ def alerts_reject(app: App, alert_id: int, by: str, note: str | None) -> None:
     """Tier 2: reject the disposition of an escalated alert; it reopens with a new order."""
     from monitor.supervision import reject
 
-    _echo_done(app, reject(app.engine, _policy(app), alert_id, by, app.now(), note))
+    _echo_done(app, reject(app.engine, _policy(app), alert_id, by, app.now(), note,
+                            channel="cli"))
 
 
 @alerts.command("order")
@@ -633,7 +628,22 @@ def alerts_order(app: App, alert_id: int, by: str, note: str | None) -> None:
     """Tier 2: issue a supervision order (督办) on any alert not closed, with a new deadline."""
     from monitor.supervision import order
 
-    _echo_done(app, order(app.engine, _policy(app), alert_id, by, app.now(), note))
+    _echo_done(app, order(app.engine, _policy(app), alert_id, by, app.now(), note,
+                           channel="cli"))
+
+
+@alerts.command("escalate")
+@click.argument("alert_id", type=int)
+@by_option
+@note_option
+@pass_app
+def alerts_escalate(app: App, alert_id: int, by: str, note: str | None) -> None:
+    """Tier 2: take a tier-1 alert to tier 2 now, with a supervision order (督办), before
+    its deadline passes (`permit-monitor escalate` does it once it has)."""
+    from monitor.supervision import escalate
+
+    _echo_done(app, escalate(app.engine, _policy(app), alert_id, by, app.now(), note,
+                             channel="cli"))
 
 
 # ---------------------------------------------------------------- holds
@@ -674,7 +684,7 @@ def holds_release(app: App, hold_id: int, by: str, note: str | None) -> None:
     """Release a hold (tier 1 of its department, or tier 2), so the case may go on."""
     from monitor.holds import release
 
-    h = release(app.engine, _policy(app), hold_id, by, app.now(), note)
+    h = release(app.engine, _policy(app), hold_id, by, app.now(), note, channel="cli")
     click.echo(f"hold {h.id}: released · case {h.case_id} · alert {h.alert_id}")
 
 
@@ -713,7 +723,8 @@ def audit_show(app: App, alert_id: int) -> None:
         raise NotFound(f"no alert with id {alert_id}")
     for e in history(app.engine, alert_id):
         at = e.at.astimezone(app.config.tz).strftime("%Y-%m-%d %H:%M")
-        detail = " ".join(f"{k}={_detail(v)}" for k, v in sorted(e.detail.items())
+        facts = {**e.detail, "channel": e.channel}  # web | api | cli: how a person acted
+        detail = " ".join(f"{k}={_detail(v)}" for k, v in sorted(facts.items())
                           if v not in (None, "", []))
         click.echo(f"#{e.seq:<6} {at}  {e.action:<13} {e.actor:<12} {detail}")
 
@@ -762,6 +773,7 @@ def demo(directory: str, seed: int, cases: int, replay: bool) -> None:
     _echo_checks(result.checks)
     click.echo(f"database: {result.database_url}")
     click.echo(f"next: permit-monitor --db {result.database_url} alerts list --level red")
+    _echo_demo_web(result.database_url)
     _echo_demo_report(result.database_url, result.directory)
 
 
@@ -841,6 +853,7 @@ def _demo_replay(directory: str, seed: int, cases: int) -> None:
     if r.example:
         click.echo(f"next: permit-monitor --db {url} audit show {r.example}   "
                    "(an alert through both tiers)")
+    _echo_demo_web(url)
     _echo_demo_report(url, out.loaded.directory)
 
 
@@ -1010,7 +1023,7 @@ def exemptions_add(app: App, rule_id, scopes, reason, approved_by, until) -> Non
     scope = ex.parse_scope(scopes, app.config.tz)
     ids = [r.id for r in load_rules([app.config.rules_dir])]
     ex_id = ex.add(app.engine, ids, rule_id, scope, reason, approved_by, until.date(),
-                   app.now(), app.config.tz)
+                   app.now(), app.config.tz, channel="cli")
     click.echo(f"exemption {ex_id}: {rule_id} {_scope_text(scope, app.config.tz)} "
                f"until {until.date()}")
 
@@ -1059,7 +1072,7 @@ def exemptions_revoke(app: App, exemption_id: int, by: str, reason: str | None) 
     """End an exemption now (a tier-2 monitor, with a reason); it is kept, marked revoked."""
     from monitor.exemptions import revoke
 
-    revoke(app.engine, exemption_id, by, reason, app.now())
+    revoke(app.engine, exemption_id, by, reason, app.now(), channel="cli")
     click.echo(f"exemption {exemption_id}: revoked")
 
 
@@ -1401,6 +1414,17 @@ def ingest_activity_cmd(app: App, files: tuple[str, ...], encoding: str, as_json
     _report(results, as_json)
 
 
+def _echo_demo_web(url: str) -> None:
+    """The control center on the demo county, and the logins the demo set up for it."""
+    from monitor.demo.logins import WEB_AS_OF, demo_logins
+
+    logins, password = demo_logins(url, App.now())
+    click.echo(f"web: permit-monitor --db {url} web --as-of {WEB_AS_OF}   "
+               "then open http://127.0.0.1:8000/")
+    click.echo("  log in as " + " or ".join(f"{u} ({role})" for u, role in logins)
+               + f", password {password}")
+
+
 def _echo_demo_report(url: str, directory) -> None:
     """The demo ends with the monthly report of the log's last month: HTML and XLSX in the
     demo's folder, a few lines on screen."""
@@ -1610,6 +1634,183 @@ def ingest_pull_cmd(app: App, name: str | None, as_json: bool) -> None:
     with _exclusive(app):
         _report((SourceResult(f"pull:{n}", pull(app.engine, app.config, n, app.now()))
                  for n in names), as_json)
+
+
+# --- issue 15: the control center — accounts, API tokens and the web server ---
+
+
+def _admin() -> str:
+    """Who runs an account command on the server, for the trail (the OS account)."""
+    import getpass
+
+    try:
+        return f"admin:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "admin:unknown"
+
+
+def _local(app: App, at) -> str:
+    return at.astimezone(app.config.tz).strftime("%Y-%m-%d %H:%M") if at else "-"
+
+
+@cli.group()
+def users() -> None:
+    """Sign-in of the catalog's users to the web UI: passwords, who has one, lockouts."""
+
+
+@users.command("passwd")
+@click.argument("user_id", metavar="USER")
+@click.option("--password-stdin", is_flag=True,
+              help="Read the new password from the first line of stdin (for scripts).")
+@pass_app
+def users_passwd(app: App, user_id: str, password_stdin: bool) -> None:
+    """Set or reset USER's password (the user must change it at first login).
+
+    It also unlocks the account and signs the user out of every browser. Without
+    --password-stdin it is asked for twice, not echoed.
+
+    \b
+      printf '%s\\n' "$NEW_PASSWORD" | permit-monitor users passwd shj-monitor --password-stdin
+    """
+    from monitor.accounts import set_password
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("new password", hide_input=True, confirmation_prompt=True)
+    set_password(app.engine, user_id, password, app.now(), _admin())
+    click.echo(f"{user_id}: password set · must be changed at first login")
+
+
+@users.command("list")
+@click.option("--all", "show_all", is_flag=True,
+              help="Every catalog user (default: monitors, leaders and anyone with a password).")
+@pass_app
+def users_list(app: App, show_all: bool) -> None:
+    """Users with their roles, whether they have a password, last login and lock state."""
+    from monitor.accounts import list_users
+
+    now, shown = app.now(), 0
+    for u in list_users(app.engine):
+        if not (show_all or u.has_password or {"monitor_l1", "monitor_l2", "leader"} & set(u.roles)):
+            continue
+        shown += 1
+        state = ("locked until " + _local(app, u.locked_until)
+                 if u.locked_until and u.locked_until > now else
+                 "must change password" if u.must_change else "active") \
+            if u.has_password else "no password"
+        click.echo(f"{u.id:<16} {u.department or '-':<6} {','.join(u.roles):<22} "
+                   f"last login {_local(app, u.last_login_at):<16}  {state}")
+    if not shown:
+        click.echo("no users", err=True)
+
+
+@users.command("unlock")
+@click.argument("user_id", metavar="USER")
+@pass_app
+def users_unlock(app: App, user_id: str) -> None:
+    """Lift a lockout (failed logins) now instead of waiting for web.lockout_minutes."""
+    from monitor.accounts import unlock
+
+    click.echo(f"{user_id}: " + ("unlocked" if unlock(app.engine, user_id, app.now(), _admin())
+                                 else "was not locked"))
+
+
+@cli.group()
+def tokens() -> None:
+    """Bearer tokens for the API (/api/v1): personal, or a machine's with a read scope."""
+
+
+@tokens.command("create")
+@click.option("--user", "user_id", metavar="USER", help="A personal token: acts as USER.")
+@click.option("--service", metavar="NAME", help="A machine's token (e.g. the workflow system).")
+@click.option("--scope", metavar="SCOPE",
+              help="With --service: read (the whole county) or read:DEPT (one department).")
+@click.option("--expires", default="90d", show_default=True, metavar="DURATION",
+              help="90d, 12h … or never.")
+@pass_app
+def tokens_create(app: App, user_id, service, scope, expires) -> None:
+    """Create a token; it is printed once, on the last line of stdout, and stored hashed.
+
+    \b
+      permit-monitor tokens create --user shj-monitor --expires 30d
+      permit-monitor tokens create --service oa --scope read
+      curl -H "Authorization: Bearer pm_…" http://127.0.0.1:8000/api/v1/alerts
+    """
+    from monitor.accounts import create_token, parse_expiry
+
+    now = app.now()
+    ends = parse_expiry(expires, now)
+    token_id, token = create_token(app.engine, now, _admin(), user_id=user_id,
+                                   service=service, scope=scope, expires_at=ends)
+    owner = f"user {user_id}" if user_id else f"service {service} ({scope})"
+    click.echo(f"token {token_id} for {owner}, expires {_local(app, ends) if ends else 'never'}; "
+               "shown once, keep it secret:")
+    click.echo(token)
+
+
+@tokens.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include revoked tokens.")
+@pass_app
+def tokens_list(app: App, show_all: bool) -> None:
+    """Tokens: id, the first characters, owner, scope, expiry, last use (never the token)."""
+    from monitor.accounts import list_tokens
+
+    rows = list_tokens(app.engine, show_all)
+    for t in rows:
+        owner = f"user {t.user_id}" if t.user_id else f"service {t.service} ({t.scope})"
+        state = f"revoked {_local(app, t.revoked_at)}" if t.revoked_at else (
+            f"expires {_local(app, t.expires_at)}" if t.expires_at else "never expires")
+        click.echo(f"{t.id:>4}  {t.prefix}…  {owner:<28} {state:<26} "
+                   f"last used {_local(app, t.last_used_at)}")
+    if not rows:
+        click.echo("no tokens", err=True)
+
+
+@tokens.command("revoke")
+@click.argument("token_id", type=int)
+@pass_app
+def tokens_revoke(app: App, token_id: int) -> None:
+    """Revoke a token now (kept, marked revoked)."""
+    from monitor.accounts import revoke_token
+
+    revoke_token(app.engine, token_id, app.now(), _admin())
+    click.echo(f"token {token_id}: revoked")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0: every interface; put HTTPS in front).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--as-of", "as_of", metavar="ISO8601",
+              help="Start the server's clock at this moment and let it run from there (a demo "
+                   "or a training copy: deadlines, working days left and actions as if it "
+                   "were then). Default: the real time.")
+@pass_app
+def web(app: App, host: str, port: int, as_of: str | None) -> None:
+    """Serve the control center (行权控制中心): the web UI and the API (/api/v1).
+
+    Department monitors see and act on their department's alerts, the county office on
+    all of them, leaders read. Users sign in with a password set by `users passwd`.
+    The OpenAPI document is at /api/v1/openapi.json.
+
+    \b
+      permit-monitor users passwd shj-monitor
+      permit-monitor web --port 8000        then open http://127.0.0.1:8000/
+    """
+    import time
+    from datetime import timedelta
+
+    from monitor.web import serve
+
+    _warn_if_no_events(app)
+    clock = App.now
+    if as_of:  # the clock starts at --as-of and runs from there
+        start, began = _as_of(app, as_of), time.monotonic()
+        clock = lambda: start + timedelta(seconds=time.monotonic() - began)  # noqa: E731
+
+    click.echo(f"permit-monitor web: http://{host}:{port}/ (Ctrl-C stops it)", err=True)
+    serve(app.engine, app.config, host, port, clock)
 
 
 def main(prog_name: str | None = None) -> None:

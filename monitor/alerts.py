@@ -193,6 +193,15 @@ ALERT_FIELDS = ("id", "rule_id", "kind", "level", "status", "tier", "action", "c
                 "disposition", "resolved_at", "exemption_id")
 
 
+def jsonable(row: Any) -> dict[str, Any]:
+    """An alert row (``ALERT_FIELDS``) as JSON-ready values: dates as ISO 8601."""
+    out = {f: row._mapping[f] if hasattr(row, "_mapping") else row[f] for f in ALERT_FIELDS}
+    for key in ("raised_at", "updated_at", "due_on", "resolved_at"):
+        if out.get(key) is not None:
+            out[key] = out[key].isoformat()
+    return out
+
+
 def list_alerts(engine: Engine, *, kind: str | None = None, level: str | None = None,
                 department: str | None = None, status: str | None = None,
                 rule_id: str | None = None, alert_id: int | None = None,

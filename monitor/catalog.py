@@ -21,7 +21,8 @@ from .models import Department, Item, User
 from .timeutil import ValueProblem, parse_amount
 from .yamlsrc import LineDict, LineList, check_keys, load_yaml
 
-ROLES = ("clerk", "chief", "deputy", "principal", "monitor_l1", "monitor_l2")
+# leader (领导): reads every page and alert, acts on nothing (monitor/authz.py)
+ROLES = ("clerk", "chief", "deputy", "principal", "monitor_l1", "monitor_l2", "leader")
 CATEGORIES = ("license", "penalty", "other")
 STEPS = ("accept", "survey", "review", "approve", "decide", "fee_assessed", "fee_paid",
          "fee_waived", "certificate_printed", "complete", "suspend", "resume", "extend",

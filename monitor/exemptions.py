@@ -30,11 +30,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, or_, select, update
 
-from . import trail
-from .errors import InvalidTransition, MonitorError, NotAllowed, NotFound, did_you_mean
+from . import authz, trail
+from .authz import Actor
+from .errors import InvalidTransition, MonitorError, NotFound, did_you_mean
 from .models import Event, Exemption, User
 from .rules.finding import Finding
-from .supervision import TIER2
 from .trail import Entry
 
 SCOPE_KEYS = ("department", "item", "case", "actor", "window")
@@ -74,19 +74,18 @@ def parse_scope(specs: Iterable[str], tz: tzinfo) -> dict[str, Any]:
     return {k: sorted(set(v)) if k != "window" else v for k, v in scope.items()}
 
 
-def _approver(conn: Connection, user_id: str, verb: str) -> None:
+def _approver(conn: Connection, user_id: str, action: str, channel: str | None) -> None:
     user = conn.execute(select(User).where(User.id == user_id)).one_or_none()
     if user is None:
         known = conn.scalars(select(User.id)).all()
         raise NotFound(f"unknown user '{user_id}'{did_you_mean(user_id, known)}: a user id "
                        "from the catalog")
-    if TIER2 not in (user.roles or []):
-        raise NotAllowed(f"{user_id} ({user.name}) may not {verb} an exemption: only a tier-2 "
-                         "monitor (monitor_l2) may")
+    authz.check(Actor.of_user(user, channel or "cli"), action)
 
 
 def add(engine: Engine, rule_ids: Iterable[str], rule_id: str, scope: dict[str, Any],
-        reason: str, approved_by: str, until: date, at: datetime, tz: tzinfo) -> int:
+        reason: str, approved_by: str, until: date, at: datetime, tz: tzinfo,
+        channel: str | None = None) -> int:
     """Record an exemption (traced); its id. ``rule_ids``: the rules that exist."""
     rule_ids = list(rule_ids)
     if rule_id not in rule_ids:
@@ -97,24 +96,24 @@ def add(engine: Engine, rule_ids: Iterable[str], rule_id: str, scope: dict[str, 
         raise ExemptionError(f"--until {until} is already past")
     with engine.begin() as conn:
         trail.lock(conn)
-        _approver(conn, approved_by, "approve")
+        _approver(conn, approved_by, "exempt", channel)
         ex_id = conn.execute(insert(Exemption).values(
             rule_id=rule_id, scope=scope, reason=reason.strip(), approved_by=approved_by,
             created_at=at, until=until).returning(Exemption.id)).scalar_one()
         trail.append(conn, at, [Entry("exemption_added", None, approved_by, {
             "exemption_id": ex_id, "rule_id": rule_id, "scope": scope,
-            "reason": reason.strip(), "until": until.isoformat()})])
+            "reason": reason.strip(), "until": until.isoformat()}, channel)])
     return ex_id
 
 
 def revoke(engine: Engine, exemption_id: int, by: str, reason: str | None,
-           at: datetime) -> None:
+           at: datetime, channel: str | None = None) -> None:
     if not reason or not reason.strip():
         raise InvalidTransition(f"cannot revoke exemption {exemption_id} without a reason "
                                 "(--reason)")
     with engine.begin() as conn:
         trail.lock(conn)
-        _approver(conn, by, "revoke")
+        _approver(conn, by, "revoke_exemption", channel)
         row = conn.execute(select(Exemption).where(Exemption.id == exemption_id)).one_or_none()
         if row is None:
             raise NotFound(f"no exemption with id {exemption_id}")
@@ -123,7 +122,8 @@ def revoke(engine: Engine, exemption_id: int, by: str, reason: str | None,
         conn.execute(update(Exemption).where(Exemption.id == exemption_id).values(
             revoked_at=at, revoked_by=by, revoke_reason=reason.strip()))
         trail.append(conn, at, [Entry("exemption_revoked", None, by, {
-            "exemption_id": exemption_id, "rule_id": row.rule_id, "reason": reason.strip()})])
+            "exemption_id": exemption_id, "rule_id": row.rule_id, "reason": reason.strip()},
+            channel)])
 
 
 def list_exemptions(engine: Engine, at: datetime, tz: tzinfo, include_all: bool = False

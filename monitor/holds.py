@@ -47,14 +47,15 @@ def place(conn: Connection, policy: Policy, rows: list[dict[str, Any]], ids: Map
 
 
 def release(engine: Engine, policy: Policy, hold_id: int, by: str, at: datetime,
-            note: str | None) -> Any:
+            note: str | None, channel: str | None = None) -> Any:
     """Release a hold: whoever may act on its alert, with a note."""
     with engine.begin() as conn:
         trail.lock(conn)
         hold = conn.execute(select(Hold).where(Hold.id == hold_id)).one_or_none()
         if hold is None:
             raise NotFound(f"no hold with id {hold_id}")
-        _, alert = begin_action(conn, hold.alert_id, by, f"release hold {hold_id} of")
+        _, alert = begin_action(conn, hold.alert_id, by, "release", channel,
+                                verb=f"release hold {hold_id} of")
         if hold.status != "held":
             raise InvalidTransition(f"cannot release hold {hold_id}: it was released by "
                                     f"{hold.released_by}")
@@ -66,7 +67,7 @@ def release(engine: Engine, policy: Policy, hold_id: int, by: str, at: datetime,
                     f"恢复流程：案件 {hold.case_id}（告警 {alert.id}）", channel=WORKFLOW,
                     address=hold.case_id)
         trail.append(conn, at, [Entry("released", alert.id, by, {
-            "hold_id": hold_id, "case_id": hold.case_id, "note": text})])
+            "hold_id": hold_id, "case_id": hold.case_id, "note": text}, channel)])
         return conn.execute(select(Hold).where(Hold.id == hold_id)).one()
 
 

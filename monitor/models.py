@@ -12,7 +12,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import (JSON, Date, ForeignKey, Index, Integer, String, Text,
+from sqlalchemy import (JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text,
                         UniqueConstraint, text)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -204,6 +204,14 @@ class Alert(Base):
     # set while the alert is suppressed (status "suppressed") by an exemption (monitor/exemptions.py)
     exemption_id: Mapped[int | None] = mapped_column(Integer)
 
+    __table_args__ = (  # covering the web board, queues and trend (migration 0011)
+        Index("ix_alerts_status_board", "status", "tier", "department", "level", "rule_id",
+              "due_on"),
+        Index("ix_alerts_department_board", "department", "status", "tier", "level",
+              "rule_id", "due_on"),
+        Index("ix_alerts_raised_at", "raised_at", "department", "status"),
+    )
+
 
 class Disposition(Base):
     """What a monitor recorded when resolving an alert (整改 / 说明 / 误报), and, for an
@@ -249,6 +257,9 @@ class TrailEntry(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
     hash: Mapped[str] = mapped_column(String(64))
+    # how a person acted: web | api | cli (migration 0011); NULL for the program's own
+    # entries and for every entry written before, whose hashes do not cover it
+    channel: Mapped[str | None] = mapped_column(String(8))
 
 
 class TrailHead(Base):
@@ -359,7 +370,8 @@ class Activity(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     user_id: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
-    action: Mapped[str] = mapped_column(String(16))  # login | logout | handle
+    # login | logout | handle | view (a page of the web UI) | login_failed
+    action: Mapped[str] = mapped_column(String(16))
     run_id: Mapped[int | None] = mapped_column(ForeignKey("ingest_runs.id"))
     source_line: Mapped[int | None] = mapped_column(Integer)
 
@@ -424,3 +436,48 @@ class SourceWatermark(Base):
     source: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Account(Base):
+    """A catalog user's sign-in: an argon2id password hash and the lockout counter
+    (monitor/accounts.py). A user without a row has no password and cannot log in."""
+
+    __tablename__ = "accounts"
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(Text)
+    must_change: Mapped[bool] = mapped_column(Boolean, default=True)
+    password_set_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WebSession(Base):
+    """A signed-in browser: the cookie holds a random token, the table its SHA-256 (a
+    stolen table cannot be replayed), the CSRF token of its forms and when it was last
+    used (the idle timeout)."""
+
+    __tablename__ = "web_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the cookie
+    user_id: Mapped[str] = mapped_column(String(64), index=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ApiToken(Base):
+    """A bearer token for the API, stored as its SHA-256 and shown once: personal (acts
+    as ``user_id``) or a machine's (``service`` with a read ``scope``)."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # the first characters, to recognise it
+    user_id: Mapped[str | None] = mapped_column(String(64))
+    service: Mapped[str | None] = mapped_column(String(64))
+    scope: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -24,7 +24,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from . import trail
+from . import authz, trail
+from .authz import TIER1, TIER2, Actor
 from .calendar import WorkCalendar
 from .errors import InvalidTransition, NotAllowed, NotFound, did_you_mean
 from .models import Alert, Department, Disposition, SupervisionOrder, User
@@ -35,7 +36,6 @@ from .trail import Entry
 DISPOSITIONS = {"rectified": "整改", "explained": "说明", "false_positive": "误报"}
 ACTIVE = ("open", "acknowledged")  # someone still has to act
 STATES = ("open", "acknowledged", "resolved", "confirmed")
-TIER1, TIER2 = "monitor_l1", "monitor_l2"
 # Findings about tier 1 itself (a monitor not logging in) go straight to tier 2.
 TIER2_KINDS = ("inactive_monitor",)
 
@@ -144,6 +144,12 @@ def _user(conn: Connection, user_id: str) -> Any:
     return user
 
 
+def actor_of(conn: Connection, user_id: str, channel: str | None) -> Actor:
+    """The catalog user ``user_id`` as an :class:`~monitor.authz.Actor` (roles as stored
+    now, never as a session remembered them)."""
+    return Actor.of_user(_user(conn, user_id), channel or "cli")
+
+
 def _alert(conn: Connection, alert_id: int) -> Any:
     alert = conn.execute(select(Alert).where(Alert.id == alert_id)).one_or_none()
     if alert is None:
@@ -151,30 +157,33 @@ def _alert(conn: Connection, alert_id: int) -> Any:
     return alert
 
 
-def _check_role(user: Any, alert: Any, verb: str, tier2_only: bool) -> None:
-    roles = user.roles or []
-    if TIER2 in roles:
-        return
-    if tier2_only:
-        raise NotAllowed(f"{user.id} ({user.name}) may not {verb} alert {alert.id}: only a "
-                         "tier-2 monitor (monitor_l2) may")
-    if TIER1 not in roles:
-        raise NotAllowed(f"{user.id} ({user.name}) may not {verb} alert {alert.id}: not a "
-                         "monitor (monitor_l1 or monitor_l2)")
-    if user.department != alert.department:
-        raise NotAllowed(f"{user.id} ({user.name}) may not {verb} alert {alert.id}: it belongs "
-                         f"to department {alert.department or '-'}, {user.id} monitors "
-                         f"{user.department or 'no department'}")
-
-
-def begin_action(conn: Connection, alert_id: int, by: str, verb: str,
-                 tier2_only: bool = False) -> tuple[Any, Any]:
-    """Lock the trail, then (user, alert) if ``by`` may ``verb`` the alert; else refuse."""
+def begin_action(conn: Connection, alert_id: int, by: str, action: str,
+                 channel: str | None = None, verb: str | None = None) -> tuple[Any, Any]:
+    """Lock the trail, then (user, alert) if ``by`` may do ``action`` (monitor/authz.py)
+    on the alert; else refuse."""
     trail.lock(conn)  # first: serialises appenders, and the state read below stays current
     user = _user(conn, by)
     alert = _alert(conn, alert_id)
-    _check_role(user, alert, verb, tier2_only)
+    authz.check(Actor.of_user(user, channel or "cli"), action, alert, verb)
     return user, alert
+
+
+def possible_actions(alert: Any) -> tuple[str, ...]:
+    """The actions an alert's state allows (who may take them is monitor/authz.py's
+    question): the same conditions the action functions below enforce, for a page to
+    offer only these (a test holds the two together)."""
+    out = []
+    if alert.status == "open":
+        out.append("ack")
+    if alert.status in ACTIVE:
+        out.append("resolve")
+    if alert.status not in ("confirmed", "suppressed"):
+        out.append("order")
+    if alert.tier == 1 and alert.status in ACTIVE:
+        out.append("escalate")
+    if alert.tier == 2 and alert.status == "resolved":
+        out += ["confirm", "reject"]
+    return tuple(out)
 
 
 def _refuse(alert: Any, verb: str, why: str) -> InvalidTransition:
@@ -194,22 +203,22 @@ def _note(note: str | None, alert: Any, verb: str) -> str:
 
 
 def acknowledge(engine: Engine, alert_id: int, by: str, at: datetime,
-                note: str | None = None) -> Done:
+                note: str | None = None, channel: str | None = None) -> Done:
     with engine.begin() as conn:
-        _, alert = begin_action(conn, alert_id, by, "acknowledge")
+        _, alert = begin_action(conn, alert_id, by, "ack", channel)
         if alert.status != "open":
             raise _refuse(alert, "acknowledge", f"{alert.status}, not open")
         conn.execute(update(Alert).where(Alert.id == alert.id)
                      .values(status="acknowledged", acknowledged_at=at))
         trail.append(conn, at, [Entry("acknowledged", alert.id, by,
-                                      {"tier": alert.tier, "note": note})])
+                                      {"tier": alert.tier, "note": note}, channel)])
     return Done(alert.id, "acknowledged", "acknowledged", alert.tier, alert.due_on)
 
 
 def resolve(engine: Engine, alert_id: int, by: str, at: datetime, disposition: str | None,
-            note: str | None) -> Done:
+            note: str | None, channel: str | None = None) -> Done:
     with engine.begin() as conn:
-        _, alert = begin_action(conn, alert_id, by, "resolve")
+        _, alert = begin_action(conn, alert_id, by, "resolve", channel)
         if alert.status not in ACTIVE:
             raise _refuse(alert, "resolve", f"already {alert.status}")
         choices = "|".join(DISPOSITIONS)
@@ -226,7 +235,7 @@ def resolve(engine: Engine, alert_id: int, by: str, at: datetime, disposition: s
         conn.execute(update(Alert).where(Alert.id == alert.id)
                      .values(status="resolved", disposition=disposition, resolved_at=at))
         trail.append(conn, at, [Entry("resolved", alert.id, by, {
-            "tier": alert.tier, "disposition": disposition, "note": text})])
+            "tier": alert.tier, "disposition": disposition, "note": text}, channel)])
     return Done(alert.id, "resolved", "resolved", alert.tier, alert.due_on)
 
 
@@ -239,9 +248,9 @@ def _pending_disposition(conn: Connection, alert: Any, verb: str) -> Any:
 
 
 def confirm(engine: Engine, alert_id: int, by: str, at: datetime,
-            note: str | None = None) -> Done:
+            note: str | None = None, channel: str | None = None) -> Done:
     with engine.begin() as conn:
-        _, alert = begin_action(conn, alert_id, by, "confirm", tier2_only=True)
+        _, alert = begin_action(conn, alert_id, by, "confirm", channel)
         d = _pending_disposition(conn, alert, "confirm")
         if d.by_user == by:
             raise NotAllowed(f"{by} may not confirm alert {alert.id}: {by} recorded its "
@@ -250,7 +259,7 @@ def confirm(engine: Engine, alert_id: int, by: str, at: datetime,
                      .values(verdict="confirmed", reviewed_by=by, reviewed_at=at))
         conn.execute(update(Alert).where(Alert.id == alert.id).values(status="confirmed"))
         trail.append(conn, at, [Entry("confirmed", alert.id, by, {
-            "disposition": d.kind, "disposition_by": d.by_user, "note": note})])
+            "disposition": d.kind, "disposition_by": d.by_user, "note": note}, channel)])
     return Done(alert.id, "confirmed", "confirmed", 2)
 
 
@@ -274,7 +283,8 @@ ORDER_TEXTS = {"manual": "order", "rejected": "rejected", "escalated": "escalate
 
 
 def issue_order(conn: Connection, policy: Policy, alert: Any, by: str, at: datetime,
-                reason: str, note: str | None, notify: bool = True) -> tuple[int, date, list[Entry]]:
+                reason: str, note: str | None, notify: bool = True,
+                channel: str | None = None) -> tuple[int, date, list[Entry]]:
     """Record a supervision order on ``alert`` (in the caller's transaction): the alert is
     tier 2, open, due anew, and (``notify``) its tier-1 monitors get an SMS in the outbox;
     returns (order id, due date, trail entries to append)."""
@@ -296,31 +306,54 @@ def issue_order(conn: Connection, policy: Policy, alert: Any, by: str, at: datet
              text_for(conn, policy, alert, ORDER_TEXTS[reason], due))
     entry = Entry("order_issued", alert.id, by, {"order_id": order_id, "reason": reason,
                                                  "to": to, "due_on": due.isoformat(),
-                                                 "note": note})
+                                                 "note": note}, channel)
     return order_id, due, [entry]
 
 
 def reject(engine: Engine, policy: Policy, alert_id: int, by: str, at: datetime,
-           note: str | None) -> Done:
+           note: str | None, channel: str | None = None) -> Done:
     with engine.begin() as conn:
-        _, alert = begin_action(conn, alert_id, by, "reject", tier2_only=True)
+        _, alert = begin_action(conn, alert_id, by, "reject", channel)
         d = _pending_disposition(conn, alert, "reject")
         text = _note(note, alert, "reject")
         conn.execute(update(Disposition).where(Disposition.id == d.id)
                      .values(verdict="rejected", reviewed_by=by, reviewed_at=at))
-        order_id, due, entries = issue_order(conn, policy, alert, by, at, "rejected", text)
+        order_id, due, entries = issue_order(conn, policy, alert, by, at, "rejected", text,
+                                             channel=channel)
         trail.append(conn, at, [Entry("rejected", alert.id, by, {
-            "disposition": d.kind, "disposition_by": d.by_user, "note": text}), *entries])
+            "disposition": d.kind, "disposition_by": d.by_user, "note": text}, channel),
+            *entries])
     return Done(alert.id, "rejected", "open", 2, due, order_id)
 
 
 def order(engine: Engine, policy: Policy, alert_id: int, by: str, at: datetime,
-          note: str | None = None) -> Done:
+          note: str | None = None, channel: str | None = None) -> Done:
     with engine.begin() as conn:
-        _, alert = begin_action(conn, alert_id, by, "issue an order on", tier2_only=True)
-        if alert.status == "confirmed":
-            raise _refuse(alert, "issue an order on", "confirmed (closed)")
+        _, alert = begin_action(conn, alert_id, by, "order", channel)
+        if alert.status in ("confirmed", "suppressed"):
+            raise _refuse(alert, "issue an order on", "confirmed (closed)"
+                          if alert.status == "confirmed" else "suppressed by an exemption")
         order_id, due, entries = issue_order(conn, policy, alert, by, at, "manual",
-                                             note.strip() if note else None)
+                                             note.strip() if note else None, channel=channel)
         trail.append(conn, at, entries)
     return Done(alert.id, "order_issued", "open", 2, due, order_id)
+
+
+def escalate(engine: Engine, policy: Policy, alert_id: int, by: str, at: datetime,
+             note: str | None = None, channel: str | None = None) -> Done:
+    """Tier 2 takes a tier-1 alert still to be acted on before its deadline: it goes to
+    tier 2 with a supervision order, as ``permit-monitor escalate`` does once it is late."""
+    with engine.begin() as conn:
+        _, alert = begin_action(conn, alert_id, by, "escalate", channel)
+        if alert.tier != 1 or alert.status not in ACTIVE:
+            why = "already at tier 2" if alert.tier != 1 else alert.status
+            raise _refuse(alert, "escalate", f"{why}; only an open or acknowledged tier-1 "
+                                              "alert can be escalated")
+        text = note.strip() if note else None
+        order_id, due, entries = issue_order(conn, policy, alert, by, at, "escalated", text,
+                                             channel=channel)
+        trail.append(conn, at, [Entry("escalated", alert.id, by, {
+            "from_tier": 1, "to_tier": 2, "reason": "manual", "level": alert.level,
+            "was_due_on": alert.due_on.isoformat() if alert.due_on else None, "note": text},
+            channel), *entries])
+    return Done(alert.id, "escalated", "open", 2, due, order_id)

@@ -3,7 +3,10 @@ the one before it.
 
 An entry's hash is SHA-256 over a canonical JSON serialisation of its fields (keys
 sorted, no whitespace, UTF-8, timestamps as ISO 8601 UTC with microseconds) including the
-previous entry's hash; the first entry chains to :data:`GENESIS`. ``trail_head`` holds the
+previous entry's hash; the first entry chains to :data:`GENESIS`. ``channel`` (how a
+person acted: ``web``, ``api``, ``cli``; migration 0011) is one of those fields only when
+it is set: entries written before it existed, and the program's own, have none and hash
+exactly as they always did, while setting or clearing it on any entry breaks the chain. ``trail_head`` holds the
 newest entry's sequence number and hash: every append locks that row first (so appends
 are serialised on every backend) and moves it in the same transaction as the state change
 the entry records.
@@ -43,6 +46,7 @@ class Entry:
     alert_id: int | None
     actor: str = SYSTEM
     detail: dict[str, Any] = field(default_factory=dict)
+    channel: str | None = None  # web | api | cli when a person acted
 
 
 def _utc(at: datetime) -> str:
@@ -50,18 +54,20 @@ def _utc(at: datetime) -> str:
 
 
 def canonical(seq: int, at: datetime, alert_id: int | None, action: str, actor: str,
-              detail: dict[str, Any], prev_hash: str) -> bytes:
-    """The bytes an entry's hash is computed over."""
-    return json.dumps({"seq": seq, "at": _utc(at), "alert_id": alert_id, "action": action,
-                       "actor": actor, "detail": detail, "prev_hash": prev_hash},
-                      sort_keys=True, ensure_ascii=False, separators=(",", ":"),
+              detail: dict[str, Any], prev_hash: str, channel: str | None = None) -> bytes:
+    """The bytes an entry's hash is computed over (``channel`` only when set)."""
+    fields = {"seq": seq, "at": _utc(at), "alert_id": alert_id, "action": action,
+              "actor": actor, "detail": detail, "prev_hash": prev_hash}
+    if channel is not None:
+        fields["channel"] = channel
+    return json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"),
                       allow_nan=False).encode("utf-8")
 
 
 def entry_hash(seq: int, at: datetime, alert_id: int | None, action: str, actor: str,
-               detail: dict[str, Any], prev_hash: str) -> str:
+               detail: dict[str, Any], prev_hash: str, channel: str | None = None) -> str:
     return hashlib.sha256(canonical(seq, at, alert_id, action, actor, detail,
-                                    prev_hash)).hexdigest()
+                                    prev_hash, channel)).hexdigest()
 
 
 def lock(conn: Connection) -> tuple[int, str]:
@@ -87,9 +93,10 @@ def append(conn: Connection, at: datetime, entries: list[Entry]) -> list[int]:
     rows = []
     for e in entries:
         seq += 1
-        digest = entry_hash(seq, at, e.alert_id, e.action, e.actor, e.detail, prev)
+        digest = entry_hash(seq, at, e.alert_id, e.action, e.actor, e.detail, prev, e.channel)
         rows.append({"seq": seq, "at": at, "alert_id": e.alert_id, "action": e.action,
-                     "actor": e.actor, "detail": e.detail, "prev_hash": prev, "hash": digest})
+                     "actor": e.actor, "detail": e.detail, "prev_hash": prev, "hash": digest,
+                     "channel": e.channel})
         prev = digest
     conn.execute(insert(TrailEntry), rows)
     conn.execute(update(TrailHead).where(TrailHead.id == HEAD_ID).values(seq=seq, hash=prev))
@@ -129,7 +136,7 @@ def verify(engine: Engine) -> Verified:
                 raise TrailBroken(f"{where} does not chain to entry #{expected_seq - 1}: "
                                   "inserted or rewritten behind the program's back")
             digest = entry_hash(row.seq, row.at, row.alert_id, row.action, row.actor,
-                                row.detail, row.prev_hash)
+                                row.detail, row.prev_hash, row.channel)
             if digest != row.hash:
                 raise TrailBroken(f"{where} was changed: its content no longer matches its hash")
             prev, expected_seq, count = row.hash, expected_seq + 1, count + 1
@@ -142,6 +149,27 @@ def verify(engine: Engine) -> Verified:
                           f"#{head.seq}: the newest entries were deleted or added behind "
                           "the program's back")
     return Verified(count, prev)
+
+
+def check_entries(engine: Engine, entries: list[Any]) -> str | None:
+    """Check some entries (one alert's history) without walking the whole chain: each one's
+    content must match its hash and its ``prev_hash`` the hash of the entry before it.
+    ``None`` when they hold, else the first problem, worded as :func:`verify` words it."""
+    if not entries:
+        return None
+    with engine.connect() as conn:
+        before = dict(conn.execute(select(TrailEntry.seq, TrailEntry.hash).where(
+            TrailEntry.seq.in_([e.seq - 1 for e in entries if e.seq > 1]))).all())
+    for e in entries:
+        where = f"trail entry #{e.seq} ({e.action}, alert {e.alert_id})"
+        if entry_hash(e.seq, e.at, e.alert_id, e.action, e.actor, e.detail, e.prev_hash,
+                      e.channel) != e.hash:
+            return f"{where} was changed: its content no longer matches its hash"
+        expected = GENESIS if e.seq == 1 else before.get(e.seq - 1)
+        if e.prev_hash != expected:
+            return (f"{where} does not chain to entry #{e.seq - 1}: inserted or rewritten "
+                    "behind the program's back")
+    return None
 
 
 def history(engine: Engine, alert_id: int) -> list[Any]:

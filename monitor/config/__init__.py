@@ -8,9 +8,9 @@ frozen :class:`Config`; nothing mutates it later.
 By what they configure: :mod:`.load` (the file as a whole: the store, the clock, the
 calendar, supervision deadlines), :mod:`.notify` (delivery of notifications),
 :mod:`.xes` (the XES mapping), :mod:`.reports` (language and scorecard weights),
-:mod:`.schedule` (the inbox, the lease, catch-up and the daemon's jobs) and
-:mod:`.sources` (databases ``ingest pull`` reads). Import from this package, not from
-those modules.
+:mod:`.schedule` (the inbox, the lease, catch-up and the daemon's jobs),
+:mod:`.sources` (databases ``ingest pull`` reads) and :mod:`.web` (the control center).
+Import from this package, not from those modules.
 
 The package sits low: it imports only errors, the YAML reader, the calendar, the cron
 parser and (to validate a sink's options against the sink's own declaration) the sinks.
@@ -23,6 +23,7 @@ from .reports import LANGUAGES, SCORE_SETTINGS, THEMES, ScoreWeights
 from .schedule import INBOX_SETTINGS, JOBS, SCHEDULE_SETTINGS, InboxConfig, ScheduleConfig
 from .settings import Setting
 from .sources import SOURCE_KEYS, PullSource
+from .web import WEB_SETTINGS, WebConfig
 from .xes import MAPPING_SETTINGS, XesMapping
 
 __all__ = [
@@ -30,5 +31,6 @@ __all__ = [
     "JOBS", "LANGUAGES", "MAPPING_SETTINGS", "NOTIFY_SETTINGS", "SCHEDULE_SETTINGS",
     "SCORE_SETTINGS", "SETTINGS", "SHIPPED_RULES", "SOURCE_KEYS", "THEMES", "Config",
     "InboxConfig", "NotifyConfig", "PullSource", "ScheduleConfig", "ScoreWeights", "Setting",
-    "SinkSpec", "XesMapping", "load_config", "resolve_database_url",
+    "SinkSpec", "WEB_SETTINGS", "WebConfig", "XesMapping", "load_config",
+    "resolve_database_url",
 ]

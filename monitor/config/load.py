@@ -3,7 +3,7 @@ into, and where the database is (:func:`resolve_database_url`).
 
 Sections with settings of their own are read by the module named after what they
 configure (:mod:`.notify`, :mod:`.xes`, :mod:`.reports`, :mod:`.schedule`,
-:mod:`.sources`); this one checks the store, the clock and the calendar settings and puts
+:mod:`.sources`, :mod:`.web`); this one checks the store, the clock and the calendar settings and puts
 the sections together.
 """
 
@@ -24,6 +24,7 @@ from .reports import ScoreWeights, load_language, load_scores
 from .schedule import InboxConfig, ScheduleConfig, load_unattended
 from .settings import Setting, declared, read_section
 from .sources import PullSource, load_sources
+from .web import WebConfig, load_web
 from .xes import XesMapping, load_mapping
 
 DEFAULT_CONFIG_NAME = "config.yaml"
@@ -84,6 +85,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sources", {}, dict,
             "Source databases for `ingest pull`: name → {url_env or url, query, watermark}; "
             "see the 'sources' table below."),
+    Setting("web", {}, dict,
+            "Sign-in and pages of `permit-monitor web`: idle timeout, lockout, page size; "
+            "keys in the 'web' table below."),
 )
 
 CALENDAR_KEYS = ("extra_holidays", "extra_workdays")
@@ -118,6 +122,7 @@ class Config:
     schedule: ScheduleConfig = declared(SETTINGS, "schedule",
                                         lambda raw: ScheduleConfig(**raw))
     sources: Mapping[str, PullSource] = declared(SETTINGS, "sources")
+    web: WebConfig = declared(SETTINGS, "web", lambda raw: WebConfig(**raw))
 
     @property
     def tz(self) -> ZoneInfo:
@@ -175,6 +180,7 @@ def load_config(path: str | Path | None) -> Config:
         scores=load_scores(raw.get("scores") or LineDict(), where),
         **load_unattended(values, raw, where, base_dir),
         sources=load_sources(values["sources"] or LineDict(), where),
+        web=load_web(values["web"] or LineDict(), where),
     )
 
 

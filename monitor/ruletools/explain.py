@@ -27,6 +27,30 @@ from ..rules.model import Rule
 WEEKDAYS = "一二三四五六日"
 
 
+@dataclass(frozen=True)
+class Day:
+    """One calendar day of the working-day strip (``overdue``)."""
+
+    day: date
+    kind: str                 # weekday | weekend | holiday | makeup | config_holiday | config_workday
+    holiday: str | None       # chinese-calendar's name of the holiday (or of the 调休's holiday)
+    counted: int | None       # the working day's number in the count, if counted
+    suspended: bool           # a working day not counted: the clock was stopped
+    marks: tuple[str, ...]    # promised deadline, legal deadline, clock ends
+
+    def line(self) -> str:
+        label = {"config_holiday": "holiday (config.yaml)",
+                 "config_workday": "working day (config.yaml)", "weekend": "weekend",
+                 "weekday": "weekday", "makeup": f"make-up working day 调休 ({self.holiday})",
+                 "holiday": f"holiday ({self.holiday})"}[self.kind]
+        if self.suspended:
+            label += " · suspended, not counted"
+        elif self.counted:
+            label += f" · working day {self.counted}"
+        return (f"{self.day} {WEEKDAYS[self.day.weekday()]}  {label}"
+                + (f"  ← {', '.join(self.marks)}" if self.marks else ""))
+
+
 @dataclass
 class Explanation:
     rule: Rule
@@ -38,6 +62,8 @@ class Explanation:
     verdict: str = ""
     evidence: dict[str, Any] | None = None  # the finding's own, for kinds without checks
     alert: str | None = None
+    events: list[Any] = field(default_factory=list)  # the case's events, as stored
+    strip: list[Day] = field(default_factory=list)   # ``days``, one record per day
 
 
 def human(seconds: float) -> str:
@@ -51,7 +77,9 @@ def human(seconds: float) -> str:
 
 
 def explain(engine: Engine, config: Config, rules: list[Rule], rule_id: str, case_id: str,
-            as_of: datetime) -> Explanation:
+            as_of: datetime, verdict: bool = True) -> Explanation:
+    """``verdict=False`` skips running the rule's detector (the web's alert page shows the
+    stored alert as the verdict): timeline, checks and working days only."""
     rule = next((r for r in rules if r.id == rule_id), None)
     if rule is None:
         raise RuleError(str(config.rules_dir), None, f"no rule with id '{rule_id}'"
@@ -64,10 +92,11 @@ def explain(engine: Engine, config: Config, rules: list[Rule], rule_id: str, cas
             raise MonitorError(f"no events of case '{case_id}' by {as_of.isoformat()}")
         item = conn.execute(select(Item).where(Item.code == events[0].item_code)).one()
         key = f"{rule.id}|{case_id}"  # the case's alert, and its step alerts (overdue)
-        stored = conn.execute(select(Alert).where(or_(
-            Alert.dedupe_key == key, Alert.dedupe_key.startswith(f"{key}|", autoescape=True)))
+        stored = conn.execute(select(Alert).where(  # case_id first: an index, not a scan
+            Alert.case_id == case_id, Alert.rule_id == rule.id, or_(
+                Alert.dedupe_key == key, Alert.dedupe_key.startswith(f"{key}|", autoescape=True)))
             .order_by(Alert.id)).all()
-    out = Explanation(rule, case_id, as_of)
+    out = Explanation(rule, case_id, as_of, events=list(events))
     ctx = Context(as_of=as_of, tz=config.tz, calendar=config.calendar())
     tz = config.tz
     for prev, e in zip([None, *events], events):
@@ -79,7 +108,8 @@ def explain(engine: Engine, config: Config, rules: list[Rule], rule_id: str, cas
     check = CHECKS.get(rule.kind)
     if check:
         check(out, rule, item, events, ctx)
-    findings = _verdict(engine, config, rule, case_id, as_of)
+    out.days = [d.line() for d in out.strip]
+    findings = _verdict(engine, config, rule, case_id, as_of) if verdict else []
     if not findings:
         out.verdict = f"no finding: {rule.id} does not flag case {case_id} as of this moment"
     else:
@@ -188,7 +218,7 @@ def _overdue(out: Explanation, rule: Rule, item: Any, events: list, ctx: Context
     suspended = [(date.fromisoformat(s["suspended_at"][:10]),
                   date.fromisoformat(s["resumed_at"][:10]) if s["resumed_at"] else None)
                  for s in clock.suspensions]
-    out.days = _days(ctx, clock, suspended)
+    out.strip = _days(ctx, clock, suspended)
     _step_checks(out, rule, item, events, ctx)
 
 
@@ -209,43 +239,42 @@ def _step_checks(out: Explanation, rule: Rule, item: Any, events: list, ctx: Con
             + ("OVER" if clock.end_date > clock.promised_deadline else "ok"))
 
 
-def _days(ctx: Context, clock: Any, suspended: list) -> list[str]:
-    """One line per calendar day from the day after acceptance to the last date that
+def _days(ctx: Context, clock: Any, suspended: list) -> list[Day]:
+    """One record per calendar day from the day after acceptance to the last date that
     matters (the clock's end or the deadline past it), each working day numbered."""
-    cal, n, lines = ctx.calendar, 0, []
+    cal, n, days = ctx.calendar, 0, []
     last = (clock.promised_deadline if clock.end_date <= clock.promised_deadline else
             clock.legal_deadline if clock.end_date <= clock.legal_deadline else clock.end_date)
     day = clock.accepted + timedelta(days=1)
-    while day <= last and len(lines) < 400:
-        label = _label(day, cal)
-        stopped = any(s < day and (r is None or day <= r) for s, r in suspended)
-        if cal.is_workday(day) and stopped:
-            label += " · suspended, not counted"
-        elif cal.is_workday(day):
+    while day <= last and len(days) < 400:
+        kind, name = _kind(day, cal)
+        stopped = cal.is_workday(day) and any(s < day and (r is None or day <= r)
+                                              for s, r in suspended)
+        counted = None
+        if cal.is_workday(day) and not stopped:
             n += 1
-            label += f" · working day {n}"
-        marks = [m for m, d in (("promised deadline", clock.promised_deadline),
-                                ("legal deadline", clock.legal_deadline),
-                                ("clock ends", clock.end_date)) if d == day]
-        lines.append(f"{day} {WEEKDAYS[day.weekday()]}  {label}"
-                     + (f"  ← {', '.join(marks)}" if marks else ""))
+            counted = n
+        marks = tuple(m for m, d in (("promised deadline", clock.promised_deadline),
+                                     ("legal deadline", clock.legal_deadline),
+                                     ("clock ends", clock.end_date)) if d == day)
+        days.append(Day(day, kind, name, counted, stopped, marks))
         day += timedelta(days=1)
-    return lines
+    return days
 
 
-def _label(day: date, cal: Any) -> str:
+def _kind(day: date, cal: Any) -> tuple[str, str | None]:
     name = None
     try:
         name = chinese_calendar.get_holiday_detail(day)[1]
     except NotImplementedError:
         pass
     if day in cal.extra_holidays:
-        return "holiday (config.yaml)"
+        return "config_holiday", name
     if day in cal.extra_workdays:
-        return "working day (config.yaml)"
+        return "config_workday", name
     if day.weekday() >= 5:
-        return f"make-up working day 调休 ({name})" if cal.is_workday(day) else "weekend"
-    return f"holiday ({name})" if not cal.is_workday(day) else "weekday"
+        return ("makeup" if cal.is_workday(day) else "weekend"), name
+    return ("holiday" if not cal.is_workday(day) else "weekday"), name
 
 
 CHECKS = {"step_too_fast": _steps, "case_too_fast": _case, "late_entry": _late,

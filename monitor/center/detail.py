@@ -1,0 +1,124 @@
+"""One alert, one case: everything a monitor reads before acting, and what they may do.
+
+The alert page's timeline and working-day strip are ``rules explain``'s own computation
+(monitor/ruletools/explain.py, without re-running the detector: the stored alert is the
+verdict); its trail is checked entry by entry (monitor/trail.py); the actions offered are
+those the alert's state allows (monitor/supervision.py) and the actor may take
+(monitor/authz.py) — the same checks that refuse a forged request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from .. import authz, trail
+from ..authz import Actor
+from ..config import Config
+from ..errors import MonitorError, NotFound
+from ..models import (Alert, Department, Disposition, Event, Hold, SpotCheck,
+                      SupervisionOrder, TrailEntry)
+from ..ruletools.explain import Explanation, explain
+from ..rules.model import Rule
+from ..supervision import possible_actions
+from .evidence import sentences
+from .listing import days_left
+
+
+@dataclass
+class AlertView:
+    alert: Any
+    department: str
+    evidence: list[str]
+    explanation: Explanation | None
+    explain_error: str | None
+    history: list[Any]
+    trail_problem: str | None
+    dispositions: list[Any]
+    orders: list[Any]
+    holds: list[Any]
+    actions: list[str]
+    days_left: int | None
+    may_exempt: bool = False
+
+
+def _alert(conn, alert_id: int) -> Any:
+    row = conn.execute(select(Alert).where(Alert.id == alert_id)).one_or_none()
+    if row is None:
+        raise NotFound(f"no alert with id {alert_id}")
+    return row
+
+
+def alert_view(engine: Engine, config: Config, rules: list[Rule], actor: Actor,
+               alert_id: int, now: datetime) -> AlertView:
+    """The alert page; ``NotFound``, or ``NotAllowed`` outside the actor's view."""
+    with engine.connect() as conn:
+        alert = _alert(conn, alert_id)
+        authz.check(actor, authz.READ, alert)
+        dept = conn.scalar(select(Department.name).where(Department.code == alert.department))
+        history = conn.execute(select(TrailEntry).where(TrailEntry.alert_id == alert_id)
+                               .order_by(TrailEntry.seq)).all()
+        dispositions = conn.execute(select(Disposition).where(Disposition.alert_id == alert_id)
+                                    .order_by(Disposition.id)).all()
+        orders = conn.execute(select(SupervisionOrder).where(
+            SupervisionOrder.alert_id == alert_id).order_by(SupervisionOrder.id)).all()
+        holds = conn.execute(select(Hold).where(Hold.alert_id == alert_id)
+                             .order_by(Hold.id)).all()
+    explanation, error = None, None
+    if alert.case_id:
+        try:
+            explanation = explain(engine, config, rules, alert.rule_id, alert.case_id,
+                                  max(now, alert.raised_at), verdict=False)
+        except MonitorError as exc:  # the rule is no longer loaded, or its events are gone
+            error = str(exc)
+    possible = possible_actions(alert)
+    actions = [a for a in authz.actions_on(actor, alert) if a in possible]
+    if dispositions and "confirm" in actions and dispositions[-1].by_user == actor.id:
+        actions.remove("confirm")  # another tier-2 monitor reviews one's own disposition
+    may_exempt = (authz.allowed(actor, "exempt", alert) and alert.status != "suppressed"
+                  and any(r.id == alert.rule_id for r in rules))
+    left = (days_left(config.calendar(), now.astimezone(config.tz).date(), alert.due_on)
+            if "resolve" in possible or "confirm" in possible else None)
+    return AlertView(alert, dept or alert.department or "-",
+                     sentences(alert.kind, alert.evidence, config.language, config.tz),
+                     explanation, error, history, trail.check_entries(engine, history),
+                     dispositions, orders, holds, actions, left, may_exempt)
+
+
+@dataclass
+class CaseView:
+    case_id: str
+    department: str | None
+    department_name: str
+    events: list[Any]
+    alerts: list[Any] = field(default_factory=list)
+    holds: list[Any] = field(default_factory=list)
+    spot_checks: list[Any] = field(default_factory=list)
+
+
+def case_view(engine: Engine, actor: Actor, case_id: str) -> CaseView:
+    """Every event, alert, hold and spot check of one case the actor may see."""
+    case_id = case_id.strip()
+    with engine.connect() as conn:
+        events = conn.execute(select(Event).where(Event.case_id == case_id)
+                              .order_by(Event.occurred_at, Event.id)).all()
+        if not events:
+            raise NotFound(f"no events of case '{case_id}'")
+        dept = events[0].department
+        authz.check(actor, authz.READ, SimpleNamespace(id=case_id, department=dept,
+                                                       what=f"case {case_id}"))
+        name = conn.scalar(select(Department.name).where(Department.code == dept))
+        alerts = conn.execute(select(Alert).where(Alert.case_id == case_id)
+                              .order_by(Alert.id)).all()
+        holds = conn.execute(select(Hold).where(Hold.case_id == case_id)
+                             .order_by(Hold.id)).all()
+        spots = conn.execute(select(SpotCheck).where(SpotCheck.case_id == case_id)).all()
+    return CaseView(case_id, dept, name or dept or "-", events,
+                    [a for a in alerts if authz.allowed(actor, authz.READ, a)], holds, spots)
+
+
+__all__ = ["AlertView", "CaseView", "alert_view", "case_view"]

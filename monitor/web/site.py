@@ -1,0 +1,103 @@
+"""What every request of the control center shares: the site (store, settings, clock,
+rules, templates), rendering a page, the error page, the security headers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from jinja2 import Environment
+from sqlalchemy import Engine
+
+from ..config import Config
+from ..errors import InvalidTransition, MonitorError, NotAllowed, NotFound
+from ..rules.loader import load_rules
+from ..rules.model import Rule
+
+HERE = Path(__file__).parent
+SECURITY_HEADERS = {
+    # no script at all, nothing from elsewhere, no framing, forms post only here
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; "
+                               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+class Redirect(Exception):
+    """Raised by a dependency to send the browser elsewhere (303), e.g. to the login."""
+
+    def __init__(self, url: str):
+        super().__init__(url)
+        self.url = url
+
+
+@dataclass
+class Rules:
+    """The rules of ``rules_dir``, loaded again when a file there changes."""
+
+    directory: Path
+    _stamp: tuple = ()
+    _rules: list[Rule] = field(default_factory=list)
+
+    def current(self) -> list[Rule]:
+        files = sorted(self.directory.glob("*.y*ml")) if self.directory.is_dir() else []
+        stamp = tuple((str(f), f.stat().st_mtime_ns) for f in files)
+        if stamp != self._stamp:
+            self._rules, self._stamp = load_rules([self.directory]), stamp
+        return self._rules
+
+
+@dataclass
+class Site:
+    """What every request needs: the store, the settings, the clock, the rules, templates."""
+
+    engine: Engine
+    config: Config
+    clock: Callable[[], datetime]
+    rules: Rules
+    templates: Environment
+
+
+def site(request: Request) -> Site:
+    return request.app.state.site
+
+
+STATUS = {NotFound: 404, NotAllowed: 403, InvalidTransition: 409}
+
+
+def status_of(exc: MonitorError) -> int:
+    for kind, code in STATUS.items():
+        if isinstance(exc, kind):
+            return code
+    return 400
+
+
+def wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def render(request: Request, template: str, status: int = 200, **values: Any) -> HTMLResponse:
+    s = site(request)
+    page = s.templates.get_template(template)
+    context = {"request": request, "language": s.config.language,
+               "session": getattr(request.state, "session", None),
+               "csrf": getattr(request.state, "csrf", ""), **values}
+    return HTMLResponse(page.render(**context), status_code=status)
+
+
+def error_page(request: Request, status: int, message: str, **extra: Any) -> Response:
+    if wants_json(request):
+        return JSONResponse({"detail": message, **extra}, status_code=status)
+    return render(request, "error.html", status=status, status_code=status, message=message,
+                  **extra)
+
+
+__all__ = ["Redirect", "Site", "error_page", "render", "site", "status_of"]

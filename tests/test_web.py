@@ -1,0 +1,439 @@
+"""The control center through Starlette's test client: every route × every role with exact
+status codes, CSRF, field errors, internal errors with an id, cookies and headers, the API,
+and the monitoring log and trail the web writes."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import replace
+
+import pytest
+from argon2 import PasswordHasher
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from monitor import accounts
+from monitor.models import Activity, Alert, TrailEntry
+from monitor.supervision import possible_actions
+from monitor.web import create_app
+from web_county import AT, PASSWORD, build_county, clock
+
+ROLES = ("anonymous", "own", "other", "tier2", "leader", "service")
+USER_OF = {"own": "m4", "other": "m7", "tier2": "k1", "leader": "boss"}
+
+
+@pytest.fixture(autouse=True)
+def cheap_hashes(monkeypatch):
+    monkeypatch.setattr(accounts, "HASHER", PasswordHasher(time_cost=1, memory_cost=8192,
+                                                           parallelism=1))
+    accounts._DUMMY.clear()
+
+
+@pytest.fixture
+def county(engine, config, tmp_path, write_events):
+    config = replace(config, rules_dir=tmp_path / "rules")
+    return build_county(engine, config, tmp_path, write_events)
+
+
+@pytest.fixture
+def app(county):
+    return create_app(county.engine, county.config, clock())
+
+
+def client_as(app, county, role: str) -> tuple[TestClient, str]:
+    """A client signed in as ``role`` (a browser session; the service uses a token);
+    (client, the CSRF token of its forms)."""
+    client = TestClient(app, base_url="http://testserver", follow_redirects=False)
+    if role == "service":
+        _, token = accounts.create_token(county.engine, AT, "admin:test", service="oa",
+                                         scope="read")
+        client.headers["Authorization"] = f"Bearer {token}"
+        return client, ""
+    if role == "anonymous":
+        return client, ""
+    session = accounts.login(county.engine, USER_OF[role], PASSWORD, AT, county.config.web)
+    client.cookies.set("pm_session", session.token)
+    return client, session.csrf
+
+
+def api_as(app, county, role: str) -> TestClient:
+    """A client with a bearer token: a personal token for people, the service's for it."""
+    client = TestClient(app, follow_redirects=False)
+    if role == "anonymous":
+        return client
+    kwargs = ({"service": "oa", "scope": "read"} if role == "service"
+              else {"user_id": USER_OF[role]})
+    _, token = accounts.create_token(county.engine, AT, "admin:test", **kwargs)
+    client.headers["Authorization"] = f"Bearer {token}"
+    return client
+
+
+LOGIN = "/login"
+PAGES = {  # route → expected (status, Location prefix) per role
+    "GET /board": ["303 /login", "200", "200", "200", "200", "303 /login"],
+    "GET /queue": ["303 /login", "200", "200", "200", "200", "303 /login"],
+    "GET /alerts": ["303 /login", "200", "200", "200", "200", "303 /login"],
+    "GET /alerts/{id}": ["303 /login", "200", "403", "200", "200", "303 /login"],
+    "GET /cases/c1": ["303 /login", "200", "403", "200", "200", "303 /login"],
+    "GET /cases/nope": ["303 /login", "404", "404", "404", "404", "303 /login"],
+    "GET /reports": ["303 /login", "200", "200", "200", "200", "303 /login"],
+    "GET /rules": ["303 /login", "200", "200", "200", "200", "303 /login"],
+    "GET /password": ["303 /login", "200", "200", "200", "200", "303 /login"],
+    "POST /alerts/{id}/ack": ["303 /login", "303 /alerts/", "403", "303 /alerts/", "403",
+                              "303 /login"],
+    "POST /alerts/{id}/resolve": ["303 /login", "303 /alerts/", "403", "303 /alerts/", "403",
+                                  "303 /login"],
+    "POST /alerts/{id}/order": ["303 /login", "403", "403", "303 /alerts/", "403",
+                                "303 /login"],
+    "POST /alerts/{id}/escalate": ["303 /login", "403", "403", "303 /alerts/", "403",
+                                   "303 /login"],
+    "POST /alerts/{id}/confirm": ["303 /login", "403", "403", "409", "403", "303 /login"],
+    "POST /alerts/{id}/reject": ["303 /login", "403", "403", "409", "403", "303 /login"],
+    "POST /alerts/{id}/exempt": ["303 /login", "403", "403", "303 /alerts/", "403",
+                                 "303 /login"],
+    "POST /alerts/999/ack": ["303 /login", "404", "404", "404", "404", "303 /login"],
+}
+API = {
+    "GET /api/v1/alerts": ["401", "200", "200", "200", "200", "200"],
+    "GET /api/v1/alerts/{id}": ["401", "200", "403", "200", "200", "200"],
+    "GET /api/v1/alerts/999": ["401", "404", "404", "404", "404", "404"],
+    "POST /api/v1/alerts/{id}/ack": ["401", "200", "403", "200", "403", "403"],
+    "POST /api/v1/alerts/{id}/resolve": ["401", "200", "403", "200", "403", "403"],
+    "POST /api/v1/alerts/{id}/order": ["401", "403", "403", "200", "403", "403"],
+    "POST /api/v1/alerts/{id}/escalate": ["401", "403", "403", "200", "403", "403"],
+    "POST /api/v1/alerts/{id}/confirm": ["401", "403", "403", "409", "403", "403"],
+    "POST /api/v1/alerts/{id}/reject": ["401", "403", "403", "409", "403", "403"],
+    "POST /api/v1/alerts/{id}/fly": ["401", "404", "404", "404", "404", "404"],
+    "GET /api/v1/openapi.json": ["200"] * 6,
+}
+FORM = {"note": "已电话核实", "disposition": "rectified", "scope": "case",
+        "reason": "试点窗口", "until": "2025-12-31"}
+BODY = {"note": "已电话核实", "disposition": "rectified"}
+
+
+def _cases(table):
+    return [(route, role, want) for route, wants in table.items()
+            for role, want in zip(ROLES, wants)]
+
+
+@pytest.mark.parametrize("route, role, want", _cases(PAGES) + _cases(API))
+def test_authorization_matrix(app, county, route, role, want):
+    """Every route × every role, with the exact status (and where a redirect goes)."""
+    method, path = route.split(" ")
+    path = path.replace("{id}", str(county.alert))
+    if path.startswith("/api/"):
+        client = api_as(app, county, role)
+        response = client.request(method, path, json=BODY if method == "POST" else None)
+    else:
+        client, csrf = client_as(app, county, role)
+        response = (client.post(path, data={**FORM, "csrf": csrf}) if method == "POST"
+                    else client.get(path))
+    status, _, location = want.partition(" ")
+    assert response.status_code == int(status), (route, role, response.text[:500])
+    if location:
+        assert response.headers["location"].startswith(location)
+
+
+def test_the_api_lists_only_what_the_caller_may_see(app, county):
+    assert api_as(app, county, "own").get("/api/v1/alerts").json()["total"] == 1
+    assert api_as(app, county, "other").get("/api/v1/alerts").json() == {
+        "items": [], "page": 1, "per_page": 50, "total": 0}
+    item = api_as(app, county, "service").get("/api/v1/alerts?level=red").json()["items"][0]
+    assert (item["id"], item["department"], item["rule_id"], item["status"]) == (
+        county.alert, "D04", "fast", "open")
+    assert api_as(app, county, "tier2").get("/api/v1/alerts?level=purple").status_code == 422
+
+
+def test_api_actions_are_traced_with_the_user_and_channel_api(app, county):
+    client = api_as(app, county, "own")
+    done = client.post(f"/api/v1/alerts/{county.alert}/ack", json={"note": "在查"})
+    assert done.json() == {"alert_id": county.alert, "action": "acknowledged",
+                           "status": "acknowledged", "tier": 1, "due_on": "2025-10-11",
+                           "order_id": None}
+    again = client.post(f"/api/v1/alerts/{county.alert}/ack", json={})
+    assert (again.status_code, again.json()["detail"]) == (
+        409, f"cannot acknowledge alert {county.alert}: it is acknowledged, not open")
+    with county.engine.connect() as conn:
+        last = conn.execute(select(TrailEntry).order_by(TrailEntry.seq.desc())).first()
+    assert (last.action, last.actor, last.channel) == ("acknowledged", "m4", "api")
+
+
+def test_api_field_errors_are_422_with_the_field(app, county):
+    client = api_as(app, county, "own")
+    url = f"/api/v1/alerts/{county.alert}/resolve"
+    missing = client.post(url, json={"disposition": "rectified"})
+    assert missing.status_code == 422
+    assert missing.json()["detail"] == [{"loc": ["body", "note"], "msg": "required",
+                                         "type": "value_error"}]
+    wrong = client.post(url, json={"note": "x", "disposition": "done"})
+    assert wrong.status_code == 422
+    assert wrong.json()["detail"][0]["loc"] == ["body", "disposition"]
+    assert client.post("/api/v1/alerts/abc/ack", json={}).status_code == 422
+
+
+def test_openapi_describes_the_api_only(app, county):
+    spec = TestClient(app).get("/api/v1/openapi.json").json()
+    assert set(spec["paths"]) == {"/api/v1/alerts", "/api/v1/alerts/{alert_id}",
+                                  "/api/v1/alerts/{alert_id}/{action}"}
+    assert "AlertOut" in spec["components"]["schemas"]
+
+
+def test_a_session_cookie_needs_the_csrf_header_to_change_anything(app, county):
+    client, csrf = client_as(app, county, "own")
+    url = f"/api/v1/alerts/{county.alert}/ack"
+    assert client.get("/api/v1/alerts").status_code == 200
+    assert client.post(url, json={}).status_code == 403
+    assert client.post(url, json={}, headers={"X-CSRF-Token": csrf}).status_code == 200
+
+
+@pytest.mark.parametrize("csrf", [None, "", "forged"])
+def test_forms_without_the_csrf_token_are_refused(app, county, csrf):
+    client, _ = client_as(app, county, "own")
+    data = {"note": "x"} | ({} if csrf is None else {"csrf": csrf})
+    response = client.post(f"/alerts/{county.alert}/ack", data=data)
+    assert response.status_code == 403
+    assert "表单已失效，请刷新页面后重试。" in response.text
+    with county.engine.connect() as conn:
+        assert conn.scalar(select(Alert.status)) == "open"
+
+
+def login(client: TestClient, user: str, password: str, token: str | None = None):
+    page = client.get("/login")
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text)[1] if token is None else token
+    return client.post("/login", data={"csrf": token, "user_id": user, "password": password,
+                                       "next": "/queue"})
+
+
+def test_login_logout_and_the_monitoring_log(app, county):
+    client = TestClient(app, follow_redirects=False)
+    response = login(client, "m4", PASSWORD)
+    assert (response.status_code, response.headers["location"]) == (303, "/queue")
+    cookie = response.headers["set-cookie"]
+    assert "pm_session=" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
+    assert "Secure" not in cookie  # plain HTTP here; over HTTPS it is set (next test)
+    assert client.get("/queue").status_code == 200
+    csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/board").text)[1]
+    assert client.post("/logout", data={"csrf": csrf}).headers["location"] == "/login"
+    assert client.get("/board").status_code == 303
+    with county.engine.connect() as conn:
+        actions = conn.scalars(select(Activity.action).where(Activity.user_id == "m4")
+                               .order_by(Activity.at)).all()
+    assert actions == ["login", "view", "view", "logout"]
+
+
+def test_the_cookie_is_secure_over_https_and_pages_carry_security_headers(app, county):
+    client = TestClient(app, base_url="https://testserver", follow_redirects=False)
+    response = login(client, "m4", PASSWORD)
+    assert "Secure" in response.headers["set-cookie"]
+    page = client.get("/board")
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    assert page.headers["x-frame-options"] == "DENY"
+
+
+def test_login_without_its_csrf_token_is_refused(app, county):
+    client = TestClient(app, follow_redirects=False)
+    assert login(client, "m4", PASSWORD, token="forged").status_code == 403
+
+
+@pytest.mark.parametrize("user, password", [("m4", "wrong-password"), ("ghost", PASSWORD)])
+def test_failed_logins_say_the_same_and_lock_after_five(app, county, user, password):
+    client = TestClient(app, follow_redirects=False)
+    for _ in range(5):
+        response = login(client, user, password)
+        assert response.status_code == 401
+        assert "用户名或密码错误，或账户已被暂时锁定。" in response.text
+    assert login(client, user, PASSWORD).status_code == (401 if user == "m4" else 401)
+
+
+def test_first_login_must_change_the_password(app, county):
+    accounts.set_password(county.engine, "m7", PASSWORD, AT, "admin:test")  # must change
+    client = TestClient(app, follow_redirects=False)
+    assert login(client, "m7", PASSWORD).headers["location"] == "/password"
+    assert client.get("/board").headers["location"] == "/password"
+    assert client.get("/api/v1/alerts").status_code == 403
+    csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/password").text)[1]
+    short = client.post("/password", data={"csrf": csrf, "old": PASSWORD, "new": "short",
+                                           "repeat": "short"})
+    assert short.status_code == 422 and "at least 10 characters" in short.text
+    done = client.post("/password", data={"csrf": csrf, "old": PASSWORD,
+                                          "new": "新口令-Changed-99", "repeat": "新口令-Changed-99"})
+    assert done.headers["location"] == "/board?done=password_changed"
+    assert client.get("/board").status_code == 200
+
+
+def test_a_form_with_a_missing_field_says_which(app, county):
+    client, csrf = client_as(app, county, "own")
+    response = client.post(f"/alerts/{county.alert}/resolve", data={"csrf": csrf, "note": "x"})
+    assert response.status_code == 422
+    assert 'data-field="disposition"' in response.text and "Traceback" not in response.text
+    bad = client.get("/queue?level=purple")
+    assert bad.status_code == 422 and "level: one of warning, yellow, red" in bad.text
+
+
+def test_hostile_text_is_escaped_everywhere(app, county):
+    client, _ = client_as(app, county, "tier2")
+    for path in ("/board", f"/alerts/{county.alert}", "/cases/c1", "/queue"):
+        html = client.get(path).text
+        assert "<script>alert(1)</script>" not in html and "<img src=x" not in html
+    page = client.get("/cases/c1").text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;&#34;&gt;&lt;img src=x onerror=alert(2)&gt;" \
+        in page
+    own, _ = client_as(app, county, "own")
+    assert "王监察&lt;script&gt;" in own.get("/board").text
+
+
+def test_an_internal_error_shows_an_id_that_is_logged(app, county, monkeypatch, caplog):
+    import monitor.web.pages as pages
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(pages, "board", broken)
+    client, _ = client_as(app, county, "own")
+    client = TestClient(app, raise_server_exceptions=False, cookies=client.cookies)
+    with caplog.at_level(logging.ERROR, logger="monitor.web.app"):
+        response = client.get("/board")
+    assert response.status_code == 500
+    error_id = re.search(r'data-error-id="([0-9a-f]{10})"', response.text)[1]
+    assert "Traceback" not in response.text and "a bug" not in response.text
+    assert any(error_id in r.getMessage() for r in caplog.records)
+
+
+def test_the_actions_offered_are_those_the_state_allows(app, county):
+    """A page offers exactly what the supervision functions then accept."""
+    client, _ = client_as(app, county, "tier2")
+    html = client.get(f"/alerts/{county.alert}").text
+    offered = re.search(r'data-actions="([^"]*)"', html)[1].split()
+    with county.engine.connect() as conn:
+        alert = conn.execute(select(Alert)).one()
+    assert offered == [a for a in ("ack", "resolve", "order", "escalate", "confirm", "reject")
+                       if a in possible_actions(alert)]
+    assert offered == ["ack", "resolve", "order", "escalate"]
+    leader, _ = client_as(app, county, "leader")
+    assert 'data-actions=""' in leader.get(f"/alerts/{county.alert}").text
+    assert "<form method=\"post\" action=\"/alerts/" not in leader.get(
+        f"/alerts/{county.alert}").text
+
+
+# ---------------------------------------------------------------- the state an alert is in
+
+STATES = {  # state → the actions (user, action, note, disposition) that lead there
+    "open, tier 1": [],
+    "acknowledged, tier 1": [("m4", "ack")],
+    "resolved, tier 1": [("m4", "resolve")],
+    "open, tier 2": [("k1", "order")],
+    "resolved, tier 2": [("k1", "order"), ("m4", "resolve")],
+    "confirmed": [("k1", "order"), ("m4", "resolve"), ("k1", "confirm")],
+}
+EVERY = ("ack", "resolve", "order", "escalate", "confirm", "reject")
+
+
+def _do(county, user, action):
+    from monitor.authz import Actor
+    from monitor.center.act import act
+    from monitor.models import User
+    from monitor.rules.loader import load_rules
+
+    with county.engine.connect() as conn:
+        actor = Actor.of_user(conn.execute(select(User).where(User.id == user)).one(), "web")
+    act(county.engine, county.config, load_rules([county.config.rules_dir]), actor,
+        county.alert, action, AT, note="说明", disposition="explained")
+
+
+@pytest.mark.parametrize("state", STATES)
+def test_possible_actions_are_what_the_supervision_functions_accept(
+        state, engine, config, tmp_path, write_events):
+    """What a page offers for an alert's state is exactly what the supervision functions
+    then accept: every other action is refused as not allowed in that state (409), each
+    offered one succeeds (on its own copy of the county)."""
+    from conftest import fresh_database
+    from monitor.db import open_store
+    from monitor.errors import InvalidTransition
+
+    def county_in_state(folder):
+        c = build_county(engine_of(folder), replace(config, rules_dir=folder / "rules"),
+                         folder, write_events)
+        for user, action in STATES[state]:
+            _do(c, user, action)
+        return c
+
+    opened = []
+
+    def engine_of(folder):
+        e = open_store(stack.enter_context(fresh_database(folder)))
+        opened.append(e)
+        return e
+
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        (tmp_path / "base").mkdir()
+        county = county_in_state(tmp_path / "base")
+        with county.engine.connect() as conn:
+            possible = possible_actions(conn.execute(select(Alert)).one())
+        for action in EVERY:
+            if action in possible:
+                folder = tmp_path / action
+                folder.mkdir()
+                _do(county_in_state(folder), "k2" if action == "confirm" else "k1", action)
+            else:
+                with pytest.raises(InvalidTransition):
+                    _do(county, "k2" if action == "confirm" else "k1", action)
+        for e in opened:
+            e.dispose()
+
+
+def test_only_the_web_package_imports_the_web_framework():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "monitor"
+    pattern = re.compile(r"^\s*(from|import)\s+(fastapi|starlette|uvicorn|jinja2|click)\b", re.M)
+    offenders = [str(p.relative_to(root)) for p in root.rglob("*.py")
+                 if "web" not in p.relative_to(root).parts[:1] and pattern.search(p.read_text())]
+    assert offenders == []
+
+
+def test_web_logins_keep_a_monitor_from_being_inactive(county):
+    """The monitoring log the web writes is what inactive_monitor reads: a department
+    monitor who never logged in is found away; one web login the day before, not."""
+    from datetime import datetime, timezone
+
+    from monitor.engine import evaluate
+    from monitor.rules.loader import load_rules
+
+    (county.config.rules_dir / "away.yaml").write_text(
+        "- {id: away, kind: inactive_monitor, level: yellow, params: {days: 2}}\n",
+        encoding="utf-8")
+    rules = [r for r in load_rules([county.config.rules_dir]) if r.id == "away"]
+    as_of = datetime(2025, 10, 14, 10, 0, tzinfo=timezone.utc)
+
+    def away() -> list[str]:
+        [outcome] = evaluate(county.engine, county.config, as_of, rules=rules, dry_run=True)
+        return [f.subject.split("|")[0] for f in outcome.findings]
+
+    def web_login(user: str, day: datetime) -> None:
+        app = create_app(county.engine, county.config, clock(day))
+        assert login(TestClient(app, follow_redirects=False), user, PASSWORD).status_code == 303
+
+    assert away() == []  # no monitoring log at all: nothing is found
+    web_login("m7", datetime(2025, 9, 29, 1, 0, tzinfo=timezone.utc))  # the log begins
+    assert away() == ["m4"]  # D04 has an open alert and its monitor never logged in
+    web_login("m4", datetime(2025, 10, 13, 1, 0, tzinfo=timezone.utc))
+    assert away() == []
+
+
+def test_a_user_who_is_no_monitor_sees_nothing(app, county):
+    """A clerk given a password by mistake: no department's alerts, reports or cases."""
+    accounts.set_password(county.engine, "u1", PASSWORD, AT, "admin:test", must_change=False)
+    client = TestClient(app, follow_redirects=False)
+    client.cookies.set("pm_session", accounts.login(county.engine, "u1", PASSWORD, AT,
+                                                    county.config.web).token)
+    assert client.get("/reports").status_code == 403
+    assert client.get("/cases/c1").status_code == 403
+    assert client.get(f"/alerts/{county.alert}").status_code == 403
+    assert 'data-department=' not in client.get("/board").text
+    assert 'data-alert=' not in client.get("/queue").text
+    _, token = accounts.create_token(county.engine, AT, "admin:test", user_id="u1")
+    api = TestClient(app, headers={"Authorization": f"Bearer {token}"})
+    assert api.get("/api/v1/alerts").status_code == 403
