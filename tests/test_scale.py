@@ -1,6 +1,6 @@
 """What province scale rests on (issue 21): 64-bit ids, incremental runs that look up the
 changed and the open cases instead of scanning the history (the same alerts whichever
-way), findings stored in rounds, and migration 0011 on a store that already has data."""
+way), findings stored in rounds, and migration 0012 on a store that already has data."""
 
 from __future__ import annotations
 
@@ -137,7 +137,7 @@ def test_ids_past_32_bits(store, config, write_events):
     assert verify(store).entries > 0
 
 
-def test_migration_0011_on_a_store_with_data(tmp_path, catalog_file, config, write_events):
+def test_migration_0012_on_a_store_with_data(tmp_path, catalog_file, config, write_events):
     from alembic import command
 
     from monitor.db import _alembic_config, create_store_engine, scratch_database
@@ -145,7 +145,7 @@ def test_migration_0011_on_a_store_with_data(tmp_path, catalog_file, config, wri
     with scratch_database(tmp_path, PG_URL) as url:
         engine = create_store_engine(url)
         with engine.begin() as conn:
-            command.upgrade(_alembic_config(conn), "0010")
+            command.upgrade(_alembic_config(conn), "0011")
         ingest_catalog(engine, catalog_file)
         ingest_rows(engine, config, write_events, _case("old", T0, 5))
         with engine.begin() as conn:

@@ -18,16 +18,16 @@
   looks at again when the date moves (instead of scanning the history for them). Rules'
   watermarks are reset, so each rule's next run is a full one that fills it.
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-07
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0011'
-down_revision = '0010'
+revision = '0012'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 
