@@ -481,7 +481,7 @@ def run(app: App, as_of: str | None, rule_ids: tuple[str, ...], dry_run: bool,
             failed += 1
             click.echo(f"  {o.rule.id:<22} FAILED: {o.error}")
             continue
-        line = f"  {o.rule.id:<22} {len(o.findings):>6,} findings"
+        line = f"  {o.rule.id:<22} {o.found:>6,} findings"
         if o.stored:
             line += f" · new {o.stored.new:,} · updated {o.stored.changed:,}"
         line += " (incremental)" if o.incremental else ""

@@ -1,16 +1,20 @@
-"""Ingestion benchmark: ``python bench/ingest.py N [--batch-size B] [--keep DIR] [--json]``.
+"""Ingestion benchmark: ``python bench/ingest.py N [--url URL] [--batch-size B] [--keep DIR] [--json]``.
 
 Generates N events in the contract format (CSV, ~6 events per case, +08:00 timestamps)
 and a small catalog, streaming to disk; then, each in its own child process so that peak
 RSS is the ingestion's alone:
 
-1. ``ingest``   — the catalog, then the CSV into a fresh SQLite file through the real
-   code path (``open_store`` + ``monitor.ingest.ingest_events``);
+1. ``ingest``   — the catalog, then the CSV into a fresh store (a SQLite file, or the
+   PostgreSQL database of ``--url``, dropped and created afresh) through the real code
+   path (``open_store`` + ``monitor.ingest.ingest_events``);
 2. ``reingest`` — the same CSV again into that database: every row is a duplicate;
-3. ``floor``    — a bare ``sqlite3.executemany`` of the same rows, pre-parsed into the
-   values the store holds (fen, UTC text, content hash), into a fresh file with the same
-   events table, indexes and pragmas, one transaction per batch of the same size. Only
-   ``executemany`` + ``commit`` is timed; building the tuples is not.
+3. ``floor``    — the same rows, pre-parsed untimed into the values the store holds (fen,
+   UTC text, content hash), written bare into a fresh store's events table (same table,
+   indexes and pragmas), one transaction per batch of the same size: SQLite
+   ``sqlite3.executemany``, PostgreSQL ``COPY``. Only the write + commit is timed.
+
+CPU per event is given for the client (both of its processes) and, on PostgreSQL, the
+server's backends (read from /proc: the server must run on this machine).
 
 See bench/README.md for targets and results.
 """
@@ -22,6 +26,7 @@ import csv
 import json
 import os
 import random
+import resource
 import shutil
 import sqlite3
 import subprocess
@@ -31,7 +36,10 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 NOW = datetime(2026, 1, 5, 2, 0, tzinfo=timezone.utc)
 CST = timezone(timedelta(hours=8))
 COLUMNS = ["event_id", "case_id", "item_code", "department", "step", "actor", "occurred_at",
@@ -132,22 +140,31 @@ def write_events(path: Path, n: int, items: list[dict], seed: int) -> None:
 # ---------------------------------------------------------------- children
 
 
-def _child_ingest(db: str, catalog: str, events: str, batch_size: int, reingest: bool) -> dict:
+def _child_ingest(url: str, catalog: str, events: str, batch_size: int, reingest: bool) -> dict:
     sys.path.insert(0, str(ROOT))
+    from benchlib import ServerMeter
     from monitor.catalog import ingest_catalog
     from monitor.config import Config
     from monitor.db import open_store
     from monitor.ingest import ingest_events
 
-    engine = open_store(f"sqlite:///{db}")
+    engine = open_store(url)
     if not reingest:
         ingest_catalog(engine, catalog)
-    config = Config(path=None, base_dir=Path(db).parent, batch_size=batch_size)
-    t0 = time.perf_counter()
-    [result] = ingest_events(engine, config, [events], NOW)
-    seconds = time.perf_counter() - t0
+    config = Config(path=None, base_dir=Path(events).parent, batch_size=batch_size)
+    with ServerMeter(url) as server:
+        t0, cpu = time.perf_counter(), _cpu()
+        [result] = ingest_events(engine, config, [events], NOW)
+        seconds, cpu = time.perf_counter() - t0, _cpu() - cpu
     engine.dispose()
-    return {"seconds": seconds, "tally": result.tally.as_dict()}
+    return {"seconds": seconds, "cpu_seconds": cpu, **server.figures(),
+            "tally": result.tally.as_dict()}
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and its finished children (the reading process)."""
+    me, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _db_value(row: dict, name: str):
@@ -229,6 +246,58 @@ def _child_floor(db: str, ingested_db: str, events: str, batch_size: int) -> dic
     return {"seconds": seconds, "rows": rows}
 
 
+def _child_copy_floor(url: str, ingested_url: str, events: str, batch_size: int) -> dict:
+    """PostgreSQL: the same rows, turned untimed into the values the store holds, sent with
+    a bare ``COPY`` into a fresh store's events table (its indexes, no staging, no merge),
+    one transaction per batch of the same size; only COPY + commit are timed."""
+    sys.path.insert(0, str(ROOT))
+    import psycopg
+
+    from benchlib import ServerMeter, psycopg_dsn
+    from monitor.config import Config
+    from monitor.db import open_store
+    from monitor.ingest.events import CatalogIndex, normalize_event
+    from monitor.ingest.store import EVENT_COLUMNS, event_binder
+
+    with open_store(ingested_url).connect() as conn:
+        catalog_index = CatalogIndex.load(conn)
+    engine = open_store(url)  # the schema, indexes included
+    bind = event_binder(engine.dialect)
+    engine.dispose()
+    tz = Config(path=None, base_dir=Path(events).parent).tz
+    seconds, rows = 0.0, 0
+    with psycopg.connect(psycopg_dsn(url)) as conn, ServerMeter(url) as server:
+        conn.execute("INSERT INTO ingest_runs (id, kind, source, started_at, status, read, "
+                     "inserted, replaced, duplicates, quarantined) VALUES (1, 'events', "
+                     "'floor', now(), 'done', 0, 0, 0, 0, 0)")
+        conn.commit()
+
+        def flush(batch: list[tuple]) -> None:
+            nonlocal seconds
+            t0 = time.perf_counter()
+            with conn.cursor() as cur, cur.copy(
+                    f"COPY events ({', '.join(EVENT_COLUMNS)}) FROM STDIN") as copy:
+                for row in batch:
+                    copy.write_row(row)
+            conn.commit()
+            seconds += time.perf_counter() - t0
+
+        with open(events, newline="", encoding="utf-8") as f:
+            batch: list[tuple] = []
+            for line, fields in enumerate(csv.DictReader(f), start=2):
+                row = normalize_event(fields, catalog_index, tz)
+                row["run_id"], row["source_line"] = 1, line
+                batch.append(bind(row))
+                if len(batch) == batch_size:
+                    flush(batch)
+                    rows += len(batch)
+                    batch = []
+            if batch:
+                flush(batch)
+                rows += len(batch)
+    return {"seconds": {"floor": seconds}, "rows": rows, **server.figures()}
+
+
 def _run_child(*args: str) -> tuple[dict, int]:
     """Run this file as a child; returns its JSON answer and its peak RSS in bytes."""
     proc = subprocess.Popen([sys.executable, __file__, "--child", *args],
@@ -245,56 +314,91 @@ def _run_child(*args: str) -> tuple[dict, int]:
 # ---------------------------------------------------------------- main
 
 
-def bench(n: int, batch_size: int, workdir: Path, seed: int) -> dict:
+def bench(n: int, batch_size: int, workdir: Path, seed: int, url: str | None = None) -> dict:
+    """Generate, ingest, re-ingest and the bare floor. ``url``: a PostgreSQL database to
+    ingest into (dropped and created afresh; its floor goes to ``<name>_floor``), else
+    SQLite files in ``workdir``."""
+    from benchlib import drop_store, fresh_store, is_postgres
+
     catalog, events = workdir / "catalog.yaml", workdir / "events.csv"
-    db, floor_db = workdir / "ingest.db", workdir / "floor.db"
-    for p in (db, floor_db, workdir / "floor-unique.db"):
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{p}{suffix}").unlink(missing_ok=True)
+    postgres = bool(url) and is_postgres(url)
+    db_url = url if postgres else f"sqlite:///{workdir / 'ingest.db'}"
+    floor_url = (str(make_url(url).set(database=make_url(url).database + "_floor"))
+                 if postgres else f"sqlite:///{workdir / 'floor.db'}")
+    fresh_store(db_url)
+    fresh_store(floor_url)
+    Path(f"{workdir / 'floor-unique.db'}").unlink(missing_ok=True)
     t0 = time.perf_counter()
     items = write_catalog(catalog)
     write_events(events, n, items, seed)
     generated = time.perf_counter() - t0
 
-    first, rss = _run_child("ingest", str(db), str(catalog), str(events), str(batch_size), "0")
-    again, rss_again = _run_child("ingest", str(db), str(catalog), str(events),
+    first, rss = _run_child("ingest", db_url, str(catalog), str(events), str(batch_size), "0")
+    again, rss_again = _run_child("ingest", db_url, str(catalog), str(events),
                                   str(batch_size), "1")
-    floor, _ = _run_child("floor", str(floor_db), str(db), str(events), str(batch_size))
+    if postgres:
+        floor, _ = _run_child("copy-floor", floor_url, db_url, str(events), str(batch_size))
+        drop_store(floor_url)
+    else:
+        floor, _ = _run_child("floor", make_url(floor_url).database,
+                              make_url(db_url).database, str(events), str(batch_size))
     rate = n / first["seconds"]
     floor_rate = floor["rows"] / floor["seconds"]["floor"]
-    unique_rate = floor["rows"] / floor["seconds"]["floor_unique"]
-    return {
+    out = {
+        "database": "postgresql" if postgres else "sqlite",
         "events": n, "batch_size": batch_size, "csv_bytes": events.stat().st_size,
         "generate_seconds": round(generated, 2),
         "ingest": {"seconds": round(first["seconds"], 3), "events_per_second": round(rate),
-                   "peak_rss_mb": round(rss / 2**20, 1), "tally": first["tally"]},
+                   **_cost(first, n), "peak_rss_mb": round(rss / 2**20, 1),
+                   "tally": first["tally"]},
         "reingest": {"seconds": round(again["seconds"], 3),
-                     "events_per_second": round(n / again["seconds"]),
+                     "events_per_second": round(n / again["seconds"]), **_cost(again, n),
                      "peak_rss_mb": round(rss_again / 2**20, 1), "tally": again["tally"]},
-        "floor": {"seconds": round(floor["seconds"]["floor"], 3), "rows": floor["rows"],
-                  "rows_per_second": round(floor_rate)},
+        "floor": {"kind": "COPY" if postgres else "executemany",
+                  "seconds": round(floor["seconds"]["floor"], 3), "rows": floor["rows"],
+                  "rows_per_second": round(floor_rate),
+                  **({"server_cpu_us_per_event": round(floor["server_cpu_seconds"]
+                                                       / floor["rows"] * 1e6, 1)}
+                     if "server_cpu_seconds" in floor else {})},
         "ratio_to_floor": round(rate / floor_rate, 3),
-        "floor_unique_only": {"seconds": round(floor["seconds"]["floor_unique"], 3),
-                              "rows_per_second": round(unique_rate)},
-        "ratio_to_floor_unique_only": round(rate / unique_rate, 3),
     }
+    if not postgres:
+        unique_rate = floor["rows"] / floor["seconds"]["floor_unique"]
+        out["floor_unique_only"] = {"seconds": round(floor["seconds"]["floor_unique"], 3),
+                                    "rows_per_second": round(unique_rate)}
+        out["ratio_to_floor_unique_only"] = round(rate / unique_rate, 3)
+    return out
+
+
+def _cost(child: dict, n: int) -> dict:
+    """CPU per event of the client (both processes) and, on PostgreSQL, of the server."""
+    out = {"client_cpu_us_per_event": round(child["cpu_seconds"] / n * 1e6, 1)}
+    if "server_cpu_seconds" in child:
+        out["server_cpu_us_per_event"] = round(child["server_cpu_seconds"] / n * 1e6, 1)
+    return out
 
 
 def _print(r: dict) -> None:
-    i, a, f, u = r["ingest"], r["reingest"], r["floor"], r["floor_unique_only"]
+    i, a, f = r["ingest"], r["reingest"], r["floor"]
     print(f"events:           {r['events']:,} ({r['csv_bytes'] / 2**20:.1f} MiB CSV, "
-          f"batch {r['batch_size']:,}; generated in {r['generate_seconds']:.1f} s)")
-    print(f"ingest:           {i['events_per_second']:,} events/s, wall {i['seconds']:.2f} s, "
-          f"peak RSS {i['peak_rss_mb']:.0f} MB")
-    print(f"  tally:          {i['tally']}")
-    print(f"bare executemany: {f['rows_per_second']:,} rows/s ({f['seconds']:.2f} s), "
-          "same events table and indexes")
-    print(f"ratio:            {r['ratio_to_floor']:.2f} × bare insert")
-    print(f"  unique index only: {u['rows_per_second']:,} rows/s ({u['seconds']:.2f} s), "
-          f"ratio {r['ratio_to_floor_unique_only']:.2f}")
-    print(f"re-ingest:        {a['events_per_second']:,} events/s, wall {a['seconds']:.2f} s, "
-          f"peak RSS {a['peak_rss_mb']:.0f} MB")
-    print(f"  tally:          {a['tally']}")
+          f"batch {r['batch_size']:,}; generated in {r['generate_seconds']:.1f} s) "
+          f"into {r['database']}")
+    for name, x in (("ingest", i), ("re-ingest", a)):
+        server = (f", server {x['server_cpu_us_per_event']} µs" if "server_cpu_us_per_event"
+                  in x else "")
+        print(f"{name + ':':<17} {x['events_per_second']:,} events/s, wall {x['seconds']:.2f} s, "
+              f"CPU per event: client {x['client_cpu_us_per_event']} µs{server}; "
+              f"peak RSS {x['peak_rss_mb']:.0f} MB")
+        print(f"  tally:          {x['tally']}")
+    print(f"bare {f['kind']}: {f['rows_per_second']:,} rows/s ({f['seconds']:.2f} s), "
+          "same events table and indexes"
+          + (f"; server {f['server_cpu_us_per_event']} µs per row"
+             if "server_cpu_us_per_event" in f else ""))
+    print(f"ratio:            {r['ratio_to_floor']:.2f} × bare {f['kind']}")
+    if "floor_unique_only" in r:
+        u = r["floor_unique_only"]
+        print(f"  unique index only: {u['rows_per_second']:,} rows/s ({u['seconds']:.2f} s), "
+              f"ratio {r['ratio_to_floor_unique_only']:.2f}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -303,12 +407,17 @@ def main(argv: list[str] | None = None) -> None:
         kind, *args = argv[1:]
         if kind == "ingest":
             out = _child_ingest(args[0], args[1], args[2], int(args[3]), args[4] == "1")
+        elif kind == "copy-floor":
+            out = _child_copy_floor(args[0], args[1], args[2], int(args[3]))
         else:
             out = _child_floor(args[0], args[1], args[2], int(args[3]))
         print(json.dumps(out))
         return
     p = argparse.ArgumentParser(prog="bench/ingest.py", description=__doc__.splitlines()[0])
     p.add_argument("n", type=int, help="number of events to generate")
+    p.add_argument("--url", help="a PostgreSQL database to ingest into, dropped and created "
+                   "afresh (its bare-COPY floor goes to a second one, NAME_floor); default: "
+                   "SQLite files in the work folder")
     p.add_argument("--batch-size", type=int, default=5000,
                    help="rows per transaction (default: the config default, 5000)")
     p.add_argument("--keep", metavar="DIR", help="write files here and keep them")
@@ -321,10 +430,14 @@ def main(argv: list[str] | None = None) -> None:
     else:
         workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     try:
-        result = bench(opts.n, opts.batch_size, workdir, opts.seed)
+        result = bench(opts.n, opts.batch_size, workdir, opts.seed, opts.url)
     finally:
         if not opts.keep:
             shutil.rmtree(workdir, ignore_errors=True)
+            if opts.url:
+                from benchlib import drop_store
+
+                drop_store(opts.url)
     if opts.json:
         print(json.dumps(result, indent=2))
     else:

@@ -12,9 +12,10 @@ alert of an ``action: halt`` rule places on its cases (monitor/holds.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
+from itertools import islice
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
@@ -61,25 +62,42 @@ def _default_policy() -> Policy:
     return Policy(WorkCalendar(), ZoneInfo("Asia/Shanghai"))
 
 
-def store_findings(conn: Connection, rule: Rule, findings: list[Finding], at: datetime,
+CHUNK = 2000  # findings stored per round: memory holds one round, not a rule's whole run
+
+
+def store_findings(conn: Connection, rule: Rule, findings: Iterable[Finding], at: datetime,
                    policy: Policy | None = None) -> Stored:
+    """Store a rule's findings as they come (an iterator is consumed in rounds of
+    :data:`CHUNK`, so a run's memory does not grow with its findings)."""
     policy = policy or _default_policy()
+    exempt = Matcher.load(conn, rule.id, at, policy.tz)
+    result, seen = Stored(), set()
+    it = iter(findings)
+    while chunk := list(islice(it, CHUNK)):
+        _store_chunk(conn, rule, chunk, at, policy, exempt, seen, result)
+    return result
+
+
+def _store_chunk(conn: Connection, rule: Rule, findings: list[Finding], at: datetime,
+                 policy: Policy, exempt: Matcher, seen: set[str], result: Stored) -> None:
     keys = [dedupe_key(rule, f) for f in findings]
     existing: dict[str, tuple[int, str, str, str]] = {}
     for start in range(0, len(keys), IN_CHUNK):
         existing.update((k, (i, lvl, msg, st)) for k, i, lvl, msg, st in conn.execute(
             select(Alert.dedupe_key, Alert.id, Alert.level, Alert.message, Alert.status)
             .where(Alert.dedupe_key.in_(keys[start:start + IN_CHUNK]))))
-    exempt = Matcher.load(conn, rule.id, at, policy.tz)
-    result, new_rows, reopened, entries = Stored(), [], [], []
+    new_rows, reopened, entries = [], [], []
     version = rule.version
     for key, finding in zip(keys, findings):
+        if key in seen:  # a subject found twice in one run counts once
+            result.unchanged += 1
+            continue
+        seen.add(key)
         level, message = render(rule, finding)
         values = {"level": level, "message": message, "evidence": dict(finding.evidence),
                   "event_ids": list(finding.event_ids), "rule_version": version,
                   "updated_at": at}
         if key not in existing:
-            existing[key] = (0, level, message, "")  # a subject found twice in one run counts once
             exemption = exempt.match(finding)
             new_rows.append({
                 **values, "dedupe_key": key, "rule_id": rule.id, "kind": rule.kind,
@@ -94,7 +112,7 @@ def store_findings(conn: Connection, rule: Rule, findings: list[Finding], at: da
         if old_status == "suppressed" and exempt.match(finding) is None:
             reopened.append((alert_id, key, finding, values))  # its exemption ended
             continue
-        if alert_id == 0 or (old_level, old_message) == (level, message):
+        if (old_level, old_message) == (level, message):
             result.unchanged += 1
             continue
         conn.execute(update(Alert).where(Alert.id == alert_id).values(**values))
@@ -116,9 +134,8 @@ def store_findings(conn: Connection, rule: Rule, findings: list[Finding], at: da
                        + suppressed_entries([r for r in new_rows if r["status"] != "open"], ids))
     entries += _reopen(conn, rule, policy, reopened, at)
     trail.append(conn, at, entries)
-    result.new = len(new_rows)
+    result.new += len(new_rows)
     result.changed += len(reopened)
-    return result
 
 
 def _assign(rows: list[dict[str, Any]], rule: Rule, conn: Connection, policy: Policy,

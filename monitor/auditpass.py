@@ -64,7 +64,7 @@ class Evaluation:
 
     @property
     def findings(self) -> int:
-        return sum(len(o.findings) for o in self.outcomes)
+        return sum(o.found for o in self.outcomes)
 
 
 @dataclass
@@ -119,8 +119,10 @@ def audit_pass(engine: Engine, config: Config, as_of: datetime, *, rules: Rules,
             on_stage(stage, out)
         try:
             if stage == "evaluate":
+                # only a dry run keeps its findings (to print them): a stored pass
+                # streams them to the store, and its memory does not grow with them
                 _evaluate(engine, config, out, rule_set(), catch_up, rule_ids=rule_ids,
-                          full=full, dry_run=dry_run)
+                          full=full, dry_run=dry_run, keep=dry_run)
             elif stage == "escalate":
                 from .escalation import escalate
 

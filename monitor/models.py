@@ -14,9 +14,11 @@ from typing import Any
 
 from sqlalchemy import (JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text,
                         UniqueConstraint, text)
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.functions import FunctionElement
 
-from .types import Money, UTCDateTime
+from .types import BigId, Money, UTCDateTime
 
 
 class Base(DeclarativeBase):
@@ -77,7 +79,7 @@ class Event(Base):
     """One workflow step of one case, as the source system logged it."""
 
     __tablename__ = "events"
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     event_id: Mapped[str] = mapped_column(String(128), unique=True)
     case_id: Mapped[str] = mapped_column(String(128))
     item_code: Mapped[str] = mapped_column(String(64))
@@ -96,13 +98,40 @@ class Event(Base):
     source_line: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (
-        Index("ix_events_case_time", "case_id", "occurred_at"),
+        # id last: a case's events in (occurred_at, id) order straight from the index,
+        # without a sort or a visit to the table (step_too_fast's pass over every event)
+        Index("ix_events_case_time", "case_id", "occurred_at", "id"),
         Index("ix_events_actor_recorded", "actor", "recorded_at"),
         # online totals per department-month (fee_reconciliation): about one row in ten
         Index("ix_events_fee_paid", "department", "occurred_at", "channel", "amount",
               sqlite_where=text("step = 'fee_paid'"),
               postgresql_where=text("step = 'fee_paid'")),
     )
+
+
+class dated(FunctionElement):
+    """``dated(occurred_at, recorded_at)``: the later of an event's two timestamps, from
+    when a run as of then can see it. Indexed (``ix_events_dated``, this very expression),
+    so the events dated after a moment are a range of that index, not a scan."""
+
+    type = UTCDateTime()
+    inherit_cache = True
+    name = "dated"
+
+
+@compiles(dated, "sqlite")
+def _dated_sqlite(element, compiler, **kw):
+    occurred, recorded = (compiler.process(c, **kw) for c in element.clauses)
+    return f"max({occurred}, coalesce({recorded}, {occurred}))"
+
+
+@compiles(dated, "postgresql")
+def _dated_pg(element, compiler, **kw):
+    occurred, recorded = (compiler.process(c, **kw) for c in element.clauses)
+    return f"GREATEST({occurred}, {recorded})"  # GREATEST skips a NULL
+
+
+Index("ix_events_dated", dated(Event.__table__.c.occurred_at, Event.__table__.c.recorded_at))
 
 
 class Receipt(Base):
@@ -115,14 +144,14 @@ class Receipt(Base):
     run_id: Mapped[int | None] = mapped_column(ForeignKey("ingest_runs.id"))
     # the largest events.id when the row was last written: a rule run that stopped at or
     # below it may not have seen this figure (fee_reconciliation re-checks it)
-    event_mark: Mapped[int | None] = mapped_column(Integer)
+    event_mark: Mapped[int | None] = mapped_column(BigId)
 
 
 class Quarantine(Base):
     """A row set aside with its source, line and reason; retried after a catalog fix."""
 
     __tablename__ = "quarantine"
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
     source: Mapped[str] = mapped_column(String(1000))
     line: Mapped[int] = mapped_column(Integer)
@@ -143,7 +172,7 @@ class Alert(Base):
     """A finding of a rule, kept once per (rule, subject): re-running never duplicates."""
 
     __tablename__ = "alerts"
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     dedupe_key: Mapped[str] = mapped_column(String(300), unique=True)
     rule_id: Mapped[str] = mapped_column(String(128), index=True)
     kind: Mapped[str] = mapped_column(String(32))
@@ -189,8 +218,8 @@ class Disposition(Base):
     escalated alert, tier 2's verdict on it. A rejected disposition stays; a new one follows."""
 
     __tablename__ = "dispositions"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), index=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(BigId, ForeignKey("alerts.id"), index=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     by_user: Mapped[str] = mapped_column(String(64))
     tier: Mapped[int] = mapped_column(Integer)
@@ -205,8 +234,8 @@ class SupervisionOrder(Base):
     """A supervision order (督办) from tier 2 to the department's tier-1 monitors."""
 
     __tablename__ = "supervision_orders"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), index=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(BigId, ForeignKey("alerts.id"), index=True)
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
     issued_by: Mapped[str] = mapped_column(String(64))  # a monitor_l2 user, or "system"
     reason: Mapped[str] = mapped_column(String(16))     # escalated | rejected | manual
@@ -220,9 +249,9 @@ class TrailEntry(Base):
     before it (monitor/trail.py). ``seq`` is assigned by the program, 1, 2, 3 …"""
 
     __tablename__ = "trail"
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
-    alert_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    alert_id: Mapped[int | None] = mapped_column(BigId, index=True)
     action: Mapped[str] = mapped_column(String(32))
     actor: Mapped[str] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -239,7 +268,7 @@ class TrailHead(Base):
 
     __tablename__ = "trail_head"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    seq: Mapped[int] = mapped_column(Integer)
+    seq: Mapped[int] = mapped_column(BigId)
     hash: Mapped[str] = mapped_column(String(64))
 
 
@@ -248,9 +277,9 @@ class Hold(Base):
     until a monitor releases it."""
 
     __tablename__ = "holds"
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     case_id: Mapped[str] = mapped_column(String(128), index=True)
-    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"))
+    alert_id: Mapped[int] = mapped_column(BigId, ForeignKey("alerts.id"))
     rule_id: Mapped[str] = mapped_column(String(128))
     department: Mapped[str | None] = mapped_column(String(64))
     held_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -267,9 +296,9 @@ class OutboxMessage(Base):
     delivered by ``notify flush`` (monitor/outbox.py); failures are retried with backoff."""
 
     __tablename__ = "outbox"
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    alert_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    alert_id: Mapped[int | None] = mapped_column(BigId, index=True)
     recipient: Mapped[str] = mapped_column(String(64))   # catalog user id
     channel: Mapped[str] = mapped_column(String(16))     # sms | email | log …
     address: Mapped[str | None] = mapped_column(String(200))  # phone number, e-mail
@@ -287,8 +316,8 @@ class AlertChange(Base):
     """Every change of an alert's level after it was raised (warning → yellow → red)."""
 
     __tablename__ = "alert_changes"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), index=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(BigId, ForeignKey("alerts.id"), index=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     old_level: Mapped[str] = mapped_column(String(16))
     new_level: Mapped[str] = mapped_column(String(16))
@@ -301,9 +330,19 @@ class RuleState(Base):
     __tablename__ = "rule_state"
     rule_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     rule_version: Mapped[str] = mapped_column(String(16))
-    last_event_id: Mapped[int] = mapped_column(Integer)
+    last_event_id: Mapped[int] = mapped_column(BigId)
     as_of: Mapped[datetime] = mapped_column(UTCDateTime)
     evaluated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class OpenCase(Base):
+    """The cases a time-based rule (``overdue``) saw open — accepted, neither decided nor
+    completed — as of its last run: what it must look at again when the date moves, kept
+    with its watermark so that the next run need not scan the history to find them."""
+
+    __tablename__ = "open_cases"
+    rule_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    case_id: Mapped[str] = mapped_column(String(128), primary_key=True)
 
 
 class Exemption(Base):
@@ -328,7 +367,7 @@ class Activity(Base):
     """The monitoring log (监察日志): a user's login, logout or handling action."""
 
     __tablename__ = "activity"
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     user_id: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     # login | logout | handle | view (a page of the web UI) | login_failed

@@ -27,8 +27,8 @@ from ..timeutil import ValueProblem, parse_amount
 from .events import CatalogIndex, Rejected, normalize_event
 from .sources import Source, SourceRow
 from .store import (EVENT_ID, SOURCE_LINE, Bad, Progress, Tally, add_to_run, batches,
-                    classify_events, event_binder, finish_run, insert_events, quarantine_rows,
-                    start_run)
+                    classify_events, copy_events, event_binder, finish_run, insert_events,
+                    quarantine_rows, start_run)
 from .worker import can_fork, prepared_in_child
 
 PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -153,9 +153,13 @@ def prepare_event_batch(rows: list[SourceRow], catalog: CatalogIndex, tz: tzinfo
 
 
 def store_event_batch(conn: Connection, batch: EventBatch) -> StoredBatch:
-    """Classify a prepared batch against the store and insert its new events."""
-    new, duplicates, conflicts = classify_events(conn, batch.rows)
-    insert_events(conn, [batch.rows[k] for k in new])
+    """Classify a prepared batch against the store and insert its new events: on
+    PostgreSQL ``COPY`` and one merge, elsewhere a lookup and an ``executemany``."""
+    if conn.dialect.name == "postgresql":
+        new, duplicates, conflicts = copy_events(conn, batch.rows)
+    else:
+        new, duplicates, conflicts = classify_events(conn, batch.rows)
+        insert_events(conn, [batch.rows[k] for k in new])
     bad = batch.bad + [(batch.index[k], _conflict(batch, k)) for k in conflicts]
     return StoredBatch([batch.index[k] for k in new], [batch.index[k] for k in duplicates],
                        sorted(bad, key=lambda pair: pair[1].row.line))

@@ -184,6 +184,50 @@ def insert_events(conn: Connection, rows: list[tuple]) -> None:
     conn.exec_driver_sql(_INSERT_EVENT.format(values=marks), rows)
 
 
+STAGE = "pm_events_stage"  # per connection (a temporary table), emptied at every commit
+_COLUMN_LIST = ", ".join(EVENT_COLUMNS)
+_STAGE_DDL = (f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGE} ON COMMIT DELETE ROWS AS "
+              f"SELECT 0 AS pos, {_COLUMN_LIST} FROM {Event.__tablename__} WITH NO DATA")
+# One statement classifies every staged row and inserts the new ones, in batch order (so
+# ids follow the source): a row is new if its event_id is neither stored (looked up in the
+# unique index, row by row) nor earlier in the batch; a duplicate if its content hash is
+# the stored one, else the batch's first; a conflict otherwise. Returns the positions of
+# the duplicates and conflicts only.
+_MERGE = f"""
+WITH staged AS MATERIALIZED (
+    SELECT s.*, (SELECT e.content_hash FROM {Event.__tablename__} e
+                 WHERE e.event_id = s.event_id) AS stored,
+           first_value(s.content_hash) OVER same AS first_hash,
+           row_number() OVER same AS k
+    FROM {STAGE} s WINDOW same AS (PARTITION BY s.event_id ORDER BY s.pos)),
+new AS (
+    INSERT INTO {Event.__tablename__} ({_COLUMN_LIST})
+    SELECT {_COLUMN_LIST} FROM staged WHERE stored IS NULL AND k = 1 ORDER BY pos)
+SELECT pos, coalesce(stored, first_hash) = content_hash FROM staged
+WHERE stored IS NOT NULL OR k > 1"""
+
+
+def copy_events(conn: Connection, rows: list[tuple]
+                ) -> tuple[list[int], list[int], list[int]]:
+    """PostgreSQL: classify and store :func:`event_binder` tuples with ``COPY`` into a
+    staging table and one set-based merge (see ``_MERGE``); positions in ``rows`` of the
+    new events, the duplicates and the conflicts, as :func:`classify_events` gives them."""
+    if not rows:
+        return [], [], []
+    with conn.connection.dbapi_connection.cursor() as cur:
+        # every batch: a batch rolled back takes a table it created with it
+        cur.execute(_STAGE_DDL)
+        with cur.copy(f"COPY {STAGE} (pos, {_COLUMN_LIST}) FROM STDIN") as copy:
+            for k, row in enumerate(rows):
+                copy.write_row((k, *row))
+        cur.execute(_MERGE)
+        seen = cur.fetchall()
+    duplicates = sorted(k for k, same in seen if same)
+    conflicts = sorted(k for k, same in seen if not same)
+    taken = {k for k, _ in seen}
+    return [k for k in range(len(rows)) if k not in taken], duplicates, conflicts
+
+
 def classify_events(conn: Connection, rows: list[tuple]
                     ) -> tuple[list[int], list[int], list[int]]:
     """Positions in ``rows`` (:func:`event_binder` tuples) of the new events, the

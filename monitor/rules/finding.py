@@ -22,7 +22,10 @@ class Context:
     Events stored before the previous run but dated after its ``since_as_of`` were not
     visible to it; those that have become visible since are new too. The engine finds them
     once per run (``deferred_ids``; ``None``: too many, or not looked up — then
-    :func:`~monitor.rules.sql.new_events` finds them by their timestamps, a full scan).
+    :func:`~monitor.rules.sql.new_events` finds them by their timestamps, a range of the
+    ``dated`` index), and the cases all those new events touch (``changed_case_ids``;
+    ``None``: too many to list — then :func:`~monitor.rules.sql.changed_cases` is a
+    subquery).
     """
 
     as_of: datetime  # aware, UTC
@@ -31,6 +34,7 @@ class Context:
     since_event_id: int | None = None
     since_as_of: datetime | None = None  # the moment the previous run evaluated as of
     deferred_ids: tuple[int, ...] | None = None  # see above
+    changed_case_ids: tuple[str, ...] | None = None  # see above
 
 
 @dataclass(frozen=True)

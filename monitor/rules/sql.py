@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
-from sqlalchemy import Float, and_, or_, select, true
+from sqlalchemy import (BigInteger, Float, Integer, String, and_, bindparam, or_, select,
+                        true)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.types import NullType, TypeDecorator
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
-from ..models import Event, Item
+from ..models import Event, Item, dated
 from .finding import Context
 from .model import Scope
 
@@ -102,6 +106,57 @@ def in_scope(scope: Scope, department: ColumnElement, item_code: ColumnElement) 
     return and_(true(), *conditions)
 
 
+class member_of(FunctionElement):
+    """``member_of(column, values)``: ``column`` is one of ``values`` (a list bound as one
+    parameter, whatever its length, so the statement is compiled once): PostgreSQL
+    ``= ANY(array)``, which the planner answers with one index lookup per value; SQLite an
+    ``IN`` over ``json_each``, which it answers the same way."""
+
+    type = NullType()  # a condition as is: a Boolean would get "= 1" on SQLite, hiding the IN
+    inherit_cache = True
+    name = "member_of"
+
+
+@compiles(member_of, "sqlite")
+def _member_sqlite(element, compiler, **kw):
+    column, values = (compiler.process(c, **kw) for c in element.clauses)
+    return f"{column} IN (SELECT value FROM json_each({values}))"
+
+
+@compiles(member_of, "postgresql")
+def _member_pg(element, compiler, **kw):
+    column, values = (compiler.process(c, **kw) for c in element.clauses)
+    return f"{column} = ANY({values})"
+
+
+class ListParam(TypeDecorator):
+    """A list of values bound as one parameter: a PostgreSQL array (of bigint or text), JSON
+    text on SQLite."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, numbers: bool = False):
+        super().__init__()
+        self.numbers = numbers
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(postgresql.ARRAY(BigInteger if self.numbers
+                                                            else String))
+        return dialect.type_descriptor(String())
+
+    def process_bind_param(self, value, dialect):
+        return list(value) if dialect.name == "postgresql" else json.dumps(list(value))
+
+
+def one_of(column: ColumnElement, values) -> ColumnElement:
+    """WHERE ``column`` (text, or an integer id) is one of ``values`` (see
+    :class:`member_of`)."""
+    numbers = isinstance(column.type, Integer)
+    return member_of(column, bindparam(None, tuple(values), type_=ListParam(numbers)))
+
+
 def new_events(ctx: Context) -> ColumnElement:
     """WHERE clause (over ``events``) for what the previous run could not see: events stored
     since, and events stored before it that it ignored because they happened or were keyed
@@ -113,20 +168,27 @@ def new_events(ctx: Context) -> ColumnElement:
     if ctx.deferred_ids is not None:
         return or_(clause, e.c.id.in_(ctx.deferred_ids)) if ctx.deferred_ids else clause
     if ctx.since_as_of is not None:
-        clause = or_(clause, became_visible(ctx.since_as_of, ctx.as_of))
+        clause = or_(clause, and_(e.c.id <= ctx.since_event_id,
+                                  became_visible(ctx.since_as_of, ctx.as_of)))
     return clause
 
 
 def became_visible(before: datetime, now: datetime) -> ColumnElement:
-    """Events dated (happened or keyed in) after ``before`` and by ``now``."""
+    """Events dated (happened or keyed in) after ``before`` and by ``now``: a range of the
+    ``dated`` index, then both timestamps checked."""
     e = Event.__table__
-    return or_(and_(e.c.occurred_at > before, e.c.occurred_at <= now),
-               and_(e.c.recorded_at > before, e.c.recorded_at <= now))
+    return and_(dated(e.c.occurred_at, e.c.recorded_at) > before,
+                or_(and_(e.c.occurred_at > before, e.c.occurred_at <= now),
+                    and_(e.c.recorded_at > before, e.c.recorded_at <= now)))
 
 
 def changed_cases(ctx: Context, case_id: ColumnElement) -> ColumnElement:
-    """WHERE clause keeping only the cases :func:`new_events` touches."""
+    """WHERE clause keeping only the cases :func:`new_events` touches: the list the engine
+    found once for the run (``ctx.changed_case_ids``), looked up in the case index, or,
+    when there were too many to list, a subquery."""
     if ctx.since_event_id is None:
         return true()
+    if ctx.changed_case_ids is not None:
+        return one_of(case_id, ctx.changed_case_ids)
     e = Event.__table__
     return case_id.in_(select(e.c.case_id).where(new_events(ctx)))

@@ -28,10 +28,12 @@ class Kind(Protocol):
     """What the loader and the engine use of a kind module (``rules explain`` and ``rules
     backtest`` run kinds through the engine).
 
-    Two flags are optional, read through :func:`incremental` and :func:`after_others`:
-    ``INCREMENTAL = False`` (the engine hands the kind every event, not only those new
-    since its last run) and ``AFTER_OTHERS = True`` (it runs after the other rules, and
-    sees the alerts they raised in the same run).
+    Three flags are optional, read through :func:`incremental`, :func:`after_others` and
+    :func:`by_case`: ``INCREMENTAL = False`` (the engine hands the kind every event, not
+    only those new since its last run), ``AFTER_OTHERS = True`` (it runs after the other
+    rules, and sees the alerts they raised in the same run) and ``BY_CASE = True`` (its
+    findings are per case and depend on that case's events alone, so an incremental run
+    over many changed cases may be made in rounds of them).
     """
 
     @property
@@ -72,6 +74,12 @@ COMMON_FIELDS = ("case_id", "actor", "department", "item_code", "period", "level
 def incremental(kind: Kind) -> bool:
     """Whether the engine may give ``kind`` only what changed since its last run."""
     return bool(getattr(kind, "INCREMENTAL", True))
+
+
+def by_case(kind: Kind) -> bool:
+    """Whether an incremental run of ``kind`` over some changed cases finds the findings of
+    runs over each part of them, put together."""
+    return bool(getattr(kind, "BY_CASE", False))
 
 
 def after_others(kind: Kind) -> bool:

@@ -59,12 +59,13 @@ def item_limits(conn: Connection) -> dict[str, dict[str, int]]:
         select(Item.code, Item.step_days)) if limits}
 
 
-def alerted(conn: Connection, rule, ctx: Context, limits: dict, incremental) -> dict:
-    """{(case, step): alert} of this rule version's step alerts on the cases looked at."""
+def alerted(conn: Connection, rule, ctx: Context, limits: dict, looked_at) -> dict:
+    """{(case, step): alert} of this rule version's step alerts on the cases looked at
+    (``looked_at``: a WHERE clause over ``events``, see ``overdue._incremental``)."""
     e, seen = Event.__table__, _seen(rule, ctx, limits)
-    looked_at = select(e.c.case_id).where(seen, incremental(seen))
+    cases = select(e.c.case_id).where(seen, looked_at)
     query = (select(Alert.subject, Alert.case_id, Alert.department, Alert.item_code)
-             .where(_step_alerts(rule), Alert.case_id.in_(looked_at)))
+             .where(_step_alerts(rule), Alert.case_id.in_(cases)))
     return {tuple(a.subject.rsplit("|", 1)): a for a in conn.execute(query)}
 
 
@@ -80,7 +81,7 @@ def _seen(rule, ctx: Context, limits: dict):
                 e.c.item_code.in_(sorted(limits)))
 
 
-def candidates(conn: Connection, rule, ctx: Context, limits: dict, incremental) -> list:
+def candidates(conn: Connection, rule, ctx: Context, limits: dict, looked_at) -> list:
     """Step events that could be late, each open case's latest event (pending), and every
     step of the cases with a step alert already (so an alert keeps its finding)."""
     e = Event.__table__
@@ -101,7 +102,7 @@ def candidates(conn: Connection, rule, ctx: Context, limits: dict, incremental) 
                             ).over(**by_case).label("ended"),
                    func.max(case((e.c.step == "accept", 1), else_=0)
                             ).over(**by_case).label("accepted"))
-            .where(seen, e.c.step.not_in(CLOCK_STEPS), incremental(seen))
+            .where(seen, e.c.step.not_in(CLOCK_STEPS), looked_at)
             .subquery("flow"))
     limit = json_number(Item.step_days, flow.c.step)
     could_be_late = and_(flow.c.step.in_(LIMITED_STEPS), flow.c.prev_at.is_not(None),

@@ -41,7 +41,7 @@ from decimal import Decimal
 
 from sqlalchemy import Connection, Integer, and_, case, func, literal_column, or_, select, true
 
-from ...models import Event, Receipt
+from ...models import Department, Event, Receipt
 from ..finding import Context, Finding
 from ..sql import new_events
 from ._common import aware
@@ -124,8 +124,7 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
                           .where(_departments(rule.scope, Receipt.department))):
         receipts[(r.department, r.period)] = r.amount
         marks[(r.department, r.period)] = r.event_mark
-    earliest = conn.scalar(select(func.min(e.c.occurred_at))
-                           .where(online, e.c.occurred_at <= ctx.as_of))
+    earliest = _earliest(conn, rule.scope, online, ctx)
     firsts = [period for _, period in receipts]
     if earliest is not None:
         firsts.append(aware(earliest).astimezone(ctx.tz).strftime("%Y-%m"))
@@ -143,6 +142,18 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
                            receipts.get((department, period)), p, ctx)
         if finding is not None:
             yield finding
+
+
+def _earliest(conn: Connection, scope, online, ctx: Context):
+    """The first online payment by ``as_of``: per catalog department (events name only
+    those), the first entry of its range of ``ix_events_fee_paid`` — not a pass over
+    every payment, which the index (department first) could not give in time order."""
+    e = Event.__table__
+    first = (select(func.min(e.c.occurred_at))
+             .where(online, e.c.department == Department.code, e.c.occurred_at <= ctx.as_of)
+             .correlate(Department).scalar_subquery())
+    return conn.scalar(select(func.min(first)).select_from(Department)
+                       .where(_departments(scope, Department.code)))
 
 
 Totals = dict[tuple[str, str], tuple[Decimal, int]]

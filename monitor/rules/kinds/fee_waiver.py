@@ -32,6 +32,7 @@ from ._fees import (authorised_users, case_fees, describe_event, fee_events, fen
 TITLE = "擅自减免（实缴低于应缴且无有权减免）"
 DEFAULT_MESSAGE = "案件 {case_id}：应缴 {due} 元，网上实缴 {paid} 元，少收 {shortfall} 元（{waivers}）"
 FIELDS = ("standard", "waived", "due", "paid", "shortfall", "waivers")
+BY_CASE = True  # per case, from its events alone (see kinds.Kind)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from ._common import by_case, local
 TITLE = "事后补录（录入时间远晚于办理时间）"
 DEFAULT_MESSAGE = "案件 {case_id}：{steps} 补录，最长延迟 {max_hours} 小时"
 FIELDS = ("steps", "max_hours", "count")
+BY_CASE = True  # per case, from its events alone (see kinds.Kind)
 
 
 @dataclass(frozen=True)

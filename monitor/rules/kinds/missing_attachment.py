@@ -25,6 +25,7 @@ from ._common import by_case, local
 TITLE = "控制节点缺少必备附件"
 DEFAULT_MESSAGE = "案件 {case_id}：{missing}（控制节点缺少必备附件）"
 FIELDS = ("missing", "steps", "count")
+BY_CASE = True  # per case, from its events alone (see kinds.Kind)
 
 
 @dataclass(frozen=True)

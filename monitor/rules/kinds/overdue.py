@@ -41,11 +41,12 @@ case reported open and overdue whose decision is keyed in later, back-dated with
 limit. Closing it is a person's disposition, with a note (the supervision workflow).
 
 **Incremental**: the cases with new events; and, on the first run of a new local date,
-every case that was still open when the previous run's date began (time passes for open
-cases, and a decision stored ahead of a replayed ``as_of`` comes into view) — one scan
-of the acceptance, decision and completion events. Within a date an open case's level
-and message cannot change (they depend on dates only), so later runs that day look at
-new events alone.
+every case that was still open as of the previous run (time passes for open cases) —
+the rule keeps that list (``open_cases``) as it keeps its watermark, so the cases are
+looked up in the case index, not found by a scan of the history. A decision stored ahead
+of a replayed ``as_of`` is a new event when it comes into view. Within a date an open
+case's level and message cannot change (they depend on dates only), so later runs that
+day look at new events alone.
 
 **Step limits** (环节时限, catalog ``step_days``): a second family of findings from the
 same rule, subject ``CASE|step``, level ``yellow`` — a step past its own limit even while
@@ -66,15 +67,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timezone
+from datetime import date
 
-from sqlalchemy import Connection, and_, case, func, literal, or_, select, true, union
+from sqlalchemy import Connection, and_, case, delete, func, insert, literal, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from ...alerts import dedupe_key
-from ...models import Alert, Event, Item, RuleState
+from ...models import Alert, Event, Item, OpenCase, RuleState
 from ..finding import Context, Finding
-from ..sql import in_scope, new_events, seconds_between
+from ..sql import changed_cases, in_scope, one_of, seconds_between
 from . import _clock, _step_limits
 from ._clock import CLOCK_STEPS, IN_CHUNK, Clock, day
 from ._common import local
@@ -87,6 +88,7 @@ FIELDS = ("state", "limits", "end_step", "used_days", "suspended_days", "extensi
 RANK = {None: 0, "warning": 1, "yellow": 2, "red": 3}
 LEVEL_CN = {"warning": "临期预警", "yellow": "黄牌", "red": "红牌"}
 END_CN = {"decide": "作出决定", "complete": "办结"}
+CASES_PER_QUERY = 1000  # cases looked at per candidates query on an incremental run
 
 
 @dataclass(frozen=True)
@@ -95,9 +97,31 @@ class Params:
     default_extension_days: int = 10  # an extend event without days (Art. 42)
 
 
+ROWS_PER_ROUND = 5000  # candidate cases judged at a time: memory does not grow with cases
+
+
 def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     last_day = _last_day(conn, rule, ctx)
-    rows = conn.execute(_candidates(rule, ctx, last_day)).all()
+    looked_at, listed = _incremental(conn, rule, ctx, last_day)
+    if listed is None:
+        queries = [_candidates(rule, ctx, looked_at)]
+    else:  # in rounds: a short list is looked up in the case index whatever the planner
+        e = Event.__table__  # makes of a long one (PostgreSQL scanned for 2,600 old cases)
+        queries = [_candidates(rule, ctx, one_of(e.c.case_id, chunk))
+                   for chunk in _chunks(listed, CASES_PER_QUERY)]
+    now_open: set[str] = set()
+    for query in queries:  # streamed (a server-side cursor on PostgreSQL), judged in rounds
+        result = conn.execute(query, execution_options={"stream_results": True,
+                                                        "yield_per": ROWS_PER_ROUND})
+        for rows in result.partitions():
+            now_open.update(r.case_id for r in rows if r.decided is None and r.completed is None)
+            yield from _judged(conn, rule, ctx, rows)
+    _remember_open(conn, rule, ctx, last_day, now_open)
+    yield from _step_findings(conn, rule, ctx, looked_at)
+
+
+def _judged(conn: Connection, rule, ctx: Context, rows: Sequence) -> Iterator[Finding]:
+    """The findings among some candidate cases: each case's clock and level."""
     stops = _clock.clock_events(conn, [r.case_id for r in rows if r.stops], ctx)
     found = []
     for r in rows:
@@ -113,19 +137,15 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     ids = _event_ids(conn, [r.case_id for r, *_ in found], ctx)
     for r, clock, level, kept in found:
         yield _finding(r, clock, level, kept, ids.get(r.case_id, {}), rule.params, ctx)
-    yield from _step_findings(conn, rule, ctx, last_day)
 
 
-def _step_findings(conn: Connection, rule, ctx: Context, last_day: date | None) -> list[Finding]:
+def _step_findings(conn: Connection, rule, ctx: Context, looked_at) -> list[Finding]:
     """Steps past the catalog's ``step_days`` (see :mod:`._step_limits`)."""
     limits = _step_limits.item_limits(conn)
     if not limits:
         return []
-    def incremental(seen):
-        return _incremental(ctx, seen, last_day)
-
-    alerts = _step_limits.alerted(conn, rule, ctx, limits, incremental)
-    rows = _step_limits.candidates(conn, rule, ctx, limits, incremental)
+    alerts = _step_limits.alerted(conn, rule, ctx, limits, looked_at)
+    rows = _step_limits.candidates(conn, rule, ctx, limits, looked_at)
     spans = _step_limits.spans(rows, limits, ctx)
     stops = _clock.clock_events(conn, sorted({s.case_id for s in spans}), ctx)
     return _step_limits.findings(spans, stops, alerts, rule.params, ctx)
@@ -141,7 +161,7 @@ def _last_day(conn: Connection, rule, ctx: Context) -> date | None:
     return None if last is None or day(last, ctx) == day(ctx.as_of, ctx) else day(last, ctx)
 
 
-def _candidates(rule, ctx: Context, last_day: date | None = None):
+def _candidates(rule, ctx: Context, looked_at: ColumnElement):
     """One row per case that could be late: SQL aggregates, joins the item and the alert."""
     e = Event.__table__
 
@@ -154,7 +174,7 @@ def _candidates(rule, ctx: Context, last_day: date | None = None):
                        first("accept").label("accepted"), first("decide").label("decided"),
                        first("complete").label("completed"),
                        func.count(case((e.c.step.in_(CLOCK_STEPS), 1))).label("stops"))
-                .where(seen, _incremental(ctx, seen, last_day)).group_by(e.c.case_id)
+                .where(seen, looked_at).group_by(e.c.case_id)
                 .subquery())
     end = func.coalesce(per_case.c.decided, per_case.c.completed)
     # the alert already raised for the case under this rule version, found by its unique key
@@ -171,23 +191,58 @@ def _candidates(rule, ctx: Context, last_day: date | None = None):
             .order_by(per_case.c.case_id))
 
 
-def _incremental(ctx: Context, seen, last_day: date | None) -> ColumnElement:
-    """Everything on a full run. Else the cases with new events; and on a new date also
-    every case still open when the last run's date began — the open ones (time passes
-    for them) and those whose stored decision only now lies before ``as_of`` (a replay
-    of a loaded log): one pass over acceptances, decisions and completions."""
-    if ctx.since_event_id is None:
-        return true()
+def _incremental(conn: Connection, rule, ctx: Context, last_day: date | None
+                 ) -> tuple[ColumnElement, list[str] | None]:
+    """WHERE clause (over ``events``) of the cases to look at, and the same cases as a
+    sorted list when they can be listed: every case on a full run. Else the cases with new
+    events; and on a new date also every case still open as of the last run (time passes
+    for them; see :func:`_remember_open`), so that each is looked up in the case index."""
     e = Event.__table__
-    new = select(e.c.case_id).where(new_events(ctx))
-    if last_day is None:
-        return e.c.case_id.in_(new)
-    began = datetime.combine(last_day, time(), ctx.tz).astimezone(timezone.utc)
-    ended_before = case((and_(e.c.step != "accept", e.c.occurred_at < began), 1), else_=0)
-    open_then = (select(e.c.case_id)
-                 .where(seen, e.c.step.in_(("accept", "decide", "complete")))
-                 .group_by(e.c.case_id).having(func.max(ended_before) == 0))
-    return e.c.case_id.in_(union(open_then, new))
+    if ctx.since_event_id is None:
+        return true(), None
+    changed = changed_cases(ctx, e.c.case_id)
+    still_open = _open_cases(conn, rule) if last_day is not None else set()
+    if ctx.changed_case_ids is not None:
+        listed = sorted(still_open | set(ctx.changed_case_ids))
+        return one_of(e.c.case_id, listed), listed
+    if not still_open:
+        return changed, None
+    return or_(one_of(e.c.case_id, sorted(still_open)), changed), None
+
+
+def _open_cases(conn: Connection, rule) -> set[str]:
+    return set(conn.scalars(select(OpenCase.case_id).where(OpenCase.rule_id == rule.id)))
+
+
+def _remember_open(conn: Connection, rule, ctx: Context, last_day: date | None,
+                   now_open: set[str]) -> None:
+    """Keep ``open_cases`` the cases accepted and neither decided nor completed as of this
+    run, for the next run on a later date: of the cases looked at (every open one, on a
+    full run or a new date; the changed ones, on the same date) the open ones replace
+    those listed before. Rolled back with the run (a dry run, a failure), as its watermark.
+
+    Enough for the next date: a case open at the start of this run's date but decided by
+    this run was looked at, with its decision, by the run that first saw that decision
+    (the decision was new then), and an ended case's finding depends on dates only."""
+    before = _open_cases(conn, rule)
+    if ctx.since_event_id is None or last_day is not None:
+        gone = before - now_open
+    elif ctx.changed_case_ids is not None:
+        gone = (before & set(ctx.changed_case_ids)) - now_open
+    else:
+        gone = set(conn.scalars(select(OpenCase.case_id).where(
+            OpenCase.rule_id == rule.id, changed_cases(ctx, OpenCase.case_id)))) - now_open
+    table = OpenCase.__table__
+    for chunk in _chunks(sorted(gone)):
+        conn.execute(delete(table).where(table.c.rule_id == rule.id, table.c.case_id.in_(chunk)))
+    fresh = [{"rule_id": rule.id, "case_id": c} for c in sorted(now_open - before)]
+    if fresh:
+        conn.execute(insert(table), fresh)
+
+
+def _chunks(values: list, size: int = IN_CHUNK) -> Iterator[list]:
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
 
 
 def _subject(case_id: str) -> Finding:

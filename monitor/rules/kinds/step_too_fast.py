@@ -10,19 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from types import MappingProxyType
+from types import MappingProxyType, SimpleNamespace
 from typing import Mapping
 
 from sqlalchemy import Connection, and_, case, func, literal, null, select
 
 from ...models import Event, Item
 from ..finding import Context, Finding
-from ..sql import changed_cases, in_scope, json_number, seconds_since, time_point
+from ..sql import changed_cases, in_scope, json_number, one_of, seconds_since, time_point
 from ._common import by_case, local
 
 TITLE = "环节办理过快（疑似事后补录）"
 DEFAULT_MESSAGE = "案件 {case_id}：{steps}（疑似事后补录）"
 FIELDS = ("steps", "fastest_seconds", "count")
+BY_CASE = True  # per case, from its events alone (see kinds.Kind)
 
 
 @dataclass(frozen=True)
@@ -39,10 +40,10 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     longest = _longest_limit(conn, defaults, per_item)
     if longest is None:
         return
-    e, prev = Event.__table__, Event.__table__.alias("prev")
+    e = Event.__table__
     # 1. one narrow pass in (case_id, occurred_at) index order: each event's predecessor
-    #    and the gap, kept only when shorter than the longest limit anywhere (few rows,
-    #    materialised: the pass itself is not); each timestamp is parsed once
+    #    and the gap, kept only when shorter than the longest limit anywhere (few rows);
+    #    each timestamp is parsed once
     points = select(e.c.id, e.c.case_id, e.c.occurred_at,
                     time_point(e.c.occurred_at).label("t"),
                     ).where(e.c.occurred_at <= ctx.as_of,
@@ -53,26 +54,35 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
                    func.lag(points.c.id).over(**ordered).label("prev_id"),
                    ).subquery("pairs")
     gap = seconds_since(pairs.c.t, pairs.c.prev_t)
-    close = (select(pairs.c.id, pairs.c.prev_id, gap.label("gap"))
-             .where(pairs.c.prev_t.is_not(None), gap < longest * 60)
-             .cte("close").prefix_with("MATERIALIZED"))
-    # 2. the candidates' details and their step's exact limit
+    close = conn.execute(select(pairs.c.id, pairs.c.prev_id, gap.label("gap"))
+                         .where(pairs.c.prev_t.is_not(None), gap < longest * 60)).all()
+    if not close:
+        return
+    # 2. the candidates' details and their step's exact limit, looked up by id (a join on
+    #    the pairs would leave PostgreSQL guessing their number: it guessed a third of the
+    #    table and hashed all of it, twice)
     default = case({k: literal(float(v)) for k, v in defaults.items()}, value=e.c.step,
                    else_=null()) if defaults else null()
     own = case(*[(and_(e.c.item_code == item, e.c.step == step), literal(float(v)))
                  for item, steps in sorted(per_item.items()) for step, v in sorted(steps.items())],
                else_=null()) if any(per_item.values()) else null()
     limit = func.coalesce(own, json_number(Item.min_minutes, e.c.step), default)
-    query = (select(e.c.event_id, e.c.case_id, e.c.item_code, e.c.department, e.c.step,
-                    e.c.actor, e.c.occurred_at, prev.c.occurred_at.label("prev_at"),
-                    prev.c.step.label("prev_step"), prev.c.event_id.label("prev_id"),
-                    close.c.gap, limit.label("limit"))
-             .join(e, e.c.id == close.c.id).join(prev, prev.c.id == close.c.prev_id)
-             .join(Item, Item.code == e.c.item_code)
-             .where(in_scope(rule.scope, e.c.department, e.c.item_code),
-                    limit.is_not(None), close.c.gap < limit * 60)
-             .order_by(e.c.case_id, e.c.occurred_at, e.c.id))
-    for case_id, rows in by_case(conn.execute(query)):
+    current = {r.id: r for r in conn.execute(
+        select(e.c.id, e.c.event_id, e.c.case_id, e.c.item_code, e.c.department, e.c.step,
+               e.c.actor, e.c.occurred_at, limit.label("limit"))
+        .join(Item, Item.code == e.c.item_code)
+        .where(one_of(e.c.id, [c.id for c in close]),
+               in_scope(rule.scope, e.c.department, e.c.item_code), limit.is_not(None)))}
+    before = {r.id: r for r in conn.execute(
+        select(e.c.id, e.c.event_id, e.c.step, e.c.occurred_at)
+        .where(one_of(e.c.id, [c.prev_id for c in close if c.id in current])))}
+    found = [SimpleNamespace(**current[c.id]._asdict(), gap=c.gap,
+                             prev_at=before[c.prev_id].occurred_at,
+                             prev_step=before[c.prev_id].step,
+                             prev_id=before[c.prev_id].event_id)
+             for c in close if c.id in current and c.gap < current[c.id].limit * 60]
+    found.sort(key=lambda r: (r.case_id, r.occurred_at, r.id))
+    for case_id, rows in by_case(found):
         parts = [f"{r.prev_step}→{r.step} 仅 {round(r.gap)} 秒（下限 {r.limit:g} 分钟）"
                  for r in rows]
         first = rows[0]
