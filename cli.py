@@ -1322,14 +1322,16 @@ def settings() -> None:
     """List every config.yaml setting with its default and meaning."""
     for s in SETTINGS:
         click.echo(f"{s.name}  (default: {s.default!r})\n    {s.help}")
-    from monitor.config import INBOX_SETTINGS, SCHEDULE_SETTINGS, SCORE_SETTINGS, WEB_SETTINGS
+    from monitor.config import (INBOX_SETTINGS, LIMIT_SETTINGS, SCHEDULE_SETTINGS,
+                                SCORE_SETTINGS, WEB_SETTINGS)
 
     for title, table in (("mapping: (XES import)", MAPPING_SETTINGS),
                          ("notify: (delivery of notifications)", NOTIFY_SETTINGS),
                          ("scores: (scorecard weights, 绩效考评)", SCORE_SETTINGS),
                          ("inbox: (the drop directory)", INBOX_SETTINGS),
                          ("schedule: (the serve daemon)", SCHEDULE_SETTINGS),
-                         ("web: (permit-monitor web, the control center)", WEB_SETTINGS)):
+                         ("web: (permit-monitor web, the control center)", WEB_SETTINGS),
+                         ("limits: (hostile or broken input)", LIMIT_SETTINGS)):
         click.echo(f"\n{title}")
         for s in table:
             click.echo(f"  {s.name}  (default: {s.default!r})\n      {s.help}")

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, func, select
 
 from . import lease, runs
-from .auditpass import STAGES, PassSummary, audit_pass
+from .auditpass import STAGES, PassSummary, audit_pass, internal_error
 from .config import Config
 from .errors import MonitorError
 from .models import Alert, AlertChange, Run
@@ -213,6 +213,8 @@ def _run_steps(r: Runner, job: str, as_of: datetime, counts: RunCounts,
             errors += INGEST_FUNCTIONS[step](r, as_of, counts)
         except MonitorError as exc:
             errors.append(f"{step}: {exc}")
+        except Exception as exc:  # a bug: its traceback to the log, and the pass goes on
+            errors.append(internal_error(step, exc))
     stages = [s for s in JOB_STEPS[job] if s in STAGES]
     if stages:
         def stage(step: str, so_far: PassSummary) -> None:
@@ -286,8 +288,21 @@ def run_job(r: Runner, job: str, as_of: datetime | None = None, *,
         counts.as_of = as_of
         runs.finish(r.engine, policy_for(r.config), run_id, r.clock(), counts.as_dict(),
                     "; ".join(errors)[:4000] if errors else None)
+        if errors and "flush" in JOB_STEPS[job]:
+            _send_failure_notice(r)
     return JobResult(job, run_id, as_of, "failed" if errors else "ok", counts, errors, red,
                      time.monotonic() - started)
+
+
+def _send_failure_notice(r: Runner) -> None:
+    """A failed run raised an operational alert after its flush step: deliver its notice
+    now, not at the next pass (which may be the failing one again, tomorrow)."""
+    from .outbox import flush
+
+    try:
+        flush(r.engine, r.config.notify, r.config.base_dir, r.clock())
+    except Exception:
+        log.exception("could not deliver the notice of the failed run")
 
 
 @contextmanager

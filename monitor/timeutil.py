@@ -24,7 +24,10 @@ def parse_timestamp(text: str, tz: tzinfo) -> datetime:
         raise ValueProblem(f"'{text}' is not an ISO 8601 date and time") from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=tz)
-    return value.astimezone(timezone.utc)
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:  # 0001-01-01T00:00+08:00 is before the first UTC moment
+        raise ValueProblem(f"'{text}' is out of range") from None
 
 
 def parse_amount(text: str) -> Decimal:

@@ -163,14 +163,33 @@ def _bad_encoding(path: Path) -> str:
     write_mixed(path, 400)
     with open(path, "ab") as f:
         f.write("e-gbk,c1,D04-XK-001,,受理,u1,2025-09-30 10:00,,,,,,\n".encode("gbk"))
-    return "not utf-8-sig text; re-run with --encoding (e.g. --encoding gbk"
+        f.write(b"e-after,c1,D04-XK-001,,accept,u1,2025-09-30 10:00,,,,,,\n")
+    return "undecodable", "not text in the file's encoding"
 
 
 def _bad_csv(path: Path) -> str:
     write_mixed(path, 400)
     with open(path, "a", encoding="utf-8") as f:
         f.write('e-big,c1,D04-XK-001,,accept,u1,2025-09-30 10:00,,,,,,"' + "x" * 140_000 + '"\n')
-    return "malformed CSV (field larger than field limit (131072))"
+        f.write("e-after,c1,D04-XK-001,,accept,u1,2025-09-30 10:00,,,,,,\n")
+    return "too_long", "field larger than field limit"
+
+
+@pytest.mark.parametrize("name, damage", [("enc.csv", _bad_encoding), ("big.csv", _bad_csv)])
+def test_a_row_that_cannot_be_read_is_quarantined_and_reading_goes_on(
+        store, pconfig, tmp_path, spawned, name, damage):
+    """Once a whole-file error that lost the batch being read and every row after it."""
+    path = tmp_path / name
+    reason, detail = damage(path)
+    one, two = ingest_both_ways(store, pconfig, [path], spawned)
+    assert one == two
+    [tally] = one[0]
+    assert [q.reason for q in two[1][1] if detail in q.detail] == [reason]
+    assert tally["read"] == tally["inserted"] + tally["duplicates"] + tally["quarantined"]
+    events, quarantined, runs = two[1]
+    assert [run.status for run in runs] == ["done"]
+    assert "e-after" in [e.event_id for e in events]
+    assert quarantined and len(quarantined) == tally["quarantined"]
 
 
 def _bad_gzip(path: Path) -> str:
@@ -179,8 +198,7 @@ def _bad_gzip(path: Path) -> str:
     return "cannot read (Compressed file ended before the end-of-stream marker was reached)"
 
 
-@pytest.mark.parametrize("name, damage", [("enc.csv", _bad_encoding), ("big.csv", _bad_csv),
-                                          ("cut.csv.gz", _bad_gzip)])
+@pytest.mark.parametrize("name, damage", [("cut.csv.gz", _bad_gzip)])
 def test_read_error_is_the_same_line_after_the_same_batches(store, pconfig, tmp_path, spawned,
                                                             name, damage):
     path = tmp_path / name

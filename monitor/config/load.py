@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from ..calendar import WorkCalendar
 from ..errors import ConfigError
 from ..yamlsrc import LineDict, check_keys, load_yaml
+from .limits import Limits, load_limits
 from .notify import NotifyConfig, load_notify
 from .reports import ScoreWeights, load_language, load_scores
 from .schedule import InboxConfig, ScheduleConfig, load_unattended
@@ -88,6 +89,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("web", {}, dict,
             "Sign-in and pages of `permit-monitor web`: idle timeout, lockout, page size; "
             "keys in the 'web' table below."),
+    Setting("limits", {}, dict,
+            "Limits on hostile or broken input (timestamps, field sizes, YAML, message "
+            "formats, file modes, amounts); keys in the 'limits' table below."),
 )
 
 CALENDAR_KEYS = ("extra_holidays", "extra_workdays")
@@ -123,6 +127,7 @@ class Config:
                                         lambda raw: ScheduleConfig(**raw))
     sources: Mapping[str, PullSource] = declared(SETTINGS, "sources")
     web: WebConfig = declared(SETTINGS, "web", lambda raw: WebConfig(**raw))
+    limits: Limits = declared(SETTINGS, "limits", lambda raw: Limits(**raw))
 
     @property
     def tz(self) -> ZoneInfo:
@@ -181,6 +186,7 @@ def load_config(path: str | Path | None) -> Config:
         **load_unattended(values, raw, where, base_dir),
         sources=load_sources(values["sources"] or LineDict(), where),
         web=load_web(values["web"] or LineDict(), where),
+        limits=load_limits(values["limits"] or LineDict(), where),
     )
 
 

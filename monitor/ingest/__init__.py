@@ -19,6 +19,7 @@ from .events import REQUIRED
 from .pipeline import RECEIPT_COLUMNS, ingest_event_rows, ingest_receipt_rows
 from .sources import FORMATS, Source, SourceRow, csv_rows, jsonl_rows, open_source
 from .store import Tally
+from .validate import guarded
 
 # Called once per source with (name, size in bytes or None); returns a callback taking
 # the raw bytes read so far, or None for no progress display.
@@ -35,7 +36,7 @@ def _event_rows(source: Source, config: Config, encoding: str) -> Iterator[Sourc
     if source.format == "csv":
         return csv_rows(source, encoding, REQUIRED)
     if source.format == "jsonl":
-        return jsonl_rows(source, encoding)
+        return jsonl_rows(source, encoding, config.limits.max_json_depth)
     if source.format == "xes":
         from .xes import xes_rows
 
@@ -63,6 +64,7 @@ def _ingest(kind: str, engine: Engine, config: Config, names: list[str], now: da
                                       "(department, period, amount)")
                 rows, store = csv_rows(source, encoding, RECEIPT_COLUMNS), ingest_receipt_rows
             report = progress(source.name, source.size) if progress else None
+            rows = guarded(rows, config.limits, source.name, encoding)
             tally = store(engine, source, rows, config=config, now=now, progress=report)
             yield SourceResult(source.name, tally)
 

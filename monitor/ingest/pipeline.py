@@ -29,6 +29,7 @@ from .sources import Source, SourceRow
 from .store import (EVENT_ID, SOURCE_LINE, Bad, Progress, Tally, add_to_run, batches,
                     classify_events, copy_events, event_binder, finish_run, insert_events,
                     quarantine_rows, start_run)
+from .resilient import Refuse, Split, refused, row_splitter, store_batch
 from .worker import can_fork, prepared_in_child
 
 PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -192,10 +193,15 @@ def _cyclic_gc_paused() -> Iterator[None]:
 
 def _run(engine: Engine, kind: str, source: str, now: datetime, progress: Progress | None,
          work: Callable[[int], Iterator[tuple[T, int]]],
-         step: Callable[[Connection, T, int], Tally]) -> Tally:
+         step: Callable[[Connection, T, int], Tally],
+         split: tuple[Split, Refuse] | None = None) -> Tally:
     """Drive one run: a transaction per batch that stores rows and advances the counters.
 
-    ``work(run_id)`` yields each batch with the bytes of the source read so far.
+    ``work(run_id)`` yields each batch with the bytes of the source read so far. With
+    ``split`` (how to halve a batch, how to quarantine a lone row), a batch the database
+    refuses (a value it cannot take) is halved until the row at fault is alone, and that
+    row is quarantined (:func:`monitor.ingest.resilient.store_batch`): the good rows of the
+    batch are stored all the same.
     """
     run_id = start_run(engine, kind, source, now)
     total = Tally()
@@ -203,10 +209,7 @@ def _run(engine: Engine, kind: str, source: str, now: datetime, progress: Progre
         # Rows make no reference cycles; the cyclic collector only costs time here (~7 %).
         with _cyclic_gc_paused(), closing(work(run_id)) as prepared:
             for batch, position in prepared:
-                with engine.begin() as conn:
-                    tally = step(conn, batch, run_id)
-                    add_to_run(conn, run_id, tally)
-                total += tally
+                total += store_batch(engine, run_id, batch, step, split)
                 if progress:
                     progress(position)
     except BaseException:
@@ -255,7 +258,37 @@ def ingest_event_rows(engine: Engine, source: Source, rows: Iterable[SourceRow],
                      duplicates=len(stored.duplicates), quarantined=len(bad),
                      by_reason=_reasons(bad))
 
-    return _run(engine, "events", source.name, now, progress, work, step)
+    def refuse(conn: Connection, batch: EventBatch, problem: str, run_id: int) -> Tally:
+        return refused(conn, "events", source.name, _batch_rows(batch), problem, run_id, now)
+
+    return _run(engine, "events", source.name, now, progress, work, step,
+                (split_event_batch, refuse))
+
+
+def _batch_rows(batch: EventBatch) -> list[SourceRow]:
+    """The source rows of a batch (for a quarantine): its valid ones and its bad ones."""
+    return [SourceRow(row[SOURCE_LINE], dict(batch.fields[k]))
+            for k, row in enumerate(batch.rows)] + [b.row for _, b in batch.bad]
+
+
+def split_event_batch(batch: EventBatch) -> list[EventBatch]:
+    """Two halves of ``batch`` (the rows to set aside go with the first), or none when it
+    holds a single row."""
+    n, bad = len(batch.rows), batch.bad
+    if n + len(bad) <= 1:
+        return []
+    if n == 0:
+        half = len(bad) // 2
+        return [_part(batch, [], bad[:half]), _part(batch, [], bad[half:])]
+    if n == 1:
+        return [_part(batch, [], bad), _part(batch, [0], [])]
+    half = n // 2
+    return [_part(batch, list(range(half)), bad), _part(batch, list(range(half, n)), [])]
+
+
+def _part(batch: EventBatch, ks: list[int], bad: list[tuple[int, Bad]]) -> EventBatch:
+    return EventBatch(len(ks) + len(bad), [batch.rows[k] for k in ks],
+                      [batch.index[k] for k in ks], [batch.fields[k] for k in ks], bad)
 
 
 def _unpacked(packed: Iterator[tuple[bytes, int]]) -> Iterator[tuple[EventBatch, int]]:
@@ -350,9 +383,16 @@ def ingest_receipt_rows(engine: Engine, source: Source, rows: Iterable[SourceRow
     seen: dict[tuple[str, str], tuple[int, Any]] = {}
 
     def step(conn: Connection, batch: list[SourceRow], run_id: int) -> Tally:
-        tally, _, bad = process_receipt_batch(conn, batch, departments, seen, run_id)
-        quarantine_rows(conn, "receipts", source.name, bad, run_id, now)
+        before = dict(seen)
+        try:
+            tally, _, bad = process_receipt_batch(conn, batch, departments, seen, run_id)
+            quarantine_rows(conn, "receipts", source.name, bad, run_id, now)
+        except BaseException:  # rolled back: the batch's rows were not seen after all
+            seen.clear()
+            seen.update(before)
+            raise
         return tally
 
     return _run(engine, "receipts", source.name, now, progress,
-                lambda _: _in_this_process(rows, source, config.batch_size), step)
+                lambda _: _in_this_process(rows, source, config.batch_size), step,
+                row_splitter("receipts", source.name, now))
