@@ -179,7 +179,7 @@ def _policy(app: App):
     from monitor.rules.loader import load_rules
     from monitor.supervision import policy_for
 
-    return policy_for(app.config, load_rules([app.config.rules_dir]))
+    return policy_for(app.config, load_rules([app.config.rules_dir], app.config.limits))
 
 
 def _echo_rows(rows: Iterable[Any], text: Callable[[Any], str], *, fmt: str = "table",
@@ -300,7 +300,7 @@ def ingest_catalog_cmd(app: App, file: str) -> None:
     """
     from monitor.catalog import ingest_catalog
 
-    result = ingest_catalog(app.engine, file)
+    result = ingest_catalog(app.engine, file, app.config.limits.yaml)
     for name in ("departments", "users", "items"):
         click.echo(f"{name}: added {result.added[name]:,} · updated {result.updated[name]:,}"
                    f" · unchanged {result.unchanged[name]:,}")
@@ -467,7 +467,7 @@ def run(app: App, as_of: str | None, rule_ids: tuple[str, ...], dry_run: bool,
     from monitor.rules.loader import load_rules
 
     moment = _as_of(app, as_of)
-    rules = load_rules([app.config.rules_dir])
+    rules = load_rules([app.config.rules_dir], app.config.limits)
     with _exclusive(app, not dry_run):  # never at the same time as nightly/serve
         done = audit_pass(app.engine, app.config, moment, rules=rules,
                           stages=("evaluate",) if dry_run else ("evaluate", "escalate"),
@@ -521,7 +521,7 @@ def escalate_cmd(app: App, as_of: str | None) -> None:
 
     with _exclusive(app):
         done = audit_pass(app.engine, app.config, _as_of(app, as_of), stages=("escalate",),
-                          rules=lambda: load_rules([app.config.rules_dir]))
+                          rules=lambda: load_rules([app.config.rules_dir], app.config.limits))
         _echo_escalated(done.escalation)
 
 
@@ -844,7 +844,7 @@ def exemptions_add(app: App, rule_id, scopes, reason, approved_by, until) -> Non
     from monitor.rules.loader import load_rules
 
     scope = ex.parse_scope(scopes, app.config.tz)
-    ids = [r.id for r in load_rules([app.config.rules_dir])]
+    ids = [r.id for r in load_rules([app.config.rules_dir], app.config.limits)]
     ex_id = ex.add(app.engine, ids, rule_id, scope, reason, approved_by, until.date(),
                    app.now(), app.config.tz, channel="cli")
     click.echo(f"exemption {ex_id}: {rule_id} {_scope_text(scope, app.config.tz)} "
@@ -987,7 +987,8 @@ def rules_check(app: App, paths: tuple[str, ...], catalog: str | None, quiet: bo
     """
     from monitor.ruletools.check import check_paths, vocabulary
 
-    reports = check_paths(list(paths) or [_shown(app.config.rules_dir)], vocabulary(catalog))
+    reports = check_paths(list(paths) or [_shown(app.config.rules_dir)],
+                          vocabulary(catalog, app.config.limits), app.config.limits)
     bad = 0
     for report in reports:
         for problem in report.problems:
@@ -1064,7 +1065,7 @@ def rules_explain(app: App, rule_id: str, case_id: str, as_of: str | None) -> No
     from monitor.rules.loader import load_rules
 
     moment = _as_of(app, as_of)
-    out = explain(app.engine, app.config, load_rules([app.config.rules_dir]), rule_id,
+    out = explain(app.engine, app.config, load_rules([app.config.rules_dir], app.config.limits), rule_id,
                   case_id, moment)
     click.echo(f"{out.rule.id} ({out.rule.kind}, {out.rule.status}) · case {case_id} · as of "
                f"{moment.astimezone(app.config.tz).isoformat()}")
@@ -1110,7 +1111,7 @@ def rules_backtest(app: App, start: str, end: str, candidate: str | None, show: 
     from monitor.ruletools.backtest import backtest
     from monitor.rules.loader import load_rules
 
-    current = load_rules([app.config.rules_dir])
+    current = load_rules([app.config.rules_dir], app.config.limits)
     other = load_rules([candidate]) if candidate else current
     result = backtest(app.engine, app.config, current, other, _as_of(app, start),
                       _as_of(app, end))
@@ -1176,7 +1177,7 @@ def rules_calibrate(app: App, kind, rule_id, items, steps, k, quantile, min_n, o
     from monitor.ruletools.calibrate import calibrate, write_candidate
     from monitor.rules.loader import load_rules
 
-    chosen = [r for r in load_rules([app.config.rules_dir])
+    chosen = [r for r in load_rules([app.config.rules_dir], app.config.limits)
               if r.kind == kind and (rule_id is None or r.id == rule_id)]
     if len(chosen) != 1:
         raise MonitorError(f"{len(chosen)} rules of kind {kind} match: name one with --rule")

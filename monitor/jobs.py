@@ -60,7 +60,7 @@ class RuleCache:
         from .rules.loader import load_rules
 
         try:
-            self.good = load_rules([config.rules_dir])
+            self.good = load_rules([config.rules_dir], config.limits)
             return self.good, None
         except MonitorError as exc:
             if self.good is None:
