@@ -203,13 +203,16 @@ def _echo_rows(rows: Iterable[Any], text: Callable[[Any], str], *, fmt: str = "t
     elif fmt == "csv":
         import csv
 
+        from monitor.report.cells import safe_row
+
         writer = csv.writer(sys.stdout)
         writer.writerow(columns)
         for r in rows:
             shown += 1
             d = as_record(r)
-            writer.writerow([json.dumps(d[c], ensure_ascii=False)
-                             if isinstance(d[c], (dict, list)) else d[c] for c in columns])
+            writer.writerow(safe_row([json.dumps(d[c], ensure_ascii=False)
+                                      if isinstance(d[c], (dict, list)) else d[c]
+                                      for c in columns]))
     else:
         for r in rows:
             shown += 1

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MonitorError
+from .cells import safe_row
 from .labels import labeler
 from .model import Report, Table, fmt_value, summary_fmt
 
@@ -96,13 +97,14 @@ def to_json(report: Report) -> str:
 
 
 def csv_text(table: Table) -> str:
-    """One table as CSV: column keys as header (stable for tools), raw values."""
+    """One table as CSV: column keys as header (stable for tools), raw values, made
+    spreadsheet-safe (:func:`~monitor.report.cells.safe_cell`)."""
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow([c.key for c in table.columns])
     for r in table.rows + ([table.total] if table.total else []):
-        writer.writerow(["" if r.get(c.key) is None else _plain(r.get(c.key))
-                         for c in table.columns])
+        writer.writerow(safe_row(["" if r.get(c.key) is None else _plain(r.get(c.key))
+                                  for c in table.columns]))
     return buf.getvalue()
 
 
