@@ -166,13 +166,17 @@ def _period(app: App, period, date_from, date_to):
     return parse_period(period, date_from, date_to, app.now().astimezone(app.config.tz).date())
 
 
-def _exclusive(app: App, needed: bool = True):
-    """The database lease around a command that writes alerts or delivers (see lease.py)."""
+def _exclusive(app: App, needed: bool = True, name: str | None = None):
+    """The database lease around a command that writes alerts (``monitor``, the main
+    lease) or delivers (``outbox``); see lease.py."""
     from contextlib import nullcontext
 
     from monitor.jobs import exclusive
 
-    return exclusive(app.engine, app.config, app.now) if needed else nullcontext()
+    from monitor.lease import MAIN
+
+    return exclusive(app.engine, app.config, app.now, name or MAIN) if needed \
+        else nullcontext()
 
 
 def _policy(app: App):
@@ -692,7 +696,9 @@ def notify_flush(app: App) -> None:
     """
     from monitor.auditpass import audit_pass
 
-    with _exclusive(app):
+    from monitor.lease import OUTBOX
+
+    with _exclusive(app, name=OUTBOX):  # one flusher at a time, never holding up a run
         result = audit_pass(app.engine, app.config, app.now(), rules=(),
                             stages=("flush",)).delivery
     assert result is not None  # the flush stage ran, or raised

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from . import trail
+from . import lease, trail
 from .config import NotifyConfig
 from .models import OutboxMessage, User
 from .sinks import open_sink
@@ -79,6 +79,7 @@ def _claim(engine: Engine, message_id: int, now: datetime) -> Any:
     due = (OutboxMessage.id == message_id, OutboxMessage.status.in_(DUE),
            OutboxMessage.next_attempt_at <= now)
     with engine.begin() as conn:
+        lease.fence(conn)  # a flusher that lost its lease claims nothing more
         claimed = conn.execute(update(OutboxMessage).where(*due).values(
             status="sending", next_attempt_at=now + LEASE)).rowcount
         if claimed != 1:

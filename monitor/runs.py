@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from . import trail
+from . import lease, trail
 from .models import Alert, Run
 from .supervision import Policy, monitors, tell
 from .trail import SYSTEM, Entry
@@ -40,9 +40,27 @@ def finish(engine: Engine, policy: Policy, run_id: int, now: datetime, counts: d
     """Close a run: ``ok``, or ``failed`` with ``error`` and an operational alert."""
     status = "failed" if error else "ok"
     with engine.begin() as conn:
+        lease.fence(conn)
         conn.execute(update(Run).where(Run.id == run_id).values(
             finished_at=now, status=status, counts=counts, error=error))
         if error:
+            _alert(conn, policy, now, run_id)
+
+
+def amend(engine: Engine, policy: Policy, run_id: int, now: datetime, counts: dict[str, Any],
+          error: str | None = None) -> None:
+    """Add to a finished run what it did after letting go of the main lease (its
+    deliveries): its counts, and an error, which makes it ``failed`` (with the
+    operational alert, if it was ``ok``)."""
+    with engine.begin() as conn:
+        lease.fence(conn)
+        run = conn.execute(select(Run.status, Run.error).where(Run.id == run_id)).one()
+        values: dict[str, Any] = {"counts": counts, "finished_at": now}
+        if error:
+            values.update(status="failed",
+                          error="; ".join(e for e in (run.error, error) if e)[:4000])
+        conn.execute(update(Run).where(Run.id == run_id).values(**values))
+        if error and run.status == "ok":
             _alert(conn, policy, now, run_id)
 
 

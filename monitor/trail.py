@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from . import lease
 from .errors import MonitorError
 from .models import TrailEntry, TrailHead
 
@@ -89,6 +90,7 @@ def append(conn: Connection, at: datetime, entries: list[Entry]) -> list[int]:
     """Append ``entries`` (in order) in the caller's transaction; their sequence numbers."""
     if not entries:
         return []
+    lease.fence(conn)  # a runner that lost its lease writes no more entries
     seq, prev = lock(conn)
     rows = []
     for e in entries:
