@@ -732,6 +732,30 @@ def notify_list(app: App, failed: bool, show_all: bool, limit: int | None) -> No
                text, empty="no messages")
 
 
+@notify.command("retry")
+@click.argument("ids", nargs=-1, required=True, type=int)
+@pass_app
+def notify_retry(app: App, ids: tuple[int, ...]) -> None:
+    """Queue failed messages IDS again (after the address was fixed in the catalog, or a
+    sink was repaired): each goes back to pending, with a fresh count of attempts, and
+    `notify flush` (or the daemon's flush job) delivers it. Exit 1 if an ID is not a
+    failed message.
+
+    \b
+    Example:
+      permit-monitor notify list --failed
+      permit-monitor notify retry 17 18 && permit-monitor notify flush
+    """
+    from monitor.outbox import retry
+
+    done = retry(app.engine, list(ids), app.now())
+    for message_id in ids:
+        click.echo(f"message {message_id}: " + ("queued again" if message_id in done else
+                                                 "not a failed message (see notify list)"))
+    if len(done) != len(set(ids)):
+        raise click.exceptions.Exit(1)
+
+
 @cli.group()
 def holds() -> None:
     """Cases stopped in the workflow (中止流程) by rules with action: halt."""

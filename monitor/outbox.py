@@ -147,6 +147,22 @@ def flush(engine: Engine, notify: NotifyConfig, base_dir, now: datetime) -> Flus
             sink.close()
 
 
+def retry(engine: Engine, ids: list[int], now: datetime) -> set[int]:
+    """Failed messages among ``ids`` back to ``pending``, due ``now``, attempts from zero
+    (the address may have been fixed since: it is read from the catalog again); returns
+    the ids queued again."""
+    with engine.begin() as conn:
+        failed = set(conn.scalars(select(OutboxMessage.id).where(
+            OutboxMessage.id.in_(ids), OutboxMessage.status == "failed")))
+        for row in conn.execute(select(OutboxMessage).where(OutboxMessage.id.in_(failed))):
+            field = USER_ADDRESS.get(row.channel)
+            address = conn.scalar(select(field).where(User.id == row.recipient)) \
+                if field is not None else row.address
+            conn.execute(update(OutboxMessage).where(OutboxMessage.id == row.id).values(
+                status="pending", attempts=0, next_attempt_at=now, address=address))
+    return failed
+
+
 def list_messages(engine: Engine, *, status: str | None = None,
                   undelivered: bool = False, limit: int | None = None) -> Iterator[Any]:
     query = select(OutboxMessage).order_by(OutboxMessage.id)
