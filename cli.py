@@ -80,7 +80,9 @@ class MonitorGroup(click.Group):
         try:
             return super().invoke(ctx)
         except MonitorError as exc:
-            for line in str(exc).splitlines() or [type(exc).__name__]:
+            from monitor.masking import mask
+
+            for line in mask(str(exc)).splitlines() or [type(exc).__name__]:
                 click.echo(f"Error: {line}", err=True)
             ctx.exit(1)
 
@@ -123,6 +125,10 @@ def cli(ctx: click.Context, config_path: str | None, db_url: str | None, verbose
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=max(level, logging.DEBUG), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from monitor.masking import MaskingFilter
+
+    for handler in logging.getLogger().handlers:  # no secret in a log line, in any form
+        handler.addFilter(MaskingFilter())
     if verbose < 2:  # Alembic's plugin set-up lines would bury what -v is for
         logging.getLogger("alembic").setLevel(logging.WARNING)
     ctx.obj = App(config_path, db_url)

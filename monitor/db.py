@@ -18,15 +18,17 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from .errors import StoreError
+from .masking import mask
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def safe_url(url: str) -> str:
-    """The URL with its password masked, for messages and logs."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
+    """The URL with its password masked (``user:pass@`` and ``?password=``), for
+    messages and logs."""
+    try:  # a password given as ?password= is not SQLAlchemy's to hide: mask() does
+        return mask(make_url(url).render_as_string(hide_password=True))
     except ArgumentError:
         return "<unparseable database URL>"
 

@@ -34,6 +34,7 @@ from . import lease, runs
 from .auditpass import STAGES, PassSummary, audit_pass, internal_error
 from .config import Config
 from .errors import MonitorError
+from .masking import mask
 from .models import Alert, AlertChange, Lease, Run
 from .supervision import policy_for
 
@@ -299,6 +300,7 @@ def run_job(r: Runner, job: str, as_of: datetime | None = None, *,
         counts.as_of = as_of
         runs.finish(r.engine, policy_for(r.config), run_id, r.clock(), counts.as_dict(),
                     "; ".join(errors)[:4000] if errors else None)
+    errors = [mask(e) for e in errors]
     if main and "flush" in steps:
         errors += _deliver_after(r, job, run_id, as_of, counts, phase, wait, bool(errors))
     return JobResult(job, run_id, as_of, "failed" if errors else "ok", counts, errors, red,

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from . import lease, trail
 from .config import NotifyConfig
+from .masking import mask
 from .models import OutboxMessage, User
 from .sinks import open_sink
 from .sinks.base import DeliveryError, Message, Sink, Undeliverable
@@ -41,6 +42,7 @@ def enqueue(conn: Connection, at: datetime, alert_id: int | None, recipients: It
     field = USER_ADDRESS.get(channel)
     if field is not None:
         found = dict(conn.execute(select(User.id, field).where(User.id.in_(recipients))).all())
+    text = mask(text)  # a run's error may quote a URL or a server's answer
     conn.execute(insert(OutboxMessage), [{
         "created_at": at, "alert_id": alert_id, "recipient": r, "channel": channel,
         "address": found.get(r) if field is not None else address, "subject": subject,
@@ -113,7 +115,7 @@ def _record(engine: Engine, notify: NotifyConfig, row: Any, sink: str | None,
             return
         final = isinstance(error, Undeliverable) or attempts >= notify.max_attempts
         conn.execute(update(OutboxMessage).where(OutboxMessage.id == row.id).values(
-            attempts=attempts, last_error=str(error)[:1000], sink=sink,
+            attempts=attempts, last_error=mask(str(error))[:1000], sink=sink,
             status="failed" if final else "pending",
             next_attempt_at=now if final else now + backoff(notify, attempts)))
     out.errors.append(f"message {row.id} to {row.recipient}: {error}")

@@ -25,6 +25,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from .config import Config
 from .db import safe_url
+from .masking import register_url
 from .errors import ConfigError, IngestError, MonitorError
 from .ingest.pipeline import ingest_event_rows
 from .ingest.validate import guarded
@@ -88,6 +89,7 @@ def _save(engine: Engine, name: str, value: Any, now: datetime) -> None:
 
 def _source_engine(name: str, url: str) -> Engine:
     """An engine on the source database, which is only read (no settings changed)."""
+    register_url(url)
     try:
         return create_engine(url)
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from . import lease, trail
+from .masking import mask, mask_value
 from .models import Alert, Run
 from .supervision import Policy, monitors, tell
 from .trail import SYSTEM, Entry
@@ -39,6 +40,7 @@ def finish(engine: Engine, policy: Policy, run_id: int, now: datetime, counts: d
            error: str | None = None) -> None:
     """Close a run: ``ok``, or ``failed`` with ``error`` and an operational alert."""
     status = "failed" if error else "ok"
+    error, counts = (mask(error) if error else None), mask_value(counts)
     with engine.begin() as conn:
         lease.fence(conn)
         conn.execute(update(Run).where(Run.id == run_id).values(
@@ -52,6 +54,7 @@ def amend(engine: Engine, policy: Policy, run_id: int, now: datetime, counts: di
     """Add to a finished run what it did after letting go of the main lease (its
     deliveries): its counts, and an error, which makes it ``failed`` (with the
     operational alert, if it was ``ok``)."""
+    error, counts = (mask(error) if error else None), mask_value(counts)
     with engine.begin() as conn:
         lease.fence(conn)
         run = conn.execute(select(Run.status, Run.error).where(Run.id == run_id)).one()
@@ -67,6 +70,7 @@ def amend(engine: Engine, policy: Policy, run_id: int, now: datetime, counts: di
 def record_missed(engine: Engine, policy: Policy, job: str, scheduled_for: datetime,
                   now: datetime, reason: str) -> int:
     """A scheduled run that did not happen: a ``missed`` record and an operational alert."""
+    reason = mask(reason)
     with engine.begin() as conn:
         run_id = conn.execute(insert(Run).values(
             job=job, trigger="serve", scheduled_for=scheduled_for, started_at=now,

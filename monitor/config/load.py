@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..calendar import WorkCalendar
 from ..errors import ConfigError
+from ..masking import register_url
 from ..yamlsrc import LineDict, check_keys, load_yaml
 from .limits import Limits, load_limits
 from .notify import NotifyConfig, load_notify
@@ -210,10 +211,7 @@ def resolve_database_url(config: Config, cli_url: str | None = None,
                          environ: Mapping[str, str] | None = None) -> str:
     """Precedence, lowest first: monitor.db beside the config → config → env → --db."""
     environ = os.environ if environ is None else environ
-    if cli_url:
-        return cli_url
-    if environ.get(DATABASE_URL_ENV):
-        return environ[DATABASE_URL_ENV]
-    if config.database_url:
-        return config.database_url
-    return f"sqlite:///{config.base_dir / DEFAULT_DB_NAME}"
+    url = cli_url or environ.get(DATABASE_URL_ENV) or config.database_url or \
+        f"sqlite:///{config.base_dir / DEFAULT_DB_NAME}"
+    register_url(url)  # its password is masked wherever text goes out (monitor/masking.py)
+    return url

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
 from ..errors import SinkError
+from ..masking import mask, register
 
 DEFAULT_TIMEOUT = 10  # seconds one delivery of a network sink may take, unless configured
 
@@ -107,15 +108,14 @@ def secret(sink: str, option: str, variable: str | None) -> str | None:
     if not value:
         raise SinkError(f"sink '{sink}': environment variable {variable} is not set "
                         f"(named by {option} in config.yaml)")
+    register(value)  # masked from now on, in every form (monitor/masking.py)
     return value
 
 
 def scrub(text: str, *secrets: str | None) -> str:
-    """``text`` with every secret replaced by ``***`` (a server may echo a token back)."""
-    for value in secrets:
-        if value:
-            text = text.replace(value, "***")
-    return text
+    """``text`` with every secret masked as ``***``, as is or encoded (a server may echo a
+    token back, base64- or URL-encoded): :func:`monitor.masking.mask`."""
+    return mask(text, *secrets)
 
 
 class Deadline:
