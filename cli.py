@@ -464,13 +464,18 @@ def quarantine_retry(app: App, as_json: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Print the findings; write nothing.")
 @click.option("--full", is_flag=True,
               help="Re-evaluate everything, not only what changed since the last run.")
+@click.option("--rewind", is_flag=True,
+              help="Allow an --as-of earlier than the rules' latest evaluation (says what "
+                   "it will change; refused without this).")
 @pass_app
 def run(app: App, as_of: str | None, rule_ids: tuple[str, ...], dry_run: bool,
-        full: bool) -> None:
+        full: bool, rewind: bool) -> None:
     """Evaluate the rules in rules_dir and store what they find as alerts.
 
     Incremental: each rule looks again only at what new events touch since its last
-    run (a changed rule, or an --as-of earlier than its last run, is evaluated in full).
+    run (a changed rule is evaluated in full). An --as-of earlier than the rules' latest
+    evaluation would rewrite the evidence of alerts raised since: refused unless --rewind,
+    which first says what it will change.
     Re-running never duplicates an alert: each is kept once per rule and subject (the
     case, the burst, the department-month). Exit code 1 if any rule failed; the others
     still ran.
@@ -479,8 +484,16 @@ def run(app: App, as_of: str | None, rule_ids: tuple[str, ...], dry_run: bool,
     from monitor.engine import render
     from monitor.rules.loader import load_rules
 
+    from monitor.rewind import check_rewind
+
     moment = _as_of(app, as_of)
     rules = load_rules([app.config.rules_dir], app.config.limits)
+    back = None if dry_run or as_of is None else check_rewind(app.engine, moment, rule_ids)
+    if back and not rewind:
+        raise click.UsageError(back.describe(moment, app.config.tz) + "; give --rewind to "
+                               "do it, or --dry-run to look without writing")
+    if back:
+        click.echo(f"rewinding: {back.describe(moment, app.config.tz)}", err=True)
     with _exclusive(app, not dry_run):  # never at the same time as nightly/serve
         done = audit_pass(app.engine, app.config, moment, rules=rules,
                           stages=("evaluate",) if dry_run else ("evaluate", "escalate"),

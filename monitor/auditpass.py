@@ -197,7 +197,8 @@ def day_report(engine: Engine, config: Config, as_of: datetime) -> str:
 
     day = (as_of.astimezone(config.tz) - timedelta(days=1)).date()
     report = build_report(engine, config, month(day), as_of)
-    html, xlsx = write_documents(report, config.base_dir / "reports")
+    html, xlsx = write_documents(report, config.base_dir / "reports",
+                                 config.limits.file_mode, config.limits.dir_mode)
     return f"{html} (+ {xlsx.name})"
 
 

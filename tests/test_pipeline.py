@@ -288,10 +288,10 @@ def test_a_bug_in_the_reader_keeps_its_traceback(store, pconfig, tmp_path, spawn
                                                  monkeypatch):
     real = pipeline.normalize_event
 
-    def broken(fields, catalog, tz):
+    def broken(fields, catalog, tz, *rest):
         if fields["event_id"] == "e300":
             raise ZeroDivisionError("planted")
-        return real(fields, catalog, tz)
+        return real(fields, catalog, tz, *rest)
 
     monkeypatch.setattr(pipeline, "normalize_event", broken)
     with pytest.raises(RuntimeError, match=r"(?s)reading process failed:\n.*Traceback.*"

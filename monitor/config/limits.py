@@ -48,7 +48,7 @@ LIMIT_SETTINGS: tuple[Setting, ...] = (
     Setting("dir_mode", "0700", str,
             "Permissions of the directories permit-monitor creates (reports/, the inbox's "
             "done/ and failed/), octal."),
-    Setting("amount_format", "1,234.56", str,
+    Setting("amount_format", AMOUNT_FORMATS[0], str,
             "How an amount with thousands separators is read: '1,234.56' (comma groups of "
             "three, dot decimals), '1.234,56', '1 234,56', or 'none' (refuse any separator). "
             "An amount that does not follow it is quarantined as bad_amount, never guessed."),

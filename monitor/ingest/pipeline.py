@@ -133,8 +133,8 @@ class StoredBatch(NamedTuple):
 
 
 def prepare_event_batch(rows: list[SourceRow], catalog: CatalogIndex, tz: tzinfo,
-                        bind: Callable[[dict[str, Any]], tuple], run_id: int | None
-                        ) -> EventBatch:
+                        bind: Callable[[dict[str, Any]], tuple], run_id: int | None,
+                        amount_format: str = "1,234.56") -> EventBatch:
     """Validate and bind one batch; no database (this runs in the reading process)."""
     batch = EventBatch(len(rows), [], [], [], [])
     for i, r in enumerate(rows):
@@ -142,7 +142,7 @@ def prepare_event_batch(rows: list[SourceRow], catalog: CatalogIndex, tz: tzinfo
             batch.bad.append((i, Bad(r, r.problem_reason, r.problem)))
             continue
         try:
-            row = normalize_event(r.fields, catalog, tz)
+            row = normalize_event(r.fields, catalog, tz, amount_format)
         except Rejected as exc:
             batch.bad.append((i, Bad(r, exc.reason, exc.detail)))
             continue
@@ -174,10 +174,11 @@ def _conflict(batch: EventBatch, k: int) -> Bad:
 
 
 def process_event_batch(conn: Connection, rows: list[SourceRow], catalog: CatalogIndex,
-                        tz: tzinfo, run_id: int | None) -> StoredBatch:
+                        tz: tzinfo, run_id: int | None, amount_format: str = "1,234.56"
+                        ) -> StoredBatch:
     """Validate, classify and store one batch in this process."""
-    return store_event_batch(conn, prepare_event_batch(rows, catalog, tz,
-                                                       event_binder(conn.dialect), run_id))
+    return store_event_batch(conn, prepare_event_batch(
+        rows, catalog, tz, event_binder(conn.dialect), run_id, amount_format))
 
 
 @contextmanager
@@ -242,7 +243,7 @@ def ingest_event_rows(engine: Engine, source: Source, rows: Iterable[SourceRow],
 
     def work(run_id: int) -> Iterator[tuple[EventBatch, int]]:
         prepare = partial(prepare_event_batch, catalog=catalog, tz=config.tz, bind=bind,
-                          run_id=run_id)
+                          run_id=run_id, amount_format=config.limits.amount_format)
         if _second_process_helps(source, config):
             packed = prepared_in_child(rows, lambda batch: pack_event_batch(prepare(batch)),
                                        config.batch_size, source.position, source.name)
@@ -304,7 +305,8 @@ def _reasons(bad: list[Bad]) -> Counter:
 RECEIPT_COLUMNS = ("department", "period", "amount")
 
 
-def normalize_receipt(fields: dict[str, Any], departments: frozenset[str]) -> dict[str, Any]:
+def normalize_receipt(fields: dict[str, Any], departments: frozenset[str],
+                      amount_format: str = "1,234.56") -> dict[str, Any]:
     values = {k: (fields.get(k) or "").strip() for k in RECEIPT_COLUMNS}
     missing = [k for k, v in values.items() if not v]
     if missing:
@@ -315,14 +317,15 @@ def normalize_receipt(fields: dict[str, Any], departments: frozenset[str]) -> di
     if not PERIOD.match(values["period"]):
         raise Rejected("bad_period", f"period must be YYYY-MM, got '{values['period']}'")
     try:
-        amount = parse_amount(values["amount"])
+        amount = parse_amount(values["amount"], amount_format)
     except ValueProblem as exc:
         raise Rejected("bad_amount", f"amount: {exc}") from None
     return {"department": values["department"], "period": values["period"], "amount": amount}
 
 
 def process_receipt_batch(conn: Connection, rows: list[SourceRow], departments: frozenset[str],
-                          seen: dict[tuple[str, str], tuple[int, Any]], run_id: int | None
+                          seen: dict[tuple[str, str], tuple[int, Any]], run_id: int | None,
+                          amount_format: str = "1,234.56"
                           ) -> tuple[Tally, list[SourceRow], list[Bad]]:
     """Upsert receipts by department-month; returns the tally, rows stored, rows to set aside.
 
@@ -336,7 +339,7 @@ def process_receipt_batch(conn: Connection, rows: list[SourceRow], departments: 
         try:
             if r.problem:
                 raise Rejected(r.problem_reason, r.problem)
-            rec = normalize_receipt(r.fields, departments)
+            rec = normalize_receipt(r.fields, departments, amount_format)
         except Rejected as exc:
             bad.append(Bad(r, exc.reason, exc.detail))
             continue
@@ -385,7 +388,8 @@ def ingest_receipt_rows(engine: Engine, source: Source, rows: Iterable[SourceRow
     def step(conn: Connection, batch: list[SourceRow], run_id: int) -> Tally:
         before = dict(seen)
         try:
-            tally, _, bad = process_receipt_batch(conn, batch, departments, seen, run_id)
+            tally, _, bad = process_receipt_batch(conn, batch, departments, seen, run_id,
+                                                  config.limits.amount_format)
             quarantine_rows(conn, "receipts", source.name, bad, run_id, now)
         except BaseException:  # rolled back: the batch's rows were not seen after all
             seen.clear()

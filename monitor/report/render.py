@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MonitorError
+from ..files import make_dir, write_atomic
 from .cells import safe_row
 from .labels import labeler
 from .model import Report, Table, fmt_value, summary_fmt
@@ -121,12 +122,11 @@ def render(report: Report, fmt: str, out: str | Path | None, table: str | None =
             if key not in report.tables:
                 raise MonitorError(f"no table '{key}'; tables: {', '.join(report.tables)}")
             return csv_text(report.tables[key]), []
-        folder = Path(out)
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = make_dir(Path(out))
         written = []
         for key, t in report.tables.items():
             path = folder / f"{key[2:]}.csv"
-            path.write_text(csv_text(t), encoding="utf-8-sig")
+            write_atomic(path, csv_text(t), encoding="utf-8-sig")
             written.append(path)
         return None, written
     if out is None:
@@ -138,7 +138,7 @@ def render(report: Report, fmt: str, out: str | Path | None, table: str | None =
     if fmt == "xlsx":
         from .xlsx import write_xlsx
 
-        write_xlsx(report, Path(out))
+        write_atomic(Path(out), lambda tmp: write_xlsx(report, tmp))
         return None, [Path(out)]
     raise MonitorError(f"unknown format '{fmt}'; one of {', '.join(FORMATS)}")
 
@@ -146,5 +146,5 @@ def render(report: Report, fmt: str, out: str | Path | None, table: str | None =
 def _emit(text: str, out) -> tuple[str | None, list[Path]]:
     if out is None:
         return text, []
-    Path(out).write_text(text, encoding="utf-8")
+    write_atomic(Path(out), text)
     return None, [Path(out)]
