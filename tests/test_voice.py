@@ -6,6 +6,7 @@ test_volume_drop.yaml, test_ranking_last.yaml)."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
@@ -191,3 +192,36 @@ def test_a_volume_drop_rule_with_a_bad_param_names_its_line(tmp_path):
     result = CliRunner().invoke(cli, ["rules", "check", str(path)])
     assert result.exit_code == 1
     assert f"{path}:4: params.measure must be one of cases, fees" in result.output
+
+
+def test_the_control_center_shows_ratings_and_complaints(config, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from monitor import accounts
+    from monitor.ingest import ingest_voice
+    from monitor.web import create_app
+    from web_county import AT, HOSTILE, PASSWORD, clock, county_copy
+
+    with county_copy(tmp_path / "county", config) as c:
+        ratings = tmp_path / "r.jsonl"
+        ratings.write_text(json.dumps({"rating_id": "R1", "case_id": "c1", "department": "D04",
+                                       "rated_at": "2025-10-08T10:00:00+08:00", "score": 1,
+                                       "tags": ["多次跑动"], "text": HOSTILE},
+                                      ensure_ascii=False) + "\n", encoding="utf-8")
+        complaints = tmp_path / "c.jsonl"
+        complaints.write_text(json.dumps({"complaint_id": "T1", "case_id": "c1",
+                                          "department": "D04", "category": "服务态度",
+                                          "received_at": "2025-10-08T11:00:00+08:00"},
+                                         ensure_ascii=False) + "\n", encoding="utf-8")
+        list(ingest_voice("ratings", c.engine, c.config, [str(ratings)], AT))
+        list(ingest_voice("complaints", c.engine, c.config, [str(complaints)], AT))
+        app = create_app(c.engine, c.config, clock())
+        client = TestClient(app, base_url="http://testserver", follow_redirects=False)
+        session = accounts.login(c.engine, "m4", PASSWORD, AT, c.config.web)
+        client.cookies.set("pm_session", session.token)
+        board = client.get("/board").text
+        assert re.search(r'data-total="bad_ratings">1<', board)
+        assert re.search(r'data-total="open_complaints">1<', board)
+        page = client.get("/cases/c1").text
+        assert "多次跑动" in page and "服务态度" in page and "未反馈" in page
+        assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
