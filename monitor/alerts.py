@@ -183,7 +183,8 @@ def _ids(conn: Connection, keys: list[str]) -> dict[str, int]:
     out: dict[str, int] = {}
     for start in range(0, len(keys), IN_CHUNK):
         out.update(conn.execute(select(Alert.dedupe_key, Alert.id)
-                                .where(Alert.dedupe_key.in_(keys[start:start + IN_CHUNK]))).all())
+                                .where(Alert.dedupe_key.in_(keys[start:start + IN_CHUNK])))
+                   .tuples().all())
     return out
 
 

@@ -159,7 +159,7 @@ def check_entries(engine: Engine, entries: list[Any]) -> str | None:
         return None
     with engine.connect() as conn:
         before = dict(conn.execute(select(TrailEntry.seq, TrailEntry.hash).where(
-            TrailEntry.seq.in_([e.seq - 1 for e in entries if e.seq > 1]))).all())
+            TrailEntry.seq.in_([e.seq - 1 for e in entries if e.seq > 1]))).tuples().all())
     for e in entries:
         where = f"trail entry #{e.seq} ({e.action}, alert {e.alert_id})"
         if entry_hash(e.seq, e.at, e.alert_id, e.action, e.actor, e.detail, e.prev_hash,

@@ -85,7 +85,7 @@ class Monitors:
         """Draw a plan for every alert whose stage changed since it was last planned."""
         with self.engine.connect() as conn:
             orders = dict(conn.execute(select(SupervisionOrder.alert_id, func.count())
-                                       .group_by(SupervisionOrder.alert_id)).all())
+                                       .group_by(SupervisionOrder.alert_id)).tuples().all())
             dispositions: dict[int, tuple[int, int, Any]] = {}  # alert → (n, rejected, last)
             for d in conn.execute(select(Disposition).order_by(Disposition.id)):
                 n, rejected, _ = dispositions.get(d.alert_id, (0, 0, None))

@@ -124,16 +124,17 @@ def stored_hashes(conn: Connection, ids: list[str]) -> dict[str, str]:
     select_sql = f"SELECT event_id, content_hash FROM {Event.__tablename__} WHERE event_id"
     mark = _placeholders(conn, 1)
     if conn.dialect.name == "postgresql" and mark:
-        return dict(conn.exec_driver_sql(f"{select_sql} = ANY({mark})", (ids,)).all())
+        return dict(conn.exec_driver_sql(f"{select_sql} = ANY({mark})", (ids,)).tuples().all())
     found: dict[str, str] = {}
     for start in range(0, len(ids), IN_CHUNK):
         chunk = ids[start:start + IN_CHUNK]
         marks = _placeholders(conn, len(chunk))
         if marks is None:
             found.update(conn.execute(select(Event.event_id, Event.content_hash)
-                                      .where(Event.event_id.in_(chunk))).all())
+                                      .where(Event.event_id.in_(chunk))).tuples().all())
         else:
-            found.update(conn.exec_driver_sql(f"{select_sql} IN ({marks})", tuple(chunk)).all())
+            found.update(conn.exec_driver_sql(f"{select_sql} IN ({marks})", tuple(chunk))
+                         .tuples().all())
     return found
 
 

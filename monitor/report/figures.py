@@ -78,7 +78,7 @@ def departments(conn: Connection, scope: Scope) -> dict[str, str]:
     query = select(Department.code, Department.name).order_by(Department.code)
     if scope.department:
         query = query.where(Department.code == scope.department)
-    return dict(conn.execute(query).all())
+    return dict(conn.execute(query).tuples().all())
 
 
 def case_counts(conn: Connection, scope: Scope) -> dict[tuple[str, str, str], int]:
@@ -222,7 +222,9 @@ def top(conn: Connection, scope: Scope, name: str, limit: int = 10) -> list[tupl
 
 def names(conn: Connection, model, key, codes) -> dict[str, str]:
     codes = sorted({c for c in codes if c})
-    return dict(conn.execute(select(key, model.name).where(key.in_(codes))).all()) if codes else {}
+    if not codes:
+        return {}
+    return dict(conn.execute(select(key, model.name).where(key.in_(codes))).tuples().all())
 
 
 def item_names(conn, codes):
