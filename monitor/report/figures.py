@@ -214,10 +214,10 @@ def top(conn: Connection, scope: Scope, name: str, limit: int = 10) -> list[tupl
     d, cur = current(scope)
     column = d.c[name]
     reds = func.sum(case((d.c.level == "red", 1), else_=0))
-    return conn.execute(
+    return list(conn.execute(
         select(column, func.min(d.c.department), func.count(), reds)
         .where(cur, column.is_not(None))
-        .group_by(column).order_by(func.count().desc(), reds.desc(), column).limit(limit)).all()
+        .group_by(column).order_by(func.count().desc(), reds.desc(), column).limit(limit)).tuples())
 
 
 def names(conn: Connection, model, key, codes) -> dict[str, str]:
