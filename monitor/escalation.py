@@ -108,7 +108,7 @@ def _remind(conn: Connection, policy: Policy, as_of: datetime, out: Escalated,
 
 def escalate(engine: Engine, policy: Policy, as_of: datetime) -> Escalated:
     """Escalate and remind as of ``as_of`` (aware); see the module docstring."""
-    out, notices = Escalated(), []
+    out, notices = Escalated(), list[Notice]()
     with engine.begin() as conn:
         trail.lock(conn)
         entries = _assign_missing(conn, policy, out)

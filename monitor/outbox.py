@@ -143,8 +143,8 @@ def flush(engine: Engine, notify: NotifyConfig, base_dir, now: datetime) -> Flus
                 return out
             last = ids[-1]
     finally:
-        for sink in sinks.values():
-            sink.close()
+        for opened in sinks.values():
+            opened.close()
 
 
 def list_messages(engine: Engine, *, status: str | None = None,
