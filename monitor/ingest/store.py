@@ -215,7 +215,10 @@ def copy_events(conn: Connection, rows: list[tuple]
     new events, the duplicates and the conflicts, as :func:`classify_events` gives them."""
     if not rows:
         return [], [], []
-    with conn.connection.dbapi_connection.cursor() as cur:
+    # psycopg's own connection, for COPY (no DBAPI verb); Any: psycopg types queries as
+    # LiteralString, and these are composed from the model's column names
+    driver: Any = conn.connection.driver_connection
+    with driver.cursor() as cur:
         # every batch: a batch rolled back takes a table it created with it
         cur.execute(_STAGE_DDL)
         with cur.copy(f"COPY {STAGE} (pos, {_COLUMN_LIST}) FROM STDIN") as copy:
