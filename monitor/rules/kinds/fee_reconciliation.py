@@ -39,8 +39,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 
-from sqlalchemy import (ColumnClause, Connection, Integer, and_, case, func, literal_column, or_,
-                        select, true)
+from sqlalchemy import (ColumnClause, Connection, Integer, and_, case, func, literal_column, select,
+                        true)
 
 from ...models import Department, Event, Receipt
 from ..finding import Context, Finding
