@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
+from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 
@@ -89,7 +90,7 @@ def deductions_in(conn: Connection, w: ScoreWeights, tz: tzinfo, period: Period,
 
 def ranking(conn: Connection, w: ScoreWeights, tz: tzinfo, period: Period,
             department: str | None = None, found: list[Deduction] | None = None
-            ) -> list[dict]:
+            ) -> list[dict[str, Any]]:
     """Each department handling cases with its points per theme, total and rank (equal
     totals share a rank), best first."""
     depts = fg.departments(conn, fg.Scope(period, tz, department))
@@ -100,7 +101,7 @@ def ranking(conn: Connection, w: ScoreWeights, tz: tzinfo, period: Period,
         found = deductions_in(conn, w, tz, period, department)
     rows = []
     for code, name in depts.items():
-        row = {"department": code, "name": name}
+        row: dict[str, Any] = {"department": code, "name": name}
         for t in THEMES:
             lost = sum(x.points for x in found if x.department == code and x.theme == t)
             row[t] = round(max(0.0, w.themes[t] - lost), 2)

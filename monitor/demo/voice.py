@@ -60,7 +60,8 @@ def write_voice(directory: Path, county: County, events: list[dict[str, Any]], s
     kinds = {c.case_id: c.kind for c in county.cases}
     clean = sorted(k for k, c in ended.items() if kinds.get(k) is None
                    and c["ended"] + timedelta(days=4) < AS_OF)
-    ratings, complaints = [], []
+    ratings: list[dict[str, Any]] = []
+    complaints: list[dict[str, Any]] = []
     planted: dict[str, list[str]] = {"bad_rating": [], "rating_contradiction": [],
                                      "complaint": []}
     controls: dict[str, list[str]] = {"overdue_rating_not_contradiction": [],

@@ -22,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import Connection, and_, func, literal_column, select, true
 
@@ -93,6 +94,7 @@ def _figures(conn: Connection, rule, months: list[Month]) -> dict[tuple[str, str
     e, p = Event.__table__, rule.params
     key = e.c.department if p.by == "department" else e.c.item_code
     bucket = month_index(e.c.occurred_at, months).label("m")
+    value: Any
     if p.measure == "cases":
         value = func.count(func.distinct(e.c.case_id))
         step = and_(e.c.step == literal_column("'accept'"))
@@ -174,7 +176,7 @@ def _names(conn: Connection, by: str, keys: list[str]) -> tuple[dict, dict]:
     from ...models import Department
 
     if by == "department":
-        return dict(conn.execute(select(Department.code, Department.name)).all()), {}
+        return dict(conn.execute(select(Department.code, Department.name)).tuples().all()), {}
     rows = conn.execute(select(Item.code, Item.name, Item.department)
                         .where(Item.code.in_(keys))).all() if keys else []
     return {r.code: r.name for r in rows}, {r.code: r.department for r in rows}
