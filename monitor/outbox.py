@@ -41,7 +41,8 @@ def enqueue(conn: Connection, at: datetime, alert_id: int | None, recipients: It
         return 0
     field = USER_ADDRESS.get(channel)
     if field is not None:
-        found = dict(conn.execute(select(User.id, field).where(User.id.in_(recipients))).all())
+        found = dict(conn.execute(select(User.id, field).where(User.id.in_(recipients)))
+                     .tuples().all())
     text = mask(text)  # a run's error may quote a URL or a server's answer
     conn.execute(insert(OutboxMessage), [{
         "created_at": at, "alert_id": alert_id, "recipient": r, "channel": channel,
@@ -145,8 +146,8 @@ def flush(engine: Engine, notify: NotifyConfig, base_dir, now: datetime) -> Flus
                 return out
             last = ids[-1]
     finally:
-        for sink in sinks.values():
-            sink.close()
+        for opened in sinks.values():
+            opened.close()
 
 
 def retry(engine: Engine, ids: list[int], now: datetime) -> set[int]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
@@ -93,7 +93,7 @@ def append(conn: Connection, at: datetime, entries: list[Entry]) -> list[int]:
         return []
     lease.fence(conn)  # a runner that lost its lease writes no more entries
     seq, prev = lock(conn)
-    rows = []
+    rows: list[dict[str, Any]] = []
     entries = [replace(e, detail=mask_value(e.detail)) for e in entries]  # no secret kept
     for e in entries:
         seq += 1
@@ -155,7 +155,7 @@ def verify(engine: Engine) -> Verified:
     return Verified(count, prev)
 
 
-def check_entries(engine: Engine, entries: list[Any]) -> str | None:
+def check_entries(engine: Engine, entries: Sequence[Any]) -> str | None:
     """Check some entries (one alert's history) without walking the whole chain: each one's
     content must match its hash and its ``prev_hash`` the hash of the entry before it.
     ``None`` when they hold, else the first problem, worded as :func:`verify` words it."""
@@ -163,7 +163,7 @@ def check_entries(engine: Engine, entries: list[Any]) -> str | None:
         return None
     with engine.connect() as conn:
         before = dict(conn.execute(select(TrailEntry.seq, TrailEntry.hash).where(
-            TrailEntry.seq.in_([e.seq - 1 for e in entries if e.seq > 1]))).all())
+            TrailEntry.seq.in_([e.seq - 1 for e in entries if e.seq > 1]))).tuples().all())
     for e in entries:
         where = f"trail entry #{e.seq} ({e.action}, alert {e.alert_id})"
         if entry_hash(e.seq, e.at, e.alert_id, e.action, e.actor, e.detail, e.prev_hash,

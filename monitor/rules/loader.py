@@ -12,7 +12,7 @@ import string
 from pathlib import Path
 
 from ..config import Limits
-from ..errors import RuleError, SourceErrors, did_you_mean
+from ..errors import RuleError, SourceError, SourceErrors, did_you_mean
 from ..yamlsrc import LineDict, LineList, check_keys, load_yaml
 from .kinds import KINDS, COMMON_FIELDS
 from .model import ACTIONS, LEVELS, STATUSES, Rule, Scope
@@ -133,7 +133,7 @@ def _rule(raw: LineDict, path: str, limits: Limits) -> Rule:
         path=path, line=raw.line)
 
 
-def load_rule_file(path: str | Path, errors: list[RuleError] | None = None,
+def load_rule_file(path: str | Path, errors: list[SourceError] | None = None,
                    limits: Limits = DEFAULT_LIMITS) -> list[Rule]:
     """All rules of one file: a list of rules, or a mapping with a ``rules:`` list. With
     ``errors``, a bad rule's problem is added there and the next rules are still read.

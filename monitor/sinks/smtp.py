@@ -90,9 +90,9 @@ class SmtpSink(Sink):
     def _connect(self, deadline: Deadline) -> smtplib.SMTP:
         if self.smtp is None:
             context = ssl.create_default_context()
-            smtp = _SMTP_SSL(context=context, timeout=deadline.remaining()) \
+            smtp: smtplib.SMTP = _SMTP_SSL(context=context, timeout=deadline.remaining()) \
                 if self.security == "ssl" else _SMTP(timeout=deadline.remaining())
-            smtp.deadline = deadline  # watches the socket before the greeting is read
+            smtp.deadline = deadline  # type: ignore[attr-defined]  # watched from the start
             try:
                 smtp.connect(self.host, self.port)
             except BaseException:
