@@ -138,7 +138,8 @@ def try_acquire(engine: Engine, name: str, holder: str, now: datetime,
         taken = conn.execute(update(Lease).where(Lease.name == name, or_(*free)).values(
             holder=holder, acquired_at=now, expires_at=now + ttl,
             token=raise_token)).rowcount == 1
-        token = conn.scalar(select(Lease.token).where(Lease.name == name)) if taken else 0
+        token = (conn.scalar(select(Lease.token).where(Lease.name == name)) or 0) if taken \
+            else 0
     return taken, row.holder, row.expires_at, token
 
 

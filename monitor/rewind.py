@@ -46,4 +46,4 @@ def check_rewind(engine: Engine, as_of: datetime, rule_ids: tuple[str, ...] = ()
         ids = tuple(r.rule_id for r in later)
         alerts = conn.scalar(select(func.count()).select_from(Alert).where(
             Alert.rule_id.in_(ids), Alert.updated_at > as_of))
-    return Rewind(max(r.as_of for r in later), ids, alerts)
+    return Rewind(max(r.as_of for r in later), ids, alerts or 0)

@@ -61,7 +61,7 @@ class _Loader(yaml.SafeLoader):
         super().__init__(stream)
         self.aliases = 0
 
-    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+    def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
             self.aliases += 1
             if self.aliases > self.limits.max_aliases:
@@ -70,9 +70,10 @@ class _Loader(yaml.SafeLoader):
                                problem_mark=self.peek_event().start_mark)
         return super().compose_node(parent, index)
 
-    def compose_document(self):  # type: ignore[no-untyped-def]
+    def compose_document(self):
         node = super().compose_document()
-        _check_expanded(node, self.limits)
+        if node is not None:
+            _check_expanded(node, self.limits)
         return node
 
 

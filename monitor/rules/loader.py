@@ -99,7 +99,7 @@ def check_message(template: str, fields: tuple[str, ...], path: str, line: int,
                                         f"{', '.join(sorted(allowed))}")
         widest = max((int(n) for n in NUMBER.findall(spec or "")), default=0)
         if widest > max_width:
-            raise RuleError(path, line, f"message format {{{name}:{spec[:40]}}} asks for "
+            raise RuleError(path, line, f"message format {{{name}:{(spec or '')[:40]}}} asks for "
                                         f"{widest} characters, more than "
                                         f"limits.max_format_width ({max_width})")
 

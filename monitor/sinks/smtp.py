@@ -32,7 +32,7 @@ class _Watched:
 
     deadline: Deadline | None = None
 
-    def _get_socket(self, host, port, timeout):  # type: ignore[no-untyped-def]
+    def _get_socket(self, host, port, timeout):
         sock = super()._get_socket(host, port, timeout)  # type: ignore[misc]
         if self.deadline is not None:
             self.deadline.watch(sock)
