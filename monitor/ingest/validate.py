@@ -33,9 +33,22 @@ TIMESTAMP_FIELDS = ("occurred_at", "recorded_at", "at")
 YEAR = re.compile(r"\s*([+-]?\d+)-")
 
 
+ANY_BAD = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\udc80-\udcff]")
+
+
 def row_problem(fields: dict[str, Any], limits: Limits) -> tuple[str, str] | None:
     """(reason, detail) of the first guard ``fields`` break, or None. The detail names the
-    field and the position, never the value (it may be what broke the row)."""
+    field and the position, never the value (it may be what broke the row).
+
+    This runs for every row read, so a good row costs one scan of its text joined (and
+    a length per field); only a row with a hit is looked at field by field."""
+    try:
+        text = "\n".join([*fields, *fields.values()])
+    except TypeError:  # a None (JSON null) among the values
+        text = "\n".join(v for v in (*fields, *fields.values()) if isinstance(v, str))
+    longest = max(map(len, text.split("\n"))) if len(text) > limits.max_field_chars else 0
+    if ANY_BAD.search(text) is None and longest <= limits.max_field_chars:
+        return _year_problem(fields, limits)
     for name, value in fields.items():
         for text, what in ((name, "column name"), (value, "field")):
             if not isinstance(text, str):
@@ -50,9 +63,18 @@ def row_problem(fields: dict[str, Any], limits: Limits) -> tuple[str, str] | Non
             if len(text) > limits.max_field_chars:
                 return "too_long", (f"{label} has {len(text)} characters, more than "
                                     f"limits.max_field_chars ({limits.max_field_chars})")
+    return _year_problem(fields, limits)
+
+
+def _year_problem(fields: dict[str, Any], limits: Limits) -> tuple[str, str] | None:
     for name in TIMESTAMP_FIELDS:
         value = fields.get(name)
-        if isinstance(value, str) and (m := YEAR.match(value)):
+        if not value or not isinstance(value, str):
+            continue
+        if value[:4].isdigit() and value[4:5] == "-" and \
+                limits.earliest_year <= int(value[:4]) <= limits.latest_year:
+            continue  # the usual case, without a regular expression
+        if (m := YEAR.match(value)):
             year = int(m.group(1))
             if not limits.earliest_year <= year <= limits.latest_year:
                 return "bad_timestamp", (f"{name}: year {year} is outside "
