@@ -52,15 +52,17 @@ def test_a_halting_rule_holds_the_case_and_a_monitor_releases_it(engine, config,
     with engine.connect() as conn:
         sent = conn.execute(select(OutboxMessage.channel, OutboxMessage.address,
                                    OutboxMessage.subject).order_by(OutboxMessage.id)).all()
-    assert sent == [("workflow", "c1", "hold"), ("workflow", "c1", "release")]
+    # the tier-1 monitor is told of the new alert at once, in the same transaction
+    assert sent == [("workflow", "c1", "hold"), ("sms", "13800000004", "raised"),
+                    ("workflow", "c1", "release")]
     verify(engine)
 
 
 def test_no_workflow_sink_no_workflow_messages(engine, config, tmp_path, write_events):
     raise_one(engine, config, tmp_path, write_events, rules=HALT)
     assert len(list(list_holds(engine))) == 1
-    with engine.connect() as conn:
-        assert conn.scalar(select(OutboxMessage.id)) is None
+    with engine.connect() as conn:  # only the tier-1 monitor's SMS of the new alert
+        assert conn.scalars(select(OutboxMessage.channel)).all() == ["sms"]
 
 
 def test_holds_cli(db_url, engine, config, tmp_path, write_events, monkeypatch):

@@ -127,6 +127,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "resolved": ("已办结", "resolved"),
     "confirmed": ("已确认", "confirmed"),
     "suppressed": ("已豁免", "suppressed"),
+    "cleared": ("复查销号", "cleared"),
     "warning": ("预警", "warning"),
     "yellow": ("黄牌", "yellow"),
     "red": ("红牌", "red"),
@@ -144,6 +145,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "notified": ("已通知", "notified"),
     "assigned": ("分派", "assigned"),
     "unsuppressed": ("豁免失效", "unsuppressed"),
+    "reopened": ("重新打开", "reopened"),
+    "delivery_set": ("通知方式", "delivery set"),
     # steps
     "s_accept": ("受理", "accept"),
     "s_survey": ("现场踏勘", "survey"),
