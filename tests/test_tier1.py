@@ -209,3 +209,27 @@ def test_a_level_that_rises_reopens_an_acknowledged_alert_and_tells_tier_1(
     assert reopened.detail["reason"] == "level_rose" and reopened.detail["from_status"] == \
         "acknowledged"
     verify(engine)
+
+
+def test_the_monthly_report_counts_messages_as_the_county_did(engine, config, tmp_path,
+                                                             write_events):
+    """一级督办信息: each tier-1 monitor told of an alert at a level (not per channel, not
+    the handler); 二级督办信息: each monitor a supervision order went to."""
+    from monitor.escalation import escalate
+    from monitor.report import build_report
+    from monitor.report.html import to_html
+    from monitor.report.period import month
+
+    rules = setup(engine, config, tmp_path, write_events, FAST.replace("LEVEL", "yellow"),
+                  fast_case("c1") + fast_case("c2", "2025-10-09"))
+    config = with_notify(config, NotifyConfig(channels={"sms": "log", "email": "log"}))
+    evaluate(engine, config, local("2025-10-09 16:00"), rules=rules)   # two alerts → m4
+    escalate(engine, sv.policy_for(config, rules), local("2025-10-20 09:00"))  # both late
+    with engine.connect() as conn:
+        assert len(conn.execute(select(OutboxMessage.id)).all()) > 2 * 2  # SMS + e-mail
+    report = build_report(engine, config, month(date(2025, 10, 1)), local("2025-11-01 00:00"))
+    total = report.tables["t_supervision"].total
+    assert (total["tier1_messages"], total["tier2_messages"], total["orders"]) == (2, 2, 2)
+    assert (report.summary["tier1_messages"], report.summary["tier2_messages"]) == (2, 2)
+    html = to_html(report)
+    assert "一级督办信息（条）" in html and "二级督办信息（条）" in html
