@@ -95,7 +95,8 @@ def _store_chunk(conn: Connection, rule: Rule, findings: list[Finding], at: date
     for start in range(0, len(keys), IN_CHUNK):
         existing.update((r.dedupe_key, r) for r in conn.execute(
             select(Alert.dedupe_key, Alert.id, Alert.level, Alert.message, Alert.status,
-                   Alert.assigned_to, Alert.due_on, Alert.department, Alert.case_id)
+                   Alert.assigned_to, Alert.due_on, Alert.department, Alert.case_id,
+                   Alert.updated_at)
             .where(Alert.dedupe_key.in_(keys[start:start + IN_CHUNK]))))
     new_rows, reopened, entries, told = [], [], [], []
     version = rule.version
@@ -120,6 +121,9 @@ def _store_chunk(conn: Connection, rule: Rule, findings: list[Finding], at: date
                 "item_code": finding.item_code, "period": finding.period, "raised_at": at})
             continue
         old = existing[key]
+        if old.status == "cleared" and old.updated_at > at:
+            result.unchanged += 1  # a replay as of before it was cleared: it stays cleared
+            continue
         if (old.status == "suppressed" and exempt.match(finding) is None) \
                 or old.status == "cleared":
             reopened.append((old, key, finding, values))  # exemption ended, or found again

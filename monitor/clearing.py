@@ -47,7 +47,7 @@ def clear_unfound(conn: Connection, rule: Rule, ctx: Context, found: set[str],
                   at: datetime) -> tuple[int, list[Entry]]:
     """Clear the alerts of ``rule`` whose case was re-evaluated (``ctx``) and whose key is
     not in ``found``; (how many, the trail entries to append)."""
-    reason = clears(KINDS[rule.kind])
+    reason = clears(KINDS[rule.kind], rule.params)
     if reason is None:
         return 0, []
     query = (select(Alert.id, Alert.dedupe_key, Alert.case_id, Alert.level, Alert.status,

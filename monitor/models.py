@@ -39,8 +39,9 @@ class User(Base):
     roles: Mapped[list[str]] = mapped_column(JSON, default=list)
     phone: Mapped[str | None] = mapped_column(String(32))
     email: Mapped[str | None] = mapped_column(String(200))
-    # how the person is told of new alerts: immediate (None too) | digest (migration 0014)
-    delivery: Mapped[str | None] = mapped_column(String(16))
+    # how the person is told of new alerts: immediate (None too) | digest (migration 0014);
+    # deferred: the catalog's upsert never reads or writes it (a reload keeps the choice)
+    delivery: Mapped[str | None] = mapped_column(String(16), deferred=True)
 
 
 class Item(Base):

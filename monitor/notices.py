@@ -24,7 +24,7 @@ TEMPLATES = {
     "rose": "【告警】{dept}第{id}号告警（{title}）升为{level}，请于{due}前处置。",
     "reopened": "【重开】{dept}第{id}号告警（{title}）升为{level}，已重新打开，请于{due}前处置。",
     # to the case's handler (经办人) of a 临期预警
-    "handler": "【临期预警】{dept}案件{case}（{title}）将于{due}超过承诺时限，请抓紧办理。",
+    "handler": "【临期预警】{dept}第{id}号：案件{case}（{title}）将于{due}超过承诺时限，请抓紧办理。",
     # to the county office's tier-2 monitors
     "escalated_l2": "【二级监察】{dept}第{id}号告警（{title}）一级逾期未处置，已督办，期限{due}。",
     "red_l2": "【二级监察】{dept}第{id}号红牌告警（{title}）已转二级监察督办，期限{due}。",

@@ -32,7 +32,7 @@ from monitor.outbox import flush
 from monitor.trail import history, verify
 from test_escalation import local
 from test_holds_and_stats import HALT
-from test_supervision import CATALOG, raise_one
+from test_supervision import CATALOG, raise_one, told
 
 SECRET = "tok-3f9c2a7e-never-shown"
 T0 = local("2025-10-12 08:00")
@@ -123,11 +123,6 @@ def queued(engine, config, tmp_path, write_events, monkeypatch):
     escalate(engine, sv.Policy(config.calendar(), config.tz), local("2025-10-12 00:30"))
     return alert_id
 
-
-def told(engine, tmp_path):
-    """The tier-1 SMS of the new alert, delivered when it was raised (to the log sink), so
-    that what a test flushes is the escalation's messages alone."""
-    assert flush(engine, NotifyConfig(), tmp_path, local("2025-09-30 16:00")).sent >= 1
 
 
 def rows(engine):

@@ -178,7 +178,7 @@ def test_a_warning_also_goes_to_the_cases_handler(engine, config, tmp_path, writ
     assert [f.level for f in outcome.findings] == ["warning"]
     sent = {(m.recipient, m.subject): m.text for m in outbox(engine)}
     assert set(sent) == {("m4", "raised"), ("u1", "handler")}
-    assert sent["u1", "handler"].startswith("【临期预警】应急管理局案件w1")
+    assert sent["u1", "handler"].startswith("【临期预警】应急管理局第1号：案件w1（办件超期）")
     assert f"将于{deadline.month}月{deadline.day}日超过承诺时限" in sent["u1", "handler"]
 
 

@@ -84,11 +84,14 @@ def by_case(kind: Kind) -> bool:
     return bool(getattr(kind, "BY_CASE", False))
 
 
-def clears(kind: Kind) -> str | None:
-    """Why an alert of ``kind`` is cleared when its case, re-evaluated, no longer gives the
-    finding (``CLEARED``, in Chinese, for the trail); None: ``kind`` never clears (see
-    monitor/clearing.py)."""
-    return getattr(kind, "CLEARED", None)
+def clears(kind: Kind, params: Any = None) -> str | None:
+    """Why an alert of ``kind`` (a rule with ``params``) is cleared when its case,
+    re-evaluated, no longer gives the finding (``CLEARED``, in Chinese, for the trail);
+    None: it never clears (see monitor/clearing.py). A kind whose clearing depends on a
+    parameter says so with ``clears_when(params)``."""
+    reason = getattr(kind, "CLEARED", None)
+    when = getattr(kind, "clears_when", None)
+    return reason if reason and (when is None or when(params)) else None
 
 
 def after_others(kind: Kind) -> bool:
