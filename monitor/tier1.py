@@ -198,6 +198,12 @@ def send_digests(engine: Engine, policy: Policy, as_of: datetime) -> int:
     return queued
 
 
+def delivery_of(engine: Engine, user_id: str) -> str:
+    """How ``user_id`` is told of new alerts (one of :data:`MODES`)."""
+    with engine.connect() as conn:
+        return conn.scalar(select(User.delivery).where(User.id == user_id)) or "immediate"
+
+
 def set_delivery(engine: Engine, user_id: str, mode: str, at: datetime, by: str,
                  channel: str | None = None) -> str:
     """Record how ``user_id`` is told of new alerts (:data:`MODES`), on the trail as done

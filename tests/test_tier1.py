@@ -233,3 +233,34 @@ def test_the_monthly_report_counts_messages_as_the_county_did(engine, config, tm
     assert (report.summary["tier1_messages"], report.summary["tier2_messages"]) == (2, 2)
     html = to_html(report)
     assert "一级督办信息（条）" in html and "二级督办信息（条）" in html
+
+
+def test_a_person_chooses_the_daily_digest_on_the_account_page(engine, config, tmp_path,
+                                                                write_events):
+    """The web account page: the choice is shown, saved with the CSRF token, traced as done
+    by the person through the web; a form without the token is refused."""
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from monitor import accounts
+    from monitor.web.app import create_app
+
+    setup(engine, config, tmp_path, write_events, FAST.replace("LEVEL", "yellow"), fast_case())
+    at = local("2025-10-01 08:00")
+    accounts.set_password(engine, "m4", "一个足够长的密码123", at, "admin:test", must_change=False)
+    app = create_app(engine, config, lambda: at)
+    client = TestClient(app, follow_redirects=False)
+    session = accounts.login(engine, "m4", "一个足够长的密码123", at, config.web)
+    client.cookies.set("pm_session", session.token)
+    page = client.get("/password")
+    assert page.status_code == 200 and 'value="immediate" checked' in page.text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)[1]
+    assert client.post("/delivery", data={"delivery": "digest"}).status_code == 403
+    done = client.post("/delivery", data={"csrf": csrf, "delivery": "digest"})
+    assert (done.status_code, done.headers["location"]) == (303, "/board?done=delivery_saved")
+    assert 'value="digest" checked' in client.get("/password").text
+    assert client.post("/delivery", data={"csrf": csrf, "delivery": "sms"}).status_code == 422
+    with engine.connect() as conn:
+        entry = conn.execute(select(TrailEntry).where(TrailEntry.action == "delivery_set")).one()
+    assert (entry.actor, entry.channel, entry.detail["delivery"]) == ("m4", "web", "digest")
