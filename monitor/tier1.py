@@ -15,7 +15,9 @@ slot or the same level reached again never queues the same message twice.
 
 How a person is told (``users.delivery``, ``permit-monitor users set-delivery``):
 
-* ``immediate`` (the default): one message per alert and level. During the quiet hours
+* ``immediate`` (the default): a message per alert and level — or, when one rule's pass
+  has several for the same person, one message for them all (as escalation does: a
+  first audit over a backlog must not send dozens of SMS). During the quiet hours
   (``notify.quiet_hours``, local) it is queued due at their end — the outbox does not
   deliver it before — unless the alert is red: a red alert is never held.
 * ``digest``: the notice waits, and the first audit pass from ``notify.digest_at`` each
@@ -127,18 +129,22 @@ def notify(conn: Connection, policy: Policy, at: datetime, items: list[Tell]) ->
     delivery = dict(conn.execute(select(User.id, User.delivery).where(User.id.in_(users))).all())
     names = dict(conn.execute(select(Department.code, Department.name)).all())
     held = quiet_until(policy, at)
-    queued, rows = 0, []
+    rows, groups = [], {}
     for (alert_id, level, user), (item, monitor) in sorted(todo.items()):
         red = level == "red"
         if monitor and delivery.get(user) == "digest" and not red:
             mode = "digest"
         else:
             mode = "held" if held and not red else "immediate"
-            queued += tell(conn, policy, at, alert_id, [user], *_text(
-                policy, item, monitor, names), due=held if mode == "held" else None)
+            groups.setdefault((user, monitor, mode), []).append(item)
         rows.append({"alert_id": alert_id, "level": level, "recipient": user, "at": at,
                      "reason": item.reason if monitor else "handler", "mode": mode})
     conn.execute(insert(AlertNotice), rows)
+    queued = 0
+    for (user, monitor, mode), group in groups.items():
+        queued += tell(conn, policy, at, group[0].alert_id, [user],
+                       *_text(policy, group, monitor, names),
+                       due=held if mode == "held" else None)
     return queued
 
 
@@ -151,16 +157,27 @@ def _told(conn: Connection, alert_ids: set[int]) -> set[tuple[int, str, str]]:
     return out
 
 
-def _text(policy: Policy, item: Tell, monitor: bool, names: dict) -> tuple[str, str]:
-    """(subject, SMS text) of one notice: to a monitor, or to the case's handler."""
-    template = item.reason if monitor else "handler"
-    due = item.due
-    if not monitor and item.promised:
-        due = datetime.strptime(item.promised, "%Y-%m-%d").date()
-    return template, sms(template, dept=names.get(item.department) or item.department or "",
-                         alert_id=item.alert_id, title=policy.titles.get(item.rule_id,
-                                                                         item.rule_id),
-                         due=due, level=item.level, case=item.case_id or "")
+def _text(policy: Policy, group: list[Tell], monitor: bool, names: dict) -> tuple[str, str]:
+    """(subject, SMS text) of the notice of ``group`` to one person — a monitor, or a
+    case's handler: one alert's own text, or one text for several (one SMS per person
+    and rule per pass, as escalation does, not dozens)."""
+    first = group[0]
+    template = first.reason if monitor else "handler"
+    due = first.due
+    if not monitor and first.promised:
+        due = datetime.strptime(first.promised, "%Y-%m-%d").date()
+    if len(group) == 1:
+        return template, sms(template, dept=names.get(first.department) or first.department
+                             or "", alert_id=first.alert_id,
+                             title=policy.titles.get(first.rule_id, first.rule_id), due=due,
+                             level=first.level, case=first.case_id or "")
+    codes = sorted({t.department or "" for t in group})
+    dues = [t.due for t in group if t.due] if monitor else [
+        datetime.strptime(t.promised, "%Y-%m-%d").date() for t in group if t.promised]
+    many = "told" if monitor else "handler"
+    return many, digest(many, depts=[names.get(c) or c for c in codes],
+                        alert_ids=sorted(t.alert_id for t in group),
+                        due=min(dues) if dues else due)
 
 
 def send_digests(engine: Engine, policy: Policy, as_of: datetime) -> int:

@@ -151,7 +151,10 @@ def test_a_daily_digest_instead_of_a_message_per_alert(engine, config, tmp_path,
     # a red alert is never kept for the digest
     (tmp_path / "red.yaml").write_text("- {id: red, kind: step_too_fast, level: red}\n", "utf-8")
     evaluate(engine, config, local("2025-10-10 10:00"), rules=load_rules([tmp_path / "red.yaml"]))
-    assert [m.subject for m in outbox(engine)] == ["daily", "raised", "raised"]
+    # (two red alerts for m4 in one rule's pass: one SMS for both, as escalation does)
+    assert [m.subject for m in outbox(engine)] == ["daily", "told"]
+    assert outbox(engine)[-1].text == ("【告警】应急管理局2件告警新发现或升级（第3、4号等，最早10月14日"
+                                       "到期），请登录系统处置。")
     with engine.connect() as conn:
         entry = conn.execute(select(TrailEntry).where(TrailEntry.action == "delivery_set")).one()
     assert (entry.actor, entry.detail) == ("m4", {"user": "m4", "delivery": "digest"})
