@@ -10,6 +10,7 @@ both modes clear (and reopen) the same alerts at the same runs."""
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -22,9 +23,14 @@ from monitor.ingest import ingest_events
 from monitor.models import (Alert, AlertChange, AlertNotice, Event, Hold, IngestRun, Quarantine,
                             RuleState)
 from monitor.config import SHIPPED_RULES
+from monitor.rules.kinds import missing_attachment
 from monitor.rules.loader import load_rules
 
 RULES = load_rules([SHIPPED_RULES])
+# and a control-node rule that counts an attachment supplied later (补正): it clears too
+RULES.append(replace(next(r for r in RULES if r.kind == "missing_attachment"),
+                     id="missing-attachment-cured",
+                     params=missing_attachment.Params(cured_by_later=True)))
 START = datetime(2025, 9, 29, 1, 0, tzinfo=timezone.utc)
 AS_OF = datetime(2026, 1, 31, tzinfo=timezone.utc)
 STEPS = ["accept", "survey", "review", "approve", "decide", "fee_assessed", "fee_waived",
