@@ -22,7 +22,8 @@ How a person is told (``users.delivery``, ``permit-monitor users set-delivery``)
   deliver it before — unless the alert is red: a red alert is never held.
 * ``digest``: the notice waits, and the first audit pass from ``notify.digest_at`` each
   local day queues one message listing every alert waiting (:func:`send_digests`, the
-  ``escalate`` stage). Red alerts are not held for the digest either.
+  ``escalate`` stage). Red alerts are not held for the digest either, nor is a
+  handler's 临期预警 (a warning is worth something only before the limit).
 
 Time is an argument; nothing here reads the clock.
 """

@@ -49,6 +49,14 @@ def paid_online_late(store, config, write_events):
         recorded_at="2025-10-31 09:00:00")], name="late.csv")
 
 
+def costs(engine, config, alert_id):
+    from monitor.report.period import month
+    from monitor.scores import deductions
+
+    return [x for x in deductions(engine, config, month(date(2025, 10, 1)))
+            if x.alert_id == alert_id]
+
+
 def alert(engine):
     with engine.connect() as conn:
         return conn.execute(select(Alert)).one()
@@ -60,6 +68,7 @@ def test_a_payment_recorded_online_clears_the_alert_with_its_evidence(
     unpaid(reference, config, write_events, tmp_path)
     sv.acknowledge(store, alert(store).id, "m4", AS_OF, "核实中")
     sv.acknowledge(reference, alert(reference).id, "m4", AS_OF, "核实中")
+    assert costs(reference, config, alert(reference).id) != []
     paid_online_late(store, config, write_events)
     paid_online_late(reference, config, write_events)
     [inc] = evaluate(store, config, AS_OF, rules=rules)
@@ -77,6 +86,9 @@ def test_a_payment_recorded_online_clears_the_alert_with_its_evidence(
     assert (paid["event_id"], paid["step"], paid["channel"], paid["amount"]) == \
         ("q", "fee_paid", "online", "200.00")
     assert [e.action for e in history(store, a.id)] == ["raised", "acknowledged", "cleared"]
+    # a cleared finding costs the department nothing in the scores (绩效考评); before
+    # the clearing (the reference store's twin, as of its raise) it cost points
+    assert costs(store, config, a.id) == []
     # cleared once: the next runs, incremental and full, change nothing
     [again] = evaluate(store, config, AS_OF, rules=rules)
     [again_full] = evaluate(store, config, AS_OF, rules=rules, full=True)
