@@ -98,7 +98,8 @@ def _store_chunk(conn: Connection, rule: Rule, findings: list[Finding], at: date
                    Alert.assigned_to, Alert.due_on, Alert.department, Alert.case_id,
                    Alert.updated_at)
             .where(Alert.dedupe_key.in_(keys[start:start + IN_CHUNK]))))
-    new_rows, reopened, entries, told = [], [], [], []
+    new_rows: list[dict[str, Any]] = []
+    reopened, entries, told = [], [], []
     version = rule.version
     for key, finding in zip(keys, findings):
         if key in seen:  # a subject found twice in one run counts once
@@ -242,7 +243,8 @@ def _ids(conn: Connection, keys: list[str]) -> dict[str, int]:
     out: dict[str, int] = {}
     for start in range(0, len(keys), IN_CHUNK):
         out.update(conn.execute(select(Alert.dedupe_key, Alert.id)
-                                .where(Alert.dedupe_key.in_(keys[start:start + IN_CHUNK]))).all())
+                                .where(Alert.dedupe_key.in_(keys[start:start + IN_CHUNK])))
+                   .tuples().all())
     return out
 
 

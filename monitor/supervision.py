@@ -38,7 +38,7 @@ ACTIVE = ("open", "acknowledged")  # someone still has to act
 STATES = ("open", "acknowledged", "resolved", "confirmed")
 CLEARED = "cleared"  # 复查销号: the finding no longer holds (monitor/clearing.py)
 # Findings about tier 1 itself (a monitor not logging in) go straight to tier 2.
-TIER2_KINDS = ("inactive_monitor",)
+TIER2_KINDS = ("inactive_monitor", "ranking_last")
 
 
 @dataclass(frozen=True)
