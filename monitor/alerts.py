@@ -99,7 +99,8 @@ def _store_chunk(conn: Connection, rule: Rule, findings: list[Finding], at: date
                    Alert.updated_at)
             .where(Alert.dedupe_key.in_(keys[start:start + IN_CHUNK]))))
     new_rows: list[dict[str, Any]] = []
-    reopened, entries, told = [], [], []
+    reopened, entries = [], []
+    told: list[tier1.Tell] = []
     version = rule.version
     for key, finding in zip(keys, findings):
         if key in seen:  # a subject found twice in one run counts once

@@ -50,13 +50,14 @@ def clear_unfound(conn: Connection, rule: Rule, ctx: Context, found: set[str],
     reason = clears(KINDS[rule.kind], rule.params)
     if reason is None:
         return 0, []
+    a = Alert.__table__
     query = (select(Alert.id, Alert.dedupe_key, Alert.case_id, Alert.level, Alert.status,
                     Alert.tier, Alert.subject)
              .where(Alert.rule_id == rule.id, Alert.status.in_(ACTIVE),
                     Alert.case_id.is_not(None), Alert.raised_at <= ctx.as_of,
                     Alert.updated_at <= ctx.as_of,
-                    in_scope(rule.scope, Alert.department, Alert.item_code),
-                    changed_cases(ctx, Alert.case_id))
+                    in_scope(rule.scope, a.c.department, a.c.item_code),
+                    changed_cases(ctx, a.c.case_id))
              .order_by(Alert.id))
     gone = [r for r in conn.execute(query) if r.dedupe_key not in found]
     if not gone:

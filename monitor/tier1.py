@@ -127,10 +127,13 @@ def notify(conn: Connection, policy: Policy, at: datetime, items: list[Tell]) ->
     if not todo:
         return 0
     users = sorted({k[2] for k in todo})
-    delivery = dict(conn.execute(select(User.id, User.delivery).where(User.id.in_(users))).all())
-    names = dict(conn.execute(select(Department.code, Department.name)).all())
+    delivery: dict[str, str | None] = {
+        uid: mode for uid, mode in conn.execute(select(User.id, User.delivery)
+                                                .where(User.id.in_(users)))}
+    names = _names(conn)
     held = quiet_until(policy, at)
-    rows, groups = [], {}
+    rows: list[dict[str, Any]] = []
+    groups: dict[tuple[str, bool, str], list[Tell]] = {}
     for (alert_id, level, user), (item, monitor) in sorted(todo.items()):
         red = level == "red"
         if monitor and delivery.get(user) == "digest" and not red:
@@ -149,8 +152,12 @@ def notify(conn: Connection, policy: Policy, at: datetime, items: list[Tell]) ->
     return queued
 
 
+def _names(conn: Connection) -> dict[str, str]:
+    return {code: name for code, name in conn.execute(select(Department.code, Department.name))}
+
+
 def _told(conn: Connection, alert_ids: set[int]) -> set[tuple[int, str, str]]:
-    ids, out = sorted(alert_ids), set()
+    ids, out = sorted(alert_ids), set[tuple[int, str, str]]()
     for start in range(0, len(ids), IN_CHUNK):
         out.update(tuple(r) for r in conn.execute(
             select(AlertNotice.alert_id, AlertNotice.level, AlertNotice.recipient)
@@ -202,7 +209,7 @@ def send_digests(engine: Engine, policy: Policy, as_of: datetime) -> int:
                 .order_by(n.recipient, n.alert_id)):
             if row.recipient not in sent_today:
                 waiting.setdefault(row.recipient, []).append(row)
-        names = dict(conn.execute(select(Department.code, Department.name)).all())
+        names = _names(conn)
         for user, rows in waiting.items():
             codes = sorted({r.department or "" for r in rows})
             text = digest("daily", depts=[names.get(c) or c for c in codes],
