@@ -30,8 +30,18 @@ from .xes import XesMapping, load_mapping
 DEFAULT_CONFIG_NAME = "config.yaml"
 DEFAULT_DB_NAME = "monitor.db"
 DATABASE_URL_ENV = "MONITOR_DATABASE_URL"
-# The default rule files shipped with permit-monitor (the repository's rules/ folder).
-SHIPPED_RULES = Path(__file__).resolve().parents[2] / "rules"
+
+
+def _shipped_rules() -> Path:
+    """The rule files shipped with permit-monitor: in an installed wheel, the package's
+    shipped_rules folder (setup.py copies the repository's rules/ there); in a checkout
+    (editable install, tests), the repository's rules/ folder itself."""
+    package = Path(__file__).resolve().parents[1]
+    packaged = package / "shipped_rules"
+    return packaged if packaged.is_dir() else package.parent / "rules"
+
+
+SHIPPED_RULES = _shipped_rules()
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("database_url", None, str,
