@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from ..calendar import WorkCalendar
 from ..errors import ConfigError
 from ..yamlsrc import LineDict, check_keys, load_yaml
+from .encoding import EncodingProblem, check_encoding
 from .notify import NotifyConfig, load_notify
 from .reports import ScoreWeights, load_language, load_scores
 from .schedule import InboxConfig, ScheduleConfig, load_unattended
@@ -51,6 +52,11 @@ SETTINGS: tuple[Setting, ...] = (
             "IANA zone for naive timestamps, display and working-day maths (storage is UTC)."),
     Setting("rules_dir", "rules", str, "Directory of YAML rule files, relative to config.yaml "
             "(unset: ./rules if present, else the shipped rules)."),
+    Setting("encoding", "auto", str,
+            "Text encoding of CSV and JSON Lines input (the inbox of nightly and serve, and "
+            "every ingest command unless --encoding is given): auto reads a file as UTF-8 "
+            "(with or without BOM) if all of it decodes, else as GB18030 (covers GBK, what "
+            "Chinese Excel saves); or a Python codec name (gb18030, big5, …)."),
     Setting("batch_size", 5000, int, "Rows per ingest transaction (memory stays flat)."),
     Setting("parallel_ingest", True, bool,
             "Read and validate big event files in a second process while the first one "
@@ -110,6 +116,7 @@ class Config:
     database_url: str | None = declared(SETTINGS, "database_url")
     timezone: str = declared(SETTINGS, "timezone")
     rules_dir: Path = declared(SETTINGS, "rules_dir", Path)
+    encoding: str = declared(SETTINGS, "encoding")
     batch_size: int = declared(SETTINGS, "batch_size")
     parallel_ingest: bool = declared(SETTINGS, "parallel_ingest")
     handling_days: int = declared(SETTINGS, "handling_days")
@@ -169,6 +176,10 @@ def load_config(path: str | Path | None) -> Config:
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(where, raw.line_of("timezone"),
                           f"unknown timezone '{values['timezone']}' (e.g. Asia/Shanghai)") from None
+    try:
+        check_encoding(values["encoding"])
+    except EncodingProblem as exc:
+        raise ConfigError(where, raw.line_of("encoding"), str(exc)) from None
     for name in ("batch_size", "handling_days", "reminder_days"):
         if values[name] < 1:
             raise ConfigError(where, raw.line_of(name), f"'{name}' must be at least 1")
@@ -178,6 +189,7 @@ def load_config(path: str | Path | None) -> Config:
         database_url=values["database_url"],
         timezone=values["timezone"],
         rules_dir=_rules_dir(base_dir, raw.get("rules_dir")),
+        encoding=values["encoding"],
         batch_size=values["batch_size"],
         parallel_ingest=values["parallel_ingest"],
         handling_days=values["handling_days"],
