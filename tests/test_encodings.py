@@ -4,6 +4,7 @@ workbooks (written here by openpyxl) and Excel's ways of writing dates."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -237,3 +238,25 @@ def test_event_timestamps_need_a_time_of_day_and_keep_iso_messages():
             parse_timestamp(text, SHANGHAI)
     with pytest.raises(ValueProblem, match="'2025-13-01 10:00' is not an ISO 8601"):
         parse_timestamp("2025-13-01 10:00", SHANGHAI)
+
+
+def test_a_big_workbook_is_read_in_the_second_process_like_in_one(store, config, tmp_path,
+                                                                   monkeypatch):
+    from monitor.ingest import pipeline
+    from monitor.ingest.worker import can_fork
+
+    forked: list[str] = []
+    real = pipeline.prepared_in_child
+    monkeypatch.setattr(pipeline, "prepared_in_child",
+                        lambda *a: forked.append(a[-1]) or real(*a))
+    path = tmp_path / "events.xlsx"
+    rows = [[f"e{i}", f"c{i}", "D04-XK-001", "accept", datetime(2025, 10, 9, 9, i % 60)]
+            for i in range(400)]
+    rows[300][4] = "2025/10/09"  # Excel row 302
+    workbook(path, ["event_id", "case_id", "item_code", "step", "occurred_at"], rows)
+    big = dataclasses.replace(config, batch_size=50, parallel_ingest=True)
+    tally = ingest(store, big, path)
+    assert (tally.inserted, tally.quarantined) == (399, 1)
+    assert can_fork() and forked == [str(path)]  # 2 CPUs: CI and this machine have them
+    with store.connect() as conn:
+        assert conn.scalar(select(Quarantine.line)) == 302
