@@ -30,7 +30,9 @@ def test_the_built_wheel_runs_every_command_from_anywhere(tmp_path, empty_db_url
     site = next((tmp_path / "smoke" / "venv" / "lib").glob("python*/site-packages"))
     shipped = {p.name for p in (site / "monitor" / "shipped_rules").glob("*.yaml")}
     assert shipped == {p.name for p in (ROOT / "rules").glob("*.yaml")}
-    assert (site / "monitor" / "migrations" / "env.py").is_file()
+    shipped_code_and_data = {p.relative_to(ROOT) for p in (ROOT / "monitor").rglob("*")
+                             if p.is_file() and "__pycache__" not in p.parts}
+    assert {p for p in shipped_code_and_data if not (site / p).is_file()} == set()
     assert not (site / "rules").exists()  # nothing lands at the top of site-packages
     if "SMOKE_DATABASE_URL" in env:
         assert "database ready: postgresql" in done.stdout
