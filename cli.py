@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from functools import cached_property
@@ -1406,8 +1407,9 @@ def _day_bar(days: int):
     """A progress bar over the replayed days on an interactive terminal; else nothing."""
     if not sys.stderr.isatty():
         return None
-    bar = click.progressbar(length=days, label="replaying", file=sys.stderr,
-                            item_show_func=lambda d: d.isoformat() if d else None)
+    # its items are the days (dates); click types a bar made from a length as over ints
+    bar: Any = click.progressbar(length=days, label="replaying", file=sys.stderr,
+                                 item_show_func=lambda d: d.isoformat() if d else None)
     bar.__enter__()
     done = [0]
 
@@ -1547,7 +1549,7 @@ def _json_logs() -> None:
 def _runner(app: App, trigger: str):
     from monitor.jobs import Runner
 
-    return Runner(app.engine, app.config, clock=app.now, trigger=trigger)
+    return Runner(app.engine, app.config, clock=app.now, wall=time.time, trigger=trigger)
 
 
 @cli.command()

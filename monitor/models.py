@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
-from sqlalchemy import (JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text,
+from sqlalchemy import (JSON, Boolean, Date, ForeignKey, Index, Integer, String, Table, Text,
                         UniqueConstraint, text)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -22,7 +22,9 @@ from .types import BigId, Money, UTCDateTime
 
 
 class Base(DeclarativeBase):
-    pass
+    # Every model here is mapped to one table; SQLAlchemy declares ``__table__`` as the
+    # wider FromClause, which has no insert()/delete() for the type checker.
+    __table__: ClassVar[Table]
 
 
 class Department(Base):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Engine, select
 
@@ -92,7 +93,7 @@ def scorecard(engine: Engine, config: Config, period: Period, now: datetime,
     themes = config.scores.themes
     rows = []
     for code, name in depts.items():
-        row = {"department": code, "name": name}
+        row: dict[str, Any] = {"department": code, "name": name}
         for t in THEMES:
             lost = sum(x.points for x in found if x.department == code and x.theme == t)
             row[t] = round(max(0.0, themes[t] - lost), 2)

@@ -70,7 +70,7 @@ def board(engine: Engine, actor: Actor, now: datetime, tz: tzinfo) -> Board:
     lights: dict[str, Light] = {}
     with engine.connect() as conn:
         names = dict(conn.execute(select(Department.code, Department.name)
-                                  .where(visible(Department.code, actor))).all())
+                                  .where(visible(Department.code, actor))).tuples().all())
         handling = set(conn.scalars(select(Item.department).distinct()))
         for code, name in sorted(names.items()):
             if code in handling:

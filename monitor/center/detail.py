@@ -9,6 +9,7 @@ those the alert's state allows (monitor/supervision.py) and the actor may take
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import SimpleNamespace
@@ -36,11 +37,11 @@ class AlertView:
     evidence: list[str]
     explanation: Explanation | None
     explain_error: str | None
-    history: list[Any]
+    history: Sequence[Any]
     trail_problem: str | None
-    dispositions: list[Any]
-    orders: list[Any]
-    holds: list[Any]
+    dispositions: Sequence[Any]
+    orders: Sequence[Any]
+    holds: Sequence[Any]
     actions: list[str]
     days_left: int | None
     may_exempt: bool = False
@@ -94,10 +95,10 @@ class CaseView:
     case_id: str
     department: str | None
     department_name: str
-    events: list[Any]
+    events: Sequence[Any]
     alerts: list[Any] = field(default_factory=list)
-    holds: list[Any] = field(default_factory=list)
-    spot_checks: list[Any] = field(default_factory=list)
+    holds: Sequence[Any] = field(default_factory=list)
+    spot_checks: Sequence[Any] = field(default_factory=list)
 
 
 def case_view(engine: Engine, actor: Actor, case_id: str) -> CaseView:

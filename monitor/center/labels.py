@@ -207,8 +207,8 @@ def labeler(language: str):
     k = LANGUAGES.index(language)
 
     def label(key: str, **fields) -> str:
-        text = LABELS.get(key) or REPORT_LABELS.get(key)
-        text = text[k] if text else key
+        texts = LABELS.get(key) or REPORT_LABELS.get(key)
+        text = texts[k] if texts else key
         return text.format(**fields) if fields else text
 
     return label

@@ -21,7 +21,7 @@ def check_encoding(name: str) -> str:
     if name.strip().lower() == AUTO:
         return AUTO
     try:
-        text_codec = codecs.lookup(name)._is_text_encoding  # type: ignore[attr-defined]
+        text_codec = codecs.lookup(name)._is_text_encoding
     except LookupError:
         text_codec = False
     if not text_codec:

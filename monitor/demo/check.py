@@ -59,9 +59,10 @@ def flagged(kind: str, findings: Iterable[Finding]) -> set[str]:
         if kind == "fee_reconciliation":
             out.add(f"{f.department}|{f.period}")
         elif kind == "inactive_monitor":
-            out.add(f.actor)
+            if f.actor is not None:
+                out.add(f.actor)
         else:
-            out.update(f.case_ids or (f.case_id,))
+            out.update(f.case_ids or ((f.case_id,) if f.case_id is not None else ()))
     return out
 
 

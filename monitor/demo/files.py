@@ -48,7 +48,7 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _csv_rows(events: list[dict[str, Any]]) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+def _csv_rows(events: list[dict[str, Any]]) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
     """The log as CSV rows, with three broken rows and two rows exported twice."""
     rows = [{c: _text(e.get(c)) for c in COLUMNS} for e in events]
     n = len(rows)
@@ -92,7 +92,7 @@ def _receipts(county: County, events: list[dict[str, Any]]) -> list[dict[str, st
             for d in paying for p in periods]
 
 
-def _ground_truth(county: County, quarantined: list[dict[str, str]]) -> dict[str, Any]:
+def _ground_truth(county: County, quarantined: list[dict[str, Any]]) -> dict[str, Any]:
     ids = {k: sorted(c.case_id for c in cases) for k, cases in county.planted.items()}
     first = {k: cases[0].case_id for k, cases in county.planted.items() if cases}
     batch = [c.opts["batch_recorded"] for c in county.planted["batch_entry"]]

@@ -41,7 +41,7 @@ def quarantine_counts(engine: Engine) -> dict[str, int]:
     with engine.connect() as conn:
         return dict(conn.execute(select(Quarantine.reason, func.count())
                                  .where(Quarantine.resolved_at.is_(None))
-                                 .group_by(Quarantine.reason)).all())
+                                 .group_by(Quarantine.reason)).tuples().all())
 
 
 def retry_quarantine(engine: Engine, config: Config, now: datetime) -> Tally:

@@ -13,7 +13,6 @@ import csv
 import gzip
 import io
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -31,6 +30,7 @@ TEXT_FORMATS = ("csv", "jsonl")  # read with the file's encoding (XES declares i
 _SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
              ".xes": "xes", ".txt": "csv", ".xlsx": "xlsx", ".xlsm": "xlsx"}
 ZIP_MAGIC = b"PK\x03\x04"  # an .xlsx workbook is a zip archive
+Buffered = io.BufferedReader | io.BufferedRandom  # an opened file, or stdin's copy
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +86,7 @@ def open_source(name: str, fmt: str | None = None, encoding: str = AUTO) -> Iter
     (``auto``: UTF-8, else GB18030) or check the one given: a file that does not decode
     is refused whole, naming its first bad line, before any of its rows is read. Stdin is
     copied to a temporary file for that (it cannot be read twice)."""
+    raw: Buffered
     if name == "-":
         size, label = None, "<stdin>"
         raw = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
@@ -104,24 +105,23 @@ def open_source(name: str, fmt: str | None = None, encoding: str = AUTO) -> Iter
             raise IngestError(f"{name}: cannot open ({exc.strerror})") from None
         size, label = path.stat().st_size, str(name)
     try:
-        buffered = io.BufferedReader(raw) if not isinstance(raw, io.BufferedReader) else raw
-        stream, peek = _decompressed(buffered, label)
+        stream, peek = _decompressed(raw, label)
         fmt = fmt or _detect(label, peek)
         codec = "utf-8-sig"
         if fmt in TEXT_FORMATS:
             codec = _decided(stream, encoding, label)
-            buffered.seek(0)
-            stream, _ = _decompressed(buffered, label)
-        yield Source(label, size, stream, buffered, fmt, encoding=codec)
+            raw.seek(0)
+            stream, _ = _decompressed(raw, label)
+        yield Source(label, size, stream, raw, fmt, encoding=codec)
     finally:
         raw.close()
 
 
-def _decompressed(buffered: io.BufferedReader, label: str) -> tuple[BinaryIO, bytes]:
+def _decompressed(raw: Buffered, label: str) -> tuple[Buffered, bytes]:
     """The stream (gunzipped if it is gzip) and its first bytes, for format detection."""
-    stream: BinaryIO = buffered
-    if buffered.peek(2)[:2] == b"\x1f\x8b":
-        stream = io.BufferedReader(gzip.GzipFile(fileobj=buffered))  # type: ignore[arg-type]
+    stream: Buffered = raw
+    if raw.peek(2)[:2] == b"\x1f\x8b":
+        stream = io.BufferedReader(gzip.GzipFile(fileobj=raw))
     try:
         return stream, stream.peek(512)[:512]
     except (OSError, EOFError, gzip.BadGzipFile) as exc:

@@ -78,7 +78,7 @@ def departments(conn: Connection, scope: Scope) -> dict[str, str]:
     query = select(Department.code, Department.name).order_by(Department.code)
     if scope.department:
         query = query.where(Department.code == scope.department)
-    return dict(conn.execute(query).all())
+    return dict(conn.execute(query).tuples().all())
 
 
 def case_counts(conn: Connection, scope: Scope) -> dict[tuple[str, str, str], int]:
@@ -214,15 +214,17 @@ def top(conn: Connection, scope: Scope, name: str, limit: int = 10) -> list[tupl
     d, cur = current(scope)
     column = d.c[name]
     reds = func.sum(case((d.c.level == "red", 1), else_=0))
-    return conn.execute(
+    return list(conn.execute(
         select(column, func.min(d.c.department), func.count(), reds)
         .where(cur, column.is_not(None))
-        .group_by(column).order_by(func.count().desc(), reds.desc(), column).limit(limit)).all()
+        .group_by(column).order_by(func.count().desc(), reds.desc(), column).limit(limit)).tuples())
 
 
 def names(conn: Connection, model, key, codes) -> dict[str, str]:
     codes = sorted({c for c in codes if c})
-    return dict(conn.execute(select(key, model.name).where(key.in_(codes))).all()) if codes else {}
+    if not codes:
+        return {}
+    return dict(conn.execute(select(key, model.name).where(key.in_(codes))).tuples().all())
 
 
 def item_names(conn, codes):

@@ -42,7 +42,7 @@ COLORS = {"warning": "#f0b400", "yellow": "#e07b00", "red": "#c00000", "line": "
           "bar": "#9db7d9"}
 
 
-def _cell(table: Table, row_key: str, col, value) -> str:
+def _cell(table: Table, row_key: object, col, value) -> str:
     cls = "" if col.fmt == "text" else ' class="n"'
     return (f'<td{cls} data-table="{table.key}" data-row="{escape(str(row_key))}" '
             f'data-col="{col.key}">{escape(fmt_value(value, col.fmt))}</td>')

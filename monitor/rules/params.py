@@ -81,7 +81,7 @@ def describe(params_type: type) -> list[tuple[str, str, Any]]:
     hints = typing.get_type_hints(params_type)
     out = []
     for f in dataclasses.fields(params_type):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
         if isinstance(default, types.MappingProxyType):
             default = dict(default)
         out.append((f.name, getattr(hints[f.name], "__name__", str(hints[f.name])), default))

@@ -277,9 +277,12 @@ def load_golden(path: str | Path, default_rules: Path | None = None) -> GoldenFi
     check_keys(raw, FILE_KEYS, where, RuleError, required=("catalog", "tests"))
     files = raw.get("rule_files")
     files = [files] if isinstance(files, str) else files
-    if files is None and default_rules is None:
+    if files:
+        rule_files = tuple(base / str(f) for f in files)
+    elif default_rules is not None:
+        rule_files = (default_rules,)
+    else:
         raise _error(where, raw.line, "missing 'rule_files' (the rule files under test)")
-    rule_files = tuple(base / str(f) for f in files) if files else (default_rules,)
     tz_name = str(raw.get("timezone", "Asia/Shanghai"))
     try:
         tz = ZoneInfo(tz_name)
