@@ -100,6 +100,19 @@ def _from_serial(serial: Decimal, shown: str) -> datetime:
     return EXCEL_EPOCH + timedelta(seconds=seconds)
 
 
+_EXCEL_MONTH = re.compile(r"(\d{4})[/-](\d{1,2})(?:[/-]0?1(?:[ T]0?0:00(?::00)?)?)?")
+
+
+def excel_month(text: str) -> str:
+    """A month as Excel may leave it → ``YYYY-MM``: ``2025/10``, ``2025-10-01`` and
+    ``2025-10-01 00:00:00`` (a cell Excel turned into the month's first day); anything
+    else is returned as it is, for the caller to refuse."""
+    match = _EXCEL_MONTH.fullmatch(text.strip())
+    if not match or not 1 <= int(match[2]) <= 12:
+        return text
+    return f"{match[1]}-{int(match[2]):02d}"
+
+
 def whole_second(moment: datetime) -> datetime:
     """``moment`` rounded to the nearest second."""
     rounded = moment.replace(microsecond=0)

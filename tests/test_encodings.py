@@ -161,15 +161,20 @@ def test_xlsx_events_with_every_kind_of_excel_date(store, config, tmp_path):
 
 def test_xlsx_receipts_and_activity(store, config, tmp_path):
     receipts = tmp_path / "receipts.xlsx"
-    workbook(receipts, ["department", "period", "amount"], [["D04", "2025-10", 1234.5]])
+    workbook(receipts, ["department", "period", "amount"], [
+        ["D04", "2025-10", 1234.5],
+        ["D04", datetime(2025, 11, 1), 10],  # Excel turned a typed 2025-11 into a date
+        ["D07", "2025/12", 20],
+        ["D07", "2025-12-15", 30]])
     [r] = ingest_receipts(store, config, [str(receipts)], NOW)
-    assert r.tally.inserted == 1
+    assert (r.tally.inserted, dict(r.tally.by_reason)) == (3, {"bad_period": 1})
     activity = tmp_path / "activity.xlsx"
     workbook(activity, ["user_id", "at", "action"], [["u1", datetime(2025, 10, 9, 8, 0), "login"]])
     [a] = ingest_activity(store, config, [str(activity)], NOW)
     assert a.tally.inserted == 1
     with store.connect() as conn:
-        assert conn.scalar(select(Receipt.amount)) == Decimal("1234.50")
+        assert dict(conn.execute(select(Receipt.period, Receipt.amount)).all()) == {
+            "2025-10": Decimal("1234.50"), "2025-11": Decimal("10"), "2025-12": Decimal("20")}
         at = conn.scalar(select(Activity.at))
     assert at.replace(tzinfo=None) == datetime(2025, 10, 9, 0, 0)
 
