@@ -48,7 +48,8 @@ class RuleOutcome:
 
 
 def context(config: Config, as_of: datetime) -> Context:
-    return Context(as_of=as_of, tz=config.tz, calendar=config.calendar())
+    return Context(as_of=as_of, tz=config.tz, calendar=config.calendar(),
+                   scores=config.scores)
 
 
 def _since(conn: Connection, rule: Rule, as_of: datetime) -> tuple[int, datetime] | None:

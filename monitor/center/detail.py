@@ -21,8 +21,8 @@ from .. import authz, trail
 from ..authz import Actor
 from ..config import Config
 from ..errors import MonitorError, NotFound
-from ..models import (Alert, Department, Disposition, Event, Hold, SpotCheck,
-                      SupervisionOrder, TrailEntry)
+from ..models import (Alert, Complaint, Department, Disposition, Event, Hold, Rating,
+                      SpotCheck, SupervisionOrder, TrailEntry)
 from ..ruletools.explain import Explanation, explain
 from ..rules.model import Rule
 from ..supervision import possible_actions
@@ -99,6 +99,8 @@ class CaseView:
     alerts: list[Any] = field(default_factory=list)
     holds: Sequence[Any] = field(default_factory=list)
     spot_checks: Sequence[Any] = field(default_factory=list)
+    ratings: Sequence[Any] = field(default_factory=list)      # 好差评 of the case
+    complaints: Sequence[Any] = field(default_factory=list)   # 投诉 about the case
 
 
 def case_view(engine: Engine, actor: Actor, case_id: str) -> CaseView:
@@ -118,8 +120,13 @@ def case_view(engine: Engine, actor: Actor, case_id: str) -> CaseView:
         holds = conn.execute(select(Hold).where(Hold.case_id == case_id)
                              .order_by(Hold.id)).all()
         spots = conn.execute(select(SpotCheck).where(SpotCheck.case_id == case_id)).all()
+        ratings = conn.execute(select(Rating).where(Rating.case_id == case_id)
+                               .order_by(Rating.rated_at)).all()
+        complaints = conn.execute(select(Complaint).where(Complaint.case_id == case_id)
+                                  .order_by(Complaint.received_at)).all()
     return CaseView(case_id, dept, name or dept or "-", events,
-                    [a for a in alerts if authz.allowed(actor, authz.READ, a)], holds, spots)
+                    [a for a in alerts if authz.allowed(actor, authz.READ, a)], holds, spots,
+                    ratings, complaints)
 
 
 __all__ = ["AlertView", "CaseView", "alert_view", "case_view"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from datetime import datetime
 
 from sqlalchemy import Engine
@@ -20,6 +21,7 @@ from .events import REQUIRED
 from .pipeline import RECEIPT_COLUMNS, ingest_event_rows, ingest_receipt_rows
 from .sources import FORMATS, Source, SourceRow, csv_rows, jsonl_rows, open_source
 from .store import Tally
+from .voice import SPECS as VOICE_SPECS, ingest_voice_rows
 from .xlsx import xlsx_rows
 
 # Called once per source with (name, size in bytes or None); returns a callback taking
@@ -48,13 +50,17 @@ def _event_rows(source: Source, config: Config) -> Iterator[SourceRow]:
                       f"(one of {', '.join(FORMATS)})")
 
 
-def _table_rows(source: Source, what: str, columns: tuple[str, ...]) -> Iterator[SourceRow]:
-    """Rows of a receipts or activity file: CSV or Excel."""
+def _table_rows(source: Source, what: str, columns: tuple[str, ...], jsonl: bool = False
+                ) -> Iterator[SourceRow]:
+    """Rows of a file of ``what`` (receipts, activity, ratings…): CSV or Excel, and JSON
+    Lines where ``jsonl``."""
     if source.format == "xlsx":
         return xlsx_rows(source, columns)
+    if jsonl and source.format == "jsonl":
+        return jsonl_rows(source)
     if source.format != "csv":
-        raise IngestError(f"{source.name}: {what} must be CSV or Excel (.xlsx) "
-                          f"({', '.join(columns)})")
+        formats = "CSV, JSON Lines or Excel (.xlsx)" if jsonl else "CSV or Excel (.xlsx)"
+        raise IngestError(f"{source.name}: {what} must be {formats} ({', '.join(columns)})")
     return csv_rows(source, columns)
 
 
@@ -68,6 +74,9 @@ def _ingest(kind: str, engine: Engine, config: Config, names: list[str], now: da
             elif kind == "activity":
                 rows = _table_rows(source, "activity", ACTIVITY_COLUMNS)
                 store = ingest_activity_rows
+            elif kind in VOICE_SPECS:
+                rows = _table_rows(source, kind, VOICE_SPECS[kind].columns, jsonl=True)
+                store = partial(ingest_voice_rows, kind)
             else:
                 rows = _table_rows(source, "receipts", RECEIPT_COLUMNS)
                 store = ingest_receipt_rows
@@ -102,3 +111,11 @@ def ingest_activity(engine: Engine, config: Config, names: list[str], now: datet
     """Ingest monitoring logs (CSV or Excel: user_id, at, action), lazily like
     :func:`ingest_events`."""
     return _ingest("activity", engine, config, names, now, None, encoding, progress)
+
+
+def ingest_voice(kind: str, engine: Engine, config: Config, names: list[str], now: datetime,
+                 *, fmt: str | None = None, encoding: str | None = None,
+                 progress: ProgressFactory | None = None) -> Iterator[SourceResult]:
+    """Ingest ratings (好差评) or complaints (投诉) — ``kind`` — from CSV, JSON Lines or
+    Excel, lazily like :func:`ingest_events`; an id already stored is a duplicate."""
+    return _ingest(kind, engine, config, names, now, fmt, encoding, progress)

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from ..config import Config
 from ..stats import supervision_counts
 from . import figures as fg
+from . import voice
 from .labels import labeler
 from .model import Column, Report, Table, change, rate
 from .period import Period
@@ -40,6 +41,7 @@ class Figures:
     spot: dict
     sup: dict
     suppressed: dict[str, int] = field(default_factory=dict)  # exempted, not counted
+    voice: dict[str, Table] = field(default_factory=dict)  # ratings, complaints, volume
 
     @property
     def rows(self) -> list[dict]:
@@ -74,6 +76,12 @@ def gather(engine: Engine, config: Config, period: Period,
                           list(fg.red_alerts(conn, scope)), fg.online_rates(conn, scope, cal),
                           fg.spot_checks(conn, scope), {})
         figures.suppressed = fg.suppressed_counts(conn, scope)
+        # the 好差评 and complaints sections only where such data was loaded for the period
+        figures.voice = {t.key: t for t in (
+            voice.ratings_table(conn, scope, figures.rows),
+            voice.complaints_table(conn, scope, figures.rows),
+            voice.volume_table(conn, scope, figures.cases, figures.rows))
+            if t.total is None or any(t.total.get(k) for k in ("rated", "received"))}
     figures.sup = _supervision(engine, config.tz, period, department)
     return figures
 
@@ -93,6 +101,7 @@ def build_report(engine: Engine, config: Config, period: Period, now: datetime,
     rep.tables = {t.key: t for t in tables}
     rep.tables.update(_online_tables(f.online, f.rows, label))
     rep.tables["t_spot"] = _spot_table(f.spot, f.rows, label)
+    rep.tables.update(f.voice)
     t = {key: table.total or {} for key, table in rep.tables.items()}  # the county rows
     rep.summary = {"accepted": t["t_cases"]["accepted"],
                    "completed": t["t_cases"]["completed"],

@@ -24,6 +24,7 @@ from sqlalchemy import Connection, and_, case, func, literal, select
 from ..calendar import WorkCalendar
 from ..models import Activity, Alert, Department, Event, Item, SpotCheck, User
 from ..supervision import ACTIVE
+from ..timeutil import aware
 from .period import Period
 
 BUCKETS = ("cur", "prev", "yoy")
@@ -143,8 +144,6 @@ def completions(conn: Connection, scope: Scope, calendar: WorkCalendar) -> dict[
 
 
 def _aware(value):
-    from ..rules.kinds._common import aware
-
     return aware(value)
 
 
@@ -162,6 +161,8 @@ def dated_alerts(scope: Scope, suppressed: bool = False):
                     Alert.escalated_at, Alert.item_code, Alert.actor, Alert.period,
                     at.label("at"), bucket.label("bucket"))
              .where(scope.dept(Alert.department), Alert.kind != "operational",
+                    # a 差评 voided on appeal (monitor/voice.py) counts nowhere
+                    Alert.disposition.is_distinct_from("voided"),
                     (Alert.status == "suppressed") if suppressed
                     else (Alert.status != "suppressed")).subquery())
     return select(inner).where(inner.c.bucket.is_not(None)).subquery()

@@ -185,6 +185,9 @@ def _report_sections(report: Report, label) -> list[tuple[str, str]]:
         ("t_actors", _table(report.tables["t_actors"], label)),
         ("t_online", _note(report.tables["t_online"]) + _table(report.tables["t_online"], label)),
         ("t_spot", _table(report.tables["t_spot"], label)),
+        *((key, _table(report.tables[key], label)) for key in ("t_ratings", "t_complaints",
+                                                              "t_volume")
+          if key in report.tables),
     ]
     red = report.tables["t_red"]
     more = len(red.rows) - RED_LIST_HTML

@@ -73,7 +73,10 @@ def build_params(params_type: type, raw: LineDict | None, path: str, line: int) 
             values[key] = _check(value, hints[key], key)
         except ValueError as exc:
             raise RuleError(path, where, str(exc)) from None
-    return params_type(**values)
+    try:  # a kind may check its params together (a ``__post_init__`` raising ValueError)
+        return params_type(**values)
+    except ValueError as exc:
+        raise RuleError(path, line, str(exc)) from None
 
 
 def describe(params_type: type) -> list[tuple[str, str, Any]]:

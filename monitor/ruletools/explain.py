@@ -97,7 +97,8 @@ def explain(engine: Engine, config: Config, rules: list[Rule], rule_id: str, cas
                 Alert.dedupe_key == key, Alert.dedupe_key.startswith(f"{key}|", autoescape=True)))
             .order_by(Alert.id)).all()
     out = Explanation(rule, case_id, as_of, events=list(events))
-    ctx = Context(as_of=as_of, tz=config.tz, calendar=config.calendar())
+    ctx = Context(as_of=as_of, tz=config.tz, calendar=config.calendar(),
+                   scores=config.scores)
     tz = config.tz
     for prev, e in zip([None, *events], events):
         gap = f"+{human((e.occurred_at - prev.occurred_at).total_seconds())}" if prev else ""
