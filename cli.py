@@ -553,14 +553,18 @@ def run(app: App, as_of: str | None, rule_ids: tuple[str, ...], dry_run: bool,
                 level, message = render(o.rule, f)
                 click.echo(f"    [{level}] {message}")
     if done.escalation is not None:
-        _echo_escalated(done.escalation)
+        _echo_escalated(done.escalation, done.evaluation)
     if failed:
         raise click.exceptions.Exit(1)
 
 
-def _echo_escalated(result) -> None:
+def _echo_escalated(result, evaluation=None) -> None:
+    """The supervision line; after an evaluation, its tier-1 messages are counted in."""
+    told = evaluation.messages if evaluation is not None else 0
     line = (f"supervision: escalated {len(result.escalated):,} · reminded "
-            f"{len(result.reminded):,} · messages queued {result.messages:,}")
+            f"{len(result.reminded):,} · messages queued {result.messages + told:,}")
+    if evaluation is not None and evaluation.cleared:
+        line += f" · cleared {evaluation.cleared:,}"
     if result.assigned:
         line += f" · deadlines given to {len(result.assigned):,} older alerts"
     click.echo(line)
@@ -1926,6 +1930,19 @@ def users_unlock(app: App, user_id: str) -> None:
 
     click.echo(f"{user_id}: " + ("unlocked" if unlock(app.engine, user_id, app.now(), _admin())
                                  else "was not locked"))
+
+
+@users.command("set-delivery")
+@click.argument("user_id", metavar="USER")
+@click.argument("mode", type=click.Choice(["immediate", "digest"]))
+@pass_app
+def users_set_delivery(app: App, user_id: str, mode: str) -> None:
+    """How USER is told of new and risen alerts: immediate (one message each; held during
+    notify.quiet_hours unless red) or digest (one message a day from notify.digest_at;
+    red alerts still go at once). On the trail."""
+    from monitor.tier1 import set_delivery
+
+    click.echo(f"{user_id}: delivery {set_delivery(app.engine, user_id, mode, app.now(), _admin(), 'cli')}")
 
 
 @cli.group()
