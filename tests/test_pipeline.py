@@ -163,8 +163,7 @@ def _bad_encoding(path: Path) -> str:
     write_mixed(path, 400)
     with open(path, "ab") as f:
         f.write("e-gbk,c1,D04-XK-001,,受理,u1,2025-09-30 10:00,,,,,,\n".encode("gbk"))
-        f.write(b"e-after,c1,D04-XK-001,,accept,u1,2025-09-30 10:00,,,,,,\n")
-    return "undecodable", "not text in the file's encoding"
+    return "byte 0xCA is not UTF-8, though the lines before it are UTF-8 text"
 
 
 def _bad_csv(path: Path) -> str:
@@ -175,12 +174,12 @@ def _bad_csv(path: Path) -> str:
     return "too_long", "field larger than field limit"
 
 
-@pytest.mark.parametrize("name, damage", [("enc.csv", _bad_encoding), ("big.csv", _bad_csv)])
-def test_a_row_that_cannot_be_read_is_quarantined_and_reading_goes_on(
-        store, pconfig, tmp_path, spawned, name, damage):
-    """Once a whole-file error that lost the batch being read and every row after it."""
-    path = tmp_path / name
-    reason, detail = damage(path)
+def test_a_row_that_cannot_be_split_is_quarantined_and_reading_goes_on(
+        store, pconfig, tmp_path, spawned):
+    """A field over the csv module's limit: once a whole-file error that lost the batch
+    being read and every row after it."""
+    path = tmp_path / "big.csv"
+    reason, detail = _bad_csv(path)
     one, two = ingest_both_ways(store, pconfig, [path], spawned)
     assert one == two
     [tally] = one[0]
@@ -198,16 +197,17 @@ def _bad_gzip(path: Path) -> str:
     return "cannot read (Compressed file ended before the end-of-stream marker was reached)"
 
 
-@pytest.mark.parametrize("name, damage", [("cut.csv.gz", _bad_gzip)])
-def test_read_error_is_the_same_line_after_the_same_batches(store, pconfig, tmp_path, spawned,
-                                                            name, damage):
+@pytest.mark.parametrize("name, damage", [("enc.csv", _bad_encoding), ("cut.csv.gz", _bad_gzip)])
+def test_a_file_that_does_not_decode_is_refused_before_any_batch(store, pconfig, tmp_path,
+                                                                  spawned, name, damage):
+    """The whole file is decoded once when it is opened (to decide its encoding): a bad
+    byte or a cut gzip stream stops it before a run starts or a row is stored."""
     path = tmp_path / name
     message = damage(path)
-    one, two = ingest_both_ways(store, pconfig, [path], spawned)
-    assert one == two
-    assert one[0].startswith(f"{path}: ") and message in one[0]
-    events, _, runs = two[1]
-    assert events and [run.status for run in runs] == ["failed"]
+    with pytest.raises(IngestError) as raised:
+        list(ingest_events(store, pconfig, [str(path)], NOW))
+    assert str(raised.value).startswith(f"{path}:") and message in str(raised.value)
+    assert snapshot(store) == ([], [], [])
 
 
 def test_malformed_xes_is_the_same_line(store, pconfig, tmp_path, spawned):
