@@ -311,22 +311,28 @@ def ingest_catalog_cmd(app: App, file: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "xes"]),
               help="Input format [default: from the file name; sniffed for stdin].")
 @encoding_option
+@click.option("--mapping", "mapping", metavar="NAME",
+              help="Read another system's export through a mapping: a name under "
+                   "'mappings:' in config.yaml, or a mapping .yaml file (docs/mappings.md).")
 @json_option
 @pass_app
 def ingest_events_cmd(app: App, files: tuple[str, ...], fmt: str | None, encoding: str,
-                      as_json: bool) -> None:
+                      mapping: str | None, as_json: bool) -> None:
     """Load workflow events from FILES (CSV, JSON Lines or XES; .gz too; - for stdin).
 
     \b
     Required columns: event_id, case_id, item_code, step, occurred_at.
-    Optional: department, actor, recorded_at, amount, channel, attachments, days, note.
+    Optional: department, actor, recorded_at, amount, channel, attachments, days, note,
+    precision (second, minute, hour, day), system (true for a system event).
+    With --mapping the files keep their own columns (e.g. a Chinese export's
+    办件编号,事项编码,环节,办理人,办理时间) and the mapping says what each one is.
     The same event_id with the same content is a duplicate and skipped; with different
     content it is quarantined as a conflict and the first version is kept.
     """
     from monitor.ingest import ingest_events
 
     results = ingest_events(app.engine, app.config, list(files), app.now(), fmt=fmt,
-                            encoding=encoding, progress=_progress_factory())
+                            encoding=encoding, progress=_progress_factory(), mapping=mapping)
     _echo_results(results, as_json)
 
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from types import MappingProxyType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..calendar import WorkCalendar
@@ -25,6 +26,7 @@ from .schedule import InboxConfig, ScheduleConfig, load_unattended
 from .settings import Setting, declared, read_section
 from .sources import PullSource, load_sources
 from .web import WebConfig, load_web
+from .mappings import EventMapping, load_mappings
 from .xes import XesMapping, load_mapping
 
 DEFAULT_CONFIG_NAME = "config.yaml"
@@ -59,6 +61,10 @@ SETTINGS: tuple[Setting, ...] = (
             "table below."),
     Setting("mapping", {}, dict,
             "How XES attributes map to the event contract; keys in the 'mapping' table below."),
+    Setting("mappings", {}, dict,
+            "Named declarative mappings of other systems' exports (CSV, XLSX, JSON Lines, "
+            "XES) to the event contract, for `ingest events --mapping NAME`; see "
+            "docs/mappings.md."),
     Setting("calendar", {}, dict,
             "Working-day overrides: extra_holidays and extra_workdays, lists of dates "
             "(local arrangements, or a year chinese-calendar does not know yet)."),
@@ -108,6 +114,7 @@ class Config:
     # A section's setting defaults to {}: the section with its own table's defaults.
     notify: NotifyConfig = declared(SETTINGS, "notify", lambda raw: NotifyConfig(**raw))
     mapping: XesMapping = declared(SETTINGS, "mapping", lambda raw: XesMapping(**raw))
+    mappings: Mapping[str, EventMapping] = declared(SETTINGS, "mappings")
     extra_holidays: frozenset[date] = declared(
         SETTINGS, "calendar", lambda raw: frozenset(raw.get("extra_holidays", ())))
     extra_workdays: frozenset[date] = declared(
@@ -175,6 +182,7 @@ def load_config(path: str | Path | None) -> Config:
         reminder_days=values["reminder_days"],
         notify=load_notify(raw.get("notify") or LineDict(), where),
         mapping=mapping,
+        mappings=MappingProxyType(load_mappings(values["mappings"], where)),
         **dates,
         language=load_language(raw, values["language"], where),
         scores=load_scores(raw.get("scores") or LineDict(), where),

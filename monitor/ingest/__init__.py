@@ -9,17 +9,21 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy import Engine
 
-from ..config import Config
-from ..errors import IngestError
+from ..config import DEFAULT_CONFIG_NAME, Config
+from ..config.mappings import EventMapping, load_mapping_file
+from ..errors import ConfigError, IngestError, did_you_mean
 from .activity import ACTIVITY_COLUMNS, ingest_activity_rows
 from .events import REQUIRED
+from .mapping import mapped_rows
 from .pipeline import RECEIPT_COLUMNS, ingest_event_rows, ingest_receipt_rows
 from .sources import FORMATS, Source, SourceRow, csv_rows, jsonl_rows, open_source
 from .store import Tally
 
+DEFAULT_ENCODING = "utf-8-sig"
 # Called once per source with (name, size in bytes or None); returns a callback taking
 # the raw bytes read so far, or None for no progress display.
 ProgressFactory = Callable[[str, int | None], Callable[[int], None] | None]
@@ -31,7 +35,10 @@ class SourceResult:
     tally: Tally
 
 
-def _event_rows(source: Source, config: Config, encoding: str) -> Iterator[SourceRow]:
+def _event_rows(source: Source, config: Config, encoding: str,
+                mapping: EventMapping | None = None) -> Iterator[SourceRow]:
+    if mapping is not None:
+        return _mapped_rows(source, config, encoding, mapping)
     if source.format == "csv":
         return csv_rows(source, encoding, REQUIRED)
     if source.format == "jsonl":
@@ -39,18 +46,51 @@ def _event_rows(source: Source, config: Config, encoding: str) -> Iterator[Sourc
     if source.format == "xes":
         from .xes import xes_rows
 
-        return xes_rows(source, config.mapping)
+        return xes_rows(source, config.mapping, config.tz)
     raise IngestError(f"{source.name}: unknown format '{source.format}' "
                       f"(one of {', '.join(FORMATS)})")
 
 
+def _mapped_rows(source: Source, config: Config, encoding: str,
+                 mapping: EventMapping) -> Iterator[SourceRow]:
+    """A source read through a declarative mapping (any format)."""
+    if mapping.encoding and encoding == DEFAULT_ENCODING:
+        encoding = mapping.encoding
+    if source.format == "xes":
+        from .xes import xes_rows
+
+        return xes_rows(source, mapping, config.tz)
+    if source.format == "csv":
+        records = csv_rows(source, encoding, lower=False)
+    elif source.format == "jsonl":
+        records = jsonl_rows(source, encoding, lower=False)
+    else:
+        raise IngestError(f"{source.name}: format '{source.format}' cannot be read yet "
+                          f"(one of {', '.join(FORMATS)})")
+    return mapped_rows(mapping, records, config.tz, source.name,
+                       check=source.format == "csv")
+
+
+def resolve_mapping(config: Config, name: str) -> EventMapping:
+    """``--mapping NAME``: an entry of config.yaml's ``mappings``, or a YAML file of one."""
+    if name in config.mappings:
+        return config.mappings[name]
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        return load_mapping_file(path)
+    known = sorted(config.mappings)
+    raise ConfigError(str(config.path or DEFAULT_CONFIG_NAME), None,
+                      f"no mapping '{name}' under 'mappings:'{did_you_mean(name, known)} "
+                      f"(mappings: {', '.join(known) or 'none'}; or give a mapping .yaml file)")
+
+
 def _ingest(kind: str, engine: Engine, config: Config, names: list[str], now: datetime,
-            fmt: str | None, encoding: str, progress: ProgressFactory | None
-            ) -> Iterator[SourceResult]:
+            fmt: str | None, encoding: str, progress: ProgressFactory | None,
+            mapping: EventMapping | None = None) -> Iterator[SourceResult]:
     for name in names:
-        with open_source(name, fmt) as source:
+        with open_source(name, fmt or (mapping.format if mapping else None)) as source:
             if kind == "events":
-                rows, store = _event_rows(source, config, encoding), ingest_event_rows
+                rows, store = _event_rows(source, config, encoding, mapping), ingest_event_rows
             elif kind == "activity":
                 if source.format != "csv":
                     raise IngestError(f"{source.name}: activity must be CSV "
@@ -68,14 +108,18 @@ def _ingest(kind: str, engine: Engine, config: Config, names: list[str], now: da
 
 
 def ingest_events(engine: Engine, config: Config, names: list[str], now: datetime, *,
-                  fmt: str | None = None, encoding: str = "utf-8-sig",
-                  progress: ProgressFactory | None = None) -> Iterator[SourceResult]:
+                  fmt: str | None = None, encoding: str = DEFAULT_ENCODING,
+                  progress: ProgressFactory | None = None,
+                  mapping: str | None = None) -> Iterator[SourceResult]:
     """Ingest event files (``-`` = stdin), yielding one result per source as it completes.
 
+    ``mapping``: the name of a declarative mapping (config.yaml's ``mappings``) or a YAML
+    file of one; the files' own columns are then read through it.
     Lazy: nothing happens until the results are iterated, so a caller can report each
     file before a later one fails.
     """
-    return _ingest("events", engine, config, names, now, fmt, encoding, progress)
+    spec = resolve_mapping(config, mapping) if mapping else None
+    return _ingest("events", engine, config, names, now, fmt, encoding, progress, spec)
 
 
 def ingest_receipts(engine: Engine, config: Config, names: list[str], now: datetime, *,

@@ -128,8 +128,9 @@ def _guard(source: Source, encoding: str, rows: Iterator[SourceRow]) -> Iterator
 
 
 def csv_rows(source: Source, encoding: str = "utf-8-sig",
-             required: tuple[str, ...] = ()) -> Iterator[SourceRow]:
-    """Rows of a CSV file with a header; header names are case- and space-insensitive.
+             required: tuple[str, ...] = (), lower: bool = True) -> Iterator[SourceRow]:
+    """Rows of a CSV file with a header; header names are case- and space-insensitive
+    (``lower``: folded to lower case; a mapping reads them as written, spaces stripped).
 
     A header without one of the ``required`` columns stops the file before any row is
     read: every row would be set aside for the same reason, which says nothing a single
@@ -141,7 +142,9 @@ def csv_rows(source: Source, encoding: str = "utf-8-sig",
             header = next(reader, None)
             if header is None:
                 return
-            header = [h.strip().lower().lstrip("\ufeff") for h in header]
+            header = [h.strip().lstrip("\ufeff") for h in header]
+            if lower:
+                header = [h.lower() for h in header]
             missing = [c for c in required if c not in header]
             if missing:
                 raise IngestError(
@@ -170,17 +173,19 @@ def _csv_records(reader: Any, header: list[str]) -> Iterator[SourceRow]:
         yield SourceRow(line, dict(zip(header, values)))
 
 
-def jsonl_rows(source: Source, encoding: str = "utf-8-sig") -> Iterator[SourceRow]:
-    """One JSON object per line; values other than text are kept as their JSON text."""
+def jsonl_rows(source: Source, encoding: str = "utf-8-sig",
+               lower: bool = True) -> Iterator[SourceRow]:
+    """One JSON object per line; values other than text are kept as their JSON text
+    (``lower``: keys folded to lower case)."""
 
     def rows() -> Iterator[SourceRow]:
         with _text(source, encoding) as lines:
-            yield from _json_records(lines)
+            yield from _json_records(lines, lower)
 
     return _guard(source, encoding, rows())
 
 
-def _json_records(lines: Iterator[str]) -> Iterator[SourceRow]:
+def _json_records(lines: Iterator[str], lower: bool = True) -> Iterator[SourceRow]:
     for line, text in enumerate(lines, start=1):
         if not text.strip():
             continue
@@ -192,7 +197,8 @@ def _json_records(lines: Iterator[str]) -> Iterator[SourceRow]:
         if not isinstance(obj, dict):
             yield SourceRow(line, {"_raw": text.rstrip("\r\n")}, "expected a JSON object")
             continue
-        yield SourceRow(line, {str(k).strip().lower(): _as_text(v) for k, v in obj.items()})
+        yield SourceRow(line, {(str(k).strip().lower() if lower else str(k).strip()): _as_text(v)
+                               for k, v in obj.items()})
 
 
 def _as_text(value: object) -> str | None:

@@ -1,0 +1,40 @@
+"""real logs: time precision and system events on events, a policy per item
+
+* ``events.time_precision``: the finest unit ``occurred_at`` was written in (``minute``,
+  ``hour``, ``day``; NULL: to the second, as every event stored before). Rules never rest
+  a finding on a span finer than this.
+* ``events.is_system``: an activity a mapping lists as a system event (an automatic
+  check, a receipt confirmation the platform sends): kept, shown, never a workflow step.
+* ``items.policy``: what an item's rules go by beyond its limits (the step each minimum
+  runs from, the pairs of steps that must be done by different people, the decision and
+  end steps); NULL: the rules' defaults, as before.
+
+Revision ID: 0017
+Revises: 0012
+Create Date: 2026-12-07
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0017'
+down_revision = '0012'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('events') as batch:
+        batch.add_column(sa.Column('time_precision', sa.String(length=6), nullable=True))
+        batch.add_column(sa.Column('is_system', sa.Boolean(), nullable=False,
+                                   server_default=sa.false()))
+    with op.batch_alter_table('items') as batch:
+        batch.add_column(sa.Column('policy', sa.JSON(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('items') as batch:
+        batch.drop_column('policy')
+    with op.batch_alter_table('events') as batch:
+        batch.drop_column('is_system')
+        batch.drop_column('time_precision')
