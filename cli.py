@@ -498,6 +498,10 @@ def run(app: App, as_of: str | None, rule_ids: tuple[str, ...], dry_run: bool,
                 click.echo(f"    [{level}] {message}")
     if done.escalation is not None:
         _echo_escalated(done.escalation)
+    from monitor.ruletools.flood import after_run
+
+    for flood in after_run(app.engine, app.config, outcomes, moment, dry_run):
+        click.echo(f"warning: {flood.message(app.config.flood_percent / 100)}", err=True)
     if failed:
         raise click.exceptions.Exit(1)
 
@@ -1146,6 +1150,8 @@ def rules_backtest(app: App, start: str, end: str, candidate: str | None, show: 
             click.echo("    level: " + ", ".join(f"{a.subject} {a.level}→{b.level}"
                                                  for a, b in c.changed[:show])
                        + (" …" if len(c.changed) > show else ""))
+    for flood in result.floods:
+        click.echo(f"warning: candidate {flood.message(app.config.flood_percent / 100)}", err=True)
 
 
 @rules.command("calibrate")

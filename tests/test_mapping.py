@@ -179,3 +179,24 @@ mappings:
         ("accept", False, None), ("Automatische controle", True, None)]
     assert len(got[2].step) <= 64 and "~" in got[2].step and got[2].note == long.strip()
     assert got[2].time_precision == "day"
+
+
+def test_run_warns_of_a_rule_that_floods_and_the_export_shows_precision(tmp_path):
+    assert run(tmp_path, "ingest", "catalog", str(COUNTY_CATALOG)).exit_code == 0
+    assert run(tmp_path, "ingest", "events", "--mapping", str(EXPORT / "mapping.yaml"),
+               str(EXPORT / "办件导出.csv")).exit_code == 0
+    result = run(tmp_path, "run", "--as-of", "2026-03-31T00:00:00+08:00", "--dry-run",
+                 "--rule", "step-too-fast")
+    assert result.exit_code == 0, result.output
+    # 09:12 → 09:13 to the minute: at most 2 minutes, under the 30-minute survey minimum;
+    # case XK2026-0002's date-only stamps show nothing
+    assert "案件 XK2026-0001：accept→survey 仅 60 秒" in result.stdout
+    assert "XK2026-0002" not in result.stdout
+    assert result.stderr.splitlines()[-1] == (
+        "warning: rule step-too-fast flags 1 of 2 cases in scope (50.0%, above flood_percent "
+        "20%): a finding on most cases is the office's practice, not misconduct; calibrate "
+        "it: permit-monitor rules calibrate --kind step_too_fast --rule step-too-fast; or "
+        "narrow its scope (docs/mappings.md, \"Floods\")")
+    quiet = run(tmp_path, "run", "--as-of", "2026-03-31T00:00:00+08:00", "--dry-run",
+                "--rule", "step-too-fast", config="timezone: Asia/Shanghai\nflood_percent: 50\n")
+    assert "warning" not in quiet.stderr

@@ -65,6 +65,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Named declarative mappings of other systems' exports (CSV, XLSX, JSON Lines, "
             "XES) to the event contract, for `ingest events --mapping NAME`; see "
             "docs/mappings.md."),
+    Setting("flood_percent", 20, int,
+            "`run` and `rules backtest` warn when a rule flags more than this percentage of "
+            "the cases in its scope (a flood: the office's practice, not misconduct), "
+            "pointing to `rules calibrate`."),
     Setting("calendar", {}, dict,
             "Working-day overrides: extra_holidays and extra_workdays, lists of dates "
             "(local arrangements, or a year chinese-calendar does not know yet)."),
@@ -115,6 +119,7 @@ class Config:
     notify: NotifyConfig = declared(SETTINGS, "notify", lambda raw: NotifyConfig(**raw))
     mapping: XesMapping = declared(SETTINGS, "mapping", lambda raw: XesMapping(**raw))
     mappings: Mapping[str, EventMapping] = declared(SETTINGS, "mappings")
+    flood_percent: int = declared(SETTINGS, "flood_percent")
     extra_holidays: frozenset[date] = declared(
         SETTINGS, "calendar", lambda raw: frozenset(raw.get("extra_holidays", ())))
     extra_workdays: frozenset[date] = declared(
@@ -183,6 +188,7 @@ def load_config(path: str | Path | None) -> Config:
         notify=load_notify(raw.get("notify") or LineDict(), where),
         mapping=mapping,
         mappings=MappingProxyType(load_mappings(values["mappings"], where)),
+        flood_percent=_percent(values["flood_percent"], raw, where),
         **dates,
         language=load_language(raw, values["language"], where),
         scores=load_scores(raw.get("scores") or LineDict(), where),
@@ -190,6 +196,13 @@ def load_config(path: str | Path | None) -> Config:
         sources=load_sources(values["sources"] or LineDict(), where),
         web=load_web(values["web"] or LineDict(), where),
     )
+
+
+def _percent(value: int, raw: LineDict, where: str) -> int:
+    if not 0 < value <= 100:
+        raise ConfigError(where, raw.line_of("flood_percent"),
+                          f"'flood_percent' must be from 1 to 100, got {value}")
+    return value
 
 
 def _rules_dir(base_dir: Path, configured: str | None) -> Path:
