@@ -29,7 +29,10 @@ from .report import figures as fg
 from .report.labels import labeler
 from .report.model import Column, Report, Table
 from .report.period import Period
+from .rules.kinds import data_quality_kinds
 from .supervision import ACTIVE
+
+NOT_CONDUCT = data_quality_kinds()  # kinds whose findings never cost points
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,8 @@ def deductions(engine: Engine, config: Config, period: Period,
                 .where(cur, Alert.disposition.is_distinct_from("false_positive"))
                 .order_by(Alert.department, Alert.id)):
             dept = a.department or "-"
+            if a.kind in NOT_CONDUCT:
+                continue  # data-quality findings are reported apart, never deducted
             theme = w.kind_themes.get(a.kind, "regular")
             out.append(Deduction(dept, theme, getattr(w, a.level), f"finding:{a.level}", a.id,
                                  a.kind, a.case_id, a.message))

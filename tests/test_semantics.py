@@ -142,3 +142,34 @@ def test_bad_policy_params_are_one_line(tmp_path, params, message):
     with pytest.raises(SourceErrors) as raised:
         rule_file(tmp_path, f"- {{id: r, kind: same_actor_roles, params: {params}}}\n")
     assert f"rules.yaml:1: {message}" in str(raised.value)
+
+
+def test_data_quality_findings_are_their_own_kind(store, config, tmp_path):
+    load(store, config, tmp_path, [
+        ("backwards", "accept", "2025-10-10 09:00:00"),
+        ("backwards", "decide", "2025-10-09 09:00:00"),
+        ("dated", "accept", "2025-10-09 00:00:00", "u1", "day"),
+        ("dated", "decide", "2025-10-20 00:00:00", "u2", "day"),
+        ("filled", "accept", "2025-10-09 09:00:00", "u2"),
+        ("filled", "review", "2025-10-09 09:00:00", "u2"),
+        ("filled", "approve", "2025-10-09 09:00:00", "u2"),
+        ("filled", "decide", "2025-10-09 09:00:00", "u2"),
+        ("silent", "accept", "2025-03-01 09:00:00"),
+        ("fine", "accept", "2025-10-09 09:00:00"),
+        ("fine", "decide", "2025-10-20 09:00:00", "u2"),
+    ])
+    got = found(store, config, tmp_path, "data_quality", ", params: {stale_days: 180}")
+    assert {c: f.fields["issues"] for c, f in got.items()} == {
+        "backwards": "决定早于受理",
+        "dated": "时间仅精确到日，无法判断办理是否过快",
+        "filled": "多个环节由同一账号在同一时刻记录（疑似系统补齐流程）",
+        "silent": "已受理未办结且长期无记录"}
+    assert all(f.level == "warning" for f in got.values())
+    # the misconduct side leaves the impossible span out
+    assert "backwards" not in found(store, config, tmp_path, "case_too_fast")
+
+
+def test_data_quality_findings_cost_no_points():
+    from monitor.scores import NOT_CONDUCT
+
+    assert NOT_CONDUCT == {"data_quality"}

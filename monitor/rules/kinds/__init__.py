@@ -21,6 +21,7 @@ from . import fee_reconciliation, fee_waiver, unpaid_fee
 from . import batch_entry, missing_attachment
 from . import overdue
 from . import inactive_monitor
+from . import data_quality
 
 
 @runtime_checkable
@@ -65,10 +66,18 @@ KINDS: dict[str, Kind] = {
     "missing_attachment": missing_attachment,
     "overdue": overdue,
     "inactive_monitor": inactive_monitor,
+    "data_quality": data_quality,
 }
 
 COMMON_FIELDS = ("case_id", "actor", "department", "item_code", "period", "level",
                  "rule_id", "title")
+
+
+def data_quality_kinds() -> frozenset[str]:
+    """Kinds whose findings are about the data, not conduct: reported apart, never a
+    deduction in the scores (``DATA_QUALITY = True``)."""
+    return frozenset(name for name, kind in KINDS.items()
+                     if getattr(kind, "DATA_QUALITY", False))
 
 
 def incremental(kind: Kind) -> bool:
