@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,8 @@ DEPARTMENT_KEYS = {"code", "name"}
 USER_KEYS = {"id", "name", "department", "roles", "phone", "email"}
 ITEM_KEYS = {"code", "name", "department", "category", "promised_days", "legal_days", "fee",
              "min_minutes", "min_case_minutes", "required_attachments", "step_days",
-             "four_eyes", "decision_steps", "end_steps"}
+             "four_eyes", "decision_steps", "end_steps", "limit_unit", "limits", "no_limit"}
+LIMIT_UNITS = ("working_days", "calendar_days")
 # What an item's rules go by beyond its limits (stored in items.policy; absent: defaults):
 #   after: {step: the step its min_minutes run from}  (min_minutes: {s: {after:, minutes:}})
 #   four_eyes: [[step, step], …] pairs one person may not both do (四眼原则); [] = none
@@ -248,7 +250,41 @@ def _policy(c: _Checker, e: LineDict, code: str | None, after: dict) -> dict | N
                     c.fail(e.line_of(key), f"item '{code}': {key}: unknown step '{step}'"
                                            f"{did_you_mean(str(step), STEPS)}")
             policy[key] = [str(s) for s in steps]
+    _limits(c, e, code, policy)
     return policy or None
+
+
+def _limits(c: _Checker, e: LineDict, code: str | None, policy: dict) -> None:
+    """``limit_unit`` (working_days, calendar_days), ``limits`` in force from a date, and
+    ``no_limit`` (an item with no time limit), into ``policy``."""
+    unit = e.get("limit_unit")
+    if unit is not None:
+        if unit not in LIMIT_UNITS:
+            c.fail(e.line_of("limit_unit"), f"item '{code}': limit_unit must be one of "
+                   f"{', '.join(LIMIT_UNITS)}, got {unit!r}{did_you_mean(str(unit), LIMIT_UNITS)}")
+        elif unit == "calendar_days":
+            policy["limit_unit"] = unit
+    if e.get("no_limit") is True:
+        policy["no_limit"] = True
+    elif e.get("no_limit") not in (None, False):
+        c.fail(e.line_of("no_limit"), f"item '{code}': no_limit must be true or false")
+    periods = e.get("limits")
+    if periods is None:
+        return
+    out = []
+    for period in periods if isinstance(periods, list) else [None]:
+        if not (isinstance(period, dict) and set(period) == {"from", "promised_days",
+                                                             "legal_days"}
+                and type(period["from"]) is date
+                and all(isinstance(period[k], int) and not isinstance(period[k], bool)
+                        and period[k] >= 0 for k in ("promised_days", "legal_days"))):
+            c.fail(e.line_of("limits"), f"item '{code}': limits must be a list of "
+                   "{from: DATE, promised_days: N, legal_days: N} (the limits in force for "
+                   "cases accepted from that date)")
+            return
+        out.append({"from": period["from"].isoformat(), "promised_days": period["promised_days"],
+                    "legal_days": period["legal_days"]})
+    policy["limits"] = sorted(out, key=lambda x: x["from"])
 
 
 def _step_days(c: _Checker, e: LineDict, code: str | None, legal: int | None) -> dict[str, int]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import MappingProxyType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ..calendar import WorkCalendar
+from ..calendar import WorkCalendar, check_country
 from ..errors import ConfigError
 from ..yamlsrc import LineDict, check_keys, load_yaml
 from .notify import NotifyConfig, load_notify
@@ -70,8 +70,10 @@ SETTINGS: tuple[Setting, ...] = (
             "the cases in its scope (a flood: the office's practice, not misconduct), "
             "pointing to `rules calibrate`."),
     Setting("calendar", {}, dict,
-            "Working-day overrides: extra_holidays and extra_workdays, lists of dates "
-            "(local arrangements, or a year chinese-calendar does not know yet)."),
+            "Working days: country (cn, the default, from chinese-calendar with its 调休 "
+            "make-up days; or a country of the holidays package: NL, IT, DE-BY …) and "
+            "overrides extra_holidays and extra_workdays, lists of dates (local "
+            "arrangements, or a year the package does not know yet)."),
     Setting("language", "zh", str,
             "Language of reports and scorecards: zh (Chinese, the default) or en."),
     Setting("scores", {}, dict,
@@ -100,7 +102,7 @@ SETTINGS: tuple[Setting, ...] = (
             "keys in the 'web' table below."),
 )
 
-CALENDAR_KEYS = ("extra_holidays", "extra_workdays")
+CALENDAR_KEYS = ("extra_holidays", "extra_workdays", "country")
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,7 @@ class Config:
         SETTINGS, "calendar", lambda raw: frozenset(raw.get("extra_holidays", ())))
     extra_workdays: frozenset[date] = declared(
         SETTINGS, "calendar", lambda raw: frozenset(raw.get("extra_workdays", ())))
+    calendar_country: str = declared(SETTINGS, "calendar", lambda raw: raw.get("country", "cn"))
     language: str = declared(SETTINGS, "language")
     scores: ScoreWeights = declared(SETTINGS, "scores", lambda raw: ScoreWeights(**raw))
     inbox: InboxConfig | None = declared(  # no dir, no inbox
@@ -142,7 +145,7 @@ class Config:
 
     def calendar(self) -> WorkCalendar:
         """The working-day calendar: official arrangements plus this file's overrides."""
-        return WorkCalendar(self.extra_holidays, self.extra_workdays)
+        return WorkCalendar(self.extra_holidays, self.extra_workdays, self.calendar_country)
 
 
 def load_config(path: str | Path | None) -> Config:
@@ -165,7 +168,11 @@ def load_config(path: str | Path | None) -> Config:
     mapping = load_mapping(raw.get("mapping") or LineDict(), where)
     calendar = values["calendar"] or LineDict()
     check_keys(calendar, set(CALENDAR_KEYS), where, ConfigError)
-    dates = {key: _dates(calendar, key, where) for key in CALENDAR_KEYS}
+    dates = {key: _dates(calendar, key, where) for key in CALENDAR_KEYS if key != "country"}
+    country = str(calendar.get("country") or "cn")
+    problem = check_country(country)
+    if problem:
+        raise ConfigError(where, calendar.line_of("country"), problem)
     try:
         ZoneInfo(values["timezone"])
     except (ZoneInfoNotFoundError, ValueError):
@@ -190,6 +197,7 @@ def load_config(path: str | Path | None) -> Config:
         mappings=MappingProxyType(load_mappings(values["mappings"], where)),
         flood_percent=_percent(values["flood_percent"], raw, where),
         **dates,
+        calendar_country=country,
         language=load_language(raw, values["language"], where),
         scores=load_scores(raw.get("scores") or LineDict(), where),
         **load_unattended(values, raw, where, base_dir),
