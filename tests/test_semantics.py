@@ -173,3 +173,35 @@ def test_data_quality_findings_cost_no_points():
     from monitor.scores import NOT_CONDUCT
 
     assert NOT_CONDUCT == {"data_quality"}
+
+
+def test_sequence_rules_explain_and_bad_params(store, config, tmp_path):
+    from monitor.errors import SourceErrors
+    from monitor.ruletools.explain import explain
+
+    load(store, config, tmp_path, [
+        ("trip", "accept", "2025-10-09 09:00:00"),
+        ("trip", "trip_start", "2025-10-09 00:00:00", "u1", "day"),
+        ("trip", "approve", "2025-10-09 15:00:00", "u2"),
+        ("trip2", "accept", "2025-10-09 09:00:00"),
+        ("trip2", "trip_start", "2025-10-08 00:00:00", "u1", "day"),
+        ("trip2", "approve", "2025-10-09 15:00:00", "u2"),
+    ])
+    text = ("- {id: trip, kind: sequence, level: red, "
+            "params: {pattern: precedence, first: approve, then: trip_start}}\n")
+    # a date-only trip the same day as the approval shows no order; the day before does
+    assert set(found(store, config, tmp_path, "sequence",
+                     ", params: {pattern: precedence, first: approve, then: trip_start}")) \
+        == {"trip2"}
+    rules = rule_file(tmp_path, text)
+    out = explain(store, config, rules, "trip", "trip2", AS_OF)
+    assert "pattern precedence: trip_start never before approve" in out.checks
+    assert out.checks[-1].startswith("→ trip_start（2025-10-08") and "早于 approve" in \
+        out.checks[-1], out.checks
+    assert out.verdict.startswith("FINDING [red]")
+    with pytest.raises(SourceErrors, match="pattern response needs days"):
+        rule_file(tmp_path, "- {id: r, kind: sequence, params: {pattern: response, "
+                            "first: decide, then: fee_paid}}\n")
+    with pytest.raises(SourceErrors, match="did you mean 'precedence'"):
+        rule_file(tmp_path, "- {id: r, kind: sequence, params: {pattern: precedense, "
+                            "first: a, then: b}}\n")

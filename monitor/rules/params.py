@@ -76,7 +76,10 @@ def build_params(params_type: type, raw: LineDict | None, path: str, line: int) 
                 check(values[key])
         except ValueError as exc:
             raise RuleError(path, where, str(exc)) from None
-    return params_type(**values)
+    try:
+        return params_type(**values)
+    except ValueError as exc:  # a kind's check of its parameters together
+        raise RuleError(path, line, str(exc)) from None
 
 
 def describe(params_type: type) -> list[tuple[str, str, Any]]:

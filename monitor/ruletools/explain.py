@@ -22,6 +22,8 @@ from ..config import Config
 from ..errors import MonitorError, RuleError, did_you_mean
 from ..models import Alert, Event, Item
 from ..rules.finding import Context
+from ..rules.kinds._common import aware
+from ..rules.kinds.sequence import judge as sequence_judge
 from ..rules.kinds.step_too_fast import slack
 from ..rules.model import Rule
 
@@ -304,5 +306,26 @@ def _kind(day: date, cal: Any) -> tuple[str, str | None]:
     return ("holiday" if not cal.is_workday(day) else "weekday"), name
 
 
+def _sequence(out: Explanation, rule: Rule, item: Any, events: list, ctx: Context) -> None:
+    p = rule.params
+    flow = [e for e in events if not e.is_system]
+    first: dict = {}
+    for e in flow:
+        first.setdefault(e.step, e)
+    shown = {"precedence": f"{p.then} never before {p.first}",
+             "response": f"{p.then} within {p.days} {p.unit} days after {p.first}",
+             "absence": f"no {p.step}", "existence": f"{p.step} once the case has {p.when}"}
+    out.checks.append(f"pattern {p.pattern}: {shown[p.pattern]}")
+    for step in p.steps():
+        e = first.get(step)
+        out.checks.append(f"first {step}: " + (
+            f"{e.occurred_at.astimezone(ctx.tz):%Y-%m-%d %H:%M:%S}"
+            + (f" (to the {e.time_precision})" if e.time_precision else "")
+            if e else "none"))
+    detail = sequence_judge(p, {s: aware(e.occurred_at) for s, e in first.items()},
+                            {s: e.time_precision for s, e in first.items()}, ctx)
+    out.checks.append(f"→ {detail}" if detail else "→ ok")
+
+
 CHECKS = {"step_too_fast": _steps, "case_too_fast": _case, "late_entry": _late,
-          "same_actor_roles": _roles, "overdue": _overdue}
+          "same_actor_roles": _roles, "overdue": _overdue, "sequence": _sequence}

@@ -22,6 +22,7 @@ from . import batch_entry, missing_attachment
 from . import overdue
 from . import inactive_monitor
 from . import data_quality
+from . import sequence
 
 
 @runtime_checkable
@@ -67,6 +68,7 @@ KINDS: dict[str, Kind] = {
     "overdue": overdue,
     "inactive_monitor": inactive_monitor,
     "data_quality": data_quality,
+    "sequence": sequence,
 }
 
 COMMON_FIELDS = ("case_id", "actor", "department", "item_code", "period", "level",
