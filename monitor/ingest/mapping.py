@@ -36,6 +36,7 @@ STEP_WIDTH = 64           # the store's width for step names
 SLACK_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 EXCEL_EPOCH = datetime(1899, 12, 30)
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ](\d{2})(?::(\d{2})(?::(\d{2}))?)?)?")
+_OFFSET = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
 
 
 class _BadValue(Exception):
@@ -72,6 +73,10 @@ def read_stamp(text: str, mapping: EventMapping, tz: tzinfo) -> tuple[str, str]:
     for fmt in mapping.formats:
         try:
             if fmt.pattern == "iso":
+                match = _ISO.match(text)
+                if match and _OFFSET.search(text, 19):
+                    # with its offset: passed as written, the contract parses it once
+                    return text, _precision(match)
                 value, precision = _iso(text)
             elif fmt.pattern == "excel":
                 value, precision = _excel(text)
@@ -88,14 +93,18 @@ def read_stamp(text: str, mapping: EventMapping, tz: tzinfo) -> tuple[str, str]:
     raise _BadValue(f"'{text}' fits none of the timestamp formats ({tried})")
 
 
+def _precision(match: re.Match) -> str:
+    hour, minute, second = match.groups()
+    return ("day" if hour is None else "hour" if minute is None
+            else "minute" if second is None else "second")
+
+
 def _iso(text: str) -> tuple[datetime, str]:
     match = _ISO.match(text)
     if not match:
         raise ValueError(text)
-    hour, minute, second = match.groups()
-    precision = ("day" if hour is None else "hour" if minute is None
-                 else "minute" if second is None else "second")
-    return datetime.fromisoformat(text.replace(" ", "T", 1) if hour else text[:10]), precision
+    value = datetime.fromisoformat(text.replace(" ", "T", 1) if match.group(1) else text[:10])
+    return value, _precision(match)
 
 
 def _excel(text: str) -> tuple[datetime, str]:
@@ -158,7 +167,7 @@ def map_row(mapping: EventMapping, line: int, raw: dict, tz: tzinfo) -> SourceRo
     fields: dict[str, str | None] = dict(mapping.constants)
     for target, column in mapping.fields.items():
         value = get(column)
-        fields[target] = value.strip() if isinstance(value, str) else value
+        fields[target] = value.strip() if value.__class__ is str else value
     activity = fields.get("step")
     if activity:
         if activity in mapping.system_events:

@@ -54,6 +54,16 @@ class _Reader:
         self.ready: list[tuple[int, dict]] = []  # records to hand out after the chunk
 
     def start(self, name: str, attrs: dict[str, str]) -> None:
+        stack = self.stack
+        if stack and name in VALUE_TAGS:  # the hot path: an attribute, unprefixed
+            parent = stack[-1]
+            key = attrs.get("key")
+            if key is not None and (parent == "event" or parent == "trace"):
+                target = self.event if parent == "event" else self.trace
+                if key not in target:
+                    target[key] = attrs.get("value", "")
+                stack.append("attr")
+                return
         tag = name.rpartition(":")[2]
         parent = self.stack[-1] if self.stack else None
         if parent is None:
@@ -82,6 +92,8 @@ class _Reader:
 
     def end(self, name: str) -> None:
         kind = self.stack.pop()
+        if kind == "attr":
+            return
         if kind == "event":
             self.held.append((self.event_line, self.ordinal, self.event))
             self.ordinal += 1
@@ -92,7 +104,7 @@ class _Reader:
 
     def _flush(self) -> None:
         """Emit held events; standard XES puts trace attributes first, so this is at once."""
-        trace = {TRACE_PREFIX + k: v for k, v in self.trace.items()}
+        trace = {TRACE_PREFIX + k: self.trace[k] for k in self.trace_keys if k in self.trace}
         for line, ordinal, event in self.held:
             event.update(trace)
             event[ORDINAL] = ordinal
@@ -113,8 +125,9 @@ def legacy_mapping(m: XesMapping) -> EventMapping:
 
 def xes_records(source: Source, trace_keys: frozenset[str] = frozenset()
                 ) -> Iterator[tuple[int, dict]]:
-    """``(line, attributes)`` per ``<event>`` of an XES log, in file order. ``trace_keys``:
-    trace attributes to wait for should a trace state them after its events."""
+    """``(line, attributes)`` per ``<event>`` of an XES log, in file order: the event's own
+    attributes and, as ``case:KEY``, the ``trace_keys`` of its trace (the trace
+    attributes a mapping reads; held for should a trace state them after its events)."""
     return _records(source, trace_keys)
 
 
