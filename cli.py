@@ -1155,8 +1155,9 @@ def rules_backtest(app: App, start: str, end: str, candidate: str | None, show: 
 
 
 @rules.command("calibrate")
-@click.option("--kind", required=True, type=click.Choice(["step_too_fast"]),
-              help="The rule kind to calibrate (step_too_fast).")
+@click.option("--kind", required=True, type=click.Choice(["step_too_fast", "case_too_fast"]),
+              help="The rule kind to calibrate: step_too_fast (per item and step) or "
+                   "case_too_fast (per item, acceptance to decision).")
 @click.option("--rule", "rule_id", metavar="ID",
               help="Which rule of that kind (default: the only one in rules_dir).")
 @click.option("--item", "items", multiple=True, metavar="CODE", help="Only this item (repeatable).")
@@ -1195,7 +1196,9 @@ def rules_calibrate(app: App, kind, rule_id, items, steps, k, quantile, min_n, o
     rule = chosen[0]
     found = calibrate(app.engine, rule, items=items, steps=steps, k=k, q=quantile,
                       min_n=min_n)
-    click.echo(f"{rule.id}: proposals from history (gap = time since the case's previous step)")
+    click.echo(f"{rule.id}: proposals from history (" + (
+        "span = acceptance to the first decision, else completion)" if kind == "case_too_fast"
+        else "gap = time since the case's previous step)"))
     click.echo(f"  {'item':<16} {'step':<10} {'gaps':>6} {'median':>9} {'MAD(log)':>8} "
                f"{'mean-2sd':>9}  {'current':>14}  {'median/MAD':>16}  {f'q{quantile:g}':>16}")
     for p in found:
@@ -1209,7 +1212,8 @@ def rules_calibrate(app: App, kind, rule_id, items, steps, k, quantile, min_n, o
         note = (f"candidate written by `permit-monitor rules calibrate --kind {kind}` "
                 f"(median/MAD, k={k:g}); try it with rules backtest --candidate")
         path = write_candidate(Path(app.config.rules_dir), rule, found, Path(out), note)
-        click.echo(f"candidate rules written to {out}/ ({path.name}: item_min_minutes)")
+        param = "item_min_case_minutes" if kind == "case_too_fast" else "item_min_minutes"
+        click.echo(f"candidate rules written to {out}/ ({path.name}: {param})")
 
 
 # -------------------------------------------------------------------------------------- reports

@@ -205,3 +205,24 @@ def test_sequence_rules_explain_and_bad_params(store, config, tmp_path):
     with pytest.raises(SourceErrors, match="did you mean 'precedence'"):
         rule_file(tmp_path, "- {id: r, kind: sequence, params: {pattern: precedense, "
                             "first: a, then: b}}\n")
+
+
+def test_calibrate_case_too_fast_and_its_candidate(store, config, tmp_path):
+    from monitor.ruletools.calibrate import calibrate, write_candidate
+
+    rows = []
+    for n in range(40):
+        rows += [(f"c{n}", "accept", "2025-10-09 09:00:00"),
+                 (f"c{n}", "decide", f"2025-10-{10 + n % 10} 09:{n:02d}:00", "u2")]
+    load(store, config, tmp_path, rows)
+    rules_dir = tmp_path / "rules"
+    rules_dir.mkdir()
+    (rules_dir / "fast.yaml").write_text("- {id: fast, kind: case_too_fast}\n",
+                                         encoding="utf-8")
+    [rule] = rule_file(rules_dir, "- {id: fast, kind: case_too_fast}\n")
+    [proposal] = calibrate(store, rule, min_n=30)
+    assert (proposal.item, proposal.step, proposal.n) == ("D04-XK-001", "case", 40)
+    assert proposal.current_min == 60 and proposal.current_findings == 0
+    path = write_candidate(rules_dir, rule, [proposal], tmp_path / "candidate", "test")
+    [candidate] = rule_file(tmp_path / "candidate", path.read_text(encoding="utf-8"))
+    assert candidate.params.item_min_case_minutes == {"D04-XK-001": proposal.proposed_min}

@@ -22,7 +22,7 @@ from ..models import Alert, Event, Item
 from ..rules.model import Rule, Scope
 
 # kinds whose thresholds `rules calibrate` proposes
-CALIBRATED = ("step_too_fast",)
+CALIBRATED = ("step_too_fast", "case_too_fast")
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,11 @@ acceptance is a data-quality finding (``data_quality``), never a fast case."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
-from sqlalchemy import Connection, case, func, select
+from sqlalchemy import Connection, case, func, literal, null, select
 
 from ...models import Event, Item
 from ..finding import Context, Finding
@@ -29,6 +30,9 @@ BY_CASE = True  # per case, from its events alone (see kinds.Kind)
 @dataclass(frozen=True)
 class Params:
     min_case_minutes: float = 60
+    # item code → minutes: wins over the catalog's min_case_minutes (rules calibrate)
+    item_min_case_minutes: Mapping[str, float] = field(
+        default_factory=lambda: MappingProxyType({}))
 
 
 def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
@@ -89,7 +93,10 @@ def _spans(conn: Connection, rule, ctx: Context, steps: tuple, items) -> list:
              .group_by(e.c.case_id).subquery())
     end = func.coalesce(spans.c.decided, spans.c.completed)
     seconds = seconds_between(end, spans.c.accepted)
-    limit = func.coalesce(Item.min_case_minutes, rule.params.min_case_minutes)
+    own = rule.params.item_min_case_minutes
+    limit = func.coalesce(
+        case({k: literal(float(v)) for k, v in own.items()}, value=Item.code, else_=null())
+        if own else null(), Item.min_case_minutes, rule.params.min_case_minutes)
     query = (select(spans, seconds.label("seconds"), limit.label("limit"))
              .join(Item, Item.code == spans.c.item_code)
              .where(Item.legal_days > 0, spans.c.accepted.is_not(None), end.is_not(None),
