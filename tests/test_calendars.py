@@ -74,3 +74,23 @@ def test_calendar_day_limits_in_force_from_a_date_and_items_with_no_limit(
     assert {c: f.level for c, f in got.items()} == {"old": "yellow", "late": "yellow"}
     assert "自然日" in got["late"].fields["state"] and "工作日" not in got["late"].fields["state"]
     assert got["late"].fields["promised_days"] == 5
+
+
+def test_an_item_whose_cases_end_by_withdrawal_is_not_open_for_ever(store, config, tmp_path,
+                                                                       write_events):
+    ended = tmp_path / "ended.yaml"
+    ended.write_text(CATALOG.replace("    required_attachments: {survey: [现场踏勘意见书]}\n",
+                                     "    required_attachments: {survey: [现场踏勘意见书]}\n"
+                                     "    end_steps: [complete, withdraw]\n", 1),
+                     encoding="utf-8")
+    from monitor.catalog import ingest_catalog
+
+    ingest_catalog(store, ended)
+    ingest_rows(store, config, write_events, [
+        event("w1", "gone", "accept", "2025-09-01 09:00:00"),
+        event("w2", "gone", "withdraw", "2025-09-03 09:00:00"),
+        event("o1", "open", "accept", "2025-09-01 09:00:00"),
+    ])
+    rules = rule_file(tmp_path, "- {id: od, kind: overdue}\n")
+    got = dry_findings(store, config, rules, datetime(2025, 12, 1, tzinfo=UTC))
+    assert set(got) == {"open"}

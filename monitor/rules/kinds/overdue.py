@@ -107,13 +107,18 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     looked_at, listed = _incremental(conn, rule, ctx, last_day)
     # items whose limits changed over time: their cases are judged whatever the item's
     # current limit says (a handful of items)
+    policies = [p for _, p in conn.execute(select(Item.code, Item.policy)) if p]
     dated = sorted(code for code, policy in conn.execute(select(Item.code, Item.policy))
                    if policy and policy.get("limits"))
+    # the ways a case is decided or ends that any item's catalog names (refuse, withdraw,
+    # transfer …) stop its clock too; without such items: decide and complete
+    ends = (tuple(sorted({"decide"} | {s for p in policies for s in p.get("decision_steps", ())})),
+            tuple(sorted({"complete"} | {s for p in policies for s in p.get("end_steps", ())})))
     if listed is None:
-        queries = [_candidates(rule, ctx, looked_at, dated)]
+        queries = [_candidates(rule, ctx, looked_at, dated, ends)]
     else:  # in rounds: a short list is looked up in the case index whatever the planner
         e = Event.__table__  # makes of a long one (PostgreSQL scanned for 2,600 old cases)
-        queries = [_candidates(rule, ctx, one_of(e.c.case_id, chunk), dated)
+        queries = [_candidates(rule, ctx, one_of(e.c.case_id, chunk), dated, ends)
                    for chunk in _chunks(listed, CASES_PER_QUERY)]
     now_open: set[str] = set()
     for query in queries:  # streamed (a server-side cursor on PostgreSQL), judged in rounds
@@ -200,18 +205,21 @@ def _last_day(conn: Connection, rule, ctx: Context) -> date | None:
     return None if last is None or day(last, ctx) == day(ctx.as_of, ctx) else day(last, ctx)
 
 
-def _candidates(rule, ctx: Context, looked_at: ColumnElement, dated: Sequence[str] = ()):
-    """One row per case that could be late: SQL aggregates, joins the item and the alert."""
+def _candidates(rule, ctx: Context, looked_at: ColumnElement, dated: Sequence[str] = (),
+                ends: tuple = (("decide",), ("complete",))):
+    """One row per case that could be late: SQL aggregates, joins the item and the alert.
+    ``ends``: the steps that decide a case, and those that end it otherwise."""
     e = Event.__table__
 
-    def first(step: str):
-        return func.min(case((e.c.step == step, e.c.occurred_at)))
+    def first(*steps: str):
+        return func.min(case((e.c.step.in_(steps) if len(steps) > 1 else e.c.step == steps[0],
+                              e.c.occurred_at)))
 
     seen = and_(e.c.occurred_at <= ctx.as_of, in_scope(rule.scope, e.c.department, e.c.item_code))
     per_case = (select(e.c.case_id, func.min(e.c.item_code).label("item_code"),
                        func.min(e.c.department).label("department"),
-                       first("accept").label("accepted"), first("decide").label("decided"),
-                       first("complete").label("completed"),
+                       first("accept").label("accepted"), first(*ends[0]).label("decided"),
+                       first(*ends[1]).label("completed"),
                        func.count(case((e.c.step.in_(CLOCK_STEPS), 1))).label("stops"))
                 .where(seen, looked_at).group_by(e.c.case_id)
                 .subquery())
