@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from bisect import bisect_left, bisect_right
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import lru_cache
@@ -106,6 +107,9 @@ class WorkCalendar:
     extra_holidays: frozenset[date] = frozenset()
     extra_workdays: frozenset[date] = frozenset()
     country: str = CHINA  # cn: chinese-calendar; else a country of the holidays package
+    # department code → its own calendar (config calendar: departments:), else this one
+    departments: Mapping[str, "WorkCalendar"] = field(
+        default_factory=dict, compare=False, hash=False, repr=False)
     _years: dict[int, list[int]] = field(default_factory=dict, init=False, repr=False,
                                          compare=False, hash=False)
 
@@ -145,6 +149,10 @@ class WorkCalendar:
             if working:
                 out.append(ordinal)
         return out
+
+    def for_department(self, code: str | None) -> "WorkCalendar":
+        """The calendar a department's limits count in: its own override, else this one."""
+        return self.departments.get(code, self) if code and self.departments else self
 
     def is_workday(self, d: date) -> bool:
         days = self._workdays(d.year)

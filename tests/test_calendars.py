@@ -94,3 +94,23 @@ def test_an_item_whose_cases_end_by_withdrawal_is_not_open_for_ever(store, confi
     rules = rule_file(tmp_path, "- {id: od, kind: overdue}\n")
     got = dry_findings(store, config, rules, datetime(2025, 12, 1, tzinfo=UTC))
     assert set(got) == {"open"}
+
+
+def test_a_department_may_count_in_its_own_calendar(tmp_path):
+    from monitor.config import load_config
+
+    path = tmp_path / "config.yaml"
+    path.write_text("calendar:\n  extra_holidays: [2025-08-14]\n  departments:\n"
+                    "    D07: {country: IT}\n    D04: {extra_workdays: [2025-08-16]}\n",
+                    encoding="utf-8")
+    calendar = load_config(path).calendar()
+    ferragosto, saturday, local = date(2025, 8, 15), date(2025, 8, 16), date(2025, 8, 14)
+    assert calendar.is_workday(ferragosto) and not calendar.is_workday(local)
+    assert not calendar.for_department("D07").is_workday(ferragosto)
+    assert not calendar.for_department("D07").is_workday(local)  # the county's own day off
+    assert calendar.for_department("D04").is_workday(saturday)
+    assert calendar.for_department("D05") is calendar
+    path.write_text("calendar:\n  departments:\n    D07: {contry: IT}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="config.yaml:3: unknown key 'contry' "
+                                          r"\(did you mean 'country'\?\)"):
+        load_config(path)

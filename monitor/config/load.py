@@ -102,7 +102,8 @@ SETTINGS: tuple[Setting, ...] = (
             "keys in the 'web' table below."),
 )
 
-CALENDAR_KEYS = ("extra_holidays", "extra_workdays", "country")
+CALENDAR_KEYS = ("extra_holidays", "extra_workdays", "country", "departments")
+DEPARTMENT_CALENDAR_KEYS = ("extra_holidays", "extra_workdays", "country")
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,9 @@ class Config:
     extra_workdays: frozenset[date] = declared(
         SETTINGS, "calendar", lambda raw: frozenset(raw.get("extra_workdays", ())))
     calendar_country: str = declared(SETTINGS, "calendar", lambda raw: raw.get("country", "cn"))
+    # department code → {country, extra_holidays, extra_workdays} on top of the county's
+    calendar_departments: Mapping[str, Mapping] = declared(
+        SETTINGS, "calendar", lambda raw: MappingProxyType(dict(raw.get("departments", {}))))
     language: str = declared(SETTINGS, "language")
     scores: ScoreWeights = declared(SETTINGS, "scores", lambda raw: ScoreWeights(**raw))
     inbox: InboxConfig | None = declared(  # no dir, no inbox
@@ -145,7 +149,12 @@ class Config:
 
     def calendar(self) -> WorkCalendar:
         """The working-day calendar: official arrangements plus this file's overrides."""
-        return WorkCalendar(self.extra_holidays, self.extra_workdays, self.calendar_country)
+        own = {code: WorkCalendar(self.extra_holidays | d.get("extra_holidays", frozenset()),
+                                  self.extra_workdays | d.get("extra_workdays", frozenset()),
+                                  d.get("country") or self.calendar_country)
+               for code, d in self.calendar_departments.items()}
+        return WorkCalendar(self.extra_holidays, self.extra_workdays, self.calendar_country,
+                            own)
 
 
 def load_config(path: str | Path | None) -> Config:
@@ -168,11 +177,24 @@ def load_config(path: str | Path | None) -> Config:
     mapping = load_mapping(raw.get("mapping") or LineDict(), where)
     calendar = values["calendar"] or LineDict()
     check_keys(calendar, set(CALENDAR_KEYS), where, ConfigError)
-    dates = {key: _dates(calendar, key, where) for key in CALENDAR_KEYS if key != "country"}
+    dates = {key: _dates(calendar, key, where) for key in ("extra_holidays", "extra_workdays")}
     country = str(calendar.get("country") or "cn")
     problem = check_country(country)
     if problem:
         raise ConfigError(where, calendar.line_of("country"), problem)
+    departments = {}
+    for code, own in (calendar.get("departments") or {}).items():
+        if not isinstance(own, LineDict):
+            raise ConfigError(where, calendar["departments"].line_of(code),
+                              f"'calendar.departments.{code}' must be a mapping of "
+                              f"{', '.join(DEPARTMENT_CALENDAR_KEYS)}")
+        check_keys(own, set(DEPARTMENT_CALENDAR_KEYS), where, ConfigError)
+        problem = check_country(str(own["country"])) if own.get("country") else None
+        if problem:
+            raise ConfigError(where, own.line_of("country"), problem)
+        departments[str(code)] = {
+            **{k: _dates(own, k, where) for k in ("extra_holidays", "extra_workdays")},
+            **({"country": str(own["country"])} if own.get("country") else {})}
     try:
         ZoneInfo(values["timezone"])
     except (ZoneInfoNotFoundError, ValueError):
@@ -198,6 +220,7 @@ def load_config(path: str | Path | None) -> Config:
         flood_percent=_percent(values["flood_percent"], raw, where),
         **dates,
         calendar_country=country,
+        calendar_departments=MappingProxyType(departments),
         language=load_language(raw, values["language"], where),
         scores=load_scores(raw.get("scores") or LineDict(), where),
         **load_unattended(values, raw, where, base_dir),

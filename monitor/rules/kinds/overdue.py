@@ -151,7 +151,7 @@ def _judged(conn: Connection, rule, ctx: Context, rows: Sequence) -> Iterator[Fi
     ids = _event_ids(conn, [r.case_id for r, *_ in found], ctx)
     for r, clock, level, kept, own in found:
         finding = _finding(r, clock, level, kept, ids.get(r.case_id, {}), rule.params, own)
-        yield finding if own is ctx else _in_calendar_days(finding)
+        yield _in_calendar_days(finding) if own.calendar is CALENDAR_DAYS else finding
 
 
 def _under_policy(row, ctx: Context):
@@ -159,6 +159,9 @@ def _under_policy(row, ctx: Context):
     with ``from`` dates) and the context whose calendar counts them (``limit_unit:
     calendar_days``: every day); ``(None, ctx)`` for an item with no limit."""
     policy = row.policy or {}
+    own_calendar = ctx.calendar.for_department(row.department)
+    if own_calendar is not ctx.calendar:  # the department counts in its own calendar
+        ctx = replace(ctx, calendar=own_calendar)
     if not policy:
         return row, ctx
     if policy.get("no_limit"):
