@@ -24,17 +24,15 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('events') as batch:
-        batch.add_column(sa.Column('time_precision', sa.String(length=6), nullable=True))
-        batch.add_column(sa.Column('is_system', sa.Boolean(), nullable=False,
-                                   server_default=sa.false()))
-    with op.batch_alter_table('items') as batch:
-        batch.add_column(sa.Column('policy', sa.JSON(), nullable=True))
+    # plain ADD COLUMN (no batch copy on SQLite: a rebuilt table would lose the
+    # expression index ix_events_dated)
+    op.add_column('events', sa.Column('time_precision', sa.String(length=6), nullable=True))
+    op.add_column('events', sa.Column('is_system', sa.Boolean(), nullable=False,
+                                      server_default=sa.false()))
+    op.add_column('items', sa.Column('policy', sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('items') as batch:
-        batch.drop_column('policy')
-    with op.batch_alter_table('events') as batch:
-        batch.drop_column('is_system')
-        batch.drop_column('time_precision')
+    op.drop_column('items', 'policy')
+    op.drop_column('events', 'is_system')
+    op.drop_column('events', 'time_precision')
