@@ -192,11 +192,23 @@ def test_run_warns_of_a_rule_that_floods_and_the_export_shows_precision(tmp_path
     # case XK2026-0002's date-only stamps show nothing
     assert "案件 XK2026-0001：accept→survey 仅 60 秒" in result.stdout
     assert "XK2026-0002" not in result.stdout
+    assert "warning" not in result.stderr  # 1 of 2 cases: a small log floods nothing
+    # twelve more cases, eleven surveyed within minutes of acceptance: a flood
+    more = tmp_path / "more.csv"
+    rows = ["办件编号,事项编码,环节,办理人,办理时间,收费金额,缴费方式"]
+    for n in range(12):
+        rows += [f"M{n},D04-XK-001,收件受理,D04-001,2026/03/02 09:00,,",
+                 f"M{n},D04-XK-001,现场勘查,D04-001,2026/03/02 {9 if n else 11}:05,,"]
+    more.write_text("\n".join(rows) + "\n", encoding="gbk")
+    assert run(tmp_path, "ingest", "events", "--mapping", str(EXPORT / "mapping.yaml"),
+               str(more)).exit_code == 0
+    result = run(tmp_path, "run", "--as-of", "2026-03-31T00:00:00+08:00", "--dry-run",
+                 "--rule", "step-too-fast")
     assert result.stderr.splitlines()[-1] == (
-        "warning: rule step-too-fast flags 1 of 2 cases in scope (50.0%, above flood_percent "
-        "20%): a finding on most cases is the office's practice, not misconduct; calibrate "
-        "it: permit-monitor rules calibrate --kind step_too_fast --rule step-too-fast; or "
-        "narrow its scope (docs/mappings.md, \"Floods\")")
+        "warning: rule step-too-fast flags 12 of 14 cases in scope (85.7%, above "
+        "flood_percent 20%): a finding on most cases is the office's practice, not "
+        "misconduct; calibrate it: permit-monitor rules calibrate --kind step_too_fast "
+        "--rule step-too-fast; or narrow its scope (docs/mappings.md, \"Floods\")")
     quiet = run(tmp_path, "run", "--as-of", "2026-03-31T00:00:00+08:00", "--dry-run",
-                "--rule", "step-too-fast", config="timezone: Asia/Shanghai\nflood_percent: 50\n")
+                "--rule", "step-too-fast", config="timezone: Asia/Shanghai\nflood_percent: 90\n")
     assert "warning" not in quiet.stderr

@@ -19,8 +19,11 @@ from datetime import datetime
 from sqlalchemy import Connection, func, select
 
 from ..models import Alert, Event, Item
+from ..rules.kinds import data_quality_kinds
 from ..rules.model import Rule, Scope
 
+# fewer flagged cases than this are never a flood, whatever their share
+MIN_FLAGGED = 10
 # kinds whose thresholds `rules calibrate` proposes
 CALIBRATED = ("step_too_fast", "case_too_fast")
 
@@ -69,10 +72,13 @@ def cases_in_scope(conn: Connection, rules: Iterable[Rule], as_of: datetime) -> 
 
 
 def floods(conn: Connection, rules: Iterable[Rule], flagged: Mapping[str, int],
-           as_of: datetime, share: float) -> list[Flood]:
+           as_of: datetime, share: float, least: int = MIN_FLAGGED) -> list[Flood]:
     """The rules whose flagged cases (``flagged``: rule id → distinct cases) exceed
-    ``share`` of the cases in their scope."""
-    rules = [r for r in rules if flagged.get(r.id)]
+    ``share`` of the cases in their scope — and number at least ``least`` (a handful of
+    findings in a small log is no flood). Data-quality kinds are about the data, not the
+    office's practice: never a flood."""
+    rules = [r for r in rules if flagged.get(r.id, 0) >= max(least, 1)
+             and r.kind not in data_quality_kinds()]
     if not rules:
         return []
     scope = cases_in_scope(conn, rules, as_of)
