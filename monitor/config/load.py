@@ -160,7 +160,7 @@ class Config:
 def load_config(path: str | Path | None) -> Config:
     """Load config.yaml; ``None`` means ./config.yaml if present, else all defaults."""
     explicit = path is not None
-    path = Path(path) if explicit else Path(DEFAULT_CONFIG_NAME)
+    path = Path(path if path is not None else DEFAULT_CONFIG_NAME)
     if not path.exists():
         if explicit:
             raise ConfigError(str(path), None, "config file not found")
@@ -216,9 +216,9 @@ def load_config(path: str | Path | None) -> Config:
         reminder_days=values["reminder_days"],
         notify=load_notify(raw.get("notify") or LineDict(), where),
         mapping=mapping,
+        extra_holidays=dates["extra_holidays"], extra_workdays=dates["extra_workdays"],
         mappings=MappingProxyType(load_mappings(values["mappings"], where)),
         flood_percent=_percent(values["flood_percent"], raw, where),
-        **dates,
         calendar_country=country,
         calendar_departments=MappingProxyType(departments),
         language=load_language(raw, values["language"], where),
