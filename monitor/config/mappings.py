@@ -123,7 +123,8 @@ def _keyed(values: dict[str, str], allowed: tuple[str, ...], spec: LineDict, key
     section = spec.get(key)
     for name in values:
         if name not in allowed:
-            raise ConfigError(where, section.line_of(name),
+            raise ConfigError(where, section.line_of(name) if isinstance(section, LineDict)
+                              else spec.line_of(key),
                               f"'{key}': unknown {what} '{name}'{did_you_mean(name, allowed)}; "
                               f"one of {', '.join(allowed)}")
 

@@ -70,6 +70,7 @@ def short_step(name: str) -> str:
 def read_stamp(text: str, mapping: EventMapping, tz: tzinfo) -> tuple[str, str]:
     """``text`` read by the mapping's formats (first that fits) → (ISO 8601 with offset,
     precision). Raises :class:`_BadValue` when no format fits."""
+    precision: str | None
     for fmt in mapping.formats:
         try:
             if fmt.pattern == "iso":
@@ -87,7 +88,7 @@ def read_stamp(text: str, mapping: EventMapping, tz: tzinfo) -> tuple[str, str]:
         if value.tzinfo is None:
             value = value.replace(tzinfo=tz)
         elif fmt.pattern == "iso":
-            return text, precision  # as written: the contract reads it the same way
+            return text, precision or "second"  # as written: the contract reads it so
         return value.isoformat(), precision or "second"
     tried = ", ".join(f.pattern for f in mapping.formats)
     raise _BadValue(f"'{text}' fits none of the timestamp formats ({tried})")
@@ -177,22 +178,25 @@ def map_row(mapping: EventMapping, line: int, raw: dict, tz: tzinfo) -> SourceRo
         if fields["step"] != activity and not fields.get("note"):
             fields["note"] = activity
     if "event_id" not in mapping.fields and not fields.get("event_id"):
+        written = {f: get(mapping.fields.get(f, "")) for f in ("case_id", "step", "occurred_at")}
         fields["event_id"] = (
-            derived_event_id(*(get(mapping.fields.get(f)) for f in ("case_id",)), raw[ORDINAL],
-                             *(get(mapping.fields.get(f)) for f in ("step", "occurred_at")))
+            derived_event_id(written["case_id"], raw[ORDINAL], written["step"],
+                             written["occurred_at"])
             if ORDINAL in raw
             else row_event_id(fields.get("case_id"), activity, fields.get("occurred_at"),
                               fields.get("actor")))
     try:
         for name in ("occurred_at", "recorded_at"):
-            if fields.get(name):
-                fields[name], precision = read_stamp(fields[name], mapping, tz)
+            text = fields.get(name)
+            if text:
+                fields[name], precision = read_stamp(text, mapping, tz)
                 if name == "occurred_at" and precision != "second":
                     fields["precision"] = precision
     except _BadValue as exc:
         return SourceRow(line, fields, f"{name}: {exc}", "bad_timestamp")
-    if fields.get("amount"):
-        fields["amount"] = _amount(fields["amount"], mapping.amount_scale)
+    amount = fields.get("amount")
+    if amount:
+        fields["amount"] = _amount(amount, mapping.amount_scale)
     channel = fields.get("channel")
     if channel and mapping.channels:
         fields["channel"] = mapping.channels.get(channel.lower(), channel)

@@ -47,19 +47,19 @@ class _Reader:
         self.parser, self.trace_keys = parser, trace_keys
         self.stack: list[str] = []        # kind of each open element
         self.trace: dict[str, str] = {}   # direct attributes of the current trace
-        self.event: dict[str, str] = {}   # direct attributes of the current event
+        self.event: dict = {}             # direct attributes of the current event
         self.event_line = 0
         self.ordinal = 0                  # position of the event within its trace
-        self.held: list[tuple[int, int, dict[str, str]]] = []  # events awaiting trace attrs
+        self.held: list[tuple[int, int, dict]] = []  # events awaiting trace attrs
         self.ready: list[tuple[int, dict]] = []  # records to hand out after the chunk
 
     def start(self, name: str, attrs: dict[str, str]) -> None:
         stack = self.stack
         if stack and name in VALUE_TAGS:  # the hot path: an attribute, unprefixed
-            parent = stack[-1]
+            owner = stack[-1]
             key = attrs.get("key")
-            if key is not None and (parent == "event" or parent == "trace"):
-                target = self.event if parent == "event" else self.trace
+            if key is not None and (owner == "event" or owner == "trace"):
+                target = self.event if owner == "event" else self.trace
                 if key not in target:
                     target[key] = attrs.get("value", "")
                 stack.append("attr")

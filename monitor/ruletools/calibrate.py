@@ -146,7 +146,9 @@ def _case_spans(engine: Engine, rule: Rule, items: tuple[str, ...], k: float, q:
     span = seconds_between(spans.c.ended, spans.c.accepted)
     out = []
     with engine.connect() as conn:
-        catalog = dict(conn.execute(select(Item.code, Item.min_case_minutes)).all())
+        catalog: dict[str, int | None] = {
+            code: minutes for code, minutes in conn.execute(
+                select(Item.code, Item.min_case_minutes))}
         query = (select(spans.c.item_code, span.label("gap"))
                  .where(spans.c.accepted.is_not(None), spans.c.ended.is_not(None),
                         span >= 0)

@@ -102,4 +102,4 @@ def _spans(conn: Connection, rule, ctx: Context, steps: tuple, items) -> list:
              .where(Item.legal_days > 0, spans.c.accepted.is_not(None), end.is_not(None),
                     seconds >= 0, seconds + spans.c.slack < limit * 60)
              .order_by(spans.c.case_id))
-    return conn.execute(query).all()
+    return list(conn.execute(query))

@@ -56,7 +56,8 @@ class Params:
 
 def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     e = Event.__table__
-    policies = dict(conn.execute(select(Item.code, Item.policy)).all())
+    policies: dict[str, dict | None] = {
+        code: policy for code, policy in conn.execute(select(Item.code, Item.policy))}
     decisions = {"decide"} | {s for p in policies.values() if p for s in p.get("decision_steps", ())}
     ends = set(END_STEPS) | decisions | {s for p in policies.values() if p
                                          for s in p.get("end_steps", ())}

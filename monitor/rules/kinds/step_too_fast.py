@@ -88,7 +88,7 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
         .join(Item, Item.code == e.c.item_code)
         .where(one_of(e.c.id, [c.id for c in close]),
                in_scope(rule.scope, e.c.department, e.c.item_code), limit.is_not(None)))}
-    close = _from_named_steps(conn, close, current, ctx)
+    close = _from_named_steps(conn, list(close), current, ctx)
     before = {r.id: r for r in conn.execute(
         select(e.c.id, e.c.event_id, e.c.step, e.c.occurred_at, e.c.time_precision)
         .where(one_of(e.c.id, [c.prev_id for c in close if c.id in current])))}
