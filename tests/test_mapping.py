@@ -212,3 +212,28 @@ def test_run_warns_of_a_rule_that_floods_and_the_export_shows_precision(tmp_path
     quiet = run(tmp_path, "run", "--as-of", "2026-03-31T00:00:00+08:00", "--dry-run",
                 "--rule", "step-too-fast", config="timezone: Asia/Shanghai\nflood_percent: 90\n")
     assert "warning" not in quiet.stderr
+
+
+def test_an_excel_export_through_a_mapping(tmp_path):
+    from datetime import datetime as dt
+
+    from openpyxl import Workbook
+
+    assert run(tmp_path, "ingest", "catalog", str(COUNTY_CATALOG)).exit_code == 0
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["办件编号", "事项编码", "环节", "办理人", "办理时间"])
+    sheet.append(["X1", "D04-XK-001", "收件受理", "D04-001", dt(2026, 3, 2, 9, 12, 5)])
+    sheet.append(["X1", "D04-XK-001", "科室审核", "D04-002", dt(2026, 3, 4, 10, 30)])
+    path = tmp_path / "导出.xlsx"
+    book.save(path)
+    mapping = tmp_path / "x.yaml"
+    mapping.write_text("fields: {case_id: 办件编号, item_code: 事项编码, step: 环节, "
+                       "actor: 办理人, occurred_at: 办理时间}\n"
+                       "steps: {收件受理: accept, 科室审核: review}\n", encoding="utf-8")
+    result = run(tmp_path, "ingest", "events", "--mapping", str(mapping), str(path))
+    assert result.exit_code == 0, result.output
+    assert "inserted 2" in result.output
+    got = events(tmp_path)
+    assert got[("X1", 2)].step == "accept"
+    assert got[("X1", 2)].occurred_at.isoformat() == "2026-03-02T01:12:05+00:00"
