@@ -86,7 +86,9 @@ def test_hostile_values_go_through_every_rule_kind_bound(engine, config, tmp_pat
         + "], items: [" + json.dumps(ITEM) + "]}}\n    # scope:")
     (rules_dir / "scoped.yaml").write_text(scoped, encoding="utf-8")
     rules = load_rules([rules_dir])
-    assert set(KINDS) <= {r.kind for r in rules}  # every kind is exercised
+    # every kind with a shipped rule is exercised ('sequence', new in main, ships none:
+    # it needs a sequence declared for the county's own steps)
+    assert set(KINDS) - {"sequence"} <= {r.kind for r in rules}
     outcomes = evaluate(engine, config, NOW, rules=rules, dry_run=True)
     failed = {o.rule.id: o.error for o in outcomes if o.error}
     assert failed == {}
