@@ -34,6 +34,12 @@ class Kind(Protocol):
     rules, and sees the alerts they raised in the same run) and ``BY_CASE = True`` (its
     findings are per case and depend on that case's events alone, so an incremental run
     over many changed cases may be made in rounds of them).
+
+    ``GATE`` (optional, read through :func:`gate_effects`): the effects a rule of the kind
+    may ask for at the workflow gate (``("deny", "warn")``, or ``("warn",)``); a kind
+    without it is not checked there. Such a kind must find a case's findings from that
+    case's events when ``ctx.changed_case_ids`` lists it, and keep no state when
+    ``ctx.probe`` is set (the gate's rolled-back look at one case).
     """
 
     @property
@@ -85,3 +91,8 @@ def by_case(kind: Kind) -> bool:
 def after_others(kind: Kind) -> bool:
     """Whether ``kind`` runs after the other rules of a run (it reads their alerts)."""
     return bool(getattr(kind, "AFTER_OTHERS", False))
+
+
+def gate_effects(kind: Kind) -> tuple[str, ...]:
+    """What a rule of ``kind`` may ask the workflow gate to do (empty: it is not gated)."""
+    return tuple(getattr(kind, "GATE", ()))

@@ -26,6 +26,7 @@ TITLE = "控制节点缺少必备附件"
 DEFAULT_MESSAGE = "案件 {case_id}：{missing}（控制节点缺少必备附件）"
 FIELDS = ("missing", "steps", "count")
 BY_CASE = True  # per case, from its events alone (see kinds.Kind)
+GATE = ("deny", "warn")  # the workflow gate may refuse a step on it (see kinds.Kind)
 
 
 @dataclass(frozen=True)

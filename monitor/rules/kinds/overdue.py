@@ -88,6 +88,7 @@ FIELDS = ("state", "limits", "end_step", "used_days", "suspended_days", "extensi
 RANK = {None: 0, "warning": 1, "yellow": 2, "red": 3}
 LEVEL_CN = {"warning": "临期预警", "yellow": "黄牌", "red": "红牌"}
 END_CN = {"decide": "作出决定", "complete": "办结"}
+GATE = ("warn",)  # a case past its limit cannot be stopped from ending
 CASES_PER_QUERY = 1000  # cases looked at per candidates query on an incremental run
 
 
@@ -116,7 +117,8 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
         for rows in result.partitions():
             now_open.update(r.case_id for r in rows if r.decided is None and r.completed is None)
             yield from _judged(conn, rule, ctx, rows)
-    _remember_open(conn, rule, ctx, last_day, now_open)
+    if not ctx.probe:
+        _remember_open(conn, rule, ctx, last_day, now_open)
     yield from _step_findings(conn, rule, ctx, looked_at)
 
 
@@ -155,7 +157,7 @@ def _last_day(conn: Connection, rule, ctx: Context) -> date | None:
     """The local date of this rule's last run, on an incremental run on a later date: open
     cases' clocks move by whole dates, so on the same date only new events change anything.
     ``None``: a full run, or the same date again."""
-    if ctx.since_event_id is None:
+    if ctx.since_event_id is None or ctx.probe:
         return None
     last = conn.scalar(select(RuleState.as_of).where(RuleState.rule_id == rule.id))
     return None if last is None or day(last, ctx) == day(ctx.as_of, ctx) else day(last, ctx)

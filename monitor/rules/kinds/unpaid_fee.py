@@ -32,6 +32,7 @@ TITLE = "网下收费（收费事项未经网上缴费即制证或办结）"
 DEFAULT_MESSAGE = "案件 {case_id}：已{reached}，应缴 {due}，未见网上缴费（{payment}）"
 FIELDS = ("reached", "due", "payment", "offline_amount")
 BY_CASE = True  # per case, from its events alone (see kinds.Kind)
+GATE = ("deny", "warn")  # the workflow gate may refuse a step on it (see kinds.Kind)
 
 
 @dataclass(frozen=True)
