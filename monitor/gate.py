@@ -18,7 +18,8 @@ SQLite's write lock, held for the few milliseconds of the look).
 finding's events: the 58-second survey, the approval by a person who also accepted, the
 certificate without an online payment, the step without its attachment); for
 ``overdue``, any finding on the case (the case is past its limit as the step is taken:
-a warning, never a refusal). A finding covered by an exemption in force does not count
+a warning, never a refusal); for ``unpaid_fee``, a finding on the case when the
+candidate is a certificate or a completion (a second print is refused like the first). A finding covered by an exemption in force does not count
 (it is listed under ``exempted``). A rule that is not ``stable`` (``status``) only warns,
 as such a rule does not halt a case in a run either. Scope is each rule's own, as in a
 run. The moment is the later of the candidate's ``occurred_at`` and now.
@@ -41,6 +42,7 @@ from .ingest.events import COLUMNS, CatalogIndex, Rejected, normalize_event
 from .models import Event
 from .rules.finding import Context, Finding
 from .rules.kinds import KINDS, gate_effects
+from .rules.kinds._fees import REACHED
 from .rules.model import Rule
 from .supervision import policy_for
 
@@ -177,9 +179,16 @@ def check(engine: Engine, config: Config, rules: list[Rule], raw: Any, at: datet
 
 def _implicated(rule: Rule, row: dict[str, Any], findings) -> list[Finding]:
     """The findings the candidate takes part in (see the module's docstring)."""
-    if rule.kind == "overdue":
-        return [f for f in findings if f.case_id == row["case_id"]]
-    return [f for f in findings if row["event_id"] in f.event_ids]
+    on_case = _ON_CASE.get(rule.kind)
+    return [f for f in findings if row["event_id"] in f.event_ids
+            or (on_case is not None and f.case_id == row["case_id"] and on_case(row))]
+
+
+# Kinds whose finding on the case counts whether or not it cites the candidate: overdue
+# (the case is past its limit as the step is taken), and unpaid_fee for a certificate or a
+# completion (the finding cites the first of those; printing again is refused as well)
+_ON_CASE = {"overdue": lambda row: True,
+            "unpaid_fee": lambda row: row["step"] in REACHED}
 
 
 def _reason(rule: Rule, finding: Finding, status: str) -> dict[str, Any]:
