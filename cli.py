@@ -734,13 +734,19 @@ def holds() -> None:
 @click.option("--case", "case_id", help="Only holds on this case.")
 @pass_app
 def holds_list(app: App, include_released: bool, case_id: str | None) -> None:
-    """List holds: id, case, alert, rule, since when, and who released it."""
+    """List holds: id, case, alert, rule, since when; whether the workflow system has
+    acknowledged it (pending until then), and who released it."""
     from monitor.holds import list_holds
 
     def text(h) -> str:
         at = h.held_at.astimezone(app.config.tz).strftime("%Y-%m-%d %H:%M")
         line = (f"{h.id:>6}  {h.status:<8} {h.department or '-':<6} {h.case_id:<18} "
                 f"alert {h.alert_id:<6} {h.rule_id:<18} held {at}")
+        if h.status == "held" and h.acked_at is None:
+            line += (f" · pending (sent {h.sends}×, not acknowledged)" if h.sends else
+                     " · not sent (no workflow channel)")
+        elif h.acked_at is not None:
+            line += f" · acknowledged {_local(app, h.acked_at)} by {h.acked_by}"
         if h.released_by:
             line += f" · released by {h.released_by}: {h.release_note}"
         return line

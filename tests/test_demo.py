@@ -364,6 +364,9 @@ def test_the_shipped_rules_find_every_planted_anomaly_and_nothing_else(county):
     checks = {c.kind: c for c in county["result"].checks}
     assert set(checks) == set(KINDS)          # every shipped kind is held to the truth
     for c in checks.values():
+        if c.kind == "hold_violated":  # needs a hold placed by an earlier run than the step:
+            assert c.found == c.expected == frozenset()  # the demo audits once (replay: daily)
+            continue
         assert c.expected, c.kind
         assert (c.missed, c.unexpected) == (frozenset(), frozenset()), c.kind
     controls = set().union(*county["truth"]["controls"].values())

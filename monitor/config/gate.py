@@ -18,6 +18,9 @@ GATE_SETTINGS: tuple[Setting, ...] = (
     Setting("fail", "open", str,
             "The degraded answer: open (allow, marked degraded: the workflow goes on and "
             "the nightly run still finds what it should have refused) or closed (deny)."),
+    Setting("hold_resend_minutes", 60, int,
+            "A hold (中止流程) the workflow system has not acknowledged (POST "
+            "/api/v1/holds/{id}/ack) is sent again this long after it was last sent."),
     Setting("workers", 8, int,
             "Gate decisions evaluated at once by one server process (more wait their turn, "
             "within the budget)."),
@@ -29,6 +32,7 @@ class GateConfig:
     budget_ms: int = declared(GATE_SETTINGS, "budget_ms")
     fail: str = declared(GATE_SETTINGS, "fail")
     workers: int = declared(GATE_SETTINGS, "workers")
+    hold_resend_minutes: int = declared(GATE_SETTINGS, "hold_resend_minutes")
 
 
 def load_gate(raw: Any, where: str) -> GateConfig:
@@ -36,7 +40,7 @@ def load_gate(raw: Any, where: str) -> GateConfig:
     if values["fail"] not in FAIL_MODES:
         raise ConfigError(where, raw.line_of("fail"), f"'gate.fail' must be open or closed, "
                           f"got {values['fail']!r}{did_you_mean(values['fail'], FAIL_MODES)}")
-    for name in ("budget_ms", "workers"):
+    for name in ("budget_ms", "workers", "hold_resend_minutes"):
         if values[name] < 1:
             raise ConfigError(where, raw.line_of(name), f"'gate.{name}' must be at least 1")
     return GateConfig(**values)

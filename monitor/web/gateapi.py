@@ -12,13 +12,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Body, HTTPException, Request
-from pydantic import BaseModel
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Request
+from pydantic import BaseModel, Field
 
 from ..errors import NotAllowed
 from ..gate import GateInputError
+from ..authz import Actor
 from ..gateguard import Guard, Unauthenticated, Unverified
-from .auth import now
+from ..holdsync import acknowledge
+from .auth import api_actor, now
 from .site import site
 
 router = APIRouter(prefix="/api/v1", tags=["workflow"])
@@ -81,3 +83,33 @@ def ask_gate(request: Request, candidate: dict[str, Any] = Body(...)) -> dict[st
         raise HTTPException(422, exc.detail) from None
     except Unverified as exc:
         raise HTTPException(503, str(exc)) from None
+
+
+class AckIn(BaseModel):
+    """What the workflow system says about the stop (optional)."""
+
+    note: str | None = Field(None, max_length=2000)
+
+
+class AckOut(BaseModel):
+    hold_id: int
+    case_id: str
+    acked_at: datetime
+    acked_by: str
+    already: bool
+
+
+@router.post("/holds/{hold_id}/ack", response_model=AckOut,
+             summary="The workflow system has stopped the case of a hold",
+             description="Records the acknowledgement and its time (the hold is pending, and "
+                         "sent again, until then); acknowledging again changes nothing "
+                         "(`already: true`).",
+             responses={401: {"description": "no valid token"},
+                        403: {"description": "not the workflow system's token (scope gate)"},
+                        404: {"description": "no such hold"}})
+def ack_hold(request: Request, body: AckIn | None = None, hold_id: int = Path(ge=1),
+             actor: Actor = Depends(api_actor)) -> AckOut:
+    done = acknowledge(site(request).engine, hold_id, actor, now(request),
+                       body.note if body else None)
+    return AckOut(hold_id=done.hold_id, case_id=done.case_id, acked_at=done.acked_at,
+                  acked_by=done.acked_by, already=done.already)

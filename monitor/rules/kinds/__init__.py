@@ -20,6 +20,7 @@ from . import case_too_fast, late_entry, same_actor_roles, step_too_fast
 from . import fee_reconciliation, fee_waiver, unpaid_fee
 from . import batch_entry, missing_attachment
 from . import overdue
+from . import hold_violated
 from . import inactive_monitor
 
 
@@ -71,6 +72,7 @@ KINDS: dict[str, Kind] = {
     "missing_attachment": missing_attachment,
     "overdue": overdue,
     "inactive_monitor": inactive_monitor,
+    "hold_violated": hold_violated,
 }
 
 COMMON_FIELDS = ("case_id", "actor", "department", "item_code", "period", "level",
