@@ -32,14 +32,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert
+from sqlalchemy import Connection, Engine, insert, select
 
 from .alerts import render
 from .config import Config
 from .errors import MonitorError
 from .exemptions import Matcher
 from .ingest.events import COLUMNS, CatalogIndex, Rejected, normalize_event
-from .models import Event
+from .models import Department, Event, Item
 from .rules.finding import Context, Finding
 from .rules.kinds import KINDS, gate_effects
 from .rules.kinds._fees import REACHED
@@ -125,13 +125,23 @@ def read_candidate(path: str) -> Any:
         raise GateInputError("bad_json", f"{path}:{exc.lineno}: not JSON: {exc.msg}") from None
 
 
+def _catalog_for(conn: Connection, fields: dict[str, str]) -> CatalogIndex:
+    """What validating this one candidate needs of the catalog (its item, its department):
+    two key lookups instead of ``CatalogIndex.load``'s whole tables, per decision."""
+    code, dept = fields.get("item_code", "").strip(), fields.get("department", "").strip()
+    items = dict(conn.execute(select(Item.code, Item.department).where(Item.code == code)).all())
+    departments = frozenset(conn.scalars(select(Department.code).where(
+        Department.code == dept))) if dept else frozenset()
+    return CatalogIndex(items, departments)
+
+
 def _candidate(conn: Connection, raw: Any, config: Config) -> tuple[dict[str, Any], str]:
     """(the stored row of the candidate, its own event id or '')."""
     fields = candidate_fields(raw)
     own_id = fields.get("event_id", "").strip()
     fields["event_id"] = PROBE_PREFIX + uuid.uuid4().hex
     try:
-        row = normalize_event(fields, CatalogIndex.load(conn), config.tz)
+        row = normalize_event(fields, _catalog_for(conn, fields), config.tz)
     except Rejected as exc:
         raise GateInputError(exc.reason, exc.detail) from None
     return row, own_id

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 LEVELS = ("warning", "yellow", "red")
@@ -50,7 +51,7 @@ class Rule:
     path: str = ""
     line: int = 0
 
-    @property
+    @cached_property  # frozen: computed once per loaded rule (the gate asks it per decision)
     def version(self) -> str:
         """Hash of everything that decides findings: stored with each alert as evidence."""
         params = {k: v for k, v in sorted(self.params.__dict__.items())}
