@@ -50,8 +50,7 @@ def record(conn: Connection, verdict: Verdict, asked_by: str, channel: str, at: 
         decision=verdict.decision, reasons=list(verdict.reasons),
         rule_versions=dict(verdict.rule_versions), degraded=verdict.degraded,
         elapsed_ms=elapsed_ms).returning(GateLog.id)).scalar_one()
-    if verdict.decision == "deny":
-        trail.lock(conn)
+    if verdict.decision == "deny":  # the log row holds SQLite's write lock already
         trail.append(conn, at, [Entry("gate_denied", None, asked_by, {
             "gate_log_id": log_id, "case_id": candidate.get("case_id"),
             "event_id": candidate.get("event_id"), "step": candidate.get("step"),

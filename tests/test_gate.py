@@ -188,3 +188,35 @@ def test_gate_check_on_the_command_line_gives_the_same_answer(accepted, config, 
     result = CliRunner().invoke(cli, [*base, "gate", "check", str(tmp_path / "bad.json")])
     assert result.exit_code == 1
     assert result.stderr.strip().startswith(f"Error: candidate event: {tmp_path / 'bad.json'}:2: not JSON")
+
+
+def test_a_golden_gate_expectation_that_does_not_hold_fails_with_its_line(tmp_path):
+    from functools import partial
+
+    from conftest import database_copy, migrated_template
+    from monitor.ruletools.golden import load_golden, run_test
+
+    (tmp_path / "rules.yaml").write_text("- {id: fast, kind: step_too_fast, gate: deny}\n",
+                                         encoding="utf-8")
+    (tmp_path / "test.yaml").write_text("""\
+rule_files: [rules.yaml]
+catalog:
+  items: [{code: X, department: D, promised_days: 5, legal_days: 10,
+           min_minutes: {survey: 30}}]
+tests:
+  - name: the survey after 58 seconds
+    cases:
+      C1: {item: X, events: [{accept: 2025-09-30 10:00}]}
+    gate:
+      - {case: C1, event: {survey: +58s}, expect: deny, reasons: [fast]}
+      - {case: C1, event: {survey: +58s}, expect: allow}
+    at: 2025-09-30 18:00
+    expect: []
+""", encoding="utf-8")
+    golden = load_golden(tmp_path / "test.yaml")
+    [test] = golden.tests
+    result = run_test(golden, test, partial(database_copy, migrated_template()))
+    assert not result.ok
+    assert result.gate_failures == [
+        f"{tmp_path / 'test.yaml'}:11: test 'the survey after 58 seconds': gate expected allow, "
+        "got deny ['fast']\n    fast: 案件 C1：accept→survey 仅 58 秒（下限 30 分钟）（疑似事后补录）"]
