@@ -198,3 +198,85 @@ class _locked:
             self.conn.rollback()
             self.conn.close()
             self.engine.dispose()
+
+
+class _Partition:
+    """A TCP relay between the application and the PostgreSQL server that can be cut:
+    while cut, nothing passes either way (queries hang as on a network partition); when
+    restored, what waited goes through."""
+
+    def __init__(self, host: str, port: int):
+        import socket
+        import threading
+
+        self.upstream = (host, port)
+        self.open = threading.Event()
+        self.open.set()
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            self.open.wait()
+            server = socket.create_connection(self.upstream)
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, source, target) -> None:
+        while True:
+            try:
+                data = source.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                for s in (source, target):
+                    s.close()
+                return
+            self.open.wait()
+            try:
+                target.sendall(data)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.open.set()
+        self.listener.close()
+
+
+@pytest.mark.skipif(not __import__("conftest").PG_URL, reason="a network partition needs a "
+                    "database server (MONITOR_TEST_DATABASE_URL)")
+def test_a_database_cut_off_by_the_network_gets_the_degraded_answer_within_budget(county):
+    store, config, token = county
+    from monitor.db import create_store_engine
+
+    url = make_url(store.url)
+    partition = _Partition(url.host, url.port)
+    relayed = create_store_engine(url.set(host="127.0.0.1", port=partition.port)
+                                  .render_as_string(hide_password=False))
+    config = replace(config, gate=GateConfig(budget_ms=300, fail="closed", workers=4))
+    running = Server(create_app(relayed, config, lambda: AT)).start()
+    try:
+        for _ in range(20):  # the token is checked once while the store answers
+            if not post(running, token, {**SURVEY_58S, "event_id": "w-0"})[1].get("degraded"):
+                break
+        partition.open.clear()
+        status, answer, took = post(running, token, SURVEY_58S)
+        assert (status, answer["decision"], answer.get("degraded")) == (200, "deny", True)
+        assert took < 1.0, f"answered in {took:.2f} s, budget 0.3 s"
+        assert "gate.fail: closed" in answer["reasons"][0]["message"]
+        _, stranger = accounts.create_token(store, AT, "admin:test", service="x", scope="gate")
+        assert post(running, stranger, SURVEY_58S)[0] == 503  # a token it cannot check now
+    finally:
+        partition.close()
+        running.stop()
+        relayed.dispose()
