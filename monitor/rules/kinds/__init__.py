@@ -22,6 +22,7 @@ from . import batch_entry, missing_attachment
 from . import overdue
 from . import hold_violated
 from . import inactive_monitor
+from . import bad_rating, complaint, rating_contradiction, ranking_last, volume_drop
 
 
 @runtime_checkable
@@ -73,6 +74,11 @@ KINDS: dict[str, Kind] = {
     "overdue": overdue,
     "inactive_monitor": inactive_monitor,
     "hold_violated": hold_violated,
+    "bad_rating": bad_rating,
+    "complaint": complaint,
+    "rating_contradiction": rating_contradiction,
+    "volume_drop": volume_drop,
+    "ranking_last": ranking_last,
 }
 
 COMMON_FIELDS = ("case_id", "actor", "department", "item_code", "period", "level",
