@@ -129,7 +129,8 @@ def _catalog_for(conn: Connection, fields: dict[str, str]) -> CatalogIndex:
     """What validating this one candidate needs of the catalog (its item, its department):
     two key lookups instead of ``CatalogIndex.load``'s whole tables, per decision."""
     code, dept = fields.get("item_code", "").strip(), fields.get("department", "").strip()
-    items = dict(conn.execute(select(Item.code, Item.department).where(Item.code == code)).all())
+    items: dict[str, str] = {c: d for c, d in conn.execute(
+        select(Item.code, Item.department).where(Item.code == code))}
     departments = frozenset(conn.scalars(select(Department.code).where(
         Department.code == dept))) if dept else frozenset()
     return CatalogIndex(items, departments)
@@ -171,7 +172,9 @@ def check(engine: Engine, config: Config, rules: list[Rule], raw: Any, at: datet
                           changed_case_ids=(row["case_id"],), probe=True)
             for rule in gated:
                 found = _implicated(rule, row, KINDS[rule.kind].detect(conn, rule, ctx))
-                exempt = Matcher.load(conn, rule.id, as_of, config.tz) if found else None
+                if not found:
+                    continue
+                exempt = Matcher.load(conn, rule.id, as_of, config.tz)
                 for finding in found:
                     exemption = exempt.match(finding)
                     reason = _reason(rule, finding, policy.status_of(rule.id))

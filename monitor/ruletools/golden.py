@@ -265,8 +265,8 @@ def _test(raw: LineDict, line: int, where: str, tz: ZoneInfo) -> GoldenTest:
                              _events)
     return GoldenTest(str(raw["name"]), line, tuple(events), receipts, tuple(moments),
                       _activity(raw.get("activity"), tz, where, raw.line_of("activity")),
-                      *(_voice(raw, key, tz, where) for key in ("ratings", "complaints")),
-                      gate=gate)
+                      ratings=_voice(raw, "ratings", tz, where),
+                      complaints=_voice(raw, "complaints", tz, where), gate=gate)
 
 
 def _voice(raw: LineDict, key: str, tz: ZoneInfo, where: str) -> tuple[dict[str, Any], ...]:
