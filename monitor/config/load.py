@@ -28,6 +28,7 @@ from .reports import ScoreWeights, load_language, load_scores
 from .schedule import InboxConfig, ScheduleConfig, load_unattended
 from .settings import Setting, declared, read_section
 from .sources import PullSource, load_sources
+from .gate import GateConfig, load_gate
 from .web import WebConfig, load_web
 from .mappings import EventMapping, load_mappings
 from .xes import XesMapping, load_mapping
@@ -121,6 +122,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("limits", {}, dict,
             "Limits on hostile or broken input (timestamps, field sizes, YAML, message "
             "formats, file modes, amounts); keys in the 'limits' table below."),
+    Setting("gate", {}, dict,
+            "The workflow gate (POST /api/v1/gate): its time budget and its answer when the "
+            "database cannot answer in time; keys in the 'gate' table below."),
 )
 
 CALENDAR_KEYS = ("extra_holidays", "extra_workdays", "country", "departments")
@@ -165,6 +169,7 @@ class Config:
     sources: Mapping[str, PullSource] = declared(SETTINGS, "sources")
     web: WebConfig = declared(SETTINGS, "web", lambda raw: WebConfig(**raw))
     limits: Limits = declared(SETTINGS, "limits", lambda raw: Limits(**raw))
+    gate: GateConfig = declared(SETTINGS, "gate", lambda raw: GateConfig(**raw))
 
     @property
     def tz(self) -> ZoneInfo:
@@ -255,6 +260,7 @@ def load_config(path: str | Path | None) -> Config:
         sources=load_sources(values["sources"] or LineDict(), where),
         web=load_web(values["web"] or LineDict(), where),
         limits=load_limits(values["limits"] or LineDict(), where),
+        gate=load_gate(values["gate"] or LineDict(), where),
     )
 
 
