@@ -830,8 +830,10 @@ def notify_list(app: App, failed: bool, show_all: bool, limit: int | None) -> No
 
 @notify.command("retry")
 @click.argument("ids", nargs=-1, required=True, type=int)
+@click.option("--by", "by", required=True, metavar="NAME",
+              help="Who asks (an operator or a user id): recorded on the trail.")
 @pass_app
-def notify_retry(app: App, ids: tuple[int, ...]) -> None:
+def notify_retry(app: App, ids: tuple[int, ...], by: str) -> None:
     """Queue failed messages IDS again (after the address was fixed in the catalog, or a
     sink was repaired): each goes back to pending, with a fresh count of attempts, and
     `notify flush` (or the daemon's flush job) delivers it. Exit 1 if an ID is not a
@@ -840,11 +842,12 @@ def notify_retry(app: App, ids: tuple[int, ...]) -> None:
     \b
     Example:
       permit-monitor notify list --failed
-      permit-monitor notify retry 17 18 && permit-monitor notify flush
+      permit-monitor notify retry 17 18 --by ops && permit-monitor notify flush
+    Each message queued again is on the trail with who asked (--by).
     """
     from monitor.outbox import retry
 
-    done = retry(app.engine, list(ids), app.now())
+    done = retry(app.engine, list(ids), app.now(), by, channel="cli")
     for message_id in ids:
         click.echo(f"message {message_id}: " + ("queued again" if message_id in done else
                                                  "not a failed message (see notify list)"))

@@ -152,10 +152,11 @@ def flush(engine: Engine, notify: NotifyConfig, base_dir, now: datetime) -> Flus
             opened.close()
 
 
-def retry(engine: Engine, ids: list[int], now: datetime) -> set[int]:
+def retry(engine: Engine, ids: list[int], now: datetime, by: str = trail.SYSTEM,
+          channel: str | None = None) -> set[int]:
     """Failed messages among ``ids`` back to ``pending``, due ``now``, attempts from zero
     (the address may have been fixed since: it is read from the catalog again); returns
-    the ids queued again."""
+    the ids queued again. Each is on the trail (``message_requeued``) with who asked."""
     with engine.begin() as conn:
         failed = set(conn.scalars(select(OutboxMessage.id).where(
             OutboxMessage.id.in_(ids), OutboxMessage.status == "failed")))
@@ -165,6 +166,12 @@ def retry(engine: Engine, ids: list[int], now: datetime) -> set[int]:
                 if field is not None else row.address
             conn.execute(update(OutboxMessage).where(OutboxMessage.id == row.id).values(
                 status="pending", attempts=0, next_attempt_at=now, address=address))
+        entries = [Entry("message_requeued", row.alert_id, by, {
+            "message_id": row.id, "recipient": row.recipient, "channel": row.channel,
+            "last_error": mask(row.last_error or "")[:200]}, channel)
+            for row in conn.execute(select(OutboxMessage).where(OutboxMessage.id.in_(failed))
+                                    .order_by(OutboxMessage.id))]
+        trail.append(conn, now, entries)
     return failed
 
 

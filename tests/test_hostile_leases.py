@@ -71,13 +71,16 @@ def test_a_failed_message_can_be_queued_again(engine, tmp_path, queued, monkeypa
     with engine.begin() as conn:
         conn.execute(update(OutboxMessage).where(OutboxMessage.id == 1).values(
             status="failed", attempts=5, last_error="no phone"))
-    result = CliRunner().invoke(cli, ["--db", db_url, "notify", "retry", "1", "2"])
+    result = CliRunner().invoke(cli, ["--db", db_url, "notify", "retry", "1", "2", "--by", "ops"])
     assert result.exit_code == 1
     assert result.output.splitlines() == [
         "message 1: queued again", "message 2: not a failed message (see notify list)"]
     with engine.connect() as conn:
         row = conn.execute(select(OutboxMessage).where(OutboxMessage.id == 1)).one()
     assert (row.status, row.attempts) == ("pending", 0)
+    with engine.connect() as conn:  # who asked is on the trail
+        entry = conn.execute(select(TrailEntry).order_by(TrailEntry.seq.desc()).limit(1)).one()
+    assert (entry.action, entry.actor, entry.detail["message_id"]) == ("message_requeued", "ops", 1)
 
 
 @pytest.mark.slow
