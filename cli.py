@@ -65,8 +65,11 @@ class App:
     @cached_property
     def engine(self):
         from monitor.db import open_store
+        from monitor.trail import adopt
 
-        return open_store(self.url)
+        engine = open_store(self.url)
+        adopt(engine, self.config.audit.hash)
+        return engine
 
     @staticmethod
     def now() -> datetime:
@@ -1322,14 +1325,16 @@ def settings() -> None:
     """List every config.yaml setting with its default and meaning."""
     for s in SETTINGS:
         click.echo(f"{s.name}  (default: {s.default!r})\n    {s.help}")
-    from monitor.config import INBOX_SETTINGS, SCHEDULE_SETTINGS, SCORE_SETTINGS, WEB_SETTINGS
+    from monitor.config import (AUDIT_SETTINGS, INBOX_SETTINGS, SCHEDULE_SETTINGS,
+                                SCORE_SETTINGS, WEB_SETTINGS)
 
     for title, table in (("mapping: (XES import)", MAPPING_SETTINGS),
                          ("notify: (delivery of notifications)", NOTIFY_SETTINGS),
                          ("scores: (scorecard weights, 绩效考评)", SCORE_SETTINGS),
                          ("inbox: (the drop directory)", INBOX_SETTINGS),
                          ("schedule: (the serve daemon)", SCHEDULE_SETTINGS),
-                         ("web: (permit-monitor web, the control center)", WEB_SETTINGS)):
+                         ("web: (permit-monitor web, the control center)", WEB_SETTINGS),
+                         ("audit: (integrity: the trail's hash, anchors)", AUDIT_SETTINGS)):
         click.echo(f"\n{title}")
         for s in table:
             click.echo(f"  {s.name}  (default: {s.default!r})\n      {s.help}")

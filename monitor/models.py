@@ -270,6 +270,9 @@ class TrailHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(BigId)
     hash: Mapped[str] = mapped_column(String(64))
+    # the chain's hash function: sha256 | sm3 (monitor/chainhash.py; migration 0015)
+    algorithm: Mapped[str] = mapped_column(String(8), default="sha256",
+                                           server_default="sha256")
 
 
 class Hold(Base):

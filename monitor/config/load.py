@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from ..calendar import WorkCalendar
 from ..errors import ConfigError
 from ..yamlsrc import LineDict, check_keys, load_yaml
+from .audit import AuditConfig, load_audit
 from .notify import NotifyConfig, load_notify
 from .reports import ScoreWeights, load_language, load_scores
 from .schedule import InboxConfig, ScheduleConfig, load_unattended
@@ -88,6 +89,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("web", {}, dict,
             "Sign-in and pages of `permit-monitor web`: idle timeout, lockout, page size; "
             "keys in the 'web' table below."),
+    Setting("audit", {}, dict,
+            "Integrity of the record: the trail's hash (sha256 | sm3) and signed anchors; "
+            "keys in the 'audit' table below."),
 )
 
 CALENDAR_KEYS = ("extra_holidays", "extra_workdays")
@@ -123,6 +127,7 @@ class Config:
                                         lambda raw: ScheduleConfig(**raw))
     sources: Mapping[str, PullSource] = declared(SETTINGS, "sources")
     web: WebConfig = declared(SETTINGS, "web", lambda raw: WebConfig(**raw))
+    audit: AuditConfig = declared(SETTINGS, "audit", lambda raw: AuditConfig(**raw))
 
     @property
     def tz(self) -> ZoneInfo:
@@ -181,6 +186,7 @@ def load_config(path: str | Path | None) -> Config:
         **load_unattended(values, raw, where, base_dir),
         sources=load_sources(values["sources"] or LineDict(), where),
         web=load_web(values["web"] or LineDict(), where),
+        audit=load_audit(values["audit"] or LineDict(), where, base_dir),
     )
 
 
