@@ -28,6 +28,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import click
@@ -770,17 +771,62 @@ def audit() -> None:
 
 
 @audit.command("verify")
+@click.option("--anchor", "anchors", multiple=True, metavar="FILE",
+              type=click.Path(exists=True, path_type=Path),
+              help="An anchor written by `audit anchor` (or a directory of them); repeat. "
+                   "Fails unless the trail still holds each anchored head.")
 @pass_app
-def audit_verify(app: App) -> None:
+def audit_verify(app: App, anchors: tuple[Path, ...]) -> None:
     """Recompute the trail's hash chain; exit 1 naming the first broken entry.
 
-    Keep the printed head hash somewhere else (a report, a log): a later verify that
-    ends on the same entry must print the same hash.
+    With --anchor, also check the trail against signed checkpoints kept elsewhere: a
+    trail cut short, wiped and reset or rolled back to a backup fails (docs/security.md).
     """
     from monitor.trail import verify
 
+    if anchors:
+        from monitor.anchor import check
+
+        checked = check(app.engine, anchors)
+        result = checked.verified
+        click.echo(f"trail intact: {result.entries:,} entries · head {result.head}")
+        newest = max(checked.anchors, key=lambda a: a["entries"])
+        click.echo(f"anchors hold: {len(checked.anchors)} · newest entry #{newest['entries']:,}"
+                   f" at {newest['at']}")
+        return
     result = verify(app.engine)
     click.echo(f"trail intact: {result.entries:,} entries · head {result.head}")
+
+
+@audit.command("anchor")
+@click.option("--out", type=click.Path(path_type=Path), metavar="FILE",
+              help="Write the anchor to FILE (or into a directory). Default: audit.anchor_dir "
+                   "and audit.anchor_webhook of config.yaml.")
+@click.option("--show-public-key", is_flag=True,
+              help="Print the Ed25519 public key of $MONITOR_AUDIT_KEY (for verifiers' "
+                   "$MONITOR_AUDIT_PUBLIC_KEY) and exit.")
+@pass_app
+def audit_anchor(app: App, out: Path | None, show_public_key: bool) -> None:
+    """Write a signed checkpoint of the trail (entry count, head hash, hash function, time).
+
+    Signed with $MONITOR_AUDIT_KEY (audit.signature: hmac or ed25519). Keep anchors
+    where the database's owner cannot reach; `audit verify --anchor` checks them.
+    """
+    from monitor.anchor import anchor, public_key
+
+    if show_public_key:
+        click.echo(public_key())
+        return
+    settings = app.config.audit
+    if out is None and not settings.anchors:
+        raise click.UsageError("give --out FILE, or set audit.anchor_dir or "
+                               "audit.anchor_webhook in config.yaml")
+    done = anchor(app.engine, app.now(), settings.signature, out=out,
+                  directory=None if out else settings.anchor_dir,
+                  webhook=None if out else settings.anchor_webhook)
+    a = done.anchor
+    click.echo(f"anchored entry #{a['entries']:,} · head {a['head']} · {a['algorithm']} · "
+               f"{a['signature_type']} → {', '.join(done.written)}")
 
 
 @audit.command("show")

@@ -92,6 +92,12 @@ def _head(conn: Connection) -> Head:
     return Head(row.seq, row.hash, row.algorithm)
 
 
+def head_of(engine: Engine) -> Head:
+    """The head row as it is (not verified: :func:`verify` does that)."""
+    with engine.connect() as conn:
+        return _head(conn)
+
+
 def lock(conn: Connection) -> Head:
     """Take the trail's write lock (the head row) and return it.
 

@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from ..config import Config
 from ..stats import supervision_counts
+from ..trail import head_of
 from . import figures as fg
 from .labels import labeler
 from .model import Column, Report, Table, change, rate
@@ -90,6 +91,8 @@ def build_report(engine: Engine, config: Config, period: Period, now: datetime,
     tables = [_cases_table(f, label), _findings_table(f, label), _supervision_table(f, label),
               _kind_table(f, label), *_top_tables(f), _red_table(f, config.tz)]
     rep.tables = {t.key: t for t in tables}
+    head = head_of(engine)
+    rep.trail = (head.seq, head.hash, head.algorithm)
     rep.tables.update(_online_tables(f.online, f.rows, label))
     rep.tables["t_spot"] = _spot_table(f.spot, f.rows, label)
     t = rep.tables

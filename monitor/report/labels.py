@@ -11,6 +11,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "previous": ("环比期间", "Previous period"),
     "year_before": ("同比期间", "Same period a year earlier"),
     "generated": ("生成时间", "Generated"),
+    "trail_line": ("监察留痕：第 {n} 条，链头哈希 {head}（{algorithm}）",
+                   "Supervision trail: entry #{n}, head hash {head} ({algorithm})"),
     "department_filter": ("部门", "Department"),
     "all_departments": ("全部部门", "all departments"),
     "summary": ("总体情况", "Summary"),
