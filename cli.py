@@ -68,8 +68,11 @@ class App:
         from monitor.db import open_store
         from monitor.trail import adopt
 
+        from monitor.supervised import ensure_baseline
+
         engine = open_store(self.url)
         adopt(engine, self.config.audit.hash)
+        ensure_baseline(engine, self.now())  # once, on a store older than migration 0015
         return engine
 
     @staticmethod
@@ -777,11 +780,13 @@ def audit() -> None:
                    "Fails unless the trail still holds each anchored head.")
 @pass_app
 def audit_verify(app: App, anchors: tuple[Path, ...]) -> None:
-    """Recompute the trail's hash chain; exit 1 naming the first broken entry.
+    """Recompute the trail's hash chain, then replay it against every supervised record.
 
-    With --anchor, also check the trail against signed checkpoints kept elsewhere: a
+    Exit 1 naming the first broken entry, or every alert, hold, order, disposition,
+    exemption or spot check that differs from what the trail says. With --anchor, also check the trail against signed checkpoints kept elsewhere: a
     trail cut short, wiped and reset or rolled back to a backup fails (docs/security.md).
     """
+    from monitor.supervised import check as check_state
     from monitor.trail import verify
 
     if anchors:
@@ -789,13 +794,16 @@ def audit_verify(app: App, anchors: tuple[Path, ...]) -> None:
 
         checked = check(app.engine, anchors)
         result = checked.verified
-        click.echo(f"trail intact: {result.entries:,} entries · head {result.head}")
+    else:
+        result = verify(app.engine)
+    click.echo(f"trail intact: {result.entries:,} entries · head {result.head}")
+    if anchors:
         newest = max(checked.anchors, key=lambda a: a["entries"])
         click.echo(f"anchors hold: {len(checked.anchors)} · newest entry #{newest['entries']:,}"
                    f" at {newest['at']}")
-        return
-    result = verify(app.engine)
-    click.echo(f"trail intact: {result.entries:,} entries · head {result.head}")
+    state = check_state(app.engine)
+    click.echo(f"records match the trail: {state.rows:,} rows in {state.tables} supervised "
+               "tables")
 
 
 @audit.command("anchor")
@@ -843,6 +851,7 @@ def audit_show(app: App, alert_id: int) -> None:
     for e in history(app.engine, alert_id):
         at = e.at.astimezone(app.config.tz).strftime("%Y-%m-%d %H:%M")
         facts = {**e.detail, "channel": e.channel}  # web | api | cli: how a person acted
+        facts.pop("state", None)  # the rows' new values: what verify replays
         detail = " ".join(f"{k}={_detail(v)}" for k, v in sorted(facts.items())
                           if v not in (None, "", []))
         click.echo(f"#{e.seq:<6} {at}  {e.action:<13} {e.actor:<12} {detail}")
@@ -977,12 +986,19 @@ def sample(ctx, period, date_from, date_to, department, size, seed) -> None:
 @by_option
 @click.option("--pass/--fail", "passed", required=True, help="The review's result.")
 @click.option("--note", help="What was checked; for a failure, what was wrong. Required.")
+@click.option("--reason", help="Why a case already recorded is recorded again (an amendment; "
+                               "the first result stays on the trail).")
 @pass_app
-def sample_record(app: App, case_id: str, by: str, passed: bool, note: str | None) -> None:
-    """Record the result of reviewing a drawn case (a second record replaces the first)."""
+def sample_record(app: App, case_id: str, by: str, passed: bool, note: str | None,
+                  reason: str | None) -> None:
+    """Record the result of reviewing a drawn case: a monitor of its department or tier 2.
+
+    A second record of the same case is an amendment: it needs --reason, and the trail
+    keeps the first result and says what changed.
+    """
     from monitor.spotcheck import record
 
-    row = record(app.engine, case_id, by, passed, note, app.now())
+    row = record(app.engine, case_id, by, passed, note, app.now(), reason)
     click.echo(f"spot check {row.case_id}: {row.result} by {row.by_user}")
 
 

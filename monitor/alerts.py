@@ -25,6 +25,7 @@ from .holds import place
 from .models import Alert, AlertChange
 from .rules.finding import Finding
 from .rules.model import Rule
+from .supervised import change, update as traced_update
 from .supervision import ACTIVE, Policy, assign, raised_entries
 from .trail import Entry
 from .exemptions import Matcher
@@ -120,7 +121,8 @@ def _store_chunk(conn: Connection, rule: Rule, findings: list[Finding], at: date
             conn.execute(insert(AlertChange).values(alert_id=alert_id, at=at, old_level=old_level,
                                                     new_level=level, rule_version=version))
             entries.append(Entry("level_changed", alert_id, detail={
-                "from": old_level, "to": level, "rule_version": version}))
+                "from": old_level, "to": level, "rule_version": version},
+                changes=[change("alerts", alert_id, {"level": level})]))
         result.changed += 1
     if new_rows:
         live = [r for r in new_rows if r["status"] == "open"]
@@ -157,7 +159,8 @@ def suppressed_entries(rows: list[dict[str, Any]], ids: dict[str, int]) -> list[
     return [Entry("suppressed", ids[r["dedupe_key"]], detail={
         "rule_id": r["rule_id"], "subject": r["subject"], "level": r["level"],
         "department": r["department"], "exemption_id": r["exemption_id"],
-        "rule_version": r["rule_version"]}) for r in rows]
+        "rule_version": r["rule_version"]},
+        changes=[change("alerts", ids[r["dedupe_key"]], r, new=True)]) for r in rows]
 
 
 def _reopen(conn: Connection, rule: Rule, policy: Policy, reopened: list, at: datetime
@@ -169,12 +172,13 @@ def _reopen(conn: Connection, rule: Rule, policy: Policy, reopened: list, at: da
                "action": rule.action, "case_ids": list(finding.case_ids or (
                    [finding.case_id] if finding.case_id else []))}
         _assign([row], rule, conn, policy, at)
-        conn.execute(update(Alert).where(Alert.id == alert_id).values(
-            **values, status="open", exemption_id=None, assigned_to=row["assigned_to"],
-            due_on=row["due_on"]))
+        state = traced_update(conn, "alerts", alert_id, **values, status="open",
+                              exemption_id=None, assigned_to=row["assigned_to"],
+                              due_on=row["due_on"])
         entries.append(Entry("unsuppressed", alert_id, detail={
             "reason": "no exemption in force", "level": values["level"],
-            "assigned_to": row["assigned_to"], "due_on": row["due_on"].isoformat()}))
+            "assigned_to": row["assigned_to"], "due_on": row["due_on"].isoformat()},
+            changes=[state]))
         entries += _holds(conn, rule, policy, [row], {key: alert_id}, at)
     return entries
 

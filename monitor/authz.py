@@ -43,6 +43,7 @@ ACTS: dict[str, tuple[str, bool]] = {
     "reject": ("reject", True),
     "exempt": ("approve", True),
     "revoke_exemption": ("revoke", True),
+    "spot_check": ("record", False),  # a monitor of the case's department, or tier 2
 }
 ACTIONS = (READ, *ACTS)
 

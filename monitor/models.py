@@ -273,6 +273,9 @@ class TrailHead(Base):
     # the chain's hash function: sha256 | sm3 (monitor/chainhash.py; migration 0015)
     algorithm: Mapped[str] = mapped_column(String(8), default="sha256",
                                            server_default="sha256")
+    # the entry after which the trail accounts for every supervised row (a store older
+    # than migration 0015 gets a baseline there: monitor/supervised.py); NULL: not yet
+    state_since: Mapped[int | None] = mapped_column(BigId)
 
 
 class Hold(Base):

@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from . import trail
 from .models import Alert, Run
 from .supervision import Policy, monitors, tell
+from .supervised import change
 from .trail import SYSTEM, Entry
 
 OPERATIONAL = "operational"
@@ -110,7 +111,8 @@ def _raise(conn: Connection, policy: Policy, now: datetime, key: str, rule_id: s
     alert_id = conn.execute(insert(Alert).values(**row)).inserted_primary_key[0]
     trail.append(conn, now, [Entry("raised", alert_id, SYSTEM, {
         "rule_id": rule_id, "subject": subject, "level": "red", "tier": 2,
-        "department": None, "assigned_to": tier2})])
+        "department": None, "assigned_to": tier2},
+        changes=[change("alerts", alert_id, row, new=True)])])
     tell(conn, policy, now, alert_id, tier2, OPERATIONAL, f"【电子监察·运维】{message[:300]}{hint}")
 
 

@@ -51,6 +51,12 @@ class Entry:
     actor: str = SYSTEM
     detail: dict[str, Any] = field(default_factory=dict)
     channel: str | None = None  # web | api | cli when a person acted
+    # supervised rows this entry changes (monitor/supervised.py ``change``): stored in
+    # ``detail["state"]``, so the trail can be replayed into the state it claims
+    changes: list[dict[str, Any]] = field(default_factory=list)
+
+    def stored_detail(self) -> dict[str, Any]:
+        return {**self.detail, "state": self.changes} if self.changes else self.detail
 
 
 def _utc(at: datetime) -> str:
@@ -134,7 +140,12 @@ def adopt(engine: Engine, algorithm: str) -> None:
 
 
 def append(conn: Connection, at: datetime, entries: list[Entry]) -> list[int]:
-    """Append ``entries`` (in order) in the caller's transaction; their sequence numbers."""
+    """Append ``entries`` (in order) in the caller's transaction; their sequence numbers.
+
+    This is the one path by which anything reaches the trail. A change to a supervised row
+    (monitor/supervised.py ``SUPERVISED``) must be written in the same transaction and ride
+    on its entry's ``changes``; ``audit verify`` replays them against the tables.
+    """
     if not entries:
         return []
     head = lock(conn)
@@ -142,10 +153,11 @@ def append(conn: Connection, at: datetime, entries: list[Entry]) -> list[int]:
     rows = []
     for e in entries:
         seq += 1
-        digest = entry_hash(seq, at, e.alert_id, e.action, e.actor, e.detail, prev, e.channel,
+        detail = e.stored_detail()
+        digest = entry_hash(seq, at, e.alert_id, e.action, e.actor, detail, prev, e.channel,
                             head.algorithm)
         rows.append({"seq": seq, "at": at, "alert_id": e.alert_id, "action": e.action,
-                     "actor": e.actor, "detail": e.detail, "prev_hash": prev, "hash": digest,
+                     "actor": e.actor, "detail": detail, "prev_hash": prev, "hash": digest,
                      "channel": e.channel})
         prev = digest
     conn.execute(insert(TrailEntry), rows)

@@ -3,6 +3,10 @@
 * ``trail_head.algorithm``: the hash function the chain is computed with, ``sha256`` (every
   existing chain) or ``sm3`` (国密, GB/T 32905-2016), chosen by the ``audit.hash`` setting
   while the trail is still empty (monitor/trail.py ``adopt``) and never changed after.
+* ``trail_head.state_since``: the entry after which the trail accounts for every row of the
+  supervised tables (monitor/supervised.py). A store with no such rows yet starts there at
+  once; one that has some stays NULL until the program appends a baseline (a snapshot of
+  those rows) on its next start, since a migration should not compute the chain's hashes.
 
 Revision ID: 0015
 Revises: 0012
@@ -18,12 +22,22 @@ branch_labels = None
 depends_on = None
 
 
+SUPERVISED = ('alerts', 'holds', 'supervision_orders', 'dispositions', 'exemptions',
+              'spot_checks')
+
+
 def upgrade() -> None:
     with op.batch_alter_table('trail_head') as batch:
         batch.add_column(sa.Column('algorithm', sa.String(length=8), nullable=False,
                                    server_default='sha256'))
+        batch.add_column(sa.Column('state_since', sa.BigInteger(), nullable=True))
+    conn = op.get_bind()
+    if not any(conn.execute(sa.text(f'SELECT 1 FROM {t} LIMIT 1')).first()
+               for t in SUPERVISED):
+        conn.execute(sa.text('UPDATE trail_head SET state_since = seq'))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('trail_head') as batch:
+        batch.drop_column('state_since')
         batch.drop_column('algorithm')
