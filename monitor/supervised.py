@@ -128,8 +128,8 @@ def ensure_baseline(engine: Engine, at: datetime) -> int:
         for table, spec in SUPERVISED.items():
             for chunk in _chunks(conn, spec):
                 entries.append(Entry("baseline", None, SYSTEM, {"table": table, "rows": len(chunk)},
-                                     changes=[change(table, r.id, r._mapping, new=True)
-                                              for r in chunk]))
+                                     changes=[{**change(table, r.id, r._mapping, new=True),
+                                               "baseline": True} for r in chunk]))
                 rows += len(chunk)
         trail.append(conn, at, entries)
         conn.execute(sql_update(TrailHead).where(TrailHead.id == trail.HEAD_ID)
@@ -187,9 +187,9 @@ def _fold(out: Replayed, seq: int, ch: Mapping[str, Any]) -> None:
         return
     known = out.rows[table].get(row_id)
     if ch.get("new"):
-        if known is not None:
-            out.problems.append(f"trail entry #{seq} creates {table} #{row_id} again (first "
-                                f"created by entry #{known[1]})")
+        if known is not None and not ch.get("baseline"):  # a baseline re-states rows
+            out.problems.append(f"trail entry #{seq} creates {table} #{row_id} again (last "
+                                f"changed by entry #{known[1]})")
         out.rows[table][row_id] = (dict(values), seq)
     elif known is None:
         out.problems.append(f"trail entry #{seq} changes {table} #{row_id}, which no entry "

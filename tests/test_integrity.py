@@ -1,0 +1,247 @@
+"""The adversarial suite (issue 17): supervised records changed with plain SQL — per table
+an update, a delete, an insert, a reorder (two rows swapped) and a truncation — are each
+found by ``audit verify`` with the table, the id and what the trail says; the program's own
+paths all pass; a store from before the state trail gets one baseline."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import delete, insert, select, update
+
+from cli import cli
+from conftest import NOW, event
+from monitor import exemptions, spotcheck, supervised
+from monitor import supervision as sv
+from monitor.catalog import ingest_catalog
+from monitor.engine import evaluate
+from monitor.errors import InvalidTransition, NotAllowed
+from monitor.ingest import ingest_events
+from monitor.models import (Alert, Disposition, Exemption, Hold, SpotCheck,
+                            SupervisionOrder, TrailHead)
+from monitor.report.period import parse_period
+from monitor.rules.loader import load_rules
+from monitor.supervised import StateMismatch
+
+CATALOG = """\
+departments:
+  - {code: D04, name: 应急管理局}
+  - {code: D07, name: 城市管理局}
+  - {code: JW, name: 县纪委监委}
+users:
+  - {id: u1, name: 张三, department: D04, roles: [clerk], phone: "13800000001"}
+  - {id: m4, name: 王监察, department: D04, roles: [monitor_l1], phone: "13800000004"}
+  - {id: m7, name: 赵监察, department: D07, roles: [monitor_l1], phone: "13800000007"}
+  - {id: k1, name: 县监察一, department: JW, roles: [monitor_l2], phone: "13900000001"}
+  - {id: k2, name: 县监察二, department: JW, roles: [monitor_l2], phone: "13900000002"}
+items:
+  - {code: D04-XK-001, name: 危险化学品安全生产许可, department: D04, category: license,
+     promised_days: 10, legal_days: 20}
+"""
+RULES = "- {id: fast, kind: step_too_fast, level: red, action: halt}\n"
+RAISED = datetime(2025, 9, 30, 8, 0, tzinfo=timezone.utc)
+LATER = datetime(2025, 10, 20, 2, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def county(engine, config, tmp_path, write_events):
+    """Every supervised table with at least two rows, made by the program's own paths."""
+    (tmp_path / "catalog.yaml").write_text(CATALOG, encoding="utf-8")
+    ingest_catalog(engine, tmp_path / "catalog.yaml")
+    rows = []
+    for n in (1, 2, 3):
+        rows += [event(f"a{n}", f"c{n}", "accept", "2025-09-30 10:00:00"),
+                 event(f"s{n}", f"c{n}", "survey", "2025-09-30 10:00:58"),
+                 event(f"d{n}", f"c{n}", "complete", "2025-09-30 11:00:00")]
+    list(ingest_events(engine, config, [str(write_events(rows))], NOW))
+    (tmp_path / "rules.yaml").write_text(RULES, encoding="utf-8")
+    evaluate(engine, config, RAISED, rules=load_rules([tmp_path / "rules.yaml"]))
+    p = sv.Policy(config.calendar(), config.tz)
+    sv.acknowledge(engine, 1, "m4", LATER, "在查")
+    sv.resolve(engine, 1, "m4", LATER, "rectified", "已整改")
+    sv.order(engine, p, 1, "k1", LATER, "请说明")
+    sv.resolve(engine, 1, "m4", LATER, "explained", "已说明")
+    sv.reject(engine, p, 1, "k2", LATER, "依据不足")
+    sv.resolve(engine, 1, "m4", LATER, "rectified", "已补正")
+    sv.confirm(engine, 1, "k1", LATER)
+    sv.escalate(engine, p, 2, "k1", LATER, "提级")
+    from monitor.holds import release
+
+    release(engine, p, 1, "m4", LATER, "已核实")
+    for rule_scope in ({"case_id": "c9"}, {"case_id": "c8"}):
+        ex = exemptions.add(engine, ["fast"], "fast", rule_scope, "试点", "k1", date(2025, 12, 31),
+                            LATER, config.tz)
+    exemptions.revoke(engine, ex, "k2", "试点结束", LATER)
+    spotcheck.draw(engine, parse_period("2025-09"), config.tz, 3, "1", LATER)
+    spotcheck.record(engine, "c1", "m4", True, "材料齐全", LATER)
+    supervised.check(engine)  # the program's own paths: everything accounted for
+    return engine
+
+
+def mismatch(engine) -> list[str]:
+    with pytest.raises(StateMismatch) as err:
+        supervised.check(engine)
+    return str(err.value).splitlines()
+
+
+TABLES = {  # table → (model, a supervised column and a value the program never wrote there)
+    "alerts": (Alert, "status", "confirmed"),
+    "holds": (Hold, "status", "released"),
+    "supervision_orders": (SupervisionOrder, "issued_by", "m7"),
+    "dispositions": (Disposition, "kind", "false_positive"),
+    "exemptions": (Exemption, "revoked_by", "m7"),
+    "spot_checks": (SpotCheck, "result", "fail"),
+}
+
+
+def _second(engine, model):
+    with engine.connect() as conn:
+        ids = conn.scalars(select(model.id).order_by(model.id)).all()
+    assert len(ids) >= 2, model
+    return ids[1]
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_an_updated_row_is_named_with_what_the_trail_says(county, table):
+    model, column, forged = TABLES[table]
+    row_id = _second(county, model)
+    with county.connect() as conn:
+        was = supervised.plain(conn.scalar(select(getattr(model, column))
+                                           .where(model.id == row_id)))
+    assert was != forged
+    with county.begin() as conn:
+        conn.execute(update(model).where(model.id == row_id).values({column: forged}))
+    [line] = mismatch(county)
+    assert line.startswith(f"{table} #{row_id}: {column} is {forged!r} but the trail (entry #")
+    assert line.endswith(f") says {was!r}: changed behind the program's back")
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_a_deleted_row_is_named(county, table):
+    model = TABLES[table][0]
+    row_id = _second(county, model)
+    with county.begin() as conn:
+        if table == "alerts":  # what hangs off it goes first (foreign keys)
+            for child in (Hold, Disposition, SupervisionOrder):
+                conn.execute(delete(child).where(child.alert_id == row_id))
+        conn.execute(delete(model).where(model.id == row_id))
+    lines = mismatch(county)
+    mine = [x for x in lines if x.startswith(f"{table} #{row_id} ")]
+    assert len(mine) == 1 and " is missing; the trail (entry #" in mine[0]
+    assert mine[0].endswith(": deleted behind the program's back")
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_an_inserted_row_is_named(county, table):
+    model = TABLES[table][0]
+    with county.begin() as conn:
+        row = conn.execute(select(model).where(model.id == _second(county, model))).one()
+        values = {k: v for k, v in row._mapping.items() if k != "id"}
+        if table == "alerts":
+            values["dedupe_key"] += "|forged"
+        if table == "holds":
+            values["case_id"] = "c-forged"
+        if table == "spot_checks":
+            values["case_id"] = "c-forged"
+        new_id = conn.execute(insert(model).values(**values).returning(model.id)).scalar_one()
+    assert mismatch(county) == [f"{table} #{new_id} is not on the trail: inserted behind "
+                                "the program's back"]
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_two_rows_swapped_are_both_named(county, table):
+    model, column, _ = TABLES[table]
+    with county.connect() as conn:
+        rows = conn.execute(select(model.id, getattr(model, column)).order_by(model.id)).all()
+    pair = next(((a, b) for a in rows for b in rows if a.id < b.id and a[1] != b[1]), None)
+    if pair is None:
+        pytest.skip(f"no two {table} rows differ in {column} here")
+    (a, va), (b, vb) = pair
+    with county.begin() as conn:
+        conn.execute(update(model).where(model.id == a).values({column: vb}))
+        conn.execute(update(model).where(model.id == b).values({column: va}))
+    lines = mismatch(county)
+    assert [x.split(":")[0] for x in lines] == [f"{table} #{a}", f"{table} #{b}"]
+
+
+@pytest.mark.parametrize("table", [t for t in TABLES if t != "alerts"])
+def test_a_truncated_table_names_every_row(county, table):
+    model = TABLES[table][0]
+    with county.connect() as conn:
+        ids = conn.scalars(select(model.id).order_by(model.id)).all()
+    with county.begin() as conn:
+        conn.execute(delete(model))
+    lines = mismatch(county)
+    assert [x.split(" ")[1] for x in lines] == [f"#{i}" for i in ids]
+    assert all(x.startswith(f"{table} #") and x.endswith("deleted behind the program's back")
+               for x in lines)
+
+
+def test_a_downgraded_and_reassigned_alert_is_reported_column_by_column(county):
+    with county.begin() as conn:
+        conn.execute(update(Alert).where(Alert.id == 3).values(
+            level="yellow", assigned_to=["m7"], department="D07"))
+    lines = mismatch(county)
+    assert [x.split(" but ")[0] for x in lines] == [
+        "alerts #3: level is 'yellow'", "alerts #3: department is 'D07'",
+        "alerts #3: assigned_to is ['m7']"]
+
+
+def test_audit_verify_cli_prints_the_check_and_exits_1_on_a_mismatch(county, db_url,
+                                                                      monkeypatch):
+    monkeypatch.delenv("MONITOR_DATABASE_URL", raising=False)
+    monkeypatch.delenv("MONITOR_CONFIG", raising=False)
+    runner = CliRunner()
+    ok = runner.invoke(cli, ["--db", db_url, "audit", "verify"])
+    assert ok.exit_code == 0, ok.output
+    with county.connect() as conn:
+        rows = sum(conn.scalar(select(supervised.func.count()).select_from(s.model))
+                   for s in supervised.SUPERVISED.values())
+    assert ok.stdout.splitlines()[1] == f"records match the trail: {rows} rows in 6 " \
+                                        "supervised tables"
+    with county.begin() as conn:
+        conn.execute(update(Alert).where(Alert.id == 1).values(status="open"))
+    bad = runner.invoke(cli, ["--db", db_url, "audit", "verify"])
+    assert bad.exit_code == 1
+    assert bad.stderr.startswith("Error: alerts #1: status is 'open' but the trail (entry #")
+    assert bad.stderr.endswith(") says 'confirmed': changed behind the program's back\n")
+
+
+def test_an_old_store_gets_one_baseline_and_is_checked_from_there(county):
+    with county.begin() as conn:
+        conn.execute(update(TrailHead).values(state_since=None))
+    rows = supervised.ensure_baseline(county, LATER)
+    assert rows > 0 and supervised.ensure_baseline(county, LATER) == 0
+    supervised.check(county)
+    with county.begin() as conn:  # reset the mark to re-baseline a tampered state
+        conn.execute(update(Alert).where(Alert.id == 1).values(status="open"))
+        conn.execute(update(TrailHead).values(state_since=None))
+    supervised.ensure_baseline(county, NOW)
+    lines = mismatch(county)
+    assert lines == ["the trail has more than one baseline: the state was re-recorded after "
+                     "the first (trail_head.state_since was reset)"]
+
+
+def test_spot_checks_are_guarded_and_a_second_record_is_an_amendment(county):
+    with pytest.raises(NotAllowed, match="m7 \\(赵监察\\) may not record the spot check of "
+                                         "case c2: it belongs to department D04"):
+        spotcheck.record(county, "c2", "m7", False, "不合格", LATER)
+    with pytest.raises(NotAllowed, match="u1 \\(张三\\) may not record the spot check of "
+                                         "case c2: not a monitor"):
+        spotcheck.record(county, "c2", "u1", True, "合格", LATER)
+    with pytest.raises(InvalidTransition, match="case c1 was already recorded \\(pass by m4\\)"
+                                                ": a second record is an amendment"):
+        spotcheck.record(county, "c1", "k1", False, "缺材料", LATER)
+    row = spotcheck.record(county, "c1", "k1", False, "缺材料", LATER, reason="复核发现缺件")
+    assert (row.result, row.by_user) == ("fail", "k1")
+    from monitor.trail import history  # noqa: F401  (entries of no alert: read the table)
+    from monitor.models import TrailEntry
+
+    with county.connect() as conn:
+        amended = conn.execute(select(TrailEntry).where(
+            TrailEntry.action == "spot_check_amended")).one()
+    assert amended.detail["was"] == {"result": "pass", "by": "m4", "note": "材料齐全"}
+    assert amended.detail["reason"] == "复核发现缺件"
+    supervised.check(county)
