@@ -303,14 +303,22 @@ def ingest_catalog_cmd(app: App, file: str) -> None:
     """Load or update departments, users and power items from a catalog YAML FILE.
 
     Entries are matched by code (users by id) and updated in place; events are never
-    touched, and entries missing from FILE are kept.
+    touched, and entries missing from FILE are kept. The load is on the trail as a diff;
+    making a user tier 2 or moving a monitor waits for a tier-2 monitor's approval
+    (permit-monitor grants), except in a store with no tier-2 monitor yet (bootstrap).
     """
     from monitor.catalog import ingest_catalog
 
-    result = ingest_catalog(app.engine, file)
+    result = ingest_catalog(app.engine, file, app.now(), _os_user())
     for name in ("departments", "users", "items"):
         click.echo(f"{name}: added {result.added[name]:,} · updated {result.updated[name]:,}"
                    f" · unchanged {result.unchanged[name]:,}")
+    if result.bootstrapped:
+        click.echo(f"first tier-2 monitors (no tier 2 before: bootstrap, on the trail): "
+                   f"{', '.join(result.bootstrapped)}")
+    if result.pending:
+        click.echo(f"{len(result.pending)} grant(s) wait for a tier-2 monitor's approval "
+                   f"(tier 2, or a monitor's move): permit-monitor grants list", err=True)
 
 
 @ingest.command("events")
@@ -862,6 +870,74 @@ def _detail(value) -> str:
         return ",".join(map(str, value))
     text = str(value)
     return json.dumps(text, ensure_ascii=False) if " " in text else text
+
+
+# --------------------------------------------------------- grants: powers given by tier 2
+
+
+def _os_user() -> str:
+    """Who runs a command that names no catalog user: the OS account (for the trail)."""
+    import getpass
+
+    try:
+        return f"os:{getpass.getuser()}"[:64]
+    except (KeyError, OSError):
+        return "os:unknown"
+
+
+@cli.group()
+def grants() -> None:
+    """Tier-2 roles and monitors' moves a catalog load asked for, until tier 2 decides.
+
+    \b
+      permit-monitor grants list
+      permit-monitor grants approve 3 --by jw-monitor-1
+      permit-monitor grants reject 4 --by jw-monitor-2 --note "未经组织部门批准"
+    """
+
+
+@grants.command("list")
+@click.option("--all", "include_all", is_flag=True, help="Decided grants too.")
+@pass_app
+def grants_list(app: App, include_all: bool) -> None:
+    """Grants waiting for approval (--all: every one)."""
+    from monitor.grants import list_grants
+
+    def text(g) -> str:
+        asked = f"roles {','.join(g.roles) or '-'} · department {g.department or '-'}"
+        was = f"was {','.join(g.was.get('roles') or []) or '-'} · {g.was.get('department') or '-'}"
+        decided = f" · {g.status} by {g.decided_by}" if g.status != "pending" else ""
+        return (f"{g.id:>4}  {g.user_id:<14} {g.kind:<10} {asked} ({was}) · from "
+                f"{g.source}{decided}")
+
+    _echo_rows(list_grants(app.engine, include_all), text, empty="no grants pending")
+
+
+@grants.command("approve")
+@click.argument("grant_id", type=int)
+@by_option
+@note_option
+@pass_app
+def grants_approve(app: App, grant_id: int, by: str, note: str | None) -> None:
+    """Apply a pending grant: a tier-2 monitor, never the user it promotes."""
+    from monitor.grants import approve
+
+    g = approve(app.engine, grant_id, by, app.now(), note)
+    click.echo(f"grant {g.id}: approved · {g.user_id} now {','.join(g.roles)} in "
+               f"{g.department or '-'}")
+
+
+@grants.command("reject")
+@click.argument("grant_id", type=int)
+@by_option
+@note_option
+@pass_app
+def grants_reject(app: App, grant_id: int, by: str, note: str | None) -> None:
+    """Refuse a pending grant, with a note; the user keeps the powers held before."""
+    from monitor.grants import reject
+
+    g = reject(app.engine, grant_id, by, app.now(), note)
+    click.echo(f"grant {g.id}: rejected")
 
 
 # --------------------------------------------------------- supervision: exemptions, spot checks

@@ -99,7 +99,7 @@ def _ingest_one(engine: Engine, config: Config, kind: str, path: Path, now: date
     from .ingest import Tally, ingest_activity, ingest_events, ingest_receipts
 
     if kind == "catalog":
-        r = ingest_catalog(engine, path)
+        r = ingest_catalog(engine, path, now)
         return "catalog: " + ", ".join(f"{n} +{r.added[n]} ~{r.updated[n]}"
                                        for n in ("departments", "users", "items"))
     ingest = {"events": ingest_events, "receipts": ingest_receipts,

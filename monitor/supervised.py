@@ -35,14 +35,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select, update as sql_update
 
 from . import trail
 from .errors import MonitorError
-from .models import (Alert, Disposition, Exemption, Hold, SpotCheck, SupervisionOrder,
-                     TrailEntry, TrailHead)
+from .models import (Alert, Disposition, Exemption, Grant, Hold, SpotCheck,
+                     SupervisionOrder, TrailEntry, TrailHead, User)
 from .trail import SYSTEM, Entry
 
 
@@ -50,6 +51,11 @@ from .trail import SYSTEM, Entry
 class Spec:
     model: Any
     columns: tuple[str, ...]
+    key: str = "id"  # the primary key (users: their id, text)
+
+    @property
+    def pk(self) -> Any:
+        return getattr(self.model, self.key)
 
 
 SUPERVISED: dict[str, Spec] = {
@@ -62,6 +68,9 @@ SUPERVISED: dict[str, Spec] = {
                                        "reviewed_by")),
     "exemptions": Spec(Exemption, ("rule_id", "scope", "approved_by", "until", "revoked_by")),
     "spot_checks": Spec(SpotCheck, ("case_id", "department", "result", "by_user")),
+    # powers: who is tier 1 or tier 2 of which department (catalog loads, grants)
+    "users": Spec(User, ("department", "roles")),
+    "grants": Spec(Grant, ("user_id", "kind", "roles", "department", "status", "decided_by")),
 }
 BASELINE_CHUNK = 1000  # rows per baseline entry
 MAX_PROBLEMS = 50      # lines reported; the rest counted
@@ -77,6 +86,8 @@ def plain(value: Any) -> Any:
         return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     if isinstance(value, date):
         return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
     if isinstance(value, tuple):
         return list(value)
     if isinstance(value, Mapping):
@@ -84,7 +95,7 @@ def plain(value: Any) -> Any:
     return value
 
 
-def change(table: str, row_id: int, values: Mapping[str, Any], new: bool = False
+def change(table: str, row_id: int | str, values: Mapping[str, Any], new: bool = False
            ) -> dict[str, Any]:
     """The trail's record of a change to one supervised row: for a ``new`` row every
     supervised column (absent ones are NULL), else those of ``values`` that are supervised."""
@@ -93,16 +104,16 @@ def change(table: str, row_id: int, values: Mapping[str, Any], new: bool = False
         state = {c: plain(values.get(c)) for c in spec.columns}
     else:
         state = {c: plain(values[c]) for c in spec.columns if c in values}
-    out: dict[str, Any] = {"table": table, "id": int(row_id), "set": state}
+    out: dict[str, Any] = {"table": table, "id": row_id, "set": state}
     if new:
         out["new"] = True
     return out
 
 
-def update(conn: Connection, table: str, row_id: int, **values: Any) -> dict[str, Any]:
+def update(conn: Connection, table: str, row_id: int | str, **values: Any) -> dict[str, Any]:
     """UPDATE one supervised row and return the :func:`change` to append with its entry."""
-    model = SUPERVISED[table].model
-    conn.execute(sql_update(model).where(model.id == row_id).values(**values))
+    spec = SUPERVISED[table]
+    conn.execute(sql_update(spec.model).where(spec.pk == row_id).values(**values))
     return change(table, row_id, values)
 
 
@@ -128,7 +139,7 @@ def ensure_baseline(engine: Engine, at: datetime) -> int:
         for table, spec in SUPERVISED.items():
             for chunk in _chunks(conn, spec):
                 entries.append(Entry("baseline", None, SYSTEM, {"table": table, "rows": len(chunk)},
-                                     changes=[{**change(table, r.id, r._mapping, new=True),
+                                     changes=[{**change(table, r[0], r._mapping, new=True),
                                                "baseline": True} for r in chunk]))
                 rows += len(chunk)
         trail.append(conn, at, entries)
@@ -137,17 +148,23 @@ def ensure_baseline(engine: Engine, at: datetime) -> int:
     return rows
 
 
-def _chunks(conn: Connection, spec: Spec) -> Iterator[list[Any]]:
-    cols = [getattr(spec.model, c) for c in spec.columns]
-    last = -1
+def _rows(conn: Connection, spec: Spec, size: int) -> Iterator[list[Any]]:
+    """A table's rows (key first, then the supervised columns) in key order, ``size`` at
+    a time."""
+    query = select(spec.pk.label("pk"), *(getattr(spec.model, c) for c in spec.columns))
+    last = None
     while True:
-        batch = conn.execute(select(spec.model.id, *cols).where(spec.model.id > last)
-                             .order_by(spec.model.id).limit(BASELINE_CHUNK)).all()
+        page = query if last is None else query.where(spec.pk > last)
+        batch = conn.execute(page.order_by(spec.pk).limit(size)).all()
         if batch:
             yield batch
-        if len(batch) < BASELINE_CHUNK:
+        if len(batch) < size:
             return
-        last = batch[-1].id
+        last = batch[-1][0]
+
+
+def _chunks(conn: Connection, spec: Spec) -> Iterator[list[Any]]:
+    return _rows(conn, spec, BASELINE_CHUNK)
 
 
 # ------------------------------------------------------------------ replay and compare
@@ -205,29 +222,24 @@ def _shown(values: Mapping[str, Any]) -> str:
 
 def _compare(conn: Connection, table: str, spec: Spec,
              expected: dict[int, tuple[dict[str, Any], int]], problems: list[str]) -> int:
-    cols = [getattr(spec.model, c) for c in spec.columns]
-    seen, count, last = set(), 0, -1
-    while True:
-        batch = conn.execute(select(spec.model.id, *cols).where(spec.model.id > last)
-                             .order_by(spec.model.id).limit(5000)).all()
+    seen, count = set(), 0
+    for batch in _rows(conn, spec, 5000):
         for row in batch:
             count += 1
-            seen.add(row.id)
-            want = expected.get(row.id)
+            row_id = row[0]
+            seen.add(row_id)
+            want = expected.get(row_id)
             if want is None:
-                problems.append(f"{table} #{row.id} is not on the trail: inserted behind the "
+                problems.append(f"{table} #{row_id} is not on the trail: inserted behind the "
                                 "program's back")
                 continue
             values, seq = want
             for c in spec.columns:
                 have = plain(getattr(row, c))
                 if c in values and have != values[c]:
-                    problems.append(f"{table} #{row.id}: {c} is {have!r} but the trail (entry "
+                    problems.append(f"{table} #{row_id}: {c} is {have!r} but the trail (entry "
                                     f"#{seq}) says {values[c]!r}: changed behind the "
                                     "program's back")
-        if len(batch) < 5000:
-            break
-        last = batch[-1].id
     for row_id in sorted(set(expected) - seen):
         values, seq = expected[row_id]
         problems.append(f"{table} #{row_id} is missing; the trail (entry #{seq}) says it is "

@@ -13,14 +13,14 @@ from sqlalchemy import delete, insert, select, update
 
 from cli import cli
 from conftest import NOW, event
-from monitor import exemptions, spotcheck, supervised
+from monitor import exemptions, grants, spotcheck, supervised
 from monitor import supervision as sv
 from monitor.catalog import ingest_catalog
 from monitor.engine import evaluate
 from monitor.errors import InvalidTransition, NotAllowed
 from monitor.ingest import ingest_events
-from monitor.models import (Alert, Disposition, Exemption, Hold, SpotCheck,
-                            SupervisionOrder, TrailHead)
+from monitor.models import (Alert, Disposition, Exemption, Grant, Hold, SpotCheck,
+                            SupervisionOrder, TrailHead, User)
 from monitor.report.period import parse_period
 from monitor.rules.loader import load_rules
 from monitor.supervised import StateMismatch
@@ -76,6 +76,15 @@ def county(engine, config, tmp_path, write_events):
     exemptions.revoke(engine, ex, "k2", "试点结束", LATER)
     spotcheck.draw(engine, parse_period("2025-09"), config.tz, 3, "1", LATER)
     spotcheck.record(engine, "c1", "m4", True, "材料齐全", LATER)
+    promoted = CATALOG.replace("roles: [monitor_l1], phone: \"13800000004\"",
+                               "roles: [monitor_l2], phone: \"13800000004\"")
+    moved = promoted.replace("{id: m7, name: 赵监察, department: D07",
+                             "{id: m7, name: 赵监察, department: D04")
+    (tmp_path / "catalog.yaml").write_text(moved, encoding="utf-8")
+    loaded = ingest_catalog(engine, tmp_path / "catalog.yaml", LATER, "m4")
+    assert len(loaded.pending) == 2
+    grants.approve(engine, loaded.pending[0], "k1", LATER)   # m4 becomes tier 2
+    grants.reject(engine, loaded.pending[1], "k2", LATER, "未经批准")  # m7 stays in D07
     supervised.check(engine)  # the program's own paths: everything accounted for
     return engine
 
@@ -93,12 +102,16 @@ TABLES = {  # table → (model, a supervised column and a value the program neve
     "dispositions": (Disposition, "kind", "false_positive"),
     "exemptions": (Exemption, "revoked_by", "m7"),
     "spot_checks": (SpotCheck, "result", "fail"),
+    "users": (User, "roles", ["monitor_l1", "monitor_l2"]),
+    "grants": (Grant, "status", "pending"),
 }
 
 
 def _second(engine, model):
     with engine.connect() as conn:
         ids = conn.scalars(select(model.id).order_by(model.id)).all()
+    if model is User:
+        return "m4"
     assert len(ids) >= 2, model
     return ids[1]
 
@@ -145,7 +158,11 @@ def test_an_inserted_row_is_named(county, table):
             values["case_id"] = "c-forged"
         if table == "spot_checks":
             values["case_id"] = "c-forged"
-        new_id = conn.execute(insert(model).values(**values).returning(model.id)).scalar_one()
+        if table == "users":  # a key of its own: the user id
+            values["id"] = new_id = "forged"
+            conn.execute(insert(model).values(**values))
+        else:
+            new_id = conn.execute(insert(model).values(**values).returning(model.id)).scalar_one()
     assert mismatch(county) == [f"{table} #{new_id} is not on the trail: inserted behind "
                                 "the program's back"]
 
@@ -174,7 +191,7 @@ def test_a_truncated_table_names_every_row(county, table):
     with county.begin() as conn:
         conn.execute(delete(model))
     lines = mismatch(county)
-    assert [x.split(" ")[1] for x in lines] == [f"#{i}" for i in ids]
+    assert [x.split(" ")[1] for x in lines] == [f"#{i}" for i in sorted(ids)]
     assert all(x.startswith(f"{table} #") and x.endswith("deleted behind the program's back")
                for x in lines)
 
@@ -199,8 +216,8 @@ def test_audit_verify_cli_prints_the_check_and_exits_1_on_a_mismatch(county, db_
     with county.connect() as conn:
         rows = sum(conn.scalar(select(supervised.func.count()).select_from(s.model))
                    for s in supervised.SUPERVISED.values())
-    assert ok.stdout.splitlines()[1] == f"records match the trail: {rows} rows in 6 " \
-                                        "supervised tables"
+    assert ok.stdout.splitlines()[1] == f"records match the trail: {rows} rows in " \
+                                        f"{len(supervised.SUPERVISED)} supervised tables"
     with county.begin() as conn:
         conn.execute(update(Alert).where(Alert.id == 1).values(status="open"))
     bad = runner.invoke(cli, ["--db", db_url, "audit", "verify"])
@@ -245,3 +262,57 @@ def test_spot_checks_are_guarded_and_a_second_record_is_an_amendment(county):
     assert amended.detail["was"] == {"result": "pass", "by": "m4", "note": "材料齐全"}
     assert amended.detail["reason"] == "复核发现缺件"
     supervised.check(county)
+
+
+def test_a_monitor_cannot_make_himself_tier_2_by_reloading_the_catalog(county, tmp_path,
+                                                                         db_url, monkeypatch):
+    """The insider of the issue: m7 (D07) edits the catalog to make himself tier 2 and
+    loads it. He gets a pending grant, not the power; he cannot approve it himself, and an
+    exemption he then tries is refused."""
+    monkeypatch.delenv("MONITOR_DATABASE_URL", raising=False)
+    monkeypatch.delenv("MONITOR_CONFIG", raising=False)
+    text = CATALOG.replace("{id: m7, name: 赵监察, department: D07, roles: [monitor_l1]",
+                           "{id: m7, name: 赵监察, department: D07, roles: [monitor_l2]")
+    (tmp_path / "mine.yaml").write_text(text, encoding="utf-8")
+    runner = CliRunner()
+    loaded = runner.invoke(cli, ["--db", db_url, "ingest", "catalog", str(tmp_path / "mine.yaml")])
+    assert loaded.exit_code == 0, loaded.output
+    assert "1 grant(s) wait for a tier-2 monitor's approval" in loaded.stderr
+    with county.connect() as conn:
+        assert conn.scalar(select(User.roles).where(User.id == "m7")) == ["monitor_l1"]
+        grant = conn.execute(select(Grant).where(Grant.user_id == "m7",
+                                                 Grant.status == "pending")).one()
+    own = runner.invoke(cli, ["--db", db_url, "grants", "approve", str(grant.id), "--by", "m7"])
+    assert (own.exit_code, own.stderr) == (1, f"Error: m7 may not decide grant {grant.id}: "
+                                              "only a tier-2 monitor (monitor_l2) grants powers\n")
+    listed = runner.invoke(cli, ["--db", db_url, "grants", "list"])
+    assert f"m7" in listed.stdout and "tier2" in listed.stdout
+    with pytest.raises(NotAllowed, match="only a tier-2 monitor"):
+        exemptions.add(county, ["fast"], "fast", {"department": "D07"}, "自我豁免", "m7",
+                       date(2025, 12, 31), LATER, timezone.utc)
+    supervised.check(county)
+
+
+def test_a_store_without_tier_2_bootstraps_its_first_on_the_trail(engine, tmp_path):
+    from monitor.models import TrailEntry
+
+    (tmp_path / "catalog.yaml").write_text(CATALOG, encoding="utf-8")
+    result = ingest_catalog(engine, tmp_path / "catalog.yaml", LATER, "os:root")
+    assert (result.bootstrapped, result.pending) == (["k1", "k2"], [])
+    with engine.connect() as conn:
+        entries = conn.execute(select(TrailEntry.action, TrailEntry.actor, TrailEntry.detail)
+                               .order_by(TrailEntry.seq)).all()
+    assert [(a, b) for a, b, _ in entries] == [("catalog_loaded", "os:root"),
+                                               ("grants_bootstrapped", "os:root")]
+    assert entries[1].detail == {"source": str(tmp_path / "catalog.yaml"), "tier2": ["k1", "k2"]}
+    changed = CATALOG.replace("legal_days: 20}", "legal_days: 30}").replace(
+        '"13800000007"', '"13800000099"')
+    (tmp_path / "catalog.yaml").write_text(changed, encoding="utf-8")
+    ingest_catalog(engine, tmp_path / "catalog.yaml", LATER, "os:root")
+    with engine.connect() as conn:
+        last = conn.execute(select(TrailEntry.detail).order_by(TrailEntry.seq.desc())
+                            .limit(1)).scalar_one()
+    assert last["changed"] == [{"users": "m7", "fields": {"phone": ["13800000007",
+                                                                     "13800000099"]}},
+                               {"items": "D04-XK-001", "fields": {"legal_days": [20, 30]}}]
+    supervised.check(engine)

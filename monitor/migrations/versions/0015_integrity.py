@@ -7,6 +7,8 @@
   supervised tables (monitor/supervised.py). A store with no such rows yet starts there at
   once; one that has some stays NULL until the program appends a baseline (a snapshot of
   those rows) on its next start, since a migration should not compute the chain's hashes.
+* ``grants``: a tier-2 role or a monitor's move asked for by a catalog load, pending until
+  an existing tier-2 monitor approves or rejects it (monitor/grants.py).
 
 Revision ID: 0015
 Revises: 0012
@@ -22,7 +24,7 @@ branch_labels = None
 depends_on = None
 
 
-SUPERVISED = ('alerts', 'holds', 'supervision_orders', 'dispositions', 'exemptions',
+SUPERVISED = ('alerts', 'holds', 'supervision_orders', 'dispositions', 'exemptions', 'users',
               'spot_checks')
 
 
@@ -31,6 +33,24 @@ def upgrade() -> None:
         batch.add_column(sa.Column('algorithm', sa.String(length=8), nullable=False,
                                    server_default='sha256'))
         batch.add_column(sa.Column('state_since', sa.BigInteger(), nullable=True))
+    op.create_table(
+        'grants',
+        sa.Column('id', sa.Integer(), primary_key=True),
+        sa.Column('user_id', sa.String(length=64), nullable=False),
+        sa.Column('kind', sa.String(length=16), nullable=False),
+        sa.Column('roles', sa.JSON(), nullable=False),
+        sa.Column('department', sa.String(length=64), nullable=True),
+        sa.Column('was', sa.JSON(), nullable=False),
+        sa.Column('source', sa.String(length=1000), nullable=False),
+        sa.Column('requested_at', sa.DateTime(timezone=True), nullable=False),
+        sa.Column('requested_by', sa.String(length=64), nullable=False),
+        sa.Column('status', sa.String(length=16), nullable=False),
+        sa.Column('decided_by', sa.String(length=64), nullable=True),
+        sa.Column('decided_at', sa.DateTime(timezone=True), nullable=True),
+        sa.Column('note', sa.Text(), nullable=True),
+    )
+    op.create_index('ix_grants_user_id', 'grants', ['user_id'])
+    op.create_index('ix_grants_status', 'grants', ['status'])
     conn = op.get_bind()
     if not any(conn.execute(sa.text(f'SELECT 1 FROM {t} LIMIT 1')).first()
                for t in SUPERVISED):
@@ -38,6 +58,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table('grants')
     with op.batch_alter_table('trail_head') as batch:
         batch.drop_column('state_since')
         batch.drop_column('algorithm')
