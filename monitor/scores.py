@@ -5,7 +5,13 @@ points from ``config.yaml`` (``scores.themes``, 40/30/20/10 by default) and lose
 
 - per finding of the period, by level (``scores.warning | yellow | red``), in the theme of
   its rule kind (``scores.kind_themes``; kinds not listed: regular handling) — except a
-  finding resolved as a false positive, and one suppressed under an exemption;
+  finding dismissed as a false positive *and confirmed by tier 2*, and one suppressed
+  under an exemption. A department cannot clear itself: its own ``false_positive`` costs
+  the points until a tier-2 monitor confirms it (``alerts confirm``; tier 2 reviews a
+  dismissal at tier 1 too), and the report shows pending and confirmed dismissals apart.
+  Why confirmation and not a review window with a sample: a sample would let most
+  self-dismissals through unseen, and tier 2 already reviews every escalated
+  disposition the same way;
 - per finding still to be acted on (``scores.unresolved``) and per finding escalated to
   tier 2 (``scores.escalated``), in supervision response;
 - per failed spot check (抽检) of a case completed in the period
@@ -21,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, or_, select
 
 from .config import THEMES, Config
 from .models import Alert, Item, SpotCheck
@@ -29,7 +35,7 @@ from .report import figures as fg
 from .report.labels import labeler
 from .report.model import Column, Report, Table
 from .report.period import Period
-from .supervision import ACTIVE
+from .supervision import ACTIVE, DISMISSALS
 
 
 @dataclass(frozen=True)
@@ -55,7 +61,9 @@ def deductions(engine: Engine, config: Config, period: Period,
                 select(Alert.id, Alert.department, Alert.kind, Alert.level, Alert.status,
                        Alert.escalated_at, Alert.case_id, Alert.message)
                 .join(d, d.c.id == Alert.id)
-                .where(cur, Alert.disposition.is_distinct_from("false_positive"))
+                .where(cur, or_(Alert.disposition.is_(None),
+                                Alert.disposition.not_in(DISMISSALS),
+                                Alert.status != "confirmed"))
                 .order_by(Alert.department, Alert.id)):
             dept = a.department or "-"
             theme = w.kind_themes.get(a.kind, "regular")

@@ -35,6 +35,9 @@ from .supervised import change, update as traced_update
 from .trail import Entry
 
 DISPOSITIONS = {"rectified": "整改", "explained": "说明", "false_positive": "误报"}
+# Dispositions that take a finding out of the scores (a department clearing itself): they
+# count only once tier 2 confirms them, so tier 2 may review one at tier 1 too.
+DISMISSALS = ("false_positive",)
 ACTIVE = ("open", "acknowledged")  # someone still has to act
 STATES = ("open", "acknowledged", "resolved", "confirmed")
 # Findings about tier 1 itself (a monitor not logging in) go straight to tier 2.
@@ -183,7 +186,7 @@ def possible_actions(alert: Any) -> tuple[str, ...]:
         out.append("order")
     if alert.tier == 1 and alert.status in ACTIVE:
         out.append("escalate")
-    if alert.tier == 2 and alert.status == "resolved":
+    if alert.status == "resolved" and (alert.tier == 2 or alert.disposition in DISMISSALS):
         out += ["confirm", "reject"]
     return tuple(out)
 
@@ -245,9 +248,11 @@ def resolve(engine: Engine, alert_id: int, by: str, at: datetime, disposition: s
 
 
 def _pending_disposition(conn: Connection, alert: Any, verb: str) -> Any:
-    if alert.tier != 2 or alert.status != "resolved":
-        state = "not escalated to tier 2" if alert.tier != 2 else alert.status
-        raise _refuse(alert, verb, f"{state}; only a resolved tier-2 alert awaits review")
+    reviewable = alert.tier == 2 or alert.disposition in DISMISSALS
+    if not reviewable or alert.status != "resolved":
+        state = "not escalated to tier 2" if not reviewable else alert.status
+        raise _refuse(alert, verb, f"{state}; only a resolved tier-2 alert, or a dismissal "
+                                   "(false_positive), awaits review")
     return conn.execute(select(Disposition).where(Disposition.alert_id == alert.id)
                         .order_by(Disposition.id.desc()).limit(1)).one()
 

@@ -40,6 +40,7 @@ class Figures:
     spot: dict
     sup: dict
     suppressed: dict[str, int] = field(default_factory=dict)  # exempted, not counted
+    dismissed: dict[str, tuple[int, int]] = field(default_factory=dict)  # pending, confirmed
 
     @property
     def rows(self) -> list[dict]:
@@ -74,6 +75,7 @@ def gather(engine: Engine, config: Config, period: Period,
                           list(fg.red_alerts(conn, scope)), fg.online_rates(conn, scope, cal),
                           fg.spot_checks(conn, scope), {})
         figures.suppressed = fg.suppressed_counts(conn, scope)
+        figures.dismissed = fg.dismissals(conn, scope)
     figures.sup = _supervision(engine, config.tz, period, department)
     return figures
 
@@ -149,12 +151,15 @@ def _findings_table(f: Figures, label) -> Table:
         return {**{lvl: f.findings(d, "cur", lvl) for lvl in fg.LEVELS}, "findings": n,
                 "findings_mom": change(n, f.findings(d, "prev")),
                 "findings_yoy": change(n, f.findings(d, "yoy")), "open": o, "escalated": x,
-                "suppressed": f.suppressed.get(d, 0)}
+                "suppressed": f.suppressed.get(d, 0),
+                "dismissed_pending": f.dismissed.get(d, (0, 0))[0],
+                "dismissed_confirmed": f.dismissed.get(d, (0, 0))[1]}
 
     t = Table("t_findings", [Column("department", "text"), Column("name", "text"),
                              *(Column(lvl) for lvl in fg.LEVELS), Column("findings"),
                              Column("findings_mom", "change"), Column("findings_yoy", "change"),
-                             Column("open"), Column("escalated"), Column("suppressed")],
+                             Column("open"), Column("escalated"), Column("suppressed"),
+                             Column("dismissed_pending"), Column("dismissed_confirmed")],
               f.by_dept(fill))
     t.total = _totals(t, label)
     t.total.update(findings_mom=change(t.total["findings"], f.findings(None, "prev")),

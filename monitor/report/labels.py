@@ -53,6 +53,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "open": ("未处置", "Open"),
     "escalated": ("升级二级", "Escalated"),
     "suppressed": ("已豁免", "Exempted"),
+    "dismissed_pending": ("误报待复核", "Dismissed, awaiting tier 2"),
+    "dismissed_confirmed": ("误报已确认", "Dismissals confirmed"),
     "reminders": ("一级催办", "Reminders"),
     "orders": ("二级督办", "Supervision orders"),
     "rectified": ("整改", "Rectified"),
