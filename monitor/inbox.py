@@ -11,6 +11,12 @@ that may still be being written is left for the next pass:
 * any other file is taken only once it has not changed for ``inbox.settle_seconds``
   (for a plain ``cp`` or an upload that does not rename).
 
+A catalog carries powers (users' roles and departments): one dropped into the inbox is
+refused (to ``failed/``, with the reason) — load it with ``permit-monitor ingest catalog``
+— unless ``inbox.trusted_catalog_dir`` names a directory for them; catalogs there are
+taken first (their ``done/`` and ``failed/`` are beside them), and still cannot grant tier
+2 or move a monitor without approval (monitor/grants.py).
+
 Rows with problems do not fail a file: they are quarantined as with ``ingest events``
 and the file goes to ``done/``. A process killed mid-file leaves the file in place; the
 next pass ingests it again (rows already stored count as duplicates) and moves it.
@@ -21,7 +27,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -123,21 +129,37 @@ def process_inbox(engine: Engine, config: Config, now: datetime,
         inbox.dir.mkdir(parents=True)
         log.warning("inbox: created %s (it did not exist); drop files there", inbox.dir)
     out = []
+    trusted = replace(inbox, dir=inbox.trusted_catalog_dir) if inbox.trusted_catalog_dir \
+        else None
+    if trusted is not None and trusted.dir.is_dir() and trusted.dir != inbox.dir:
+        for kind, path in ready_files(trusted, settled_before):
+            if kind == "catalog":
+                out.append(_take(engine, config, trusted, kind, path, now))
     for kind, path in ready_files(inbox, settled_before):
+        if kind == "catalog" and trusted is None:
+            out.append(_fail(inbox, path, kind, (
+                f"{path.name}: a catalog carries powers (roles, departments) and is not taken "
+                "from the inbox: load it with `permit-monitor ingest catalog FILE`, or set "
+                "inbox.trusted_catalog_dir")))
+            continue
         if not kind:
             patterns = "; ".join(f"{k}: {', '.join(getattr(inbox, k))}" for k in MATCH_ORDER)
             reason = f"{path.name}: the name matches no inbox pattern ({patterns})"
             out.append(_fail(inbox, path, None, reason))
             continue
-        try:
-            detail = _ingest_one(engine, config, kind, path, now)
-        except MonitorError as exc:  # the whole file is unreadable; a database error propagates
-            out.append(_fail(inbox, path, kind, str(exc)))
-            continue
-        moved = _move(path, inbox.dir / "done")
-        log.info("inbox: %s (%s) %s → %s", path.name, kind, detail, moved)
-        out.append(InboxFile(path.name, kind, "done", detail, moved))
+        out.append(_take(engine, config, inbox, kind, path, now))
     return out
+
+
+def _take(engine: Engine, config: Config, inbox: InboxConfig, kind: str, path: Path,
+          now: datetime) -> InboxFile:
+    try:
+        detail = _ingest_one(engine, config, kind, path, now)
+    except MonitorError as exc:  # the whole file is unreadable; a database error propagates
+        return _fail(inbox, path, kind, str(exc))
+    moved = _move(path, inbox.dir / "done")
+    log.info("inbox: %s (%s) %s → %s", path.name, kind, detail, moved)
+    return InboxFile(path.name, kind, "done", detail, moved)
 
 
 def _fail(inbox: InboxConfig, path: Path, kind: str | None, reason: str) -> InboxFile:
