@@ -316,3 +316,25 @@ def test_a_store_without_tier_2_bootstraps_its_first_on_the_trail(engine, tmp_pa
                                                                      "13800000099"]}},
                                {"items": "D04-XK-001", "fields": {"legal_days": [20, 30]}}]
     supervised.check(engine)
+
+
+def test_the_rule_set_in_force_is_on_the_trail_when_it_changes(engine, config, tmp_path,
+                                                              write_events):
+    from monitor.models import TrailEntry
+
+    (tmp_path / "catalog.yaml").write_text(CATALOG, encoding="utf-8")
+    ingest_catalog(engine, tmp_path / "catalog.yaml", LATER)
+    path = tmp_path / "rules.yaml"
+    path.write_text(RULES, encoding="utf-8")
+    for _ in range(2):  # the same set twice: recorded once
+        evaluate(engine, config, RAISED, rules=load_rules([path]))
+    path.write_text(RULES.replace("level: red", "level: yellow"), encoding="utf-8")
+    evaluate(engine, config, LATER, rules=load_rules([path]))
+    evaluate(engine, config, LATER, rules=load_rules([path]), dry_run=True)
+    with engine.connect() as conn:
+        sets = conn.scalars(select(TrailEntry.detail).where(
+            TrailEntry.action == "rules_in_force").order_by(TrailEntry.seq)).all()
+    assert len(sets) == 2
+    assert (sets[0]["added"], sets[1]["added"], sets[1]["changed"]) == (["fast"], [], ["fast"])
+    assert sets[0]["rules"]["fast"]["file"] == str(path)
+    assert sets[0]["rules"]["fast"]["version"] != sets[1]["rules"]["fast"]["version"]

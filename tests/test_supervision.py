@@ -88,7 +88,7 @@ def test_a_new_alert_is_tier_1_open_assigned_and_due_in_working_days(engine, rai
     [entry] = history(engine, raised)
     assert (entry.action, entry.actor, entry.detail["assigned_to"], entry.detail["due_on"]) == \
         ("raised", "system", ["m4"], "2025-10-11")
-    assert verify(engine).entries == 3  # the catalog's load and bootstrap, then this
+    assert verify(engine).entries == 4  # catalog load, bootstrap, rules in force, raised
 
 
 def test_a_rule_may_set_its_own_handling_days(engine, config, tmp_path, write_events):
@@ -158,7 +158,7 @@ def test_tier_1_resolves_tier_2_orders_rejects_and_confirms(engine, config, rais
                               .order_by(SupervisionOrder.id)).all()
     assert verdicts == [("rectified", None), ("explained", "rejected"), ("rectified", "confirmed")]
     assert orders == [("manual", ["m4"]), ("rejected", ["m4"])]
-    assert verify(engine).entries == 11  # two of the catalog, nine of the alert
+    assert verify(engine).entries == 12  # catalog (2), rules in force, nine of the alert
 
 
 def test_the_monitor_who_resolved_may_not_confirm(engine, config, raised):
@@ -236,26 +236,26 @@ def test_list_by_tier_and_overdue_and_audit_show(run, engine, config):
 
 
 def _tamper_edit(conn):
-    conn.execute(update(TrailEntry).where(TrailEntry.seq == 4)
+    conn.execute(update(TrailEntry).where(TrailEntry.seq == 5)
                  .values(detail={"tier": 1, "note": "改过"}))
 
 
 def _tamper_delete(conn):
-    conn.execute(delete(TrailEntry).where(TrailEntry.seq == 4))
+    conn.execute(delete(TrailEntry).where(TrailEntry.seq == 5))
 
 
 def _tamper_delete_last(conn):
-    conn.execute(delete(TrailEntry).where(TrailEntry.seq == 5))
+    conn.execute(delete(TrailEntry).where(TrailEntry.seq == 6))
 
 
 def _tamper_insert(conn):
     """A forged entry in the middle: a correct hash over a made-up predecessor."""
     prev = "f" * 64
     at = datetime(2025, 10, 9, tzinfo=timezone.utc)
-    conn.execute(update(TrailEntry).where(TrailEntry.seq == 5).values(seq=6))
+    conn.execute(update(TrailEntry).where(TrailEntry.seq == 6).values(seq=7))
     conn.execute(insert(TrailEntry).values(
-        seq=5, at=at, alert_id=1, action="resolved", actor="m4", detail={}, prev_hash=prev,
-        hash=entry_hash(5, at, 1, "resolved", "m4", {}, prev)))
+        seq=6, at=at, alert_id=1, action="resolved", actor="m4", detail={}, prev_hash=prev,
+        hash=entry_hash(6, at, 1, "resolved", "m4", {}, prev)))
 
 
 def _tamper_append(conn):
@@ -263,27 +263,27 @@ def _tamper_append(conn):
     last = conn.execute(select(TrailEntry).order_by(TrailEntry.seq.desc()).limit(1)).one()
     at = datetime(2025, 10, 9, tzinfo=timezone.utc)
     conn.execute(insert(TrailEntry).values(
-        seq=6, at=at, alert_id=1, action="confirmed", actor="k1", detail={},
-        prev_hash=last.hash, hash=entry_hash(6, at, 1, "confirmed", "k1", {}, last.hash)))
+        seq=7, at=at, alert_id=1, action="confirmed", actor="k1", detail={},
+        prev_hash=last.hash, hash=entry_hash(7, at, 1, "confirmed", "k1", {}, last.hash)))
 
 
 @pytest.mark.parametrize("tamper, message", [
-    (_tamper_edit, "trail entry #4 (acknowledged, alert 1) was changed: its content no "
+    (_tamper_edit, "trail entry #5 (acknowledged, alert 1) was changed: its content no "
                    "longer matches its hash"),
-    (_tamper_delete, "trail entry #4 is missing (the next one is #5): deleted behind the "
+    (_tamper_delete, "trail entry #5 is missing (the next one is #6): deleted behind the "
                      "program's back"),
-    (_tamper_delete_last, "the trail ends at entry #4 but its head records entry #5: the "
+    (_tamper_delete_last, "the trail ends at entry #5 but its head records entry #6: the "
                           "newest entries were deleted or added behind the program's back"),
-    (_tamper_insert, "trail entry #5 (resolved, alert 1) does not chain to entry #4: "
+    (_tamper_insert, "trail entry #6 (resolved, alert 1) does not chain to entry #5: "
                      "inserted or rewritten behind the program's back"),
-    (_tamper_append, "the trail ends at entry #6 but its head records entry #5: the "
+    (_tamper_append, "the trail ends at entry #7 but its head records entry #6: the "
                      "newest entries were deleted or added behind the program's back"),
 ])
 def test_audit_verify_finds_any_change_made_with_plain_sql(run, engine, tamper, message):
     run("alerts", "ack", 1, "--by", "m4", "--note", "在查")
     run("alerts", "resolve", 1, "--by", "m4", "--disposition", "rectified", "--note", "已整改")
     ok = run("audit", "verify")
-    assert ok.exit_code == 0 and ok.stdout.startswith("trail intact: 5 entries · head ")
+    assert ok.exit_code == 0 and ok.stdout.startswith("trail intact: 6 entries · head ")
     with engine.begin() as conn:
         tamper(conn)
     broken = run("audit", "verify")

@@ -7,6 +7,7 @@
   supervised tables (monitor/supervised.py). A store with no such rows yet starts there at
   once; one that has some stays NULL until the program appends a baseline (a snapshot of
   those rows) on its next start, since a migration should not compute the chain's hashes.
+* ``ix_trail_action``: the last ``rules_in_force`` entry (monitor/ruleset.py) found at once.
 * ``grants``: a tier-2 role or a monitor's move asked for by a catalog load, pending until
   an existing tier-2 monitor approves or rejects it (monitor/grants.py).
 
@@ -50,6 +51,8 @@ def upgrade() -> None:
         sa.Column('note', sa.Text(), nullable=True),
     )
     op.create_index('ix_grants_user_id', 'grants', ['user_id'])
+    # the newest entry of one action (rules_in_force, baseline) without a scan of the trail
+    op.create_index('ix_trail_action', 'trail', ['action'])
     op.create_index('ix_grants_status', 'grants', ['status'])
     conn = op.get_bind()
     if not any(conn.execute(sa.text(f'SELECT 1 FROM {t} LIMIT 1')).first()
@@ -58,6 +61,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index('ix_trail_action', 'trail')
     op.drop_table('grants')
     with op.batch_alter_table('trail_head') as batch:
         batch.drop_column('state_since')
