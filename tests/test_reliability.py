@@ -25,6 +25,7 @@ from monitor.demo.county import County
 from monitor.demo.files import write_files
 from monitor.demo.scenarios import plan
 from monitor.models import Alert, Event, OutboxMessage, Quarantine, Run, TrailEntry
+from monitor import supervised
 from monitor.trail import verify
 from test_sinks import Hook
 
@@ -98,6 +99,7 @@ def snapshot(db_url: str, gateway: Hook) -> dict:
     PostgreSQL, whose sequences do not roll back); operational alerts set apart."""
     engine = open_store(db_url)
     try:
+        supervised.check(engine)  # every supervised row is what the trail says, kill or not
         with engine.connect() as conn:
             keys = dict(conn.execute(select(Alert.id, Alert.dedupe_key)).all())
             ops = {i for i, k in keys.items() if k.startswith("ops:")}
