@@ -338,3 +338,35 @@ def test_the_rule_set_in_force_is_on_the_trail_when_it_changes(engine, config, t
     assert (sets[0]["added"], sets[1]["added"], sets[1]["changed"]) == (["fast"], [], ["fast"])
     assert sets[0]["rules"]["fast"]["file"] == str(path)
     assert sets[0]["rules"]["fast"]["version"] != sets[1]["rules"]["fast"]["version"]
+
+
+def test_migration_0015_on_a_store_with_data_takes_a_baseline(empty_db_url, tmp_path):
+    """A store from before the state trail: its rows are taken as they are, once, on the
+    trail (baseline), and checked from there; a fresh store needs none."""
+    from alembic import command
+
+    from monitor.catalog import load_catalog
+    from monitor.db import _alembic_config, create_store_engine, open_store
+    from monitor.models import Department, Item
+
+    (tmp_path / "catalog.yaml").write_text(CATALOG, encoding="utf-8")
+    data = load_catalog(tmp_path / "catalog.yaml")
+    old = create_store_engine(empty_db_url)
+    with old.begin() as conn:
+        command.upgrade(_alembic_config(conn), "0012")
+        for model, rows in ((Department, data.departments), (User, data.users),
+                            (Item, data.items)):
+            conn.execute(insert(model), rows)
+    old.dispose()
+    engine = open_store(empty_db_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.scalar(select(TrailHead.state_since)) is None
+        with pytest.raises(StateMismatch, match="users #k1 is not on the trail"):
+            supervised.check(engine)
+        assert supervised.ensure_baseline(engine, LATER) == len(data.users)
+        supervised.check(engine)
+        with engine.connect() as conn:
+            assert conn.scalar(select(TrailHead.state_since)) == 0
+    finally:
+        engine.dispose()
