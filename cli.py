@@ -794,22 +794,23 @@ def audit_verify(app: App, anchors: tuple[Path, ...]) -> None:
     exemption or spot check that differs from what the trail says. With --anchor, also check the trail against signed checkpoints kept elsewhere: a
     trail cut short, wiped and reset or rolled back to a backup fails (docs/security.md).
     """
-    from monitor.supervised import check as check_state
+    from monitor.supervised import Replayed, check as check_state
     from monitor.trail import verify
 
+    replayed = Replayed()  # the state replay folds the entries in the chain's own pass
     if anchors:
         from monitor.anchor import check
 
-        checked = check(app.engine, anchors)
+        checked = check(app.engine, anchors, visit=replayed.visit)
         result = checked.verified
     else:
-        result = verify(app.engine)
+        result = verify(app.engine, replayed.visit)
     click.echo(f"trail intact: {result.entries:,} entries · head {result.head}")
     if anchors:
         newest = max(checked.anchors, key=lambda a: a["entries"])
         click.echo(f"anchors hold: {len(checked.anchors)} · newest entry #{newest['entries']:,}"
                    f" at {newest['at']}")
-    state = check_state(app.engine)
+    state = check_state(app.engine, replayed)
     click.echo(f"records match the trail: {state.rows:,} rows in {state.tables} supervised "
                "tables")
 

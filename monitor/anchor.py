@@ -285,11 +285,12 @@ def _problem(engine: Engine, a: Mapping[str, Any], where: str,
 
 
 def check(engine: Engine, paths: Iterable[Path],
-          environ: Mapping[str, str] | None = None) -> Checked:
-    """Verify the chain, then that it still holds every anchored head where it was
-    anchored; every anchor that does not hold is named (one :class:`AnchorError`)."""
+          environ: Mapping[str, str] | None = None, visit: Any = None) -> Checked:
+    """Verify the chain (``visit``: as :func:`monitor.trail.verify`), then that it still
+    holds every anchored head where it was anchored; every anchor that does not hold is
+    named (one :class:`AnchorError`)."""
     environ = _env(environ)
-    verified = trail.verify(engine)
+    verified = trail.verify(engine, visit)
     files = _files(paths)
     if not files:
         raise AnchorError("no anchor files given (anchor-*.json in a directory, or files)")

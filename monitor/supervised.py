@@ -178,6 +178,12 @@ class Replayed:
         default_factory=lambda: {t: {} for t in SUPERVISED})
     problems: list[str] = field(default_factory=list)
 
+    def visit(self, entry: Any) -> None:
+        """Fold one trail entry (anything with ``seq`` and ``detail``): pass this to
+        :func:`monitor.trail.verify` to replay in the chain's own pass."""
+        for ch in (entry.detail or {}).get("state") or ():
+            _fold(self, entry.seq, ch)
+
 
 def replay(engine: Engine) -> Replayed:
     """Fold the state payloads of the whole trail, oldest first."""
@@ -188,9 +194,8 @@ def replay(engine: Engine) -> Replayed:
             batch = conn.execute(select(TrailEntry.seq, TrailEntry.detail)
                                  .where(TrailEntry.seq > last).order_by(TrailEntry.seq)
                                  .limit(5000)).all()
-            for seq, detail in batch:
-                for ch in (detail or {}).get("state") or ():
-                    _fold(out, seq, ch)
+            for entry in batch:
+                out.visit(entry)
             if len(batch) < 5000:
                 break
             last = batch[-1].seq
@@ -253,10 +258,11 @@ class Checked:
     tables: int
 
 
-def check(engine: Engine) -> Checked:
-    """Replay the trail and compare every supervised row with it; :class:`StateMismatch`
-    lists what differs (the first :data:`MAX_PROBLEMS`, then how many more)."""
-    replayed = replay(engine)
+def check(engine: Engine, replayed: Replayed | None = None) -> Checked:
+    """Replay the trail (or take ``replayed``, folded during the chain's check) and compare
+    every supervised row with it; :class:`StateMismatch` lists what differs (the first
+    :data:`MAX_PROBLEMS`, then how many more)."""
+    replayed = replay(engine) if replayed is None else replayed
     problems = list(replayed.problems)
     if _baseline_runs(engine) > 1:
         problems.append("the trail has more than one baseline: the state was re-recorded "

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -183,8 +183,10 @@ def _rows(conn: Connection, chunk: int = 5000) -> Iterator[Any]:
         last = batch[-1].seq
 
 
-def verify(engine: Engine) -> Verified:
-    """Recompute the whole chain; :class:`TrailBroken` names the first broken entry."""
+def verify(engine: Engine, visit: Callable[[Any], None] | None = None) -> Verified:
+    """Recompute the whole chain; :class:`TrailBroken` names the first broken entry.
+    ``visit`` sees each entry once it is checked (the state replay folds them in the same
+    pass: monitor/supervised.py)."""
     with engine.connect() as conn:
         recorded = _head(conn)
         algorithm = recorded.algorithm
@@ -204,6 +206,8 @@ def verify(engine: Engine) -> Verified:
                                 row.detail, row.prev_hash, row.channel, algorithm)
             if digest != row.hash:
                 raise TrailBroken(f"{where} was changed: its content no longer matches its hash")
+            if visit is not None:
+                visit(row)
             prev, expected_seq, count = row.hash, expected_seq + 1, count + 1
         head = conn.execute(select(TrailHead.seq, TrailHead.hash)
                             .where(TrailHead.id == HEAD_ID)).one_or_none()
