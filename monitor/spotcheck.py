@@ -19,8 +19,9 @@ import random
 from dataclasses import dataclass
 from datetime import datetime
 from types import SimpleNamespace
+from typing import Any
 
-from sqlalchemy import Engine, and_, func, insert, select
+from sqlalchemy import Engine, Row, and_, func, insert, select
 
 from . import authz, trail
 from .authz import Actor
@@ -78,7 +79,7 @@ def draw(engine: Engine, period: Period, tz, n: int, seed: str, now: datetime,
 
 
 def record(engine: Engine, case_id: str, by: str, passed: bool, note: str | None,
-           now: datetime, reason: str | None = None, channel: str = "cli") -> SpotCheck:
+           now: datetime, reason: str | None = None, channel: str = "cli") -> Row[Any]:
     """Record the result of a drawn case's review; a case already recorded needs
     ``reason`` (an amendment). Who may: see the module docstring."""
     if not note:
@@ -109,4 +110,4 @@ def record(engine: Engine, case_id: str, by: str, passed: bool, note: str | None
         state = traced_update(conn, "spot_checks", row.id, result=result, by_user=by,
                               note=note, recorded_at=now)
         trail.append(conn, now, [Entry(action, None, by, detail, channel, [state])])
-        return conn.execute(select(SpotCheck).where(SpotCheck.case_id == case_id)).first()
+        return conn.execute(select(SpotCheck).where(SpotCheck.case_id == case_id)).one()

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -150,7 +150,7 @@ def append(conn: Connection, at: datetime, entries: list[Entry]) -> list[int]:
         return []
     head = lock(conn)
     seq, prev = head.seq, head.hash
-    rows = []
+    rows: list[dict[str, Any]] = []
     for e in entries:
         seq += 1
         detail = e.stored_detail()
@@ -220,7 +220,7 @@ def verify(engine: Engine, visit: Callable[[Any], None] | None = None) -> Verifi
     return Verified(count, prev, algorithm)
 
 
-def check_entries(engine: Engine, entries: list[Any]) -> str | None:
+def check_entries(engine: Engine, entries: Sequence[Any]) -> str | None:
     """Check some entries (one alert's history) without walking the whole chain: each one's
     content must match its hash and its ``prev_hash`` the hash of the entry before it.
     ``None`` when they hold, else the first problem, worded as :func:`verify` words it."""
@@ -229,7 +229,7 @@ def check_entries(engine: Engine, entries: list[Any]) -> str | None:
     with engine.connect() as conn:
         algorithm = _head(conn).algorithm
         before = dict(conn.execute(select(TrailEntry.seq, TrailEntry.hash).where(
-            TrailEntry.seq.in_([e.seq - 1 for e in entries if e.seq > 1]))).all())
+            TrailEntry.seq.in_([e.seq - 1 for e in entries if e.seq > 1]))).tuples().all())
     for e in entries:
         where = f"trail entry #{e.seq} ({e.action}, alert {e.alert_id})"
         if entry_hash(e.seq, e.at, e.alert_id, e.action, e.actor, e.detail, e.prev_hash,

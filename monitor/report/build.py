@@ -7,6 +7,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from statistics import mean
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -14,6 +15,7 @@ from ..config import Config
 from ..stats import supervision_counts
 from ..trail import head_of
 from . import figures as fg
+from . import voice
 from .labels import labeler
 from .model import Column, Report, Table, change, rate
 from .period import Period
@@ -41,6 +43,7 @@ class Figures:
     sup: dict
     suppressed: dict[str, int] = field(default_factory=dict)  # exempted, not counted
     dismissed: dict[str, tuple[int, int]] = field(default_factory=dict)  # pending, confirmed
+    voice: dict[str, Table] = field(default_factory=dict)  # ratings, complaints, volume
 
     @property
     def rows(self) -> list[dict]:
@@ -76,6 +79,12 @@ def gather(engine: Engine, config: Config, period: Period,
                           fg.spot_checks(conn, scope), {})
         figures.suppressed = fg.suppressed_counts(conn, scope)
         figures.dismissed = fg.dismissals(conn, scope)
+        # the 好差评 and complaints sections only where such data was loaded for the period
+        figures.voice = {t.key: t for t in (
+            voice.ratings_table(conn, scope, figures.rows),
+            voice.complaints_table(conn, scope, figures.rows),
+            voice.volume_table(conn, scope, figures.cases, figures.rows))
+            if t.total is None or any(t.total.get(k) for k in ("rated", "received"))}
     figures.sup = _supervision(engine, config.tz, period, department)
     return figures
 
@@ -97,15 +106,16 @@ def build_report(engine: Engine, config: Config, period: Period, now: datetime,
     rep.trail = (head.seq, head.hash, head.algorithm)
     rep.tables.update(_online_tables(f.online, f.rows, label))
     rep.tables["t_spot"] = _spot_table(f.spot, f.rows, label)
-    t = rep.tables
-    rep.summary = {"accepted": t["t_cases"].total["accepted"],
-                   "completed": t["t_cases"].total["completed"],
-                   "on_time_rate": t["t_cases"].total["on_time_rate"],
-                   "findings": t["t_findings"].total["findings"],
-                   "red": t["t_findings"].total["red"], "open": t["t_findings"].total["open"],
-                   "escalated": t["t_findings"].total["escalated"],
-                   "orders": t["t_supervision"].total["orders"],
-                   "pass_rate": t["t_spot"].total["pass_rate"]}
+    rep.tables.update(f.voice)
+    t = {key: table.total or {} for key, table in rep.tables.items()}  # the county rows
+    rep.summary = {"accepted": t["t_cases"]["accepted"],
+                   "completed": t["t_cases"]["completed"],
+                   "on_time_rate": t["t_cases"]["on_time_rate"],
+                   "findings": t["t_findings"]["findings"],
+                   "red": t["t_findings"]["red"], "open": t["t_findings"]["open"],
+                   "escalated": t["t_findings"]["escalated"],
+                   "orders": t["t_supervision"]["orders"],
+                   "pass_rate": t["t_spot"]["pass_rate"]}
     completed_per_day: Counter = Counter()
     for c in f.done.values():
         completed_per_day.update(c.per_day)
@@ -227,7 +237,7 @@ def _sum(cases: dict, step: str, bucket: str) -> int:
 
 
 def _totals(table: Table, label) -> dict:
-    total = {c.key: None for c in table.columns}
+    total: dict[str, Any] = {c.key: None for c in table.columns}
     for c in table.columns:
         if c.fmt == "int":
             total[c.key] = sum(r[c.key] or 0 for r in table.rows)
