@@ -273,6 +273,7 @@ def _problem(engine: Engine, a: Mapping[str, Any], where: str,
     if a["entries"] > verified.entries:
         return (f"{said}: the trail now ends at entry #{verified.entries}: anchored entries "
                 "were removed (truncation, a wipe and reset, or a rollback to a backup)")
+    found: str | None
     if a["entries"] == 0:
         found = chainhash.genesis(verified.algorithm)
     else:

@@ -29,7 +29,7 @@ class ChainHashError(MonitorError):
 
 
 def _sm3_gmssl(data: bytes) -> str:
-    from gmssl import func, sm3  # only where OpenSSL has no SM3
+    from gmssl import func, sm3  # type: ignore[import-untyped]  # only where OpenSSL has none
 
     return sm3.sm3_hash(func.bytes_to_list(data))
 

@@ -97,7 +97,7 @@ def record(engine: Engine, case_id: str, by: str, passed: bool, note: str | None
                                what=f"the spot check of case {case_id}")
         authz.check(Actor.of_user(user, channel), "spot_check", what)
         result = "pass" if passed else "fail"
-        detail = {"case_id": case_id, "result": result, "note": note}
+        detail: dict[str, Any] = {"case_id": case_id, "result": result, "note": note}
         action = "spot_check_recorded"
         if row.result is not None:
             if not reason or not reason.strip():

@@ -32,7 +32,7 @@ snapshot of every supervised row, appended once by :func:`ensure_baseline`
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -148,7 +148,7 @@ def ensure_baseline(engine: Engine, at: datetime) -> int:
     return rows
 
 
-def _rows(conn: Connection, spec: Spec, size: int) -> Iterator[list[Any]]:
+def _rows(conn: Connection, spec: Spec, size: int) -> Iterator[Sequence[Any]]:
     """A table's rows (key first, then the supervised columns) in key order, ``size`` at
     a time."""
     query = select(spec.pk.label("pk"), *(getattr(spec.model, c) for c in spec.columns))
@@ -163,7 +163,7 @@ def _rows(conn: Connection, spec: Spec, size: int) -> Iterator[list[Any]]:
         last = batch[-1][0]
 
 
-def _chunks(conn: Connection, spec: Spec) -> Iterator[list[Any]]:
+def _chunks(conn: Connection, spec: Spec) -> Iterator[Sequence[Any]]:
     return _rows(conn, spec, BASELINE_CHUNK)
 
 
@@ -174,7 +174,7 @@ def _chunks(conn: Connection, spec: Spec) -> Iterator[list[Any]]:
 class Replayed:
     """What the trail says every supervised row is: table → id → (values, last entry)."""
 
-    rows: dict[str, dict[int, tuple[dict[str, Any], int]]] = field(
+    rows: dict[str, dict[Any, tuple[dict[str, Any], int]]] = field(
         default_factory=lambda: {t: {} for t in SUPERVISED})
     problems: list[str] = field(default_factory=list)
 
@@ -226,7 +226,7 @@ def _shown(values: Mapping[str, Any]) -> str:
 
 
 def _compare(conn: Connection, table: str, spec: Spec,
-             expected: dict[int, tuple[dict[str, Any], int]], problems: list[str]) -> int:
+             expected: dict[Any, tuple[dict[str, Any], int]], problems: list[str]) -> int:
     seen, count = set(), 0
     for batch in _rows(conn, spec, 5000):
         for row in batch:
@@ -282,4 +282,4 @@ def _baseline_runs(engine: Engine) -> int:
     """How many distinct moments a baseline was appended at."""
     with engine.connect() as conn:
         return conn.scalar(select(func.count(func.distinct(TrailEntry.at)))
-                           .where(TrailEntry.action == "baseline"))
+                           .where(TrailEntry.action == "baseline")) or 0
