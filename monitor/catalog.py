@@ -317,10 +317,11 @@ def known_department_codes(engine: Engine) -> set[str]:
 
 
 def ingest_catalog(engine: Engine, path: str | Path, at: datetime | None = None,
-                   by: str = trail.SYSTEM) -> ApplyResult:
+                   by: str = trail.SYSTEM, source: str | None = None) -> ApplyResult:
     """Validate ``path`` against what the store already knows, then apply it (on the
-    trail at ``at``: default, the file's modification time)."""
+    trail at ``at``: default, the file's modification time; ``source``: how the trail
+    names the file, default its path)."""
     if at is None:
         at = datetime.fromtimestamp(Path(path).stat().st_mtime, timezone.utc)
     return apply_catalog(engine, load_catalog(path, known_department_codes(engine)), at,
-                         str(path), by)
+                         source or str(path), by)
