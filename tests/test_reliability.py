@@ -58,7 +58,9 @@ def setup_pass(county: Path, folder: Path, url: str) -> Path:
     """A fresh working folder: the county's files in its inbox, config.yaml beside it."""
     shutil.copytree(county, folder / "inbox")
     (folder / "config.yaml").write_text(
-        "inbox: {dir: inbox, settle_seconds: 0}\nred_to_tier2: true\nlease_wait_seconds: 30\n"
+        # the county's catalog comes with its files: this inbox is trusted with catalogs
+        "inbox: {dir: inbox, settle_seconds: 0, trusted_catalog_dir: inbox}\n"
+        "red_to_tier2: true\nlease_wait_seconds: 30\n"
         f"notify:\n  sinks: {{gw: {{type: webhook, url: '{url}'}}}}\n  channels: {{sms: gw}}\n")
     return folder / "config.yaml"
 
