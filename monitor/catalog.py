@@ -19,7 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, insert, select
 from sqlalchemy.orm import Session
 
 from . import grants, trail
@@ -270,6 +270,7 @@ def apply_catalog(engine: Engine, data: CatalogData, at: datetime | None = None,
                                        ("items", Item, "code", data.items)):
             existing = {getattr(o, key): o for o in session.scalars(select(model))}
             added[name] = updated[name] = unchanged[name] = 0
+            fresh: dict[tuple[str, ...], list[dict]] = {}
             for row in rows:
                 current = existing.get(row[key])
                 if name == "users" and not bootstrap:
@@ -278,7 +279,9 @@ def apply_catalog(engine: Engine, data: CatalogData, at: datetime | None = None,
                         held.append(hold)
                         row = grants.safe_part(current, row, hold)
                 if current is None:
-                    session.add(model(**row))
+                    # only the catalog's own columns: what it does not know (a user's
+                    # choice of delivery, monitor/tier1.py) it never writes
+                    fresh.setdefault(tuple(sorted(row)), []).append(row)
                     added[name] += 1
                     diff["added"].setdefault(name, []).append(row[key])
                     if name == "users":

@@ -70,10 +70,13 @@ def deductions_in(conn: Connection, w: ScoreWeights, tz: tzinfo, period: Period,
             select(Alert.id, Alert.department, Alert.kind, Alert.level, Alert.status,
                    Alert.escalated_at, Alert.case_id, Alert.message)
             .join(d, d.c.id == Alert.id)
+            # a finding cleared (复查销号) does not count against a department: it turned out
+            # not to hold; a dismissal (false_positive) only once tier 2 confirmed it
             .where(cur, or_(Alert.disposition.is_(None),
                             Alert.disposition.not_in(DISMISSALS),
                             Alert.status != "confirmed"),
-                   Alert.disposition.is_distinct_from("voided"), Alert.kind.not_in(NOT_SCORED))
+                   Alert.disposition.is_distinct_from("voided"), Alert.kind.not_in(NOT_SCORED),
+                   Alert.status != "cleared")
             .order_by(Alert.department, Alert.id)):
         dept = a.department or "-"
         theme = w.kind_themes.get(a.kind, "regular")

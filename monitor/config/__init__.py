@@ -18,6 +18,8 @@ parser and (to validate a sink's options against the sink's own declaration) the
 """
 
 from .audit import AUDIT_KEY_ENV, AUDIT_SETTINGS, AuditConfig
+from .encoding import AUTO as AUTO_ENCODING
+from .encoding import EncodingProblem, check_encoding
 from .load import (DATABASE_URL_ENV, DEFAULT_CONFIG_NAME, DEFAULT_DB_NAME, SETTINGS,
                    SHIPPED_RULES, Config, load_config, resolve_database_url)
 from .notify import CHANNELS, NOTIFY_SETTINGS, NotifyConfig, SinkSpec
@@ -30,7 +32,7 @@ from .xes import MAPPING_SETTINGS, XesMapping
 
 __all__ = [
     "AUDIT_KEY_ENV", "AUDIT_SETTINGS", "AuditConfig",
-    "CHANNELS", "DATABASE_URL_ENV", "DEFAULT_CONFIG_NAME", "DEFAULT_DB_NAME", "INBOX_SETTINGS",
+    "AUTO_ENCODING", "CHANNELS", "EncodingProblem", "check_encoding", "DATABASE_URL_ENV", "DEFAULT_CONFIG_NAME", "DEFAULT_DB_NAME", "INBOX_SETTINGS",
     "JOBS", "LANGUAGES", "MAPPING_SETTINGS", "NOTIFY_SETTINGS", "SCHEDULE_SETTINGS",
     "SCORE_SETTINGS", "SETTINGS", "SHIPPED_RULES", "SOURCE_KEYS", "THEMES", "Config",
     "InboxConfig", "NotifyConfig", "PullSource", "ScheduleConfig", "ScoreWeights", "Setting",

@@ -28,12 +28,12 @@ INBOX_SETTINGS: tuple[Setting, ...] = (
             "A directory (relative to config.yaml) whose catalog files the inbox loads; only "
             "people trusted with the catalog should write there. Tier-2 roles and moves of "
             "monitors still wait for approval (permit-monitor grants). Unset: none."),
-    Setting("receipts", ["receipts*.csv", "receipts*.csv.gz"], list,
+    Setting("receipts", ["receipts*.csv", "receipts*.csv.gz", "receipts*.xlsx"], list,
             "Name patterns of fiscal receipt files."),
-    Setting("activity", ["activity*.csv", "activity*.csv.gz"], list,
+    Setting("activity", ["activity*.csv", "activity*.csv.gz", "activity*.xlsx"], list,
             "Name patterns of monitoring-log files (user_id, at, action)."),
-    Setting("events", ["*.csv", "*.jsonl", "*.ndjson", "*.xes", "*.csv.gz", "*.jsonl.gz",
-                       "*.xes.gz"], list,
+    Setting("events", ["*.csv", "*.jsonl", "*.ndjson", "*.xes", "*.xlsx", "*.csv.gz",
+                       "*.jsonl.gz", "*.xes.gz"], list,
             "Name patterns of event files (after the catalog, receipts and activity patterns)."),
 )
 

@@ -76,6 +76,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "dismissed_confirmed": ("误报已确认", "Dismissals confirmed"),
     "reminders": ("一级催办", "Reminders"),
     "orders": ("二级督办", "Supervision orders"),
+    "tier1_messages": ("一级督办信息（条）", "Tier-1 supervision messages"),
+    "tier2_messages": ("二级督办信息（条）", "Tier-2 supervision messages"),
     "rectified": ("整改", "Rectified"),
     "explained": ("说明", "Explained"),
     "false_positive": ("误报", "False positive"),
