@@ -298,6 +298,8 @@ def apply_catalog(engine: Engine, data: CatalogData, at: datetime | None = None,
                 diff["changed"].append({name: row[key], "fields": fields})
                 if name == "users":
                     users_changed.append(change("users", row[key], row))
+            for same_keys in fresh.values():
+                session.execute(insert(model), same_keys)
         session.flush()
         entries = []
         if added_or_changed := (diff["added"] or diff["changed"]):

@@ -136,9 +136,12 @@ def test_a_deleted_row_is_named(county, table):
     model = TABLES[table][0]
     row_id = _second(county, model)
     with county.begin() as conn:
-        if table == "alerts":  # what hangs off it goes first (foreign keys)
-            for child in (Hold, Disposition, SupervisionOrder):
-                conn.execute(delete(child).where(child.alert_id == row_id))
+        if table == "alerts":  # what hangs off it goes first (every foreign key to it)
+            from monitor.models import Base
+
+            for child in Base.metadata.sorted_tables:
+                if any(fk.column.table.name == "alerts" for fk in child.foreign_keys):
+                    conn.execute(delete(child).where(child.c.alert_id == row_id))
         conn.execute(delete(model).where(model.id == row_id))
     lines = mismatch(county)
     mine = [x for x in lines if x.startswith(f"{table} #{row_id} ")]
