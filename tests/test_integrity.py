@@ -356,7 +356,7 @@ def test_migration_0015_on_a_store_with_data_takes_a_baseline(empty_db_url, tmp_
     data = load_catalog(tmp_path / "catalog.yaml")
     old = create_store_engine(empty_db_url)
     with old.begin() as conn:
-        command.upgrade(_alembic_config(conn), "0012")
+        command.upgrade(_alembic_config(conn), "0017")  # the revision before 0015
         for model, rows in ((Department, data.departments), (User, data.users),
                             (Item, data.items)):
             conn.execute(insert(model), rows)
