@@ -61,7 +61,7 @@ class Spec:
 SUPERVISED: dict[str, Spec] = {
     "alerts": Spec(Alert, ("status", "level", "tier", "department", "assigned_to", "due_on",
                            "disposition", "exemption_id")),
-    "holds": Spec(Hold, ("alert_id", "case_id", "status", "released_by")),
+    "holds": Spec(Hold, ("alert_id", "case_id", "status", "released_by", "acked_by")),
     "supervision_orders": Spec(SupervisionOrder, ("alert_id", "issued_by", "reason",
                                                   "to_users", "due_on")),
     "dispositions": Spec(Disposition, ("alert_id", "by_user", "tier", "kind", "verdict",

@@ -27,6 +27,7 @@ from .reports import ScoreWeights, load_language, load_scores
 from .schedule import InboxConfig, ScheduleConfig, load_unattended
 from .settings import Setting, declared, read_section
 from .sources import PullSource, load_sources
+from .gate import GateConfig, load_gate
 from .web import WebConfig, load_web
 from .mappings import EventMapping, load_mappings
 from .xes import XesMapping, load_mapping
@@ -120,6 +121,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("audit", {}, dict,
             "Integrity of the record: the trail's hash (sha256 | sm3) and signed anchors; "
             "keys in the 'audit' table below."),
+    Setting("gate", {}, dict,
+            "The workflow gate (POST /api/v1/gate): its time budget and its answer when the "
+            "database cannot answer in time; keys in the 'gate' table below."),
 )
 
 CALENDAR_KEYS = ("extra_holidays", "extra_workdays", "country", "departments")
@@ -164,6 +168,7 @@ class Config:
     sources: Mapping[str, PullSource] = declared(SETTINGS, "sources")
     web: WebConfig = declared(SETTINGS, "web", lambda raw: WebConfig(**raw))
     audit: AuditConfig = declared(SETTINGS, "audit", lambda raw: AuditConfig(**raw))
+    gate: GateConfig = declared(SETTINGS, "gate", lambda raw: GateConfig(**raw))
 
     @property
     def tz(self) -> ZoneInfo:
@@ -254,6 +259,7 @@ def load_config(path: str | Path | None) -> Config:
         sources=load_sources(values["sources"] or LineDict(), where),
         web=load_web(values["web"] or LineDict(), where),
         audit=load_audit(values["audit"] or LineDict(), where, base_dir),
+        gate=load_gate(values["gate"] or LineDict(), where),
     )
 
 

@@ -12,7 +12,7 @@
   an existing tier-2 monitor approves or rejects it (monitor/grants.py).
 
 Revision ID: 0015
-Revises: 0017 (re-chained after main's newest at the merge; 0012 when written)
+Revises: 0013 (re-chained after main's newest at the merge; 0012 when written)
 Create Date: 2026-12-07
 """
 from alembic import op
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 
 revision = '0015'
-down_revision = '0017'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 
