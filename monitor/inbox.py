@@ -2,7 +2,7 @@
 a file cannot be read at all, to ``failed/`` with a ``.reason`` file beside it.
 
 A file is taken by its name (``inbox.catalog``, ``inbox.receipts``, ``inbox.activity``,
-then ``inbox.events`` patterns; catalogs first, so the events of a new item find it). A file
+``inbox.ratings``, ``inbox.complaints``, then ``inbox.events`` patterns; catalogs first, so the events of a new item find it). A file
 that may still be being written is left for the next pass:
 
 * names starting with ``.`` or ``~`` or ending in ``.part``, ``.tmp``, ``.partial`` are
@@ -25,12 +25,15 @@ next pass ingests it again (rows already stored count as duplicates) and moves i
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Callable, Iterable
 import logging
 import os
 import stat
 from dataclasses import dataclass, replace
+from functools import partial
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -41,8 +44,9 @@ from .masking import mask
 
 log = logging.getLogger(__name__)
 IN_PROGRESS_SUFFIXES = (".part", ".tmp", ".partial", ".filepart", ".crdownload")
-ORDER = ("catalog", "events", "receipts", "activity")
-MATCH_ORDER = ("catalog", "receipts", "activity", "events")  # events' *.csv matches last
+ORDER = ("catalog", "events", "receipts", "activity", "ratings", "complaints")
+# events' *.csv matches last
+MATCH_ORDER = ("catalog", "receipts", "activity", "ratings", "complaints", "events")
 REASON_CHARS = 2000
 
 
@@ -133,14 +137,17 @@ def _move(path: Path, folder: Path, limits: Limits) -> Path:
 
 def _ingest_one(engine: Engine, config: Config, kind: str, path: Path, now: datetime) -> str:
     from .catalog import ingest_catalog
-    from .ingest import Tally, ingest_activity, ingest_events, ingest_receipts
+    from .ingest import Tally, ingest_activity, ingest_events, ingest_receipts, ingest_voice
 
     if kind == "catalog":
         r = ingest_catalog(engine, path, now, limits=config.limits.yaml)
         return "catalog: " + ", ".join(f"{n} +{r.added[n]} ~{r.updated[n]}"
                                        for n in ("departments", "users", "items"))
-    ingest = {"events": ingest_events, "receipts": ingest_receipts,
-              "activity": ingest_activity}[kind]
+    readers: dict[str, Callable[..., Iterable[Any]]] = {
+        "events": ingest_events, "receipts": ingest_receipts, "activity": ingest_activity,
+        "ratings": partial(ingest_voice, "ratings"),
+        "complaints": partial(ingest_voice, "complaints")}
+    ingest = readers[kind]
     total = Tally()
     for result in ingest(engine, config, [str(path)], now):
         total += result.tally

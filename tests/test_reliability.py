@@ -249,7 +249,8 @@ def test_two_nightly_passes_started_together(county, tmp_path, gateway):
         (code1, out1), (code2, out2) = finish(first), finish(second)
         assert (code1, code2) == (0, 0), (out1, out2)
         outs = sorted([out1, out2], key=lambda o: "inbox 0 file" in o)
-        assert "inbox 4 file(s)" in outs[0] and "inbox 0 file(s)" in outs[1]
+        # catalog, events, receipts, activity, ratings, complaints
+        assert "inbox 6 file(s), 0 rejected" in outs[0] and "inbox 0 file(s)" in outs[1]
         assert "0 new alert(s)" in outs[1] and "notifications sent 0" in outs[1]
         state = snapshot(url, gateway)
         keys = [a[0] for a in state["alerts"]]

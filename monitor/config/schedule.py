@@ -32,6 +32,11 @@ INBOX_SETTINGS: tuple[Setting, ...] = (
             "Name patterns of fiscal receipt files."),
     Setting("activity", ["activity*.csv", "activity*.csv.gz", "activity*.xlsx"], list,
             "Name patterns of monitoring-log files (user_id, at, action)."),
+    Setting("ratings", ["ratings*.csv", "ratings*.jsonl", "ratings*.xlsx", "ratings*.csv.gz"],
+            list, "Name patterns of 好差评 rating files (rating_id, …, score, tags)."),
+    Setting("complaints", ["complaints*.csv", "complaints*.jsonl", "complaints*.xlsx",
+                           "complaints*.csv.gz"], list,
+            "Name patterns of 效能投诉 complaint files (complaint_id, received_at, …)."),
     Setting("events", ["*.csv", "*.jsonl", "*.ndjson", "*.xes", "*.xlsx", "*.csv.gz",
                        "*.jsonl.gz", "*.xes.gz"], list,
             "Name patterns of event files (after the catalog, receipts and activity patterns)."),
@@ -63,6 +68,8 @@ class InboxConfig:
     trusted_catalog_dir: Path | None = declared(INBOX_SETTINGS, "trusted_catalog_dir")
     receipts: tuple[str, ...] = declared(INBOX_SETTINGS, "receipts")
     activity: tuple[str, ...] = declared(INBOX_SETTINGS, "activity")
+    ratings: tuple[str, ...] = declared(INBOX_SETTINGS, "ratings")
+    complaints: tuple[str, ...] = declared(INBOX_SETTINGS, "complaints")
     events: tuple[str, ...] = declared(INBOX_SETTINGS, "events")
     owner: str | None = declared(INBOX_SETTINGS, "owner")
 
@@ -93,7 +100,7 @@ def _inbox(raw: Any, where: str, base_dir: Path) -> InboxConfig | None:
     values = read_section(section(raw, "inbox", where), INBOX_SETTINGS, where)
     if not values["dir"]:
         return None
-    for key in ("catalog", "receipts", "activity", "events"):
+    for key in ("catalog", "receipts", "activity", "ratings", "complaints", "events"):
         if not all(isinstance(p, str) for p in values[key]):
             raise ConfigError(where, raw.line_of(key), f"'inbox.{key}' must be a list of "
                                                        "name patterns like '*.csv'")
@@ -101,7 +108,8 @@ def _inbox(raw: Any, where: str, base_dir: Path) -> InboxConfig | None:
     return InboxConfig(dir=base_dir / values["dir"], settle_seconds=values["settle_seconds"],
                        trusted_catalog_dir=base_dir / trusted if trusted else None,
                        catalog=tuple(values["catalog"]), receipts=tuple(values["receipts"]),
-                       activity=tuple(values["activity"]), events=tuple(values["events"]),
+                       activity=tuple(values["activity"]), ratings=tuple(values["ratings"]),
+                       complaints=tuple(values["complaints"]), events=tuple(values["events"]),
                        owner=values["owner"])
 
 

@@ -45,12 +45,19 @@ class Params:
     answer_days: int = 15       # … to answer the complainant (反馈)
 
 
+# what citizens said is not shown beside a complaint: only what the log's own rules found
+# (the voice kinds' alerts come and go with this very run, and would make the text unstable)
+VOICE_KINDS = ("bad_rating", "complaint", "rating_contradiction", "volume_drop",
+               "ranking_last")
+
+
 def _case_alerts(conn: Connection, case_ids: list[str]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = defaultdict(list)
     for i in range(0, len(case_ids), IN_CHUNK):
         for row in conn.execute(select(Alert.case_id, Alert.id, Alert.kind, Alert.level)
                                 .where(Alert.case_id.in_(case_ids[i:i + IN_CHUNK]),
-                                       Alert.status != "suppressed")
+                                       Alert.status != "suppressed",
+                                       Alert.kind.not_in(VOICE_KINDS))
                                 .order_by(Alert.id)):
             out[row.case_id].append(f"#{row.id} {row.kind}（{row.level}）")
     return out
