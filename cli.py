@@ -51,8 +51,8 @@ log = logging.getLogger("monitor")
 class App:
     """What every command needs, built on first use so ``--help`` never touches the database."""
 
-    def __init__(self, config_path: str | None, db_url: str | None):
-        self.config_path, self.db_url = config_path, db_url
+    def __init__(self, config_path: str | None, db_url: str | None, may_create: bool = True):
+        self.config_path, self.db_url, self.may_create = config_path, db_url, may_create
 
     @cached_property
     def config(self):
@@ -66,7 +66,7 @@ class App:
     def engine(self):
         from monitor.db import open_store
 
-        return open_store(self.url)
+        return open_store(self.url, create=self.may_create)
 
     @staticmethod
     def now() -> datetime:
@@ -74,7 +74,8 @@ class App:
 
 
 class MonitorGroup(click.Group):
-    """The root group: the one place a MonitorError becomes ``Error: …`` and exit 1."""
+    """The root group: the one place a MonitorError becomes ``Error: …`` and exit 1 (2 for
+    a :class:`~monitor.errors.UsageProblem`, a value naming nothing that exists)."""
 
     def invoke(self, ctx: click.Context):
         try:
@@ -82,7 +83,7 @@ class MonitorGroup(click.Group):
         except MonitorError as exc:
             for line in str(exc).splitlines() or [type(exc).__name__]:
                 click.echo(f"Error: {line}", err=True)
-            ctx.exit(1)
+            ctx.exit(getattr(exc, "exit_code", 1))
 
 
 pass_app = click.make_pass_decorator(App)
@@ -125,7 +126,12 @@ def cli(ctx: click.Context, config_path: str | None, db_url: str | None, verbose
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if verbose < 2:  # Alembic's plugin set-up lines would bury what -v is for
         logging.getLogger("alembic").setLevel(logging.WARNING)
-    ctx.obj = App(config_path, db_url)
+    ctx.obj = App(config_path, db_url, may_create=ctx.invoked_subcommand in CREATES_STORE)
+
+
+# The commands that may create a database; every other one refuses a missing store (naming
+# its URL and how to create one) instead of creating an empty one and answering from it.
+CREATES_STORE = frozenset({"init", "demo", "ingest", "nightly", "serve"})
 
 
 json_option = click.option("--json", "as_json", is_flag=True,
@@ -160,8 +166,13 @@ def _as_of(app: App, text: str | None) -> datetime:
         raise click.BadParameter(str(exc), param_hint="--as-of") from None
 
 
-def _period(app: App, period, date_from, date_to):
+def _period(app: App, period, date_from, date_to, department: str | None = None):
+    """The period of --period/--from/--to; a --department naming none is a usage error."""
+    from monitor.filters import check_filters
     from monitor.report import parse_period
+
+    if department is not None:
+        check_filters(app.engine, department=department)
 
     return parse_period(period, date_from, date_to, app.now().astimezone(app.config.tz).date())
 
@@ -555,6 +566,9 @@ def alerts_list(app: App, fmt: str, kind, level, department, status, rule_id, ti
     The table shows id, level, tier, status, department, handling deadline, rule, message.
     """
     from monitor.alerts import ALERT_FIELDS, jsonable, list_alerts
+    from monitor.filters import check_filters
+
+    check_filters(app.engine, department=department, status=status, kind=kind, rule_id=rule_id)
 
     def text(r) -> str:
         due = r.due_on.isoformat() if r.due_on else "-"
@@ -682,7 +696,8 @@ def notify() -> None:
 @notify.command("flush")
 @pass_app
 def notify_flush(app: App) -> None:
-    """Deliver pending notifications through the sinks in config.yaml (notify:).
+    """Deliver pending notifications through the sinks in config.yaml (notify:); say how
+    many went where, and warn when no sink reaches people (only the log, or files).
 
     A failing sink is retried later with backoff; nothing is lost. Exit 1 if any message
     could not be delivered this time (it stays queued, or is marked failed with its error).
@@ -695,6 +710,12 @@ def notify_flush(app: App) -> None:
     assert result is not None  # the flush stage ran, or raised
     click.echo(f"sent {result.sent:,} · retrying later {result.retrying:,} · "
                f"failed {result.failed:,}")
+    for where, n in sorted(result.by_sink.items()):
+        click.echo(f"  {n:,} via {where}")
+    if not result.network:
+        click.echo("Warning: no network sink (webhook, smtp) is configured: nobody was told "
+                   "by SMS or e-mail; add one under notify.sinks and notify.channels in "
+                   "config.yaml (permit-monitor settings)", err=True)
     for error in result.errors[:20]:
         click.echo(f"  {error}", err=True)
     if result.retrying or result.failed:
@@ -913,7 +934,7 @@ def sample(ctx, period, date_from, date_to, department, size, seed) -> None:
     from monitor.spotcheck import draw
 
     app = ctx.find_object(App)
-    when = _period(app, period, date_from, date_to)
+    when = _period(app, period, date_from, date_to, department)
     drawn = draw(app.engine, when, app.config.tz, size, seed, app.now(), department)
     for d in drawn:
         at = d.completed_at.astimezone(app.config.tz).strftime("%Y-%m-%d")
@@ -974,8 +995,9 @@ def rules_check(app: App, paths: tuple[str, ...], catalog: str | None, quiet: bo
     """Validate rule files (default: rules_dir); exit 1 on any problem.
 
     Prints `OK path` for each good file and `path:line: message (did you mean …)` for each
-    problem. Checks every key and value as `run` would load it, plus step names, roles and
-    scope categories (and, with --catalog, departments and items). Opens no database.
+    problem. Checks every key and value as `run` would load it, plus step names, roles,
+    scope categories, departments and items: against --catalog, else against the catalog in
+    the configured database (read only, never created); says on stderr which, or why not.
 
     \b
     Examples:
@@ -985,9 +1007,15 @@ def rules_check(app: App, paths: tuple[str, ...], catalog: str | None, quiet: bo
     As a git pre-commit hook (.git/hooks/pre-commit):
       git diff --cached --name-only -- 'rules/*.yaml' | xargs -r permit-monitor rules check -q
     """
-    from monitor.ruletools.check import check_paths, vocabulary
+    from monitor.ruletools.check import check_paths, store_vocabulary, vocabulary
 
-    reports = check_paths(list(paths) or [_shown(app.config.rules_dir)], vocabulary(catalog))
+    if catalog:
+        vocab = vocabulary(catalog)
+    else:
+        vocab, checked = store_vocabulary(app.url)
+        if not quiet or not vocab.departments:
+            click.echo(checked, err=True)
+    reports = check_paths(list(paths) or [_shown(app.config.rules_dir)], vocab)
     bad = 0
     for report in reports:
         for problem in report.problems:
@@ -1260,8 +1288,8 @@ def report(app: App, period, date_from, date_to, department, fmt, out, table) ->
     from monitor.report.render import render
 
     _warn_if_no_events(app)
-    rep = build_report(app.engine, app.config, _period(app, period, date_from, date_to),
-                       app.now(), department)
+    when = _period(app, period, date_from, date_to, department)
+    rep = build_report(app.engine, app.config, when, app.now(), department)
     key = f"t_{table}" if table else None
     _emit_report(*render(rep, fmt, out, key))
 
@@ -1291,7 +1319,7 @@ def scores(app: App, period, date_from, date_to, department, fmt, out, explain) 
     from monitor.scores import deductions, scorecard
 
     _warn_if_no_events(app)
-    when = _period(app, period, date_from, date_to)
+    when = _period(app, period, date_from, date_to, department)
     if explain:
         found = [x for x in deductions(app.engine, app.config, when, explain)]
         for x in found:

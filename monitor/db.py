@@ -146,11 +146,38 @@ def _migrated_by_another(engine: Engine, head: str) -> bool:
     return False
 
 
-def open_store(url: str) -> Engine:
-    """Connect, check the server answers, and bring the schema up to date."""
+HOW_TO_CREATE = ("create one with `permit-monitor init` (or `permit-monitor demo`), or point to "
+                 "one with --db URL or MONITOR_DATABASE_URL")
+
+
+def _refuse_missing(url: str, engine: Engine) -> None:
+    """A command that only reads or acts on a store refuses one that does not exist (an
+    absent or empty SQLite file, a database without permit-monitor's schema) instead of
+    creating it and answering from nothing."""
+    database = engine.url.database
+    if engine.dialect.name == "sqlite" and database not in (None, "", ":memory:"):
+        path = Path(database).expanduser()
+        if not path.is_file() or path.stat().st_size == 0:
+            engine.dispose()
+            raise StoreError(f"no database at {safe_url(url)}: {HOW_TO_CREATE}")
+    if current_revision(engine) is None:
+        engine.dispose()
+        raise StoreError(f"database {safe_url(url)} has no permit-monitor schema: "
+                         f"{HOW_TO_CREATE}")
+
+
+def open_store(url: str, create: bool = True, upgrade: bool = True) -> Engine:
+    """Connect, check the server answers, and bring the schema up to date.
+
+    ``create=False``: refuse a store that does not exist yet (see :func:`_refuse_missing`);
+    only the commands that create a store (``init``, ``demo``, ``ingest``, ``nightly``,
+    ``serve``) pass True. ``upgrade=False``: leave the schema as it is (a read-only look)."""
     engine = create_store_engine(url)
     try:
-        ensure_schema(engine)
+        if not create:
+            _refuse_missing(url, engine)
+        if upgrade:
+            ensure_schema(engine)
     except DBAPIError as exc:
         engine.dispose()
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)

@@ -97,6 +97,9 @@ def open_source(name: str, fmt: str | None = None) -> Iterator[Source]:
             peek = stream.peek(512)[:512]
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
             raise IngestError(f"{label}: not a readable gzip file ({exc})") from None
+        if not peek:  # like a file of blank lines, which fails on its header: never a silent 0
+            raise IngestError(f"{label}: the file is empty; nothing was read — see the input "
+                              "contract in docs/input-contract.md")
         yield Source(label, size, stream, buffered, fmt or _detect(label, peek), forkable)
     finally:
         if forkable:  # never sys.stdin's own reader
@@ -175,7 +178,13 @@ def jsonl_rows(source: Source, encoding: str = "utf-8-sig") -> Iterator[SourceRo
 
     def rows() -> Iterator[SourceRow]:
         with _text(source, encoding) as lines:
-            yield from _json_records(lines)
+            seen = 0
+            for row in _json_records(lines):
+                seen += 1
+                yield row
+            if not seen:
+                raise IngestError(f"{source.name}: only blank lines, no JSON object; nothing "
+                                  "was read — see the input contract in docs/input-contract.md")
 
     return _guard(source, encoding, rows())
 
