@@ -1,7 +1,8 @@
 """permit-monitor command line: parse options, call one ``monitor`` function, format.
 
-Errors a user can cause (``MonitorError``) become one ``Error: …`` line and exit code 1,
-here and nowhere else; usage errors exit 2; anything else is a bug and keeps its traceback.
+Errors a user can cause (``MonitorError``) become one ``Error: …`` line and exit code 1
+(2 for a usage error: click's own, or a MonitorError marked ``exit_code = 2``), here and
+nowhere else; anything else is a bug and keeps its traceback.
 
 The commands, by group, in the order of this file (``--help`` lists them alphabetically):
 
@@ -22,6 +23,7 @@ lease, list output).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
@@ -118,8 +120,15 @@ def cli(ctx: click.Context, config_path: str | None, db_url: str | None, verbose
 
     \b
     Which database: --db, else $MONITOR_DATABASE_URL, else config.yaml's database_url, else
-    monitor.db beside config.yaml. After `demo`:
+    monitor.db beside config.yaml (only init, demo, ingest, nightly and serve create a
+    database; the other commands refuse a missing one). After `demo`:
       export MONITOR_DATABASE_URL=sqlite:///permit-monitor-demo/monitor.db
+
+    \b
+    Every list command takes --format table|json|csv; every acting user is --by USER.
+    Exit codes: 0 ok · 1 error (one line `Error: …` on stderr) · 2 usage error (unknown
+    option, command or value: a did-you-mean names the closest) · 3 only with
+    `nightly --exit-code`: the pass went well and raised new red alerts.
     """
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=max(level, logging.DEBUG), stream=sys.stderr,
@@ -134,11 +143,46 @@ def cli(ctx: click.Context, config_path: str | None, db_url: str | None, verbose
 CREATES_STORE = frozenset({"init", "demo", "ingest", "nightly", "serve"})
 
 
+LIST_FORMATS = click.Choice(["table", "json", "csv"])
+
+
+def format_option(f):
+    """``--format table|json|csv`` of every list command (``fmt``); the older ``--json`` (one
+    object per line) stays as a hidden alias. JSON is one array, CSV has a header row."""
+    @functools.wraps(f)
+    def with_format(*args, fmt: str, as_jsonl: bool, **kwargs):
+        return f(*args, fmt="jsonl" if as_jsonl else fmt, **kwargs)
+
+    with_format = click.option("--json", "as_jsonl", is_flag=True, hidden=True)(with_format)
+    return click.option("--format", "fmt", type=LIST_FORMATS, default="table",
+                        show_default=True, help="table; json: one array; csv: a header row."
+                        )(with_format)
+
+
 json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print exactly one JSON object on stdout instead of text.")
 by_option = click.option("--by", "by", required=True, metavar="USER",
                          help="Who acts: a user id from the catalog (checked against its roles).")
 note_option = click.option("--note", help="What was done, or why (recorded in the trail).")
+
+
+def by_option_was(old: str, help: str):
+    """``--by USER`` (required), for a command that used to spell it ``old`` (e.g.
+    ``--approved-by``): the old spelling still works, hidden from --help."""
+    def decorate(f):
+        @functools.wraps(f)
+        def with_by(*args, by: str | None, by_old: str | None, **kwargs):
+            if by and by_old and by != by_old:
+                raise click.UsageError(f"--by {by} and {old} {by_old} disagree: give --by only",
+                                       click.get_current_context())
+            if not (by or by_old):
+                raise click.UsageError("Missing option '--by'.", click.get_current_context())
+            return f(*args, by=by or by_old, **kwargs)
+
+        with_by = click.option(old, "by_old", metavar="USER", hidden=True)(with_by)
+        return click.option("--by", "by", metavar="USER", help=f"{help} [required]")(with_by)
+
+    return decorate
 
 
 def period_options(f):
@@ -200,10 +244,12 @@ def _echo_rows(rows: Iterable[Any], text: Callable[[Any], str], *, fmt: str = "t
     """The one way a list command prints its rows, as they come, in ``fmt``: ``table``,
     ``text(row)`` for each row (a line, or several); ``jsonl``, ``record(row)`` as one JSON
     object per line; ``json``, the records as one JSON array; ``csv``, a header of
-    ``columns``, then each record's values (dicts and lists as JSON). ``empty``, when
-    given, is said on stderr if there was no row."""
+    ``columns`` (default: the first record's fields), then each record's values (dicts and
+    lists as JSON). ``record`` defaults to :func:`monitor.records.record`. ``empty``, when
+    given, is said on stderr if a table had no row."""
+    if record is None:
+        from monitor.records import record
     def as_record(row: Any) -> dict[str, Any]:
-        assert record is not None, f"{fmt} output needs a record per row"
         return record(row)
 
     shown = 0
@@ -215,17 +261,21 @@ def _echo_rows(rows: Iterable[Any], text: Callable[[Any], str], *, fmt: str = "t
         import csv
 
         writer = csv.writer(sys.stdout)
-        writer.writerow(columns)
+        if columns:
+            writer.writerow(columns)
         for r in rows:
             shown += 1
             d = as_record(r)
+            if not columns:  # the record's own fields, in order
+                columns = list(d)
+                writer.writerow(columns)
             writer.writerow([json.dumps(d[c], ensure_ascii=False)
                              if isinstance(d[c], (dict, list)) else d[c] for c in columns])
     else:
         for r in rows:
             shown += 1
             click.echo(json.dumps(as_record(r), ensure_ascii=False) if fmt == "jsonl" else text(r))
-    if not shown and empty:
+    if not shown and empty and fmt == "table":
         click.echo(empty, err=True)
 
 
@@ -417,9 +467,9 @@ def quarantine() -> None:
 @click.option("--source", help="Only rows from this file.")
 @click.option("--all", "include_resolved", is_flag=True, help="Include rows since resolved.")
 @click.option("--limit", type=click.IntRange(min=1), help="Show at most this many rows.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@format_option
 @pass_app
-def quarantine_list(app: App, reason, source, include_resolved, limit, as_json) -> None:
+def quarantine_list(app: App, reason, source, include_resolved, limit, fmt) -> None:
     """Show quarantined rows: source:line, reason, detail and the raw row."""
     from monitor.ingest.quarantine import list_quarantine
 
@@ -429,12 +479,11 @@ def quarantine_list(app: App, reason, source, include_resolved, limit, as_json) 
 
     _echo_rows(list_quarantine(app.engine, reason=reason, source=source,
                                include_resolved=include_resolved, limit=limit),
-               text, fmt="jsonl" if as_json else "table",
+               text, fmt=fmt,
                record=lambda q: {"id": q.id, "kind": q.kind, "source": q.source,
                                  "line": q.line, "reason": q.reason, "detail": q.detail,
                                  "raw": json.loads(q.raw), "resolution": q.resolution},
-               empty=None if as_json else
-               "quarantine is empty" if not (reason or source) else "no matching rows")
+               empty="quarantine is empty" if not (reason or source) else "no matching rows")
 
 
 @quarantine.command("retry")
@@ -541,11 +590,8 @@ def alerts() -> None:
     """Alerts raised by the rules: list them, show one with its evidence."""
 
 
-ALERT_FORMATS = click.Choice(["table", "json", "csv"])
-
-
 @alerts.command("list")
-@click.option("--format", "fmt", type=ALERT_FORMATS, default="table", show_default=True)
+@format_option
 @click.option("--kind", help="Only this rule kind (e.g. step_too_fast).")
 @click.option("--level", type=click.Choice(["warning", "yellow", "red"]))
 @click.option("--department", help="Only this department code.")
@@ -580,7 +626,7 @@ def alerts_list(app: App, fmt: str, kind, level, department, status, rule_id, ti
                            status=status, rule_id=rule_id, tier=tier, overdue_on=today,
                            suppressed=suppressed),
                text, fmt=fmt, record=jsonable, columns=ALERT_FIELDS,
-               empty="no alerts" if fmt == "table" else None)
+               empty="no alerts")
 
 
 @alerts.command("show")
@@ -726,8 +772,9 @@ def notify_flush(app: App) -> None:
 @click.option("--failed", is_flag=True, help="Only messages given up on, with their error.")
 @click.option("--all", "show_all", is_flag=True, help="Include messages already delivered.")
 @click.option("--limit", type=click.IntRange(min=1), help="Show at most this many.")
+@format_option
 @pass_app
-def notify_list(app: App, failed: bool, show_all: bool, limit: int | None) -> None:
+def notify_list(app: App, failed: bool, show_all: bool, limit: int | None, fmt: str) -> None:
     """List notifications not yet delivered (pending and failed), oldest first."""
     from monitor.outbox import list_messages
 
@@ -741,7 +788,7 @@ def notify_list(app: App, failed: bool, show_all: bool, limit: int | None) -> No
 
     _echo_rows(list_messages(app.engine, status="failed" if failed else None,
                              undelivered=not show_all, limit=limit),
-               text, empty="no messages")
+               text, fmt=fmt, empty="no messages")
 
 
 @cli.group()
@@ -752,8 +799,9 @@ def holds() -> None:
 @holds.command("list")
 @click.option("--all", "include_released", is_flag=True, help="Include released holds.")
 @click.option("--case", "case_id", help="Only holds on this case.")
+@format_option
 @pass_app
-def holds_list(app: App, include_released: bool, case_id: str | None) -> None:
+def holds_list(app: App, include_released: bool, case_id: str | None, fmt: str) -> None:
     """List holds: id, case, alert, rule, since when, and who released it."""
     from monitor.holds import list_holds
 
@@ -766,7 +814,7 @@ def holds_list(app: App, include_released: bool, case_id: str | None) -> None:
         return line
 
     _echo_rows(list_holds(app.engine, include_released=include_released, case_id=case_id),
-               text, empty="no holds")
+               text, fmt=fmt, empty="no holds")
 
 
 @holds.command("release")
@@ -845,28 +893,27 @@ def exemptions() -> None:
               help="department=, item=, case=, actor= (comma-separated values) or "
                    "window=FROM/TO; repeatable, all must match.")
 @click.option("--reason", required=True, help="Why (recorded in the trail).")
-@click.option("--approved-by", "approved_by", required=True, metavar="USER",
-              help="The tier-2 monitor (monitor_l2) approving it.")
+@by_option_was("--approved-by", "The tier-2 monitor (monitor_l2) approving it.")
 @click.option("--until", type=click.DateTime(["%Y-%m-%d"]), required=True,
               help="Last day (local) it applies, inclusive.")
 @pass_app
-def exemptions_add(app: App, rule_id, scopes, reason, approved_by, until) -> None:
+def exemptions_add(app: App, rule_id, scopes, reason, by, until) -> None:
     """Record an exemption of some findings of one rule.
 
     \b
     Examples:
       permit-monitor exemptions add --rule same-actor-roles --scope department=TS01 \\
-          --reason 乡镇便民服务中心仅一名工作人员 --approved-by jw-monitor-1 --until 2026-06-30
+          --reason 乡镇便民服务中心仅一名工作人员 --by jw-monitor-1 --until 2026-06-30
       permit-monitor exemptions add --rule late-entry \\
           --scope window=2025-10-09T08:00/2025-10-10T18:00 \\
-          --reason 系统停机，事后补录 --approved-by jw-monitor-1 --until 2025-12-31
+          --reason 系统停机，事后补录 --by jw-monitor-1 --until 2025-12-31
     """
     from monitor import exemptions as ex
     from monitor.rules.loader import load_rules
 
     scope = ex.parse_scope(scopes, app.config.tz)
     ids = [r.id for r in load_rules([app.config.rules_dir])]
-    ex_id = ex.add(app.engine, ids, rule_id, scope, reason, approved_by, until.date(),
+    ex_id = ex.add(app.engine, ids, rule_id, scope, reason, by, until.date(),
                    app.now(), app.config.tz, channel="cli")
     click.echo(f"exemption {ex_id}: {rule_id} {_scope_text(scope, app.config.tz)} "
                f"until {until.date()}")
@@ -883,8 +930,9 @@ def _scope_text(scope: dict, tz) -> str:
 
 @exemptions.command("list")
 @click.option("--all", "include_all", is_flag=True, help="Include expired and revoked ones.")
+@format_option
 @pass_app
-def exemptions_list(app: App, include_all: bool) -> None:
+def exemptions_list(app: App, include_all: bool, fmt: str) -> None:
     """List exemptions in force: id, rule, scope, until, who approved, why."""
     from monitor.exemptions import list_exemptions
 
@@ -894,7 +942,7 @@ def exemptions_list(app: App, include_all: bool) -> None:
                 f"until {r.until}  approved by {r.approved_by}: {r.reason}{state}")
 
     _echo_rows(list_exemptions(app.engine, app.now(), app.config.tz, include_all), text,
-               empty="no exemptions")
+               fmt=fmt, empty="no exemptions")
 
 
 @exemptions.command("revoke")
@@ -1669,9 +1717,9 @@ def runs() -> None:
 @click.option("--status", type=click.Choice(["running", "ok", "failed", "interrupted",
                                              "missed"]))
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@format_option
 @pass_app
-def runs_list(app: App, job, status, limit, as_json) -> None:
+def runs_list(app: App, job, status, limit, fmt) -> None:
     """Newest first: id, job, trigger, status, start, duration, counts or error.
 
     A failed, interrupted or missed run has also raised an operational alert
@@ -1695,7 +1743,7 @@ def runs_list(app: App, job, status, limit, as_json) -> None:
                 "counts": r.counts, "error": r.error}
 
     _echo_rows(list_runs(app.engine, job=job, status=status, limit=limit), text,
-               fmt="jsonl" if as_json else "table", record=record, empty="no runs")
+               fmt=fmt, record=record, empty="no runs")
 
 
 # -------------------------------------- administration: the control center (users, tokens, web)
@@ -1747,8 +1795,9 @@ def users_passwd(app: App, user_id: str, password_stdin: bool) -> None:
 @users.command("list")
 @click.option("--all", "show_all", is_flag=True,
               help="Every catalog user (default: monitors, leaders and anyone with a password).")
+@format_option
 @pass_app
-def users_list(app: App, show_all: bool) -> None:
+def users_list(app: App, show_all: bool, fmt: str) -> None:
     """Users with their roles, whether they have a password, last login and lock state."""
     from monitor.accounts import list_users
 
@@ -1764,7 +1813,7 @@ def users_list(app: App, show_all: bool) -> None:
 
     _echo_rows((u for u in list_users(app.engine) if show_all or u.has_password
                 or {"monitor_l1", "monitor_l2", "leader"} & set(u.roles)),
-               text, empty="no users")
+               text, fmt=fmt, empty="no users")
 
 
 @users.command("unlock")
@@ -1813,8 +1862,9 @@ def tokens_create(app: App, user_id, service, scope, expires) -> None:
 
 @tokens.command("list")
 @click.option("--all", "show_all", is_flag=True, help="Include revoked tokens.")
+@format_option
 @pass_app
-def tokens_list(app: App, show_all: bool) -> None:
+def tokens_list(app: App, show_all: bool, fmt: str) -> None:
     """Tokens: id, the first characters, owner, scope, expiry, last use (never the token)."""
     from monitor.accounts import list_tokens
 
@@ -1825,7 +1875,7 @@ def tokens_list(app: App, show_all: bool) -> None:
         return (f"{t.id:>4}  {t.prefix}…  {owner:<28} {state:<26} "
                 f"last used {_local(app, t.last_used_at)}")
 
-    _echo_rows(list_tokens(app.engine, show_all), text, empty="no tokens")
+    _echo_rows(list_tokens(app.engine, show_all), text, fmt=fmt, empty="no tokens")
 
 
 @tokens.command("revoke")

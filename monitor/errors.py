@@ -87,6 +87,13 @@ class SinkError(MonitorError):
     set); nothing is claimed from the outbox, so nothing is lost."""
 
 
+def usage(exc: MonitorError) -> MonitorError:
+    """``exc`` marked a usage error (the CLI exits 2, not 1): a value given on the command
+    line that the user fixes by typing it again (a malformed --period, a missing --note)."""
+    exc.exit_code = 2  # type: ignore[attr-defined]
+    return exc
+
+
 class UsageProblem(MonitorError):
     """A command-line value names nothing that exists (``--status opne``): a usage error, so
     the CLI exits 2 (not 1) with the option, the value and a "did you mean"."""

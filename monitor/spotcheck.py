@@ -15,7 +15,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine, and_, func, insert, select, update
 
-from .errors import MonitorError, NotAllowed, NotFound
+from .errors import MonitorError, NotAllowed, NotFound, usage
 from .models import Event, SpotCheck, User
 from .report.period import Period
 from .rules.kinds._common import aware
@@ -62,7 +62,8 @@ def record(engine: Engine, case_id: str, by: str, passed: bool, note: str | None
            now: datetime) -> SpotCheck:
     """Record the result of a drawn case's review (a second record replaces the first)."""
     if not note:
-        raise MonitorError("--note is required: what was checked, and what was wrong if failed")
+        raise usage(MonitorError("--note is required: what was checked, and what was wrong "
+                                 "if failed"))
     with engine.begin() as conn:
         if conn.scalar(select(User.id).where(User.id == by)) is None:
             raise NotAllowed(f"no user '{by}' in the catalog")

@@ -206,9 +206,9 @@ def test_every_format(county, tmp_path):
     assert red.max_row - 1 == len(doc["tables"]["t_red"]["rows"])
     assert red["E2"].number_format == "yyyy-mm-dd" and red["E2"].is_date
     result = runner.invoke(cli, base + ["--format", "html"])
-    assert result.exit_code == 1 and "needs --out FILE" in result.output
+    assert result.exit_code == 2 and "needs --out FILE" in result.output
     result = runner.invoke(cli, base + ["--department", "NOPE"])
-    assert result.exit_code == 1 and "no department 'NOPE'" in result.output
+    assert result.exit_code == 2 and "no department 'NOPE'" in result.output
     one = json.loads(runner.invoke(cli, base + ["--department", "ZRJ", "--format", "json"]).stdout)
     rows = one["tables"]["t_findings"]["rows"]
     assert [r["department"] for r in rows] == ["ZRJ"]

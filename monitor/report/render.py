@@ -10,7 +10,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import MonitorError
+from ..errors import MonitorError, usage
 from .labels import labeler
 from .model import Report, Table, fmt_value, summary_fmt
 
@@ -128,7 +128,7 @@ def render(report: Report, fmt: str, out: str | Path | None, table: str | None =
             written.append(path)
         return None, written
     if out is None:
-        raise MonitorError(f"--format {fmt} needs --out FILE")
+        raise usage(MonitorError(f"--format {fmt} needs --out FILE"))
     if fmt == "html":
         from .html import to_html
 
