@@ -210,6 +210,20 @@ def _as_of(app: App, text: str | None) -> datetime:
         raise click.BadParameter(str(exc), param_hint="--as-of") from None
 
 
+def _audit_as_of(app: App, text: str | None) -> datetime:
+    """--as-of of a command that audits (run, escalate, alerts list --overdue, rules
+    explain): without it, a database that carries its own moment (the demo's, see
+    monitor/meta.py) is audited as of then — said on stderr — and any other as of now."""
+    from monitor.meta import audit_moment
+
+    if text or (pinned := audit_moment(app.engine)) is None:
+        return _as_of(app, text)
+    local = pinned.astimezone(app.config.tz).strftime("%Y-%m-%d %H:%M")
+    click.echo(f"as of {local} ({app.config.timezone}), the moment this database describes "
+               "(stored by `permit-monitor demo`); --as-of for another", err=True)
+    return pinned
+
+
 def _period(app: App, period, date_from, date_to, department: str | None = None):
     """The period of --period/--from/--to; a --department naming none is a usage error."""
     from monitor.filters import check_filters
@@ -505,7 +519,8 @@ def quarantine_retry(app: App, as_json: bool) -> None:
 
 @cli.command()
 @click.option("--as-of", "as_of", metavar="ISO8601",
-              help="Evaluate as of this moment (default: now). Naive = configured timezone.")
+              help="Evaluate as of this moment (default: now, or the demo's own moment). "
+                   "Naive = configured timezone.")
 @click.option("--rule", "rule_ids", multiple=True, metavar="ID",
               help="Only this rule (repeatable); runs it even if disabled.")
 @click.option("--dry-run", is_flag=True, help="Print the findings; write nothing.")
@@ -526,7 +541,7 @@ def run(app: App, as_of: str | None, rule_ids: tuple[str, ...], dry_run: bool,
     from monitor.engine import render
     from monitor.rules.loader import load_rules
 
-    moment = _as_of(app, as_of)
+    moment = _audit_as_of(app, as_of)
     rules = load_rules([app.config.rules_dir])
     with _exclusive(app, not dry_run):  # never at the same time as nightly/serve
         done = audit_pass(app.engine, app.config, moment, rules=rules,
@@ -566,7 +581,8 @@ def _echo_escalated(result) -> None:
 
 @cli.command("escalate")
 @click.option("--as-of", "as_of", metavar="ISO8601",
-              help="As of this moment (default: now). Naive = configured timezone.")
+              help="As of this moment (default: now, or the demo's own moment). "
+                   "Naive = configured timezone.")
 @pass_app
 def escalate_cmd(app: App, as_of: str | None) -> None:
     """Escalate tier-1 alerts past their deadline to tier 2, and send due reminders.
@@ -580,7 +596,7 @@ def escalate_cmd(app: App, as_of: str | None) -> None:
     from monitor.rules.loader import load_rules
 
     with _exclusive(app):
-        done = audit_pass(app.engine, app.config, _as_of(app, as_of), stages=("escalate",),
+        done = audit_pass(app.engine, app.config, _audit_as_of(app, as_of), stages=("escalate",),
                           rules=lambda: load_rules([app.config.rules_dir]))
         _echo_escalated(done.escalation)
 
@@ -601,7 +617,8 @@ def alerts() -> None:
               help="Only alerts at this tier (1: the department, 2: the county office).")
 @click.option("--overdue", is_flag=True,
               help="Only alerts still to be acted on whose handling deadline has passed.")
-@click.option("--as-of", "as_of", metavar="ISO8601", help="For --overdue (default: now).")
+@click.option("--as-of", "as_of", metavar="ISO8601",
+              help="For --overdue (default: now, or the demo's own moment).")
 @click.option("--suppressed", is_flag=True,
               help="Only findings set aside by an exemption (not shown otherwise).")
 @pass_app
@@ -621,7 +638,7 @@ def alerts_list(app: App, fmt: str, kind, level, department, status, rule_id, ti
         return (f"{r.id:>6}  {r.level:<7} T{r.tier} {r.status:<12} "
                 f"{r.department or '-':<6} {due:<10} {r.rule_id:<18} {r.message}")
 
-    today = _as_of(app, as_of).astimezone(app.config.tz).date() if overdue else None
+    today = _audit_as_of(app, as_of).astimezone(app.config.tz).date() if overdue else None
     _echo_rows(list_alerts(app.engine, kind=kind, level=level, department=department,
                            status=status, rule_id=rule_id, tier=tier, overdue_on=today,
                            suppressed=suppressed),
@@ -1121,7 +1138,8 @@ def rules_test(app: App, files: tuple[str, ...]) -> None:
 @click.argument("rule_id", metavar="RULE")
 @click.option("--case", "case_id", required=True, help="The case to explain.")
 @click.option("--as-of", "as_of", metavar="ISO8601",
-              help="Explain as of this moment (default: now). Naive = configured timezone.")
+              help="Explain as of this moment (default: now, or the demo's own moment). "
+                   "Naive = configured timezone.")
 @pass_app
 def rules_explain(app: App, rule_id: str, case_id: str, as_of: str | None) -> None:
     """Show how RULE judges one case: timeline, each gap against its threshold, working
@@ -1139,7 +1157,7 @@ def rules_explain(app: App, rule_id: str, case_id: str, as_of: str | None) -> No
     from monitor.ruletools.explain import explain
     from monitor.rules.loader import load_rules
 
-    moment = _as_of(app, as_of)
+    moment = _audit_as_of(app, as_of)
     out = explain(app.engine, app.config, load_rules([app.config.rules_dir]), rule_id,
                   case_id, moment)
     click.echo(f"{out.rule.id} ({out.rule.kind}, {out.rule.status}) · case {case_id} · as of "
@@ -1565,9 +1583,11 @@ def _echo_checks(checks) -> None:
 
 def _echo_demo_web(url: str) -> None:
     """The control center on the demo county, and the logins the demo set up for it."""
+    from monitor.demo import AS_OF
     from monitor.demo.logins import WEB_AS_OF, demo_logins
 
-    logins, password = demo_logins(url, App.now())
+    # as of the demo's moment, not now: the same seed gives the same trail, to the hash
+    logins, password = demo_logins(url, AS_OF)
     click.echo(f"web: permit-monitor --db {url} web --as-of {WEB_AS_OF}   "
                "then open http://127.0.0.1:8000/")
     click.echo("  log in as " + " or ".join(f"{u} ({role})" for u, role in logins)

@@ -12,7 +12,8 @@ per-item minimum, finished within the promised limit in working days. A few perc
 one planted anomaly each, and a few are *controls* that a naive rule would flag but that
 are fine (a case straddling National Day, a suspended case, an extended case, an
 authorised waiver). ``planted.json`` lists both, with the log's end (``as_of``): audit the
-demo as of that moment, not today.
+demo as of that moment, not today. The database carries it too (monitor/meta.py), so
+``run`` without ``--as-of`` on it audits as of then.
 
 Only ``random.Random(seed)`` is used and nothing reads the clock: the files depend on
 ``seed`` and ``cases`` alone; ``now`` is only the ingestion timestamp.
@@ -34,6 +35,7 @@ from ..config import SHIPPED_RULES, Config
 from ..db import open_store
 from ..engine import RuleOutcome, evaluate
 from ..ingest import SourceResult, ingest_activity, ingest_events, ingest_receipts
+from ..meta import pin_audit_moment
 from .check import KindCheck, check
 from .county import County
 from .files import write_files
@@ -99,6 +101,7 @@ def load_demo(directory: str | Path, *, seed: int, cases: int, now: datetime,
         events = list(ingest_events(engine, config, [str(files["events"])], now))
         receipts = list(ingest_receipts(engine, config, [str(files["receipts"])], now))
         receipts += list(ingest_activity(engine, config, [str(files["activity"])], now))
+        pin_audit_moment(engine, AS_OF)  # `run` without --as-of audits it as of then
     finally:
         engine.dispose()
     return Loaded(directory, database_url, config, files, truth, catalog, events, receipts)
