@@ -30,6 +30,7 @@ from .report.labels import labeler
 from .report.model import Column, Report, Table
 from .report.period import Period
 from .supervision import ACTIVE
+from .vocabulary import value_names
 
 
 @dataclass(frozen=True)
@@ -106,14 +107,15 @@ def scorecard(engine: Engine, config: Config, period: Period, now: datetime,
                                 Column("name", "text"), *(Column(t, "num") for t in THEMES),
                                 Column("deductions", "num"), Column("total", "num")], rows)
     detail = Table("t_deductions", [Column("department", "text"), Column("theme", "text"),
-                                    Column("reason", "text"), Column("points", "num"),
-                                    Column("alert_id"), Column("kind", "text"),
+                                    Column("reason", "label"), Column("points", "num"),
+                                    Column("alert_id"), Column("kind", "label"),
                                     Column("case_id", "text"), Column("message", "text")],
                    [{"department": x.department, "theme": label(x.theme), "reason": x.reason,
                      "points": x.points, "alert_id": x.alert_id, "kind": x.kind or "",
-                     "case_id": x.case_id or "", "message": x.message} for x in found])
+                     "case_id": x.case_id or "", "message": x.message} for x in found],
+                   names=value_names(config.language))
     rep = Report(label("scores"), period, period.previous(), period.year_before(), department,
-                 now, config.language, kind="scores")
+                 now.astimezone(config.tz), config.language, kind="scores")
     rep.tables = {"t_scores": scores, "t_deductions": detail}
     rep.summary = {"departments": len(rows), "deductions": round(sum(x.points for x in found), 2)}
     rep.charts = {"trend": []}

@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from ..config import Config
 from ..stats import supervision_counts
+from ..vocabulary import value_names
 from . import figures as fg
 from .labels import labeler
 from .model import Column, Report, Table, change, rate
@@ -77,6 +78,18 @@ def gather(engine: Engine, config: Config, period: Period,
     return figures
 
 
+def rule_titles(config: Config) -> dict[str, str]:
+    """Rule id → title, from the rules in ``rules_dir`` (none if they cannot be loaded: the
+    report then shows the ids, and ``run`` says what is wrong with the files)."""
+    from ..errors import MonitorError
+    from ..rules.loader import load_rules
+
+    try:
+        return {r.id: r.title for r in load_rules([config.rules_dir])}
+    except MonitorError:
+        return {}
+
+
 def build_report(engine: Engine, config: Config, period: Period, now: datetime,
                  department: str | None = None) -> Report:
     """The report for ``period`` (and one department, or all), as of ``now``."""
@@ -86,9 +99,12 @@ def build_report(engine: Engine, config: Config, period: Period, now: datetime,
         label = lambda key: county("total_row" if key == "county" else key)  # noqa: E731
     f = gather(engine, config, period, department)
     rep = Report(label("report"), period, period.previous(), period.year_before(), department,
-                 now, config.language)
+                 now.astimezone(config.tz), config.language)
     tables = [_cases_table(f, label), _findings_table(f, label), _supervision_table(f, label),
               _kind_table(f, label), *_top_tables(f), _red_table(f, config.tz)]
+    names = value_names(config.language, rule_titles(config))
+    for t in tables:
+        t.names = names
     rep.tables = {t.key: t for t in tables}
     rep.tables.update(_online_tables(f.online, f.rows, label))
     rep.tables["t_spot"] = _spot_table(f.spot, f.rows, label)
@@ -183,7 +199,7 @@ def _kind_table(f: Figures, label) -> Table:
         if b == "cur" and d in f.depts:
             kinds[(d, k)][lvl] += n
     t = Table("t_by_kind", [Column("department", "text"), Column("name", "text"),
-                            Column("kind", "text"), *(Column(lvl) for lvl in fg.LEVELS),
+                            Column("kind", "label"), *(Column(lvl) for lvl in fg.LEVELS),
                             Column("findings")],
               [{"department": d, "name": f.depts[d], "kind": k,
                 **{lvl: c[lvl] for lvl in fg.LEVELS}, "findings": sum(c.values())}
@@ -205,8 +221,8 @@ def _top_tables(f: Figures) -> list[Table]:
 
 def _red_table(f: Figures, tz) -> Table:
     return Table("t_red", [Column("alert_id"), Column("department", "text"),
-                           Column("rule_id", "text"), Column("case_id", "text"),
-                           Column("raised_on", "date"), Column("status", "text"),
+                           Column("rule_id", "label"), Column("case_id", "text"),
+                           Column("raised_on", "date"), Column("status", "label"),
                            Column("message", "text"), Column("evidence", "text")],
                  [{"alert_id": a.id, "department": a.department or "", "rule_id": a.rule_id,
                    "case_id": a.case_id or "", "raised_on": a.raised_at.astimezone(tz).date(),
