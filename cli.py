@@ -58,7 +58,11 @@ class App:
 
     @cached_property
     def config(self):
-        return load_config(self.config_path)
+        from monitor.logs import use_zone
+
+        config = load_config(self.config_path)
+        use_zone(config.tz)  # log lines in the county's time from here on
+        return config
 
     @cached_property
     def url(self) -> str:
@@ -130,9 +134,9 @@ def cli(ctx: click.Context, config_path: str | None, db_url: str | None, verbose
     option, command or value: a did-you-mean names the closest) · 3 only with
     `nightly --exit-code`: the pass went well and raised new red alerts.
     """
-    level = logging.WARNING - 10 * verbose
-    logging.basicConfig(level=max(level, logging.DEBUG), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from monitor.logs import configure
+
+    configure(max(logging.WARNING - 10 * verbose, logging.DEBUG))  # county time, see App
     if verbose < 2:  # Alembic's plugin set-up lines would bury what -v is for
         logging.getLogger("alembic").setLevel(logging.WARNING)
     ctx.obj = App(config_path, db_url, may_create=ctx.invoked_subcommand in CREATES_STORE)
@@ -642,7 +646,7 @@ def alerts_list(app: App, fmt: str, kind, level, department, status, rule_id, ti
     _echo_rows(list_alerts(app.engine, kind=kind, level=level, department=department,
                            status=status, rule_id=rule_id, tier=tier, overdue_on=today,
                            suppressed=suppressed),
-               text, fmt=fmt, record=jsonable, columns=ALERT_FIELDS,
+               text, fmt=fmt, record=lambda r: jsonable(r, app.config.tz), columns=ALERT_FIELDS,
                empty="no alerts")
 
 
@@ -650,13 +654,14 @@ def alerts_list(app: App, fmt: str, kind, level, department, status, rule_id, ti
 @click.argument("alert_id", type=int)
 @pass_app
 def alerts_show(app: App, alert_id: int) -> None:
-    """Show one alert with its evidence (the events and figures behind it)."""
+    """Show one alert with its evidence (the events and figures behind it); times in the
+    configured time zone, with its offset."""
     from monitor.alerts import jsonable, list_alerts
 
     rows = list(list_alerts(app.engine, alert_id=alert_id))
     if not rows:
         raise MonitorError(f"no alert with id {alert_id}")
-    click.echo(json.dumps(jsonable(rows[0]), ensure_ascii=False, indent=2))
+    click.echo(json.dumps(jsonable(rows[0], app.config.tz), ensure_ascii=False, indent=2))
 
 
 def _echo_done(app: App, done) -> None:
@@ -1611,19 +1616,10 @@ def _echo_demo_report(url: str, directory) -> None:
 # -------------------------------------------------- administration: nightly, serve, run records
 
 
-class _JsonLines(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        out = {"time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
-               "level": record.levelname.lower(), "logger": record.name,
-               "message": record.getMessage()}
-        if record.exc_info:
-            out["traceback"] = self.formatException(record.exc_info)
-        return json.dumps(out, ensure_ascii=False)
-
-
 def _json_logs() -> None:
-    for handler in logging.getLogger().handlers:
-        handler.setFormatter(_JsonLines())
+    from monitor.logs import json_lines
+
+    json_lines()
 
 
 def _runner(app: App, trigger: str):
