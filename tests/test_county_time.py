@@ -19,6 +19,8 @@ AT = datetime(2026, 2, 1, 10, 0, 3, tzinfo=timezone.utc)  # 18:00:03 in Beijing
 
 @pytest.fixture(autouse=True)
 def utc_again():
+    """The zone is process-wide (any CLI test that read a config set it): UTC around each."""
+    use_zone(timezone.utc)
     yield
     use_zone(timezone.utc)
 
