@@ -1278,7 +1278,10 @@ def rules_calibrate(app: App, kind, rule_id, items, steps, k, quantile, min_n, o
     chosen = [r for r in load_rules([app.config.rules_dir])
               if r.kind == kind and (rule_id is None or r.id == rule_id)]
     if len(chosen) != 1:
-        raise MonitorError(f"{len(chosen)} rules of kind {kind} match: name one with --rule")
+        from monitor.errors import usage
+
+        raise usage(MonitorError(f"{len(chosen)} rules of kind {kind} match: name one with "
+                                 "--rule"))
     rule = chosen[0]
     found = calibrate(app.engine, rule, items=items, steps=steps, k=k, q=quantile,
                       min_n=min_n)
@@ -1741,7 +1744,10 @@ def runs_list(app: App, job, status, limit, fmt) -> None:
     A failed, interrupted or missed run has also raised an operational alert
     (permit-monitor alerts list --kind operational).
     """
+    from monitor.filters import check_filters
     from monitor.runs import list_runs
+
+    check_filters(app.engine, job=job)
 
     def text(r) -> str:
         at = r.started_at.astimezone(app.config.tz).strftime("%Y-%m-%d %H:%M")

@@ -141,3 +141,21 @@ def test_a_jsonl_file_of_blank_lines_is_an_error(db_url, store, cwd):
     assert result.exit_code == 1
     assert result.stderr == ("Error: in.jsonl: only blank lines, no JSON object; nothing was "
                              "read — see the input contract in docs/input-contract.md\n")
+
+
+def test_runs_list_checks_the_job(db_url, store, cwd):
+    result = invoke("--db", db_url, "runs", "list", "--job", "nightlyy")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: Invalid value for '--job': no job 'nightlyy' "
+                                    "(did you mean 'nightly'?)")
+    known = invoke("--db", db_url, "runs", "list", "--job", "nightly")
+    assert (known.exit_code, known.stderr) == (0, "no runs\n")
+
+
+def test_explaining_an_unknown_rule_is_a_usage_error(db_url, store, cwd):
+    from monitor.config import SHIPPED_RULES
+
+    (cwd / "config.yaml").write_text(f"rules_dir: {SHIPPED_RULES}\n", encoding="utf-8")
+    result = invoke("--db", db_url, "rules", "explain", "overdeu", "--case", "c1")
+    assert result.exit_code == 2
+    assert result.stderr.endswith("no rule with id 'overdeu' (did you mean 'overdue'?)\n")
