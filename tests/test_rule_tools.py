@@ -110,7 +110,7 @@ def test_explain_counts_working_days_across_national_day(engine, config, write_e
     assert "verdict: FINDING [yellow] 案件 ND：survey 缺 现场踏勘意见书" in result.output
     assert '"missing_by_step": {"survey": ["现场踏勘意见书"]}' in result.output
     result = invoke("--db", db_url, "rules", "explain", "overdu", "--case", "ND")
-    assert result.exit_code == 1 and "did you mean 'overdue'?" in result.output
+    assert result.exit_code == 2 and "did you mean 'overdue'?" in result.output
 
 
 def test_backtest_reports_churn_and_touches_nothing(engine, config, write_events, db_url,
