@@ -27,6 +27,7 @@ import functools
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from functools import cached_property
@@ -265,10 +266,10 @@ def _echo_rows(rows: Iterable[Any], text: Callable[[Any], str], *, fmt: str = "t
     ``columns`` (default: the first record's fields), then each record's values (dicts and
     lists as JSON). ``record`` defaults to :func:`monitor.records.record`. ``empty``, when
     given, is said on stderr if a table had no row."""
-    if record is None:
-        from monitor.records import record
+    from monitor.records import record as fields
+
     def as_record(row: Any) -> dict[str, Any]:
-        return record(row)
+        return (record or fields)(row)
 
     shown = 0
     if fmt == "json":
@@ -444,6 +445,53 @@ def ingest_activity_cmd(app: App, files: tuple[str, ...], encoding: str, as_json
 
     results = ingest_activity(app.engine, app.config, list(files), app.now(),
                               encoding=encoding, progress=_progress_factory())
+    _echo_results(results, as_json)
+
+
+@ingest.command("ratings")
+@click.argument("files", nargs=-1, required=True)
+@encoding_option
+@json_option
+@pass_app
+def ingest_ratings_cmd(app: App, files: tuple[str, ...], encoding: str, as_json: bool) -> None:
+    """Load citizens' ratings (好差评, GB/T 39734): CSV or JSON Lines.
+
+    \b
+    Columns: rating_id, case_id, item_code, department, rated_at, channel,
+             score (1 非常不满意 … 5 非常满意), tags (差评 reasons, ';'-separated), text
+    Example:
+      permit-monitor ingest ratings ratings-2026-01.csv
+    A rating_id already stored is a duplicate; bad rows are quarantined with line and
+    reason. Each 差评 becomes a finding of the bad_rating rule at the next run.
+    """
+    from monitor.ingest import ingest_voice
+
+    results = ingest_voice("ratings", app.engine, app.config, list(files), app.now(),
+                           encoding=encoding, progress=_progress_factory())
+    _echo_results(results, as_json)
+
+
+@ingest.command("complaints")
+@click.argument("files", nargs=-1, required=True)
+@encoding_option
+@json_option
+@pass_app
+def ingest_complaints_cmd(app: App, files: tuple[str, ...], encoding: str, as_json: bool
+                          ) -> None:
+    """Load efficiency complaints (效能投诉: 12345, 窗口, 信访 …): CSV or JSON Lines.
+
+    \b
+    Columns: complaint_id, received_at, channel, department, case_id (optional),
+             category, text
+    Example:
+      permit-monitor ingest complaints complaints-2026-01.csv
+    A complaint_id already stored is a duplicate; bad rows are quarantined with line and
+    reason. Each complaint becomes a finding of the complaint rule at the next run.
+    """
+    from monitor.ingest import ingest_voice
+
+    results = ingest_voice("complaints", app.engine, app.config, list(files), app.now(),
+                           encoding=encoding, progress=_progress_factory())
     _echo_results(results, as_json)
 
 
@@ -980,6 +1028,127 @@ def exemptions_revoke(app: App, exemption_id: int, by: str, reason: str | None) 
     click.echo(f"exemption {exemption_id}: revoked")
 
 
+@cli.group()
+def ratings() -> None:
+    """Citizens' ratings (好差评): list them; appeal a 差评 (申诉) and decide it (复核).
+
+    Ratings are loaded with `permit-monitor ingest ratings`; each 差评 is a finding of the
+    bad_rating rule. A department's tier-1 monitor may appeal one; a tier-2 monitor
+    upholds it or voids it — a voided rating counts nowhere (report, scores).
+    """
+
+
+@ratings.command("list")
+@format_option
+@click.option("--department", help="Only this department code.")
+@click.option("--bad", is_flag=True, help="Only 差评 (score 1 or 2).")
+@click.option("--appeal", type=click.Choice(["pending", "upheld", "voided"]),
+              help="Only ratings whose appeal is in this state.")
+@pass_app
+def ratings_list(app: App, fmt: str, department: str | None, bad: bool,
+                 appeal: str | None) -> None:
+    """List ratings, newest first: id, score, department, case, tags, appeal."""
+    from monitor.filters import check_filters
+    from monitor.voice import RATING_FIELDS, list_ratings, record
+
+    check_filters(app.engine, department=department)
+
+    def text(r) -> str:
+        rated = r.rated_at.astimezone(app.config.tz).strftime("%Y-%m-%d %H:%M")
+        state = f"  申诉:{r.appeal}" if r.appeal else ""
+        return (f"{r.rating_id:<14} {r.score}  {r.department:<6} {rated}  "
+                f"{r.case_id or '-':<14} {'；'.join(r.tags or []) or '-'}{state}")
+
+    _echo_rows(list_ratings(app.engine, department=department, max_score=2 if bad else None,
+                            appeal=appeal),
+               text, fmt=fmt, record=lambda r: record(r, RATING_FIELDS), columns=RATING_FIELDS,
+               empty="no ratings" if fmt == "table" else None)
+
+
+@ratings.command("appeal")
+@click.argument("rating_id")
+@by_option
+@click.option("--reason", required=True, help="Why the department contests the rating.")
+@pass_app
+def ratings_appeal(app: App, rating_id: str, by: str, reason: str) -> None:
+    """Appeal a 差评 (申诉): a tier-1 monitor of its department, with the reason."""
+    from monitor.voice import appeal
+
+    appeal(app.engine, rating_id, by, reason, app.now(), channel="cli")
+    click.echo(f"rating {rating_id}: appeal pending (a tier-2 monitor decides it)")
+
+
+@ratings.command("decide")
+@click.argument("rating_id")
+@by_option
+@click.option("--uphold", "verdict", flag_value="upheld", help="The rating stands (维持).")
+@click.option("--void", "verdict", flag_value="voided",
+              help="The rating is void (撤销): it counts nowhere.")
+@note_option
+@pass_app
+def ratings_decide(app: App, rating_id: str, by: str, verdict: str | None,
+                   note: str | None) -> None:
+    """Decide an appeal (复核): a tier-2 monitor, not the one who appealed."""
+    from monitor.voice import VERDICTS, decide
+
+    if verdict is None:
+        raise click.UsageError("say --uphold or --void")
+    closed = decide(app.engine, rating_id, by, verdict, note, app.now(), channel="cli")
+    tail = f"; alerts closed as voided: {', '.join(map(str, closed))}" if closed else ""
+    click.echo(f"rating {rating_id}: {verdict} ({VERDICTS[verdict]}){tail}")
+
+
+@cli.group()
+def complaints() -> None:
+    """Efficiency complaints (效能投诉): list them; record each stage as it is reached.
+
+    Complaints are loaded with `permit-monitor ingest complaints`; each is a finding of the
+    complaint rule, handled 受理 → 调查 → 处置 → 反馈 with working-day deadlines.
+    """
+
+
+@complaints.command("list")
+@format_option
+@click.option("--department", help="Only this department code.")
+@click.option("--open", "open_only", is_flag=True, help="Only those not yet answered (反馈).")
+@pass_app
+def complaints_list(app: App, fmt: str, department: str | None, open_only: bool) -> None:
+    """List complaints, newest first: id, department, channel, category, stage reached."""
+    from monitor.filters import check_filters
+    from monitor.voice import COMPLAINT_FIELDS, list_complaints, record
+
+    check_filters(app.engine, department=department)
+
+    def text(c) -> str:
+        got = c.received_at.astimezone(app.config.tz).strftime("%Y-%m-%d %H:%M")
+        stage = next((name for col, name in (("answered_at", "反馈"), ("handled_at", "处置"),
+                                             ("investigated_at", "调查"),
+                                             ("accepted_at", "受理"))
+                      if getattr(c, col)), "待受理")
+        return (f"{c.complaint_id:<14} {c.department:<6} {got}  {c.channel or '-':<6} "
+                f"{c.category or '-':<8} {stage:<4} {c.case_id or '-'}")
+
+    _echo_rows(list_complaints(app.engine, department=department, open_only=open_only),
+               text, fmt=fmt, record=lambda c: record(c, COMPLAINT_FIELDS),
+               columns=COMPLAINT_FIELDS, empty="no complaints" if fmt == "table" else None)
+
+
+@complaints.command("advance")
+@click.argument("complaint_id")
+@click.option("--stage", required=True, metavar="STAGE",
+              help="accepted (受理) | investigated (调查) | handled (处置) | answered (反馈).")
+@by_option
+@note_option
+@pass_app
+def complaints_advance(app: App, complaint_id: str, stage: str, by: str,
+                       note: str | None) -> None:
+    """Record that a complaint reached a stage (in order: 受理 → 调查 → 处置 → 反馈)."""
+    from monitor.voice import advance
+
+    name = advance(app.engine, complaint_id, stage, by, app.now(), note, channel="cli")
+    click.echo(f"complaint {complaint_id}: {stage} ({name})")
+
+
 @cli.group(invoke_without_command=True)
 @period_options
 @click.option("--n", "size", default=20, show_default=True, type=click.IntRange(min=1),
@@ -1360,10 +1529,11 @@ def report(app: App, period, date_from, date_to, department, fmt, out, table) ->
     """
     from monitor.report import build_report
     from monitor.report.render import render
+    from monitor.rulenames import titles
 
     _warn_if_no_events(app)
     when = _period(app, period, date_from, date_to, department)
-    rep = build_report(app.engine, app.config, when, app.now(), department)
+    rep = build_report(app.engine, app.config, when, app.now(), department, titles(app.config))
     key = f"t_{table}" if table else None
     _emit_report(*render(rep, fmt, out, key))
 
@@ -1402,7 +1572,9 @@ def scores(app: App, period, date_from, date_to, department, fmt, out, explain) 
         click.echo(f"{explain}: {len(found):,} deductions, {sum(x.points for x in found):g} "
                    f"points (see: permit-monitor alerts show ID)")
         return
-    card = scorecard(app.engine, app.config, when, app.now(), department)
+    from monitor.rulenames import titles
+
+    card = scorecard(app.engine, app.config, when, app.now(), department, titles(app.config))
     _emit_report(*render(card, fmt, out, "t_scores"))
 
 
@@ -1494,8 +1666,9 @@ def _day_bar(days: int):
     """A progress bar over the replayed days on an interactive terminal; else nothing."""
     if not sys.stderr.isatty():
         return None
-    bar = click.progressbar(length=days, label="replaying", file=sys.stderr,
-                            item_show_func=lambda d: d.isoformat() if d else None)
+    # its items are the days (dates); click types a bar made from a length as over ints
+    bar: Any = click.progressbar(length=days, label="replaying", file=sys.stderr,
+                                 item_show_func=lambda d: d.isoformat() if d else None)
     bar.__enter__()
     done = [0]
 
@@ -1628,7 +1801,7 @@ def _json_logs() -> None:
 def _runner(app: App, trigger: str):
     from monitor.jobs import Runner
 
-    return Runner(app.engine, app.config, clock=app.now, trigger=trigger)
+    return Runner(app.engine, app.config, clock=app.now, wall=time.time, trigger=trigger)
 
 
 @cli.command()

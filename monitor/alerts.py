@@ -71,7 +71,7 @@ def store_findings(conn: Connection, rule: Rule, findings: Iterable[Finding], at
     :data:`CHUNK`, so a run's memory does not grow with its findings)."""
     policy = policy or _default_policy()
     exempt = Matcher.load(conn, rule.id, at, policy.tz)
-    result, seen = Stored(), set()
+    result, seen = Stored(), set[str]()
     it = iter(findings)
     while chunk := list(islice(it, CHUNK)):
         _store_chunk(conn, rule, chunk, at, policy, exempt, seen, result)
@@ -86,7 +86,8 @@ def _store_chunk(conn: Connection, rule: Rule, findings: list[Finding], at: date
         existing.update((k, (i, lvl, msg, st)) for k, i, lvl, msg, st in conn.execute(
             select(Alert.dedupe_key, Alert.id, Alert.level, Alert.message, Alert.status)
             .where(Alert.dedupe_key.in_(keys[start:start + IN_CHUNK]))))
-    new_rows, reopened, entries = [], [], []
+    new_rows: list[dict[str, Any]] = []
+    reopened, entries = [], []
     version = rule.version
     for key, finding in zip(keys, findings):
         if key in seen:  # a subject found twice in one run counts once
@@ -183,7 +184,8 @@ def _ids(conn: Connection, keys: list[str]) -> dict[str, int]:
     out: dict[str, int] = {}
     for start in range(0, len(keys), IN_CHUNK):
         out.update(conn.execute(select(Alert.dedupe_key, Alert.id)
-                                .where(Alert.dedupe_key.in_(keys[start:start + IN_CHUNK]))).all())
+                                .where(Alert.dedupe_key.in_(keys[start:start + IN_CHUNK])))
+                   .tuples().all())
     return out
 
 

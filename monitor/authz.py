@@ -43,6 +43,9 @@ ACTS: dict[str, tuple[str, bool]] = {
     "reject": ("reject", True),
     "exempt": ("approve", True),
     "revoke_exemption": ("revoke", True),
+    "appeal": ("appeal", False),              # a 差评 (申诉), by its department
+    "decide_appeal": ("decide the appeal of", True),
+    "advance": ("record a stage of", False),  # a complaint's 受理 → 调查 → 处置 → 反馈
 }
 ACTIONS = (READ, *ACTS)
 

@@ -8,6 +8,7 @@ Entries missing from a later file are kept (events may still refer to them).
 from __future__ import annotations
 
 import re
+from collections.abc import Set
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -216,12 +217,12 @@ def _unique(c: _Checker, rows: list[tuple[int, dict]], key: str, what: str) -> N
         seen.setdefault(row[key], line)
 
 
-def load_catalog(path: str | Path, known_departments: set[str] = frozenset()) -> CatalogData:
+def load_catalog(path: str | Path, known_departments: Set[str] = frozenset()) -> CatalogData:
     """Parse and validate a catalog file; every problem is reported, each as path:line."""
     return parse_catalog(load_yaml(path, CatalogError), str(path), known_departments)
 
 
-def parse_catalog(raw: Any, where: str, known_departments: set[str] = frozenset()) -> CatalogData:
+def parse_catalog(raw: Any, where: str, known_departments: Set[str] = frozenset()) -> CatalogData:
     """Validate a catalog already read from YAML (e.g. a fragment of a golden test file)."""
     if not isinstance(raw, LineDict):
         raise CatalogError(where, getattr(raw, "line", 1), "expected a mapping with departments, users and items")

@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select, update
 
@@ -47,7 +48,8 @@ class RuleOutcome:
 
 
 def context(config: Config, as_of: datetime) -> Context:
-    return Context(as_of=as_of, tz=config.tz, calendar=config.calendar())
+    return Context(as_of=as_of, tz=config.tz, calendar=config.calendar(),
+                   scores=config.scores)
 
 
 def _since(conn: Connection, rule: Rule, as_of: datetime) -> tuple[int, datetime] | None:
@@ -144,7 +146,7 @@ def evaluate_rule(engine: Engine, rule: Rule, ctx: Context, *, dry_run: bool = F
     kind = KINDS[rule.kind]
     try:
         with engine.connect() as conn:
-            last = conn.scalar(select(func.coalesce(func.max(Event.id), 0)))
+            last: int = conn.scalar(select(func.coalesce(func.max(Event.id), 0))) or 0
             since = None if full or not incremental(kind) else \
                 _since(conn, rule, ctx.as_of)
             outcome.incremental = since is not None
@@ -184,7 +186,7 @@ def evaluate(engine: Engine, config: Config, as_of: datetime, *, rule_ids: tuple
         rules = [r for r in rules if r.enabled]
     # kinds that look at the other rules' alerts (AFTER_OTHERS) see this run's too
     rules = sorted(rules, key=lambda r: after_others(KINDS[r.kind]))
-    ctx, cache = context(config, as_of), {}
+    ctx, cache = context(config, as_of), dict[Any, Context]()
     return [evaluate_rule(engine, rule, ctx, dry_run=dry_run, full=full, cache=cache,
                           policy=policy, keep=keep) for rule in rules]
 

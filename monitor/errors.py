@@ -8,7 +8,7 @@ traceback.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 
 class MonitorError(Exception):
@@ -51,8 +51,8 @@ class CatalogError(SourceError):
 class SourceErrors(MonitorError):
     """Several located problems found in one pass, reported together, one per line."""
 
-    def __init__(self, errors: list[SourceError]):
-        self.errors = errors
+    def __init__(self, errors: Sequence[SourceError]):
+        self.errors = list(errors)
         shown = [str(e) for e in errors[:20]]
         if len(errors) > 20:
             shown.append(f"… and {len(errors) - 20} more problems")

@@ -108,7 +108,7 @@ def _remind(conn: Connection, policy: Policy, as_of: datetime, out: Escalated,
 
 def escalate(engine: Engine, policy: Policy, as_of: datetime) -> Escalated:
     """Escalate and remind as of ``as_of`` (aware); see the module docstring."""
-    out, notices = Escalated(), []
+    out, notices = Escalated(), list[Notice]()
     with engine.begin() as conn:
         trail.lock(conn)
         entries = _assign_missing(conn, policy, out)
@@ -125,7 +125,7 @@ def _send(conn: Connection, policy: Policy, as_of: datetime, notices: list[Notic
     groups: dict[tuple[str, str], list[Notice]] = {}
     for n in notices:
         groups.setdefault((n.recipient, n.template), []).append(n)
-    names = dict(conn.execute(select(Department.code, Department.name)).all())
+    names = dict(conn.execute(select(Department.code, Department.name)).tuples().all())
     queued = 0
     for (recipient, template), group in sorted(groups.items()):
         first = min(group, key=lambda n: (n.due, n.alert.id))

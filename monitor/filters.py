@@ -23,9 +23,9 @@ OPERATIONAL = "operational"  # the kind of the alerts raised by failed runs (mon
 def _known(engine: Engine, what: str) -> set[str]:
     with engine.connect() as conn:
         if what == "department":
-            query = union(select(Department.code), select(Item.department),
-                          select(Alert.department).where(Alert.department.is_not(None)))
-            return set(conn.scalars(query))
+            return set(conn.scalars(union(
+                select(Department.code), select(Item.department),
+                select(Alert.department).where(Alert.department.is_not(None)))))
         if what == "rule":
             return set(conn.scalars(union(select(RuleState.rule_id), select(Alert.rule_id))))
         if what == "kind":

@@ -76,7 +76,9 @@ class Runner:
     engine: Engine
     config: Config
     clock: Clock                      # now, aware; what runs are stamped with
-    wall: Callable[[], float] = time.time  # for the inbox's settle check (file mtimes)
+    # now as POSIX seconds, for the inbox's settle check against file modification times
+    # (the real clock even when ``clock`` is a test's or a replay's: files are real)
+    wall: Callable[[], float]
     trigger: str = "manual"
     rules: RuleCache = field(default_factory=RuleCache)
 
@@ -233,18 +235,18 @@ def _run_steps(r: Runner, job: str, as_of: datetime, counts: RunCounts,
 
 def _marks(engine: Engine) -> tuple[int, int]:
     with engine.connect() as conn:
-        return (conn.scalar(select(func.coalesce(func.max(Alert.id), 0))),
-                conn.scalar(select(func.coalesce(func.max(AlertChange.id), 0))))
+        return (conn.scalar(select(func.coalesce(func.max(Alert.id), 0))) or 0,
+                conn.scalar(select(func.coalesce(func.max(AlertChange.id), 0))) or 0)
 
 
 def new_red(engine: Engine, marks: tuple[int, int]) -> int:
     """Red alerts raised, or turned red, since ``marks`` (operational alerts aside)."""
     with engine.connect() as conn:
         raised = conn.scalar(select(func.count()).select_from(Alert).where(
-            Alert.id > marks[0], Alert.level == "red", Alert.kind != runs.OPERATIONAL))
+            Alert.id > marks[0], Alert.level == "red", Alert.kind != runs.OPERATIONAL)) or 0
         turned = conn.scalar(select(func.count(func.distinct(AlertChange.alert_id))).where(
             AlertChange.id > marks[1], AlertChange.new_level == "red",
-            AlertChange.alert_id <= marks[0]))
+            AlertChange.alert_id <= marks[0])) or 0
     return raised + turned
 
 
@@ -255,7 +257,8 @@ def interrupted_runs(r: Runner, holder: str, now: datetime) -> list[int]:
         holders = conn.scalars(select(Run.holder).where(
             Run.status == "running", Run.holder != holder).distinct()).all()
     policy = policy_for(r.config)
-    return [i for h in holders for i in runs.mark_interrupted(r.engine, policy, h, now)]
+    return [i for h in holders if h is not None
+            for i in runs.mark_interrupted(r.engine, policy, h, now)]
 
 
 def run_job(r: Runner, job: str, as_of: datetime | None = None, *,

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
-from sqlalchemy import (JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text,
+from sqlalchemy import (JSON, Boolean, Date, ForeignKey, Index, Integer, String, Table, Text,
                         UniqueConstraint, text)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -22,7 +22,9 @@ from .types import BigId, Money, UTCDateTime
 
 
 class Base(DeclarativeBase):
-    pass
+    # Every model here is mapped to one table; SQLAlchemy declares ``__table__`` as the
+    # wider FromClause, which has no insert()/delete() for the type checker.
+    __table__: ClassVar[Table]
 
 
 class Department(Base):
@@ -481,6 +483,57 @@ class ApiToken(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Rating(Base):
+    """A citizen's rating of a case (好差评, GB/T 39734-2020): 1 非常不满意 … 5 非常满意.
+
+    A department may appeal a 差评 (申诉); tier 2 upholds it or voids it — a voided rating
+    counts nowhere (findings, report, scores). See monitor/voice.py.
+    """
+
+    __tablename__ = "ratings"
+    rating_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    case_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    item_code: Mapped[str | None] = mapped_column(String(64))
+    department: Mapped[str] = mapped_column(String(64))
+    rated_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    channel: Mapped[str | None] = mapped_column(String(32))
+    score: Mapped[int] = mapped_column(Integer)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    text: Mapped[str | None] = mapped_column(Text)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("ingest_runs.id"))
+    source_line: Mapped[int | None] = mapped_column(Integer)
+    # the appeal (申诉复核): pending | upheld (the rating stands) | voided
+    appeal: Mapped[str | None] = mapped_column(String(16))
+    appeal_reason: Mapped[str | None] = mapped_column(Text)
+    appealed_by: Mapped[str | None] = mapped_column(String(64))
+    appealed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_ratings_department_rated", "department", "rated_at"),)
+
+
+class Complaint(Base):
+    """An efficiency complaint (效能投诉: 12345, 窗口, 信访 …), handled 受理 → 调查 → 处置 →
+    反馈 (GB/T 36113-2018); each stage's time is recorded as it is reached."""
+
+    __tablename__ = "complaints"
+    complaint_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    channel: Mapped[str | None] = mapped_column(String(32))
+    department: Mapped[str] = mapped_column(String(64))
+    case_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    category: Mapped[str | None] = mapped_column(String(64))
+    text: Mapped[str | None] = mapped_column(Text)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("ingest_runs.id"))
+    source_line: Mapped[int | None] = mapped_column(Integer)
+    # stages after receipt, as the department records them (permit-monitor complaints advance)
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    investigated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Meta(Base):

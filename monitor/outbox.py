@@ -40,7 +40,8 @@ def enqueue(conn: Connection, at: datetime, alert_id: int | None, recipients: It
         return 0
     field = USER_ADDRESS.get(channel)
     if field is not None:
-        found = dict(conn.execute(select(User.id, field).where(User.id.in_(recipients))).all())
+        found = dict(conn.execute(select(User.id, field).where(User.id.in_(recipients)))
+                     .tuples().all())
     conn.execute(insert(OutboxMessage), [{
         "created_at": at, "alert_id": alert_id, "recipient": r, "channel": channel,
         "address": found.get(r) if field is not None else address, "subject": subject,
@@ -149,8 +150,8 @@ def flush(engine: Engine, notify: NotifyConfig, base_dir, now: datetime) -> Flus
                 return out
             last = ids[-1]
     finally:
-        for sink in sinks.values():
-            sink.close()
+        for opened in sinks.values():
+            opened.close()
 
 
 def list_messages(engine: Engine, *, status: str | None = None,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -51,8 +51,9 @@ def _encode(value: Any) -> str:
 
 def _decode(stored: str) -> Any:
     kind, _, value = stored.partition(":")
-    return {"i": int, "t": datetime.fromisoformat, "d": date.fromisoformat,
-            "n": Decimal}.get(kind, str)(value)
+    decoders: dict[str, Callable[[str], Any]] = {
+        "i": int, "t": datetime.fromisoformat, "d": date.fromisoformat, "n": Decimal}
+    return decoders.get(kind, str)(value)
 
 
 def _text(value: Any) -> str | None:

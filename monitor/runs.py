@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, CursorResult, Engine, insert, select, update
 
 from . import trail
 from .models import Alert, Run
@@ -27,12 +27,19 @@ OPERATIONAL = "operational"
 PROBLEMS = {"failed": "运行失败", "interrupted": "运行中断", "missed": "未按计划运行"}
 
 
+def _new_id(result: CursorResult) -> int:
+    """The id a one-row INSERT gave its row."""
+    key = result.inserted_primary_key
+    assert key is not None  # a single-row insert without executemany
+    return key[0]
+
+
 def start(engine: Engine, job: str, trigger: str, now: datetime, holder: str | None,
           scheduled_for: datetime | None = None) -> int:
     with engine.begin() as conn:
-        return conn.execute(insert(Run).values(
+        return _new_id(conn.execute(insert(Run).values(
             job=job, trigger=trigger, scheduled_for=scheduled_for, started_at=now,
-            status="running", counts={}, holder=holder)).inserted_primary_key[0]
+            status="running", counts={}, holder=holder)))
 
 
 def finish(engine: Engine, policy: Policy, run_id: int, now: datetime, counts: dict[str, Any],
@@ -50,9 +57,9 @@ def record_missed(engine: Engine, policy: Policy, job: str, scheduled_for: datet
                   now: datetime, reason: str) -> int:
     """A scheduled run that did not happen: a ``missed`` record and an operational alert."""
     with engine.begin() as conn:
-        run_id = conn.execute(insert(Run).values(
+        run_id = _new_id(conn.execute(insert(Run).values(
             job=job, trigger="serve", scheduled_for=scheduled_for, started_at=now,
-            finished_at=now, status="missed", counts={}, error=reason)).inserted_primary_key[0]
+            finished_at=now, status="missed", counts={}, error=reason)))
         _alert(conn, policy, now, run_id)
     return run_id
 
@@ -107,7 +114,7 @@ def _raise(conn: Connection, policy: Policy, now: datetime, key: str, rule_id: s
            "evidence": evidence, "event_ids": [], "rule_version": "1", "assigned_to": tier2,
            "due_on": policy.due(now, rule_id)}
     trail.lock(conn)
-    alert_id = conn.execute(insert(Alert).values(**row)).inserted_primary_key[0]
+    alert_id = _new_id(conn.execute(insert(Alert).values(**row)))
     trail.append(conn, now, [Entry("raised", alert_id, SYSTEM, {
         "rule_id": rule_id, "subject": subject, "level": "red", "tier": 2,
         "department": None, "assigned_to": tier2})])

@@ -46,7 +46,7 @@ _DAEMON: dict[str, Any] = {}
 def _due_messages(runner: Runner) -> int:
     with runner.engine.connect() as conn:
         return conn.scalar(select(func.count()).select_from(OutboxMessage).where(
-            OutboxMessage.status.in_(DUE), OutboxMessage.next_attempt_at <= runner.clock()))
+            OutboxMessage.status.in_(DUE), OutboxMessage.next_attempt_at <= runner.clock())) or 0
 
 
 def run_scheduled(job: str) -> str:

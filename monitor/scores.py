@@ -18,12 +18,14 @@ total (equal totals share a rank). Every deduction names the alert or spot check
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
+from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 
-from .config import THEMES, Config
+from .config import THEMES, Config, ScoreWeights
 from .models import Alert, Item, SpotCheck
 from .report import figures as fg
 from .report.labels import labeler
@@ -47,62 +49,82 @@ class Deduction:
 
 def deductions(engine: Engine, config: Config, period: Period,
                department: str | None = None) -> list[Deduction]:
-    w = config.scores
-    scope = fg.Scope(period, config.tz, department)
+    with engine.connect() as conn:
+        return deductions_in(conn, config.scores, config.tz, period, department)
+
+
+# findings that are about the scores themselves, not about how a department worked
+NOT_SCORED = ("ranking_last",)
+
+
+def deductions_in(conn: Connection, w: ScoreWeights, tz: tzinfo, period: Period,
+                  department: str | None = None) -> list[Deduction]:
+    scope = fg.Scope(period, tz, department)
     d, cur = fg.current(scope)
     out: list[Deduction] = []
-    with engine.connect() as conn:
-        for a in conn.execute(
-                select(Alert.id, Alert.department, Alert.kind, Alert.level, Alert.status,
-                       Alert.escalated_at, Alert.case_id, Alert.message)
-                .join(d, d.c.id == Alert.id)
-                .where(cur, Alert.disposition.is_distinct_from("false_positive"))
-                .order_by(Alert.department, Alert.id)):
-            dept = a.department or "-"
-            theme = w.kind_themes.get(a.kind, "regular")
-            out.append(Deduction(dept, theme, getattr(w, a.level), f"finding:{a.level}", a.id,
+    for a in conn.execute(
+            select(Alert.id, Alert.department, Alert.kind, Alert.level, Alert.status,
+                   Alert.escalated_at, Alert.case_id, Alert.message)
+            .join(d, d.c.id == Alert.id)
+            .where(cur, Alert.disposition.is_distinct_from("false_positive"),
+                   Alert.disposition.is_distinct_from("voided"), Alert.kind.not_in(NOT_SCORED))
+            .order_by(Alert.department, Alert.id)):
+        dept = a.department or "-"
+        theme = w.kind_themes.get(a.kind, "regular")
+        out.append(Deduction(dept, theme, getattr(w, a.level), f"finding:{a.level}", a.id,
+                             a.kind, a.case_id, a.message))
+        if a.status in ACTIVE:
+            out.append(Deduction(dept, "supervision", w.unresolved, "unresolved", a.id,
                                  a.kind, a.case_id, a.message))
-            if a.status in ACTIVE:
-                out.append(Deduction(dept, "supervision", w.unresolved, "unresolved", a.id,
-                                     a.kind, a.case_id, a.message))
-            if a.escalated_at is not None:
-                out.append(Deduction(dept, "supervision", w.escalated, "escalated", a.id,
-                                     a.kind, a.case_id, a.message))
-        lo, hi = scope.bounds["cur"]
-        for s in conn.execute(select(SpotCheck).where(
-                SpotCheck.result == "fail", SpotCheck.completed_at >= lo,
-                SpotCheck.completed_at < hi, scope.dept(SpotCheck.department))
-                .order_by(SpotCheck.id)):
-            out.append(Deduction(s.department or "-", "regular", w.failed_spot_check,
-                                 "failed_spot_check", None, None, s.case_id,
-                                 f"抽检不合格：{s.note or ''}（{s.by_user}）"))
+        if a.escalated_at is not None:
+            out.append(Deduction(dept, "supervision", w.escalated, "escalated", a.id,
+                                 a.kind, a.case_id, a.message))
+    lo, hi = scope.bounds["cur"]
+    for s in conn.execute(select(SpotCheck).where(
+            SpotCheck.result == "fail", SpotCheck.completed_at >= lo,
+            SpotCheck.completed_at < hi, scope.dept(SpotCheck.department))
+            .order_by(SpotCheck.id)):
+        out.append(Deduction(s.department or "-", "regular", w.failed_spot_check,
+                             "failed_spot_check", None, None, s.case_id,
+                             f"抽检不合格：{s.note or ''}（{s.by_user}）"))
     return [x for x in out if x.points]
 
 
-def scorecard(engine: Engine, config: Config, period: Period, now: datetime,
-              department: str | None = None) -> Report:
-    """Scores and ranking as a report (tables ``t_scores`` and ``t_deductions``), so it
-    has every format the report has."""
-    label = labeler(config.language)
-    with engine.connect() as conn:
-        depts = fg.departments(conn, fg.Scope(period, config.tz, department))
-        handling = set(conn.scalars(select(Item.department).distinct()))
+def ranking(conn: Connection, w: ScoreWeights, tz: tzinfo, period: Period,
+            department: str | None = None, found: list[Deduction] | None = None
+            ) -> list[dict[str, Any]]:
+    """Each department handling cases with its points per theme, total and rank (equal
+    totals share a rank), best first."""
+    depts = fg.departments(conn, fg.Scope(period, tz, department))
+    handling = set(conn.scalars(select(Item.department).distinct()))
     # a department without power items (the county office itself) handles no cases
     depts = {code: name for code, name in depts.items() if code in handling}
-    found = deductions(engine, config, period, department)
-    themes = config.scores.themes
+    if found is None:
+        found = deductions_in(conn, w, tz, period, department)
     rows = []
     for code, name in depts.items():
-        row = {"department": code, "name": name}
+        row: dict[str, Any] = {"department": code, "name": name}
         for t in THEMES:
             lost = sum(x.points for x in found if x.department == code and x.theme == t)
-            row[t] = round(max(0.0, themes[t] - lost), 2)
+            row[t] = round(max(0.0, w.themes[t] - lost), 2)
         row["deductions"] = round(sum(x.points for x in found if x.department == code), 2)
         row["total"] = round(sum(row[t] for t in THEMES), 2)
         rows.append(row)
     rows.sort(key=lambda r: (-r["total"], r["department"]))
     for i, r in enumerate(rows):
         r["rank"] = rows[i - 1]["rank"] if i and rows[i - 1]["total"] == r["total"] else i + 1
+    return rows
+
+
+def scorecard(engine: Engine, config: Config, period: Period, now: datetime,
+              department: str | None = None,
+              titles: Mapping[str, str] | None = None) -> Report:
+    """Scores and ranking as a report (tables ``t_scores`` and ``t_deductions``), so it
+    has every format the report has; ``titles`` as for the report's build_report."""
+    label = labeler(config.language)
+    found = deductions(engine, config, period, department)
+    with engine.connect() as conn:
+        rows = ranking(conn, config.scores, config.tz, period, department, found)
     scores = Table("t_scores", [Column("rank"), Column("department", "text"),
                                 Column("name", "text"), *(Column(t, "num") for t in THEMES),
                                 Column("deductions", "num"), Column("total", "num")], rows)
@@ -113,7 +135,7 @@ def scorecard(engine: Engine, config: Config, period: Period, now: datetime,
                    [{"department": x.department, "theme": label(x.theme), "reason": x.reason,
                      "points": x.points, "alert_id": x.alert_id, "kind": x.kind or "",
                      "case_id": x.case_id or "", "message": x.message} for x in found],
-                   names=value_names(config.language))
+                   names=value_names(config.language, titles))
     rep = Report(label("scores"), period, period.previous(), period.year_before(), department,
                  now.astimezone(config.tz), config.language, kind="scores")
     rep.tables = {"t_scores": scores, "t_deductions": detail}

@@ -12,8 +12,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Engine, and_, func, insert, select, update
+from sqlalchemy import Engine, Row, and_, func, insert, select, update
 
 from .errors import MonitorError, NotAllowed, NotFound, usage
 from .models import Event, SpotCheck, User
@@ -59,7 +60,7 @@ def draw(engine: Engine, period: Period, tz, n: int, seed: str, now: datetime,
 
 
 def record(engine: Engine, case_id: str, by: str, passed: bool, note: str | None,
-           now: datetime) -> SpotCheck:
+           now: datetime) -> Row[Any]:
     """Record the result of a drawn case's review (a second record replaces the first)."""
     if not note:
         raise usage(MonitorError("--note is required: what was checked, and what was wrong "
@@ -73,4 +74,4 @@ def record(engine: Engine, case_id: str, by: str, passed: bool, note: str | None
                            "(draw with: permit-monitor sample --period …)")
         conn.execute(update(SpotCheck).where(SpotCheck.case_id == case_id).values(
             result="pass" if passed else "fail", by_user=by, note=note, recorded_at=now))
-        return conn.execute(select(SpotCheck).where(SpotCheck.case_id == case_id)).first()
+        return conn.execute(select(SpotCheck).where(SpotCheck.case_id == case_id)).one()

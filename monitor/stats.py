@@ -33,7 +33,9 @@ class DeptPeriod:
 
     @property
     def median_time_to_resolve(self) -> timedelta | None:
-        return median(self.resolve_times) if self.resolve_times else None
+        # median() sorts and averages two middle values, which timedeltas support;
+        # typeshed declares it for numbers only
+        return median(self.resolve_times) if self.resolve_times else None  # type: ignore[type-var]
 
 
 def _bounds(start: date, end: date, tz: tzinfo) -> tuple[datetime, datetime]:

@@ -37,7 +37,7 @@ DISPOSITIONS = {"rectified": "整改", "explained": "说明", "false_positive": 
 ACTIVE = ("open", "acknowledged")  # someone still has to act
 STATES = ("open", "acknowledged", "resolved", "confirmed")
 # Findings about tier 1 itself (a monitor not logging in) go straight to tier 2.
-TIER2_KINDS = ("inactive_monitor",)
+TIER2_KINDS = ("inactive_monitor", "ranking_last")
 
 
 @dataclass(frozen=True)

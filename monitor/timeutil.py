@@ -9,6 +9,14 @@ from decimal import Decimal, InvalidOperation
 MAX_AMOUNT = Decimal(10) ** 15  # yuan; integer fen must fit a 64-bit column
 
 
+def aware(value) -> datetime:
+    """A stored UTC timestamp as an aware datetime: window functions and some drivers give
+    it back as naive UTC (text, on SQLite)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
 class ValueProblem(ValueError):
     """A field value that does not fit the contract; the message says why."""
 

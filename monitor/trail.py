@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -90,7 +90,7 @@ def append(conn: Connection, at: datetime, entries: list[Entry]) -> list[int]:
     if not entries:
         return []
     seq, prev = lock(conn)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for e in entries:
         seq += 1
         digest = entry_hash(seq, at, e.alert_id, e.action, e.actor, e.detail, prev, e.channel)
@@ -151,7 +151,7 @@ def verify(engine: Engine) -> Verified:
     return Verified(count, prev)
 
 
-def check_entries(engine: Engine, entries: list[Any]) -> str | None:
+def check_entries(engine: Engine, entries: Sequence[Any]) -> str | None:
     """Check some entries (one alert's history) without walking the whole chain: each one's
     content must match its hash and its ``prev_hash`` the hash of the entry before it.
     ``None`` when they hold, else the first problem, worded as :func:`verify` words it."""
@@ -159,7 +159,7 @@ def check_entries(engine: Engine, entries: list[Any]) -> str | None:
         return None
     with engine.connect() as conn:
         before = dict(conn.execute(select(TrailEntry.seq, TrailEntry.hash).where(
-            TrailEntry.seq.in_([e.seq - 1 for e in entries if e.seq > 1]))).all())
+            TrailEntry.seq.in_([e.seq - 1 for e in entries if e.seq > 1]))).tuples().all())
     for e in entries:
         where = f"trail entry #{e.seq} ({e.action}, alert {e.alert_id})"
         if entry_hash(e.seq, e.at, e.alert_id, e.action, e.actor, e.detail, e.prev_hash,

@@ -5,15 +5,15 @@ Chinese (the default) and English (``language: en``).
 A Chinese report or page never shows ``open``, ``step_too_fast`` or ``overdue`` where a
 person reads: the web's labels (monitor/center/labels.py) include these, and a report's
 columns of stored ids (format ``label``, monitor/report/model.py) are shown through
-:func:`value_names`, rule ids as their rule's title. CSV and JSON keep the ids, for tools.
+:func:`value_names`, rule ids and kinds as their titles (monitor/rulenames.py). CSV and
+JSON keep the ids, for tools.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Mapping
 
 from .config import LANGUAGES
-from .rules.kinds import KINDS
 
 VALUES: dict[str, tuple[str, str]] = {
     # alert statuses
@@ -42,20 +42,13 @@ VALUES: dict[str, tuple[str, str]] = {
 }
 
 
-def kind_names(language: str) -> dict[str, str]:
-    """Rule kind → its title (the title a rule of that kind has unless its file gives one)."""
-    return {name: (kind.TITLE if language == "zh" else name) for name, kind in KINDS.items()}
-
-
-def value_names(language: str, rule_titles: dict[str, str] | None = None,
-                extra: Iterable[tuple[str, str]] = ()) -> dict[str, str]:
+def value_names(language: str, titles: Mapping[str, str] | None = None) -> dict[str, str]:
     """Stored value → the word shown for it in ``language``: the statuses, levels,
-    dispositions and deduction reasons above, the kinds, and (``rule_titles``) each rule id
-    as its title in a Chinese report."""
+    dispositions and deduction reasons above, and in a Chinese report ``titles`` (rule ids
+    and kinds → their titles, from :func:`monitor.rulenames.titles`: handed in, as the
+    report sits below the rules)."""
     k = LANGUAGES.index(language)
     names = {value: words[k] for value, words in VALUES.items()}
-    names.update(kind_names(language))
     if language == "zh":
-        names.update(rule_titles or {})
-    names.update(extra)
+        names.update(titles or {})
     return names

@@ -15,7 +15,9 @@
   takes ``now`` / ``as_of``, so tests need no clock patching and an audit can be replayed
   as of any moment. ``cli.py`` is the one place allowed to read it: it is the entry point
   of every command, and it hands its clock down — to the ``serve`` daemon and the job
-  runner (``Runner(clock=app.now)``), to ``demo`` and ``demo replay`` (``now=App.now()``).
+  runner (``Runner(clock=app.now, wall=time.time)``: the inbox's settle check compares
+  file modification times, wall-clock seconds), to ``demo`` and ``demo replay``
+  (``now=App.now()``).
   A new entry point (the web application) joins :data:`CLOCK_ALLOWED` and does the same.
   A read is any use, called or passed along, of :data:`CLOCK_READS` (``datetime.now``,
   ``utcnow``, ``today``, ``date.today``, ``time.time``, ``time.time_ns``, SQL ``now()`` and
@@ -23,10 +25,8 @@
   (``time.localtime()``, ``gmtime()``, ``ctime()``, ``asctime()``; ``strftime(fmt)``).
   ``time.monotonic``, ``perf_counter`` and ``process_time`` are allowed anywhere: they
   measure how long something took (a timeout, a run's duration), never which moment it is.
-  One known read remains, listed with its reason in :data:`CLOCK_EXCEPTIONS` so that no
-  other read hides behind it: ``Runner.wall`` in jobs.py defaults to ``time.time`` for the
-  inbox's settle check (file modification times are wall-clock seconds); cli.py should
-  hand it in, as it hands in ``clock``.
+  A read that must stay below the entry points is listed with its reason in
+  :data:`CLOCK_EXCEPTIONS` (none today), so that no other read hides behind it.
 
 Each check is a function over a source tree, and each is also run on a small tree written
 to ``tmp_path`` that breaks it, so none of them can pass by finding nothing.
@@ -43,10 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CLOCK_ALLOWED = {"cli.py", "monitor/web/app.py"}  # the two entry points
 # (file, read) → why it is still there; each entry is a debt to pay, not a permission
-CLOCK_EXCEPTIONS = {
-    ("monitor/jobs.py", "time.time"):
-        "Runner.wall's default, for the inbox's settle check against file mtimes",
-}
+CLOCK_EXCEPTIONS: dict[tuple[str, str], str] = {}
 CLICK_ALLOWED = {"cli.py"}
 CLOCK_READS = {
     "datetime.datetime.now", "datetime.datetime.utcnow", "datetime.datetime.today",

@@ -82,6 +82,46 @@ def test_the_documented_examples_ingest_cleanly(engine, config):
     assert receipts.tally.inserted == 2
 
 
+ARCHITECTURE = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+
+
+def architecture_paths(text: str) -> set[str]:
+    """The project paths docs/architecture.md names: ``monitor/…``, ``cli.py``,
+    ``tests/…``, ``rules/``, and the dotted ``monitor.x.y`` module names."""
+    paths = set(re.findall(r"(?<![\w/.])((?:monitor|tests|rules|bench)/[\w/.-]*|cli\.py)", text))
+    for dotted in re.findall(r"(?<![\w/.])(monitor(?:\.[a-z_]+)+)", text):
+        parts = dotted.split(".")
+        while len(parts) > 1 and not (ROOT.joinpath(*parts).is_dir()
+                                      or ROOT.joinpath(*parts).with_suffix(".py").exists()):
+            parts.pop()  # monitor.ingest.ingest_events: the module, then a name in it
+        paths.add("/".join(parts) + ("/" if ROOT.joinpath(*parts).is_dir() else ".py"))
+    return {p.rstrip(".") for p in paths}
+
+
+def test_architecture_names_only_paths_that_exist():
+    named = architecture_paths(ARCHITECTURE)
+    assert len(named) > 40  # the check reads the page (it names ~70 paths)
+    missing = sorted(p for p in named if not (ROOT / p).exists())
+    assert not missing, f"docs/architecture.md names paths that do not exist: {missing}"
+
+
+def test_architecture_names_every_package_and_module_of_monitor():
+    named = architecture_paths(ARCHITECTURE)
+    top = sorted(p.relative_to(ROOT).as_posix() + ("/" if p.is_dir() else "")
+                 for p in (ROOT / "monitor").iterdir()
+                 if (p.is_dir() and (p / "__init__.py").exists())
+                 or (p.suffix == ".py" and p.name != "__init__.py"))
+    absent = [p for p in top if p not in named]
+    assert not absent, f"docs/architecture.md does not place {absent} in a layer"
+
+
+def test_architecture_path_check_can_fail():
+    named = architecture_paths("see `monitor/nowhere.py`, monitor.engine.evaluate and "
+                               "`monitor/ingest/`")
+    assert named == {"monitor/nowhere.py", "monitor/engine.py", "monitor/ingest/"}
+    assert not (ROOT / "monitor/nowhere.py").exists()
+
+
 # --- the README's printed sessions, run as printed ------------------------------------
 
 def readme_block(first_command: str, after: str = "") -> str:

@@ -326,10 +326,12 @@ def test_a_chinese_report_shows_words_not_ids(county, tmp_path):
     """The 通报 showed `open` and English rule ids: every stored id is shown as its word
     (a rule id as its rule's title, a status as 待处置 …), while JSON and CSV keep the ids
     for tools; the time it was generated is the county's."""
+    from monitor.rulenames import titles
     from monitor.rules.loader import load_rules
     from monitor.vocabulary import VALUES
 
-    rep = build_report(county["engine"], county["config"], parse_period(PERIOD), NOW)
+    rep = build_report(county["engine"], county["config"], parse_period(PERIOD), NOW,
+                       titles=titles(county["config"]))
     html, _ = render(rep, "html", tmp_path / "r.html")
     cells = Cells()
     cells.feed((tmp_path / "r.html").read_text(encoding="utf-8"))

@@ -185,7 +185,7 @@ def test_the_daemon_keeps_evaluating_with_the_last_good_rules_and_says_so_once(
     shutil.copytree(SHIPPED, tmp_path / "rules")
     config = Config(path=None, base_dir=tmp_path, rules_dir=tmp_path / "rules")
     clock = iter(datetime(2025, 11, 3, h, tzinfo=timezone.utc) for h in range(1, 20))
-    runner = Runner(store, config, clock=lambda: next(clock), trigger="serve")
+    runner = Runner(store, config, clock=lambda: next(clock), wall=time.time, trigger="serve")
     first = run_job(runner, "evaluate")
     assert first.status == "ok" and first.counts["rules"] == SHIPPED_COUNT
     (tmp_path / "rules" / "overdue.yaml").write_text("rules:\n  - id: overdue\n    kindd: x\n")
@@ -207,7 +207,7 @@ def test_two_jobs_of_one_daemon_exclude_each_other(tmp_path, store):
     from monitor.lease import LeaseBusy
 
     runner = Runner(store, Config(path=None, base_dir=tmp_path),
-                    clock=lambda: datetime.now(timezone.utc), trigger="serve")
+                    clock=lambda: datetime.now(timezone.utc), wall=time.time, trigger="serve")
     refused = []
 
     def meanwhile(step: str) -> None:
@@ -257,7 +257,7 @@ def test_the_daemons_evaluate_job_catches_up_on_the_runs_it_missed(tmp_path, sto
     moments = iter([local(2025, 11, 7, 18, 0, 2), local(2025, 11, 10, 9, 0, 3),
                     local(2025, 11, 10, 10, 0, 1)])
     runner = Runner(store, Config(path=None, base_dir=tmp_path), clock=lambda: now,
-                    trigger="serve")
+                    wall=time.time, trigger="serve")
     results = []
     for now in moments:
         results.append(run_job(runner, "evaluate"))

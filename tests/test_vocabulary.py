@@ -14,7 +14,7 @@ from cli import cli
 
 LISTS = [["alerts", "list"], ["quarantine", "list"], ["notify", "list"], ["holds", "list"],
          ["exemptions", "list"], ["runs", "list"], ["users", "list", "--all"],
-         ["tokens", "list"]]
+         ["tokens", "list"], ["ratings", "list"], ["complaints", "list"]]
 
 
 @pytest.fixture

@@ -17,10 +17,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 
-from sqlalchemy import Engine, case, func, select
+from sqlalchemy import Engine, case, func, or_, select
 
 from ..authz import Actor
-from ..models import Alert, Department, Item
+from ..models import Alert, Complaint, Department, Item, Rating
 from ..supervision import ACTIVE
 from .listing import LEVELS, visible
 
@@ -36,6 +36,8 @@ class Light:
     review: int = 0                                     # tier-2, resolved, awaiting review
     by_rule: Counter = field(default_factory=Counter)   # rule id → open alerts
     trend: list[int] = field(default_factory=lambda: [0] * TREND_DAYS)
+    bad_ratings: int = 0      # 差评 (score ≤ 2, not voided) given in the last 30 days
+    open_complaints: int = 0  # complaints not yet answered (反馈)
 
     @property
     def light(self) -> str:
@@ -52,6 +54,8 @@ class Light:
         self.by_rule.update(other.by_rule)
         self.overdue += other.overdue
         self.review += other.review
+        self.bad_ratings += other.bad_ratings
+        self.open_complaints += other.open_complaints
         self.trend = [a + b for a, b in zip(self.trend, other.trend)]
 
 
@@ -70,7 +74,7 @@ def board(engine: Engine, actor: Actor, now: datetime, tz: tzinfo) -> Board:
     lights: dict[str, Light] = {}
     with engine.connect() as conn:
         names = dict(conn.execute(select(Department.code, Department.name)
-                                  .where(visible(Department.code, actor))).all())
+                                  .where(visible(Department.code, actor))).tuples().all())
         handling = set(conn.scalars(select(Item.department).distinct()))
         for code, name in sorted(names.items()):
             if code in handling:
@@ -107,6 +111,18 @@ def board(engine: Engine, actor: Actor, now: datetime, tz: tzinfo) -> Board:
             i = raised.astimezone(tz).date().toordinal() - first
             if 0 <= i < TREND_DAYS:
                 light(dept).trend[i] += n
+        for dept, n in conn.execute(
+                select(Rating.department, func.count())
+                .where(visible(Rating.department, actor), Rating.score <= 2,
+                       Rating.rated_at >= lo, Rating.rated_at < hi,
+                       or_(Rating.appeal.is_(None), Rating.appeal != "voided"))
+                .group_by(Rating.department)):
+            light(dept).bad_ratings += n
+        for dept, n in conn.execute(
+                select(Complaint.department, func.count())
+                .where(visible(Complaint.department, actor), Complaint.answered_at.is_(None))
+                .group_by(Complaint.department)):
+            light(dept).open_complaints += n
     county = Light("county", "")
     ordered = sorted(lights.values(), key=lambda x: (
         {"red": 0, "yellow": 1, "green": 2}[x.light], -x.active["red"], -x.open, x.code))

@@ -9,6 +9,7 @@ those the alert's state allows (monitor/supervision.py) and the actor may take
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import SimpleNamespace
@@ -20,8 +21,8 @@ from .. import authz, trail
 from ..authz import Actor
 from ..config import Config
 from ..errors import MonitorError, NotFound
-from ..models import (Alert, Department, Disposition, Event, Hold, SpotCheck,
-                      SupervisionOrder, TrailEntry)
+from ..models import (Alert, Complaint, Department, Disposition, Event, Hold, Rating,
+                      SpotCheck, SupervisionOrder, TrailEntry)
 from ..ruletools.explain import Explanation, explain
 from ..rules.model import Rule
 from ..supervision import possible_actions
@@ -36,11 +37,11 @@ class AlertView:
     evidence: list[str]
     explanation: Explanation | None
     explain_error: str | None
-    history: list[Any]
+    history: Sequence[Any]
     trail_problem: str | None
-    dispositions: list[Any]
-    orders: list[Any]
-    holds: list[Any]
+    dispositions: Sequence[Any]
+    orders: Sequence[Any]
+    holds: Sequence[Any]
     actions: list[str]
     days_left: int | None
     may_exempt: bool = False
@@ -94,10 +95,12 @@ class CaseView:
     case_id: str
     department: str | None
     department_name: str
-    events: list[Any]
+    events: Sequence[Any]
     alerts: list[Any] = field(default_factory=list)
-    holds: list[Any] = field(default_factory=list)
-    spot_checks: list[Any] = field(default_factory=list)
+    holds: Sequence[Any] = field(default_factory=list)
+    spot_checks: Sequence[Any] = field(default_factory=list)
+    ratings: Sequence[Any] = field(default_factory=list)      # 好差评 of the case
+    complaints: Sequence[Any] = field(default_factory=list)   # 投诉 about the case
 
 
 def case_view(engine: Engine, actor: Actor, case_id: str) -> CaseView:
@@ -117,8 +120,13 @@ def case_view(engine: Engine, actor: Actor, case_id: str) -> CaseView:
         holds = conn.execute(select(Hold).where(Hold.case_id == case_id)
                              .order_by(Hold.id)).all()
         spots = conn.execute(select(SpotCheck).where(SpotCheck.case_id == case_id)).all()
+        ratings = conn.execute(select(Rating).where(Rating.case_id == case_id)
+                               .order_by(Rating.rated_at)).all()
+        complaints = conn.execute(select(Complaint).where(Complaint.case_id == case_id)
+                                  .order_by(Complaint.received_at)).all()
     return CaseView(case_id, dept, name or dept or "-", events,
-                    [a for a in alerts if authz.allowed(actor, authz.READ, a)], holds, spots)
+                    [a for a in alerts if authz.allowed(actor, authz.READ, a)], holds, spots,
+                    ratings, complaints)
 
 
 __all__ = ["AlertView", "CaseView", "alert_view", "case_view"]

@@ -86,6 +86,16 @@ LABELS: dict[str, tuple[str, str]] = {
     "no_actions": ("当前状态下您无可执行的处置。", "Nothing you may do on this alert now."),
     "holds": ("中止流程", "Holds"),
     "spot_checks": ("抽检", "Spot checks"),
+    "ratings": ("好差评", "Ratings"),
+    "complaints": ("效能投诉", "Complaints"),
+    "appeal": ("申诉", "Appeal"),
+    "appeal_pending": ("待复核", "pending"),
+    "appeal_upheld": ("维持差评", "upheld"),
+    "appeal_voided": ("已撤销", "voided"),
+    "answered": ("已反馈", "answered"),
+    "not_answered": ("未反馈", "not answered"),
+    "bad_ratings_30": ("近30天差评", "Bad ratings, 30 days"),
+    "open_complaints": ("未办结投诉", "Open complaints"),
     "events": ("办理记录", "Events"),
     "amount": ("金额", "Amount"),
     "channel": ("渠道", "Channel"),
@@ -200,8 +210,8 @@ def labeler(language: str):
     k = LANGUAGES.index(language)
 
     def label(key: str, **fields) -> str:
-        text = LABELS.get(key) or REPORT_LABELS.get(key)
-        text = text[k] if text else key
+        texts = LABELS.get(key) or REPORT_LABELS.get(key)
+        text = texts[k] if texts else key
         return text.format(**fields) if fields else text
 
     return label

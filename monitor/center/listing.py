@@ -97,7 +97,7 @@ def alerts_page(engine: Engine, actor: Actor, f: Filters, today: date, calendar:
     order = ((Alert.due_on.is_(None), Alert.due_on, Alert.id) if f.queue
              else (Alert.id.desc(),))
     with engine.connect() as conn:
-        total = conn.scalar(select(func.count()).select_from(Alert).where(*where))
+        total = conn.scalar(select(func.count()).select_from(Alert).where(*where)) or 0
         # the page's ids first, from the covering indexes; then only those rows, which
         # are wide (message, evidence)
         ids = conn.scalars(select(Alert.id).where(*where).order_by(*order).limit(per_page)

@@ -136,7 +136,7 @@ class Config:
 def load_config(path: str | Path | None) -> Config:
     """Load config.yaml; ``None`` means ./config.yaml if present, else all defaults."""
     explicit = path is not None
-    path = Path(path) if explicit else Path(DEFAULT_CONFIG_NAME)
+    path = Path(path if path is not None else DEFAULT_CONFIG_NAME)
     if not path.exists():
         if explicit:
             raise ConfigError(str(path), None, "config file not found")
@@ -175,7 +175,7 @@ def load_config(path: str | Path | None) -> Config:
         reminder_days=values["reminder_days"],
         notify=load_notify(raw.get("notify") or LineDict(), where),
         mapping=mapping,
-        **dates,
+        extra_holidays=dates["extra_holidays"], extra_workdays=dates["extra_workdays"],
         language=load_language(raw, values["language"], where),
         scores=load_scores(raw.get("scores") or LineDict(), where),
         **load_unattended(values, raw, where, base_dir),

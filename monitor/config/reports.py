@@ -15,12 +15,15 @@ from .settings import Setting, declared, line, section
 LANGUAGES = ("zh", "en")  # each one's words: monitor/report/labels.py
 
 SCORE_SETTINGS: tuple[Setting, ...] = (
-    Setting("themes", {"regular": 40, "timeliness": 30, "fees": 20, "supervision": 10}, dict,
+    Setting("themes", {"regular": 30, "timeliness": 30, "fees": 20, "supervision": 10,
+                       "voice": 10}, dict,
             "Points each theme starts with (regular handling, timeliness, fees, supervision "
-            "response); they add up to the total, 100 by default."),
+            "response, citizens' ratings and complaints 评议投诉); they add up to the total, "
+            "100 by default."),
     Setting("kind_themes", {"overdue": "timeliness", "unpaid_fee": "fees",
                             "fee_waiver": "fees", "fee_reconciliation": "fees",
-                            "inactive_monitor": "supervision"}, dict,
+                            "inactive_monitor": "supervision", "bad_rating": "voice",
+                            "complaint": "voice", "rating_contradiction": "voice"}, dict,
             "Rule kind → theme its findings are deducted from; other kinds: regular."),
     Setting("warning", 0.5, float, "Points deducted per warning (临期预警) finding."),
     Setting("yellow", 2.0, float, "Points deducted per yellow-card finding."),
@@ -32,7 +35,7 @@ SCORE_SETTINGS: tuple[Setting, ...] = (
     Setting("failed_spot_check", 2.0, float,
             "Points deducted (regular handling) per failed spot check (抽检)."),
 )
-THEMES = ("regular", "timeliness", "fees", "supervision")
+THEMES = ("regular", "timeliness", "fees", "supervision", "voice")
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,8 @@ from ..catalog import ApplyResult, ingest_catalog
 from ..config import SHIPPED_RULES, Config
 from ..db import open_store
 from ..engine import RuleOutcome, evaluate
-from ..ingest import SourceResult, ingest_activity, ingest_events, ingest_receipts
+from ..ingest import (SourceResult, ingest_activity, ingest_events, ingest_receipts,
+                      ingest_voice)
 from ..meta import pin_audit_moment
 from .check import KindCheck, check
 from .county import County
@@ -101,6 +102,8 @@ def load_demo(directory: str | Path, *, seed: int, cases: int, now: datetime,
         events = list(ingest_events(engine, config, [str(files["events"])], now))
         receipts = list(ingest_receipts(engine, config, [str(files["receipts"])], now))
         receipts += list(ingest_activity(engine, config, [str(files["activity"])], now))
+        for kind in ("ratings", "complaints"):
+            receipts += list(ingest_voice(kind, engine, config, [str(files[kind])], now))
         pin_audit_moment(engine, AS_OF)  # `run` without --as-of audits it as of then
     finally:
         engine.dispose()

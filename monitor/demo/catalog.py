@@ -145,7 +145,8 @@ def catalog_items() -> list[Item]:
 
 def draw_staff(rng: random.Random) -> tuple[list[dict], dict[str, dict[str, list[str]]]]:
     """Users for the catalog, and department → role → user ids for the generator."""
-    users, staff = [], {}
+    users: list[dict] = []
+    staff: dict[str, dict[str, list[str]]] = {}
     for dept, _ in DEPARTMENTS:
         roles = (("monitor_l2", 2),) if dept == "JW" else STAFF
         staff[dept] = {}

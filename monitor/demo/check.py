@@ -49,7 +49,18 @@ def expected_subjects(truth: Mapping) -> dict[str, set[str]]:
         "fee_reconciliation": {f"{penalties['department']}|{period}"
                                for period in penalties["gap_by_period"]},
         "inactive_monitor": set(a.get("inactive_monitor", ())),
+        "bad_rating": set(a.get("bad_rating", ())),
+        "complaint": set(a.get("complaint", ())),
+        "rating_contradiction": set(a.get("rating_contradiction", ())),
     }
+
+
+# kinds whose findings follow from the others' (the scorecard ranking), not from anything
+# planted: the check leaves them out, the demo's audit table still shows them
+DERIVED = ("ranking_last",)
+
+
+SUBJECT_KINDS = ("bad_rating", "complaint", "rating_contradiction", "volume_drop")  # named by their subjects (a rating, a complaint …)
 
 
 def flagged(kind: str, findings: Iterable[Finding]) -> set[str]:
@@ -59,9 +70,12 @@ def flagged(kind: str, findings: Iterable[Finding]) -> set[str]:
         if kind == "fee_reconciliation":
             out.add(f"{f.department}|{f.period}")
         elif kind == "inactive_monitor":
-            out.add(f.actor)
+            if f.actor is not None:
+                out.add(f.actor)
+        elif kind in SUBJECT_KINDS:
+            out.add(f.subject)
         else:
-            out.update(f.case_ids or (f.case_id,))
+            out.update(f.case_ids or ((f.case_id,) if f.case_id is not None else ()))
     return out
 
 
@@ -70,6 +84,7 @@ def check(truth: Mapping, outcomes: Iterable) -> list[KindCheck]:
     expected = expected_subjects(truth)
     found: dict[str, set[str]] = {}
     for o in outcomes:
-        found.setdefault(o.rule.kind, set()).update(flagged(o.rule.kind, o.findings))
+        if o.rule.kind not in DERIVED:
+            found.setdefault(o.rule.kind, set()).update(flagged(o.rule.kind, o.findings))
     return [KindCheck(kind, frozenset(expected.get(kind, ())), frozenset(found.get(kind, ())))
             for kind in sorted(set(expected) | set(found))]

@@ -31,6 +31,7 @@ class County:
 
     def __init__(self, seed: int, cases: int):
         self.rng = random.Random(seed)
+        self.seed = seed
         self.n = cases
         self.days = working_days()
         self.end = bisect_right(self.days, LAST_DAY) - 1

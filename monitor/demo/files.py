@@ -15,6 +15,7 @@ import yaml
 from ..ingest.events import COLUMNS
 from .catalog import ALL_IN_ONE, CENT, DEPARTMENTS, SURVEY_REPORT, Item, P
 from .activity import write_activity
+from .voice import write_voice
 from .county import County
 from .scenarios import SCENARIOS
 from .timeline import generate
@@ -48,7 +49,7 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _csv_rows(events: list[dict[str, Any]]) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+def _csv_rows(events: list[dict[str, Any]]) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
     """The log as CSV rows, with three broken rows and two rows exported twice."""
     rows = [{c: _text(e.get(c)) for c in COLUMNS} for e in events]
     n = len(rows)
@@ -92,7 +93,7 @@ def _receipts(county: County, events: list[dict[str, Any]]) -> list[dict[str, st
             for d in paying for p in periods]
 
 
-def _ground_truth(county: County, quarantined: list[dict[str, str]]) -> dict[str, Any]:
+def _ground_truth(county: County, quarantined: list[dict[str, Any]]) -> dict[str, Any]:
     ids = {k: sorted(c.case_id for c in cases) for k, cases in county.planted.items()}
     first = {k: cases[0].case_id for k, cases in county.planted.items() if cases}
     batch = [c.opts["batch_recorded"] for c in county.planted["batch_entry"]]
@@ -143,11 +144,19 @@ def write_files(directory: Path, county: County) -> tuple[dict[str, Path], dict[
             writer.writerows(table)
     files["activity"] = directory / "activity.csv"
     absence = write_activity(files["activity"], county)  # last: the rest stays as it was
+    voice_files, voice = write_voice(directory, county, events, county.seed)
+    files.update(voice_files)
     truth = _ground_truth(county, quarantined)
     truth["anomalies"]["inactive_monitor"] = [absence["user_id"]]
     truth["details"]["inactive_monitor"] = absence
     truth["descriptions"]["inactive_monitor"] = ("a department's monitor not logged in for "
                                                  "the log's last working days")
+    truth["anomalies"].update(voice["anomalies"])
+    truth["details"]["not_contradictions"] = voice["controls"]
+    truth["descriptions"].update({
+        "bad_rating": "差评 (score 1–2) to be verified and rectified",
+        "rating_contradiction": "a 差评 or fee complaint the log contradicts",
+        "complaint": "efficiency complaints (12345, 窗口, 信访)"})
     files["planted"].write_text(json.dumps(truth, ensure_ascii=False, indent=2) + "\n",
                                 encoding="utf-8")
     return files, truth

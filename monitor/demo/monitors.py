@@ -85,7 +85,7 @@ class Monitors:
         """Draw a plan for every alert whose stage changed since it was last planned."""
         with self.engine.connect() as conn:
             orders = dict(conn.execute(select(SupervisionOrder.alert_id, func.count())
-                                       .group_by(SupervisionOrder.alert_id)).all())
+                                       .group_by(SupervisionOrder.alert_id)).tuples().all())
             dispositions: dict[int, tuple[int, int, Any]] = {}  # alert → (n, rejected, last)
             for d in conn.execute(select(Disposition).order_by(Disposition.id)):
                 n, rejected, _ = dispositions.get(d.alert_id, (0, 0, None))
@@ -127,15 +127,15 @@ class Monitors:
         by = self._tier1_user(rng, alert)
         on_time = rng.random() < (ON_TIME if alert.tier == 1 else ORDER_ON_TIME)
         ack = alert.status == "open" and rng.random() < ACKNOWLEDGE
-        steps = []
+        steps: list[tuple[int, str, str | None, None]] = []  # (day, verb, note, -)
         start = 1
         if ack:
             start = rng.randint(1, min(2, left))
-            steps.append([start, "acknowledge", rng.choice(NOTES["acknowledged"]), None])
+            steps.append((start, "acknowledge", rng.choice(NOTES["acknowledged"]), None))
         if on_time:
-            steps.append([rng.randint(start, left), "resolve", None, None])
+            steps.append((rng.randint(start, left), "resolve", None, None))
         elif alert.tier == 2:  # late under the order: reminded until it is done
-            steps.append([left + rng.randint(1, 3), "resolve", None, None])
+            steps.append((left + rng.randint(1, 3), "resolve", None, None))
         out = []
         seconds = self._moments(rng, len(steps))
         for (offset, verb, note, _), second in zip(steps, seconds):

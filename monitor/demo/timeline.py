@@ -194,14 +194,16 @@ def _place(p0: int, steps: list[Step]) -> list[int]:
     """Office-time positions: steps share the free time up to each anchor by weight."""
     pos, i = [p0], 1
     while i < len(steps):
-        j = next((k for k in range(i, len(steps)) if steps[k].at is not None), None)
-        if j is None:
+        anchor = next(((k, at) for k in range(i, len(steps))
+                       if (at := steps[k].at) is not None), None)
+        if anchor is None:
             for s in steps[i:]:
                 pos.append(pos[-1] + s.floor + s.gap)
             break
+        j, at = anchor
         seg, base = steps[i:j + 1], pos[-1]
         need = sum(s.floor + s.extra_days * DAY for s in seg)
-        target = max(steps[j].at, base + need + 60)
+        target = max(at, base + need + 60)
         free, total = target - base - need, sum(s.weight for s in seg) or 1.0
         for s in seg:
             base += s.floor + s.extra_days * DAY + int(free * s.weight / total)

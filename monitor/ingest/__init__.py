@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from datetime import datetime
 
 from sqlalchemy import Engine
@@ -19,6 +20,7 @@ from .events import REQUIRED
 from .pipeline import RECEIPT_COLUMNS, ingest_event_rows, ingest_receipt_rows
 from .sources import FORMATS, Source, SourceRow, csv_rows, jsonl_rows, open_source
 from .store import Tally
+from .voice import SPECS as VOICE_SPECS, ingest_voice_rows
 
 # Called once per source with (name, size in bytes or None); returns a callback taking
 # the raw bytes read so far, or None for no progress display.
@@ -57,6 +59,13 @@ def _ingest(kind: str, engine: Engine, config: Config, names: list[str], now: da
                                       "(user_id, at, action)")
                 rows = csv_rows(source, encoding, ACTIVITY_COLUMNS)
                 store = ingest_activity_rows
+            elif kind in VOICE_SPECS:
+                if source.format not in ("csv", "jsonl"):
+                    raise IngestError(f"{source.name}: {kind} must be CSV or JSON Lines "
+                                      f"({', '.join(VOICE_SPECS[kind].columns)} …)")
+                rows = (csv_rows(source, encoding, VOICE_SPECS[kind].columns)
+                        if source.format == "csv" else jsonl_rows(source, encoding))
+                store = partial(ingest_voice_rows, kind)
             else:
                 if source.format != "csv":
                     raise IngestError(f"{source.name}: receipts must be CSV "
@@ -91,3 +100,11 @@ def ingest_activity(engine: Engine, config: Config, names: list[str], now: datet
                     progress: ProgressFactory | None = None) -> Iterator[SourceResult]:
     """Ingest monitoring-log CSVs (user_id, at, action), lazily like :func:`ingest_events`."""
     return _ingest("activity", engine, config, names, now, "csv", encoding, progress)
+
+
+def ingest_voice(kind: str, engine: Engine, config: Config, names: list[str], now: datetime,
+                 *, fmt: str | None = None, encoding: str = "utf-8-sig",
+                 progress: ProgressFactory | None = None) -> Iterator[SourceResult]:
+    """Ingest ratings (好差评) or complaints (投诉) — ``kind`` — from CSV or JSON Lines,
+    lazily like :func:`ingest_events`; an id already stored is a duplicate."""
+    return _ingest(kind, engine, config, names, now, fmt, encoding, progress)

@@ -39,7 +39,7 @@ class CatalogIndex:
 
     @classmethod
     def load(cls, conn: Connection) -> "CatalogIndex":
-        items = dict(conn.execute(select(Item.code, Item.department)).all())
+        items = dict(conn.execute(select(Item.code, Item.department)).tuples().all())
         departments = frozenset(conn.scalars(select(Department.code)))
         return cls(items, departments)
 

@@ -13,7 +13,7 @@ import marshal
 import pickle
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from datetime import datetime, tzinfo
 from functools import partial
@@ -43,7 +43,8 @@ class EventBatch(NamedTuple):
 
     read: int
     rows: list[tuple]       # column values of each valid row, as insert_events takes them
-    index: list[int]        # position in the batch of each valid row
+    # position in the batch of each valid row; the name hides tuple.index, never used on a batch
+    index: list[int]  # type: ignore[assignment]
     fields: Sequence[dict[str, Any]]  # the fields read for each valid row (for a conflict)
     bad: list[tuple[int, Bad]]  # the rows that break the contract, with their position
 
@@ -110,7 +111,7 @@ class _JoinedFields(Sequence):
     def __len__(self) -> int:
         return sum(count for count, _ in self._runs)
 
-    def __getitem__(self, k):  # type: ignore[override]
+    def __getitem__(self, k):
         if self._rows is None:
             values, rows, start = self._text.split(_SEP), [], 0
             for count, names in self._runs:
@@ -201,7 +202,7 @@ def _run(engine: Engine, kind: str, source: str, now: datetime, progress: Progre
     total = Tally()
     try:
         # Rows make no reference cycles; the cyclic collector only costs time here (~7 %).
-        with _cyclic_gc_paused(), closing(work(run_id)) as prepared:
+        with _cyclic_gc_paused(), closing(_generator(work(run_id))) as prepared:
             for batch, position in prepared:
                 with engine.begin() as conn:
                     tally = step(conn, batch, run_id)
@@ -258,8 +259,14 @@ def ingest_event_rows(engine: Engine, source: Source, rows: Iterable[SourceRow],
     return _run(engine, "events", source.name, now, progress, work, step)
 
 
+def _generator(it: Iterator[T]) -> Generator[T]:
+    """``it``, which a generator function made (so it has close()), typed as one."""
+    assert isinstance(it, Generator)
+    return it
+
+
 def _unpacked(packed: Iterator[tuple[bytes, int]]) -> Iterator[tuple[EventBatch, int]]:
-    with closing(packed):  # closing this generator ends the child too
+    with closing(_generator(packed)):  # closing this generator ends the child too
         for data, position in packed:
             yield unpack_event_batch(data), position
 

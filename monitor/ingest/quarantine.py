@@ -41,7 +41,7 @@ def quarantine_counts(engine: Engine) -> dict[str, int]:
     with engine.connect() as conn:
         return dict(conn.execute(select(Quarantine.reason, func.count())
                                  .where(Quarantine.resolved_at.is_(None))
-                                 .group_by(Quarantine.reason)).all())
+                                 .group_by(Quarantine.reason)).tuples().all())
 
 
 def retry_quarantine(engine: Engine, config: Config, now: datetime) -> Tally:
@@ -64,7 +64,7 @@ def retry_quarantine(engine: Engine, config: Config, now: datetime) -> Tally:
             if not batch:
                 return total
             last_id = batch[-1].id
-            for kind in ("events", "receipts", "activity"):
+            for kind in ("events", "receipts", "activity", "ratings", "complaints"):
                 entries = [q for q in batch if q.kind == kind]
                 if entries:
                     total += _retry_kind(conn, kind, entries, catalog, config, now)
@@ -90,6 +90,11 @@ def _retry_kind(conn, kind: str, entries: list[Row], catalog: CatalogIndex,
             users = frozenset(conn.scalars(select(User.id)))
             tally, stored_rows, set_aside = process_activity_batch(conn, rows, users,
                                                                    config.tz, None)
+        elif kind in ("ratings", "complaints"):
+            from .voice import SPECS, process_batch
+
+            tally, stored_rows, set_aside = process_batch(
+                conn, SPECS[kind], rows, frozenset(catalog.departments), config.tz, None)
         else:
             tally, stored_rows, set_aside = process_receipt_batch(
                 conn, rows, catalog.departments, {}, None)

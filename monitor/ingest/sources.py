@@ -71,6 +71,7 @@ def _detect(name: str, peek: bytes) -> str:
 def open_source(name: str, fmt: str | None = None) -> Iterator[Source]:
     """Open ``name`` (``-`` = stdin); a missing or unreadable file is an :class:`IngestError`."""
     forkable = True
+    raw: BinaryIO
     if name == "-":
         size, label = None, "<stdin>"
         try:  # a reader of our own: multiprocessing closes sys.stdin in a child it starts
@@ -89,10 +90,13 @@ def open_source(name: str, fmt: str | None = None) -> Iterator[Source]:
             raise IngestError(f"{name}: cannot open ({exc.strerror})") from None
         size, label = path.stat().st_size, str(name)
     try:
-        buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)
-        stream: BinaryIO = buffered
+        # a stdin that is not a BufferedReader (a test's BytesIO) still has the readinto()
+        # BufferedReader needs, which typing.BinaryIO does not declare
+        buffered = raw if isinstance(raw, io.BufferedReader) else \
+            io.BufferedReader(raw)  # type: ignore[type-var]
+        stream = buffered
         if buffered.peek(2)[:2] == b"\x1f\x8b":
-            stream = io.BufferedReader(gzip.GzipFile(fileobj=buffered))  # type: ignore[arg-type]
+            stream = io.BufferedReader(gzip.GzipFile(fileobj=buffered))
         try:
             peek = stream.peek(512)[:512]
         except (OSError, EOFError, gzip.BadGzipFile) as exc:

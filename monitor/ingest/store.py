@@ -124,16 +124,17 @@ def stored_hashes(conn: Connection, ids: list[str]) -> dict[str, str]:
     select_sql = f"SELECT event_id, content_hash FROM {Event.__tablename__} WHERE event_id"
     mark = _placeholders(conn, 1)
     if conn.dialect.name == "postgresql" and mark:
-        return dict(conn.exec_driver_sql(f"{select_sql} = ANY({mark})", (ids,)).all())
+        return dict(conn.exec_driver_sql(f"{select_sql} = ANY({mark})", (ids,)).tuples().all())
     found: dict[str, str] = {}
     for start in range(0, len(ids), IN_CHUNK):
         chunk = ids[start:start + IN_CHUNK]
         marks = _placeholders(conn, len(chunk))
         if marks is None:
             found.update(conn.execute(select(Event.event_id, Event.content_hash)
-                                      .where(Event.event_id.in_(chunk))).all())
+                                      .where(Event.event_id.in_(chunk))).tuples().all())
         else:
-            found.update(conn.exec_driver_sql(f"{select_sql} IN ({marks})", tuple(chunk)).all())
+            found.update(conn.exec_driver_sql(f"{select_sql} IN ({marks})", tuple(chunk))
+                         .tuples().all())
     return found
 
 
@@ -214,7 +215,10 @@ def copy_events(conn: Connection, rows: list[tuple]
     new events, the duplicates and the conflicts, as :func:`classify_events` gives them."""
     if not rows:
         return [], [], []
-    with conn.connection.dbapi_connection.cursor() as cur:
+    # psycopg's own connection, for COPY (no DBAPI verb); Any: psycopg types queries as
+    # LiteralString, and these are composed from the model's column names
+    driver: Any = conn.connection.driver_connection
+    with driver.cursor() as cur:
         # every batch: a batch rolled back takes a table it created with it
         cur.execute(_STAGE_DDL)
         with cur.copy(f"COPY {STAGE} (pos, {_COLUMN_LIST}) FROM STDIN") as copy:

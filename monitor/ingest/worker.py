@@ -134,7 +134,7 @@ class _Sender:
 
     def __init__(self, writer: Connection):
         self._writer = writer
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=1)
+        self._queue: queue.Queue[bytes | memoryview | None] = queue.Queue(maxsize=1)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._write, name="permit-monitor sender",
                                         daemon=True)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from statistics import mean
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -14,6 +16,7 @@ from ..config import Config
 from ..stats import supervision_counts
 from ..vocabulary import value_names
 from . import figures as fg
+from . import voice
 from .labels import labeler
 from .model import Column, Report, Table, change, rate
 from .period import Period
@@ -40,6 +43,7 @@ class Figures:
     spot: dict
     sup: dict
     suppressed: dict[str, int] = field(default_factory=dict)  # exempted, not counted
+    voice: dict[str, Table] = field(default_factory=dict)  # ratings, complaints, volume
 
     @property
     def rows(self) -> list[dict]:
@@ -74,25 +78,21 @@ def gather(engine: Engine, config: Config, period: Period,
                           list(fg.red_alerts(conn, scope)), fg.online_rates(conn, scope, cal),
                           fg.spot_checks(conn, scope), {})
         figures.suppressed = fg.suppressed_counts(conn, scope)
+        # the 好差评 and complaints sections only where such data was loaded for the period
+        figures.voice = {t.key: t for t in (
+            voice.ratings_table(conn, scope, figures.rows),
+            voice.complaints_table(conn, scope, figures.rows),
+            voice.volume_table(conn, scope, figures.cases, figures.rows))
+            if t.total is None or any(t.total.get(k) for k in ("rated", "received"))}
     figures.sup = _supervision(engine, config.tz, period, department)
     return figures
 
 
-def rule_titles(config: Config) -> dict[str, str]:
-    """Rule id → title, from the rules in ``rules_dir`` (none if they cannot be loaded: the
-    report then shows the ids, and ``run`` says what is wrong with the files)."""
-    from ..errors import MonitorError
-    from ..rules.loader import load_rules
-
-    try:
-        return {r.id: r.title for r in load_rules([config.rules_dir])}
-    except MonitorError:
-        return {}
-
-
 def build_report(engine: Engine, config: Config, period: Period, now: datetime,
-                 department: str | None = None) -> Report:
-    """The report for ``period`` (and one department, or all), as of ``now``."""
+                 department: str | None = None,
+                 titles: Mapping[str, str] | None = None) -> Report:
+    """The report for ``period`` (and one department, or all), as of ``now``; ``titles``
+    (:func:`monitor.rulenames.titles`) shows rule ids and kinds as their titles."""
     label = labeler(config.language)
     if department:  # one department's report: its total row is not the county's
         county = label
@@ -102,21 +102,22 @@ def build_report(engine: Engine, config: Config, period: Period, now: datetime,
                  now.astimezone(config.tz), config.language)
     tables = [_cases_table(f, label), _findings_table(f, label), _supervision_table(f, label),
               _kind_table(f, label), *_top_tables(f), _red_table(f, config.tz)]
-    names = value_names(config.language, rule_titles(config))
-    for t in tables:
-        t.names = names
+    names = value_names(config.language, titles)
+    for table in tables:
+        table.names = names
     rep.tables = {t.key: t for t in tables}
     rep.tables.update(_online_tables(f.online, f.rows, label))
     rep.tables["t_spot"] = _spot_table(f.spot, f.rows, label)
-    t = rep.tables
-    rep.summary = {"accepted": t["t_cases"].total["accepted"],
-                   "completed": t["t_cases"].total["completed"],
-                   "on_time_rate": t["t_cases"].total["on_time_rate"],
-                   "findings": t["t_findings"].total["findings"],
-                   "red": t["t_findings"].total["red"], "open": t["t_findings"].total["open"],
-                   "escalated": t["t_findings"].total["escalated"],
-                   "orders": t["t_supervision"].total["orders"],
-                   "pass_rate": t["t_spot"].total["pass_rate"]}
+    rep.tables.update(f.voice)
+    t = {key: table.total or {} for key, table in rep.tables.items()}  # the county rows
+    rep.summary = {"accepted": t["t_cases"]["accepted"],
+                   "completed": t["t_cases"]["completed"],
+                   "on_time_rate": t["t_cases"]["on_time_rate"],
+                   "findings": t["t_findings"]["findings"],
+                   "red": t["t_findings"]["red"], "open": t["t_findings"]["open"],
+                   "escalated": t["t_findings"]["escalated"],
+                   "orders": t["t_supervision"]["orders"],
+                   "pass_rate": t["t_spot"]["pass_rate"]}
     completed_per_day: Counter = Counter()
     for c in f.done.values():
         completed_per_day.update(c.per_day)
@@ -235,7 +236,7 @@ def _sum(cases: dict, step: str, bucket: str) -> int:
 
 
 def _totals(table: Table, label) -> dict:
-    total = {c.key: None for c in table.columns}
+    total: dict[str, Any] = {c.key: None for c in table.columns}
     for c in table.columns:
         if c.fmt == "int":
             total[c.key] = sum(r[c.key] or 0 for r in table.rows)

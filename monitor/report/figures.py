@@ -24,6 +24,7 @@ from sqlalchemy import Connection, and_, case, func, literal, select
 from ..calendar import WorkCalendar
 from ..models import Activity, Alert, Department, Event, Item, SpotCheck, User
 from ..supervision import ACTIVE
+from ..timeutil import aware
 from .period import Period
 
 BUCKETS = ("cur", "prev", "yoy")
@@ -78,7 +79,7 @@ def departments(conn: Connection, scope: Scope) -> dict[str, str]:
     query = select(Department.code, Department.name).order_by(Department.code)
     if scope.department:
         query = query.where(Department.code == scope.department)
-    return dict(conn.execute(query).all())
+    return dict(conn.execute(query).tuples().all())
 
 
 def case_counts(conn: Connection, scope: Scope) -> dict[tuple[str, str, str], int]:
@@ -143,8 +144,6 @@ def completions(conn: Connection, scope: Scope, calendar: WorkCalendar) -> dict[
 
 
 def _aware(value):
-    from ..rules.kinds._common import aware
-
     return aware(value)
 
 
@@ -162,6 +161,8 @@ def dated_alerts(scope: Scope, suppressed: bool = False):
                     Alert.escalated_at, Alert.item_code, Alert.actor, Alert.period,
                     at.label("at"), bucket.label("bucket"))
              .where(scope.dept(Alert.department), Alert.kind != "operational",
+                    # a 差评 voided on appeal (monitor/voice.py) counts nowhere
+                    Alert.disposition.is_distinct_from("voided"),
                     (Alert.status == "suppressed") if suppressed
                     else (Alert.status != "suppressed")).subquery())
     return select(inner).where(inner.c.bucket.is_not(None)).subquery()
@@ -214,15 +215,17 @@ def top(conn: Connection, scope: Scope, name: str, limit: int = 10) -> list[tupl
     d, cur = current(scope)
     column = d.c[name]
     reds = func.sum(case((d.c.level == "red", 1), else_=0))
-    return conn.execute(
+    return list(conn.execute(
         select(column, func.min(d.c.department), func.count(), reds)
         .where(cur, column.is_not(None))
-        .group_by(column).order_by(func.count().desc(), reds.desc(), column).limit(limit)).all()
+        .group_by(column).order_by(func.count().desc(), reds.desc(), column).limit(limit)).tuples())
 
 
 def names(conn: Connection, model, key, codes) -> dict[str, str]:
     codes = sorted({c for c in codes if c})
-    return dict(conn.execute(select(key, model.name).where(key.in_(codes))).all()) if codes else {}
+    if not codes:
+        return {}
+    return dict(conn.execute(select(key, model.name).where(key.in_(codes))).tuples().all())
 
 
 def item_names(conn, codes):

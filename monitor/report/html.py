@@ -42,7 +42,7 @@ COLORS = {"warning": "#f0b400", "yellow": "#e07b00", "red": "#c00000", "line": "
           "bar": "#9db7d9"}
 
 
-def _cell(table: Table, row_key: str, col, value) -> str:
+def _cell(table: Table, row_key: object, col, value) -> str:
     cls = "" if col.fmt in ("text", "label") else ' class="n"'
     return (f'<td{cls} data-table="{table.key}" data-row="{escape(str(row_key))}" '
             f'data-col="{col.key}">{escape(fmt_value(table.shown(col, value), col.fmt))}</td>')
@@ -185,6 +185,9 @@ def _report_sections(report: Report, label) -> list[tuple[str, str]]:
         ("t_actors", _table(report.tables["t_actors"], label)),
         ("t_online", _note(report.tables["t_online"]) + _table(report.tables["t_online"], label)),
         ("t_spot", _table(report.tables["t_spot"], label)),
+        *((key, _table(report.tables[key], label)) for key in ("t_ratings", "t_complaints",
+                                                              "t_volume")
+          if key in report.tables),
     ]
     red = report.tables["t_red"]
     more = len(red.rows) - RED_LIST_HTML

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from .model import Report, Table, fmt_value, summary_fmt
 
 FORMATS = ("text", "html", "xlsx", "csv", "json")
 TEXT_TABLES = ("t_cases", "t_findings", "t_supervision", "t_items", "t_actors", "t_online",
-               "t_spot")
+               "t_spot", "t_ratings", "t_complaints")  # the last two where data was loaded
 
 
 def _width(text: str) -> int:
@@ -54,7 +55,7 @@ def to_text(report: Report, tables: tuple[str, ...] = TEXT_TABLES) -> str:
               else "")]
     s = report.summary
     out.append("  ".join(f"{label(k)} {fmt_value(s[k], summary_fmt(k, s[k]))}" for k in s))
-    for key in tables:
+    for key in (k for k in tables if k in report.tables):
         table = report.tables[key]
         out += ["", f"{label(key)}"]
         if table.note:
@@ -74,6 +75,8 @@ def to_text(report: Report, tables: tuple[str, ...] = TEXT_TABLES) -> str:
 def _plain(value: Any) -> Any:
     if isinstance(value, (date, datetime)):
         return value.isoformat()
+    if isinstance(value, Decimal):  # yuan: a JSON number (exact to the fen below 10^13)
+        return float(value)
     return value
 
 

@@ -18,10 +18,12 @@ def write_xlsx(report: Report, path: Path) -> None:
     from openpyxl import Workbook
     from openpyxl.styles import Font, PatternFill
     from openpyxl.utils import get_column_letter
+    from openpyxl.worksheet.worksheet import Worksheet
 
     label = labeler(report.language)
     wb = Workbook()
     cover = wb.active
+    assert isinstance(cover, Worksheet)  # a new workbook's one sheet
     cover.title = label("summary")[:31]
     cover.append([label("report")])
     cover["A1"].font = Font(bold=True, size=14)

@@ -35,6 +35,7 @@ class Context:
     since_as_of: datetime | None = None  # the moment the previous run evaluated as of
     deferred_ids: tuple[int, ...] | None = None  # see above
     changed_case_ids: tuple[str, ...] | None = None  # see above
+    scores: Any = None  # the scorecard's weights (config ``scores``), for ranking_last
 
 
 @dataclass(frozen=True)

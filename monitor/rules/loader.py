@@ -10,7 +10,7 @@ from __future__ import annotations
 import string
 from pathlib import Path
 
-from ..errors import RuleError, SourceErrors, did_you_mean
+from ..errors import RuleError, SourceError, SourceErrors, did_you_mean
 from ..yamlsrc import LineDict, LineList, check_keys, load_yaml
 from .kinds import KINDS, COMMON_FIELDS
 from .model import ACTIONS, LEVELS, STATUSES, Rule, Scope
@@ -121,7 +121,7 @@ def _rule(raw: LineDict, path: str) -> Rule:
         path=path, line=raw.line)
 
 
-def load_rule_file(path: str | Path, errors: list[RuleError] | None = None) -> list[Rule]:
+def load_rule_file(path: str | Path, errors: list[SourceError] | None = None) -> list[Rule]:
     """All rules of one file: a list of rules, or a mapping with a ``rules:`` list. With
     ``errors``, a bad rule's problem is added there and the next rules are still read."""
     where = str(path)

@@ -73,7 +73,10 @@ def build_params(params_type: type, raw: LineDict | None, path: str, line: int) 
             values[key] = _check(value, hints[key], key)
         except ValueError as exc:
             raise RuleError(path, where, str(exc)) from None
-    return params_type(**values)
+    try:  # a kind may check its params together (a ``__post_init__`` raising ValueError)
+        return params_type(**values)
+    except ValueError as exc:
+        raise RuleError(path, line, str(exc)) from None
 
 
 def describe(params_type: type) -> list[tuple[str, str, Any]]:
@@ -81,7 +84,7 @@ def describe(params_type: type) -> list[tuple[str, str, Any]]:
     hints = typing.get_type_hints(params_type)
     out = []
     for f in dataclasses.fields(params_type):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
         if isinstance(default, types.MappingProxyType):
             default = dict(default)
         out.append((f.name, getattr(hints[f.name], "__name__", str(hints[f.name])), default))

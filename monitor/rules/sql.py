@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (BigInteger, Float, Integer, String, and_, bindparam, or_, select,
                         true)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.types import NullType, TypeDecorator
+from sqlalchemy.types import NullType, TypeDecorator, TypeEngine
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -142,8 +143,8 @@ class ListParam(TypeDecorator):
 
     def load_dialect_impl(self, dialect):
         if dialect.name == "postgresql":
-            return dialect.type_descriptor(postgresql.ARRAY(BigInteger if self.numbers
-                                                            else String))
+            element: type[TypeEngine[Any]] = BigInteger if self.numbers else String
+            return dialect.type_descriptor(postgresql.ARRAY(element))
         return dialect.type_descriptor(String())
 
     def process_bind_param(self, value, dialect):

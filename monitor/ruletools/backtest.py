@@ -90,11 +90,11 @@ def findings(engine: Engine, config: Config, rules: list[Rule], start: datetime,
 
 
 def _event_times(engine: Engine, ids: set[str]) -> dict[str, datetime]:
-    ids_list, out = sorted(ids), {}
+    ids_list, out = sorted(ids), dict[str, datetime]()
     with engine.connect() as conn:
         for i in range(0, len(ids_list), IN_CHUNK):
             out.update(conn.execute(select(Event.event_id, Event.occurred_at).where(
-                Event.event_id.in_(ids_list[i:i + IN_CHUNK]))).all())
+                Event.event_id.in_(ids_list[i:i + IN_CHUNK]))).tuples().all())
     return out
 
 

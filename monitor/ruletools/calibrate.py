@@ -86,7 +86,7 @@ def calibrate(engine: Engine, rule: Rule, *, items: tuple[str, ...] = (),
         raise MonitorError(f"rule {rule.id} is {rule.kind}: calibrate proposes step_too_fast "
                            "thresholds only")
     with engine.connect() as conn:
-        catalog = dict(conn.execute(select(Item.code, Item.min_minutes)).all())
+        catalog = dict(conn.execute(select(Item.code, Item.min_minutes)).tuples().all())
         wanted = set(steps) or set(rule.params.min_minutes) | {
             s for m in catalog.values() for s in (m or {})} | {
             s for m in rule.params.item_min_minutes.values() for s in m}
@@ -98,11 +98,11 @@ def calibrate(engine: Engine, rule: Rule, *, items: tuple[str, ...] = (),
             pairs = pairs.where(e.c.occurred_at <= as_of)
         if items:
             pairs = pairs.where(e.c.item_code.in_(items))
-        pairs = pairs.subquery()
-        gap = seconds_between(pairs.c.occurred_at, pairs.c.prev_at)
-        query = (select(pairs.c.item_code, pairs.c.step, gap.label("gap"))
-                 .where(pairs.c.prev_at.is_not(None), pairs.c.step.in_(sorted(wanted)))
-                 .order_by(pairs.c.item_code, pairs.c.step, gap))
+        gaps_of = pairs.subquery()
+        gap = seconds_between(gaps_of.c.occurred_at, gaps_of.c.prev_at)
+        query = (select(gaps_of.c.item_code, gaps_of.c.step, gap.label("gap"))
+                 .where(gaps_of.c.prev_at.is_not(None), gaps_of.c.step.in_(sorted(wanted)))
+                 .order_by(gaps_of.c.item_code, gaps_of.c.step, gap))
         out = []
         for (item, step), rows in groupby(conn.execute(query), key=lambda r: (r[0], r[1])):
             gaps = [max(float(r.gap), 0.0) for r in rows]

@@ -128,7 +128,7 @@ def _names(path: Path, rules: list[Rule], vocab: Vocabulary) -> list[SourceError
     entries = raw.get("rules") if isinstance(raw, LineDict) else raw
     by_line = {e.line: e for e in (entries if isinstance(entries, LineList) else [])
                if isinstance(e, LineDict)}
-    where, problems = str(path), []
+    where, problems = str(path), list[SourceError]()
 
     def check(name, allowed: frozenset[str], what: str, line: int) -> None:
         if allowed and str(name) not in allowed:
@@ -137,7 +137,8 @@ def _names(path: Path, rules: list[Rule], vocab: Vocabulary) -> list[SourceError
 
     for rule in rules:
         raw_rule = by_line.get(rule.line, LineDict(line=rule.line))
-        params = raw_rule.get("params") if isinstance(raw_rule.get("params"), LineDict) \
+        raw_params = raw_rule.get("params")
+        params = raw_params if isinstance(raw_params, LineDict) \
             else LineDict(line=raw_rule.line_of("params"))
         for name, what in NAMED_PARAMS.get(rule.kind, {}).items():
             if name not in params:

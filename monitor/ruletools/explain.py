@@ -85,9 +85,9 @@ def explain(engine: Engine, config: Config, rules: list[Rule], rule_id: str, cas
         raise usage(RuleError(str(config.rules_dir), None, f"no rule with id '{rule_id}'"
                               f"{did_you_mean(rule_id, [r.id for r in rules])}"))
     with engine.connect() as conn:
-        events = conn.execute(select(Event).where(Event.case_id == case_id,
-                                                  Event.occurred_at <= as_of)
-                              .order_by(Event.occurred_at, Event.id)).all()
+        events = list(conn.execute(select(Event).where(Event.case_id == case_id,
+                                                       Event.occurred_at <= as_of)
+                                   .order_by(Event.occurred_at, Event.id)))
         if not events:
             raise MonitorError(f"no events of case '{case_id}' by {as_of.isoformat()}")
         item = conn.execute(select(Item).where(Item.code == events[0].item_code)).one()
@@ -97,7 +97,8 @@ def explain(engine: Engine, config: Config, rules: list[Rule], rule_id: str, cas
                 Alert.dedupe_key == key, Alert.dedupe_key.startswith(f"{key}|", autoescape=True)))
             .order_by(Alert.id)).all()
     out = Explanation(rule, case_id, as_of, events=list(events))
-    ctx = Context(as_of=as_of, tz=config.tz, calendar=config.calendar())
+    ctx = Context(as_of=as_of, tz=config.tz, calendar=config.calendar(),
+                   scores=config.scores)
     tz = config.tz
     for prev, e in zip([None, *events], events):
         gap = f"+{human((e.occurred_at - prev.occurred_at).total_seconds())}" if prev else ""
@@ -152,7 +153,7 @@ def _steps(out: Explanation, rule: Rule, item: Any, events: list, ctx: Context) 
 
 
 def _case(out: Explanation, rule: Rule, item: Any, events: list, ctx: Context) -> None:
-    first = {}
+    first: dict[str, Any] = {}
     for e in events:
         first.setdefault(e.step, e)
     end = first.get("decide") or first.get("complete")
@@ -192,7 +193,7 @@ def _roles(out: Explanation, rule: Rule, item: Any, events: list, ctx: Context) 
 def _overdue(out: Explanation, rule: Rule, item: Any, events: list, ctx: Context) -> None:
     from ..rules.kinds import _clock
 
-    first = {}
+    first: dict[str, Any] = {}
     for e in events:
         first.setdefault(e.step, e.occurred_at)
     if "accept" not in first:
@@ -242,7 +243,7 @@ def _step_checks(out: Explanation, rule: Rule, item: Any, events: list, ctx: Con
 def _days(ctx: Context, clock: Any, suspended: list) -> list[Day]:
     """One record per calendar day from the day after acceptance to the last date that
     matters (the clock's end or the deadline past it), each working day numbered."""
-    cal, n, days = ctx.calendar, 0, []
+    cal, n, days = ctx.calendar, 0, list[Any]()
     last = (clock.promised_deadline if clock.end_date <= clock.promised_deadline else
             clock.legal_deadline if clock.end_date <= clock.legal_deadline else clock.end_date)
     day = clock.accepted + timedelta(days=1)

@@ -47,7 +47,12 @@ from ..timeutil import ValueProblem, parse_timestamp
 from ..yamlsrc import LineDict, LineList, check_keys, load_yaml
 
 FILE_KEYS = {"rule_files", "catalog", "calendar", "timezone", "tests"}
-TEST_KEYS = {"name", "cases", "receipts", "activity", "at", "expect", "evaluate"}
+TEST_KEYS = {"name", "cases", "receipts", "activity", "ratings", "complaints", "at", "expect",
+             "evaluate"}
+# the citizens' voice: contract fields, and for complaints the stage times as recorded
+VOICE_TIMES = {"ratings": ("rated_at",),
+               "complaints": ("received_at", "accepted", "investigated", "handled",
+                              "answered")}
 ACTIVITY_KEYS = {"user", "at", "action"}
 CASE_KEYS = {"item", "department", "actor", "events"}
 EVENT_FIELDS = {"actor", "recorded", "amount", "channel", "attachments", "days", "note",
@@ -88,6 +93,8 @@ class GoldenTest:
     receipts: tuple[dict[str, Any], ...]
     moments: tuple[Moment, ...]
     activity: tuple[tuple[str, datetime, str], ...] = ()  # monitoring log: user, at, action
+    ratings: tuple[dict[str, Any], ...] = ()     # 好差评 rows (times as ISO text)
+    complaints: tuple[dict[str, Any], ...] = ()  # 投诉 rows, with their stage times
 
 
 @dataclass(frozen=True)
@@ -218,8 +225,11 @@ def _expected(raw: Any, where: str, line: int) -> tuple[Expected, ...]:
 
 
 def _test(raw: LineDict, line: int, where: str, tz: ZoneInfo) -> GoldenTest:
-    check_keys(raw, TEST_KEYS, where, RuleError, required=("name", "cases"))
-    cases = raw["cases"]
+    check_keys(raw, TEST_KEYS, where, RuleError, required=("name",))
+    if "cases" not in raw and not ("ratings" in raw or "complaints" in raw):
+        raise _error(where, line, "missing required key 'cases' (a test without cases "
+                                  "needs ratings or complaints)")
+    cases = raw.get("cases", LineDict(line=line))
     if not isinstance(cases, LineDict):
         raise _error(where, raw.line_of("cases"), "'cases' must map case ids to "
                                                   "{item, events}")
@@ -247,7 +257,28 @@ def _test(raw: LineDict, line: int, where: str, tz: ZoneInfo) -> GoldenTest:
                               spec.line_of("at") or line))
     receipts = tuple(dict(r) for r in (raw.get("receipts") or []))
     return GoldenTest(str(raw["name"]), line, tuple(events), receipts, tuple(moments),
-                      _activity(raw.get("activity"), tz, where, raw.line_of("activity")))
+                      _activity(raw.get("activity"), tz, where, raw.line_of("activity")),
+                      *(_voice(raw, key, tz, where) for key in ("ratings", "complaints")))
+
+
+def _voice(raw: LineDict, key: str, tz: ZoneInfo, where: str) -> tuple[dict[str, Any], ...]:
+    """The test's ratings or complaints: contract rows, times in the test's time zone."""
+    items = raw.get(key)
+    if items is None:
+        return ()
+    if not isinstance(items, LineList):
+        raise _error(where, raw.line_of(key), f"'{key}' must be a list of rows")
+    out = []
+    for item_line, row in zip(items.item_lines, items):
+        if not isinstance(row, LineDict):
+            raise _error(where, item_line, f"each entry of '{key}' is a mapping of fields")
+        values = {k: (list(v) if isinstance(v, list) else v) for k, v in row.items()}
+        for name in VOICE_TIMES[key]:
+            if values.get(name) is not None:
+                values[name] = _moment_time(values[name], tz, None, where,
+                                            row.line_of(name) or item_line).isoformat()
+        out.append(values)
+    return tuple(out)
 
 
 def _activity(raw: Any, tz: ZoneInfo, where: str, line: int | None
@@ -277,9 +308,12 @@ def load_golden(path: str | Path, default_rules: Path | None = None) -> GoldenFi
     check_keys(raw, FILE_KEYS, where, RuleError, required=("catalog", "tests"))
     files = raw.get("rule_files")
     files = [files] if isinstance(files, str) else files
-    if files is None and default_rules is None:
+    if files:
+        rule_files = tuple(base / str(f) for f in files)
+    elif default_rules is not None:
+        rule_files = (default_rules,)
+    else:
         raise _error(where, raw.line, "missing 'rule_files' (the rule files under test)")
-    rule_files = tuple(base / str(f) for f in files) if files else (default_rules,)
     tz_name = str(raw.get("timezone", "Asia/Shanghai"))
     try:
         tz = ZoneInfo(tz_name)
@@ -380,10 +414,11 @@ def _load_events(engine, config, golden: GoldenFile, test: GoldenTest, tmp: Path
     from ..ingest.quarantine import list_quarantine
 
     now = test.moments[0].at  # the ingestion timestamp: the test's own clock, not the wall's
-    path = tmp / "events.jsonl"
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r, _ in test.events),
-                    encoding="utf-8")
-    list(ingest_events(engine, config, [str(path)], now))
+    if test.events:
+        path = tmp / "events.jsonl"
+        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n"
+                                for r, _ in test.events), encoding="utf-8")
+        list(ingest_events(engine, config, [str(path)], now))
     if test.receipts:
         receipts = tmp / "receipts.csv"
         receipts.write_text("department,period,amount\n" + "".join(
@@ -396,10 +431,37 @@ def _load_events(engine, config, golden: GoldenFile, test: GoldenTest, tmp: Path
             f"{user},{at.isoformat()},{action}\n" for user, at, action in test.activity),
             encoding="utf-8")
         list(ingest_activity(engine, config, [str(activity)], now))
+    for key, rows in (("ratings", test.ratings), ("complaints", test.complaints)):
+        if rows:
+            _load_voice(engine, config, key, rows, tmp, now)
     for q in list_quarantine(engine):
         line = test.events[q.line - 1][1] if q.kind == "events" else test.line
         return f"{golden.path}:{line}: event not accepted: {q.reason}: {q.detail}"
     return None
+
+
+def _load_voice(engine, config, key: str, rows: tuple[dict[str, Any], ...], tmp: Path,
+                now: datetime) -> None:
+    """Ingest the test's ratings or complaints; a complaint's stage times are written as
+    the department would have recorded them (``complaints advance``)."""
+    from sqlalchemy import update
+
+    from ..ingest import ingest_voice
+    from ..models import Complaint
+
+    path = tmp / f"{key}.jsonl"
+    path.write_text("".join(json.dumps({k: v for k, v in r.items()
+                                        if k not in VOICE_TIMES[key][1:]}, ensure_ascii=False)
+                            + "\n" for r in rows), encoding="utf-8")
+    list(ingest_voice(key, engine, config, [str(path)], now))
+    if key == "complaints":
+        with engine.begin() as conn:
+            for r in rows:
+                stages = {f"{s}_at": datetime.fromisoformat(r[s]) for s in VOICE_TIMES[key][1:]
+                          if r.get(s)}
+                if stages:
+                    conn.execute(update(Complaint).where(
+                        Complaint.complaint_id == str(r["complaint_id"])).values(**stages))
 
 
 def _stored(engine) -> list[tuple[str, str, str, str]]:

@@ -70,6 +70,7 @@ class SmtpSink(Sink):
     def _connect(self) -> smtplib.SMTP:
         if self.smtp is None:
             context = ssl.create_default_context()
+            smtp: smtplib.SMTP
             if self.security == "ssl":
                 smtp = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
                                         context=context)

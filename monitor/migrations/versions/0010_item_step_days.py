@@ -2,7 +2,7 @@
 
 ``{survey: 3, review: 5, ...}`` from the catalog; empty for items without step limits.
 The ``overdue`` rule measures each limited step against it (see
-monitor/rules/kinds/overdue_steps.py).
+monitor/rules/kinds/_step_limits.py).
 
 Revision ID: 0010
 Revises: 0009

@@ -21,6 +21,7 @@ from . import fee_reconciliation, fee_waiver, unpaid_fee
 from . import batch_entry, missing_attachment
 from . import overdue
 from . import inactive_monitor
+from . import bad_rating, complaint, rating_contradiction, ranking_last, volume_drop
 
 
 @runtime_checkable
@@ -65,6 +66,11 @@ KINDS: dict[str, Kind] = {
     "missing_attachment": missing_attachment,
     "overdue": overdue,
     "inactive_monitor": inactive_monitor,
+    "bad_rating": bad_rating,
+    "complaint": complaint,
+    "rating_contradiction": rating_contradiction,
+    "volume_drop": volume_drop,
+    "ranking_last": ranking_last,
 }
 
 COMMON_FIELDS = ("case_id", "actor", "department", "item_code", "period", "level",

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
 from itertools import groupby
 
+from ...timeutil import aware
 from ..finding import Context
+
+__all__ = ["aware", "by_case", "local"]
 
 
 def by_case(rows: Iterable) -> Iterator[tuple[str, list]]:
@@ -15,11 +17,6 @@ def by_case(rows: Iterable) -> Iterator[tuple[str, list]]:
         yield case_id, list(group)
 
 
-def aware(value) -> datetime:
-    """Timestamps from window functions may come back as naive UTC text on SQLite."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def local(value, ctx: Context) -> str:

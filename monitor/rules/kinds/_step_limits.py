@@ -38,6 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from types import SimpleNamespace
+from typing import Any
 
 from sqlalchemy import Connection, and_, case, func, literal, or_, select
 
@@ -86,8 +87,8 @@ def candidates(conn: Connection, rule, ctx: Context, limits: dict, looked_at) ->
     step of the cases with a step alert already (so an alert keeps its finding)."""
     e = Event.__table__
     seen = _seen(rule, ctx, limits)
-    by_case = dict(partition_by=e.c.case_id)
-    ordered = dict(partition_by=e.c.case_id, order_by=(e.c.occurred_at, e.c.id))
+    by_case: dict[str, Any] = dict(partition_by=e.c.case_id)  # window clauses, for over()
+    ordered: dict[str, Any] = dict(partition_by=e.c.case_id, order_by=(e.c.occurred_at, e.c.id))
     position = case({s: i for i, s in enumerate(ORDER)}, value=e.c.step, else_=-1)
     flow = (select(e.c.case_id, e.c.item_code, e.c.department, e.c.event_id, e.c.step,
                    e.c.occurred_at,
@@ -115,7 +116,7 @@ def candidates(conn: Connection, rule, ctx: Context, limits: dict, looked_at) ->
              .join(Item, Item.code == flow.c.item_code)
              .where(or_(could_be_late, pending, kept))
              .order_by(flow.c.case_id, flow.c.occurred_at, flow.c.event_id))
-    return conn.execute(query).all()
+    return list(conn.execute(query))
 
 
 def pending_step(row, limits: dict[str, int]) -> str | None:

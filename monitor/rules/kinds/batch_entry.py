@@ -61,6 +61,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import groupby
+from typing import Any
 
 from sqlalchemy import (JSON, Connection, Dialect, Integer, String, and_, bindparam, case,
                         cast, column, func, literal, or_, select, true)
@@ -117,9 +118,10 @@ def _segment_table(dialect: Dialect, segments: list[tuple[int, str, datetime, da
                           name="recordset").render_derived(with_types=True)
         # the LIMIT tells the planner how many rows there are, up to 100 (its guess)
         return select(table).limit(len(rows)).subquery("segments")
-    stored = bulk_bind_processor(UTCDateTime(), dialect)  # the text SQLite compares
-    rows = [[k, a, stored(lo), stored(hi)] for k, a, lo, hi in segments]
-    each = func.json_each(bindparam("segments", rows, type_=JSON)).table_valued("value")
+    # the text SQLite compares (no processor: the value is sent as it is)
+    stored = bulk_bind_processor(UTCDateTime(), dialect) or (lambda value: value)
+    texts = [[k, a, stored(lo), stored(hi)] for k, a, lo, hi in segments]
+    each = func.json_each(bindparam("segments", texts, type_=JSON)).table_valued("value")
     return select(*(func.json_extract(each.c.value, f"$[{i}]").label(name)
                     for i, name in enumerate(("part", "actor", "lo", "hi")))
                   ).subquery("segments")
@@ -160,7 +162,7 @@ def dense_starts(rule, source, parted: bool = False):
             partition_by=keys(src), order_by=(src.c.recorded_at, src.c.id)).label("run_end"),
     ).subquery("runs")
     span = seconds_between(runs.c.run_end, runs.c.recorded_at)
-    order = dict(partition_by=keys(runs), order_by=(runs.c.recorded_at, runs.c.id))
+    order: dict[str, Any] = dict(partition_by=keys(runs), order_by=(runs.c.recorded_at, runs.c.id))
     starts = select(
         *(c for c in runs.c if c.name != "run_end"), runs.c.run_end, span.label("span"),
         func.lag(runs.c.recorded_at).over(**order).label("previous"),
@@ -238,8 +240,8 @@ def _incremental(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
         for (actor, part), rows in groupby(conn.execute(query), key=lambda r: (r.actor, r.part)):
             _, lo, hi = segments[part]
             wider = [lo, hi]
-            for _, burst in groupby(rows, key=lambda r: r.burst):
-                burst = list(burst)
+            for _, members in groupby(rows, key=lambda r: r.burst):
+                burst = list(members)
                 if not any(r.id in new_ids for r in burst):
                     continue
                 first = aware(burst[0].recorded_at)
@@ -263,8 +265,8 @@ def _incremental(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     log.info("%s: %d actor(s) evaluated over their whole history", rule.id, len(actors))
     for start in range(0, len(actors), ACTORS_PER_QUERY):
         query = bursts(rule, _source(rule, ctx, actors[start:start + ACTORS_PER_QUERY]))
-        for _, burst in groupby(conn.execute(query), key=lambda r: (r.actor, r.burst)):
-            burst = list(burst)
+        for _, members in groupby(conn.execute(query), key=lambda r: (r.actor, r.burst)):
+            burst = list(members)
             if any(r.id in new_ids for r in burst):
                 finding = _finding(burst, rule, ctx)
                 if finding.subject not in reported:

@@ -39,7 +39,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 
-from sqlalchemy import Connection, Integer, and_, case, func, literal_column, or_, select, true
+from sqlalchemy import (ColumnClause, Connection, Integer, and_, case, func, literal_column, select,
+                        true)
 
 from ...models import Department, Event, Receipt
 from ..finding import Context, Finding
@@ -111,7 +112,7 @@ def _departments(scope, column):
     return and_(true(), *conditions)
 
 
-FEE_PAID = literal_column("'fee_paid'")  # a literal: the partial index applies
+FEE_PAID: ColumnClause[str] = literal_column("'fee_paid'")  # a literal: the partial index applies
 
 
 def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
@@ -183,9 +184,11 @@ def _changed(conn: Connection, online, months: list[Month], receipts, marks, p: 
     starts = [m.start for m in months]
     # month index → departments to re-check (None: all of them)
     wanted: dict[int, set[str] | None] = {}
+    since = ctx.since_as_of
+    assert since is not None  # set with since_event_id, which the caller checked
     for i, month in enumerate(months):
-        if month.end > ctx.since_as_of or (
-                p.missing_receipts and ctx.since_as_of < _due(month, p, ctx) <= ctx.as_of):
+        if month.end > since or (
+                p.missing_receipts and since < _due(month, p, ctx) <= ctx.as_of):
             wanted[i] = None
     for (department, period), mark in marks.items():
         if period in index and (mark is None or mark >= ctx.since_event_id):

@@ -57,11 +57,11 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
         return
     last = dict(conn.execute(select(Activity.user_id, func.max(Activity.at))
                              .where(Activity.action == "login", Activity.at <= ctx.as_of)
-                             .group_by(Activity.user_id)).all())
+                             .group_by(Activity.user_id)).tuples().all())
     waiting = dict(conn.execute(select(Alert.department, func.count())
                                 .where(Alert.status.in_(ACTIVE), Alert.kind != KIND,
                                        Alert.raised_at <= ctx.as_of)
-                                .group_by(Alert.department)).all())
+                                .group_by(Alert.department)).tuples().all())
     yesterday = aware(ctx.as_of).astimezone(ctx.tz).date() - timedelta(days=1)
     first_day = aware(started).astimezone(ctx.tz).date()
     for uid, name, dept in monitors:

@@ -231,7 +231,7 @@ def _remember_open(conn: Connection, rule, ctx: Context, last_day: date | None,
         gone = (before & set(ctx.changed_case_ids)) - now_open
     else:
         gone = set(conn.scalars(select(OpenCase.case_id).where(
-            OpenCase.rule_id == rule.id, changed_cases(ctx, OpenCase.case_id)))) - now_open
+            OpenCase.rule_id == rule.id, changed_cases(ctx, OpenCase.__table__.c.case_id)))) - now_open
     table = OpenCase.__table__
     for chunk in _chunks(sorted(gone)):
         conn.execute(delete(table).where(table.c.rule_id == rule.id, table.c.case_id.in_(chunk)))
@@ -359,7 +359,7 @@ def _finding(row, clock: Clock, level: str | None, kept: str | None, ids: dict,
         subject=row.case_id, case_id=row.case_id, department=row.department,
         item_code=row.item_code, level=kept or level,
         fields={"state": state, "limits": limits,
-                "end_step": END_CN.get(end_step, "尚未作出决定"),
+                "end_step": END_CN.get(end_step or "", "尚未作出决定"),
                 "used_days": clock.used, "suspended_days": clock.suspended,
                 "extension_days": clock.extension, "promised_days": clock.promised,
                 "legal_days": clock.legal, "promised_deadline": str(clock.promised_deadline),

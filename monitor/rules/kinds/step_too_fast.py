@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import MappingProxyType, SimpleNamespace
-from typing import Mapping
+from typing import Any, Mapping
 
 from sqlalchemy import Connection, and_, case, func, literal, null, select
 
@@ -48,7 +48,7 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
                     time_point(e.c.occurred_at).label("t"),
                     ).where(e.c.occurred_at <= ctx.as_of,
                             changed_cases(ctx, e.c.case_id)).subquery("points")
-    ordered = dict(partition_by=points.c.case_id, order_by=(points.c.occurred_at, points.c.id))
+    ordered: dict[str, Any] = dict(partition_by=points.c.case_id, order_by=(points.c.occurred_at, points.c.id))
     pairs = select(points.c.id, points.c.t,
                    func.lag(points.c.t).over(**ordered).label("prev_t"),
                    func.lag(points.c.id).over(**ordered).label("prev_id"),

@@ -1,0 +1,182 @@
+"""volume_drop (网上办件量骤降): a department's (or item's) online case count — or online fee
+total, for penalties — falls by more than ``min_drop`` against the same month last year or
+the mean of the months before: the offline-operation (网下运行) signal. The seed county found
+online penalty volumes down 13.6 % on the year (one bureau down 22.5 %) and the treasury's
+receipts up: cases handled outside the system.
+
+* ``measure: cases`` counts cases accepted (``accept`` steps) in the local month;
+  ``measure: fees`` sums online ``fee_paid`` amounts (yuan).
+* ``baseline: last_year`` compares with the same month a year before; ``trailing`` with
+  the mean of the ``trailing_months`` months before. A baseline below ``min_baseline`` is
+  too small to judge (nothing is said).
+* Only months that are over are judged: the last ``lookback_months`` of them.
+* ``by: department`` (default) or ``item``. The treasury's receipts for the department-month
+  (and the year before) are shown beside it where loaded.
+* Scope: department, item and category lists. Not incremental: one grouped pass over the
+  events of the months compared (a range of the ``dated`` index).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, literal_column, select, true
+
+from ...models import Event, Item, Receipt, dated
+from ..finding import Context, Finding
+from .fee_reconciliation import Month, month_index, months_between
+
+TITLE = "网上办件量同比骤降（疑似网下运行）"
+DEFAULT_MESSAGE = ("{subject_name} {period} 网上{measure_name} {current}，{baseline_name} {baseline}，"
+                   "下降 {drop_pct}%{receipts_text}")
+FIELDS = ("subject_name", "measure_name", "current", "baseline", "baseline_name", "drop_pct",
+          "receipts_text")
+INCREMENTAL = False
+KIND = "volume_drop"
+MEASURES = {"cases": "受理件数", "fees": "收费金额（元）"}
+
+
+@dataclass(frozen=True)
+class Params:
+    measure: str = "cases"         # cases | fees
+    baseline: str = "last_year"    # last_year | trailing
+    trailing_months: int = 6
+    min_drop: Decimal = Decimal("0.10")  # a fall of more than this share is a finding
+    min_baseline: Decimal = Decimal("20")
+    lookback_months: int = 3
+    by: str = "department"         # department | item
+
+    def __post_init__(self) -> None:
+        for name, value, allowed in (("measure", self.measure, tuple(MEASURES)),
+                                     ("baseline", self.baseline, ("last_year", "trailing")),
+                                     ("by", self.by, ("department", "item"))):
+            if value not in allowed:
+                raise ValueError(f"params.{name} must be one of {', '.join(allowed)}, "
+                                 f"got '{value}'")
+        if not (0 < self.min_drop < 1):
+            raise ValueError("params.min_drop must be a share between 0 and 1 (0.10 = 10 %)")
+        if self.trailing_months < 1 or self.lookback_months < 1:
+            raise ValueError("params.trailing_months and params.lookback_months must be at "
+                             "least 1")
+
+
+def _shift(period: str, months: int) -> str:
+    year, month = map(int, period.split("-"))
+    n = year * 12 + month - 1 + months
+    return f"{n // 12:04d}-{n % 12 + 1:02d}"
+
+
+def _scope(rule, e):
+    s, conditions = rule.scope, []
+    if s.departments:
+        conditions.append(e.c.department.in_(sorted(s.departments)))
+    if s.exclude_departments:
+        conditions.append(e.c.department.not_in(sorted(s.exclude_departments)))
+    if s.items:
+        conditions.append(e.c.item_code.in_(sorted(s.items)))
+    if s.exclude_items:
+        conditions.append(e.c.item_code.not_in(sorted(s.exclude_items)))
+    if s.categories or s.exclude_categories:
+        items = select(Item.code)
+        if s.categories:
+            items = items.where(Item.category.in_(sorted(s.categories)))
+        if s.exclude_categories:
+            items = items.where(Item.category.not_in(sorted(s.exclude_categories)))
+        conditions.append(e.c.item_code.in_(items))
+    return and_(true(), *conditions)
+
+
+def _figures(conn: Connection, rule, months: list[Month]) -> dict[tuple[str, str], Decimal]:
+    e, p = Event.__table__, rule.params
+    key = e.c.department if p.by == "department" else e.c.item_code
+    bucket = month_index(e.c.occurred_at, months).label("m")
+    value: Any
+    if p.measure == "cases":
+        value = func.count(func.distinct(e.c.case_id))
+        step = and_(e.c.step == literal_column("'accept'"))
+    else:
+        value = func.sum(e.c.amount)
+        step = and_(e.c.step == literal_column("'fee_paid'"), e.c.channel == "online")
+    lo, hi = months[0].start, months[-1].end
+    rows = conn.execute(
+        select(key.label("k"), bucket, value.label("v"))
+        .where(step, dated(e.c.occurred_at, e.c.recorded_at) >= lo,  # dated ≥ occurred_at
+               e.c.occurred_at >= lo, e.c.occurred_at < hi, _scope(rule, e))
+        .group_by(key, bucket))
+    out: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    for k, m, v in rows:
+        out[(k, months[int(m)].period)] += Decimal(v or 0)
+    return out
+
+
+def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
+    p = rule.params
+    this_month = ctx.as_of.astimezone(ctx.tz).strftime("%Y-%m")
+    last = months_between(_shift(this_month, -p.lookback_months - 1), ctx)
+    judged = [m.period for m in last[-p.lookback_months:]]
+    if not judged:
+        return
+    back = 12 if p.baseline == "last_year" else p.trailing_months
+    months = months_between(_shift(judged[0], -back), ctx)
+    figures = _figures(conn, rule, months)
+    keys = sorted({k for k, _ in figures})
+    names, depts = _names(conn, p.by, keys)
+    receipts = {(r.department, r.period): r.amount for r in conn.execute(
+        select(Receipt.department, Receipt.period, Receipt.amount))}
+    for period in judged:
+        for k in keys:
+            current = figures.get((k, period), Decimal(0))
+            if p.baseline == "last_year":
+                baseline = figures.get((k, _shift(period, -12)), Decimal(0))
+                baseline_name = "去年同期"
+            else:
+                prior = [figures.get((k, _shift(period, -i)), Decimal(0))
+                         for i in range(1, p.trailing_months + 1)]
+                baseline = sum(prior, Decimal(0)) / len(prior)
+                baseline_name = f"前 {p.trailing_months} 个月月均"
+            if baseline < p.min_baseline or baseline <= 0:
+                continue
+            drop = (baseline - current) / baseline
+            if drop <= p.min_drop:
+                continue
+            dept = depts.get(k, k)
+            got = receipts.get((dept, period))
+            before = receipts.get((dept, _shift(period, -12)))
+            receipts_text = ""
+            if got is not None:
+                receipts_text = f"；同月财政入库 {got} 元" + (
+                    f"（去年同期 {before} 元）" if before is not None else "")
+            yield Finding(
+                subject=f"{k}|{period}", department=dept, period=period,
+                item_code=k if p.by == "item" else None,
+                fields={"subject_name": names.get(k, k), "measure_name": MEASURES[p.measure],
+                        "current": _num(current), "baseline": _num(baseline),
+                        "baseline_name": baseline_name,
+                        "drop_pct": f"{(drop * 100).quantize(Decimal('0.1'))}",
+                        "receipts_text": receipts_text},
+                evidence={"measure": p.measure, "baseline_kind": p.baseline,
+                          "current": _num(current), "baseline": _num(baseline),
+                          "drop": f"{drop:.4f}", "min_drop": str(p.min_drop),
+                          "months": {m: _num(figures.get((k, m), Decimal(0)))
+                                     for m in [x.period for x in months]},
+                          "receipts": None if got is None else str(got),
+                          "receipts_year_before": None if before is None else str(before)})
+
+
+def _num(value: Decimal) -> str:
+    q = value.quantize(Decimal("0.01"))
+    return str(q.to_integral_value()) if q == q.to_integral_value() else str(q)
+
+
+def _names(conn: Connection, by: str, keys: list[str]) -> tuple[dict, dict]:
+    from ...models import Department
+
+    if by == "department":
+        return dict(conn.execute(select(Department.code, Department.name)).tuples().all()), {}
+    rows = conn.execute(select(Item.code, Item.name, Item.department)
+                        .where(Item.code.in_(keys))).all() if keys else []
+    return {r.code: r.name for r in rows}, {r.code: r.department for r in rows}
