@@ -356,8 +356,20 @@ def _echo_results(results, as_json: bool) -> None:
         click.echo("  see: permit-monitor quarantine list")
 
 
-encoding_option = click.option("--encoding", default="utf-8-sig", show_default=True,
-                               help="Text encoding of CSV/JSONL input (e.g. gbk).")
+def _encoding(_ctx, _param, value: str | None) -> str | None:
+    from monitor.config import EncodingProblem, check_encoding
+
+    try:
+        return None if value is None else check_encoding(value)
+    except EncodingProblem as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+encoding_option = click.option(
+    "--encoding", callback=_encoding, metavar="NAME",
+    help="Text encoding of CSV and JSON Lines files: auto (UTF-8 with or without BOM if the "
+         "whole file decodes, else GB18030, which covers GBK), or a codec such as gb18030, "
+         "big5 [default: config.yaml's encoding, auto].")
 
 
 @cli.group()
@@ -388,14 +400,15 @@ def ingest_catalog_cmd(app: App, file: str) -> None:
 
 @ingest.command("events")
 @click.argument("files", nargs=-1, required=True)
-@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "xes"]),
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "xes", "xlsx"]),
               help="Input format [default: from the file name; sniffed for stdin].")
 @encoding_option
 @json_option
 @pass_app
 def ingest_events_cmd(app: App, files: tuple[str, ...], fmt: str | None, encoding: str,
                       as_json: bool) -> None:
-    """Load workflow events from FILES (CSV, JSON Lines or XES; .gz too; - for stdin).
+    """Load workflow events from FILES (CSV, JSON Lines, Excel .xlsx or XES; .gz too; -
+    for stdin).
 
     \b
     Required columns: event_id, case_id, item_code, step, occurred_at.
@@ -416,7 +429,7 @@ def ingest_events_cmd(app: App, files: tuple[str, ...], fmt: str | None, encodin
 @json_option
 @pass_app
 def ingest_receipts_cmd(app: App, files: tuple[str, ...], encoding: str, as_json: bool) -> None:
-    """Load fiscal receipts (CSV: department, period YYYY-MM, amount in yuan).
+    """Load fiscal receipts (CSV or .xlsx: department, period YYYY-MM, amount in yuan).
 
     A department-month already stored is replaced by the new amount.
     """
@@ -433,7 +446,8 @@ def ingest_receipts_cmd(app: App, files: tuple[str, ...], encoding: str, as_json
 @json_option
 @pass_app
 def ingest_activity_cmd(app: App, files: tuple[str, ...], encoding: str, as_json: bool) -> None:
-    """Load the monitoring log (监察日志): CSV user_id, at, action (login|logout|handle).
+    """Load the monitoring log (监察日志): CSV or .xlsx user_id, at, action
+    (login|logout|handle).
 
     \b
     Example:
@@ -454,7 +468,7 @@ def ingest_activity_cmd(app: App, files: tuple[str, ...], encoding: str, as_json
 @json_option
 @pass_app
 def ingest_ratings_cmd(app: App, files: tuple[str, ...], encoding: str, as_json: bool) -> None:
-    """Load citizens' ratings (好差评, GB/T 39734): CSV or JSON Lines.
+    """Load citizens' ratings (好差评, GB/T 39734): CSV, JSON Lines or Excel (.xlsx).
 
     \b
     Columns: rating_id, case_id, item_code, department, rated_at, channel,
@@ -478,7 +492,7 @@ def ingest_ratings_cmd(app: App, files: tuple[str, ...], encoding: str, as_json:
 @pass_app
 def ingest_complaints_cmd(app: App, files: tuple[str, ...], encoding: str, as_json: bool
                           ) -> None:
-    """Load efficiency complaints (效能投诉: 12345, 窗口, 信访 …): CSV or JSON Lines.
+    """Load efficiency complaints (效能投诉: 12345, 窗口, 信访 …): CSV, JSONL or .xlsx.
 
     \b
     Columns: complaint_id, received_at, channel, department, case_id (optional),
@@ -618,14 +632,18 @@ def run(app: App, as_of: str | None, rule_ids: tuple[str, ...], dry_run: bool,
                 level, message = render(o.rule, f)
                 click.echo(f"    [{level}] {message}")
     if done.escalation is not None:
-        _echo_escalated(done.escalation)
+        _echo_escalated(done.escalation, done.evaluation)
     if failed:
         raise click.exceptions.Exit(1)
 
 
-def _echo_escalated(result) -> None:
+def _echo_escalated(result, evaluation=None) -> None:
+    """The supervision line; after an evaluation, its tier-1 messages are counted in."""
+    told = evaluation.messages if evaluation is not None else 0
     line = (f"supervision: escalated {len(result.escalated):,} · reminded "
-            f"{len(result.reminded):,} · messages queued {result.messages:,}")
+            f"{len(result.reminded):,} · messages queued {result.messages + told:,}")
+    if evaluation is not None and evaluation.cleared:
+        line += f" · cleared {evaluation.cleared:,}"
     if result.assigned:
         line += f" · deadlines given to {len(result.assigned):,} older alerts"
     click.echo(line)
@@ -2020,6 +2038,19 @@ def users_unlock(app: App, user_id: str) -> None:
 
     click.echo(f"{user_id}: " + ("unlocked" if unlock(app.engine, user_id, app.now(), _admin())
                                  else "was not locked"))
+
+
+@users.command("set-delivery")
+@click.argument("user_id", metavar="USER")
+@click.argument("mode", type=click.Choice(["immediate", "digest"]))
+@pass_app
+def users_set_delivery(app: App, user_id: str, mode: str) -> None:
+    """How USER is told of new and risen alerts: immediate (one message each; held during
+    notify.quiet_hours unless red) or digest (one message a day from notify.digest_at;
+    red alerts still go at once). On the trail."""
+    from monitor.tier1 import set_delivery
+
+    click.echo(f"{user_id}: delivery {set_delivery(app.engine, user_id, mode, app.now(), _admin(), 'cli')}")
 
 
 @cli.group()

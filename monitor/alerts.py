@@ -8,19 +8,26 @@ A new alert is assigned to its department's tier-1 monitors with a handling dead
 (monitor/supervision.py); raising it and every change of its level are appended to the
 trail (monitor/trail.py) in the same transaction, as are the holds (中止流程) a new
 alert of an ``action: halt`` rule places on its cases (monitor/holds.py).
+
+Tier 1 is told in the same transaction (monitor/tier1.py): of every new alert, of every
+rise in level, and of every alert reopened. A level that rises on an acknowledged or
+resolved alert reopens it (``reopened`` on the trail) with a new deadline: its clock for
+escalation starts again. A cleared alert (复查销号, monitor/clearing.py) whose finding
+holds again is reopened the same way; a suppressed one whose exemption has ended is
+opened (``unsuppressed``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 from itertools import islice
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from . import trail
+from . import tier1, trail
 from .holds import place
 from .models import Alert, AlertChange
 from .rules.finding import Finding
@@ -37,6 +44,9 @@ class Stored:
     new: int = 0
     changed: int = 0
     unchanged: int = 0
+    messages: int = 0  # queued to tier 1 (monitor/tier1.py)
+    cleared: int = 0   # closed because their finding no longer holds (monitor/clearing.py)
+    keys: set[str] = field(default_factory=set, repr=False, compare=False)  # found this run
 
 
 def dedupe_key(rule: Rule, finding: Finding) -> str:
@@ -71,23 +81,26 @@ def store_findings(conn: Connection, rule: Rule, findings: Iterable[Finding], at
     :data:`CHUNK`, so a run's memory does not grow with its findings)."""
     policy = policy or _default_policy()
     exempt = Matcher.load(conn, rule.id, at, policy.tz)
-    result, seen = Stored(), set[str]()
+    result = Stored()
     it = iter(findings)
     while chunk := list(islice(it, CHUNK)):
-        _store_chunk(conn, rule, chunk, at, policy, exempt, seen, result)
+        _store_chunk(conn, rule, chunk, at, policy, exempt, result.keys, result)
     return result
 
 
 def _store_chunk(conn: Connection, rule: Rule, findings: list[Finding], at: datetime,
                  policy: Policy, exempt: Matcher, seen: set[str], result: Stored) -> None:
     keys = [dedupe_key(rule, f) for f in findings]
-    existing: dict[str, tuple[int, str, str, str]] = {}
+    existing: dict[str, Any] = {}
     for start in range(0, len(keys), IN_CHUNK):
-        existing.update((k, (i, lvl, msg, st)) for k, i, lvl, msg, st in conn.execute(
-            select(Alert.dedupe_key, Alert.id, Alert.level, Alert.message, Alert.status)
+        existing.update((r.dedupe_key, r) for r in conn.execute(
+            select(Alert.dedupe_key, Alert.id, Alert.level, Alert.message, Alert.status,
+                   Alert.assigned_to, Alert.due_on, Alert.department, Alert.case_id,
+                   Alert.updated_at)
             .where(Alert.dedupe_key.in_(keys[start:start + IN_CHUNK]))))
     new_rows: list[dict[str, Any]] = []
     reopened, entries = [], []
+    told: list[tier1.Tell] = []
     version = rule.version
     for key, finding in zip(keys, findings):
         if key in seen:  # a subject found twice in one run counts once
@@ -109,19 +122,18 @@ def _store_chunk(conn: Connection, rule: Rule, findings: list[Finding], at: date
                 "actor": finding.actor, "department": finding.department,
                 "item_code": finding.item_code, "period": finding.period, "raised_at": at})
             continue
-        alert_id, old_level, old_message, old_status = existing[key]
-        if old_status == "suppressed" and exempt.match(finding) is None:
-            reopened.append((alert_id, key, finding, values))  # its exemption ended
+        old = existing[key]
+        if old.status == "cleared" and old.updated_at > at:
+            result.unchanged += 1  # a replay as of before it was cleared: it stays cleared
             continue
-        if (old_level, old_message) == (level, message):
+        if (old.status == "suppressed" and exempt.match(finding) is None) \
+                or old.status == "cleared":
+            reopened.append((old, key, finding, values))  # exemption ended, or found again
+            continue
+        if (old.level, old.message) == (level, message):
             result.unchanged += 1
             continue
-        conn.execute(update(Alert).where(Alert.id == alert_id).values(**values))
-        if old_level != level:
-            conn.execute(insert(AlertChange).values(alert_id=alert_id, at=at, old_level=old_level,
-                                                    new_level=level, rule_version=version))
-            entries.append(Entry("level_changed", alert_id, detail={
-                "from": old_level, "to": level, "rule_version": version}))
+        entries += _changed(conn, rule, policy, old, values, at, told)
         result.changed += 1
     if new_rows:
         live = [r for r in new_rows if r["status"] == "open"]
@@ -133,10 +145,43 @@ def _store_chunk(conn: Connection, rule: Rule, findings: list[Finding], at: date
         ids = _ids(conn, [r["dedupe_key"] for r in new_rows])
         entries[:0] = (raised_entries(live, ids) + _holds(conn, rule, policy, live, ids, at)
                        + suppressed_entries([r for r in new_rows if r["status"] != "open"], ids))
-    entries += _reopen(conn, rule, policy, reopened, at)
+        told[:0] = [tier1.of_row(r, ids[r["dedupe_key"]], "raised") for r in live]
+    entries += _reopen(conn, rule, policy, reopened, at, told)
     trail.append(conn, at, entries)
+    result.messages += tier1.notify(conn, policy, at, told)
     result.new += len(new_rows)
     result.changed += len(reopened)
+
+
+def _changed(conn: Connection, rule: Rule, policy: Policy, old: Any, values: dict[str, Any],
+             at: datetime, told: list) -> list[Entry]:
+    """Update an alert whose finding changed. A level that rose is told to tier 1; on an
+    acknowledged or resolved alert it reopens the alert, with a new deadline (the clock
+    for escalation starts again)."""
+    entries = []
+    level = values["level"]
+    risen = tier1.rose(old.level, level) and old.status in (*ACTIVE, "resolved")
+    reopen = risen and old.status != "open"
+    if reopen:
+        values = {**values, "status": "open", "acknowledged_at": None, "disposition": None,
+                  "resolved_at": None, "reminded_at": None,
+                  "due_on": policy.due(at, rule.id)}
+    conn.execute(update(Alert).where(Alert.id == old.id).values(**values))
+    if old.level != level:
+        conn.execute(insert(AlertChange).values(alert_id=old.id, at=at, old_level=old.level,
+                                                new_level=level, rule_version=rule.version))
+        entries.append(Entry("level_changed", old.id, detail={
+            "from": old.level, "to": level, "rule_version": rule.version}))
+    if reopen:
+        entries.append(Entry("reopened", old.id, detail={
+            "reason": "level_rose", "from_status": old.status, "from": old.level, "to": level,
+            "due_on": values["due_on"].isoformat(), "assigned_to": list(old.assigned_to or [])}))
+    if risen:
+        told.append(tier1.Tell(old.id, level, "reopened" if reopen else "rose",
+                               tuple(old.assigned_to or ()), rule.id, old.department,
+                               old.case_id, values.get("due_on") or old.due_on,
+                               values["evidence"].get("promised_deadline")))
+    return entries
 
 
 def _assign(rows: list[dict[str, Any]], rule: Rule, conn: Connection, policy: Policy,
@@ -161,22 +206,37 @@ def suppressed_entries(rows: list[dict[str, Any]], ids: dict[str, int]) -> list[
         "rule_version": r["rule_version"]}) for r in rows]
 
 
-def _reopen(conn: Connection, rule: Rule, policy: Policy, reopened: list, at: datetime
-            ) -> list[Entry]:
-    """Suppressed alerts found again with no exemption in force: open, assigned, traced."""
+def _reopen(conn: Connection, rule: Rule, policy: Policy, reopened: list, at: datetime,
+            told: list) -> list[Entry]:
+    """Alerts found again: suppressed ones with no exemption in force any more, and cleared
+    ones (复查销号) whose finding holds again — open, assigned, due anew, traced, told."""
     entries = []
-    for alert_id, key, finding, values in reopened:
+    for old, key, finding, values in reopened:
         row = {"rule_id": rule.id, "department": finding.department, "dedupe_key": key,
-               "action": rule.action, "case_ids": list(finding.case_ids or (
+               "action": rule.action, "level": values["level"], "case_id": finding.case_id,
+               "evidence": values["evidence"], "case_ids": list(finding.case_ids or (
                    [finding.case_id] if finding.case_id else []))}
         _assign([row], rule, conn, policy, at)
-        conn.execute(update(Alert).where(Alert.id == alert_id).values(
+        conn.execute(update(Alert).where(Alert.id == old.id).values(
             **values, status="open", exemption_id=None, assigned_to=row["assigned_to"],
-            due_on=row["due_on"]))
-        entries.append(Entry("unsuppressed", alert_id, detail={
-            "reason": "no exemption in force", "level": values["level"],
-            "assigned_to": row["assigned_to"], "due_on": row["due_on"].isoformat()}))
-        entries += _holds(conn, rule, policy, [row], {key: alert_id}, at)
+            due_on=row["due_on"], reminded_at=None))
+        if old.level != values["level"]:
+            conn.execute(insert(AlertChange).values(
+                alert_id=old.id, at=at, old_level=old.level, new_level=values["level"],
+                rule_version=rule.version))
+            entries.append(Entry("level_changed", old.id, detail={
+                "from": old.level, "to": values["level"], "rule_version": rule.version}))
+        if old.status == "cleared":
+            entries.append(Entry("reopened", old.id, detail={
+                "reason": "found_again", "from_status": "cleared", "from": old.level,
+                "to": values["level"], "assigned_to": row["assigned_to"],
+                "due_on": row["due_on"].isoformat()}))
+        else:
+            entries.append(Entry("unsuppressed", old.id, detail={
+                "reason": "no exemption in force", "level": values["level"],
+                "assigned_to": row["assigned_to"], "due_on": row["due_on"].isoformat()}))
+        entries += _holds(conn, rule, policy, [row], {key: old.id}, at)
+        told.append(tier1.of_row(row, old.id, "raised"))
     return entries
 
 

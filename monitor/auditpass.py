@@ -4,11 +4,13 @@ then escalation, then the day's report, then delivery of the notifications queue
 A pass runs some of :data:`STAGES`, always in that order:
 
 ``evaluate``  the rules as of ``as_of`` (monitor/engine.py), each incrementally from its
-              watermark; findings are stored as alerts, once per rule and subject. With
+              watermark; findings are stored as alerts, once per rule and subject, and
+              tier 1 is told of new and risen alerts (monitor/tier1.py). With
               ``catch_up``, first as of each scheduled slot missed since the last
               successful run (monitor/catchup.py), oldest first.
 ``escalate``  once, as of ``as_of``: overdue tier-1 alerts go to tier 2 with a supervision
-              order, due reminders are queued (monitor/escalation.py).
+              order, due reminders are queued (monitor/escalation.py), and the daily
+              digests of people who chose one (monitor/tier1.py).
 ``report``    the day's report, written beside config.yaml (:func:`day_report`).
 ``flush``     the outbox delivered through the configured sinks (monitor/outbox.py).
 
@@ -60,6 +62,8 @@ class Evaluation:
     outcomes: list[RuleOutcome]
     new_alerts: int = 0
     updated_alerts: int = 0
+    messages: int = 0  # queued to tier 1 of new, risen and reopened alerts (monitor/tier1.py)
+    cleared: int = 0   # alerts whose finding no longer holds (monitor/clearing.py)
     failures: dict[str, str] = field(default_factory=dict)  # rule id → its first failure
 
     @property
@@ -126,7 +130,11 @@ def audit_pass(engine: Engine, config: Config, as_of: datetime, *, rules: Rules,
             elif stage == "escalate":
                 from .escalation import escalate
 
-                out.escalation = escalate(engine, policy_for(config, rule_set()), as_of)
+                from .tier1 import send_digests
+
+                policy = policy_for(config, rule_set())
+                out.escalation = escalate(engine, policy, as_of)
+                out.escalation.messages += send_digests(engine, policy, as_of)
             elif stage == "report":
                 out.report = day_report(engine, config, as_of)
             else:
@@ -158,7 +166,7 @@ def _evaluate(engine: Engine, config: Config, out: PassSummary, rules: list[Rule
         if todo.slots or todo.skipped:
             out.catch_up = todo
         slots = todo.slots
-    new = changed = 0
+    new = changed = messages = cleared = 0
     failures: dict[str, str] = {}
     for moment in [*slots, out.as_of]:
         if moment is not out.as_of:
@@ -166,11 +174,13 @@ def _evaluate(engine: Engine, config: Config, out: PassSummary, rules: list[Rule
         outcomes = evaluate(engine, config, moment, rules=rules, **options)
         new += sum(o.stored.new for o in outcomes if o.stored)
         changed += sum(o.stored.changed for o in outcomes if o.stored)
+        messages += sum(o.stored.messages for o in outcomes if o.stored)
+        cleared += sum(o.stored.cleared for o in outcomes if o.stored)
         for o in outcomes:
             if o.error:
                 failures.setdefault(o.rule.id, f"rule {o.rule.id} failed as of "
                                                f"{moment.isoformat()}: {o.error}")
-    out.evaluation = Evaluation(outcomes, new, changed, failures)
+    out.evaluation = Evaluation(outcomes, new, changed, messages, cleared, failures)
     out.errors += failures.values()
 
 

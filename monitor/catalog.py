@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, insert, select
 from sqlalchemy.orm import Session
 
 from .errors import CatalogError, SourceErrors, did_you_mean
@@ -252,10 +252,13 @@ def apply_catalog(engine: Engine, data: CatalogData) -> ApplyResult:
                                        ("items", Item, "code", data.items)):
             existing = {getattr(o, key): o for o in session.scalars(select(model))}
             added[name] = updated[name] = unchanged[name] = 0
+            fresh: dict[tuple[str, ...], list[dict]] = {}
             for row in rows:
                 current = existing.get(row[key])
                 if current is None:
-                    session.add(model(**row))
+                    # only the catalog's own columns: what it does not know (a user's
+                    # choice of delivery, monitor/tier1.py) it never writes
+                    fresh.setdefault(tuple(sorted(row)), []).append(row)
                     added[name] += 1
                 elif any(getattr(current, k) != v for k, v in row.items()):
                     for k, v in row.items():
@@ -263,6 +266,8 @@ def apply_catalog(engine: Engine, data: CatalogData) -> ApplyResult:
                     updated[name] += 1
                 else:
                     unchanged[name] += 1
+            for same_keys in fresh.values():
+                session.execute(insert(model), same_keys)
     return ApplyResult(added, updated, unchanged)
 
 

@@ -6,6 +6,9 @@ new events touch (and what time alone can change, for time-based kinds). A chang
 an earlier ``as_of`` (a replay) or ``full=True`` evaluates everything. Both give the same
 alerts, because alerts are keyed by (rule, subject) and stored idempotently.
 
+An alert of a kind that clears, whose case this run re-evaluated without finding it
+again, is closed as ``cleared`` (monitor/clearing.py) in the same transaction.
+
 One failing rule is reported and does not stop the others; its watermark does not move,
 so the next run retries it. With ``dry_run`` nothing is written.
 """
@@ -21,7 +24,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select, update
 
+from . import trail
 from .alerts import Stored, render, store_findings
+from .clearing import clear_unfound
 from .config import Config
 from .models import Event, RuleState
 from .rules.finding import Context, Finding
@@ -158,6 +163,9 @@ def evaluate_rule(engine: Engine, rule: Rule, ctx: Context, *, dry_run: bool = F
                 conn.rollback()
             else:
                 outcome.stored = store_findings(conn, rule, found, ctx.as_of, policy)
+                outcome.stored.cleared, entries = clear_unfound(
+                    conn, rule, run_ctx, outcome.stored.keys, ctx.as_of)
+                trail.append(conn, ctx.as_of, entries)
                 _advance(conn, rule, last, ctx.as_of)
                 conn.commit()
     except Exception as exc:  # one rule's failure must not stop the others

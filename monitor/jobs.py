@@ -126,7 +126,8 @@ def _pass_counts(done: PassSummary) -> dict[str, Any]:
         out["catch_up"] = done.catch_up.as_dict()
     if ev := done.evaluation:
         out.update(rules=len(ev.outcomes), findings=ev.findings, new_alerts=ev.new_alerts,
-                   updated_alerts=ev.updated_alerts, failed_rules=len(ev.failures))
+                   updated_alerts=ev.updated_alerts, failed_rules=len(ev.failures),
+                   told=ev.messages, cleared=ev.cleared)
     if esc := done.escalation:
         out.update(escalated=len(esc.escalated), reminded=len(esc.reminded),
                    queued=esc.messages)

@@ -41,6 +41,9 @@ class User(Base):
     roles: Mapped[list[str]] = mapped_column(JSON, default=list)
     phone: Mapped[str | None] = mapped_column(String(32))
     email: Mapped[str | None] = mapped_column(String(200))
+    # how the person is told of new alerts: immediate (None too) | digest (migration 0014);
+    # deferred: the catalog's upsert never reads or writes it (a reload keeps the choice)
+    delivery: Mapped[str | None] = mapped_column(String(16), deferred=True)
 
 
 class Item(Base):
@@ -312,6 +315,22 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sink: Mapped[str | None] = mapped_column(String(32))
+
+
+class AlertNotice(Base):
+    """One tier-1 notice: an alert at a level told to one person (monitor/tier1.py); the
+    key (alert, level, recipient) makes telling idempotent."""
+
+    __tablename__ = "alert_notices"
+    __table_args__ = (Index("ix_alert_notices_digest", "mode", "digested_at"),)
+    alert_id: Mapped[int] = mapped_column(BigId, ForeignKey("alerts.id"), primary_key=True)
+    level: Mapped[str] = mapped_column(String(16), primary_key=True)
+    recipient: Mapped[str] = mapped_column(String(64), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    reason: Mapped[str] = mapped_column(String(16))     # raised | rose | reopened
+    mode: Mapped[str] = mapped_column(String(16))       # immediate | held | digest
+    outbox_id: Mapped[int | None] = mapped_column(BigId)
+    digested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class AlertChange(Base):

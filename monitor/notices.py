@@ -19,6 +19,12 @@ TEMPLATES = {
     "red": "【督办】{dept}第{id}号红牌告警（{title}）已直接转县监察办督办，请于{due}前处置。",
     "rejected": "【退回】{dept}第{id}号告警处置意见未获县监察办认可，请于{due}前重新处置。",
     "reminder": "【提醒】{dept}第{id}号告警（{title}）已超过督办期限{due}，请尽快处置。",
+    # told at once (monitor/tier1.py): a new alert, a level risen, an alert reopened
+    "raised": "【告警】{dept}第{id}号{level}告警（{title}），请于{due}前处置。",
+    "rose": "【告警】{dept}第{id}号告警（{title}）升为{level}，请于{due}前处置。",
+    "reopened": "【重开】{dept}第{id}号告警（{title}）升为{level}，已重新打开，请于{due}前处置。",
+    # to the case's handler (经办人) of a 临期预警
+    "handler": "【临期预警】{dept}第{id}号：案件{case}（{title}）将于{due}超过承诺时限，请抓紧办理。",
     # to the county office's tier-2 monitors
     "escalated_l2": "【二级监察】{dept}第{id}号告警（{title}）一级逾期未处置，已督办，期限{due}。",
     "red_l2": "【二级监察】{dept}第{id}号红牌告警（{title}）已转二级监察督办，期限{due}。",
@@ -30,6 +36,10 @@ DIGESTS = {
                  "请于{due}前处置。",
     "red": "【督办】{dept}{n}件红牌告警已直接转县监察办督办（第{ids}号等），请于{due}前处置。",
     "reminder": "【提醒】{dept}{n}件督办告警已超过期限（第{ids}号等，最早{due}到期），请尽快处置。",
+    "daily": "【每日汇总】{dept}{n}件告警待处置（第{ids}号等，最早{due}到期），请登录系统处置。",
+    "told": "【告警】{dept}{n}件告警新发现或升级（第{ids}号等，最早{due}到期），请登录系统处置。",
+    "handler": "【临期预警】{dept}{n}件案件即将超过承诺时限（第{ids}号告警等，最早{due}届满），"
+               "请抓紧办理。",
     "escalated_l2": "【二级监察】{n}件告警一级逾期未处置，已督办（{depts}等{k}个部门），"
                     "最早期限{due}。",
     "red_l2": "【二级监察】{n}件红牌告警已转二级监察督办（{depts}等{k}个部门），最早期限{due}。",
@@ -56,13 +66,18 @@ def digest(template: str, *, depts: list[str], alert_ids: list[int], due: date) 
     return _short(text, SMS_LIMIT)
 
 
-def sms(template: str, *, dept: str, alert_id: int, title: str, due: date) -> str:
+LEVEL_CN = {"warning": "临期预警", "yellow": "黄牌", "red": "红牌"}
+
+
+def sms(template: str, *, dept: str, alert_id: int, title: str, due: date,
+        level: str = "", case: str = "") -> str:
     """The text of ``template``, at most :data:`SMS_LIMIT` characters."""
     fmt = TEMPLATES[template]
     title = title.split("（")[0] or title  # 办件超期（超过承诺…）→ 办件超期
     when = _when(due)
     for t, d in ((12, 10), (10, 8), (8, 6), (6, 4), (4, 2)):
-        text = fmt.format(dept=_short(dept, d), id=alert_id, title=_short(title, t), due=when)
+        text = fmt.format(dept=_short(dept, d), id=alert_id, title=_short(title, t), due=when,
+                          level=LEVEL_CN.get(level, level), case=_short(case, 2 * d))
         if len(text) <= SMS_LIMIT:
             return text
     return _short(text, SMS_LIMIT)
@@ -80,6 +95,12 @@ EMAIL_SUBJECTS = {
     "order:rejected": "【退回】告警处置意见未获认可，请重新处置",
     "order:escalated": "【督办】告警逾期未处置，已升级县监察办督办",
     "order:red": "【督办】红牌告警已直接转县监察办督办",
+    "raised": "【告警】新告警，请按期处置",
+    "rose": "【告警】告警级别升高，请按期处置",
+    "reopened": "【重开】告警级别升高，已重新打开，请按期处置",
+    "handler": "【临期预警】案件即将超过承诺时限，请抓紧办理",
+    "daily": "【每日汇总】待处置告警",
+    "told": "【告警】新发现或升级的告警，请按期处置",
     "hold": "【中止流程】案件已中止办理",
     "release": "【恢复流程】案件已恢复办理",
 }

@@ -31,10 +31,12 @@ USER_ADDRESS = {"sms": User.phone, "email": User.email}  # channel → the catal
 
 
 def enqueue(conn: Connection, at: datetime, alert_id: int | None, recipients: Iterable[str],
-            subject: str, text: str, channel: str = "sms", address: str | None = None) -> int:
+            subject: str, text: str, channel: str = "sms", address: str | None = None,
+            due: datetime | None = None) -> int:
     """Queue ``text`` for each recipient (catalog user id) in the caller's transaction; an
     SMS goes to the user's phone in the catalog, an e-mail to the user's e-mail address,
-    other channels to ``address``."""
+    other channels to ``address``. ``due``: not delivered before then (quiet hours);
+    default ``at``."""
     recipients = sorted(set(recipients))
     if not recipients:
         return 0
@@ -45,7 +47,7 @@ def enqueue(conn: Connection, at: datetime, alert_id: int | None, recipients: It
     conn.execute(insert(OutboxMessage), [{
         "created_at": at, "alert_id": alert_id, "recipient": r, "channel": channel,
         "address": found.get(r) if field is not None else address, "subject": subject,
-        "text": text, "status": "pending", "attempts": 0, "next_attempt_at": at}
+        "text": text, "status": "pending", "attempts": 0, "next_attempt_at": due or at}
         for r in recipients])
     return len(recipients)
 

@@ -66,8 +66,11 @@ def deductions_in(conn: Connection, w: ScoreWeights, tz: tzinfo, period: Period,
             select(Alert.id, Alert.department, Alert.kind, Alert.level, Alert.status,
                    Alert.escalated_at, Alert.case_id, Alert.message)
             .join(d, d.c.id == Alert.id)
+            # neither a false positive nor a finding cleared (复查销号) counts against a
+            # department: both turned out not to hold
             .where(cur, Alert.disposition.is_distinct_from("false_positive"),
-                   Alert.disposition.is_distinct_from("voided"), Alert.kind.not_in(NOT_SCORED))
+                   Alert.disposition.is_distinct_from("voided"), Alert.kind.not_in(NOT_SCORED),
+                   Alert.status != "cleared")
             .order_by(Alert.department, Alert.id)):
         dept = a.department or "-"
         theme = w.kind_themes.get(a.kind, "regular")

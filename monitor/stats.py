@@ -2,7 +2,10 @@
 
 :func:`supervision_counts` gives, for each department and local month (or day, or
 year) in ``[start, end)``: reminders sent to tier 1, supervision orders (督办) issued,
-dispositions recorded by kind, and the median time from raising an alert to its first
+the supervision messages as the county counted them — 一级督办信息, each tier-1 monitor
+told of a new, risen or reopened alert (monitor/tier1.py; one per alert, level and
+person, however many channels carried it), and 二级督办信息, each tier-1 monitor a
+supervision order went to — dispositions recorded by kind, and the median time from raising an alert to its first
 disposition. Each figure is counted in the period its event happened in (the order
 issued, the reminder sent, the disposition recorded). Volumes are small (hundreds a
 month for a county), so grouping by local period happens here, the same on every backend.
@@ -17,7 +20,7 @@ from statistics import median
 
 from sqlalchemy import Engine, func, select
 
-from .models import Alert, Disposition, SupervisionOrder, TrailEntry
+from .models import Alert, AlertNotice, Disposition, SupervisionOrder, TrailEntry
 
 PERIODS = {"day": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}
 
@@ -28,6 +31,8 @@ class DeptPeriod:
     period: str
     reminders: int = 0
     orders: int = 0
+    tier1_messages: int = 0  # 一级督办信息: tier-1 monitors told of an alert at a level
+    tier2_messages: int = 0  # 二级督办信息: supervision orders, one per monitor ordered
     dispositions: Counter = field(default_factory=Counter)  # rectified / explained / …
     resolve_times: list[timedelta] = field(default_factory=list, repr=False)
 
@@ -61,11 +66,18 @@ def supervision_counts(engine: Engine, tz: tzinfo, start: date, end: date,
                 select(Alert.department, TrailEntry.at).join(Alert, Alert.id == TrailEntry.alert_id)
                 .where(TrailEntry.action == "reminded", TrailEntry.at >= lo, TrailEntry.at < hi)):
             cell(dept, at).reminders += 1
-        for dept, at in conn.execute(
-                select(Alert.department, SupervisionOrder.issued_at)
+        for dept, at, to in conn.execute(
+                select(Alert.department, SupervisionOrder.issued_at, SupervisionOrder.to_users)
                 .join(Alert, Alert.id == SupervisionOrder.alert_id)
                 .where(SupervisionOrder.issued_at >= lo, SupervisionOrder.issued_at < hi)):
             cell(dept, at).orders += 1
+            cell(dept, at).tier2_messages += len(to or [])
+        for dept, at in conn.execute(
+                select(Alert.department, AlertNotice.at)
+                .join(Alert, Alert.id == AlertNotice.alert_id)
+                .where(AlertNotice.reason != "handler", AlertNotice.at >= lo,
+                       AlertNotice.at < hi)):
+            cell(dept, at).tier1_messages += 1
         first = select(Disposition.alert_id, func.min(Disposition.id).label("id")) \
             .group_by(Disposition.alert_id).subquery()
         firsts = set(conn.scalars(select(first.c.id)))

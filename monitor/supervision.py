@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, tzinfo
+from datetime import date, datetime, time, tzinfo
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
@@ -36,6 +36,7 @@ from .trail import Entry
 DISPOSITIONS = {"rectified": "整改", "explained": "说明", "false_positive": "误报"}
 ACTIVE = ("open", "acknowledged")  # someone still has to act
 STATES = ("open", "acknowledged", "resolved", "confirmed")
+CLEARED = "cleared"  # 复查销号: the finding no longer holds (monitor/clearing.py)
 # Findings about tier 1 itself (a monitor not logging in) go straight to tier 2.
 TIER2_KINDS = ("inactive_monitor", "ranking_last")
 
@@ -54,6 +55,8 @@ class Policy:
     workflow: bool = False  # a sink delivers holds to the workflow system (channel workflow)
     email: bool = False  # people are told by e-mail too (channel email), not only by SMS
     statuses: Mapping[str, str] = field(default_factory=dict)  # rule id → status; else stable
+    quiet_hours: tuple[time, time] | None = None  # local; tier-1 messages wait (not red)
+    digest_at: time = time(8)  # local time of the daily digest (monitor/tier1.py)
 
     def status_of(self, rule_id: str) -> str:
         return self.statuses.get(rule_id, "stable")
@@ -82,7 +85,8 @@ def policy_for(config, rules=()) -> Policy:
                   titles={r.id: r.title for r in rules},
                   workflow="workflow" in config.notify.channels,
                   email="email" in config.notify.channels,
-                  statuses={r.id: r.status for r in rules})
+                  statuses={r.id: r.status for r in rules},
+                  quiet_hours=config.notify.quiet_hours, digest_at=config.notify.digest_at)
 
 
 def monitors(conn: Connection) -> tuple[dict[str, list[str]], list[str]]:
@@ -271,12 +275,12 @@ def text_for(conn: Connection, policy: Policy, alert: Any, template: str, due: d
 
 
 def tell(conn: Connection, policy: Policy, at: datetime, alert_id: int | None,
-         recipients: list[str], subject: str, text: str) -> int:
+         recipients: list[str], subject: str, text: str, due: datetime | None = None) -> int:
     """Queue a notice for people: an SMS each, and an e-mail each when the ``email``
-    channel is configured; the number of messages queued."""
+    channel is configured; the number of messages queued. ``due``: held until then."""
     channels = ("sms", "email") if policy.email else ("sms",)
-    return sum(enqueue(conn, at, alert_id, recipients, subject, text, channel=channel)
-               for channel in channels)
+    return sum(enqueue(conn, at, alert_id, recipients, subject, text, channel=channel,
+                       due=due) for channel in channels)
 
 
 ORDER_TEXTS = {"manual": "order", "rejected": "rejected", "escalated": "escalated", "red": "red"}

@@ -22,6 +22,7 @@ VALUES: dict[str, tuple[str, str]] = {
     "resolved": ("已办结", "resolved"),
     "confirmed": ("已确认", "confirmed"),
     "suppressed": ("已豁免", "suppressed"),
+    "cleared": ("复查销号", "cleared"),
     # levels
     "warning": ("预警", "warning"),
     "yellow": ("黄牌", "yellow"),

@@ -256,12 +256,12 @@ def pytest_collect_file(parent, file_path):
 
 
 def stored_alerts(engine) -> dict:
-    """dedupe key → (level, message) of every stored alert: what incremental and full runs
-    over the same history must agree on."""
+    """dedupe key → (level, message, status) of every stored alert: what incremental and
+    full runs over the same history must agree on (cleared and reopened alerts included)."""
     from sqlalchemy import select
 
     from monitor.models import Alert
 
     with engine.connect() as conn:
-        return {a.dedupe_key: (a.level, a.message) for a in conn.execute(
-            select(Alert.dedupe_key, Alert.level, Alert.message))}
+        return {a.dedupe_key: (a.level, a.message, a.status) for a in conn.execute(
+            select(Alert.dedupe_key, Alert.level, Alert.message, Alert.status))}

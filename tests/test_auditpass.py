@@ -93,7 +93,8 @@ def test_a_runs_counts_keep_their_record_form(tmp_path):
     slot = datetime(2025, 11, 19, 18, tzinfo=timezone.utc)
     summary = PassSummary(
         at, catch_up=Plan(slot, [slot], 0),
-        evaluation=Evaluation([], new_alerts=2, updated_alerts=1, failures={"x": "x failed"}),
+        evaluation=Evaluation([], new_alerts=2, updated_alerts=1, messages=5, cleared=1,
+                              failures={"x": "x failed"}),
         escalation=Escalated(escalated=[1], reminded=[2, 3], messages=4),
         report="reports/report-2025-11.html (+ report-2025-11.xlsx)", redelivered=0,
         delivery=Flushed(sent=4))
@@ -110,13 +111,13 @@ def test_a_runs_counts_keep_their_record_form(tmp_path):
         "rules_problem": "rule files invalid",
         "catch_up": {"since": slot.isoformat(), "slots": [slot.isoformat()], "skipped": 0},
         "rules": 0, "findings": 0, "new_alerts": 2, "updated_alerts": 1, "failed_rules": 1,
-        "escalated": 1, "reminded": 2, "queued": 4,
+        "told": 5, "cleared": 1, "escalated": 1, "reminded": 2, "queued": 4,
         "report": "reports/report-2025-11.html (+ report-2025-11.xlsx)",
         "redelivered": 0, "sent": 4, "retrying": 0, "undeliverable": 0,
         "new_red": 1, "as_of": at.isoformat()}
     assert list(counts.as_dict()) == [
         "inbox_waiting", "inbox_files", "inbox_failed", "inbox", "pulled", "rules_problem",
         "catch_up", "rules", "findings", "new_alerts", "updated_alerts", "failed_rules",
-        "escalated", "reminded", "queued", "report", "redelivered", "sent", "retrying",
+        "told", "cleared", "escalated", "reminded", "queued", "report", "redelivered", "sent", "retrying",
         "undeliverable", "new_red", "as_of"]
     assert RunCounts().as_dict() == {}  # a step that did not run leaves no key

@@ -5,10 +5,12 @@ demo and replay sessions are what the program prints (figures and hashes include
 from __future__ import annotations
 
 import re
+import shlex
 import tomllib
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from cli import cli
 from conftest import NOW
@@ -80,6 +82,28 @@ def test_the_documented_examples_ingest_cleanly(engine, config):
     assert [(r.tally.read, r.tally.inserted) for r in results] == [(13, 13), (4, 4)]
     [receipts] = ingest_receipts(engine, config, [str(EXAMPLES / "receipts.csv")], NOW)
     assert receipts.tally.inserted == 2
+
+
+def deploy_commands() -> list[list[str]]:
+    """The permit-monitor command lines of docs/deploy.md's code blocks, as argument lists
+    (what follows the program's name, up to a shell operator or the end of the line)."""
+    text = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    found = []
+    for block in text.split("```")[1::2]:
+        for match in re.finditer(r"bin/permit-monitor ([^'\n]*)", block):
+            found.append(shlex.split(re.split(r"\s(?:>>?|&&|\|\|?|;|2>&1)", match[1])[0]))
+    return found
+
+
+def test_every_command_in_the_deploy_guide_parses():
+    shown = deploy_commands()
+    assert {w[0] for w in shown} >= {"init", "rules", "ingest", "nightly", "serve", "web",
+                                     "users", "--db"}
+    runner = CliRunner()
+    for words in shown:
+        result = runner.invoke(cli, [*words, "--help"])
+        assert result.exit_code == 0, f"docs/deploy.md: permit-monitor {' '.join(words)}: " \
+                                      f"{result.output}"
 
 
 ARCHITECTURE = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")

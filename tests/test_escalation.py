@@ -53,6 +53,7 @@ def test_not_resolved_by_the_deadline_goes_to_tier_2_with_an_order(engine, raise
     assert (order.reason, order.issued_by, order.to_users, order.due_on) == \
         ("escalated", "system", ["m4"], date(2025, 10, 15))
     assert outbox(engine) == [
+        ("m4", "raised", "【告警】应急管理局第1号红牌告警（环节办理过快），请于10月11日前处置。"),
         ("k1", "escalated_l2", "【二级监察】应急管理局第1号告警（环节办理过快）一级逾期未处置，已督办，期限10月15日。"),
         ("k2", "escalated_l2", "【二级监察】应急管理局第1号告警（环节办理过快）一级逾期未处置，已督办，期限10月15日。"),
         ("m4", "escalated", "【督办】应急管理局第1号告警（环节办理过快）逾期未处置，已升级县监察办督办，请于10月15日前处置。")]
@@ -61,7 +62,7 @@ def test_not_resolved_by_the_deadline_goes_to_tier_2_with_an_order(engine, raise
     # the same moment again, and a later tick before the new deadline: nothing more
     assert escalate(engine, policy, local("2025-10-12 00:30")).escalated == []
     assert escalate(engine, policy, local("2025-10-15 17:00")).messages == 0
-    assert len(outbox(engine)) == 3
+    assert len(outbox(engine)) == 4
     verify(engine)
 
 

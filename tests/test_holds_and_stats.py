@@ -52,15 +52,17 @@ def test_a_halting_rule_holds_the_case_and_a_monitor_releases_it(engine, config,
     with engine.connect() as conn:
         sent = conn.execute(select(OutboxMessage.channel, OutboxMessage.address,
                                    OutboxMessage.subject).order_by(OutboxMessage.id)).all()
-    assert sent == [("workflow", "c1", "hold"), ("workflow", "c1", "release")]
+    # the tier-1 monitor is told of the new alert at once, in the same transaction
+    assert sent == [("workflow", "c1", "hold"), ("sms", "13800000004", "raised"),
+                    ("workflow", "c1", "release")]
     verify(engine)
 
 
 def test_no_workflow_sink_no_workflow_messages(engine, config, tmp_path, write_events):
     raise_one(engine, config, tmp_path, write_events, rules=HALT)
     assert len(list(list_holds(engine))) == 1
-    with engine.connect() as conn:
-        assert conn.scalar(select(OutboxMessage.id)) is None
+    with engine.connect() as conn:  # only the tier-1 monitor's SMS of the new alert
+        assert conn.scalars(select(OutboxMessage.channel)).all() == ["sms"]
 
 
 def test_holds_cli(db_url, engine, config, tmp_path, write_events, monkeypatch):
@@ -90,9 +92,12 @@ def test_supervision_counts_per_department_and_month(engine, config, tmp_path, w
     sv.reject(engine, policy, alert_id, "k1", local("2025-10-21 09:00"), "无纸质记录")  # order 2
     sv.resolve(engine, alert_id, "m4", local("2025-11-03 10:00"), "rectified", "已补录")
     figures = supervision_counts(engine, config.tz, date(2025, 9, 1), date(2025, 12, 1))
-    assert [(f.department, f.period, f.reminders, f.orders, dict(f.dispositions))
-            for f in figures] == [("D04", "2025-10", 3, 2, {"explained": 1}),
-                                  ("D04", "2025-11", 0, 0, {"rectified": 1})]
-    assert figures[0].median_time_to_resolve == timedelta(days=20)   # 30 Sep 16:00 → 20 Oct
-    assert figures[1].median_time_to_resolve is None                # not its first disposition
+    # 一级督办信息: m4 told of the new alert in September; 二级督办信息: the two orders to m4
+    assert [(f.department, f.period, f.reminders, f.orders, dict(f.dispositions),
+             f.tier1_messages, f.tier2_messages)
+            for f in figures] == [("D04", "2025-09", 0, 0, {}, 1, 0),
+                                  ("D04", "2025-10", 3, 2, {"explained": 1}, 0, 2),
+                                  ("D04", "2025-11", 0, 0, {"rectified": 1}, 0, 0)]
+    assert figures[1].median_time_to_resolve == timedelta(days=20)   # 30 Sep 16:00 → 20 Oct
+    assert figures[2].median_time_to_resolve is None                # not its first disposition
     assert supervision_counts(engine, config.tz, date(2025, 11, 1), date(2025, 11, 3)) == []

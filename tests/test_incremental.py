@@ -3,12 +3,14 @@ history split into any batches (a hypothesis property over the shipped rules).
 
 Two stores receive the same batches: one evaluates incrementally after each batch, the
 other in full. Alerts are history — one raised when a certificate was printed unpaid
-stays after the payment arrives — so the comparison is run for run, not against a
-single full evaluation of the final state."""
+is cleared (复查销号), not deleted, when the payment arrives — so the comparison is run
+for run, not against a single full evaluation of the final state; statuses included, so
+both modes clear (and reopen) the same alerts at the same runs."""
 
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -18,11 +20,17 @@ from sqlalchemy import delete
 from conftest import EVENT_COLUMNS, NOW, stored_alerts
 from monitor.engine import evaluate
 from monitor.ingest import ingest_events
-from monitor.models import Alert, AlertChange, Event, Hold, IngestRun, Quarantine, RuleState
+from monitor.models import (Alert, AlertChange, AlertNotice, Event, Hold, IngestRun, Quarantine,
+                            RuleState)
 from monitor.config import SHIPPED_RULES
+from monitor.rules.kinds import missing_attachment
 from monitor.rules.loader import load_rules
 
 RULES = load_rules([SHIPPED_RULES])
+# and a control-node rule that counts an attachment supplied later (补正): it clears too
+RULES.append(replace(next(r for r in RULES if r.kind == "missing_attachment"),
+                     id="missing-attachment-cured",
+                     params=missing_attachment.Params(cured_by_later=True)))
 START = datetime(2025, 9, 29, 1, 0, tzinfo=timezone.utc)
 AS_OF = datetime(2026, 1, 31, tzinfo=timezone.utc)
 STEPS = ["accept", "survey", "review", "approve", "decide", "fee_assessed", "fee_waived",
@@ -57,7 +65,8 @@ def write(path, rows):
 def test_incremental_equals_full(store, reference, config, tmp_path, history, cuts):
     for engine in (store, reference):
         with engine.begin() as conn:
-            for model in (AlertChange, Hold, Alert, RuleState, Event, Quarantine, IngestRun):
+            for model in (AlertNotice, AlertChange, Hold, Alert, RuleState, Event, Quarantine,
+                          IngestRun):
                 conn.execute(delete(model))
     rows = [{"event_id": f"e{i}", "case_id": f"c{case}", "item_code": item,
              "step": step, "actor": actor,

@@ -147,10 +147,9 @@ def test_unreadable_input_is_one_clear_error(store, config, tmp_path):
     gbk = tmp_path / "gbk.csv"
     gbk.write_bytes("event_id,case_id,item_code,step,occurred_at\ne1,案件,D04-XK-001,受理,"
                     "2025-09-30 10:00\n".encode("gbk"))
-    with pytest.raises(IngestError, match="not utf-8-sig text; re-run with --encoding"):
-        ingest(store, config, gbk)
-    tally = ingest(store, config, gbk, encoding="gbk")
-    assert tally.inserted == 1
+    with pytest.raises(IngestError, match=r"gbk.csv:2: byte 0xB0 is not utf-8 text; nothing"):
+        ingest(store, config, gbk, encoding="utf-8")
+    assert ingest(store, config, gbk).inserted == 1  # auto: not UTF-8, so GB18030
 
 
 def test_every_run_is_recorded(store, config, write_events):

@@ -14,7 +14,7 @@ from conftest import NOW, event
 from monitor.alerts import render
 from monitor.engine import evaluate
 from monitor.ingest import ingest_events
-from monitor.models import Alert, Event, IngestRun, Quarantine, RuleState
+from monitor.models import Alert, AlertNotice, Event, IngestRun, Quarantine, RuleState
 from monitor.rules.kinds import batch_entry
 from monitor.rules.loader import load_rules
 
@@ -225,6 +225,7 @@ def test_a_long_burst_is_followed_out_round_by_round(store, config, write_events
     run(store, config, write_events, tmp_path, entries("a", [30 * i for i in range(400)]),
         rule_list)
     with store.begin() as conn:
+        conn.execute(delete(AlertNotice))
         conn.execute(delete(Alert))
     segmented, ranges = batch_entry._segmented_source, []
     monkeypatch.setattr(batch_entry, "_segmented_source",
@@ -354,7 +355,7 @@ def test_incremental_matches_full_and_subjects_only_move_to_older_entries(
     burst's subject is kept as it grows; it moves only to an entry stored before its seed
     (another burst, or a stray entry it reached), never to a new one."""
     with store.begin() as conn:
-        for model in (Alert, RuleState, Event, Quarantine, IngestRun):
+        for model in (AlertNotice, Alert, RuleState, Event, Quarantine, IngestRun):
             conn.execute(delete(model))
     caplog.set_level(logging.INFO, logger=KIND_LOGGER)
     caplog.clear()

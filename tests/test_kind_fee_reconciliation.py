@@ -13,7 +13,8 @@ from sqlalchemy import delete
 
 from conftest import NOW, event, stored_alerts
 from monitor.engine import evaluate
-from monitor.models import Alert, AlertChange, Event, IngestRun, Quarantine, Receipt, RuleState
+from monitor.models import (Alert, AlertChange, AlertNotice, Event, IngestRun, Quarantine,
+                            Receipt, RuleState)
 from monitor.ingest import ingest_events, ingest_receipts
 from monitor.rules.kinds import fee_reconciliation
 from monitor.rules.loader import load_rules
@@ -204,7 +205,7 @@ def test_incremental_equals_full(store, reference, config, write_events, tmp_pat
     history, run for run."""
     for engine in (store, reference):
         with engine.begin() as conn:
-            for model in (AlertChange, Alert, RuleState, Event, Receipt, Quarantine,
+            for model in (AlertNotice, AlertChange, Alert, RuleState, Event, Receipt, Quarantine,
                           IngestRun):
                 conn.execute(delete(model))
     r = rules(tmp_path, params)

@@ -8,12 +8,13 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import select
 
-from conftest import CATALOG, NOW, event
+from conftest import CATALOG, NOW, event, stored_alerts
 from monitor.catalog import ingest_catalog
 from monitor.engine import evaluate
 from monitor.ingest import ingest_events
 from monitor.models import Alert
 from monitor.rules.loader import load_rules
+from monitor.trail import history
 
 AS_OF = datetime(2025, 11, 1, tzinfo=timezone.utc)
 REPORT = "现场踏勘意见书"
@@ -99,6 +100,37 @@ def test_a_later_complete_survey_does_not_undo_the_first(store, config, write_ev
             event("s2", "redo", "survey", "2025-10-08 14:00:00", attachments=REPORT)]
     [f] = run(store, config, write_events, rows, rule_list).findings
     assert f.event_ids == ("s1",) and f.fields["count"] == 1
+
+
+def test_cured_by_later_clears_the_alert_when_the_attachment_is_supplied(
+        store, reference, config, write_events, tmp_path):
+    """补正: with cured_by_later the survey recorded again with the report supplies it; the
+    alert raised before is cleared (复查销号), on the trail, in full and incremental runs
+    alike; without the parameter (above) the first survey stands."""
+    path = tmp_path / "cured.yaml"
+    path.write_text("- {id: attach, kind: missing_attachment, params: {cured_by_later: true}}\n",
+                    encoding="utf-8")
+    rules = load_rules([path])
+    first = [survey("s1", "redo", "照片"), survey("t1", "other", "照片")]
+    later = [event("s2", "redo", "survey", "2025-10-08 14:00:00", attachments=REPORT)]
+    outcomes = []
+    for engine, full in ((store, False), (reference, True)):
+        run(engine, config, write_events, first, rules, full=full)
+        outcomes.append(run(engine, config, write_events, later, rules, name="later.csv",
+                            full=full))
+    inc, whole = outcomes
+    assert inc.incremental and (inc.stored.cleared, whole.stored.cleared) == (1, 1)
+    # the incremental run looks at "redo" alone (its new event); "other" stays as it was
+    assert ([f.case_id for f in inc.findings], [f.case_id for f in whole.findings]) == \
+        ([], ["other"])
+    assert stored_alerts(store) == stored_alerts(reference)
+    with store.connect() as conn:
+        statuses = dict(conn.execute(select(Alert.case_id, Alert.status)).all())
+        alert_id = conn.scalar(select(Alert.id).where(Alert.case_id == "redo"))
+    assert statuses == {"redo": "cleared", "other": "open"}
+    [entry] = [e for e in history(store, alert_id) if e.action == "cleared"]
+    assert entry.detail["reason"].startswith("复查：缺少的必备附件已在同一环节补录")
+    assert [e["event_id"] for e in entry.detail["events"]] == ["s2"]
 
 
 def test_scope_as_of_and_catalog_change(catalog, config, write_events, tmp_path):

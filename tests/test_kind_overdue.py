@@ -16,7 +16,8 @@ from sqlalchemy import delete, select
 from conftest import CATALOG, event, dry_findings, ingest_rows, rule_file
 from monitor.alerts import render
 from monitor.engine import evaluate
-from monitor.models import Alert, AlertChange, Event, RuleState
+from monitor.models import Alert, AlertChange, AlertNotice, Event, RuleState
+from monitor.trail import history, verify
 
 # D04-XK-001: promised 10 / legal 20; D07-CF-001: 5 / 5; D07-DC-001: on the spot (0 / 0).
 SPOT = """  - code: D07-DC-001
@@ -290,24 +291,44 @@ def test_incremental_rechecks_open_cases_on_a_new_day_and_changed_cases(store, c
     assert next_day.incremental and {f.case_id for f in next_day.findings} == {"open", "late"}
 
 
-def test_an_alert_keeps_its_level_when_a_late_entry_brings_the_case_within_limits(
+def test_an_alert_is_cleared_when_a_late_entry_brings_the_case_within_limits(
         store, config, write_events, tmp_path):
     load(store, config, write_events, [*case("c1", "2025-11-03 10:00", None)])
     rule = rules(tmp_path)
     [first] = evaluate(store, config, LATER, rules=rule)
     assert first.findings[0].level == "red"
-    # the decision, back-dated to day 5, keyed in afterwards
+    # the decision, back-dated to day 5, keyed in afterwards: the case was never overdue
     load(store, config, write_events, [event("c1-d", "c1", "decide", "2025-11-10 10:00")],
          name="late.csv")
     [again] = evaluate(store, config, LATER, rules=rule)
     [full] = evaluate(store, config, LATER, rules=rule, full=True, dry_run=True)
     assert again.incremental
-    for outcome in (again, full):
-        [f] = outcome.findings
-        assert f.level == "red" and f.evidence["level"] is None
-        assert f.fields["state"] == ("受理后第 5 个工作日作出决定，未超期；"
-                                     "此前已判定为红牌，级别保留待处置")
-    assert again.stored.changed == 1
+    assert again.findings == full.findings == []
+    assert (again.stored.cleared, again.stored.changed) == (1, 0)
+    with store.connect() as conn:
+        alert_id, status, level = conn.execute(select(Alert.id, Alert.status, Alert.level)).one()
+    assert (status, level) == ("cleared", "red")
+    [entry] = [e for e in history(store, alert_id) if e.action == "cleared"]
+    assert entry.detail["reason"].startswith("复查：补录数据后重新计算")
+    assert entry.detail["evaluation"] == "incremental"
+    assert [e["event_id"] for e in entry.detail["events"]] == ["c1-d"]  # what changed it
+    verify(store)
+
+
+def test_a_red_alert_keeps_its_level_when_a_late_entry_makes_it_only_yellow(
+        store, config, write_events, tmp_path):
+    load(store, config, write_events, [*case("c1", "2025-11-03 10:00", None)])
+    rule = rules(tmp_path)
+    evaluate(store, config, LATER, rules=rule)
+    # decided on working day 12: past the promised 10, within the legal 20
+    decided = config.calendar().add_workdays(date(2025, 11, 3), 12)
+    load(store, config, write_events, [event("c1-d", "c1", "decide", f"{decided} 10:00")],
+         name="late.csv")
+    [again] = evaluate(store, config, LATER, rules=rule)
+    [f] = again.findings
+    assert f.level == "red" and f.evidence["level"] == "yellow"
+    assert "此前已判定为红牌，级别保留待处置" in f.fields["state"]
+    assert (again.stored.cleared, again.stored.changed) == (0, 1)
 
 
 def test_scope_and_idempotency(store, config, write_events, tmp_path):
@@ -351,7 +372,7 @@ def test_runs_on_successive_days_leave_what_a_full_run_finds(store, config, writ
     """A log replayed day by day (events stored before they occur, as_of moving on) and
     batches arriving in between: the alerts equal a full evaluation's findings."""
     with store.begin() as conn:
-        for model in (AlertChange, Alert, RuleState, Event):
+        for model in (AlertNotice, AlertChange, Alert, RuleState, Event):
             conn.execute(delete(model))
     start = datetime(2025, 9, 26, 1, 0, tzinfo=timezone.utc)
     rows = []
@@ -372,7 +393,8 @@ def test_runs_on_successive_days_leave_what_a_full_run_finds(store, config, writ
             [o] = evaluate(store, config, moment, rules=rule)
             assert o.error is None
     with store.connect() as conn:
-        stored = {a.subject: (a.level, a.message) for a in conn.execute(select(Alert))}
+        stored = {a.subject: (a.level, a.message) for a in conn.execute(select(Alert))
+                  if a.status != "cleared"}  # within every limit again (复查销号)
     [full] = evaluate(store, config, moment, rules=rule, full=True, dry_run=True)
     assert stored == {f.subject: render(rule[0], f) for f in full.findings}
 

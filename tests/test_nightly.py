@@ -242,7 +242,8 @@ def test_catch_up_evaluates_as_of_each_missed_nightly_slot(site, tmp_path, db_ur
 
     # escalation is not replayed per slot: once, as of the catch-up, for the alerts whose
     # deadline (3 working days from the slot they were raised at) ran out during the
-    # downtime; late-entry|k1, raised as of Nov 18, is due Nov 21 and stays at tier 1
+    # downtime; late-entry|k1, raised as of Nov 18, is due Nov 21 and stays at tier 1;
+    # overdue|w1 was a warning heeded (decided within the limit): cleared, not escalated
     def escalations():
         with engine.connect() as conn:
             return conn.execute(select(Alert.dedupe_key, TrailEntry.at)
@@ -252,7 +253,10 @@ def test_catch_up_evaluates_as_of_each_missed_nightly_slot(site, tmp_path, db_ur
 
     assert [(k, aware(t)) for k, t in escalations()] == [
         (k, at("2025-11-20T02:00"))
-        for k in ("overdue|w1", "same-actor-roles|k1", "same-actor-roles|w1")]
+        for k in ("same-actor-roles|k1", "same-actor-roles|w1")]
+    with engine.connect() as conn:
+        assert conn.scalar(select(Alert.status).where(Alert.dedupe_key == "overdue|w1")) \
+            == "cleared"
 
     # a catch-up done again over the same slots (its record and the rules' watermarks lost)
     # raises nothing twice
@@ -264,7 +268,10 @@ def test_catch_up_evaluates_as_of_each_missed_nightly_slot(site, tmp_path, db_ur
     assert again.exit_code == 0, again.output
     assert "caught up 9 missed slot(s)" in again.stdout and " 0 new alert(s)" in again.stdout
     assert [tuple(r[:2]) for r in alerts()] == [(k, v[0]) for k, v in sorted(caught_up.items())]
-    assert len(escalations()) == 3
+    assert len(escalations()) == 2
+    with engine.connect() as conn:  # the replay found the warning again, as of before it
+        assert conn.scalar(select(Alert.status).where(  # was cleared: it stays cleared
+            Alert.dedupe_key == "overdue|w1")) == "cleared"
     # the next night has nothing to catch up; k1 (accepted Nov 10) enters its warning
     nxt = site("nightly", "--as-of", "2025-11-21T02:00:05")
     assert "caught up" not in nxt.stdout

@@ -163,7 +163,7 @@ def _bad_encoding(path: Path) -> str:
     write_mixed(path, 400)
     with open(path, "ab") as f:
         f.write("e-gbk,c1,D04-XK-001,,受理,u1,2025-09-30 10:00,,,,,,\n".encode("gbk"))
-    return "not utf-8-sig text; re-run with --encoding (e.g. --encoding gbk"
+    return "byte 0xCA is not UTF-8, though the lines before it are UTF-8 text"
 
 
 def _bad_csv(path: Path) -> str:
@@ -179,17 +179,27 @@ def _bad_gzip(path: Path) -> str:
     return "cannot read (Compressed file ended before the end-of-stream marker was reached)"
 
 
-@pytest.mark.parametrize("name, damage", [("enc.csv", _bad_encoding), ("big.csv", _bad_csv),
-                                          ("cut.csv.gz", _bad_gzip)])
-def test_read_error_is_the_same_line_after_the_same_batches(store, pconfig, tmp_path, spawned,
-                                                            name, damage):
-    path = tmp_path / name
-    message = damage(path)
+def test_read_error_is_the_same_line_after_the_same_batches(store, pconfig, tmp_path, spawned):
+    path = tmp_path / "big.csv"
+    message = _bad_csv(path)
     one, two = ingest_both_ways(store, pconfig, [path], spawned)
     assert one == two
     assert one[0].startswith(f"{path}: ") and message in one[0]
     events, _, runs = two[1]
     assert events and [run.status for run in runs] == ["failed"]
+
+
+@pytest.mark.parametrize("name, damage", [("enc.csv", _bad_encoding), ("cut.csv.gz", _bad_gzip)])
+def test_a_file_that_does_not_decode_is_refused_before_any_batch(store, pconfig, tmp_path,
+                                                                  spawned, name, damage):
+    """The whole file is decoded once when it is opened (to decide its encoding): a bad
+    byte or a cut gzip stream stops it before a run starts or a row is stored."""
+    path = tmp_path / name
+    message = damage(path)
+    with pytest.raises(IngestError) as raised:
+        list(ingest_events(store, pconfig, [str(path)], NOW))
+    assert str(raised.value).startswith(f"{path}:") and message in str(raised.value)
+    assert snapshot(store) == ([], [], [])
 
 
 def test_malformed_xes_is_the_same_line(store, pconfig, tmp_path, spawned):

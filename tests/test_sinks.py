@@ -32,7 +32,7 @@ from monitor.outbox import flush
 from monitor.trail import history, verify
 from test_escalation import local
 from test_holds_and_stats import HALT
-from test_supervision import CATALOG, raise_one
+from test_supervision import CATALOG, raise_one, told
 
 SECRET = "tok-3f9c2a7e-never-shown"
 T0 = local("2025-10-12 08:00")
@@ -119,13 +119,17 @@ def queued(engine, config, tmp_path, write_events, monkeypatch):
     """An alert escalated as of 12 October 2025: three SMS queued (k1, k2, m4)."""
     monkeypatch.setenv("PM_WEBHOOK_TOKEN", SECRET)
     alert_id = raise_one(engine, config, tmp_path, write_events)
+    told(engine, tmp_path)
     escalate(engine, sv.Policy(config.calendar(), config.tz), local("2025-10-12 00:30"))
     return alert_id
 
 
+
 def rows(engine):
+    """The messages a test flushes (the new alert's, delivered already, left out)."""
     with engine.connect() as conn:
-        return conn.execute(select(OutboxMessage).order_by(OutboxMessage.id)).all()
+        return conn.execute(select(OutboxMessage).where(OutboxMessage.subject != "raised")
+                            .order_by(OutboxMessage.id)).all()
 
 
 def test_webhook_posts_each_message_as_json_with_headers_and_token(engine, tmp_path, hook,
@@ -138,8 +142,8 @@ def test_webhook_posts_each_message_as_json_with_headers_and_token(engine, tmp_p
     assert first["headers"]["Authorization"] == f"Bearer {SECRET}"
     assert first["headers"]["Content-Type"] == "application/json; charset=utf-8"
     assert first["headers"]["X-Source"] == "county"
-    assert first["headers"]["Idempotency-Key"] == "permit-monitor-1"
     stored = rows(engine)
+    assert first["headers"]["Idempotency-Key"] == f"permit-monitor-{stored[0].id}"
     assert [r["body"] for r in server.requests] == [{
         "id": r.id, "created_at": r.created_at.isoformat(), "alert_id": queued,
         "recipient": r.recipient, "channel": "sms", "address": r.address,
@@ -166,15 +170,16 @@ def test_a_webhook_down_for_a_while_loses_nothing_and_sends_each_once(engine, tm
     second = flush(engine, notify, tmp_path, T0 + timedelta(seconds=60))
     assert (second.sent, second.retrying) == (2, 1)      # the 4th request failed, then up
     [late] = [r for r in rows(engine) if r.status == "pending"]
-    assert (late.id, late.attempts, late.next_attempt_at - T0) == (1, 2, timedelta(seconds=180))
+    a, b, c = (r.id for r in rows(engine))
+    assert (late.id, late.attempts, late.next_attempt_at - T0) == (a, 2, timedelta(seconds=180))
     third = flush(engine, notify, tmp_path, T0 + timedelta(seconds=180))
     assert (third.sent, third.retrying, third.failed) == (1, 0, 0)
     assert flush(engine, notify, tmp_path, T0 + timedelta(days=1)).sent == 0
     assert len(server.requests) == 7
-    assert sorted(b["id"] for b in server.delivered) == [1, 2, 3]   # each exactly once
+    assert sorted(x["id"] for x in server.delivered) == [a, b, c]   # each exactly once
     assert [(r.id, r.status, r.attempts, r.last_error) for r in rows(engine)] == \
-        [(1, "sent", 3, None), (2, "sent", 2, None), (3, "sent", 2, None)]
-    assert [e.action for e in history(engine, queued)].count("notified") == 3
+        [(a, "sent", 3, None), (b, "sent", 2, None), (c, "sent", 2, None)]
+    assert [e.action for e in history(engine, queued)].count("notified") == 1 + 3  # + raised
     verify(engine)
 
 
@@ -208,7 +213,7 @@ def test_holds_go_to_the_workflow_system_through_the_webhook(engine, config, tmp
     from monitor.holds import list_holds, release
     [held] = list_holds(engine)
     release(engine, sv.policy_for(config), held.id, "m4", T0, "已补正，恢复办理")
-    assert flush(engine, config.notify, tmp_path, T0).sent == 2
+    assert flush(engine, config.notify, tmp_path, T0).sent == 3  # + m4's SMS, to the log
     assert [(b["channel"], b["subject"], b["address"], b["alert_id"]) for b in server.delivered] \
         == [("workflow", "hold", "c1", alert_id), ("workflow", "release", "c1", alert_id)]
     assert server.delivered[0]["text"].startswith("中止流程：案件 c1")
@@ -306,6 +311,7 @@ def smtp_notify(port, **options) -> NotifyConfig:
 def mailed(engine, config, tmp_path, write_events):
     """Escalated with the email channel on: an SMS and an e-mail each for m4, k1, k2."""
     alert_id = raise_one(engine, config, tmp_path, write_events, catalog=MAIL_CATALOG)
+    told(engine, tmp_path)
     escalate(engine, sv.Policy(config.calendar(), config.tz, email=True),
              local("2025-10-12 00:30"))
     return alert_id

@@ -61,6 +61,15 @@ def raise_one(engine, config, tmp_path, write_events, rules: str = RULES,
         return conn.scalar(select(Alert.id))
 
 
+def told(engine, tmp_path):
+    """Deliver the tier-1 SMS of a new alert (to the log sink) as the pass that raised it
+    would, so that a test's flush sees only the messages that follow."""
+    from monitor.config import NotifyConfig
+    from monitor.outbox import flush
+
+    assert flush(engine, NotifyConfig(), tmp_path, RAISED).sent >= 1
+
+
 @pytest.fixture
 def raised(engine, config, tmp_path, write_events):
     return raise_one(engine, config, tmp_path, write_events)

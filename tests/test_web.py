@@ -92,6 +92,9 @@ PAGES = {  # route → expected (status, Location prefix) per role
     "POST /alerts/{id}/exempt": ["303 /login", "403", "403", "303 /alerts/", "403",
                                  "303 /login"],
     "POST /alerts/999/ack": ["303 /login", "404", "404", "404", "404", "303 /login"],
+    # one's own delivery (a message per alert or a daily digest): any signed-in person
+    "POST /delivery": ["303 /login", "303 /board", "303 /board", "303 /board", "303 /board",
+                       "303 /login"],
 }
 API = {
     "GET /api/v1/alerts": ["401", "200", "200", "200", "200", "200"],
@@ -107,7 +110,7 @@ API = {
     "GET /api/v1/openapi.json": ["200"] * 6,
 }
 FORM = {"note": "已电话核实", "disposition": "rectified", "scope": "case",
-        "reason": "试点窗口", "until": "2025-12-31"}
+        "reason": "试点窗口", "until": "2025-12-31", "delivery": "digest"}
 BODY = {"note": "已电话核实", "disposition": "rectified"}
 
 

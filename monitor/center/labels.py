@@ -31,6 +31,14 @@ LABELS: dict[str, tuple[str, str]] = {
     "must_change": ("首次登录，请先修改管理员设置的密码。", "First login: change the password an "
                     "administrator set before you go on."),
     "password_changed": ("密码已修改。", "Password changed."),
+    "delivery": ("告警通知方式", "How I am told of alerts"),
+    "delivery_immediate": ("逐条即时通知（夜间静默时段顺延至早晨，红牌除外）",
+                           "A message per alert (held during quiet hours, except red)"),
+    "delivery_digest": ("每日汇总一条（红牌仍即时通知）",
+                        "One daily digest (red alerts still at once)"),
+    "save_delivery": ("保存", "Save"),
+    "delivery_saved": ("通知方式已保存。", "Delivery saved."),
+    "delivery_unknown": ("请选择逐条即时通知或每日汇总。", "Choose a message per alert or a daily digest."),
     "passwords_differ": ("两次输入的新密码不一致", "the two new passwords differ"),
     "signed_in_as": ("当前用户", "Signed in as"),
     "search_case": ("按案件编号查找", "Find a case by its id"),
@@ -147,6 +155,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "notified": ("已通知", "notified"),
     "assigned": ("分派", "assigned"),
     "unsuppressed": ("豁免失效", "unsuppressed"),
+    "reopened": ("重新打开", "reopened"),
+    "delivery_set": ("通知方式", "delivery set"),
     # steps
     "s_accept": ("受理", "accept"),
     "s_survey": ("现场踏勘", "survey"),

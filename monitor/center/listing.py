@@ -22,7 +22,7 @@ from ..models import Alert, Department
 from ..supervision import ACTIVE
 
 LEVELS = ("warning", "yellow", "red")
-STATUSES = ("open", "acknowledged", "resolved", "confirmed", "suppressed")
+STATUSES = ("open", "acknowledged", "resolved", "confirmed", "suppressed", "cleared")
 TIER2_QUEUE = ("open", "acknowledged", "resolved")
 MAX_PER_PAGE = 200
 

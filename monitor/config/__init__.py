@@ -16,6 +16,8 @@ The package sits low: it imports only errors, the YAML reader, the calendar, the
 parser and (to validate a sink's options against the sink's own declaration) the sinks.
 """
 
+from .encoding import AUTO as AUTO_ENCODING
+from .encoding import EncodingProblem, check_encoding
 from .load import (DATABASE_URL_ENV, DEFAULT_CONFIG_NAME, DEFAULT_DB_NAME, SETTINGS,
                    SHIPPED_RULES, Config, load_config, resolve_database_url)
 from .notify import CHANNELS, NOTIFY_SETTINGS, NotifyConfig, SinkSpec
@@ -27,7 +29,7 @@ from .web import WEB_SETTINGS, WebConfig
 from .xes import MAPPING_SETTINGS, XesMapping
 
 __all__ = [
-    "CHANNELS", "DATABASE_URL_ENV", "DEFAULT_CONFIG_NAME", "DEFAULT_DB_NAME", "INBOX_SETTINGS",
+    "AUTO_ENCODING", "CHANNELS", "EncodingProblem", "check_encoding", "DATABASE_URL_ENV", "DEFAULT_CONFIG_NAME", "DEFAULT_DB_NAME", "INBOX_SETTINGS",
     "JOBS", "LANGUAGES", "MAPPING_SETTINGS", "NOTIFY_SETTINGS", "SCHEDULE_SETTINGS",
     "SCORE_SETTINGS", "SETTINGS", "SHIPPED_RULES", "SOURCE_KEYS", "THEMES", "Config",
     "InboxConfig", "NotifyConfig", "PullSource", "ScheduleConfig", "ScoreWeights", "Setting",

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from ..calendar import WorkCalendar
 from ..errors import ConfigError
 from ..yamlsrc import LineDict, check_keys, load_yaml
+from .encoding import EncodingProblem, check_encoding
 from .notify import NotifyConfig, load_notify
 from .reports import ScoreWeights, load_language, load_scores
 from .schedule import InboxConfig, ScheduleConfig, load_unattended
@@ -30,8 +31,18 @@ from .xes import XesMapping, load_mapping
 DEFAULT_CONFIG_NAME = "config.yaml"
 DEFAULT_DB_NAME = "monitor.db"
 DATABASE_URL_ENV = "MONITOR_DATABASE_URL"
-# The default rule files shipped with permit-monitor (the repository's rules/ folder).
-SHIPPED_RULES = Path(__file__).resolve().parents[2] / "rules"
+
+
+def _shipped_rules() -> Path:
+    """The rule files shipped with permit-monitor: in an installed wheel, the package's
+    shipped_rules folder (setup.py copies the repository's rules/ there); in a checkout
+    (editable install, tests), the repository's rules/ folder itself."""
+    package = Path(__file__).resolve().parents[1]
+    packaged = package / "shipped_rules"
+    return packaged if packaged.is_dir() else package.parent / "rules"
+
+
+SHIPPED_RULES = _shipped_rules()
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("database_url", None, str,
@@ -41,6 +52,11 @@ SETTINGS: tuple[Setting, ...] = (
             "IANA zone for naive timestamps, display and working-day maths (storage is UTC)."),
     Setting("rules_dir", "rules", str, "Directory of YAML rule files, relative to config.yaml "
             "(unset: ./rules if present, else the shipped rules)."),
+    Setting("encoding", "auto", str,
+            "Text encoding of CSV and JSON Lines input (the inbox of nightly and serve, and "
+            "every ingest command unless --encoding is given): auto reads a file as UTF-8 "
+            "(with or without BOM) if all of it decodes, else as GB18030 (covers GBK, what "
+            "Chinese Excel saves); or a Python codec name (gb18030, big5, …)."),
     Setting("batch_size", 5000, int, "Rows per ingest transaction (memory stays flat)."),
     Setting("parallel_ingest", True, bool,
             "Read and validate big event files in a second process while the first one "
@@ -100,6 +116,7 @@ class Config:
     database_url: str | None = declared(SETTINGS, "database_url")
     timezone: str = declared(SETTINGS, "timezone")
     rules_dir: Path = declared(SETTINGS, "rules_dir", Path)
+    encoding: str = declared(SETTINGS, "encoding")
     batch_size: int = declared(SETTINGS, "batch_size")
     parallel_ingest: bool = declared(SETTINGS, "parallel_ingest")
     handling_days: int = declared(SETTINGS, "handling_days")
@@ -159,6 +176,10 @@ def load_config(path: str | Path | None) -> Config:
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(where, raw.line_of("timezone"),
                           f"unknown timezone '{values['timezone']}' (e.g. Asia/Shanghai)") from None
+    try:
+        check_encoding(values["encoding"])
+    except EncodingProblem as exc:
+        raise ConfigError(where, raw.line_of("encoding"), str(exc)) from None
     for name in ("batch_size", "handling_days", "reminder_days"):
         if values[name] < 1:
             raise ConfigError(where, raw.line_of(name), f"'{name}' must be at least 1")
@@ -168,6 +189,7 @@ def load_config(path: str | Path | None) -> Config:
         database_url=values["database_url"],
         timezone=values["timezone"],
         rules_dir=_rules_dir(base_dir, raw.get("rules_dir")),
+        encoding=values["encoding"],
         batch_size=values["batch_size"],
         parallel_ingest=values["parallel_ingest"],
         handling_days=values["handling_days"],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import time
 from types import MappingProxyType
 from typing import Any
 
@@ -29,6 +30,13 @@ NOTIFY_SETTINGS: tuple[Setting, ...] = (
             "Delivery attempts before a message is marked failed (it is kept, with its error)."),
     Setting("backoff_seconds", 60, int, "Wait before the first retry; doubles each attempt."),
     Setting("backoff_max_seconds", 3600, int, "Longest wait between two attempts."),
+    Setting("quiet_hours", "", str,
+            "Local hours (HH:MM-HH:MM, e.g. 22:00-07:00; empty: none) during which tier-1 "
+            "messages of a new or risen alert wait until the end of the quiet hours; a red "
+            "alert is never held."),
+    Setting("digest_at", "08:00", str,
+            "Local time (HH:MM) from which the first audit pass of each day queues the "
+            "daily digest of people who chose one (users set-delivery USER digest)."),
 )
 
 
@@ -47,6 +55,31 @@ def _specs(sinks: Mapping[str, Mapping[str, Any]]) -> Mapping[str, SinkSpec]:
         for name, spec in sinks.items()})
 
 
+def _clock(text: str, where: str, at: int | None, name: str = "digest_at") -> time:
+    """``HH:MM`` as a time of day, or the error naming the setting."""
+    try:
+        hours, minutes = text.strip().split(":")
+        return time(int(hours), int(minutes))
+    except ValueError:
+        raise ConfigError(where, at, f"'notify.{name}' must be a time HH:MM, "
+                                     f"got {text!r}") from None
+
+
+def _span(text: str, where: str, at: int | None) -> tuple[time, time] | None:
+    """``HH:MM-HH:MM`` (may run past midnight) as (start, end); empty: None."""
+    if not text.strip():
+        return None
+    start, sep, end = text.partition("-")
+    if not sep:
+        raise ConfigError(where, at, "'notify.quiet_hours' must be HH:MM-HH:MM "
+                                     f"(e.g. 22:00-07:00), got {text!r}")
+    span = (_clock(start, where, at, "quiet_hours"), _clock(end, where, at, "quiet_hours"))
+    if span[0] == span[1]:
+        raise ConfigError(where, at, f"'notify.quiet_hours' {text!r} starts and ends at the "
+                                     "same time; leave it empty for no quiet hours")
+    return span
+
+
 @dataclass(frozen=True)
 class NotifyConfig:
     sinks: Mapping[str, SinkSpec] = declared(NOTIFY_SETTINGS, "sinks", _specs)
@@ -54,6 +87,10 @@ class NotifyConfig:
     max_attempts: int = declared(NOTIFY_SETTINGS, "max_attempts")
     backoff_seconds: int = declared(NOTIFY_SETTINGS, "backoff_seconds")
     backoff_max_seconds: int = declared(NOTIFY_SETTINGS, "backoff_max_seconds")
+    quiet_hours: tuple[time, time] | None = declared(NOTIFY_SETTINGS, "quiet_hours",
+                                                     lambda v: _span(v, "", None))
+    digest_at: time = declared(NOTIFY_SETTINGS, "digest_at", lambda v: _clock(v, "", None))
+
 
 
 def load_notify(raw: Any, where: str) -> NotifyConfig:
@@ -109,4 +146,6 @@ def load_notify(raw: Any, where: str) -> NotifyConfig:
             raise ConfigError(where, raw.line_of(name), f"'notify.{name}' must be at least 1")
     return NotifyConfig(MappingProxyType(sinks), MappingProxyType(channels),
                         values["max_attempts"], values["backoff_seconds"],
-                        values["backoff_max_seconds"])
+                        values["backoff_max_seconds"],
+                        _span(values["quiet_hours"], where, raw.line_of("quiet_hours")),
+                        _clock(values["digest_at"], where, raw.line_of("digest_at")))

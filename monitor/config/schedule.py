@@ -22,12 +22,12 @@ INBOX_SETTINGS: tuple[Setting, ...] = (
             "written is left for the next pass); names starting with '.' or ending in "
             ".part/.tmp are never picked up: write under such a name, then rename."),
     Setting("catalog", ["catalog*.yaml", "catalog*.yml"], list, "Name patterns of catalog files."),
-    Setting("receipts", ["receipts*.csv", "receipts*.csv.gz"], list,
+    Setting("receipts", ["receipts*.csv", "receipts*.csv.gz", "receipts*.xlsx"], list,
             "Name patterns of fiscal receipt files."),
-    Setting("activity", ["activity*.csv", "activity*.csv.gz"], list,
+    Setting("activity", ["activity*.csv", "activity*.csv.gz", "activity*.xlsx"], list,
             "Name patterns of monitoring-log files (user_id, at, action)."),
-    Setting("events", ["*.csv", "*.jsonl", "*.ndjson", "*.xes", "*.csv.gz", "*.jsonl.gz",
-                       "*.xes.gz"], list,
+    Setting("events", ["*.csv", "*.jsonl", "*.ndjson", "*.xes", "*.xlsx", "*.csv.gz",
+                       "*.jsonl.gz", "*.xes.gz"], list,
             "Name patterns of event files (after the catalog, receipts and activity patterns)."),
 )
 

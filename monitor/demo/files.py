@@ -55,7 +55,7 @@ def _csv_rows(events: list[dict[str, Any]]) -> tuple[list[dict[str, str]], list[
     n = len(rows)
     fee_row = next(r for r in rows[n // 2:] + rows if r["step"] == "fee_paid" and r["amount"])
     bad = [dict(rows[n // 4], event_id=rows[n // 4]["case_id"] + "-91",
-                occurred_at="2025/10/09 9:30"),
+                occurred_at="09/10/2025 9:30"),  # day or month first? refused
            dict(rows[n // 2], event_id=rows[n // 2]["case_id"] + "-92",
                 item_code=rows[n // 2]["item_code"][:-1]),
            dict(fee_row, event_id=fee_row["case_id"] + "-93", amount="-" + fee_row["amount"])]

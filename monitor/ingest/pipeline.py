@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from ..config import Config
 from ..models import Department, Event, Receipt
-from ..timeutil import ValueProblem, parse_amount
+from ..timeutil import ValueProblem, excel_month, parse_amount
 from .events import CatalogIndex, Rejected, normalize_event
 from .sources import Source, SourceRow
 from .store import (EVENT_ID, SOURCE_LINE, Bad, Progress, Tally, add_to_run, batches,
@@ -286,6 +286,7 @@ def normalize_receipt(fields: dict[str, Any], departments: frozenset[str]) -> di
     if values["department"] not in departments:
         raise Rejected("unknown_department",
                        f"department '{values['department']}' is not in the catalog")
+    values["period"] = excel_month(values["period"])
     if not PERIOD.match(values["period"]):
         raise Rejected("bad_period", f"period must be YYYY-MM, got '{values['period']}'")
     try:

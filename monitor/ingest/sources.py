@@ -1,7 +1,9 @@
 """Opening input files: paths or ``-`` (stdin), ``.gz`` read transparently, streamed.
 
 Every reader yields :class:`SourceRow` — the line number where the row starts and its
-fields as text — so validation and quarantine are the same whatever the format.
+fields as text — so validation and quarantine are the same whatever the format: CSV and
+JSON Lines here (their encoding decided once per file, :mod:`.encoding`), Excel
+workbooks in :mod:`.xlsx`, XES in :mod:`.xes`.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ import csv
 import gzip
 import io
 import json
-import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,10 +23,14 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import IngestError
+from .encoding import AUTO, decide_encoding
 
-FORMATS = ("csv", "jsonl", "xes")
+FORMATS = ("csv", "jsonl", "xes", "xlsx")
+TEXT_FORMATS = ("csv", "jsonl")  # read with the file's encoding (XES declares its own)
 _SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
-             ".xes": "xes", ".txt": "csv"}
+             ".xes": "xes", ".txt": "csv", ".xlsx": "xlsx", ".xlsm": "xlsx"}
+ZIP_MAGIC = b"PK\x03\x04"  # an .xlsx workbook is a zip archive
+Buffered = io.BufferedReader | io.BufferedRandom  # an opened file, or stdin's copy
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +52,8 @@ class Source:
     format: str
     # False for a stdin without a file descriptor (tests): a forked process could not read it.
     forkable: bool = True
+    # The codec of a CSV or JSON Lines file, decided from its whole content.
+    encoding: str = "utf-8-sig"
 
     def position(self) -> int:
         try:
@@ -59,6 +68,8 @@ def _detect(name: str, peek: bytes) -> str:
         suffixes.pop()
     if suffixes and suffixes[-1] in _SUFFIXES:
         return _SUFFIXES[suffixes[-1]]
+    if peek.startswith(ZIP_MAGIC):
+        return "xlsx"
     head = peek.lstrip(codecs.BOM_UTF8).lstrip()
     if head.startswith(b"{"):
         return "jsonl"
@@ -68,16 +79,20 @@ def _detect(name: str, peek: bytes) -> str:
 
 
 @contextmanager
-def open_source(name: str, fmt: str | None = None) -> Iterator[Source]:
-    """Open ``name`` (``-`` = stdin); a missing or unreadable file is an :class:`IngestError`."""
-    forkable = True
-    raw: BinaryIO
+def open_source(name: str, fmt: str | None = None, encoding: str = AUTO) -> Iterator[Source]:
+    """Open ``name`` (``-`` = stdin); a missing or unreadable file is an :class:`IngestError`.
+
+    A CSV or JSON Lines file is decoded once to the end first, to decide its encoding
+    (``auto``: UTF-8, else GB18030) or check the one given: a file that does not decode
+    is refused whole, naming its first bad line, before any of its rows is read. Stdin is
+    copied to a temporary file for that (it cannot be read twice)."""
+    raw: Buffered
     if name == "-":
         size, label = None, "<stdin>"
-        try:  # a reader of our own: multiprocessing closes sys.stdin in a child it starts
-            raw = open(os.dup(sys.stdin.fileno()), "rb")  # noqa: SIM115 - closed below
-        except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation included
-            raw, forkable = sys.stdin.buffer, False
+        raw = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
+        stdin = getattr(sys.stdin, "buffer", sys.stdin)
+        shutil.copyfileobj(stdin, raw)
+        raw.seek(0)
     else:
         path = Path(name)
         if path.is_dir():
@@ -90,24 +105,37 @@ def open_source(name: str, fmt: str | None = None) -> Iterator[Source]:
             raise IngestError(f"{name}: cannot open ({exc.strerror})") from None
         size, label = path.stat().st_size, str(name)
     try:
-        # a stdin that is not a BufferedReader (a test's BytesIO) still has the readinto()
-        # BufferedReader needs, which typing.BinaryIO does not declare
-        buffered = raw if isinstance(raw, io.BufferedReader) else \
-            io.BufferedReader(raw)  # type: ignore[type-var]
-        stream = buffered
-        if buffered.peek(2)[:2] == b"\x1f\x8b":
-            stream = io.BufferedReader(gzip.GzipFile(fileobj=buffered))
-        try:
-            peek = stream.peek(512)[:512]
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
-            raise IngestError(f"{label}: not a readable gzip file ({exc})") from None
+        stream, peek = _decompressed(raw, label)
         if not peek:  # like a file of blank lines, which fails on its header: never a silent 0
             raise IngestError(f"{label}: the file is empty; nothing was read — see the input "
                               "contract in docs/input-contract.md")
-        yield Source(label, size, stream, buffered, fmt or _detect(label, peek), forkable)
+        fmt = fmt or _detect(label, peek)
+        codec = "utf-8-sig"
+        if fmt in TEXT_FORMATS:
+            codec = _decided(stream, encoding, label)
+            raw.seek(0)
+            stream, _ = _decompressed(raw, label)
+        yield Source(label, size, stream, raw, fmt, encoding=codec)
     finally:
-        if forkable:  # never sys.stdin's own reader
-            raw.close()
+        raw.close()
+
+
+def _decompressed(raw: Buffered, label: str) -> tuple[Buffered, bytes]:
+    """The stream (gunzipped if it is gzip) and its first bytes, for format detection."""
+    stream: Buffered = raw
+    if raw.peek(2)[:2] == b"\x1f\x8b":
+        stream = io.BufferedReader(gzip.GzipFile(fileobj=raw))
+    try:
+        return stream, stream.peek(512)[:512]
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise IngestError(f"{label}: not a readable gzip file ({exc})") from None
+
+
+def _decided(stream: BinaryIO, encoding: str, label: str) -> str:
+    try:
+        return decide_encoding(stream, encoding, label)
+    except (EOFError, gzip.BadGzipFile, OSError) as exc:
+        raise IngestError(f"{label}: cannot read ({exc})") from None
 
 
 @contextmanager
@@ -121,21 +149,18 @@ def _text(source: Source, encoding: str) -> Iterator[io.TextIOWrapper]:
         text.detach()
 
 
-def _guard(source: Source, encoding: str, rows: Iterator[SourceRow]) -> Iterator[SourceRow]:
-    """Turn whole-file read failures into one clear line."""
+def _guard(source: Source, rows: Iterator[SourceRow]) -> Iterator[SourceRow]:
+    """Turn whole-file read failures into one clear line (the encoding was checked on
+    the whole file when it was opened, so a decode error here is not the file's)."""
     try:
         yield from rows
-    except UnicodeDecodeError:
-        raise IngestError(f"{source.name}: not {encoding} text; re-run with --encoding "
-                          "(e.g. --encoding gbk for files saved by Chinese Excel)") from None
     except (EOFError, gzip.BadGzipFile, OSError) as exc:
         raise IngestError(f"{source.name}: cannot read ({exc})") from None
     except csv.Error as exc:
         raise IngestError(f"{source.name}: malformed CSV ({exc})") from None
 
 
-def csv_rows(source: Source, encoding: str = "utf-8-sig",
-             required: tuple[str, ...] = ()) -> Iterator[SourceRow]:
+def csv_rows(source: Source, required: tuple[str, ...] = ()) -> Iterator[SourceRow]:
     """Rows of a CSV file with a header; header names are case- and space-insensitive.
 
     A header without one of the ``required`` columns stops the file before any row is
@@ -143,22 +168,29 @@ def csv_rows(source: Source, encoding: str = "utf-8-sig",
     line cannot (most often the wrong file, or another system's column names)."""
 
     def rows() -> Iterator[SourceRow]:
-        with _text(source, encoding) as text:
+        with _text(source, source.encoding) as text:
             reader = csv.reader(text)
             header = next(reader, None)
             if header is None:
                 return
-            header = [h.strip().lower().lstrip("\ufeff") for h in header]
-            missing = [c for c in required if c not in header]
-            if missing:
-                raise IngestError(
-                    f"{source.name}:1: the header lacks the required column"
-                    f"{'s' if len(missing) > 1 else ''} {', '.join(missing)} (it has: "
-                    f"{', '.join(h for h in header if h) or 'nothing'}); nothing was read "
-                    "— see the input contract in docs/input-contract.md")
+            header = header_names(source, header, required)
             yield from _csv_records(reader, header)
 
-    return _guard(source, encoding, rows())
+    return _guard(source, rows())
+
+
+def header_names(source: Source, header: list[Any], required: tuple[str, ...]) -> list[str]:
+    """The header's column names, case- and space-insensitive; an :class:`IngestError`
+    when one of ``required`` is missing."""
+    names = ["" if h is None else str(h).strip().lower().lstrip("\ufeff") for h in header]
+    missing = [c for c in required if c not in names]
+    if missing:
+        raise IngestError(
+            f"{source.name}:1: the header lacks the required column"
+            f"{'s' if len(missing) > 1 else ''} {', '.join(missing)} (it has: "
+            f"{', '.join(h for h in names if h) or 'nothing'}); nothing was read "
+            "— see the input contract in docs/input-contract.md")
+    return names
 
 
 def _csv_records(reader: Any, header: list[str]) -> Iterator[SourceRow]:
@@ -177,11 +209,11 @@ def _csv_records(reader: Any, header: list[str]) -> Iterator[SourceRow]:
         yield SourceRow(line, dict(zip(header, values)))
 
 
-def jsonl_rows(source: Source, encoding: str = "utf-8-sig") -> Iterator[SourceRow]:
+def jsonl_rows(source: Source) -> Iterator[SourceRow]:
     """One JSON object per line; values other than text are kept as their JSON text."""
 
     def rows() -> Iterator[SourceRow]:
-        with _text(source, encoding) as lines:
+        with _text(source, source.encoding) as lines:
             seen = 0
             for row in _json_records(lines):
                 seen += 1
@@ -190,7 +222,7 @@ def jsonl_rows(source: Source, encoding: str = "utf-8-sig") -> Iterator[SourceRo
                 raise IngestError(f"{source.name}: only blank lines, no JSON object; nothing "
                                   "was read — see the input contract in docs/input-contract.md")
 
-    return _guard(source, encoding, rows())
+    return _guard(source, rows())
 
 
 def _json_records(lines: Iterator[str]) -> Iterator[SourceRow]:

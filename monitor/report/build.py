@@ -117,6 +117,8 @@ def build_report(engine: Engine, config: Config, period: Period, now: datetime,
                    "red": t["t_findings"]["red"], "open": t["t_findings"]["open"],
                    "escalated": t["t_findings"]["escalated"],
                    "orders": t["t_supervision"]["orders"],
+                   "tier1_messages": t["t_supervision"]["tier1_messages"],
+                   "tier2_messages": t["t_supervision"]["tier2_messages"],
                    "pass_rate": t["t_spot"]["pass_rate"]}
     completed_per_day: Counter = Counter()
     for c in f.done.values():
@@ -178,14 +180,17 @@ def _findings_table(f: Figures, label) -> Table:
 
 def _supervision_table(f: Figures, label) -> Table:
     def fill(d):
-        s = f.sup.get(d) or {"reminders": 0, "orders": 0, "dispositions": Counter(),
-                             "times": []}
+        s = f.sup.get(d) or {"reminders": 0, "orders": 0, "tier1_messages": 0,
+                             "tier2_messages": 0, "dispositions": Counter(), "times": []}
         return {"reminders": s["reminders"], "orders": s["orders"],
+                "tier1_messages": s["tier1_messages"], "tier2_messages": s["tier2_messages"],
                 **{k: s["dispositions"][k] for k in ("rectified", "explained", "false_positive")},
                 "median_resolve_hours": _median_hours(s["times"])}
 
     t = Table("t_supervision", [Column("department", "text"), Column("name", "text"),
-                                Column("reminders"), Column("orders"), Column("rectified"),
+                                Column("reminders"), Column("orders"),
+                                Column("tier1_messages"), Column("tier2_messages"),
+                                Column("rectified"),
                                 Column("explained"), Column("false_positive"),
                                 Column("median_resolve_hours", "num")], f.by_dept(fill))
     t.total = _totals(t, label)
@@ -255,10 +260,13 @@ def _supervision(engine, tz, period: Period, department):
     for dp in supervision_counts(engine, tz, period.start, period.end, "month"):
         if department and dp.department != department:
             continue
-        s = out.setdefault(dp.department, {"reminders": 0, "orders": 0,
-                                           "dispositions": Counter(), "times": []})
+        s = out.setdefault(dp.department, {"reminders": 0, "orders": 0, "tier1_messages": 0,
+                                           "tier2_messages": 0, "dispositions": Counter(),
+                                           "times": []})
         s["reminders"] += dp.reminders
         s["orders"] += dp.orders
+        s["tier1_messages"] += dp.tier1_messages
+        s["tier2_messages"] += dp.tier2_messages
         s["dispositions"].update(dp.dispositions)
         s["times"] += dp.resolve_times
     return out

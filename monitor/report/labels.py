@@ -72,6 +72,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "suppressed": ("已豁免", "Exempted"),
     "reminders": ("一级催办", "Reminders"),
     "orders": ("二级督办", "Supervision orders"),
+    "tier1_messages": ("一级督办信息（条）", "Tier-1 supervision messages"),
+    "tier2_messages": ("二级督办信息（条）", "Tier-2 supervision messages"),
     "rectified": ("整改", "Rectified"),
     "explained": ("说明", "Explained"),
     "false_positive": ("误报", "False positive"),

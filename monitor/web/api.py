@@ -25,7 +25,7 @@ from .auth import api_actor, now
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
 
 Level = Literal["warning", "yellow", "red"]
-Status = Literal["open", "acknowledged", "resolved", "confirmed", "suppressed"]
+Status = Literal["open", "acknowledged", "resolved", "confirmed", "suppressed", "cleared"]
 Disposition = Literal["rectified", "explained", "false_positive"]
 
 

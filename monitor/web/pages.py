@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
-from .. import accounts, authz
+from .. import accounts, authz, tier1
 from ..accounts import AccountError, LoginFailed, Session
 from ..center import act as acting
 from ..center.board import board
@@ -97,7 +97,22 @@ def logout(request: Request, posted=Depends(form_session)) -> Response:
 
 @router.get("/password")
 def password_page(request: Request, session: Session = Depends(page_session)) -> Response:
-    return render(request, "password.html")
+    return render(request, "password.html",
+                  delivery=tier1.delivery_of(site(request).engine, session.user.id))
+
+
+@router.post("/delivery")
+def delivery_post(request: Request, posted=Depends(form_session)) -> Response:
+    """The person's own choice: a message per alert, or one daily digest (on the trail)."""
+    session, form = posted
+    mode = form.get("delivery", "")
+    if mode not in tier1.MODES:
+        t = labeler(site(request).config.language)
+        return render(request, "password.html", status=422, error=t("delivery_unknown"),
+                      delivery=tier1.delivery_of(site(request).engine, session.user.id))
+    tier1.set_delivery(site(request).engine, session.user.id, mode, now(request),
+                       session.user.id, "web")
+    return RedirectResponse("/board?done=delivery_saved", status_code=303)
 
 
 @router.post("/password")

@@ -29,6 +29,8 @@ class Kind(Protocol):
     """What the loader and the engine use of a kind module (``rules explain`` and ``rules
     backtest`` run kinds through the engine).
 
+    ``CLEARED`` (a sentence) is optional too, read through :func:`clears`: its alerts are
+    cleared (复查销号) when their case no longer gives the finding (monitor/clearing.py).
     Three flags are optional, read through :func:`incremental`, :func:`after_others` and
     :func:`by_case`: ``INCREMENTAL = False`` (the engine hands the kind every event, not
     only those new since its last run), ``AFTER_OTHERS = True`` (it runs after the other
@@ -86,6 +88,16 @@ def by_case(kind: Kind) -> bool:
     """Whether an incremental run of ``kind`` over some changed cases finds the findings of
     runs over each part of them, put together."""
     return bool(getattr(kind, "BY_CASE", False))
+
+
+def clears(kind: Kind, params: Any = None) -> str | None:
+    """Why an alert of ``kind`` (a rule with ``params``) is cleared when its case,
+    re-evaluated, no longer gives the finding (``CLEARED``, in Chinese, for the trail);
+    None: it never clears (see monitor/clearing.py). A kind whose clearing depends on a
+    parameter says so with ``clears_when(params)``."""
+    reason = getattr(kind, "CLEARED", None)
+    when = getattr(kind, "clears_when", None)
+    return reason if reason and (when is None or when(params)) else None
 
 
 def after_others(kind: Kind) -> bool:

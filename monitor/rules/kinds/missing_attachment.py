@@ -6,6 +6,12 @@ the control nodes; an event of that item and step whose ';'-separated ``attachme
 not name every required attachment exactly is a finding. Each event is judged on its own:
 a survey redone later with the report does not undo the first survey that went ahead
 without it. One alert per case, listing the missing names per step.
+
+With ``cured_by_later: true`` (补正; default false) an attachment missing from an event
+counts as supplied when a later event of the same case and step names it — the flow
+stopped at the control node, the document was supplied and the step recorded again —
+and an alert whose every missing attachment has been supplied so is cleared (复查销号,
+monitor/clearing.py). Without it the kind never clears: each event stands as recorded.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Integer, String, and_, func, literal, select, true
+from sqlalchemy import Connection, Integer, String, and_, exists, func, literal, select, true
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -26,11 +32,17 @@ TITLE = "控制节点缺少必备附件"
 DEFAULT_MESSAGE = "案件 {case_id}：{missing}（控制节点缺少必备附件）"
 FIELDS = ("missing", "steps", "count")
 BY_CASE = True  # per case, from its events alone (see kinds.Kind)
+CLEARED = "复查：缺少的必备附件已在同一环节补录（补正），控制节点缺件情形不再成立，复查销号"
 
 
 @dataclass(frozen=True)
 class Params:
-    pass
+    cured_by_later: bool = False  # a later event of the same case and step supplies it
+
+
+def clears_when(params: Params) -> bool:
+    """Only a rule that counts later events as supplying an attachment clears its alerts."""
+    return params.cured_by_later
 
 
 class position_of(FunctionElement):
@@ -80,10 +92,22 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
              .where(e.c.occurred_at <= ctx.as_of,
                     in_scope(rule.scope, e.c.department, e.c.item_code),
                     changed_cases(ctx, e.c.case_id),
-                    position_of(attached, sep + req.c.name + sep) == 0)
+                    position_of(attached, sep + req.c.name + sep) == 0,
+                    _not_supplied_later(e, req, sep, ctx) if rule.params.cured_by_later else true())
              .order_by(e.c.case_id, e.c.occurred_at, e.c.id, req.c.name))
     for case_id, rows in by_case(conn.execute(query)):
         yield _finding(case_id, rows, ctx)
+
+
+def _not_supplied_later(e, req, sep, ctx: Context):
+    """No later event of the same case and step (visible as of the run) names the
+    attachment."""
+    later = Event.__table__.alias("later")
+    named = sep + func.coalesce(later.c.attachments, "") + sep
+    return ~exists().where(later.c.case_id == e.c.case_id, later.c.step == e.c.step,
+                           later.c.occurred_at >= e.c.occurred_at, later.c.id != e.c.id,
+                           later.c.occurred_at <= ctx.as_of,
+                           position_of(named, sep + req.c.name + sep) > 0)
 
 
 def _finding(case_id: str, rows: list, ctx: Context) -> Finding:

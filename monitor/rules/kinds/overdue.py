@@ -36,9 +36,13 @@ itself — a case not decided on the calendar day it was accepted is red. Items 
 the same day (``promised_days`` 0) get no advance warning: they have no day to spare.
 
 **Alerts never step down on their own**: an alert already raised for a case under this
-rule version keeps its level (the message says how the case stands now), for instance a
-case reported open and overdue whose decision is keyed in later, back-dated within the
-limit. Closing it is a person's disposition, with a note (the supervision workflow).
+rule version keeps its level while the case is still past some limit (the message says
+how the case stands now), for instance a red case whose decision, keyed in later and
+back-dated, makes it only yellow. **A case within every limit again clears its alert**
+(复查销号, monitor/clearing.py): a decision keyed in late and back-dated within the
+promised limit, a warning heeded (the case decided, or its clock stopped, in time). The
+finding no longer holds, so the rule does not give it; the alert is closed as ``cleared``
+with the case's new events as evidence (a resolved alert keeps its disposition).
 
 **Incremental**: the cases with new events; and, on the first run of a new local date,
 every case that was still open as of the previous run (time passes for open cases) —
@@ -88,6 +92,8 @@ FIELDS = ("state", "limits", "end_step", "used_days", "suspended_days", "extensi
 RANK = {None: 0, "warning": 1, "yellow": 2, "red": 3}
 LEVEL_CN = {"warning": "临期预警", "yellow": "黄牌", "red": "红牌"}
 END_CN = {"decide": "作出决定", "complete": "办结"}
+# a case within every limit again: its alert is cleared (monitor/clearing.py)
+CLEARED = "复查：补录数据后重新计算，案件已在办理期限内，超期情形不再成立，复查销号"
 CASES_PER_QUERY = 1000  # cases looked at per candidates query on an incremental run
 
 
@@ -127,10 +133,10 @@ def _judged(conn: Connection, rule, ctx: Context, rows: Sequence) -> Iterator[Fi
     for r in rows:
         clock = _clock.clock(r, stops.get(r.case_id, ()), rule.params, ctx)
         level = _level(r, clock, rule.params, ctx)
+        if level is None:  # within every limit: the alert, if any, is cleared
+            continue
         if RANK.get(r.previous_level, 0) > RANK[level]:
             kept = r.previous_level
-        elif level is None:
-            continue
         else:
             kept = None
         found.append((r, clock, level, kept))

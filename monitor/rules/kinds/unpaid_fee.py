@@ -13,6 +13,8 @@ the certificate without an online payment; this kind finds the cases that got th
   catalog fee) minus the waivers keyed by a user holding an ``authorising_roles`` role is
   0 or less (a penalty closed without a fine records ``fee_assessed`` 0). A penalty with
   no assessment at all is flagged: its fine is unknown, and not even assessed online.
+* Cleared (复查销号, monitor/clearing.py) when an online payment is recorded for the
+  case after the alert was raised (or nothing is owed any more: an authorised waiver).
 * One alert per case; evidence: the first certificate/complete event, every payment that
   was not online, the assessment and any waivers (authorised or not).
 """
@@ -32,6 +34,9 @@ TITLE = "网下收费（收费事项未经网上缴费即制证或办结）"
 DEFAULT_MESSAGE = "案件 {case_id}：已{reached}，应缴 {due}，未见网上缴费（{payment}）"
 FIELDS = ("reached", "due", "payment", "offline_amount")
 BY_CASE = True  # per case, from its events alone (see kinds.Kind)
+# An online payment recorded after the alert (late data: paid online before the
+# certificate, keyed in afterwards) answers the finding: the alert is cleared.
+CLEARED = "复查：已有网上缴费记录，网下收费情形不再成立，复查销号"
 
 
 @dataclass(frozen=True)
