@@ -403,23 +403,29 @@ def ingest_catalog_cmd(app: App, file: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "xes", "xlsx"]),
               help="Input format [default: from the file name; sniffed for stdin].")
 @encoding_option
+@click.option("--mapping", "mapping", metavar="NAME",
+              help="Read another system's export through a mapping: a name under "
+                   "'mappings:' in config.yaml, or a mapping .yaml file (docs/mappings.md).")
 @json_option
 @pass_app
 def ingest_events_cmd(app: App, files: tuple[str, ...], fmt: str | None, encoding: str,
-                      as_json: bool) -> None:
+                      mapping: str | None, as_json: bool) -> None:
     """Load workflow events from FILES (CSV, JSON Lines, Excel .xlsx or XES; .gz too; -
     for stdin).
 
     \b
     Required columns: event_id, case_id, item_code, step, occurred_at.
-    Optional: department, actor, recorded_at, amount, channel, attachments, days, note.
+    Optional: department, actor, recorded_at, amount, channel, attachments, days, note,
+    precision (second, minute, hour, day), system (true for a system event).
+    With --mapping the files keep their own columns (e.g. a Chinese export's
+    办件编号,事项编码,环节,办理人,办理时间) and the mapping says what each one is.
     The same event_id with the same content is a duplicate and skipped; with different
     content it is quarantined as a conflict and the first version is kept.
     """
     from monitor.ingest import ingest_events
 
     results = ingest_events(app.engine, app.config, list(files), app.now(), fmt=fmt,
-                            encoding=encoding, progress=_progress_factory())
+                            encoding=encoding, progress=_progress_factory(), mapping=mapping)
     _echo_results(results, as_json)
 
 
@@ -633,6 +639,10 @@ def run(app: App, as_of: str | None, rule_ids: tuple[str, ...], dry_run: bool,
                 click.echo(f"    [{level}] {message}")
     if done.escalation is not None:
         _echo_escalated(done.escalation, done.evaluation)
+    from monitor.ruletools.flood import after_run
+
+    for flood in after_run(app.engine, app.config, outcomes, moment, dry_run):
+        click.echo(f"warning: {flood.message(app.config.flood_percent / 100)}", err=True)
     if failed:
         raise click.exceptions.Exit(1)
 
@@ -1426,11 +1436,14 @@ def rules_backtest(app: App, start: str, end: str, candidate: str | None, show: 
             click.echo("    level: " + ", ".join(f"{a.subject} {a.level}→{b.level}"
                                                  for a, b in c.changed[:show])
                        + (" …" if len(c.changed) > show else ""))
+    for flood in result.floods:
+        click.echo(f"warning: candidate {flood.message(app.config.flood_percent / 100)}", err=True)
 
 
 @rules.command("calibrate")
-@click.option("--kind", required=True, type=click.Choice(["step_too_fast"]),
-              help="The rule kind to calibrate (step_too_fast).")
+@click.option("--kind", required=True, type=click.Choice(["step_too_fast", "case_too_fast"]),
+              help="The rule kind to calibrate: step_too_fast (per item and step) or "
+                   "case_too_fast (per item, acceptance to decision).")
 @click.option("--rule", "rule_id", metavar="ID",
               help="Which rule of that kind (default: the only one in rules_dir).")
 @click.option("--item", "items", multiple=True, metavar="CODE", help="Only this item (repeatable).")
@@ -1472,7 +1485,9 @@ def rules_calibrate(app: App, kind, rule_id, items, steps, k, quantile, min_n, o
     rule = chosen[0]
     found = calibrate(app.engine, rule, items=items, steps=steps, k=k, q=quantile,
                       min_n=min_n)
-    click.echo(f"{rule.id}: proposals from history (gap = time since the case's previous step)")
+    click.echo(f"{rule.id}: proposals from history (" + (
+        "span = acceptance to the first decision, else completion)" if kind == "case_too_fast"
+        else "gap = time since the case's previous step)"))
     click.echo(f"  {'item':<16} {'step':<10} {'gaps':>6} {'median':>9} {'MAD(log)':>8} "
                f"{'mean-2sd':>9}  {'current':>14}  {'median/MAD':>16}  {f'q{quantile:g}':>16}")
     for p in found:
@@ -1486,7 +1501,8 @@ def rules_calibrate(app: App, kind, rule_id, items, steps, k, quantile, min_n, o
         note = (f"candidate written by `permit-monitor rules calibrate --kind {kind}` "
                 f"(median/MAD, k={k:g}); try it with rules backtest --candidate")
         path = write_candidate(Path(app.config.rules_dir), rule, found, Path(out), note)
-        click.echo(f"candidate rules written to {out}/ ({path.name}: item_min_minutes)")
+        param = "item_min_case_minutes" if kind == "case_too_fast" else "item_min_minutes"
+        click.echo(f"candidate rules written to {out}/ ({path.name}: {param})")
 
 
 # -------------------------------------------------------------------------------------- reports

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from bisect import bisect_left, bisect_right
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import lru_cache
@@ -43,9 +44,46 @@ def _warn_uncovered(year: int) -> None:
                 "to config.yaml (calendar:)", year)
 
 
+CHINA = "cn"
+
+
+def check_country(country: str) -> str | None:
+    """None when ``country`` names a calendar (``cn``, or a country of the ``holidays``
+    package, ``NL`` or ``NL-…`` with a subdivision); else the reason it does not."""
+    if country == CHINA:
+        return None
+    import holidays
+
+    code, _, subdiv = country.partition("-")
+    supported = holidays.list_supported_countries()
+    if code not in supported:
+        from .errors import did_you_mean
+
+        return (f"unknown calendar country '{country}'{did_you_mean(code, supported)}; "
+                "cn (chinese-calendar, the default) or a country code of the holidays "
+                "package, e.g. NL, IT, DE-BY")
+    if subdiv and subdiv not in supported[code]:
+        return (f"unknown subdivision '{subdiv}' of {code}; one of "
+                f"{', '.join(supported[code][:12])}{' …' if len(supported[code]) > 12 else ''}")
+    return None
+
+
 @lru_cache(maxsize=None)
-def _official_holidays_and_workdays(year: int) -> tuple[frozenset[int], frozenset[int]] | None:
+def _country_holidays(year: int, country: str) -> tuple[frozenset[int], frozenset[int]]:
+    """A country's public holidays on weekdays (``holidays`` package): no make-up days."""
+    import holidays
+
+    code, _, subdiv = country.partition("-")
+    days = holidays.country_holidays(code, subdiv=subdiv or None, years=year)
+    return frozenset(d.toordinal() for d in days if d.weekday() < 5), frozenset()
+
+
+@lru_cache(maxsize=None)
+def _official_holidays_and_workdays(year: int, country: str = CHINA
+                                    ) -> tuple[frozenset[int], frozenset[int]] | None:
     """(days off on a weekday, working weekend days) of ``year`` as ordinals; None if unknown."""
+    if country != CHINA:
+        return _country_holidays(year, country)
     try:
         chinese_calendar.is_workday(date(year, 1, 1))
     except NotImplementedError:
@@ -68,6 +106,10 @@ class WorkCalendar:
 
     extra_holidays: frozenset[date] = frozenset()
     extra_workdays: frozenset[date] = frozenset()
+    country: str = CHINA  # cn: chinese-calendar; else a country of the holidays package
+    # department code → its own calendar (config calendar: departments:), else this one
+    departments: Mapping[str, "WorkCalendar"] = field(
+        default_factory=dict, compare=False, hash=False, repr=False)
     _years: dict[int, list[int]] = field(default_factory=dict, init=False, repr=False,
                                          compare=False, hash=False)
 
@@ -87,7 +129,7 @@ class WorkCalendar:
         return days
 
     def _build_year(self, year: int) -> list[int]:
-        official = _official_holidays_and_workdays(year)
+        official = _official_holidays_and_workdays(year, self.country)
         holidays = {d.toordinal() for d in self.extra_holidays if d.year == year}
         workdays = {d.toordinal() for d in self.extra_workdays if d.year == year}
         if official is None:
@@ -107,6 +149,10 @@ class WorkCalendar:
             if working:
                 out.append(ordinal)
         return out
+
+    def for_department(self, code: str | None) -> "WorkCalendar":
+        """The calendar a department's limits count in: its own override, else this one."""
+        return self.departments.get(code, self) if code and self.departments else self
 
     def is_workday(self, d: date) -> bool:
         days = self._workdays(d.year)
@@ -144,3 +190,14 @@ class WorkCalendar:
         for year in range(start.year + 1, end.year):
             total += len(self._workdays(year))
         return total + bisect_right(self._workdays(end.year), e)
+
+
+@dataclass(frozen=True)
+class CalendarDays(WorkCalendar):
+    """Every day counts: for limits in calendar days (自然日; fines law, a 60-day term)."""
+
+    def _build_year(self, year: int) -> list[int]:
+        return list(range(date(year, 1, 1).toordinal(), date(year, 12, 31).toordinal() + 1))
+
+
+CALENDAR_DAYS = CalendarDays()

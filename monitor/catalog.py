@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Set
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -27,12 +28,20 @@ ROLES = ("clerk", "chief", "deputy", "principal", "monitor_l1", "monitor_l2", "l
 CATEGORIES = ("license", "penalty", "other")
 STEPS = ("accept", "survey", "review", "approve", "decide", "fee_assessed", "fee_paid",
          "fee_waived", "certificate_printed", "complete", "suspend", "resume", "extend",
-         "return")
+         "return", "refuse", "withdraw", "transfer")
 
 DEPARTMENT_KEYS = {"code", "name"}
 USER_KEYS = {"id", "name", "department", "roles", "phone", "email"}
 ITEM_KEYS = {"code", "name", "department", "category", "promised_days", "legal_days", "fee",
-             "min_minutes", "min_case_minutes", "required_attachments", "step_days"}
+             "min_minutes", "min_case_minutes", "required_attachments", "step_days",
+             "four_eyes", "decision_steps", "end_steps", "limit_unit", "limits", "no_limit"}
+LIMIT_UNITS = ("working_days", "calendar_days")
+# What an item's rules go by beyond its limits (stored in items.policy; absent: defaults):
+#   after: {step: the step its min_minutes run from}  (min_minutes: {s: {after:, minutes:}})
+#   four_eyes: [[step, step], …] pairs one person may not both do (四眼原则); [] = none
+#   decision_steps / end_steps: how a case is decided (decide, refuse …) and ends
+#   (complete, withdraw, transfer …), for case_too_fast and overdue
+POLICY_LISTS = ("decision_steps", "end_steps")
 # the workflow steps an item may give a working-day limit (step_days), in their order
 LIMITED_STEPS = ("survey", "review", "approve", "decide")
 
@@ -174,11 +183,7 @@ def _item(c: _Checker, line: int, e: LineDict, departments: set[str]) -> dict[st
     except ValueProblem as exc:
         c.fail(e.line_of("fee"), f"item '{code}': fee {exc}")
         fee = Decimal(0)
-    min_minutes = _step_map(c, e, "min_minutes")
-    for step, minutes in min_minutes.items():
-        if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or minutes < 0:
-            c.fail(e.line_of("min_minutes"), f"item '{code}': min_minutes.{step} must be a "
-                                             f"number of minutes ≥ 0, got {minutes!r}")
+    min_minutes, after = _min_minutes(c, e, code)
     attachments = _step_map(c, e, "required_attachments")
     for step, names in attachments.items():
         if isinstance(names, str):
@@ -189,7 +194,98 @@ def _item(c: _Checker, line: int, e: LineDict, departments: set[str]) -> dict[st
     return {"code": code, "name": c.text(e, "name"), "department": dept, "category": category,
             "promised_days": promised, "legal_days": legal, "fee": fee,
             "min_minutes": min_minutes, "min_case_minutes": c.whole(e, "min_case_minutes"),
-            "required_attachments": attachments, "step_days": _step_days(c, e, code, legal)}
+            "required_attachments": attachments, "step_days": _step_days(c, e, code, legal),
+            "policy": _policy(c, e, code, after)}
+
+
+def _min_minutes(c: _Checker, e: LineDict, code: str | None) -> tuple[dict, dict]:
+    """``min_minutes``: {step: minutes} or {step: {after: step, minutes: n}} → (minutes,
+    {step: the step its gap runs from})."""
+    minutes, after = {}, {}
+    for step, value in _step_map(c, e, "min_minutes").items():
+        if isinstance(value, dict):
+            unknown = set(value) - {"after", "minutes"}
+            if unknown or not isinstance(value.get("after"), str):
+                c.fail(e.line_of("min_minutes"),
+                       f"item '{code}': min_minutes.{step} must be minutes or "
+                       f"{{after: STEP, minutes: N}}, got {dict(value)!r}")
+                continue
+            if value["after"] not in STEPS:
+                c.fail(e.line_of("min_minutes"), f"item '{code}': min_minutes.{step}.after: "
+                       f"unknown step '{value['after']}'{did_you_mean(value['after'], STEPS)}")
+            after[str(step)], value = value["after"], value.get("minutes")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            c.fail(e.line_of("min_minutes"), f"item '{code}': min_minutes.{step} must be a "
+                                             f"number of minutes ≥ 0, got {value!r}")
+            continue
+        minutes[str(step)] = value
+    return minutes, after
+
+
+def _policy(c: _Checker, e: LineDict, code: str | None, after: dict) -> dict | None:
+    """The item's rule policy (``items.policy``), or None when it states none."""
+    policy: dict[str, Any] = {"after": after} if after else {}
+    if "four_eyes" in e:
+        pairs = e.get("four_eyes") or []
+        ok = isinstance(pairs, list) and all(
+            isinstance(p, list) and len(p) == 2 and all(isinstance(s, str) for s in p)
+            for p in pairs)
+        if not ok:
+            c.fail(e.line_of("four_eyes"), f"item '{code}': four_eyes must be a list of step "
+                                           "pairs, e.g. [[review, approve]] ([] for none)")
+        else:
+            for step in (s for p in pairs for s in p if s not in STEPS):
+                c.fail(e.line_of("four_eyes"), f"item '{code}': four_eyes: unknown step "
+                                               f"'{step}'{did_you_mean(step, STEPS)}")
+            policy["four_eyes"] = [list(p) for p in pairs]
+    for key in POLICY_LISTS:
+        if key in e:
+            steps = e.get(key) or []
+            if isinstance(steps, str):
+                steps = [steps]
+            if not isinstance(steps, list) or not steps:
+                c.fail(e.line_of(key), f"item '{code}': {key} must be a list of steps")
+                continue
+            for step in steps:
+                if step not in STEPS:
+                    c.fail(e.line_of(key), f"item '{code}': {key}: unknown step '{step}'"
+                                           f"{did_you_mean(str(step), STEPS)}")
+            policy[key] = [str(s) for s in steps]
+    _limits(c, e, code, policy)
+    return policy or None
+
+
+def _limits(c: _Checker, e: LineDict, code: str | None, policy: dict) -> None:
+    """``limit_unit`` (working_days, calendar_days), ``limits`` in force from a date, and
+    ``no_limit`` (an item with no time limit), into ``policy``."""
+    unit = e.get("limit_unit")
+    if unit is not None:
+        if unit not in LIMIT_UNITS:
+            c.fail(e.line_of("limit_unit"), f"item '{code}': limit_unit must be one of "
+                   f"{', '.join(LIMIT_UNITS)}, got {unit!r}{did_you_mean(str(unit), LIMIT_UNITS)}")
+        elif unit == "calendar_days":
+            policy["limit_unit"] = unit
+    if e.get("no_limit") is True:
+        policy["no_limit"] = True
+    elif e.get("no_limit") not in (None, False):
+        c.fail(e.line_of("no_limit"), f"item '{code}': no_limit must be true or false")
+    periods = e.get("limits")
+    if periods is None:
+        return
+    out = []
+    for period in periods if isinstance(periods, list) else [None]:
+        if not (isinstance(period, dict) and set(period) == {"from", "promised_days",
+                                                             "legal_days"}
+                and type(period["from"]) is date
+                and all(isinstance(period[k], int) and not isinstance(period[k], bool)
+                        and period[k] >= 0 for k in ("promised_days", "legal_days"))):
+            c.fail(e.line_of("limits"), f"item '{code}': limits must be a list of "
+                   "{from: DATE, promised_days: N, legal_days: N} (the limits in force for "
+                   "cases accepted from that date)")
+            return
+        out.append({"from": period["from"].isoformat(), "promised_days": period["promised_days"],
+                    "legal_days": period["legal_days"]})
+    policy["limits"] = sorted(out, key=lambda x: x["from"])
 
 
 def _step_days(c: _Checker, e: LineDict, code: str | None, legal: int | None) -> dict[str, int]:

@@ -12,7 +12,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from sqlalchemy import (JSON, Boolean, Date, ForeignKey, Index, Integer, String, Table, Text,
+from sqlalchemy import (JSON, Boolean, Date, ForeignKey, Index, Integer, String, Table, Text, false,
                         UniqueConstraint, text)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -61,6 +61,8 @@ class Item(Base):
     min_case_minutes: Mapped[int | None] = mapped_column(Integer)
     required_attachments: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     step_days: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=dict)
+    # what the item's rules go by beyond its limits (monitor.catalog: ITEM_POLICY_KEYS)
+    policy: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class IngestRun(Base):
@@ -101,6 +103,10 @@ class Event(Base):
     content_hash: Mapped[str] = mapped_column(String(32))
     run_id: Mapped[int | None] = mapped_column(ForeignKey("ingest_runs.id"))
     source_line: Mapped[int | None] = mapped_column(Integer)
+    # the finest unit occurred_at was written in (minute, hour, day); None: the second
+    time_precision: Mapped[str | None] = mapped_column(String(6))
+    # an activity a mapping lists as a system event: kept, never a workflow step
+    is_system: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     __table_args__ = (
         # id last: a case's events in (occurred_at, id) order straight from the index,

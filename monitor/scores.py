@@ -54,7 +54,11 @@ def deductions(engine: Engine, config: Config, period: Period,
 
 
 # findings that are about the scores themselves, not about how a department worked
-NOT_SCORED = ("ranking_last",)
+# ranking_last follows from the scores; data-quality findings are about the data, reported
+# apart, never a deduction
+# (the rule kinds sit above this module: ranking_last reads the scores; a test keeps the
+# list equal to the kinds that declare DATA_QUALITY)
+NOT_SCORED = ("ranking_last", "data_quality")
 
 
 def deductions_in(conn: Connection, w: ScoreWeights, tz: tzinfo, period: Period,

@@ -224,3 +224,18 @@ def test_incremental_equals_full(store, reference, config, write_events, tmp_pat
         [full] = evaluate(reference, config, AS_OFS[moment], rules=r, full=True)
         assert inc.error is None and full.error is None
         assert stored_alerts(store) == stored_alerts(reference)
+
+
+def test_a_department_with_no_receipts_loaded_is_skipped_and_said_once(
+        store, config, write_events, tmp_path, caplog):
+    load(store, config, write_events, tmp_path, [
+        paid("a", "2025-09-10 10:00:00", "100.00"),
+        paid("b", "2025-10-10 10:00:00", "100.00"),
+        paid("c", "2025-10-12 10:00:00", "80.00", item="D07-CF-001"),
+    ], [("D07", "2025-10", "50.00")])
+    with caplog.at_level("WARNING", logger="monitor.rules.kinds.fee_reconciliation"):
+        got = found(store, config, tmp_path)
+    assert sorted(got) == ["D07|2025-10"]   # D04's two months: no receipts ever loaded
+    said = [r.getMessage() for r in caplog.records if "no treasury receipts" in r.getMessage()]
+    assert said == ["fee reconciliation: no treasury receipts loaded for department D04: "
+                    "their months are not compared (permit-monitor ingest receipts)"]

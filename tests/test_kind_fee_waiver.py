@@ -124,3 +124,16 @@ def test_open_cases_are_judged_when_they_end(store, config, write_events, tmp_pa
     assert later.findings[0].evidence["reached"]["event_id"] == "c1-9"
     [again] = evaluate(store, config, AS_OF, rules=r, full=True)
     assert (again.stored.new, again.stored.unchanged) == (0, 1)
+
+
+def test_an_unknown_channel_is_its_own_value(store, config, write_events, tmp_path):
+    rows = [event("u-1", "U", "accept", "2025-10-09 09:00:00"),
+            event("u-2", "U", "fee_paid", "2025-10-09 14:00:00", amount="200.00",
+                  channel="unknown"),
+            event("u-9", "U", "complete", "2025-10-10 10:00:00")]
+    load(store, config, write_events, rows)
+    unpaid = rule_file(tmp_path, "- {id: u, kind: unpaid_fee}\n")
+    got = dry_findings(store, config, unpaid, AS_OF)
+    assert got["U"].fields["payment"] == "缴费 200.00 元，其中 1 笔缴费渠道不明"
+    trusted = rule_file(tmp_path, "- {id: u, kind: unpaid_fee, params: {unknown_channel: online}}\n")
+    assert dry_findings(store, config, trusted, AS_OF) == {}

@@ -14,9 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from types import MappingProxyType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ..calendar import WorkCalendar
+from ..calendar import WorkCalendar, check_country
 from ..errors import ConfigError
 from ..yamlsrc import LineDict, check_keys, load_yaml
 from .encoding import EncodingProblem, check_encoding
@@ -26,6 +27,7 @@ from .schedule import InboxConfig, ScheduleConfig, load_unattended
 from .settings import Setting, declared, read_section
 from .sources import PullSource, load_sources
 from .web import WebConfig, load_web
+from .mappings import EventMapping, load_mappings
 from .xes import XesMapping, load_mapping
 
 DEFAULT_CONFIG_NAME = "config.yaml"
@@ -75,9 +77,19 @@ SETTINGS: tuple[Setting, ...] = (
             "table below."),
     Setting("mapping", {}, dict,
             "How XES attributes map to the event contract; keys in the 'mapping' table below."),
+    Setting("mappings", {}, dict,
+            "Named declarative mappings of other systems' exports (CSV, XLSX, JSON Lines, "
+            "XES) to the event contract, for `ingest events --mapping NAME`; see "
+            "docs/mappings.md."),
+    Setting("flood_percent", 20, int,
+            "`run` and `rules backtest` warn when a rule flags more than this percentage of "
+            "the cases in its scope (a flood: the office's practice, not misconduct), "
+            "pointing to `rules calibrate`."),
     Setting("calendar", {}, dict,
-            "Working-day overrides: extra_holidays and extra_workdays, lists of dates "
-            "(local arrangements, or a year chinese-calendar does not know yet)."),
+            "Working days: country (cn, the default, from chinese-calendar with its 调休 "
+            "make-up days; or a country of the holidays package: NL, IT, DE-BY …) and "
+            "overrides extra_holidays and extra_workdays, lists of dates (local "
+            "arrangements, or a year the package does not know yet)."),
     Setting("language", "zh", str,
             "Language of reports and scorecards: zh (Chinese, the default) or en."),
     Setting("scores", {}, dict,
@@ -106,7 +118,8 @@ SETTINGS: tuple[Setting, ...] = (
             "keys in the 'web' table below."),
 )
 
-CALENDAR_KEYS = ("extra_holidays", "extra_workdays")
+CALENDAR_KEYS = ("extra_holidays", "extra_workdays", "country", "departments")
+DEPARTMENT_CALENDAR_KEYS = ("extra_holidays", "extra_workdays", "country")
 
 
 @dataclass(frozen=True)
@@ -125,10 +138,16 @@ class Config:
     # A section's setting defaults to {}: the section with its own table's defaults.
     notify: NotifyConfig = declared(SETTINGS, "notify", lambda raw: NotifyConfig(**raw))
     mapping: XesMapping = declared(SETTINGS, "mapping", lambda raw: XesMapping(**raw))
+    mappings: Mapping[str, EventMapping] = declared(SETTINGS, "mappings")
+    flood_percent: int = declared(SETTINGS, "flood_percent")
     extra_holidays: frozenset[date] = declared(
         SETTINGS, "calendar", lambda raw: frozenset(raw.get("extra_holidays", ())))
     extra_workdays: frozenset[date] = declared(
         SETTINGS, "calendar", lambda raw: frozenset(raw.get("extra_workdays", ())))
+    calendar_country: str = declared(SETTINGS, "calendar", lambda raw: raw.get("country", "cn"))
+    # department code → {country, extra_holidays, extra_workdays} on top of the county's
+    calendar_departments: Mapping[str, Mapping] = declared(
+        SETTINGS, "calendar", lambda raw: MappingProxyType(dict(raw.get("departments", {}))))
     language: str = declared(SETTINGS, "language")
     scores: ScoreWeights = declared(SETTINGS, "scores", lambda raw: ScoreWeights(**raw))
     inbox: InboxConfig | None = declared(  # no dir, no inbox
@@ -147,7 +166,12 @@ class Config:
 
     def calendar(self) -> WorkCalendar:
         """The working-day calendar: official arrangements plus this file's overrides."""
-        return WorkCalendar(self.extra_holidays, self.extra_workdays)
+        own = {code: WorkCalendar(self.extra_holidays | d.get("extra_holidays", frozenset()),
+                                  self.extra_workdays | d.get("extra_workdays", frozenset()),
+                                  d.get("country") or self.calendar_country)
+               for code, d in self.calendar_departments.items()}
+        return WorkCalendar(self.extra_holidays, self.extra_workdays, self.calendar_country,
+                            own)
 
 
 def load_config(path: str | Path | None) -> Config:
@@ -170,7 +194,24 @@ def load_config(path: str | Path | None) -> Config:
     mapping = load_mapping(raw.get("mapping") or LineDict(), where)
     calendar = values["calendar"] or LineDict()
     check_keys(calendar, set(CALENDAR_KEYS), where, ConfigError)
-    dates = {key: _dates(calendar, key, where) for key in CALENDAR_KEYS}
+    dates = {key: _dates(calendar, key, where) for key in ("extra_holidays", "extra_workdays")}
+    country = str(calendar.get("country") or "cn")
+    problem = check_country(country)
+    if problem:
+        raise ConfigError(where, calendar.line_of("country"), problem)
+    departments = {}
+    for code, own in (calendar.get("departments") or {}).items():
+        if not isinstance(own, LineDict):
+            raise ConfigError(where, calendar["departments"].line_of(code),
+                              f"'calendar.departments.{code}' must be a mapping of "
+                              f"{', '.join(DEPARTMENT_CALENDAR_KEYS)}")
+        check_keys(own, set(DEPARTMENT_CALENDAR_KEYS), where, ConfigError)
+        problem = check_country(str(own["country"])) if own.get("country") else None
+        if problem:
+            raise ConfigError(where, own.line_of("country"), problem)
+        departments[str(code)] = {
+            **{k: _dates(own, k, where) for k in ("extra_holidays", "extra_workdays")},
+            **({"country": str(own["country"])} if own.get("country") else {})}
     try:
         ZoneInfo(values["timezone"])
     except (ZoneInfoNotFoundError, ValueError):
@@ -198,12 +239,23 @@ def load_config(path: str | Path | None) -> Config:
         notify=load_notify(raw.get("notify") or LineDict(), where),
         mapping=mapping,
         extra_holidays=dates["extra_holidays"], extra_workdays=dates["extra_workdays"],
+        mappings=MappingProxyType(load_mappings(values["mappings"], where)),
+        flood_percent=_percent(values["flood_percent"], raw, where),
+        calendar_country=country,
+        calendar_departments=MappingProxyType(departments),
         language=load_language(raw, values["language"], where),
         scores=load_scores(raw.get("scores") or LineDict(), where),
         **load_unattended(values, raw, where, base_dir),
         sources=load_sources(values["sources"] or LineDict(), where),
         web=load_web(values["web"] or LineDict(), where),
     )
+
+
+def _percent(value: int, raw: LineDict, where: str) -> int:
+    if not 0 < value <= 100:
+        raise ConfigError(where, raw.line_of("flood_percent"),
+                          f"'flood_percent' must be from 1 to 100, got {value}")
+    return value
 
 
 def _rules_dir(base_dir: Path, configured: str | None) -> Path:

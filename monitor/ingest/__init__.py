@@ -7,17 +7,22 @@ see :mod:`monitor.ingest.store` for the accounting and crash-safety guarantees.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from datetime import datetime
+from pathlib import Path
+from types import MappingProxyType
 
 from sqlalchemy import Engine
 
-from ..config import Config
-from ..errors import IngestError
+from ..config import DEFAULT_CONFIG_NAME, Config
+from ..config.mappings import EventMapping, load_mapping_file
+from ..errors import ConfigError, IngestError, did_you_mean
 from .activity import ACTIVITY_COLUMNS, ingest_activity_rows
 from .events import REQUIRED
+from .mapping import mapped_rows
 from .pipeline import RECEIPT_COLUMNS, ingest_event_rows, ingest_receipt_rows
 from .sources import FORMATS, Source, SourceRow, csv_rows, jsonl_rows, open_source
 from .store import Tally
@@ -35,7 +40,10 @@ class SourceResult:
     tally: Tally
 
 
-def _event_rows(source: Source, config: Config) -> Iterator[SourceRow]:
+def _event_rows(source: Source, config: Config,
+                mapping: EventMapping | None = None) -> Iterator[SourceRow]:
+    if mapping is not None:
+        return _mapped_rows(source, config, mapping)
     if source.format == "csv":
         return csv_rows(source, REQUIRED)
     if source.format == "jsonl":
@@ -48,6 +56,38 @@ def _event_rows(source: Source, config: Config) -> Iterator[SourceRow]:
         return xes_rows(source, config.mapping)
     raise IngestError(f"{source.name}: unknown format '{source.format}' "
                       f"(one of {', '.join(FORMATS)})")
+
+
+def _mapped_rows(source: Source, config: Config, mapping: EventMapping
+                 ) -> Iterator[SourceRow]:
+    """A source read through a declarative mapping (any format). Table headers are read
+    case- and space-insensitively, so the mapping's column names are compared the same
+    way."""
+    if source.format == "xes":
+        from .xes import xes_rows
+
+        return xes_rows(source, mapping, config.tz)
+    readers = {"csv": csv_rows, "jsonl": jsonl_rows, "xlsx": xlsx_rows}
+    if source.format not in readers:
+        raise IngestError(f"{source.name}: unknown format '{source.format}' "
+                          f"(one of {', '.join(FORMATS)})")
+    folded = dataclasses.replace(mapping, fields=MappingProxyType(
+        {k: v.strip().lower() for k, v in mapping.fields.items()}))
+    return mapped_rows(folded, readers[source.format](source), config.tz, source.name,
+                       check=source.format != "jsonl")
+
+
+def resolve_mapping(config: Config, name: str) -> EventMapping:
+    """``--mapping NAME``: an entry of config.yaml's ``mappings``, or a YAML file of one."""
+    if name in config.mappings:
+        return config.mappings[name]
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        return load_mapping_file(path)
+    known = sorted(config.mappings)
+    raise ConfigError(str(config.path or DEFAULT_CONFIG_NAME), None,
+                      f"no mapping '{name}' under 'mappings:'{did_you_mean(name, known)} "
+                      f"(mappings: {', '.join(known) or 'none'}; or give a mapping .yaml file)")
 
 
 def _table_rows(source: Source, what: str, columns: tuple[str, ...], jsonl: bool = False
@@ -65,12 +105,15 @@ def _table_rows(source: Source, what: str, columns: tuple[str, ...], jsonl: bool
 
 
 def _ingest(kind: str, engine: Engine, config: Config, names: list[str], now: datetime,
-            fmt: str | None, encoding: str | None, progress: ProgressFactory | None
-            ) -> Iterator[SourceResult]:
+            fmt: str | None, encoding: str | None, progress: ProgressFactory | None,
+            mapping: EventMapping | None = None) -> Iterator[SourceResult]:
+    if mapping is not None:
+        fmt = fmt or mapping.format
+        encoding = encoding or mapping.encoding
     for name in names:
         with open_source(name, fmt, encoding or config.encoding) as source:
             if kind == "events":
-                rows, store = _event_rows(source, config), ingest_event_rows
+                rows, store = _event_rows(source, config, mapping), ingest_event_rows
             elif kind == "activity":
                 rows = _table_rows(source, "activity", ACTIVITY_COLUMNS)
                 store = ingest_activity_rows
@@ -87,14 +130,18 @@ def _ingest(kind: str, engine: Engine, config: Config, names: list[str], now: da
 
 def ingest_events(engine: Engine, config: Config, names: list[str], now: datetime, *,
                   fmt: str | None = None, encoding: str | None = None,
-                  progress: ProgressFactory | None = None) -> Iterator[SourceResult]:
+                  progress: ProgressFactory | None = None,
+                  mapping: str | None = None) -> Iterator[SourceResult]:
     """Ingest event files (``-`` = stdin), yielding one result per source as it completes.
 
     Lazy: nothing happens until the results are iterated, so a caller can report each
     file before a later one fails. ``encoding`` (a checked name, or ``auto``) defaults to
-    the configured one; a CSV or JSON Lines file that does not decode is refused whole.
+    the mapping's, else the configured one; a CSV or JSON Lines file that does not decode
+    is refused whole. ``mapping``: the name of a declarative mapping (config.yaml's
+    ``mappings``) or a YAML file of one; the files' own columns are then read through it.
     """
-    return _ingest("events", engine, config, names, now, fmt, encoding, progress)
+    spec = resolve_mapping(config, mapping) if mapping else None
+    return _ingest("events", engine, config, names, now, fmt, encoding, progress, spec)
 
 
 def ingest_receipts(engine: Engine, config: Config, names: list[str], now: datetime, *,

@@ -1,7 +1,7 @@
 """The event contract: one source row → one validated event, or a reason to quarantine it.
 
 Columns (``*`` required): event_id*, case_id*, item_code*, department, step*, actor,
-occurred_at*, recorded_at, amount, channel, attachments, days, note.
+occurred_at*, recorded_at, amount, channel, attachments, days, note, precision, system.
 """
 
 from __future__ import annotations
@@ -19,7 +19,10 @@ from ..timeutil import ValueProblem, parse_amount, parse_timestamp
 REQUIRED = ("event_id", "case_id", "item_code", "step", "occurred_at")
 COLUMNS = ("event_id", "case_id", "item_code", "department", "step", "actor", "occurred_at",
            "recorded_at", "amount", "channel", "attachments", "days", "note")
-CHANNELS = ("online", "offline")
+CHANNELS = ("online", "offline", "unknown")
+# precision of occurred_at: the finest unit it was written in (second: the default)
+PRECISIONS = ("second", "minute", "hour", "day")
+TRUE = ("true", "1", "yes", "y", "是")
 
 
 class Rejected(Exception):
@@ -97,7 +100,7 @@ def normalize_event(fields: dict[str, Any], catalog: CatalogIndex, tz: tzinfo) -
     if channel is not None:
         channel = channel.lower()
         if channel not in CHANNELS:
-            raise Rejected("bad_channel", f"channel must be online or offline, got '{channel}'")
+            raise Rejected("bad_channel", f"channel must be online, offline or unknown, got '{channel}'")
     days = (get("days") or "").strip() or None
     if days is not None:
         if not days.isdigit():
@@ -113,6 +116,11 @@ def normalize_event(fields: dict[str, Any], catalog: CatalogIndex, tz: tzinfo) -
     if max(len(step), len(item_code), len(department), len(actor or "")) > 64:
         raise Rejected("too_long", "step, item_code, department and actor may have at most "
                                    "64 characters")
+    precision = (get("precision") or "").strip().lower() or "second"
+    if precision not in PRECISIONS:
+        raise Rejected("bad_precision", f"precision must be one of {', '.join(PRECISIONS)}, "
+                                        f"got '{precision}'")
+    system = (get("system") or "").strip().lower() in TRUE
     row = {
         "event_id": event_id, "case_id": case_id, "item_code": item_code,
         "department": department, "step": step, "actor": actor,
@@ -120,5 +128,11 @@ def normalize_event(fields: dict[str, Any], catalog: CatalogIndex, tz: tzinfo) -
         "amount": amount,
         "channel": channel, "attachments": attachments, "days": days, "note": note,
     }
-    row["content_hash"] = content_hash(tuple(row.values()))
+    values = tuple(row.values())
+    # what the contract had before precision and system hashes as it did (stored hashes)
+    if precision != "second" or system:
+        values += (precision, system)
+    row["content_hash"] = content_hash(values)
+    row["time_precision"] = None if precision == "second" else precision
+    row["is_system"] = system
     return row

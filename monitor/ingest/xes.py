@@ -13,54 +13,57 @@ event attribute (see ``MAPPING_SETTINGS`` in :mod:`monitor.config` and ``docs/xe
 from __future__ import annotations
 
 import gzip
-import hashlib
 from collections.abc import Iterator
+from datetime import timezone, tzinfo
+from types import MappingProxyType
 from xml.parsers import expat
 
 from ..config import XesMapping
+from ..config.mappings import EventMapping
 from ..errors import IngestError
+from .mapping import (ORDINAL, SKIPPED_LIFECYCLE, TRACE_PREFIX, derived_event_id,
+                      mapped_rows)
 from .sources import Source, SourceRow
 
+UTC = timezone.utc
+
 CHUNK = 1 << 16
-TRACE_PREFIX = "case:"
-LIFECYCLE_KEY = "lifecycle:transition"
-SKIPPED_LIFECYCLE = "skipped_lifecycle"
 # Value-carrying attribute elements of XES 1.0/2.0 (list and container hold no value).
 VALUE_TAGS = frozenset({"string", "date", "int", "float", "boolean", "id"})
 # Contract fields taken from XES attributes, with the mapping setting naming each.
 ATTRIBUTE_FIELDS = ("event_id", "case_id", "step", "actor", "occurred_at")
+__all__ = ["SKIPPED_LIFECYCLE", "derived_event_id", "legacy_mapping", "xes_records", "xes_rows"]
 
 
 class _NotXes(Exception):
     """The document is XML but not an XES log; the message says why."""
 
 
-def derived_event_id(case_id: str | None, ordinal: int, activity: str | None,
-                     timestamp: str | None) -> str:
-    """A stable id for an event without one: same log, same ids, on every re-import."""
-    text = "\x1f".join("" if v is None else str(v) for v in (case_id, ordinal, activity,
-                                                              timestamp))
-    return "xes-" + hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
-
-
 class _Reader:
-    """Expat callbacks that turn traces and events into rows, trace by trace."""
+    """Expat callbacks that turn traces and events into records, trace by trace: an
+    event's own attributes, its trace's as ``case:KEY``, and its position in the trace."""
 
-    def __init__(self, parser: expat.XMLParserType, mapping: XesMapping):
-        self.parser, self.mapping = parser, mapping
-        self.lifecycle = frozenset(v.strip().lower() for v in mapping.lifecycle)
-        self.trace_keys = frozenset(
-            key[len(TRACE_PREFIX):] for key in (getattr(mapping, f) for f in ATTRIBUTE_FIELDS)
-            if key and key.startswith(TRACE_PREFIX))
+    def __init__(self, parser: expat.XMLParserType, trace_keys: frozenset[str]):
+        self.parser, self.trace_keys = parser, trace_keys
         self.stack: list[str] = []        # kind of each open element
         self.trace: dict[str, str] = {}   # direct attributes of the current trace
-        self.event: dict[str, str] = {}   # direct attributes of the current event
+        self.event: dict = {}             # direct attributes of the current event
         self.event_line = 0
         self.ordinal = 0                  # position of the event within its trace
-        self.held: list[tuple[int, int, dict[str, str]]] = []  # events awaiting trace attrs
-        self.ready: list[SourceRow] = []  # rows to hand out after the current chunk
+        self.held: list[tuple[int, int, dict]] = []  # events awaiting trace attrs
+        self.ready: list[tuple[int, dict]] = []  # records to hand out after the chunk
 
     def start(self, name: str, attrs: dict[str, str]) -> None:
+        stack = self.stack
+        if stack and name in VALUE_TAGS:  # the hot path: an attribute, unprefixed
+            owner = stack[-1]
+            key = attrs.get("key")
+            if key is not None and (owner == "event" or owner == "trace"):
+                target = self.event if owner == "event" else self.trace
+                if key not in target:
+                    target[key] = attrs.get("value", "")
+                stack.append("attr")
+                return
         tag = name.rpartition(":")[2]
         parent = self.stack[-1] if self.stack else None
         if parent is None:
@@ -89,6 +92,8 @@ class _Reader:
 
     def end(self, name: str) -> None:
         kind = self.stack.pop()
+        if kind == "attr":
+            return
         if kind == "event":
             self.held.append((self.event_line, self.ordinal, self.event))
             self.ordinal += 1
@@ -99,56 +104,55 @@ class _Reader:
 
     def _flush(self) -> None:
         """Emit held events; standard XES puts trace attributes first, so this is at once."""
+        trace = {TRACE_PREFIX + k: self.trace[k] for k in self.trace_keys if k in self.trace}
         for line, ordinal, event in self.held:
-            self.ready.append(self._row(line, ordinal, event))
+            event.update(trace)
+            event[ORDINAL] = ordinal
+            self.ready.append((line, event))
         self.held = []
 
-    def _value(self, key: str | None, event: dict[str, str]) -> str | None:
-        if not key:
-            return None
-        if key.startswith(TRACE_PREFIX):
-            return self.trace.get(key[len(TRACE_PREFIX):])
-        return event.get(key)
 
-    def _row(self, line: int, ordinal: int, event: dict[str, str]) -> SourceRow:
-        m = self.mapping
-        values = {f: self._value(getattr(m, f), event) for f in ATTRIBUTE_FIELDS}
-        activity = values["step"]
-        name = activity.strip() if activity is not None else None
-        step = m.steps.get(name, name) if name is not None else None
-        event_id = values["event_id"] if m.event_id else derived_event_id(
-            values["case_id"], ordinal, activity, values["occurred_at"])
-        fields: dict[str, str | None] = {
-            "event_id": event_id, "case_id": values["case_id"], "item_code": m.item_code,
-            "department": m.department, "step": step, "actor": values["actor"],
-            "occurred_at": values["occurred_at"],
-            "note": name if step != name else None,
-        }
-        transition = event.get(LIFECYCLE_KEY)
-        if transition is not None and transition.strip().lower() not in self.lifecycle:
-            fields["lifecycle"] = transition
-            wanted = ", ".join(m.lifecycle) or "none"
-            return SourceRow(line, fields,
-                             f"lifecycle:transition '{transition}' is not imported "
-                             f"(mapping: lifecycle: {wanted})", SKIPPED_LIFECYCLE)
-        return SourceRow(line, fields)
+def legacy_mapping(m: XesMapping) -> EventMapping:
+    """The ``mapping:`` section of config.yaml (XES only) as a declarative mapping."""
+    fields = {f: getattr(m, f) for f in ATTRIBUTE_FIELDS if getattr(m, f)}
+    constants = {"item_code": m.item_code or ""}
+    if m.department:
+        constants["department"] = m.department
+    return EventMapping(name="mapping", where="config.yaml", format="xes",
+                        fields=MappingProxyType(fields), constants=MappingProxyType(constants),
+                        steps=m.steps, lifecycle=tuple(v.strip().lower() for v in m.lifecycle))
 
 
-def xes_rows(source: Source, mapping: XesMapping) -> Iterator[SourceRow]:
-    """One row per ``<event>`` of an XES log, in file order, with the line of its start tag.
+def xes_records(source: Source, trace_keys: frozenset[str] = frozenset()
+                ) -> Iterator[tuple[int, dict]]:
+    """``(line, attributes)`` per ``<event>`` of an XES log, in file order: the event's own
+    attributes and, as ``case:KEY``, the ``trace_keys`` of its trace (the trace
+    attributes a mapping reads; held for should a trace state them after its events)."""
+    return _records(source, trace_keys)
 
-    Raises :class:`IngestError` at once when ``mapping.item_code`` is unset, and while
-    reading when the document is not well-formed XES.
+
+def xes_rows(source: Source, mapping: XesMapping | EventMapping, tz: tzinfo = UTC
+             ) -> Iterator[SourceRow]:
+    """One row of contract fields per ``<event>`` of an XES log, in file order, with the
+    line of its start tag.
+
+    Raises :class:`IngestError` at once when the (legacy) ``mapping.item_code`` is unset,
+    and while reading when the document is not well-formed XES.
     """
-    if not mapping.item_code:
-        raise IngestError(f"{source.name}: XES events need a catalog item: set "
-                          "'mapping: item_code:' in config.yaml (e.g. item_code: WABO-RECEIPT)")
-    return _rows(source, mapping)
+    if isinstance(mapping, XesMapping):
+        if not mapping.item_code:
+            raise IngestError(f"{source.name}: XES events need a catalog item: set "
+                              "'mapping: item_code:' in config.yaml (e.g. item_code: "
+                              "WABO-RECEIPT)")
+        mapping = legacy_mapping(mapping)
+    trace_keys = frozenset(v[len(TRACE_PREFIX):] for v in mapping.fields.values()
+                           if v.startswith(TRACE_PREFIX))
+    return mapped_rows(mapping, xes_records(source, trace_keys), tz, source.name, check=False)
 
 
-def _rows(source: Source, mapping: XesMapping) -> Iterator[SourceRow]:
+def _records(source: Source, trace_keys: frozenset[str]) -> Iterator[tuple[int, dict]]:
     parser = expat.ParserCreate()
-    reader = _Reader(parser, mapping)
+    reader = _Reader(parser, trace_keys)
     parser.StartElementHandler = reader.start
     parser.EndElementHandler = reader.end
     parser.EntityDeclHandler = reader.entity

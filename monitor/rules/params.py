@@ -71,6 +71,9 @@ def build_params(params_type: type, raw: LineDict | None, path: str, line: int) 
                                          f"; this kind takes {', '.join(names) or 'none'}")
         try:
             values[key] = _check(value, hints[key], key)
+            check = getattr(params_type, "check_" + key, None)
+            if check is not None:  # a kind's own check of one parameter's value
+                check(values[key])
         except ValueError as exc:
             raise RuleError(path, where, str(exc)) from None
     try:  # a kind may check its params together (a ``__post_init__`` raising ValueError)

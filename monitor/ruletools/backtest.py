@@ -22,6 +22,7 @@ from ..config import Config
 from ..errors import MonitorError, usage
 from ..models import Event
 from ..rules.model import Rule
+from .flood import after_backtest
 
 IN_CHUNK = 500
 
@@ -32,6 +33,7 @@ class Found:
     subject: str
     department: str
     level: str
+    cases: tuple[str, ...] = ()
 
 
 @dataclass
@@ -48,6 +50,7 @@ class Backtest:
     start: datetime
     end: datetime
     by_rule_department: dict[tuple[str, str], Churn]
+    floods: list = field(default_factory=list)  # the candidate's rules over flood_percent
 
     def totals(self) -> dict[str, Churn]:
         out: dict[str, Churn] = defaultdict(Churn)
@@ -85,7 +88,7 @@ def findings(engine: Engine, config: Config, rules: list[Rule], start: datetime,
             if inside:
                 level, _ = render(o.rule, f)
                 out[(o.rule.id, f.subject)] = Found(o.rule.id, f.subject, f.department or "-",
-                                                    level)
+                                                    level, (f.case_id,) if f.case_id else ())
     return out
 
 
@@ -118,4 +121,5 @@ def backtest(engine: Engine, config: Config, current: list[Rule], candidate: lis
         c.candidate += 1
         if key not in before:
             c.appear.append(f)
-    return Backtest(start, end, dict(churn))
+    return Backtest(start, end, dict(churn),
+                    after_backtest(engine, config, candidate, after.values(), end))

@@ -79,12 +79,17 @@ def propose(gaps: list[float], k: float, q: float) -> tuple[float, float, float,
             _round_minutes(_quantile(gaps, q)))
 
 
+KINDS = ("step_too_fast", "case_too_fast")
+
+
 def calibrate(engine: Engine, rule: Rule, *, items: tuple[str, ...] = (),
               steps: tuple[str, ...] = (), k: float = 3.0, q: float = 0.01,
               min_n: int = 30, as_of: datetime | None = None) -> list[Proposal]:
-    if rule.kind != "step_too_fast":
-        raise MonitorError(f"rule {rule.id} is {rule.kind}: calibrate proposes step_too_fast "
-                           "thresholds only")
+    if rule.kind not in KINDS:
+        raise MonitorError(f"rule {rule.id} is {rule.kind}: calibrate proposes "
+                           f"{' and '.join(KINDS)} thresholds")
+    if rule.kind == "case_too_fast":
+        return _case_spans(engine, rule, items, k, q, min_n, as_of)
     with engine.connect() as conn:
         catalog = dict(conn.execute(select(Item.code, Item.min_minutes)).tuples().all())
         wanted = set(steps) or set(rule.params.min_minutes) | {
@@ -93,7 +98,8 @@ def calibrate(engine: Engine, rule: Rule, *, items: tuple[str, ...] = (),
         e = Event.__table__
         ordered = dict(partition_by=e.c.case_id, order_by=(e.c.occurred_at, e.c.id))
         pairs = select(e.c.item_code, e.c.step, e.c.occurred_at,
-                       _lag(e.c.occurred_at, ordered).label("prev_at"))
+                       _lag(e.c.occurred_at, ordered).label("prev_at")
+                       ).where(e.c.is_system.is_(False))  # never the previous step
         if as_of is not None:
             pairs = pairs.where(e.c.occurred_at <= as_of)
         if items:
@@ -119,6 +125,50 @@ def calibrate(engine: Engine, rule: Rule, *, items: tuple[str, ...] = (),
     return out
 
 
+def _case_spans(engine: Engine, rule: Rule, items: tuple[str, ...], k: float, q: float,
+                min_n: int, as_of: datetime | None) -> list[Proposal]:
+    """case_too_fast: per item, acceptance → first decision (else completion), in seconds;
+    proposals under the step name ``case``."""
+    from sqlalchemy import case, func
+
+    e = Event.__table__
+
+    def first(step: str):
+        return func.min(case((e.c.step == step, e.c.occurred_at)))
+
+    spans = (select(e.c.case_id, func.min(e.c.item_code).label("item_code"),
+                    first("accept").label("accepted"),
+                    func.coalesce(first("decide"), first("complete")).label("ended"))
+             .where(e.c.is_system.is_(False),
+                    *([e.c.occurred_at <= as_of] if as_of is not None else []),
+                    *([e.c.item_code.in_(items)] if items else []))
+             .group_by(e.c.case_id).subquery())
+    span = seconds_between(spans.c.ended, spans.c.accepted)
+    out = []
+    with engine.connect() as conn:
+        catalog: dict[str, int | None] = {
+            code: minutes for code, minutes in conn.execute(
+                select(Item.code, Item.min_case_minutes))}
+        query = (select(spans.c.item_code, span.label("gap"))
+                 .where(spans.c.accepted.is_not(None), spans.c.ended.is_not(None),
+                        span >= 0)
+                 .order_by(spans.c.item_code, span))
+        for item, rows in groupby(conn.execute(query), key=lambda r: r[0]):
+            gaps = [max(float(r.gap), 0.0) for r in rows]
+            if len(gaps) < min_n:
+                continue
+            current = rule.params.item_min_case_minutes.get(item, catalog.get(item))
+            current = float(current if current is not None else rule.params.min_case_minutes)
+            med, mad, mean_2sd, proposed, quantile = propose(gaps, k, q)
+            below = lambda minutes: sum(1 for g in gaps if g < minutes * 60)  # noqa: E731
+            out.append(Proposal(item, "case", len(gaps), med, mad, mean_2sd, current,
+                                below(current), proposed, below(proposed), quantile,
+                                below(quantile)))
+    if not out:
+        raise MonitorError(f"no item with at least {min_n} decided cases to calibrate on")
+    return out
+
+
 def _lag(column, ordered):
     from sqlalchemy import func
 
@@ -140,9 +190,12 @@ def write_candidate(rules_dir: Path, rule: Rule, proposals: list[Proposal], out_
     if out_dir.exists():
         raise MonitorError(f"{out_dir} already exists: choose another --out or remove it")
     shutil.copytree(rules_dir, out_dir)
-    per_item: dict[str, dict[str, float]] = {}
+    per_item: dict = {}
     for p in proposals:
-        per_item.setdefault(p.item, {})[p.step] = p.proposed_min
+        if rule.kind == "case_too_fast":
+            per_item[p.item] = p.proposed_min
+        else:
+            per_item.setdefault(p.item, {})[p.step] = p.proposed_min
     target = out_dir / Path(rule.path).name
     raw = yaml.safe_load(Path(rule.path).read_text(encoding="utf-8"))
     entries = raw["rules"] if isinstance(raw, dict) else raw
@@ -150,7 +203,8 @@ def write_candidate(rules_dir: Path, rule: Rule, proposals: list[Proposal], out_
         if entry.get("id") == rule.id:
             params = entry.setdefault("params", {}) or {}
             entry["params"] = params
-            params["item_min_minutes"] = per_item
+            params["item_min_case_minutes" if rule.kind == "case_too_fast"
+                   else "item_min_minutes"] = per_item
     text = yaml.safe_dump(raw, allow_unicode=True, sort_keys=False, width=100)
     target.write_text(f"# {note}\n{text}", encoding="utf-8")
     return target

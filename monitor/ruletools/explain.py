@@ -22,6 +22,9 @@ from ..config import Config
 from ..errors import MonitorError, RuleError, did_you_mean, usage
 from ..models import Alert, Event, Item
 from ..rules.finding import Context
+from ..rules.kinds._common import aware
+from ..rules.kinds.sequence import judge as sequence_judge
+from ..rules.kinds.step_too_fast import slack
 from ..rules.model import Rule
 
 WEEKDAYS = "一二三四五六日"
@@ -138,7 +141,12 @@ def _verdict(engine: Engine, config: Config, rule: Rule, case_id: str, as_of: da
 
 def _steps(out: Explanation, rule: Rule, item: Any, events: list, ctx: Context) -> None:
     per_item = rule.params.item_min_minutes.get(item.code, {})
-    for prev, e in zip(events, events[1:]):
+    after = ((item.policy or {}).get("after") or {})
+    flow = [e for e in events if not e.is_system]
+    if len(flow) < len(events):
+        out.checks.append(f"{len(events) - len(flow)} system event(s) left out: never the "
+                          "previous step")
+    for k, e in enumerate(flow[1:], start=1):
         limit, source = per_item.get(e.step), "rule item_min_minutes"
         if limit is None:
             limit, source = (item.min_minutes or {}).get(e.step), "catalog min_minutes"
@@ -146,25 +154,46 @@ def _steps(out: Explanation, rule: Rule, item: Any, events: list, ctx: Context) 
             limit, source = rule.params.min_minutes.get(e.step), "rule min_minutes"
         if limit is None:
             continue
+        prev = flow[k - 1]
+        if e.step in after:
+            prev = next((p for p in reversed(flow[:k]) if p.step == after[e.step]), None)
+            if prev is None:
+                out.checks.append(f"{e.step}: no earlier {after[e.step]} to measure from "
+                                  "(catalog min_minutes after) → ok")
+                continue
         gap = (e.occurred_at - prev.occurred_at).total_seconds()
-        verdict = "TOO FAST" if gap < float(limit) * 60 else "ok"
-        out.checks.append(f"{prev.step} → {e.step}: {human(gap)} vs minimum {limit:g} min "
-                          f"({source}) → {verdict}")
+        uncertainty = slack(e.time_precision, prev.time_precision)
+        verdict = "TOO FAST" if gap + uncertainty < float(limit) * 60 else "ok"
+        reading = (f" (stamps to the {e.time_precision or prev.time_precision}: up to "
+                   f"{human(gap + uncertainty)})" if uncertainty else "")
+        out.checks.append(f"{prev.step} → {e.step}: {human(gap)}{reading} vs minimum "
+                          f"{limit:g} min ({source}) → {verdict}")
 
 
 def _case(out: Explanation, rule: Rule, item: Any, events: list, ctx: Context) -> None:
     first: dict[str, Any] = {}
     for e in events:
-        first.setdefault(e.step, e)
-    end = first.get("decide") or first.get("complete")
+        if not e.is_system:
+            first.setdefault(e.step, e)
+    policy = item.policy or {}
+    decided = [first[s] for s in policy.get("decision_steps", ("decide",)) if s in first]
+    ended = [first[s] for s in policy.get("end_steps", ("complete",)) if s in first]
+    end = min(decided or ended, key=lambda e: (e.occurred_at, e.id), default=None)
     limit = item.min_case_minutes if item.min_case_minutes is not None \
         else rule.params.min_case_minutes
     if item.legal_days == 0:
         out.checks.append("on-the-spot item (legal_days 0): exempt from this rule")
     elif "accept" in first and end is not None:
         gap = (end.occurred_at - first["accept"].occurred_at).total_seconds()
-        out.checks.append(f"accept → {end.step}: {human(gap)} vs minimum {limit:g} min → "
-                          + ("TOO FAST" if gap < float(limit) * 60 else "ok"))
+        uncertainty = max(slack(e.time_precision) for e in events)
+        if gap < 0:
+            verdict = "decided before accepted: a data-quality finding, not a fast case"
+        else:
+            verdict = "TOO FAST" if gap + uncertainty < float(limit) * 60 else "ok"
+        reading = f" (+ up to {human(uncertainty)} from the stamps' precision)" \
+            if uncertainty else ""
+        out.checks.append(f"accept → {end.step}: {human(gap)}{reading} vs minimum "
+                          f"{limit:g} min → {verdict}")
     else:
         out.checks.append("no acceptance and decision (or completion) yet: nothing to measure")
 
@@ -278,5 +307,26 @@ def _kind(day: date, cal: Any) -> tuple[str, str | None]:
     return ("holiday" if not cal.is_workday(day) else "weekday"), name
 
 
+def _sequence(out: Explanation, rule: Rule, item: Any, events: list, ctx: Context) -> None:
+    p = rule.params
+    flow = [e for e in events if not e.is_system]
+    first: dict = {}
+    for e in flow:
+        first.setdefault(e.step, e)
+    shown = {"precedence": f"{p.then} never before {p.first}",
+             "response": f"{p.then} within {p.days} {p.unit} days after {p.first}",
+             "absence": f"no {p.step}", "existence": f"{p.step} once the case has {p.when}"}
+    out.checks.append(f"pattern {p.pattern}: {shown[p.pattern]}")
+    for step in p.steps():
+        e = first.get(step)
+        out.checks.append(f"first {step}: " + (
+            f"{e.occurred_at.astimezone(ctx.tz):%Y-%m-%d %H:%M:%S}"
+            + (f" (to the {e.time_precision})" if e.time_precision else "")
+            if e else "none"))
+    detail = sequence_judge(p, {s: aware(e.occurred_at) for s, e in first.items()},
+                            {s: e.time_precision for s, e in first.items()}, ctx)
+    out.checks.append(f"→ {detail}" if detail else "→ ok")
+
+
 CHECKS = {"step_too_fast": _steps, "case_too_fast": _case, "late_entry": _late,
-          "same_actor_roles": _roles, "overdue": _overdue}
+          "same_actor_roles": _roles, "overdue": _overdue, "sequence": _sequence}

@@ -22,6 +22,8 @@ from . import batch_entry, missing_attachment
 from . import overdue
 from . import inactive_monitor
 from . import bad_rating, complaint, rating_contradiction, ranking_last, volume_drop
+from . import data_quality
+from . import sequence
 
 
 @runtime_checkable
@@ -73,10 +75,19 @@ KINDS: dict[str, Kind] = {
     "rating_contradiction": rating_contradiction,
     "volume_drop": volume_drop,
     "ranking_last": ranking_last,
+    "data_quality": data_quality,
+    "sequence": sequence,
 }
 
 COMMON_FIELDS = ("case_id", "actor", "department", "item_code", "period", "level",
                  "rule_id", "title")
+
+
+def data_quality_kinds() -> frozenset[str]:
+    """Kinds whose findings are about the data, not conduct: reported apart, never a
+    deduction in the scores (``DATA_QUALITY = True``)."""
+    return frozenset(name for name, kind in KINDS.items()
+                     if getattr(kind, "DATA_QUALITY", False))
 
 
 def incremental(kind: Kind) -> bool:

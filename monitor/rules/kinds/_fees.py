@@ -66,7 +66,11 @@ def case_fees(rule, ctx: Context, authorised: list[str]) -> Subquery:
                    in_scope(rule.scope, e.c.department, e.c.item_code),
                    changed_cases(ctx, e.c.case_id))
             .cte("fee_rows").prefix_with("MATERIALIZED"))
-    online = and_(rows.c.step == "fee_paid", rows.c.channel == "online")
+    # a payment whose channel the source does not say (``unknown``) counts as online only
+    # where the rule says so (``unknown_channel: online``); never as offline by silence
+    paid_online = ("online", "unknown") if getattr(rule.params, "unknown_channel",
+                                                   "") == "online" else ("online",)
+    online = and_(rows.c.step == "fee_paid", rows.c.channel.in_(paid_online))
     waived_ok = and_(rows.c.step == "fee_waived", rows.c.actor.in_(authorised))
 
     def total(condition):

@@ -19,6 +19,9 @@ collected offline) and an online total above receipts (money not remitted, 截�
   arrived. With ``missing_receipts`` (default on) it is compared with 0 once
   ``receipts_due_days`` calendar days have passed after the month's end; off, such months
   are not judged until a receipts row exists.
+* A department with no receipts row at all (the treasury's figures were never loaded) is
+  not compared: every one of its months would otherwise be a finding. The run says so once
+  (a log warning naming the departments), so the gap in the data is visible.
 * Scope: receipts are per department, so only the scope's department lists apply; item and
   category lists are ignored by this kind.
 * Incremental: a department-month's figures, and so its finding, change only when an
@@ -33,6 +36,7 @@ collected offline) and an online total above receipts (money not remitted, 截�
 
 from __future__ import annotations
 
+import logging
 from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -47,6 +51,8 @@ from ..finding import Context, Finding
 from ..sql import new_events
 from ._common import aware
 from ._fees import fen, money, yuan
+
+log = logging.getLogger(__name__)
 
 TITLE = "收费比对不符（网上收费与财政入库不一致）"
 DEFAULT_MESSAGE = ("{department} {period}：网上收费 {online} 元，财政入库 {receipts}，"
@@ -138,7 +144,13 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
         keys = set(totals) | {k for k in receipts if k[1] in by_period}
     else:
         keys, totals = _changed(conn, online, months, receipts, marks, p, ctx)
-    for department, period in sorted(keys):
+    loaded = {department for department, _ in receipts}
+    unloaded = sorted({department for department, _ in keys} - loaded)
+    if unloaded:
+        log.warning("fee reconciliation: no treasury receipts loaded for department%s %s: "
+                    "their months are not compared (permit-monitor ingest receipts)",
+                    "s" if len(unloaded) > 1 else "", ", ".join(unloaded))
+    for department, period in sorted(k for k in keys if k[0] in loaded):
         finding = _compare(department, by_period[period], totals.get((department, period)),
                            receipts.get((department, period)), p, ctx)
         if finding is not None:
@@ -190,9 +202,16 @@ def _changed(conn: Connection, online, months: list[Month], receipts, marks, p: 
         if month.end > since or (
                 p.missing_receipts and since < _due(month, p, ctx) <= ctx.as_of):
             wanted[i] = None
+    fresh: dict[str, bool] = {}  # department → are all its receipts rows new?
     for (department, period), mark in marks.items():
-        if period in index and (mark is None or mark >= ctx.since_event_id):
+        new = mark is None or mark >= ctx.since_event_id
+        fresh[department] = fresh.get(department, True) and new
+        if period in index and new:
             _want(wanted, index[period], department)
+    for department in (d for d, new in fresh.items() if new):
+        # its first receipts: its months were skipped as unloaded until now
+        for i in range(len(months)):
+            _want(wanted, i, department)
     for department, at in conn.execute(
             select(e.c.department, e.c.occurred_at)
             .where(online, new_events(ctx), e.c.occurred_at >= months[0].start,

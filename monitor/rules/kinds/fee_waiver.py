@@ -39,6 +39,14 @@ BY_CASE = True  # per case, from its events alone (see kinds.Kind)
 class Params:
     tolerance: Decimal = Decimal("0.01")               # yuan; a shortfall above it is a finding
     authorising_roles: tuple[str, ...] = ("principal",)  # whose fee_waived reduce what is due
+    # a fee_paid with channel 'unknown' (the source does not say): not_online (the default:
+    # not shown to be paid online; the evidence names it unknown) or online
+    unknown_channel: str = "not_online"
+
+    @staticmethod
+    def check_unknown_channel(value: str) -> None:
+        if value not in ("not_online", "online"):
+            raise ValueError(f"'unknown_channel' must be not_online or online, got '{value}'")
 
 
 def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:

@@ -70,13 +70,15 @@ the event ids of the findings, are fetched afterwards.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
+from types import SimpleNamespace
 
 from sqlalchemy import Connection, and_, case, delete, func, insert, literal, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from ...alerts import dedupe_key
+from ...calendar import CALENDAR_DAYS
 from ...models import Alert, Event, Item, OpenCase, RuleState
 from ..finding import Context, Finding
 from ..sql import changed_cases, in_scope, one_of, seconds_between
@@ -109,11 +111,20 @@ ROWS_PER_ROUND = 5000  # candidate cases judged at a time: memory does not grow 
 def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     last_day = _last_day(conn, rule, ctx)
     looked_at, listed = _incremental(conn, rule, ctx, last_day)
+    # items whose limits changed over time: their cases are judged whatever the item's
+    # current limit says (a handful of items)
+    policies = [p for _, p in conn.execute(select(Item.code, Item.policy)) if p]
+    dated = sorted(code for code, policy in conn.execute(select(Item.code, Item.policy))
+                   if policy and policy.get("limits"))
+    # the ways a case is decided or ends that any item's catalog names (refuse, withdraw,
+    # transfer …) stop its clock too; without such items: decide and complete
+    ends = (tuple(sorted({"decide"} | {s for p in policies for s in p.get("decision_steps", ())})),
+            tuple(sorted({"complete"} | {s for p in policies for s in p.get("end_steps", ())})))
     if listed is None:
-        queries = [_candidates(rule, ctx, looked_at)]
+        queries = [_candidates(rule, ctx, looked_at, dated, ends)]
     else:  # in rounds: a short list is looked up in the case index whatever the planner
         e = Event.__table__  # makes of a long one (PostgreSQL scanned for 2,600 old cases)
-        queries = [_candidates(rule, ctx, one_of(e.c.case_id, chunk))
+        queries = [_candidates(rule, ctx, one_of(e.c.case_id, chunk), dated, ends)
                    for chunk in _chunks(listed, CASES_PER_QUERY)]
     now_open: set[str] = set()
     for query in queries:  # streamed (a server-side cursor on PostgreSQL), judged in rounds
@@ -131,18 +142,54 @@ def _judged(conn: Connection, rule, ctx: Context, rows: Sequence) -> Iterator[Fi
     stops = _clock.clock_events(conn, [r.case_id for r in rows if r.stops], ctx)
     found = []
     for r in rows:
-        clock = _clock.clock(r, stops.get(r.case_id, ()), rule.params, ctx)
-        level = _level(r, clock, rule.params, ctx)
+        r, own = _under_policy(r, ctx)
+        if r is None:
+            continue  # the item has no time limit
+        clock = _clock.clock(r, stops.get(r.case_id, ()), rule.params, own)
+        level = _level(r, clock, rule.params, own)
         if level is None:  # within every limit: the alert, if any, is cleared
             continue
         if RANK.get(r.previous_level, 0) > RANK[level]:
             kept = r.previous_level
         else:
             kept = None
-        found.append((r, clock, level, kept))
+        found.append((r, clock, level, kept, own))
     ids = _event_ids(conn, [r.case_id for r, *_ in found], ctx)
-    for r, clock, level, kept in found:
-        yield _finding(r, clock, level, kept, ids.get(r.case_id, {}), rule.params, ctx)
+    for r, clock, level, kept, own in found:
+        finding = _finding(r, clock, level, kept, ids.get(r.case_id, {}), rule.params, own)
+        yield _in_calendar_days(finding) if own.calendar is CALENDAR_DAYS else finding
+
+
+def _under_policy(row, ctx: Context):
+    """``row`` with the limits in force when the case was accepted (catalog ``limits``
+    with ``from`` dates) and the context whose calendar counts them (``limit_unit:
+    calendar_days``: every day); ``(None, ctx)`` for an item with no limit."""
+    policy = row.policy or {}
+    own_calendar = ctx.calendar.for_department(row.department)
+    if own_calendar is not ctx.calendar:  # the department counts in its own calendar
+        ctx = replace(ctx, calendar=own_calendar)
+    if not policy:
+        return row, ctx
+    if policy.get("no_limit"):
+        return None, ctx
+    values = row._asdict()
+    accepted = day(row.accepted, ctx).isoformat()
+    for limit in sorted(policy.get("limits", ()), key=lambda x: x["from"]):
+        if limit["from"] <= accepted:
+            values.update(promised_days=limit["promised_days"], legal_days=limit["legal_days"])
+    own = replace(ctx, calendar=CALENDAR_DAYS) \
+        if policy.get("limit_unit") == "calendar_days" else ctx
+    return SimpleNamespace(**values), own
+
+
+def _in_calendar_days(finding: Finding) -> Finding:
+    """A finding on a calendar-day clock says so (自然日, not 工作日)."""
+    def say(v):
+        return v.replace("工作日", "自然日") if isinstance(v, str) else v
+
+    return replace(finding, fields={k: say(v) for k, v in finding.fields.items()},
+                   evidence={**finding.evidence, "counting": "calendar days in (acceptance "
+                             "date, end date], local dates"})
 
 
 def _step_findings(conn: Connection, rule, ctx: Context, looked_at) -> list[Finding]:
@@ -167,18 +214,21 @@ def _last_day(conn: Connection, rule, ctx: Context) -> date | None:
     return None if last is None or day(last, ctx) == day(ctx.as_of, ctx) else day(last, ctx)
 
 
-def _candidates(rule, ctx: Context, looked_at: ColumnElement):
-    """One row per case that could be late: SQL aggregates, joins the item and the alert."""
+def _candidates(rule, ctx: Context, looked_at: ColumnElement, dated: Sequence[str] = (),
+                ends: tuple = (("decide",), ("complete",))):
+    """One row per case that could be late: SQL aggregates, joins the item and the alert.
+    ``ends``: the steps that decide a case, and those that end it otherwise."""
     e = Event.__table__
 
-    def first(step: str):
-        return func.min(case((e.c.step == step, e.c.occurred_at)))
+    def first(*steps: str):
+        return func.min(case((e.c.step.in_(steps) if len(steps) > 1 else e.c.step == steps[0],
+                              e.c.occurred_at)))
 
     seen = and_(e.c.occurred_at <= ctx.as_of, in_scope(rule.scope, e.c.department, e.c.item_code))
     per_case = (select(e.c.case_id, func.min(e.c.item_code).label("item_code"),
                        func.min(e.c.department).label("department"),
-                       first("accept").label("accepted"), first("decide").label("decided"),
-                       first("complete").label("completed"),
+                       first("accept").label("accepted"), first(*ends[0]).label("decided"),
+                       first(*ends[1]).label("completed"),
                        func.count(case((e.c.step.in_(CLOCK_STEPS), 1))).label("stops"))
                 .where(seen, looked_at).group_by(e.c.case_id)
                 .subquery())
@@ -188,8 +238,9 @@ def _candidates(rule, ctx: Context, looked_at: ColumnElement):
                  Alert.rule_version == rule.version)
     could_be_late = or_(end.is_(None), Alert.level.is_not(None),
                         seconds_between(end, per_case.c.accepted)
-                        > (Item.promised_days - 1) * literal(86400.0))
-    return (select(per_case, Item.promised_days, Item.legal_days,
+                        > (Item.promised_days - 1) * literal(86400.0),
+                        *([Item.code.in_(dated)] if dated else []))
+    return (select(per_case, Item.promised_days, Item.legal_days, Item.policy,
                    Alert.level.label("previous_level"))
             .join(Item, Item.code == per_case.c.item_code)
             .outerjoin(Alert, alert)

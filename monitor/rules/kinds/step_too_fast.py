@@ -4,6 +4,17 @@ The seed's case: a site survey "done" 58 seconds after acceptance — the work w
 paper and typed in afterwards. The limit per step is this rule's ``item_min_minutes``
 for the item and step (per-item thresholds, e.g. proposed by ``rules calibrate``), else the
 item's ``min_minutes`` from the catalog, else this rule's ``min_minutes``.
+
+**From which step.** By default the gap runs from the previous event of the case. An
+item's ``min_minutes`` may name the step instead (``survey: {after: accept, minutes:
+30}``): the gap then runs from the latest earlier event of that step, and a case without
+one has no finding. System events (``events.is_system``, see docs/mappings.md) are never
+the previous step, nor measured.
+
+**Precision.** A stamp written to the minute (or hour, or day) could be off by that much:
+a gap is flagged only when even its longest reading, gap plus the coarser stamp's
+uncertainty, is under the limit. A date-only log never makes a finding here (its events
+are data-quality findings of their own).
 """
 
 from __future__ import annotations
@@ -18,7 +29,10 @@ from sqlalchemy import Connection, and_, case, func, literal, null, select
 from ...models import Event, Item
 from ..finding import Context, Finding
 from ..sql import changed_cases, in_scope, json_number, one_of, seconds_since, time_point
-from ._common import by_case, local
+from ._common import aware, by_case, local
+
+# what a stamp of each precision could be off by, in seconds (a second-precise one: 0)
+PRECISION_SECONDS = {"second": 0, "minute": 60, "hour": 3600, "day": 86400}
 
 TITLE = "环节办理过快（疑似事后补录）"
 DEFAULT_MESSAGE = "案件 {case_id}：{steps}（疑似事后补录）"
@@ -46,7 +60,7 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     #    each timestamp is parsed once
     points = select(e.c.id, e.c.case_id, e.c.occurred_at,
                     time_point(e.c.occurred_at).label("t"),
-                    ).where(e.c.occurred_at <= ctx.as_of,
+                    ).where(e.c.occurred_at <= ctx.as_of, e.c.is_system.is_(False),
                             changed_cases(ctx, e.c.case_id)).subquery("points")
     ordered: dict[str, Any] = dict(partition_by=points.c.case_id, order_by=(points.c.occurred_at, points.c.id))
     pairs = select(points.c.id, points.c.t,
@@ -69,18 +83,22 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     limit = func.coalesce(own, json_number(Item.min_minutes, e.c.step), default)
     current = {r.id: r for r in conn.execute(
         select(e.c.id, e.c.event_id, e.c.case_id, e.c.item_code, e.c.department, e.c.step,
-               e.c.actor, e.c.occurred_at, limit.label("limit"))
+               e.c.actor, e.c.occurred_at, e.c.time_precision, limit.label("limit"),
+               Item.policy)
         .join(Item, Item.code == e.c.item_code)
         .where(one_of(e.c.id, [c.id for c in close]),
                in_scope(rule.scope, e.c.department, e.c.item_code), limit.is_not(None)))}
+    close = _from_named_steps(conn, list(close), current, ctx)
     before = {r.id: r for r in conn.execute(
-        select(e.c.id, e.c.event_id, e.c.step, e.c.occurred_at)
+        select(e.c.id, e.c.event_id, e.c.step, e.c.occurred_at, e.c.time_precision)
         .where(one_of(e.c.id, [c.prev_id for c in close if c.id in current])))}
     found = [SimpleNamespace(**current[c.id]._asdict(), gap=c.gap,
                              prev_at=before[c.prev_id].occurred_at,
                              prev_step=before[c.prev_id].step,
                              prev_id=before[c.prev_id].event_id)
-             for c in close if c.id in current and c.gap < current[c.id].limit * 60]
+             for c in close if c.id in current
+             and c.gap + slack(current[c.id].time_precision, before[c.prev_id].time_precision)
+             < current[c.id].limit * 60]
     found.sort(key=lambda r: (r.case_id, r.occurred_at, r.id))
     for case_id, rows in by_case(found):
         parts = [f"{r.prev_step}→{r.step} 仅 {round(r.gap)} 秒（下限 {r.limit:g} 分钟）"
@@ -97,6 +115,41 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
                                 "gap_seconds": round(r.gap, 1), "limit_minutes": r.limit,
                                 "actor": r.actor} for r in rows]},
             event_ids=tuple(x for r in rows for x in (r.prev_id, r.event_id)))
+
+
+def slack(*precisions: str | None) -> int:
+    """Seconds a span between stamps of these precisions could be longer than it reads."""
+    return max(PRECISION_SECONDS.get(p or "second", 0) for p in precisions)
+
+
+def _from_named_steps(conn: Connection, close: list, current: dict, ctx: Context) -> list:
+    """The candidates whose item names the step their gap runs from (``after``), re-measured
+    from the latest earlier event of that step (none: dropped); the others as they are.
+
+    Such a gap is never shorter than the one from the immediate predecessor, so every
+    finding is among the candidates already."""
+    named = {c.id: (current[c.id].policy or {}).get("after", {}).get(current[c.id].step)
+             for c in close if c.id in current}
+    if not any(named.values()):
+        return close
+    e = Event.__table__
+    out = []
+    for c in close:
+        after = named.get(c.id)
+        if not after:
+            out.append(c)
+            continue
+        row = current[c.id]
+        start = conn.execute(
+            select(e.c.id, e.c.occurred_at)
+            .where(e.c.case_id == row.case_id, e.c.step == after, e.c.is_system.is_(False),
+                   e.c.occurred_at <= row.occurred_at, e.c.id != c.id,
+                   e.c.occurred_at <= ctx.as_of)
+            .order_by(e.c.occurred_at.desc(), e.c.id.desc()).limit(1)).first()
+        if start is not None:
+            gap = (aware(row.occurred_at) - aware(start.occurred_at)).total_seconds()
+            out.append(SimpleNamespace(id=c.id, prev_id=start.id, gap=gap))
+    return out
 
 
 def _longest_limit(conn: Connection, defaults: Mapping[str, float],

@@ -7,7 +7,9 @@ the certificate without an online payment; this kind finds the cases that got th
 * Fee-bearing: the item's catalog fee is above 0, or the item is a penalty (its fine is
   the ``fee_assessed`` amount).
 * An offline ``fee_paid`` (or one with no channel) counts as not paid online; the alert
-  names it. An online payment of any amount clears this kind (paying too little is
+  names it. A payment whose channel the source does not say (``unknown``) is its own
+  value: not shown to be online, and the message says its channel is unknown rather than
+  calling it offline (``unknown_channel: online`` counts it as online). An online payment of any amount clears this kind (paying too little is
   ``fee_waiver``'s business).
 * Nothing is owed — so nothing is flagged — when the latest ``fee_assessed`` (else the
   catalog fee) minus the waivers keyed by a user holding an ``authorising_roles`` role is
@@ -42,6 +44,14 @@ CLEARED = "复查：已有网上缴费记录，网下收费情形不再成立，
 @dataclass(frozen=True)
 class Params:
     authorising_roles: tuple[str, ...] = ("principal",)  # whose fee_waived reduce what is owed
+    # a fee_paid with channel 'unknown' (the source does not say): not_online (the default:
+    # not shown to be paid online; the evidence names it unknown) or online
+    unknown_channel: str = "not_online"
+
+    @staticmethod
+    def check_unknown_channel(value: str) -> None:
+        if value not in ("not_online", "online"):
+            raise ValueError(f"'unknown_channel' must be not_online or online, got '{value}'")
 
 
 def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
@@ -63,7 +73,10 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
         paid_total = sum((x.amount for x in paid if x.amount is not None), yuan(0))
         assessed = latest_assessment(rows)
         due = None if r.standard_fen is None else yuan(r.standard_fen - r.waived_fen)
-        payment = (f"仅有网下缴费 {money(paid_total)} 元" if paid else "无任何缴费记录")
+        unknown = [x for x in paid if x.channel == "unknown"]
+        payment = ("无任何缴费记录" if not paid else
+                   f"仅有网下缴费 {money(paid_total)} 元" if not unknown else
+                   f"缴费 {money(paid_total)} 元，其中 {len(unknown)} 笔缴费渠道不明")
         yield Finding(
             subject=r.case_id, case_id=r.case_id, department=r.department,
             item_code=r.item_code, actor=end.actor if end else None,
