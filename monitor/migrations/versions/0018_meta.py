@@ -6,7 +6,7 @@ set by ``permit-monitor demo`` to the end of the sample county's log, so that ``
 own moment and not as of today (monitor/meta.py).
 
 Revision ID: 0018
-Revises: 0017 (written on 0012; chained after main's newest, 0017, when merged)
+Revises: 0013 (written on 0012; chained after main's newest, 0013, when merged)
 Create Date: 2026-12-07
 """
 from alembic import op
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 
 revision = '0018'
-down_revision = '0017'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 
