@@ -1,7 +1,8 @@
 """permit-monitor command line: parse options, call one ``monitor`` function, format.
 
-Errors a user can cause (``MonitorError``) become one ``Error: …`` line and exit code 1,
-here and nowhere else; usage errors exit 2; anything else is a bug and keeps its traceback.
+Errors a user can cause (``MonitorError``) become one ``Error: …`` line and exit code 1
+(2 for a usage error: click's own, or a MonitorError marked ``exit_code = 2``), here and
+nowhere else; anything else is a bug and keeps its traceback.
 
 The commands, by group, in the order of this file (``--help`` lists them alphabetically):
 
@@ -23,6 +24,7 @@ lease, list output).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
@@ -54,12 +56,16 @@ log = logging.getLogger("monitor")
 class App:
     """What every command needs, built on first use so ``--help`` never touches the database."""
 
-    def __init__(self, config_path: str | None, db_url: str | None):
-        self.config_path, self.db_url = config_path, db_url
+    def __init__(self, config_path: str | None, db_url: str | None, may_create: bool = True):
+        self.config_path, self.db_url, self.may_create = config_path, db_url, may_create
 
     @cached_property
     def config(self):
-        return load_config(self.config_path)
+        from monitor.logs import use_zone
+
+        config = load_config(self.config_path)
+        use_zone(config.tz)  # log lines in the county's time from here on
+        return config
 
     @cached_property
     def url(self) -> str:
@@ -72,7 +78,7 @@ class App:
 
         from monitor.supervised import ensure_baseline
 
-        engine = open_store(self.url)
+        engine = open_store(self.url, create=self.may_create)
         adopt(engine, self.config.audit.hash)
         ensure_baseline(engine, self.now())  # once, on a store older than migration 0015
         return engine
@@ -83,7 +89,8 @@ class App:
 
 
 class MonitorGroup(click.Group):
-    """The root group: the one place a MonitorError becomes ``Error: …`` and exit 1."""
+    """The root group: the one place a MonitorError becomes ``Error: …`` and exit 1 (2 for
+    a :class:`~monitor.errors.UsageProblem`, a value naming nothing that exists)."""
 
     def invoke(self, ctx: click.Context):
         try:
@@ -93,7 +100,7 @@ class MonitorGroup(click.Group):
 
             for line in mask(str(exc)).splitlines() or [type(exc).__name__]:
                 click.echo(f"Error: {line}", err=True)
-            ctx.exit(1)
+            ctx.exit(getattr(exc, "exit_code", 1))
 
 
 pass_app = click.make_pass_decorator(App)
@@ -128,19 +135,46 @@ def cli(ctx: click.Context, config_path: str | None, db_url: str | None, verbose
 
     \b
     Which database: --db, else $MONITOR_DATABASE_URL, else config.yaml's database_url, else
-    monitor.db beside config.yaml. After `demo`:
+    monitor.db beside config.yaml (only init, demo, ingest, nightly and serve create a
+    database; the other commands refuse a missing one). After `demo`:
       export MONITOR_DATABASE_URL=sqlite:///permit-monitor-demo/monitor.db
+
+    \b
+    Every list command takes --format table|json|csv; every acting user is --by USER.
+    Exit codes: 0 ok · 1 error (one line `Error: …` on stderr) · 2 usage error (unknown
+    option, command or value: a did-you-mean names the closest) · 3 only with
+    `nightly --exit-code`: the pass went well and raised new red alerts.
     """
-    level = logging.WARNING - 10 * verbose
-    logging.basicConfig(level=max(level, logging.DEBUG), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from monitor.logs import configure
     from monitor.masking import MaskingFilter
 
+    configure(max(logging.WARNING - 10 * verbose, logging.DEBUG))  # county time, see App
     for handler in logging.getLogger().handlers:  # no secret in a log line, in any form
         handler.addFilter(MaskingFilter())
     if verbose < 2:  # Alembic's plugin set-up lines would bury what -v is for
         logging.getLogger("alembic").setLevel(logging.WARNING)
-    ctx.obj = App(config_path, db_url)
+    ctx.obj = App(config_path, db_url, may_create=ctx.invoked_subcommand in CREATES_STORE)
+
+
+# The commands that may create a database; every other one refuses a missing store (naming
+# its URL and how to create one) instead of creating an empty one and answering from it.
+CREATES_STORE = frozenset({"init", "demo", "ingest", "nightly", "serve"})
+
+
+LIST_FORMATS = click.Choice(["table", "json", "csv"])
+
+
+def format_option(f):
+    """``--format table|json|csv`` of every list command (``fmt``); the older ``--json`` (one
+    object per line) stays as a hidden alias. JSON is one array, CSV has a header row."""
+    @functools.wraps(f)
+    def with_format(*args, fmt: str, as_jsonl: bool, **kwargs):
+        return f(*args, fmt="jsonl" if as_jsonl else fmt, **kwargs)
+
+    with_format = click.option("--json", "as_jsonl", is_flag=True, hidden=True)(with_format)
+    return click.option("--format", "fmt", type=LIST_FORMATS, default="table",
+                        show_default=True, help="table; json: one array; csv: a header row."
+                        )(with_format)
 
 
 json_option = click.option("--json", "as_json", is_flag=True,
@@ -148,6 +182,25 @@ json_option = click.option("--json", "as_json", is_flag=True,
 by_option = click.option("--by", "by", required=True, metavar="USER",
                          help="Who acts: a user id from the catalog (checked against its roles).")
 note_option = click.option("--note", help="What was done, or why (recorded in the trail).")
+
+
+def by_option_was(old: str, help: str):
+    """``--by USER`` (required), for a command that used to spell it ``old`` (e.g.
+    ``--approved-by``): the old spelling still works, hidden from --help."""
+    def decorate(f):
+        @functools.wraps(f)
+        def with_by(*args, by: str | None, by_old: str | None, **kwargs):
+            if by and by_old and by != by_old:
+                raise click.UsageError(f"--by {by} and {old} {by_old} disagree: give --by only",
+                                       click.get_current_context())
+            if not (by or by_old):
+                raise click.UsageError("Missing option '--by'.", click.get_current_context())
+            return f(*args, by=by or by_old, **kwargs)
+
+        with_by = click.option(old, "by_old", metavar="USER", hidden=True)(with_by)
+        return click.option("--by", "by", metavar="USER", help=f"{help} [required]")(with_by)
+
+    return decorate
 
 
 def period_options(f):
@@ -175,8 +228,27 @@ def _as_of(app: App, text: str | None) -> datetime:
         raise click.BadParameter(str(exc), param_hint="--as-of") from None
 
 
-def _period(app: App, period, date_from, date_to):
+def _audit_as_of(app: App, text: str | None) -> datetime:
+    """--as-of of a command that audits (run, escalate, alerts list --overdue, rules
+    explain): without it, a database that carries its own moment (the demo's, see
+    monitor/meta.py) is audited as of then — said on stderr — and any other as of now."""
+    from monitor.meta import audit_moment
+
+    if text or (pinned := audit_moment(app.engine)) is None:
+        return _as_of(app, text)
+    local = pinned.astimezone(app.config.tz).strftime("%Y-%m-%d %H:%M")
+    click.echo(f"as of {local} ({app.config.timezone}), the moment this database describes "
+               "(stored by `permit-monitor demo`); --as-of for another", err=True)
+    return pinned
+
+
+def _period(app: App, period, date_from, date_to, department: str | None = None):
+    """The period of --period/--from/--to; a --department naming none is a usage error."""
+    from monitor.filters import check_filters
     from monitor.report import parse_period
+
+    if department is not None:
+        check_filters(app.engine, department=department)
 
     return parse_period(period, date_from, date_to, app.now().astimezone(app.config.tz).date())
 
@@ -208,11 +280,13 @@ def _echo_rows(rows: Iterable[Any], text: Callable[[Any], str], *, fmt: str = "t
     """The one way a list command prints its rows, as they come, in ``fmt``: ``table``,
     ``text(row)`` for each row (a line, or several); ``jsonl``, ``record(row)`` as one JSON
     object per line; ``json``, the records as one JSON array; ``csv``, a header of
-    ``columns``, then each record's values (dicts and lists as JSON). ``empty``, when
-    given, is said on stderr if there was no row."""
+    ``columns`` (default: the first record's fields), then each record's values (dicts and
+    lists as JSON). ``record`` defaults to :func:`monitor.records.record`. ``empty``, when
+    given, is said on stderr if a table had no row."""
+    from monitor.records import record as fields
+
     def as_record(row: Any) -> dict[str, Any]:
-        assert record is not None, f"{fmt} output needs a record per row"
-        return record(row)
+        return (record or fields)(row)
 
     shown = 0
     if fmt == "json":
@@ -225,10 +299,14 @@ def _echo_rows(rows: Iterable[Any], text: Callable[[Any], str], *, fmt: str = "t
         from monitor.report.cells import safe_row
 
         writer = csv.writer(sys.stdout)
-        writer.writerow(columns)
+        if columns:
+            writer.writerow(columns)
         for r in rows:
             shown += 1
             d = as_record(r)
+            if not columns:  # the record's own fields, in order
+                columns = list(d)
+                writer.writerow(columns)
             writer.writerow(safe_row([json.dumps(d[c], ensure_ascii=False)
                                       if isinstance(d[c], (dict, list)) else d[c]
                                       for c in columns]))
@@ -236,7 +314,7 @@ def _echo_rows(rows: Iterable[Any], text: Callable[[Any], str], *, fmt: str = "t
         for r in rows:
             shown += 1
             click.echo(json.dumps(as_record(r), ensure_ascii=False) if fmt == "jsonl" else text(r))
-    if not shown and empty:
+    if not shown and empty and fmt == "table":
         click.echo(empty, err=True)
 
 
@@ -504,9 +582,9 @@ def quarantine() -> None:
 @click.option("--source", help="Only rows from this file.")
 @click.option("--all", "include_resolved", is_flag=True, help="Include rows since resolved.")
 @click.option("--limit", type=click.IntRange(min=1), help="Show at most this many rows.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@format_option
 @pass_app
-def quarantine_list(app: App, reason, source, include_resolved, limit, as_json) -> None:
+def quarantine_list(app: App, reason, source, include_resolved, limit, fmt) -> None:
     """Show quarantined rows: source:line, reason, detail and the raw row."""
     from monitor.ingest.quarantine import list_quarantine
 
@@ -516,12 +594,11 @@ def quarantine_list(app: App, reason, source, include_resolved, limit, as_json) 
 
     _echo_rows(list_quarantine(app.engine, reason=reason, source=source,
                                include_resolved=include_resolved, limit=limit),
-               text, fmt="jsonl" if as_json else "table",
+               text, fmt=fmt,
                record=lambda q: {"id": q.id, "kind": q.kind, "source": q.source,
                                  "line": q.line, "reason": q.reason, "detail": q.detail,
                                  "raw": json.loads(q.raw), "resolution": q.resolution},
-               empty=None if as_json else
-               "quarantine is empty" if not (reason or source) else "no matching rows")
+               empty="quarantine is empty" if not (reason or source) else "no matching rows")
 
 
 @quarantine.command("retry")
@@ -543,7 +620,8 @@ def quarantine_retry(app: App, as_json: bool) -> None:
 
 @cli.command()
 @click.option("--as-of", "as_of", metavar="ISO8601",
-              help="Evaluate as of this moment (default: now). Naive = configured timezone.")
+              help="Evaluate as of this moment (default: now, or the demo's own moment). "
+                   "Naive = configured timezone.")
 @click.option("--rule", "rule_ids", multiple=True, metavar="ID",
               help="Only this rule (repeatable); runs it even if disabled.")
 @click.option("--dry-run", is_flag=True, help="Print the findings; write nothing.")
@@ -571,7 +649,7 @@ def run(app: App, as_of: str | None, rule_ids: tuple[str, ...], dry_run: bool,
 
     from monitor.rewind import check_rewind
 
-    moment = _as_of(app, as_of)
+    moment = _audit_as_of(app, as_of)
     rules = load_rules([app.config.rules_dir], app.config.limits)
     back = None if dry_run or as_of is None else check_rewind(app.engine, moment, rule_ids)
     if back and not rewind:
@@ -625,7 +703,8 @@ def _echo_escalated(result, evaluation=None) -> None:
 
 @cli.command("escalate")
 @click.option("--as-of", "as_of", metavar="ISO8601",
-              help="As of this moment (default: now). Naive = configured timezone.")
+              help="As of this moment (default: now, or the demo's own moment). "
+                   "Naive = configured timezone.")
 @pass_app
 def escalate_cmd(app: App, as_of: str | None) -> None:
     """Escalate tier-1 alerts past their deadline to tier 2, and send due reminders.
@@ -639,7 +718,7 @@ def escalate_cmd(app: App, as_of: str | None) -> None:
     from monitor.rules.loader import load_rules
 
     with _exclusive(app):
-        done = audit_pass(app.engine, app.config, _as_of(app, as_of), stages=("escalate",),
+        done = audit_pass(app.engine, app.config, _audit_as_of(app, as_of), stages=("escalate",),
                           rules=lambda: load_rules([app.config.rules_dir], app.config.limits))
         _echo_escalated(done.escalation)
 
@@ -649,11 +728,8 @@ def alerts() -> None:
     """Alerts raised by the rules: list them, show one with its evidence."""
 
 
-ALERT_FORMATS = click.Choice(["table", "json", "csv"])
-
-
 @alerts.command("list")
-@click.option("--format", "fmt", type=ALERT_FORMATS, default="table", show_default=True)
+@format_option
 @click.option("--kind", help="Only this rule kind (e.g. step_too_fast).")
 @click.option("--level", type=click.Choice(["warning", "yellow", "red"]))
 @click.option("--department", help="Only this department code.")
@@ -663,7 +739,8 @@ ALERT_FORMATS = click.Choice(["table", "json", "csv"])
               help="Only alerts at this tier (1: the department, 2: the county office).")
 @click.option("--overdue", is_flag=True,
               help="Only alerts still to be acted on whose handling deadline has passed.")
-@click.option("--as-of", "as_of", metavar="ISO8601", help="For --overdue (default: now).")
+@click.option("--as-of", "as_of", metavar="ISO8601",
+              help="For --overdue (default: now, or the demo's own moment).")
 @click.option("--suppressed", is_flag=True,
               help="Only findings set aside by an exemption (not shown otherwise).")
 @pass_app
@@ -674,31 +751,35 @@ def alerts_list(app: App, fmt: str, kind, level, department, status, rule_id, ti
     The table shows id, level, tier, status, department, handling deadline, rule, message.
     """
     from monitor.alerts import ALERT_FIELDS, jsonable, list_alerts
+    from monitor.filters import check_filters
+
+    check_filters(app.engine, department=department, status=status, kind=kind, rule_id=rule_id)
 
     def text(r) -> str:
         due = r.due_on.isoformat() if r.due_on else "-"
         return (f"{r.id:>6}  {r.level:<7} T{r.tier} {r.status:<12} "
                 f"{r.department or '-':<6} {due:<10} {r.rule_id:<18} {r.message}")
 
-    today = _as_of(app, as_of).astimezone(app.config.tz).date() if overdue else None
+    today = _audit_as_of(app, as_of).astimezone(app.config.tz).date() if overdue else None
     _echo_rows(list_alerts(app.engine, kind=kind, level=level, department=department,
                            status=status, rule_id=rule_id, tier=tier, overdue_on=today,
                            suppressed=suppressed),
-               text, fmt=fmt, record=jsonable, columns=ALERT_FIELDS,
-               empty="no alerts" if fmt == "table" else None)
+               text, fmt=fmt, record=lambda r: jsonable(r, app.config.tz), columns=ALERT_FIELDS,
+               empty="no alerts")
 
 
 @alerts.command("show")
 @click.argument("alert_id", type=int)
 @pass_app
 def alerts_show(app: App, alert_id: int) -> None:
-    """Show one alert with its evidence (the events and figures behind it)."""
+    """Show one alert with its evidence (the events and figures behind it); times in the
+    configured time zone, with its offset."""
     from monitor.alerts import jsonable, list_alerts
 
     rows = list(list_alerts(app.engine, alert_id=alert_id))
     if not rows:
         raise MonitorError(f"no alert with id {alert_id}")
-    click.echo(json.dumps(jsonable(rows[0]), ensure_ascii=False, indent=2))
+    click.echo(json.dumps(jsonable(rows[0], app.config.tz), ensure_ascii=False, indent=2))
 
 
 def _echo_done(app: App, done) -> None:
@@ -801,7 +882,8 @@ def notify() -> None:
 @notify.command("flush")
 @pass_app
 def notify_flush(app: App) -> None:
-    """Deliver pending notifications through the sinks in config.yaml (notify:).
+    """Deliver pending notifications through the sinks in config.yaml (notify:); say how
+    many went where, and warn when no sink reaches people (only the log, or files).
 
     A failing sink is retried later with backoff; nothing is lost. Exit 1 if any message
     could not be delivered this time (it stays queued, or is marked failed with its error).
@@ -816,6 +898,12 @@ def notify_flush(app: App) -> None:
     assert result is not None  # the flush stage ran, or raised
     click.echo(f"sent {result.sent:,} · retrying later {result.retrying:,} · "
                f"failed {result.failed:,}")
+    for where, n in sorted(result.by_sink.items()):
+        click.echo(f"  {n:,} via {where}")
+    if not result.network:
+        click.echo("Warning: no network sink (webhook, smtp) is configured: nobody was told "
+                   "by SMS or e-mail; add one under notify.sinks and notify.channels in "
+                   "config.yaml (permit-monitor settings)", err=True)
     for error in result.errors[:20]:
         click.echo(f"  {error}", err=True)
     if result.retrying or result.failed:
@@ -826,8 +914,9 @@ def notify_flush(app: App) -> None:
 @click.option("--failed", is_flag=True, help="Only messages given up on, with their error.")
 @click.option("--all", "show_all", is_flag=True, help="Include messages already delivered.")
 @click.option("--limit", type=click.IntRange(min=1), help="Show at most this many.")
+@format_option
 @pass_app
-def notify_list(app: App, failed: bool, show_all: bool, limit: int | None) -> None:
+def notify_list(app: App, failed: bool, show_all: bool, limit: int | None, fmt: str) -> None:
     """List notifications not yet delivered (pending and failed), oldest first."""
     from monitor.outbox import list_messages
 
@@ -841,7 +930,7 @@ def notify_list(app: App, failed: bool, show_all: bool, limit: int | None) -> No
 
     _echo_rows(list_messages(app.engine, status="failed" if failed else None,
                              undelivered=not show_all, limit=limit),
-               text, empty="no messages")
+               text, fmt=fmt, empty="no messages")
 
 
 @notify.command("retry")
@@ -879,8 +968,9 @@ def holds() -> None:
 @holds.command("list")
 @click.option("--all", "include_released", is_flag=True, help="Include released holds.")
 @click.option("--case", "case_id", help="Only holds on this case.")
+@format_option
 @pass_app
-def holds_list(app: App, include_released: bool, case_id: str | None) -> None:
+def holds_list(app: App, include_released: bool, case_id: str | None, fmt: str) -> None:
     """List holds: id, case, alert, rule, since when; whether the workflow system has
     acknowledged it (pending until then), and who released it."""
     from monitor.holds import list_holds
@@ -899,7 +989,7 @@ def holds_list(app: App, include_released: bool, case_id: str | None) -> None:
         return line
 
     _echo_rows(list_holds(app.engine, include_released=include_released, case_id=case_id),
-               text, empty="no holds")
+               text, fmt=fmt, empty="no holds")
 
 
 @holds.command("release")
@@ -1098,28 +1188,27 @@ def exemptions() -> None:
               help="department=, item=, case=, actor= (comma-separated values) or "
                    "window=FROM/TO; repeatable, all must match.")
 @click.option("--reason", required=True, help="Why (recorded in the trail).")
-@click.option("--approved-by", "approved_by", required=True, metavar="USER",
-              help="The tier-2 monitor (monitor_l2) approving it.")
+@by_option_was("--approved-by", "The tier-2 monitor (monitor_l2) approving it.")
 @click.option("--until", type=click.DateTime(["%Y-%m-%d"]), required=True,
               help="Last day (local) it applies, inclusive.")
 @pass_app
-def exemptions_add(app: App, rule_id, scopes, reason, approved_by, until) -> None:
+def exemptions_add(app: App, rule_id, scopes, reason, by, until) -> None:
     """Record an exemption of some findings of one rule.
 
     \b
     Examples:
       permit-monitor exemptions add --rule same-actor-roles --scope department=TS01 \\
-          --reason 乡镇便民服务中心仅一名工作人员 --approved-by jw-monitor-1 --until 2026-06-30
+          --reason 乡镇便民服务中心仅一名工作人员 --by jw-monitor-1 --until 2026-06-30
       permit-monitor exemptions add --rule late-entry \\
           --scope window=2025-10-09T08:00/2025-10-10T18:00 \\
-          --reason 系统停机，事后补录 --approved-by jw-monitor-1 --until 2025-12-31
+          --reason 系统停机，事后补录 --by jw-monitor-1 --until 2025-12-31
     """
     from monitor import exemptions as ex
     from monitor.rules.loader import load_rules
 
     scope = ex.parse_scope(scopes, app.config.tz)
     ids = [r.id for r in load_rules([app.config.rules_dir], app.config.limits)]
-    ex_id = ex.add(app.engine, ids, rule_id, scope, reason, approved_by, until.date(),
+    ex_id = ex.add(app.engine, ids, rule_id, scope, reason, by, until.date(),
                    app.now(), app.config.tz, channel="cli")
     click.echo(f"exemption {ex_id}: {rule_id} {_scope_text(scope, app.config.tz)} "
                f"until {until.date()}")
@@ -1136,8 +1225,9 @@ def _scope_text(scope: dict, tz) -> str:
 
 @exemptions.command("list")
 @click.option("--all", "include_all", is_flag=True, help="Include expired and revoked ones.")
+@format_option
 @pass_app
-def exemptions_list(app: App, include_all: bool) -> None:
+def exemptions_list(app: App, include_all: bool, fmt: str) -> None:
     """List exemptions in force: id, rule, scope, until, who approved, why."""
     from monitor.exemptions import list_exemptions
 
@@ -1147,7 +1237,7 @@ def exemptions_list(app: App, include_all: bool) -> None:
                 f"until {r.until}  approved by {r.approved_by}: {r.reason}{state}")
 
     _echo_rows(list_exemptions(app.engine, app.now(), app.config.tz, include_all), text,
-               empty="no exemptions")
+               fmt=fmt, empty="no exemptions")
 
 
 @exemptions.command("revoke")
@@ -1174,7 +1264,7 @@ def ratings() -> None:
 
 
 @ratings.command("list")
-@click.option("--format", "fmt", type=ALERT_FORMATS, default="table", show_default=True)
+@format_option
 @click.option("--department", help="Only this department code.")
 @click.option("--bad", is_flag=True, help="Only 差评 (score 1 or 2).")
 @click.option("--appeal", type=click.Choice(["pending", "upheld", "voided"]),
@@ -1183,7 +1273,10 @@ def ratings() -> None:
 def ratings_list(app: App, fmt: str, department: str | None, bad: bool,
                  appeal: str | None) -> None:
     """List ratings, newest first: id, score, department, case, tags, appeal."""
+    from monitor.filters import check_filters
     from monitor.voice import RATING_FIELDS, list_ratings, record
+
+    check_filters(app.engine, department=department)
 
     def text(r) -> str:
         rated = r.rated_at.astimezone(app.config.tz).strftime("%Y-%m-%d %H:%M")
@@ -1240,13 +1333,16 @@ def complaints() -> None:
 
 
 @complaints.command("list")
-@click.option("--format", "fmt", type=ALERT_FORMATS, default="table", show_default=True)
+@format_option
 @click.option("--department", help="Only this department code.")
 @click.option("--open", "open_only", is_flag=True, help="Only those not yet answered (反馈).")
 @pass_app
 def complaints_list(app: App, fmt: str, department: str | None, open_only: bool) -> None:
     """List complaints, newest first: id, department, channel, category, stage reached."""
+    from monitor.filters import check_filters
     from monitor.voice import COMPLAINT_FIELDS, list_complaints, record
+
+    check_filters(app.engine, department=department)
 
     def text(c) -> str:
         got = c.received_at.astimezone(app.config.tz).strftime("%Y-%m-%d %H:%M")
@@ -1302,7 +1398,7 @@ def sample(ctx, period, date_from, date_to, department, size, seed) -> None:
     from monitor.spotcheck import draw
 
     app = ctx.find_object(App)
-    when = _period(app, period, date_from, date_to)
+    when = _period(app, period, date_from, date_to, department)
     drawn = draw(app.engine, when, app.config.tz, size, seed, app.now(), department)
     for d in drawn:
         at = d.completed_at.astimezone(app.config.tz).strftime("%Y-%m-%d")
@@ -1370,8 +1466,9 @@ def rules_check(app: App, paths: tuple[str, ...], catalog: str | None, quiet: bo
     """Validate rule files (default: rules_dir); exit 1 on any problem.
 
     Prints `OK path` for each good file and `path:line: message (did you mean …)` for each
-    problem. Checks every key and value as `run` would load it, plus step names, roles and
-    scope categories (and, with --catalog, departments and items). Opens no database.
+    problem. Checks every key and value as `run` would load it, plus step names, roles,
+    scope categories, departments and items: against --catalog, else against the catalog in
+    the configured database (read only, never created); says on stderr which, or why not.
 
     \b
     Examples:
@@ -1381,10 +1478,16 @@ def rules_check(app: App, paths: tuple[str, ...], catalog: str | None, quiet: bo
     As a git pre-commit hook (.git/hooks/pre-commit):
       git diff --cached --name-only -- 'rules/*.yaml' | xargs -r permit-monitor rules check -q
     """
-    from monitor.ruletools.check import check_paths, vocabulary
+    from monitor.ruletools.check import check_paths, store_vocabulary, vocabulary
 
-    reports = check_paths(list(paths) or [_shown(app.config.rules_dir)],
-                          vocabulary(catalog, app.config.limits), app.config.limits)
+    if catalog:
+        vocab = vocabulary(catalog, app.config.limits)
+    else:
+        vocab, checked = store_vocabulary(app.url)
+        if not quiet or not vocab.departments:
+            click.echo(checked, err=True)
+    reports = check_paths(list(paths) or [_shown(app.config.rules_dir)], vocab,
+                          app.config.limits)
     bad = 0
     for report in reports:
         for problem in report.problems:
@@ -1442,7 +1545,8 @@ def rules_test(app: App, files: tuple[str, ...]) -> None:
 @click.argument("rule_id", metavar="RULE")
 @click.option("--case", "case_id", required=True, help="The case to explain.")
 @click.option("--as-of", "as_of", metavar="ISO8601",
-              help="Explain as of this moment (default: now). Naive = configured timezone.")
+              help="Explain as of this moment (default: now, or the demo's own moment). "
+                   "Naive = configured timezone.")
 @pass_app
 def rules_explain(app: App, rule_id: str, case_id: str, as_of: str | None) -> None:
     """Show how RULE judges one case: timeline, each gap against its threshold, working
@@ -1460,9 +1564,9 @@ def rules_explain(app: App, rule_id: str, case_id: str, as_of: str | None) -> No
     from monitor.ruletools.explain import explain
     from monitor.rules.loader import load_rules
 
-    moment = _as_of(app, as_of)
-    out = explain(app.engine, app.config, load_rules([app.config.rules_dir], app.config.limits), rule_id,
-                  case_id, moment)
+    moment = _audit_as_of(app, as_of)
+    out = explain(app.engine, app.config, load_rules([app.config.rules_dir], app.config.limits),
+                  rule_id, case_id, moment)
     click.echo(f"{out.rule.id} ({out.rule.kind}, {out.rule.status}) · case {case_id} · as of "
                f"{moment.astimezone(app.config.tz).isoformat()}")
     click.echo("timeline:")
@@ -1579,7 +1683,10 @@ def rules_calibrate(app: App, kind, rule_id, items, steps, k, quantile, min_n, o
     chosen = [r for r in load_rules([app.config.rules_dir], app.config.limits)
               if r.kind == kind and (rule_id is None or r.id == rule_id)]
     if len(chosen) != 1:
-        raise MonitorError(f"{len(chosen)} rules of kind {kind} match: name one with --rule")
+        from monitor.errors import usage
+
+        raise usage(MonitorError(f"{len(chosen)} rules of kind {kind} match: name one with "
+                                 "--rule"))
     rule = chosen[0]
     found = calibrate(app.engine, rule, items=items, steps=steps, k=k, q=quantile,
                       min_n=min_n)
@@ -1661,10 +1768,11 @@ def report(app: App, period, date_from, date_to, department, fmt, out, table) ->
     """
     from monitor.report import build_report
     from monitor.report.render import render
+    from monitor.rulenames import titles
 
     _warn_if_no_events(app)
-    rep = build_report(app.engine, app.config, _period(app, period, date_from, date_to),
-                       app.now(), department)
+    when = _period(app, period, date_from, date_to, department)
+    rep = build_report(app.engine, app.config, when, app.now(), department, titles(app.config))
     key = f"t_{table}" if table else None
     _emit_report(*render(rep, fmt, out, key))
 
@@ -1694,7 +1802,7 @@ def scores(app: App, period, date_from, date_to, department, fmt, out, explain) 
     from monitor.scores import deductions, scorecard
 
     _warn_if_no_events(app)
-    when = _period(app, period, date_from, date_to)
+    when = _period(app, period, date_from, date_to, department)
     if explain:
         found = [x for x in deductions(app.engine, app.config, when, explain)]
         for x in found:
@@ -1703,7 +1811,9 @@ def scores(app: App, period, date_from, date_to, department, fmt, out, explain) 
         click.echo(f"{explain}: {len(found):,} deductions, {sum(x.points for x in found):g} "
                    f"points (see: permit-monitor alerts show ID)")
         return
-    card = scorecard(app.engine, app.config, when, app.now(), department)
+    from monitor.rulenames import titles
+
+    card = scorecard(app.engine, app.config, when, app.now(), department, titles(app.config))
     _emit_report(*render(card, fmt, out, "t_scores"))
 
 
@@ -1897,9 +2007,11 @@ def _echo_checks(checks) -> None:
 
 def _echo_demo_web(url: str) -> None:
     """The control center on the demo county, and the logins the demo set up for it."""
+    from monitor.demo import AS_OF
     from monitor.demo.logins import WEB_AS_OF, demo_logins
 
-    logins, password = demo_logins(url, App.now())
+    # as of the demo's moment, not now: the same seed gives the same trail, to the hash
+    logins, password = demo_logins(url, AS_OF)
     click.echo(f"web: permit-monitor --db {url} web --as-of {WEB_AS_OF}   "
                "then open http://127.0.0.1:8000/")
     click.echo("  log in as " + " or ".join(f"{u} ({role})" for u, role in logins)
@@ -1923,19 +2035,10 @@ def _echo_demo_report(url: str, directory) -> None:
 # -------------------------------------------------- administration: nightly, serve, run records
 
 
-class _JsonLines(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        out = {"time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
-               "level": record.levelname.lower(), "logger": record.name,
-               "message": record.getMessage()}
-        if record.exc_info:
-            out["traceback"] = self.formatException(record.exc_info)
-        return json.dumps(out, ensure_ascii=False)
-
-
 def _json_logs() -> None:
-    for handler in logging.getLogger().handlers:
-        handler.setFormatter(_JsonLines())
+    from monitor.logs import json_lines
+
+    json_lines()
 
 
 def _runner(app: App, trigger: str):
@@ -2049,15 +2152,18 @@ def runs() -> None:
 @click.option("--status", type=click.Choice(["running", "ok", "failed", "interrupted",
                                              "missed"]))
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@format_option
 @pass_app
-def runs_list(app: App, job, status, limit, as_json) -> None:
+def runs_list(app: App, job, status, limit, fmt) -> None:
     """Newest first: id, job, trigger, status, start, duration, counts or error.
 
     A failed, interrupted or missed run has also raised an operational alert
     (permit-monitor alerts list --kind operational).
     """
+    from monitor.filters import check_filters
     from monitor.runs import list_runs
+
+    check_filters(app.engine, job=job)
 
     def text(r) -> str:
         at = r.started_at.astimezone(app.config.tz).strftime("%Y-%m-%d %H:%M")
@@ -2075,7 +2181,7 @@ def runs_list(app: App, job, status, limit, as_json) -> None:
                 "counts": r.counts, "error": r.error}
 
     _echo_rows(list_runs(app.engine, job=job, status=status, limit=limit), text,
-               fmt="jsonl" if as_json else "table", record=record, empty="no runs")
+               fmt=fmt, record=record, empty="no runs")
 
 
 # -------------------------------------- administration: the control center (users, tokens, web)
@@ -2127,8 +2233,9 @@ def users_passwd(app: App, user_id: str, password_stdin: bool) -> None:
 @users.command("list")
 @click.option("--all", "show_all", is_flag=True,
               help="Every catalog user (default: monitors, leaders and anyone with a password).")
+@format_option
 @pass_app
-def users_list(app: App, show_all: bool) -> None:
+def users_list(app: App, show_all: bool, fmt: str) -> None:
     """Users with their roles, whether they have a password, last login and lock state."""
     from monitor.accounts import list_users
 
@@ -2144,7 +2251,7 @@ def users_list(app: App, show_all: bool) -> None:
 
     _echo_rows((u for u in list_users(app.engine) if show_all or u.has_password
                 or {"monitor_l1", "monitor_l2", "leader"} & set(u.roles)),
-               text, empty="no users")
+               text, fmt=fmt, empty="no users")
 
 
 @users.command("unlock")
@@ -2239,8 +2346,9 @@ def tokens_create(app: App, user_id, service, scope, expires) -> None:
 
 @tokens.command("list")
 @click.option("--all", "show_all", is_flag=True, help="Include revoked tokens.")
+@format_option
 @pass_app
-def tokens_list(app: App, show_all: bool) -> None:
+def tokens_list(app: App, show_all: bool, fmt: str) -> None:
     """Tokens: id, the first characters, owner, scope, expiry, last use (never the token)."""
     from monitor.accounts import list_tokens
 
@@ -2251,7 +2359,7 @@ def tokens_list(app: App, show_all: bool) -> None:
         return (f"{t.id:>4}  {t.prefix}…  {owner:<28} {state:<26} "
                 f"last used {_local(app, t.last_used_at)}")
 
-    _echo_rows(list_tokens(app.engine, show_all), text, empty="no tokens")
+    _echo_rows(list_tokens(app.engine, show_all), text, fmt=fmt, empty="no tokens")
 
 
 @tokens.command("revoke")

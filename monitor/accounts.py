@@ -36,7 +36,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from . import trail
 from .authz import Actor
 from .config import WebConfig
-from .errors import MonitorError, NotFound, did_you_mean
+from .errors import MonitorError, NotFound, did_you_mean, usage
 from .ingest.store import insert_ignoring_conflicts
 from .models import Account, Activity, ApiToken, Department, User, WebSession
 from .trail import Entry
@@ -311,8 +311,8 @@ def parse_expiry(text: str | None, at: datetime) -> datetime | None:
         return None
     m = DURATION.fullmatch(text)
     if not m or int(m.group(1)) == 0:
-        raise AccountError(f"bad --expires '{text}': use a number of days or hours like 90d "
-                           "or 12h, or never")
+        raise usage(AccountError(f"bad --expires '{text}': use a number of days or hours "
+                                 "like 90d or 12h, or never"))
     n = int(m.group(1))
     return at + (timedelta(days=n) if m.group(2) == "d" else timedelta(hours=n))
 
@@ -336,7 +336,7 @@ def create_token(engine: Engine, at: datetime, by: str, *, user_id: str | None =
                  expires_at: datetime | None = None) -> tuple[int, str]:
     """(id, the token) — the token exists only in this return value."""
     if (user_id is None) == (service is None):
-        raise AccountError("a token is either a user's (--user) or a service's (--service)")
+        raise usage(AccountError("a token is either a user's (--user) or a service's (--service)"))
     if service is not None and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", service):
         raise AccountError(f"bad service name '{service}': letters, digits, . _ - only")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -345,7 +345,7 @@ def create_token(engine: Engine, at: datetime, by: str, *, user_id: str | None =
         if user_id is not None:
             _user(conn, user_id)
             if scope:
-                raise AccountError("a personal token acts as its user: it takes no --scope")
+                raise usage(AccountError("a personal token acts as its user: it takes no --scope"))
         else:
             scope = _check_scope(conn, scope)
         token_id = conn.execute(insert(ApiToken).values(

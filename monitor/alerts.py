@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from itertools import islice
 from typing import Any
 
@@ -264,12 +264,16 @@ ALERT_FIELDS = ("id", "rule_id", "kind", "level", "status", "tier", "action", "c
                 "disposition", "resolved_at", "exemption_id")
 
 
-def jsonable(row: Any) -> dict[str, Any]:
-    """An alert row (``ALERT_FIELDS``) as JSON-ready values: dates as ISO 8601."""
+def jsonable(row: Any, tz: tzinfo | None = None) -> dict[str, Any]:
+    """An alert row (``ALERT_FIELDS``) as JSON-ready values: dates as ISO 8601, moments in
+    ``tz`` (the county's zone, with its offset) when given, else UTC as stored."""
     out = {f: row._mapping[f] if hasattr(row, "_mapping") else row[f] for f in ALERT_FIELDS}
     for key in ("raised_at", "updated_at", "due_on", "resolved_at"):
-        if out.get(key) is not None:
-            out[key] = out[key].isoformat()
+        value = out.get(key)
+        if value is not None:
+            if tz is not None and isinstance(value, datetime):
+                value = value.astimezone(tz)
+            out[key] = value.isoformat()
     return out
 
 

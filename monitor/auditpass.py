@@ -204,9 +204,10 @@ def day_report(engine: Engine, config: Config, as_of: datetime) -> str:
     ``reports/report-YYYY-MM.html`` and ``.xlsx`` beside config.yaml, rewritten each night."""
     from .report import build_report, write_documents
     from .report.period import month
+    from .rulenames import titles
 
     day = (as_of.astimezone(config.tz) - timedelta(days=1)).date()
-    report = build_report(engine, config, month(day), as_of)
+    report = build_report(engine, config, month(day), as_of, titles=titles(config))
     html, xlsx = write_documents(report, config.base_dir / "reports",
                                  config.limits.file_mode, config.limits.dir_mode)
     return f"{html} (+ {xlsx.name})"

@@ -53,8 +53,11 @@ def _postgresql_session(dbapi_conn, _record) -> None:
     dbapi_conn.commit()  # a SET rolled back with its transaction would not last
 
 
-def create_store_engine(url: str) -> Engine:
-    """An engine for ``url``; a bad URL or missing driver is a :class:`StoreError`."""
+def create_store_engine(url: str, create: bool = True) -> Engine:
+    """An engine for ``url``; a bad URL or missing driver is a :class:`StoreError`.
+
+    ``create``: a SQLite file that does not exist yet is made here, readable by its owner
+    only; False leaves the disk untouched (a reading command refuses a missing store)."""
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -70,7 +73,7 @@ def create_store_engine(url: str) -> Engine:
         if not folder.is_dir():
             raise StoreError(f"cannot open database {safe_url(url)}: folder {folder} does not exist")
         file = Path(parsed.database).expanduser()
-        if not file.exists():  # created readable by its owner only (names, ids, amounts)
+        if create and not file.exists():  # created readable by its owner only (names, ids, amounts)
             os.close(os.open(file, os.O_CREAT | os.O_WRONLY, OWNER_ONLY_FILE))
     try:
         engine = create_engine(parsed)
@@ -155,11 +158,38 @@ def _migrated_by_another(engine: Engine, head: str) -> bool:
     return False
 
 
-def open_store(url: str) -> Engine:
-    """Connect, check the server answers, and bring the schema up to date."""
-    engine = create_store_engine(url)
+HOW_TO_CREATE = ("create one with `permit-monitor init` (or `permit-monitor demo`), or point to "
+                 "one with --db URL or MONITOR_DATABASE_URL")
+
+
+def _refuse_missing(url: str, engine: Engine) -> None:
+    """A command that only reads or acts on a store refuses one that does not exist (an
+    absent or empty SQLite file, a database without permit-monitor's schema) instead of
+    creating it and answering from nothing."""
+    database = engine.url.database
+    if engine.dialect.name == "sqlite" and database not in (None, "", ":memory:"):
+        path = Path(database).expanduser()
+        if not path.is_file() or path.stat().st_size == 0:
+            engine.dispose()
+            raise StoreError(f"no database at {safe_url(url)}: {HOW_TO_CREATE}")
+    if current_revision(engine) is None:
+        engine.dispose()
+        raise StoreError(f"database {safe_url(url)} has no permit-monitor schema: "
+                         f"{HOW_TO_CREATE}")
+
+
+def open_store(url: str, create: bool = True, upgrade: bool = True) -> Engine:
+    """Connect, check the server answers, and bring the schema up to date.
+
+    ``create=False``: refuse a store that does not exist yet (see :func:`_refuse_missing`);
+    only the commands that create a store (``init``, ``demo``, ``ingest``, ``nightly``,
+    ``serve``) pass True. ``upgrade=False``: leave the schema as it is (a read-only look)."""
+    engine = create_store_engine(url, create=create)
     try:
-        ensure_schema(engine)
+        if not create:
+            _refuse_missing(url, engine)
+        if upgrade:
+            ensure_schema(engine)
     except DBAPIError as exc:
         engine.dispose()
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)

@@ -85,3 +85,24 @@ class InvalidTransition(SupervisionError):
 class SinkError(MonitorError):
     """A notification sink cannot be set up (e.g. its secret's environment variable is not
     set); nothing is claimed from the outbox, so nothing is lost."""
+
+
+def usage(exc: MonitorError) -> MonitorError:
+    """``exc`` marked a usage error (the CLI exits 2, not 1): a value given on the command
+    line that the user fixes by typing it again (a malformed --period, a missing --note)."""
+    exc.exit_code = 2  # type: ignore[attr-defined]
+    return exc
+
+
+class UsageProblem(MonitorError):
+    """A command-line value names nothing that exists (``--status opne``): a usage error, so
+    the CLI exits 2 (not 1) with the option, the value and a "did you mean"."""
+
+    exit_code = 2
+
+    def __init__(self, option: str, value: str, what: str, known: Iterable[str]):
+        known = sorted(set(known))
+        self.option, self.value = option, value
+        listed = ", ".join(known[:12]) + (", …" if len(known) > 12 else "")
+        super().__init__(f"Invalid value for '{option}': no {what} {value!r}"
+                         f"{did_you_mean(value, known)}; known: {listed or 'none yet'}")

@@ -32,7 +32,7 @@ from sqlalchemy import Connection, Engine, insert, or_, select, update
 
 from . import authz, trail
 from .authz import Actor
-from .errors import InvalidTransition, MonitorError, NotFound, did_you_mean
+from .errors import InvalidTransition, MonitorError, NotFound, did_you_mean, usage
 from .models import Event, Exemption, User
 from .rules.finding import Finding
 from .supervised import change, update as traced_update
@@ -54,24 +54,24 @@ def parse_scope(specs: Iterable[str], tz: tzinfo) -> dict[str, Any]:
         key, sep, value = spec.partition("=")
         key, value = key.strip(), value.strip()
         if not sep or key not in SCOPE_KEYS or not value:
-            raise ExemptionError(f"bad --scope '{spec}'{did_you_mean(key, SCOPE_KEYS)}: use "
-                                 "KEY=VALUE with KEY one of " + ", ".join(SCOPE_KEYS))
+            raise usage(ExemptionError(f"bad --scope '{spec}'{did_you_mean(key, SCOPE_KEYS)}: "
+                                       "use KEY=VALUE with KEY one of " + ", ".join(SCOPE_KEYS)))
         if key == "window":
             start, slash, end = value.partition("/")
             try:
                 bounds = [parse_timestamp(t.strip(), tz) for t in (start, end)] if slash else []
             except ValueProblem as exc:
-                raise ExemptionError(f"bad --scope window: {exc}") from None
+                raise usage(ExemptionError(f"bad --scope window: {exc}")) from None
             if not bounds or bounds[0] >= bounds[1]:
-                raise ExemptionError(f"bad --scope window '{value}': use FROM/TO, FROM before "
-                                     "TO, e.g. 2025-10-08T08:00/2025-10-08T18:00")
+                raise usage(ExemptionError(f"bad --scope window '{value}': use FROM/TO, FROM "
+                                           "before TO, e.g. 2025-10-08T08:00/2025-10-08T18:00"))
             scope["window"] = [b.astimezone(timezone.utc).isoformat() for b in bounds]
         else:
             values = scope.setdefault(key, [])
             values += [v.strip() for v in value.split(",") if v.strip()]
     if not scope:
-        raise ExemptionError("an exemption needs at least one --scope (to set a whole rule "
-                             "aside, disable it in its rule file)")
+        raise usage(ExemptionError("an exemption needs at least one --scope (to set a whole rule "
+                                   "aside, disable it in its rule file)"))
     return {k: sorted(set(v)) if k != "window" else v for k, v in scope.items()}
 
 
@@ -90,11 +90,12 @@ def add(engine: Engine, rule_ids: Iterable[str], rule_id: str, scope: dict[str, 
     """Record an exemption (traced); its id. ``rule_ids``: the rules that exist."""
     rule_ids = list(rule_ids)
     if rule_id not in rule_ids:
-        raise ExemptionError(f"no rule with id '{rule_id}'{did_you_mean(rule_id, rule_ids)}")
+        raise usage(ExemptionError(f"no rule with id '{rule_id}'"
+                                   f"{did_you_mean(rule_id, rule_ids)}"))
     if not reason or not reason.strip():
-        raise ExemptionError("an exemption needs a reason (--reason)")
+        raise usage(ExemptionError("an exemption needs a reason (--reason)"))
     if until < at.astimezone(tz).date():
-        raise ExemptionError(f"--until {until} is already past")
+        raise usage(ExemptionError(f"--until {until} is already past"))
     with engine.begin() as conn:
         trail.lock(conn)
         _approver(conn, approved_by, "exempt", channel)

@@ -60,6 +60,9 @@ class Flushed:
     retrying: int = 0
     failed: int = 0
     errors: list[str] = field(default_factory=list)
+    # "sink name → where": messages delivered there (monitor.sinks: Sink.where)
+    by_sink: dict[str, int] = field(default_factory=dict)
+    network: bool = False  # a sink that reaches people (webhook, smtp) serves some channel
 
 
 def backoff(notify: NotifyConfig, attempts: int) -> timedelta:
@@ -92,7 +95,8 @@ def _claim(engine: Engine, message_id: int, now: datetime) -> Any:
         return conn.execute(select(OutboxMessage).where(OutboxMessage.id == message_id)).one()
 
 
-def _send(sinks: dict[str, Sink], row: Any) -> tuple[str | None, DeliveryError | None]:
+def _send(sinks: dict[str, Sink], row: Any, out: Flushed) -> tuple[str | None,
+                                                                   DeliveryError | None]:
     sink = sinks.get(row.channel)
     try:
         if sink is None:
@@ -100,6 +104,8 @@ def _send(sinks: dict[str, Sink], row: Any) -> tuple[str | None, DeliveryError |
         sink.send(_message(row))
     except DeliveryError as exc:
         return (sink.name if sink else None), exc
+    where = f"{sink.name} → {sink.where}"
+    out.by_sink[where] = out.by_sink.get(where, 0) + 1
     return sink.name, None
 
 
@@ -131,7 +137,8 @@ def _record(engine: Engine, notify: NotifyConfig, row: Any, sink: str | None,
 def flush(engine: Engine, notify: NotifyConfig, base_dir, now: datetime) -> Flushed:
     """Deliver every message due by ``now``: claim it, send it outside any transaction
     (a slow sink holds no lock), record the outcome."""
-    sinks, out = _sinks(notify, base_dir), Flushed()
+    sinks = _sinks(notify, base_dir)
+    out = Flushed(network=any(s.NETWORK for s in sinks.values()))
     try:
         last = 0
         while True:
@@ -142,7 +149,7 @@ def flush(engine: Engine, notify: NotifyConfig, base_dir, now: datetime) -> Flus
             for message_id in ids:
                 row = _claim(engine, message_id, now)
                 if row is not None:
-                    sink, error = _send(sinks, row)
+                    sink, error = _send(sinks, row, out)
                     _record(engine, notify, row, sink, error, now, out)
             if len(ids) < FLUSH_BATCH:
                 return out

@@ -24,6 +24,7 @@ total (equal totals share a rank). Every deduction names the alert or spot check
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
@@ -37,6 +38,7 @@ from .report.labels import labeler
 from .report.model import Column, Report, Table
 from .report.period import Period
 from .supervision import ACTIVE, DISMISSALS
+from .vocabulary import value_names
 
 
 @dataclass(frozen=True)
@@ -130,9 +132,10 @@ def ranking(conn: Connection, w: ScoreWeights, tz: tzinfo, period: Period,
 
 
 def scorecard(engine: Engine, config: Config, period: Period, now: datetime,
-              department: str | None = None) -> Report:
+              department: str | None = None,
+              titles: Mapping[str, str] | None = None) -> Report:
     """Scores and ranking as a report (tables ``t_scores`` and ``t_deductions``), so it
-    has every format the report has."""
+    has every format the report has; ``titles`` as for the report's build_report."""
     label = labeler(config.language)
     found = deductions(engine, config, period, department)
     with engine.connect() as conn:
@@ -141,14 +144,15 @@ def scorecard(engine: Engine, config: Config, period: Period, now: datetime,
                                 Column("name", "text"), *(Column(t, "num") for t in THEMES),
                                 Column("deductions", "num"), Column("total", "num")], rows)
     detail = Table("t_deductions", [Column("department", "text"), Column("theme", "text"),
-                                    Column("reason", "text"), Column("points", "num"),
-                                    Column("alert_id"), Column("kind", "text"),
+                                    Column("reason", "label"), Column("points", "num"),
+                                    Column("alert_id"), Column("kind", "label"),
                                     Column("case_id", "text"), Column("message", "text")],
                    [{"department": x.department, "theme": label(x.theme), "reason": x.reason,
                      "points": x.points, "alert_id": x.alert_id, "kind": x.kind or "",
-                     "case_id": x.case_id or "", "message": x.message} for x in found])
+                     "case_id": x.case_id or "", "message": x.message} for x in found],
+                   names=value_names(config.language, titles))
     rep = Report(label("scores"), period, period.previous(), period.year_before(), department,
-                 now, config.language, kind="scores")
+                 now.astimezone(config.tz), config.language, kind="scores")
     rep.tables = {"t_scores": scores, "t_deductions": detail}
     rep.summary = {"departments": len(rows), "deductions": round(sum(x.points for x in found), 2)}
     rep.charts = {"trend": []}

@@ -25,7 +25,7 @@ from sqlalchemy import Engine, Row, and_, func, insert, select
 
 from . import authz, trail
 from .authz import Actor
-from .errors import InvalidTransition, MonitorError, NotAllowed, NotFound
+from .errors import InvalidTransition, MonitorError, NotAllowed, NotFound, usage
 from .models import Event, SpotCheck, User
 from .report.period import Period
 from .rules.kinds._common import aware
@@ -83,7 +83,8 @@ def record(engine: Engine, case_id: str, by: str, passed: bool, note: str | None
     """Record the result of a drawn case's review; a case already recorded needs
     ``reason`` (an amendment). Who may: see the module docstring."""
     if not note:
-        raise MonitorError("--note is required: what was checked, and what was wrong if failed")
+        raise usage(MonitorError("--note is required: what was checked, and what was wrong "
+                                 "if failed"))
     with engine.begin() as conn:
         trail.lock(conn)
         user = conn.execute(select(User).where(User.id == by)).one_or_none()

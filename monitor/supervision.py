@@ -27,7 +27,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from . import authz, trail
 from .authz import TIER1, TIER2, Actor
 from .calendar import WorkCalendar
-from .errors import InvalidTransition, NotAllowed, NotFound, did_you_mean
+from .errors import InvalidTransition, NotAllowed, NotFound, did_you_mean, usage
 from .models import Alert, Department, Disposition, SupervisionOrder, User
 from .notices import sms
 from .outbox import enqueue
@@ -202,8 +202,8 @@ def _refuse(alert: Any, verb: str, why: str) -> InvalidTransition:
 def note_of(note: str | None, what: str) -> str:
     """The stripped note; refused when empty (``what``: e.g. "resolve alert 3")."""
     if not note or not note.strip():
-        raise InvalidTransition(f"cannot {what} without a note (--note): "
-                                "say what was done or why")
+        raise usage(InvalidTransition(f"cannot {what} without a note (--note): "
+                                      "say what was done or why"))
     return note.strip()
 
 
@@ -232,12 +232,12 @@ def resolve(engine: Engine, alert_id: int, by: str, at: datetime, disposition: s
             raise _refuse(alert, "resolve", f"already {alert.status}")
         choices = "|".join(DISPOSITIONS)
         if not disposition:
-            raise InvalidTransition(f"cannot resolve alert {alert.id} without a disposition "
-                                    f"(--disposition {choices})")
+            raise usage(InvalidTransition(f"cannot resolve alert {alert.id} without a "
+                                          f"disposition (--disposition {choices})"))
         if disposition not in DISPOSITIONS:
-            raise InvalidTransition(f"unknown disposition '{disposition}'"
-                                    f"{did_you_mean(disposition, DISPOSITIONS)}: use "
-                                    f"--disposition {choices}")
+            raise usage(InvalidTransition(f"unknown disposition '{disposition}'"
+                                          f"{did_you_mean(disposition, DISPOSITIONS)}: use "
+                                          f"--disposition {choices}"))
         text = _note(note, alert, "resolve")
         row = {"alert_id": alert.id, "at": at, "by_user": by, "tier": alert.tier,
                "kind": disposition, "note": text}

@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from sqlalchemy import create_engine, func, select
 
 from cli import cli
+from conftest import stored_alerts
 from monitor.calendar import WorkCalendar
 from monitor.catalog import STEPS
 from monitor.demo import AS_OF, run_demo
@@ -410,3 +411,38 @@ def test_demo_command(tmp_path, monkeypatch):
     assert "checked against planted.json: all " in out and "nothing else flagged" in out
     assert f"database: sqlite:///{(tmp_path / 'demo' / 'monitor.db').resolve()}" in out
     assert (tmp_path / "demo" / "monitor.db").exists()
+
+
+def test_the_demo_database_keeps_its_moment(county, tmp_path, monkeypatch):
+    """`run` without --as-of on the demo audited as of today (172 new overdue alerts, 342
+    escalations, SMS queued) with no way back: the database carries its moment, and every
+    command that audits uses it, and says so."""
+    from monitor.db import open_store
+    from monitor.meta import audit_moment, pin_audit_moment
+
+    monkeypatch.chdir(tmp_path)
+    url = county["result"].database_url
+    engine = open_store(url)
+    try:
+        assert audit_moment(engine) == AS_OF
+        before = stored_alerts(engine)
+        result = CliRunner().invoke(cli, ["--db", url, "run"])
+        assert result.exit_code == 0, result.output
+        assert result.stdout.startswith("as of 2026-02-01T00:00:00+08:00\n")
+        assert result.stderr == ("as of 2026-02-01 00:00 (Asia/Shanghai), the moment this "
+                                 "database describes (stored by `permit-monitor demo`); "
+                                 "--as-of for another\n")
+        assert stored_alerts(engine).keys() == before.keys()  # the same moment: nothing new
+        assert "supervision: escalated 0 · reminded 0 · messages queued 0" in result.stdout
+        overdue = CliRunner().invoke(cli, ["--db", url, "alerts", "list",
+                                           "--overdue", "--format", "json"])
+        assert overdue.exit_code == 0 and json.loads(overdue.stdout) == []
+        explicit = CliRunner().invoke(cli, ["--db", url, "run", "--dry-run",
+                                            "--as-of", "2026-03-01"])
+        assert explicit.stdout.startswith("as of 2026-03-01T00:00:00+08:00 (dry run")
+        assert "the moment this database describes" not in explicit.stderr
+        pin_audit_moment(engine, None)  # a live database: now
+        assert audit_moment(engine) is None
+    finally:
+        pin_audit_moment(engine, AS_OF)
+        engine.dispose()

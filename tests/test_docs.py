@@ -1,5 +1,6 @@
-"""The documentation cannot drift: every command and setting is in the README, and the
-example files in docs/ are ingested exactly as the docs say."""
+"""The documentation cannot drift: every command and setting is in the README, the
+example files in docs/ are ingested exactly as the docs say, and the README's printed
+demo and replay sessions are what the program prints (figures and hashes included)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import shlex
 import tomllib
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from cli import cli
@@ -144,3 +146,73 @@ def test_architecture_path_check_can_fail():
                                "`monitor/ingest/`")
     assert named == {"monitor/nowhere.py", "monitor/engine.py", "monitor/ingest/"}
     assert not (ROOT / "monitor/nowhere.py").exists()
+
+
+# --- the README's printed sessions, run as printed ------------------------------------
+
+def readme_block(first_command: str, after: str = "") -> str:
+    """The README code block whose first line is ``$ first_command`` (the first one after
+    the text ``after``)."""
+    text = README[README.index(after):] if after else README
+    start = text.index(f"```\n$ {first_command}\n") + 4
+    return text[start:text.index("```", start)]
+
+
+def steps(block: str) -> list[tuple[str, list[str]]]:
+    """``(command, the lines it prints)`` for each ``$ `` line of a block."""
+    out: list[tuple[str, list[str]]] = []
+    for line in block.splitlines():
+        if line.startswith("$ "):
+            out.append((line[2:], []))
+        else:
+            out[-1][1].append(line)
+    return out
+
+
+def same_session(block: str, tmp_path, monkeypatch) -> None:
+    """Run each ``permit-monitor`` command of ``block`` (``export`` sets the variable) in
+    ``tmp_path`` and compare what it prints with what the README shows; a line ``…``
+    stands for lines left out. Random passwords and the folder's absolute path aside."""
+    import shlex
+
+    from click.testing import CliRunner
+
+    def normal(lines: list[str]) -> list[str]:
+        return [re.sub(r"password \S+$", "password …",
+                       line.replace(f"sqlite:///{tmp_path}/", "sqlite:///")) for line in lines]
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("MONITOR_DATABASE_URL", "MONITOR_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    for command, shown in steps(block):
+        if command.startswith("export "):
+            name, _, value = command.removeprefix("export ").partition("=")
+            monkeypatch.setenv(name, value)
+            continue
+        args = shlex.split(command)
+        assert args[0] == "permit-monitor", command
+        result = CliRunner().invoke(cli, args[1:])
+        assert result.exception is None or isinstance(result.exception, SystemExit), command
+        printed, shown = normal(result.output.splitlines()), normal(shown)
+        if "…" in shown:
+            cut = shown.index("…")
+            head, tail = shown[:cut], shown[cut + 1:]
+            assert (printed[:len(head)], printed[len(printed) - len(tail):]) == (head, tail), \
+                command
+        else:
+            assert printed == shown, command
+
+
+@pytest.mark.slow  # the 5,000-case demo, about 40 s
+def test_the_readme_demo_prints_what_the_readme_shows(tmp_path, monkeypatch):
+    same_session(readme_block("permit-monitor demo"), tmp_path, monkeypatch)
+
+
+@pytest.mark.slow  # the 5,000-case replay, a few minutes
+def test_the_readme_replay_and_its_session_print_what_the_readme_shows(tmp_path, monkeypatch):
+    """The figures of the half-year and the trail's head hash, which the README tells
+    auditors to note, are the program's, not a stale copy."""
+    same_session(readme_block("permit-monitor demo --replay"), tmp_path, monkeypatch)
+    session = readme_block("export MONITOR_DATABASE_URL=sqlite:///permit-monitor-demo/monitor.db",
+                           after="A session\nwith what the replay left")
+    same_session(session, tmp_path, monkeypatch)

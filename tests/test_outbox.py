@@ -139,6 +139,18 @@ def test_cli_flush_uses_the_sinks_in_config_yaml(db_url, tmp_path, monkeypatch, 
     with_backoff = run("notify", "flush")        # not due yet: backoff
     assert with_backoff.stdout == "sent 0 · retrying later 0 · failed 0\n"
     assert len(run("notify", "list").stdout.splitlines()) == 6  # 3 messages, 3 error lines
+    assert "no network sink" in down.stderr  # a file is nobody's phone
+
+
+def test_cli_flush_says_where_messages_went(db_url, tmp_path, monkeypatch, queued):
+    """`sent 3` alone hid that the only sink was the log (shown with -v only): the flush
+    names each sink with where it wrote, and warns when none reaches a person."""
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["--db", db_url, "notify", "flush"])
+    assert result.exit_code == 0
+    assert result.stdout == ("sent 3 · retrying later 0 · failed 0\n"
+                             "  3 via log → the log only (logger monitor.notify, shown with -v)\n")
+    assert result.stderr.startswith("Warning: no network sink (webhook, smtp) is configured")
 
 
 @pytest.mark.parametrize("body, message", [

@@ -206,9 +206,9 @@ def test_every_format(county, tmp_path):
     assert red.max_row - 1 == len(doc["tables"]["t_red"]["rows"])
     assert red["E2"].number_format == "yyyy-mm-dd" and red["E2"].is_date
     result = runner.invoke(cli, base + ["--format", "html"])
-    assert result.exit_code == 1 and "needs --out FILE" in result.output
+    assert result.exit_code == 2 and "needs --out FILE" in result.output
     result = runner.invoke(cli, base + ["--department", "NOPE"])
-    assert result.exit_code == 1 and "no department 'NOPE'" in result.output
+    assert result.exit_code == 2 and "no department 'NOPE'" in result.output
     one = json.loads(runner.invoke(cli, base + ["--department", "ZRJ", "--format", "json"]).stdout)
     rows = one["tables"]["t_findings"]["rows"]
     assert [r["department"] for r in rows] == ["ZRJ"]
@@ -317,3 +317,105 @@ def test_an_empty_store_says_so_instead_of_a_silent_all_zero_report(county, db_u
         assert "holds no events: is it the one you meant?" in empty.stderr
         full = CliRunner().invoke(cli, ["--db", county["url"], *command])
         assert full.exit_code == 0 and full.stderr == ""
+
+
+LABEL_COLUMNS = {"t_red": ("rule_id", "status"), "t_by_kind": ("kind",)}
+
+
+def test_a_chinese_report_shows_words_not_ids(county, tmp_path):
+    """The 通报 showed `open` and English rule ids: every stored id is shown as its word
+    (a rule id as its rule's title, a status as 待处置 …), while JSON and CSV keep the ids
+    for tools; the time it was generated is the county's."""
+    from monitor.rulenames import titles
+    from monitor.rules.loader import load_rules
+    from monitor.vocabulary import VALUES
+
+    rep = build_report(county["engine"], county["config"], parse_period(PERIOD), NOW,
+                       titles=titles(county["config"]))
+    html, _ = render(rep, "html", tmp_path / "r.html")
+    cells = Cells()
+    cells.feed((tmp_path / "r.html").read_text(encoding="utf-8"))
+    titles = {r.id: r.title for r in load_rules([county["config"].rules_dir])}
+    shown = {(t, c): [] for t, cols in LABEL_COLUMNS.items() for c in cols}
+    for (table, _, column), text in cells.cells.items():
+        if (table, column) in shown:
+            shown[(table, column)].append(text)
+    assert all(shown.values()), shown
+    assert set(shown[("t_red", "rule_id")]) <= set(titles.values())
+    assert set(shown[("t_red", "status")]) <= {zh for zh, _ in VALUES.values()}
+    assert "待处置" in shown[("t_red", "status")]
+    for texts in shown.values():
+        assert not [t for t in texts if t.isascii()], texts
+    raw = json.loads(render(rep, "json", None)[0])
+    assert {r["status"] for r in raw["tables"]["t_red"]["rows"]} <= set(VALUES)
+    assert {r["rule_id"] for r in raw["tables"]["t_red"]["rows"]} <= set(titles)
+    assert "生成时间: 2026-02-02 09:00 (Asia/Shanghai)" in \
+        (tmp_path / "r.html").read_text(encoding="utf-8")
+
+
+def test_the_xlsx_carries_the_htmls_charts(county, tmp_path):
+    """Native Excel charts, drawn from the sheets' cells: findings per department stacked
+    by level, completed cases and findings per day, the on-time rate per department."""
+    from openpyxl import load_workbook
+
+    rep = build_report(county["engine"], county["config"], parse_period(PERIOD), NOW)
+    render(rep, "xlsx", tmp_path / "r.xlsx")
+    wb = load_workbook(tmp_path / "r.xlsx")
+    findings, cases, trend = wb["监察发现"], wb["办件情况"], wb["期间趋势"]
+    n = len(rep.tables["t_findings"].rows)
+    [bars] = findings._charts
+    assert (bars.type, bars.grouping) == ("col", "stacked")
+    assert [s.val.numRef.f for s in bars.series] == [
+        f"'监察发现'!${c}$2:${c}${n + 1}" for c in "CDE"]  # 预警, 黄牌, 红牌; not the total
+    assert [findings[f"{c}1"].value for c in "CDE"] == ["预警", "黄牌", "红牌"]
+    assert [s.graphicalProperties.solidFill.srgbClr for s in bars.series] == \
+        ["f0b400", "e07b00", "c00000"]  # the HTML's colours
+    [on_time] = cases._charts
+    assert on_time.type == "bar"
+    assert on_time.series[0].val.numRef.f == f"'办件情况'!$G$2:$G${n + 1}"
+    assert cases["G1"].value == "按时办结率"
+    [daily] = trend._charts
+    days = len(rep.charts["trend"])
+    assert [type(c).__name__ for c in daily._charts] == ["BarChart", "LineChart"]
+    assert trend.max_row == days + 1 == 32 and trend["A1"].value == "日期"
+    assert [trend.cell(2 + i, 3).value for i in range(days)] == \
+        [f for _, _, f in rep.charts["trend"]]
+    assert sum(trend.cell(2 + i, 2).value for i in range(days)) == \
+        rep.tables["t_cases"].total["completed"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed here")
+def test_the_report_draws_chinese_in_a_cjk_font(county, tmp_path):
+    """On a stock machine without a CJK font the 通报 showed boxes. The report names CJK
+    font stacks, and in a real Chromium (fonts-noto-cjk installed, as .ci/run and
+    docs/deploy.md do) the title, a table header, a status word and a chart label are
+    drawn with Noto Sans CJK: CDP's CSS.getPlatformFontsForNode says which font drew each
+    glyph."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from web_county import BROWSER_ARGS
+
+    rep = build_report(county["engine"], county["config"], parse_period(PERIOD), NOW)
+    render(rep, "html", tmp_path / "r.html")
+    css = (tmp_path / "r.html").read_text(encoding="utf-8").split("<style>")[1]
+    assert '"Noto Sans CJK SC", "Source Han Sans SC", "Microsoft YaHei", "PingFang SC"' in css
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto((tmp_path / "r.html").as_uri())
+            cdp = page.context.new_cdp_session(page)
+            cdp.send("DOM.enable")
+            cdp.send("CSS.enable")
+            root = cdp.send("DOM.getDocument", {"depth": -1})["root"]["nodeId"]
+            for selector in ("h1", "#t_findings th", 'td[data-col="status"]',
+                             "#t_findings svg text:last-of-type"):
+                node = cdp.send("DOM.querySelector", {"nodeId": root,
+                                                      "selector": selector})["nodeId"]
+                assert node, selector
+                text = cdp.send("DOM.getOuterHTML", {"nodeId": node})["outerHTML"]
+                fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+                cjk = [f for f in fonts if f["familyName"].startswith("Noto Sans CJK")]
+                assert cjk and cjk[0]["glyphCount"] >= 2, (selector, text, fonts)
+        finally:
+            browser.close()

@@ -36,14 +36,14 @@ def test_every_shipped_rule_has_a_golden_test_that_expects_it_to_fire():
 
 def test_rules_check_ok_and_problems(tmp_path):
     result = invoke("rules", "check", str(SHIPPED_RULES / "overdue.yaml"))
-    assert result.exit_code == 0 and result.output == f"OK {SHIPPED_RULES / 'overdue.yaml'}\n"
+    assert result.exit_code == 0 and result.stdout == f"OK {SHIPPED_RULES / 'overdue.yaml'}\n"
     bad = tmp_path / "bad.yaml"
     bad.write_text("rules:\n  - id: x\n    kind: step_too_fast\n    params:\n"
                    "      min_minutes: {surveyy: 30}\n  - id: y\n    kind: same_actor_roles\n"
                    "    statuz: test\n  - id: x\n    kind: late_entry\n", encoding="utf-8")
     result = invoke("rules", "check", str(bad))
     assert result.exit_code == 1
-    assert result.output.splitlines() == [
+    assert result.stdout.splitlines() == [
         f"{bad}:5: unknown step 'surveyy' (did you mean 'survey'?)",
         f"{bad}:8: unknown key 'statuz' (did you mean 'status'?)",
         f"{bad}:9: duplicate rule id 'x' (first at {bad}:2)"]
@@ -110,7 +110,7 @@ def test_explain_counts_working_days_across_national_day(engine, config, write_e
     assert "verdict: FINDING [yellow] 案件 ND：survey 缺 现场踏勘意见书" in result.output
     assert '"missing_by_step": {"survey": ["现场踏勘意见书"]}' in result.output
     result = invoke("--db", db_url, "rules", "explain", "overdu", "--case", "ND")
-    assert result.exit_code == 1 and "did you mean 'overdue'?" in result.output
+    assert result.exit_code == 2 and "did you mean 'overdue'?" in result.output
 
 
 def test_backtest_reports_churn_and_touches_nothing(engine, config, write_events, db_url,

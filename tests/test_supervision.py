@@ -196,16 +196,6 @@ def run(db_url, raised, tmp_path, monkeypatch):
     (["ack", 1, "--by", "m7"], "m7 (赵监察) may not acknowledge alert 1: it belongs to "
                                "department D04, m7 monitors D07"),
     (["ack", 42, "--by", "m4"], "no alert with id 42"),
-    (["resolve", 1, "--by", "m4", "--disposition", "rectified"],
-     "cannot resolve alert 1 without a note (--note): say what was done or why"),
-    (["resolve", 1, "--by", "m4", "--disposition", "rectified", "--note", "  "],
-     "cannot resolve alert 1 without a note (--note): say what was done or why"),
-    (["resolve", 1, "--by", "m4", "--note", "done"],
-     "cannot resolve alert 1 without a disposition "
-     "(--disposition rectified|explained|false_positive)"),
-    (["resolve", 1, "--by", "m4", "--note", "x", "--disposition", "rectifed"],
-     "unknown disposition 'rectifed' (did you mean 'rectified'?): "
-     "use --disposition rectified|explained|false_positive"),
     (["confirm", 1, "--by", "k1"], "cannot confirm alert 1: it is not escalated to tier 2; "
                                    "only a resolved tier-2 alert, or a dismissal (false_positive), awaits review"),
     (["confirm", 1, "--by", "m4"],
@@ -222,6 +212,24 @@ def test_every_refusal_is_one_line(run, engine, args, message):
     assert result.stdout == ""
     assert [e.action for e in history(engine, 1)] == ["raised"]  # nothing changed
     assert alert(engine, 1).status == "open"
+
+
+@pytest.mark.parametrize("args, message", [  # a missing or misspelt option: a usage error
+    (["resolve", 1, "--by", "m4", "--disposition", "rectified"],
+     "cannot resolve alert 1 without a note (--note): say what was done or why"),
+    (["resolve", 1, "--by", "m4", "--disposition", "rectified", "--note", "  "],
+     "cannot resolve alert 1 without a note (--note): say what was done or why"),
+    (["resolve", 1, "--by", "m4", "--note", "done"],
+     "cannot resolve alert 1 without a disposition "
+     "(--disposition rectified|explained|false_positive)"),
+    (["resolve", 1, "--by", "m4", "--note", "x", "--disposition", "rectifed"],
+     "unknown disposition 'rectifed' (did you mean 'rectified'?): "
+     "use --disposition rectified|explained|false_positive"),
+])
+def test_a_missing_note_or_disposition_is_a_usage_error(run, engine, args, message):
+    result = run("alerts", *args)
+    assert (result.exit_code, result.stderr) == (2, f"Error: {message}\n")
+    assert [e.action for e in history(engine, 1)] == ["raised"]  # nothing changed
 
 
 def test_acknowledging_twice_is_refused(run):

@@ -425,3 +425,14 @@ def test_a_user_who_is_no_monitor_sees_nothing(app, county):
     _, token = accounts.create_token(county.engine, AT, "admin:test", user_id="u1")
     api = TestClient(app, headers={"Authorization": f"Bearer {token}"})
     assert api.get("/api/v1/alerts").status_code == 403
+
+
+def test_the_reports_page_shows_words_not_ids(app, county):
+    """The red list of the reports page names the rule by its title and the status as a
+    word (the report's and the pages' one vocabulary), never `fast` or `open`."""
+    client, _ = client_as(app, county, "tier2")
+    page = client.get("/reports?period=2025-09")
+    assert page.status_code == 200
+    red = page.text.split('id="t_red"', 1)[1].split("</table>", 1)[0]
+    assert "<td class=\"\">环节办理过快</td>" in red and "<td class=\"\">待处置</td>" in red
+    assert ">fast<" not in red and ">open<" not in red

@@ -1,10 +1,13 @@
 """Every label the control center shows, in Chinese (the default) and English
-(``language: en``); a key it does not know is looked up among the report's labels."""
+(``language: en``); a key it does not know is looked up among the report's labels. The
+words for stored values (statuses, levels, dispositions) come from monitor/vocabulary.py,
+which the reports use too."""
 
 from __future__ import annotations
 
 from ..report.labels import LABELS as REPORT_LABELS
 from ..report.labels import LANGUAGES
+from ..vocabulary import VALUES
 
 LABELS: dict[str, tuple[str, str]] = {
     "app": ("行权控制中心", "Control center"),
@@ -141,19 +144,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "approved_by": ("批准人", "Approved by"),
     "exemptions": ("豁免登记", "Exemptions"),
     "required": ("必填", "required"),
-    # states
-    "open": ("待处置", "open"),
-    "acknowledged": ("已签收", "acknowledged"),
-    "resolved": ("已办结", "resolved"),
-    "confirmed": ("已确认", "confirmed"),
-    "suppressed": ("已豁免", "suppressed"),
-    "cleared": ("复查销号", "cleared"),
-    "warning": ("预警", "warning"),
-    "yellow": ("黄牌", "yellow"),
-    "red": ("红牌", "red"),
-    "rectified": ("整改", "rectified"),
-    "explained": ("说明", "explained"),
-    "false_positive": ("误报", "false positive"),
+    # states, levels and dispositions: the shared vocabulary (also the reports')
+    **VALUES,
     # trail actions
     "raised": ("发现", "raised"),
     "level_changed": ("级别变化", "level changed"),

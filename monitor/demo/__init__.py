@@ -12,7 +12,8 @@ per-item minimum, finished within the promised limit in working days. A few perc
 one planted anomaly each, and a few are *controls* that a naive rule would flag but that
 are fine (a case straddling National Day, a suspended case, an extended case, an
 authorised waiver). ``planted.json`` lists both, with the log's end (``as_of``): audit the
-demo as of that moment, not today.
+demo as of that moment, not today. The database carries it too (monitor/meta.py), so
+``run`` without ``--as-of`` on it audits as of then.
 
 Only ``random.Random(seed)`` is used and nothing reads the clock: the files depend on
 ``seed`` and ``cases`` alone; ``now`` is only the ingestion timestamp.
@@ -36,6 +37,7 @@ from ..db import open_store
 from ..engine import RuleOutcome, evaluate
 from ..ingest import (SourceResult, ingest_activity, ingest_events, ingest_receipts,
                       ingest_voice)
+from ..meta import pin_audit_moment
 from .check import KindCheck, check
 from .county import County
 from .files import write_files
@@ -110,6 +112,7 @@ def load_demo(directory: str | Path, *, seed: int, cases: int, now: datetime,
         receipts += list(ingest_activity(engine, config, [str(files["activity"])], now))
         for kind in ("ratings", "complaints"):
             receipts += list(ingest_voice(kind, engine, config, [str(files[kind])], now))
+        pin_audit_moment(engine, AS_OF)  # `run` without --as-of audits it as of then
     finally:
         engine.dispose()
     return Loaded(directory, database_url, config, files, truth, catalog, events, receipts)

@@ -6,9 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from ..config import Config
+from ..config import SHIPPED_RULES, Config
 from ..db import open_store
 from ..report import build_report, parse_period, write_documents
+from ..rulenames import titles
+from ..rules.loader import load_rules
 from ..report.labels import labeler
 from ..report.model import fmt_value
 
@@ -29,7 +31,8 @@ def demo_report(url: str, directory: str | Path, now: datetime) -> DemoReport:
     config = Config(path=None, base_dir=directory.resolve(), database_url=url)
     engine = open_store(url)
     try:
-        rep = build_report(engine, config, parse_period(PERIOD), now)
+        rep = build_report(engine, config, parse_period(PERIOD), now,
+                           titles=titles(config, load_rules([SHIPPED_RULES])))
     finally:
         engine.dispose()
     html, xlsx = write_documents(rep, directory)

@@ -106,6 +106,9 @@ def open_source(name: str, fmt: str | None = None, encoding: str = AUTO) -> Iter
         size, label = path.stat().st_size, str(name)
     try:
         stream, peek = _decompressed(raw, label)
+        if not peek:  # like a file of blank lines, which fails on its header: never a silent 0
+            raise IngestError(f"{label}: the file is empty; nothing was read — see the input "
+                              "contract in docs/input-contract.md")
         fmt = fmt or _detect(label, peek)
         codec = "utf-8-sig"
         if fmt in TEXT_FORMATS:
@@ -146,7 +149,8 @@ def _text(source: Source, encoding: str) -> Iterator[io.TextIOWrapper]:
     try:
         yield text
     finally:
-        text.detach()
+        if not source.stream.closed:  # a reader dropped after its file was closed
+            text.detach()
 
 
 def _guard(source: Source, rows: Iterator[SourceRow]) -> Iterator[SourceRow]:
@@ -227,7 +231,13 @@ def jsonl_rows(source: Source, max_depth: int | None = None) -> Iterator[SourceR
 
     def rows() -> Iterator[SourceRow]:
         with _text(source, source.encoding) as lines:
-            yield from _json_records(lines, max_depth)
+            seen = 0
+            for row in _json_records(lines, max_depth):
+                seen += 1
+                yield row
+            if not seen:
+                raise IngestError(f"{source.name}: only blank lines, no JSON object; nothing "
+                                  "was read — see the input contract in docs/input-contract.md")
 
     return _guard(source, rows())
 

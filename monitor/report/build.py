@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from statistics import mean
@@ -14,6 +15,7 @@ from sqlalchemy import Engine
 from ..config import Config
 from ..stats import supervision_counts
 from ..trail import head_of
+from ..vocabulary import value_names
 from . import figures as fg
 from . import voice
 from .labels import labeler
@@ -90,17 +92,22 @@ def gather(engine: Engine, config: Config, period: Period,
 
 
 def build_report(engine: Engine, config: Config, period: Period, now: datetime,
-                 department: str | None = None) -> Report:
-    """The report for ``period`` (and one department, or all), as of ``now``."""
+                 department: str | None = None,
+                 titles: Mapping[str, str] | None = None) -> Report:
+    """The report for ``period`` (and one department, or all), as of ``now``; ``titles``
+    (:func:`monitor.rulenames.titles`) shows rule ids and kinds as their titles."""
     label = labeler(config.language)
     if department:  # one department's report: its total row is not the county's
         county = label
         label = lambda key: county("total_row" if key == "county" else key)  # noqa: E731
     f = gather(engine, config, period, department)
     rep = Report(label("report"), period, period.previous(), period.year_before(), department,
-                 now, config.language)
+                 now.astimezone(config.tz), config.language)
     tables = [_cases_table(f, label), _findings_table(f, label), _supervision_table(f, label),
               _kind_table(f, label), *_top_tables(f), _red_table(f, config.tz)]
+    names = value_names(config.language, titles)
+    for table in tables:
+        table.names = names
     rep.tables = {t.key: t for t in tables}
     head = head_of(engine)
     rep.trail = (head.seq, head.hash, head.algorithm)
@@ -206,7 +213,7 @@ def _kind_table(f: Figures, label) -> Table:
         if b == "cur" and d in f.depts:
             kinds[(d, k)][lvl] += n
     t = Table("t_by_kind", [Column("department", "text"), Column("name", "text"),
-                            Column("kind", "text"), *(Column(lvl) for lvl in fg.LEVELS),
+                            Column("kind", "label"), *(Column(lvl) for lvl in fg.LEVELS),
                             Column("findings")],
               [{"department": d, "name": f.depts[d], "kind": k,
                 **{lvl: c[lvl] for lvl in fg.LEVELS}, "findings": sum(c.values())}
@@ -228,8 +235,8 @@ def _top_tables(f: Figures) -> list[Table]:
 
 def _red_table(f: Figures, tz) -> Table:
     return Table("t_red", [Column("alert_id"), Column("department", "text"),
-                           Column("rule_id", "text"), Column("case_id", "text"),
-                           Column("raised_on", "date"), Column("status", "text"),
+                           Column("rule_id", "label"), Column("case_id", "text"),
+                           Column("raised_on", "date"), Column("status", "label"),
                            Column("message", "text"), Column("evidence", "text")],
                  [{"alert_id": a.id, "department": a.department or "", "rule_id": a.rule_id,
                    "case_id": a.case_id or "", "raised_on": a.raised_at.astimezone(tz).date(),

@@ -14,7 +14,7 @@ from .model import Report, Table, fmt_value, summary_fmt, trail_line
 CSS = """
 @page { size: A4; margin: 14mm 12mm; }
 * { box-sizing: border-box; }
-body { font-family: "Noto Sans CJK SC", "Source Han Sans SC", "PingFang SC", "Microsoft YaHei",
+body { font-family: "Noto Sans CJK SC", "Source Han Sans SC", "Microsoft YaHei", "PingFang SC",
        "WenQuanYi Micro Hei", "SimSun", sans-serif; color: #222; margin: 0 auto; max-width: 190mm;
        padding: 8mm 4mm; font-size: 10.5pt; line-height: 1.45; }
 h1 { font-size: 18pt; text-align: center; color: #a40000; margin: 0 0 2mm; letter-spacing: 2px; }
@@ -43,9 +43,9 @@ COLORS = {"warning": "#f0b400", "yellow": "#e07b00", "red": "#c00000", "line": "
 
 
 def _cell(table: Table, row_key: object, col, value) -> str:
-    cls = "" if col.fmt == "text" else ' class="n"'
+    cls = "" if col.fmt in ("text", "label") else ' class="n"'
     return (f'<td{cls} data-table="{table.key}" data-row="{escape(str(row_key))}" '
-            f'data-col="{col.key}">{escape(fmt_value(value, col.fmt))}</td>')
+            f'data-col="{col.key}">{escape(fmt_value(table.shown(col, value), col.fmt))}</td>')
 
 
 def _table(table: Table, label, limit: int | None = None, small: bool = False) -> str:
@@ -212,7 +212,7 @@ def _page(report: Report, label, summary: str, body: str) -> str:
             f" · {escape(label('previous'))}: {report.previous.start} — {report.previous.last}"
             f" · {escape(label('year_before'))}: {report.year_before.start} — "
             f"{report.year_before.last} · {escape(label('generated'))}: "
-            f"{report.generated_at:%Y-%m-%d %H:%M} UTC</div>"
+            f"{report.generated_at:%Y-%m-%d %H:%M} ({report.generated_at.tzinfo})</div>"
             f'<div class="summary">{summary}</div>{body}{_trail(report, label)}</body></html>\n')
 
 

@@ -9,7 +9,8 @@ from typing import Any
 
 from .period import Period
 
-# formats: int, pct (a fraction 0…1), change (a fraction, signed), num (one decimal), text, date
+# formats: int, pct (a fraction 0…1), change (a fraction, signed), num (one decimal), text,
+# date, label (a stored id shown as its word: Table.names; CSV and JSON keep the id)
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,15 @@ class Table:
     rows: list[dict[str, Any]]
     total: dict[str, Any] | None = None  # the county row, shown last
     note: str | None = None
+    # the words shown for the stored ids of its "label" columns (monitor/vocabulary.py)
+    names: dict[str, str] = field(default_factory=dict)
+
+    def shown(self, column: Column, value: Any) -> Any:
+        """``value`` as a person reads it: a stored id of a ``label`` column as its word
+        (a rule id as its title, ``open`` as 待处置); anything else as it is."""
+        if column.fmt == "label" and isinstance(value, str):
+            return self.names.get(value, value)
+        return value
 
 
 @dataclass

@@ -14,7 +14,9 @@ QUARTER = re.compile(r"^(\d{4})-[Qq]([1-4])$")
 
 
 class PeriodError(MonitorError):
-    """A --period, --from or --to that is not a period."""
+    """A --period, --from or --to that is not a period (a usage error: exit 2)."""
+
+    exit_code = 2
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ..errors import MonitorError
+from ..errors import MonitorError, usage
 from ..files import make_dir, write_atomic
 from .cells import safe_row
 from .labels import labeler
@@ -35,12 +35,13 @@ def _pad(text: str, width: int, right: bool) -> str:
 def text_table(table: Table, label, limit: int | None = None) -> list[str]:
     header = [label(c.key) for c in table.columns]
     rows = table.rows[:limit] if limit else table.rows
-    body = [[fmt_value(r.get(c.key), c.fmt) for c in table.columns] for r in rows]
+    body = [[fmt_value(table.shown(c, r.get(c.key)), c.fmt) for c in table.columns]
+            for r in rows]
     if table.total:
         body.append([fmt_value(table.total.get(c.key), c.fmt) if table.total.get(c.key) != ""
                      else "" for c in table.columns])
     widths = [max(_width(x) for x in col) for col in zip(header, *body)]
-    right = [c.fmt != "text" for c in table.columns]
+    right = [c.fmt not in ("text", "label") for c in table.columns]
     lines = ["  ".join(_pad(h, w, r) for h, w, r in zip(header, widths, right))]
     lines += ["  ".join(_pad(x, w, r) for x, w, r in zip(row, widths, right)) for row in body]
     return lines
@@ -135,7 +136,7 @@ def render(report: Report, fmt: str, out: str | Path | None, table: str | None =
             written.append(path)
         return None, written
     if out is None:
-        raise MonitorError(f"--format {fmt} needs --out FILE")
+        raise usage(MonitorError(f"--format {fmt} needs --out FILE"))
     if fmt == "html":
         from .html import to_html
 

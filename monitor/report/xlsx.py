@@ -1,6 +1,7 @@
 """The report as an XLSX workbook (openpyxl): a cover sheet, then one sheet per table,
 header row frozen, numbers as numbers (percentages as % formats), dates as dates; every
-value through :func:`~monitor.report.cells.safe_row` (no formula from input data)."""
+value through :func:`~monitor.report.cells.safe_row` (no formula from input data); the
+HTML's charts as native Excel charts (monitor/report/xlsx_charts.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from pathlib import Path
 from .cells import safe_row
 from .labels import labeler
 from .model import Report, trail_line
+from .xlsx_charts import add_charts
 
 NUMBER_FORMATS = {"int": "#,##0", "pct": "0.0%", "change": "+0.0%;-0.0%;0.0%", "num": "0.0",
-                  "date": "yyyy-mm-dd", "text": "@"}
+                  "date": "yyyy-mm-dd", "text": "@", "label": "@"}
 
 
 def write_xlsx(report: Report, path: Path) -> None:
@@ -45,13 +47,14 @@ def write_xlsx(report: Report, path: Path) -> None:
     cover.column_dimensions["A"].width = 22
     cover.column_dimensions["B"].width = 20
     bold, fill = Font(bold=True), PatternFill("solid", fgColor="F3E9E9")
+    sheets = {}
     for key, table in report.tables.items():
-        ws = wb.create_sheet(label(key)[:31])
+        ws = sheets[key] = wb.create_sheet(label(key)[:31])
         ws.append(safe_row([label(c.key) for c in table.columns]))
         for c in ws[1]:
             c.font, c.fill = bold, fill
         for r in table.rows + ([table.total] if table.total else []):
-            ws.append(safe_row([r.get(c.key) for c in table.columns]))
+            ws.append(safe_row([table.shown(c, r.get(c.key)) for c in table.columns]))
         if table.total:
             for c in ws[ws.max_row]:
                 c.font = bold
@@ -59,9 +62,11 @@ def write_xlsx(report: Report, path: Path) -> None:
             letter = get_column_letter(j)
             for (cell,) in ws.iter_rows(min_row=2, min_col=j, max_col=j):
                 cell.number_format = NUMBER_FORMATS[col.fmt]
-            wide = col.fmt == "text" and col.key in ("message", "evidence", "item_name")
+            wide = col.fmt in ("text", "label") and col.key in ("message", "evidence",
+                                                                "item_name", "rule_id", "kind")
             ws.column_dimensions[letter].width = 60 if wide else max(
                 10, min(30, 2 * len(label(col.key)) + 2))
         ws.freeze_panes = "A2"
         ws.auto_filter.ref = ws.dimensions
+    add_charts(wb, sheets, report, label)
     wb.save(path)

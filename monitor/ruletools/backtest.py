@@ -19,7 +19,7 @@ from sqlalchemy import Engine, select
 
 from ..alerts import render
 from ..config import Config
-from ..errors import MonitorError
+from ..errors import MonitorError, usage
 from ..models import Event
 from ..rules.model import Rule
 from .flood import after_backtest
@@ -104,7 +104,7 @@ def _event_times(engine: Engine, ids: set[str]) -> dict[str, datetime]:
 def backtest(engine: Engine, config: Config, current: list[Rule], candidate: list[Rule],
              start: datetime, end: datetime) -> Backtest:
     if start >= end:
-        raise MonitorError("--from must be before --to")
+        raise usage(MonitorError("--from must be before --to"))
     before = findings(engine, config, current, start, end)
     after = findings(engine, config, candidate, start, end)
     churn: dict[tuple[str, str], Churn] = defaultdict(Churn)

@@ -58,6 +58,39 @@ def vocabulary(catalog: str | Path | None, limits: Limits = DEFAULT_LIMITS) -> V
                       items=frozenset(i["code"] for i in data.items))
 
 
+def store_vocabulary(url: str) -> tuple[Vocabulary, str]:
+    """The fixed vocabulary plus the departments and items of the catalog stored at ``url``,
+    and a sentence saying what scope was checked against (or why it could not be)."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ..db import current_revision, head_revision, open_store, safe_url
+    from ..errors import StoreError
+    from ..models import Department, Item
+
+    try:
+        engine = open_store(url, create=False, upgrade=False)
+    except StoreError as exc:
+        return Vocabulary(), f"scope departments and items not checked: {exc}"
+    try:
+        if current_revision(engine) != head_revision():
+            return Vocabulary(), (f"scope departments and items not checked: database "
+                                  f"{safe_url(url)} needs an upgrade (permit-monitor init)")
+        with engine.connect() as conn:
+            departments = frozenset(conn.scalars(select(Department.code)))
+            items = frozenset(conn.scalars(select(Item.code)))
+    except SQLAlchemyError as exc:
+        return Vocabulary(), f"scope departments and items not checked: {safe_url(url)}: {exc}"
+    finally:
+        engine.dispose()
+    if not departments:
+        return Vocabulary(), (f"scope departments and items not checked: no catalog in "
+                              f"{safe_url(url)} (permit-monitor ingest catalog FILE, or --catalog)")
+    return (Vocabulary(departments=departments, items=items),
+            f"scope checked against the catalog in {safe_url(url)} ({len(departments)} "
+            f"departments, {len(items)} items)")
+
+
 def check_paths(paths: Iterable[str | Path], vocab: Vocabulary | None = None,
                 limits: Limits = DEFAULT_LIMITS) -> list[FileReport]:
     """One report per rule file (directories expanded), duplicate ids across files too."""

@@ -19,7 +19,7 @@ from sqlalchemy import Engine, or_, select
 
 from ..alerts import render
 from ..config import Config
-from ..errors import MonitorError, RuleError, did_you_mean
+from ..errors import MonitorError, RuleError, did_you_mean, usage
 from ..models import Alert, Event, Item
 from ..rules.finding import Context
 from ..rules.kinds._common import aware
@@ -85,8 +85,8 @@ def explain(engine: Engine, config: Config, rules: list[Rule], rule_id: str, cas
     stored alert as the verdict): timeline, checks and working days only."""
     rule = next((r for r in rules if r.id == rule_id), None)
     if rule is None:
-        raise RuleError(str(config.rules_dir), None, f"no rule with id '{rule_id}'"
-                        f"{did_you_mean(rule_id, [r.id for r in rules])}")
+        raise usage(RuleError(str(config.rules_dir), None, f"no rule with id '{rule_id}'"
+                              f"{did_you_mean(rule_id, [r.id for r in rules])}"))
     with engine.connect() as conn:
         events = list(conn.execute(select(Event).where(Event.case_id == case_id,
                                                        Event.occurred_at <= as_of)

@@ -72,9 +72,11 @@ class Sink(ABC):
 
     TYPE: ClassVar[str]
     OPTIONS: ClassVar[Mapping[str, tuple[type, bool, str]]]
+    NETWORK: ClassVar[bool] = False  # reaches a person (webhook/SMS gateway, e-mail)
 
     def __init__(self, name: str, options: Mapping[str, Any], base_dir: Path):
         self.name = name
+        self.where = self.TYPE  # where a delivered message went, for people (no secret)
 
     @staticmethod
     def check(options: Mapping[str, Any]) -> Problem:

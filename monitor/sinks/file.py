@@ -21,6 +21,7 @@ class FileSink(Sink):
     def __init__(self, name: str, options: Mapping[str, Any], base_dir: Path):
         super().__init__(name, options, base_dir)
         self.path = base_dir / options["path"]
+        self.where = options["path"]  # as config.yaml names it, relative to that file
 
     def send(self, message: Message) -> None:
         needs_address(message)

@@ -16,6 +16,10 @@ class LogSink(Sink):
     TYPE = "log"
     OPTIONS = {}
 
+    def __init__(self, name, options, base_dir):
+        super().__init__(name, options, base_dir)
+        self.where = "the log only (logger monitor.notify, shown with -v)"
+
     def send(self, message: Message) -> None:
         log.info("%s to %s (%s %s): %s", message.subject, message.recipient, message.channel,
                  message.address or "-", message.text)

@@ -51,6 +51,7 @@ class SmtpSink(Sink):
     """Sends each message as an e-mail in Chinese to the user's catalog ``email``."""
 
     TYPE = "smtp"
+    NETWORK = True
     OPTIONS = {
         "host": (str, True, "SMTP server"),
         "port": (int, False, "default 587 (starttls), 465 (ssl) or 25 (none)"),
@@ -85,6 +86,7 @@ class SmtpSink(Sink):
         self.user = options.get("user")
         self.password = secret(name, "password_env", options.get("password_env"))
         self.timeout = options.get("timeout", DEFAULT_TIMEOUT)
+        self.where = f"smtp://{self.host}:{self.port}"
         self.smtp: smtplib.SMTP | None = None  # one connection per flush, opened on demand
 
     def _connect(self, deadline: Deadline) -> smtplib.SMTP:

@@ -37,6 +37,7 @@ class WebhookSink(Sink):
     """POSTs each message as JSON to ``url`` (see the module docstring for the body)."""
 
     TYPE = "webhook"
+    NETWORK = True
     OPTIONS = {
         "url": (str, True, "http:// or https:// address the JSON is POSTed to"),
         "headers": (dict, False, "extra request headers, name: value (never a secret)"),

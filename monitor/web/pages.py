@@ -26,6 +26,7 @@ from ..center.listing import LEVELS, STATUSES, Filters, alerts_page
 from ..center.overview import rules_overview
 from ..errors import InvalidTransition, MonitorError, NotAllowed
 from ..report import build_report, parse_period
+from ..rulenames import titles
 from ..scores import scorecard
 from .site import Redirect, render, site, status_of
 from .auth import (LOGIN_COOKIE, check_login_token, end_session, form_session, login_token,
@@ -256,8 +257,9 @@ def _report_scope(request: Request, session: Session):
 @router.get("/reports")
 def reports_page(request: Request, session: Session = Depends(page_session)) -> Response:
     s, period, department = _report_scope(request, session)
-    report = build_report(s.engine, s.config, period, now(request), department)
-    scores = scorecard(s.engine, s.config, period, now(request), department)
+    names = titles(s.config, s.rules.current())
+    report = build_report(s.engine, s.config, period, now(request), department, names)
+    scores = scorecard(s.engine, s.config, period, now(request), department, names)
     return render(request, "reports.html", report=report, scores=scores, period=period)
 
 
@@ -270,7 +272,8 @@ def report_download(request: Request, fmt: str,
     if fmt not in ("html", "xlsx"):
         raise HTTPException(404, "no such format: html or xlsx")
     s, period, department = _report_scope(request, session)
-    report = build_report(s.engine, s.config, period, now(request), department)
+    report = build_report(s.engine, s.config, period, now(request), department,
+                          titles(s.config, s.rules.current()))
     name = f"report-{period.label}" + (f"-{department}" if department else "")
     if fmt == "html":
         return Response(to_html(report), media_type="text/html; charset=utf-8", headers={
