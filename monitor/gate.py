@@ -166,7 +166,7 @@ def check(engine: Engine, config: Config, rules: list[Rule], raw: Any, at: datet
             row["recorded_at"] = at
         reasons, exempted = [], []
         try:
-            probe = conn.execute(insert(Event).values(**row).returning(Event.id)).scalar_one()
+            probe = conn.execute(_PROBE, row).scalar_one()
             ctx = Context(as_of=as_of, tz=config.tz, calendar=config.calendar(),
                           since_event_id=probe - 1, since_as_of=as_of, deferred_ids=(),
                           changed_case_ids=(row["case_id"],), probe=True)
@@ -188,6 +188,9 @@ def check(engine: Engine, config: Config, rules: list[Rule], raw: Any, at: datet
                 "warn" if reasons else "allow")
     return Verdict(decision, tuple(reasons), at, _jsonable(shown),
                    {r.id: r.version for r in gated}, tuple(exempted))
+
+
+_PROBE = insert(Event).returning(Event.id)  # built once: values come with each execution
 
 
 def _implicated(rule: Rule, row: dict[str, Any], findings) -> list[Finding]:

@@ -10,7 +10,9 @@ logged at once to the log and, when the store takes writes again, to ``gate_log`
 A token is checked against the store; one the store has accepted in the last
 :data:`TOKEN_MEMORY` seconds is remembered (by its SHA-256) so that a degraded answer goes
 only to the workflow system's own token: a token the store cannot vouch for in time gets
-no answer (:class:`Unverified`). On PostgreSQL each statement of a gate transaction is
+no answer (:class:`Unverified`). Within :data:`TOKEN_RECHECK` seconds of its last check
+the token is not looked up again (a round trip and a transaction per decision saved): a
+token revoked, or one that expires, is refused from that many seconds later at most. On PostgreSQL each statement of a gate transaction is
 also limited to the budget (``statement_timeout``), so the work of an answer already
 given up on stops soon after.
 """
@@ -39,6 +41,7 @@ from .rules.model import Rule
 log = logging.getLogger(__name__)
 
 TOKEN_MEMORY = 600  # seconds a token the store accepted is trusted for a degraded answer
+TOKEN_RECHECK = 5  # seconds a token the store accepted is not looked up again
 
 
 class Unauthenticated(MonitorError):
@@ -58,7 +61,8 @@ class Guard:
         self.budget = config.gate.budget_ms / 1000
         self.pool = ThreadPoolExecutor(config.gate.workers, thread_name_prefix="gate")
         self.later = ThreadPoolExecutor(1, thread_name_prefix="gate-log")
-        self.known: dict[str, tuple[float, str]] = {}  # token digest → (when accepted, by whom)
+        # token digest → (when the store accepted it, who holds it)
+        self.known: dict[str, tuple[float, authz.Actor]] = {}
         self.lock = threading.Lock()
 
     def _limit(self, conn: Connection) -> None:
@@ -66,12 +70,21 @@ class Guard:
             conn.execute(text(f"SET LOCAL statement_timeout = {int(self.budget * 1000)}"))
 
     def _work(self, token: str, raw: Any, at: datetime, given_up: threading.Event) -> Verdict:
-        actor = accounts.token_actor(self.engine, token, at)
-        if actor is None:
-            raise Unauthenticated("invalid or expired token")
-        authz.check(actor, authz.GATE)
+        digest = _digest(token)
         with self.lock:
-            self.known[_digest(token)] = (time.monotonic(), actor.id)
+            seen = self.known.get(digest)
+        if seen is not None and time.monotonic() - seen[0] < TOKEN_RECHECK:
+            actor = seen[1]
+        else:
+            found = accounts.token_actor(self.engine, token, at)
+            if found is None:
+                with self.lock:
+                    self.known.pop(digest, None)
+                raise Unauthenticated("invalid or expired token")
+            authz.check(found, authz.GATE)  # only the gate's own tokens are remembered
+            actor = found
+            with self.lock:
+                self.known[digest] = (time.monotonic(), actor)
         return ask(self.engine, self.config, self.rules(), raw, at, actor.id, "api",
                    before=self._limit, wanted=lambda: not given_up.is_set())
 
@@ -100,7 +113,7 @@ class Guard:
         """Who holds ``token``, if the store accepted it lately."""
         with self.lock:
             seen = self.known.get(_digest(token))
-        return seen[1] if seen and time.monotonic() - seen[0] < TOKEN_MEMORY else None
+        return seen[1].id if seen and time.monotonic() - seen[0] < TOKEN_MEMORY else None
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)

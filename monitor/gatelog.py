@@ -40,16 +40,19 @@ log = logging.getLogger(__name__)
 
 
 
+_LOG = insert(GateLog).returning(GateLog.id)  # built once: values come with each execution
+
+
 def record(conn: Connection, verdict: Verdict, asked_by: str, channel: str, at: datetime,
            elapsed_ms: int | None = None) -> int:
     """The verdict's row in ``gate_log`` (and, for a deny, its trail entry); its id."""
     candidate = verdict.candidate
-    log_id = conn.execute(insert(GateLog).values(
+    log_id = conn.execute(_LOG, dict(
         at=at, asked_by=asked_by[:64], channel=channel, case_id=candidate.get("case_id"),
         event_id=candidate.get("event_id"), step=candidate.get("step"), candidate=candidate,
         decision=verdict.decision, reasons=list(verdict.reasons),
         rule_versions=dict(verdict.rule_versions), degraded=verdict.degraded,
-        elapsed_ms=elapsed_ms).returning(GateLog.id)).scalar_one()
+        elapsed_ms=elapsed_ms)).scalar_one()
     if verdict.decision == "deny":  # the log row holds SQLite's write lock already
         trail.append(conn, at, [Entry("gate_denied", None, asked_by, {
             "gate_log_id": log_id, "case_id": candidate.get("case_id"),
