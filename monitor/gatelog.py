@@ -30,7 +30,7 @@ from sqlalchemy import Connection, Engine, insert, select
 
 from . import trail
 from .config import Config
-from .gate import Verdict, check
+from .gate import Verdict, judge
 from .models import GateLog
 from .rules.finding import Finding
 from .rules.model import Rule
@@ -69,14 +69,15 @@ def ask(engine: Engine, config: Config, rules: list[Rule], raw: Any, at: datetim
     """The gate's verdict on ``raw``, logged (see :func:`record`) — unless by then it is no
     longer ``wanted`` (the caller got a degraded answer instead: that one is logged)."""
     started = time.monotonic()
-    verdict = check(engine, config, rules, raw, at, before)
-    elapsed = round((time.monotonic() - started) * 1000)
-    if not wanted():
-        return verdict
-    with engine.begin() as conn:
-        if before is not None:
-            before(conn)
-        record(conn, verdict, asked_by, channel, at, elapsed)
+    with engine.connect() as conn:  # one connection for the look and its log line
+        verdict = judge(conn, config, rules, raw, at, before)
+        elapsed = round((time.monotonic() - started) * 1000)
+        if not wanted():
+            return verdict
+        with conn.begin():
+            if before is not None:
+                before(conn)
+            record(conn, verdict, asked_by, channel, at, elapsed)
     return verdict
 
 
