@@ -1,12 +1,13 @@
 """Workflow gate benchmark: ``python bench/gate.py N [--url URL] [--reuse] [--concurrency C]
-[--seconds S] [--json]``.
+[--seconds S] [--workers W] [--json]``.
 
 1. Setup, not timed: the N-case store of bench/evaluate.py (SQLite file in a temporary
    folder, or the PostgreSQL database ``--url`` names; ``--reuse``: the store at ``--url``
    as it is), a service token with scope ``gate``, and 3,000 cases drawn from it with
    their item and latest event.
 2. The server: ``permit-monitor web``'s application under uvicorn in a child process on
-   127.0.0.1 and a free port, the shipped rules (step_too_fast, unpaid_fee and
+   127.0.0.1 and a free port (``--workers W``: W worker processes on the one socket, as
+   one would serve it on a machine with cores of its own), the shipped rules (step_too_fast, unpaid_fee and
    missing_attachment with ``gate: deny``, same_actor_roles with ``gate: warn``), the
    default budget (``gate.budget_ms`` 300).
 3. Load: C client threads (bounded concurrency; keep-alive connections) each posting one
@@ -48,19 +49,35 @@ CLOCK = datetime(2026, 1, 31, 16, 0, tzinfo=timezone.utc)  # bench/evaluate.py's
 DRAWN = 3000
 
 
-def serve(url: str, port: int) -> None:
-    """Child process: the application under uvicorn until killed."""
-    import uvicorn
+def bench_app():
+    """The application on the store ``PM_GATE_BENCH_URL`` names, its clock starting at
+    CLOCK (a factory: each uvicorn worker process makes its own)."""
+    import os
 
     from monitor.config import SHIPPED_RULES, Config
     from monitor.db import open_store
     from monitor.web import create_app
 
     began = time.monotonic()
-    app = create_app(open_store(url), Config(path=None, base_dir=ROOT, rules_dir=SHIPPED_RULES),
-                     lambda: CLOCK + timedelta(seconds=time.monotonic() - began))
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
-                timeout_keep_alive=30)
+    return create_app(open_store(os.environ["PM_GATE_BENCH_URL"]),
+                      Config(path=None, base_dir=ROOT, rules_dir=SHIPPED_RULES),
+                      lambda: CLOCK + timedelta(seconds=time.monotonic() - began))
+
+
+def serve(url: str, port: int, workers: int) -> None:
+    """Child process: the application under uvicorn until killed; ``workers`` > 1: that
+    many worker processes on the one socket (uvicorn's own supervisor)."""
+    import os
+
+    import uvicorn
+
+    os.environ["PM_GATE_BENCH_URL"] = url
+    options = dict(host="127.0.0.1", port=port, log_level="warning", access_log=False,
+                   timeout_keep_alive=30)
+    if workers > 1:
+        uvicorn.run("gate:bench_app", factory=True, workers=workers, **options)
+    else:
+        uvicorn.run(bench_app(), **options)
 
 
 def setup(url: str) -> tuple[str, list[dict]]:
@@ -103,9 +120,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(url: str) -> tuple[subprocess.Popen, int]:
+def start_server(url: str, workers: int) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, __file__, "0", "--serve", str(port), "--url", url])
+    proc = subprocess.Popen([sys.executable, __file__, "0", "--serve", str(port), "--url", url,
+                             "--workers", str(workers)])
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -179,6 +197,20 @@ def load(port: int, token: str, drawn: list[dict], concurrency: int, seconds: fl
             "by_decision": by}
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and its live descendants (the uvicorn workers)."""
+    from benchlib import _proc
+
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        figures = _proc(p)
+        total += figures[0] if figures else 0.0
+        for task in Path(f"/proc/{p}/task").glob("*/children"):
+            todo += [int(c) for c in task.read_text().split()]
+    return total
+
+
 def summary(ms: list[float]) -> dict:
     if not ms:
         return {"n": 0}
@@ -195,11 +227,13 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="use the store at --url as is")
     parser.add_argument("--concurrency", type=int, default=8, help="client threads")
     parser.add_argument("--seconds", type=float, default=30, help="length of the load phase")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="uvicorn worker processes serving the application")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        return serve(args.url, args.serve)
+        return serve(args.url, args.serve, args.workers)
     folder = tempfile.mkdtemp(prefix="pm-gate-bench-")
     url = args.url or f"sqlite:///{folder}/gate.db"
     made = {}
@@ -208,15 +242,15 @@ def main() -> None:
 
         made = prepare(url, args.n)
     token, drawn = setup(url)
-    proc, port = start_server(url)
+    proc, port = start_server(url, args.workers)
     try:
-        from benchlib import ServerMeter, _proc
+        from benchlib import ServerMeter
 
         warm = load(port, token, drawn, 2, 3)
-        app_cpu = _proc(proc.pid)[0]
+        app_cpu = tree_cpu(proc.pid)
         with ServerMeter(url) as server:
             result = load(port, token, drawn, args.concurrency, args.seconds)
-        result["app_cpu_s"] = round(_proc(proc.pid)[0] - app_cpu, 2)
+        result["app_cpu_s"] = round(tree_cpu(proc.pid) - app_cpu, 2)
         result["db_cpu_s"] = round(server.cpu_seconds, 2) if server.figures() else None
         cpu = result["app_cpu_s"] + (result["db_cpu_s"] or 0)
         result["cpu_ms_per_decision"] = round(cpu * 1000 / max(result["decisions"], 1), 1)
@@ -225,13 +259,14 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    out = {"cases": args.n, "store": url.split("@")[-1], "setup": made,
+    out = {"cases": args.n, "store": url.split("@")[-1], "workers": args.workers, "setup": made,
            "warm_up": warm["decisions"], "load": result}
     if args.json:
         print(json.dumps(out, ensure_ascii=False))
         return
     r = result
-    print(f"store: {out['store']} · {args.n:,} cases · {len(drawn):,} cases drawn")
+    print(f"store: {out['store']} · {args.n:,} cases · {len(drawn):,} cases drawn · "
+          f"{args.workers} server process(es)")
     print(f"load: {r['concurrency']} clients × {r['seconds']} s: {r['decisions']:,} decisions "
           f"({r['per_second']}/s), degraded {r['degraded']}, errors {r['errors']}")
     print(f"{'decision':<10}{'n':>7}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}")

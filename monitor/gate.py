@@ -153,9 +153,19 @@ def check(engine: Engine, config: Config, rules: list[Rule], raw: Any, at: datet
     """The gate's verdict on the candidate event ``raw`` (a JSON object of the contract's
     fields) as of ``at``; ``before(conn)`` runs first on the same connection (the budget's
     statement timeout). Nothing is written."""
+    with engine.connect() as conn:
+        return judge(conn, config, rules, raw, at, before)
+
+
+def judge(conn: Connection, config: Config, rules: list[Rule], raw: Any, at: datetime,
+          before: Any = None) -> Verdict:
+    """:func:`check` on a connection of the caller's (in no transaction): the look is
+    rolled back, and the connection is left in no transaction."""
     gated = gated_rules(rules)
     policy = policy_for(config, rules)
-    with engine.connect() as conn:
+    reasons: list[dict[str, Any]] = []
+    exempted: list[dict[str, Any]] = []
+    try:  # the look: one transaction, rolled back
         if before is not None:
             before(conn)
         row, own_id = _candidate(conn, raw, config)
@@ -164,30 +174,31 @@ def check(engine: Engine, config: Config, rules: list[Rule], raw: Any, at: datet
         shown["event_id"] = own_id or None
         if row["recorded_at"] is None:
             row["recorded_at"] = at
-        reasons, exempted = [], []
-        try:
-            probe = conn.execute(insert(Event).values(**row).returning(Event.id)).scalar_one()
-            ctx = Context(as_of=as_of, tz=config.tz, calendar=config.calendar(),
-                          since_event_id=probe - 1, since_as_of=as_of, deferred_ids=(),
-                          changed_case_ids=(row["case_id"],), probe=True)
-            for rule in gated:
-                found = _implicated(rule, row, KINDS[rule.kind].detect(conn, rule, ctx))
-                if not found:
-                    continue
-                exempt = Matcher.load(conn, rule.id, as_of, config.tz)
-                for finding in found:
-                    exemption = exempt.match(finding)
-                    reason = _reason(rule, finding, policy.status_of(rule.id))
-                    if exemption is None:
-                        reasons.append(reason)
-                    else:
-                        exempted.append({**reason, "exemption_id": exemption})
-        finally:
-            conn.rollback()
+        probe = conn.execute(_PROBE, row).scalar_one()
+        ctx = Context(as_of=as_of, tz=config.tz, calendar=config.calendar(),
+                      since_event_id=probe - 1, since_as_of=as_of, deferred_ids=(),
+                      changed_case_ids=(row["case_id"],), probe=True)
+        for rule in gated:
+            found = _implicated(rule, row, KINDS[rule.kind].detect(conn, rule, ctx))
+            if not found:
+                continue
+            exempt = Matcher.load(conn, rule.id, as_of, config.tz)
+            for finding in found:
+                exemption = exempt.match(finding)
+                reason = _reason(rule, finding, policy.status_of(rule.id))
+                if exemption is None:
+                    reasons.append(reason)
+                else:
+                    exempted.append({**reason, "exemption_id": exemption})
+    finally:
+        conn.rollback()
     decision = ("deny" if any(r["effect"] == "deny" for r in reasons) else
                 "warn" if reasons else "allow")
     return Verdict(decision, tuple(reasons), at, _jsonable(shown),
                    {r.id: r.version for r in gated}, tuple(exempted))
+
+
+_PROBE = insert(Event).returning(Event.id)  # built once: values come with each execution
 
 
 def _implicated(rule: Rule, row: dict[str, Any], findings) -> list[Finding]:
@@ -233,4 +244,5 @@ def degraded(fail: str, at: datetime, candidate: Any = None) -> Verdict:
                    degraded=True)
 
 
-__all__ = ["DECISIONS", "GateInputError", "Verdict", "check", "degraded", "gated_rules"]
+__all__ = ["DECISIONS", "GateInputError", "Verdict", "check", "degraded", "gated_rules",
+           "judge"]

@@ -30,7 +30,7 @@ from sqlalchemy import Connection, Engine, insert, select
 
 from . import trail
 from .config import Config
-from .gate import Verdict, check
+from .gate import Verdict, judge
 from .models import GateLog
 from .rules.finding import Finding
 from .rules.model import Rule
@@ -40,16 +40,19 @@ log = logging.getLogger(__name__)
 
 
 
+_LOG = insert(GateLog).returning(GateLog.id)  # built once: values come with each execution
+
+
 def record(conn: Connection, verdict: Verdict, asked_by: str, channel: str, at: datetime,
            elapsed_ms: int | None = None) -> int:
     """The verdict's row in ``gate_log`` (and, for a deny, its trail entry); its id."""
     candidate = verdict.candidate
-    log_id = conn.execute(insert(GateLog).values(
+    log_id = conn.execute(_LOG, dict(
         at=at, asked_by=asked_by[:64], channel=channel, case_id=candidate.get("case_id"),
         event_id=candidate.get("event_id"), step=candidate.get("step"), candidate=candidate,
         decision=verdict.decision, reasons=list(verdict.reasons),
         rule_versions=dict(verdict.rule_versions), degraded=verdict.degraded,
-        elapsed_ms=elapsed_ms).returning(GateLog.id)).scalar_one()
+        elapsed_ms=elapsed_ms)).scalar_one()
     if verdict.decision == "deny":  # the log row holds SQLite's write lock already
         trail.append(conn, at, [Entry("gate_denied", None, asked_by, {
             "gate_log_id": log_id, "case_id": candidate.get("case_id"),
@@ -66,14 +69,15 @@ def ask(engine: Engine, config: Config, rules: list[Rule], raw: Any, at: datetim
     """The gate's verdict on ``raw``, logged (see :func:`record`) — unless by then it is no
     longer ``wanted`` (the caller got a degraded answer instead: that one is logged)."""
     started = time.monotonic()
-    verdict = check(engine, config, rules, raw, at, before)
-    elapsed = round((time.monotonic() - started) * 1000)
-    if not wanted():
-        return verdict
-    with engine.begin() as conn:
-        if before is not None:
-            before(conn)
-        record(conn, verdict, asked_by, channel, at, elapsed)
+    with engine.connect() as conn:  # one connection for the look and its log line
+        verdict = judge(conn, config, rules, raw, at, before)
+        elapsed = round((time.monotonic() - started) * 1000)
+        if not wanted():
+            return verdict
+        with conn.begin():
+            if before is not None:
+                before(conn)
+            record(conn, verdict, asked_by, channel, at, elapsed)
     return verdict
 
 

@@ -220,3 +220,44 @@ tests:
     assert result.gate_failures == [
         f"{tmp_path / 'test.yaml'}:11: test 'the survey after 58 seconds': gate expected allow, "
         "got deny ['fast']\n    fast: 案件 C1：accept→survey 仅 58 秒（下限 30 分钟）（疑似事后补录）"]
+
+
+def test_statements_built_once_per_rule_take_each_decisions_values(store, config, write_events,
+                                                                   rules):
+    """The gated detectors reuse their statements across decisions (rules.sql.built): the
+    case, the moment and the limits of one decision must not leak into the next."""
+    ingest_rows(store, config, write_events, [
+        event("a1", "c1", "accept", "2025-09-30 10:00:00"),
+        event("b1", "c2", "accept", "2025-09-30 09:00:00")])
+    fast = ask(store, config, rules, step="survey", occurred_at="2025-09-30 10:00:58",
+               attachments="现场踏勘意见书")
+    other_case = ask(store, config, rules, case_id="c2", step="survey",
+                     occurred_at="2025-09-30 10:00:58", attachments="现场踏勘意见书")
+    slow = ask(store, config, rules, step="survey", occurred_at="2025-09-30 10:45:00",
+               attachments="现场踏勘意见书")
+    again = ask(store, config, rules, step="survey", occurred_at="2025-09-30 10:00:59",
+                attachments="现场踏勘意见书")
+    assert [v.decision for v in (fast, other_case, slow, again)] == \
+        ["deny", "allow", "allow", "deny"]
+    assert "59 秒" in again.reasons[0]["message"]
+
+
+def test_a_revoked_token_is_refused_once_its_recheck_window_is_over(store, config, rules,
+                                                                    monkeypatch):
+    from monitor import accounts, gateguard
+
+    token_id, token = accounts.create_token(store, AT, "admin:test", service="oa", scope="gate")
+    guard = gateguard.Guard(store, config, lambda: rules)
+    try:
+        body = {"case_id": "c9", "item_code": "D04-XK-001", "step": "accept",
+                "occurred_at": "2025-09-30 10:00:00"}
+        assert guard.answer(token, body, AT).decision == "allow"
+        accounts.revoke_token(store, token_id, AT, "admin:test")
+        # within the window the token is not looked up again (documented: ≤ 5 s late)
+        assert guard.answer(token, body, AT).decision == "allow"
+        monkeypatch.setattr(gateguard, "TOKEN_RECHECK", 0)
+        with pytest.raises(gateguard.Unauthenticated):
+            guard.answer(token, body, AT)
+        assert guard._trusted(token) is None  # and no degraded answer for it either
+    finally:
+        guard.close()

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from sqlalchemy import (BigInteger, Float, Integer, String, and_, bindparam, or_, select,
                         true)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.types import NullType, TypeDecorator, TypeEngine
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
 from ..models import Event, Item, dated
@@ -162,6 +162,45 @@ def one_of(column: ColumnElement, values) -> ColumnElement:
     return member_of(column, bindparam(None, tuple(values), type_=ListParam(numbers)))
 
 
+def as_of() -> BindParameter:
+    """The moment a detector evaluates as of, as the named parameter ``as_of`` (its value
+    comes with the execution: :func:`bound`)."""
+    return bindparam("as_of")
+
+
+def bound(ctx: Context, **more: Any) -> dict[str, Any]:
+    """The values of the named parameters of a statement made by :func:`built`: ``as_of``,
+    the listed ``changed_cases`` (see :func:`changed_cases`), and ``more``."""
+    return {"as_of": ctx.as_of, "changed_cases": ctx.changed_case_ids, **more}
+
+
+Built = TypeVar("Built")
+_BUILT: dict[tuple, tuple[Any, Any]] = {}  # (id(rule), name, shape, *key) → (rule, statement)
+
+
+def built(rule: Any, name: str, ctx: Context, build: Callable[[], Built], *key: Any) -> Built:
+    """The statement ``build()`` makes, made once per loaded rule, ``name``, ``key`` and
+    shape of ``ctx`` (a full evaluation, or one over a list of cases) and executed with
+    :func:`bound` values after that: building a statement and its cache key is most of
+    the Python time of a query over one case (the workflow gate asks per decision what a
+    run asks once). ``build`` must take every value that varies from one execution to
+    the next as a named parameter (:func:`as_of`, the listed cases, ``key`` or ``more``);
+    an incremental run whose cases are a subquery builds afresh each time."""
+    shape = ("full" if ctx.since_event_id is None else
+             "listed" if ctx.changed_case_ids is not None else None)
+    if shape is None:
+        return build()
+    index = (id(rule), name, shape, *key)
+    hit = _BUILT.get(index)
+    if hit is not None and hit[0] is rule:
+        return hit[1]
+    statement = build()
+    if len(_BUILT) >= 2048:  # rules reloaded many times over: start again
+        _BUILT.clear()
+    _BUILT[index] = (rule, statement)
+    return statement
+
+
 def new_events(ctx: Context) -> ColumnElement:
     """WHERE clause (over ``events``) for what the previous run could not see: events stored
     since, and events stored before it that it ignored because they happened or were keyed
@@ -193,7 +232,8 @@ def changed_cases(ctx: Context, case_id: ColumnElement) -> ColumnElement:
     when there were too many to list, a subquery."""
     if ctx.since_event_id is None:
         return true()
-    if ctx.changed_case_ids is not None:
-        return one_of(case_id, ctx.changed_case_ids)
+    if ctx.changed_case_ids is not None:  # named: see built()
+        return member_of(case_id, bindparam("changed_cases", tuple(ctx.changed_case_ids),
+                                            type_=ListParam(False)))
     e = Event.__table__
     return case_id.in_(select(e.c.case_id).where(new_events(ctx)))

@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import ROUND_FLOOR, Decimal
 
-from sqlalchemy import BigInteger, Connection, and_, case, func, select, type_coerce
+from sqlalchemy import BigInteger, Connection, and_, bindparam, case, func, select, type_coerce
 from sqlalchemy.sql import Subquery
 
 from ...models import Event, Item, User
 from ...types import FEN
 from ..finding import Context
-from ..sql import changed_cases, in_scope
+from ..sql import as_of, changed_cases, in_scope
 from ._common import local
 
 END_STEPS = ("certificate_printed", "complete")
@@ -46,23 +46,27 @@ def authorised_users(conn: Connection, roles: Iterable[str]) -> list[str]:
     """Ids of the users holding any of ``roles`` (users.roles is a JSON list; the table is
     small, so membership is checked here rather than with each backend's JSON operators)."""
     wanted = set(roles)
-    return sorted(uid for uid, held in conn.execute(select(User.id, User.roles))
+    return sorted(uid for uid, held in conn.execute(_USERS_ROLES)
                   if wanted & set(held or ()))
 
 
-def case_fees(rule, ctx: Context, authorised: list[str]) -> Subquery:
+_USERS_ROLES = select(User.id, User.roles)
+
+
+def case_fees(rule, ctx: Context) -> Subquery:
     """One row per case that reached ``certificate_printed`` or ``complete`` (as of
     ``ctx.as_of``, in the rule's scope, only changed cases on an incremental run), with its
     fee figures in integer fen: ``case_id, item_code, department,
     category, ended_at, online_payments, online_fen, waived_fen`` (authorised waivers),
     ``standard_fen`` (latest assessment, else the catalog fee > 0, else NULL) and
-    ``item_fee_fen``."""
+    ``item_fee_fen``. Named parameters (``rules.sql.built``): ``as_of``, the listed cases,
+    ``authorised`` (:func:`authorised_users`)."""
     e = Event.__table__
     # The case's fee and end events, materialised once (a few per case): grouping them is
     # far cheaper than grouping all events along the (case_id, occurred_at) index.
     rows = (select(e.c.id, e.c.case_id, e.c.item_code, e.c.department, e.c.step, e.c.actor,
                    e.c.channel, e.c.occurred_at, fen(e.c.amount).label("amount"))
-            .where(e.c.step.in_(FEE_STEPS), e.c.occurred_at <= ctx.as_of,
+            .where(e.c.step.in_(FEE_STEPS), e.c.occurred_at <= as_of(),
                    in_scope(rule.scope, e.c.department, e.c.item_code),
                    changed_cases(ctx, e.c.case_id))
             .cte("fee_rows").prefix_with("MATERIALIZED"))
@@ -71,7 +75,8 @@ def case_fees(rule, ctx: Context, authorised: list[str]) -> Subquery:
     paid_online = ("online", "unknown") if getattr(rule.params, "unknown_channel",
                                                    "") == "online" else ("online",)
     online = and_(rows.c.step == "fee_paid", rows.c.channel.in_(paid_online))
-    waived_ok = and_(rows.c.step == "fee_waived", rows.c.actor.in_(authorised))
+    waived_ok = and_(rows.c.step == "fee_waived",
+                     rows.c.actor.in_(bindparam("authorised", expanding=True)))
 
     def total(condition):
         return func.coalesce(func.sum(case((condition, rows.c.amount))), 0)
@@ -100,18 +105,21 @@ def case_fees(rule, ctx: Context, authorised: list[str]) -> Subquery:
 
 def fee_events(conn: Connection, case_ids: list[str], ctx: Context) -> dict[str, list]:
     """case → its fee and end events (as of ``ctx.as_of``), for the few flagged cases."""
-    e = Event.__table__
     out: dict[str, list] = {}
     for start in range(0, len(case_ids), CHUNK):
-        rows = conn.execute(
-            select(e.c.case_id, e.c.event_id, e.c.step, e.c.actor, e.c.occurred_at,
-                   e.c.amount, e.c.channel)
-            .where(e.c.case_id.in_(case_ids[start:start + CHUNK]), e.c.step.in_(FEE_STEPS),
-                   e.c.occurred_at <= ctx.as_of)
-            .order_by(e.c.case_id, e.c.occurred_at, e.c.id))
+        rows = conn.execute(_FEE_EVENTS, {"cases": case_ids[start:start + CHUNK],
+                                          "as_of": ctx.as_of})
         for r in rows:
             out.setdefault(r.case_id, []).append(r)
     return out
+
+
+_E = Event.__table__
+_FEE_EVENTS = (select(_E.c.case_id, _E.c.event_id, _E.c.step, _E.c.actor, _E.c.occurred_at,
+                      _E.c.amount, _E.c.channel)
+               .where(_E.c.case_id.in_(bindparam("cases", expanding=True)),
+                      _E.c.step.in_(FEE_STEPS), _E.c.occurred_at <= as_of())
+               .order_by(_E.c.case_id, _E.c.occurred_at, _E.c.id))
 
 
 def money(value: Decimal | None) -> str | None:

@@ -26,6 +26,7 @@ from decimal import Decimal
 from sqlalchemy import Connection, func, select
 
 from ..finding import Context, Finding
+from ..sql import bound
 from ._fees import (authorised_users, case_fees, describe_event, fee_events, fen_floor,
                     first_end, latest_assessment, money, unauthorised_text, waivers, yuan)
 
@@ -51,13 +52,13 @@ class Params:
 
 def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     authorised = authorised_users(conn, rule.params.authorising_roles)
-    fees = case_fees(rule, ctx, authorised)
+    fees = case_fees(rule, ctx)
     due = func.coalesce(fees.c.standard_fen, 0) - fees.c.waived_fen
     shortfall = due - fees.c.online_fen
     query = (select(fees, due.label("due_fen"), shortfall.label("shortfall_fen"))
              .where(fees.c.online_payments > 0, shortfall > fen_floor(rule.params.tolerance))
              .order_by(fees.c.case_id))
-    found = list(conn.execute(query))
+    found = list(conn.execute(query, bound(ctx, authorised=authorised)))
     events = fee_events(conn, [r.case_id for r in found], ctx)
     allowed = set(authorised)
     for r in found:

@@ -25,7 +25,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from ...models import Event, Item
 from ..finding import Context, Finding
-from ..sql import changed_cases, in_scope
+from ..sql import as_of, bound, built, changed_cases, in_scope
 from ._common import by_case, local
 
 TITLE = "控制节点缺少必备附件"
@@ -83,31 +83,35 @@ def requirements(conn: Connection):
 
 
 def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
+    query = built(rule, "missing", ctx, lambda: _query(conn, rule, ctx), conn.dialect.name)
+    for case_id, rows in by_case(conn.execute(query, bound(ctx))):
+        yield _finding(case_id, rows, ctx)
+
+
+def _query(conn: Connection, rule, ctx: Context):
     e = Event.__table__
     req = requirements(conn)
     sep = literal(";", String)
     attached = sep + func.coalesce(e.c.attachments, "") + sep
-    query = (select(e.c.event_id, e.c.case_id, e.c.item_code, e.c.department, e.c.step,
-                    e.c.actor, e.c.occurred_at, e.c.attachments, req.c.name)
-             .join(req, and_(req.c.item_code == e.c.item_code, req.c.step == e.c.step))
-             .where(e.c.occurred_at <= ctx.as_of,
-                    in_scope(rule.scope, e.c.department, e.c.item_code),
-                    changed_cases(ctx, e.c.case_id),
-                    position_of(attached, sep + req.c.name + sep) == 0,
-                    _not_supplied_later(e, req, sep, ctx) if rule.params.cured_by_later else true())
-             .order_by(e.c.case_id, e.c.occurred_at, e.c.id, req.c.name))
-    for case_id, rows in by_case(conn.execute(query)):
-        yield _finding(case_id, rows, ctx)
+    return (select(e.c.event_id, e.c.case_id, e.c.item_code, e.c.department, e.c.step,
+                   e.c.actor, e.c.occurred_at, e.c.attachments, req.c.name)
+            .join(req, and_(req.c.item_code == e.c.item_code, req.c.step == e.c.step))
+            .where(e.c.occurred_at <= as_of(),
+                   in_scope(rule.scope, e.c.department, e.c.item_code),
+                   changed_cases(ctx, e.c.case_id),
+                   position_of(attached, sep + req.c.name + sep) == 0,
+                   _not_supplied_later(e, req, sep) if rule.params.cured_by_later else true())
+            .order_by(e.c.case_id, e.c.occurred_at, e.c.id, req.c.name))
 
 
-def _not_supplied_later(e, req, sep, ctx: Context):
+def _not_supplied_later(e, req, sep):
     """No later event of the same case and step (visible as of the run) names the
     attachment."""
     later = Event.__table__.alias("later")
     named = sep + func.coalesce(later.c.attachments, "") + sep
     return ~exists().where(later.c.case_id == e.c.case_id, later.c.step == e.c.step,
                            later.c.occurred_at >= e.c.occurred_at, later.c.id != e.c.id,
-                           later.c.occurred_at <= ctx.as_of,
+                           later.c.occurred_at <= as_of(),
                            position_of(named, sep + req.c.name + sep) > 0)
 
 

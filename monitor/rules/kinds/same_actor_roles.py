@@ -18,11 +18,11 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, bindparam, func, select
 
 from ...models import Event, Item
 from ..finding import Context, Finding
-from ..sql import changed_cases, in_scope
+from ..sql import as_of, bound, built, changed_cases, in_scope
 from ._common import by_case
 
 TITLE = "一人多岗（同一人办理多个审批环节）"
@@ -56,26 +56,15 @@ class Params:
 
 
 def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
-    e = Event.__table__
     params = rule.params
     four_eyes = {code: [tuple(p) for p in policy["four_eyes"]] for code, policy in
-                 conn.execute(select(Item.code, Item.policy).where(Item.policy.is_not(None)))
-                 if policy and "four_eyes" in policy}
+                 conn.execute(_POLICIES) if policy and "four_eyes" in policy}
     pair_steps = {s for p in params.pairs for s in p} | {
         s for pairs in four_eyes.values() for p in pairs for s in p}
     steps = tuple(sorted(set(params.steps) | pair_steps))
-    roles = func.count(func.distinct(e.c.step))
-    query = (select(e.c.case_id, e.c.actor, func.min(e.c.department).label("department"),
-                    func.min(e.c.item_code).label("item_code"), roles.label("roles"))
-             .where(e.c.step.in_(steps), e.c.actor.is_not(None),
-                    e.c.is_system.is_(False), e.c.occurred_at <= ctx.as_of,
-                    in_scope(rule.scope, e.c.department, e.c.item_code),
-                    changed_cases(ctx, e.c.case_id))
-             .group_by(e.c.case_id, e.c.actor)
-             .having(roles >= 2)
-             .order_by(e.c.case_id, e.c.actor))
+    query = built(rule, "roles", ctx, lambda: _query(rule, ctx, steps), steps)
     pool = re.compile(params.role_pattern) if params.role_pattern else None
-    rows = [r for r in conn.execute(query) if not (pool and pool.match(r.actor))]
+    rows = [r for r in conn.execute(query, bound(ctx)) if not (pool and pool.match(r.actor))]
     steps_of = _steps(conn, sorted({r.case_id for r in rows}), steps, ctx)
     shown = {}  # (case, actor) → the steps of theirs the finding is about
     for r in rows:
@@ -105,16 +94,35 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
             event_ids=tuple(i for v in held.values() for _, i in v))
 
 
+def _query(rule, ctx: Context, steps: tuple[str, ...]):
+    e = Event.__table__
+    roles = func.count(func.distinct(e.c.step))
+    return (select(e.c.case_id, e.c.actor, func.min(e.c.department).label("department"),
+                   func.min(e.c.item_code).label("item_code"), roles.label("roles"))
+            .where(e.c.step.in_(steps), e.c.actor.is_not(None),
+                   e.c.is_system.is_(False), e.c.occurred_at <= as_of(),
+                   in_scope(rule.scope, e.c.department, e.c.item_code),
+                   changed_cases(ctx, e.c.case_id))
+            .group_by(e.c.case_id, e.c.actor)
+            .having(roles >= 2)
+            .order_by(e.c.case_id, e.c.actor))
+
+
+_POLICIES = select(Item.code, Item.policy).where(Item.policy.is_not(None))
+_E = Event.__table__
+_STEPS = (select(_E.c.case_id, _E.c.actor, _E.c.step, _E.c.event_id)
+          .where(_E.c.case_id.in_(bindparam("cases", expanding=True)),
+                 _E.c.step.in_(bindparam("steps", expanding=True)),
+                 _E.c.is_system.is_(False), _E.c.occurred_at <= as_of())
+          .order_by(_E.c.occurred_at, _E.c.id))
+
+
 def _steps(conn: Connection, cases: list[str], steps, ctx: Context) -> dict:
     """(case, actor) → [(step, event_id)] for the flagged cases only (few)."""
-    e = Event.__table__
     out: dict = {}
     for start in range(0, len(cases), 500):
-        rows = conn.execute(select(e.c.case_id, e.c.actor, e.c.step, e.c.event_id)
-                            .where(e.c.case_id.in_(cases[start:start + 500]),
-                                   e.c.step.in_(steps), e.c.is_system.is_(False),
-                                   e.c.occurred_at <= ctx.as_of)
-                            .order_by(e.c.occurred_at, e.c.id))
+        rows = conn.execute(_STEPS, {"cases": cases[start:start + 500], "steps": list(steps),
+                                     "as_of": ctx.as_of})
         for r in rows:
             out.setdefault((r.case_id, r.actor), []).append((r.step, r.event_id))
     return out

@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 from types import MappingProxyType, SimpleNamespace
 from typing import Any, Mapping
 
-from sqlalchemy import Connection, and_, case, func, literal, null, select
+from sqlalchemy import Connection, and_, bindparam, case, func, literal, null, select
 
 from ...models import Event, Item
 from ..finding import Context, Finding
-from ..sql import changed_cases, in_scope, json_number, one_of, seconds_since, time_point
+from ..sql import (ListParam, as_of, bound, built, changed_cases, in_scope, json_number,
+                   member_of, seconds_since, time_point)
 from ._common import aware, by_case, local
 
 # what a stamp of each precision could be off by, in seconds (a second-precise one: 0)
@@ -51,48 +52,18 @@ class Params:
 
 
 def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
-    defaults, per_item = rule.params.min_minutes, rule.params.item_min_minutes
-    longest = _longest_limit(conn, defaults, per_item)
+    longest = _longest_limit(conn, rule.params.min_minutes, rule.params.item_min_minutes)
     if longest is None:
         return
-    e = Event.__table__
-    # 1. one narrow pass in (case_id, occurred_at) index order: each event's predecessor
-    #    and the gap, kept only when shorter than the longest limit anywhere (few rows);
-    #    each timestamp is parsed once
-    points = select(e.c.id, e.c.case_id, e.c.occurred_at,
-                    time_point(e.c.occurred_at).label("t"),
-                    ).where(e.c.occurred_at <= ctx.as_of, e.c.is_system.is_(False),
-                            changed_cases(ctx, e.c.case_id)).subquery("points")
-    ordered: dict[str, Any] = dict(partition_by=points.c.case_id, order_by=(points.c.occurred_at, points.c.id))
-    pairs = select(points.c.id, points.c.t,
-                   func.lag(points.c.t).over(**ordered).label("prev_t"),
-                   func.lag(points.c.id).over(**ordered).label("prev_id"),
-                   ).subquery("pairs")
-    gap = seconds_since(pairs.c.t, pairs.c.prev_t)
-    close = conn.execute(select(pairs.c.id, pairs.c.prev_id, gap.label("gap"))
-                         .where(pairs.c.prev_t.is_not(None), gap < longest * 60)).all()
+    close = conn.execute(built(rule, "close", ctx, lambda: _close(ctx)),
+                         bound(ctx, longest_seconds=longest * 60)).all()
     if not close:
         return
-    # 2. the candidates' details and their step's exact limit, looked up by id (a join on
-    #    the pairs would leave PostgreSQL guessing their number: it guessed a third of the
-    #    table and hashed all of it, twice)
-    default = case({k: literal(float(v)) for k, v in defaults.items()}, value=e.c.step,
-                   else_=null()) if defaults else null()
-    own = case(*[(and_(e.c.item_code == item, e.c.step == step), literal(float(v)))
-                 for item, steps in sorted(per_item.items()) for step, v in sorted(steps.items())],
-               else_=null()) if any(per_item.values()) else null()
-    limit = func.coalesce(own, json_number(Item.min_minutes, e.c.step), default)
-    current = {r.id: r for r in conn.execute(
-        select(e.c.id, e.c.event_id, e.c.case_id, e.c.item_code, e.c.department, e.c.step,
-               e.c.actor, e.c.occurred_at, e.c.time_precision, limit.label("limit"),
-               Item.policy)
-        .join(Item, Item.code == e.c.item_code)
-        .where(one_of(e.c.id, [c.id for c in close]),
-               in_scope(rule.scope, e.c.department, e.c.item_code), limit.is_not(None)))}
+    current = {r.id: r for r in conn.execute(built(rule, "current", ctx, lambda: _current(rule)),
+                                             {"ids": [c.id for c in close]})}
     close = _from_named_steps(conn, list(close), current, ctx)
     before = {r.id: r for r in conn.execute(
-        select(e.c.id, e.c.event_id, e.c.step, e.c.occurred_at, e.c.time_precision)
-        .where(one_of(e.c.id, [c.prev_id for c in close if c.id in current])))}
+        _BEFORE, {"ids": [c.prev_id for c in close if c.id in current]})}
     found = [SimpleNamespace(**current[c.id]._asdict(), gap=c.gap,
                              prev_at=before[c.prev_id].occurred_at,
                              prev_step=before[c.prev_id].step,
@@ -116,6 +87,55 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
                                 "gap_seconds": round(r.gap, 1), "limit_minutes": r.limit,
                                 "actor": r.actor} for r in rows]},
             event_ids=tuple(x for r in rows for x in (r.prev_id, r.event_id)))
+
+
+def _close(ctx: Context):
+    """1. One narrow pass in (case_id, occurred_at) index order: each event's predecessor
+    and the gap, kept only when shorter than the longest limit anywhere (few rows); each
+    timestamp is parsed once."""
+    e = Event.__table__
+    points = select(e.c.id, e.c.case_id, e.c.occurred_at,
+                    time_point(e.c.occurred_at).label("t"),
+                    ).where(e.c.occurred_at <= as_of(), e.c.is_system.is_(False),
+                            changed_cases(ctx, e.c.case_id)).subquery("points")
+    ordered: dict[str, Any] = dict(partition_by=points.c.case_id, order_by=(points.c.occurred_at, points.c.id))
+    pairs = select(points.c.id, points.c.t,
+                   func.lag(points.c.t).over(**ordered).label("prev_t"),
+                   func.lag(points.c.id).over(**ordered).label("prev_id"),
+                   ).subquery("pairs")
+    gap = seconds_since(pairs.c.t, pairs.c.prev_t)
+    return (select(pairs.c.id, pairs.c.prev_id, gap.label("gap"))
+            .where(pairs.c.prev_t.is_not(None), gap < bindparam("longest_seconds")))
+
+
+def _current(rule):
+    """2. The candidates' details and their step's exact limit, looked up by id (a join on
+    the pairs would leave PostgreSQL guessing their number: it guessed a third of the
+    table and hashed all of it, twice)."""
+    e = Event.__table__
+    defaults, per_item = rule.params.min_minutes, rule.params.item_min_minutes
+    default = case({k: literal(float(v)) for k, v in defaults.items()}, value=e.c.step,
+                   else_=null()) if defaults else null()
+    own = case(*[(and_(e.c.item_code == item, e.c.step == step), literal(float(v)))
+                 for item, steps in sorted(per_item.items()) for step, v in sorted(steps.items())],
+               else_=null()) if any(per_item.values()) else null()
+    limit = func.coalesce(own, json_number(Item.min_minutes, e.c.step), default)
+    return (select(e.c.id, e.c.event_id, e.c.case_id, e.c.item_code, e.c.department, e.c.step,
+                   e.c.actor, e.c.occurred_at, e.c.time_precision, limit.label("limit"),
+                   Item.policy)
+            .join(Item, Item.code == e.c.item_code)
+            .where(_by_ids(e), in_scope(rule.scope, e.c.department, e.c.item_code),
+                   limit.is_not(None)))
+
+
+def _by_ids(e):
+    return member_of(e.c.id, bindparam("ids", type_=ListParam(numbers=True)))
+
+
+_E = Event.__table__
+_BEFORE = select(_E.c.id, _E.c.event_id, _E.c.step, _E.c.occurred_at,
+                 _E.c.time_precision).where(_by_ids(_E))
+_MIN_MINUTES = select(Item.min_minutes)
 
 
 def slack(*precisions: str | None) -> int:
@@ -159,6 +179,6 @@ def _longest_limit(conn: Connection, defaults: Mapping[str, float],
     rule's; ``None`` when no step has one."""
     limits = [float(v) for v in defaults.values()]
     limits += [float(v) for steps in per_item.values() for v in steps.values()]
-    for per_step in conn.scalars(select(Item.min_minutes)):
+    for per_step in conn.scalars(_MIN_MINUTES):
         limits += [float(v) for v in (per_step or {}).values()]
     return max(limits, default=None)

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, or_, select
 
 from ..finding import Context, Finding
+from ..sql import bound, built
 from ._fees import (REACHED, authorised_users, case_fees, describe_event, fee_events,
                     first_end, latest_assessment, money, waivers, yuan)
 
@@ -55,16 +56,20 @@ class Params:
             raise ValueError(f"'unknown_channel' must be not_online or online, got '{value}'")
 
 
+def _query(rule, ctx: Context):
+    fees = case_fees(rule, ctx)
+    owed = fees.c.standard_fen - fees.c.waived_fen
+    return (select(fees)
+            .where(fees.c.online_payments == 0,
+                   or_(fees.c.item_fee_fen > 0, fees.c.category == "penalty"),
+                   or_(fees.c.standard_fen.is_(None), owed > 0))
+            .order_by(fees.c.case_id))
+
+
 def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     authorised = authorised_users(conn, rule.params.authorising_roles)
-    fees = case_fees(rule, ctx, authorised)
-    owed = fees.c.standard_fen - fees.c.waived_fen
-    query = (select(fees)
-             .where(fees.c.online_payments == 0,
-                    or_(fees.c.item_fee_fen > 0, fees.c.category == "penalty"),
-                    or_(fees.c.standard_fen.is_(None), owed > 0))
-             .order_by(fees.c.case_id))
-    found = list(conn.execute(query))
+    found = list(conn.execute(built(rule, "unpaid", ctx, lambda: _query(rule, ctx)),
+                              bound(ctx, authorised=authorised)))
     events = fee_events(conn, [r.case_id for r in found], ctx)
     allowed = set(authorised)
     for r in found:
