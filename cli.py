@@ -628,14 +628,16 @@ def alerts_list(app: App, fmt: str, kind, level, department, status, rule_id, ti
                 as_of, suppressed) -> None:
     """List alerts; JSON is one array, CSV has a header row.
 
-    The table shows id, level, tier, status, department, handling deadline, rule, message.
+    The table shows id, level, tier, status, department, handling deadline, rule, the
+    finding's short title (a fee finding on a fine: 罚没款…), message.
     """
     from monitor.alerts import ALERT_FIELDS, jsonable, list_alerts
 
     def text(r) -> str:
         due = r.due_on.isoformat() if r.due_on else "-"
         return (f"{r.id:>6}  {r.level:<7} T{r.tier} {r.status:<12} "
-                f"{r.department or '-':<6} {due:<10} {r.rule_id:<18} {r.message}")
+                f"{r.department or '-':<6} {due:<10} {r.rule_id:<18} "
+                f"{(r.title or '').split('（')[0] or '-'}  {r.message}")
 
     today = _as_of(app, as_of).astimezone(app.config.tz).date() if overdue else None
     _echo_rows(list_alerts(app.engine, kind=kind, level=level, department=department,

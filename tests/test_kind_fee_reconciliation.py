@@ -64,7 +64,9 @@ def test_local_months_and_both_directions(store, config, write_events, tmp_path)
     assert sorted(got) == ["D07|2025-10", "D07|2025-11"]
     short, offline = got["D07|2025-10"], got["D07|2025-11"]
     assert (short.department, short.period, short.case_id) == ("D07", "2025-10", None)
-    assert short.fields["direction"].startswith("网上收费多于财政入库")
+    # D07 (城管) charges only penalties: its figures are fines, and its findings say so
+    assert short.variant == offline.variant == "fine"
+    assert short.fields["direction"].startswith("网上缴纳罚没款多于财政入库")
     assert short.evidence["direction"] == "online_exceeds_receipts"
     assert (short.evidence["online_total"], short.evidence["receipts"],
             short.evidence["online_minus_receipts"]) == ("500.00", "300.00", "200.00")

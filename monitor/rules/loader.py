@@ -13,11 +13,12 @@ from pathlib import Path
 from ..errors import RuleError, SourceError, SourceErrors, did_you_mean
 from ..yamlsrc import LineDict, LineList, check_keys, load_yaml
 from .kinds import KINDS, COMMON_FIELDS
-from .model import ACTIONS, LEVELS, STATUSES, Rule, Scope
+from .model import ACTIONS, LEVELS, STATUSES, Rule, Scope, Variant
 from .params import build_params
 
 RULE_KEYS = {"id", "title", "kind", "enabled", "level", "scope", "params", "message",
-             "references", "action", "handling_days", "status"}
+             "references", "action", "handling_days", "status", "variants"}
+VARIANT_KEYS = {"title", "message"}
 SCOPE_KEYS = {"include", "exclude"}
 SCOPE_LISTS = {"departments", "items", "categories"}
 
@@ -92,6 +93,32 @@ def check_message(template: str, fields: tuple[str, ...], path: str, line: int) 
                                         f"{', '.join(sorted(allowed))}")
 
 
+def _variants(raw: LineDict, kind, path: str) -> tuple[tuple[str, Variant], ...]:
+    """The kind's variants (``VARIANTS``: name → (title, message)), each title or message
+    replaced where the file's ``variants:`` gives one."""
+    defaults: dict[str, tuple[str, str]] = getattr(kind, "VARIANTS", {})
+    given = raw.get("variants")
+    if given is None:
+        given = LineDict(line=raw.line)
+    if not isinstance(given, LineDict):
+        raise RuleError(path, raw.line_of("variants"), "'variants' must be a mapping of "
+                        f"{', '.join(defaults) or '(none for this kind)'} to title and message")
+    check_keys(given, set(defaults), path, RuleError)
+    out = []
+    for name, (title, message) in sorted(defaults.items()):
+        entry = given.get(name)
+        if entry is None:
+            entry = LineDict(line=given.line)
+        if not isinstance(entry, LineDict):
+            raise RuleError(path, given.line_of(name),
+                            f"'variants.{name}' must be a mapping of title and message")
+        check_keys(entry, VARIANT_KEYS, path, RuleError)
+        text = _text(entry, "message", path, message)
+        check_message(text, kind.FIELDS, path, entry.line_of("message"))
+        out.append((name, Variant(_text(entry, "title", path, title), text)))
+    return tuple(out)
+
+
 def _rule(raw: LineDict, path: str) -> Rule:
     check_keys(raw, RULE_KEYS, path, RuleError, required=("id", "kind"))
     kind_name = raw["kind"]
@@ -118,7 +145,7 @@ def _rule(raw: LineDict, path: str) -> Rule:
         references=tuple(references), action=_choice(raw, "action", ACTIONS, "alert", path),
         handling_days=_days(raw, "handling_days", path),
         status=_choice(raw, "status", STATUSES, "stable", path),
-        path=path, line=raw.line)
+        path=path, line=raw.line, variants=_variants(raw, kind, path))
 
 
 def load_rule_file(path: str | Path, errors: list[SourceError] | None = None) -> list[Rule]:

@@ -24,6 +24,9 @@ collected offline) and an online total above receipts (money not remitted, 截�
   (a log warning naming the departments), so the gap in the data is visible.
 * Scope: receipts are per department, so only the scope's department lists apply; item and
   category lists are ignored by this kind.
+* A department whose every charging item (catalog fee above 0, or a penalty) is a
+  penalty pays fines into the treasury: its findings are titled and worded so
+  (``VARIANTS``: 罚没款入库比对不符).
 * Incremental: a department-month's figures, and so its finding, change only when an
   online payment in it is stored, its receipts row is written (``receipts.event_mark``
   at or above the previous run's event watermark: that run may not have seen it), the
@@ -46,7 +49,7 @@ from decimal import Decimal
 from sqlalchemy import (ColumnClause, Connection, Integer, and_, case, func, literal_column, select,
                         true)
 
-from ...models import Department, Event, Receipt
+from ...models import Department, Event, Item, Receipt
 from ..finding import Context, Finding
 from ..sql import new_events
 from ._common import aware
@@ -58,9 +61,15 @@ TITLE = "收费比对不符（网上收费与财政入库不一致）"
 DEFAULT_MESSAGE = ("{department} {period}：网上收费 {online} 元，财政入库 {receipts}，"
                    "相差 {difference} 元（{direction}）")
 FIELDS = ("online", "receipts", "difference", "direction", "payments")
+# a department whose every charging item is a penalty collects fines, not fees
+VARIANTS = {"fine": ("罚没款入库比对不符（网上缴纳罚没款与财政入库不一致）",
+                     "{department} {period}：网上缴纳罚没款 {online} 元，财政入库 {receipts}，"
+                     "相差 {difference} 元（{direction}）")}
 
 DIRECTIONS = {"receipts_exceed_online": "财政入库多于网上收费，疑似网下收费、体外循环",
               "online_exceeds_receipts": "网上收费多于财政入库，疑似未及时足额上缴"}
+FINE_DIRECTIONS = {"receipts_exceed_online": "财政入库多于网上缴纳罚没款，疑似网下收缴罚没款、体外循环",
+                   "online_exceeds_receipts": "网上缴纳罚没款多于财政入库，疑似未及时足额上缴"}
 
 
 @dataclass(frozen=True)
@@ -150,11 +159,21 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
         log.warning("fee reconciliation: no treasury receipts loaded for department%s %s: "
                     "their months are not compared (permit-monitor ingest receipts)",
                     "s" if len(unloaded) > 1 else "", ", ".join(unloaded))
+    fines = _fine_departments(conn)
     for department, period in sorted(k for k in keys if k[0] in loaded):
         finding = _compare(department, by_period[period], totals.get((department, period)),
-                           receipts.get((department, period)), p, ctx)
+                           receipts.get((department, period)), p, ctx, department in fines)
         if finding is not None:
             yield finding
+
+
+def _fine_departments(conn: Connection) -> set[str]:
+    """Departments whose every charging item (catalog fee above 0, or a penalty) is a
+    penalty: what they pay into the treasury are fines (罚没款), and their findings say so."""
+    charging = (fen(Item.fee) > 0) | (Item.category == "penalty")
+    return {d for d, fines, total in conn.execute(
+        select(Item.department, func.count(case((Item.category == "penalty", 1))), func.count())
+        .where(charging).group_by(Item.department)) if fines == total}
 
 
 def _earliest(conn: Connection, scope, online, ctx: Context):
@@ -250,7 +269,7 @@ def _due(month: Month, p: Params, ctx: Context) -> datetime:
 
 
 def _compare(department: str, month: Month, online: tuple[Decimal, int] | None,
-             received: Decimal | None, p: Params, ctx: Context) -> Finding | None:
+             received: Decimal | None, p: Params, ctx: Context, fine: bool) -> Finding | None:
     paid, payments = online or (yuan(0), 0)
     if received is None and (not p.missing_receipts or ctx.as_of < _due(month, p, ctx)):
         return None
@@ -260,9 +279,10 @@ def _compare(department: str, month: Month, online: tuple[Decimal, int] | None,
     if abs(difference) <= threshold:
         return None
     direction = "online_exceeds_receipts" if difference > 0 else "receipts_exceed_online"
-    text = DIRECTIONS[direction] + ("（该月无财政入库记录）" if received is None else "")
+    text = (FINE_DIRECTIONS if fine else DIRECTIONS)[direction] + ("（该月无财政入库记录）" if received is None else "")
     return Finding(
         subject=f"{department}|{month.period}", department=department, period=month.period,
+        variant="fine" if fine else None,
         fields={"online": money(paid), "difference": money(abs(difference)),
                 "receipts": "无记录" if received is None else f"{money(received)} 元",
                 "direction": text, "payments": payments},
