@@ -14,7 +14,8 @@ The commands, by group, in the order of this file (``--help`` lists them alphabe
 * rules — ``rules check|test|explain|backtest|calibrate`` (tools for rule authors);
 * reports — ``report``, ``scores``;
 * administration — ``init``, ``settings``, ``demo``; ``nightly``, ``serve`` and ``runs list``
-  (unattended operation); ``users``, ``tokens`` and ``web`` (the control center).
+  (unattended operation); ``users``, ``tokens`` and ``web`` (the control center); ``gate
+  check`` (the workflow gate).
 
 Before them: the root group and what commands share (options, ``--as-of``, the database
 lease, list output).
@@ -811,13 +812,19 @@ def holds() -> None:
 @click.option("--case", "case_id", help="Only holds on this case.")
 @pass_app
 def holds_list(app: App, include_released: bool, case_id: str | None) -> None:
-    """List holds: id, case, alert, rule, since when, and who released it."""
+    """List holds: id, case, alert, rule, since when; whether the workflow system has
+    acknowledged it (pending until then), and who released it."""
     from monitor.holds import list_holds
 
     def text(h) -> str:
         at = h.held_at.astimezone(app.config.tz).strftime("%Y-%m-%d %H:%M")
         line = (f"{h.id:>6}  {h.status:<8} {h.department or '-':<6} {h.case_id:<18} "
                 f"alert {h.alert_id:<6} {h.rule_id:<18} held {at}")
+        if h.status == "held" and h.acked_at is None:
+            line += (f" · pending (sent {h.sends}×, not acknowledged)" if h.sends else
+                     " · not sent (no workflow channel)")
+        elif h.acked_at is not None:
+            line += f" · acknowledged {_local(app, h.acked_at)} by {h.acked_by}"
         if h.released_by:
             line += f" · released by {h.released_by}: {h.release_note}"
         return line
@@ -1561,14 +1568,16 @@ def settings() -> None:
     """List every config.yaml setting with its default and meaning."""
     for s in SETTINGS:
         click.echo(f"{s.name}  (default: {s.default!r})\n    {s.help}")
-    from monitor.config import INBOX_SETTINGS, SCHEDULE_SETTINGS, SCORE_SETTINGS, WEB_SETTINGS
+    from monitor.config import (GATE_SETTINGS, INBOX_SETTINGS, SCHEDULE_SETTINGS, SCORE_SETTINGS,
+                                WEB_SETTINGS)
 
     for title, table in (("mapping: (XES import)", MAPPING_SETTINGS),
                          ("notify: (delivery of notifications)", NOTIFY_SETTINGS),
                          ("scores: (scorecard weights, 绩效考评)", SCORE_SETTINGS),
                          ("inbox: (the drop directory)", INBOX_SETTINGS),
                          ("schedule: (the serve daemon)", SCHEDULE_SETTINGS),
-                         ("web: (permit-monitor web, the control center)", WEB_SETTINGS)):
+                         ("web: (permit-monitor web, the control center)", WEB_SETTINGS),
+                         ("gate: (the workflow gate, POST /api/v1/gate)", GATE_SETTINGS)):
         click.echo(f"\n{title}")
         for s in table:
             click.echo(f"  {s.name}  (default: {s.default!r})\n      {s.help}")
@@ -2004,6 +2013,38 @@ def users_set_delivery(app: App, user_id: str, mode: str) -> None:
 
 
 @cli.group()
+def gate() -> None:
+    """The workflow gate (事前拦截): would the rules refuse this event before it is recorded?"""
+
+
+@gate.command("check")
+@click.argument("file", metavar="EVENT.json", type=click.Path(dir_okay=False))
+@click.option("--as-of", "as_of", metavar="TIME",
+              help="Decide as of this moment (ISO 8601) [default: now].")
+@pass_app
+def gate_check(app: App, file: str, as_of: str | None) -> None:
+    """Ask the gate about one candidate event, as POST /api/v1/gate does; print its answer.
+
+    EVENT.json holds one object of the input contract's fields (case_id, item_code, step,
+    actor, occurred_at, attachments, amount, channel …). The rules with `gate: deny` or
+    `gate: warn` judge the case's stored history plus this event; nothing is stored but the
+    answer's line in the gate log (and a deny's on the trail).
+
+    \b
+      permit-monitor gate check survey.json
+      {"decision": "deny", "reasons": [{"rule_id": "step_too_fast", …}], …}
+    """
+    from monitor.gate import read_candidate
+    from monitor.gatelog import ask
+    from monitor.rules.loader import load_rules
+
+    verdict = ask(app.engine, app.config, load_rules([app.config.rules_dir]),
+                  read_candidate(file), _as_of(app, as_of), _admin().replace("admin:", "cli:"),
+                  "cli")
+    click.echo(json.dumps(verdict.answer(), ensure_ascii=False, indent=2))
+
+
+@cli.group()
 def tokens() -> None:
     """Bearer tokens for the API (/api/v1): personal, or a machine's with a read scope."""
 
@@ -2012,7 +2053,8 @@ def tokens() -> None:
 @click.option("--user", "user_id", metavar="USER", help="A personal token: acts as USER.")
 @click.option("--service", metavar="NAME", help="A machine's token (e.g. the workflow system).")
 @click.option("--scope", metavar="SCOPE",
-              help="With --service: read (the whole county) or read:DEPT (one department).")
+              help="With --service: read (the whole county), read:DEPT (one department) or "
+                   "gate (the workflow system: asks the gate, acknowledges holds).")
 @click.option("--expires", default="90d", show_default=True, metavar="DURATION",
               help="90d, 12h … or never.")
 @pass_app

@@ -318,7 +318,7 @@ def parse_expiry(text: str | None, at: datetime) -> datetime | None:
 
 
 def _check_scope(conn: Connection, scope: str | None) -> str:
-    if scope == "read":
+    if scope in ("read", "gate"):
         return scope
     if scope and scope.startswith("read:"):
         dept = scope.partition(":")[2]
@@ -327,7 +327,8 @@ def _check_scope(conn: Connection, scope: str | None) -> str:
             return scope
         raise AccountError(f"unknown department '{dept}' in scope{did_you_mean(dept, known)}")
     raise AccountError(f"unknown scope '{scope}': a service token reads, with scope read "
-                       "(the whole county) or read:DEPT (one department)")
+                       "(the whole county) or read:DEPT (one department), or is the workflow "
+                       "system's, with scope gate")
 
 
 def create_token(engine: Engine, at: datetime, by: str, *, user_id: str | None = None,

@@ -37,6 +37,7 @@ from .trail import Entry
 from .exemptions import Matcher
 
 IN_CHUNK = 500
+GATE_REFUSED = "【闸口曾拒绝仍录入】"  # an alert raised by an event the workflow gate refused
 
 
 @dataclass
@@ -62,8 +63,10 @@ def render(rule: Rule, finding: Finding) -> tuple[str, str]:
                               "period": finding.period, "level": level, "rule_id": rule.id,
                               "title": variant.title}
     fields.update(finding.fields)
-    return level, variant.message.format(**{k: "" if v is None else v
-                                            for k, v in fields.items()})
+    message = variant.message.format(**{k: "" if v is None else v for k, v in fields.items()})
+    if finding.evidence.get("gate_refused"):  # the workflow gate had refused it (gatelog.py)
+        message = GATE_REFUSED + message
+    return level, message
 
 
 def _default_policy() -> Policy:

@@ -11,7 +11,8 @@ or a machine holding a service token. The catalog's roles decide:
   revoke exemptions.
 - ``leader`` (领导): reads everything, acts on nothing.
 - a service token with scope ``read`` reads the whole county, ``read:DEPT`` one
-  department; it never acts.
+  department; it never acts. One with scope ``gate`` (the workflow system) asks the
+  workflow gate and acknowledges holds (:data:`GATE`), and nothing else; no person may.
 - anyone else (clerks, chiefs …) sees nothing here.
 
 :func:`why_not` gives the refusal as the sentence a person reads (``None``: allowed);
@@ -29,9 +30,10 @@ from .errors import NotAllowed
 
 TIER1, TIER2, LEADER = "monitor_l1", "monitor_l2", "leader"
 CHANNELS = ("cli", "web", "api")
-SCOPES = ("read", "read:DEPT")
+SCOPES = ("read", "read:DEPT", "gate")
 
 READ = "view"  # see an alert, its case, the board, reports, rules
+GATE = "gate"  # ask the workflow gate, acknowledge a hold: the workflow system's token
 # action → (verb in a refusal, tier 2 only)
 ACTS: dict[str, tuple[str, bool]] = {
     "ack": ("acknowledge", False),
@@ -47,7 +49,7 @@ ACTS: dict[str, tuple[str, bool]] = {
     "decide_appeal": ("decide the appeal of", True),
     "advance": ("record a stage of", False),  # a complaint's 受理 → 调查 → 处置 → 反馈
 }
-ACTIONS = (READ, *ACTS)
+ACTIONS = (READ, GATE, *ACTS)
 
 
 @dataclass(frozen=True)
@@ -114,8 +116,13 @@ def why_not(actor: Actor, action: str, resource: Any = None, verb: str | None = 
     """Why ``actor`` may not do ``action`` on ``resource`` (an alert row, or ``None`` for
     the county as a whole); ``None`` when they may. ``verb`` overrides the action's verb in
     the sentence (e.g. "release hold 3 of")."""
-    if action != READ and action not in ACTS:
+    if action != READ and action != GATE and action not in ACTS:
         raise ValueError(f"unknown action {action!r}; actions: {', '.join(ACTIONS)}")
+    if action == GATE:
+        if actor.service is not None and actor.scope == "gate":
+            return None
+        return (f"{actor.label} may not {verb or 'ask the workflow gate'}: only the workflow "
+                "system's service token (scope gate) may")
     department = getattr(resource, "department", None)
     seen = visible_departments(actor)
     if action == READ:

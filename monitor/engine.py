@@ -28,6 +28,7 @@ from . import trail
 from .alerts import Stored, render, store_findings
 from .clearing import clear_unfound
 from .config import Config
+from .gatelog import cite_refusals
 from .models import Event, RuleState
 from .rules.finding import Context, Finding
 from .rules.kinds import KINDS, after_others, by_case, incremental
@@ -157,7 +158,7 @@ def evaluate_rule(engine: Engine, rule: Rule, ctx: Context, *, dry_run: bool = F
             outcome.incremental = since is not None
             run_ctx = incremental_context(conn, ctx, since, {} if cache is None else cache) \
                 if since else ctx
-            found = counted(_detect(kind, conn, rule, run_ctx))
+            found = counted(cite_refusals(conn, rule, _detect(kind, conn, rule, run_ctx)))
             if dry_run:  # a detector's own state (overdue's open cases) goes too
                 deque(found, maxlen=0)
                 conn.rollback()

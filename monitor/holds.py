@@ -3,7 +3,8 @@
 When such a rule raises a new alert, each of its cases gets a hold, traced as ``held`` in
 the same transaction (from monitor/alerts.py). If config.yaml routes the ``workflow``
 channel to a sink, a message for the workflow system is queued in the outbox too (the
-message's ``address`` is the case id, its ``subject`` ``hold`` or ``release``). A monitor
+message's ``address`` is the case id, its ``subject`` ``hold`` or ``release``), and the
+hold is pending until the workflow system acknowledges it (monitor/holdsync.py). A monitor
 who may act on the alert releases the hold with a note; that is traced as ``released``.
 """
 
@@ -18,16 +19,15 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from . import trail
 from .errors import InvalidTransition, NotFound
 from .models import Hold
+from .holdsync import WORKFLOW, send
 from .outbox import enqueue
 from .supervision import Policy, begin_action, note_of
 from .trail import Entry
 
-WORKFLOW = "workflow"  # the recipient and channel of messages to the workflow system
-
-
 def place(conn: Connection, policy: Policy, rows: list[dict[str, Any]], ids: Mapping[str, int],
           at: datetime) -> list[Entry]:
-    """Holds for the cases of new alerts of halting rules; their trail entries."""
+    """Holds for the cases of new alerts of halting rules; their trail entries. Each is
+    sent to the workflow system when that channel is routed (monitor/holdsync.py)."""
     holds, entries = [], []
     for row in rows:
         if row["action"] != "halt":
@@ -37,12 +37,13 @@ def place(conn: Connection, policy: Policy, rows: list[dict[str, Any]], ids: Map
             holds.append({"case_id": case_id, "alert_id": alert_id, "rule_id": row["rule_id"],
                           "department": row["department"], "held_at": at, "status": "held"})
             entries.append(Entry("held", alert_id, trail.SYSTEM, {"case_id": case_id}))
-            if policy.workflow:
-                enqueue(conn, at, alert_id, [WORKFLOW], "hold",
-                        f"中止流程：案件 {case_id}（告警 {alert_id}，{row['rule_id']}）",
-                        channel=WORKFLOW, address=case_id)
     if holds:
         conn.execute(insert(Hold), holds)
+        if policy.workflow:
+            placed = conn.execute(select(Hold).where(
+                Hold.alert_id.in_(sorted({h["alert_id"] for h in holds})),
+                Hold.held_at == at, Hold.sent_at.is_(None)).order_by(Hold.id))
+            send(conn, at, list(placed))
     return entries
 
 

@@ -301,8 +301,34 @@ class Hold(Base):
     released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     released_by: Mapped[str | None] = mapped_column(String(64))
     release_note: Mapped[str | None] = mapped_column(Text)
+    # the workflow system's confirmation (monitor/holdsync.py): pending until acked
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # last sent to it
+    sends: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    acked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acked_by: Mapped[str | None] = mapped_column(String(64))
+    ack_note: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (UniqueConstraint("alert_id", "case_id", name="uq_holds_alert_case"),)
+
+
+class GateLog(Base):
+    """One answer of the workflow gate (monitor/gate.py): who asked about which candidate
+    event, the decision, its reasons and the versions of the rules consulted."""
+
+    __tablename__ = "gate_log"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    asked_by: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(16))  # api | cli
+    case_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    event_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    step: Mapped[str | None] = mapped_column(String(64))
+    candidate: Mapped[dict[str, Any]] = mapped_column(JSON)
+    decision: Mapped[str] = mapped_column(String(8))  # allow | warn | deny
+    reasons: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    rule_versions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    degraded: Mapped[bool] = mapped_column(Boolean, default=False)
+    elapsed_ms: Mapped[int | None] = mapped_column(Integer)
 
 
 class OutboxMessage(Base):

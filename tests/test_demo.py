@@ -367,6 +367,9 @@ def test_the_shipped_rules_find_every_planted_anomaly_and_nothing_else(county):
     # no shipped rule (its steps are an office's own, docs/sequence.md)
     assert set(checks) == set(KINDS) - set(DERIVED) - {"sequence"}
     for c in checks.values():
+        if c.kind == "hold_violated":  # needs a hold placed by an earlier run than the step:
+            assert c.found == c.expected == frozenset()  # the demo audits once (replay: daily)
+            continue
         # six months of log: no year before to compare volumes with (test_volume_drop.yaml);
         # the demo county's data is clean: a data-quality kind must find nothing there
         assert c.expected or c.kind == "volume_drop" or c.kind in data_quality_kinds(), c.kind

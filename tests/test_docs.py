@@ -14,7 +14,8 @@ from cli import cli
 from conftest import NOW
 from monitor.catalog import ingest_catalog
 from monitor.config import (INBOX_SETTINGS, MAPPING_SETTINGS, NOTIFY_SETTINGS,
-                            SCHEDULE_SETTINGS, SETTINGS, WEB_SETTINGS)
+                            SCHEDULE_SETTINGS, SETTINGS, WEB_SETTINGS,
+                            GATE_SETTINGS)
 from monitor.ingest import ingest_events, ingest_receipts
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +44,7 @@ def test_every_setting_is_in_the_readme():
         assert f"`{setting.name}`" in README, f"mapping.{setting.name}"
     for setting in NOTIFY_SETTINGS:
         assert f"| `{setting.name}` |" in README, f"notify.{setting.name}"
-    for setting in INBOX_SETTINGS + SCHEDULE_SETTINGS + WEB_SETTINGS:
+    for setting in INBOX_SETTINGS + SCHEDULE_SETTINGS + WEB_SETTINGS + GATE_SETTINGS:
         assert f"| `{setting.name}` |" in README, setting.name
 
 

@@ -110,6 +110,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "what": ("事项", "What"),
     "held_at": ("中止时间", "Held"),
     "released": ("已恢复", "Released"),
+    "hold_pending": ("待工作流确认（已发送 {sends} 次）", "pending: not acknowledged (sent {sends}×)"),
+    "hold_acknowledged": ("工作流已确认 {at}", "acknowledged by the workflow {at}"),
     "result": ("结果", "Result"),
     "no_case": ("没有该案件的办理记录：{case}", "No events of case {case}"),
     "case_help": ("输入案件编号，查看其全部办理记录、告警、中止和抽检。",

@@ -26,6 +26,7 @@ from .reports import ScoreWeights, load_language, load_scores
 from .schedule import InboxConfig, ScheduleConfig, load_unattended
 from .settings import Setting, declared, read_section
 from .sources import PullSource, load_sources
+from .gate import GateConfig, load_gate
 from .web import WebConfig, load_web
 from .mappings import EventMapping, load_mappings
 from .xes import XesMapping, load_mapping
@@ -116,6 +117,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("web", {}, dict,
             "Sign-in and pages of `permit-monitor web`: idle timeout, lockout, page size; "
             "keys in the 'web' table below."),
+    Setting("gate", {}, dict,
+            "The workflow gate (POST /api/v1/gate): its time budget and its answer when the "
+            "database cannot answer in time; keys in the 'gate' table below."),
 )
 
 CALENDAR_KEYS = ("extra_holidays", "extra_workdays", "country", "departments")
@@ -159,6 +163,7 @@ class Config:
                                         lambda raw: ScheduleConfig(**raw))
     sources: Mapping[str, PullSource] = declared(SETTINGS, "sources")
     web: WebConfig = declared(SETTINGS, "web", lambda raw: WebConfig(**raw))
+    gate: GateConfig = declared(SETTINGS, "gate", lambda raw: GateConfig(**raw))
 
     @property
     def tz(self) -> ZoneInfo:
@@ -248,6 +253,7 @@ def load_config(path: str | Path | None) -> Config:
         **load_unattended(values, raw, where, base_dir),
         sources=load_sources(values["sources"] or LineDict(), where),
         web=load_web(values["web"] or LineDict(), where),
+        gate=load_gate(values["gate"] or LineDict(), where),
     )
 
 

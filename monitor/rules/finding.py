@@ -36,6 +36,10 @@ class Context:
     deferred_ids: tuple[int, ...] | None = None  # see above
     changed_case_ids: tuple[str, ...] | None = None  # see above
     scores: Any = None  # the scorecard's weights (config ``scores``), for ranking_last
+    # the workflow gate's look at one case and a candidate event (monitor/gate.py), in a
+    # transaction that is rolled back: a detector keeps no state of its own and does not
+    # sweep other cases for the passing of time
+    probe: bool = False
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,12 @@ from pathlib import Path
 
 from ..errors import RuleError, SourceError, SourceErrors, did_you_mean
 from ..yamlsrc import LineDict, LineList, check_keys, load_yaml
-from .kinds import KINDS, COMMON_FIELDS
-from .model import ACTIONS, LEVELS, STATUSES, Rule, Scope, Variant
+from .kinds import KINDS, COMMON_FIELDS, gate_effects
+from .model import ACTIONS, GATE_EFFECTS, LEVELS, STATUSES, Rule, Scope, Variant
 from .params import build_params
 
 RULE_KEYS = {"id", "title", "kind", "enabled", "level", "scope", "params", "message",
-             "references", "action", "handling_days", "status", "variants"}
+             "references", "action", "handling_days", "status", "gate", "variants"}
 VARIANT_KEYS = {"title", "message"}
 SCOPE_KEYS = {"include", "exclude"}
 SCOPE_LISTS = {"departments", "items", "categories"}
@@ -45,6 +45,21 @@ def _days(rule: LineDict, key: str, path: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise RuleError(path, rule.line_of(key), f"'{key}' must be a whole number of working "
                                                  f"days ≥ 1, got {value!r}")
+    return value
+
+
+def _gate(rule: LineDict, kind_name: str, path: str) -> str | None:
+    """The rule's ``gate`` effect: what the kind supports (``overdue`` only warns)."""
+    if rule.get("gate") is None:
+        return None
+    value = _choice(rule, "gate", GATE_EFFECTS, "deny", path)
+    supported = gate_effects(KINDS[kind_name])
+    if value not in supported:
+        gated = [k for k, kind in KINDS.items() if gate_effects(kind)]
+        why = (f"kind '{kind_name}' may only warn at the gate (gate: warn)" if supported else
+               f"kind '{kind_name}' is not checked at the gate; kinds that are: "
+               f"{', '.join(gated)}")
+        raise RuleError(path, rule.line_of("gate"), f"'gate: {value}' is not allowed: {why}")
     return value
 
 
@@ -145,7 +160,8 @@ def _rule(raw: LineDict, path: str) -> Rule:
         references=tuple(references), action=_choice(raw, "action", ACTIONS, "alert", path),
         handling_days=_days(raw, "handling_days", path),
         status=_choice(raw, "status", STATUSES, "stable", path),
-        path=path, line=raw.line, variants=_variants(raw, kind, path))
+        gate=_gate(raw, kind_name, path), path=path, line=raw.line,
+        variants=_variants(raw, kind, path))
 
 
 def load_rule_file(path: str | Path, errors: list[SourceError] | None = None) -> list[Rule]:

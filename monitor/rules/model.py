@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 LEVELS = ("warning", "yellow", "red")
@@ -12,6 +13,9 @@ ACTIONS = ("alert", "halt")
 # Maturity of a rule (as in Sigma): only stable rules escalate to tier 2 or halt cases;
 # experimental ones record findings without notifying or assigning anyone.
 STATUSES = ("experimental", "test", "stable")
+# What the workflow gate (monitor/gate.py) does with a rule's finding on a candidate event:
+# refuse it, or let it through with a warning. Off unless a rule opts in.
+GATE_EFFECTS = ("deny", "warn")
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,7 @@ class Rule:
     action: str = "alert"
     handling_days: int | None = None  # working days tier 1 has to act; None: the setting
     status: str = "stable"  # experimental | test | stable (not part of the version)
+    gate: str | None = None  # deny | warn: the workflow gate consults it (None: it does not)
     path: str = ""
     line: int = 0
     variants: tuple[tuple[str, Variant], ...] = ()  # (name, Variant), sorted by name
@@ -61,7 +66,7 @@ class Rule:
         one the rule does not have: the rule's own)."""
         return dict(self.variants).get(name or "", Variant(self.title, self.message))
 
-    @property
+    @cached_property  # frozen: computed once per loaded rule (the gate asks it per decision)
     def version(self) -> str:
         """Hash of everything that decides findings: stored with each alert as evidence."""
         params = {k: v for k, v in sorted(self.params.__dict__.items())}
@@ -70,6 +75,8 @@ class Rule:
                                    "message": self.message, "action": self.action}
         if self.variants:  # only then: other rules keep the version they had
             decides["variants"] = {k: v.message for k, v in self.variants}
+        if self.gate:  # only when set: the versions of rules without it stay as they were
+            decides["gate"] = self.gate
         text = json.dumps(decides,
                           sort_keys=True, ensure_ascii=False, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -21,8 +21,10 @@ cases and their events, one or more evaluation moments, and the alerts expected 
         at: 2025-10-01 18:00                      # or evaluate: [{at: …, expect: […]}, …]
         expect:
           - {kind: step_too_fast, subject: HC-1, level: yellow}
+        gate:                                     # optional: the workflow gate's answers
+          - {case: HC-1, event: {review: +1m, actor: u1}, expect: deny}
 
-Each test runs in its own scratch database through the real pipeline: the catalog is
+(``gate:``: see :mod:`.golden_gate`.) Each test runs in its own scratch database through the real pipeline: the catalog is
 ingested, the events are written as a JSON Lines file and ingested, and the rules are run
 at each moment in turn, storing alerts as ``permit-monitor run --as-of`` would (so an
 alert raised at one moment is still there at the next). What is compared at a moment is
@@ -45,10 +47,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from ..errors import RuleError, SourceError, SourceErrors
 from ..timeutil import ValueProblem, parse_timestamp
 from ..yamlsrc import LineDict, LineList, check_keys, load_yaml
+from . import golden_gate
 
 FILE_KEYS = {"rule_files", "catalog", "calendar", "timezone", "tests"}
 TEST_KEYS = {"name", "cases", "receipts", "activity", "ratings", "complaints", "at", "expect",
-             "evaluate"}
+             "evaluate", "gate"}
 # the citizens' voice: contract fields, and for complaints the stage times as recorded
 VOICE_TIMES = {"ratings": ("rated_at",),
                "complaints": ("received_at", "accepted", "investigated", "handled",
@@ -95,6 +98,7 @@ class GoldenTest:
     activity: tuple[tuple[str, datetime, str], ...] = ()  # monitoring log: user, at, action
     ratings: tuple[dict[str, Any], ...] = ()     # 好差评 rows (times as ISO text)
     complaints: tuple[dict[str, Any], ...] = ()  # 投诉 rows, with their stage times
+    gate: tuple = ()  # the workflow gate's expected answers (golden_gate.GateExpectation)
 
 
 @dataclass(frozen=True)
@@ -127,17 +131,18 @@ class TestResult:
     test: GoldenTest
     moments: list[MomentResult] = field(default_factory=list)
     error: str | None = None
+    gate_failures: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.error is None and all(m.ok for m in self.moments)
+        return self.error is None and all(m.ok for m in self.moments) and not self.gate_failures
 
     def report(self) -> str:
         """What failed, as a diff of expected (-) against got (+) per moment."""
         where = f"{self.file.path}:{self.test.line}"
         if self.error:
             return f"{where}: test '{self.test.name}': {self.error}"
-        lines = []
+        lines = list(self.gate_failures)
         for m in self.moments:
             if m.ok:
                 continue
@@ -256,9 +261,12 @@ def _test(raw: LineDict, line: int, where: str, tz: ZoneInfo) -> GoldenTest:
                               _expected(spec["expect"], where, spec.line_of("expect")),
                               spec.line_of("at") or line))
     receipts = tuple(dict(r) for r in (raw.get("receipts") or []))
+    gate = golden_gate.parse(raw.get("gate"), cases, events, where, raw.line_of("gate"), tz,
+                             _events)
     return GoldenTest(str(raw["name"]), line, tuple(events), receipts, tuple(moments),
                       _activity(raw.get("activity"), tz, where, raw.line_of("activity")),
-                      *(_voice(raw, key, tz, where) for key in ("ratings", "complaints")))
+                      ratings=_voice(raw, "ratings", tz, where),
+                      complaints=_voice(raw, "complaints", tz, where), gate=gate)
 
 
 def _voice(raw: LineDict, key: str, tz: ZoneInfo, where: str) -> tuple[dict[str, Any], ...]:
@@ -396,6 +404,8 @@ def run_test(golden: GoldenFile, test: GoldenTest, scratch: Scratch) -> TestResu
             result.error = _load_events(engine, config, golden, test, Path(tmp))
             if result.error:
                 return result
+            result.gate_failures = golden_gate.run(engine, config, rules, test.gate,
+                                                   golden.path, test.name)
             for moment in test.moments:
                 outcomes = evaluate(engine, config, moment.at, rules=rules)
                 failed = [f"{o.rule.id}: {o.error}" for o in outcomes if o.error]

@@ -24,7 +24,7 @@ from ..center.act import FieldError
 from ..center.labels import labeler
 from ..config import Config
 from ..errors import MonitorError
-from . import api, pages
+from . import api, gateapi, pages
 from .render import filters
 from .site import (HERE, SECURITY_HEADERS, Redirect, Rules, Site, error_page, status_of,
                    wants_json)
@@ -50,6 +50,7 @@ def create_app(engine: Engine, config: Config, clock: Callable[[], datetime] = u
     app.state.site = Site(engine, config, clock, Rules(config.rules_dir), templates)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(api.router)
+    app.include_router(gateapi.router)
     app.include_router(pages.router)
 
     @app.middleware("http")

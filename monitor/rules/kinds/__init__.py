@@ -20,6 +20,7 @@ from . import case_too_fast, late_entry, same_actor_roles, step_too_fast
 from . import fee_reconciliation, fee_waiver, unpaid_fee
 from . import batch_entry, missing_attachment
 from . import overdue
+from . import hold_violated
 from . import inactive_monitor
 from . import bad_rating, complaint, rating_contradiction, ranking_last, volume_drop
 from . import data_quality
@@ -39,6 +40,12 @@ class Kind(Protocol):
     rules, and sees the alerts they raised in the same run) and ``BY_CASE = True`` (its
     findings are per case and depend on that case's events alone, so an incremental run
     over many changed cases may be made in rounds of them).
+
+    ``GATE`` (optional, read through :func:`gate_effects`): the effects a rule of the kind
+    may ask for at the workflow gate (``("deny", "warn")``, or ``("warn",)``); a kind
+    without it is not checked there. Such a kind must find a case's findings from that
+    case's events when ``ctx.changed_case_ids`` lists it, and keep no state when
+    ``ctx.probe`` is set (the gate's rolled-back look at one case).
     """
 
     @property
@@ -70,6 +77,7 @@ KINDS: dict[str, Kind] = {
     "missing_attachment": missing_attachment,
     "overdue": overdue,
     "inactive_monitor": inactive_monitor,
+    "hold_violated": hold_violated,
     "bad_rating": bad_rating,
     "complaint": complaint,
     "rating_contradiction": rating_contradiction,
@@ -114,3 +122,8 @@ def clears(kind: Kind, params: Any = None) -> str | None:
 def after_others(kind: Kind) -> bool:
     """Whether ``kind`` runs after the other rules of a run (it reads their alerts)."""
     return bool(getattr(kind, "AFTER_OTHERS", False))
+
+
+def gate_effects(kind: Kind) -> tuple[str, ...]:
+    """What a rule of ``kind`` may ask the workflow gate to do (empty: it is not gated)."""
+    return tuple(getattr(kind, "GATE", ()))

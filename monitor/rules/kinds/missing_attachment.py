@@ -33,6 +33,7 @@ DEFAULT_MESSAGE = "案件 {case_id}：{missing}（控制节点缺少必备附件
 FIELDS = ("missing", "steps", "count")
 BY_CASE = True  # per case, from its events alone (see kinds.Kind)
 CLEARED = "复查：缺少的必备附件已在同一环节补录（补正），控制节点缺件情形不再成立，复查销号"
+GATE = ("deny", "warn")  # the workflow gate may refuse a step on it (see kinds.Kind)
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,7 @@ LEVEL_CN = {"warning": "临期预警", "yellow": "黄牌", "red": "红牌"}
 END_CN = {"decide": "作出决定", "complete": "办结"}
 # a case within every limit again: its alert is cleared (monitor/clearing.py)
 CLEARED = "复查：补录数据后重新计算，案件已在办理期限内，超期情形不再成立，复查销号"
+GATE = ("warn",)  # a case past its limit cannot be stopped from ending
 CASES_PER_QUERY = 1000  # cases looked at per candidates query on an incremental run
 
 
@@ -133,7 +134,8 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
         for rows in result.partitions():
             now_open.update(r.case_id for r in rows if r.decided is None and r.completed is None)
             yield from _judged(conn, rule, ctx, rows)
-    _remember_open(conn, rule, ctx, last_day, now_open)
+    if not ctx.probe:
+        _remember_open(conn, rule, ctx, last_day, now_open)
     yield from _step_findings(conn, rule, ctx, looked_at)
 
 
@@ -208,7 +210,7 @@ def _last_day(conn: Connection, rule, ctx: Context) -> date | None:
     """The local date of this rule's last run, on an incremental run on a later date: open
     cases' clocks move by whole dates, so on the same date only new events change anything.
     ``None``: a full run, or the same date again."""
-    if ctx.since_event_id is None:
+    if ctx.since_event_id is None or ctx.probe:
         return None
     last = conn.scalar(select(RuleState.as_of).where(RuleState.rule_id == rule.id))
     return None if last is None or day(last, ctx) == day(ctx.as_of, ctx) else day(last, ctx)

@@ -29,6 +29,7 @@ TITLE = "一人多岗（同一人办理多个审批环节）"
 DEFAULT_MESSAGE = "案件 {case_id}：{actors} 一人办理 {roles}"
 FIELDS = ("actors", "roles", "count")
 BY_CASE = True  # per case, from its events alone (see kinds.Kind)
+GATE = ("deny", "warn")  # the workflow gate may refuse a step on it (see kinds.Kind)
 
 
 @dataclass(frozen=True)

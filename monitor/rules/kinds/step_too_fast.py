@@ -38,6 +38,7 @@ TITLE = "环节办理过快（疑似事后补录）"
 DEFAULT_MESSAGE = "案件 {case_id}：{steps}（疑似事后补录）"
 FIELDS = ("steps", "fastest_seconds", "count")
 BY_CASE = True  # per case, from its events alone (see kinds.Kind)
+GATE = ("deny", "warn")  # the workflow gate may refuse a step on it (see kinds.Kind)
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ BY_CASE = True  # per case, from its events alone (see kinds.Kind)
 # An online payment recorded after the alert (late data: paid online before the
 # certificate, keyed in afterwards) answers the finding: the alert is cleared.
 CLEARED = "复查：已有网上缴费记录，网下收费情形不再成立，复查销号"
+GATE = ("deny", "warn")  # the workflow gate may refuse a step on it (see kinds.Kind)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,249 @@
+"""Workflow gate benchmark: ``python bench/gate.py N [--url URL] [--reuse] [--concurrency C]
+[--seconds S] [--json]``.
+
+1. Setup, not timed: the N-case store of bench/evaluate.py (SQLite file in a temporary
+   folder, or the PostgreSQL database ``--url`` names; ``--reuse``: the store at ``--url``
+   as it is), a service token with scope ``gate``, and 3,000 cases drawn from it with
+   their item and latest event.
+2. The server: ``permit-monitor web``'s application under uvicorn in a child process on
+   127.0.0.1 and a free port, the shipped rules (step_too_fast, unpaid_fee and
+   missing_attachment with ``gate: deny``, same_actor_roles with ``gate: warn``), the
+   default budget (``gate.budget_ms`` 300).
+3. Load: C client threads (bounded concurrency; keep-alive connections) each posting one
+   candidate after another for S seconds, a candidate being one of the drawn cases' next
+   step: a survey 58 s after its latest event, a review two hours after it, or a
+   certificate an hour after it (no actor, so segregation of duties stays out of it).
+   Every answer is logged by the server (``gate_log``), every deny on the trail, as in
+   production. A short warm-up first, not counted.
+
+Printed: per decision (allow, warn, deny) n, p50 and p99 in ms as the client saw them;
+sustained decisions per second; degraded answers and errors (must be 0); the CPU the
+application process and the PostgreSQL backends spent per decision, and the decisions/s
+that CPU allows on two cores of its own (on a shared machine the wall-clock figures say
+more about the neighbours than about the gate). Target (2 cores,
+1 M cases): p99 ≤ 50 ms and ≥ 200 decisions/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(1, str(Path(__file__).resolve().parent))
+
+CLOCK = datetime(2026, 1, 31, 16, 0, tzinfo=timezone.utc)  # bench/evaluate.py's AS_OF
+DRAWN = 3000
+
+
+def serve(url: str, port: int) -> None:
+    """Child process: the application under uvicorn until killed."""
+    import uvicorn
+
+    from monitor.config import SHIPPED_RULES, Config
+    from monitor.db import open_store
+    from monitor.web import create_app
+
+    began = time.monotonic()
+    app = create_app(open_store(url), Config(path=None, base_dir=ROOT, rules_dir=SHIPPED_RULES),
+                     lambda: CLOCK + timedelta(seconds=time.monotonic() - began))
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
+                timeout_keep_alive=30)
+
+
+def setup(url: str) -> tuple[str, list[dict]]:
+    """(a gate token, the drawn cases: case id, item, latest event time)."""
+    from sqlalchemy import func, select
+
+    from monitor import accounts
+    from monitor.db import open_store
+    from monitor.models import Event
+
+    engine = open_store(url)
+    _, token = accounts.create_token(engine, CLOCK, "admin:bench", service="bench-oa",
+                                     scope="gate")
+    e = Event.__table__
+    with engine.connect() as conn:
+        top = conn.scalar(select(func.max(e.c.id)))
+        rng = random.Random(16)
+        ids = sorted(rng.sample(range(1, top + 1), min(DRAWN, top)))
+        cases = sorted(set(conn.scalars(select(e.c.case_id).where(e.c.id.in_(ids)))))
+        rows = conn.execute(select(e.c.case_id, func.min(e.c.item_code),
+                                   func.max(e.c.occurred_at))
+                            .where(e.c.case_id.in_(cases)).group_by(e.c.case_id)).all()
+    engine.dispose()
+    drawn = [{"case_id": c, "item_code": item,
+              "last": (t if t.tzinfo else t.replace(tzinfo=timezone.utc))} for c, item, t in rows]
+    return token, drawn
+
+
+def candidate(rng: random.Random, case: dict) -> dict:
+    step, after = rng.choice([("survey", timedelta(seconds=58)), ("review", timedelta(hours=2)),
+                              ("certificate_printed", timedelta(hours=1))])
+    at = case["last"] + after
+    return {"event_id": f"bench-{rng.getrandbits(48):x}", "case_id": case["case_id"],
+            "item_code": case["item_code"], "step": step, "occurred_at": at.isoformat()}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(url: str) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, __file__, "0", "--serve", str(port), "--url", url])
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc, port
+        except OSError:
+            if proc.poll() is not None:
+                raise SystemExit("the server did not start")
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("the server did not start in 120 s")
+
+
+class Client:
+    """One keep-alive connection to 127.0.0.1 posting candidates with the gate token."""
+
+    def __init__(self, port: int, token: str):
+        self.port, self.token = port, token
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+    def ask(self, body: dict) -> tuple[int, dict, float]:
+        data = json.dumps(body)
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
+        started = time.perf_counter()
+        try:
+            self.conn.request("POST", "/api/v1/gate", body=data, headers=headers)
+            response = self.conn.getresponse()
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            self.conn.close()
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+            self.conn.request("POST", "/api/v1/gate", body=data, headers=headers)
+            response = self.conn.getresponse()
+        answer = json.loads(response.read() or b"{}")
+        return response.status, answer, (time.perf_counter() - started) * 1000
+
+
+def load(port: int, token: str, drawn: list[dict], concurrency: int, seconds: float) -> dict:
+    results: list[tuple[str, float, bool]] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    stop = time.monotonic() + seconds
+
+    def worker(seed: int) -> None:
+        rng, client = random.Random(seed), Client(port, token)
+        while time.monotonic() < stop:
+            try:
+                status, answer, ms = client.ask(candidate(rng, rng.choice(drawn)))
+            except (OSError, http.client.HTTPException, ValueError) as exc:
+                with lock:
+                    errors.append(str(exc))
+                continue
+            with lock:
+                if status != 200:
+                    errors.append(f"HTTP {status}: {answer}")
+                else:
+                    results.append((answer["decision"], ms, bool(answer.get("degraded"))))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    took = time.perf_counter() - started
+    by = {d: summary([ms for x, ms, _ in results if x == d])
+          for d in ("allow", "warn", "deny") if any(x == d for x, _, _ in results)}
+    return {"concurrency": concurrency, "seconds": round(took, 1), "decisions": len(results),
+            "per_second": round(len(results) / took, 1),
+            "degraded": sum(1 for *_, g in results if g), "errors": len(errors),
+            "first_errors": errors[:5], "all": summary([ms for _, ms, _ in results]),
+            "by_decision": by}
+
+
+def summary(ms: list[float]) -> dict:
+    if not ms:
+        return {"n": 0}
+    ms = sorted(ms)
+    return {"n": len(ms), "p50": round(statistics.median(ms), 1),
+            "p99": round(ms[max(0, int(len(ms) * 0.99) - 1)], 1), "max": round(ms[-1], 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("n", type=int, nargs="?", default=100_000, help="number of cases")
+    parser.add_argument("--url", help="the store: a PostgreSQL database (dropped and made "
+                                      "again unless --reuse) or a SQLite URL")
+    parser.add_argument("--reuse", action="store_true", help="use the store at --url as is")
+    parser.add_argument("--concurrency", type=int, default=8, help="client threads")
+    parser.add_argument("--seconds", type=float, default=30, help="length of the load phase")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        return serve(args.url, args.serve)
+    folder = tempfile.mkdtemp(prefix="pm-gate-bench-")
+    url = args.url or f"sqlite:///{folder}/gate.db"
+    made = {}
+    if not args.reuse:
+        from evaluate import prepare
+
+        made = prepare(url, args.n)
+    token, drawn = setup(url)
+    proc, port = start_server(url)
+    try:
+        from benchlib import ServerMeter, _proc
+
+        warm = load(port, token, drawn, 2, 3)
+        app_cpu = _proc(proc.pid)[0]
+        with ServerMeter(url) as server:
+            result = load(port, token, drawn, args.concurrency, args.seconds)
+        result["app_cpu_s"] = round(_proc(proc.pid)[0] - app_cpu, 2)
+        result["db_cpu_s"] = round(server.cpu_seconds, 2) if server.figures() else None
+        cpu = result["app_cpu_s"] + (result["db_cpu_s"] or 0)
+        result["cpu_ms_per_decision"] = round(cpu * 1000 / max(result["decisions"], 1), 1)
+        result["two_core_capacity_per_s"] = round(2000 / max(result["cpu_ms_per_decision"],
+                                                             0.1))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    out = {"cases": args.n, "store": url.split("@")[-1], "setup": made,
+           "warm_up": warm["decisions"], "load": result}
+    if args.json:
+        print(json.dumps(out, ensure_ascii=False))
+        return
+    r = result
+    print(f"store: {out['store']} · {args.n:,} cases · {len(drawn):,} cases drawn")
+    print(f"load: {r['concurrency']} clients × {r['seconds']} s: {r['decisions']:,} decisions "
+          f"({r['per_second']}/s), degraded {r['degraded']}, errors {r['errors']}")
+    print(f"{'decision':<10}{'n':>7}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}")
+    for name, s in [*r["by_decision"].items(), ("all", r["all"])]:
+        print(f"{name:<10}{s['n']:>7}{s.get('p50', '-'):>9}{s.get('p99', '-'):>9}"
+              f"{s.get('max', '-'):>9}")
+    print(f"CPU: application {r['app_cpu_s']} s, database {r['db_cpu_s']} s = "
+          f"{r['cpu_ms_per_decision']} ms per decision: at most "
+          f"{r['two_core_capacity_per_s']} decisions/s on 2 cores of its own")
+    for e in r["first_errors"]:
+        print(f"  {e}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,236 @@
+"""The workflow gate (事前拦截): may the workflow system record this event?
+
+The workflow system asks before it records a step (``POST /api/v1/gate``; ``permit-monitor
+gate check EVENT.json`` asks the same from the command line). The answer is ``allow``,
+``warn`` or ``deny`` with the reasons, from the rules that opt in with ``gate: deny`` or
+``gate: warn`` — of the kinds that support it (``kinds.gate_effects``): step_too_fast,
+same_actor_roles, unpaid_fee, missing_attachment, and overdue (warn only).
+
+**How**: the detectors themselves decide — there is no second implementation of any
+rule. In one transaction on one connection the candidate is inserted into ``events``
+(under an event id of its own, ``gate:…``), each gated rule's detector runs over that
+case alone (``Context.changed_case_ids``, as an incremental run over that one case, with
+``Context.probe`` set so that no detector keeps state), and the transaction is rolled
+back: nothing the gate does is ever seen by another connection (PostgreSQL's MVCC;
+SQLite's write lock, held for the few milliseconds of the look).
+
+**Which findings count**: those that cite the candidate event (it is one of the
+finding's events: the 58-second survey, the approval by a person who also accepted, the
+certificate without an online payment, the step without its attachment); for
+``overdue``, any finding on the case (the case is past its limit as the step is taken:
+a warning, never a refusal); for ``unpaid_fee``, a finding on the case when the
+candidate is a certificate or a completion (a second print is refused like the first). A finding covered by an exemption in force does not count
+(it is listed under ``exempted``). A rule that is not ``stable`` (``status``) only warns,
+as such a rule does not halt a case in a run either. Scope is each rule's own, as in a
+run. The moment is the later of the candidate's ``occurred_at`` and now.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, select
+
+from .alerts import render
+from .config import Config
+from .errors import MonitorError
+from .exemptions import Matcher
+from .ingest.events import COLUMNS, CatalogIndex, Rejected, normalize_event
+from .models import Department, Event, Item
+from .rules.finding import Context, Finding
+from .rules.kinds import KINDS, gate_effects
+from .rules.kinds._fees import REACHED
+from .rules.model import Rule
+from .supervision import policy_for
+
+DECISIONS = ("allow", "warn", "deny")
+PROBE_PREFIX = "gate:"  # the event id the candidate is looked at under (never stored)
+
+
+class GateInputError(MonitorError):
+    """The candidate event breaks the input contract (the reason is its sentence)."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"candidate event: {detail}")
+        self.reason, self.detail = reason, detail
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The gate's answer: ``decision`` and the ``reasons`` behind it (rule_id, kind, level,
+    message, effect), the exemptions that set findings aside, the rule versions consulted."""
+
+    decision: str
+    reasons: tuple[dict[str, Any], ...]
+    evaluated_at: datetime
+    candidate: dict[str, Any]
+    rule_versions: dict[str, str] = field(default_factory=dict)
+    exempted: tuple[dict[str, Any], ...] = ()
+    degraded: bool = False
+
+    def answer(self) -> dict[str, Any]:
+        """The JSON the workflow system gets."""
+        out: dict[str, Any] = {"decision": self.decision, "reasons": list(self.reasons),
+                               "evaluated_at": self.evaluated_at.isoformat()}
+        if self.exempted:
+            out["exempted"] = list(self.exempted)
+        if self.degraded:
+            out["degraded"] = True
+        return out
+
+
+def gated_rules(rules: list[Rule]) -> list[Rule]:
+    """The enabled rules that opted in (``gate:``), of kinds the gate supports."""
+    return [r for r in rules if r.enabled and r.gate and gate_effects(KINDS[r.kind])]
+
+
+def candidate_fields(raw: Any) -> dict[str, str]:
+    """The body's fields as the contract's text values (numbers as text, a list of
+    attachments joined with ';'); unknown keys are an error with a did-you-mean."""
+    from .errors import did_you_mean
+
+    if not isinstance(raw, dict):
+        raise GateInputError("not_an_object", "the body must be a JSON object of the "
+                                              "event's fields")
+    out: dict[str, str] = {}
+    for key, value in raw.items():
+        if key not in COLUMNS:
+            raise GateInputError("unknown_field", f"unknown field '{key}'"
+                                 f"{did_you_mean(str(key), COLUMNS)}; fields: "
+                                 f"{', '.join(COLUMNS)}")
+        if value is None:
+            continue
+        if isinstance(value, list):
+            value = ";".join(str(v) for v in value)
+        elif isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise GateInputError("bad_value", f"'{key}' must be text or a number")
+        out[key] = str(value)
+    return out
+
+
+def read_candidate(path: str) -> Any:
+    """The candidate event of a JSON file (``gate check``): bad JSON is one
+    ``path:line: reason`` error."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except OSError as exc:
+        raise GateInputError("unreadable", f"{path}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise GateInputError("bad_json", f"{path}:{exc.lineno}: not JSON: {exc.msg}") from None
+
+
+def _catalog_for(conn: Connection, fields: dict[str, str]) -> CatalogIndex:
+    """What validating this one candidate needs of the catalog (its item, its department):
+    two key lookups instead of ``CatalogIndex.load``'s whole tables, per decision."""
+    code, dept = fields.get("item_code", "").strip(), fields.get("department", "").strip()
+    items: dict[str, str] = {c: d for c, d in conn.execute(
+        select(Item.code, Item.department).where(Item.code == code))}
+    departments = frozenset(conn.scalars(select(Department.code).where(
+        Department.code == dept))) if dept else frozenset()
+    return CatalogIndex(items, departments)
+
+
+def _candidate(conn: Connection, raw: Any, config: Config) -> tuple[dict[str, Any], str]:
+    """(the stored row of the candidate, its own event id or '')."""
+    fields = candidate_fields(raw)
+    own_id = fields.get("event_id", "").strip()
+    fields["event_id"] = PROBE_PREFIX + uuid.uuid4().hex
+    try:
+        row = normalize_event(fields, _catalog_for(conn, fields), config.tz)
+    except Rejected as exc:
+        raise GateInputError(exc.reason, exc.detail) from None
+    return row, own_id
+
+
+def check(engine: Engine, config: Config, rules: list[Rule], raw: Any, at: datetime,
+          before: Any = None) -> Verdict:
+    """The gate's verdict on the candidate event ``raw`` (a JSON object of the contract's
+    fields) as of ``at``; ``before(conn)`` runs first on the same connection (the budget's
+    statement timeout). Nothing is written."""
+    gated = gated_rules(rules)
+    policy = policy_for(config, rules)
+    with engine.connect() as conn:
+        if before is not None:
+            before(conn)
+        row, own_id = _candidate(conn, raw, config)
+        as_of = max(at, row["occurred_at"])
+        shown = {k: v for k, v in row.items() if k != "content_hash"}
+        shown["event_id"] = own_id or None
+        if row["recorded_at"] is None:
+            row["recorded_at"] = at
+        reasons, exempted = [], []
+        try:
+            probe = conn.execute(insert(Event).values(**row).returning(Event.id)).scalar_one()
+            ctx = Context(as_of=as_of, tz=config.tz, calendar=config.calendar(),
+                          since_event_id=probe - 1, since_as_of=as_of, deferred_ids=(),
+                          changed_case_ids=(row["case_id"],), probe=True)
+            for rule in gated:
+                found = _implicated(rule, row, KINDS[rule.kind].detect(conn, rule, ctx))
+                if not found:
+                    continue
+                exempt = Matcher.load(conn, rule.id, as_of, config.tz)
+                for finding in found:
+                    exemption = exempt.match(finding)
+                    reason = _reason(rule, finding, policy.status_of(rule.id))
+                    if exemption is None:
+                        reasons.append(reason)
+                    else:
+                        exempted.append({**reason, "exemption_id": exemption})
+        finally:
+            conn.rollback()
+    decision = ("deny" if any(r["effect"] == "deny" for r in reasons) else
+                "warn" if reasons else "allow")
+    return Verdict(decision, tuple(reasons), at, _jsonable(shown),
+                   {r.id: r.version for r in gated}, tuple(exempted))
+
+
+def _implicated(rule: Rule, row: dict[str, Any], findings) -> list[Finding]:
+    """The findings the candidate takes part in (see the module's docstring)."""
+    on_case = _ON_CASE.get(rule.kind)
+    return [f for f in findings if row["event_id"] in f.event_ids
+            or (on_case is not None and f.case_id == row["case_id"] and on_case(row))]
+
+
+# Kinds whose finding on the case counts whether or not it cites the candidate: overdue
+# (the case is past its limit as the step is taken), and unpaid_fee for a certificate or a
+# completion (the finding cites the first of those; printing again is refused as well)
+_ON_CASE = {"overdue": lambda row: True,
+            "unpaid_fee": lambda row: row["step"] in REACHED}
+
+
+def _reason(rule: Rule, finding: Finding, status: str) -> dict[str, Any]:
+    level, message = render(rule, finding)
+    effect = rule.gate if status == "stable" else "warn"
+    return {"rule_id": rule.id, "kind": rule.kind, "level": level, "message": message,
+            "effect": effect, "rule_version": rule.version}
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in row.items():
+        if isinstance(value, datetime):
+            value = value.astimezone(timezone.utc).isoformat()
+        elif value is not None and not isinstance(value, (str, int, float, bool)):
+            value = str(value)
+        out[key] = value
+    return out
+
+
+def degraded(fail: str, at: datetime, candidate: Any = None) -> Verdict:
+    """The answer when the store cannot answer in time: ``allow`` (``gate.fail: open``) or
+    ``deny`` (``closed``), marked degraded."""
+    decision = "allow" if fail == "open" else "deny"
+    reasons = () if decision == "allow" else ({
+        "rule_id": None, "kind": "gate", "level": None, "effect": "deny",
+        "message": "监察系统暂时无法作出判断，按配置（gate.fail: closed）拒绝"},)
+    return Verdict(decision, reasons, at, candidate if isinstance(candidate, dict) else {},
+                   degraded=True)
+
+
+__all__ = ["DECISIONS", "GateInputError", "Verdict", "check", "degraded", "gated_rules"]

@@ -1,0 +1,282 @@
+"""The workflow gate through the real HTTP server (uvicorn on 127.0.0.1 and a free port):
+the issue's proof — the 58-second survey denied, a certificate without online payment
+denied, a normal step allowed, an exemption turning a deny into an allow, a deny then
+ingested raising an alert that cites the gate, and the store unable to answer giving
+the configured degraded answer within the budget."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+import urllib.error
+import urllib.request
+from dataclasses import replace
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
+
+from conftest import event, ingest_rows
+from monitor import accounts, exemptions
+from monitor.alerts import GATE_REFUSED
+from monitor.config.gate import GateConfig
+from monitor.engine import evaluate
+from monitor.models import Alert, GateLog, TrailEntry, User
+from monitor.rules.loader import load_rules
+from monitor.web.app import create_app
+from web_county import Server
+
+AT = datetime(2025, 9, 30, 3, 0, tzinfo=timezone.utc)  # 11:00 local
+RULES = """
+- {id: fast, kind: step_too_fast, level: yellow, gate: deny}
+- {id: unpaid, kind: unpaid_fee, level: red, gate: deny}
+- {id: attach, kind: missing_attachment, gate: warn}
+"""
+SURVEY_58S = {"event_id": "w-2", "case_id": "c1", "item_code": "D04-XK-001", "step": "survey",
+              "actor": "u2", "occurred_at": "2025-09-30 10:00:58",
+              "attachments": ["现场踏勘意见书"]}
+
+
+@pytest.fixture
+def county(store, config, write_events, tmp_path):
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "gate.yaml").write_text(RULES, encoding="utf-8")
+    config = replace(config, rules_dir=tmp_path / "rules",
+                     gate=GateConfig(budget_ms=10_000, fail="open", workers=4))
+    ingest_rows(store, config, write_events, [event("a1", "c1", "accept", "2025-09-30 10:00:00")])
+    with store.begin() as conn:
+        conn.execute(User.__table__.insert().values(id="k1", name="县监察", roles=["monitor_l2"]))
+    _, token = accounts.create_token(store, AT, "admin:test", service="oa", scope="gate")
+    return store, config, token
+
+
+@pytest.fixture
+def server(county):
+    store, config, _ = county
+    running = Server(create_app(store, config, lambda: AT)).start()
+    yield running
+    running.stop()
+
+
+def post(server, token, body, path="/api/v1/gate"):
+    request = urllib.request.Request(server.url + path, json.dumps(body).encode(), method="POST",
+                                     headers={"Authorization": f"Bearer {token}",
+                                              "Content-Type": "application/json"})
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read()), time.monotonic() - started
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}"), time.monotonic() - started
+
+
+def test_the_58_second_survey_is_denied_and_logged_and_on_the_trail(county, server):
+    store, _, token = county
+    status, answer, _ = post(server, token, SURVEY_58S)
+    assert status == 200 and answer["decision"] == "deny"
+    assert [(r["rule_id"], r["kind"], r["level"]) for r in answer["reasons"]] == \
+        [("fast", "step_too_fast", "yellow")]
+    assert datetime.fromisoformat(answer["evaluated_at"]) == AT
+    with store.connect() as conn:
+        [row] = conn.execute(select(GateLog)).all()
+        [entry] = conn.execute(select(TrailEntry).where(TrailEntry.action == "gate_denied")).all()
+    assert (row.asked_by, row.channel, row.decision, row.event_id, row.case_id) == \
+        ("service:oa", "api", "deny", "w-2", "c1")
+    assert set(row.rule_versions) == {"fast", "unpaid", "attach"}
+    assert (entry.actor, entry.detail["gate_log_id"], entry.channel) == ("service:oa", row.id, "api")
+
+
+def test_a_normal_step_is_allowed(county, server):
+    _, _, token = county
+    status, answer, _ = post(server, token, {**SURVEY_58S, "occurred_at": "2025-09-30 10:45:00"})
+    assert (status, answer["decision"], answer["reasons"]) == (200, "allow", [])
+
+
+def test_a_certificate_without_online_payment_is_denied(county, server, write_events):
+    store, config, token = county
+    ingest_rows(store, config, write_events, [
+        event("a2", "c1", "decide", "2025-09-30 10:50:00", actor="u2"),
+        event("a3", "c1", "fee_paid", "2025-09-30 10:55:00", amount="200", channel="offline")],
+        name="more.csv")
+    status, answer, _ = post(server, token, {
+        "case_id": "c1", "item_code": "D04-XK-001", "step": "certificate_printed",
+        "actor": "u1", "occurred_at": "2025-09-30 10:58:00"})
+    assert (status, answer["decision"]) == (200, "deny")
+    assert [r["rule_id"] for r in answer["reasons"]] == ["unpaid"]
+    assert "未见网上缴费" in answer["reasons"][0]["message"]
+
+
+def test_an_exemption_turns_the_deny_into_an_allow(county, server):
+    store, config, token = county
+    exemptions.add(store, ["fast"], "fast", {"case": ["c1"]}, "纸质办件集中补录，已备案", "k1",
+                   date(2025, 12, 31), AT, config.tz)
+    status, answer, _ = post(server, token, SURVEY_58S)
+    assert (status, answer["decision"], answer["reasons"]) == (200, "allow", [])
+    assert [e["rule_id"] for e in answer["exempted"]] == ["fast"]
+
+
+def test_a_denied_event_ingested_anyway_raises_an_alert_citing_the_gate(county, server,
+                                                                      write_events):
+    store, config, token = county
+    assert post(server, token, SURVEY_58S)[1]["decision"] == "deny"
+    ingest_rows(store, config, write_events, [event("w-2", "c1", "survey", "2025-09-30 10:00:58",
+                                                    actor="u2", attachments="现场踏勘意见书")],
+                name="anyway.csv")
+    evaluate(store, config, AT + timedelta(hours=1), rules=load_rules([config.rules_dir]))
+    with store.connect() as conn:
+        [alert] = conn.execute(select(Alert).where(Alert.rule_id == "fast")).all()
+        log_id = conn.scalar(select(GateLog.id))
+    assert alert.message.startswith(GATE_REFUSED) and alert.level == "red"
+    [refusal] = alert.evidence["gate_refused"]
+    assert (refusal["gate_log_id"], refusal["event_id"], refusal["asked_by"]) == \
+        (log_id, "w-2", "service:oa")
+
+
+def test_tokens_of_other_scopes_and_bad_bodies_are_refused(county, server):
+    store, _, token = county
+    _, reader = accounts.create_token(store, AT, "admin:test", service="bi", scope="read")
+    assert post(server, reader, SURVEY_58S)[0] == 403
+    assert post(server, "pm_not-a-token", SURVEY_58S)[0] == 401
+    status, body, _ = post(server, token, {**SURVEY_58S, "steps": "survey"})
+    assert status == 422 and "did you mean 'step'" in json.dumps(body, ensure_ascii=False)
+
+
+@pytest.mark.parametrize("fail, decision", [("open", "allow"), ("closed", "deny")])
+def test_a_store_that_cannot_answer_gets_the_degraded_answer_within_budget(
+        county, fail, decision, caplog):
+    store, config, token = county
+    config = replace(config, gate=GateConfig(budget_ms=300, fail=fail, workers=4))
+    running = Server(create_app(store, config, lambda: AT)).start()
+    try:
+        for _ in range(20):  # the first answers on a busy machine may miss 0.3 s themselves
+            if not post(running, token, {**SURVEY_58S, "event_id": "w-0"})[1].get("degraded"):
+                break
+        with _locked(store), caplog.at_level(logging.WARNING, "monitor.gateguard"):
+            status, answer, took = post(running, token, SURVEY_58S)
+        assert (status, answer["decision"], answer.get("degraded")) == (200, decision, True)
+        assert took < 1.0, f"answered in {took:.2f} s, budget 0.3 s"
+        assert any("degraded answer" in r.getMessage() for r in caplog.records)
+        deadline = time.monotonic() + 30  # logged once the store takes writes again
+        while time.monotonic() < deadline:
+            with store.connect() as conn:
+                rows = conn.execute(select(GateLog).where(GateLog.degraded.is_(True),
+                                                          GateLog.event_id == "w-2")).all()
+            if rows:
+                break
+            time.sleep(0.1)
+        assert [(r.decision, r.asked_by, r.event_id) for r in rows] == \
+            [(decision, "service:oa", "w-2")]
+    finally:
+        running.stop()
+
+
+class _locked:
+    """The store unable to write events: another connection holds its lock (SQLite's
+    exclusive lock; PostgreSQL's ACCESS EXCLUSIVE on events)."""
+
+    def __init__(self, engine):
+        self.url = make_url(engine.url)
+
+    def __enter__(self):
+        if self.url.get_backend_name() == "sqlite":
+            self.conn = sqlite3.connect(self.url.database, timeout=5, isolation_level=None)
+            self.conn.execute("BEGIN EXCLUSIVE")
+        else:
+            self.engine = create_engine(self.url)
+            self.conn = self.engine.connect()
+            self.conn.execute(text("LOCK TABLE events IN ACCESS EXCLUSIVE MODE"))
+        return self
+
+    def __exit__(self, *exc):
+        if self.url.get_backend_name() == "sqlite":
+            self.conn.execute("ROLLBACK")
+            self.conn.close()
+        else:
+            self.conn.rollback()
+            self.conn.close()
+            self.engine.dispose()
+
+
+class _Partition:
+    """A TCP relay between the application and the PostgreSQL server that can be cut:
+    while cut, nothing passes either way (queries hang as on a network partition); when
+    restored, what waited goes through."""
+
+    def __init__(self, host: str, port: int):
+        import socket
+        import threading
+
+        self.upstream = (host, port)
+        self.open = threading.Event()
+        self.open.set()
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            self.open.wait()
+            server = socket.create_connection(self.upstream)
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, source, target) -> None:
+        while True:
+            try:
+                data = source.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                for s in (source, target):
+                    s.close()
+                return
+            self.open.wait()
+            try:
+                target.sendall(data)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.open.set()
+        self.listener.close()
+
+
+@pytest.mark.skipif(not __import__("conftest").PG_URL, reason="a network partition needs a "
+                    "database server (MONITOR_TEST_DATABASE_URL)")
+def test_a_database_cut_off_by_the_network_gets_the_degraded_answer_within_budget(county):
+    store, config, token = county
+    from monitor.db import create_store_engine
+
+    url = make_url(store.url)
+    partition = _Partition(url.host, url.port)
+    relayed = create_store_engine(url.set(host="127.0.0.1", port=partition.port)
+                                  .render_as_string(hide_password=False))
+    config = replace(config, gate=GateConfig(budget_ms=300, fail="closed", workers=4))
+    running = Server(create_app(relayed, config, lambda: AT)).start()
+    try:
+        for _ in range(20):  # the token is checked once while the store answers
+            if not post(running, token, {**SURVEY_58S, "event_id": "w-0"})[1].get("degraded"):
+                break
+        partition.open.clear()
+        status, answer, took = post(running, token, SURVEY_58S)
+        assert (status, answer["decision"], answer.get("degraded")) == (200, "deny", True)
+        assert took < 1.0, f"answered in {took:.2f} s, budget 0.3 s"
+        assert "gate.fail: closed" in answer["reasons"][0]["message"]
+        _, stranger = accounts.create_token(store, AT, "admin:test", service="x", scope="gate")
+        assert post(running, stranger, SURVEY_58S)[0] == 503  # a token it cannot check now
+    finally:
+        partition.close()
+        running.stop()
+        relayed.dispose()
