@@ -160,6 +160,9 @@ def test_a_fine_is_titled_and_worded_as_a_fine(store, config, write_events, tmp_
     assert fine.message == "案件 pen：已办结，应缴罚没款 500.00 元，未见网上缴纳（仅有网下缴费 500.00 元）"
     assert fee.title == "网下收费（收费事项未经网上缴费即制证或办结）"
     assert fee.message.startswith("案件 fee：已制证，应缴 200.00 元，未见网上缴费")
+    from monitor.alerts import jsonable, list_alerts  # alerts list --format json, alerts show
+    assert {r.case_id: jsonable(r)["title"] for r in list_alerts(store)} == {
+        "pen": fine.title, "fee": fee.title}
     # the rule file words the variant; the main message stays its own
     worded = rules(tmp_path, ", variants: {fine: {title: 罚款未网上缴纳, message: '罚款 {due}'}}")
     got = dry_findings(store, config, worded, AS_OF)
