@@ -82,7 +82,9 @@ class MonitorGroup(click.Group):
         try:
             return super().invoke(ctx)
         except MonitorError as exc:
-            for line in str(exc).splitlines() or [type(exc).__name__]:
+            from monitor.masking import mask
+
+            for line in mask(str(exc)).splitlines() or [type(exc).__name__]:
                 click.echo(f"Error: {line}", err=True)
             ctx.exit(1)
 
@@ -125,6 +127,10 @@ def cli(ctx: click.Context, config_path: str | None, db_url: str | None, verbose
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=max(level, logging.DEBUG), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from monitor.masking import MaskingFilter
+
+    for handler in logging.getLogger().handlers:  # no secret in a log line, in any form
+        handler.addFilter(MaskingFilter())
     if verbose < 2:  # Alembic's plugin set-up lines would bury what -v is for
         logging.getLogger("alembic").setLevel(logging.WARNING)
     ctx.obj = App(config_path, db_url)
@@ -168,20 +174,24 @@ def _period(app: App, period, date_from, date_to):
     return parse_period(period, date_from, date_to, app.now().astimezone(app.config.tz).date())
 
 
-def _exclusive(app: App, needed: bool = True):
-    """The database lease around a command that writes alerts or delivers (see lease.py)."""
+def _exclusive(app: App, needed: bool = True, name: str | None = None):
+    """The database lease around a command that writes alerts (``monitor``, the main
+    lease) or delivers (``outbox``); see lease.py."""
     from contextlib import nullcontext
 
     from monitor.jobs import exclusive
 
-    return exclusive(app.engine, app.config, app.now) if needed else nullcontext()
+    from monitor.lease import MAIN
+
+    return exclusive(app.engine, app.config, app.now, name or MAIN) if needed \
+        else nullcontext()
 
 
 def _policy(app: App):
     from monitor.rules.loader import load_rules
     from monitor.supervision import policy_for
 
-    return policy_for(app.config, load_rules([app.config.rules_dir]))
+    return policy_for(app.config, load_rules([app.config.rules_dir], app.config.limits))
 
 
 def _echo_rows(rows: Iterable[Any], text: Callable[[Any], str], *, fmt: str = "table",
@@ -205,13 +215,16 @@ def _echo_rows(rows: Iterable[Any], text: Callable[[Any], str], *, fmt: str = "t
     elif fmt == "csv":
         import csv
 
+        from monitor.report.cells import safe_row
+
         writer = csv.writer(sys.stdout)
         writer.writerow(columns)
         for r in rows:
             shown += 1
             d = as_record(r)
-            writer.writerow([json.dumps(d[c], ensure_ascii=False)
-                             if isinstance(d[c], (dict, list)) else d[c] for c in columns])
+            writer.writerow(safe_row([json.dumps(d[c], ensure_ascii=False)
+                                      if isinstance(d[c], (dict, list)) else d[c]
+                                      for c in columns]))
     else:
         for r in rows:
             shown += 1
@@ -314,7 +327,7 @@ def ingest_catalog_cmd(app: App, file: str) -> None:
     """
     from monitor.catalog import ingest_catalog
 
-    result = ingest_catalog(app.engine, file)
+    result = ingest_catalog(app.engine, file, app.config.limits.yaml)
     for name in ("departments", "users", "items"):
         click.echo(f"{name}: added {result.added[name]:,} · updated {result.updated[name]:,}"
                    f" · unchanged {result.unchanged[name]:,}")
@@ -520,13 +533,18 @@ def quarantine_retry(app: App, as_json: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Print the findings; write nothing.")
 @click.option("--full", is_flag=True,
               help="Re-evaluate everything, not only what changed since the last run.")
+@click.option("--rewind", is_flag=True,
+              help="Allow an --as-of earlier than the rules' latest evaluation (says what "
+                   "it will change; refused without this).")
 @pass_app
 def run(app: App, as_of: str | None, rule_ids: tuple[str, ...], dry_run: bool,
-        full: bool) -> None:
+        full: bool, rewind: bool) -> None:
     """Evaluate the rules in rules_dir and store what they find as alerts.
 
     Incremental: each rule looks again only at what new events touch since its last
-    run (a changed rule, or an --as-of earlier than its last run, is evaluated in full).
+    run (a changed rule is evaluated in full). An --as-of earlier than the rules' latest
+    evaluation would rewrite the evidence of alerts raised since: refused unless --rewind,
+    which first says what it will change.
     Re-running never duplicates an alert: each is kept once per rule and subject (the
     case, the burst, the department-month). Exit code 1 if any rule failed; the others
     still ran.
@@ -535,8 +553,16 @@ def run(app: App, as_of: str | None, rule_ids: tuple[str, ...], dry_run: bool,
     from monitor.engine import render
     from monitor.rules.loader import load_rules
 
+    from monitor.rewind import check_rewind
+
     moment = _as_of(app, as_of)
-    rules = load_rules([app.config.rules_dir])
+    rules = load_rules([app.config.rules_dir], app.config.limits)
+    back = None if dry_run or as_of is None else check_rewind(app.engine, moment, rule_ids)
+    if back and not rewind:
+        raise click.UsageError(back.describe(moment, app.config.tz) + "; give --rewind to "
+                               "do it, or --dry-run to look without writing")
+    if back:
+        click.echo(f"rewinding: {back.describe(moment, app.config.tz)}", err=True)
     with _exclusive(app, not dry_run):  # never at the same time as nightly/serve
         done = audit_pass(app.engine, app.config, moment, rules=rules,
                           stages=("evaluate",) if dry_run else ("evaluate", "escalate"),
@@ -598,7 +624,7 @@ def escalate_cmd(app: App, as_of: str | None) -> None:
 
     with _exclusive(app):
         done = audit_pass(app.engine, app.config, _as_of(app, as_of), stages=("escalate",),
-                          rules=lambda: load_rules([app.config.rules_dir]))
+                          rules=lambda: load_rules([app.config.rules_dir], app.config.limits))
         _echo_escalated(done.escalation)
 
 
@@ -768,7 +794,9 @@ def notify_flush(app: App) -> None:
     """
     from monitor.auditpass import audit_pass
 
-    with _exclusive(app):
+    from monitor.lease import OUTBOX
+
+    with _exclusive(app, name=OUTBOX):  # one flusher at a time, never holding up a run
         result = audit_pass(app.engine, app.config, app.now(), rules=(),
                             stages=("flush",)).delivery
     assert result is not None  # the flush stage ran, or raised
@@ -800,6 +828,33 @@ def notify_list(app: App, failed: bool, show_all: bool, limit: int | None) -> No
     _echo_rows(list_messages(app.engine, status="failed" if failed else None,
                              undelivered=not show_all, limit=limit),
                text, empty="no messages")
+
+
+@notify.command("retry")
+@click.argument("ids", nargs=-1, required=True, type=int)
+@click.option("--by", "by", required=True, metavar="NAME",
+              help="Who asks (an operator or a user id): recorded on the trail.")
+@pass_app
+def notify_retry(app: App, ids: tuple[int, ...], by: str) -> None:
+    """Queue failed messages IDS again (after the address was fixed in the catalog, or a
+    sink was repaired): each goes back to pending, with a fresh count of attempts, and
+    `notify flush` (or the daemon's flush job) delivers it. Exit 1 if an ID is not a
+    failed message.
+
+    \b
+    Example:
+      permit-monitor notify list --failed
+      permit-monitor notify retry 17 18 --by ops && permit-monitor notify flush
+    Each message queued again is on the trail with who asked (--by).
+    """
+    from monitor.outbox import retry
+
+    done = retry(app.engine, list(ids), app.now(), by, channel="cli")
+    for message_id in ids:
+        click.echo(f"message {message_id}: " + ("queued again" if message_id in done else
+                                                 "not a failed message (see notify list)"))
+    if len(done) != len(set(ids)):
+        raise click.exceptions.Exit(1)
 
 
 @cli.group()
@@ -929,7 +984,7 @@ def exemptions_add(app: App, rule_id, scopes, reason, approved_by, until) -> Non
     from monitor.rules.loader import load_rules
 
     scope = ex.parse_scope(scopes, app.config.tz)
-    ids = [r.id for r in load_rules([app.config.rules_dir])]
+    ids = [r.id for r in load_rules([app.config.rules_dir], app.config.limits)]
     ex_id = ex.add(app.engine, ids, rule_id, scope, reason, approved_by, until.date(),
                    app.now(), app.config.tz, channel="cli")
     click.echo(f"exemption {ex_id}: {rule_id} {_scope_text(scope, app.config.tz)} "
@@ -1187,7 +1242,8 @@ def rules_check(app: App, paths: tuple[str, ...], catalog: str | None, quiet: bo
     """
     from monitor.ruletools.check import check_paths, vocabulary
 
-    reports = check_paths(list(paths) or [_shown(app.config.rules_dir)], vocabulary(catalog))
+    reports = check_paths(list(paths) or [_shown(app.config.rules_dir)],
+                          vocabulary(catalog, app.config.limits), app.config.limits)
     bad = 0
     for report in reports:
         for problem in report.problems:
@@ -1264,7 +1320,7 @@ def rules_explain(app: App, rule_id: str, case_id: str, as_of: str | None) -> No
     from monitor.rules.loader import load_rules
 
     moment = _as_of(app, as_of)
-    out = explain(app.engine, app.config, load_rules([app.config.rules_dir]), rule_id,
+    out = explain(app.engine, app.config, load_rules([app.config.rules_dir], app.config.limits), rule_id,
                   case_id, moment)
     click.echo(f"{out.rule.id} ({out.rule.kind}, {out.rule.status}) · case {case_id} · as of "
                f"{moment.astimezone(app.config.tz).isoformat()}")
@@ -1310,7 +1366,7 @@ def rules_backtest(app: App, start: str, end: str, candidate: str | None, show: 
     from monitor.ruletools.backtest import backtest
     from monitor.rules.loader import load_rules
 
-    current = load_rules([app.config.rules_dir])
+    current = load_rules([app.config.rules_dir], app.config.limits)
     other = load_rules([candidate]) if candidate else current
     result = backtest(app.engine, app.config, current, other, _as_of(app, start),
                       _as_of(app, end))
@@ -1387,7 +1443,7 @@ def rules_calibrate(app: App, kind, rule_id, items, steps, k, quantile, min_n, o
     from monitor.ruletools.calibrate import calibrate, write_candidate
     from monitor.rules.loader import load_rules
 
-    chosen = [r for r in load_rules([app.config.rules_dir])
+    chosen = [r for r in load_rules([app.config.rules_dir], app.config.limits)
               if r.kind == kind and (rule_id is None or r.id == rule_id)]
     if len(chosen) != 1:
         raise MonitorError(f"{len(chosen)} rules of kind {kind} match: name one with --rule")
@@ -1568,8 +1624,8 @@ def settings() -> None:
     """List every config.yaml setting with its default and meaning."""
     for s in SETTINGS:
         click.echo(f"{s.name}  (default: {s.default!r})\n    {s.help}")
-    from monitor.config import (GATE_SETTINGS, INBOX_SETTINGS, SCHEDULE_SETTINGS, SCORE_SETTINGS,
-                                WEB_SETTINGS)
+    from monitor.config import (GATE_SETTINGS, INBOX_SETTINGS, LIMIT_SETTINGS,
+                                SCHEDULE_SETTINGS, SCORE_SETTINGS, WEB_SETTINGS)
 
     for title, table in (("mapping: (XES import)", MAPPING_SETTINGS),
                          ("notify: (delivery of notifications)", NOTIFY_SETTINGS),
@@ -1577,7 +1633,8 @@ def settings() -> None:
                          ("inbox: (the drop directory)", INBOX_SETTINGS),
                          ("schedule: (the serve daemon)", SCHEDULE_SETTINGS),
                          ("web: (permit-monitor web, the control center)", WEB_SETTINGS),
-                         ("gate: (the workflow gate, POST /api/v1/gate)", GATE_SETTINGS)):
+                         ("gate: (the workflow gate, POST /api/v1/gate)", GATE_SETTINGS),
+                         ("limits: (hostile or broken input)", LIMIT_SETTINGS)):
         click.echo(f"\n{title}")
         for s in table:
             click.echo(f"  {s.name}  (default: {s.default!r})\n      {s.help}")

@@ -103,7 +103,9 @@ def audit_pass(engine: Engine, config: Config, as_of: datetime, *, rules: Rules,
     ``rule_ids``, ``full``, ``dry_run``: as for :func:`monitor.engine.evaluate` (a dry run
     only evaluates). A rule that fails is in the summary's ``errors``; the others still
     run. A stage that raises a :class:`MonitorError` raises it, or with ``keep_going`` is
-    recorded in ``errors`` as ``stage: message`` and the next stages still run.
+    recorded in ``errors`` as ``stage: message`` and the next stages still run — with
+    ``keep_going`` any other exception too (a bug: its traceback goes to the log), so one
+    failing stage never keeps the night from escalating and sending.
     ``on_stage(stage, summary so far)`` is called as each stage starts.
     """
     unknown = [s for s in stages if s not in STAGES]
@@ -143,7 +145,19 @@ def audit_pass(engine: Engine, config: Config, as_of: datetime, *, rules: Rules,
             if not keep_going:
                 raise
             out.errors.append(f"{stage}: {exc}")
+        except Exception as exc:  # a bug: with keep_going the stages after still run
+            if not keep_going:
+                raise
+            out.errors.append(internal_error(stage, exc))
     return out
+
+
+def internal_error(stage: str, exc: Exception) -> str:
+    """What a run records of a stage that failed with a bug (not a MonitorError): the
+    traceback goes to the log, the line to the run's errors."""
+    log.error("%s failed", stage, exc_info=exc)
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    return f"{stage}: internal error {type(exc).__name__}: {first}"
 
 
 def _evaluate(engine: Engine, config: Config, out: PassSummary, rules: list[Rule],
@@ -193,7 +207,8 @@ def day_report(engine: Engine, config: Config, as_of: datetime) -> str:
 
     day = (as_of.astimezone(config.tz) - timedelta(days=1)).date()
     report = build_report(engine, config, month(day), as_of)
-    html, xlsx = write_documents(report, config.base_dir / "reports")
+    html, xlsx = write_documents(report, config.base_dir / "reports",
+                                 config.limits.file_mode, config.limits.dir_mode)
     return f"{html} (+ {xlsx.name})"
 
 

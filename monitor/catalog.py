@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from .errors import CatalogError, SourceErrors, did_you_mean
 from .models import Department, Item, User
 from .timeutil import ValueProblem, parse_amount
-from .yamlsrc import LineDict, LineList, check_keys, load_yaml
+from .yamlsrc import LineDict, LineList, YamlLimits, check_keys, load_yaml
 
 # leader (领导): reads every page and alert, acts on nothing (monitor/authz.py)
 ROLES = ("clerk", "chief", "deputy", "principal", "monitor_l1", "monitor_l2", "leader")
@@ -313,9 +313,11 @@ def _unique(c: _Checker, rows: list[tuple[int, dict]], key: str, what: str) -> N
         seen.setdefault(row[key], line)
 
 
-def load_catalog(path: str | Path, known_departments: Set[str] = frozenset()) -> CatalogData:
-    """Parse and validate a catalog file; every problem is reported, each as path:line."""
-    return parse_catalog(load_yaml(path, CatalogError), str(path), known_departments)
+def load_catalog(path: str | Path, known_departments: Set[str] = frozenset(),
+                 limits: YamlLimits = YamlLimits()) -> CatalogData:
+    """Parse and validate a catalog file, read within ``limits`` (a catalog dropped in the
+    inbox is input like any other); every problem is reported, each as path:line."""
+    return parse_catalog(load_yaml(path, CatalogError, limits), str(path), known_departments)
 
 
 def parse_catalog(raw: Any, where: str, known_departments: Set[str] = frozenset()) -> CatalogData:
@@ -372,6 +374,7 @@ def known_department_codes(engine: Engine) -> set[str]:
         return set(conn.scalars(select(Department.code)))
 
 
-def ingest_catalog(engine: Engine, path: str | Path) -> ApplyResult:
+def ingest_catalog(engine: Engine, path: str | Path,
+                   limits: YamlLimits = YamlLimits()) -> ApplyResult:
     """Validate ``path`` against what the store already knows, then apply it."""
-    return apply_catalog(engine, load_catalog(path, known_department_codes(engine)))
+    return apply_catalog(engine, load_catalog(path, known_department_codes(engine), limits))

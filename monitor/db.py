@@ -7,6 +7,7 @@ a later schema change never forces users to drop their data.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,15 +19,18 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from .errors import StoreError
+from .files import OWNER_ONLY_FILE
+from .masking import mask
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def safe_url(url: str) -> str:
-    """The URL with its password masked, for messages and logs."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
+    """The URL with its password masked (``user:pass@`` and ``?password=``), for
+    messages and logs."""
+    try:  # a password given as ?password= is not SQLAlchemy's to hide: mask() does
+        return mask(make_url(url).render_as_string(hide_password=True))
     except ArgumentError:
         return "<unparseable database URL>"
 
@@ -65,6 +69,9 @@ def create_store_engine(url: str) -> Engine:
         folder = Path(parsed.database).expanduser().resolve().parent
         if not folder.is_dir():
             raise StoreError(f"cannot open database {safe_url(url)}: folder {folder} does not exist")
+        file = Path(parsed.database).expanduser()
+        if not file.exists():  # created readable by its owner only (names, ids, amounts)
+            os.close(os.open(file, os.O_CREAT | os.O_WRONLY, OWNER_ONLY_FILE))
     try:
         engine = create_engine(parsed)
     except NoSuchModuleError:

@@ -181,7 +181,7 @@ def evaluate(engine: Engine, config: Config, as_of: datetime, *, rule_ids: tuple
              rules: list[Rule] | None = None, keep: bool = True) -> list[RuleOutcome]:
     """Run the enabled rules (or only ``rule_ids``) as of ``as_of`` (aware datetime);
     ``keep``: see :func:`evaluate_rule`."""
-    rules = load_rules([config.rules_dir]) if rules is None else rules
+    rules = load_rules([config.rules_dir], config.limits) if rules is None else rules
     policy = policy_for(config, rules)
     if rule_ids:
         unknown = set(rule_ids) - {r.id for r in rules}

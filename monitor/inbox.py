@@ -21,19 +21,23 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
+import stat
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import Engine
 
-from .config import Config, InboxConfig
+from .config import Config, InboxConfig, Limits
 from .errors import MonitorError
+from .files import make_dir, write_atomic
+from .masking import mask
 
 log = logging.getLogger(__name__)
 IN_PROGRESS_SUFFIXES = (".part", ".tmp", ".partial", ".filepart", ".crdownload")
 ORDER = ("catalog", "events", "receipts", "activity")
 MATCH_ORDER = ("catalog", "receipts", "activity", "events")  # events' *.csv matches last
+REASON_CHARS = 2000
 
 
 @dataclass(frozen=True)
@@ -56,12 +60,36 @@ def _in_progress(name: str) -> bool:
     return name.startswith((".", "~")) or name.lower().endswith(IN_PROGRESS_SUFFIXES)
 
 
+def _refusal(inbox: InboxConfig, path: Path) -> str | None:
+    """Why ``path`` must not be read (lstat: a link is judged, never followed), or None.
+    A symbolic link would let the dropper make the service read what it cannot (and copy
+    it into failed/ and the quarantine); a device or a pipe would block or never end."""
+    st = path.lstat()
+    if not stat.S_ISREG(st.st_mode):
+        what = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a regular file"
+        return f"{path.name}: {what}; only regular files are taken from the inbox"
+    if inbox.owner is not None and str(st.st_uid) != inbox.owner and \
+            _user(st.st_uid) != inbox.owner:
+        return (f"{path.name}: owned by {_user(st.st_uid) or st.st_uid}, not by "
+                f"{inbox.owner} (inbox.owner)")
+    return None
+
+
+def _user(uid: int) -> str | None:
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return None
+
+
 def waiting_files(inbox: InboxConfig, settled_before: float) -> list[str]:
     """Names of the files left for a later pass: still being written, or not settled."""
     if not inbox.dir.is_dir():
         return []
-    return sorted(p.name for p in inbox.dir.iterdir() if p.is_file() and (
-        _in_progress(p.name) or p.stat().st_mtime > settled_before))
+    return sorted(p.name for p in inbox.dir.iterdir() if stat.S_ISREG(p.lstat().st_mode) and (
+        _in_progress(p.name) or p.lstat().st_mtime > settled_before))
 
 
 def ready_files(inbox: InboxConfig, settled_before: float) -> list[tuple[str, Path]]:
@@ -71,9 +99,9 @@ def ready_files(inbox: InboxConfig, settled_before: float) -> list[tuple[str, Pa
         return []
     found = []
     for path in inbox.dir.iterdir():
-        if not path.is_file() or _in_progress(path.name):
+        if path.is_dir() and not path.is_symlink() or _in_progress(path.name):
             continue
-        if path.stat().st_mtime > settled_before:
+        if path.lstat().st_mtime > settled_before:
             log.info("inbox: %s changed less than %s s ago; left for the next pass",
                      path.name, inbox.settle_seconds)
             continue
@@ -83,14 +111,17 @@ def ready_files(inbox: InboxConfig, settled_before: float) -> list[tuple[str, Pa
     return sorted(found, key=lambda kp: (rank[kp[0]], kp[1].name))
 
 
-def _move(path: Path, folder: Path) -> Path:
-    """Move ``path`` into ``folder``, never over an earlier file of the same name."""
-    folder.mkdir(exist_ok=True)
+def _move(path: Path, folder: Path, limits: Limits) -> Path:
+    """Move ``path`` into ``folder`` (a link is moved, never followed), never over an
+    earlier file of the same name; a regular file gets ``limits.file_mode``."""
+    make_dir(folder, limits.dir_mode)
     target, n = folder / path.name, 1
     while target.exists():
         n += 1
         target = folder / f"{path.stem}.{n}{path.suffix}"
     os.replace(path, target)
+    if stat.S_ISREG(target.lstat().st_mode):
+        os.chmod(target, limits.file_mode)
     return target
 
 
@@ -99,7 +130,7 @@ def _ingest_one(engine: Engine, config: Config, kind: str, path: Path, now: date
     from .ingest import Tally, ingest_activity, ingest_events, ingest_receipts
 
     if kind == "catalog":
-        r = ingest_catalog(engine, path)
+        r = ingest_catalog(engine, path, config.limits.yaml)
         return "catalog: " + ", ".join(f"{n} +{r.added[n]} ~{r.updated[n]}"
                                        for n in ("departments", "users", "items"))
     ingest = {"events": ingest_events, "receipts": ingest_receipts,
@@ -124,24 +155,35 @@ def process_inbox(engine: Engine, config: Config, now: datetime,
         log.warning("inbox: created %s (it did not exist); drop files there", inbox.dir)
     out = []
     for kind, path in ready_files(inbox, settled_before):
+        refused = _refusal(inbox, path)
+        if refused:
+            out.append(_fail(config, path, kind or None, refused))
+            continue
         if not kind:
             patterns = "; ".join(f"{k}: {', '.join(getattr(inbox, k))}" for k in MATCH_ORDER)
             reason = f"{path.name}: the name matches no inbox pattern ({patterns})"
-            out.append(_fail(inbox, path, None, reason))
+            out.append(_fail(config, path, None, reason))
             continue
         try:
             detail = _ingest_one(engine, config, kind, path, now)
         except MonitorError as exc:  # the whole file is unreadable; a database error propagates
-            out.append(_fail(inbox, path, kind, str(exc)))
+            out.append(_fail(config, path, kind, str(exc)))
             continue
-        moved = _move(path, inbox.dir / "done")
+        moved = _move(path, inbox.dir / "done", config.limits)
         log.info("inbox: %s (%s) %s → %s", path.name, kind, detail, moved)
         out.append(InboxFile(path.name, kind, "done", detail, moved))
     return out
 
 
-def _fail(inbox: InboxConfig, path: Path, kind: str | None, reason: str) -> InboxFile:
-    moved = _move(path, inbox.dir / "failed")
-    moved.with_name(moved.name + ".reason").write_text(reason + "\n", encoding="utf-8")
+def _fail(config: Config, path: Path, kind: str | None, reason: str) -> InboxFile:
+    """Move ``path`` to failed/ with a ``.reason`` beside it: the reason only (masked,
+    at most a few lines), never more of the file than the line at fault."""
+    assert config.inbox is not None
+    reason = mask(reason)
+    if len(reason) > REASON_CHARS:
+        reason = reason[:REASON_CHARS] + "…"
+    moved = _move(path, config.inbox.dir / "failed", config.limits)
+    write_atomic(moved.with_name(moved.name + ".reason"), reason + "\n",
+                 config.limits.file_mode)
     log.warning("inbox: %s rejected: %s", path.name, reason.splitlines()[0])
     return InboxFile(path.name, kind, "failed", reason, moved)

@@ -31,10 +31,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, func, select
 
 from . import lease, runs
-from .auditpass import STAGES, PassSummary, audit_pass
+from .auditpass import STAGES, PassSummary, audit_pass, internal_error
 from .config import Config
 from .errors import MonitorError
-from .models import Alert, AlertChange, Run
+from .masking import mask
+from .models import Alert, AlertChange, Lease, Run
 from .supervision import policy_for
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ class RuleCache:
         from .rules.loader import load_rules
 
         try:
-            self.good = load_rules([config.rules_dir])
+            self.good = load_rules([config.rules_dir], config.limits)
             return self.good, None
         except MonitorError as exc:
             if self.good is None:
@@ -201,7 +202,7 @@ def _rules(r: Runner, as_of: datetime, counts: RunCounts) -> list:
 
 
 def _run_steps(r: Runner, job: str, as_of: datetime, counts: RunCounts,
-               phase: Callable[[str], None] | None) -> list[str]:
+               phase: Callable[[str], None] | None, steps: tuple[str, ...]) -> list[str]:
     """The job's steps in order — ingestion here, then one audit pass of the stages it
     has — filling ``counts``; returns what went wrong."""
     def begin(step: str) -> None:
@@ -210,13 +211,15 @@ def _run_steps(r: Runner, job: str, as_of: datetime, counts: RunCounts,
         log.info("%s: %s", job, step)
 
     errors: list[str] = []
-    for step in (s for s in JOB_STEPS[job] if s in INGEST_STEPS):
+    for step in (s for s in steps if s in INGEST_STEPS):
         begin(step)
         try:
             errors += INGEST_FUNCTIONS[step](r, as_of, counts)
         except MonitorError as exc:
             errors.append(f"{step}: {exc}")
-    stages = [s for s in JOB_STEPS[job] if s in STAGES]
+        except Exception as exc:  # a bug: its traceback to the log, and the pass goes on
+            errors.append(internal_error(step, exc))
+    stages = [s for s in steps if s in STAGES]
     if stages:
         def stage(step: str, so_far: PassSummary) -> None:
             counts.audit = so_far  # kept if the run is interrupted
@@ -254,9 +257,11 @@ def new_red(engine: Engine, marks: tuple[int, int]) -> int:
 def interrupted_runs(r: Runner, holder: str, now: datetime) -> list[int]:
     """Runs still ``running`` under another holder: with the lease in hand, their process
     is gone (every recorded run holds the lease)."""
+    live = select(Lease.holder).where(Lease.expires_at > now)  # a flusher at work
     with r.engine.connect() as conn:
         holders = conn.scalars(select(Run.holder).where(
-            Run.status == "running", Run.holder != holder).distinct()).all()
+            Run.status == "running", Run.holder != holder, Run.holder.not_in(live))
+            .distinct()).all()
     policy = policy_for(r.config)
     return [i for h in holders if h is not None
             for i in runs.mark_interrupted(r.engine, policy, h, now)]
@@ -266,19 +271,28 @@ def run_job(r: Runner, job: str, as_of: datetime | None = None, *,
             wait_seconds: float | None = None, scheduled_for: datetime | None = None,
             phase: Callable[[str], None] | None = None) -> JobResult:
     """Run ``job`` (a key of :data:`JOB_STEPS`) as of ``as_of`` (default: the clock) under
-    the lease; raises :class:`~monitor.lease.LeaseBusy` if another run keeps it."""
+    the main lease; raises :class:`~monitor.lease.LeaseBusy` if another run keeps it.
+
+    Delivery is never inside the main lease: a job's ``flush`` step runs after the job
+    let go of it, under the outbox lease (one flusher at a time), and its outcome is
+    added to the run's record (:func:`monitor.runs.amend`); the ``flush`` job takes only
+    the outbox lease. A slow sink therefore never keeps ``run`` or ``nightly`` waiting."""
     wait = r.config.lease_wait_seconds if wait_seconds is None else wait_seconds
     started = time.monotonic()
     holder = lease.new_holder()  # one per run: two jobs of one daemon exclude each other too
-    with lease.hold(r.engine, lease.MAIN, holder, r.clock, r.ttl, wait):
+    steps = JOB_STEPS[job]
+    main = tuple(s for s in steps if s != "flush")
+    with lease.hold(r.engine, lease.MAIN if main else lease.OUTBOX, holder, r.clock, r.ttl,
+                    wait):
         as_of = as_of or r.clock()
-        interrupted_runs(r, holder, r.clock())
+        if main:
+            interrupted_runs(r, holder, r.clock())
         marks = _marks(r.engine)
         run_id = runs.start(r.engine, job, r.trigger, r.clock(), holder, scheduled_for)
         log.info("%s: run %s as of %s", job, run_id, as_of.isoformat())
         counts = RunCounts()
         try:
-            errors = _run_steps(r, job, as_of, counts, phase)
+            errors = _run_steps(r, job, as_of, counts, phase, main or steps)
         except BaseException as exc:  # a bug or a signal: record it, then let it go on
             try:
                 runs.finish(r.engine, policy_for(r.config), run_id, r.clock(), counts.as_dict(),
@@ -290,15 +304,58 @@ def run_job(r: Runner, job: str, as_of: datetime | None = None, *,
         counts.as_of = as_of
         runs.finish(r.engine, policy_for(r.config), run_id, r.clock(), counts.as_dict(),
                     "; ".join(errors)[:4000] if errors else None)
+    errors = [mask(e) for e in errors]
+    if main and "flush" in steps:
+        errors += _deliver_after(r, job, run_id, as_of, counts, phase, wait, bool(errors))
     return JobResult(job, run_id, as_of, "failed" if errors else "ok", counts, errors, red,
                      time.monotonic() - started)
 
 
+def _deliver_after(r: Runner, job: str, run_id: int, as_of: datetime, counts: RunCounts,
+                   phase: Callable[[str], None] | None, wait: float, failed: bool
+                   ) -> list[str]:
+    """A job's flush step, outside the main lease, under the outbox lease: everything due
+    by the run's moment, then (for a failed run) its notice at once, not at the next pass
+    (which may be the failing one again, tomorrow)."""
+    try:
+        with lease.hold(r.engine, lease.OUTBOX, lease.new_holder(), r.clock, r.ttl, wait):
+            if phase:
+                phase("flush")
+            log.info("%s: flush", job)
+            done = audit_pass(r.engine, r.config, as_of, rules=(), stages=("flush",),
+                              keep_going=True)
+            if counts.audit is None:
+                counts.audit = done
+            else:
+                counts.audit.redelivered, counts.audit.delivery = done.redelivered, done.delivery
+            for error in (done.delivery.errors[:5] if done.delivery else []):
+                log.warning("delivery: %s", error)
+            runs.amend(r.engine, policy_for(r.config), run_id, r.clock(), counts.as_dict(),
+                       "; ".join(done.errors)[:4000] if done.errors else None)
+            if failed or done.errors:  # its notice was queued now, after the run's moment
+                _flush_now(r)
+            return done.errors
+    except lease.LeaseBusy:  # another flusher is at work: it delivers these too
+        log.info("flush: another flusher holds the outbox; it delivers this run's messages")
+        return []
+
+
+def _flush_now(r: Runner) -> None:
+    from .outbox import flush
+
+    try:
+        flush(r.engine, r.config.notify, r.config.base_dir, r.clock())
+    except Exception:
+        log.exception("could not deliver the notice of the failed run")
+
+
 @contextmanager
-def exclusive(engine: Engine, config: Config, clock: Clock) -> Iterator[lease.Held]:
-    """Hold the lease around a hand-started command (``run``, ``escalate``, ``notify
-    flush``), so it never runs at the same time as ``nightly`` or the daemon's jobs."""
-    with lease.hold(engine, lease.MAIN, lease.new_holder(), clock,
+def exclusive(engine: Engine, config: Config, clock: Clock,
+              name: str = lease.MAIN) -> Iterator[lease.Held]:
+    """Hold a lease around a hand-started command: the main one (``run``, ``escalate``),
+    so it never runs at the same time as ``nightly`` or the daemon's jobs, or the
+    outbox's (``notify flush``: one flusher at a time)."""
+    with lease.hold(engine, name, lease.new_holder(), clock,
                     timedelta(seconds=config.lease_seconds), config.lease_wait_seconds) as held:
         yield held
 

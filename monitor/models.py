@@ -12,8 +12,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from sqlalchemy import (JSON, Boolean, Date, ForeignKey, Index, Integer, String, Table, Text, false,
-                        UniqueConstraint, text)
+from sqlalchemy import (JSON, BigInteger, Boolean, Date, ForeignKey, Index, Integer, String,
+                        Table, Text, UniqueConstraint, false, text)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql.functions import FunctionElement
@@ -462,9 +462,11 @@ class Lease(Base):
 
     __tablename__ = "leases"
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    holder: Mapped[str] = mapped_column(String(200))  # host:pid:token
+    holder: Mapped[str] = mapped_column(String(200))  # host:boot:pidns:pid:nonce
     acquired_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # fencing token: raised at each change of hands, checked at every audit commit
+    token: Mapped[int] = mapped_column(BigInteger, server_default="0", default=0)
 
 
 class Run(Base):

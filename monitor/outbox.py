@@ -17,8 +17,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from . import trail
+from . import lease, trail
 from .config import NotifyConfig
+from .masking import mask
 from .models import OutboxMessage, User
 from .sinks import open_sink
 from .sinks.base import DeliveryError, Message, Sink, Undeliverable
@@ -44,6 +45,7 @@ def enqueue(conn: Connection, at: datetime, alert_id: int | None, recipients: It
     if field is not None:
         found = dict(conn.execute(select(User.id, field).where(User.id.in_(recipients)))
                      .tuples().all())
+    text = mask(text)  # a run's error may quote a URL or a server's answer
     conn.execute(insert(OutboxMessage), [{
         "created_at": at, "alert_id": alert_id, "recipient": r, "channel": channel,
         "address": found.get(r) if field is not None else address, "subject": subject,
@@ -82,6 +84,7 @@ def _claim(engine: Engine, message_id: int, now: datetime) -> Any:
     due = (OutboxMessage.id == message_id, OutboxMessage.status.in_(DUE),
            OutboxMessage.next_attempt_at <= now)
     with engine.begin() as conn:
+        lease.fence(conn)  # a flusher that lost its lease claims nothing more
         claimed = conn.execute(update(OutboxMessage).where(*due).values(
             status="sending", next_attempt_at=now + LEASE)).rowcount
         if claimed != 1:
@@ -115,7 +118,7 @@ def _record(engine: Engine, notify: NotifyConfig, row: Any, sink: str | None,
             return
         final = isinstance(error, Undeliverable) or attempts >= notify.max_attempts
         conn.execute(update(OutboxMessage).where(OutboxMessage.id == row.id).values(
-            attempts=attempts, last_error=str(error)[:1000], sink=sink,
+            attempts=attempts, last_error=mask(str(error))[:1000], sink=sink,
             status="failed" if final else "pending",
             next_attempt_at=now if final else now + backoff(notify, attempts)))
     out.errors.append(f"message {row.id} to {row.recipient}: {error}")
@@ -147,6 +150,29 @@ def flush(engine: Engine, notify: NotifyConfig, base_dir, now: datetime) -> Flus
     finally:
         for opened in sinks.values():
             opened.close()
+
+
+def retry(engine: Engine, ids: list[int], now: datetime, by: str = trail.SYSTEM,
+          channel: str | None = None) -> set[int]:
+    """Failed messages among ``ids`` back to ``pending``, due ``now``, attempts from zero
+    (the address may have been fixed since: it is read from the catalog again); returns
+    the ids queued again. Each is on the trail (``message_requeued``) with who asked."""
+    with engine.begin() as conn:
+        failed = set(conn.scalars(select(OutboxMessage.id).where(
+            OutboxMessage.id.in_(ids), OutboxMessage.status == "failed")))
+        for row in conn.execute(select(OutboxMessage).where(OutboxMessage.id.in_(failed))):
+            field = USER_ADDRESS.get(row.channel)
+            address = conn.scalar(select(field).where(User.id == row.recipient)) \
+                if field is not None else row.address
+            conn.execute(update(OutboxMessage).where(OutboxMessage.id == row.id).values(
+                status="pending", attempts=0, next_attempt_at=now, address=address))
+        entries = [Entry("message_requeued", row.alert_id, by, {
+            "message_id": row.id, "recipient": row.recipient, "channel": row.channel,
+            "last_error": mask(row.last_error or "")[:200]}, channel)
+            for row in conn.execute(select(OutboxMessage).where(OutboxMessage.id.in_(failed))
+                                    .order_by(OutboxMessage.id))]
+        trail.append(conn, now, entries)
+    return failed
 
 
 def list_messages(engine: Engine, *, status: str | None = None,

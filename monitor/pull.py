@@ -25,8 +25,10 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from .config import Config
 from .db import safe_url
+from .masking import register_url
 from .errors import ConfigError, IngestError, MonitorError
 from .ingest.pipeline import ingest_event_rows
+from .ingest.validate import guarded
 from .ingest.sources import Source, SourceRow
 from .ingest.store import Tally
 from .models import SourceWatermark
@@ -88,6 +90,7 @@ def _save(engine: Engine, name: str, value: Any, now: datetime) -> None:
 
 def _source_engine(name: str, url: str) -> Engine:
     """An engine on the source database, which is only read (no settings changed)."""
+    register_url(url)
     try:
         return create_engine(url)
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:
@@ -124,8 +127,8 @@ def pull(engine: Engine, config: Config, name: str, now: datetime) -> Tally:
                                   f"returns no column '{spec.watermark}' (the watermark)")
             source = Source(f"pull:{name}", None, io.BytesIO(), io.BytesIO(), "pull",
                             forkable=False)
-            tally = ingest_event_rows(engine, source, _rows(result, spec.watermark, seen),
-                                      config=config, now=now)
+            rows = guarded(_rows(result, spec.watermark, seen), config.limits, source.name)
+            tally = ingest_event_rows(engine, source, rows, config=config, now=now)
     except MonitorError:
         raise
     except Exception as exc:  # the source database refused: one line, not a traceback

@@ -18,7 +18,8 @@ from typing import Any
 
 from sqlalchemy import Connection, CursorResult, Engine, insert, select, update
 
-from . import trail
+from . import lease, trail
+from .masking import mask, mask_value
 from .models import Alert, Run
 from .supervision import Policy, monitors, tell
 from .trail import SYSTEM, Entry
@@ -46,16 +47,37 @@ def finish(engine: Engine, policy: Policy, run_id: int, now: datetime, counts: d
            error: str | None = None) -> None:
     """Close a run: ``ok``, or ``failed`` with ``error`` and an operational alert."""
     status = "failed" if error else "ok"
+    error, counts = (mask(error) if error else None), mask_value(counts)
     with engine.begin() as conn:
+        lease.fence(conn)
         conn.execute(update(Run).where(Run.id == run_id).values(
             finished_at=now, status=status, counts=counts, error=error))
         if error:
             _alert(conn, policy, now, run_id)
 
 
+def amend(engine: Engine, policy: Policy, run_id: int, now: datetime, counts: dict[str, Any],
+          error: str | None = None) -> None:
+    """Add to a finished run what it did after letting go of the main lease (its
+    deliveries): its counts, and an error, which makes it ``failed`` (with the
+    operational alert, if it was ``ok``)."""
+    error, counts = (mask(error) if error else None), mask_value(counts)
+    with engine.begin() as conn:
+        lease.fence(conn)
+        run = conn.execute(select(Run.status, Run.error).where(Run.id == run_id)).one()
+        values: dict[str, Any] = {"counts": counts, "finished_at": now}
+        if error:
+            values.update(status="failed",
+                          error="; ".join(e for e in (run.error, error) if e)[:4000])
+        conn.execute(update(Run).where(Run.id == run_id).values(**values))
+        if error and run.status == "ok":
+            _alert(conn, policy, now, run_id)
+
+
 def record_missed(engine: Engine, policy: Policy, job: str, scheduled_for: datetime,
                   now: datetime, reason: str) -> int:
     """A scheduled run that did not happen: a ``missed`` record and an operational alert."""
+    reason = mask(reason)
     with engine.begin() as conn:
         run_id = _new_id(conn.execute(insert(Run).values(
             job=job, trigger="serve", scheduled_for=scheduled_for, started_at=now,

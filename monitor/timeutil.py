@@ -45,7 +45,7 @@ def parse_timestamp(text: str, tz: tzinfo) -> datetime:
         if value is not None:
             if value.tzinfo is None:
                 value = value.replace(tzinfo=tz)
-            return value.astimezone(timezone.utc)
+            return _utc(value, text)
     try:
         value = excel_datetime(text, tz)
     except ValueProblem:
@@ -83,7 +83,14 @@ def excel_datetime(value: object, tz: tzinfo) -> datetime:
         raise ValueProblem(f"'{value}' is not a date and time")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=tz)
-    return whole_second(moment).astimezone(timezone.utc)
+    return _utc(whole_second(moment), str(value))
+
+
+def _utc(moment: datetime, shown: str) -> datetime:
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:  # 0001-01-01T00:00+08:00 is before the first UTC moment
+        raise ValueProblem(f"'{shown}' is out of range") from None
 
 
 def _from_text(text: str) -> datetime:
@@ -127,10 +134,34 @@ def whole_second(moment: datetime) -> datetime:
     return rounded + timedelta(seconds=1) if moment.microsecond >= 500_000 else rounded
 
 
-def parse_amount(text: str) -> Decimal:
-    """A non-negative yuan amount with at most two decimals, as ``Decimal``."""
+# amount format → (thousands separators, decimal mark); the formats are limits.amount_format's
+_MARKS = {"1,234.56": (",", "."), "1.234,56": (".", ","), "1 234,56": (" \u00a0\u202f", ","),
+          "none": ("", ".")}
+
+
+def _plain_number(text: str, fmt: str) -> str:
+    """``text`` without thousands separators, with a dot for decimals; a separator out of
+    place ('1,0,0', '12,34.5') or not allowed by ``fmt`` is refused, never guessed."""
+    groups, point = _MARKS[fmt]
+    seps = [c for c in ",. \u00a0\u202f" if c in text and c != point]
+    if any(c not in groups for c in seps) or len(set(seps)) > 1:
+        raise ValueProblem(f"'{text}' does not follow the amount format {fmt!r} "
+                           "(limits.amount_format)")
+    whole, _, decimals = text.partition(point)
+    if seps:
+        parts = whole.lstrip("+-").split(seps[0])
+        if not (1 <= len(parts[0]) <= 3 and all(len(p) == 3 for p in parts[1:])):
+            raise ValueProblem(f"'{text}' has thousands separators out of place "
+                               f"(amount format {fmt!r}, limits.amount_format)")
+        whole = whole.replace(seps[0], "")
+    return f"{whole}.{decimals}" if point in text else whole
+
+
+def parse_amount(text: str, fmt: str = "1,234.56") -> Decimal:
+    """A non-negative yuan amount with at most two decimals, as ``Decimal``; thousands
+    separators as ``fmt`` (limits.amount_format) has them."""
     try:
-        value = Decimal(text.strip().replace(",", ""))
+        value = Decimal(_plain_number(text.strip(), fmt))
     except InvalidOperation:
         raise ValueProblem(f"'{text}' is not a number") from None
     if not value.is_finite():

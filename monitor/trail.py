@@ -20,12 +20,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from . import lease
+from .masking import mask_value
 from .errors import MonitorError
 from .models import TrailEntry, TrailHead
 
@@ -89,8 +91,10 @@ def append(conn: Connection, at: datetime, entries: list[Entry]) -> list[int]:
     """Append ``entries`` (in order) in the caller's transaction; their sequence numbers."""
     if not entries:
         return []
+    lease.fence(conn)  # a runner that lost its lease writes no more entries
     seq, prev = lock(conn)
     rows: list[dict[str, Any]] = []
+    entries = [replace(e, detail=mask_value(e.detail)) for e in entries]  # no secret kept
     for e in entries:
         seq += 1
         digest = entry_hash(seq, at, e.alert_id, e.action, e.actor, e.detail, prev, e.channel)

@@ -3,10 +3,16 @@
 Only ``yaml.SafeLoader`` is used: a file can never construct Python objects. Mappings
 come back as :class:`LineDict` (a plain dict that also knows the line of each key) and
 sequences as :class:`LineList` (knows the line of each element).
+
+Reading is bounded (:class:`YamlLimits`, the ``limits`` section of config.yaml): the
+file's size, the number of alias uses, and the size and depth of the document once its
+aliases are expanded — a 572-byte "billion laughs" file otherwise expands to gigabytes
+in whatever walks it. Each refusal is ``path:line: reason``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +40,83 @@ class LineList(list):
     item_lines: list
 
 
-class _Loader(yaml.SafeLoader):
+@dataclass(frozen=True)
+class YamlLimits:
+    """Bounds on one YAML file; the defaults are those of the ``limits`` settings."""
+
+    max_bytes: int = 2_000_000
+    max_aliases: int = 100
+    max_depth: int = 40
+    max_nodes: int = 200_000  # scalars, mappings and lists once aliases are expanded
+
+
+class _Refused(yaml.MarkedYAMLError):
     pass
+
+
+class _Loader(yaml.SafeLoader):
+    limits = YamlLimits()
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self.aliases = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > self.limits.max_aliases:
+                raise _Refused(problem=f"more than {self.limits.max_aliases} alias uses "
+                                       "(limits.max_yaml_aliases)",
+                               problem_mark=self.peek_event().start_mark)
+        return super().compose_node(parent, index)
+
+    def compose_document(self):
+        node = super().compose_document()
+        if node is not None:
+            _check_expanded(node, self.limits)
+        return node
+
+
+def _check_expanded(root: yaml.Node, limits: YamlLimits) -> None:
+    """Refuse a document whose aliases expand past ``max_nodes`` or ``max_depth``: sizes
+    and depths are computed once per node (aliases share nodes), so this is linear."""
+    sizes: dict[int, tuple[int, int]] = {}  # id(node) → (expanded size, depth)
+
+    def measure(node: yaml.Node, depth: int) -> tuple[int, int]:
+        if depth > limits.max_depth:
+            raise _Refused(problem=f"nested deeper than {limits.max_depth} levels "
+                                   "(limits.max_yaml_depth)", problem_mark=node.start_mark)
+        known = sizes.get(id(node))
+        if known is not None:
+            if depth + known[1] > limits.max_depth:
+                measure_children(node, depth)  # raises at the offending node
+            return known
+        total, deepest = measure_children(node, depth)
+        if total > limits.max_nodes:
+            raise _Refused(problem=f"expands to more than {limits.max_nodes} values "
+                                   "(an alias bomb? limits.max_yaml_nodes)",
+                           problem_mark=node.start_mark)
+        sizes[id(node)] = (total, deepest)
+        return total, deepest
+
+    def measure_children(node: yaml.Node, depth: int) -> tuple[int, int]:
+        if isinstance(node, yaml.ScalarNode):
+            return 1, 0
+        children = ([c for pair in node.value for c in pair]
+                    if isinstance(node, yaml.MappingNode) else node.value)
+        total, deepest = 1, 0
+        for child in children:
+            size, below = measure(child, depth + 1)
+            total += size
+            deepest = max(deepest, below + 1)
+            if total > limits.max_nodes:
+                raise _Refused(problem=f"expands to more than {limits.max_nodes} values "
+                                       "(an alias bomb? limits.max_yaml_nodes)",
+                               problem_mark=child.start_mark)
+        return total, deepest
+
+    if root is not None:
+        measure(root, 0)
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
@@ -76,10 +157,16 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _constru
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 
-def load_yaml(path: Path | str, error: type[SourceError] = SourceError) -> Any:
-    """Parse one YAML file safely; a syntax error becomes ``path:line: message``."""
+def load_yaml(path: Path | str, error: type[SourceError] = SourceError,
+              limits: YamlLimits = YamlLimits()) -> Any:
+    """Parse one YAML file safely and within ``limits``; a syntax error or a refusal
+    becomes ``path:line: message``."""
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if path.is_file() and size > limits.max_bytes:
+            raise error(str(path), None, f"is {size} bytes, more than the {limits.max_bytes} "
+                                         "a YAML file may have (limits.max_yaml_bytes)")
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise error(str(path), None, "file not found") from None
@@ -89,8 +176,14 @@ def load_yaml(path: Path | str, error: type[SourceError] = SourceError) -> Any:
         raise error(str(path), None, "is not UTF-8 text") from None
     except OSError as exc:
         raise error(str(path), None, exc.strerror or str(exc)) from None
+    loader = type("_BoundedLoader", (_Loader,), {"limits": limits})
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        return yaml.load(text, Loader=loader)  # noqa: S506 - _Loader is a SafeLoader
+    except RecursionError:
+        raise error(str(path), None, "nested too deeply (limits.max_yaml_depth)") from None
+    except _Refused as exc:
+        mark = exc.problem_mark
+        raise error(str(path), mark.line + 1 if mark else None, str(exc.problem)) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from datetime import timedelta
@@ -10,7 +9,8 @@ from datetime import timedelta
 import pytest
 
 from conftest import NOW
-from monitor.lease import LeaseBusy, MAIN, acquire, current, release, renew, try_acquire
+from monitor.lease import (LeaseBusy, MAIN, acquire, current, machine, release, renew,
+                           try_acquire)
 
 TTL = timedelta(seconds=120)
 
@@ -45,7 +45,7 @@ def test_a_lease_that_is_not_renewed_expires(engine):
 def test_a_dead_process_on_this_host_lets_go_at_once(engine):
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)
-    dead = f"{socket.gethostname()}:{gone.stdout.strip()}:x"
+    dead = f"{machine()}:{gone.stdout.strip()}:x"
     acquire(engine, MAIN, dead, at(0), TTL, 0)
     taken = acquire(engine, MAIN, "me:3:c", at(1), TTL, 0)  # long before it would expire
     assert taken.previous == dead

@@ -202,21 +202,32 @@ def test_the_daemon_keeps_evaluating_with_the_last_good_rules_and_says_so_once(
 
 def test_two_jobs_of_one_daemon_exclude_each_other(tmp_path, store):
     """The daemon's jobs share one Runner; while one runs, another must not (it would
-    evaluate while the inbox is half ingested)."""
+    evaluate while the inbox is half ingested) — and one flusher at a time; but a flush
+    holds only the outbox lease, so an evaluation runs beside it."""
     from monitor.jobs import Runner, run_job
     from monitor.lease import LeaseBusy
 
     runner = Runner(store, Config(path=None, base_dir=tmp_path),
                     clock=lambda: datetime.now(timezone.utc), wall=time.time, trigger="serve")
-    refused = []
+    refused, beside = [], []
 
-    def meanwhile(step: str) -> None:
-        with pytest.raises(LeaseBusy) as busy:
-            run_job(runner, "evaluate", wait_seconds=0)
-        refused.append(str(busy.value))
+    def meanwhile(job: str):
+        def attempt(step: str) -> None:
+            with pytest.raises(LeaseBusy) as busy:
+                run_job(runner, job, wait_seconds=0)
+            refused.append(str(busy.value))
+        return attempt
 
-    assert run_job(runner, "flush", phase=meanwhile).status == "ok"
-    assert len(refused) == 1 and refused[0].startswith("another run holds the lock 'monitor'")
+    def evaluate_beside(step: str) -> None:
+        beside.append(run_job(runner, "evaluate", wait_seconds=0).status)
+
+    assert run_job(runner, "evaluate", phase=meanwhile("inbox")).status == "ok"
+    assert run_job(runner, "flush", phase=meanwhile("flush")).status == "ok"
+    assert [r.split(" (")[0] for r in refused] == [
+        "another run holds the lock 'monitor'", "another run holds the lock 'outbox'"]
+    # delivery is outside the main lease: a (slow) flush never keeps an evaluation waiting
+    assert run_job(runner, "flush", phase=evaluate_beside).status == "ok"
+    assert beside == ["ok"]
     assert run_job(runner, "evaluate", wait_seconds=0).status == "ok"  # free again
 
 

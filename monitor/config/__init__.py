@@ -9,8 +9,8 @@ By what they configure: :mod:`.load` (the file as a whole: the store, the clock,
 calendar, supervision deadlines), :mod:`.notify` (delivery of notifications),
 :mod:`.xes` (the XES mapping), :mod:`.reports` (language and scorecard weights),
 :mod:`.schedule` (the inbox, the lease, catch-up and the daemon's jobs),
-:mod:`.sources` (databases ``ingest pull`` reads), :mod:`.web` (the control center) and
-:mod:`.gate` (the workflow gate).
+:mod:`.sources` (databases ``ingest pull`` reads), :mod:`.web` (the control center),
+:mod:`.gate` (the workflow gate) and :mod:`.limits` (bounds on hostile or broken input).
 Import from this package, not from those modules.
 
 The package sits low: it imports only errors, the YAML reader, the calendar, the cron
@@ -22,6 +22,7 @@ from .encoding import EncodingProblem, check_encoding
 from .gate import FAIL_MODES, GATE_SETTINGS, GateConfig
 from .load import (DATABASE_URL_ENV, DEFAULT_CONFIG_NAME, DEFAULT_DB_NAME, SETTINGS,
                    SHIPPED_RULES, Config, load_config, resolve_database_url)
+from .limits import AMOUNT_FORMATS, LIMIT_SETTINGS, Limits
 from .notify import CHANNELS, NOTIFY_SETTINGS, NotifyConfig, SinkSpec
 from .reports import LANGUAGES, SCORE_SETTINGS, THEMES, ScoreWeights
 from .schedule import INBOX_SETTINGS, JOBS, SCHEDULE_SETTINGS, InboxConfig, ScheduleConfig
@@ -31,8 +32,9 @@ from .web import WEB_SETTINGS, WebConfig
 from .xes import MAPPING_SETTINGS, XesMapping
 
 __all__ = [
-    "AUTO_ENCODING", "CHANNELS", "EncodingProblem", "check_encoding", "DATABASE_URL_ENV",
-    "FAIL_MODES", "GATE_SETTINGS", "GateConfig", "DEFAULT_CONFIG_NAME", "DEFAULT_DB_NAME",
+    "AMOUNT_FORMATS", "AUTO_ENCODING", "CHANNELS", "EncodingProblem", "LIMIT_SETTINGS",
+    "Limits", "check_encoding", "DATABASE_URL_ENV", "FAIL_MODES", "GATE_SETTINGS",
+    "GateConfig", "DEFAULT_CONFIG_NAME", "DEFAULT_DB_NAME",
     "INBOX_SETTINGS",
     "JOBS", "LANGUAGES", "MAPPING_SETTINGS", "NOTIFY_SETTINGS", "SCHEDULE_SETTINGS",
     "SCORE_SETTINGS", "SETTINGS", "SHIPPED_RULES", "SOURCE_KEYS", "THEMES", "Config",

@@ -19,8 +19,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..calendar import WorkCalendar, check_country
 from ..errors import ConfigError
+from ..masking import register_url
 from ..yamlsrc import LineDict, check_keys, load_yaml
 from .encoding import EncodingProblem, check_encoding
+from .limits import Limits, load_limits
 from .notify import NotifyConfig, load_notify
 from .reports import ScoreWeights, load_language, load_scores
 from .schedule import InboxConfig, ScheduleConfig, load_unattended
@@ -117,6 +119,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("web", {}, dict,
             "Sign-in and pages of `permit-monitor web`: idle timeout, lockout, page size; "
             "keys in the 'web' table below."),
+    Setting("limits", {}, dict,
+            "Limits on hostile or broken input (timestamps, field sizes, YAML, message "
+            "formats, file modes, amounts); keys in the 'limits' table below."),
     Setting("gate", {}, dict,
             "The workflow gate (POST /api/v1/gate): its time budget and its answer when the "
             "database cannot answer in time; keys in the 'gate' table below."),
@@ -163,6 +168,7 @@ class Config:
                                         lambda raw: ScheduleConfig(**raw))
     sources: Mapping[str, PullSource] = declared(SETTINGS, "sources")
     web: WebConfig = declared(SETTINGS, "web", lambda raw: WebConfig(**raw))
+    limits: Limits = declared(SETTINGS, "limits", lambda raw: Limits(**raw))
     gate: GateConfig = declared(SETTINGS, "gate", lambda raw: GateConfig(**raw))
 
     @property
@@ -253,6 +259,7 @@ def load_config(path: str | Path | None) -> Config:
         **load_unattended(values, raw, where, base_dir),
         sources=load_sources(values["sources"] or LineDict(), where),
         web=load_web(values["web"] or LineDict(), where),
+        limits=load_limits(values["limits"] or LineDict(), where),
         gate=load_gate(values["gate"] or LineDict(), where),
     )
 
@@ -284,10 +291,7 @@ def resolve_database_url(config: Config, cli_url: str | None = None,
                          environ: Mapping[str, str] | None = None) -> str:
     """Precedence, lowest first: monitor.db beside the config → config → env → --db."""
     environ = os.environ if environ is None else environ
-    if cli_url:
-        return cli_url
-    if environ.get(DATABASE_URL_ENV):
-        return environ[DATABASE_URL_ENV]
-    if config.database_url:
-        return config.database_url
-    return f"sqlite:///{config.base_dir / DEFAULT_DB_NAME}"
+    url = cli_url or environ.get(DATABASE_URL_ENV) or config.database_url or \
+        f"sqlite:///{config.base_dir / DEFAULT_DB_NAME}"
+    register_url(url)  # its password is masked wherever text goes out (monitor/masking.py)
+    return url

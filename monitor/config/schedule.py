@@ -29,6 +29,10 @@ INBOX_SETTINGS: tuple[Setting, ...] = (
     Setting("events", ["*.csv", "*.jsonl", "*.ndjson", "*.xes", "*.xlsx", "*.csv.gz",
                        "*.jsonl.gz", "*.xes.gz"], list,
             "Name patterns of event files (after the catalog, receipts and activity patterns)."),
+    Setting("owner", None, str,
+            "User name or numeric uid every dropped file must belong to (unset: any); a "
+            "file of another owner goes to failed/ unread. Only regular files are ever "
+            "taken: a symbolic link, device or pipe goes to failed/ unread."),
 )
 
 JOBS = ("inbox", "pull", "evaluate", "escalate", "nightly", "flush")
@@ -53,6 +57,7 @@ class InboxConfig:
     receipts: tuple[str, ...] = declared(INBOX_SETTINGS, "receipts")
     activity: tuple[str, ...] = declared(INBOX_SETTINGS, "activity")
     events: tuple[str, ...] = declared(INBOX_SETTINGS, "events")
+    owner: str | None = declared(INBOX_SETTINGS, "owner")
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,8 @@ def _inbox(raw: Any, where: str, base_dir: Path) -> InboxConfig | None:
                                                        "name patterns like '*.csv'")
     return InboxConfig(dir=base_dir / values["dir"], settle_seconds=values["settle_seconds"],
                        catalog=tuple(values["catalog"]), receipts=tuple(values["receipts"]),
-                       activity=tuple(values["activity"]), events=tuple(values["events"]))
+                       activity=tuple(values["activity"]), events=tuple(values["events"]),
+                       owner=values["owner"])
 
 
 def _schedule(raw: Any, where: str) -> ScheduleConfig:

@@ -98,7 +98,7 @@ def replay(engine: Engine, config: Config, *, seed: int,
            progress: Callable[[date], None] | None = None) -> Replay:
     """Replay the window day by day on a loaded county with no alerts yet (see the module
     docstring); ``progress`` is called after each day."""
-    rules = load_rules([config.rules_dir])
+    rules = load_rules([config.rules_dir], config.limits)
     policy = policy_for(config, rules)
     people = Monitors(engine, policy, seed)
     days = replay_days(config)

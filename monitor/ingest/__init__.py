@@ -26,6 +26,7 @@ from .mapping import mapped_rows
 from .pipeline import RECEIPT_COLUMNS, ingest_event_rows, ingest_receipt_rows
 from .sources import FORMATS, Source, SourceRow, csv_rows, jsonl_rows, open_source
 from .store import Tally
+from .validate import guarded
 from .voice import SPECS as VOICE_SPECS, ingest_voice_rows
 from .xlsx import xlsx_rows
 
@@ -47,7 +48,7 @@ def _event_rows(source: Source, config: Config,
     if source.format == "csv":
         return csv_rows(source, REQUIRED)
     if source.format == "jsonl":
-        return jsonl_rows(source)
+        return jsonl_rows(source, config.limits.max_json_depth)
     if source.format == "xlsx":
         return xlsx_rows(source, REQUIRED)
     if source.format == "xes":
@@ -67,7 +68,9 @@ def _mapped_rows(source: Source, config: Config, mapping: EventMapping
         from .xes import xes_rows
 
         return xes_rows(source, mapping, config.tz)
-    readers = {"csv": csv_rows, "jsonl": jsonl_rows, "xlsx": xlsx_rows}
+    readers: dict[str, Callable[[Source], Iterator[SourceRow]]] = {
+        "csv": csv_rows, "jsonl": partial(jsonl_rows, max_depth=config.limits.max_json_depth),
+        "xlsx": xlsx_rows}
     if source.format not in readers:
         raise IngestError(f"{source.name}: unknown format '{source.format}' "
                           f"(one of {', '.join(FORMATS)})")
@@ -124,6 +127,7 @@ def _ingest(kind: str, engine: Engine, config: Config, names: list[str], now: da
                 rows = _table_rows(source, "receipts", RECEIPT_COLUMNS)
                 store = ingest_receipt_rows
             report = progress(source.name, source.size) if progress else None
+            rows = guarded(rows, config.limits, source.name, source.encoding)
             tally = store(engine, source, rows, config=config, now=now, progress=report)
             yield SourceResult(source.name, tally)
 

@@ -19,6 +19,7 @@ from ..config import Config
 from ..models import Activity, User
 from ..timeutil import ValueProblem, parse_timestamp
 from .events import Rejected
+from .resilient import row_splitter
 from .sources import Source, SourceRow
 from .store import Bad, Progress, Tally, insert_ignoring_conflicts, quarantine_rows
 
@@ -92,4 +93,5 @@ def ingest_activity_rows(engine: Engine, source: Source, rows: Iterable[SourceRo
         return tally
 
     return _run(engine, "activity", source.name, now, progress,
-                lambda _: _in_this_process(rows, source, config.batch_size), step)
+                lambda _: _in_this_process(rows, source, config.batch_size), step,
+                row_splitter("activity", source.name, now))

@@ -54,8 +54,10 @@ def content_hash(values: tuple) -> str:
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
-def normalize_event(fields: dict[str, Any], catalog: CatalogIndex, tz: tzinfo) -> dict[str, Any]:
-    """Validate one row; return the column values to store (money in fen, times in UTC).
+def normalize_event(fields: dict[str, Any], catalog: CatalogIndex, tz: tzinfo,
+                    amount_format: str = "1,234.56") -> dict[str, Any]:
+    """Validate one row; return the column values to store (money in fen, times in UTC);
+    ``amount_format``: limits.amount_format.
 
     This runs once per ingested row, so each field is read and stripped once; the checks
     and their order (which decides the reason a bad row gets) are the contract.
@@ -93,7 +95,7 @@ def normalize_event(fields: dict[str, Any], catalog: CatalogIndex, tz: tzinfo) -
     amount = (get("amount") or "").strip() or None
     if amount is not None:
         try:
-            amount = parse_amount(amount)
+            amount = parse_amount(amount, amount_format)
         except ValueProblem as exc:
             raise Rejected("bad_amount", f"amount: {exc}") from None
     channel = (get("channel") or "").strip() or None

@@ -29,6 +29,7 @@ from .sources import Source, SourceRow
 from .store import (EVENT_ID, SOURCE_LINE, Bad, Progress, Tally, add_to_run, batches,
                     classify_events, copy_events, event_binder, finish_run, insert_events,
                     quarantine_rows, start_run)
+from .resilient import Refuse, Split, refused, row_splitter, store_batch
 from .worker import can_fork, prepared_in_child
 
 PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -133,8 +134,8 @@ class StoredBatch(NamedTuple):
 
 
 def prepare_event_batch(rows: list[SourceRow], catalog: CatalogIndex, tz: tzinfo,
-                        bind: Callable[[dict[str, Any]], tuple], run_id: int | None
-                        ) -> EventBatch:
+                        bind: Callable[[dict[str, Any]], tuple], run_id: int | None,
+                        amount_format: str = "1,234.56") -> EventBatch:
     """Validate and bind one batch; no database (this runs in the reading process)."""
     batch = EventBatch(len(rows), [], [], [], [])
     for i, r in enumerate(rows):
@@ -142,7 +143,7 @@ def prepare_event_batch(rows: list[SourceRow], catalog: CatalogIndex, tz: tzinfo
             batch.bad.append((i, Bad(r, r.problem_reason, r.problem)))
             continue
         try:
-            row = normalize_event(r.fields, catalog, tz)
+            row = normalize_event(r.fields, catalog, tz, amount_format)
         except Rejected as exc:
             batch.bad.append((i, Bad(r, exc.reason, exc.detail)))
             continue
@@ -174,10 +175,11 @@ def _conflict(batch: EventBatch, k: int) -> Bad:
 
 
 def process_event_batch(conn: Connection, rows: list[SourceRow], catalog: CatalogIndex,
-                        tz: tzinfo, run_id: int | None) -> StoredBatch:
+                        tz: tzinfo, run_id: int | None, amount_format: str = "1,234.56"
+                        ) -> StoredBatch:
     """Validate, classify and store one batch in this process."""
-    return store_event_batch(conn, prepare_event_batch(rows, catalog, tz,
-                                                       event_binder(conn.dialect), run_id))
+    return store_event_batch(conn, prepare_event_batch(
+        rows, catalog, tz, event_binder(conn.dialect), run_id, amount_format))
 
 
 @contextmanager
@@ -193,10 +195,15 @@ def _cyclic_gc_paused() -> Iterator[None]:
 
 def _run(engine: Engine, kind: str, source: str, now: datetime, progress: Progress | None,
          work: Callable[[int], Iterator[tuple[T, int]]],
-         step: Callable[[Connection, T, int], Tally]) -> Tally:
+         step: Callable[[Connection, T, int], Tally],
+         split: tuple[Split, Refuse] | None = None) -> Tally:
     """Drive one run: a transaction per batch that stores rows and advances the counters.
 
-    ``work(run_id)`` yields each batch with the bytes of the source read so far.
+    ``work(run_id)`` yields each batch with the bytes of the source read so far. With
+    ``split`` (how to halve a batch, how to quarantine a lone row), a batch the database
+    refuses (a value it cannot take) is halved until the row at fault is alone, and that
+    row is quarantined (:func:`monitor.ingest.resilient.store_batch`): the good rows of the
+    batch are stored all the same.
     """
     run_id = start_run(engine, kind, source, now)
     total = Tally()
@@ -204,10 +211,7 @@ def _run(engine: Engine, kind: str, source: str, now: datetime, progress: Progre
         # Rows make no reference cycles; the cyclic collector only costs time here (~7 %).
         with _cyclic_gc_paused(), closing(_generator(work(run_id))) as prepared:
             for batch, position in prepared:
-                with engine.begin() as conn:
-                    tally = step(conn, batch, run_id)
-                    add_to_run(conn, run_id, tally)
-                total += tally
+                total += store_batch(engine, run_id, batch, step, split)
                 if progress:
                     progress(position)
     except BaseException:
@@ -240,7 +244,7 @@ def ingest_event_rows(engine: Engine, source: Source, rows: Iterable[SourceRow],
 
     def work(run_id: int) -> Iterator[tuple[EventBatch, int]]:
         prepare = partial(prepare_event_batch, catalog=catalog, tz=config.tz, bind=bind,
-                          run_id=run_id)
+                          run_id=run_id, amount_format=config.limits.amount_format)
         if _second_process_helps(source, config):
             packed = prepared_in_child(rows, lambda batch: pack_event_batch(prepare(batch)),
                                        config.batch_size, source.position, source.name)
@@ -256,7 +260,37 @@ def ingest_event_rows(engine: Engine, source: Source, rows: Iterable[SourceRow],
                      duplicates=len(stored.duplicates), quarantined=len(bad),
                      by_reason=_reasons(bad))
 
-    return _run(engine, "events", source.name, now, progress, work, step)
+    def refuse(conn: Connection, batch: EventBatch, problem: str, run_id: int) -> Tally:
+        return refused(conn, "events", source.name, _batch_rows(batch), problem, run_id, now)
+
+    return _run(engine, "events", source.name, now, progress, work, step,
+                (split_event_batch, refuse))
+
+
+def _batch_rows(batch: EventBatch) -> list[SourceRow]:
+    """The source rows of a batch (for a quarantine): its valid ones and its bad ones."""
+    return [SourceRow(row[SOURCE_LINE], dict(batch.fields[k]))
+            for k, row in enumerate(batch.rows)] + [b.row for _, b in batch.bad]
+
+
+def split_event_batch(batch: EventBatch) -> list[EventBatch]:
+    """Two halves of ``batch`` (the rows to set aside go with the first), or none when it
+    holds a single row."""
+    n, bad = len(batch.rows), batch.bad
+    if n + len(bad) <= 1:
+        return []
+    if n == 0:
+        half = len(bad) // 2
+        return [_part(batch, [], bad[:half]), _part(batch, [], bad[half:])]
+    if n == 1:
+        return [_part(batch, [], bad), _part(batch, [0], [])]
+    half = n // 2
+    return [_part(batch, list(range(half)), bad), _part(batch, list(range(half, n)), [])]
+
+
+def _part(batch: EventBatch, ks: list[int], bad: list[tuple[int, Bad]]) -> EventBatch:
+    return EventBatch(len(ks) + len(bad), [batch.rows[k] for k in ks],
+                      [batch.index[k] for k in ks], [batch.fields[k] for k in ks], bad)
 
 
 def _generator(it: Iterator[T]) -> Generator[T]:
@@ -278,7 +312,8 @@ def _reasons(bad: list[Bad]) -> Counter:
 RECEIPT_COLUMNS = ("department", "period", "amount")
 
 
-def normalize_receipt(fields: dict[str, Any], departments: frozenset[str]) -> dict[str, Any]:
+def normalize_receipt(fields: dict[str, Any], departments: frozenset[str],
+                      amount_format: str = "1,234.56") -> dict[str, Any]:
     values = {k: (fields.get(k) or "").strip() for k in RECEIPT_COLUMNS}
     missing = [k for k, v in values.items() if not v]
     if missing:
@@ -290,14 +325,15 @@ def normalize_receipt(fields: dict[str, Any], departments: frozenset[str]) -> di
     if not PERIOD.match(values["period"]):
         raise Rejected("bad_period", f"period must be YYYY-MM, got '{values['period']}'")
     try:
-        amount = parse_amount(values["amount"])
+        amount = parse_amount(values["amount"], amount_format)
     except ValueProblem as exc:
         raise Rejected("bad_amount", f"amount: {exc}") from None
     return {"department": values["department"], "period": values["period"], "amount": amount}
 
 
 def process_receipt_batch(conn: Connection, rows: list[SourceRow], departments: frozenset[str],
-                          seen: dict[tuple[str, str], tuple[int, Any]], run_id: int | None
+                          seen: dict[tuple[str, str], tuple[int, Any]], run_id: int | None,
+                          amount_format: str = "1,234.56"
                           ) -> tuple[Tally, list[SourceRow], list[Bad]]:
     """Upsert receipts by department-month; returns the tally, rows stored, rows to set aside.
 
@@ -311,7 +347,7 @@ def process_receipt_batch(conn: Connection, rows: list[SourceRow], departments: 
         try:
             if r.problem:
                 raise Rejected(r.problem_reason, r.problem)
-            rec = normalize_receipt(r.fields, departments)
+            rec = normalize_receipt(r.fields, departments, amount_format)
         except Rejected as exc:
             bad.append(Bad(r, exc.reason, exc.detail))
             continue
@@ -358,9 +394,17 @@ def ingest_receipt_rows(engine: Engine, source: Source, rows: Iterable[SourceRow
     seen: dict[tuple[str, str], tuple[int, Any]] = {}
 
     def step(conn: Connection, batch: list[SourceRow], run_id: int) -> Tally:
-        tally, _, bad = process_receipt_batch(conn, batch, departments, seen, run_id)
-        quarantine_rows(conn, "receipts", source.name, bad, run_id, now)
+        before = dict(seen)
+        try:
+            tally, _, bad = process_receipt_batch(conn, batch, departments, seen, run_id,
+                                                  config.limits.amount_format)
+            quarantine_rows(conn, "receipts", source.name, bad, run_id, now)
+        except BaseException:  # rolled back: the batch's rows were not seen after all
+            seen.clear()
+            seen.update(before)
+            raise
         return tally
 
     return _run(engine, "receipts", source.name, now, progress,
-                lambda _: _in_this_process(rows, source, config.batch_size), step)
+                lambda _: _in_this_process(rows, source, config.batch_size), step,
+                row_splitter("receipts", source.name, now))

@@ -74,7 +74,8 @@ def _retry_kind(conn, kind: str, entries: list[Row], catalog: CatalogIndex,
                 config: Config, now: datetime) -> Tally:
     rows = [SourceRow(q.line, json.loads(q.raw)) for q in entries]
     if kind == "events":
-        stored = process_event_batch(conn, rows, catalog, config.tz, None)
+        stored = process_event_batch(conn, rows, catalog, config.tz, None,
+                                     config.limits.amount_format)
         bad = stored.bad
         tally = Tally(read=len(rows), inserted=len(stored.inserted),
                       duplicates=len(stored.duplicates), quarantined=len(bad),
@@ -97,7 +98,7 @@ def _retry_kind(conn, kind: str, entries: list[Row], catalog: CatalogIndex,
                 conn, SPECS[kind], rows, frozenset(catalog.departments), config.tz, None)
         else:
             tally, stored_rows, set_aside = process_receipt_batch(
-                conn, rows, catalog.departments, {}, None)
+                conn, rows, catalog.departments, {}, None, config.limits.amount_format)
         resolved = [(position[id(r)], "inserted") for r in stored_rows]
         bad = [(position[id(b.row)], b) for b in set_aside]
     for i, resolution in resolved:

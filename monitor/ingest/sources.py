@@ -139,7 +139,10 @@ def _decided(stream: BinaryIO, encoding: str, label: str) -> str:
 def _text(source: Source, encoding: str) -> Iterator[io.TextIOWrapper]:
     """The stream as text. It stays open afterwards, so ``position()`` still counts the
     bytes read once the last row has been."""
-    text = io.TextIOWrapper(source.stream, encoding=encoding, newline="")
+    # undecodable bytes are kept (as surrogates) for monitor.ingest.validate to set the
+    # row aside, instead of one bad byte failing the whole file
+    text = io.TextIOWrapper(source.stream, encoding=encoding, errors="surrogateescape",
+                            newline="")
     try:
         yield text
     finally:
@@ -191,9 +194,21 @@ def header_names(source: Source, header: list[Any], required: tuple[str, ...]) -
 
 
 def _csv_records(reader: Any, header: list[str]) -> Iterator[SourceRow]:
+    """The records after the header; one the csv module cannot split (a field over its
+    limit, a stray quote) is a problem row, and reading goes on at the next line."""
     width = len(header)
     start = reader.line_num + 1
-    for values in reader:
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            line, start = start, reader.line_num + 1
+            too_long = "field larger than field limit" in str(exc)
+            yield SourceRow(line, {}, f"malformed CSV ({exc})",
+                            "too_long" if too_long else "malformed_row")
+            continue
         line, start = start, reader.line_num + 1
         if not values or (len(values) == 1 and not values[0].strip()):
             continue
@@ -206,17 +221,31 @@ def _csv_records(reader: Any, header: list[str]) -> Iterator[SourceRow]:
         yield SourceRow(line, dict(zip(header, values)))
 
 
-def jsonl_rows(source: Source) -> Iterator[SourceRow]:
-    """One JSON object per line; values other than text are kept as their JSON text."""
+def jsonl_rows(source: Source, max_depth: int | None = None) -> Iterator[SourceRow]:
+    """One JSON object per line; values other than text are kept as their JSON text. A
+    row nested deeper than ``max_depth`` is a problem row (``too_deep``)."""
 
     def rows() -> Iterator[SourceRow]:
         with _text(source, source.encoding) as lines:
-            yield from _json_records(lines)
+            yield from _json_records(lines, max_depth)
 
     return _guard(source, rows())
 
 
-def _json_records(lines: Iterator[str]) -> Iterator[SourceRow]:
+def _depth(value: object, limit: int) -> bool:
+    """True if ``value`` nests arrays and objects deeper than ``limit``."""
+    todo = [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return True
+            todo.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict)
+                                                 else item))
+    return False
+
+
+def _json_records(lines: Iterator[str], max_depth: int | None = None) -> Iterator[SourceRow]:
     for line, text in enumerate(lines, start=1):
         if not text.strip():
             continue
@@ -224,6 +253,14 @@ def _json_records(lines: Iterator[str]) -> Iterator[SourceRow]:
             obj = json.loads(text, parse_float=str, parse_int=str)
         except json.JSONDecodeError as exc:
             yield SourceRow(line, {"_raw": text.rstrip("\r\n")}, f"invalid JSON: {exc.msg}")
+            continue
+        except RecursionError:
+            yield SourceRow(line, {"_raw": text[:200]}, "JSON nested too deeply to read",
+                            "too_deep")
+            continue
+        if max_depth is not None and _depth(obj, max_depth):
+            yield SourceRow(line, {"_raw": text[:200]}, f"JSON nested deeper than "
+                            f"limits.max_json_depth ({max_depth})", "too_deep")
             continue
         if not isinstance(obj, dict):
             yield SourceRow(line, {"_raw": text.rstrip("\r\n")}, "expected a JSON object")

@@ -7,6 +7,7 @@ JSON (:mod:`.render`, :mod:`.html`, :mod:`.xlsx`).
 
 from pathlib import Path
 
+from ..files import OWNER_ONLY_DIR, OWNER_ONLY_FILE, make_dir, write_atomic
 from .build import build_report
 from .model import Report, Table
 from .period import Period, PeriodError, parse_period
@@ -15,15 +16,17 @@ __all__ = ["Period", "PeriodError", "Report", "Table", "build_report", "parse_pe
            "write_documents"]
 
 
-def write_documents(report: Report, directory: Path) -> tuple[Path, Path]:
+def write_documents(report: Report, directory: Path, file_mode: int = OWNER_ONLY_FILE,
+                    dir_mode: int = OWNER_ONLY_DIR) -> tuple[Path, Path]:
     """Write the report as the two files offices circulate, ``report-PERIOD.html`` and
-    ``report-PERIOD.xlsx``, into ``directory`` (created if missing); return their paths."""
+    ``report-PERIOD.xlsx``, into ``directory`` (created if missing), each whole or not at
+    all (:func:`monitor.files.write_atomic`); return their paths."""
     from .html import to_html
     from .xlsx import write_xlsx
 
-    directory.mkdir(parents=True, exist_ok=True)
+    make_dir(directory, dir_mode)
     html = directory / f"report-{report.period.label}.html"
     xlsx = html.with_suffix(".xlsx")
-    html.write_text(to_html(report), encoding="utf-8")
-    write_xlsx(report, xlsx)
+    write_atomic(html, to_html(report), file_mode)
+    write_atomic(xlsx, lambda tmp: write_xlsx(report, tmp), file_mode)
     return html, xlsx

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MonitorError
+from ..files import make_dir, write_atomic
+from .cells import safe_row
 from .labels import labeler
 from .model import Report, Table, fmt_value, summary_fmt
 
@@ -99,13 +101,14 @@ def to_json(report: Report) -> str:
 
 
 def csv_text(table: Table) -> str:
-    """One table as CSV: column keys as header (stable for tools), raw values."""
+    """One table as CSV: column keys as header (stable for tools), raw values, made
+    spreadsheet-safe (:func:`~monitor.report.cells.safe_cell`)."""
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow([c.key for c in table.columns])
     for r in table.rows + ([table.total] if table.total else []):
-        writer.writerow(["" if r.get(c.key) is None else _plain(r.get(c.key))
-                         for c in table.columns])
+        writer.writerow(safe_row(["" if r.get(c.key) is None else _plain(r.get(c.key))
+                                  for c in table.columns]))
     return buf.getvalue()
 
 
@@ -122,12 +125,11 @@ def render(report: Report, fmt: str, out: str | Path | None, table: str | None =
             if key not in report.tables:
                 raise MonitorError(f"no table '{key}'; tables: {', '.join(report.tables)}")
             return csv_text(report.tables[key]), []
-        folder = Path(out)
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = make_dir(Path(out))
         written = []
         for key, t in report.tables.items():
             path = folder / f"{key[2:]}.csv"
-            path.write_text(csv_text(t), encoding="utf-8-sig")
+            write_atomic(path, csv_text(t), encoding="utf-8-sig")
             written.append(path)
         return None, written
     if out is None:
@@ -139,7 +141,7 @@ def render(report: Report, fmt: str, out: str | Path | None, table: str | None =
     if fmt == "xlsx":
         from .xlsx import write_xlsx
 
-        write_xlsx(report, Path(out))
+        write_atomic(Path(out), lambda tmp: write_xlsx(report, tmp))
         return None, [Path(out)]
     raise MonitorError(f"unknown format '{fmt}'; one of {', '.join(FORMATS)}")
 
@@ -147,5 +149,5 @@ def render(report: Report, fmt: str, out: str | Path | None, table: str | None =
 def _emit(text: str, out) -> tuple[str | None, list[Path]]:
     if out is None:
         return text, []
-    Path(out).write_text(text, encoding="utf-8")
+    write_atomic(Path(out), text)
     return None, [Path(out)]

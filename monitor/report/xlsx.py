@@ -1,10 +1,12 @@
 """The report as an XLSX workbook (openpyxl): a cover sheet, then one sheet per table,
-header row frozen, numbers as numbers (percentages as % formats), dates as dates."""
+header row frozen, numbers as numbers (percentages as % formats), dates as dates; every
+value through :func:`~monitor.report.cells.safe_row` (no formula from input data)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from .cells import safe_row
 from .labels import labeler
 from .model import Report
 
@@ -23,13 +25,15 @@ def write_xlsx(report: Report, path: Path) -> None:
     cover = wb.active
     assert isinstance(cover, Worksheet)  # a new workbook's one sheet
     cover.title = label("summary")[:31]
-    cover.append([label("report")])
+    cover.append(safe_row([label("report")]))
     cover["A1"].font = Font(bold=True, size=14)
-    cover.append([label("period"), report.period.label, report.period.start, report.period.last])
-    cover.append([label("department_filter"), report.department or label("all_departments")])
-    cover.append([label("generated"), report.generated_at.replace(tzinfo=None)])
+    cover.append(safe_row([label("period"), report.period.label, report.period.start,
+                           report.period.last]))
+    cover.append(safe_row([label("department_filter"),
+                           report.department or label("all_departments")]))
+    cover.append(safe_row([label("generated"), report.generated_at.replace(tzinfo=None)]))
     for k, v in report.summary.items():
-        cover.append([label(k), v])
+        cover.append(safe_row([label(k), v]))
         if v is not None and k.endswith("rate"):
             cover.cell(cover.max_row, 2).number_format = NUMBER_FORMATS["pct"]
     for row in cover.iter_rows(min_row=2, max_row=4):
@@ -41,11 +45,11 @@ def write_xlsx(report: Report, path: Path) -> None:
     bold, fill = Font(bold=True), PatternFill("solid", fgColor="F3E9E9")
     for key, table in report.tables.items():
         ws = wb.create_sheet(label(key)[:31])
-        ws.append([label(c.key) for c in table.columns])
+        ws.append(safe_row([label(c.key) for c in table.columns]))
         for c in ws[1]:
             c.font, c.fill = bold, fill
         for r in table.rows + ([table.total] if table.total else []):
-            ws.append([r.get(c.key) for c in table.columns])
+            ws.append(safe_row([r.get(c.key) for c in table.columns]))
         if table.total:
             for c in ws[ws.max_row]:
                 c.font = bold

@@ -7,9 +7,11 @@ finding's plain fields, so a rule file can never run code or reach SQL.
 
 from __future__ import annotations
 
+import re
 import string
 from pathlib import Path
 
+from ..config import Limits
 from ..errors import RuleError, SourceError, SourceErrors, did_you_mean
 from ..yamlsrc import LineDict, LineList, check_keys, load_yaml
 from .kinds import KINDS, COMMON_FIELDS, gate_effects
@@ -21,6 +23,8 @@ RULE_KEYS = {"id", "title", "kind", "enabled", "level", "scope", "params", "mess
 VARIANT_KEYS = {"title", "message"}
 SCOPE_KEYS = {"include", "exclude"}
 SCOPE_LISTS = {"departments", "items", "categories"}
+DEFAULT_LIMITS = Limits()
+NUMBER = re.compile(r"\d+")
 
 
 def _text(rule: LineDict, key: str, path: str, default: str | None = None) -> str:
@@ -89,8 +93,11 @@ def _scope(raw, path: str, line: int) -> Scope:
     return Scope(**values)
 
 
-def check_message(template: str, fields: tuple[str, ...], path: str, line: int) -> None:
-    """Only ``{field}`` or ``{field:spec}`` over the kind's fields; no attribute access."""
+def check_message(template: str, fields: tuple[str, ...], path: str, line: int,
+                  max_width: int = DEFAULT_LIMITS.max_format_width) -> None:
+    """Only ``{field}`` or ``{field:spec}`` over the kind's fields; no attribute access;
+    no width or precision over ``max_width`` (``{duration:>30000000}`` would make every
+    alert's message 30 MB)."""
     allowed = set(fields) | set(COMMON_FIELDS)
     try:
         parts = list(string.Formatter().parse(template))
@@ -106,9 +113,15 @@ def check_message(template: str, fields: tuple[str, ...], path: str, line: int) 
             raise RuleError(path, line, f"message uses unknown field '{name}'"
                                         f"{did_you_mean(name, allowed)}; fields: "
                                         f"{', '.join(sorted(allowed))}")
+        widest = max((int(n) for n in NUMBER.findall(spec or "")), default=0)
+        if widest > max_width:
+            raise RuleError(path, line, f"message format {{{name}:{(spec or '')[:40]}}} asks for "
+                                        f"{widest} characters, more than "
+                                        f"limits.max_format_width ({max_width})")
 
 
-def _variants(raw: LineDict, kind, path: str) -> tuple[tuple[str, Variant], ...]:
+def _variants(raw: LineDict, kind, path: str, limits: Limits
+              ) -> tuple[tuple[str, Variant], ...]:
     """The kind's variants (``VARIANTS``: name → (title, message)), each title or message
     replaced where the file's ``variants:`` gives one."""
     defaults: dict[str, tuple[str, str]] = getattr(kind, "VARIANTS", {})
@@ -129,12 +142,13 @@ def _variants(raw: LineDict, kind, path: str) -> tuple[tuple[str, Variant], ...]
                             f"'variants.{name}' must be a mapping of title and message")
         check_keys(entry, VARIANT_KEYS, path, RuleError)
         text = _text(entry, "message", path, message)
-        check_message(text, kind.FIELDS, path, entry.line_of("message"))
+        check_message(text, kind.FIELDS, path, entry.line_of("message"),
+                      limits.max_format_width)
         out.append((name, Variant(_text(entry, "title", path, title), text)))
     return tuple(out)
 
 
-def _rule(raw: LineDict, path: str) -> Rule:
+def _rule(raw: LineDict, path: str, limits: Limits) -> Rule:
     check_keys(raw, RULE_KEYS, path, RuleError, required=("id", "kind"))
     kind_name = raw["kind"]
     if kind_name not in KINDS:
@@ -151,7 +165,7 @@ def _rule(raw: LineDict, path: str) -> Rule:
     if not isinstance(references, list) or not all(isinstance(r, str) for r in references):
         raise RuleError(path, raw.line_of("references"), "'references' must be a list of text")
     message = _text(raw, "message", path, kind.DEFAULT_MESSAGE)
-    check_message(message, kind.FIELDS, path, raw.line_of("message"))
+    check_message(message, kind.FIELDS, path, raw.line_of("message"), limits.max_format_width)
     return Rule(
         id=_text(raw, "id", path), title=_text(raw, "title", path, kind.TITLE), kind=kind_name,
         params=build_params(kind.Params, raw.get("params"), path, raw.line_of("params")),
@@ -161,14 +175,16 @@ def _rule(raw: LineDict, path: str) -> Rule:
         handling_days=_days(raw, "handling_days", path),
         status=_choice(raw, "status", STATUSES, "stable", path),
         gate=_gate(raw, kind_name, path), path=path, line=raw.line,
-        variants=_variants(raw, kind, path))
+        variants=_variants(raw, kind, path, limits))
 
 
-def load_rule_file(path: str | Path, errors: list[SourceError] | None = None) -> list[Rule]:
+def load_rule_file(path: str | Path, errors: list[SourceError] | None = None,
+                   limits: Limits = DEFAULT_LIMITS) -> list[Rule]:
     """All rules of one file: a list of rules, or a mapping with a ``rules:`` list. With
-    ``errors``, a bad rule's problem is added there and the next rules are still read."""
+    ``errors``, a bad rule's problem is added there and the next rules are still read.
+    ``limits``: the bounds on the file (size, YAML aliases, message widths)."""
     where = str(path)
-    raw = load_yaml(path, RuleError)
+    raw = load_yaml(path, RuleError, limits.yaml)
     if isinstance(raw, LineDict):
         check_keys(raw, {"rules"}, where, RuleError)
         raw = raw.get("rules")
@@ -181,7 +197,7 @@ def load_rule_file(path: str | Path, errors: list[SourceError] | None = None) ->
         try:
             if not isinstance(entry, LineDict):
                 raise RuleError(where, line, "each rule must be a mapping")
-            rules.append(_rule(entry, where))
+            rules.append(_rule(entry, where, limits))
         except RuleError as exc:
             if errors is None:
                 raise
@@ -197,7 +213,7 @@ def rule_files(directory: str | Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml"))
 
 
-def load_rules(paths: list[str | Path]) -> list[Rule]:
+def load_rules(paths: list[str | Path], limits: Limits = DEFAULT_LIMITS) -> list[Rule]:
     """Rules from files and directories; all problems reported together, ids unique."""
     errors: list[RuleError] = []
     rules: list[Rule] = []
@@ -206,7 +222,7 @@ def load_rules(paths: list[str | Path]) -> list[Rule]:
         files.extend(rule_files(p) if p.is_dir() else [p])
     for f in files:
         try:
-            rules.extend(load_rule_file(f))
+            rules.extend(load_rule_file(f, limits=limits))
         except RuleError as exc:
             errors.append(exc)
     seen: dict[str, Rule] = {}

@@ -68,7 +68,8 @@ def seconds_between(later, earlier) -> ColumnElement:
 
 
 class json_number(FunctionElement):
-    """``json_number(col, key)``: the number stored under text ``key`` of a JSON object."""
+    """``json_number(col, key)``: the number stored under text ``key`` of a JSON object
+    (``key`` a column or a bound value; whatever its text, it is never part of the SQL)."""
 
     type = Float()
     inherit_cache = True
@@ -78,7 +79,10 @@ class json_number(FunctionElement):
 @compiles(json_number, "sqlite")
 def _json_number_sqlite(element, compiler, **kw):
     col, key = (compiler.process(c, **kw) for c in element.clauses)
-    return f"CAST(json_extract({col}, '$.\"' || {key} || '\"') AS REAL)"
+    # the key is compared, never spliced into a JSON path: a step named 'a"b' or '$.x'
+    # once broke the path and failed the rule on every run
+    return (f"(SELECT CAST(json_each.value AS REAL) FROM json_each({col}) "
+            f"WHERE json_each.key = {key})")
 
 
 @compiles(json_number, "postgresql")

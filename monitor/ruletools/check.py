@@ -17,7 +17,8 @@ from pathlib import Path
 from ..catalog import CATEGORIES, ROLES, STEPS, load_catalog
 from ..errors import RuleError, SourceError, SourceErrors, did_you_mean
 from ..yamlsrc import LineDict, LineList, load_yaml
-from ..rules.loader import load_rule_file, rule_files
+from ..config import Limits
+from ..rules.loader import DEFAULT_LIMITS, load_rule_file, rule_files
 from ..rules.model import Rule
 
 # kind → {parameter: what it names}: "steps" (mapping keys or list values), "roles",
@@ -48,16 +49,17 @@ class Vocabulary:
     items: frozenset[str] = frozenset()
 
 
-def vocabulary(catalog: str | Path | None) -> Vocabulary:
+def vocabulary(catalog: str | Path | None, limits: Limits = DEFAULT_LIMITS) -> Vocabulary:
     """The fixed vocabulary, plus the departments and items of a catalog file if given."""
     if catalog is None:
         return Vocabulary()
-    data = load_catalog(catalog)
+    data = load_catalog(catalog, limits=limits.yaml)
     return Vocabulary(departments=frozenset(d["code"] for d in data.departments),
                       items=frozenset(i["code"] for i in data.items))
 
 
-def check_paths(paths: Iterable[str | Path], vocab: Vocabulary | None = None) -> list[FileReport]:
+def check_paths(paths: Iterable[str | Path], vocab: Vocabulary | None = None,
+                limits: Limits = DEFAULT_LIMITS) -> list[FileReport]:
     """One report per rule file (directories expanded), duplicate ids across files too."""
     vocab = vocab or Vocabulary()
     files: list[Path] = []
@@ -70,8 +72,8 @@ def check_paths(paths: Iterable[str | Path], vocab: Vocabulary | None = None) ->
     for f in files:
         report = FileReport(str(f))
         try:
-            report.rules = load_rule_file(f, report.problems)
-            report.problems += _names(f, report.rules, vocab)
+            report.rules = load_rule_file(f, report.problems, limits)
+            report.problems += _names(f, report.rules, vocab, limits)
             report.problems.sort(key=lambda e: e.line or 0)
         except SourceErrors as exc:
             report.problems += exc.errors
@@ -89,9 +91,10 @@ def check_paths(paths: Iterable[str | Path], vocab: Vocabulary | None = None) ->
     return reports
 
 
-def _names(path: Path, rules: list[Rule], vocab: Vocabulary) -> list[SourceError]:
+def _names(path: Path, rules: list[Rule], vocab: Vocabulary,
+           limits: Limits) -> list[SourceError]:
     """Problems with catalog names in the (already valid) rules of one file."""
-    raw = load_yaml(path, RuleError)
+    raw = load_yaml(path, RuleError, limits.yaml)
     entries = raw.get("rules") if isinstance(raw, LineDict) else raw
     by_line = {e.line: e for e in (entries if isinstance(entries, LineList) else [])
                if isinstance(e, LineDict)}

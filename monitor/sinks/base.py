@@ -24,6 +24,9 @@ outbox ``id`` so a receiver can drop duplicates.
 from __future__ import annotations
 
 import os
+import socket
+import threading
+import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -31,8 +34,9 @@ from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
 from ..errors import SinkError
+from ..masking import mask, register
 
-DEFAULT_TIMEOUT = 10  # seconds a network sink waits for its server, unless configured
+DEFAULT_TIMEOUT = 10  # seconds one delivery of a network sink may take, unless configured
 
 # What a sink's check() finds wrong: (the option at fault, what is wrong with it), or None.
 Problem = tuple[str, str] | None
@@ -104,15 +108,65 @@ def secret(sink: str, option: str, variable: str | None) -> str | None:
     if not value:
         raise SinkError(f"sink '{sink}': environment variable {variable} is not set "
                         f"(named by {option} in config.yaml)")
+    register(value)  # masked from now on, in every form (monitor/masking.py)
     return value
 
 
 def scrub(text: str, *secrets: str | None) -> str:
-    """``text`` with every secret replaced by ``***`` (a server may echo a token back)."""
-    for value in secrets:
-        if value:
-            text = text.replace(value, "***")
-    return text
+    """``text`` with every secret masked as ``***``, as is or encoded (a server may echo a
+    token back, base64- or URL-encoded): :func:`monitor.masking.mask`."""
+    return mask(text, *secrets)
+
+
+class Deadline:
+    """A total time limit on one delivery — connect, send and the answer together.
+
+    A per-operation socket timeout is no limit: a server sending one byte every two
+    seconds answers every read in time and holds the delivery (and whatever waits on
+    it) forever. When the deadline passes, the sockets handed to :meth:`watch` are shut
+    down, so whatever blocks on them returns at once; :attr:`expired` tells why.
+    """
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> "Deadline":
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+    def remaining(self) -> float:
+        """Seconds left (at least a little, for a socket timeout)."""
+        return max(self.end - time.monotonic(), 0.05)
+
+    def watch(self, sock: socket.socket | None) -> None:
+        if sock is None:
+            return
+        with self._lock:
+            self._sockets.append(sock)
+            if self.expired:
+                _shut(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:  # already closed
+        pass
 
 
 def check_timeout(options: Mapping[str, Any]) -> Problem:

@@ -19,11 +19,32 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..notices import email
-from .base import (DEFAULT_TIMEOUT, DeliveryError, Message, Problem, Sink, Undeliverable,
-                   check_timeout, needs_address, scrub, secret)
+from .base import (DEFAULT_TIMEOUT, Deadline, DeliveryError, Message, Problem, Sink,
+                   Undeliverable, check_timeout, needs_address, scrub, secret)
 
 
 SECURITY = {"starttls": 587, "ssl": 465, "none": 25}  # → default port
+
+
+class _Watched:
+    """An SMTP connection whose socket the delivery's :class:`Deadline` watches from the
+    moment it exists: the server's greeting is read inside ``connect``."""
+
+    deadline: Deadline | None = None
+
+    def _get_socket(self, host, port, timeout):
+        sock = super()._get_socket(host, port, timeout)  # type: ignore[misc]
+        if self.deadline is not None:
+            self.deadline.watch(sock)
+        return sock
+
+
+class _SMTP(_Watched, smtplib.SMTP):
+    pass
+
+
+class _SMTP_SSL(_Watched, smtplib.SMTP_SSL):
+    pass
 
 
 class SmtpSink(Sink):
@@ -37,7 +58,8 @@ class SmtpSink(Sink):
         "from": (str, True, "sender, e.g. '县纪委监委 <jw@county.gov.cn>'"),
         "user": (str, False, "login name; the password comes from password_env"),
         "password_env": (str, False, "environment variable holding the login password"),
-        "timeout": (int, False, f"seconds to wait for the server (default {DEFAULT_TIMEOUT})"),
+        "timeout": (int, False, "seconds one delivery may take in all: connect, send and "
+                                f"the answer (default {DEFAULT_TIMEOUT})"),
     }
 
     @staticmethod
@@ -65,15 +87,17 @@ class SmtpSink(Sink):
         self.timeout = options.get("timeout", DEFAULT_TIMEOUT)
         self.smtp: smtplib.SMTP | None = None  # one connection per flush, opened on demand
 
-    def _connect(self) -> smtplib.SMTP:
+    def _connect(self, deadline: Deadline) -> smtplib.SMTP:
         if self.smtp is None:
             context = ssl.create_default_context()
-            smtp: smtplib.SMTP
-            if self.security == "ssl":
-                smtp = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
-                                        context=context)
-            else:
-                smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+            smtp: smtplib.SMTP = _SMTP_SSL(context=context, timeout=deadline.remaining()) \
+                if self.security == "ssl" else _SMTP(timeout=deadline.remaining())
+            smtp.deadline = deadline  # type: ignore[attr-defined]  # watched from the start
+            try:
+                smtp.connect(self.host, self.port)
+            except BaseException:
+                smtp.close()
+                raise
             try:
                 if self.security == "starttls":
                     smtp.starttls(context=context)
@@ -101,8 +125,22 @@ class SmtpSink(Sink):
     def send(self, message: Message) -> None:
         needs_address(message)
         where = f"SMTP {self.host}:{self.port}"
+        with Deadline(self.timeout) as deadline:
+            try:
+                self._send(message, deadline)
+            except DeliveryError:
+                if not deadline.expired:
+                    raise
+                self.close()
+                raise DeliveryError(f"{where}: timed out: no complete answer within "
+                                    f"{self.timeout} s (the deadline of one delivery)") from None
+
+    def _send(self, message: Message, deadline: Deadline) -> None:
+        where = f"SMTP {self.host}:{self.port}"
         try:
-            self._connect().send_message(self._mail(message))
+            smtp = self._connect(deadline)
+            deadline.watch(smtp.sock)
+            smtp.send_message(self._mail(message))
         except smtplib.SMTPRecipientsRefused as exc:
             code, said = next(iter(exc.recipients.values()))
             text = f"{where} refused {message.address}: {code} {_said(said)}"

@@ -22,21 +22,15 @@ from __future__ import annotations
 
 import http.client
 import json
-import urllib.error
+import ssl
 import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any, Mapping
 
-from .base import (DEFAULT_TIMEOUT, DeliveryError, Message, Problem, Sink, check_timeout,
-                   needs_address, scrub, secret)
+from .base import (DEFAULT_TIMEOUT, Deadline, DeliveryError, Message, Problem, Sink,
+                   check_timeout, needs_address, scrub, secret)
 
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """A redirect is an error: urllib would re-send a POST as a GET without its body."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
+ANSWER_BYTES = 65536  # read of an answer: enough for any gateway's reply, bounded
 
 
 class WebhookSink(Sink):
@@ -49,7 +43,8 @@ class WebhookSink(Sink):
         "token_env": (str, False, "environment variable holding the secret token, sent as "
                                   "Authorization: Bearer <token>"),
         "token_header": (str, False, "send the token as-is in this header instead"),
-        "timeout": (int, False, f"seconds to wait for the server (default {DEFAULT_TIMEOUT})"),
+        "timeout": (int, False, "seconds one delivery may take in all: connect, send and "
+                                f"the answer (default {DEFAULT_TIMEOUT})"),
     }
 
     @staticmethod
@@ -85,23 +80,42 @@ class WebhookSink(Sink):
             header = options.get("token_header")
             self.headers[header or "Authorization"] = \
                 self.token if header else f"Bearer {self.token}"
-        self.opener = urllib.request.build_opener(_NoRedirect)
+        self.parts = parts
+
+    def _connection(self, deadline: Deadline) -> http.client.HTTPConnection:
+        host, port = self.parts.hostname or "", self.parts.port
+        if self.parts.scheme == "https":
+            return http.client.HTTPSConnection(host, port, timeout=deadline.remaining(),
+                                               context=ssl.create_default_context())
+        return http.client.HTTPConnection(host, port, timeout=deadline.remaining())
 
     def send(self, message: Message) -> None:
         needs_address(message)
         body = json.dumps(message.as_json(), ensure_ascii=False, sort_keys=True).encode()
-        request = urllib.request.Request(self.url, data=body, method="POST", headers={
-            **self.headers, "Idempotency-Key": f"permit-monitor-{message.id}"})
-        try:
-            with self.opener.open(request, timeout=self.timeout) as response:
-                response.read()
-        except urllib.error.HTTPError as exc:
-            said = exc.read(300).decode("utf-8", "replace").strip()
-            hint = " (redirects are not followed)" if 300 <= exc.code < 400 else ""
-            raise DeliveryError(scrub(f"POST {self.where}: HTTP {exc.code} {exc.reason}{hint}"
-                                       + (f": {said}" if said else ""), self.token)) from None
-        except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
-            reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-            raise DeliveryError(scrub(f"POST {self.where}: {reason or type(reason).__name__}",
-                                       self.token)) from None
-
+        target = self.parts.path or "/"
+        if self.parts.query:
+            target += "?" + self.parts.query
+        headers = {**self.headers, "Idempotency-Key": f"permit-monitor-{message.id}",
+                   "Content-Length": str(len(body))}
+        with Deadline(self.timeout) as deadline:
+            conn = self._connection(deadline)
+            try:
+                conn.connect()
+                deadline.watch(conn.sock)
+                conn.request("POST", target, body=body, headers=headers)
+                response = conn.getresponse()
+                said = response.read(ANSWER_BYTES)
+            except (http.client.HTTPException, OSError) as exc:
+                reason = (f"timed out: no complete answer within {self.timeout} s (the "
+                          "deadline of one delivery)") if deadline.expired \
+                    else (str(exc) or type(exc).__name__)
+                raise DeliveryError(scrub(f"POST {self.where}: {reason}", self.token)) from None
+            finally:
+                conn.close()
+        if 200 <= response.status < 300:
+            return
+        text = said[:300].decode("utf-8", "replace").strip()
+        hint = " (redirects are not followed)" if 300 <= response.status < 400 else ""
+        raise DeliveryError(scrub(f"POST {self.where}: HTTP {response.status} "
+                                  f"{response.reason}{hint}" + (f": {text}" if text else ""),
+                                  self.token))
