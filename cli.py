@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import click
@@ -67,8 +68,14 @@ class App:
     @cached_property
     def engine(self):
         from monitor.db import open_store
+        from monitor.trail import adopt
 
-        return open_store(self.url)
+        from monitor.supervised import ensure_baseline
+
+        engine = open_store(self.url)
+        adopt(engine, self.config.audit.hash)
+        ensure_baseline(engine, self.now())  # once, on a store older than migration 0015
+        return engine
 
     @staticmethod
     def now() -> datetime:
@@ -323,14 +330,23 @@ def ingest_catalog_cmd(app: App, file: str) -> None:
     """Load or update departments, users and power items from a catalog YAML FILE.
 
     Entries are matched by code (users by id) and updated in place; events are never
-    touched, and entries missing from FILE are kept.
+    touched, and entries missing from FILE are kept. The load is on the trail as a diff;
+    making a user tier 2 or moving a monitor waits for a tier-2 monitor's approval
+    (permit-monitor grants), except in a store with no tier-2 monitor yet (bootstrap).
     """
     from monitor.catalog import ingest_catalog
 
-    result = ingest_catalog(app.engine, file, app.config.limits.yaml)
+    result = ingest_catalog(app.engine, file, app.now(), _os_user(),
+                            limits=app.config.limits.yaml)
     for name in ("departments", "users", "items"):
         click.echo(f"{name}: added {result.added[name]:,} · updated {result.updated[name]:,}"
                    f" · unchanged {result.unchanged[name]:,}")
+    if result.bootstrapped:
+        click.echo(f"first tier-2 monitors (no tier 2 before: bootstrap, on the trail): "
+                   f"{', '.join(result.bootstrapped)}")
+    if result.pending:
+        click.echo(f"{len(result.pending)} grant(s) wait for a tier-2 monitor's approval "
+                   f"(tier 2, or a monitor's move): permit-monitor grants list", err=True)
 
 
 @ingest.command("events")
@@ -907,17 +923,68 @@ def audit() -> None:
 
 
 @audit.command("verify")
+@click.option("--anchor", "anchors", multiple=True, metavar="FILE",
+              type=click.Path(exists=True, path_type=Path),
+              help="An anchor written by `audit anchor` (or a directory of them); repeat. "
+                   "Fails unless the trail still holds each anchored head.")
 @pass_app
-def audit_verify(app: App) -> None:
-    """Recompute the trail's hash chain; exit 1 naming the first broken entry.
+def audit_verify(app: App, anchors: tuple[Path, ...]) -> None:
+    """Recompute the trail's hash chain, then replay it against every supervised record.
 
-    Keep the printed head hash somewhere else (a report, a log): a later verify that
-    ends on the same entry must print the same hash.
+    Exit 1 naming the first broken entry, or every alert, hold, order, disposition,
+    exemption or spot check that differs from what the trail says. With --anchor, also check the trail against signed checkpoints kept elsewhere: a
+    trail cut short, wiped and reset or rolled back to a backup fails (docs/security.md).
     """
+    from monitor.supervised import Replayed, check as check_state
     from monitor.trail import verify
 
-    result = verify(app.engine)
+    replayed = Replayed()  # the state replay folds the entries in the chain's own pass
+    if anchors:
+        from monitor.anchor import check
+
+        checked = check(app.engine, anchors, visit=replayed.visit)
+        result = checked.verified
+    else:
+        result = verify(app.engine, replayed.visit)
     click.echo(f"trail intact: {result.entries:,} entries · head {result.head}")
+    if anchors:
+        newest = max(checked.anchors, key=lambda a: a["entries"])
+        click.echo(f"anchors hold: {len(checked.anchors)} · newest entry #{newest['entries']:,}"
+                   f" at {newest['at']}")
+    state = check_state(app.engine, replayed)
+    click.echo(f"records match the trail: {state.rows:,} rows in {state.tables} supervised "
+               "tables")
+
+
+@audit.command("anchor")
+@click.option("--out", type=click.Path(path_type=Path), metavar="FILE",
+              help="Write the anchor to FILE (or into a directory). Default: audit.anchor_dir "
+                   "and audit.anchor_webhook of config.yaml.")
+@click.option("--show-public-key", is_flag=True,
+              help="Print the Ed25519 public key of $MONITOR_AUDIT_KEY (for verifiers' "
+                   "$MONITOR_AUDIT_PUBLIC_KEY) and exit.")
+@pass_app
+def audit_anchor(app: App, out: Path | None, show_public_key: bool) -> None:
+    """Write a signed checkpoint of the trail (entry count, head hash, hash function, time).
+
+    Signed with $MONITOR_AUDIT_KEY (audit.signature: hmac or ed25519). Keep anchors
+    where the database's owner cannot reach; `audit verify --anchor` checks them.
+    """
+    from monitor.anchor import anchor, public_key
+
+    if show_public_key:
+        click.echo(public_key())
+        return
+    settings = app.config.audit
+    if out is None and not settings.anchors:
+        raise click.UsageError("give --out FILE, or set audit.anchor_dir or "
+                               "audit.anchor_webhook in config.yaml")
+    done = anchor(app.engine, app.now(), settings.signature, out=out,
+                  directory=None if out else settings.anchor_dir,
+                  webhook=None if out else settings.anchor_webhook)
+    a = done.anchor
+    click.echo(f"anchored entry #{a['entries']:,} · head {a['head']} · {a['algorithm']} · "
+               f"{a['signature_type']} → {', '.join(done.written)}")
 
 
 @audit.command("show")
@@ -934,6 +1001,7 @@ def audit_show(app: App, alert_id: int) -> None:
     for e in history(app.engine, alert_id):
         at = e.at.astimezone(app.config.tz).strftime("%Y-%m-%d %H:%M")
         facts = {**e.detail, "channel": e.channel}  # web | api | cli: how a person acted
+        facts.pop("state", None)  # the rows' new values: what verify replays
         detail = " ".join(f"{k}={_detail(v)}" for k, v in sorted(facts.items())
                           if v not in (None, "", []))
         click.echo(f"#{e.seq:<6} {at}  {e.action:<13} {e.actor:<12} {detail}")
@@ -944,6 +1012,74 @@ def _detail(value) -> str:
         return ",".join(map(str, value))
     text = str(value)
     return json.dumps(text, ensure_ascii=False) if " " in text else text
+
+
+# --------------------------------------------------------- grants: powers given by tier 2
+
+
+def _os_user() -> str:
+    """Who runs a command that names no catalog user: the OS account (for the trail)."""
+    import getpass
+
+    try:
+        return f"os:{getpass.getuser()}"[:64]
+    except (KeyError, OSError):
+        return "os:unknown"
+
+
+@cli.group()
+def grants() -> None:
+    """Tier-2 roles and monitors' moves a catalog load asked for, until tier 2 decides.
+
+    \b
+      permit-monitor grants list
+      permit-monitor grants approve 3 --by jw-monitor-1
+      permit-monitor grants reject 4 --by jw-monitor-2 --note "未经组织部门批准"
+    """
+
+
+@grants.command("list")
+@click.option("--all", "include_all", is_flag=True, help="Decided grants too.")
+@pass_app
+def grants_list(app: App, include_all: bool) -> None:
+    """Grants waiting for approval (--all: every one)."""
+    from monitor.grants import list_grants
+
+    def text(g) -> str:
+        asked = f"roles {','.join(g.roles) or '-'} · department {g.department or '-'}"
+        was = f"was {','.join(g.was.get('roles') or []) or '-'} · {g.was.get('department') or '-'}"
+        decided = f" · {g.status} by {g.decided_by}" if g.status != "pending" else ""
+        return (f"{g.id:>4}  {g.user_id:<14} {g.kind:<10} {asked} ({was}) · from "
+                f"{g.source}{decided}")
+
+    _echo_rows(list_grants(app.engine, include_all), text, empty="no grants pending")
+
+
+@grants.command("approve")
+@click.argument("grant_id", type=int)
+@by_option
+@note_option
+@pass_app
+def grants_approve(app: App, grant_id: int, by: str, note: str | None) -> None:
+    """Apply a pending grant: a tier-2 monitor, never the user it promotes."""
+    from monitor.grants import approve
+
+    g = approve(app.engine, grant_id, by, app.now(), note)
+    click.echo(f"grant {g.id}: approved · {g.user_id} now {','.join(g.roles)} in "
+               f"{g.department or '-'}")
+
+
+@grants.command("reject")
+@click.argument("grant_id", type=int)
+@by_option
+@note_option
+@pass_app
+def grants_reject(app: App, grant_id: int, by: str, note: str | None) -> None:
+    """Refuse a pending grant, with a note; the user keeps the powers held before."""
+    from monitor.grants import reject
+
+    g = reject(app.engine, grant_id, by, app.now(), note)
+    click.echo(f"grant {g.id}: rejected")
 
 
 # --------------------------------------------------------- supervision: exemptions, spot checks
@@ -1183,12 +1319,19 @@ def sample(ctx, period, date_from, date_to, department, size, seed) -> None:
 @by_option
 @click.option("--pass/--fail", "passed", required=True, help="The review's result.")
 @click.option("--note", help="What was checked; for a failure, what was wrong. Required.")
+@click.option("--reason", help="Why a case already recorded is recorded again (an amendment; "
+                               "the first result stays on the trail).")
 @pass_app
-def sample_record(app: App, case_id: str, by: str, passed: bool, note: str | None) -> None:
-    """Record the result of reviewing a drawn case (a second record replaces the first)."""
+def sample_record(app: App, case_id: str, by: str, passed: bool, note: str | None,
+                  reason: str | None) -> None:
+    """Record the result of reviewing a drawn case: a monitor of its department or tier 2.
+
+    A second record of the same case is an amendment: it needs --reason, and the trail
+    keeps the first result and says what changed.
+    """
     from monitor.spotcheck import record
 
-    row = record(app.engine, case_id, by, passed, note, app.now())
+    row = record(app.engine, case_id, by, passed, note, app.now(), reason)
     click.echo(f"spot check {row.case_id}: {row.result} by {row.by_user}")
 
 
@@ -1624,7 +1767,7 @@ def settings() -> None:
     """List every config.yaml setting with its default and meaning."""
     for s in SETTINGS:
         click.echo(f"{s.name}  (default: {s.default!r})\n    {s.help}")
-    from monitor.config import (GATE_SETTINGS, INBOX_SETTINGS, LIMIT_SETTINGS,
+    from monitor.config import (AUDIT_SETTINGS, GATE_SETTINGS, INBOX_SETTINGS, LIMIT_SETTINGS,
                                 SCHEDULE_SETTINGS, SCORE_SETTINGS, WEB_SETTINGS)
 
     for title, table in (("mapping: (XES import)", MAPPING_SETTINGS),
@@ -1634,7 +1777,8 @@ def settings() -> None:
                          ("schedule: (the serve daemon)", SCHEDULE_SETTINGS),
                          ("web: (permit-monitor web, the control center)", WEB_SETTINGS),
                          ("gate: (the workflow gate, POST /api/v1/gate)", GATE_SETTINGS),
-                         ("limits: (hostile or broken input)", LIMIT_SETTINGS)):
+                         ("limits: (hostile or broken input)", LIMIT_SETTINGS),
+                         ("audit: (integrity: the trail's hash, anchors)", AUDIT_SETTINGS)):
         click.echo(f"\n{title}")
         for s in table:
             click.echo(f"  {s.name}  (default: {s.default!r})\n      {s.help}")

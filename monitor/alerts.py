@@ -20,18 +20,19 @@ opened (``unsuppressed``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select
 
 from . import tier1, trail
 from .holds import place
 from .models import Alert, AlertChange
 from .rules.finding import Finding
 from .rules.model import Rule
+from .supervised import change, update as traced_update
 from .supervision import ACTIVE, Policy, assign, raised_entries
 from .trail import Entry
 from .exemptions import Matcher
@@ -174,7 +175,7 @@ def _changed(conn: Connection, rule: Rule, policy: Policy, old: Any, values: dic
         values = {**values, "status": "open", "acknowledged_at": None, "disposition": None,
                   "resolved_at": None, "reminded_at": None,
                   "due_on": policy.due(at, rule.id)}
-    conn.execute(update(Alert).where(Alert.id == old.id).values(**values))
+    state = traced_update(conn, "alerts", old.id, **values)
     if old.level != level:
         conn.execute(insert(AlertChange).values(alert_id=old.id, at=at, old_level=old.level,
                                                 new_level=level, rule_version=rule.version))
@@ -184,6 +185,8 @@ def _changed(conn: Connection, rule: Rule, policy: Policy, old: Any, values: dic
         entries.append(Entry("reopened", old.id, detail={
             "reason": "level_rose", "from_status": old.status, "from": old.level, "to": level,
             "due_on": values["due_on"].isoformat(), "assigned_to": list(old.assigned_to or [])}))
+    if entries:  # the row's new state rides on the last entry about it
+        entries[-1] = replace(entries[-1], changes=[state])
     if risen:
         told.append(tier1.Tell(old.id, level, "reopened" if reopen else "rose",
                                tuple(old.assigned_to or ()), rule.id, old.department,
@@ -211,7 +214,8 @@ def suppressed_entries(rows: list[dict[str, Any]], ids: dict[str, int]) -> list[
     return [Entry("suppressed", ids[r["dedupe_key"]], detail={
         "rule_id": r["rule_id"], "subject": r["subject"], "level": r["level"],
         "department": r["department"], "exemption_id": r["exemption_id"],
-        "rule_version": r["rule_version"]}) for r in rows]
+        "rule_version": r["rule_version"]},
+        changes=[change("alerts", ids[r["dedupe_key"]], r, new=True)]) for r in rows]
 
 
 def _reopen(conn: Connection, rule: Rule, policy: Policy, reopened: list, at: datetime,
@@ -226,9 +230,9 @@ def _reopen(conn: Connection, rule: Rule, policy: Policy, reopened: list, at: da
                "evidence": values["evidence"], "case_ids": list(finding.case_ids or (
                    [finding.case_id] if finding.case_id else []))}
         _assign([row], rule, conn, policy, at)
-        conn.execute(update(Alert).where(Alert.id == old.id).values(
-            **values, status="open", exemption_id=None, assigned_to=row["assigned_to"],
-            due_on=row["due_on"], reminded_at=None))
+        state = traced_update(conn, "alerts", old.id, **values, status="open",
+                              exemption_id=None, assigned_to=row["assigned_to"],
+                              due_on=row["due_on"], reminded_at=None)
         if old.level != values["level"]:
             conn.execute(insert(AlertChange).values(
                 alert_id=old.id, at=at, old_level=old.level, new_level=values["level"],
@@ -244,6 +248,7 @@ def _reopen(conn: Connection, rule: Rule, policy: Policy, reopened: list, at: da
             entries.append(Entry("unsuppressed", old.id, detail={
                 "reason": "no exemption in force", "level": values["level"],
                 "assigned_to": row["assigned_to"], "due_on": row["due_on"].isoformat()}))
+        entries[-1] = replace(entries[-1], changes=[state])  # the row's new state rides here
         entries += _holds(conn, rule, policy, [row], {key: old.id}, at)
         told.append(tier1.of_row(row, old.id, "raised"))
     return entries

@@ -45,6 +45,7 @@ ACTS: dict[str, tuple[str, bool]] = {
     "reject": ("reject", True),
     "exempt": ("approve", True),
     "revoke_exemption": ("revoke", True),
+    "spot_check": ("record", False),  # a monitor of the case's department, or tier 2
     "appeal": ("appeal", False),              # a 差评 (申诉), by its department
     "decide_appeal": ("decide the appeal of", True),
     "advance": ("record a stage of", False),  # a complaint's 受理 → 调查 → 处置 → 反馈

@@ -3,6 +3,10 @@
 Loading validates everything and reports problems as ``path:line: message``; applying
 upserts by code, so re-ingesting a changed catalog updates it without touching events.
 Entries missing from a later file are kept (events may still refer to them).
+
+Applying is on the trail as a diff (``catalog_loaded``: what was added, and each changed
+field from what to what), and a load never grants tier 2 or moves a monitor by itself:
+those wait for a tier-2 monitor's approval (monitor/grants.py).
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Set
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,8 +22,10 @@ from typing import Any
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.orm import Session
 
+from . import grants, trail
 from .errors import CatalogError, SourceErrors, did_you_mean
 from .models import Department, Item, User
+from .supervised import change, plain
 from .timeutil import ValueProblem, parse_amount
 from .yamlsrc import LineDict, LineList, YamlLimits, check_keys, load_yaml
 
@@ -58,6 +64,8 @@ class ApplyResult:
     added: dict[str, int]
     updated: dict[str, int]
     unchanged: dict[str, int]
+    pending: list[int] = field(default_factory=list)  # grants waiting for approval
+    bootstrapped: list[str] = field(default_factory=list)  # first tier-2 users, if any
 
 
 class _Checker:
@@ -341,10 +349,19 @@ def parse_catalog(raw: Any, where: str, known_departments: Set[str] = frozenset(
     return CatalogData([d for _, d in depts], [u for _, u in users], [i for _, i in items])
 
 
-def apply_catalog(engine: Engine, data: CatalogData) -> ApplyResult:
-    """Upsert the catalog in one transaction; events are never touched."""
+def apply_catalog(engine: Engine, data: CatalogData, at: datetime | None = None,
+                  source: str = "catalog", by: str = trail.SYSTEM) -> ApplyResult:
+    """Upsert the catalog in one transaction, on the trail; events are never touched.
+    ``at``: when (default: the Unix epoch, for a scratch store such as a golden test's)."""
+    at = at or datetime(1970, 1, 1, tzinfo=timezone.utc)
     added, updated, unchanged = {}, {}, {}
+    diff: dict[str, Any] = {"source": source, "added": {}, "changed": []}
+    users_changed: list[dict[str, Any]] = []
     with Session(engine) as session, session.begin():
+        conn = session.connection()
+        trail.lock(conn)
+        bootstrap = not grants.has_tier2(conn)
+        held: list[grants.Held] = []
         for name, model, key, rows in (("departments", Department, "code", data.departments),
                                        ("users", User, "id", data.users),
                                        ("items", Item, "code", data.items)):
@@ -353,20 +370,47 @@ def apply_catalog(engine: Engine, data: CatalogData) -> ApplyResult:
             fresh: dict[tuple[str, ...], list[dict]] = {}
             for row in rows:
                 current = existing.get(row[key])
+                if name == "users" and not bootstrap:
+                    hold = grants.withheld(current, row)
+                    if hold is not None:
+                        held.append(hold)
+                        row = grants.safe_part(current, row, hold)
                 if current is None:
                     # only the catalog's own columns: what it does not know (a user's
                     # choice of delivery, monitor/tier1.py) it never writes
                     fresh.setdefault(tuple(sorted(row)), []).append(row)
                     added[name] += 1
-                elif any(getattr(current, k) != v for k, v in row.items()):
-                    for k, v in row.items():
-                        setattr(current, k, v)
-                    updated[name] += 1
-                else:
+                    diff["added"].setdefault(name, []).append(row[key])
+                    if name == "users":
+                        users_changed.append(change("users", row[key], row, new=True))
+                    continue
+                fields = {k: [plain(getattr(current, k)), plain(v)] for k, v in row.items()
+                          if getattr(current, k) != v}
+                if not fields:
                     unchanged[name] += 1
+                    continue
+                for k, v in row.items():
+                    setattr(current, k, v)
+                updated[name] += 1
+                diff["changed"].append({name: row[key], "fields": fields})
+                if name == "users":
+                    users_changed.append(change("users", row[key], row))
             for same_keys in fresh.values():
                 session.execute(insert(model), same_keys)
-    return ApplyResult(added, updated, unchanged)
+        session.flush()
+        entries = []
+        if added_or_changed := (diff["added"] or diff["changed"]):
+            entries.append(trail.Entry("catalog_loaded", None, by, diff,
+                                       changes=users_changed))
+        pending, more = grants.record_pending(conn, held, source, by, at)
+        first = sorted(u["id"] for u in data.users
+                       if bootstrap and grants.TIER2 in (u.get("roles") or ()))
+        if first:
+            entries.append(trail.Entry("grants_bootstrapped", None, by, {
+                "source": source, "tier2": first}))
+        if added_or_changed or more or first:
+            trail.append(conn, at, entries + more)
+    return ApplyResult(added, updated, unchanged, pending, first)
 
 
 def known_department_codes(engine: Engine) -> set[str]:
@@ -374,7 +418,13 @@ def known_department_codes(engine: Engine) -> set[str]:
         return set(conn.scalars(select(Department.code)))
 
 
-def ingest_catalog(engine: Engine, path: str | Path,
+def ingest_catalog(engine: Engine, path: str | Path, at: datetime | None = None,
+                   by: str = trail.SYSTEM, source: str | None = None, *,
                    limits: YamlLimits = YamlLimits()) -> ApplyResult:
-    """Validate ``path`` against what the store already knows, then apply it."""
-    return apply_catalog(engine, load_catalog(path, known_department_codes(engine), limits))
+    """Validate ``path`` against what the store already knows, then apply it (on the
+    trail at ``at``: default, the file's modification time; ``source``: how the trail
+    names the file, default its path; ``limits``: bounds on the YAML)."""
+    if at is None:
+        at = datetime.fromtimestamp(Path(path).stat().st_mtime, timezone.utc)
+    return apply_catalog(engine, load_catalog(path, known_department_codes(engine), limits),
+                         at, source or str(path), by)

@@ -36,6 +36,7 @@ from .rules.finding import Context
 from .rules.kinds import KINDS, clears
 from .rules.model import Rule
 from .rules.sql import changed_cases, in_scope, new_events
+from .supervised import change
 from .supervision import ACTIVE, CLEARED
 from .trail import Entry
 
@@ -74,7 +75,8 @@ def clear_unfound(conn: Connection, rule: Rule, ctx: Context, found: set[str],
             "subject": r.subject, "rule_version": rule.version,
             "as_of": ctx.as_of.astimezone(ctx.tz).isoformat(),
             "evaluation": "incremental" if ctx.since_event_id is not None else "full",
-            "events": seen.get(r.case_id, [])}))
+            "events": seen.get(r.case_id, [])},
+            changes=[change("alerts", r.id, {"status": CLEARED})]))
     return len(gone), entries
 
 

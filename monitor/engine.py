@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select, update
 
-from . import trail
+from . import ruleset, trail
 from .alerts import Stored, render, store_findings
 from .clearing import clear_unfound
 from .config import Config
@@ -183,6 +183,8 @@ def evaluate(engine: Engine, config: Config, as_of: datetime, *, rule_ids: tuple
     ``keep``: see :func:`evaluate_rule`."""
     rules = load_rules([config.rules_dir], config.limits) if rules is None else rules
     policy = policy_for(config, rules)
+    if not dry_run:  # which files and versions are in force for this run, on the trail
+        ruleset.record(engine, rules, as_of)
     if rule_ids:
         unknown = set(rule_ids) - {r.id for r in rules}
         if unknown:

@@ -31,6 +31,7 @@ from . import trail
 from .models import Alert, Department
 from .notices import digest
 from .supervision import ACTIVE, Policy, issue_order, monitors, tell, text_for
+from .supervised import update as traced_update
 from .trail import SYSTEM, Entry
 
 
@@ -56,9 +57,10 @@ def _assign_missing(conn: Connection, policy: Policy, out: Escalated) -> list[En
     for alert in conn.execute(select(Alert).where(Alert.due_on.is_(None),
                                                   Alert.status != "suppressed").order_by(Alert.id)):
         due, to = policy.due(alert.raised_at, alert.rule_id), tier1.get(alert.department or "", [])
-        conn.execute(update(Alert).where(Alert.id == alert.id).values(due_on=due, assigned_to=to))
+        state = traced_update(conn, "alerts", alert.id, due_on=due, assigned_to=to)
         entries.append(Entry("assigned", alert.id, SYSTEM, {"assigned_to": to,
-                                                            "due_on": due.isoformat()}))
+                                                            "due_on": due.isoformat()},
+                             changes=[state]))
         out.assigned.append(alert.id)
     return entries
 

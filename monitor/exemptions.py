@@ -35,6 +35,7 @@ from .authz import Actor
 from .errors import InvalidTransition, MonitorError, NotFound, did_you_mean
 from .models import Event, Exemption, User
 from .rules.finding import Finding
+from .supervised import change, update as traced_update
 from .trail import Entry
 
 SCOPE_KEYS = ("department", "item", "case", "actor", "window")
@@ -97,12 +98,14 @@ def add(engine: Engine, rule_ids: Iterable[str], rule_id: str, scope: dict[str, 
     with engine.begin() as conn:
         trail.lock(conn)
         _approver(conn, approved_by, "exempt", channel)
-        ex_id = conn.execute(insert(Exemption).values(
-            rule_id=rule_id, scope=scope, reason=reason.strip(), approved_by=approved_by,
-            created_at=at, until=until).returning(Exemption.id)).scalar_one()
+        row = {"rule_id": rule_id, "scope": scope, "reason": reason.strip(),
+               "approved_by": approved_by, "created_at": at, "until": until}
+        ex_id = conn.execute(insert(Exemption).values(**row)
+                             .returning(Exemption.id)).scalar_one()
         trail.append(conn, at, [Entry("exemption_added", None, approved_by, {
             "exemption_id": ex_id, "rule_id": rule_id, "scope": scope,
-            "reason": reason.strip(), "until": until.isoformat()}, channel)])
+            "reason": reason.strip(), "until": until.isoformat()}, channel,
+            [change("exemptions", ex_id, row, new=True)])])
     return ex_id
 
 
@@ -119,11 +122,11 @@ def revoke(engine: Engine, exemption_id: int, by: str, reason: str | None,
             raise NotFound(f"no exemption with id {exemption_id}")
         if row.revoked_at is not None:
             raise InvalidTransition(f"exemption {exemption_id} was already revoked")
-        conn.execute(update(Exemption).where(Exemption.id == exemption_id).values(
-            revoked_at=at, revoked_by=by, revoke_reason=reason.strip()))
+        state = traced_update(conn, "exemptions", exemption_id, revoked_at=at, revoked_by=by,
+                              revoke_reason=reason.strip())
         trail.append(conn, at, [Entry("exemption_revoked", None, by, {
             "exemption_id": exemption_id, "rule_id": row.rule_id, "reason": reason.strip()},
-            channel)])
+            channel, [state])])
 
 
 def list_exemptions(engine: Engine, at: datetime, tz: tzinfo, include_all: bool = False

@@ -21,6 +21,7 @@ from .errors import InvalidTransition, NotFound
 from .models import Hold
 from .holdsync import WORKFLOW, send
 from .outbox import enqueue
+from .supervised import change, update as traced_update
 from .supervision import Policy, begin_action, note_of
 from .trail import Entry
 
@@ -28,7 +29,7 @@ def place(conn: Connection, policy: Policy, rows: list[dict[str, Any]], ids: Map
           at: datetime) -> list[Entry]:
     """Holds for the cases of new alerts of halting rules; their trail entries. Each is
     sent to the workflow system when that channel is routed (monitor/holdsync.py)."""
-    holds, entries = [], []
+    holds = []
     for row in rows:
         if row["action"] != "halt":
             continue
@@ -36,15 +37,19 @@ def place(conn: Connection, policy: Policy, rows: list[dict[str, Any]], ids: Map
         for case_id in row["case_ids"]:
             holds.append({"case_id": case_id, "alert_id": alert_id, "rule_id": row["rule_id"],
                           "department": row["department"], "held_at": at, "status": "held"})
-            entries.append(Entry("held", alert_id, trail.SYSTEM, {"case_id": case_id}))
-    if holds:
-        conn.execute(insert(Hold), holds)
-        if policy.workflow:
-            placed = conn.execute(select(Hold).where(
-                Hold.alert_id.in_(sorted({h["alert_id"] for h in holds})),
-                Hold.held_at == at, Hold.sent_at.is_(None)).order_by(Hold.id))
-            send(conn, at, list(placed))
-    return entries
+    if not holds:
+        return []
+    conn.execute(insert(Hold), holds)
+    if policy.workflow:
+        placed = conn.execute(select(Hold).where(
+            Hold.alert_id.in_(sorted({h["alert_id"] for h in holds})),
+            Hold.held_at == at, Hold.sent_at.is_(None)).order_by(Hold.id))
+        send(conn, at, list(placed))
+    hold_ids = {(a, c): i for i, a, c in conn.execute(
+        select(Hold.id, Hold.alert_id, Hold.case_id).where(
+            Hold.alert_id.in_({h["alert_id"] for h in holds})))}
+    return [Entry("held", h["alert_id"], trail.SYSTEM, {"case_id": h["case_id"]}, changes=[
+        change("holds", hold_ids[h["alert_id"], h["case_id"]], h, new=True)]) for h in holds]
 
 
 def release(engine: Engine, policy: Policy, hold_id: int, by: str, at: datetime,
@@ -61,14 +66,14 @@ def release(engine: Engine, policy: Policy, hold_id: int, by: str, at: datetime,
             raise InvalidTransition(f"cannot release hold {hold_id}: it was released by "
                                     f"{hold.released_by}")
         text = note_of(note, f"release hold {hold_id}")
-        conn.execute(update(Hold).where(Hold.id == hold_id).values(
-            status="released", released_at=at, released_by=by, release_note=text))
+        state = traced_update(conn, "holds", hold_id, status="released", released_at=at,
+                              released_by=by, release_note=text)
         if policy.workflow:
             enqueue(conn, at, alert.id, [WORKFLOW], "release",
                     f"恢复流程：案件 {hold.case_id}（告警 {alert.id}）", channel=WORKFLOW,
                     address=hold.case_id)
         trail.append(conn, at, [Entry("released", alert.id, by, {
-            "hold_id": hold_id, "case_id": hold.case_id, "note": text}, channel)])
+            "hold_id": hold_id, "case_id": hold.case_id, "note": text}, channel, [state])])
         return conn.execute(select(Hold).where(Hold.id == hold_id)).one()
 
 

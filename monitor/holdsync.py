@@ -32,6 +32,7 @@ from .authz import Actor
 from .errors import NotFound
 from .models import Hold
 from .outbox import enqueue
+from .supervised import update as traced_update
 from .trail import Entry
 
 WORKFLOW = "workflow"  # the recipient and channel of messages to the workflow system
@@ -100,11 +101,12 @@ def acknowledge(engine: Engine, hold_id: int, actor: Actor, at: datetime,
         if hold.acked_at is not None:
             return Acked(hold.id, hold.case_id, hold.acked_at, hold.acked_by, True)
         text = (note or "").strip()[:2000] or None
-        conn.execute(update(Hold).where(Hold.id == hold_id).values(
-            acked_at=at, acked_by=actor.id, ack_note=text))
+        state = traced_update(conn, "holds", hold_id, acked_at=at, acked_by=actor.id,
+                              ack_note=text)
         trail.append(conn, at, [Entry("hold_acknowledged", hold.alert_id, actor.id, {
             "hold_id": hold_id, "case_id": hold.case_id, "note": text,
-            "sent": hold.sends, "held_at": hold.held_at.isoformat()}, actor.channel)])
+            "sent": hold.sends, "held_at": hold.held_at.isoformat()}, actor.channel,
+            [state])])
     return Acked(hold.id, hold.case_id, at, actor.id, False)
 
 

@@ -11,6 +11,12 @@ that may still be being written is left for the next pass:
 * any other file is taken only once it has not changed for ``inbox.settle_seconds``
   (for a plain ``cp`` or an upload that does not rename).
 
+A catalog carries powers (users' roles and departments): one dropped into the inbox is
+refused (to ``failed/``, with the reason) — load it with ``permit-monitor ingest catalog``
+— unless ``inbox.trusted_catalog_dir`` names a directory for them; catalogs there are
+taken first (their ``done/`` and ``failed/`` are beside them), and still cannot grant tier
+2 or move a monitor without approval (monitor/grants.py).
+
 Rows with problems do not fail a file: they are quarantined as with ``ingest events``
 and the file goes to ``done/``. A process killed mid-file leaves the file in place; the
 next pass ingests it again (rows already stored count as duplicates) and moves it.
@@ -22,7 +28,7 @@ import fnmatch
 import logging
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -130,7 +136,7 @@ def _ingest_one(engine: Engine, config: Config, kind: str, path: Path, now: date
     from .ingest import Tally, ingest_activity, ingest_events, ingest_receipts
 
     if kind == "catalog":
-        r = ingest_catalog(engine, path, config.limits.yaml)
+        r = ingest_catalog(engine, path, now, limits=config.limits.yaml)
         return "catalog: " + ", ".join(f"{n} +{r.added[n]} ~{r.updated[n]}"
                                        for n in ("departments", "users", "items"))
     ingest = {"events": ingest_events, "receipts": ingest_receipts,
@@ -154,25 +160,43 @@ def process_inbox(engine: Engine, config: Config, now: datetime,
         inbox.dir.mkdir(parents=True)
         log.warning("inbox: created %s (it did not exist); drop files there", inbox.dir)
     out = []
+    trusted = replace(inbox, dir=inbox.trusted_catalog_dir) if inbox.trusted_catalog_dir \
+        else None
+    if trusted is not None and trusted.dir.is_dir() and trusted.dir != inbox.dir:
+        for kind, path in ready_files(trusted, settled_before):
+            if kind == "catalog":
+                refused = _refusal(trusted, path)
+                out.append(_fail(config, path, kind, refused) if refused
+                           else _take(engine, config, trusted, kind, path, now))
     for kind, path in ready_files(inbox, settled_before):
         refused = _refusal(inbox, path)
         if refused:
             out.append(_fail(config, path, kind or None, refused))
+            continue
+        if kind == "catalog" and trusted is None:
+            out.append(_fail(config, path, kind, (
+                f"{path.name}: a catalog carries powers (roles, departments) and is not taken "
+                "from the inbox: load it with `permit-monitor ingest catalog FILE`, or set "
+                "inbox.trusted_catalog_dir")))
             continue
         if not kind:
             patterns = "; ".join(f"{k}: {', '.join(getattr(inbox, k))}" for k in MATCH_ORDER)
             reason = f"{path.name}: the name matches no inbox pattern ({patterns})"
             out.append(_fail(config, path, None, reason))
             continue
-        try:
-            detail = _ingest_one(engine, config, kind, path, now)
-        except MonitorError as exc:  # the whole file is unreadable; a database error propagates
-            out.append(_fail(config, path, kind, str(exc)))
-            continue
-        moved = _move(path, inbox.dir / "done", config.limits)
-        log.info("inbox: %s (%s) %s → %s", path.name, kind, detail, moved)
-        out.append(InboxFile(path.name, kind, "done", detail, moved))
+        out.append(_take(engine, config, inbox, kind, path, now))
     return out
+
+
+def _take(engine: Engine, config: Config, inbox: InboxConfig, kind: str, path: Path,
+          now: datetime) -> InboxFile:
+    try:
+        detail = _ingest_one(engine, config, kind, path, now)
+    except MonitorError as exc:  # the whole file is unreadable; a database error propagates
+        return _fail(config, path, kind, str(exc))
+    moved = _move(path, inbox.dir / "done", config.limits)
+    log.info("inbox: %s (%s) %s → %s", path.name, kind, detail, moved)
+    return InboxFile(path.name, kind, "done", detail, moved)
 
 
 def _fail(config: Config, path: Path, kind: str | None, reason: str) -> InboxFile:

@@ -99,6 +99,7 @@ class RunCounts:
     audit: PassSummary | None = None        # evaluate, escalate, report, flush
     new_red: int | None = None              # red alerts raised, or turned red, by the run
     as_of: datetime | None = None
+    anchor: dict[str, Any] | None = None    # the trail's signed checkpoint (audit.anchor_dir)
 
     def as_dict(self) -> dict[str, Any]:
         """The record form: what ``runs.counts`` stores and ``nightly --json`` prints."""
@@ -118,6 +119,8 @@ class RunCounts:
             out["new_red"] = self.new_red
         if self.as_of is not None:
             out["as_of"] = self.as_of.isoformat()
+        if self.anchor is not None:
+            out["anchor"] = self.anchor
         return out
 
 
@@ -201,6 +204,22 @@ def _rules(r: Runner, as_of: datetime, counts: RunCounts) -> list:
     return rules
 
 
+def _anchor(r: Runner, counts: RunCounts) -> list[str]:
+    """After a nightly pass, a signed anchor of the trail where ``audit`` says
+    (monitor/anchor.py); a failure is the run's error, not a crash."""
+    from .anchor import anchor
+
+    settings = r.config.audit
+    try:
+        done = anchor(r.engine, r.clock(), settings.signature, directory=settings.anchor_dir,
+                      webhook=settings.anchor_webhook)
+    except MonitorError as exc:
+        return [f"anchor: {exc}"]
+    counts.anchor = {"entries": done.anchor["entries"], "head": done.anchor["head"],
+                     "written": done.written}
+    return []
+
+
 def _run_steps(r: Runner, job: str, as_of: datetime, counts: RunCounts,
                phase: Callable[[str], None] | None, steps: tuple[str, ...]) -> list[str]:
     """The job's steps in order — ingestion here, then one audit pass of the stages it
@@ -231,6 +250,9 @@ def _run_steps(r: Runner, job: str, as_of: datetime, counts: RunCounts,
         errors += done.errors
         for error in (done.delivery.errors[:5] if done.delivery else []):
             log.warning("delivery: %s", error)
+    if job == "nightly" and r.config.audit.anchors:
+        begin("anchor")
+        errors += _anchor(r, counts)
     return errors
 
 
@@ -386,6 +408,9 @@ def summary(result: JobResult, config: Config) -> str:
     if done and (sent := done.delivery):
         parts.append(f"notifications sent {sent.sent}, retrying {sent.retrying}, "
                      f"undeliverable {sent.failed}.")
+    if c.anchor:
+        parts.append(f"trail anchored at entry #{c.anchor['entries']:,} "
+                     f"({c.anchor['head'][:12]}…).")
     status = "ok" if result.status == "ok" else f"FAILED ({'; '.join(result.errors)})"
     parts.append(f"Run {result.run_id} {status} in {result.seconds:.1f} s.")
     return " ".join(parts)

@@ -266,7 +266,7 @@ class TrailEntry(Base):
     seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     alert_id: Mapped[int | None] = mapped_column(BigId, index=True)
-    action: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(32), index=True)  # migration 0015
     actor: Mapped[str] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -284,6 +284,12 @@ class TrailHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(BigId)
     hash: Mapped[str] = mapped_column(String(64))
+    # the chain's hash function: sha256 | sm3 (monitor/chainhash.py; migration 0015)
+    algorithm: Mapped[str] = mapped_column(String(8), default="sha256",
+                                           server_default="sha256")
+    # the entry after which the trail accounts for every supervised row (a store older
+    # than migration 0015 gets a baseline there: monitor/supervised.py); NULL: not yet
+    state_since: Mapped[int | None] = mapped_column(BigId)
 
 
 class Hold(Base):
@@ -539,6 +545,27 @@ class ApiToken(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Grant(Base):
+    """Powers a catalog load asked for and did not get at once (monitor/grants.py): a user
+    made tier 2 (``monitor_l2``) or a monitor moved to another department waits here until
+    an existing tier-2 monitor approves or rejects it."""
+
+    __tablename__ = "grants"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16))         # tier2 | move | tier2+move
+    roles: Mapped[list[str]] = mapped_column(JSON, default=list)   # asked for
+    department: Mapped[str | None] = mapped_column(String(64))     # asked for
+    was: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # roles, department before
+    source: Mapped[str] = mapped_column(String(1000))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    requested_by: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    note: Mapped[str | None] = mapped_column(Text)
 
 
 class Rating(Base):

@@ -22,6 +22,7 @@ from . import lease, trail
 from .masking import mask, mask_value
 from .models import Alert, Run
 from .supervision import Policy, monitors, tell
+from .supervised import change
 from .trail import SYSTEM, Entry
 
 OPERATIONAL = "operational"
@@ -139,7 +140,8 @@ def _raise(conn: Connection, policy: Policy, now: datetime, key: str, rule_id: s
     alert_id = _new_id(conn.execute(insert(Alert).values(**row)))
     trail.append(conn, now, [Entry("raised", alert_id, SYSTEM, {
         "rule_id": rule_id, "subject": subject, "level": "red", "tier": 2,
-        "department": None, "assigned_to": tier2})])
+        "department": None, "assigned_to": tier2},
+        changes=[change("alerts", alert_id, row, new=True)])])
     tell(conn, policy, now, alert_id, tier2, OPERATIONAL, f"【电子监察·运维】{message[:300]}{hint}")
 
 

@@ -5,7 +5,13 @@ points from ``config.yaml`` (``scores.themes``, 40/30/20/10 by default) and lose
 
 - per finding of the period, by level (``scores.warning | yellow | red``), in the theme of
   its rule kind (``scores.kind_themes``; kinds not listed: regular handling) — except a
-  finding resolved as a false positive, and one suppressed under an exemption;
+  finding dismissed as a false positive *and confirmed by tier 2*, and one suppressed
+  under an exemption. A department cannot clear itself: its own ``false_positive`` costs
+  the points until a tier-2 monitor confirms it (``alerts confirm``; tier 2 reviews a
+  dismissal at tier 1 too), and the report shows pending and confirmed dismissals apart.
+  Why confirmation and not a review window with a sample: a sample would let most
+  self-dismissals through unseen, and tier 2 already reviews every escalated
+  disposition the same way;
 - per finding still to be acted on (``scores.unresolved``) and per finding escalated to
   tier 2 (``scores.escalated``), in supervision response;
 - per failed spot check (抽检) of a case completed in the period
@@ -22,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, or_, select
 
 from .config import THEMES, Config, ScoreWeights
 from .models import Alert, Item, SpotCheck
@@ -30,7 +36,7 @@ from .report import figures as fg
 from .report.labels import labeler
 from .report.model import Column, Report, Table
 from .report.period import Period
-from .supervision import ACTIVE
+from .supervision import ACTIVE, DISMISSALS
 
 
 @dataclass(frozen=True)
@@ -68,9 +74,11 @@ def deductions_in(conn: Connection, w: ScoreWeights, tz: tzinfo, period: Period,
             select(Alert.id, Alert.department, Alert.kind, Alert.level, Alert.status,
                    Alert.escalated_at, Alert.case_id, Alert.message)
             .join(d, d.c.id == Alert.id)
-            # neither a false positive nor a finding cleared (复查销号) counts against a
-            # department: both turned out not to hold
-            .where(cur, Alert.disposition.is_distinct_from("false_positive"),
+            # a finding cleared (复查销号) does not count against a department: it turned out
+            # not to hold; a dismissal (false_positive) only once tier 2 confirmed it
+            .where(cur, or_(Alert.disposition.is_(None),
+                            Alert.disposition.not_in(DISMISSALS),
+                            Alert.status != "confirmed"),
                    Alert.disposition.is_distinct_from("voided"), Alert.kind.not_in(NOT_SCORED),
                    Alert.status != "cleared")
             .order_by(Alert.department, Alert.id)):

@@ -31,9 +31,13 @@ from .errors import InvalidTransition, NotAllowed, NotFound, did_you_mean
 from .models import Alert, Department, Disposition, SupervisionOrder, User
 from .notices import sms
 from .outbox import enqueue
+from .supervised import change, update as traced_update
 from .trail import Entry
 
 DISPOSITIONS = {"rectified": "整改", "explained": "说明", "false_positive": "误报"}
+# Dispositions that take a finding out of the scores (a department clearing itself): they
+# count only once tier 2 confirms them, so tier 2 may review one at tier 1 too.
+DISMISSALS = ("false_positive",)
 ACTIVE = ("open", "acknowledged")  # someone still has to act
 STATES = ("open", "acknowledged", "resolved", "confirmed")
 CLEARED = "cleared"  # 复查销号: the finding no longer holds (monitor/clearing.py)
@@ -121,7 +125,8 @@ def raised_entries(rows: list[dict[str, Any]], ids: Mapping[str, int]) -> list[E
     return [Entry("raised", ids[r["dedupe_key"]], detail={
         "rule_id": r["rule_id"], "subject": r["subject"], "level": r["level"], "tier": r.get("tier", 1),
         "department": r["department"], "assigned_to": r["assigned_to"],
-        "due_on": r["due_on"].isoformat(), "rule_version": r["rule_version"]}) for r in rows]
+        "due_on": r["due_on"].isoformat(), "rule_version": r["rule_version"]},
+        changes=[change("alerts", ids[r["dedupe_key"]], r, new=True)]) for r in rows]
 
 
 # ---------------------------------------------------------------- people acting on alerts
@@ -185,7 +190,7 @@ def possible_actions(alert: Any) -> tuple[str, ...]:
         out.append("order")
     if alert.tier == 1 and alert.status in ACTIVE:
         out.append("escalate")
-    if alert.tier == 2 and alert.status == "resolved":
+    if alert.status == "resolved" and (alert.tier == 2 or alert.disposition in DISMISSALS):
         out += ["confirm", "reject"]
     return tuple(out)
 
@@ -212,10 +217,10 @@ def acknowledge(engine: Engine, alert_id: int, by: str, at: datetime,
         _, alert = begin_action(conn, alert_id, by, "ack", channel)
         if alert.status != "open":
             raise _refuse(alert, "acknowledge", f"{alert.status}, not open")
-        conn.execute(update(Alert).where(Alert.id == alert.id)
-                     .values(status="acknowledged", acknowledged_at=at))
+        state = traced_update(conn, "alerts", alert.id, status="acknowledged",
+                              acknowledged_at=at)
         trail.append(conn, at, [Entry("acknowledged", alert.id, by,
-                                      {"tier": alert.tier, "note": note}, channel)])
+                                      {"tier": alert.tier, "note": note}, channel, [state])])
     return Done(alert.id, "acknowledged", "acknowledged", alert.tier, alert.due_on)
 
 
@@ -234,19 +239,24 @@ def resolve(engine: Engine, alert_id: int, by: str, at: datetime, disposition: s
                                     f"{did_you_mean(disposition, DISPOSITIONS)}: use "
                                     f"--disposition {choices}")
         text = _note(note, alert, "resolve")
-        conn.execute(insert(Disposition).values(alert_id=alert.id, at=at, by_user=by,
-                                                tier=alert.tier, kind=disposition, note=text))
-        conn.execute(update(Alert).where(Alert.id == alert.id)
-                     .values(status="resolved", disposition=disposition, resolved_at=at))
+        row = {"alert_id": alert.id, "at": at, "by_user": by, "tier": alert.tier,
+               "kind": disposition, "note": text}
+        d_id = conn.execute(insert(Disposition).values(**row)
+                            .returning(Disposition.id)).scalar_one()
+        states = [change("dispositions", d_id, row, new=True),
+                  traced_update(conn, "alerts", alert.id, status="resolved",
+                                disposition=disposition, resolved_at=at)]
         trail.append(conn, at, [Entry("resolved", alert.id, by, {
-            "tier": alert.tier, "disposition": disposition, "note": text}, channel)])
+            "tier": alert.tier, "disposition": disposition, "note": text}, channel, states)])
     return Done(alert.id, "resolved", "resolved", alert.tier, alert.due_on)
 
 
 def _pending_disposition(conn: Connection, alert: Any, verb: str) -> Any:
-    if alert.tier != 2 or alert.status != "resolved":
-        state = "not escalated to tier 2" if alert.tier != 2 else alert.status
-        raise _refuse(alert, verb, f"{state}; only a resolved tier-2 alert awaits review")
+    reviewable = alert.tier == 2 or alert.disposition in DISMISSALS
+    if not reviewable or alert.status != "resolved":
+        state = "not escalated to tier 2" if not reviewable else alert.status
+        raise _refuse(alert, verb, f"{state}; only a resolved tier-2 alert, or a dismissal "
+                                   "(false_positive), awaits review")
     return conn.execute(select(Disposition).where(Disposition.alert_id == alert.id)
                         .order_by(Disposition.id.desc()).limit(1)).one()
 
@@ -259,11 +269,12 @@ def confirm(engine: Engine, alert_id: int, by: str, at: datetime,
         if d.by_user == by:
             raise NotAllowed(f"{by} may not confirm alert {alert.id}: {by} recorded its "
                              "disposition; another tier-2 monitor must review it")
-        conn.execute(update(Disposition).where(Disposition.id == d.id)
-                     .values(verdict="confirmed", reviewed_by=by, reviewed_at=at))
-        conn.execute(update(Alert).where(Alert.id == alert.id).values(status="confirmed"))
+        states = [traced_update(conn, "dispositions", d.id, verdict="confirmed",
+                                reviewed_by=by, reviewed_at=at),
+                  traced_update(conn, "alerts", alert.id, status="confirmed")]
         trail.append(conn, at, [Entry("confirmed", alert.id, by, {
-            "disposition": d.kind, "disposition_by": d.by_user, "note": note}, channel)])
+            "disposition": d.kind, "disposition_by": d.by_user, "note": note}, channel,
+            states)])
     return Done(alert.id, "confirmed", "confirmed", 2)
 
 
@@ -296,22 +307,24 @@ def issue_order(conn: Connection, policy: Policy, alert: Any, by: str, at: datet
     tier1, _ = monitors(conn)
     to = tier1.get(alert.department or "", [])
     due = policy.due(at, alert.rule_id)
-    order_id = conn.execute(insert(SupervisionOrder).values(
-        alert_id=alert.id, issued_at=at, issued_by=by, reason=reason, to_users=to,
-        due_on=due, note=note).returning(SupervisionOrder.id)).scalar_one()
+    row = {"alert_id": alert.id, "issued_at": at, "issued_by": by, "reason": reason,
+           "to_users": to, "due_on": due, "note": note}
+    order_id = conn.execute(insert(SupervisionOrder).values(**row)
+                            .returning(SupervisionOrder.id)).scalar_one()
     values: dict[str, Any] = {"tier": 2, "status": "open", "due_on": due, "assigned_to": to,
                               "reminded_at": None}
     if alert.status == "resolved":
         values.update(disposition=None, resolved_at=None)
     if alert.tier != 2:
         values["escalated_at"] = at
-    conn.execute(update(Alert).where(Alert.id == alert.id).values(**values))
+    states = [change("supervision_orders", order_id, row, new=True),
+              traced_update(conn, "alerts", alert.id, **values)]
     if notify:
         tell(conn, policy, at, alert.id, to, f"order:{reason}",
              text_for(conn, policy, alert, ORDER_TEXTS[reason], due))
     entry = Entry("order_issued", alert.id, by, {"order_id": order_id, "reason": reason,
                                                  "to": to, "due_on": due.isoformat(),
-                                                 "note": note}, channel)
+                                                 "note": note}, channel, states)
     return order_id, due, [entry]
 
 
@@ -321,13 +334,13 @@ def reject(engine: Engine, policy: Policy, alert_id: int, by: str, at: datetime,
         _, alert = begin_action(conn, alert_id, by, "reject", channel)
         d = _pending_disposition(conn, alert, "reject")
         text = _note(note, alert, "reject")
-        conn.execute(update(Disposition).where(Disposition.id == d.id)
-                     .values(verdict="rejected", reviewed_by=by, reviewed_at=at))
+        state = traced_update(conn, "dispositions", d.id, verdict="rejected", reviewed_by=by,
+                              reviewed_at=at)
         order_id, due, entries = issue_order(conn, policy, alert, by, at, "rejected", text,
                                              channel=channel)
         trail.append(conn, at, [Entry("rejected", alert.id, by, {
-            "disposition": d.kind, "disposition_by": d.by_user, "note": text}, channel),
-            *entries])
+            "disposition": d.kind, "disposition_by": d.by_user, "note": text}, channel,
+            [state]), *entries])
     return Done(alert.id, "rejected", "open", 2, due, order_id)
 
 

@@ -20,6 +20,7 @@ from . import authz, trail
 from .errors import InvalidTransition, NotFound, did_you_mean
 from .models import Alert, Complaint, Rating
 from .rules.kinds.complaint import STAGES
+from .supervised import update as traced_update
 from .supervision import ACTIVE, actor_of
 from .trail import Entry
 
@@ -87,20 +88,22 @@ def decide(engine: Engine, rating_id: str, by: str, verdict: str, note: str | No
         conn.execute(update(Rating).where(Rating.rating_id == rating_id).values(
             appeal=verdict, decided_by=by, decided_at=at))
         closed: list[int] = []
+        states: dict[int, dict[str, Any]] = {}  # the alerts' new state, on their entries
         if verdict == "voided":
             for kind, subject in (("bad_rating", rating_id),
                                   ("rating_contradiction", f"rating:{rating_id}")):
                 for a in _alerts_of(conn, kind, subject):
                     if a.status in ACTIVE or a.status in ("resolved", "confirmed", "suppressed"):
-                        conn.execute(update(Alert).where(Alert.id == a.id).values(
-                            status="resolved", disposition="voided", resolved_at=at,
-                            updated_at=at))
+                        states[a.id] = traced_update(conn, "alerts", a.id, status="resolved",
+                                                     disposition="voided", resolved_at=at,
+                                                     updated_at=at)
                         closed.append(a.id)
         alerts = _alerts_of(conn, "bad_rating", rating_id)
         entries = [Entry("rating_" + verdict, alerts[0].id if alerts else None, by,
                          {"rating_id": rating_id, "note": note, "closed": closed}, channel)]
         entries += [Entry("resolved", a, by, {"disposition": "voided",
-                                              "note": f"差评 {rating_id} 经申诉复核撤销"}, channel)
+                                              "note": f"差评 {rating_id} 经申诉复核撤销"}, channel,
+                          [states[a]])
                     for a in closed]
         trail.append(conn, at, entries)
     return closed

@@ -31,7 +31,8 @@ def site(tmp_path, db_url, monkeypatch):
     (tmp_path / "inbox").mkdir()
     shutil.copytree(SHIPPED, tmp_path / "rules")
     (tmp_path / "config.yaml").write_text(
-        "inbox: {dir: inbox, settle_seconds: 30}\nrules_dir: rules\nlease_wait_seconds: 0\n")
+        "inbox: {dir: inbox, settle_seconds: 30, trusted_catalog_dir: inbox}\n"
+        "rules_dir: rules\nlease_wait_seconds: 0\n")  # this inbox is trusted with catalogs
     runner = CliRunner()
 
     def invoke(*args):
@@ -326,3 +327,31 @@ def test_a_missing_inbox_folder_is_created_and_said_so(site, tmp_path, caplog):
     caplog.clear()
     site("nightly", "--as-of", "2025-10-01T19:00")
     assert not [r for r in caplog.records if "inbox: created" in r.getMessage()]
+
+
+def test_a_catalog_dropped_into_an_untrusted_inbox_is_refused(tmp_path, db_url, monkeypatch):
+    """A catalog file in the inbox created a tier-2 account and changed a monitor's phone,
+    with nothing on the trail (issue 17): now it is not taken at all, unless the inbox names
+    a trusted catalog directory."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MONITOR_DATABASE_URL", raising=False)
+    (tmp_path / "inbox").mkdir()
+    (tmp_path / "trusted").mkdir()
+    (tmp_path / "config.yaml").write_text(
+        "inbox: {dir: inbox, settle_seconds: 30}\nlease_wait_seconds: 0\n")
+    drop(tmp_path / "inbox", "catalog.yaml", CATALOG)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["--config", str(tmp_path / "config.yaml"), "--db", db_url,
+                                 "nightly", "--as-of", "2025-10-01T18:00"])
+    assert result.exit_code == 0, result.output
+    reason = (tmp_path / "inbox" / "failed" / "catalog.yaml.reason").read_text()
+    assert reason.startswith("catalog.yaml: a catalog carries powers (roles, departments) "
+                             "and is not taken from the inbox")
+    (tmp_path / "config.yaml").write_text(
+        "inbox: {dir: inbox, settle_seconds: 30, trusted_catalog_dir: trusted}\n"
+        "lease_wait_seconds: 0\n")
+    drop(tmp_path / "trusted", "catalog.yaml", CATALOG)
+    again = runner.invoke(cli, ["--config", str(tmp_path / "config.yaml"), "--db", db_url,
+                                "nightly", "--as-of", "2025-10-01T19:00"])
+    assert again.exit_code == 0, again.output
+    assert (tmp_path / "trusted" / "done" / "catalog.yaml").exists()

@@ -25,6 +25,7 @@ from monitor.demo.county import County
 from monitor.demo.files import write_files
 from monitor.demo.scenarios import plan
 from monitor.models import Alert, Event, OutboxMessage, Quarantine, Run, TrailEntry
+from monitor import supervised
 from monitor.trail import verify
 from test_sinks import Hook
 
@@ -57,7 +58,9 @@ def setup_pass(county: Path, folder: Path, url: str) -> Path:
     """A fresh working folder: the county's files in its inbox, config.yaml beside it."""
     shutil.copytree(county, folder / "inbox")
     (folder / "config.yaml").write_text(
-        "inbox: {dir: inbox, settle_seconds: 0}\nred_to_tier2: true\nlease_wait_seconds: 30\n"
+        # the county's catalog comes with its files: this inbox is trusted with catalogs
+        "inbox: {dir: inbox, settle_seconds: 0, trusted_catalog_dir: inbox}\n"
+        "red_to_tier2: true\nlease_wait_seconds: 30\n"
         f"notify:\n  sinks: {{gw: {{type: webhook, url: '{url}'}}}}\n  channels: {{sms: gw}}\n")
     return folder / "config.yaml"
 
@@ -98,6 +101,7 @@ def snapshot(db_url: str, gateway: Hook) -> dict:
     PostgreSQL, whose sequences do not roll back); operational alerts set apart."""
     engine = open_store(db_url)
     try:
+        supervised.check(engine)  # every supervised row is what the trail says, kill or not
         with engine.connect() as conn:
             keys = dict(conn.execute(select(Alert.id, Alert.dedupe_key)).all())
             ops = {i for i, k in keys.items() if k.startswith("ops:")}

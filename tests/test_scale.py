@@ -7,14 +7,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import inspect, select, text
+from sqlalchemy import insert, inspect, select, text
 
 from conftest import PG_URL, event, ingest_rows, stored_alerts
 from monitor import alerts, engine as engine_module
-from monitor.catalog import ingest_catalog
+from monitor.catalog import ingest_catalog, load_catalog
 from monitor.db import open_store
 from monitor.engine import evaluate
-from monitor.models import Event, OpenCase, RuleState
+from monitor.models import Department, Event, Item, OpenCase, RuleState, User
 from monitor.config import SHIPPED_RULES
 from monitor.rules.kinds import overdue
 from monitor.rules.loader import load_rules

@@ -99,11 +99,14 @@ def test_sample_is_reproducible_and_feeds_the_report(county):  # noqa: F811
     assert [x.case_id for x in failed] == [first[1].case_id]
 
 
-def test_exempted_and_false_positive_findings_cost_nothing_and_are_shown_apart(tmp_path):
+def test_exempted_and_confirmed_false_positive_findings_cost_nothing_and_are_shown_apart(
+        tmp_path):
     """A suppressed (exempted) finding is not a finding in the report, but is shown in the
-    department's 已豁免 column; a finding resolved as a false positive costs no points."""
+    department's 已豁免 column. A finding the department itself dismissed as a false
+    positive still costs its points until tier 2 confirms the dismissal (误报待复核, then
+    误报已确认): a department cannot clear itself."""
     from monitor.db import open_store
-    from monitor.supervision import resolve
+    from monitor.supervision import confirm, resolve
 
     with county_copy(tmp_path) as (url, config):
         engine = open_store(url)
@@ -121,12 +124,20 @@ def test_exempted_and_false_positive_findings_cost_nothing_and_are_shown_apart(t
                              {"i": exempt.alert_id})
             to = json.loads(to) if isinstance(to, str) else to  # a JSON list of user ids
             resolve(engine, wrong.alert_id, to[0], NOW, "false_positive", "误报：材料已齐全")
+            pending = build_report(engine, config, period, NOW)
+            still = deductions(engine, config, period)
+            confirm(engine, wrong.alert_id, "jw-monitor-1", NOW, "核实为误报")
             after = build_report(engine, config, period, NOW)
             left = deductions(engine, config, period)
         finally:
             engine.dispose()
+    assert wrong.alert_id in {x.alert_id for x in still}  # dismissed by itself: still costs
+    row = {r["department"]: r for r in pending.tables["t_findings"].rows}[wrong.department]
+    assert (row["dismissed_pending"], row["dismissed_confirmed"]) == (1, 0)
     assert {x.alert_id for x in left}.isdisjoint({wrong.alert_id, exempt.alert_id})
     rows = {r["department"]: r for r in after.tables["t_findings"].rows}
+    assert (rows[wrong.department]["dismissed_pending"],
+            rows[wrong.department]["dismissed_confirmed"]) == (0, 1)
     assert rows[exempt.department]["suppressed"] == 1
     assert after.tables["t_findings"].total["suppressed"] == 1
     assert after.summary["findings"] == before.summary["findings"] - 1

@@ -97,7 +97,7 @@ def test_a_new_alert_is_tier_1_open_assigned_and_due_in_working_days(engine, rai
     [entry] = history(engine, raised)
     assert (entry.action, entry.actor, entry.detail["assigned_to"], entry.detail["due_on"]) == \
         ("raised", "system", ["m4"], "2025-10-11")
-    assert verify(engine).entries == 1
+    assert verify(engine).entries == 4  # catalog load, bootstrap, rules in force, raised
 
 
 def test_a_rule_may_set_its_own_handling_days(engine, config, tmp_path, write_events):
@@ -167,7 +167,7 @@ def test_tier_1_resolves_tier_2_orders_rejects_and_confirms(engine, config, rais
                               .order_by(SupervisionOrder.id)).all()
     assert verdicts == [("rectified", None), ("explained", "rejected"), ("rectified", "confirmed")]
     assert orders == [("manual", ["m4"]), ("rejected", ["m4"])]
-    assert verify(engine).entries == 9
+    assert verify(engine).entries == 12  # catalog (2), rules in force, nine of the alert
 
 
 def test_the_monitor_who_resolved_may_not_confirm(engine, config, raised):
@@ -207,14 +207,14 @@ def run(db_url, raised, tmp_path, monkeypatch):
      "unknown disposition 'rectifed' (did you mean 'rectified'?): "
      "use --disposition rectified|explained|false_positive"),
     (["confirm", 1, "--by", "k1"], "cannot confirm alert 1: it is not escalated to tier 2; "
-                                   "only a resolved tier-2 alert awaits review"),
+                                   "only a resolved tier-2 alert, or a dismissal (false_positive), awaits review"),
     (["confirm", 1, "--by", "m4"],
      "m4 (王监察) may not confirm alert 1: only a tier-2 monitor (monitor_l2) may"),
     (["order", 1, "--by", "m4"],
      "m4 (王监察) may not issue an order on alert 1: only a tier-2 monitor (monitor_l2) may"),
     (["reject", 1, "--by", "k1", "--note", "x"],
      "cannot reject alert 1: it is not escalated to tier 2; "
-     "only a resolved tier-2 alert awaits review"),
+     "only a resolved tier-2 alert, or a dismissal (false_positive), awaits review"),
 ])
 def test_every_refusal_is_one_line(run, engine, args, message):
     result = run("alerts", *args)
@@ -245,26 +245,26 @@ def test_list_by_tier_and_overdue_and_audit_show(run, engine, config):
 
 
 def _tamper_edit(conn):
-    conn.execute(update(TrailEntry).where(TrailEntry.seq == 2)
+    conn.execute(update(TrailEntry).where(TrailEntry.seq == 5)
                  .values(detail={"tier": 1, "note": "改过"}))
 
 
 def _tamper_delete(conn):
-    conn.execute(delete(TrailEntry).where(TrailEntry.seq == 2))
+    conn.execute(delete(TrailEntry).where(TrailEntry.seq == 5))
 
 
 def _tamper_delete_last(conn):
-    conn.execute(delete(TrailEntry).where(TrailEntry.seq == 3))
+    conn.execute(delete(TrailEntry).where(TrailEntry.seq == 6))
 
 
 def _tamper_insert(conn):
     """A forged entry in the middle: a correct hash over a made-up predecessor."""
     prev = "f" * 64
     at = datetime(2025, 10, 9, tzinfo=timezone.utc)
-    conn.execute(update(TrailEntry).where(TrailEntry.seq == 3).values(seq=4))
+    conn.execute(update(TrailEntry).where(TrailEntry.seq == 6).values(seq=7))
     conn.execute(insert(TrailEntry).values(
-        seq=3, at=at, alert_id=1, action="resolved", actor="m4", detail={}, prev_hash=prev,
-        hash=entry_hash(3, at, 1, "resolved", "m4", {}, prev)))
+        seq=6, at=at, alert_id=1, action="resolved", actor="m4", detail={}, prev_hash=prev,
+        hash=entry_hash(6, at, 1, "resolved", "m4", {}, prev)))
 
 
 def _tamper_append(conn):
@@ -272,27 +272,27 @@ def _tamper_append(conn):
     last = conn.execute(select(TrailEntry).order_by(TrailEntry.seq.desc()).limit(1)).one()
     at = datetime(2025, 10, 9, tzinfo=timezone.utc)
     conn.execute(insert(TrailEntry).values(
-        seq=4, at=at, alert_id=1, action="confirmed", actor="k1", detail={},
-        prev_hash=last.hash, hash=entry_hash(4, at, 1, "confirmed", "k1", {}, last.hash)))
+        seq=7, at=at, alert_id=1, action="confirmed", actor="k1", detail={},
+        prev_hash=last.hash, hash=entry_hash(7, at, 1, "confirmed", "k1", {}, last.hash)))
 
 
 @pytest.mark.parametrize("tamper, message", [
-    (_tamper_edit, "trail entry #2 (acknowledged, alert 1) was changed: its content no "
+    (_tamper_edit, "trail entry #5 (acknowledged, alert 1) was changed: its content no "
                    "longer matches its hash"),
-    (_tamper_delete, "trail entry #2 is missing (the next one is #3): deleted behind the "
+    (_tamper_delete, "trail entry #5 is missing (the next one is #6): deleted behind the "
                      "program's back"),
-    (_tamper_delete_last, "the trail ends at entry #2 but its head records entry #3: the "
+    (_tamper_delete_last, "the trail ends at entry #5 but its head records entry #6: the "
                           "newest entries were deleted or added behind the program's back"),
-    (_tamper_insert, "trail entry #3 (resolved, alert 1) does not chain to entry #2: "
+    (_tamper_insert, "trail entry #6 (resolved, alert 1) does not chain to entry #5: "
                      "inserted or rewritten behind the program's back"),
-    (_tamper_append, "the trail ends at entry #4 but its head records entry #3: the "
+    (_tamper_append, "the trail ends at entry #7 but its head records entry #6: the "
                      "newest entries were deleted or added behind the program's back"),
 ])
 def test_audit_verify_finds_any_change_made_with_plain_sql(run, engine, tamper, message):
     run("alerts", "ack", 1, "--by", "m4", "--note", "在查")
     run("alerts", "resolve", 1, "--by", "m4", "--disposition", "rectified", "--note", "已整改")
     ok = run("audit", "verify")
-    assert ok.exit_code == 0 and ok.stdout.startswith("trail intact: 3 entries · head ")
+    assert ok.exit_code == 0 and ok.stdout.startswith("trail intact: 6 entries · head ")
     with engine.begin() as conn:
         tamper(conn)
     broken = run("audit", "verify")

@@ -10,13 +10,15 @@ calendar, supervision deadlines), :mod:`.notify` (delivery of notifications),
 :mod:`.xes` (the XES mapping), :mod:`.reports` (language and scorecard weights),
 :mod:`.schedule` (the inbox, the lease, catch-up and the daemon's jobs),
 :mod:`.sources` (databases ``ingest pull`` reads), :mod:`.web` (the control center),
-:mod:`.gate` (the workflow gate) and :mod:`.limits` (bounds on hostile or broken input).
+:mod:`.gate` (the workflow gate), :mod:`.audit` (the trail's hash and anchors) and
+:mod:`.limits` (bounds on hostile or broken input).
 Import from this package, not from those modules.
 
 The package sits low: it imports only errors, the YAML reader, the calendar, the cron
 parser and (to validate a sink's options against the sink's own declaration) the sinks.
 """
 
+from .audit import AUDIT_KEY_ENV, AUDIT_SETTINGS, AuditConfig
 from .encoding import AUTO as AUTO_ENCODING
 from .encoding import EncodingProblem, check_encoding
 from .gate import FAIL_MODES, GATE_SETTINGS, GateConfig
@@ -32,9 +34,10 @@ from .web import WEB_SETTINGS, WebConfig
 from .xes import MAPPING_SETTINGS, XesMapping
 
 __all__ = [
-    "AMOUNT_FORMATS", "AUTO_ENCODING", "CHANNELS", "EncodingProblem", "LIMIT_SETTINGS",
-    "Limits", "check_encoding", "DATABASE_URL_ENV", "FAIL_MODES", "GATE_SETTINGS",
-    "GateConfig", "DEFAULT_CONFIG_NAME", "DEFAULT_DB_NAME",
+    "AMOUNT_FORMATS", "AUDIT_KEY_ENV", "AUDIT_SETTINGS", "AuditConfig", "AUTO_ENCODING",
+    "CHANNELS", "EncodingProblem", "LIMIT_SETTINGS", "Limits", "check_encoding",
+    "DATABASE_URL_ENV", "FAIL_MODES", "GATE_SETTINGS", "GateConfig", "DEFAULT_CONFIG_NAME",
+    "DEFAULT_DB_NAME",
     "INBOX_SETTINGS",
     "JOBS", "LANGUAGES", "MAPPING_SETTINGS", "NOTIFY_SETTINGS", "SCHEDULE_SETTINGS",
     "SCORE_SETTINGS", "SETTINGS", "SHIPPED_RULES", "SOURCE_KEYS", "THEMES", "Config",

@@ -21,6 +21,7 @@ from ..calendar import WorkCalendar, check_country
 from ..errors import ConfigError
 from ..masking import register_url
 from ..yamlsrc import LineDict, check_keys, load_yaml
+from .audit import AuditConfig, load_audit
 from .encoding import EncodingProblem, check_encoding
 from .limits import Limits, load_limits
 from .notify import NotifyConfig, load_notify
@@ -122,6 +123,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("limits", {}, dict,
             "Limits on hostile or broken input (timestamps, field sizes, YAML, message "
             "formats, file modes, amounts); keys in the 'limits' table below."),
+    Setting("audit", {}, dict,
+            "Integrity of the record: the trail's hash (sha256 | sm3) and signed anchors; "
+            "keys in the 'audit' table below."),
     Setting("gate", {}, dict,
             "The workflow gate (POST /api/v1/gate): its time budget and its answer when the "
             "database cannot answer in time; keys in the 'gate' table below."),
@@ -169,6 +173,7 @@ class Config:
     sources: Mapping[str, PullSource] = declared(SETTINGS, "sources")
     web: WebConfig = declared(SETTINGS, "web", lambda raw: WebConfig(**raw))
     limits: Limits = declared(SETTINGS, "limits", lambda raw: Limits(**raw))
+    audit: AuditConfig = declared(SETTINGS, "audit", lambda raw: AuditConfig(**raw))
     gate: GateConfig = declared(SETTINGS, "gate", lambda raw: GateConfig(**raw))
 
     @property
@@ -260,6 +265,7 @@ def load_config(path: str | Path | None) -> Config:
         sources=load_sources(values["sources"] or LineDict(), where),
         web=load_web(values["web"] or LineDict(), where),
         limits=load_limits(values["limits"] or LineDict(), where),
+        audit=load_audit(values["audit"] or LineDict(), where, base_dir),
         gate=load_gate(values["gate"] or LineDict(), where),
     )
 

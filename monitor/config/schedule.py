@@ -21,7 +21,13 @@ INBOX_SETTINGS: tuple[Setting, ...] = (
             "A file is picked up only once unchanged for this long (a copy still being "
             "written is left for the next pass); names starting with '.' or ending in "
             ".part/.tmp are never picked up: write under such a name, then rename."),
-    Setting("catalog", ["catalog*.yaml", "catalog*.yml"], list, "Name patterns of catalog files."),
+    Setting("catalog", ["catalog*.yaml", "catalog*.yml"], list,
+            "Name patterns of catalog files. A catalog carries powers (roles, departments): "
+            "one dropped into the inbox is refused unless it is in trusted_catalog_dir."),
+    Setting("trusted_catalog_dir", None, str,
+            "A directory (relative to config.yaml) whose catalog files the inbox loads; only "
+            "people trusted with the catalog should write there. Tier-2 roles and moves of "
+            "monitors still wait for approval (permit-monitor grants). Unset: none."),
     Setting("receipts", ["receipts*.csv", "receipts*.csv.gz", "receipts*.xlsx"], list,
             "Name patterns of fiscal receipt files."),
     Setting("activity", ["activity*.csv", "activity*.csv.gz", "activity*.xlsx"], list,
@@ -54,6 +60,7 @@ class InboxConfig:
     dir: Path = declared(INBOX_SETTINGS, "dir", required=True)
     settle_seconds: int = declared(INBOX_SETTINGS, "settle_seconds")
     catalog: tuple[str, ...] = declared(INBOX_SETTINGS, "catalog")
+    trusted_catalog_dir: Path | None = declared(INBOX_SETTINGS, "trusted_catalog_dir")
     receipts: tuple[str, ...] = declared(INBOX_SETTINGS, "receipts")
     activity: tuple[str, ...] = declared(INBOX_SETTINGS, "activity")
     events: tuple[str, ...] = declared(INBOX_SETTINGS, "events")
@@ -90,7 +97,9 @@ def _inbox(raw: Any, where: str, base_dir: Path) -> InboxConfig | None:
         if not all(isinstance(p, str) for p in values[key]):
             raise ConfigError(where, raw.line_of(key), f"'inbox.{key}' must be a list of "
                                                        "name patterns like '*.csv'")
+    trusted = values["trusted_catalog_dir"]
     return InboxConfig(dir=base_dir / values["dir"], settle_seconds=values["settle_seconds"],
+                       trusted_catalog_dir=base_dir / trusted if trusted else None,
                        catalog=tuple(values["catalog"]), receipts=tuple(values["receipts"]),
                        activity=tuple(values["activity"]), events=tuple(values["events"]),
                        owner=values["owner"])

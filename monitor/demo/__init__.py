@@ -26,7 +26,8 @@ staff, items), ``county`` (the random stream, the working days and the cases),
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 from pathlib import Path
 
 from ..catalog import ApplyResult, ingest_catalog
@@ -39,7 +40,7 @@ from .check import KindCheck, check
 from .county import County
 from .files import write_files
 from .scenarios import plan
-from .window import AS_OF
+from .window import AS_OF, FIRST_DAY
 
 __all__ = ["AS_OF", "MIN_CASES", "DemoResult", "Loaded", "load_demo", "run_demo"]
 
@@ -76,6 +77,10 @@ class Loaded:
     receipts: list[SourceResult]
 
 
+# the evening before the window, at the nightly run's hour (monitor/demo/replay.py)
+CATALOG_AT = datetime.combine(FIRST_DAY - timedelta(days=1), time(18), ZoneInfo("Asia/Shanghai"))
+
+
 def load_demo(directory: str | Path, *, seed: int, cases: int, now: datetime,
               database_url: str | None = None) -> Loaded:
     """Generate the county into ``directory`` and ingest it into a fresh ``monitor.db``
@@ -96,7 +101,10 @@ def load_demo(directory: str | Path, *, seed: int, cases: int, now: datetime,
                     rules_dir=SHIPPED_RULES)
     engine = open_store(database_url)
     try:
-        catalog = ingest_catalog(engine, files["catalog"])
+        # the catalog in force before the window's first day: on the trail before anything
+        # else, at a fixed moment (the same seed, the same trail, to the hash)
+        catalog = ingest_catalog(engine, files["catalog"], CATALOG_AT,
+                                 source=Path(files["catalog"]).name)
         events = list(ingest_events(engine, config, [str(files["events"])], now))
         receipts = list(ingest_receipts(engine, config, [str(files["receipts"])], now))
         receipts += list(ingest_activity(engine, config, [str(files["activity"])], now))

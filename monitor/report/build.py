@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 from ..config import Config
 from ..stats import supervision_counts
+from ..trail import head_of
 from . import figures as fg
 from . import voice
 from .labels import labeler
@@ -41,6 +42,7 @@ class Figures:
     spot: dict
     sup: dict
     suppressed: dict[str, int] = field(default_factory=dict)  # exempted, not counted
+    dismissed: dict[str, tuple[int, int]] = field(default_factory=dict)  # pending, confirmed
     voice: dict[str, Table] = field(default_factory=dict)  # ratings, complaints, volume
 
     @property
@@ -76,6 +78,7 @@ def gather(engine: Engine, config: Config, period: Period,
                           list(fg.red_alerts(conn, scope)), fg.online_rates(conn, scope, cal),
                           fg.spot_checks(conn, scope), {})
         figures.suppressed = fg.suppressed_counts(conn, scope)
+        figures.dismissed = fg.dismissals(conn, scope)
         # the 好差评 and complaints sections only where such data was loaded for the period
         figures.voice = {t.key: t for t in (
             voice.ratings_table(conn, scope, figures.rows),
@@ -99,6 +102,8 @@ def build_report(engine: Engine, config: Config, period: Period, now: datetime,
     tables = [_cases_table(f, label), _findings_table(f, label), _supervision_table(f, label),
               _kind_table(f, label), *_top_tables(f), _red_table(f, config.tz)]
     rep.tables = {t.key: t for t in tables}
+    head = head_of(engine)
+    rep.trail = (head.seq, head.hash, head.algorithm)
     rep.tables.update(_online_tables(f.online, f.rows, label))
     rep.tables["t_spot"] = _spot_table(f.spot, f.rows, label)
     rep.tables.update(f.voice)
@@ -158,12 +163,15 @@ def _findings_table(f: Figures, label) -> Table:
         return {**{lvl: f.findings(d, "cur", lvl) for lvl in fg.LEVELS}, "findings": n,
                 "findings_mom": change(n, f.findings(d, "prev")),
                 "findings_yoy": change(n, f.findings(d, "yoy")), "open": o, "escalated": x,
-                "suppressed": f.suppressed.get(d, 0)}
+                "suppressed": f.suppressed.get(d, 0),
+                "dismissed_pending": f.dismissed.get(d, (0, 0))[0],
+                "dismissed_confirmed": f.dismissed.get(d, (0, 0))[1]}
 
     t = Table("t_findings", [Column("department", "text"), Column("name", "text"),
                              *(Column(lvl) for lvl in fg.LEVELS), Column("findings"),
                              Column("findings_mom", "change"), Column("findings_yoy", "change"),
-                             Column("open"), Column("escalated"), Column("suppressed")],
+                             Column("open"), Column("escalated"), Column("suppressed"),
+                             Column("dismissed_pending"), Column("dismissed_confirmed")],
               f.by_dept(fill))
     t.total = _totals(t, label)
     t.total.update(findings_mom=change(t.total["findings"], f.findings(None, "prev")),

@@ -23,7 +23,7 @@ from sqlalchemy import Connection, and_, case, func, literal, select
 
 from ..calendar import WorkCalendar
 from ..models import Activity, Alert, Department, Event, Item, SpotCheck, User
-from ..supervision import ACTIVE
+from ..supervision import ACTIVE, DISMISSALS
 from ..timeutil import aware
 from .period import Period
 
@@ -159,6 +159,7 @@ def dated_alerts(scope: Scope, suppressed: bool = False):
                    scope.month_bucket(Alert.period)), else_=scope.bucket(at))
     inner = (select(Alert.id, Alert.department, Alert.kind, Alert.level, Alert.status,
                     Alert.escalated_at, Alert.item_code, Alert.actor, Alert.period,
+                    Alert.disposition,
                     at.label("at"), bucket.label("bucket"))
              .where(scope.dept(Alert.department), Alert.kind != "operational",
                     # a 差评 voided on appeal (monitor/voice.py) counts nowhere
@@ -190,6 +191,20 @@ def open_escalated(conn: Connection, scope: Scope) -> dict[str, tuple[int, int]]
                func.sum(case((d.c.escalated_at.is_not(None), 1), else_=0)))
         .where(cur).group_by(d.c.department))
     return {dd or "-": (int(o or 0), int(x or 0)) for dd, o, x in rows}
+
+
+def dismissals(conn: Connection, scope: Scope) -> dict[str, tuple[int, int]]:
+    """department → (findings of the period dismissed by tier 1 and awaiting tier 2's
+    confirmation, dismissals tier 2 confirmed): only a confirmed one leaves the scores
+    (monitor/scores.py)."""
+    d, cur = current(scope)
+    dismissed = d.c.disposition.in_(DISMISSALS)
+    rows = conn.execute(
+        select(d.c.department,
+               func.sum(case((and_(dismissed, d.c.status == "resolved"), 1), else_=0)),
+               func.sum(case((and_(dismissed, d.c.status == "confirmed"), 1), else_=0)))
+        .where(cur).group_by(d.c.department))
+    return {dd or "-": (int(p or 0), int(c or 0)) for dd, p, c in rows}
 
 
 def suppressed_counts(conn: Connection, scope: Scope) -> dict[str, int]:

@@ -9,7 +9,7 @@ from html import escape
 
 from .build import RED_LIST_HTML
 from .labels import labeler
-from .model import Report, Table, fmt_value, summary_fmt
+from .model import Report, Table, fmt_value, summary_fmt, trail_line
 
 CSS = """
 @page { size: A4; margin: 14mm 12mm; }
@@ -213,7 +213,12 @@ def _page(report: Report, label, summary: str, body: str) -> str:
             f" · {escape(label('year_before'))}: {report.year_before.start} — "
             f"{report.year_before.last} · {escape(label('generated'))}: "
             f"{report.generated_at:%Y-%m-%d %H:%M} UTC</div>"
-            f'<div class="summary">{summary}</div>{body}</body></html>\n')
+            f'<div class="summary">{summary}</div>{body}{_trail(report, label)}</body></html>\n')
+
+
+def _trail(report: Report, label) -> str:
+    line = trail_line(report, label)
+    return f'<p class="meta trail">{escape(line)}</p>' if line else ""
 
 
 def _note(table: Table) -> str:

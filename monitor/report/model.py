@@ -40,9 +40,20 @@ class Report:
     summary: dict[str, Any] = field(default_factory=dict)
     charts: dict[str, Any] = field(default_factory=dict)
     kind: str = "report"  # or "scores": a scorecard, rendered table by table
+    # the trail when the report was made: (entries, head hash, hash function), printed so
+    # that a copy kept outside the database remembers it (docs/security.md)
+    trail: tuple[int, str, str] | None = None
 
     def table(self, key: str) -> Table:
         return self.tables[key]
+
+
+def trail_line(report: Report, label) -> str | None:
+    """The trail's head as one line, e.g. ``监察留痕 第 1,822 条 · 头哈希 4c38… (sha256)``."""
+    if report.trail is None:
+        return None
+    entries, head, algorithm = report.trail
+    return label("trail_line").format(n=f"{entries:,}", head=head, algorithm=algorithm)
 
 
 def change(now: int, before: int | None) -> float | None:

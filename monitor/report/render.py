@@ -15,7 +15,7 @@ from ..errors import MonitorError
 from ..files import make_dir, write_atomic
 from .cells import safe_row
 from .labels import labeler
-from .model import Report, Table, fmt_value, summary_fmt
+from .model import Report, Table, fmt_value, summary_fmt, trail_line
 
 FORMATS = ("text", "html", "xlsx", "csv", "json")
 TEXT_TABLES = ("t_cases", "t_findings", "t_supervision", "t_items", "t_actors", "t_online",
@@ -63,13 +63,14 @@ def to_text(report: Report, tables: tuple[str, ...] = TEXT_TABLES) -> str:
             out.append(f"  ({table.note})")
         out += ["  " + line for line in text_table(table, label)]
     red = report.tables.get("t_red")
-    if red is None:
-        return "\n".join(out) + "\n"
-    out += ["", f"{label('t_red')}: {len(red.rows):,}"]
-    out += [f"  #{r['alert_id']} {r['department']} {r['case_id']} {r['message']}"
-            for r in red.rows[:10]]
-    if len(red.rows) > 10:
-        out.append("  " + label("more_rows").format(n=len(red.rows) - 10))
+    if red is not None:
+        out += ["", f"{label('t_red')}: {len(red.rows):,}"]
+        out += [f"  #{r['alert_id']} {r['department']} {r['case_id']} {r['message']}"
+                for r in red.rows[:10]]
+        if len(red.rows) > 10:
+            out.append("  " + label("more_rows").format(n=len(red.rows) - 10))
+    if (line := trail_line(report, label)) is not None:
+        out += ["", line]
     return "\n".join(out) + "\n"
 
 
@@ -91,6 +92,7 @@ def to_json(report: Report) -> str:
                            "to": report.year_before.last.isoformat()},
            "department": report.department, "generated_at": report.generated_at.isoformat(),
            "summary": report.summary,
+           "trail": report.trail and dict(zip(("entries", "head", "algorithm"), report.trail)),
            "tables": {key: {"columns": [c.key for c in t.columns],
                             "rows": [{k: _plain(v) for k, v in r.items()} for r in t.rows],
                             "total": t.total and {k: _plain(v) for k, v in t.total.items()}}

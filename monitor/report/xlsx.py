@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .cells import safe_row
 from .labels import labeler
-from .model import Report
+from .model import Report, trail_line
 
 NUMBER_FORMATS = {"int": "#,##0", "pct": "0.0%", "change": "+0.0%;-0.0%;0.0%", "num": "0.0",
                   "date": "yyyy-mm-dd", "text": "@"}
@@ -36,6 +36,8 @@ def write_xlsx(report: Report, path: Path) -> None:
         cover.append(safe_row([label(k), v]))
         if v is not None and k.endswith("rate"):
             cover.cell(cover.max_row, 2).number_format = NUMBER_FORMATS["pct"]
+    if (line := trail_line(report, label)) is not None:
+        cover.append([line])
     for row in cover.iter_rows(min_row=2, max_row=4):
         for c in row[2:] + row[1:2]:
             if hasattr(c.value, "year"):

@@ -10,7 +10,7 @@
   it is pending.
 
 Revision ID: 0013
-Revises: 0017
+Revises: 0012
 Create Date: 2026-12-07
 """
 from alembic import op
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 
 revision = '0013'
-down_revision = '0017'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 

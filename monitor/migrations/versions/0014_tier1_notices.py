@@ -10,7 +10,7 @@
   reloading the catalog keeps it.
 
 Revision ID: 0014
-Revises: 0019
+Revises: 0013
 Create Date: 2026-12-07
 """
 from alembic import op
@@ -21,7 +21,7 @@ BIG = sa.BigInteger().with_variant(sa.Integer(), 'sqlite')
 
 
 revision = '0014'
-down_revision = '0019'  # main's newest at merge (i20-voice); 0012 when written
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 

@@ -5,7 +5,7 @@ writing as if it still held it: every commit of an audit write checks that the l
 still has the runner's holder and token (monitor/lease.py), and stops the work if not.
 
 Revision ID: 0016
-Revises: 0013 (main's newest when merged; first written on 0012)
+Revises: 0015
 Create Date: 2026-12-07
 """
 from alembic import op
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 
 revision = '0016'
-down_revision = '0013'  # main's newest at merge (i16-gate); 0012 when written
+down_revision = '0015'
 branch_labels = None
 depends_on = None
 

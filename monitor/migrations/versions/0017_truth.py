@@ -10,7 +10,7 @@
   end steps); NULL: the rules' defaults, as before.
 
 Revision ID: 0017
-Revises: 0014
+Revises: 0016
 Create Date: 2026-12-07
 """
 from alembic import op
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 
 revision = '0017'
-down_revision = '0014'
+down_revision = '0016'
 branch_labels = None
 depends_on = None
 

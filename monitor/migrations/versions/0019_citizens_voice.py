@@ -1,7 +1,7 @@
 """ratings (好差评) and complaints (效能投诉): the citizens' voice in the two-tier loop
 
 Revision ID: 0019
-Revises: 0012
+Revises: 0017
 Create Date: 2026-12-07
 """
 from alembic import op
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 
 revision = '0019'
-down_revision = '0012'
+down_revision = '0017'
 branch_labels = None
 depends_on = None
 
