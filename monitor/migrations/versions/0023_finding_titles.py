@@ -6,7 +6,7 @@ raised with. NULL on alerts raised before: readers fall back to the rule's title
 next run that finds them again fills it in.
 
 Revision ID: 0023
-Revises: 0016
+Revises: 0019
 Create Date: 2026-12-07
 """
 from alembic import op
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 
 revision = '0023'
-down_revision = '0016'  # main's newest at merge (lease fencing); 0017 when written
+down_revision = '0019'  # main's newest at merge (i17-integrity); 0017 when written
 branch_labels = None
 depends_on = None
 
