@@ -748,7 +748,8 @@ def alerts_list(app: App, fmt: str, kind, level, department, status, rule_id, ti
                 as_of, suppressed) -> None:
     """List alerts; JSON is one array, CSV has a header row.
 
-    The table shows id, level, tier, status, department, handling deadline, rule, message.
+    The table shows id, level, tier, status, department, handling deadline, rule, the
+    finding's short title (a fee finding on a fine: 罚没款…), message.
     """
     from monitor.alerts import ALERT_FIELDS, jsonable, list_alerts
     from monitor.filters import check_filters
@@ -758,7 +759,8 @@ def alerts_list(app: App, fmt: str, kind, level, department, status, rule_id, ti
     def text(r) -> str:
         due = r.due_on.isoformat() if r.due_on else "-"
         return (f"{r.id:>6}  {r.level:<7} T{r.tier} {r.status:<12} "
-                f"{r.department or '-':<6} {due:<10} {r.rule_id:<18} {r.message}")
+                f"{r.department or '-':<6} {due:<10} {r.rule_id:<18} "
+                f"{(r.title or '').split('（')[0] or '-'}  {r.message}")
 
     today = _audit_as_of(app, as_of).astimezone(app.config.tz).date() if overdue else None
     _echo_rows(list_alerts(app.engine, kind=kind, level=level, department=department,
@@ -1646,9 +1648,12 @@ def rules_backtest(app: App, start: str, end: str, candidate: str | None, show: 
 
 
 @rules.command("calibrate")
-@click.option("--kind", required=True, type=click.Choice(["step_too_fast", "case_too_fast"]),
-              help="The rule kind to calibrate: step_too_fast (per item and step) or "
-                   "case_too_fast (per item, acceptance to decision).")
+@click.option("--kind", required=True,
+              type=click.Choice(["step_too_fast", "case_too_fast", "late_entry", "batch_entry",
+                                 "overdue"]),
+              help="The rule kind to calibrate: step_too_fast (per item and step), "
+                   "case_too_fast (per item, acceptance to decision), late_entry (max_hours), "
+                   "batch_entry (min_events in the rule's window) or overdue (warning_days).")
 @click.option("--rule", "rule_id", metavar="ID",
               help="Which rule of that kind (default: the only one in rules_dir).")
 @click.option("--item", "items", multiple=True, metavar="CODE", help="Only this item (repeatable).")
@@ -1659,16 +1664,21 @@ def rules_backtest(app: App, start: str, end: str, candidate: str | None, show: 
 @click.option("--quantile", default=0.01, show_default=True, type=click.FloatRange(0, 1),
               help="Low quantile of the gaps shown for comparison.")
 @click.option("--min-n", default=30, show_default=True, type=click.IntRange(min=2),
-              help="Skip items and steps with fewer gaps than this.")
+              help="Skip items and steps with fewer gaps than this (late_entry, batch_entry, "
+                   "overdue: refuse with fewer cases or entries).")
 @click.option("--out", type=click.Path(file_okay=False),
               help="Write a candidate rule directory here (for rules backtest --candidate).")
 @pass_app
 def rules_calibrate(app: App, kind, rule_id, items, steps, k, quantile, min_n, out) -> None:
-    """Propose per-item, per-step thresholds from history with robust statistics.
+    """Propose thresholds from history with robust statistics.
 
-    For each item and step: the number of gaps, their median, the MAD of their logarithms,
-    mean − 2·sd (to show why it fails on skewed durations), and the findings the current
-    threshold, the median/MAD proposal and the low quantile would each raise.
+    step_too_fast, case_too_fast — for each item (and step): the number of gaps, their
+    median, the MAD of their logarithms, mean − 2·sd (to show why it fails on skewed
+    durations), and the findings the current threshold, the median/MAD proposal and the
+    low quantile would each raise. late_entry, batch_entry, overdue — one county-wide
+    threshold the same way: a case's longest keying delay, the entries in each entry's
+    window, the working days left when a case was decided (the high tail, or for
+    warnings the cases decided closest to their deadline; the quantile is 1 − Q there).
 
     \b
     Example:
@@ -1688,6 +1698,8 @@ def rules_calibrate(app: App, kind, rule_id, items, steps, k, quantile, min_n, o
         raise usage(MonitorError(f"{len(chosen)} rules of kind {kind} match: name one with "
                                  "--rule"))
     rule = chosen[0]
+    if kind in ("late_entry", "batch_entry", "overdue"):
+        return _calibrate_limit(app, rule, items, k, quantile, min_n, out)
     found = calibrate(app.engine, rule, items=items, steps=steps, k=k, q=quantile,
                       min_n=min_n)
     click.echo(f"{rule.id}: proposals from history (" + (
@@ -1708,6 +1720,36 @@ def rules_calibrate(app: App, kind, rule_id, items, steps, k, quantile, min_n, o
         path = write_candidate(Path(app.config.rules_dir), rule, found, Path(out), note)
         param = "item_min_case_minutes" if kind == "case_too_fast" else "item_min_minutes"
         click.echo(f"candidate rules written to {out}/ ({path.name}: {param})")
+
+
+def _calibrate_limit(app: App, rule, items, k: float, quantile: float, min_n: int,
+                     out: str | None) -> None:
+    from pathlib import Path
+
+    from monitor.ruletools.calibrate import write_params
+    from monitor.ruletools.limits import MEASURES, calibrate_limit
+
+    p = calibrate_limit(app.engine, app.config, rule, app.now(), items=items, k=k, q=quantile,
+                        min_n=min_n)
+    click.echo(f"{rule.id}: {p.param} from history ({MEASURES[rule.kind]})")
+    q = quantile if rule.kind == "overdue" else 1 - quantile  # the tail the kind flags
+    click.echo(f"  {'n':>8} {'median':>10} {'MAD':>6}  {'current':>20}  {'median/MAD':>20}  "
+               f"{f'q{q:g}':>20}")
+
+    def cell(value: float, findings: int) -> str:
+        return f"{value:g} {p.unit}→{findings:,}"
+
+    click.echo(f"  {p.n:>8,} {p.median:>9.3g}{'' if p.unit == 'entries' else p.unit[0]} "
+               f"{p.mad:>6.2f}  {cell(p.current, p.current_findings):>20}  "
+               f"{cell(p.proposed, p.proposed_findings):>20}  "
+               f"{cell(p.quantile, p.quantile_findings):>20}")
+    if out:
+        value: float | int = int(p.proposed) if p.unit != "h" else p.proposed
+        note = (f"candidate written by `permit-monitor rules calibrate --kind {rule.kind}` "
+                f"(median/MAD, k={k:g}); try it with rules backtest --candidate")
+        path = write_params(Path(app.config.rules_dir), rule, Path(out), note,
+                            {p.param: value})
+        click.echo(f"candidate rules written to {out}/ ({path.name}: {p.param} {value})")
 
 
 # -------------------------------------------------------------------------------------- reports

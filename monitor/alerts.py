@@ -56,14 +56,15 @@ def dedupe_key(rule: Rule, finding: Finding) -> str:
 
 
 def render(rule: Rule, finding: Finding) -> tuple[str, str]:
-    """(level, message) of a finding under its rule."""
+    """(level, message) of a finding under its rule (its variant's message, if it has one)."""
     level = finding.level or rule.level
+    variant = rule.variant(finding.variant)
     fields: dict[str, Any] = {"case_id": finding.case_id, "actor": finding.actor,
                               "department": finding.department, "item_code": finding.item_code,
                               "period": finding.period, "level": level, "rule_id": rule.id,
-                              "title": rule.title}
+                              "title": variant.title}
     fields.update(finding.fields)
-    message = rule.message.format(**{k: "" if v is None else v for k, v in fields.items()})
+    message = variant.message.format(**{k: "" if v is None else v for k, v in fields.items()})
     if finding.evidence.get("gate_refused"):  # the workflow gate had refused it (gatelog.py)
         message = GATE_REFUSED + message
     return level, message
@@ -99,7 +100,8 @@ def _store_chunk(conn: Connection, rule: Rule, findings: list[Finding], at: date
     existing: dict[str, Any] = {}
     for start in range(0, len(keys), IN_CHUNK):
         existing.update((r.dedupe_key, r) for r in conn.execute(
-            select(Alert.dedupe_key, Alert.id, Alert.level, Alert.message, Alert.status,
+            select(Alert.dedupe_key, Alert.id, Alert.level, Alert.message, Alert.title,
+                   Alert.status,
                    Alert.assigned_to, Alert.due_on, Alert.department, Alert.case_id,
                    Alert.updated_at)
             .where(Alert.dedupe_key.in_(keys[start:start + IN_CHUNK]))))
@@ -113,7 +115,9 @@ def _store_chunk(conn: Connection, rule: Rule, findings: list[Finding], at: date
             continue
         seen.add(key)
         level, message = render(rule, finding)
-        values = {"level": level, "message": message, "evidence": dict(finding.evidence),
+        title = rule.variant(finding.variant).title
+        values = {"level": level, "message": message, "title": title,
+                  "evidence": dict(finding.evidence),
                   "event_ids": list(finding.event_ids), "rule_version": version,
                   "updated_at": at}
         if key not in existing:
@@ -135,7 +139,7 @@ def _store_chunk(conn: Connection, rule: Rule, findings: list[Finding], at: date
                 or old.status == "cleared":
             reopened.append((old, key, finding, values))  # exemption ended, or found again
             continue
-        if (old.level, old.message) == (level, message):
+        if (old.level, old.message, old.title) == (level, message, title):
             result.unchanged += 1
             continue
         entries += _changed(conn, rule, policy, old, values, at, told)
@@ -187,7 +191,7 @@ def _changed(conn: Connection, rule: Rule, policy: Policy, old: Any, values: dic
         told.append(tier1.Tell(old.id, level, "reopened" if reopen else "rose",
                                tuple(old.assigned_to or ()), rule.id, old.department,
                                old.case_id, values.get("due_on") or old.due_on,
-                               values["evidence"].get("promised_deadline")))
+                               values["evidence"].get("promised_deadline"), values["title"]))
     return entries
 
 
@@ -222,6 +226,7 @@ def _reopen(conn: Connection, rule: Rule, policy: Policy, reopened: list, at: da
     for old, key, finding, values in reopened:
         row = {"rule_id": rule.id, "department": finding.department, "dedupe_key": key,
                "action": rule.action, "level": values["level"], "case_id": finding.case_id,
+               "title": values["title"],
                "evidence": values["evidence"], "case_ids": list(finding.case_ids or (
                    [finding.case_id] if finding.case_id else []))}
         _assign([row], rule, conn, policy, at)
@@ -258,9 +263,9 @@ def _ids(conn: Connection, keys: list[str]) -> dict[str, int]:
     return out
 
 
-ALERT_FIELDS = ("id", "rule_id", "kind", "level", "status", "tier", "action", "case_id",
-                "case_ids", "actor", "department", "item_code", "period", "raised_at",
-                "updated_at", "message", "evidence", "rule_version", "assigned_to", "due_on",
+ALERT_FIELDS = ("id", "rule_id", "kind", "title", "level", "status", "tier", "action",
+                "case_id", "case_ids", "actor", "department", "item_code", "period",
+                "raised_at", "updated_at", "message", "evidence", "rule_version", "assigned_to", "due_on",
                 "disposition", "resolved_at", "exemption_id")
 
 

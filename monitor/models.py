@@ -201,6 +201,9 @@ class Alert(Base):
     raised_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     message: Mapped[str] = mapped_column(Text)
+    # the finding's title: the rule's, or the kind's variant for it (a fee finding on a
+    # fine: 罚没款…); NULL on alerts raised before migration 0023 until found again
+    title: Mapped[str | None] = mapped_column(String(200))
     evidence: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     event_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
     rule_version: Mapped[str] = mapped_column(String(16))

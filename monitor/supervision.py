@@ -282,7 +282,8 @@ def text_for(conn: Connection, policy: Policy, alert: Any, template: str, due: d
     """The SMS ``template`` (monitor/notices.py) filled in for ``alert``."""
     dept = conn.scalar(select(Department.name).where(Department.code == alert.department))
     return sms(template, dept=dept or alert.department or "", alert_id=alert.id,
-               title=policy.titles.get(alert.rule_id, alert.rule_id), due=due)
+               title=getattr(alert, "title", None) or policy.titles.get(alert.rule_id,
+                                                                        alert.rule_id), due=due)
 
 
 def tell(conn: Connection, policy: Policy, at: datetime, alert_id: int | None,

@@ -67,6 +67,7 @@ class Tell:
     case_id: str | None
     due: Any  # the alert's deadline (a date)
     promised: str | None = None  # a warning's promised deadline (YYYY-MM-DD)
+    title: str | None = None  # the finding's own title (alerts.title); None: the rule's
 
 
 def of_row(row: dict[str, Any], alert_id: int, reason: str) -> Tell:
@@ -74,7 +75,7 @@ def of_row(row: dict[str, Any], alert_id: int, reason: str) -> Tell:
     evidence = row.get("evidence") or {}
     return Tell(alert_id, row["level"], reason, tuple(row.get("assigned_to") or ()),
                 row["rule_id"], row.get("department"), row.get("case_id"), row["due_on"],
-                evidence.get("promised_deadline"))
+                evidence.get("promised_deadline"), row.get("title"))
 
 
 def quiet_until(policy: Policy, at: datetime) -> datetime | None:
@@ -177,7 +178,8 @@ def _text(policy: Policy, group: list[Tell], monitor: bool, names: dict) -> tupl
     if len(group) == 1:
         return template, sms(template, dept=names.get(first.department) or first.department
                              or "", alert_id=first.alert_id,
-                             title=policy.titles.get(first.rule_id, first.rule_id), due=due,
+                             title=first.title or policy.titles.get(first.rule_id,
+                                                                    first.rule_id), due=due,
                              level=first.level, case=first.case_id or "")
     codes = sorted({t.department or "" for t in group})
     dues = [t.due for t in group if t.due] if monitor else [

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
@@ -64,7 +65,9 @@ def test_local_months_and_both_directions(store, config, write_events, tmp_path)
     assert sorted(got) == ["D07|2025-10", "D07|2025-11"]
     short, offline = got["D07|2025-10"], got["D07|2025-11"]
     assert (short.department, short.period, short.case_id) == ("D07", "2025-10", None)
-    assert short.fields["direction"].startswith("网上收费多于财政入库")
+    # D07 (城管) charges only penalties: its figures are fines, and its findings say so
+    assert short.variant == offline.variant == "fine"
+    assert short.fields["direction"].startswith("网上缴纳罚没款多于财政入库")
     assert short.evidence["direction"] == "online_exceeds_receipts"
     assert (short.evidence["online_total"], short.evidence["receipts"],
             short.evidence["online_minus_receipts"]) == ("500.00", "300.00", "200.00")
@@ -239,3 +242,30 @@ def test_a_department_with_no_receipts_loaded_is_skipped_and_said_once(
     said = [r.getMessage() for r in caplog.records if "no treasury receipts" in r.getMessage()]
     assert said == ["fee reconciliation: no treasury receipts loaded for department D04: "
                     "their months are not compared (permit-monitor ingest receipts)"]
+
+
+def test_a_department_of_fees_and_fines_is_worded_for_both(store, config, write_events,
+                                                           tmp_path):
+    """D04 charges licence fees; once the catalog gives it a penalty too (as the demo's
+    城管 has both), its reconciliation findings name fees and fines (variant ``mixed``)."""
+    from sqlalchemy import insert
+
+    from monitor.alerts import render
+    from monitor.models import Item
+
+    load(store, config, write_events, tmp_path, [paid("a", "2025-10-10 10:00:00", "100.00")],
+         [("D04", "2025-10", "300.00")])
+    [before] = found(store, config, tmp_path).values()
+    assert before.variant is None and before.fields["direction"].startswith("财政入库多于网上收费")
+    with store.begin() as conn:
+        conn.execute(insert(Item).values(code="D04-CF-009", name="罚款", department="D04",
+                                         category="penalty", promised_days=30, legal_days=90,
+                                         fee=Decimal("0"), min_minutes={},
+                                         required_attachments={}))
+    [after] = found(store, config, tmp_path).values()
+    [rule] = rules(tmp_path)
+    assert after.variant == "mixed"
+    assert rule.variant("mixed").title == "收费及罚没款入库比对不符（网上收缴与财政入库不一致）"
+    assert render(rule, after)[1] == ("D04 2025-10：网上收费及罚没款 100.00 元，财政入库 300.00 元，"
+                                      "相差 200.00 元（财政入库多于网上收缴，疑似网下收费或收缴罚没款、"
+                                      "体外循环）")

@@ -110,6 +110,14 @@ def test_what_is_due_and_paid(store, config, write_events, tmp_path):
     assert got["offline"].fields["paid"] == "100.00"
     assert len(got["offline"].evidence["payments"]) == 2
     assert (got["pen"].fields["standard"], got["pen"].fields["shortfall"]) == ("500.00", "200.00")
+    # a fine reduced is worded as one (罚款减免未经批准), a fee reduced keeps the rule's words
+    from monitor.alerts import render
+    [rule] = rules(tmp_path)
+    assert (got["pen"].variant, got["catalog"].variant) == ("fine", None)
+    assert rule.variant("fine").title.startswith("罚款减免未经批准")
+    assert render(rule, got["pen"])[1] == ("案件 pen：应缴罚没款 500.00 元，网上实缴 300.00 元，"
+                                           "少缴 200.00 元（无有权人员的减免批准）")
+    assert rule.variant(None).title == rule.title == "擅自减免（实缴低于应缴且无有权减免）"
 
 
 def test_open_cases_are_judged_when_they_end(store, config, write_events, tmp_path):

@@ -137,3 +137,50 @@ def test_alert_is_stored_once(store, config, write_events, tmp_path):
     with store.connect() as conn:
         [alert] = conn.execute(select(Alert)).all()
     assert alert.subject == "c1" and "网下缴费 200.00 元" in alert.message
+
+
+def test_a_fine_is_titled_and_worded_as_a_fine(store, config, write_events, tmp_path):
+    """A finding on a penalty item takes the kind's ``fine`` variant: its own title (kept
+    on the alert, shown in lists, pages, reports and SMS) and message; a fee finding of the
+    same rule keeps the rule's. The rule file may word the variant its own way."""
+    pen = {"item_code": "D07-CF-001"}
+    load(store, config, write_events, [
+        event("p1", "pen", "accept", "2025-10-09 09:00:00", **pen),
+        event("p2", "pen", "fee_assessed", "2025-10-09 10:00:00", amount="500.00", **pen),
+        pay("p3", "pen", "500.00", "offline", **pen),
+        event("p4", "pen", "complete", "2025-10-10 11:00:00", **pen),
+        event("f1", "fee", "accept", "2025-10-09 09:00:00"),
+        event("f2", "fee", "certificate_printed", "2025-10-10 11:00:00")])
+    [outcome] = evaluate(store, config, AS_OF, rules=rules(tmp_path))
+    assert outcome.stored.new == 2
+    with store.connect() as conn:
+        alerts = {a.case_id: a for a in conn.execute(select(Alert))}
+    fine, fee = alerts["pen"], alerts["fee"]
+    assert fine.title == "罚没款未经网上缴纳（罚没事项未经网上缴纳即办结）"
+    assert fine.message == "案件 pen：已办结，应缴罚没款 500.00 元，未见网上缴纳（仅有网下缴费 500.00 元）"
+    assert fee.title == "网下收费（收费事项未经网上缴费即制证或办结）"
+    assert fee.message.startswith("案件 fee：已制证，应缴 200.00 元，未见网上缴费")
+    from monitor.alerts import jsonable, list_alerts  # alerts list --format json, alerts show
+    assert {r.case_id: jsonable(r)["title"] for r in list_alerts(store)} == {
+        "pen": fine.title, "fee": fee.title}
+    # the rule file words the variant; the main message stays its own
+    worded = rules(tmp_path, ", variants: {fine: {title: 罚款未网上缴纳, message: '罚款 {due}'}}")
+    got = dry_findings(store, config, worded, AS_OF)
+    from monitor.alerts import render
+    assert render(worded[0], got["pen"])[1] == "罚款 500.00 元"
+    assert worded[0].variant("fine").title == "罚款未网上缴纳"
+    assert render(worded[0], got["fee"])[1].startswith("案件 fee：已制证")
+    assert worded[0].version != rules(tmp_path)[0].version  # the wording decides messages
+
+
+def test_variants_are_checked(tmp_path):
+    from monitor.errors import RuleError, SourceErrors
+
+    for extra, wanted in (
+            (", variants: {fines: {title: x}}", "unknown key 'fines' (did you mean 'fine'?)"),
+            (", variants: {fine: {titel: x}}", "unknown key 'titel' (did you mean 'title'?)"),
+            (", variants: {fine: {message: '{dew}'}}", "unknown field 'dew' (did you mean 'due'?)"),
+            (", variants: [fine]", "'variants' must be a mapping")):
+        with pytest.raises((RuleError, SourceErrors)) as exc:
+            rules(tmp_path, extra)
+        assert wanted in str(exc.value), str(exc.value)

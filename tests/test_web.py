@@ -436,3 +436,27 @@ def test_the_reports_page_shows_words_not_ids(app, county):
     red = page.text.split('id="t_red"', 1)[1].split("</table>", 1)[0]
     assert "<td class=\"\">环节办理过快</td>" in red and "<td class=\"\">待处置</td>" in red
     assert ">fast<" not in red and ">open<" not in red
+
+
+def test_the_finding_s_own_title_is_shown(app, county):
+    """An alert shows the title it was raised with (a fee finding on a fine: 罚没款…), on
+    its page and, short, in the list; an alert from before titles were kept (NULL) shows
+    its rule's title."""
+    from sqlalchemy import update
+
+    from monitor.models import Alert
+
+    client, _ = client_as(app, county, "own")
+    page = client.get(f"/alerts/{county.alert}").text
+    assert '<p class="title" data-title>环节办理过快</p>' in page  # the rule's, as raised
+    with county.engine.begin() as conn:
+        conn.execute(update(Alert).where(Alert.id == county.alert)
+                     .values(title="罚没款未经网上缴纳（罚没事项未经网上缴纳即办结）"))
+    page = client.get(f"/alerts/{county.alert}").text
+    assert "<p class=\"title\" data-title>罚没款未经网上缴纳（罚没事项未经网上缴纳即办结）</p>" in page
+    listing = client.get("/alerts").text
+    assert '<td title="fast">罚没款未经网上缴纳</td>' in listing
+    with county.engine.begin() as conn:
+        conn.execute(update(Alert).where(Alert.id == county.alert).values(title=None))
+    assert '<p class="title" data-title>环节办理过快</p>' in client.get(
+        f"/alerts/{county.alert}").text

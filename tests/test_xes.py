@@ -274,3 +274,24 @@ def test_example_config_documents_its_mapping():
     doc = (ROOT / "docs" / "xes.md").read_text(encoding="utf-8")
     assert [s.name for s in MAPPING_SETTINGS if f"`{s.name}`" not in doc] == []
     assert set(config.mapping.steps.values()) <= set(STEPS)
+
+
+def test_attributes_in_any_order_and_only_the_mapped_ones_kept():
+    """The reader's fast path takes ``key`` then ``value`` as most exports write them;
+    any other order, or a value-less attribute, reads the same. Only the attributes a
+    mapping reads are kept per event (and the lifecycle it filters on)."""
+    from monitor.ingest.xes import xes_records
+
+    text = """<log><trace><string key="concept:name" value="T-1"/>
+      <event><string value="Registreren" key="concept:name"/><string key="org:resource"/>
+        <date key="time:timestamp" value="2025-09-30T10:00:00+08:00"/>
+        <string key="noise" value="x"/><string key="concept:name" value="second"/></event>
+    </trace></log>"""
+    [row] = rows_of(text)
+    assert (row.fields["case_id"], row.fields["step"], row.fields["actor"]) == ("T-1", "accept", "")
+    data = text.encode()
+    [(_, kept)] = xes_records(Source("t.xes", len(data), io.BytesIO(data), io.BytesIO(data),
+                                     "xes"), frozenset({"concept:name"}),
+                              frozenset({"concept:name", "time:timestamp"}))
+    assert kept == {"concept:name": "Registreren", "time:timestamp": "2025-09-30T10:00:00+08:00",
+                    "case:concept:name": "T-1", "_ordinal": 0}

@@ -45,6 +45,7 @@ class AlertView:
     actions: list[str]
     days_left: int | None
     may_exempt: bool = False
+    title: str = ""  # the finding's title (a fee finding on a fine: 罚没款…), else the rule's
 
 
 def _alert(conn, alert_id: int) -> Any:
@@ -84,10 +85,12 @@ def alert_view(engine: Engine, config: Config, rules: list[Rule], actor: Actor,
                   and any(r.id == alert.rule_id for r in rules))
     left = (days_left(config.calendar(), now.astimezone(config.tz).date(), alert.due_on)
             if "resolve" in possible or "confirm" in possible else None)
+    title = alert.title or next((r.title for r in rules if r.id == alert.rule_id),
+                                alert.rule_id)
     return AlertView(alert, dept or alert.department or "-",
                      sentences(alert.kind, alert.evidence, config.language, config.tz),
                      explanation, error, history, trail.check_entries(engine, history),
-                     dispositions, orders, holds, actions, left, may_exempt)
+                     dispositions, orders, holds, actions, left, may_exempt, title)
 
 
 @dataclass

@@ -21,8 +21,8 @@ from xml.parsers import expat
 from ..config import XesMapping
 from ..config.mappings import EventMapping
 from ..errors import IngestError
-from .mapping import (ORDINAL, SKIPPED_LIFECYCLE, TRACE_PREFIX, derived_event_id,
-                      mapped_rows)
+from .mapping import (LIFECYCLE_KEY, ORDINAL, SKIPPED_LIFECYCLE, TRACE_PREFIX,
+                      derived_event_id, mapped_rows)
 from .sources import Source, SourceRow
 
 UTC = timezone.utc
@@ -41,75 +41,116 @@ class _NotXes(Exception):
 
 class _Reader:
     """Expat callbacks that turn traces and events into records, trace by trace: an
-    event's own attributes, its trace's as ``case:KEY``, and its position in the trace."""
+    event's own attributes, its trace's as ``case:KEY``, and its position in the trace.
 
-    def __init__(self, parser: expat.XMLParserType, trace_keys: frozenset[str]):
-        self.parser, self.trace_keys = parser, trace_keys
-        self.stack: list[str] = []        # kind of each open element
-        self.trace: dict[str, str] = {}   # direct attributes of the current trace
-        self.event: dict = {}             # direct attributes of the current event
-        self.event_line = 0
-        self.ordinal = 0                  # position of the event within its trace
-        self.held: list[tuple[int, int, dict]] = []  # events awaiting trace attrs
+    Speed: 25 of every 27 elements of a typical log are attribute elements, so
+    :meth:`handlers` gives expat closures over local state (no attribute lookups on
+    ``self``), the parser hands attributes over as a flat list (``ordered_attributes``:
+    no dict per element) and an attribute of an event is stored only if the mapping
+    reads it (``event_keys``; None: all of them)."""
+
+    def __init__(self, parser: expat.XMLParserType, trace_keys: frozenset[str],
+                 event_keys: frozenset[str] | None = None):
+        self.parser, self.trace_keys, self.event_keys = parser, trace_keys, event_keys
         self.ready: list[tuple[int, dict]] = []  # records to hand out after the chunk
 
-    def start(self, name: str, attrs: dict[str, str]) -> None:
-        stack = self.stack
-        if stack and name in VALUE_TAGS:  # the hot path: an attribute, unprefixed
-            owner = stack[-1]
-            key = attrs.get("key")
-            if key is not None and (owner == "event" or owner == "trace"):
-                target = self.event if owner == "event" else self.trace
-                if key not in target:
-                    target[key] = attrs.get("value", "")
-                stack.append("attr")
+    def handlers(self):
+        """(start, end) element handlers for ``parser.ordered_attributes = True``."""
+        parser, trace_keys, wanted = self.parser, self.trace_keys, self.event_keys
+        ready = self.ready
+        stack: list[str] = []         # kind of each open element
+        trace: dict[str, str] = {}    # direct attributes of the current trace
+        event: dict[str, str] = {}    # direct attributes of the current event
+        held: list[tuple[int, int, dict]] = []  # events awaiting their trace's attributes
+        place = [0, 0]                # [line of the current event's tag, its ordinal]
+        push, pop, values = stack.append, stack.pop, VALUE_TAGS
+
+        def start(name: str, attrs: list[str]) -> None:
+            nonlocal trace, event
+            if stack and name in values:  # the hot path: an attribute, unprefixed
+                owner = stack[-1]
+                if owner == "event" or owner == "trace":
+                    if attrs and attrs[0] == "key":
+                        key: str | None = attrs[1]
+                        value = (attrs[3] if len(attrs) > 3 and attrs[2] == "value"
+                                 else _value(attrs))
+                    else:
+                        key, value = _key(attrs), _value(attrs)
+                    if key is not None:
+                        if owner == "trace":
+                            trace.setdefault(key, value)
+                        elif (wanted is None or key in wanted) and key not in event:
+                            event[key] = value
+                        push("attr")
+                        return
+            tag = name.rpartition(":")[2]
+            parent = stack[-1] if stack else None
+            if parent is None:
+                if tag != "log":
+                    raise _NotXes(f"root element is <{tag}>, expected <log>")
+                kind = "log"
+            elif parent == "log" and tag == "trace":
+                kind, trace, place[1] = "trace", {}, 0
+                held.clear()
+            elif parent in ("trace", "log") and tag == "event":
+                kind, event = "event", {}
+                place[0] = parser.CurrentLineNumber
+                if parent == "log":  # not XES, but never drop a row: it lands without a case
+                    trace, place[1] = {}, 0
+            elif parent in ("trace", "event") and tag in values \
+                    and (named := _key(attrs)) is not None:
+                kind = "attr"
+                if parent == "trace":
+                    trace.setdefault(named, _value(attrs))
+                elif wanted is None or named in wanted:
+                    event.setdefault(named, _value(attrs))
+            else:
+                kind = "other"
+            push(kind)
+
+        def flush() -> None:
+            """Emit held events; standard XES puts trace attributes first, so at once."""
+            given = {TRACE_PREFIX + k: trace[k] for k in trace_keys if k in trace}
+            for line, ordinal, attributes in held:
+                attributes.update(given)
+                attributes[ORDINAL] = ordinal
+                ready.append((line, attributes))
+            held.clear()
+
+        def end(name: str) -> None:
+            kind = pop()
+            if kind == "attr":
                 return
-        tag = name.rpartition(":")[2]
-        parent = self.stack[-1] if self.stack else None
-        if parent is None:
-            if tag != "log":
-                raise _NotXes(f"root element is <{tag}>, expected <log>")
-            kind = "log"
-        elif parent == "log" and tag == "trace":
-            kind, self.trace, self.ordinal, self.held = "trace", {}, 0, []
-        elif parent in ("trace", "log") and tag == "event":
-            kind, self.event = "event", {}
-            self.event_line = self.parser.CurrentLineNumber
-            if parent == "log":  # not XES, but never drop a row: it lands without a case
-                self.trace, self.ordinal = {}, 0
-        elif parent in ("trace", "event") and tag in VALUE_TAGS and "key" in attrs:
-            kind = "attr"
-            target = self.trace if parent == "trace" else self.event
-            target.setdefault(attrs["key"], attrs.get("value", ""))
-        else:
-            kind = "other"
-        self.stack.append(kind)
+            if kind == "event":
+                held.append((place[0], place[1], event))
+                place[1] += 1
+                if trace_keys <= trace.keys() or stack[-1] == "log":
+                    flush()
+            elif kind == "trace":
+                flush()
+
+        return start, end
 
     @staticmethod
     def entity(name: str, *_: object) -> None:
         # XES never declares entities; refusing them rules out entity-expansion bombs.
         raise _NotXes(f"it declares the XML entity '{name}'")
 
-    def end(self, name: str) -> None:
-        kind = self.stack.pop()
-        if kind == "attr":
-            return
-        if kind == "event":
-            self.held.append((self.event_line, self.ordinal, self.event))
-            self.ordinal += 1
-            if self.trace_keys <= self.trace.keys() or self.stack[-1] == "log":
-                self._flush()
-        elif kind == "trace":
-            self._flush()
 
-    def _flush(self) -> None:
-        """Emit held events; standard XES puts trace attributes first, so this is at once."""
-        trace = {TRACE_PREFIX + k: self.trace[k] for k in self.trace_keys if k in self.trace}
-        for line, ordinal, event in self.held:
-            event.update(trace)
-            event[ORDINAL] = ordinal
-            self.ready.append((line, event))
-        self.held = []
+def _key(attrs: list[str]) -> str | None:
+    """The ``key`` attribute in expat's flat ``[name, value, …]`` list (None: none)."""
+    for i in range(0, len(attrs), 2):
+        if attrs[i] == "key":
+            return attrs[i + 1]
+    return None
+
+
+def _value(attrs: list[str]) -> str:
+    """The ``value`` attribute in expat's flat list ('' when there is none)."""
+    for i in range(0, len(attrs), 2):
+        if attrs[i] == "value":
+            return attrs[i + 1]
+    return ""
 
 
 def legacy_mapping(m: XesMapping) -> EventMapping:
@@ -123,12 +164,13 @@ def legacy_mapping(m: XesMapping) -> EventMapping:
                         steps=m.steps, lifecycle=tuple(v.strip().lower() for v in m.lifecycle))
 
 
-def xes_records(source: Source, trace_keys: frozenset[str] = frozenset()
-                ) -> Iterator[tuple[int, dict]]:
+def xes_records(source: Source, trace_keys: frozenset[str] = frozenset(),
+                event_keys: frozenset[str] | None = None) -> Iterator[tuple[int, dict]]:
     """``(line, attributes)`` per ``<event>`` of an XES log, in file order: the event's own
-    attributes and, as ``case:KEY``, the ``trace_keys`` of its trace (the trace
-    attributes a mapping reads; held for should a trace state them after its events)."""
-    return _records(source, trace_keys)
+    attributes (only ``event_keys``, if given) and, as ``case:KEY``, the ``trace_keys``
+    of its trace (the trace attributes a mapping reads; held for should a trace state
+    them after its events)."""
+    return _records(source, trace_keys, event_keys)
 
 
 def xes_rows(source: Source, mapping: XesMapping | EventMapping, tz: tzinfo = UTC
@@ -147,21 +189,28 @@ def xes_rows(source: Source, mapping: XesMapping | EventMapping, tz: tzinfo = UT
         mapping = legacy_mapping(mapping)
     trace_keys = frozenset(v[len(TRACE_PREFIX):] for v in mapping.fields.values()
                            if v.startswith(TRACE_PREFIX))
-    return mapped_rows(mapping, xes_records(source, trace_keys), tz, source.name, check=False)
+    # the event attributes the mapping reads (and the lifecycle it filters on): no other
+    # is kept, so a log of 25 attributes an event costs a dict of five
+    event_keys = frozenset({LIFECYCLE_KEY, *(v for v in mapping.fields.values()
+                                             if not v.startswith(TRACE_PREFIX))})
+    return mapped_rows(mapping, xes_records(source, trace_keys, event_keys), tz, source.name,
+                       check=False)
 
 
-def _records(source: Source, trace_keys: frozenset[str]) -> Iterator[tuple[int, dict]]:
+def _records(source: Source, trace_keys: frozenset[str],
+             event_keys: frozenset[str] | None) -> Iterator[tuple[int, dict]]:
     parser = expat.ParserCreate()
-    reader = _Reader(parser, trace_keys)
-    parser.StartElementHandler = reader.start
-    parser.EndElementHandler = reader.end
+    parser.ordered_attributes = True
+    reader = _Reader(parser, trace_keys, event_keys)
+    parser.StartElementHandler, parser.EndElementHandler = reader.handlers()
     parser.EntityDeclHandler = reader.entity
+    ready = reader.ready
     try:
         while True:
             chunk = source.stream.read(CHUNK)
             parser.Parse(chunk, not chunk)
-            yield from reader.ready
-            reader.ready = []
+            yield from ready
+            ready.clear()
             if not chunk:
                 return
     except expat.ExpatError as exc:

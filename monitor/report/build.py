@@ -237,8 +237,10 @@ def _red_table(f: Figures, tz) -> Table:
     return Table("t_red", [Column("alert_id"), Column("department", "text"),
                            Column("rule_id", "label"), Column("case_id", "text"),
                            Column("raised_on", "date"), Column("status", "label"),
-                           Column("message", "text"), Column("evidence", "text")],
+                           Column("alert_title", "text"), Column("message", "text"),
+                           Column("evidence", "text")],
                  [{"alert_id": a.id, "department": a.department or "", "rule_id": a.rule_id,
+                   "alert_title": a.title or "",
                    "case_id": a.case_id or "", "raised_on": a.raised_at.astimezone(tz).date(),
                    "status": a.status, "message": a.message,
                    "evidence": evidence_summary(a.evidence)} for a in f.reds])

@@ -254,8 +254,8 @@ def user_names(conn, ids):
 def red_alerts(conn: Connection, scope: Scope):
     d, cur = current(scope)
     return conn.execute(
-        select(Alert.id, Alert.department, Alert.rule_id, Alert.kind, Alert.case_id,
-               Alert.actor, Alert.raised_at, Alert.status, Alert.message, Alert.evidence)
+        select(Alert.id, Alert.department, Alert.rule_id, Alert.title, Alert.kind,
+               Alert.case_id, Alert.actor, Alert.raised_at, Alert.status, Alert.message, Alert.evidence)
         .join(d, d.c.id == Alert.id)
         .where(cur, Alert.level == "red")
         .order_by(Alert.department, Alert.id))

@@ -89,6 +89,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "actor_name": ("姓名", "Name"),
     "alert_id": ("编号", "Alert"),
     "rule_id": ("规则", "Rule"),
+    "alert_title": ("问题", "Finding title"),
     "case_id": ("案件", "Case"),
     "raised_on": ("发现日期", "Raised"),
     "status": ("状态", "Status"),

@@ -58,3 +58,6 @@ class Finding:
     item_code: str | None = None
     period: str | None = None
     event_ids: tuple[str, ...] = field(default=())
+    # a title and message of the kind's own for this finding (``VARIANTS``, e.g. "fine" for
+    # a fee kind's finding on a penalty item); None: the rule's title and message
+    variant: str | None = None

@@ -15,11 +15,12 @@ from ..config import Limits
 from ..errors import RuleError, SourceError, SourceErrors, did_you_mean
 from ..yamlsrc import LineDict, LineList, check_keys, load_yaml
 from .kinds import KINDS, COMMON_FIELDS, gate_effects
-from .model import ACTIONS, GATE_EFFECTS, LEVELS, STATUSES, Rule, Scope
+from .model import ACTIONS, GATE_EFFECTS, LEVELS, STATUSES, Rule, Scope, Variant
 from .params import build_params
 
 RULE_KEYS = {"id", "title", "kind", "enabled", "level", "scope", "params", "message",
-             "references", "action", "handling_days", "status", "gate"}
+             "references", "action", "handling_days", "status", "gate", "variants"}
+VARIANT_KEYS = {"title", "message"}
 SCOPE_KEYS = {"include", "exclude"}
 SCOPE_LISTS = {"departments", "items", "categories"}
 DEFAULT_LIMITS = Limits()
@@ -119,6 +120,34 @@ def check_message(template: str, fields: tuple[str, ...], path: str, line: int,
                                         f"limits.max_format_width ({max_width})")
 
 
+def _variants(raw: LineDict, kind, path: str, limits: Limits
+              ) -> tuple[tuple[str, Variant], ...]:
+    """The kind's variants (``VARIANTS``: name → (title, message)), each title or message
+    replaced where the file's ``variants:`` gives one."""
+    defaults: dict[str, tuple[str, str]] = getattr(kind, "VARIANTS", {})
+    given = raw.get("variants")
+    if given is None:
+        given = LineDict(line=raw.line)
+    if not isinstance(given, LineDict):
+        raise RuleError(path, raw.line_of("variants"), "'variants' must be a mapping of "
+                        f"{', '.join(defaults) or '(none for this kind)'} to title and message")
+    check_keys(given, set(defaults), path, RuleError)
+    out = []
+    for name, (title, message) in sorted(defaults.items()):
+        entry = given.get(name)
+        if entry is None:
+            entry = LineDict(line=given.line)
+        if not isinstance(entry, LineDict):
+            raise RuleError(path, given.line_of(name),
+                            f"'variants.{name}' must be a mapping of title and message")
+        check_keys(entry, VARIANT_KEYS, path, RuleError)
+        text = _text(entry, "message", path, message)
+        check_message(text, kind.FIELDS, path, entry.line_of("message"),
+                      limits.max_format_width)
+        out.append((name, Variant(_text(entry, "title", path, title), text)))
+    return tuple(out)
+
+
 def _rule(raw: LineDict, path: str, limits: Limits) -> Rule:
     check_keys(raw, RULE_KEYS, path, RuleError, required=("id", "kind"))
     kind_name = raw["kind"]
@@ -145,7 +174,8 @@ def _rule(raw: LineDict, path: str, limits: Limits) -> Rule:
         references=tuple(references), action=_choice(raw, "action", ACTIONS, "alert", path),
         handling_days=_days(raw, "handling_days", path),
         status=_choice(raw, "status", STATUSES, "stable", path),
-        gate=_gate(raw, kind_name, path), path=path, line=raw.line)
+        gate=_gate(raw, kind_name, path), path=path, line=raw.line,
+        variants=_variants(raw, kind, path, limits))
 
 
 def load_rule_file(path: str | Path, errors: list[SourceError] | None = None,

@@ -34,6 +34,15 @@ class Scope:
 
 
 @dataclass(frozen=True)
+class Variant:
+    """A title and message a rule uses for some of its findings instead of its own (the
+    kind chooses, e.g. ``fine`` for a fee finding on a penalty item; see kinds.Kind)."""
+
+    title: str
+    message: str
+
+
+@dataclass(frozen=True)
 class Rule:
     id: str
     title: str
@@ -50,13 +59,22 @@ class Rule:
     gate: str | None = None  # deny | warn: the workflow gate consults it (None: it does not)
     path: str = ""
     line: int = 0
+    variants: tuple[tuple[str, Variant], ...] = ()  # (name, Variant), sorted by name
+
+    def variant(self, name: str | None) -> Variant:
+        """The title and message of a finding of this rule with variant ``name`` (None, or
+        one the rule does not have: the rule's own)."""
+        return dict(self.variants).get(name or "", Variant(self.title, self.message))
 
     @cached_property  # frozen: computed once per loaded rule (the gate asks it per decision)
     def version(self) -> str:
         """Hash of everything that decides findings: stored with each alert as evidence."""
         params = {k: v for k, v in sorted(self.params.__dict__.items())}
-        decides = {"kind": self.kind, "level": self.level, "scope": self.scope.as_dict(),
-                   "params": params, "message": self.message, "action": self.action}
+        decides: dict[str, Any] = {"kind": self.kind, "level": self.level,
+                                   "scope": self.scope.as_dict(), "params": params,
+                                   "message": self.message, "action": self.action}
+        if self.variants:  # only then: other rules keep the version they had
+            decides["variants"] = {k: v.message for k, v in self.variants}
         if self.gate:  # only when set: the versions of rules without it stay as they were
             decides["gate"] = self.gate
         text = json.dumps(decides,

@@ -187,24 +187,30 @@ def write_candidate(rules_dir: Path, rule: Rule, proposals: list[Proposal], out_
                     note: str) -> Path:
     """A copy of ``rules_dir`` in ``out_dir`` whose file holding ``rule`` has it with the
     proposals as ``item_min_minutes``; the path of that file."""
-    if out_dir.exists():
-        raise MonitorError(f"{out_dir} already exists: choose another --out or remove it")
-    shutil.copytree(rules_dir, out_dir)
     per_item: dict = {}
     for p in proposals:
         if rule.kind == "case_too_fast":
             per_item[p.item] = p.proposed_min
         else:
             per_item.setdefault(p.item, {})[p.step] = p.proposed_min
+    return write_params(rules_dir, rule, out_dir, note, {
+        "item_min_case_minutes" if rule.kind == "case_too_fast" else "item_min_minutes":
+        per_item})
+
+
+def write_params(rules_dir: Path, rule: Rule, out_dir: Path, note: str,
+                 params: dict) -> Path:
+    """A copy of ``rules_dir`` in ``out_dir`` whose file holding ``rule`` has ``params``
+    set on it (the rest of the file as it was); the path of that file."""
+    if out_dir.exists():
+        raise MonitorError(f"{out_dir} already exists: choose another --out or remove it")
+    shutil.copytree(rules_dir, out_dir)
     target = out_dir / Path(rule.path).name
     raw = yaml.safe_load(Path(rule.path).read_text(encoding="utf-8"))
     entries = raw["rules"] if isinstance(raw, dict) else raw
     for entry in entries:
         if entry.get("id") == rule.id:
-            params = entry.setdefault("params", {}) or {}
-            entry["params"] = params
-            params["item_min_case_minutes" if rule.kind == "case_too_fast"
-                   else "item_min_minutes"] = per_item
+            entry["params"] = {**(entry.get("params") or {}), **params}
     text = yaml.safe_dump(raw, allow_unicode=True, sort_keys=False, width=100)
     target.write_text(f"# {note}\n{text}", encoding="utf-8")
     return target

@@ -25,7 +25,7 @@ from ..rules.model import Rule, Scope
 # fewer flagged cases than this are never a flood, whatever their share
 MIN_FLAGGED = 10
 # kinds whose thresholds `rules calibrate` proposes
-CALIBRATED = ("step_too_fast", "case_too_fast")
+CALIBRATED = ("step_too_fast", "case_too_fast", "late_entry", "batch_entry", "overdue")
 
 
 @dataclass(frozen=True)

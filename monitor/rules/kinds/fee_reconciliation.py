@@ -24,6 +24,10 @@ collected offline) and an online total above receipts (money not remitted, 截�
   (a log warning naming the departments), so the gap in the data is visible.
 * Scope: receipts are per department, so only the scope's department lists apply; item and
   category lists are ignored by this kind.
+* A department whose every charging item (catalog fee above 0, or a penalty) is a
+  penalty pays fines into the treasury: its findings are titled and worded so
+  (``VARIANTS``: 罚没款入库比对不符); one with both fees and penalties (the demo's 城管)
+  is worded for both (收费及罚没款入库比对不符).
 * Incremental: a department-month's figures, and so its finding, change only when an
   online payment in it is stored, its receipts row is written (``receipts.event_mark``
   at or above the previous run's event watermark: that run may not have seen it), the
@@ -46,7 +50,7 @@ from decimal import Decimal
 from sqlalchemy import (ColumnClause, Connection, Integer, and_, case, func, literal_column, select,
                         true)
 
-from ...models import Department, Event, Receipt
+from ...models import Department, Event, Item, Receipt
 from ..finding import Context, Finding
 from ..sql import new_events
 from ._common import aware
@@ -58,9 +62,21 @@ TITLE = "收费比对不符（网上收费与财政入库不一致）"
 DEFAULT_MESSAGE = ("{department} {period}：网上收费 {online} 元，财政入库 {receipts}，"
                    "相差 {difference} 元（{direction}）")
 FIELDS = ("online", "receipts", "difference", "direction", "payments")
+# a department whose every charging item is a penalty collects fines, not fees; one with
+# both fee-bearing items and penalties collects both
+VARIANTS = {"fine": ("罚没款入库比对不符（网上缴纳罚没款与财政入库不一致）",
+                     "{department} {period}：网上缴纳罚没款 {online} 元，财政入库 {receipts}，"
+                     "相差 {difference} 元（{direction}）"),
+            "mixed": ("收费及罚没款入库比对不符（网上收缴与财政入库不一致）",
+                      "{department} {period}：网上收费及罚没款 {online} 元，财政入库 {receipts}，"
+                      "相差 {difference} 元（{direction}）")}
 
 DIRECTIONS = {"receipts_exceed_online": "财政入库多于网上收费，疑似网下收费、体外循环",
               "online_exceeds_receipts": "网上收费多于财政入库，疑似未及时足额上缴"}
+MIXED_DIRECTIONS = {"receipts_exceed_online": "财政入库多于网上收缴，疑似网下收费或收缴罚没款、体外循环",
+                    "online_exceeds_receipts": "网上收缴多于财政入库，疑似未及时足额上缴"}
+FINE_DIRECTIONS = {"receipts_exceed_online": "财政入库多于网上缴纳罚没款，疑似网下收缴罚没款、体外循环",
+                   "online_exceeds_receipts": "网上缴纳罚没款多于财政入库，疑似未及时足额上缴"}
 
 
 @dataclass(frozen=True)
@@ -150,11 +166,27 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
         log.warning("fee reconciliation: no treasury receipts loaded for department%s %s: "
                     "their months are not compared (permit-monitor ingest receipts)",
                     "s" if len(unloaded) > 1 else "", ", ".join(unloaded))
+    kinds = _charging(conn)
     for department, period in sorted(k for k in keys if k[0] in loaded):
         finding = _compare(department, by_period[period], totals.get((department, period)),
-                           receipts.get((department, period)), p, ctx)
+                           receipts.get((department, period)), p, ctx, kinds.get(department))
         if finding is not None:
             yield finding
+
+
+def _charging(conn: Connection) -> dict[str, str]:
+    """department → ``fine`` when every charging item of it (catalog fee above 0, or a
+    penalty) is a penalty: what it pays into the treasury are fines (罚没款); ``mixed`` when
+    it has both. Its findings are titled and worded so; a department of fees only is not
+    listed (the rule's own words)."""
+    charging = (fen(Item.fee) > 0) | (Item.category == "penalty")
+    out = {}
+    for department, fines, total in conn.execute(
+            select(Item.department, func.count(case((Item.category == "penalty", 1))),
+                   func.count()).where(charging).group_by(Item.department)):
+        if fines:
+            out[department] = "fine" if fines == total else "mixed"
+    return out
 
 
 def _earliest(conn: Connection, scope, online, ctx: Context):
@@ -250,7 +282,8 @@ def _due(month: Month, p: Params, ctx: Context) -> datetime:
 
 
 def _compare(department: str, month: Month, online: tuple[Decimal, int] | None,
-             received: Decimal | None, p: Params, ctx: Context) -> Finding | None:
+             received: Decimal | None, p: Params, ctx: Context,
+             variant: str | None) -> Finding | None:
     paid, payments = online or (yuan(0), 0)
     if received is None and (not p.missing_receipts or ctx.as_of < _due(month, p, ctx)):
         return None
@@ -260,9 +293,11 @@ def _compare(department: str, month: Month, online: tuple[Decimal, int] | None,
     if abs(difference) <= threshold:
         return None
     direction = "online_exceeds_receipts" if difference > 0 else "receipts_exceed_online"
-    text = DIRECTIONS[direction] + ("（该月无财政入库记录）" if received is None else "")
+    words = {"fine": FINE_DIRECTIONS, "mixed": MIXED_DIRECTIONS}.get(variant or "", DIRECTIONS)
+    text = words[direction] + ("（该月无财政入库记录）" if received is None else "")
     return Finding(
         subject=f"{department}|{month.period}", department=department, period=month.period,
+        variant=variant,
         fields={"online": money(paid), "difference": money(abs(difference)),
                 "receipts": "无记录" if received is None else f"{money(received)} 元",
                 "direction": text, "payments": payments},

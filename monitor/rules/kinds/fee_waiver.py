@@ -14,7 +14,8 @@ Which cases are judged: those that reached ``certificate_printed`` or ``complete
 then everything owed must have been paid, even in instalments — 行政处罚法第六十六条)
 **and** have at least one online payment, all as of ``ctx.as_of``. A case with no online
 payment at all is ``unpaid_fee``'s (网下收费), so one problem raises one alert. Open cases
-are judged when they end.
+are judged when they end. A finding on a penalty item (catalog category ``penalty``) is
+titled and worded as a fine (``VARIANTS``: 罚款减免未经批准).
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ from ._fees import (authorised_users, case_fees, describe_event, fee_events, fen
 TITLE = "擅自减免（实缴低于应缴且无有权减免）"
 DEFAULT_MESSAGE = "案件 {case_id}：应缴 {due} 元，网上实缴 {paid} 元，少收 {shortfall} 元（{waivers}）"
 FIELDS = ("standard", "waived", "due", "paid", "shortfall", "waivers")
+# a finding on a penalty item (catalog category penalty) is a fine reduced, not a fee
+VARIANTS = {"fine": ("罚款减免未经批准（实缴罚没款低于处罚决定且无有权减免）",
+                     "案件 {case_id}：应缴罚没款 {due} 元，网上实缴 {paid} 元，少缴 {shortfall} 元"
+                     "（{waivers}）")}
 BY_CASE = True  # per case, from its events alone (see kinds.Kind)
 
 
@@ -72,6 +77,7 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
         yield Finding(
             subject=r.case_id, case_id=r.case_id, department=r.department,
             item_code=r.item_code, actor=culprit,
+            variant="fine" if r.category == "penalty" else None,
             fields={"standard": money(yuan(r.standard_fen)), "waived": money(yuan(r.waived_fen)),
                     "due": money(yuan(r.due_fen)), "paid": money(yuan(r.online_fen)),
                     "shortfall": money(yuan(r.shortfall_fen)),

@@ -17,6 +17,8 @@ the certificate without an online payment; this kind finds the cases that got th
   no assessment at all is flagged: its fine is unknown, and not even assessed online.
 * Cleared (复查销号, monitor/clearing.py) when an online payment is recorded for the
   case after the alert was raised (or nothing is owed any more: an authorised waiver).
+* A finding on a penalty item (catalog category ``penalty``) is titled and worded as a
+  fine (``VARIANTS``: 罚没款未经网上缴纳), not as a fee.
 * One alert per case; evidence: the first certificate/complete event, every payment that
   was not online, the assessment and any waivers (authorised or not).
 """
@@ -36,6 +38,9 @@ from ._fees import (REACHED, authorised_users, case_fees, describe_event, fee_ev
 TITLE = "网下收费（收费事项未经网上缴费即制证或办结）"
 DEFAULT_MESSAGE = "案件 {case_id}：已{reached}，应缴 {due}，未见网上缴费（{payment}）"
 FIELDS = ("reached", "due", "payment", "offline_amount")
+# a finding on a penalty item (catalog category penalty) is a fine not paid online, not a fee
+VARIANTS = {"fine": ("罚没款未经网上缴纳（罚没事项未经网上缴纳即办结）",
+                     "案件 {case_id}：已{reached}，应缴罚没款 {due}，未见网上缴纳（{payment}）")}
 BY_CASE = True  # per case, from its events alone (see kinds.Kind)
 # An online payment recorded after the alert (late data: paid online before the
 # certificate, keyed in afterwards) answers the finding: the alert is cleared.
@@ -86,6 +91,7 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
         yield Finding(
             subject=r.case_id, case_id=r.case_id, department=r.department,
             item_code=r.item_code, actor=end.actor if end else None,
+            variant="fine" if r.category == "penalty" else None,
             fields={"reached": REACHED.get(end.step if end else "", "办结"),
                     "due": "未核定金额" if due is None else f"{money(due)} 元",
                     "payment": payment, "offline_amount": money(paid_total)},
