@@ -55,7 +55,7 @@ class RuleOutcome:
 
 def context(config: Config, as_of: datetime) -> Context:
     return Context(as_of=as_of, tz=config.tz, calendar=config.calendar(),
-                   scores=config.scores)
+                   scores=config.scores, stale_days=config.stale_days)
 
 
 def _since(conn: Connection, rule: Rule, as_of: datetime) -> tuple[int, datetime] | None:

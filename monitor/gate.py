@@ -177,7 +177,8 @@ def judge(conn: Connection, config: Config, rules: list[Rule], raw: Any, at: dat
         probe = conn.execute(_PROBE, row).scalar_one()
         ctx = Context(as_of=as_of, tz=config.tz, calendar=config.calendar(),
                       since_event_id=probe - 1, since_as_of=as_of, deferred_ids=(),
-                      changed_case_ids=(row["case_id"],), probe=True)
+                      changed_case_ids=(row["case_id"],), probe=True,
+                      stale_days=config.stale_days)
         for rule in gated:
             found = _implicated(rule, row, KINDS[rule.kind].detect(conn, rule, ctx))
             if not found:

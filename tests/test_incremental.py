@@ -61,8 +61,10 @@ def write(path, rows):
 @pytest.mark.slow  # 60 random histories under every shipped rule
 @settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(history=st.lists(EVENT, min_size=1, max_size=40), cuts=st.lists(st.integers(0, 40)))
-def test_incremental_equals_full(store, reference, config, tmp_path, history, cuts):
+@given(history=st.lists(EVENT, min_size=1, max_size=40), cuts=st.lists(st.integers(0, 40)),
+       stale=st.sampled_from([180, 30]))  # 30: open cases go stale as the runs move on
+def test_incremental_equals_full(store, reference, config, tmp_path, history, cuts, stale):
+    config = replace(config, stale_days=stale)
     for engine in (store, reference):
         with engine.begin() as conn:
             for model in (AlertNotice, AlertChange, Hold, Alert, RuleState, Event, Quarantine,

@@ -365,12 +365,14 @@ EVENTS = st.tuples(st.integers(0, 3), st.sampled_from(STEPS), st.integers(0, 60 
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(history=st.lists(EVENTS, min_size=3, max_size=25), cuts=st.lists(st.integers(0, 25)),
        days=st.lists(st.integers(1, 9), min_size=3, max_size=3),
-       hour=st.integers(0, 23))
+       hour=st.integers(0, 23), stale=st.sampled_from([180, 15]))
 def test_runs_on_successive_days_leave_what_a_full_run_finds(store, config, write_events,
                                                              tmp_path, history, cuts, days,
-                                                             hour):
+                                                             hour, stale):
     """A log replayed day by day (events stored before they occur, as_of moving on) and
-    batches arriving in between: the alerts equal a full evaluation's findings."""
+    batches arriving in between: the alerts equal a full evaluation's findings — also
+    when open cases go stale (a short ``stale_days``) with or without an alert raised."""
+    config = replace(config, stale_days=stale)
     with store.begin() as conn:
         for model in (AlertNotice, AlertChange, Alert, RuleState, Event):
             conn.execute(delete(model))
@@ -414,3 +416,52 @@ def test_a_decision_stored_ahead_of_a_run_is_seen_later_the_same_day(
     afternoon = evaluate(store, config, datetime.fromisoformat("2025-11-21T15:00:00+08:00"),
                          rules=rule)[0]
     assert afternoon.incremental and [f.case_id for f in afternoon.findings] == ["x"]
+
+
+def test_a_stale_case_is_left_to_data_quality_but_a_pending_alert_stays(
+        store, config, write_events, tmp_path):
+    """An open case silent for more than ``stale_days`` (180) is no overdue finding — unless
+    an alert was raised on it before it went silent: that one stays, saying so, in the
+    incremental run of a new date as in a full one."""
+    silent = [event("s-a", "silent", "accept", "2025-03-03 09:00"),
+              event("s-r", "silent", "review", "2025-03-05 09:00")]
+    load(store, config, write_events, silent)
+    rule = rules(tmp_path)
+    [april] = evaluate(store, config, datetime.fromisoformat("2025-04-15T18:00:00+08:00"),
+                       rules=rule)
+    assert levels({f.case_id: f for f in april.findings}) == {"silent": "red"}
+    # a second case, accepted with the first but stored only now: never alerted
+    load(store, config, write_events, [event("q-a", "quiet", "accept", "2025-03-03 09:00")],
+         name="quiet.csv")
+    october = datetime.fromisoformat("2025-10-01T18:00:00+08:00")
+    [later] = evaluate(store, config, october, rules=rule)
+    [full] = evaluate(store, config, october, rules=rule, full=True, dry_run=True)
+    assert later.incremental
+    assert [f.case_id for f in later.findings] == [f.case_id for f in full.findings] == ["silent"]
+    [f] = later.findings
+    assert f.level == "red" and f.evidence["stale"]["stale_days"] == 180
+    assert "2025-03-05 以来逾 180 日无记录（数据质量问题），已发出的告警保留待处置" \
+        in f.fields["state"]
+    assert (later.stored.new, later.stored.cleared) == (0, 0)
+    # the setting decides: under a longer one neither case is stale, both are red
+    [longer] = evaluate(store, replace(config, stale_days=300), october, rules=rule,
+                        full=True, dry_run=True)
+    assert levels({f.case_id: f for f in longer.findings}) == {"silent": "red", "quiet": "red"}
+
+
+def test_a_resolved_alert_is_not_found_again_once_the_case_is_stale(
+        store, config, write_events, tmp_path):
+    """A person disposed of the red card; the case then went silent: nothing to find
+    (the data-quality rule reports the case), and the disposition is left as it was."""
+    from sqlalchemy import update
+
+    load(store, config, write_events, [*case("c1", "2025-03-03 09:00", None)])
+    rule = rules(tmp_path)
+    evaluate(store, config, datetime.fromisoformat("2025-04-15T18:00:00+08:00"), rules=rule)
+    with store.begin() as conn:
+        conn.execute(update(Alert).values(status="resolved"))
+    [later] = evaluate(store, config, datetime.fromisoformat("2025-10-01T18:00:00+08:00"),
+                       rules=rule)
+    assert later.findings == []
+    with store.connect() as conn:
+        assert conn.execute(select(Alert.status, Alert.message)).one().status == "resolved"

@@ -158,7 +158,7 @@ def test_data_quality_findings_are_their_own_kind(store, config, tmp_path):
         ("fine", "accept", "2025-10-09 09:00:00"),
         ("fine", "decide", "2025-10-20 09:00:00", "u2"),
     ])
-    got = found(store, config, tmp_path, "data_quality", ", params: {stale_days: 180}")
+    got = found(store, config, tmp_path, "data_quality")
     assert {c: f.fields["issues"] for c, f in got.items()} == {
         "backwards": "决定早于受理",
         "dated": "时间仅精确到日，无法判断办理是否过快",

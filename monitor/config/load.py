@@ -89,6 +89,11 @@ SETTINGS: tuple[Setting, ...] = (
             "`run` and `rules backtest` warn when a rule flags more than this percentage of "
             "the cases in its scope (a flood: the office's practice, not misconduct), "
             "pointing to `rules calibrate`."),
+    Setting("stale_days", 180, int,
+            "An accepted case neither decided nor ended and silent (no event) for more than "
+            "this many calendar days is stale: the data-quality rule reports it, and "
+            "`overdue` leaves it out rather than keep it red for ever (an alert already "
+            "raised on it stays until someone disposes of it)."),
     Setting("calendar", {}, dict,
             "Working days: country (cn, the default, from chinese-calendar with its 调休 "
             "make-up days; or a country of the holidays package: NL, IT, DE-BY …) and "
@@ -153,6 +158,7 @@ class Config:
     mapping: XesMapping = declared(SETTINGS, "mapping", lambda raw: XesMapping(**raw))
     mappings: Mapping[str, EventMapping] = declared(SETTINGS, "mappings")
     flood_percent: int = declared(SETTINGS, "flood_percent")
+    stale_days: int = declared(SETTINGS, "stale_days")
     extra_holidays: frozenset[date] = declared(
         SETTINGS, "calendar", lambda raw: frozenset(raw.get("extra_holidays", ())))
     extra_workdays: frozenset[date] = declared(
@@ -237,7 +243,7 @@ def load_config(path: str | Path | None) -> Config:
         check_encoding(values["encoding"])
     except EncodingProblem as exc:
         raise ConfigError(where, raw.line_of("encoding"), str(exc)) from None
-    for name in ("batch_size", "handling_days", "reminder_days"):
+    for name in ("batch_size", "handling_days", "reminder_days", "stale_days"):
         if values[name] < 1:
             raise ConfigError(where, raw.line_of(name), f"'{name}' must be at least 1")
     return Config(
@@ -257,6 +263,7 @@ def load_config(path: str | Path | None) -> Config:
         extra_holidays=dates["extra_holidays"], extra_workdays=dates["extra_workdays"],
         mappings=MappingProxyType(load_mappings(values["mappings"], where)),
         flood_percent=_percent(values["flood_percent"], raw, where),
+        stale_days=values["stale_days"],
         calendar_country=country,
         calendar_departments=MappingProxyType(departments),
         language=load_language(raw, values["language"], where),

@@ -36,6 +36,9 @@ class Context:
     deferred_ids: tuple[int, ...] | None = None  # see above
     changed_case_ids: tuple[str, ...] | None = None  # see above
     scores: Any = None  # the scorecard's weights (config ``scores``), for ranking_last
+    # config ``stale_days``: open cases silent longer are stale (data_quality reports them,
+    # overdue leaves them out); None: no case is stale
+    stale_days: int | None = None
     # the workflow gate's look at one case and a candidate event (monitor/gate.py), in a
     # transaction that is rolled back: a detector keeps no state of its own and does not
     # sweep other cases for the passing of time

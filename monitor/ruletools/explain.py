@@ -101,7 +101,7 @@ def explain(engine: Engine, config: Config, rules: list[Rule], rule_id: str, cas
             .order_by(Alert.id)).all()
     out = Explanation(rule, case_id, as_of, events=list(events))
     ctx = Context(as_of=as_of, tz=config.tz, calendar=config.calendar(),
-                   scores=config.scores)
+                  scores=config.scores, stale_days=config.stale_days)
     tz = config.tz
     for prev, e in zip([None, *events], events):
         gap = f"+{human((e.occurred_at - prev.occurred_at).total_seconds())}" if prev else ""

@@ -12,9 +12,10 @@ Per case, as of ``ctx.as_of`` (system events aside):
   judge it, and do not.
 * ``synthetic_timeline`` — ``synthetic_steps`` or more workflow steps stamped with one
   instant by one account: how some platforms fill in a workflow that never ran.
-* ``stale`` — accepted, not decided or ended, and silent for more than ``stale_days``
-  calendar days: the case is likely closed in a way the log does not record, so it is
-  a question for the data owner rather than red for ever.
+* ``stale`` — accepted, not decided or ended, and silent for more than the ``stale_days``
+  setting's calendar days (config.yaml, default 180; see :mod:`._stale`): the case is
+  likely closed in a way the log does not record, so it is a question for the data owner
+  rather than red for ever — ``overdue`` leaves it out.
 
 One finding per case, level ``warning``, listing what was found. Not incremental: a case
 goes stale by time passing, without a new event.
@@ -24,14 +25,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 
 from sqlalchemy import Connection, case, func, select
 
 from ...models import Event, Item
 from ..finding import Context, Finding
 from ..sql import in_scope
-from ._common import aware, local
+from . import _stale
+from ._common import local
 
 TITLE = "数据质量问题（不计入违规）"
 DEFAULT_MESSAGE = "案件 {case_id}：{issues}"
@@ -45,12 +46,10 @@ ISSUES = {
     "synthetic_timeline": "多个环节由同一账号在同一时刻记录（疑似系统补齐流程）",
     "stale": "已受理未办结且长期无记录",
 }
-END_STEPS = ("decide", "complete", "refuse", "withdraw", "transfer")
 
 
 @dataclass(frozen=True)
 class Params:
-    stale_days: int = 180      # calendar days of silence after which an open case is stale
     synthetic_steps: int = 3   # steps with one stamp by one account that make a timeline
 
 
@@ -58,9 +57,7 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     e = Event.__table__
     policies: dict[str, dict | None] = {
         code: policy for code, policy in conn.execute(select(Item.code, Item.policy))}
-    decisions = {"decide"} | {s for p in policies.values() if p for s in p.get("decision_steps", ())}
-    ends = set(END_STEPS) | decisions | {s for p in policies.values() if p
-                                         for s in p.get("end_steps", ())}
+    decisions, ends = _stale.steps(policies.values())
     needs_seconds = {code for code, minutes, case_minutes in conn.execute(
         select(Item.code, Item.min_minutes, Item.min_case_minutes))
         if minutes or case_minutes}
@@ -72,13 +69,11 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
                func.min(case((e.c.step == "accept", e.c.occurred_at))).label("accepted"),
                func.min(case((e.c.step.in_(sorted(decisions)), e.c.occurred_at)))
                .label("decided"),
-               func.max(case((e.c.step.in_(sorted(ends)), 1), else_=0)).label("ended"),
-               func.max(e.c.occurred_at).label("last"),
+               *_stale.columns(ends),
                func.sum(case((e.c.recorded_at < e.c.occurred_at, 1), else_=0)).label("early"),
                func.sum(case((e.c.time_precision == "day", 1), else_=0)).label("days"))
         .where(*scope).group_by(e.c.case_id).order_by(e.c.case_id)).all()
     synthetic = _synthetic(conn, scope, rule.params.synthetic_steps, decisions | ends)
-    cutoff = ctx.as_of - timedelta(days=rule.params.stale_days)
     for r in rows:
         found: dict[str, dict] = {}
         if r.accepted is not None and r.decided is not None and r.decided < r.accepted:
@@ -90,9 +85,8 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
             found["day_precision"] = {"events": r.days}
         if r.case_id in synthetic:
             found["synthetic_timeline"] = synthetic[r.case_id]
-        if r.accepted is not None and not r.ended and aware(r.last) < cutoff:
-            found["stale"] = {"last_event_at": local(r.last, ctx),
-                              "stale_days": rule.params.stale_days}
+        if r.accepted is not None and _stale.stale(r, ctx):
+            found["stale"] = _stale.evidence(r, ctx)
         if found:
             yield Finding(
                 subject=r.case_id, case_id=r.case_id, department=r.department,

@@ -44,13 +44,23 @@ promised limit, a warning heeded (the case decided, or its clock stopped, in tim
 finding no longer holds, so the rule does not give it; the alert is closed as ``cleared``
 with the case's new events as evidence (a resolved alert keeps its disposition).
 
+**Stale cases** (长期无记录, :mod:`._stale`): an open case with no event (system events
+aside) for more than the ``stale_days`` setting's calendar days (config.yaml, default 180)
+is not a finding of this rule: it was most likely closed in a way the log does not record,
+and the data-quality rule reports it instead — without this, an unmapped exit keeps a case
+red for ever. **An alert already raised and still pending** (open, acknowledged) stays, the
+case still found, its message saying since when the case is silent: silence is no evidence
+that the case was handled in time, and a red card must not vanish because an office
+stopped recording — clearing needs new data (复查销号), or a person's disposition. A case
+that gets a new event is no longer stale, and the clock judges it again.
+
 **Incremental**: the cases with new events; and, on the first run of a new local date,
 every case that was still open as of the previous run (time passes for open cases) —
 the rule keeps that list (``open_cases``) as it keeps its watermark, so the cases are
 looked up in the case index, not found by a scan of the history. A decision stored ahead
 of a replayed ``as_of`` is a new event when it comes into view. Within a date an open
-case's level and message cannot change (they depend on dates only), so later runs that
-day look at new events alone.
+case's level and message cannot change (they depend on dates only, and so does whether
+it is stale), so later runs that day look at new events alone.
 
 **Step limits** (环节时限, catalog ``step_days``): a second family of findings from the
 same rule, subject ``CASE|step``, level ``yellow`` — a step past its own limit even while
@@ -80,9 +90,10 @@ from sqlalchemy.sql.elements import ColumnElement
 from ...alerts import dedupe_key
 from ...calendar import CALENDAR_DAYS
 from ...models import Alert, Event, Item, OpenCase, RuleState
+from ...supervision import ACTIVE
 from ..finding import Context, Finding
 from ..sql import changed_cases, in_scope, one_of, seconds_between
-from . import _clock, _step_limits
+from . import _clock, _stale, _step_limits
 from ._clock import CLOCK_STEPS, IN_CHUNK, Clock, day
 from ._common import local
 
@@ -120,7 +131,8 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     # the ways a case is decided or ends that any item's catalog names (refuse, withdraw,
     # transfer …) stop its clock too; without such items: decide and complete
     ends = (tuple(sorted({"decide"} | {s for p in policies for s in p.get("decision_steps", ())})),
-            tuple(sorted({"complete"} | {s for p in policies for s in p.get("end_steps", ())})))
+            tuple(sorted({"complete"} | {s for p in policies for s in p.get("end_steps", ())})),
+            _stale.steps(policies)[1])  # and every end the data-quality rule knows of
     if listed is None:
         queries = [_candidates(rule, ctx, looked_at, dated, ends)]
     else:  # in rounds: a short list is looked up in the case index whatever the planner
@@ -151,6 +163,8 @@ def _judged(conn: Connection, rule, ctx: Context, rows: Sequence) -> Iterator[Fi
         level = _level(r, clock, rule.params, own)
         if level is None:  # within every limit: the alert, if any, is cleared
             continue
+        if _stale.stale(r, ctx) and r.previous_status not in ACTIVE:
+            continue  # a data-quality finding, not misconduct (an alert pending stays)
         if RANK.get(r.previous_level, 0) > RANK[level]:
             kept = r.previous_level
         else:
@@ -216,10 +230,11 @@ def _last_day(conn: Connection, rule, ctx: Context) -> date | None:
     return None if last is None or day(last, ctx) == day(ctx.as_of, ctx) else day(last, ctx)
 
 
-def _candidates(rule, ctx: Context, looked_at: ColumnElement, dated: Sequence[str] = (),
-                ends: tuple = (("decide",), ("complete",))):
+def _candidates(rule, ctx: Context, looked_at: ColumnElement, dated: Sequence[str],
+                ends: tuple):
     """One row per case that could be late: SQL aggregates, joins the item and the alert.
-    ``ends``: the steps that decide a case, and those that end it otherwise."""
+    ``ends``: the steps that decide a case, those that end it otherwise, and every step
+    that ends one for :mod:`._stale`."""
     e = Event.__table__
 
     def first(*steps: str):
@@ -231,7 +246,8 @@ def _candidates(rule, ctx: Context, looked_at: ColumnElement, dated: Sequence[st
                        func.min(e.c.department).label("department"),
                        first("accept").label("accepted"), first(*ends[0]).label("decided"),
                        first(*ends[1]).label("completed"),
-                       func.count(case((e.c.step.in_(CLOCK_STEPS), 1))).label("stops"))
+                       func.count(case((e.c.step.in_(CLOCK_STEPS), 1))).label("stops"),
+                       *_stale.columns(ends[2]))
                 .where(seen, looked_at).group_by(e.c.case_id)
                 .subquery())
     end = func.coalesce(per_case.c.decided, per_case.c.completed)
@@ -243,7 +259,7 @@ def _candidates(rule, ctx: Context, looked_at: ColumnElement, dated: Sequence[st
                         > (Item.promised_days - 1) * literal(86400.0),
                         *([Item.code.in_(dated)] if dated else []))
     return (select(per_case, Item.promised_days, Item.legal_days, Item.policy,
-                   Alert.level.label("previous_level"))
+                   Alert.level.label("previous_level"), Alert.status.label("previous_status"))
             .join(Item, Item.code == per_case.c.item_code)
             .outerjoin(Alert, alert)
             .where(per_case.c.accepted.is_not(None), could_be_late)
@@ -385,6 +401,10 @@ def _finding(row, clock: Clock, level: str | None, kept: str | None, ids: dict,
     state = _state(row, clock, level, ctx)
     if kept:
         state += f"；此前已判定为{LEVEL_CN[kept]}，级别保留待处置"
+    stale = _stale.stale(row, ctx)
+    if stale:  # only an alert already pending is still found (see the docstring)
+        state += (f"；{day(row.last, ctx)} 以来逾 {ctx.stale_days} 日无记录（数据质量问题），"
+                  "已发出的告警保留待处置")
     limits = f"承诺 {clock.promised}、法定 {clock.legal} 个工作日"
     if clock.extension:
         limits += f"，含延期 {clock.extension} 个工作日"
@@ -408,6 +428,8 @@ def _finding(row, clock: Clock, level: str | None, kept: str | None, ids: dict,
         "suspensions": clock.suspensions, "extensions": clock.extensions,
         "warning_days": params.warning_days,
     }
+    if stale:
+        evidence["stale"] = _stale.evidence(row, ctx)
     if level == "warning":
         evidence["remaining_days"] = ctx.calendar.workdays_between(
             clock.end_date, clock.promised_deadline)
