@@ -443,6 +443,14 @@ def test_a_stale_case_is_left_to_data_quality_but_a_pending_alert_stays(
     assert "2025-03-05 以来逾 180 日无记录（数据质量问题），已发出的告警保留待处置" \
         in f.fields["state"]
     assert (later.stored.new, later.stored.cleared) == (0, 0)
+    # rules explain says why the quiet case is not found
+    from monitor.ruletools.explain import explain
+
+    out = explain(store, config, rule, "overdue", "quiet", october)
+    assert "stale: no event since 2025-03-03, more than stale_days 180 calendar days: left " \
+        "to the data-quality rule (an overdue alert raised before the silence and not " \
+        "disposed of stays)" in out.checks
+    assert out.verdict.startswith("no finding")
     # the setting decides: under a longer one neither case is stale, both are red
     [longer] = evaluate(store, replace(config, stale_days=300), october, rules=rule,
                         full=True, dry_run=True)

@@ -249,7 +249,23 @@ def _overdue(out: Explanation, rule: Rule, item: Any, events: list, ctx: Context
                   date.fromisoformat(s["resumed_at"][:10]) if s["resumed_at"] else None)
                  for s in clock.suspensions]
     out.strip = _days(ctx, clock, suspended)
+    _stale_check(out, item, events, ctx)
     _step_checks(out, rule, item, events, ctx)
+
+
+def _stale_check(out: Explanation, item: Any, events: list, ctx: Context) -> None:
+    """Whether the open case is stale (config ``stale_days``): left to data quality."""
+    from ..rules.kinds import _stale
+
+    flow = [e for e in events if not e.is_system]
+    ends = _stale.steps([getattr(item, "policy", None)])[1]
+    row = SimpleNamespace(last=max((e.occurred_at for e in flow), default=None),
+                          ended=any(e.step in ends for e in flow))
+    if _stale.stale(row, ctx):
+        out.checks.append(
+            f"stale: no event since {_stale.evidence(row, ctx)['last_event_at'][:10]}, more "
+            f"than stale_days {ctx.stale_days} calendar days: left to the data-quality rule "
+            "(an overdue alert raised before the silence and not disposed of stays)")
 
 
 def _step_checks(out: Explanation, rule: Rule, item: Any, events: list, ctx: Context) -> None:
