@@ -16,7 +16,9 @@ has one pending step — the first limited step, in the order survey → review 
 decide, after the furthest of those (or the acceptance) it has reached. Its span runs from
 the case's latest non-clock event to ``as_of``: the step is overdue while pending, as an
 open case is. (Should a step without a limit come first, e.g. an unlimited survey before a
-limited review, the pending review's span includes the survey's time.)
+limited review, the pending review's span includes the survey's time.) A stale case's
+pending step (:mod:`._stale`) is left to data quality with the case, a step alert already
+raised on it aside.
 
 **The clock** is the case clock's (:func:`._clock.clock`): local dates, counting starts
 the day after the span's start, the working-day calendar, suspended working days inside
@@ -36,7 +38,7 @@ case's latest event; the calendar maths runs in Python on those few rows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -169,12 +171,15 @@ def measure(span, stops: Sequence, params, ctx: Context):
 
 
 def findings(spans_: Sequence, stops: dict, alerts: dict, params,
-             ctx: Context) -> list[Finding]:
+             ctx: Context, stale: Collection[str] = ()) -> list[Finding]:
     """The late spans as findings, the worst per case and step. A step alert already
     raised keeps its finding (alerts never step down on their own, as for the case clock):
-    the message then says how the step stands now."""
+    the message then says how the step stands now. The pending step of a ``stale`` case
+    (see :mod:`._stale`) is no finding unless an alert on it was raised before."""
     worst: dict[tuple[str, str], tuple] = {}
     for span in spans_:
+        if span.end is None and span.case_id in stale and (span.case_id, span.step) not in alerts:
+            continue  # silent for months: a data-quality question, as the case is
         clock = measure(span, stops.get(span.case_id, ()), params, ctx)
         late = clock.end_date > clock.promised_deadline
         key, rank = (span.case_id, span.step), (late, clock.used)

@@ -48,7 +48,7 @@ with the case's new events as evidence (a resolved alert keeps its disposition).
 aside) for more than the ``stale_days`` setting's calendar days (config.yaml, default 180)
 is not a finding of this rule: it was most likely closed in a way the log does not record,
 and the data-quality rule reports it instead — without this, an unmapped exit keeps a case
-red for ever. **An alert already raised and still pending** (open, acknowledged) stays, the
+red for ever. Its pending step (step limits, below) likewise; steps it did late stay. **An alert already raised and still pending** (open, acknowledged) stays, the
 case still found, its message saying since when the case is silent: silence is no evidence
 that the case was handled in time, and a red card must not vanish because an office
 stopped recording — clearing needs new data (复查销号), or a person's disposition. A case
@@ -140,15 +140,17 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
         queries = [_candidates(rule, ctx, one_of(e.c.case_id, chunk), dated, ends)
                    for chunk in _chunks(listed, CASES_PER_QUERY)]
     now_open: set[str] = set()
+    stale: set[str] = set()  # open cases left to data quality (their pending steps too)
     for query in queries:  # streamed (a server-side cursor on PostgreSQL), judged in rounds
         result = conn.execute(query, execution_options={"stream_results": True,
                                                         "yield_per": ROWS_PER_ROUND})
         for rows in result.partitions():
             now_open.update(r.case_id for r in rows if r.decided is None and r.completed is None)
+            stale.update(r.case_id for r in rows if _stale.stale(r, ctx))
             yield from _judged(conn, rule, ctx, rows)
     if not ctx.probe:
         _remember_open(conn, rule, ctx, last_day, now_open)
-    yield from _step_findings(conn, rule, ctx, looked_at)
+    yield from _step_findings(conn, rule, ctx, looked_at, stale)
 
 
 def _judged(conn: Connection, rule, ctx: Context, rows: Sequence) -> Iterator[Finding]:
@@ -208,8 +210,10 @@ def _in_calendar_days(finding: Finding) -> Finding:
                              "date, end date], local dates"})
 
 
-def _step_findings(conn: Connection, rule, ctx: Context, looked_at) -> list[Finding]:
-    """Steps past the catalog's ``step_days`` (see :mod:`._step_limits`)."""
+def _step_findings(conn: Connection, rule, ctx: Context, looked_at,
+                   stale: set[str]) -> list[Finding]:
+    """Steps past the catalog's ``step_days`` (see :mod:`._step_limits`); ``stale``: the
+    cases whose pending step is left to data quality, as the case is."""
     limits = _step_limits.item_limits(conn)
     if not limits:
         return []
@@ -217,7 +221,7 @@ def _step_findings(conn: Connection, rule, ctx: Context, looked_at) -> list[Find
     rows = _step_limits.candidates(conn, rule, ctx, limits, looked_at)
     spans = _step_limits.spans(rows, limits, ctx)
     stops = _clock.clock_events(conn, sorted({s.case_id for s in spans}), ctx)
-    return _step_limits.findings(spans, stops, alerts, rule.params, ctx)
+    return _step_limits.findings(spans, stops, alerts, rule.params, ctx, stale)
 
 
 def _last_day(conn: Connection, rule, ctx: Context) -> date | None:
