@@ -48,11 +48,12 @@ with the case's new events as evidence (a resolved alert keeps its disposition).
 aside) for more than the ``stale_days`` setting's calendar days (config.yaml, default 180)
 is not a finding of this rule: it was most likely closed in a way the log does not record,
 and the data-quality rule reports it instead — without this, an unmapped exit keeps a case
-red for ever. Its pending step (step limits, below) likewise; steps it did late stay. **An alert already raised and still pending** (open, acknowledged) stays, the
-case still found, its message saying since when the case is silent: silence is no evidence
-that the case was handled in time, and a red card must not vanish because an office
-stopped recording — clearing needs new data (复查销号), or a person's disposition. A case
-that gets a new event is no longer stale, and the clock judges it again.
+red for ever. Its pending step (step limits, below) likewise; steps it did late stay.
+**An alert already raised and still pending** (open, acknowledged) stays, the case still
+found, its message saying since when the case is silent: silence is no evidence that the
+case was handled in time, and a red card must not vanish because an office stopped
+recording — clearing needs new data (复查销号), or a person's disposition. A case that
+gets a new event is no longer stale, and the clock judges it again.
 
 **Incremental**: the cases with new events; and, on the first run of a new local date,
 every case that was still open as of the previous run (time passes for open cases) —
@@ -146,7 +147,7 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
                                                         "yield_per": ROWS_PER_ROUND})
         for rows in result.partitions():
             now_open.update(r.case_id for r in rows if r.decided is None and r.completed is None)
-            stale.update(r.case_id for r in rows if _stale.stale(r, ctx))
+            stale.update(r.case_id for r in rows if _silent(r, ctx))
             yield from _judged(conn, rule, ctx, rows)
     if not ctx.probe:
         _remember_open(conn, rule, ctx, last_day, now_open)
@@ -165,7 +166,7 @@ def _judged(conn: Connection, rule, ctx: Context, rows: Sequence) -> Iterator[Fi
         level = _level(r, clock, rule.params, own)
         if level is None:  # within every limit: the alert, if any, is cleared
             continue
-        if _stale.stale(r, ctx) and r.previous_status not in ACTIVE:
+        if _silent(r, ctx) and r.previous_status not in ACTIVE:
             continue  # a data-quality finding, not misconduct (an alert pending stays)
         if RANK.get(r.previous_level, 0) > RANK[level]:
             kept = r.previous_level
@@ -198,6 +199,12 @@ def _under_policy(row, ctx: Context):
     own = replace(ctx, calendar=CALENDAR_DAYS) \
         if policy.get("limit_unit") == "calendar_days" else ctx
     return SimpleNamespace(**values), own
+
+
+def _silent(row, ctx: Context) -> bool:
+    """An open case gone stale (a case this clock sees decided, even by a system event, is
+    judged as decided)."""
+    return row.decided is None and row.completed is None and _stale.stale(row, ctx)
 
 
 def _in_calendar_days(finding: Finding) -> Finding:
@@ -405,7 +412,7 @@ def _finding(row, clock: Clock, level: str | None, kept: str | None, ids: dict,
     state = _state(row, clock, level, ctx)
     if kept:
         state += f"；此前已判定为{LEVEL_CN[kept]}，级别保留待处置"
-    stale = _stale.stale(row, ctx)
+    stale = _silent(row, ctx)
     if stale:  # only an alert already pending is still found (see the docstring)
         state += (f"；{day(row.last, ctx)} 以来逾 {ctx.stale_days} 日无记录（数据质量问题），"
                   "已发出的告警保留待处置")
