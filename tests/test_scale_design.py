@@ -1,0 +1,122 @@
+"""docs/scale.md stays true to the schema: its table classifies every table of
+``monitor.models`` (distributed, reference or local) with the primary and unique keys the
+models declare today, names no table that does not exist (save Alembic's own and the ones
+it marks *new*), and gives every distributed table keys that include the region."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import MetaData, UniqueConstraint
+
+from monitor.models import Base
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = (ROOT / "docs" / "scale.md").read_text(encoding="utf-8")
+CLASSES = ("distributed", "reference", "local")
+OUTSIDE_MODELS = {"alembic_version"}  # Alembic's table: in every store, in no model
+
+
+@dataclass(frozen=True)
+class Row:
+    table: str
+    kind: str
+    key: str
+    unique: str
+    becomes: str
+
+
+def rows(text: str) -> dict[str, Row]:
+    """The classification table of ``text``: the rows whose first cell is a table name."""
+    out: dict[str, Row] = {}
+    for line in text.splitlines():
+        if not line.startswith("| `"):
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        assert len(cells) == 6, f"docs/scale.md: a table row has {len(cells)} cells: {line}"
+        name = cells[0].strip("`")
+        assert name not in out, f"docs/scale.md classifies {name} twice"
+        out[name] = Row(name, cells[1], cells[2], cells[3], cells[4])
+    return out
+
+
+def columns(cell: str) -> tuple[str, ...]:
+    """`a, b` → ('a', 'b')."""
+    return tuple(c.strip() for c in cell.strip("`()").split(","))
+
+
+def keys(cell: str) -> list[tuple[str, ...]]:
+    """The column tuples a cell lists in backticks: `(region, id)`; `(region, x)` …"""
+    return [columns(k) for k in re.findall(r"`\(([^`]*)\)`", cell)]
+
+
+def declared(metadata: MetaData) -> dict[str, tuple[tuple[str, ...], set[tuple[str, ...]]]]:
+    """table → (primary key columns, unique keys) as the models declare them."""
+    out = {}
+    for table in metadata.sorted_tables:
+        unique = {tuple(c.name for c in con.columns) for con in table.constraints
+                  if isinstance(con, UniqueConstraint)}
+        unique |= {tuple(c.name for c in ix.columns) for ix in table.indexes if ix.unique}
+        out[table.name] = (tuple(c.name for c in table.primary_key.columns), unique)
+    return out
+
+
+def problems(text: str, metadata: MetaData) -> list[str]:
+    found = rows(text)
+    tables = declared(metadata)
+    out = [f"{name} is not classified in docs/scale.md" for name in tables if name not in found]
+    for name, row in found.items():
+        if row.kind not in CLASSES:
+            out.append(f"{name}: class {row.kind!r} is none of {CLASSES}")
+        if name not in tables:
+            if name not in OUTSIDE_MODELS and row.key != "*new*":
+                out.append(f"{name} is in docs/scale.md but in no model (mark it *new*?)")
+            continue
+        pk, unique = tables[name]
+        if columns(row.key) != pk:
+            out.append(f"{name}: key today is ({', '.join(pk)}), the doc says {row.key}")
+        said = set(keys(row.unique))
+        if said != unique:
+            out.append(f"{name}: unique today is {sorted(unique)}, the doc says {row.unique}")
+        if row.kind != "distributed":
+            continue
+        becomes = keys(row.becomes)
+        if not becomes:
+            out.append(f"{name}: no key given for it as a distributed table")
+        for key in becomes:
+            if "region" not in key:
+                out.append(f"{name}: ({', '.join(key)}) does not include the region")
+        for old in unique:
+            if not any(set(old) | {"region"} <= set(new) for new in becomes[1:]):
+                out.append(f"{name}: unique ({', '.join(old)}) has no key with the region")
+    return out
+
+
+def test_every_table_is_classified_with_its_keys():
+    assert len(rows(DOC)) >= len(Base.metadata.tables)  # the table was read at all
+    assert problems(DOC, Base.metadata) == []
+
+
+def test_the_check_can_fail():
+    events = next(line for line in DOC.splitlines() if line.startswith("| `events` |"))
+    without = DOC.replace(events + "\n", "")
+    assert problems(without, Base.metadata) == ["events is not classified in docs/scale.md"]
+
+    widened = DOC.replace(events, events.replace("`(region, event_id)`", "`(event_id)`"))
+    assert problems(widened, Base.metadata) == [
+        "events: (event_id) does not include the region",
+        "events: unique (event_id) has no key with the region"]
+
+    stale = DOC.replace(events, events.replace("| `(event_id)` |", "| — |"))
+    assert problems(stale, Base.metadata) == [
+        "events: unique today is [('event_id',)], the doc says —"]
+
+    invented = DOC + "\n| `cases` | distributed | `id` | — | `(region, id)` | |\n"
+    assert problems(invented, Base.metadata) == [
+        "cases is in docs/scale.md but in no model (mark it *new*?)"]
+
+    vague = DOC.replace("| `meta` | local |", "| `meta` | coordinator |")
+    assert problems(vague, Base.metadata) == [
+        "meta: class 'coordinator' is none of ('distributed', 'reference', 'local')"]
