@@ -1,7 +1,8 @@
 """docs/scale.md stays true to the schema: its table classifies every table of
 ``monitor.models`` (distributed, reference or local) with the primary and unique keys the
 models declare today, names no table that does not exist (save Alembic's own and the ones
-it marks *new*), and gives every distributed table keys that include the region."""
+it marks *new*), and gives every distributed table keys, and foreign keys, that include
+the region."""
 
 from __future__ import annotations
 
@@ -52,14 +53,22 @@ def keys(cell: str) -> list[tuple[str, ...]]:
     return [columns(k) for k in re.findall(r"`\(([^`]*)\)`", cell)]
 
 
-def declared(metadata: MetaData) -> dict[str, tuple[tuple[str, ...], set[tuple[str, ...]]]]:
-    """table → (primary key columns, unique keys) as the models declare them."""
+@dataclass(frozen=True)
+class Declared:
+    pk: tuple[str, ...]
+    unique: set[tuple[str, ...]]
+    foreign: set[str]  # the columns that point at another table
+
+
+def declared(metadata: MetaData) -> dict[str, Declared]:
+    """table → its keys as the models declare them."""
     out = {}
     for table in metadata.sorted_tables:
         unique = {tuple(c.name for c in con.columns) for con in table.constraints
                   if isinstance(con, UniqueConstraint)}
         unique |= {tuple(c.name for c in ix.columns) for ix in table.indexes if ix.unique}
-        out[table.name] = (tuple(c.name for c in table.primary_key.columns), unique)
+        out[table.name] = Declared(tuple(c.name for c in table.primary_key.columns), unique,
+                                   {fk.parent.name for fk in table.foreign_keys})
     return out
 
 
@@ -74,12 +83,13 @@ def problems(text: str, metadata: MetaData) -> list[str]:
             if name not in OUTSIDE_MODELS and row.key != "*new*":
                 out.append(f"{name} is in docs/scale.md but in no model (mark it *new*?)")
             continue
-        pk, unique = tables[name]
-        if columns(row.key) != pk:
-            out.append(f"{name}: key today is ({', '.join(pk)}), the doc says {row.key}")
+        model = tables[name]
+        if columns(row.key) != model.pk:
+            out.append(f"{name}: key today is ({', '.join(model.pk)}), the doc says {row.key}")
         said = set(keys(row.unique))
-        if said != unique:
-            out.append(f"{name}: unique today is {sorted(unique)}, the doc says {row.unique}")
+        if said != model.unique:
+            out.append(f"{name}: unique today is {sorted(model.unique)}, "
+                       f"the doc says {row.unique}")
         if row.kind != "distributed":
             continue
         becomes = keys(row.becomes)
@@ -88,9 +98,13 @@ def problems(text: str, metadata: MetaData) -> list[str]:
         for key in becomes:
             if "region" not in key:
                 out.append(f"{name}: ({', '.join(key)}) does not include the region")
-        for old in unique:
+        for old in model.unique:
             if not any(set(old) | {"region"} <= set(new) for new in becomes[1:]):
                 out.append(f"{name}: unique ({', '.join(old)}) has no key with the region")
+        foreign = {columns(k) for k in re.findall(r"FK `\(([^`]*)\)`", row.becomes)}
+        for column in sorted(model.foreign):
+            if ("region", column) not in foreign:
+                out.append(f"{name}: foreign key {column} is not given as FK (region, {column})")
     return out
 
 
@@ -112,6 +126,10 @@ def test_the_check_can_fail():
     stale = DOC.replace(events, events.replace("| `(event_id)` |", "| — |"))
     assert problems(stale, Base.metadata) == [
         "events: unique today is [('event_id',)], the doc says —"]
+
+    unlinked = DOC.replace(events, events.replace("; FK `(region, run_id)`", ""))
+    assert problems(unlinked, Base.metadata) == [
+        "events: foreign key run_id is not given as FK (region, run_id)"]
 
     invented = DOC + "\n| `cases` | distributed | `id` | — | `(region, id)` | |\n"
     assert problems(invented, Base.metadata) == [
