@@ -2,7 +2,8 @@
 ``monitor.models`` (distributed, reference or local) with the primary and unique keys the
 models declare today, names no table that does not exist (save Alembic's own and the ones
 it marks *new*), and gives every distributed table keys, and foreign keys, that include
-the region."""
+the region. On PostgreSQL the database itself judges those keys: a table partitioned by
+region takes them, and refuses today's (Citus's rule for a distributed table)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import MetaData, UniqueConstraint
+import pytest
+from sqlalchemy import MetaData, UniqueConstraint, create_engine
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import DBAPIError
 
+from conftest import PG_URL
 from monitor.models import Base
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -138,3 +143,59 @@ def test_the_check_can_fail():
     vague = DOC.replace("| `meta` | local |", "| `meta` | coordinator |")
     assert problems(vague, Base.metadata) == [
         "meta: class 'coordinator' is none of ('distributed', 'reference', 'local')"]
+
+
+# --- the keys, as DDL, on a PostgreSQL table partitioned by region ---------------------
+
+def partitioned_ddl(metadata: MetaData, found: dict[str, Row], today: bool) -> list[str]:
+    """CREATE TABLE statements for every distributed table, ``PARTITION BY LIST
+    (region)``: with the keys docs/scale.md gives (and its foreign keys, to the referenced
+    table's region and column), or with today's keys (``today``)."""
+    dialect = postgresql.dialect()
+    out = []
+    for table in metadata.sorted_tables:
+        row = found[table.name]
+        if row.kind != "distributed":
+            continue
+        parts = [f"{c.name} {c.type.compile(dialect=dialect)}" for c in table.columns
+                 if c.name != "region"] + ["region varchar(6) NOT NULL"]
+        if today:
+            model = declared(metadata)[table.name]
+            parts.append(f"PRIMARY KEY ({', '.join(model.pk)})")
+            parts += [f"UNIQUE ({', '.join(u)})" for u in sorted(model.unique)]
+        else:
+            cell = re.sub(r"FK `\([^`]*\)`", "", row.becomes)
+            pk, *unique = keys(cell)
+            parts.append(f"PRIMARY KEY ({', '.join(pk)})")
+            parts += [f"UNIQUE ({', '.join(u)})" for u in unique]
+            for fk in table.foreign_keys:
+                parts.append(f"FOREIGN KEY (region, {fk.parent.name}) REFERENCES "
+                             f"{fk.column.table.name} (region, {fk.column.name})")
+        out.append(f"CREATE TABLE {table.name} ({', '.join(parts)}) PARTITION BY LIST (region)")
+    return out
+
+
+@pytest.mark.skipif(not PG_URL, reason="PostgreSQL only ($MONITOR_TEST_DATABASE_URL)")
+def test_postgresql_takes_its_keys_on_tables_partitioned_by_region(empty_db_url):
+    """The rule Citus enforces on a distributed table (every unique key includes the
+    distribution column) is PostgreSQL's own on a partitioned one: the doc's keys and
+    foreign keys are accepted there, and today's keys are refused, table by table."""
+    engine = create_engine(empty_db_url)
+    try:
+        found = rows(DOC)
+        with engine.begin() as conn:
+            for ddl in partitioned_ddl(Base.metadata, found, today=False):
+                conn.exec_driver_sql(ddl)
+        refused = []
+        for ddl in partitioned_ddl(Base.metadata, found, today=True):
+            with engine.connect() as conn:
+                try:
+                    conn.exec_driver_sql(ddl.replace("CREATE TABLE ", "CREATE TABLE t_", 1))
+                except DBAPIError as exc:
+                    assert "must include all partitioning columns" in str(exc.orig)
+                    refused.append(ddl.split()[2])
+                conn.rollback()
+        distributed = [name for name, row in found.items() if row.kind == "distributed"]
+        assert sorted(refused) == sorted(distributed)
+    finally:
+        engine.dispose()
