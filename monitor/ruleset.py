@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
+from pathlib import PurePath
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -26,7 +27,10 @@ ACTION = "rules_in_force"
 
 
 def snapshot(rules: list[Rule]) -> dict[str, dict[str, Any]]:
-    return {r.id: {"file": r.path, "version": r.version, "status": r.status,
+    """Each rule's file by its name (not the folder it was read from: the same rules run
+    from a checkout, an installed package or a moved deployment are the same set, and the
+    same seed's demo gives the same trail wherever it runs), version, status, enabled."""
+    return {r.id: {"file": PurePath(r.path).name, "version": r.version, "status": r.status,
                    "enabled": r.enabled} for r in sorted(rules, key=lambda r: r.id)}
 
 

@@ -148,6 +148,15 @@ def test_architecture_path_check_can_fail():
     assert not (ROOT / "monitor/nowhere.py").exists()
 
 
+def test_the_scale_design_names_only_paths_that_exist():
+    """docs/scale.md is a design over today's code: what it cites must be there (its
+    table of tables is tests/test_scale_design.py's)."""
+    named = architecture_paths((ROOT / "docs" / "scale.md").read_text(encoding="utf-8"))
+    assert len(named) > 10
+    missing = sorted(p for p in named if not (ROOT / p).exists())
+    assert not missing, f"docs/scale.md names paths that do not exist: {missing}"
+
+
 # --- the README's printed sessions, run as printed ------------------------------------
 
 def readme_block(first_command: str, after: str = "") -> str:
