@@ -146,13 +146,8 @@ def cli(ctx: click.Context, config_path: str | None, db_url: str | None, verbose
     `nightly --exit-code`: the pass went well and raised new red alerts.
     """
     from monitor.logs import configure
-    from monitor.masking import MaskingFilter
 
     configure(max(logging.WARNING - 10 * verbose, logging.DEBUG))  # county time, see App
-    for handler in logging.getLogger().handlers:  # no secret in a log line, in any form
-        handler.addFilter(MaskingFilter())
-    if verbose < 2:  # Alembic's plugin set-up lines would bury what -v is for
-        logging.getLogger("alembic").setLevel(logging.WARNING)
     ctx.obj = App(config_path, db_url, may_create=ctx.invoked_subcommand in CREATES_STORE)
 
 
@@ -2415,6 +2410,9 @@ def tokens_revoke(app: App, token_id: int) -> None:
     click.echo(f"token {token_id}: revoked")
 
 
+WEB_WORKERS_MAX = 32  # web --workers: more than the store's connections would bear
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (0.0.0.0: every interface; put HTTPS in front).")
@@ -2423,8 +2421,15 @@ def tokens_revoke(app: App, token_id: int) -> None:
               help="Start the server's clock at this moment and let it run from there (a demo "
                    "or a training copy: deadlines, working days left and actions as if it "
                    "were then). Default: the real time.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, WEB_WORKERS_MAX),
+              help="Worker processes serving on the one port, each with its own database "
+                   "connections: about one per core the server has to itself, for the "
+                   "workflow gate's decisions under load (one process uses one core). Pays "
+                   "on PostgreSQL; on SQLite every gate decision writes (the candidate "
+                   "event it tries, then its log line) and one writer at a time holds the "
+                   "file, so decisions queue whatever the number.")
 @pass_app
-def web(app: App, host: str, port: int, as_of: str | None) -> None:
+def web(app: App, host: str, port: int, as_of: str | None, workers: int) -> None:
     """Serve the control center (行权控制中心): the web UI and the API (/api/v1).
 
     Department monitors see and act on their department's alerts, the county office on
@@ -2434,20 +2439,25 @@ def web(app: App, host: str, port: int, as_of: str | None) -> None:
     \b
       permit-monitor users passwd shj-monitor
       permit-monitor web --port 8000        then open http://127.0.0.1:8000/
+      permit-monitor web --workers 2        the gate on a 2-core server (PostgreSQL)
     """
-    import time
-    from datetime import timedelta
+    from sqlalchemy.engine import make_url
 
-    from monitor.web import serve
+    from monitor.web import Origin, serve
 
     _warn_if_no_events(app)
-    clock = App.now
-    if as_of:  # the clock starts at --as-of and runs from there
-        start, began = _as_of(app, as_of), time.monotonic()
-        clock = lambda: start + timedelta(seconds=time.monotonic() - began)  # noqa: E731
-
-    click.echo(f"permit-monitor web: http://{host}:{port}/ (Ctrl-C stops it)", err=True)
-    serve(app.engine, app.config, host, port, clock)
+    path = app.config.path and str(app.config.path.resolve())
+    origin = Origin.starting(app.url, path, _as_of(app, as_of) if as_of else None,
+                             logging.getLogger().getEffectiveLevel())
+    if workers > 1 and make_url(app.url).get_backend_name() == "sqlite":
+        click.echo(f"warning: {workers} workers on SQLite: every gate decision writes (the "
+                   "candidate event it tries, its log line) and SQLite has one writer at a "
+                   "time, so decisions queue for the file whatever the number of workers; "
+                   "the pages still gain. PostgreSQL is where workers pay", err=True)
+    processes = f", {workers} worker processes" if workers > 1 else ""
+    click.echo(f"permit-monitor web: http://{host}:{port}/{processes} (Ctrl-C stops it)",
+               err=True)
+    serve(app.engine, app.config, origin, host, port, workers)
 
 
 def main(prog_name: str | None = None) -> None:

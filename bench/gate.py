@@ -5,11 +5,12 @@
    folder, or the PostgreSQL database ``--url`` names; ``--reuse``: the store at ``--url``
    as it is), a service token with scope ``gate``, and 3,000 cases drawn from it with
    their item and latest event.
-2. The server: ``permit-monitor web``'s application under uvicorn in a child process on
-   127.0.0.1 and a free port (``--workers W``: W worker processes on the one socket, as
-   one would serve it on a machine with cores of its own), the shipped rules (step_too_fast, unpaid_fee and
+2. The server: ``permit-monitor web``'s application, built by its factory
+   (monitor/web/workers.py), under uvicorn in a child process on 127.0.0.1 and a free port
+   (``--workers W``: W worker processes on the one socket, as ``permit-monitor web
+   --workers W`` serves it), the shipped rules (step_too_fast, unpaid_fee and
    missing_attachment with ``gate: deny``, same_actor_roles with ``gate: warn``), the
-   default budget (``gate.budget_ms`` 300).
+   default budget (``gate.budget_ms`` 300). No access log (the product's has one).
 3. Load: C client threads (bounded concurrency; keep-alive connections) each posting one
    candidate after another for S seconds, a candidate being one of the drawn cases' next
    step: a survey 58 s after its latest event, a review two hours after it, or a
@@ -49,35 +50,28 @@ CLOCK = datetime(2026, 1, 31, 16, 0, tzinfo=timezone.utc)  # bench/evaluate.py's
 DRAWN = 3000
 
 
-def bench_app():
-    """The application on the store ``PM_GATE_BENCH_URL`` names, its clock starting at
-    CLOCK (a factory: each uvicorn worker process makes its own)."""
-    import os
-
-    from monitor.config import SHIPPED_RULES, Config
-    from monitor.db import open_store
-    from monitor.web import create_app
-
-    began = time.monotonic()
-    return create_app(open_store(os.environ["PM_GATE_BENCH_URL"]),
-                      Config(path=None, base_dir=ROOT, rules_dir=SHIPPED_RULES),
-                      lambda: CLOCK + timedelta(seconds=time.monotonic() - began))
-
-
-def serve(url: str, port: int, workers: int) -> None:
-    """Child process: the application under uvicorn until killed; ``workers`` > 1: that
-    many worker processes on the one socket (uvicorn's own supervisor)."""
-    import os
+def serve(url: str, config: str, port: int, workers: int) -> None:
+    """Child process: the application under uvicorn until killed, built by the factory
+    ``permit-monitor web --workers`` uses (monitor/web/workers.py), its clock starting at
+    CLOCK; ``workers`` > 1: that many worker processes on the one socket."""
+    import logging
 
     import uvicorn
 
-    os.environ["PM_GATE_BENCH_URL"] = url
-    options = dict(host="127.0.0.1", port=port, log_level="warning", access_log=False,
-                   timeout_keep_alive=30)
-    if workers > 1:
-        uvicorn.run("gate:bench_app", factory=True, workers=workers, **options)
-    else:
-        uvicorn.run(bench_app(), **options)
+    from monitor.web.workers import FACTORY, Origin
+
+    Origin.starting(url, config, CLOCK, logging.WARNING).export()
+    uvicorn.run(FACTORY, factory=True, workers=workers, host="127.0.0.1", port=port,
+                log_level="warning", access_log=False, timeout_keep_alive=30)
+
+
+def write_config(folder: str) -> str:
+    """A config.yaml with the shipped rules (and every other setting at its default)."""
+    from monitor.config import SHIPPED_RULES
+
+    path = Path(folder) / "config.yaml"
+    path.write_text(f"rules_dir: {json.dumps(str(SHIPPED_RULES))}\n", encoding="utf-8")
+    return str(path)
 
 
 def setup(url: str) -> tuple[str, list[dict]]:
@@ -120,10 +114,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(url: str, workers: int) -> tuple[subprocess.Popen, int]:
+def start_server(url: str, config: str, workers: int) -> tuple[subprocess.Popen, int]:
     port = free_port()
     proc = subprocess.Popen([sys.executable, __file__, "0", "--serve", str(port), "--url", url,
-                             "--workers", str(workers)])
+                             "--config", config, "--workers", str(workers)])
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -231,9 +225,10 @@ def main() -> None:
                         help="uvicorn worker processes serving the application")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--config", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        return serve(args.url, args.serve, args.workers)
+        return serve(args.url, args.config, args.serve, args.workers)
     folder = tempfile.mkdtemp(prefix="pm-gate-bench-")
     url = args.url or f"sqlite:///{folder}/gate.db"
     made = {}
@@ -242,7 +237,7 @@ def main() -> None:
 
         made = prepare(url, args.n)
     token, drawn = setup(url)
-    proc, port = start_server(url, args.workers)
+    proc, port = start_server(url, write_config(folder), args.workers)
     try:
         from benchlib import ServerMeter
 

@@ -15,6 +15,8 @@ import logging
 import sys
 from datetime import datetime, timezone, tzinfo
 
+from .masking import MaskingFilter
+
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -47,10 +49,15 @@ def use_zone(zone: tzinfo) -> None:
 
 
 def configure(level: int) -> None:
-    """Log lines to stderr at ``level``, in county time (the CLI's start)."""
+    """Log lines to stderr at ``level``, in county time, no secret in any (the start of
+    the CLI and of each web worker process)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(CountyTime())
     logging.basicConfig(level=level, handlers=[handler])
+    for each in logging.getLogger().handlers:  # no secret in a log line, in any form
+        each.addFilter(MaskingFilter())
+    if level > logging.DEBUG:  # Alembic's plugin set-up lines would bury what -vv is for
+        logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def json_lines() -> None:

@@ -5,21 +5,27 @@ cli.py. Only this package imports FastAPI, Starlette and uvicorn; it calls the l
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
-
 from sqlalchemy import Engine
 
 from ..config import Config
-from .app import create_app, utcnow
+from .app import create_app
+from .workers import FACTORY, Origin
 
-__all__ = ["create_app", "serve"]
+__all__ = ["Origin", "create_app", "serve"]
 
 
-def serve(engine: Engine, config: Config, host: str, port: int,
-          clock: Callable[[], datetime] = utcnow) -> None:
-    """Run the control center with uvicorn until SIGINT/SIGTERM."""
+def serve(engine: Engine, config: Config, origin: Origin, host: str, port: int,
+          workers: int = 1) -> None:
+    """Run the control center with uvicorn until SIGINT/SIGTERM: in this process on
+    ``engine`` and ``config`` (``workers`` 1), or in ``workers`` processes on the one
+    socket, each building its own application from ``origin`` (monitor/web/workers.py)."""
     import uvicorn
 
-    uvicorn.run(create_app(engine, config, clock), host=host, port=port, log_level="info",
-                proxy_headers=True, server_header=False)
+    options = dict(host=host, port=port, log_level="info", proxy_headers=True,
+                   server_header=False)
+    if workers == 1:
+        uvicorn.run(create_app(engine, config, origin.clock()), **options)
+        return
+    engine.dispose()  # the workers have their own; this process only supervises them
+    origin.export()
+    uvicorn.run(FACTORY, factory=True, workers=workers, **options)
