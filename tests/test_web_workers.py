@@ -1,8 +1,8 @@
 """``permit-monitor web --workers N``: N worker processes on one port, each building the
 application from what the parent resolved (monitor/web/workers.py) — the real program in
 real processes: the pages and the gate answer from two distinct workers, whose clock is
-the parent's ``--as-of``; SIGTERM (systemd's stop) and Ctrl-C (SIGINT to the terminal's
-process group) stop it cleanly; and an impossible number is a usage error."""
+the parent's ``--as-of``; SIGTERM (``kill``, systemd's stop) and Ctrl-C (SIGINT to the
+terminal's process group) stop it cleanly; and an impossible number is a usage error."""
 
 from __future__ import annotations
 
@@ -67,7 +67,11 @@ def ask_gate(port: int, token: str) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stop", ["sigterm", "ctrl-c"])
+@pytest.mark.parametrize("stop", [
+    (signal.SIGTERM, False),  # kill PID: the main process alone
+    (signal.SIGTERM, True),  # systemd's stop: every process of the service
+    (signal.SIGINT, True),  # Ctrl-C in a terminal: the whole foreground process group
+], ids=["kill", "systemd-stop", "ctrl-c"])
 def test_two_workers_answer_the_pages_and_the_gate_and_stop_cleanly(stop, tmp_path, db_url,
                                                                        store, write_events):
     ingest_rows(store, Config(path=None, base_dir=tmp_path), write_events,
@@ -119,10 +123,11 @@ def test_two_workers_answer_the_pages_and_the_gate_and_stop_cleanly(stop, tmp_pa
         worked = {pid for pid in workers if cpu_ticks(pid) > before[pid]}
         assert worked == workers, "a worker took no request"
     finally:
-        if stop == "sigterm":  # systemd's stop: the main process alone
-            proc.send_signal(signal.SIGTERM)
-        else:  # Ctrl-C in a terminal: SIGINT to the whole foreground process group
-            os.killpg(proc.pid, signal.SIGINT)
+        number, group = stop
+        if group:
+            os.killpg(proc.pid, number)
+        else:
+            proc.send_signal(number)
         proc.wait(timeout=60)
         reader.join(timeout=10)
     out = "".join(lines)
