@@ -7,6 +7,7 @@ terminal's process group) stop it cleanly; and an impossible number is a usage e
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import signal
@@ -26,6 +27,8 @@ from cli import cli
 from conftest import event, ingest_rows
 from monitor import accounts
 from monitor.config import Config
+from monitor.web.workers import ENV as WORKER_ENV
+from monitor.web.workers import Origin, app_from_environment
 
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
 AS_OF = datetime(2025, 9, 30, 3, 0, tzinfo=timezone.utc)  # 11:00 local
@@ -39,6 +42,33 @@ def test_an_impossible_number_of_workers_is_a_usage_error(workers):
     assert result.exit_code == 2, result.output
     assert "Invalid value for '--workers'" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_worker_builds_its_app_from_what_the_parent_resolved(monkeypatch, tmp_path, db_url):
+    (tmp_path / "config.yaml").write_text("gate:\n  budget_ms: 1234\n", encoding="utf-8")
+    monkeypatch.setenv(WORKER_ENV, "")  # restored when the test ends
+    Origin.starting(db_url, str(tmp_path / "config.yaml"), AS_OF, logging.INFO).export()
+    site = app_from_environment().state.site
+    try:
+        assert site.engine.url.render_as_string(hide_password=False) == db_url
+        assert (site.config.path, site.config.gate.budget_ms) == (tmp_path / "config.yaml", 1234)
+        assert AS_OF <= site.clock() <= AS_OF + timedelta(minutes=1)  # the parent's --as-of
+    finally:
+        site.engine.dispose()
+
+
+def test_a_worker_that_cannot_reach_the_store_says_why_in_one_line_and_exits_1(monkeypatch,
+                                                                              caplog):
+    monkeypatch.setenv(WORKER_ENV, "")
+    Origin.starting("postgresql+psycopg://pm:Secr3t-pw@127.0.0.1:1/gone", None, None,
+                    logging.WARNING).export()
+    with pytest.raises(SystemExit) as stopped:
+        app_from_environment()
+    assert stopped.value.code == 1
+    [line] = [r.getMessage() for r in caplog.records if r.name == "monitor.web.workers"]
+    assert re.fullmatch(r"web worker \d+ cannot start: cannot use database "
+                        r"postgresql\+psycopg://pm:\*\*\*@127\.0\.0\.1:1/gone: .+", line)
+    assert "Secr3t-pw" not in caplog.text
 
 
 def cpu_ticks(pid: int) -> int:

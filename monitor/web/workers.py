@@ -27,6 +27,10 @@ from datetime import datetime, timedelta
 
 from fastapi import FastAPI
 
+from ..errors import MonitorError
+
+log = logging.getLogger(__name__)
+
 ENV = "MONITOR_WEB_WORKER"  # private to the parent and its worker processes
 FACTORY = "monitor.web.workers:app_from_environment"
 
@@ -67,7 +71,11 @@ class Origin:
 
 def app_from_environment() -> FastAPI:
     """The application of one worker process, built from the :class:`Origin` in :data:`ENV`
-    (uvicorn calls it in each worker: ``factory=True``)."""
+    (uvicorn calls it in each worker: ``factory=True``).
+
+    A worker that cannot start (the store down when it is started again after a crash, the
+    config file broken since) says why in one line and exits 1; uvicorn's supervisor starts
+    it again a few seconds later, while the other workers go on serving."""
     from ..config import load_config, resolve_database_url
     from ..db import open_store
     from ..logs import configure, use_zone
@@ -75,9 +83,13 @@ def app_from_environment() -> FastAPI:
 
     origin = Origin(**json.loads(os.environ[ENV]))
     configure(origin.log_level)
-    config = load_config(origin.config_path)
-    use_zone(config.tz)
-    url = resolve_database_url(config, origin.database_url)  # registers its password to mask
-    # the parent made sure the store exists and its schema is current: only connect
-    engine = open_store(url, create=False, upgrade=False)
+    try:
+        config = load_config(origin.config_path)
+        use_zone(config.tz)
+        url = resolve_database_url(config, origin.database_url)  # its password: masked
+        # the parent made sure the store exists and its schema is current: only connect
+        engine = open_store(url, create=False, upgrade=False)
+    except MonitorError as exc:
+        log.error("web worker %d cannot start: %s", os.getpid(), exc)
+        raise SystemExit(1) from None
     return create_app(engine, config, origin.clock())
