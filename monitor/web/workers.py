@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from fastapi import FastAPI
 
 from ..errors import MonitorError
+from .app import create_app, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +58,6 @@ class Origin:
                    time.monotonic() if as_of else None, log_level)
 
     def clock(self) -> Callable[[], datetime]:
-        from .app import utcnow
-
         if self.as_of is None:
             return utcnow
         start, began = datetime.fromisoformat(self.as_of), self.began or 0.0
@@ -79,7 +78,6 @@ def app_from_environment() -> FastAPI:
     from ..config import load_config, resolve_database_url
     from ..db import open_store
     from ..logs import configure, use_zone
-    from .app import create_app
 
     origin = Origin(**json.loads(os.environ[ENV]))
     configure(origin.log_level)
