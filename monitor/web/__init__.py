@@ -5,6 +5,7 @@ cli.py. Only this package imports FastAPI, Starlette and uvicorn; it calls the l
 
 from __future__ import annotations
 
+from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from ..config import Config
@@ -21,11 +22,11 @@ def serve(engine: Engine, config: Config, origin: Origin, host: str, port: int,
     socket, each building its own application from ``origin`` (monitor/web/workers.py)."""
     import uvicorn
 
-    options = dict(host=host, port=port, log_level="info", proxy_headers=True,
-                   server_header=False)
+    app: FastAPI | str = FACTORY
     if workers == 1:
-        uvicorn.run(create_app(engine, config, origin.clock()), **options)
-        return
-    engine.dispose()  # the workers have their own; this process only supervises them
-    origin.export()
-    uvicorn.run(FACTORY, factory=True, workers=workers, **options)
+        app = create_app(engine, config, origin.clock())
+    else:
+        engine.dispose()  # the workers have their own; this process only supervises them
+        origin.export()
+    uvicorn.run(app, factory=workers > 1, workers=workers, host=host, port=port,
+                log_level="info", proxy_headers=True, server_header=False)
