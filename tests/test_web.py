@@ -460,3 +460,95 @@ def test_the_finding_s_own_title_is_shown(app, county):
         conn.execute(update(Alert).where(Alert.id == county.alert).values(title=None))
     assert '<p class="title" data-title>环节办理过快</p>' in client.get(
         f"/alerts/{county.alert}").text
+
+
+# ---------------------------------------------------------------- holds (中止流程)
+
+def _hold(county) -> int:
+    """A hold on the county's alert, as a halting rule would have placed it."""
+    from sqlalchemy import insert
+
+    from monitor.models import Hold
+
+    with county.engine.begin() as conn:
+        alert = conn.execute(select(Alert).where(Alert.id == county.alert)).one()
+        return conn.execute(insert(Hold).values(
+            case_id=alert.case_id, alert_id=alert.id, rule_id=alert.rule_id,
+            department=alert.department, held_at=AT, status="held").returning(Hold.id)).scalar()
+
+
+@pytest.mark.parametrize("role, want", list(zip(ROLES, [
+    "303 /login", "303 /alerts/", "403", "303 /alerts/", "403", "303 /login"])))
+def test_a_hold_is_released_from_the_alert_page_by_whom_the_cli_allows(app, county, role,
+                                                                         want):
+    """The same rule as ``holds release``: tier 1 of the alert's department or tier 2, with
+    a note, through monitor.holds, on the trail with channel web."""
+    from monitor.models import Hold
+
+    hold_id = _hold(county)
+    client, csrf = client_as(app, county, role)
+    offered = client.get(f"/alerts/{county.alert}").text
+    response = client.post(f"/holds/{hold_id}/release", data={"note": "已核实，可继续",
+                                                              "csrf": csrf})
+    status, _, location = want.partition(" ")
+    assert response.status_code == int(status), response.text[:300]
+    with county.engine.connect() as conn:
+        hold = conn.execute(select(Hold).where(Hold.id == hold_id)).one()
+        entries = conn.execute(select(TrailEntry).where(TrailEntry.action == "released")).all()
+    if location == "/alerts/":
+        assert response.headers["location"] == f"/alerts/{county.alert}?done=release"
+        assert f'action="/holds/{hold_id}/release"' in offered
+        assert (hold.status, hold.released_by, hold.release_note) == (
+            "released", USER_OF[role], "已核实，可继续")
+        [entry] = entries
+        assert (entry.actor, entry.channel, entry.alert_id) == (USER_OF[role], "web",
+                                                                county.alert)
+        page = client.get(f"/alerts/{county.alert}?done=release").text
+        assert "已恢复流程。" in page and 'action="/holds/' not in page  # nothing left to release
+        again = client.post(f"/holds/{hold_id}/release", data={"note": "再次", "csrf": csrf})
+        assert again.status_code == 409 and f"cannot release hold {hold_id}" in again.text
+    else:
+        assert hold.status == "held" and entries == []
+        assert 'action="/holds/' not in offered
+
+
+def test_releasing_a_hold_needs_the_csrf_token_and_a_note(app, county):
+    from monitor.models import Hold
+
+    hold_id = _hold(county)
+    client, csrf = client_as(app, county, "own")
+    assert client.post(f"/holds/{hold_id}/release", data={"note": "x"}).status_code == 403
+    assert client.post(f"/holds/{hold_id}/release", data={"note": "x", "csrf": "forged"}
+                       ).status_code == 403
+    response = client.post(f"/holds/{hold_id}/release", data={"note": " ", "csrf": csrf})
+    assert response.status_code == 422 and 'data-field="note"' in response.text
+    assert client.post("/holds/999/release", data={"note": "x", "csrf": csrf}
+                       ).status_code == 404
+    with county.engine.connect() as conn:
+        assert conn.scalar(select(Hold.status).where(Hold.id == hold_id)) == "held"
+
+
+@pytest.mark.parametrize("role, want", list(zip(ROLES, ["401", "200", "403", "200", "403",
+                                                        "403"])))
+def test_the_api_releases_a_hold_as_the_cli_does(app, county, role, want):
+    from monitor.models import Hold
+
+    hold_id = _hold(county)
+    client = api_as(app, county, role)
+    if role == "own":
+        assert client.post("/api/v1/holds/999/release", json={"note": "x"}).status_code == 404
+        assert client.post(f"/api/v1/holds/{hold_id}/release", json={}).status_code == 422
+    response = client.post(f"/api/v1/holds/{hold_id}/release", json={"note": "已核实"})
+    assert response.status_code == int(want), response.text
+    with county.engine.connect() as conn:
+        status = conn.scalar(select(Hold.status).where(Hold.id == hold_id))
+        channels = conn.scalars(select(TrailEntry.channel).where(
+            TrailEntry.action == "released")).all()
+    if want == "200":
+        assert response.json() == {"hold_id": hold_id, "case_id": "c1",
+                                   "alert_id": county.alert, "status": "released"}
+        assert status == "released" and channels == ["api"]
+        assert client.post(f"/api/v1/holds/{hold_id}/release", json={"note": "x"}
+                           ).status_code == 409
+    else:
+        assert status == "held" and channels == []

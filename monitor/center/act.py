@@ -15,11 +15,11 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from .. import authz, exemptions, supervision
+from .. import authz, exemptions, holds, supervision
 from ..authz import Actor
 from ..config import Config
 from ..errors import NotFound
-from ..models import Alert
+from ..models import Alert, Hold
 from ..rules.model import Rule
 from ..supervision import Done
 
@@ -104,3 +104,23 @@ def exempt(engine: Engine, config: Config, rules: list[Rule], actor: Actor, aler
     ex_id = exemptions.add(engine, [r.id for r in rules], alert.rule_id, scope, reason,
                            actor.id, until, at, config.tz, channel=actor.channel)
     return Exempted(ex_id, scope)
+
+
+def hold_alert(engine: Engine, hold_id: int) -> int:
+    """The id of the alert a hold belongs to; :class:`NotFound` if there is no such hold."""
+    with engine.connect() as conn:
+        alert_id = conn.scalar(select(Hold.alert_id).where(Hold.id == hold_id))
+    if alert_id is None:
+        raise NotFound(f"no hold with id {hold_id}")
+    return alert_id
+
+
+def release_hold(engine: Engine, config: Config, rules: list[Rule], actor: Actor,
+                 hold_id: int, at: datetime, note: str | None) -> Any:
+    """Release a hold (中止流程) as ``actor``: the CLI's ``holds release``, with the
+    channel the actor came through; the hold's row after."""
+    alert_id = hold_alert(engine, hold_id)
+    authz.check(actor, "release", alert_row(engine, alert_id), f"release hold {hold_id} of")
+    note = required("note", note)
+    return holds.release(engine, supervision.policy_for(config, rules), hold_id, actor.id, at,
+                         note, channel=actor.channel)

@@ -46,6 +46,7 @@ class AlertView:
     days_left: int | None
     may_exempt: bool = False
     title: str = ""  # the finding's title (a fee finding on a fine: 罚没款…), else the rule's
+    may_release: bool = False  # the actor may release this alert's holds still held
 
 
 def _alert(conn, alert_id: int) -> Any:
@@ -83,6 +84,8 @@ def alert_view(engine: Engine, config: Config, rules: list[Rule], actor: Actor,
         actions.remove("confirm")  # another tier-2 monitor reviews one's own disposition
     may_exempt = (authz.allowed(actor, "exempt", alert) and alert.status != "suppressed"
                   and any(r.id == alert.rule_id for r in rules))
+    may_release = (authz.allowed(actor, "release", alert)
+                   and any(h.status == "held" for h in holds))
     left = (days_left(config.calendar(), now.astimezone(config.tz).date(), alert.due_on)
             if "resolve" in possible or "confirm" in possible else None)
     title = alert.title or next((r.title for r in rules if r.id == alert.rule_id),
@@ -90,7 +93,8 @@ def alert_view(engine: Engine, config: Config, rules: list[Rule], actor: Actor,
     return AlertView(alert, dept or alert.department or "-",
                      sentences(alert.kind, alert.evidence, config.language, config.tz),
                      explanation, error, history, trail.check_entries(engine, history),
-                     dispositions, orders, holds, actions, left, may_exempt, title)
+                     dispositions, orders, holds, actions, left, may_exempt, title,
+                     may_release)
 
 
 @dataclass

@@ -134,6 +134,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "done_confirm": ("已确认。", "Confirmed."),
     "done_reject": ("已退回并重新督办。", "Rejected; a new order was issued."),
     "done_exempt": ("豁免已登记。", "Exemption recorded."),
+    "act_release": ("恢复流程", "Release the hold"),
+    "done_release": ("已恢复流程。", "Hold released."),
     "scope": ("范围", "Scope"),
     "scope_case": ("本案件", "this case"),
     "scope_department": ("本部门", "this department"),

@@ -125,3 +125,33 @@ def act_on_alert(request: Request, body: ActionIn, alert_id: int = Path(ge=1),
                       now(request), body.note, body.disposition)
     return Done(alert_id=done.alert_id, action=done.action, status=done.status, tier=done.tier,
                 due_on=done.due_on, order_id=done.order_id)
+
+
+class ReleaseIn(BaseModel):
+    """Why the case may go on: required, as for ``holds release --note``."""
+
+    note: str | None = Field(None, max_length=2000)
+
+
+class Released(BaseModel):
+    hold_id: int
+    case_id: str
+    alert_id: int
+    status: str
+
+
+@router.post("/holds/{hold_id}/release", response_model=Released,
+             summary="Release a hold (恢复流程)",
+             description="`permit-monitor holds release`: tier 1 of the alert's department or "
+                         "tier 2, with a note; traced with channel api.",
+             responses={403: {"description": "the caller may not release this hold"},
+                        404: {"description": "no such hold"},
+                        409: {"description": "the hold was released already"},
+                        422: {"description": "no note"}})
+def release_hold(request: Request, body: ReleaseIn, hold_id: int = Path(ge=1),
+                 actor: Actor = Depends(api_actor)) -> Released:
+    s = site(request)
+    hold = acting.release_hold(s.engine, s.config, s.rules.current(), actor, hold_id,
+                               now(request), body.note)
+    return Released(hold_id=hold.id, case_id=hold.case_id, alert_id=hold.alert_id,
+                    status=hold.status)

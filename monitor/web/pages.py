@@ -219,6 +219,26 @@ def alert_action(request: Request, alert_id: int, action: str,
     return RedirectResponse(f"/alerts/{alert_id}?done={action}", status_code=303)
 
 
+@router.post("/holds/{hold_id}/release")
+def hold_release(request: Request, hold_id: int, posted=Depends(form_session)) -> Response:
+    """Release a hold from its alert's page: the CLI's ``holds release``, channel web."""
+    session, form = posted
+    s = site(request)
+    alert_id = acting.hold_alert(s.engine, hold_id)
+    try:
+        acting.release_hold(s.engine, s.config, s.rules.current(), session.actor(), hold_id,
+                            now(request), form.get("note") or None)
+    except acting.FieldError as exc:
+        return _alert_page(request, session, alert_id, status=422, action="release",
+                           field_error=(exc.field, exc.message), form=form)
+    except (InvalidTransition, MonitorError) as exc:
+        if isinstance(exc, NotAllowed) or status_of(exc) == 404:
+            raise
+        return _alert_page(request, session, alert_id, status=status_of(exc),
+                           action="release", error=str(exc), form=form)
+    return RedirectResponse(f"/alerts/{alert_id}?done=release", status_code=303)
+
+
 def _date(text: str) -> date:
     try:
         return date.fromisoformat(text)
