@@ -178,7 +178,8 @@ def test_openapi_describes_the_api_only(app, county):
     spec = TestClient(app).get("/api/v1/openapi.json").json()
     assert set(spec["paths"]) == {"/api/v1/alerts", "/api/v1/alerts/{alert_id}",
                                   "/api/v1/alerts/{alert_id}/{action}", "/api/v1/gate",
-                                  "/api/v1/holds/{hold_id}/ack"}
+                                  "/api/v1/holds/{hold_id}/ack",
+                                  "/api/v1/holds/{hold_id}/release"}
     assert "AlertOut" in spec["components"]["schemas"]
 
 
