@@ -27,6 +27,7 @@ from ..ruletools.explain import Explanation, explain
 from ..rules.model import Rule
 from ..supervision import possible_actions
 from .evidence import sentences
+from .labels import labeler
 from .listing import days_left
 
 
@@ -47,6 +48,12 @@ class AlertView:
     may_exempt: bool = False
     title: str = ""  # the finding's title (a fee finding on a fine: 罚没款…), else the rule's
     may_release: bool = False  # the actor may release this alert's holds still held
+
+
+def step_namer(config: Config):
+    """A step code as the page names it (受理 for accept); an unknown step, its code."""
+    t = labeler(config.language)
+    return lambda step: t(f"s_{step}") if t(f"s_{step}") != f"s_{step}" else step
 
 
 def _alert(conn, alert_id: int) -> Any:
@@ -75,7 +82,8 @@ def alert_view(engine: Engine, config: Config, rules: list[Rule], actor: Actor,
     if alert.case_id:
         try:
             explanation = explain(engine, config, rules, alert.rule_id, alert.case_id,
-                                  max(now, alert.raised_at), verdict=False)
+                                  max(now, alert.raised_at), verdict=False,
+                                  language=config.language, step_name=step_namer(config))
         except MonitorError as exc:  # the rule is no longer loaded, or its events are gone
             error = str(exc)
     possible = possible_actions(alert)

@@ -100,7 +100,8 @@ SETTINGS: tuple[Setting, ...] = (
             "overrides extra_holidays and extra_workdays, lists of dates (local "
             "arrangements, or a year the package does not know yet)."),
     Setting("language", "zh", str,
-            "Language of reports and scorecards: zh (Chinese, the default) or en."),
+            "Language of reports, scorecards and the control center (the alert page's "
+            "checks too): zh (Chinese, the default) or en."),
     Setting("scores", {}, dict,
             "Scorecard (绩效考评) weights: theme points and deductions; keys in the "
             "'scores' table below."),

@@ -9,6 +9,7 @@ same moment, so the explanation can never disagree with the alert.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from types import SimpleNamespace
@@ -26,6 +27,7 @@ from ..rules.kinds._common import aware
 from ..rules.kinds.sequence import judge as sequence_judge
 from ..rules.kinds.step_too_fast import slack
 from ..rules.model import Rule
+from .explain_words import phrase
 
 WEEKDAYS = "一二三四五六日"
 
@@ -67,22 +69,35 @@ class Explanation:
     alert: str | None = None
     events: list[Any] = field(default_factory=list)  # the case's events, as stored
     strip: list[Day] = field(default_factory=list)   # ``days``, one record per day
+    language: str = "en"  # of ``checks``: the CLI's English, or the alert page's ``zh``
+    step_name: Callable[[str], str] = str  # a step code as the checks name it
+
+    def w(self, key: str, **values: Any) -> str:
+        return phrase(self.language, key, **values)
+
+    def say(self, key: str, **values: Any) -> None:
+        self.checks.append(self.w(key, **values))
+
+    def human(self, seconds: float) -> str:
+        return human(seconds, self.language)
 
 
-def human(seconds: float) -> str:
+def human(seconds: float, language: str = "en") -> str:
     seconds = round(seconds)
     d, rest = divmod(seconds, 86400)
     h, rest = divmod(rest, 3600)
     m, s = divmod(rest, 60)
-    parts = [f"{d} d" if d else "", f"{h} h" if h else "", f"{m} min" if m else "",
-             f"{s} s" if s or not seconds else ""]
+    parts = [phrase(language, unit, n=n) if n or (unit == "s" and not seconds) else ""
+             for unit, n in (("d", d), ("h", h), ("min", m), ("s", s))]
     return " ".join(p for p in parts if p)
 
 
 def explain(engine: Engine, config: Config, rules: list[Rule], rule_id: str, case_id: str,
-            as_of: datetime, verdict: bool = True) -> Explanation:
+            as_of: datetime, verdict: bool = True, language: str = "en",
+            step_name: Callable[[str], str] = str) -> Explanation:
     """``verdict=False`` skips running the rule's detector (the web's alert page shows the
-    stored alert as the verdict): timeline, checks and working days only."""
+    stored alert as the verdict): timeline, checks and working days only. ``language`` and
+    ``step_name`` word the checks (the alert page's Chinese; the CLI keeps English)."""
     rule = next((r for r in rules if r.id == rule_id), None)
     if rule is None:
         raise usage(RuleError(str(config.rules_dir), None, f"no rule with id '{rule_id}'"
@@ -99,7 +114,8 @@ def explain(engine: Engine, config: Config, rules: list[Rule], rule_id: str, cas
             Alert.case_id == case_id, Alert.rule_id == rule.id, or_(
                 Alert.dedupe_key == key, Alert.dedupe_key.startswith(f"{key}|", autoescape=True)))
             .order_by(Alert.id)).all()
-    out = Explanation(rule, case_id, as_of, events=list(events))
+    out = Explanation(rule, case_id, as_of, events=list(events), language=language,
+                      step_name=step_name)
     ctx = Context(as_of=as_of, tz=config.tz, calendar=config.calendar(),
                   scores=config.scores, stale_days=config.stale_days)
     tz = config.tz
@@ -144,30 +160,31 @@ def _steps(out: Explanation, rule: Rule, item: Any, events: list, ctx: Context) 
     after = ((item.policy or {}).get("after") or {})
     flow = [e for e in events if not e.is_system]
     if len(flow) < len(events):
-        out.checks.append(f"{len(events) - len(flow)} system event(s) left out: never the "
-                          "previous step")
+        out.say("system_left_out", n=len(events) - len(flow))
     for k, e in enumerate(flow[1:], start=1):
-        limit, source = per_item.get(e.step), "rule item_min_minutes"
+        limit, source = per_item.get(e.step), "src_rule_item"
         if limit is None:
-            limit, source = (item.min_minutes or {}).get(e.step), "catalog min_minutes"
+            limit, source = (item.min_minutes or {}).get(e.step), "src_catalog"
         if limit is None:
-            limit, source = rule.params.min_minutes.get(e.step), "rule min_minutes"
+            limit, source = rule.params.min_minutes.get(e.step), "src_rule"
         if limit is None:
             continue
         prev = flow[k - 1]
         if e.step in after:
             prev = next((p for p in reversed(flow[:k]) if p.step == after[e.step]), None)
             if prev is None:
-                out.checks.append(f"{e.step}: no earlier {after[e.step]} to measure from "
-                                  "(catalog min_minutes after) → ok")
+                out.say("no_earlier", step=out.step_name(e.step),
+                        prev=out.step_name(after[e.step]))
                 continue
         gap = (e.occurred_at - prev.occurred_at).total_seconds()
         uncertainty = slack(e.time_precision, prev.time_precision)
         verdict = "TOO FAST" if gap + uncertainty < float(limit) * 60 else "ok"
-        reading = (f" (stamps to the {e.time_precision or prev.time_precision}: up to "
-                   f"{human(gap + uncertainty)})" if uncertainty else "")
-        out.checks.append(f"{prev.step} → {e.step}: {human(gap)}{reading} vs minimum "
-                          f"{limit:g} min ({source}) → {verdict}")
+        precision = e.time_precision or prev.time_precision
+        reading = out.w("reading", precision=out.w(precision) if precision else "",
+                        upto=out.human(gap + uncertainty)) if uncertainty else ""
+        out.say("step_gap", prev=out.step_name(prev.step), step=out.step_name(e.step),
+                gap=out.human(gap), reading=reading, limit=f"{limit:g}", source=out.w(source),
+                verdict=out.w(verdict))
 
 
 def _case(out: Explanation, rule: Rule, item: Any, events: list, ctx: Context) -> None:
@@ -182,20 +199,18 @@ def _case(out: Explanation, rule: Rule, item: Any, events: list, ctx: Context) -
     limit = item.min_case_minutes if item.min_case_minutes is not None \
         else rule.params.min_case_minutes
     if item.legal_days == 0:
-        out.checks.append("on-the-spot item (legal_days 0): exempt from this rule")
+        out.say("on_the_spot")
     elif "accept" in first and end is not None:
         gap = (end.occurred_at - first["accept"].occurred_at).total_seconds()
         uncertainty = max(slack(e.time_precision) for e in events)
-        if gap < 0:
-            verdict = "decided before accepted: a data-quality finding, not a fast case"
-        else:
-            verdict = "TOO FAST" if gap + uncertainty < float(limit) * 60 else "ok"
-        reading = f" (+ up to {human(uncertainty)} from the stamps' precision)" \
-            if uncertainty else ""
-        out.checks.append(f"accept → {end.step}: {human(gap)}{reading} vs minimum "
-                          f"{limit:g} min → {verdict}")
+        verdict = ("before_accepted" if gap < 0 else
+                   "TOO FAST" if gap + uncertainty < float(limit) * 60 else "ok")
+        reading = out.w("case_reading", upto=out.human(uncertainty)) if uncertainty else ""
+        out.say("case_gap", accept=out.step_name("accept"), end=out.step_name(end.step),
+                gap=out.human(gap), reading=reading, limit=f"{limit:g}",
+                verdict=out.w(verdict))
     else:
-        out.checks.append("no acceptance and decision (or completion) yet: nothing to measure")
+        out.say("nothing_to_measure")
 
 
 def _late(out: Explanation, rule: Rule, item: Any, events: list, ctx: Context) -> None:
@@ -203,9 +218,9 @@ def _late(out: Explanation, rule: Rule, item: Any, events: list, ctx: Context) -
         if e.recorded_at is None:
             continue
         delay = (e.recorded_at - e.occurred_at).total_seconds()
-        out.checks.append(f"{e.step}: keyed in {human(max(delay, 0))} after it happened vs "
-                          f"maximum {rule.params.max_hours:g} h → "
-                          + ("LATE" if delay > rule.params.max_hours * 3600 else "ok"))
+        out.say("late", step=out.step_name(e.step), delay=out.human(max(delay, 0)),
+                hours=f"{rule.params.max_hours:g}",
+                verdict=out.w("LATE" if delay > rule.params.max_hours * 3600 else "ok"))
 
 
 def _roles(out: Explanation, rule: Rule, item: Any, events: list, ctx: Context) -> None:
@@ -214,9 +229,8 @@ def _roles(out: Explanation, rule: Rule, item: Any, events: list, ctx: Context) 
         if e.step in rule.params.steps and e.actor:
             by_actor.setdefault(e.actor, set()).add(e.step)
     for actor, steps in sorted(by_actor.items()):
-        out.checks.append(f"{actor}: {', '.join(s for s in rule.params.steps if s in steps)} "
-                          f"({len(steps)} of the roles; {rule.params.min_roles} or more is a "
-                          "finding)")
+        out.say("roles", actor=actor, n=len(steps), min=rule.params.min_roles, steps=", ".join(
+            out.step_name(s) for s in rule.params.steps if s in steps))
 
 
 def _overdue(out: Explanation, rule: Rule, item: Any, events: list, ctx: Context) -> None:
@@ -226,25 +240,23 @@ def _overdue(out: Explanation, rule: Rule, item: Any, events: list, ctx: Context
     for e in events:
         first.setdefault(e.step, e.occurred_at)
     if "accept" not in first:
-        out.checks.append("no acceptance (accept) yet: the clock has not started")
+        out.say("no_accept")
         return
     row = SimpleNamespace(case_id=out.case_id, accepted=first["accept"],
                           decided=first.get("decide"), completed=first.get("complete"),
                           promised_days=item.promised_days, legal_days=item.legal_days)
     clock = _clock.clock(row, [e for e in events if e.step in _clock.CLOCK_STEPS],
                          rule.params, ctx)
-    out.checks.append(f"accepted {clock.accepted}; counting starts the next day; clock ends "
-                      f"{clock.end_date}" + (" (decision)" if row.decided else " (completion)"
-                                             if row.completed else " (as of, still open)"))
-    out.checks.append(f"limits: promised {item.promised_days} + extension {clock.extension} = "
-                      f"{clock.promised}, legal {item.legal_days} + {clock.extension} = "
-                      f"{clock.legal} working days; suspended {clock.suspended} not counted")
-    out.checks.append(f"deadlines: promised {clock.promised_deadline}, legal "
-                      f"{clock.legal_deadline}; used {clock.used} working days")
+    out.say("clock", accepted=clock.accepted, end=clock.end_date, why=out.w(
+        "why_decision" if row.decided else "why_completion" if row.completed else "why_open"))
+    out.say("limits", promised=item.promised_days, ext=clock.extension,
+            promised_total=clock.promised, legal=item.legal_days, legal_total=clock.legal,
+            suspended=clock.suspended)
+    out.say("deadlines", promised=clock.promised_deadline, legal=clock.legal_deadline,
+            used=clock.used)
     for x in clock.extensions:
-        out.checks.append(f"extension {x['event_id']} at {x['at']}: {x['days']} days, "
-                          + ("counted" if x["counted"] else "NOT counted (after the legal "
-                                                             "limit had run out)"))
+        out.say("extension", id=x["event_id"], at=x["at"], days=x["days"],
+                counted=out.w("ext_counted" if x["counted"] else "ext_not_counted"))
     suspended = [(date.fromisoformat(s["suspended_at"][:10]),
                   date.fromisoformat(s["resumed_at"][:10]) if s["resumed_at"] else None)
                  for s in clock.suspensions]
@@ -262,10 +274,8 @@ def _stale_check(out: Explanation, item: Any, events: list, ctx: Context) -> Non
     row = SimpleNamespace(last=max((e.occurred_at for e in flow), default=None),
                           ended=any(e.step in ends for e in flow))
     if _stale.stale(row, ctx):
-        out.checks.append(
-            f"stale: no event since {_stale.evidence(row, ctx)['last_event_at'][:10]}, more "
-            f"than stale_days {ctx.stale_days} calendar days: left to the data-quality rule "
-            "(an overdue alert raised before the silence and not disposed of stays)")
+        out.say("stale", last=_stale.evidence(row, ctx)["last_event_at"][:10],
+                days=ctx.stale_days)
 
 
 def _step_checks(out: Explanation, rule: Rule, item: Any, events: list, ctx: Context) -> None:
@@ -277,12 +287,11 @@ def _step_checks(out: Explanation, rule: Rule, item: Any, events: list, ctx: Con
     stops = [e for e in events if e.step in _clock.CLOCK_STEPS]
     for span in _step_limits.spans_of(events, item.step_days, ctx):
         clock = _step_limits.measure(span, stops, rule.params, ctx)
-        end = f"{clock.end_date}" if span.end is not None else f"{clock.end_date} (as of, pending)"
-        out.checks.append(
-            f"step {span.step} (limit {span.limit} working days, step_days): from "
-            f"{span.start_step} {clock.accepted} to {end}; used {clock.used}, suspended "
-            f"{clock.suspended} not counted; deadline {clock.promised_deadline} → "
-            + ("OVER" if clock.end_date > clock.promised_deadline else "ok"))
+        end = f"{clock.end_date}" + ("" if span.end is not None else out.w("pending"))
+        out.say("step_span", step=out.step_name(span.step), limit=span.limit,
+                start=out.step_name(span.start_step), accepted=clock.accepted, end=end,
+                used=clock.used, suspended=clock.suspended, deadline=clock.promised_deadline,
+                verdict=out.w("OVER" if clock.end_date > clock.promised_deadline else "ok"))
 
 
 def _days(ctx: Context, clock: Any, suspended: list) -> list[Day]:
@@ -329,19 +338,20 @@ def _sequence(out: Explanation, rule: Rule, item: Any, events: list, ctx: Contex
     first: dict = {}
     for e in flow:
         first.setdefault(e.step, e)
-    shown = {"precedence": f"{p.then} never before {p.first}",
-             "response": f"{p.then} within {p.days} {p.unit} days after {p.first}",
-             "absence": f"no {p.step}", "existence": f"{p.step} once the case has {p.when}"}
-    out.checks.append(f"pattern {p.pattern}: {shown[p.pattern]}")
+    name = out.step_name
+    shown = out.w(p.pattern, then=name(p.then or ""), first=name(p.first or ""), days=p.days,
+                  unit=out.w(p.unit) if p.unit else "", step=name(p.step or ""),
+                  when=name(p.when or ""))
+    out.say("pattern", pattern=p.pattern, shown=shown)
     for step in p.steps():
         e = first.get(step)
-        out.checks.append(f"first {step}: " + (
+        out.say("first_at", step=name(step), at=(
             f"{e.occurred_at.astimezone(ctx.tz):%Y-%m-%d %H:%M:%S}"
-            + (f" (to the {e.time_precision})" if e.time_precision else "")
-            if e else "none"))
+            + (out.w("to_the", precision=out.w(e.time_precision)) if e.time_precision else "")
+            if e else out.w("none")))
     detail = sequence_judge(p, {s: aware(e.occurred_at) for s, e in first.items()},
                             {s: e.time_precision for s, e in first.items()}, ctx)
-    out.checks.append(f"→ {detail}" if detail else "→ ok")
+    out.checks.append(f"→ {detail}" if detail else f"→ {out.w('ok')}")
 
 
 CHECKS = {"step_too_fast": _steps, "case_too_fast": _case, "late_entry": _late,
