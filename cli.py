@@ -995,7 +995,9 @@ def holds_list(app: App, include_released: bool, case_id: str | None, fmt: str) 
 @click.option("--note", help="Why the case may go on; required.")
 @pass_app
 def holds_release(app: App, hold_id: int, by: str, note: str | None) -> None:
-    """Release a hold (tier 1 of its department, or tier 2), so the case may go on."""
+    """Release a hold (tier 1 of its department, or tier 2), so the case may go on.
+
+    The same as the alert page's 恢复流程 button and POST /api/v1/holds/ID/release."""
     from monitor.holds import release
 
     h = release(app.engine, _policy(app), hold_id, by, app.now(), note, channel="cli")
