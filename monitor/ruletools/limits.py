@@ -24,7 +24,10 @@ delay, a dense window) — or, for warnings, cases ending close to their deadlin
   ``warning_days`` or fewer left, so it was warned when its slack at the decision is at
   most that. Proposal ``floor(median − k·MAD)`` of the slacks, at least 0; the quantile
   ``q``. Items whose limits the catalog gives in calendar days or with validity dates are
-  counted on the catalog's working-day limits here.
+  counted on the catalog's working-day limits here. Open cases are not measured, so
+  neither are stale ones (:mod:`..rules.kinds._stale`: open by definition — a case with a
+  non-system ``decide`` or ``complete`` is never stale), which ``overdue`` leaves to
+  ``data_quality``: nothing here depends on ``stale_days``.
 
 Memory: one number per case (or per entry of one actor at a time), not the events.
 """

@@ -64,7 +64,7 @@ def item_limits(conn: Connection) -> dict[str, dict[str, int]]:
 
 def alerted(conn: Connection, rule, ctx: Context, limits: dict, looked_at) -> dict:
     """{(case, step): alert} of this rule version's step alerts on the cases looked at
-    (``looked_at``: a WHERE clause over ``events``, see ``overdue._incremental``)."""
+    (``looked_at``: a WHERE clause over ``events``, see ``_overdue_open.incremental``)."""
     e, seen = Event.__table__, _seen(rule, ctx, limits)
     cases = select(e.c.case_id).where(seen, looked_at)
     query = (select(Alert.subject, Alert.case_id, Alert.department, Alert.item_code)

@@ -57,8 +57,9 @@ gets a new event is no longer stale, and the clock judges it again.
 
 **Incremental**: the cases with new events; and, on the first run of a new local date,
 every case that was still open as of the previous run (time passes for open cases) —
-the rule keeps that list (``open_cases``) as it keeps its watermark, so the cases are
-looked up in the case index, not found by a scan of the history. A decision stored ahead
+the rule keeps that list (``open_cases``; the bookkeeping is :mod:`._overdue_open`) as it
+keeps its watermark, so the cases are looked up in the case index, not found by a scan
+of the history. A decision stored ahead
 of a replayed ``as_of`` is a new event when it comes into view. Within a date an open
 case's level and message cannot change (they depend on dates only, and so does whether
 it is stale), so later runs that day look at new events alone.
@@ -82,19 +83,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import date
 from types import SimpleNamespace
 
-from sqlalchemy import Connection, and_, case, delete, func, insert, literal, or_, select, true
+from sqlalchemy import Connection, and_, case, func, literal, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from ...alerts import dedupe_key
 from ...calendar import CALENDAR_DAYS
-from ...models import Alert, Event, Item, OpenCase, RuleState
+from ...models import Alert, Event, Item
 from ...supervision import ACTIVE
 from ..finding import Context, Finding
-from ..sql import changed_cases, in_scope, one_of, seconds_between
-from . import _clock, _stale, _step_limits
+from ..sql import in_scope, one_of, seconds_between
+from . import _clock, _overdue_open, _stale, _step_limits
 from ._clock import CLOCK_STEPS, IN_CHUNK, Clock, day
 from ._common import local
 
@@ -122,8 +122,8 @@ ROWS_PER_ROUND = 5000  # candidate cases judged at a time: memory does not grow 
 
 
 def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
-    last_day = _last_day(conn, rule, ctx)
-    looked_at, listed = _incremental(conn, rule, ctx, last_day)
+    last_day = _overdue_open.last_run_day(conn, rule, ctx)
+    looked_at, listed = _overdue_open.incremental(conn, rule, ctx, last_day)
     # items whose limits changed over time: their cases are judged whatever the item's
     # current limit says (a handful of items)
     policies = [p for _, p in conn.execute(select(Item.code, Item.policy)) if p]
@@ -139,7 +139,7 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     else:  # in rounds: a short list is looked up in the case index whatever the planner
         e = Event.__table__  # makes of a long one (PostgreSQL scanned for 2,600 old cases)
         queries = [_candidates(rule, ctx, one_of(e.c.case_id, chunk), dated, ends)
-                   for chunk in _chunks(listed, CASES_PER_QUERY)]
+                   for chunk in _overdue_open.chunks(listed, CASES_PER_QUERY)]
     now_open: set[str] = set()
     stale: set[str] = set()  # open cases left to data quality (their pending steps too)
     for query in queries:  # streamed (a server-side cursor on PostgreSQL), judged in rounds
@@ -147,10 +147,10 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
                                                         "yield_per": ROWS_PER_ROUND})
         for rows in result.partitions():
             now_open.update(r.case_id for r in rows if r.decided is None and r.completed is None)
-            stale.update(r.case_id for r in rows if _silent(r, ctx))
+            stale.update(r.case_id for r in rows if _overdue_open.silent(r, ctx))
             yield from _judged(conn, rule, ctx, rows)
     if not ctx.probe:
-        _remember_open(conn, rule, ctx, last_day, now_open)
+        _overdue_open.remember_open(conn, rule, ctx, last_day, now_open)
     yield from _step_findings(conn, rule, ctx, looked_at, stale)
 
 
@@ -166,7 +166,7 @@ def _judged(conn: Connection, rule, ctx: Context, rows: Sequence) -> Iterator[Fi
         level = _level(r, clock, rule.params, own)
         if level is None:  # within every limit: the alert, if any, is cleared
             continue
-        if _silent(r, ctx) and r.previous_status not in ACTIVE:
+        if _overdue_open.silent(r, ctx) and r.previous_status not in ACTIVE:
             continue  # a data-quality finding, not misconduct (an alert pending stays)
         if RANK.get(r.previous_level, 0) > RANK[level]:
             kept = r.previous_level
@@ -201,12 +201,6 @@ def _under_policy(row, ctx: Context):
     return SimpleNamespace(**values), own
 
 
-def _silent(row, ctx: Context) -> bool:
-    """An open case gone stale (a case this clock sees decided, even by a system event, is
-    judged as decided)."""
-    return row.decided is None and row.completed is None and _stale.stale(row, ctx)
-
-
 def _in_calendar_days(finding: Finding) -> Finding:
     """A finding on a calendar-day clock says so (自然日, not 工作日)."""
     def say(v):
@@ -229,16 +223,6 @@ def _step_findings(conn: Connection, rule, ctx: Context, looked_at,
     spans = _step_limits.spans(rows, limits, ctx)
     stops = _clock.clock_events(conn, sorted({s.case_id for s in spans}), ctx)
     return _step_limits.findings(spans, stops, alerts, rule.params, ctx, stale)
-
-
-def _last_day(conn: Connection, rule, ctx: Context) -> date | None:
-    """The local date of this rule's last run, on an incremental run on a later date: open
-    cases' clocks move by whole dates, so on the same date only new events change anything.
-    ``None``: a full run, or the same date again."""
-    if ctx.since_event_id is None or ctx.probe:
-        return None
-    last = conn.scalar(select(RuleState.as_of).where(RuleState.rule_id == rule.id))
-    return None if last is None or day(last, ctx) == day(ctx.as_of, ctx) else day(last, ctx)
 
 
 def _candidates(rule, ctx: Context, looked_at: ColumnElement, dated: Sequence[str],
@@ -275,60 +259,6 @@ def _candidates(rule, ctx: Context, looked_at: ColumnElement, dated: Sequence[st
             .outerjoin(Alert, alert)
             .where(per_case.c.accepted.is_not(None), could_be_late)
             .order_by(per_case.c.case_id))
-
-
-def _incremental(conn: Connection, rule, ctx: Context, last_day: date | None
-                 ) -> tuple[ColumnElement, list[str] | None]:
-    """WHERE clause (over ``events``) of the cases to look at, and the same cases as a
-    sorted list when they can be listed: every case on a full run. Else the cases with new
-    events; and on a new date also every case still open as of the last run (time passes
-    for them; see :func:`_remember_open`), so that each is looked up in the case index."""
-    e = Event.__table__
-    if ctx.since_event_id is None:
-        return true(), None
-    changed = changed_cases(ctx, e.c.case_id)
-    still_open = _open_cases(conn, rule) if last_day is not None else set()
-    if ctx.changed_case_ids is not None:
-        listed = sorted(still_open | set(ctx.changed_case_ids))
-        return one_of(e.c.case_id, listed), listed
-    if not still_open:
-        return changed, None
-    return or_(one_of(e.c.case_id, sorted(still_open)), changed), None
-
-
-def _open_cases(conn: Connection, rule) -> set[str]:
-    return set(conn.scalars(select(OpenCase.case_id).where(OpenCase.rule_id == rule.id)))
-
-
-def _remember_open(conn: Connection, rule, ctx: Context, last_day: date | None,
-                   now_open: set[str]) -> None:
-    """Keep ``open_cases`` the cases accepted and neither decided nor completed as of this
-    run, for the next run on a later date: of the cases looked at (every open one, on a
-    full run or a new date; the changed ones, on the same date) the open ones replace
-    those listed before. Rolled back with the run (a dry run, a failure), as its watermark.
-
-    Enough for the next date: a case open at the start of this run's date but decided by
-    this run was looked at, with its decision, by the run that first saw that decision
-    (the decision was new then), and an ended case's finding depends on dates only."""
-    before = _open_cases(conn, rule)
-    if ctx.since_event_id is None or last_day is not None:
-        gone = before - now_open
-    elif ctx.changed_case_ids is not None:
-        gone = (before & set(ctx.changed_case_ids)) - now_open
-    else:
-        gone = set(conn.scalars(select(OpenCase.case_id).where(
-            OpenCase.rule_id == rule.id, changed_cases(ctx, OpenCase.__table__.c.case_id)))) - now_open
-    table = OpenCase.__table__
-    for chunk in _chunks(sorted(gone)):
-        conn.execute(delete(table).where(table.c.rule_id == rule.id, table.c.case_id.in_(chunk)))
-    fresh = [{"rule_id": rule.id, "case_id": c} for c in sorted(now_open - before)]
-    if fresh:
-        conn.execute(insert(table), fresh)
-
-
-def _chunks(values: list, size: int = IN_CHUNK) -> Iterator[list]:
-    for start in range(0, len(values), size):
-        yield values[start:start + size]
 
 
 def _subject(case_id: str) -> Finding:
@@ -412,7 +342,7 @@ def _finding(row, clock: Clock, level: str | None, kept: str | None, ids: dict,
     state = _state(row, clock, level, ctx)
     if kept:
         state += f"；此前已判定为{LEVEL_CN[kept]}，级别保留待处置"
-    stale = _silent(row, ctx)
+    stale = _overdue_open.silent(row, ctx)
     if stale:  # only an alert already pending is still found (see the docstring)
         state += (f"；{day(row.last, ctx)} 以来逾 {ctx.stale_days} 日无记录（数据质量问题），"
                   "已发出的告警保留待处置")
