@@ -5,8 +5,9 @@
    folder, or the PostgreSQL database ``--url`` names; ``--reuse``: the store at ``--url``
    as it is), a service token with scope ``gate``, and the cases of D events (default 3,000)
    drawn from it at random, with their item and latest event: the cases the workflow
-   system asks about, so D sets how much of the store the load touches (3,000 cases' rows
-   stay in PostgreSQL's shared buffers; 30,000 cases of a million-case store do not).
+   system asks about, so D sets how much of the store the load touches (3,000 cases' pages
+   fit in PostgreSQL's shared buffers; 30,000 spread over a million-case store are more
+   than the 128 MB the shared server here has).
 2. The server: ``permit-monitor web``'s application, built by its factory
    (monitor/web/workers.py), under uvicorn in a child process on 127.0.0.1 and a free port
    (``--workers W``: W worker processes on the one socket, as ``permit-monitor web
