@@ -27,6 +27,7 @@ from monitor.engine import evaluate
 from monitor.models import Alert, GateLog, TrailEntry, User
 from monitor.rules.loader import load_rules
 from monitor.web.app import create_app
+from monitor.web.site import SECURITY_HEADERS
 from web_county import Server
 
 AT = datetime(2025, 9, 30, 3, 0, tzinfo=timezone.utc)  # 11:00 local
@@ -142,6 +143,22 @@ def test_tokens_of_other_scopes_and_bad_bodies_are_refused(county, server):
     assert post(server, "pm_not-a-token", SURVEY_58S)[0] == 401
     status, body, _ = post(server, token, {**SURVEY_58S, "steps": "survey"})
     assert status == 422 and "did you mean 'step'" in json.dumps(body, ensure_ascii=False)
+
+
+def test_answers_and_refusals_carry_the_security_headers(county, server):
+    _, _, token = county
+    for bearer, status in ((token, 200), ("pm_not-a-token", 401)):
+        request = urllib.request.Request(
+            server.url + "/api/v1/gate", json.dumps(SURVEY_58S).encode(), method="POST",
+            headers={"Authorization": f"Bearer {bearer}", "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                got, headers = response.status, response.headers
+        except urllib.error.HTTPError as exc:
+            got, headers = exc.code, exc.headers
+        assert got == status
+        assert {name: headers[name] for name in SECURITY_HEADERS} == SECURITY_HEADERS
+        assert headers.get_all("Cache-Control") == ["no-store"]  # once, not twice
 
 
 @pytest.mark.parametrize("fail, decision", [("open", "allow"), ("closed", "deny")])

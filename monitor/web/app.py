@@ -18,7 +18,9 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy import Engine
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..center.act import FieldError
 from ..center.labels import labeler
@@ -34,6 +36,30 @@ log = logging.getLogger(__name__)
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+class SecurityHeaders:
+    """Every response gets :data:`~monitor.web.site.SECURITY_HEADERS` (unless it set one
+    itself). A plain ASGI middleware that edits the response's start message: Starlette's
+    ``@app.middleware("http")`` ran each request as a task of its own behind memory
+    streams, ~5 % of a gate decision's CPU."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def create_app(engine: Engine, config: Config, clock: Callable[[], datetime] = utcnow) -> FastAPI:
@@ -53,12 +79,7 @@ def create_app(engine: Engine, config: Config, clock: Callable[[], datetime] = u
     app.include_router(gateapi.router)
     app.include_router(pages.router)
 
-    @app.middleware("http")
-    async def headers(request: Request, call_next):
-        response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
+    app.add_middleware(SecurityHeaders)
 
     @app.exception_handler(MonitorError)
     async def monitor_error(request: Request, exc: MonitorError):

@@ -71,10 +71,10 @@ def guard(request: Request) -> Guard:
                         403: {"description": "not the workflow system's token (scope gate)"},
                         422: {"description": "the candidate breaks the input contract"},
                         503: {"description": "the store cannot check the token now"}})
-def ask_gate(request: Request, candidate: dict[str, Any] = Body(...)) -> dict[str, Any]:
-    token = bearer(request)
+async def ask_gate(request: Request, candidate: dict[str, Any] = Body(...)) -> dict[str, Any]:
+    token = bearer(request)  # async: the request waits for the guard's pool on the loop
     try:
-        return guard(request).answer(token, candidate, now(request)).answer()
+        return (await guard(request).answer_async(token, candidate, now(request))).answer()
     except Unauthenticated as exc:
         raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
     except NotAllowed as exc:
