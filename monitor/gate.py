@@ -35,12 +35,13 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select
 
 from .alerts import render
+from .catalogmemo import CatalogMemo
 from .config import Config
 from .errors import MonitorError
 from .exemptions import Matcher
 from .ingest.events import COLUMNS, CatalogIndex, Rejected, normalize_event
 from .models import Department, Event, Item
-from .rules.finding import Context, Finding
+from .rules.finding import Context, Finding, catalog_read
 from .rules.kinds import KINDS, gate_effects
 from .rules.kinds._fees import REACHED
 from .rules.model import Rule
@@ -125,9 +126,12 @@ def read_candidate(path: str) -> Any:
         raise GateInputError("bad_json", f"{path}:{exc.lineno}: not JSON: {exc.msg}") from None
 
 
-def _catalog_for(conn: Connection, fields: dict[str, str]) -> CatalogIndex:
+def _catalog_for(conn: Connection, fields: dict[str, str],
+                 memo: dict[Any, Any] | None) -> CatalogIndex:
     """What validating this one candidate needs of the catalog (its item, its department):
-    two key lookups instead of ``CatalogIndex.load``'s whole tables, per decision."""
+    the whole index from the memo at this catalog version, else two key lookups."""
+    if memo is not None:
+        return catalog_read(conn, memo, "index", CatalogIndex.load)
     code, dept = fields.get("item_code", "").strip(), fields.get("department", "").strip()
     items: dict[str, str] = {c: d for c, d in conn.execute(
         select(Item.code, Item.department).where(Item.code == code))}
@@ -136,13 +140,14 @@ def _catalog_for(conn: Connection, fields: dict[str, str]) -> CatalogIndex:
     return CatalogIndex(items, departments)
 
 
-def _candidate(conn: Connection, raw: Any, config: Config) -> tuple[dict[str, Any], str]:
+def _candidate(conn: Connection, raw: Any, config: Config,
+               memo: dict[Any, Any] | None) -> tuple[dict[str, Any], str]:
     """(the stored row of the candidate, its own event id or '')."""
     fields = candidate_fields(raw)
     own_id = fields.get("event_id", "").strip()
     fields["event_id"] = PROBE_PREFIX + uuid.uuid4().hex
     try:
-        row = normalize_event(fields, _catalog_for(conn, fields), config.tz)
+        row = normalize_event(fields, _catalog_for(conn, fields, memo), config.tz)
     except Rejected as exc:
         raise GateInputError(exc.reason, exc.detail) from None
     return row, own_id
@@ -158,9 +163,10 @@ def check(engine: Engine, config: Config, rules: list[Rule], raw: Any, at: datet
 
 
 def judge(conn: Connection, config: Config, rules: list[Rule], raw: Any, at: datetime,
-          before: Any = None) -> Verdict:
+          before: Any = None, memo: CatalogMemo | None = None) -> Verdict:
     """:func:`check` on a connection of the caller's (in no transaction): the look is
-    rolled back, and the connection is left in no transaction."""
+    rolled back, and the connection is left in no transaction. ``memo``: what earlier
+    decisions read of the catalog whole, used while the catalog's version is the same."""
     gated = gated_rules(rules)
     policy = policy_for(config, rules)
     reasons: list[dict[str, Any]] = []
@@ -168,7 +174,8 @@ def judge(conn: Connection, config: Config, rules: list[Rule], raw: Any, at: dat
     try:  # the look: one transaction, rolled back
         if before is not None:
             before(conn)
-        row, own_id = _candidate(conn, raw, config)
+        catalog = memo.current(conn) if memo is not None else None
+        row, own_id = _candidate(conn, raw, config, catalog)
         as_of = max(at, row["occurred_at"])
         shown = {k: v for k, v in row.items() if k != "content_hash"}
         shown["event_id"] = own_id or None
@@ -178,7 +185,7 @@ def judge(conn: Connection, config: Config, rules: list[Rule], raw: Any, at: dat
         ctx = Context(as_of=as_of, tz=config.tz, calendar=config.calendar(),
                       since_event_id=probe - 1, since_as_of=as_of, deferred_ids=(),
                       changed_case_ids=(row["case_id"],), probe=True,
-                      stale_days=config.stale_days)
+                      stale_days=config.stale_days, catalog=catalog)
         for rule in gated:
             found = _implicated(rule, row, KINDS[rule.kind].detect(conn, rule, ctx))
             if not found:

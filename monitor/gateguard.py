@@ -13,6 +13,8 @@ only to the workflow system's own token: a token the store cannot vouch for in t
 no answer (:class:`Unverified`). Within :data:`TOKEN_RECHECK` seconds of its last check
 the token is not looked up again (a round trip and a transaction per decision saved): a
 token revoked, or one that expires, is refused from that many seconds later at most.
+What the decisions read of the catalog whole is kept between them while the store's
+catalog version stays the same (monitor/catalogmemo.py).
 
 On PostgreSQL the guard has connections of its own (:func:`limited`) whose every
 statement is limited to the budget (``statement_timeout``, set once per connection), so
@@ -36,6 +38,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from . import accounts, authz
+from .catalogmemo import CatalogMemo
 from .config import Config
 from .db import create_store_engine
 from .errors import MonitorError
@@ -69,6 +72,7 @@ class Guard:
         self.later = ThreadPoolExecutor(1, thread_name_prefix="gate-log")
         # token digest → (when the store accepted it, who holds it)
         self.known: dict[str, tuple[float, authz.Actor]] = {}
+        self.catalog = CatalogMemo()  # the catalog's whole-table reads, per its version
         self.lock = threading.Lock()
 
     def _work(self, token: str, raw: Any, at: datetime, given_up: threading.Event) -> Verdict:
@@ -88,7 +92,7 @@ class Guard:
             with self.lock:
                 self.known[digest] = (time.monotonic(), actor)
         return ask(self.engine, self.config, self.rules(), raw, at, actor.id, "api",
-                   wanted=lambda: not given_up.is_set())
+                   wanted=lambda: not given_up.is_set(), memo=self.catalog)
 
     def answer(self, token: str, raw: Any, at: datetime) -> Verdict:
         """The verdict on ``raw`` for the holder of ``token``, within the budget."""

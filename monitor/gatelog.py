@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select
 
 from . import trail
+from .catalogmemo import CatalogMemo
 from .config import Config
 from .gate import Verdict, judge
 from .models import GateLog
@@ -65,12 +66,13 @@ def record(conn: Connection, verdict: Verdict, asked_by: str, channel: str, at: 
 
 def ask(engine: Engine, config: Config, rules: list[Rule], raw: Any, at: datetime,
         asked_by: str, channel: str, before: Any = None,
-        wanted: Callable[[], bool] = lambda: True) -> Verdict:
+        wanted: Callable[[], bool] = lambda: True, memo: CatalogMemo | None = None) -> Verdict:
     """The gate's verdict on ``raw``, logged (see :func:`record`) — unless by then it is no
-    longer ``wanted`` (the caller got a degraded answer instead: that one is logged)."""
+    longer ``wanted`` (the caller got a degraded answer instead: that one is logged).
+    ``memo``: the catalog read by earlier decisions (:func:`~monitor.gate.judge`)."""
     started = time.monotonic()
     with engine.connect() as conn:  # one connection for the look and its log line
-        verdict = judge(conn, config, rules, raw, at, before)
+        verdict = judge(conn, config, rules, raw, at, before, memo)
         elapsed = round((time.monotonic() - started) * 1000)
         if not wanted():
             return verdict

@@ -261,3 +261,29 @@ def test_a_revoked_token_is_refused_once_its_recheck_window_is_over(store, confi
         assert guard._trusted(token) is None  # and no degraded answer for it either
     finally:
         guard.close()
+
+
+def test_the_catalog_version_moves_with_items_departments_and_roles_only(store):
+    """The store's own triggers (migration 0024) raise ``meta.catalog_version``, which the
+    gate's memo of the catalog is kept by (monitor/catalogmemo.py)."""
+    from sqlalchemy import delete, insert, update
+
+    from monitor.catalogmemo import KEY
+    from monitor.models import Department, Item, Meta
+
+    def version(conn):
+        return int(conn.scalar(select(Meta.value).where(Meta.key == KEY)))
+
+    with store.begin() as conn:
+        first = version(conn)
+        conn.execute(update(User).where(User.id == "u1").values(delivery="digest"))
+        assert version(conn) == first  # a user's own choice: not the catalog
+        conn.execute(update(User).where(User.id == "u1").values(roles=["clerk", "cashier"]))
+        assert version(conn) > first
+        moves = [insert(Department).values(code="D09", name="新部门"),
+                 update(Item).where(Item.code == "D04-XK-001").values(min_minutes={}),
+                 delete(Department).where(Department.code == "D09")]
+        for statement in moves:
+            before = version(conn)
+            conn.execute(statement)
+            assert version(conn) > before, statement

@@ -19,9 +19,10 @@ import pytest
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
-from conftest import event, ingest_rows
+from conftest import CATALOG, event, ingest_rows
 from monitor import accounts, exemptions
 from monitor.alerts import GATE_REFUSED
+from monitor.catalog import ingest_catalog
 from monitor.config.gate import GateConfig
 from monitor.engine import evaluate
 from monitor.models import Alert, GateLog, TrailEntry, User
@@ -94,6 +95,38 @@ def test_a_normal_step_is_allowed(county, server):
     _, _, token = county
     status, answer, _ = post(server, token, {**SURVEY_58S, "occurred_at": "2025-09-30 10:45:00"})
     assert (status, answer["decision"], answer["reasons"]) == (200, "allow", [])
+
+
+def test_a_catalog_reloaded_while_serving_is_seen_by_the_next_decision(county, server,
+                                                                     tmp_path):
+    """The gate keeps what it reads of the catalog whole between decisions
+    (monitor/catalogmemo.py): a reload through another engine moves the store's catalog
+    version, and the next answer follows the new catalog — the item's survey minimum
+    raised from 30 to 60 minutes makes the 45-minute survey too fast; the item added
+    makes a candidate of it valid."""
+    store, _, token = county
+    survey_45 = {**SURVEY_58S, "occurred_at": "2025-09-30 10:45:00"}
+    new_item = {**SURVEY_58S, "event_id": "n-1", "case_id": "c9", "item_code": "D04-XK-009",
+                "step": "accept"}
+    for body in (survey_45, survey_45):  # the second answer is the memo's
+        assert post(server, token, body)[1]["decision"] == "allow"
+    status, answer, _ = post(server, token, new_item)
+    assert status == 422 and "D04-XK-009" in answer["detail"]
+    path = tmp_path / "catalog-reloaded.yaml"
+    path.write_text(CATALOG.replace("survey: 30,", "survey: 60,") + """\
+  - {code: D04-XK-009, name: 新增事项, department: D04, category: license,
+     promised_days: 5, legal_days: 10}
+""", encoding="utf-8")
+    other = create_engine(store.url)
+    try:
+        ingest_catalog(other, path)
+    finally:
+        other.dispose()
+    status, answer, _ = post(server, token, {**survey_45, "event_id": "w-3"})
+    assert (status, answer["decision"]) == (200, "deny")
+    assert [r["rule_id"] for r in answer["reasons"]] == ["fast"]
+    status, answer, _ = post(server, token, new_item)
+    assert (status, answer["decision"]) == (200, "allow")
 
 
 def test_a_certificate_without_online_payment_is_denied(county, server, write_events):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from ..calendar import WorkCalendar
 
@@ -43,6 +43,22 @@ class Context:
     # transaction that is rolled back: a detector keeps no state of its own and does not
     # sweep other cases for the passing of time
     probe: bool = False
+    # the gate's memo of the catalog's whole-table reads, valid for the catalog version
+    # its look began at (monitor/catalogmemo.py); None: read them afresh (a run)
+    catalog: dict[Any, Any] | None = field(default=None, compare=False, hash=False)
+
+
+def catalog_read(conn, memo: dict[Any, Any] | None, key: Any,
+                 load: Callable[[Any], Any]) -> Any:
+    """``load(conn)``: what a detector reads of the catalog (never of the events), taken
+    from ``memo`` (``ctx.catalog``: the gate's, at this catalog version) when there is
+    one. ``key`` names the read and every parameter it depends on; the value is shared,
+    never to be changed."""
+    if memo is None:
+        return load(conn)
+    if key not in memo:
+        memo[key] = load(conn)
+    return memo[key]
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from sqlalchemy.sql import Subquery
 
 from ...models import Event, Item, User
 from ...types import FEN
-from ..finding import Context
+from ..finding import Context, catalog_read
 from ..sql import as_of, changed_cases, in_scope
 from ._common import local
 
@@ -42,12 +42,18 @@ def fen_floor(amount: Decimal) -> int:
     return int((amount * 100).to_integral_value(rounding=ROUND_FLOOR))
 
 
-def authorised_users(conn: Connection, roles: Iterable[str]) -> list[str]:
+def authorised_users(conn: Connection, roles: Iterable[str], ctx: Context | None = None
+                     ) -> list[str]:
     """Ids of the users holding any of ``roles`` (users.roles is a JSON list; the table is
-    small, so membership is checked here rather than with each backend's JSON operators)."""
-    wanted = set(roles)
-    return sorted(uid for uid, held in conn.execute(_USERS_ROLES)
-                  if wanted & set(held or ()))
+    small, so membership is checked here rather than with each backend's JSON operators);
+    the gate's memo of them at its catalog version with ``ctx``."""
+    wanted = frozenset(roles)
+
+    def load(conn: Connection) -> list[str]:
+        return sorted(uid for uid, held in conn.execute(_USERS_ROLES)
+                      if wanted & set(held or ()))
+
+    return catalog_read(conn, ctx and ctx.catalog, ("authorised", wanted), load)
 
 
 _USERS_ROLES = select(User.id, User.roles)

@@ -56,7 +56,7 @@ class Params:
 
 
 def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
-    authorised = authorised_users(conn, rule.params.authorising_roles)
+    authorised = authorised_users(conn, rule.params.authorising_roles, ctx)
     fees = case_fees(rule, ctx)
     due = func.coalesce(fees.c.standard_fen, 0) - fees.c.waived_fen
     shortfall = due - fees.c.online_fen

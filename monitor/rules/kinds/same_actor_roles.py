@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, bindparam, func, select
 
 from ...models import Event, Item
-from ..finding import Context, Finding
+from ..finding import Context, Finding, catalog_read
 from ..sql import as_of, bound, built, changed_cases, in_scope
 from ._common import by_case
 
@@ -57,8 +57,7 @@ class Params:
 
 def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     params = rule.params
-    four_eyes = {code: [tuple(p) for p in policy["four_eyes"]] for code, policy in
-                 conn.execute(_POLICIES) if policy and "four_eyes" in policy}
+    four_eyes = catalog_read(conn, ctx.catalog, "four_eyes", _four_eyes)
     pair_steps = {s for p in params.pairs for s in p} | {
         s for pairs in four_eyes.values() for p in pairs for s in p}
     steps = tuple(sorted(set(params.steps) | pair_steps))
@@ -109,6 +108,12 @@ def _query(rule, ctx: Context, steps: tuple[str, ...]):
 
 
 _POLICIES = select(Item.code, Item.policy).where(Item.policy.is_not(None))
+
+
+def _four_eyes(conn: Connection) -> dict[str, list[tuple[str, ...]]]:
+    """item code → its four-eyes pairs (catalog ``policy.four_eyes``)."""
+    return {code: [tuple(p) for p in policy["four_eyes"]] for code, policy in
+            conn.execute(_POLICIES) if policy and "four_eyes" in policy}
 _E = Event.__table__
 _STEPS = (select(_E.c.case_id, _E.c.actor, _E.c.step, _E.c.event_id)
           .where(_E.c.case_id.in_(bindparam("cases", expanding=True)),

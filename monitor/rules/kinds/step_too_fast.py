@@ -27,7 +27,7 @@ from typing import Any, Mapping
 from sqlalchemy import Connection, and_, bindparam, case, func, literal, null, select
 
 from ...models import Event, Item
-from ..finding import Context, Finding
+from ..finding import Context, Finding, catalog_read
 from ..sql import (ListParam, as_of, bound, built, changed_cases, in_scope, json_number,
                    member_of, seconds_since, time_point)
 from ._common import aware, by_case, local
@@ -52,7 +52,7 @@ class Params:
 
 
 def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
-    longest = _longest_limit(conn, rule.params.min_minutes, rule.params.item_min_minutes)
+    longest = _longest_limit(conn, ctx, rule.params.min_minutes, rule.params.item_min_minutes)
     if longest is None:
         return
     close = conn.execute(built(rule, "close", ctx, lambda: _close(ctx)),
@@ -173,12 +173,16 @@ def _from_named_steps(conn: Connection, close: list, current: dict, ctx: Context
     return out
 
 
-def _longest_limit(conn: Connection, defaults: Mapping[str, float],
+def _longest_limit(conn: Connection, ctx: Context, defaults: Mapping[str, float],
                    per_item: Mapping[str, Mapping[str, float]]) -> float | None:
     """The longest minimum (minutes) any step of any item has: the catalog's and this
     rule's; ``None`` when no step has one."""
     limits = [float(v) for v in defaults.values()]
     limits += [float(v) for steps in per_item.values() for v in steps.values()]
-    for per_step in conn.scalars(_MIN_MINUTES):
-        limits += [float(v) for v in (per_step or {}).values()]
+    limits += catalog_read(conn, ctx.catalog, "min_minutes", _catalog_minutes)
     return max(limits, default=None)
+
+
+def _catalog_minutes(conn: Connection) -> tuple[float, ...]:
+    return tuple(float(v) for per_step in conn.scalars(_MIN_MINUTES)
+                 for v in (per_step or {}).values())

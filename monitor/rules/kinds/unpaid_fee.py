@@ -72,7 +72,7 @@ def _query(rule, ctx: Context):
 
 
 def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
-    authorised = authorised_users(conn, rule.params.authorising_roles)
+    authorised = authorised_users(conn, rule.params.authorising_roles, ctx)
     found = list(conn.execute(built(rule, "unpaid", ctx, lambda: _query(rule, ctx)),
                               bound(ctx, authorised=authorised)))
     events = fee_events(conn, [r.case_id for r in found], ctx)
