@@ -14,6 +14,8 @@ transaction, and uses what was read at that version, or reads afresh.
 What a memo holds was read after its version was, so it is never older than the catalog
 the decision saw (at worst newer, by a change committed in between, whose own version
 then replaces the memo). No counter (a store without the row): no memo, every read fresh.
+The counter starts at a random number, so a store dropped and made again under the same
+URL while a server runs does not meet the memo of the old one at the same count.
 """
 
 from __future__ import annotations

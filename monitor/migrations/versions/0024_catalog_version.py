@@ -13,6 +13,8 @@ Revision ID: 0024
 Revises: 0023
 Create Date: 2026-12-07
 """
+import secrets
+
 from alembic import op
 
 
@@ -26,7 +28,7 @@ KEY = 'catalog_version'
 WATCHED = {'items': ('INSERT', 'DELETE', 'UPDATE'),
            'departments': ('INSERT', 'DELETE', 'UPDATE'),
            'users': ('INSERT', 'DELETE', 'UPDATE OF id, roles, department')}
-BUMP = f"UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = '{KEY}'"
+BUMP = f"UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS TEXT) WHERE key = '{KEY}'"
 
 
 def _name(table: str, event: str) -> str:
@@ -34,7 +36,9 @@ def _name(table: str, event: str) -> str:
 
 
 def upgrade() -> None:
-    op.execute(f"INSERT INTO meta (key, value) VALUES ('{KEY}', '0')")
+    # a random start: a store made again under the same URL, counting afresh, is not
+    # mistaken for the one a memo was made of
+    op.execute(f"INSERT INTO meta (key, value) VALUES ('{KEY}', '{secrets.randbits(48)}')")
     if op.get_bind().dialect.name == 'postgresql':
         op.execute("CREATE FUNCTION catalog_version_bump() RETURNS trigger LANGUAGE plpgsql "
                    f"AS $$ BEGIN {BUMP}; RETURN NULL; END $$")
