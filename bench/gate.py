@@ -1,10 +1,13 @@
 """Workflow gate benchmark: ``python bench/gate.py N [--url URL] [--reuse] [--concurrency C]
-[--seconds S] [--workers W] [--json]``.
+[--seconds S] [--workers W] [--drawn D] [--json]``.
 
 1. Setup, not timed: the N-case store of bench/evaluate.py (SQLite file in a temporary
    folder, or the PostgreSQL database ``--url`` names; ``--reuse``: the store at ``--url``
-   as it is), a service token with scope ``gate``, and 3,000 cases drawn from it with
-   their item and latest event.
+   as it is), a service token with scope ``gate``, and the cases of D events (default 3,000)
+   drawn from it at random, with their item and latest event: the cases the workflow
+   system asks about, so D sets how much of the store the load touches (3,000 cases' pages
+   fit in PostgreSQL's shared buffers; 30,000 spread over a million-case store are more
+   than the 128 MB the shared server here has).
 2. The server: ``permit-monitor web``'s application, built by its factory
    (monitor/web/workers.py), under uvicorn in a child process on 127.0.0.1 and a free port
    (``--workers W``: W worker processes on the one socket, as ``permit-monitor web
@@ -74,7 +77,7 @@ def write_config(folder: str) -> str:
     return str(path)
 
 
-def setup(url: str) -> tuple[str, list[dict]]:
+def setup(url: str, drawn: int = DRAWN) -> tuple[str, list[dict]]:
     """(a gate token, the drawn cases: case id, item, latest event time)."""
     from sqlalchemy import func, select
 
@@ -89,7 +92,7 @@ def setup(url: str) -> tuple[str, list[dict]]:
     with engine.connect() as conn:
         top = conn.scalar(select(func.max(e.c.id)))
         rng = random.Random(16)
-        ids = sorted(rng.sample(range(1, top + 1), min(DRAWN, top)))
+        ids = sorted(rng.sample(range(1, top + 1), min(drawn, top)))
         cases = sorted(set(conn.scalars(select(e.c.case_id).where(e.c.id.in_(ids)))))
         rows = conn.execute(select(e.c.case_id, func.min(e.c.item_code),
                                    func.max(e.c.occurred_at))
@@ -223,6 +226,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30, help="length of the load phase")
     parser.add_argument("--workers", type=int, default=1,
                         help="uvicorn worker processes serving the application")
+    parser.add_argument("--drawn", type=int, default=DRAWN,
+                        help="events drawn at random from the store: their cases are the ones asked about")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
@@ -236,7 +241,7 @@ def main() -> None:
         from evaluate import prepare
 
         made = prepare(url, args.n)
-    token, drawn = setup(url)
+    token, drawn = setup(url, args.drawn)
     proc, port = start_server(url, write_config(folder), args.workers)
     try:
         from benchlib import ServerMeter
@@ -254,7 +259,8 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    out = {"cases": args.n, "store": url.split("@")[-1], "workers": args.workers, "setup": made,
+    out = {"cases": args.n, "store": url.split("@")[-1], "workers": args.workers,
+           "drawn": len(drawn), "setup": made,
            "warm_up": warm["decisions"], "load": result}
     if args.json:
         print(json.dumps(out, ensure_ascii=False))
