@@ -12,7 +12,8 @@ import sys
 import time
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import make_url
 
 from conftest import EVENT_COLUMNS
 from monitor.catalog import ingest_catalog
@@ -45,6 +46,35 @@ def counts(engine):
     return events, distinct, quarantined
 
 
+KILLED = "permit-monitor-killed"  # application_name of the killed run's PostgreSQL session
+
+
+def killed_url(db_url: str) -> str:
+    """The URL the run to be killed uses: on PostgreSQL its session is named, to be
+    waited for (see :func:`settle`)."""
+    url = make_url(db_url)
+    if url.get_backend_name() != "postgresql":
+        return db_url
+    return url.update_query_dict({"application_name": KILLED}).render_as_string(
+        hide_password=False)
+
+
+def settle(engine) -> None:
+    """Wait until the killed run's session has ended on the server. A COMMIT the client
+    sent before SIGKILL still completes after the client is gone, so the store can gain a
+    batch after the kill; only once the session is gone is the count final."""
+    if engine.dialect.name != "postgresql":
+        return
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            if not conn.scalar(text("SELECT count(*) FROM pg_stat_activity "
+                                    "WHERE application_name = :name"), {"name": KILLED}):
+                return
+        time.sleep(0.05)
+    raise AssertionError("the killed run's session did not end within 60 s")
+
+
 @pytest.mark.slow
 def test_sigkill_mid_file_then_rerun(db_url, tmp_path, catalog_file):
     engine = open_store(db_url)
@@ -52,11 +82,13 @@ def test_sigkill_mid_file_then_rerun(db_url, tmp_path, catalog_file):
     path = tmp_path / "big.csv"
     good, bad = write_big_csv(path)
     (tmp_path / "config.yaml").write_text("batch_size: 2000\n")
-    command = [sys.executable, "-m", "monitor", "--config", str(tmp_path / "config.yaml"),
-               "--db", db_url, "ingest", "events", "--json", str(path)]
+    def command(url):
+        return [sys.executable, "-m", "monitor", "--config", str(tmp_path / "config.yaml"),
+                "--db", url, "ingest", "events", "--json", str(path)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
 
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(command(killed_url(db_url)), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         stored = counts(engine)[0]
@@ -66,11 +98,12 @@ def test_sigkill_mid_file_then_rerun(db_url, tmp_path, catalog_file):
     assert proc.poll() is None, "ingestion finished before it could be killed; raise ROWS"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    settle(engine)
     events, distinct, quarantined = counts(engine)
     assert 0 < events < good, "the kill must land mid-file"
     assert events == distinct  # consistent: no half-written batch, no duplicate
 
-    rerun = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    rerun = subprocess.run(command(db_url), capture_output=True, text=True, env=env, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     summary = json.loads(rerun.stdout)
     assert summary["read"] == ROWS

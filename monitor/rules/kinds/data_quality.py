@@ -25,12 +25,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 
-from sqlalchemy import Connection, case, func, select
+from sqlalchemy import ColumnElement, Connection, and_, case, func, or_, select
 
 from ...models import Event, Item
 from ..finding import Context, Finding
-from ..sql import in_scope
+from ..sql import in_scope, one_of
 from . import _stale
 from ._common import local
 
@@ -63,17 +64,24 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
         if minutes or case_minutes}
     scope = (e.c.occurred_at <= ctx.as_of, e.c.is_system.is_(False),
              in_scope(rule.scope, e.c.department, e.c.item_code))
+    accepted = func.min(case((e.c.step == "accept", e.c.occurred_at)))
+    decided = func.min(case((e.c.step.in_(sorted(decisions)), e.c.occurred_at)))
+    early = func.sum(case((e.c.recorded_at < e.c.occurred_at, 1), else_=0))
+    days = func.sum(case((e.c.time_precision == "day", 1), else_=0))
+    last, ended = _stale.columns(ends)
+    # stamped instants (one account, to the second) the case has more events at than one
+    stamp = case((and_(e.c.actor.is_not(None), e.c.time_precision.is_(None)), e.c.occurred_at))
+    ties = func.count(stamp) - func.count(func.distinct(stamp))
     rows = conn.execute(
         select(e.c.case_id, func.min(e.c.item_code).label("item_code"),
-               func.min(e.c.department).label("department"),
-               func.min(case((e.c.step == "accept", e.c.occurred_at))).label("accepted"),
-               func.min(case((e.c.step.in_(sorted(decisions)), e.c.occurred_at)))
-               .label("decided"),
-               *_stale.columns(ends),
-               func.sum(case((e.c.recorded_at < e.c.occurred_at, 1), else_=0)).label("early"),
-               func.sum(case((e.c.time_precision == "day", 1), else_=0)).label("days"))
-        .where(*scope).group_by(e.c.case_id).order_by(e.c.case_id)).all()
-    synthetic = _synthetic(conn, scope, rule.params.synthetic_steps, decisions | ends)
+               func.min(e.c.department).label("department"), accepted.label("accepted"),
+               decided.label("decided"), last, ended, early.label("early"),
+               days.label("days"), ties.label("ties"))
+        .where(*scope).group_by(e.c.case_id)
+        .having(_candidate(ctx, accepted, decided, early, days, last, ended, ties))
+        .order_by(e.c.case_id)).all()
+    synthetic = _synthetic(conn, scope, rule.params.synthetic_steps,
+                           [r.case_id for r in rows if r.ties])
     for r in rows:
         found: dict[str, dict] = {}
         if r.accepted is not None and r.decided is not None and r.decided < r.accepted:
@@ -95,16 +103,41 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
                 evidence={"data_quality": True, **found})
 
 
-def _synthetic(conn: Connection, scope: tuple, steps: int, extra: set[str]) -> dict:
-    """case → {actor, at, steps} of the instants where one account stamped ``steps`` or
-    more workflow steps at once."""
+def _candidate(ctx: Context, accepted, decided, early, days, last, ended,
+               ties) -> ColumnElement:
+    """HAVING clause: the cases that may have an issue — a superset of those the checks in
+    :func:`detect` find, so that only they leave the database (most cases have none; judging
+    every case in Python was most of this rule's time, and its memory grew with the store).
+    Stale is judged on local dates there; here an instant bound that no stale case can
+    miss: a date more than ``stale_days`` before the as-of's ends more than
+    ``stale_days`` − 1 days before it (a day of slack for any offset change between). A
+    synthetic timeline needs two events of the case stamped at one instant (``ties``)."""
+    conditions = [decided < accepted, early > 0, days > 0, ties > 0]
+    if ctx.stale_days is not None:
+        cutoff = ctx.as_of - timedelta(days=ctx.stale_days - 1)
+        conditions.append(and_(accepted.is_not(None), ended == 0, last < cutoff))
+    return or_(*conditions)
+
+
+CASES_PER_QUERY = 1_000
+
+
+def _synthetic(conn: Connection, scope: tuple, steps: int, cases: list[str]) -> dict:
+    """case → {actor, at, steps} of the first instant (by actor, then time) where one
+    account stamped ``steps`` or more workflow steps at once, among ``cases`` (those with
+    ties: few; grouping every event of the store by case, actor and instant was a sort of
+    the whole table)."""
     e = Event.__table__
     distinct = func.count(func.distinct(e.c.step))
     out: dict = {}
-    for r in conn.execute(select(e.c.case_id, e.c.actor, e.c.occurred_at, distinct.label("n"))
-                          .where(*scope, e.c.actor.is_not(None),
-                                 e.c.time_precision.is_(None))
-                          .group_by(e.c.case_id, e.c.actor, e.c.occurred_at)
-                          .having(distinct >= max(steps, 2))):
-        out.setdefault(r.case_id, {"actor": r.actor, "at": str(r.occurred_at), "steps": r.n})
+    for start in range(0, len(cases), CASES_PER_QUERY):
+        for r in conn.execute(
+                select(e.c.case_id, e.c.actor, e.c.occurred_at, distinct.label("n"))
+                .where(*scope, e.c.actor.is_not(None), e.c.time_precision.is_(None),
+                       one_of(e.c.case_id, cases[start:start + CASES_PER_QUERY]))
+                .group_by(e.c.case_id, e.c.actor, e.c.occurred_at)
+                .having(distinct >= max(steps, 2))
+                .order_by(e.c.case_id, e.c.actor, e.c.occurred_at)):
+            out.setdefault(r.case_id, {"actor": r.actor, "at": str(r.occurred_at),
+                                       "steps": r.n})
     return out

@@ -13,7 +13,12 @@ receipts up: cases handled outside the system.
 * ``by: department`` (default) or ``item``. The treasury's receipts for the department-month
   (and the year before) are shown beside it where loaded.
 * Scope: department, item and category lists. Not incremental: one grouped pass over the
-  events of the months compared (a range of the ``dated`` index).
+  events of the months compared — on PostgreSQL a range of the ``dated`` index where its
+  statistics say those months are a small part of the store; on SQLite, which keeps no
+  statistics, a scan of the table: the range fetched each row by an index probe, about
+  7 × a scan's cost per row (1.5 s against 0.2 s at 100,000 cases, every one of them in
+  the months compared), so the scan is the cheaper plan until the store holds some ten
+  years of history.
 """
 
 from __future__ import annotations
@@ -102,10 +107,14 @@ def _figures(conn: Connection, rule, months: list[Month]) -> dict[tuple[str, str
         value = func.sum(e.c.amount)
         step = and_(e.c.step == literal_column("'fee_paid'"), e.c.channel == "online")
     lo, hi = months[0].start, months[-1].end
+    months_compared = and_(e.c.occurred_at >= lo, e.c.occurred_at < hi)
+    if conn.dialect.name == "postgresql":
+        # dated ≥ occurred_at, so this adds no condition: it offers the planner a range of
+        # the dated index, which it takes where the months are a small part of the store
+        months_compared = and_(months_compared, dated(e.c.occurred_at, e.c.recorded_at) >= lo)
     rows = conn.execute(
         select(key.label("k"), bucket, value.label("v"))
-        .where(step, dated(e.c.occurred_at, e.c.recorded_at) >= lo,  # dated ≥ occurred_at
-               e.c.occurred_at >= lo, e.c.occurred_at < hi, _scope(rule, e))
+        .where(step, months_compared, _scope(rule, e))
         .group_by(key, bucket))
     out: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
     for k, m, v in rows:
