@@ -53,7 +53,8 @@ def authorised_users(conn: Connection, roles: Iterable[str], ctx: Context | None
         return sorted(uid for uid, held in conn.execute(_USERS_ROLES)
                       if wanted & set(held or ()))
 
-    return catalog_read(conn, ctx and ctx.catalog, ("authorised", wanted), load)
+    memo = None if ctx is None else ctx.catalog
+    return catalog_read(conn, memo, ("authorised", wanted), load)
 
 
 _USERS_ROLES = select(User.id, User.roles)
