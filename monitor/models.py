@@ -398,9 +398,10 @@ class RuleState(Base):
 
 
 class OpenCase(Base):
-    """The cases a time-based rule (``overdue``) saw open — accepted, neither decided nor
-    completed — as of its last run: what it must look at again when the date moves, kept
-    with its watermark so that the next run need not scan the history to find them."""
+    """The cases a time-based rule saw open as of its last run — ``overdue``: accepted,
+    neither decided nor completed; ``data_quality``: accepted, not ended, not yet stale —
+    what it must look at again when the date moves, kept with its watermark so that the
+    next run need not scan the history to find them."""
 
     __tablename__ = "open_cases"
     rule_id: Mapped[str] = mapped_column(String(128), primary_key=True)

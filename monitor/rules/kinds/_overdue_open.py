@@ -2,7 +2,8 @@
 at, the list of cases still open that the rule carries from run to run (``open_cases``,
 kept as its watermark is), and which open cases are stale — left to the data-quality
 rule (:mod:`._stale`). The reasons are in :mod:`.overdue`'s docstring (**Stale cases**,
-**Incremental**); here is how.
+**Incremental**); here is how. :mod:`.data_quality` keeps its own list the same way (the
+cases that may go stale as the date moves), under its own rule id.
 """
 
 from __future__ import annotations

@@ -17,8 +17,17 @@ Per case, as of ``ctx.as_of`` (system events aside):
   likely closed in a way the log does not record, so it is a question for the data owner
   rather than red for ever — ``overdue`` leaves it out.
 
-One finding per case, level ``warning``, listing what was found. Not incremental: a case
-goes stale by time passing, without a new event.
+One finding per case, level ``warning``, listing what was found.
+
+**Incremental**: what a case's finding says depends on its own events and, for
+``stale``, on the local date of the as-of alone; a case goes stale by time passing,
+without a new event. So an incremental run looks at the cases with new events and, on
+the first run of a new local date, at every case it saw open and not yet stale as of its
+previous run — the list the rule keeps from run to run as ``overdue`` keeps its own
+(``open_cases``, the bookkeeping of :mod:`._overdue_open`). A stale case stays stale, its
+finding unchanged, until a new event makes it a changed case: it leaves the list, which
+holds the cases still in progress rather than every stale case of the history. An
+earlier as-of (a replay) is a full run (monitor/engine.py), which lists them afresh.
 """
 
 from __future__ import annotations
@@ -32,13 +41,13 @@ from sqlalchemy import ColumnElement, Connection, and_, case, func, or_, select
 from ...models import Event, Item
 from ..finding import Context, Finding
 from ..sql import in_scope, one_of
-from . import _stale
+from . import _overdue_open, _stale
 from ._common import local
 
 TITLE = "数据质量问题（不计入违规）"
 DEFAULT_MESSAGE = "案件 {case_id}：{issues}"
 FIELDS = ("issues", "count")
-INCREMENTAL = False  # stale cases appear as time passes, with no new event
+CASES_PER_QUERY = 1_000  # cases per query: listed cases are looked up in the case index
 DATA_QUALITY = True  # reported apart; never a deduction in the scores
 ISSUES = {
     "decision_before_acceptance": "决定早于受理",
@@ -64,6 +73,10 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
         if minutes or case_minutes}
     scope = (e.c.occurred_at <= ctx.as_of, e.c.is_system.is_(False),
              in_scope(rule.scope, e.c.department, e.c.item_code))
+    # open cases go stale as the date moves: kept for the next run unless nothing can be
+    track = ctx.stale_days is not None and not ctx.probe
+    last_day = _overdue_open.last_run_day(conn, rule, ctx) if track else None
+    looked_at, listed = _overdue_open.incremental(conn, rule, ctx, last_day)
     accepted = func.min(case((e.c.step == "accept", e.c.occurred_at)))
     decided = func.min(case((e.c.step.in_(sorted(decisions)), e.c.occurred_at)))
     early = func.sum(case((e.c.recorded_at < e.c.occurred_at, 1), else_=0))
@@ -72,14 +85,23 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     # stamped instants (one account, to the second) the case has more events at than one
     stamp = case((and_(e.c.actor.is_not(None), e.c.time_precision.is_(None)), e.c.occurred_at))
     ties = func.count(stamp) - func.count(func.distinct(stamp))
-    rows = conn.execute(
-        select(e.c.case_id, func.min(e.c.item_code).label("item_code"),
-               func.min(e.c.department).label("department"), accepted.label("accepted"),
-               decided.label("decided"), last, ended, early.label("early"),
-               days.label("days"), ties.label("ties"))
-        .where(*scope).group_by(e.c.case_id)
-        .having(_candidate(ctx, accepted, decided, early, days, last, ended, ties))
-        .order_by(e.c.case_id)).all()
+    query = (select(e.c.case_id, func.min(e.c.item_code).label("item_code"),
+                    func.min(e.c.department).label("department"), accepted.label("accepted"),
+                    decided.label("decided"), last, ended, early.label("early"),
+                    days.label("days"), ties.label("ties"))
+             .where(*scope).group_by(e.c.case_id)
+             .having(_candidate(ctx, accepted, decided, early, days, last, ended, ties,
+                                track))
+             .order_by(e.c.case_id))
+    if listed is None:
+        rows = conn.execute(query.where(looked_at)).all()
+    else:  # in rounds: a short list is looked up in the case index whatever the planner
+        rows = [r for chunk in _overdue_open.chunks(listed, CASES_PER_QUERY)
+                for r in conn.execute(query.where(one_of(e.c.case_id, chunk)))]
+    if track:
+        _overdue_open.remember_open(conn, rule, ctx, last_day, {
+            r.case_id for r in rows
+            if r.accepted is not None and not r.ended and not _stale.stale(r, ctx)})
     synthetic = _synthetic(conn, scope, rule.params.synthetic_steps,
                            [r.case_id for r in rows if r.ties])
     for r in rows:
@@ -104,22 +126,22 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
 
 
 def _candidate(ctx: Context, accepted, decided, early, days, last, ended,
-               ties) -> ColumnElement:
+               ties, track: bool) -> ColumnElement:
     """HAVING clause: the cases that may have an issue — a superset of those the checks in
     :func:`detect` find, so that only they leave the database (most cases have none; judging
     every case in Python was most of this rule's time, and its memory grew with the store).
     Stale is judged on local dates there; here an instant bound that no stale case can
     miss: a date more than ``stale_days`` before the as-of's ends more than
     ``stale_days`` − 1 days before it (a day of slack for any offset change between). A
-    synthetic timeline needs two events of the case stamped at one instant (``ties``)."""
+    synthetic timeline needs two events of the case stamped at one instant (``ties``).
+    ``track``: every open case too (accepted, not ended), the list kept for the next run."""
     conditions = [decided < accepted, early > 0, days > 0, ties > 0]
-    if ctx.stale_days is not None:
+    if track:
+        conditions.append(and_(accepted.is_not(None), ended == 0))
+    elif ctx.stale_days is not None:
         cutoff = ctx.as_of - timedelta(days=ctx.stale_days - 1)
         conditions.append(and_(accepted.is_not(None), ended == 0, last < cutoff))
     return or_(*conditions)
-
-
-CASES_PER_QUERY = 1_000
 
 
 def _synthetic(conn: Connection, scope: tuple, steps: int, cases: list[str]) -> dict:
