@@ -7,7 +7,7 @@ policies (same_actor_roles), the users holding the waiver-authorising roles (unp
 the items and departments that validate the candidate — and re-reading them is a third of
 a decision's statements. The store keeps a counter, ``meta.catalog_version``, that its
 own triggers raise on any change to ``items``, ``departments`` or a user's id, roles or
-department (migration 0024), whoever makes it: ``catalog load`` in another process, a
+department (migration 0025), whoever makes it: ``catalog load`` in another process, a
 grant approved, an SQL session. Each decision reads the counter first, in its own
 transaction, and uses what was read at that version, or reads afresh.
 
@@ -27,7 +27,7 @@ from sqlalchemy import Connection, select
 
 from .models import Meta
 
-KEY = "catalog_version"  # written by the triggers of migration 0024, never by Python
+KEY = "catalog_version"  # written by the triggers of migration 0025, never by Python
 
 _VERSION = select(Meta.value).where(Meta.key == KEY)
 

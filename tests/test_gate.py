@@ -264,7 +264,7 @@ def test_a_revoked_token_is_refused_once_its_recheck_window_is_over(store, confi
 
 
 def test_the_catalog_version_moves_with_items_departments_and_roles_only(store):
-    """The store's own triggers (migration 0024) raise ``meta.catalog_version``, which the
+    """The store's own triggers (migration 0025) raise ``meta.catalog_version``, which the
     gate's memo of the catalog is kept by (monitor/catalogmemo.py)."""
     from sqlalchemy import delete, insert, update
 

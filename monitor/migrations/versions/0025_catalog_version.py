@@ -9,8 +9,8 @@ writes — ``catalog load`` in another process, a grant approved, an SQL session
 writer has to remember to. A user's own choice of delivery (monitor/tier1.py) does not
 move it.
 
-Revision ID: 0024
-Revises: 0023
+Revision ID: 0025
+Revises: 0024
 Create Date: 2026-12-07
 """
 import secrets
@@ -18,8 +18,8 @@ import secrets
 from alembic import op
 
 
-revision = '0024'
-down_revision = '0023'
+revision = '0025'
+down_revision = '0024'  # main's 0024 (data_quality incremental) at merge; 0023 when written
 branch_labels = None
 depends_on = None
 
