@@ -271,6 +271,12 @@ def test_a_form_with_a_missing_field_says_which(app, county):
     response = client.post(f"/alerts/{county.alert}/resolve", data={"csrf": csrf, "note": "x"})
     assert response.status_code == 422
     assert 'data-field="disposition"' in response.text and "Traceback" not in response.text
+    tier2, csrf2 = client_as(app, county, "tier2")
+    for field, data, label in (("reason", {"scope": "case", "until": "2026-12-31"}, "理由"),
+                               ("until", {"scope": "case", "reason": "x"}, "有效期至")):
+        response = tier2.post(f"/alerts/{county.alert}/exempt", data={"csrf": csrf2, **data})
+        assert response.status_code == 422
+        assert f'data-field="{field}">{label}: 必填' in response.text  # named as the form does
     bad = client.get("/queue?level=purple")
     assert bad.status_code == 422 and "level: one of warning, yellow, red" in bad.text
 
