@@ -79,7 +79,7 @@ class App:
         from monitor.supervised import ensure_baseline
 
         engine = open_store(self.url, create=self.may_create)
-        adopt(engine, self.config.audit.hash)
+        adopt(engine, self.config.audit.hash, self.config.region)  # the store's own chain
         ensure_baseline(engine, self.now())  # once, on a store older than migration 0015
         return engine
 
@@ -1010,37 +1010,54 @@ def audit() -> None:
 
 
 @audit.command("verify")
+@click.option("--region", "only", multiple=True, metavar="CODE",
+              help="Verify this region's chain only (its administrative division code, e.g. "
+                   "330102); repeat for several. Default: every region's chain.")
 @click.option("--anchor", "anchors", multiple=True, metavar="FILE",
               type=click.Path(exists=True, path_type=Path),
               help="An anchor written by `audit anchor` (or a directory of them); repeat. "
                    "Fails unless the trail still holds each anchored head.")
 @pass_app
-def audit_verify(app: App, anchors: tuple[Path, ...]) -> None:
-    """Recompute the trail's hash chain, then replay it against every supervised record.
+def audit_verify(app: App, only: tuple[str, ...], anchors: tuple[Path, ...]) -> None:
+    """Recompute the trail's hash chains, then replay them against every supervised record.
 
-    Exit 1 naming the first broken entry, or every alert, hold, order, disposition,
-    exemption or spot check that differs from what the trail says. With --anchor, also check the trail against signed checkpoints kept elsewhere: a
-    trail cut short, wiped and reset or rolled back to a backup fails (docs/security.md).
+    There is one chain per region: each is verified on its own and reported by region
+    (a single county's store has one, reported as before). Exit 1 naming the first broken
+    entry and its region, or every alert, hold, order, disposition, exemption or spot
+    check that differs from what the trail says. With --anchor, also check the trail
+    against signed checkpoints kept elsewhere: a trail cut short, wiped and reset or
+    rolled back to a backup fails (docs/security.md). With --region, the records are not
+    replayed (they are checked against every chain at once).
     """
     from monitor.supervised import Replayed, check as check_state
-    from monitor.trail import verify
+    from monitor.trail import verify_all
 
-    replayed = Replayed()  # the state replay folds the entries in the chain's own pass
+    replayed = None if only else Replayed()  # folds the entries in the chains' own pass
+    visit = replayed.visit if replayed else None
     if anchors:
         from monitor.anchor import check
 
-        checked = check(app.engine, anchors, visit=replayed.visit)
-        result = checked.verified
+        checked = check(app.engine, anchors, visit=visit, only=only)
+        results = checked.chains
     else:
-        result = verify(app.engine, replayed.visit)
-    click.echo(f"trail intact: {result.entries:,} entries · head {result.head}")
+        results = verify_all(app.engine, visit, only)
+    if len(results) == 1 and not only:
+        click.echo(f"trail intact: {results[0].entries:,} entries · head {results[0].head}")
+    else:
+        for r in results:
+            click.echo(f"trail of region {r.region} intact: {r.entries:,} entries · "
+                       f"head {r.head}")
+        if len(results) > 1:
+            click.echo(f"trail intact: {len(results)} regions · "
+                       f"{sum(r.entries for r in results):,} entries")
     if anchors:
         newest = max(checked.anchors, key=lambda a: a["entries"])
         click.echo(f"anchors hold: {len(checked.anchors)} · newest entry #{newest['entries']:,}"
                    f" at {newest['at']}")
-    state = check_state(app.engine, replayed)
-    click.echo(f"records match the trail: {state.rows:,} rows in {state.tables} supervised "
-               "tables")
+    if replayed is not None:
+        state = check_state(app.engine, replayed)
+        click.echo(f"records match the trail: {state.rows:,} rows in {state.tables} "
+                   "supervised tables")
 
 
 @audit.command("anchor")

@@ -260,16 +260,20 @@ class SupervisionOrder(Base):
 
 class TrailEntry(Base):
     """The supervision trail (全留痕): append-only, each row carrying the hash of the one
-    before it (monitor/trail.py). ``seq`` is assigned by the program, 1, 2, 3 …"""
+    before it (monitor/trail.py). One chain per region (migration 0027): ``seq`` is
+    assigned by the program, 1, 2, 3 … within the region."""
 
     __tablename__ = "trail"
+    __table_args__ = (UniqueConstraint("region", "prev_hash", name="uq_trail_region_prev_hash"),)
+    # the chain the entry is on: the region code (GB/T 2260) of the rows it is about
+    region: Mapped[str] = mapped_column(String(6), primary_key=True)
     seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     alert_id: Mapped[int | None] = mapped_column(BigId, index=True)
     action: Mapped[str] = mapped_column(String(32), index=True)  # migration 0015
     actor: Mapped[str] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
     # how a person acted: web | api | cli (migration 0011); NULL for the program's own
     # entries and for every entry written before, whose hashes do not cover it
@@ -277,11 +281,12 @@ class TrailEntry(Base):
 
 
 class TrailHead(Base):
-    """One row: the last entry of the trail. Every append locks and moves it, so appends
-    are serialised, and deleting the newest entries does not go unnoticed."""
+    """One row per region: the last entry of that region's chain. Every append locks and
+    moves its region's row, so appends to one region are serialised and appends to two
+    regions never wait on each other; deleting the newest entries does not go unnoticed."""
 
     __tablename__ = "trail_head"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    region: Mapped[str] = mapped_column(String(6), primary_key=True)
     seq: Mapped[int] = mapped_column(BigId)
     hash: Mapped[str] = mapped_column(String(64))
     # the chain's hash function: sha256 | sm3 (monitor/chainhash.py; migration 0015)
@@ -290,6 +295,11 @@ class TrailHead(Base):
     # the entry after which the trail accounts for every supervised row (a store older
     # than migration 0015 gets a baseline there: monitor/supervised.py); NULL: not yet
     state_since: Mapped[int | None] = mapped_column(BigId)
+    # what entry 1 of this chain chains to (migration 0027): chainhash.genesis(algorithm,
+    # region) for a chain begun per region, the unbound genesis for the store's own chain
+    genesis: Mapped[str] = mapped_column(String(64))
+    # the store's own chain (the deployment's region): where an entry naming no region goes
+    home: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Hold(Base):

@@ -121,7 +121,7 @@ def update(conn: Connection, table: str, row_id: int | str, **values: Any) -> di
 
 
 def _state_since(conn: Connection) -> int | None:
-    return conn.scalar(select(TrailHead.state_since).where(TrailHead.id == trail.HEAD_ID))
+    return conn.scalar(select(TrailHead.state_since).where(trail.HOME))
 
 
 def ensure_baseline(engine: Engine, at: datetime) -> int:
@@ -143,7 +143,7 @@ def ensure_baseline(engine: Engine, at: datetime) -> int:
                                                "baseline": True} for r in chunk]))
                 rows += len(chunk)
         trail.append(conn, at, entries)
-        conn.execute(sql_update(TrailHead).where(TrailHead.id == trail.HEAD_ID)
+        conn.execute(sql_update(TrailHead).where(trail.HOME)
                      .values(state_since=head.seq))
     return rows
 

@@ -1,0 +1,292 @@
+"""One trail chain per region (issue 21 item 3): each region's entries chain on their own,
+from a genesis bound to the region; the store's own chain (an entry naming no region)
+keeps the unbound genesis, so a single county's hashes are what they always were; the
+existing chain survives the upgrade and takes the configured region's code; and on
+PostgreSQL an append to one region never waits on another region's transaction."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timezone
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import JSON, column, create_engine, insert, select, table, text, update
+
+from cli import cli
+from conftest import PG_URL
+from monitor import anchor, chainhash, trail
+from monitor.anchor import AnchorError
+from monitor.db import _alembic_config, open_store
+from monitor.errors import UsageProblem
+from monitor.models import TrailEntry, TrailHead
+from monitor.types import UTCDateTime
+from monitor.trail import ChainRegionError, Entry, TrailBroken, entry_hash
+
+AT = datetime(2025, 10, 9, 2, 0, tzinfo=timezone.utc)
+A, B = "330102", "330103"
+KEY = "0f" * 32
+
+
+def add(engine, n: int, region: str | None = None, start: int = 0) -> list[int]:
+    seqs = []
+    for i in range(start, start + n):
+        with engine.begin() as conn:
+            seqs += trail.append(conn, AT, [Entry("note", None, "k1", {"i": i}, region=region)])
+    return seqs
+
+
+def test_an_entry_naming_no_region_goes_on_the_stores_own_chain_hashed_as_before(engine):
+    add(engine, 2)
+    first = entry_hash(1, AT, None, "note", "k1", {"i": 0}, trail.GENESIS)
+    with engine.connect() as conn:
+        rows = conn.execute(select(TrailEntry).order_by(TrailEntry.seq)).all()
+    assert [(r.region, r.seq, r.prev_hash) for r in rows] == [
+        ("000000", 1, trail.GENESIS), ("000000", 2, first)]
+    assert rows[0].hash == first  # the hashed bytes did not change: no region in them
+    assert trail.verify(engine) == trail.Verified(2, rows[1].hash, "sha256", "000000")
+
+
+def test_each_region_counts_its_own_entries_from_a_genesis_bound_to_it(engine):
+    add(engine, 2)
+    assert add(engine, 3, A) == [1, 2, 3]
+    assert add(engine, 1, B) == [1]
+    head = trail.head_of(engine, A)
+    assert head.genesis == chainhash.genesis("sha256", A) != trail.GENESIS
+    with engine.connect() as conn:
+        first = conn.scalar(select(TrailEntry.prev_hash).where(TrailEntry.region == A,
+                                                               TrailEntry.seq == 1))
+        assert trail.regions(conn) == ["000000", A, B]
+    assert first == chainhash.genesis("sha256", A)
+    assert [(v.region, v.entries) for v in trail.verify_all(engine)] == [
+        ("000000", 2), (A, 3), (B, 1)]
+    assert trail.verify(engine, region=A).entries == 3
+    assert trail.verify_all(engine, only=[B])[0].entries == 1
+
+
+def test_one_append_may_go_to_several_chains_each_in_order(engine):
+    with engine.begin() as conn:
+        seqs = trail.append(conn, AT, [Entry("a", None, region=B), Entry("b", None),
+                                       Entry("c", None, region=B), Entry("d", None, region=A)])
+    assert seqs == [1, 1, 2, 1]
+    with engine.connect() as conn:
+        assert conn.execute(select(TrailEntry.region, TrailEntry.seq, TrailEntry.action)
+                            .order_by(TrailEntry.region, TrailEntry.seq)).all() == [
+            ("000000", 1, "b"), (A, 1, "d"), (B, 1, "a"), (B, 2, "c")]
+    assert len(trail.verify_all(engine)) == 3
+
+
+def test_a_chain_relabelled_as_another_regions_fails_at_its_first_entry(engine):
+    add(engine, 2, A)
+    with engine.begin() as conn:  # region A's chain passed off as region B's
+        conn.execute(update(TrailEntry).where(TrailEntry.region == A).values(region=B))
+        conn.execute(update(TrailHead).where(TrailHead.region == A).values(region=B))
+    with pytest.raises(TrailBroken, match=f"region {B}: trail entry #1 .* does not chain to "
+                                          "entry #0"):
+        trail.verify_all(engine)
+
+
+def test_a_broken_chain_is_named_by_region_and_the_others_still_verify(engine):
+    add(engine, 2, A)
+    add(engine, 2, B)
+    with engine.begin() as conn:
+        conn.execute(update(TrailEntry).where(TrailEntry.region == B, TrailEntry.seq == 2)
+                     .values(actor="m9"))
+    with pytest.raises(TrailBroken, match=f"region {B}: trail entry #2 .* was changed"):
+        trail.verify_all(engine)
+    assert trail.verify_all(engine, only=[A])[0].entries == 2
+    with engine.begin() as conn:  # a region's head deleted: its entries are no chain's
+        conn.execute(TrailHead.__table__.delete().where(TrailHead.region == B))
+    with pytest.raises(TrailBroken, match=f"region {B} has trail entries but no head row"):
+        trail.verify_all(engine)
+
+
+def test_an_unknown_region_is_a_usage_error_with_a_suggestion(engine):
+    add(engine, 1, A)
+    with pytest.raises(UsageProblem, match=r"'--region': no region with a trail chain in "
+                                           r"this store '330120' \(did you mean '330102'\?\)"):
+        trail.verify_all(engine, only=["330120"])
+    with engine.begin() as conn, pytest.raises(ChainRegionError, match="6 位数字"):
+        trail.append(conn, AT, [Entry("note", None, region="33010")])
+
+
+def test_the_stores_own_chain_takes_the_configured_region_once(engine):
+    add(engine, 2)
+    before = trail.verify(engine)
+    trail.adopt(engine, "sha256", A)
+    after = trail.verify(engine)
+    assert (after.region, after.entries, after.head) == (A, 2, before.head)
+    add(engine, 1)  # naming no region: the store's own chain, now A's
+    assert trail.verify(engine, region=A).entries == 3
+    trail.adopt(engine, "sha256", A)  # the same: nothing to do
+    with pytest.raises(ChainRegionError, match=f"this store's trail is region {A}'s"):
+        trail.adopt(engine, "sha256", B)
+
+
+def test_the_configured_region_cannot_take_over_another_regions_chain(engine):
+    add(engine, 1, A)
+    with pytest.raises(ChainRegionError, match="already has its own trail chain"):
+        trail.adopt(engine, "sha256", A)
+
+
+def test_a_chain_begun_per_region_takes_the_stores_hash_function(engine):
+    trail.adopt(engine, "sm3")
+    add(engine, 1, A)
+    head = trail.head_of(engine, A)
+    assert (head.algorithm, head.genesis) == ("sm3", chainhash.genesis("sm3", A))
+    assert trail.verify(engine, region=A).algorithm == "sm3"
+
+
+def test_an_alerts_history_is_checked_against_its_own_regions_chain(engine):
+    with engine.begin() as conn:
+        trail.append(conn, AT, [Entry("raised", 7, region=A)])
+    add(engine, 1, B)
+    with engine.begin() as conn:
+        trail.append(conn, AT, [Entry("acknowledged", 7, "m1", region=A)])
+    history = trail.history(engine, 7)
+    assert [(e.region, e.seq) for e in history] == [(A, 1), (A, 2)]
+    assert trail.check_entries(engine, history) is None
+    with engine.begin() as conn:
+        conn.execute(update(TrailHead).where(TrailHead.region == A)
+                     .values(genesis=chainhash.genesis("sha256", B)))
+    assert "does not chain to entry #0" in trail.check_entries(engine, history)
+
+
+def test_a_chain_from_before_0027_verifies_after_and_takes_the_region(empty_db_url):
+    """The single chain of a store at 0025 becomes the store's own chain under 000000 with
+    every hash as it was, and the configured region's on the next start."""
+    from alembic import command
+
+    old = create_engine(empty_db_url)
+    with old.begin() as conn:
+        command.upgrade(_alembic_config(conn), "0025")
+    before = table("trail", column("seq"), column("at", UTCDateTime()), column("alert_id"),
+                   column("action"), column("actor"), column("detail", JSON()),
+                   column("prev_hash"), column("hash"))  # 0025's columns: no region
+    with old.begin() as conn:  # two entries, as 0025's program wrote them
+        prev = trail.GENESIS
+        for seq in (1, 2):
+            digest = entry_hash(seq, AT, None, "note", "k1", {"i": seq}, prev)
+            conn.execute(insert(before).values(seq=seq, at=AT, alert_id=None, action="note",
+                                               actor="k1", detail={"i": seq},
+                                               prev_hash=prev, hash=digest))
+            prev = digest
+        conn.execute(text("UPDATE trail_head SET seq = 2, hash = :h"), {"h": prev})
+    old.dispose()
+    engine = open_store(empty_db_url)
+    try:
+        assert trail.verify(engine) == trail.Verified(2, prev, "sha256", "000000")
+        assert trail.head_of(engine).genesis == trail.GENESIS
+        trail.adopt(engine, "sha256", A)
+        assert trail.verify_all(engine) == [trail.Verified(2, prev, "sha256", A)]
+    finally:
+        engine.dispose()
+
+
+# ------------------------------------------------------------------ the command and anchors
+
+
+@pytest.fixture
+def cmd(db_url, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MONITOR_AUDIT_KEY", KEY)
+    for name in ("MONITOR_AUDIT_PUBLIC_KEY", "MONITOR_DATABASE_URL", "MONITOR_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    runner = CliRunner()
+    return lambda *args: runner.invoke(cli, ["--db", db_url, *map(str, args)])
+
+
+def test_audit_verify_reports_one_chain_as_before_and_several_by_region(cmd, engine):
+    add(engine, 2)
+    head = trail.head_of(engine).hash
+    one = cmd("audit", "verify")
+    assert one.exit_code == 0, one.output
+    assert one.output.splitlines()[0] == f"trail intact: 2 entries · head {head}"
+    add(engine, 3, A)
+    several = cmd("audit", "verify")
+    assert several.exit_code == 0, several.output
+    lines = several.output.splitlines()
+    assert lines[:3] == [f"trail of region 000000 intact: 2 entries · head {head}",
+                         f"trail of region {A} intact: 3 entries · head "
+                         f"{trail.head_of(engine, A).hash}",
+                         "trail intact: 2 regions · 5 entries"]
+    assert lines[3].startswith("records match the trail:")
+    only = cmd("audit", "verify", "--region", A)
+    assert only.exit_code == 0 and only.output.startswith(f"trail of region {A} intact: 3 ")
+    unknown = cmd("audit", "verify", "--region", "330199")
+    assert unknown.exit_code == 2
+    assert "no region with a trail chain in this store '330199'" in unknown.stderr
+
+
+def test_an_anchor_holds_every_regions_head_and_a_cut_chain_is_named(engine, tmp_path):
+    env = {"MONITOR_AUDIT_KEY": KEY}
+    add(engine, 2)
+    add(engine, 3, A)
+    made = anchor.anchor(engine, AT, "hmac", out=tmp_path / "a.json", environ=env).anchor
+    assert (made["region"], made["entries"]) == ("000000", 2)
+    assert made["chains"] == {A: {"entries": 3, "head": trail.head_of(engine, A).hash,
+                                  "algorithm": "sha256"}}
+    checked = anchor.check(engine, [tmp_path / "a.json"], env)
+    assert [(v.region, v.entries) for v in checked.chains] == [("000000", 2), (A, 3)]
+    with engine.begin() as conn:  # region A's newest entry removed, its head moved back
+        conn.execute(TrailEntry.__table__.delete().where(TrailEntry.region == A,
+                                                         TrailEntry.seq == 3))
+        last = conn.scalar(select(TrailEntry.hash).where(TrailEntry.region == A,
+                                                         TrailEntry.seq == 2))
+        conn.execute(update(TrailHead).where(TrailHead.region == A).values(seq=2, hash=last))
+    with pytest.raises(AnchorError, match=f"region {A}: the trail now ends at entry #2"):
+        anchor.check(engine, [tmp_path / "a.json"], env)
+    with engine.begin() as conn:  # the whole chain of A gone
+        conn.execute(TrailEntry.__table__.delete().where(TrailEntry.region == A))
+        conn.execute(TrailHead.__table__.delete().where(TrailHead.region == A))
+    with pytest.raises(AnchorError, match=f"region {A} has no trail chain any more"):
+        anchor.check(engine, [tmp_path / "a.json"], env)
+
+
+# ------------------------------------------------------------------ PostgreSQL: no waiting
+
+
+def _append_in_thread(engine, region, done: threading.Event, out: list) -> threading.Thread:
+    def run():
+        with engine.begin() as conn:
+            out.extend(trail.append(conn, AT, [Entry("note", None, region=region)]))
+        done.set()
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.skipif(not PG_URL, reason="PostgreSQL only ($MONITOR_TEST_DATABASE_URL)")
+def test_on_postgresql_an_append_waits_only_for_its_own_regions_transaction(engine):
+    """Real transactions on a real server: while one holds region A's head (appended, not
+    committed), an append to region B commits at once, and another append to A waits
+    until the first commits, then follows it in A's chain."""
+    add(engine, 1, A)
+    add(engine, 1, B)  # both chains exist: beginning one is not what is measured
+    holder = engine.connect()
+    tx = holder.begin()
+    assert trail.append(holder, AT, [Entry("note", None, "k1", {"hold": 1}, region=A)]) == [2]
+    try:
+        other, other_done = [], threading.Event()
+        _append_in_thread(engine, B, other_done, other)
+        assert other_done.wait(10), "an append to region B waited on region A's transaction"
+        assert other == [2]
+        same, same_done = [], threading.Event()
+        thread = _append_in_thread(engine, A, same_done, same)
+        assert not same_done.wait(1.0), "an append to region A did not wait for A's head"
+        with engine.connect() as conn:  # it waits on the head row's lock, nothing else
+            waiting = conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query LIKE 'UPDATE trail_head%%'").scalar()
+        assert waiting == 1
+        tx.commit()
+        assert same_done.wait(10)
+        thread.join(10)
+        assert same == [3]
+    finally:
+        if tx.is_active:
+            tx.rollback()
+        holder.close()
+    assert [(v.region, v.entries) for v in trail.verify_all(engine)] == [
+        ("000000", 0), (A, 3), (B, 2)]
