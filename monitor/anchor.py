@@ -4,10 +4,11 @@ The hash chain (monitor/trail.py) catches any entry changed, removed or inserted
 middle, but whoever owns the database can delete the newest entries and move the head
 back, wipe the trail and reset it, or restore yesterday's backup: what is left is still a
 valid chain. Only something the database does not hold remembers where the chain was. An
-anchor is that memory: the number of entries, the head hash, the chain's hash function and
-the moment, signed with a key from ``$MONITOR_AUDIT_KEY`` — written to a file
-(``audit anchor --out``, or the ``audit.anchor_dir`` setting after every nightly run) or
-POSTed to ``audit.anchor_webhook``. ``audit verify --anchor FILE…`` then fails unless the
+anchor is that memory: the number of entries, the head hash and the hash function of every
+region's chain (one chain per region: monitor/trail.py), and the moment, signed with a key
+from ``$MONITOR_AUDIT_KEY`` — written to a file (``audit anchor --out``, or the
+``audit.anchor_dir`` setting after every nightly run) or POSTed to
+``audit.anchor_webhook``. ``audit verify --anchor FILE…`` then fails unless the
 trail still holds every anchored head at its anchored position.
 
 Keys (``audit.signature``):

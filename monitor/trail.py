@@ -221,9 +221,9 @@ def _name_home(conn: Connection, head: Head, region: str) -> None:
     conn.execute(update(TrailHead).where(HOME).values(region=region))
 
 
-def _chain(conn: Connection, region: str, at: datetime, entries: list[Entry]) -> list[int]:
-    head = lock(conn, region)
-    seq, prev = head.seq, head.hash
+def _chain(conn: Connection, head: Head, at: datetime, entries: list[Entry]) -> list[int]:
+    """Append ``entries`` to the chain of ``head`` (locked by the caller)."""
+    region, seq, prev = head.region, head.seq, head.hash
     rows: list[dict[str, Any]] = []
     for e in entries:
         seq += 1
@@ -254,14 +254,16 @@ def append(conn: Connection, at: datetime, entries: list[Entry]) -> list[int]:
         return []
     lease.fence(conn)  # a runner that lost its lease writes no more entries
     entries = [replace(e, detail=mask_value(e.detail)) for e in entries]  # no secret kept
-    home = lock(conn).region if any(e.region is None for e in entries) else None
+    home = lock(conn) if any(e.region is None for e in entries) else None
+    own = home.region if home else None  # where an entry naming no region goes
     chains: dict[str, list[int]] = {}
     for i, e in enumerate(entries):
-        chains.setdefault(e.region or home or UNNAMED, []).append(i)
+        chains.setdefault(e.region or own or UNNAMED, []).append(i)
     seqs = [0] * len(entries)
-    for region in sorted(chains, key=lambda r: (r != home, r)):
+    for region in sorted(chains, key=lambda r: (r != own, r)):  # the store's own first
+        head = home if home and region == own else lock(conn, region)
         positions = chains[region]
-        for i, seq in zip(positions, _chain(conn, region, at, [entries[i] for i in positions])):
+        for i, seq in zip(positions, _chain(conn, head, at, [entries[i] for i in positions])):
             seqs[i] = seq
     return seqs
 
