@@ -396,7 +396,7 @@ def check_entries(engine: Engine, entries: Sequence[Any]) -> str | None:
 
 
 def history(engine: Engine, alert_id: int) -> list[Any]:
-    """Every trail entry of one alert, oldest first."""
+    """Every trail entry of one alert, oldest first (on its region's chain)."""
     with engine.connect() as conn:
         return list(conn.execute(select(TrailEntry).where(TrailEntry.alert_id == alert_id)
-                                 .order_by(TrailEntry.at, TrailEntry.region, TrailEntry.seq)))
+                                 .order_by(TrailEntry.region, TrailEntry.seq)))

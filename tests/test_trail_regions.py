@@ -290,3 +290,43 @@ def test_on_postgresql_an_append_waits_only_for_its_own_regions_transaction(engi
         holder.close()
     assert [(v.region, v.entries) for v in trail.verify_all(engine)] == [
         ("000000", 0), (A, 3), (B, 2)]
+
+
+def test_the_state_replay_reads_every_regions_chain(engine, monkeypatch):
+    """Each region's chain is folded in its own order; seq alone orders nothing across
+    chains (two chains each have an entry #1), so paging by it would skip one."""
+    from monitor import supervised
+    from monitor.supervised import replay
+
+    monkeypatch.setattr(supervised, "REPLAY_CHUNK", 1)
+
+    def new(row_id):
+        return [{"table": "exemptions", "id": row_id, "set": {"active": True}, "new": True}]
+
+    with engine.begin() as conn:
+        trail.append(conn, AT, [Entry("exemption_added", None, changes=new(1), region=A),
+                                Entry("exemption_added", None, changes=new(2), region=B)])
+    replayed = replay(engine)
+    assert replayed.problems == []
+    assert {k: v[1] for k, v in replayed.rows["exemptions"].items()} == {1: 1, 2: 1}
+
+
+@pytest.mark.skipif(not PG_URL, reason="PostgreSQL only ($MONITOR_TEST_DATABASE_URL)")
+def test_on_postgresql_two_transactions_beginning_one_regions_chain_make_one(engine):
+    """The second waits for the first's head row, then appends after its entry."""
+    holder = engine.connect()
+    tx = holder.begin()
+    assert trail.append(holder, AT, [Entry("note", None, region=A)]) == [1]  # begins A
+    try:
+        second, done = [], threading.Event()
+        thread = _append_in_thread(engine, A, done, second)
+        assert not done.wait(1.0)
+        tx.commit()
+        assert done.wait(10)
+        thread.join(10)
+    finally:
+        if tx.is_active:
+            tx.rollback()
+        holder.close()
+    assert second == [2]
+    assert trail.verify(engine, region=A).entries == 2
