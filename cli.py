@@ -78,8 +78,11 @@ class App:
 
         from monitor.supervised import ensure_baseline
 
-        engine = open_store(self.url, create=self.may_create)
+        from monitor.regionstore import adopt_region
+
+        engine = open_store(self.url, create=self.may_create, region=self.config.region)
         adopt(engine, self.config.audit.hash)
+        adopt_region(engine, self.config.region)  # once, on a store not yet named
         ensure_baseline(engine, self.now())  # once, on a store older than migration 0015
         return engine
 
@@ -387,6 +390,28 @@ encoding_option = click.option(
          "big5 [default: config.yaml's encoding, auto].")
 
 
+def _region(_ctx, _param, value: str | None) -> str | None:
+    from monitor.regions import problem
+
+    reason = None if value is None else problem(value)
+    if reason:
+        raise click.BadParameter(reason)
+    return value
+
+
+region_option = click.option(
+    "--region", callback=_region, metavar="CODE",
+    help="The county these rows are of: its administrative division code (GB/T 2260, six "
+         "digits), for a store that holds several counties [default: config.yaml's region].")
+
+
+def _of_region(app: App, region: str | None):
+    """The config an ingest runs with: config.yaml's, its region replaced by --region."""
+    from dataclasses import replace
+
+    return app.config if region is None else replace(app.config, region=region)
+
+
 @cli.group()
 def ingest() -> None:
     """Load the catalog, workflow events or fiscal receipts into the database.
@@ -397,9 +422,10 @@ def ingest() -> None:
 
 
 @ingest.command("catalog")
+@region_option
 @click.argument("file", type=click.Path(dir_okay=False))
 @pass_app
-def ingest_catalog_cmd(app: App, file: str) -> None:
+def ingest_catalog_cmd(app: App, region: str | None, file: str) -> None:
     """Load or update departments, users and power items from a catalog YAML FILE.
 
     Entries are matched by code (users by id) and updated in place; events are never
@@ -410,7 +436,8 @@ def ingest_catalog_cmd(app: App, file: str) -> None:
     from monitor.catalog import ingest_catalog
 
     result = ingest_catalog(app.engine, file, app.now(), _os_user(),
-                            limits=app.config.limits.yaml)
+                            limits=app.config.limits.yaml,
+                            region=_of_region(app, region).region)
     for name in ("departments", "users", "items"):
         click.echo(f"{name}: added {result.added[name]:,} · updated {result.updated[name]:,}"
                    f" · unchanged {result.unchanged[name]:,}")
@@ -423,6 +450,7 @@ def ingest_catalog_cmd(app: App, file: str) -> None:
 
 
 @ingest.command("events")
+@region_option
 @click.argument("files", nargs=-1, required=True)
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "xes", "xlsx"]),
               help="Input format [default: from the file name; sniffed for stdin].")
@@ -432,8 +460,8 @@ def ingest_catalog_cmd(app: App, file: str) -> None:
                    "'mappings:' in config.yaml, or a mapping .yaml file (docs/mappings.md).")
 @json_option
 @pass_app
-def ingest_events_cmd(app: App, files: tuple[str, ...], fmt: str | None, encoding: str,
-                      mapping: str | None, as_json: bool) -> None:
+def ingest_events_cmd(app: App, region: str | None, files: tuple[str, ...], fmt: str | None,
+                      encoding: str, mapping: str | None, as_json: bool) -> None:
     """Load workflow events from FILES (CSV, JSON Lines, Excel .xlsx or XES; .gz too; -
     for stdin).
 
@@ -448,34 +476,38 @@ def ingest_events_cmd(app: App, files: tuple[str, ...], fmt: str | None, encodin
     """
     from monitor.ingest import ingest_events
 
-    results = ingest_events(app.engine, app.config, list(files), app.now(), fmt=fmt,
+    results = ingest_events(app.engine, _of_region(app, region), list(files), app.now(), fmt=fmt,
                             encoding=encoding, progress=_progress_factory(), mapping=mapping)
     _echo_results(results, as_json)
 
 
 @ingest.command("receipts")
+@region_option
 @click.argument("files", nargs=-1, required=True)
 @encoding_option
 @json_option
 @pass_app
-def ingest_receipts_cmd(app: App, files: tuple[str, ...], encoding: str, as_json: bool) -> None:
+def ingest_receipts_cmd(app: App, region: str | None, files: tuple[str, ...], encoding: str,
+                        as_json: bool) -> None:
     """Load fiscal receipts (CSV or .xlsx: department, period YYYY-MM, amount in yuan).
 
     A department-month already stored is replaced by the new amount.
     """
     from monitor.ingest import ingest_receipts
 
-    results = ingest_receipts(app.engine, app.config, list(files), app.now(),
+    results = ingest_receipts(app.engine, _of_region(app, region), list(files), app.now(),
                               encoding=encoding, progress=_progress_factory())
     _echo_results(results, as_json)
 
 
 @ingest.command("activity")
+@region_option
 @click.argument("files", nargs=-1, required=True)
 @encoding_option
 @json_option
 @pass_app
-def ingest_activity_cmd(app: App, files: tuple[str, ...], encoding: str, as_json: bool) -> None:
+def ingest_activity_cmd(app: App, region: str | None, files: tuple[str, ...], encoding: str,
+                        as_json: bool) -> None:
     """Load the monitoring log (监察日志): CSV or .xlsx user_id, at, action
     (login|logout|handle).
 
@@ -487,17 +519,19 @@ def ingest_activity_cmd(app: App, files: tuple[str, ...], encoding: str, as_json
     """
     from monitor.ingest import ingest_activity
 
-    results = ingest_activity(app.engine, app.config, list(files), app.now(),
+    results = ingest_activity(app.engine, _of_region(app, region), list(files), app.now(),
                               encoding=encoding, progress=_progress_factory())
     _echo_results(results, as_json)
 
 
 @ingest.command("ratings")
+@region_option
 @click.argument("files", nargs=-1, required=True)
 @encoding_option
 @json_option
 @pass_app
-def ingest_ratings_cmd(app: App, files: tuple[str, ...], encoding: str, as_json: bool) -> None:
+def ingest_ratings_cmd(app: App, region: str | None, files: tuple[str, ...], encoding: str,
+                       as_json: bool) -> None:
     """Load citizens' ratings (好差评, GB/T 39734): CSV, JSON Lines or Excel (.xlsx).
 
     \b
@@ -510,18 +544,19 @@ def ingest_ratings_cmd(app: App, files: tuple[str, ...], encoding: str, as_json:
     """
     from monitor.ingest import ingest_voice
 
-    results = ingest_voice("ratings", app.engine, app.config, list(files), app.now(),
+    results = ingest_voice("ratings", app.engine, _of_region(app, region), list(files), app.now(),
                            encoding=encoding, progress=_progress_factory())
     _echo_results(results, as_json)
 
 
 @ingest.command("complaints")
+@region_option
 @click.argument("files", nargs=-1, required=True)
 @encoding_option
 @json_option
 @pass_app
-def ingest_complaints_cmd(app: App, files: tuple[str, ...], encoding: str, as_json: bool
-                          ) -> None:
+def ingest_complaints_cmd(app: App, region: str | None, files: tuple[str, ...], encoding: str,
+                          as_json: bool) -> None:
     """Load efficiency complaints (效能投诉: 12345, 窗口, 信访 …): CSV, JSONL or .xlsx.
 
     \b
@@ -534,7 +569,8 @@ def ingest_complaints_cmd(app: App, files: tuple[str, ...], encoding: str, as_js
     """
     from monitor.ingest import ingest_voice
 
-    results = ingest_voice("complaints", app.engine, app.config, list(files), app.now(),
+    results = ingest_voice("complaints", app.engine, _of_region(app, region), list(files),
+                           app.now(),
                            encoding=encoding, progress=_progress_factory())
     _echo_results(results, as_json)
 
