@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Engine, false, func, select, true
+from sqlalchemy import Engine, and_, false, func, select, true
 
-from .. import authz
+from .. import authz, regions
 from ..alerts import ALERT_FIELDS
 from ..authz import Actor
 from ..calendar import WorkCalendar
@@ -53,11 +53,28 @@ class Page:
 
 
 def visible(column, actor: Actor):
-    """A WHERE clause: the rows of departments ``actor`` may see (monitor/authz.py)."""
+    """A WHERE clause: the rows ``actor`` may see (monitor/authz.py), by the department
+    ``column`` and by the region of its table (a city office: its counties)."""
     seen = authz.visible_departments(actor)
-    if seen is None:
-        return true()
-    return column.in_(sorted(seen)) if seen else false()
+    by_department = true() if seen is None else column.in_(sorted(seen)) if seen else false()
+    scope = authz.visible_region(actor)
+    if scope is None:
+        return by_department
+    return and_(by_department, in_region(_region_column(column), scope))
+
+
+def _region_column(column):
+    """The ``region`` column of the table ``column`` (an ORM attribute or a Core column)
+    belongs to."""
+    table = column.class_.__table__ if hasattr(column, "class_") else column.table
+    return table.c.region
+
+
+def in_region(column, scope: str):
+    """A WHERE clause: ``column`` names ``scope`` or a region it covers
+    (:func:`monitor.regions.covers`, as SQL that an index on the region can serve)."""
+    prefix = regions.covered_prefix(scope)
+    return column == scope if prefix is None else column.startswith(prefix, autoescape=True)
 
 
 def _where(actor: Actor, f: Filters, today: date) -> list:
