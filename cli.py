@@ -1810,6 +1810,11 @@ def _emit_report(text, written) -> None:
 
 
 REPORT_FORMATS = click.Choice(["text", "html", "xlsx", "csv", "json"])
+report_region_option = click.option(
+    "--region", callback=_region, metavar="CODE",
+    help="Only this region: a county's code (GB/T 2260), or a city's or province's, which "
+         "covers its counties and adds a table (report) or ranking (scores) of them "
+         "[default: every region in the store].")
 
 
 @cli.command()
@@ -1820,9 +1825,11 @@ REPORT_FORMATS = click.Choice(["text", "html", "xlsx", "csv", "json"])
                    "per table.")
 @click.option("--table", metavar="NAME",
               help="csv to stdout: which table (cases, findings, supervision, by_kind, items, "
-                   "actors, red, online, online_daily, spot) [default: findings].")
+                   "actors, red, online, online_daily, spot; regions with a city's or "
+                   "province's --region) [default: findings].")
+@report_region_option
 @pass_app
-def report(app: App, period, date_from, date_to, department, fmt, out, table) -> None:
+def report(app: App, period, date_from, date_to, department, fmt, out, table, region) -> None:
     """The audit report (通报) of a period: per department, with the county's totals.
 
     Cases accepted and completed, on-time rate, working days to complete; findings by
@@ -1840,6 +1847,7 @@ def report(app: App, period, date_from, date_to, department, fmt, out, table) ->
       permit-monitor report --from 2026-01-01 --to 2026-01-15 --department ZRJ
       permit-monitor report --period 2026-01 --format csv --out report-2026-01/
       permit-monitor report --period 2026-01 --format json > 2026-01.json
+      permit-monitor report --period 2026-01 --region 330100
     """
     from monitor.report import build_report
     from monitor.report.render import render
@@ -1847,7 +1855,8 @@ def report(app: App, period, date_from, date_to, department, fmt, out, table) ->
 
     _warn_if_no_events(app)
     when = _period(app, period, date_from, date_to, department)
-    rep = build_report(app.engine, app.config, when, app.now(), department, titles(app.config))
+    rep = build_report(app.engine, app.config, when, app.now(), department, titles(app.config),
+                       region=region)
     key = f"t_{table}" if table else None
     _emit_report(*render(rep, fmt, out, key))
 
@@ -1858,8 +1867,10 @@ def report(app: App, period, date_from, date_to, department, fmt, out, table) ->
 @click.option("--out", metavar="FILE", help="Write to FILE (needed for html and xlsx).")
 @click.option("--explain", metavar="CODE",
               help="List every deduction of this department, with the alert behind it.")
+@report_region_option
 @pass_app
-def scores(app: App, period, date_from, date_to, department, fmt, out, explain) -> None:
+def scores(app: App, period, date_from, date_to, department, fmt, out, explain, region
+           ) -> None:
     """Department scorecards (绩效考评): 100 minus deductions, sub-scores, ranking.
 
     Each theme (regular handling, timeliness, fees, supervision response) starts with its
@@ -1872,6 +1883,7 @@ def scores(app: App, period, date_from, date_to, department, fmt, out, explain) 
       permit-monitor scores --period 2026-01
       permit-monitor scores --period 2026-Q1 --format xlsx --out scores-2026Q1.xlsx
       permit-monitor scores --period 2026-01 --explain ZRJ
+      permit-monitor scores --period 2026-01 --region 330100
     """
     from monitor.report.render import render
     from monitor.scores import deductions, scorecard
@@ -1879,7 +1891,7 @@ def scores(app: App, period, date_from, date_to, department, fmt, out, explain) 
     _warn_if_no_events(app)
     when = _period(app, period, date_from, date_to, department)
     if explain:
-        found = [x for x in deductions(app.engine, app.config, when, explain)]
+        found = [x for x in deductions(app.engine, app.config, when, explain, region)]
         for x in found:
             ref = f"alert {x.alert_id}" if x.alert_id else f"spot check {x.case_id}"
             click.echo(f"-{x.points:<5g} {x.theme:<11} {x.reason:<18} {ref:<14} {x.message}")
@@ -1888,7 +1900,8 @@ def scores(app: App, period, date_from, date_to, department, fmt, out, explain) 
         return
     from monitor.rulenames import titles
 
-    card = scorecard(app.engine, app.config, when, app.now(), department, titles(app.config))
+    card = scorecard(app.engine, app.config, when, app.now(), department, titles(app.config),
+                     region=region)
     _emit_report(*render(card, fmt, out, "t_scores"))
 
 

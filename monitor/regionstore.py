@@ -16,7 +16,7 @@ import logging
 from sqlalchemy import Connection, Engine, select, text, update
 
 from .models import Base, Meta
-from .regions import UNNAMED, check
+from .regions import UNNAMED, check, covered_prefix
 
 log = logging.getLogger(__name__)
 KEY = "region"
@@ -30,6 +30,20 @@ def region_tables() -> tuple[str, ...]:
 def store_region(conn: Connection) -> str:
     """The county the store was made for (``000000``: not yet named)."""
     return conn.scalar(select(Meta.value).where(Meta.key == KEY)) or UNNAMED
+
+
+def region_column(column):
+    """The ``region`` column of the table that ``column`` (an ORM attribute or a Core
+    column) belongs to."""
+    table = column.class_.__table__ if hasattr(column, "class_") else column.table
+    return table.c.region
+
+
+def in_region(column, scope: str):
+    """A WHERE clause: ``column`` names ``scope`` or a region it covers
+    (:func:`monitor.regions.covers`, as a prefix an index on the region serves)."""
+    prefix = covered_prefix(scope)
+    return column == scope if prefix is None else column.startswith(prefix, autoescape=True)
 
 
 def adopt_region(engine: Engine, region: str) -> bool:

@@ -14,11 +14,12 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, false, func, select, true
 
-from .. import authz, regions
+from .. import authz
 from ..alerts import ALERT_FIELDS
 from ..authz import Actor
 from ..calendar import WorkCalendar
 from ..models import Alert, Department
+from ..regionstore import in_region, region_column
 from ..supervision import ACTIVE
 
 LEVELS = ("warning", "yellow", "red")
@@ -60,21 +61,7 @@ def visible(column, actor: Actor):
     scope = authz.visible_region(actor)
     if scope is None:
         return by_department
-    return and_(by_department, in_region(_region_column(column), scope))
-
-
-def _region_column(column):
-    """The ``region`` column of the table ``column`` (an ORM attribute or a Core column)
-    belongs to."""
-    table = column.class_.__table__ if hasattr(column, "class_") else column.table
-    return table.c.region
-
-
-def in_region(column, scope: str):
-    """A WHERE clause: ``column`` names ``scope`` or a region it covers
-    (:func:`monitor.regions.covers`, as SQL that an index on the region can serve)."""
-    prefix = regions.covered_prefix(scope)
-    return column == scope if prefix is None else column.startswith(prefix, autoescape=True)
+    return and_(by_department, in_region(region_column(column), scope))
 
 
 def _where(actor: Actor, f: Filters, today: date) -> list:
