@@ -78,8 +78,11 @@ class App:
 
         from monitor.supervised import ensure_baseline
 
-        engine = open_store(self.url, create=self.may_create)
+        from monitor.regionstore import adopt_region
+
+        engine = open_store(self.url, create=self.may_create, region=self.config.region)
         adopt(engine, self.config.audit.hash, self.config.region)  # the store's own chain
+        adopt_region(engine, self.config.region)  # once, on a store not yet named
         ensure_baseline(engine, self.now())  # once, on a store older than migration 0015
         return engine
 
@@ -387,6 +390,28 @@ encoding_option = click.option(
          "big5 [default: config.yaml's encoding, auto].")
 
 
+def _region(_ctx, _param, value: str | None) -> str | None:
+    from monitor.regions import problem
+
+    reason = None if value is None else problem(value)
+    if reason:
+        raise click.BadParameter(reason)
+    return value
+
+
+region_option = click.option(
+    "--region", callback=_region, metavar="CODE",
+    help="The county these rows are of: its administrative division code (GB/T 2260, six "
+         "digits), for a store that holds several counties [default: config.yaml's region].")
+
+
+def _of_region(app: App, region: str | None):
+    """The config an ingest runs with: config.yaml's, its region replaced by --region."""
+    from dataclasses import replace
+
+    return app.config if region is None else replace(app.config, region=region)
+
+
 @cli.group()
 def ingest() -> None:
     """Load the catalog, workflow events or fiscal receipts into the database.
@@ -397,9 +422,10 @@ def ingest() -> None:
 
 
 @ingest.command("catalog")
+@region_option
 @click.argument("file", type=click.Path(dir_okay=False))
 @pass_app
-def ingest_catalog_cmd(app: App, file: str) -> None:
+def ingest_catalog_cmd(app: App, region: str | None, file: str) -> None:
     """Load or update departments, users and power items from a catalog YAML FILE.
 
     Entries are matched by code (users by id) and updated in place; events are never
@@ -410,7 +436,8 @@ def ingest_catalog_cmd(app: App, file: str) -> None:
     from monitor.catalog import ingest_catalog
 
     result = ingest_catalog(app.engine, file, app.now(), _os_user(),
-                            limits=app.config.limits.yaml)
+                            limits=app.config.limits.yaml,
+                            region=_of_region(app, region).region)
     for name in ("departments", "users", "items"):
         click.echo(f"{name}: added {result.added[name]:,} · updated {result.updated[name]:,}"
                    f" · unchanged {result.unchanged[name]:,}")
@@ -423,6 +450,7 @@ def ingest_catalog_cmd(app: App, file: str) -> None:
 
 
 @ingest.command("events")
+@region_option
 @click.argument("files", nargs=-1, required=True)
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "xes", "xlsx"]),
               help="Input format [default: from the file name; sniffed for stdin].")
@@ -432,8 +460,8 @@ def ingest_catalog_cmd(app: App, file: str) -> None:
                    "'mappings:' in config.yaml, or a mapping .yaml file (docs/mappings.md).")
 @json_option
 @pass_app
-def ingest_events_cmd(app: App, files: tuple[str, ...], fmt: str | None, encoding: str,
-                      mapping: str | None, as_json: bool) -> None:
+def ingest_events_cmd(app: App, region: str | None, files: tuple[str, ...], fmt: str | None,
+                      encoding: str, mapping: str | None, as_json: bool) -> None:
     """Load workflow events from FILES (CSV, JSON Lines, Excel .xlsx or XES; .gz too; -
     for stdin).
 
@@ -448,34 +476,38 @@ def ingest_events_cmd(app: App, files: tuple[str, ...], fmt: str | None, encodin
     """
     from monitor.ingest import ingest_events
 
-    results = ingest_events(app.engine, app.config, list(files), app.now(), fmt=fmt,
+    results = ingest_events(app.engine, _of_region(app, region), list(files), app.now(), fmt=fmt,
                             encoding=encoding, progress=_progress_factory(), mapping=mapping)
     _echo_results(results, as_json)
 
 
 @ingest.command("receipts")
+@region_option
 @click.argument("files", nargs=-1, required=True)
 @encoding_option
 @json_option
 @pass_app
-def ingest_receipts_cmd(app: App, files: tuple[str, ...], encoding: str, as_json: bool) -> None:
+def ingest_receipts_cmd(app: App, region: str | None, files: tuple[str, ...], encoding: str,
+                        as_json: bool) -> None:
     """Load fiscal receipts (CSV or .xlsx: department, period YYYY-MM, amount in yuan).
 
     A department-month already stored is replaced by the new amount.
     """
     from monitor.ingest import ingest_receipts
 
-    results = ingest_receipts(app.engine, app.config, list(files), app.now(),
+    results = ingest_receipts(app.engine, _of_region(app, region), list(files), app.now(),
                               encoding=encoding, progress=_progress_factory())
     _echo_results(results, as_json)
 
 
 @ingest.command("activity")
+@region_option
 @click.argument("files", nargs=-1, required=True)
 @encoding_option
 @json_option
 @pass_app
-def ingest_activity_cmd(app: App, files: tuple[str, ...], encoding: str, as_json: bool) -> None:
+def ingest_activity_cmd(app: App, region: str | None, files: tuple[str, ...], encoding: str,
+                        as_json: bool) -> None:
     """Load the monitoring log (监察日志): CSV or .xlsx user_id, at, action
     (login|logout|handle).
 
@@ -487,17 +519,19 @@ def ingest_activity_cmd(app: App, files: tuple[str, ...], encoding: str, as_json
     """
     from monitor.ingest import ingest_activity
 
-    results = ingest_activity(app.engine, app.config, list(files), app.now(),
+    results = ingest_activity(app.engine, _of_region(app, region), list(files), app.now(),
                               encoding=encoding, progress=_progress_factory())
     _echo_results(results, as_json)
 
 
 @ingest.command("ratings")
+@region_option
 @click.argument("files", nargs=-1, required=True)
 @encoding_option
 @json_option
 @pass_app
-def ingest_ratings_cmd(app: App, files: tuple[str, ...], encoding: str, as_json: bool) -> None:
+def ingest_ratings_cmd(app: App, region: str | None, files: tuple[str, ...], encoding: str,
+                       as_json: bool) -> None:
     """Load citizens' ratings (好差评, GB/T 39734): CSV, JSON Lines or Excel (.xlsx).
 
     \b
@@ -510,18 +544,19 @@ def ingest_ratings_cmd(app: App, files: tuple[str, ...], encoding: str, as_json:
     """
     from monitor.ingest import ingest_voice
 
-    results = ingest_voice("ratings", app.engine, app.config, list(files), app.now(),
+    results = ingest_voice("ratings", app.engine, _of_region(app, region), list(files), app.now(),
                            encoding=encoding, progress=_progress_factory())
     _echo_results(results, as_json)
 
 
 @ingest.command("complaints")
+@region_option
 @click.argument("files", nargs=-1, required=True)
 @encoding_option
 @json_option
 @pass_app
-def ingest_complaints_cmd(app: App, files: tuple[str, ...], encoding: str, as_json: bool
-                          ) -> None:
+def ingest_complaints_cmd(app: App, region: str | None, files: tuple[str, ...], encoding: str,
+                          as_json: bool) -> None:
     """Load efficiency complaints (效能投诉: 12345, 窗口, 信访 …): CSV, JSONL or .xlsx.
 
     \b
@@ -534,7 +569,8 @@ def ingest_complaints_cmd(app: App, files: tuple[str, ...], encoding: str, as_js
     """
     from monitor.ingest import ingest_voice
 
-    results = ingest_voice("complaints", app.engine, app.config, list(files), app.now(),
+    results = ingest_voice("complaints", app.engine, _of_region(app, region), list(files),
+                           app.now(),
                            encoding=encoding, progress=_progress_factory())
     _echo_results(results, as_json)
 
@@ -1791,6 +1827,11 @@ def _emit_report(text, written) -> None:
 
 
 REPORT_FORMATS = click.Choice(["text", "html", "xlsx", "csv", "json"])
+report_region_option = click.option(
+    "--region", callback=_region, metavar="CODE",
+    help="Only this region: a county's code (GB/T 2260), or a city's or province's, which "
+         "covers its counties and adds a table (report) or ranking (scores) of them "
+         "[default: every region in the store].")
 
 
 @cli.command()
@@ -1801,9 +1842,11 @@ REPORT_FORMATS = click.Choice(["text", "html", "xlsx", "csv", "json"])
                    "per table.")
 @click.option("--table", metavar="NAME",
               help="csv to stdout: which table (cases, findings, supervision, by_kind, items, "
-                   "actors, red, online, online_daily, spot) [default: findings].")
+                   "actors, red, online, online_daily, spot; regions with a city's or "
+                   "province's --region) [default: findings].")
+@report_region_option
 @pass_app
-def report(app: App, period, date_from, date_to, department, fmt, out, table) -> None:
+def report(app: App, period, date_from, date_to, department, fmt, out, table, region) -> None:
     """The audit report (通报) of a period: per department, with the county's totals.
 
     Cases accepted and completed, on-time rate, working days to complete; findings by
@@ -1821,6 +1864,7 @@ def report(app: App, period, date_from, date_to, department, fmt, out, table) ->
       permit-monitor report --from 2026-01-01 --to 2026-01-15 --department ZRJ
       permit-monitor report --period 2026-01 --format csv --out report-2026-01/
       permit-monitor report --period 2026-01 --format json > 2026-01.json
+      permit-monitor report --period 2026-01 --region 330100
     """
     from monitor.report import build_report
     from monitor.report.render import render
@@ -1828,7 +1872,8 @@ def report(app: App, period, date_from, date_to, department, fmt, out, table) ->
 
     _warn_if_no_events(app)
     when = _period(app, period, date_from, date_to, department)
-    rep = build_report(app.engine, app.config, when, app.now(), department, titles(app.config))
+    rep = build_report(app.engine, app.config, when, app.now(), department, titles(app.config),
+                       region=region)
     key = f"t_{table}" if table else None
     _emit_report(*render(rep, fmt, out, key))
 
@@ -1839,8 +1884,10 @@ def report(app: App, period, date_from, date_to, department, fmt, out, table) ->
 @click.option("--out", metavar="FILE", help="Write to FILE (needed for html and xlsx).")
 @click.option("--explain", metavar="CODE",
               help="List every deduction of this department, with the alert behind it.")
+@report_region_option
 @pass_app
-def scores(app: App, period, date_from, date_to, department, fmt, out, explain) -> None:
+def scores(app: App, period, date_from, date_to, department, fmt, out, explain, region
+           ) -> None:
     """Department scorecards (绩效考评): 100 minus deductions, sub-scores, ranking.
 
     Each theme (regular handling, timeliness, fees, supervision response) starts with its
@@ -1853,6 +1900,7 @@ def scores(app: App, period, date_from, date_to, department, fmt, out, explain) 
       permit-monitor scores --period 2026-01
       permit-monitor scores --period 2026-Q1 --format xlsx --out scores-2026Q1.xlsx
       permit-monitor scores --period 2026-01 --explain ZRJ
+      permit-monitor scores --period 2026-01 --region 330100
     """
     from monitor.report.render import render
     from monitor.scores import deductions, scorecard
@@ -1860,7 +1908,7 @@ def scores(app: App, period, date_from, date_to, department, fmt, out, explain) 
     _warn_if_no_events(app)
     when = _period(app, period, date_from, date_to, department)
     if explain:
-        found = [x for x in deductions(app.engine, app.config, when, explain)]
+        found = [x for x in deductions(app.engine, app.config, when, explain, region)]
         for x in found:
             ref = f"alert {x.alert_id}" if x.alert_id else f"spot check {x.case_id}"
             click.echo(f"-{x.points:<5g} {x.theme:<11} {x.reason:<18} {ref:<14} {x.message}")
@@ -1869,7 +1917,8 @@ def scores(app: App, period, date_from, date_to, department, fmt, out, explain) 
         return
     from monitor.rulenames import titles
 
-    card = scorecard(app.engine, app.config, when, app.now(), department, titles(app.config))
+    card = scorecard(app.engine, app.config, when, app.now(), department, titles(app.config),
+                     region=region)
     _emit_report(*render(card, fmt, out, "t_scores"))
 
 

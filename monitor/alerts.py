@@ -25,11 +25,12 @@ from datetime import date, datetime, tzinfo
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, func, insert, select
 
 from . import tier1, trail
 from .holds import place
-from .models import Alert, AlertChange
+from .models import Alert, AlertChange, Department, Event
+from .regionstore import store_region
 from .rules.finding import Finding
 from .rules.model import Rule
 from .supervised import change, update as traced_update
@@ -89,13 +90,37 @@ def store_findings(conn: Connection, rule: Rule, findings: Iterable[Finding], at
     exempt = Matcher.load(conn, rule.id, at, policy.tz)
     result = Stored()
     it = iter(findings)
+    home = store_region(conn)
     while chunk := list(islice(it, CHUNK)):
-        _store_chunk(conn, rule, chunk, at, policy, exempt, result.keys, result)
+        _store_chunk(conn, rule, chunk, at, policy, exempt, result.keys, result, home)
     return result
 
 
+def _regions(conn: Connection, rows: list[dict[str, Any]], home: str) -> None:
+    """Stamp each new alert with its region: its case's (the region its events were
+    ingested as), else its department's, else the store's own (``home``)."""
+    cases = {r["case_id"] for r in rows if r["case_id"] is not None}
+    departments = {r["department"] for r in rows if r["department"] is not None}
+    of_case: dict[str, str] = {}
+    of_department: dict[str, str] = {}
+    if cases:
+        for start in range(0, len(cases), IN_CHUNK):
+            chunk = sorted(cases)[start:start + IN_CHUNK]
+            of_case.update(conn.execute(
+                select(Event.case_id, func.min(Event.region))
+                .where(Event.case_id.in_(chunk)).group_by(Event.case_id)).tuples().all())
+    if departments:
+        of_department.update(conn.execute(
+            select(Department.code, Department.region)
+            .where(Department.code.in_(sorted(departments)))).tuples().all())
+    for row in rows:
+        row["region"] = (of_case.get(row["case_id"]) or of_department.get(row["department"])
+                         or home)
+
+
 def _store_chunk(conn: Connection, rule: Rule, findings: list[Finding], at: datetime,
-                 policy: Policy, exempt: Matcher, seen: set[str], result: Stored) -> None:
+                 policy: Policy, exempt: Matcher, seen: set[str], result: Stored,
+                 home: str) -> None:
     keys = [dedupe_key(rule, f) for f in findings]
     existing: dict[str, Any] = {}
     for start in range(0, len(keys), IN_CHUNK):
@@ -150,6 +175,7 @@ def _store_chunk(conn: Connection, rule: Rule, findings: list[Finding], at: date
         for row in new_rows:
             row.setdefault("assigned_to", [])
             row.setdefault("due_on", None)
+        _regions(conn, new_rows, home)
         conn.execute(insert(Alert), new_rows)
         ids = _ids(conn, [r["dedupe_key"] for r in new_rows])
         entries[:0] = (raised_entries(live, ids) + _holds(conn, rule, policy, live, ids, at)

@@ -29,12 +29,16 @@ class Base(DeclarativeBase):
 
 class Department(Base):
     __tablename__ = "departments"
+    # the county (GB/T 2260, monitor/regions.py; migration 0026)
+    region: Mapped[str] = mapped_column(String(6))
     code: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
 
 
 class User(Base):
     __tablename__ = "users"
+    # the county (GB/T 2260, monitor/regions.py; migration 0026)
+    region: Mapped[str] = mapped_column(String(6))
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     department: Mapped[str | None] = mapped_column(String(64))
@@ -45,11 +49,15 @@ class User(Base):
     # deferred: the catalog's upsert never reads or writes it (a reload keeps the choice)
     delivery: Mapped[str | None] = mapped_column(String(16), deferred=True)
 
+    __table_args__ = (Index("ix_users_region", "region", "department"),)
+
 
 class Item(Base):
     """A power item (权力事项) with its limits, fee and control nodes."""
 
     __tablename__ = "items"
+    # the county (GB/T 2260, monitor/regions.py; migration 0026)
+    region: Mapped[str] = mapped_column(String(6))
     code: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(300))
     department: Mapped[str] = mapped_column(String(64), index=True)
@@ -69,6 +77,8 @@ class IngestRun(Base):
     """One ingestion of one source (file, stdin, XES log): what was read and what became of it."""
 
     __tablename__ = "ingest_runs"
+    # the county (GB/T 2260, monitor/regions.py; migration 0026)
+    region: Mapped[str] = mapped_column(String(6))
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
     source: Mapped[str] = mapped_column(String(1000))
@@ -86,6 +96,8 @@ class Event(Base):
     """One workflow step of one case, as the source system logged it."""
 
     __tablename__ = "events"
+    # the county (GB/T 2260, monitor/regions.py; migration 0026)
+    region: Mapped[str] = mapped_column(String(6))
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     event_id: Mapped[str] = mapped_column(String(128), unique=True)
     case_id: Mapped[str] = mapped_column(String(128))
@@ -117,6 +129,7 @@ class Event(Base):
         Index("ix_events_fee_paid", "department", "occurred_at", "channel", "amount",
               sqlite_where=text("step = 'fee_paid'"),
               postgresql_where=text("step = 'fee_paid'")),
+        Index("ix_events_region_department", "region", "department"),
     )
 
 
@@ -149,6 +162,8 @@ class Receipt(Base):
     """What the treasury received from a department in a month (上缴财政的非税收入)."""
 
     __tablename__ = "receipts"
+    # the county (GB/T 2260, monitor/regions.py; migration 0026)
+    region: Mapped[str] = mapped_column(String(6))
     department: Mapped[str] = mapped_column(String(64), primary_key=True)
     period: Mapped[str] = mapped_column(String(7), primary_key=True)
     amount: Mapped[Decimal] = mapped_column(Money)
@@ -162,6 +177,8 @@ class Quarantine(Base):
     """A row set aside with its source, line and reason; retried after a catalog fix."""
 
     __tablename__ = "quarantine"
+    # the county (GB/T 2260, monitor/regions.py; migration 0026)
+    region: Mapped[str] = mapped_column(String(6))
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
     source: Mapped[str] = mapped_column(String(1000))
@@ -183,6 +200,8 @@ class Alert(Base):
     """A finding of a rule, kept once per (rule, subject): re-running never duplicates."""
 
     __tablename__ = "alerts"
+    # the county (GB/T 2260, monitor/regions.py; migration 0026)
+    region: Mapped[str] = mapped_column(String(6))
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     dedupe_key: Mapped[str] = mapped_column(String(300), unique=True)
     rule_id: Mapped[str] = mapped_column(String(128), index=True)
@@ -224,6 +243,9 @@ class Alert(Base):
         Index("ix_alerts_department_board", "department", "status", "tier", "level",
               "rule_id", "due_on"),
         Index("ix_alerts_raised_at", "raised_at", "department", "status"),
+        # a city's or province's board and report filter by region first (migration 0026)
+        Index("ix_alerts_region_board", "region", "department", "status"),
+        Index("ix_alerts_region_raised", "region", "raised_at"),
     )
 
 
@@ -424,6 +446,8 @@ class Exemption(Base):
     or until it is revoked. Never deleted: revoking keeps the row and says who and why."""
 
     __tablename__ = "exemptions"
+    # the county (GB/T 2260, monitor/regions.py; migration 0026)
+    region: Mapped[str] = mapped_column(String(6))
     id: Mapped[int] = mapped_column(primary_key=True)
     rule_id: Mapped[str] = mapped_column(String(128), index=True)
     scope: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -440,6 +464,8 @@ class Activity(Base):
     """The monitoring log (监察日志): a user's login, logout or handling action."""
 
     __tablename__ = "activity"
+    # the county (GB/T 2260, monitor/regions.py; migration 0026)
+    region: Mapped[str] = mapped_column(String(6))
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     user_id: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -457,6 +483,8 @@ class SpotCheck(Base):
     """A completed case drawn for manual review (抽检), and its result once recorded."""
 
     __tablename__ = "spot_checks"
+    # the county (GB/T 2260, monitor/regions.py; migration 0026)
+    region: Mapped[str] = mapped_column(String(6))
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[str] = mapped_column(String(128))
     department: Mapped[str | None] = mapped_column(String(64))
@@ -587,6 +615,8 @@ class Rating(Base):
     """
 
     __tablename__ = "ratings"
+    # the county (GB/T 2260, monitor/regions.py; migration 0026)
+    region: Mapped[str] = mapped_column(String(6))
     rating_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     case_id: Mapped[str | None] = mapped_column(String(128), index=True)
     item_code: Mapped[str | None] = mapped_column(String(64))
@@ -614,6 +644,8 @@ class Complaint(Base):
     反馈 (GB/T 36113-2018); each stage's time is recorded as it is reached."""
 
     __tablename__ = "complaints"
+    # the county (GB/T 2260, monitor/regions.py; migration 0026)
+    region: Mapped[str] = mapped_column(String(6))
     complaint_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     channel: Mapped[str | None] = mapped_column(String(32))

@@ -119,6 +119,16 @@ def covers(scope: str, code: str) -> bool:
     return scope == check(code) or check(scope) in ancestors(code)
 
 
+def covered_prefix(scope: str) -> str | None:
+    """The leading digits every code ``scope`` covers starts with (``33`` for a province,
+    ``3301`` for a city), or None when it covers only itself (a county, ``000000``, and
+    ``PP9000``, which is no city: its counties are the province's)."""
+    kind = level(scope)
+    if kind == COUNTY or scope[2:4] == DIRECT:
+        return None
+    return scope[:2] if kind == PROVINCE else scope[:4]
+
+
 def children_level(scope: str) -> str | None:
     """The level one below ``scope`` (what a city's 督办 reaches: its counties); None
     for a county."""

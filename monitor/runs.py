@@ -21,6 +21,7 @@ from sqlalchemy import Connection, CursorResult, Engine, insert, select, update
 from . import lease, trail
 from .masking import mask, mask_value
 from .models import Alert, Run
+from .regionstore import store_region
 from .supervision import Policy, monitors, tell
 from .supervised import change
 from .trail import SYSTEM, Entry
@@ -135,7 +136,7 @@ def _raise(conn: Connection, policy: Policy, now: datetime, key: str, rule_id: s
            "case_ids": [], "actor": None, "department": None, "item_code": None,
            "period": None, "raised_at": now, "updated_at": now, "message": message[:2000],
            "evidence": evidence, "event_ids": [], "rule_version": "1", "assigned_to": tier2,
-           "due_on": policy.due(now, rule_id)}
+           "due_on": policy.due(now, rule_id), "region": store_region(conn)}
     trail.lock(conn)
     alert_id = _new_id(conn.execute(insert(Alert).values(**row)))
     trail.append(conn, now, [Entry("raised", alert_id, SYSTEM, {

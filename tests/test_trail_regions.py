@@ -153,9 +153,11 @@ def test_an_alerts_history_is_checked_against_its_own_regions_chain(engine):
     assert "does not chain to entry #0" in trail.check_entries(engine, history)
 
 
-def test_a_chain_from_before_0027_verifies_after_and_takes_the_region(empty_db_url):
-    """The single chain of a store at 0025 becomes the store's own chain under 000000 with
-    every hash as it was, and the configured region's on the next start."""
+@pytest.mark.parametrize("handed", [None, A])
+def test_a_chain_from_before_0027_verifies_after_and_takes_the_region(empty_db_url, handed):
+    """The single chain of a store at 0025 becomes the store's own chain with every hash
+    as it was: under the region open_store hands the migration (config.yaml's), or under
+    000000 and the configured region's on the next start."""
     from alembic import command
 
     old = create_engine(empty_db_url)
@@ -174,9 +176,9 @@ def test_a_chain_from_before_0027_verifies_after_and_takes_the_region(empty_db_u
             prev = digest
         conn.execute(text("UPDATE trail_head SET seq = 2, hash = :h"), {"h": prev})
     old.dispose()
-    engine = open_store(empty_db_url)
+    engine = open_store(empty_db_url, region=handed)
     try:
-        assert trail.verify(engine) == trail.Verified(2, prev, "sha256", "000000")
+        assert trail.verify(engine) == trail.Verified(2, prev, "sha256", handed or "000000")
         assert trail.head_of(engine).genesis == trail.GENESIS
         trail.adopt(engine, "sha256", A)
         assert trail.verify_all(engine) == [trail.Verified(2, prev, "sha256", A)]

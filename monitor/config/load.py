@@ -57,8 +57,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Overridden by $MONITOR_DATABASE_URL and by --db."),
     Setting("region", "000000", str,
             "This deployment's county: its administrative division code (行政区划代码, "
-            "GB/T 2260, six digits, e.g. 330102): the region of the records it keeps "
-            "(docs/scale.md). 000000: not yet named."),
+            "GB/T 2260, six digits, e.g. 330102), stamped on every record it ingests and "
+            "raises; a store of several counties ingests the others' files with `ingest … "
+            "--region CODE`. 000000: not yet named."),
     Setting("timezone", "Asia/Shanghai", str,
             "IANA zone for naive timestamps, display and working-day maths (storage is UTC)."),
     Setting("rules_dir", "rules", str, "Directory of YAML rule files, relative to config.yaml "

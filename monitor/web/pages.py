@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
-from .. import accounts, authz, tier1
+from .. import accounts, authz, regions, tier1
 from ..accounts import AccountError, LoginFailed, Session
 from ..center import act as acting
 from ..center.board import board
@@ -271,15 +271,25 @@ def _report_scope(request: Request, session: Session):
     if department is not None or not authz.sees_county(actor):  # one department's report
         authz.check(actor, authz.READ, SimpleNamespace(
             id=department, department=department, what=f"the report of {department or '-'}"))
-    return s, period, department
+    # a county office's report is its county's; a city's or province's rolls its counties
+    # up, or (?region=) one of them
+    region = request.query_params.get("region") or authz.visible_region(actor)
+    if region is not None:
+        reason = regions.problem(region)
+        if reason:
+            raise HTTPException(400, reason)
+        authz.check(actor, authz.READ, SimpleNamespace(
+            id=None, department=department, region=region,
+            what=f"the report of region {region}"))
+    return s, period, department, region
 
 
 @router.get("/reports")
 def reports_page(request: Request, session: Session = Depends(page_session)) -> Response:
-    s, period, department = _report_scope(request, session)
+    s, period, department, region = _report_scope(request, session)
     names = titles(s.config, s.rules.current())
-    report = build_report(s.engine, s.config, period, now(request), department, names)
-    scores = scorecard(s.engine, s.config, period, now(request), department, names)
+    report = build_report(s.engine, s.config, period, now(request), department, names, region)
+    scores = scorecard(s.engine, s.config, period, now(request), department, names, region)
     return render(request, "reports.html", report=report, scores=scores, period=period)
 
 
@@ -291,9 +301,9 @@ def report_download(request: Request, fmt: str,
 
     if fmt not in ("html", "xlsx"):
         raise HTTPException(404, "no such format: html or xlsx")
-    s, period, department = _report_scope(request, session)
+    s, period, department, region = _report_scope(request, session)
     report = build_report(s.engine, s.config, period, now(request), department,
-                          titles(s.config, s.rules.current()))
+                          titles(s.config, s.rules.current()), region)
     name = f"report-{period.label}" + (f"-{department}" if department else "")
     if fmt == "html":
         return Response(to_html(report), media_type="text/html; charset=utf-8", headers={

@@ -7,9 +7,10 @@
   and ``home``, the store's own chain (the deployment's region), where an entry that names
   no region goes.
 
-The existing chain becomes the store's own, under ``000000`` (not yet named): a migration
-does not read config.yaml, so the program renames it to the configured ``region`` on its
-next start (monitor/trail.py ``adopt``). Its genesis is the one it was begun with (the
+The existing chain becomes the store's own, under the region ``open_store`` hands the
+migration (config.yaml's, as for 0026), or ``000000`` (not yet named) when none is handed:
+the program then renames it to the configured ``region`` on its first start with one
+(monitor/trail.py ``adopt``). Its genesis is the one it was begun with (the
 ``prev_hash`` of entry 1, or the head's hash while it is empty): no hash is recomputed, so
 every existing entry, head and anchor stays valid.
 
@@ -17,7 +18,7 @@ Both tables are copied into new ones rather than altered: their primary and uniq
 were created unnamed, and a copy changes them the same way on SQLite and PostgreSQL.
 
 Revision ID: 0027
-Revises: 0025
+Revises: 0026
 Create Date: 2026-12-07
 """
 from alembic import op
@@ -25,7 +26,7 @@ import sqlalchemy as sa
 
 
 revision = '0027'
-down_revision = '0025'  # 0026 (regions) once merged
+down_revision = '0026'
 branch_labels = None
 depends_on = None
 
@@ -62,11 +63,21 @@ def _indexes() -> None:
     op.create_index('ix_trail_action', 'trail', ['action'])
 
 
+def _handed_region() -> str:
+    """The deployment's region as open_store handed it (0026 reads it the same way)."""
+    config = op.get_context().config
+    region = (config.attributes.get('region') if config is not None else None) or UNNAMED
+    if not (len(region) == 6 and region.isascii() and region.isdigit()):
+        raise ValueError(f"region {region!r} is not a six-digit code")
+    return region
+
+
 def upgrade() -> None:
     conn = op.get_bind()
+    region = _handed_region()
     _trail('trail_by_region', region=True)
     conn.execute(sa.text(f"INSERT INTO trail_by_region (region, {COLUMNS}) "
-                         f"SELECT '{UNNAMED}', {COLUMNS} FROM trail"))
+                         f"SELECT :region, {COLUMNS} FROM trail"), {'region': region})
     op.drop_table('trail')
     op.rename_table('trail_by_region', 'trail')
     _indexes()
@@ -85,9 +96,9 @@ def upgrade() -> None:
     # the chain's own genesis: what entry 1 chains to, or (empty) where the head stands
     conn.execute(sa.text(
         "INSERT INTO trail_heads (region, seq, hash, algorithm, state_since, genesis, home) "
-        f"SELECT '{UNNAMED}', h.seq, h.hash, h.algorithm, h.state_since, "
+        "SELECT :region, h.seq, h.hash, h.algorithm, h.state_since, "
         "COALESCE((SELECT t.prev_hash FROM trail t WHERE t.seq = 1), h.hash), :home "
-        "FROM trail_head h WHERE h.id = 1"), {'home': True})
+        "FROM trail_head h WHERE h.id = 1"), {'region': region, 'home': True})
     op.drop_table('trail_head')
     op.rename_table('trail_heads', 'trail_head')
 
