@@ -36,6 +36,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from . import chainhash, lease, regions as codes
 from .masking import mask_value
@@ -149,12 +151,10 @@ def _begin_chain(conn: Connection, region: str) -> None:
     genesis = chainhash.genesis(algorithm, region)
     values = {"region": region, "seq": 0, "hash": genesis, "algorithm": algorithm,
               "genesis": genesis, "home": False}
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as upsert
+    if conn.dialect.name == "postgresql":
+        conn.execute(pg_insert(TrailHead).values(values).on_conflict_do_nothing())
     else:
-        from sqlalchemy.dialects.sqlite import insert as upsert
-    conn.execute(upsert(TrailHead).values(values).on_conflict_do_nothing())
+        conn.execute(sqlite_insert(TrailHead).values(values).on_conflict_do_nothing())
 
 
 def lock(conn: Connection, region: str | None = None) -> Head:
