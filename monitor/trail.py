@@ -42,12 +42,13 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from . import chainhash, lease, regions as codes
 from .masking import mask_value
 from .errors import MonitorError, UsageProblem
-from .models import TrailEntry, TrailHead
+from .models import Alert, TrailEntry, TrailHead
 
 GENESIS = hashlib.sha256(chainhash.GENESIS_SEED).hexdigest()
 SYSTEM = "system"  # the actor of entries the program itself makes (raised, escalated …)
 UNNAMED = codes.UNNAMED  # the store's own chain before config.yaml names its region
 HOME = TrailHead.home.is_(True)  # the store's own chain: the deployment's region
+ALERT_CHUNK = 5000  # alert ids looked up at a time for their regions
 
 
 class TrailBroken(MonitorError):
@@ -240,15 +241,27 @@ def _chain(conn: Connection, head: Head, at: datetime, entries: list[Entry]) -> 
     return [r["seq"] for r in rows]
 
 
+def _alert_regions(conn: Connection, entries: list[Entry]) -> dict[int | None, str]:
+    """The region of each alert an entry naming no region is about: its entry goes on
+    that region's chain (the alert's rows are that region's)."""
+    ids = sorted({e.alert_id for e in entries if e.region is None and e.alert_id is not None})
+    found: dict[int | None, str] = {}
+    for start in range(0, len(ids), ALERT_CHUNK):
+        found.update(conn.execute(select(Alert.id, Alert.region).where(
+            Alert.id.in_(ids[start:start + ALERT_CHUNK]))).tuples().all())
+    return found
+
+
 def append(conn: Connection, at: datetime, entries: list[Entry]) -> list[int]:
     """Append ``entries`` in the caller's transaction, each to its region's chain (in
     order within it); their sequence numbers, each within its region.
 
     This is the one path by which anything reaches the trail. A change to a supervised row
     (monitor/supervised.py ``SUPERVISED``) must be written in the same transaction and ride
-    on its entry's ``changes``; ``audit verify`` replays them against the tables. Only the
-    head rows of the regions appended to are locked: the store's own chain first when an
-    entry names no region, then the others in code order.
+    on its entry's ``changes``; ``audit verify`` replays them against the tables. An entry
+    naming no region goes on its alert's region's chain when it is about an alert, else on
+    the store's own. Only the head rows of the regions appended to are locked: the store's
+    own first when an entry names no region, then the others in code order.
     """
     if not entries:
         return []
@@ -256,9 +269,11 @@ def append(conn: Connection, at: datetime, entries: list[Entry]) -> list[int]:
     entries = [replace(e, detail=mask_value(e.detail)) for e in entries]  # no secret kept
     home = lock(conn) if any(e.region is None for e in entries) else None
     own = home.region if home else None  # where an entry naming no region goes
+    of_alert = _alert_regions(conn, entries) if home else {}
     chains: dict[str, list[int]] = {}
     for i, e in enumerate(entries):
-        chains.setdefault(e.region or own or UNNAMED, []).append(i)
+        chains.setdefault(e.region or of_alert.get(e.alert_id) or own or UNNAMED,
+                          []).append(i)
     seqs = [0] * len(entries)
     for region in sorted(chains, key=lambda r: (r != own, r)):  # the store's own first
         head = home if home and region == own else lock(conn, region)

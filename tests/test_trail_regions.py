@@ -332,3 +332,68 @@ def test_on_postgresql_two_transactions_beginning_one_regions_chain_make_one(eng
         holder.close()
     assert second == [2]
     assert trail.verify(engine, region=A).entries == 2
+
+
+NEIGHBOUR = """\
+departments:
+  - {code: N04, name: 邻县应急管理局}
+users:
+  - {id: n1, name: 王五, department: N04, roles: [clerk], phone: "13800000011"}
+items:
+  - code: N04-XK-001
+    name: 危险化学品安全生产许可
+    department: N04
+    category: license
+    promised_days: 10
+    legal_days: 20
+    fee: 0
+"""
+
+
+def test_an_alerts_entries_go_on_its_regions_chain_and_verify_reports_both(
+        db_url, tmp_path, monkeypatch, write_events):
+    """Two counties in one store (config.yaml's 330102, and 330106 ingested with
+    --region): each alert's entries are on its own county's chain, and audit verify,
+    the state replay included, holds for both."""
+    from conftest import CATALOG, event
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MONITOR_DATABASE_URL", raising=False)
+    (tmp_path / "config.yaml").write_text("region: 330102\n", encoding="utf-8")
+    (tmp_path / "catalog.yaml").write_text(CATALOG, encoding="utf-8")
+    (tmp_path / "neighbour.yaml").write_text(NEIGHBOUR, encoding="utf-8")
+    runner = CliRunner()
+
+    def run(*args):
+        result = runner.invoke(cli, ["--db", db_url, *map(str, args)])
+        assert result.exit_code in (0, 3), result.output + result.stderr
+        return result
+
+    run("ingest", "catalog", "catalog.yaml")
+    run("ingest", "catalog", "--region", "330106", "neighbour.yaml")
+    run("ingest", "events", write_events([
+        event("e1", "c1", occurred_at="2025-09-01 09:00"),
+        event("e2", "c1", "decide", occurred_at="2025-12-30 09:00")], "home.csv"))
+    run("ingest", "events", "--region", "330106", write_events([
+        event("n1", "k1", item_code="N04-XK-001", actor="n1", occurred_at="2025-09-01 09:00"),
+        event("n2", "k1", "decide", item_code="N04-XK-001", actor="n1",
+              occurred_at="2025-12-30 09:00")], "away.csv"))
+    run("run", "--as-of", "2026-01-05T00:00:00+08:00")
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            from monitor.models import Alert
+
+            placed = conn.execute(select(Alert.region, TrailEntry.region).join(
+                TrailEntry, TrailEntry.alert_id == Alert.id)).all()
+            chains = trail.regions(conn)
+    finally:
+        engine.dispose()
+    assert {"330102", "330106"} <= {a for a, _ in placed}
+    assert all(a == t for a, t in placed), placed
+    assert chains == ["330102", "330106"]
+    verified = run("audit", "verify").output.splitlines()
+    assert verified[0].startswith("trail of region 330102 intact: ")
+    assert verified[1].startswith("trail of region 330106 intact: ")
+    assert verified[2].startswith("trail intact: 2 regions · ")
+    assert verified[3].startswith("records match the trail: ")
