@@ -170,7 +170,8 @@ def begin_action(conn: Connection, alert_id: int, by: str, action: str,
                  channel: str | None = None, verb: str | None = None) -> tuple[Any, Any]:
     """Lock the trail, then (user, alert) if ``by`` may do ``action`` (monitor/authz.py)
     on the alert; else refuse."""
-    trail.lock(conn)  # first: serialises appenders, and the state read below stays current
+    trail.lock_alert(conn, alert_id)  # first: serialises the appenders of its region,
+    # and the state read below stays current
     user = _user(conn, by)
     alert = _alert(conn, alert_id)
     authz.check(Actor.of_user(user, channel or "cli"), action, alert, verb)

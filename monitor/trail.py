@@ -176,6 +176,17 @@ def lock(conn: Connection, region: str | None = None) -> Head:
     return _head(conn, region)
 
 
+def lock_alert(conn: Connection, alert_id: int) -> Head:
+    """Take the write lock an action on one alert needs, first in its transaction: on
+    PostgreSQL the head of the alert's region's chain, where its entries go, so actions on
+    two counties' alerts never wait on each other; on SQLite, which has one writer at a
+    time whatever the chains, the store's own head (:func:`lock`), so the write lock is
+    taken before anything is read."""
+    if conn.dialect.name != "postgresql":
+        return lock(conn)
+    return lock(conn, conn.scalar(select(Alert.region).where(Alert.id == alert_id)))
+
+
 def adopt(engine: Engine, algorithm: str, region: str | None = None) -> None:
     """Make ``algorithm`` (the ``audit.hash`` setting) the hash function of the store's own
     chain, and ``region`` (config.yaml's ``region``) its region.
@@ -261,15 +272,20 @@ def append(conn: Connection, at: datetime, entries: list[Entry]) -> list[int]:
     on its entry's ``changes``; ``audit verify`` replays them against the tables. An entry
     naming no region goes on its alert's region's chain when it is about an alert, else on
     the store's own. Only the head rows of the regions appended to are locked: the store's
-    own first when an entry names no region, then the others in code order.
+    own first when an entry goes there (on SQLite, whenever one names no region), then the
+    others in code order.
     """
     if not entries:
         return []
     lease.fence(conn)  # a runner that lost its lease writes no more entries
     entries = [replace(e, detail=mask_value(e.detail)) for e in entries]  # no secret kept
-    home = lock(conn) if any(e.region is None for e in entries) else None
+    # SQLite has one writer whatever the chains: take its write lock before reading
+    first = conn.dialect.name != "postgresql" and any(e.region is None for e in entries)
+    home = lock(conn) if first else None
+    of_alert = _alert_regions(conn, entries)
+    if home is None and any(e.region is None and e.alert_id not in of_alert for e in entries):
+        home = lock(conn)
     own = home.region if home else None  # where an entry naming no region goes
-    of_alert = _alert_regions(conn, entries) if home else {}
     chains: dict[str, list[int]] = {}
     for i, e in enumerate(entries):
         chains.setdefault(e.region or of_alert.get(e.alert_id) or own or UNNAMED,

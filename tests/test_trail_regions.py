@@ -397,3 +397,56 @@ def test_an_alerts_entries_go_on_its_regions_chain_and_verify_reports_both(
     assert verified[1].startswith("trail of region 330106 intact: ")
     assert verified[2].startswith("trail intact: 2 regions · ")
     assert verified[3].startswith("records match the trail: ")
+
+
+def _alert_in(engine, region: str, key: str) -> int:
+    from monitor.models import Alert
+
+    with engine.begin() as conn:
+        return conn.execute(insert(Alert).values(
+            region=region, dedupe_key=key, rule_id="r", kind="overdue", subject=key,
+            level="red", raised_at=AT, updated_at=AT, message="m", rule_version="v")
+            .returning(Alert.id)).scalar_one()
+
+
+def _act_in_thread(engine, alert_id, done: threading.Event) -> threading.Thread:
+    def run():
+        with engine.begin() as conn:
+            trail.lock_alert(conn, alert_id)
+            trail.append(conn, AT, [Entry("acknowledged", alert_id, "m1")])
+        done.set()
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.skipif(not PG_URL, reason="PostgreSQL only ($MONITOR_TEST_DATABASE_URL)")
+def test_on_postgresql_actions_on_two_counties_alerts_do_not_wait_on_each_other(engine):
+    """An action on an alert (supervision.begin_action) locks its alert's region's head
+    only: while one on county A's alert is open, one on county B's commits, and so does an
+    append to the store's own chain; a second action in A waits."""
+    in_a, in_b = _alert_in(engine, A, "a"), _alert_in(engine, B, "b")
+    holder = engine.connect()
+    tx = holder.begin()
+    trail.lock_alert(holder, in_a)
+    assert trail.append(holder, AT, [Entry("acknowledged", in_a, "m1")]) == [1]
+    try:
+        other = threading.Event()
+        _act_in_thread(engine, in_b, other)
+        assert other.wait(10), "an action in county B waited on county A's"
+        own, own_done = [], threading.Event()
+        _append_in_thread(engine, None, own_done, own)
+        assert own_done.wait(10), "the store's own chain waited on county A's action"
+        same = threading.Event()
+        thread = _act_in_thread(engine, in_a, same)
+        assert not same.wait(1.0)
+        tx.commit()
+        assert same.wait(10)
+        thread.join(10)
+    finally:
+        if tx.is_active:
+            tx.rollback()
+        holder.close()
+    assert {(v.region, v.entries) for v in trail.verify_all(engine)} == {
+        ("000000", 1), (A, 2), (B, 1)}
+    assert [e.region for e in trail.history(engine, in_a)] == [A, A]
