@@ -30,7 +30,7 @@ from sqlalchemy import Connection, Engine, func, insert, select
 from . import tier1, trail
 from .holds import place
 from .models import Alert, AlertChange, Department, Event
-from .regionstore import in_region, store_region
+from .regionstore import in_region, region_of_alert, store_region
 from .rules.finding import Finding
 from .rules.model import Rule
 from .supervised import change, update as traced_update
@@ -204,7 +204,8 @@ def _changed(conn: Connection, rule: Rule, policy: Policy, old: Any, values: dic
     state = traced_update(conn, "alerts", old.id, **values)
     if old.level != level:
         conn.execute(insert(AlertChange).values(alert_id=old.id, at=at, old_level=old.level,
-                                                new_level=level, rule_version=rule.version))
+                                                new_level=level, rule_version=rule.version,
+                                                region=region_of_alert(old.id)))
         entries.append(Entry("level_changed", old.id, detail={
             "from": old.level, "to": level, "rule_version": rule.version}))
     if reopen:
@@ -262,7 +263,7 @@ def _reopen(conn: Connection, rule: Rule, policy: Policy, reopened: list, at: da
         if old.level != values["level"]:
             conn.execute(insert(AlertChange).values(
                 alert_id=old.id, at=at, old_level=old.level, new_level=values["level"],
-                rule_version=rule.version))
+                rule_version=rule.version, region=region_of_alert(old.id)))
             entries.append(Entry("level_changed", old.id, detail={
                 "from": old.level, "to": values["level"], "rule_version": rule.version}))
         if old.status == "cleared":

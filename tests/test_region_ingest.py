@@ -127,6 +127,10 @@ def test_a_store_named_after_it_was_made_keeps_no_unnamed_row(run, db_url, tmp_p
     assert run("ingest", "activity", "activity.csv").exit_code == 0
     assert run("run", "--as-of", "2026-01-05T00:00:00+08:00").exit_code in (0, 3)
     assert run("sample", "--period", "2025-09", "--n", "1").exit_code == 0
+    alert_id = min(r.id for r in _alert_ids(db_url))
+    assert run("alerts", "order", alert_id, "--by", "k1", "--note", "请核实").exit_code == 0
+    assert run("alerts", "resolve", alert_id, "--by", "k1", "--disposition", "rectified",
+               "--note", "已整改").exit_code == 0
     result = run("exemptions", "add", "--rule", "overdue", "--scope", "department=D04",
                  "--reason", "系统停机", "--by", "k1", "--until", "2099-12-31")
     assert result.exit_code == 0, result.output
@@ -137,7 +141,16 @@ def test_a_store_named_after_it_was_made_keeps_no_unnamed_row(run, db_url, tmp_p
                    for t in region_tables()}
         filled = {t: conn.scalar(select(func.count()).select_from(Base.metadata.tables[t]))
                   for t in ("departments", "users", "events", "quarantine", "alerts",
-                            "activity", "spot_checks", "exemptions", "ingest_runs")}
+                            "activity", "spot_checks", "exemptions", "ingest_runs",
+                            "dispositions", "supervision_orders")}
     engine.dispose()
     assert all(filled.values()), filled  # the check below is about rows that exist
     assert unnamed == dict.fromkeys(region_tables(), 0)
+
+
+def _alert_ids(db_url):
+    engine = create_store_engine(db_url)
+    with engine.connect() as conn:
+        rows = conn.execute(select(Alert.id)).all()
+    engine.dispose()
+    return rows
