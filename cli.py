@@ -405,6 +405,12 @@ region_option = click.option(
          "digits), for a store that holds several counties [default: config.yaml's region].")
 
 
+list_region_option = click.option(
+    "--region", callback=_region, metavar="CODE",
+    help="Only alerts of this region: a county's code (GB/T 2260), or a city's or "
+         "province's, which covers its counties [default: every region].")
+
+
 def _of_region(app: App, region: str | None):
     """The config an ingest runs with: config.yaml's, its region replaced by --region."""
     from dataclasses import replace
@@ -774,9 +780,10 @@ def alerts() -> None:
               help="For --overdue (default: now, or the demo's own moment).")
 @click.option("--suppressed", is_flag=True,
               help="Only findings set aside by an exemption (not shown otherwise).")
+@list_region_option
 @pass_app
 def alerts_list(app: App, fmt: str, kind, level, department, status, rule_id, tier, overdue,
-                as_of, suppressed) -> None:
+                as_of, suppressed, region) -> None:
     """List alerts; JSON is one array, CSV has a header row.
 
     The table shows id, level, tier, status, department, handling deadline, rule, the
@@ -796,7 +803,7 @@ def alerts_list(app: App, fmt: str, kind, level, department, status, rule_id, ti
     today = _audit_as_of(app, as_of).astimezone(app.config.tz).date() if overdue else None
     _echo_rows(list_alerts(app.engine, kind=kind, level=level, department=department,
                            status=status, rule_id=rule_id, tier=tier, overdue_on=today,
-                           suppressed=suppressed),
+                           suppressed=suppressed, region=region),
                text, fmt=fmt, record=lambda r: jsonable(r, app.config.tz), columns=ALERT_FIELDS,
                empty="no alerts")
 

@@ -30,7 +30,7 @@ from sqlalchemy import Connection, Engine, func, insert, select
 from . import tier1, trail
 from .holds import place
 from .models import Alert, AlertChange, Department, Event
-from .regionstore import store_region
+from .regionstore import in_region, region_of_alert, store_region
 from .rules.finding import Finding
 from .rules.model import Rule
 from .supervised import change, update as traced_update
@@ -204,7 +204,8 @@ def _changed(conn: Connection, rule: Rule, policy: Policy, old: Any, values: dic
     state = traced_update(conn, "alerts", old.id, **values)
     if old.level != level:
         conn.execute(insert(AlertChange).values(alert_id=old.id, at=at, old_level=old.level,
-                                                new_level=level, rule_version=rule.version))
+                                                new_level=level, rule_version=rule.version,
+                                                region=region_of_alert(old.id)))
         entries.append(Entry("level_changed", old.id, detail={
             "from": old.level, "to": level, "rule_version": rule.version}))
     if reopen:
@@ -262,7 +263,7 @@ def _reopen(conn: Connection, rule: Rule, policy: Policy, reopened: list, at: da
         if old.level != values["level"]:
             conn.execute(insert(AlertChange).values(
                 alert_id=old.id, at=at, old_level=old.level, new_level=values["level"],
-                rule_version=rule.version))
+                rule_version=rule.version, region=region_of_alert(old.id)))
             entries.append(Entry("level_changed", old.id, detail={
                 "from": old.level, "to": values["level"], "rule_version": rule.version}))
         if old.status == "cleared":
@@ -312,10 +313,12 @@ def list_alerts(engine: Engine, *, kind: str | None = None, level: str | None = 
                 department: str | None = None, status: str | None = None,
                 rule_id: str | None = None, alert_id: int | None = None,
                 tier: int | None = None, overdue_on: date | None = None,
-                suppressed: bool | None = False) -> Iterator[Any]:
+                suppressed: bool | None = False, region: str | None = None
+                ) -> Iterator[Any]:
     """Alerts matching every filter given; ``overdue_on``: still to be acted on and due
     before that (local) date. ``suppressed``: False (default) leaves out findings set aside
-    by an exemption, True gives only those, None both."""
+    by an exemption, True gives only those, None both. ``region``: of that region or one
+    it covers (a city: its counties)."""
     query = select(*(getattr(Alert, f) for f in ALERT_FIELDS)).order_by(Alert.id)
     for column, value in ((Alert.kind, kind), (Alert.level, level),
                           (Alert.department, department), (Alert.status, status),
@@ -324,6 +327,8 @@ def list_alerts(engine: Engine, *, kind: str | None = None, level: str | None = 
             query = query.where(column == value)
     if overdue_on is not None:
         query = query.where(Alert.status.in_(ACTIVE), Alert.due_on < overdue_on)
+    if region is not None:
+        query = query.where(in_region(Alert.region, region))
     if suppressed is not None and alert_id is None and status is None:
         query = query.where((Alert.status == "suppressed") if suppressed
                             else (Alert.status != "suppressed"))

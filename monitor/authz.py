@@ -31,7 +31,7 @@ Nothing here touches the database: the caller loads the actor and the resource.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import regions
@@ -114,8 +114,20 @@ def sees_county(actor: Actor) -> bool:
 
 def visible_region(actor: Actor) -> str | None:
     """The region whose records ``actor`` may see, with everything it covers (a city:
-    its counties); ``None``: every region."""
-    return None if actor.service is not None else actor.region
+    its counties); ``None``: every region (a service token, unless narrowed)."""
+    return actor.region
+
+
+def narrowed(actor: Actor, region: str) -> Actor:
+    """``actor`` reading one region they see (``?region=`` on the board, lists and
+    reports: one county under a city office). For reading only: acts are judged on the
+    actor as they are (:func:`why_not`). :class:`~monitor.regions.RegionCodeError` for a
+    code that is none, :class:`NotAllowed` for a region outside theirs."""
+    regions.check(region)
+    scope = visible_region(actor)
+    if scope is not None and not regions.covers(scope, region):
+        raise NotAllowed(f"{actor.label} may not see region {region}: outside {scope}")
+    return replace(actor, region=region)
 
 
 def _region_refusal(actor: Actor, action: str, resource: Any, what: str) -> str | None:

@@ -254,6 +254,8 @@ class Disposition(Base):
     escalated alert, tier 2's verdict on it. A rejected disposition stays; a new one follows."""
 
     __tablename__ = "dispositions"
+    # the alert's region (migration 0026)
+    region: Mapped[str] = mapped_column(String(6))
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     alert_id: Mapped[int] = mapped_column(BigId, ForeignKey("alerts.id"), index=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -270,6 +272,8 @@ class SupervisionOrder(Base):
     """A supervision order (督办) from tier 2 to the department's tier-1 monitors."""
 
     __tablename__ = "supervision_orders"
+    # the alert's region (migration 0026)
+    region: Mapped[str] = mapped_column(String(6))
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     alert_id: Mapped[int] = mapped_column(BigId, ForeignKey("alerts.id"), index=True)
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -329,6 +333,8 @@ class Hold(Base):
     until a monitor releases it."""
 
     __tablename__ = "holds"
+    # the alert's region (migration 0026)
+    region: Mapped[str] = mapped_column(String(6))
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     case_id: Mapped[str] = mapped_column(String(128), index=True)
     alert_id: Mapped[int] = mapped_column(BigId, ForeignKey("alerts.id"))
@@ -395,6 +401,8 @@ class AlertNotice(Base):
     key (alert, level, recipient) makes telling idempotent."""
 
     __tablename__ = "alert_notices"
+    # the alert's region (migration 0026)
+    region: Mapped[str] = mapped_column(String(6))
     __table_args__ = (Index("ix_alert_notices_digest", "mode", "digested_at"),)
     alert_id: Mapped[int] = mapped_column(BigId, ForeignKey("alerts.id"), primary_key=True)
     level: Mapped[str] = mapped_column(String(16), primary_key=True)
@@ -410,6 +418,8 @@ class AlertChange(Base):
     """Every change of an alert's level after it was raised (warning → yellow → red)."""
 
     __tablename__ = "alert_changes"
+    # the alert's region (migration 0026)
+    region: Mapped[str] = mapped_column(String(6))
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     alert_id: Mapped[int] = mapped_column(BigId, ForeignKey("alerts.id"), index=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -12,10 +12,11 @@ once"). A store already named keeps its name; rows of other counties (``ingest â
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from sqlalchemy import Connection, Engine, select, text, update
 
-from .models import Base, Meta
+from .models import Alert, Base, Meta
 from .regions import UNNAMED, check, covered_prefix
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,19 @@ def in_region(column, scope: str):
     (:func:`monitor.regions.covers`, as a prefix an index on the region serves)."""
     prefix = covered_prefix(scope)
     return column == scope if prefix is None else column.startswith(prefix, autoescape=True)
+
+
+def region_of_alert(alert_id: int):
+    """The region of alert ``alert_id``, as a scalar subquery: what a row hanging on an
+    alert (a disposition, an order, a level change) is stamped with, in its INSERT."""
+    return select(Alert.region).where(Alert.id == alert_id).scalar_subquery()
+
+
+def alert_regions(conn: Connection, alert_ids: Iterable[int]) -> dict[int, str]:
+    """alert id â†’ region, for rows written many at a time (holds, notices)."""
+    ids = sorted(set(alert_ids))
+    return dict(conn.execute(select(Alert.id, Alert.region).where(Alert.id.in_(ids)))
+                .tuples().all()) if ids else {}
 
 
 def adopt_region(engine: Engine, region: str) -> bool:

@@ -29,6 +29,7 @@ from .authz import TIER1, TIER2, Actor
 from .calendar import WorkCalendar
 from .errors import InvalidTransition, NotAllowed, NotFound, did_you_mean, usage
 from .models import Alert, Department, Disposition, SupervisionOrder, User
+from .regionstore import region_of_alert
 from .notices import sms
 from .outbox import enqueue
 from .supervised import change, update as traced_update
@@ -242,7 +243,7 @@ def resolve(engine: Engine, alert_id: int, by: str, at: datetime, disposition: s
         text = _note(note, alert, "resolve")
         row = {"alert_id": alert.id, "at": at, "by_user": by, "tier": alert.tier,
                "kind": disposition, "note": text}
-        d_id = conn.execute(insert(Disposition).values(**row)
+        d_id = conn.execute(insert(Disposition).values(**row, region=region_of_alert(alert.id))
                             .returning(Disposition.id)).scalar_one()
         states = [change("dispositions", d_id, row, new=True),
                   traced_update(conn, "alerts", alert.id, status="resolved",
@@ -310,7 +311,8 @@ def issue_order(conn: Connection, policy: Policy, alert: Any, by: str, at: datet
     due = policy.due(at, alert.rule_id)
     row = {"alert_id": alert.id, "issued_at": at, "issued_by": by, "reason": reason,
            "to_users": to, "due_on": due, "note": note}
-    order_id = conn.execute(insert(SupervisionOrder).values(**row)
+    order_id = conn.execute(insert(SupervisionOrder).values(**row,
+                                                            region=region_of_alert(alert.id))
                             .returning(SupervisionOrder.id)).scalar_one()
     values: dict[str, Any] = {"tier": 2, "status": "open", "due_on": due, "assigned_to": to,
                               "reminded_at": None}

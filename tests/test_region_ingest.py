@@ -102,3 +102,55 @@ def test_a_region_that_is_no_code_is_a_usage_error(run, tmp_path, write_events, 
     result = run("ingest", "events", "--region", code, write_events([event("e1")]))
     assert result.exit_code == 2
     assert "Invalid value for '--region'" in result.stderr and says in result.stderr
+
+
+def test_a_store_named_after_it_was_made_keeps_no_unnamed_row(run, db_url, tmp_path,
+                                                               write_events):
+    """The store comes from the suite's template, made with no region (000000, the
+    column default SQLite keeps after the renaming); the first command names it 330102,
+    and every writer from then on stamps its rows itself: no row is left unnamed."""
+    from sqlalchemy import func
+
+    from monitor.models import Base
+    from monitor.regionstore import region_tables
+
+    head, items = CATALOG.split("items:\n", 1)
+    tier2 = '  - {id: k1, name: 赵六, department: D04, roles: [monitor_l2], phone: "1"}\n'
+    (tmp_path / "catalog.yaml").write_text(head + tier2 + "items:\n" + items,
+                                           encoding="utf-8")
+    assert run("ingest", "catalog", "catalog.yaml").exit_code == 0
+    rows = [event("e1", "c1", occurred_at="2025-09-01 09:00"),
+            event("e2", "c1", "complete", occurred_at="2025-09-03 09:00"),
+            event("e3", "c2", item_code="NOPE")]
+    assert run("ingest", "events", write_events(rows)).exit_code == 0
+    (tmp_path / "activity.csv").write_text("user_id,at,action\nu1,2025-09-01 08:00,login\n")
+    assert run("ingest", "activity", "activity.csv").exit_code == 0
+    assert run("run", "--as-of", "2026-01-05T00:00:00+08:00").exit_code in (0, 3)
+    assert run("sample", "--period", "2025-09", "--n", "1").exit_code == 0
+    alert_id = min(r.id for r in _alert_ids(db_url))
+    assert run("alerts", "order", alert_id, "--by", "k1", "--note", "请核实").exit_code == 0
+    assert run("alerts", "resolve", alert_id, "--by", "k1", "--disposition", "rectified",
+               "--note", "已整改").exit_code == 0
+    result = run("exemptions", "add", "--rule", "overdue", "--scope", "department=D04",
+                 "--reason", "系统停机", "--by", "k1", "--until", "2099-12-31")
+    assert result.exit_code == 0, result.output
+    engine = create_store_engine(db_url)
+    with engine.connect() as conn:
+        unnamed = {t: conn.scalar(select(func.count()).select_from(Base.metadata.tables[t])
+                                  .where(Base.metadata.tables[t].c.region == "000000"))
+                   for t in region_tables()}
+        filled = {t: conn.scalar(select(func.count()).select_from(Base.metadata.tables[t]))
+                  for t in ("departments", "users", "events", "quarantine", "alerts",
+                            "activity", "spot_checks", "exemptions", "ingest_runs",
+                            "dispositions", "supervision_orders")}
+    engine.dispose()
+    assert all(filled.values()), filled  # the check below is about rows that exist
+    assert unnamed == dict.fromkeys(region_tables(), 0)
+
+
+def _alert_ids(db_url):
+    engine = create_store_engine(db_url)
+    with engine.connect() as conn:
+        rows = conn.execute(select(Alert.id)).all()
+    engine.dispose()
+    return rows

@@ -134,3 +134,15 @@ def test_a_region_without_departments_says_so(store):
                              "--region`\n")
     result = store.invoke("scores", "--region", "11010", "--period", PERIOD)
     assert result.exit_code == 2 and "6 位数字" in result.stderr
+
+
+def test_alerts_list_by_region(store):
+    def cases(*args):
+        rows = json.loads(store.invoke("alerts", "list", "--format", "json", *args).stdout)
+        return sorted({r["case_id"] for r in rows if r["kind"] == "overdue"})
+
+    assert cases("--region", "330106") == ["N04c0", "N04c1"]
+    assert cases("--region", "330200") == ["M04c0"]
+    assert cases("--region", "330100") == sorted(cases("--region", "330102")
+                                                  + cases("--region", "330106"))
+    assert cases() == sorted(cases("--region", "330100") + cases("--region", "330200"))

@@ -100,3 +100,14 @@ def test_lists_show_each_office_its_regions_only(engine):
     assert seen(office("330000")) == ["a", "b", "c", "d"]
     assert seen(office("330102", authz.TIER1, department="D04")) == ["a"]
     assert seen(Actor("x", "x", frozenset({authz.TIER2}), None)) == ["a", "b", "c", "d"]
+
+
+def test_narrowing_reads_one_region_the_office_sees_and_no_other():
+    city = office("330100")
+    assert authz.visible_region(authz.narrowed(city, "330102")) == "330102"
+    with pytest.raises(authz.NotAllowed, match="may not see region 330203: outside 330100"):
+        authz.narrowed(city, "330203")
+    with pytest.raises(regions.RegionCodeError):
+        authz.narrowed(city, "3301")
+    token = Actor.of_service("bi", "read")  # not bound to a region: narrowed to any
+    assert authz.visible_region(authz.narrowed(token, "330203")) == "330203"

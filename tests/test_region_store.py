@@ -16,8 +16,9 @@ from monitor.regionstore import adopt_region, region_tables, store_region
 
 T0 = datetime(2026, 1, 5, 1, 0, tzinfo=timezone.utc)
 DOCUMENTED = {"departments", "users", "items", "ingest_runs", "events", "receipts",
-              "quarantine", "alerts", "exemptions", "activity", "spot_checks", "ratings",
-              "complaints"}
+              "quarantine", "alerts", "dispositions", "supervision_orders", "holds",
+              "alert_changes", "alert_notices", "exemptions", "activity", "spot_checks",
+              "ratings", "complaints"}
 
 
 def _store_at_0025(url: str) -> None:
@@ -100,3 +101,32 @@ def test_a_new_store_made_with_a_region_stamps_it_by_default(tmp_path):
                 "'open', 1, 'alert', '[]', :t, :t, 'm', '{}', '[]', '1', '[]')"), {"t": T0})
             assert conn.scalar(select(Alert.region)) == "330102"
         engine.dispose()
+
+
+def test_what_hangs_on_an_alert_takes_the_alert_s_region(engine):
+    """A hold, a level change, a disposition … is of its alert's county, not of the
+    store's default (000000 in the suite's template)."""
+    from zoneinfo import ZoneInfo
+
+    from monitor.calendar import WorkCalendar
+    from monitor.holds import place
+    from monitor.models import AlertChange, Hold
+    from monitor.regionstore import region_of_alert
+    from monitor.supervision import Policy
+
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO alerts (dedupe_key, rule_id, kind, subject, level, status, tier, "
+            "action, case_ids, raised_at, updated_at, message, evidence, event_ids, "
+            "rule_version, assigned_to, region) VALUES ('r|k1', 'r', 'overdue', 'k1', 'red', "
+            "'open', 1, 'halt', '[\"k1\"]', :t, :t, 'm', '{}', '[]', '1', '[]', '330106')"),
+            {"t": T0})
+        alert_id = conn.scalar(select(Alert.id))
+        place(conn, Policy(WorkCalendar(), ZoneInfo("Asia/Shanghai")),
+              [{"action": "halt", "dedupe_key": "r|k1", "case_ids": ["k1"], "rule_id": "r",
+                "department": "N04"}], {"r|k1": alert_id}, T0)
+        conn.execute(AlertChange.__table__.insert().values(
+            alert_id=alert_id, at=T0, old_level="yellow", new_level="red", rule_version="1",
+            region=region_of_alert(alert_id)))
+        assert conn.scalar(select(Hold.region)) == "330106"
+        assert conn.scalar(select(AlertChange.region)) == "330106"

@@ -582,6 +582,12 @@ def test_a_city_office_sees_its_counties_rolled_up_and_no_other_city(app, county
     assert client.get("/reports?period=2025-09&region=330203").status_code == 403
     assert client.get("/reports?period=2025-09&region=3302").status_code == 400
     assert f'href="/alerts/{county.alert}"' in client.get("/alerts").text
+    # one county under the city, on the board and the lists as on the reports page
+    assert f'href="/alerts/{county.alert}"' in client.get("/alerts?region=330102").text
+    assert f'href="/alerts/{county.alert}"' not in client.get("/alerts?region=330106").text
+    assert client.get("/board?region=330102").status_code == 200
+    assert client.get("/queue?region=330203").status_code == 403
+    assert client.get("/board?region=33").status_code == 400
     with county.engine.begin() as conn:
         conn.execute(update(User).where(User.id == USER_OF["tier2"]).values(region="330203"))
     client, _ = client_as(app, county, "tier2")

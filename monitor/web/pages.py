@@ -133,7 +133,7 @@ def password_post(request: Request, posted=Depends(form_session)) -> Response:
 @router.get("/board")
 def board_page(request: Request, session: Session = Depends(page_session)) -> Response:
     s = site(request)
-    data = board(s.engine, session.actor(), now(request), s.config.tz)
+    data = board(s.engine, _reading(request, session.actor()), now(request), s.config.tz)
     titles = {r.id: r.title for r in s.rules.current()}
     return render(request, "board.html", board=data, titles=titles,
                   done=request.query_params.get("done"))
@@ -159,8 +159,9 @@ def _page_number(request: Request) -> int:
 def _list(request: Request, session: Session, queue: bool) -> Response:
     s = site(request)
     f = _filters(request, queue)
-    page = alerts_page(s.engine, session.actor(), f, now(request).astimezone(s.config.tz).date(),
-                       s.config.calendar(), _page_number(request), s.config.web.page_size)
+    page = alerts_page(s.engine, _reading(request, session.actor()), f,
+                       now(request).astimezone(s.config.tz).date(), s.config.calendar(),
+                       _page_number(request), s.config.web.page_size)
     query = {k: v for k, v in request.query_params.items() if k != "page" and v}
     return render(request, "alerts.html", page=page, filters=f, queue=queue,
                   levels=LEVELS, statuses=STATUSES, query=urlencode(query),
@@ -273,15 +274,19 @@ def _report_scope(request: Request, session: Session):
             id=department, department=department, what=f"the report of {department or '-'}"))
     # a county office's report is its county's; a city's or province's rolls its counties
     # up, or (?region=) one of them
-    region = request.query_params.get("region") or authz.visible_region(actor)
-    if region is not None:
-        reason = regions.problem(region)
-        if reason:
-            raise HTTPException(400, reason)
-        authz.check(actor, authz.READ, SimpleNamespace(
-            id=None, department=department, region=region,
-            what=f"the report of region {region}"))
-    return s, period, department, region
+    return s, period, department, authz.visible_region(_reading(request, actor))
+
+
+def _reading(request: Request, actor: authz.Actor) -> authz.Actor:
+    """The actor a read-only page shows for: narrowed to ``?region=`` if given (400 for
+    a code that is none, 403 for a region outside theirs)."""
+    region = request.query_params.get("region")
+    if not region:
+        return actor
+    try:
+        return authz.narrowed(actor, region)
+    except regions.RegionCodeError as exc:
+        raise HTTPException(400, str(exc)) from None
 
 
 @router.get("/reports")

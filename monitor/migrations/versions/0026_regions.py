@@ -2,9 +2,10 @@
 
 Issue 21 item 1, following docs/scale.md: ``region`` (``String(6)``, NOT NULL) on the
 catalog (departments, users, items), on what ingestion writes (ingest_runs, events,
-receipts, quarantine, ratings, complaints, activity), on alerts, and on the supervised
-per-case tables (exemptions, spot_checks). The trail is not touched here: one chain per
-region is its own migration.
+receipts, quarantine, ratings, complaints, activity), on alerts and what hangs on an alert
+(dispositions, supervision_orders, holds, alert_changes, alert_notices: each with its
+alert's region), and on the supervised per-case tables (exemptions, spot_checks). The
+trail is not touched here: one chain per region is its own migration.
 
 **Which region the existing rows get.** ``open_store(url, region=…)`` hands the
 deployment's ``region`` setting to Alembic as it hands it the connection
@@ -39,7 +40,8 @@ depends_on = None
 
 UNNAMED = '000000'
 TABLES = ('departments', 'users', 'items', 'ingest_runs', 'events', 'receipts', 'quarantine',
-          'alerts', 'exemptions', 'activity', 'spot_checks', 'ratings', 'complaints')
+          'alerts', 'dispositions', 'supervision_orders', 'holds', 'alert_changes',
+          'alert_notices', 'exemptions', 'activity', 'spot_checks', 'ratings', 'complaints')
 INDEXES = {'ix_alerts_region_board': ('alerts', ('region', 'department', 'status')),
            'ix_alerts_region_raised': ('alerts', ('region', 'raised_at')),
            'ix_events_region_department': ('events', ('region', 'department')),
