@@ -135,6 +135,18 @@ def head_of(engine: Engine, region: str | None = None) -> Head:
         return _head(conn, region)
 
 
+def head_for(engine: Engine, region: str | None) -> Head:
+    """The head a county's report names: its region's chain's, or entry #0 at its genesis
+    while it has none; None: the store's own chain's."""
+    with engine.connect() as conn:
+        if region is None or conn.scalar(select(TrailHead.region)
+                                         .where(TrailHead.region == region)):
+            return _head(conn, region)
+        algorithm = _head(conn).algorithm
+    genesis = chainhash.genesis(algorithm, region)
+    return Head(0, genesis, algorithm, region, genesis)
+
+
 def regions(conn: Connection) -> list[str]:
     """The regions that have a chain, the store's own first."""
     return list(conn.scalars(select(TrailHead.region)

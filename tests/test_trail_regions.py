@@ -102,6 +102,17 @@ def test_a_broken_chain_is_named_by_region_and_the_others_still_verify(engine):
         trail.verify_all(engine)
 
 
+def test_a_regions_head_for_its_report_is_its_chains_or_its_genesis(engine):
+    add(engine, 2)
+    add(engine, 1, A)
+    assert trail.head_for(engine, None) == trail.head_of(engine)
+    assert trail.head_for(engine, A) == trail.head_of(engine, A)
+    assert trail.head_for(engine, B) == trail.Head(
+        0, chainhash.genesis("sha256", B), "sha256", B, chainhash.genesis("sha256", B))
+    with engine.connect() as conn:
+        assert B not in trail.regions(conn)  # asking begins no chain
+
+
 def test_an_unknown_region_is_a_usage_error_with_a_suggestion(engine):
     add(engine, 1, A)
     with pytest.raises(UsageProblem, match=r"'--region': no region with a trail chain in "
@@ -397,6 +408,15 @@ def test_an_alerts_entries_go_on_its_regions_chain_and_verify_reports_both(
     assert verified[1].startswith("trail of region 330106 intact: ")
     assert verified[2].startswith("trail intact: 2 regions · ")
     assert verified[3].startswith("records match the trail: ")
+    # a county's report names its own chain's head
+    engine = create_engine(db_url)
+    try:
+        away = trail.head_of(engine, "330106")
+    finally:
+        engine.dispose()
+    report = run("report", "--period", "2025-12", "--region", "330106").stdout
+    assert report.rstrip().splitlines()[-1] == \
+        f"监察留痕：第 {away.seq} 条，链头哈希 {away.hash}（sha256）"
 
 
 def _alert_in(engine, region: str, key: str) -> int:

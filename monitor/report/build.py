@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from ..config import Config
 from ..stats import supervision_counts
-from ..trail import head_of
+from ..trail import head_for
 from ..vocabulary import value_names
 from . import figures as fg
 from . import rollup, voice
@@ -122,7 +122,7 @@ def build_report(engine: Engine, config: Config, period: Period, now: datetime,
     for table in tables:
         table.names = names
     rep.tables = {t.key: t for t in tables}
-    head = head_of(engine)
+    head = head_for(engine, None if rollup.rolls_up(region) else region)  # its chain
     rep.trail = (head.seq, head.hash, head.algorithm)
     rep.tables.update(_online_tables(f.online, f.rows, label))
     rep.tables["t_spot"] = _spot_table(f.spot, f.rows, label)
