@@ -128,7 +128,7 @@ def _store_chunk(conn: Connection, rule: Rule, findings: list[Finding], at: date
             select(Alert.dedupe_key, Alert.id, Alert.level, Alert.message, Alert.title,
                    Alert.status,
                    Alert.assigned_to, Alert.due_on, Alert.department, Alert.case_id,
-                   Alert.updated_at)
+                   Alert.updated_at, Alert.region)
             .where(Alert.dedupe_key.in_(keys[start:start + IN_CHUNK]))))
     new_rows: list[dict[str, Any]] = []
     reopened, entries = [], []
@@ -171,11 +171,11 @@ def _store_chunk(conn: Connection, rule: Rule, findings: list[Finding], at: date
         result.changed += 1
     if new_rows:
         live = [r for r in new_rows if r["status"] == "open"]
+        _regions(conn, new_rows, home)
         _assign(live, rule, conn, policy, at)
         for row in new_rows:
             row.setdefault("assigned_to", [])
             row.setdefault("due_on", None)
-        _regions(conn, new_rows, home)
         conn.execute(insert(Alert), new_rows)
         ids = _ids(conn, [r["dedupe_key"] for r in new_rows])
         entries[:0] = (raised_entries(live, ids) + _holds(conn, rule, policy, live, ids, at)
@@ -252,6 +252,7 @@ def _reopen(conn: Connection, rule: Rule, policy: Policy, reopened: list, at: da
     entries = []
     for old, key, finding, values in reopened:
         row = {"rule_id": rule.id, "department": finding.department, "dedupe_key": key,
+               "region": old.region,
                "action": rule.action, "level": values["level"], "case_id": finding.case_id,
                "title": values["title"],
                "evidence": values["evidence"], "case_ids": list(finding.case_ids or (

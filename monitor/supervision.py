@@ -94,16 +94,19 @@ def policy_for(config, rules=()) -> Policy:
                   quiet_hours=config.notify.quiet_hours, digest_at=config.notify.digest_at)
 
 
-def monitors(conn: Connection) -> tuple[dict[str, list[str]], list[str]]:
-    """(department → its tier-1 monitors, tier-2 monitors), user ids sorted."""
+def monitors(conn: Connection, region: str | None = None
+             ) -> tuple[dict[str, list[str]], list[str]]:
+    """(department → its tier-1 monitors, tier-2 monitors), user ids sorted. ``region``:
+    only the tier-2 monitors of that region, the county office an alert of the county
+    goes to (a city's office reads its counties' alerts but is assigned none)."""
     tier1: dict[str, list[str]] = {}
     tier2: list[str] = []
-    for uid, dept, roles in conn.execute(select(User.id, User.department, User.roles)
-                                         .order_by(User.id)):
+    for uid, dept, roles, own in conn.execute(
+            select(User.id, User.department, User.roles, User.region).order_by(User.id)):
         roles = roles or []
         if TIER1 in roles and dept:
             tier1.setdefault(dept, []).append(uid)
-        if TIER2 in roles:
+        if TIER2 in roles and region in (None, own):
             tier2.append(uid)
     return tier1, tier2
 
@@ -112,11 +115,14 @@ def monitors(conn: Connection) -> tuple[dict[str, list[str]], list[str]]:
 
 
 def assign(rows: list[dict[str, Any]], conn: Connection, policy: Policy, at: datetime) -> None:
-    """Fill in assignment and deadline of new alert rows before they are inserted."""
-    tier1, tier2 = monitors(conn)
+    """Fill in assignment and deadline of new alert rows (with their region) before they
+    are inserted."""
+    tier1, _ = monitors(conn)
+    tier2 = {region: monitors(conn, region)[1] for region in {r["region"] for r in rows
+                                                               if r.get("kind") in TIER2_KINDS}}
     for row in rows:
         if row.get("kind") in TIER2_KINDS:
-            row["tier"], row["assigned_to"] = 2, list(tier2)
+            row["tier"], row["assigned_to"] = 2, list(tier2[row["region"]])
         else:
             row["assigned_to"] = tier1.get(row["department"] or "", [])
         row["due_on"] = policy.due(at, row["rule_id"])

@@ -111,3 +111,33 @@ def test_narrowing_reads_one_region_the_office_sees_and_no_other():
         authz.narrowed(city, "3301")
     token = Actor.of_service("bi", "read")  # not bound to a region: narrowed to any
     assert authz.visible_region(authz.narrowed(token, "330203")) == "330203"
+
+
+def test_an_alert_goes_to_its_own_county_office_not_to_every_county_s(engine):
+    """In a store of several counties, a tier-2 finding and an escalation are assigned to
+    the tier-2 monitors of the alert's county only; the city's office reads them (above)
+    but is assigned none."""
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy import select
+
+    from monitor.escalation import escalate
+    from monitor.models import OutboxMessage, User
+    from monitor.supervision import Policy, assign
+
+    with engine.begin() as conn:
+        conn.execute(insert(User), [
+            {"id": f"t2-{code}", "name": "监察员", "department": None, "roles": [authz.TIER2],
+             "region": code} for code in ("330102", "330106", "330100")])
+        rows = [{"kind": "ranking_last", "department": "D04", "rule_id": "r",
+                 "region": region} for region in ("330102", "330106")]
+        policy = Policy(WorkCalendar(), ZoneInfo("Asia/Shanghai"))
+        assign(rows, conn, policy, NOW)
+        assert [r["assigned_to"] for r in rows] == [["t2-330102"], ["t2-330106"]]
+        late = dict(_alert_row("late", "330106", "D04"), tier=1, due_on=date(2026, 1, 1))
+        conn.execute(insert(Alert), [late])
+    escalate(engine, policy, NOW)
+    with engine.connect() as conn:
+        assert conn.scalar(select(Alert.tier).where(Alert.case_id == "late")) == 2
+        told = set(conn.scalars(select(OutboxMessage.recipient)))
+    assert "t2-330106" in told and not {"t2-330102", "t2-330100"} & told
