@@ -1114,6 +1114,9 @@ def audit_verify(app: App, only: tuple[str, ...], anchors: tuple[Path, ...]) -> 
 def audit_anchor(app: App, out: Path | None, show_public_key: bool) -> None:
     """Write a signed checkpoint of the trail (entry count, head hash, hash function, time).
 
+    One anchor holds every region's chain: the store's own at the top, the others under
+    "chains".
+
     Signed with $MONITOR_AUDIT_KEY (audit.signature: hmac or ed25519). Keep anchors
     where the database's owner cannot reach; `audit verify --anchor` checks them.
     """
