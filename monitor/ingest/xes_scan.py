@@ -3,10 +3,12 @@ text, touching only trace and event boundaries and the attributes a mapping read
 
 Why: the expat reader (:mod:`monitor.ingest.xes`) calls Python for every element, and a
 log of 25 attributes an event has 27 elements an event, so it cannot go faster than
-Python's per-call cost allows (~10k events/s). Here the regular-expression engine (C)
-does the per-element work: one ``fullmatch`` proves a chunk is made only of what this
-path understands, and one ``finditer`` hands Python the few tags it needs (the event and
-trace tags, and the attributes whose key the mapping reads: about 7 an event, not 27).
+Python's per-call cost allows (~10-25k events/s here). Here the regular-expression
+engine (C) does the per-element work: one match takes a whole event, proving every
+attribute of it is of a form understood and capturing the values of the keys the mapping
+reads (the first of each key, as expat's reader keeps); Python sees one match an event,
+one a trace tag, one a run of trace attributes. Each match must start where the last
+ended, so nothing in the body goes unexamined.
 
 Strict, never approximate: this path understands the body of a flat XES log — between
 ``<log …>``'s header and ``</log>``, only ``<trace>``, ``<event>``, their end tags, and
@@ -35,6 +37,7 @@ from .mapping import ORDINAL, TRACE_PREFIX
 
 CHUNK = 1 << 20
 HEADER_LIMIT = 1 << 22  # a header longer than this (4 MB before the first trace): expat
+CARRY_LIMIT = 1 << 22   # an event longer than this: expat
 _WS = "[ \t\r\n]"
 _TYPES = "(?:string|date|int|float|boolean|id)"
 _REF = "&(?:lt|gt|amp|quot|apos|#[0-9]+|#x[0-9a-fA-F]+);"
@@ -45,7 +48,6 @@ _DQ = f'{_DQ_CHARS}*+(?:{_REF}{_DQ_CHARS}*+)*+'
 _SQ = f"{_SQ_CHARS}*+(?:{_REF}{_SQ_CHARS}*+)*+"
 _KEY = "<" + _TYPES + _WS + "+key" + _WS + "*=" + _WS + "*"
 _VALUE = _WS + "+value" + _WS + "*=" + _WS + "*"
-_TAG = f"<(/?)(event|trace){_WS}*>"
 _CHAR_REF = re.compile("&#(x?)([0-9a-fA-F]+);")
 _ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
 _NAMED_REF = re.compile("&(lt|gt|amp|quot|apos);")
@@ -57,23 +59,39 @@ class Unsure(Exception):
     """The log holds something this path does not fully understand: read it with expat."""
 
 
-def _tokens(keys: frozenset[str]) -> re.Pattern[str]:
-    """From where the last match ended: any run of whitespace and attribute elements the
-    mapping does not read, then a trace or event tag (group 1: '/' for an end tag, group
-    2: which) or an attribute element whose key is one of ``keys`` (group 3 or 4: the key,
-    5 or 6: the value). Successive matches must touch: a gap is something not understood.
-    """
-    names = "|".join(re.escape(k) for k in sorted(keys, key=len, reverse=True)) or "(?!)"
-    skipped = (f"{_KEY}(?:\"(?!(?:{names})\"){_DQ_CHARS}*\"|'(?!(?:{names})'){_SQ_CHARS}*')"
-               f"{_VALUE}(?:\"{_DQ}\"|'{_SQ}'){_WS}*/>")
-    read = (f"{_KEY}(?:\"({names})\"|'({names})'){_VALUE}(?:\"({_DQ})\"|'({_SQ})')"
-            f"{_WS}*/>")
-    return re.compile(f"(?:{_WS}*+{skipped})*+{_WS}*+(?:{_TAG}|{read})")
-
-
-# The end of a body: attribute elements the mapping does not read, and whitespace.
 _ATTR = f"{_KEY}(?:\"{_DQ_CHARS}*\"|'{_SQ_CHARS}*'){_VALUE}(?:\"{_DQ}\"|'{_SQ}'){_WS}*/>"
-_REST = re.compile(f"(?:{_WS}*+{_ATTR})*+{_WS}*+")
+
+
+def _tokens(event_keys: tuple[str, ...]) -> re.Pattern[str]:
+    """The body's tokens, each matched where the last one ended (so that a gap — anything
+    else — stops the fast path):
+
+    * a whole event with its attributes — group 1 (empty) just after its '<', then for
+      each of ``event_keys`` in order two groups: the value of its first attribute of that
+      key, double- or single-quoted (a conditional group skips a key's later attributes,
+      so the first counts, as in expat's reader);
+    * a trace tag — group ``2k+2``: '/' for an end tag;
+    * a run of trace (or log) attributes — group ``2k+3``.
+    """
+    captures = []
+    for n, key in enumerate(event_keys):
+        name, dq, sq = re.escape(key), 2 + 2 * n, 3 + 2 * n
+        captures.append(f"(?({dq})(?!)|(?({sq})(?!)|(?:\"{name}\"|'{name}'){_VALUE}"
+                        f"(?:\"({_DQ})\"|'({_SQ})'){_WS}*/>))")
+    other = f"(?:\"{_DQ_CHARS}*\"|'{_SQ_CHARS}*'){_VALUE}(?:\"{_DQ}\"|'{_SQ}'){_WS}*/>"
+    attribute = f"{_KEY}(?:{'|'.join([*captures, other])})"
+    return re.compile(
+        f"{_WS}*+(?:<()event{_WS}*>(?:{_WS}*+{attribute})*+{_WS}*+</event{_WS}*>"
+        f"|<(/?)trace{_WS}*>|((?:{_ATTR}{_WS}*+)++))")
+
+
+def _picker(keys: frozenset[str]) -> re.Pattern[str]:
+    """The attribute elements whose key is one of ``keys``, in a run of attributes the
+    body's tokens matched: (key in double quotes, in single quotes, value in double
+    quotes, in single quotes)."""
+    names = "|".join(re.escape(k) for k in sorted(keys, key=len, reverse=True)) or "(?!)"
+    return re.compile(f"{_KEY}(?:\"({names})\"|'({names})'){_VALUE}"
+                      f"(?:\"([^\"]*)\"|'([^']*)')")
 
 
 def _char(m: re.Match[str]) -> str:
@@ -149,93 +167,91 @@ def _body(stream: BinaryIO, data: bytes, line: int, header: _Header,
           trace_keys: frozenset[str], event_keys: frozenset[str]
           ) -> Iterator[tuple[int, dict]]:
     decoder = codecs.getincrementaldecoder("utf-8")()
-    tokens = _tokens(trace_keys | event_keys).finditer
-    rest = _REST.fullmatch
+    keys = tuple(sorted(event_keys))
+    token = _tokens(keys).match
+    values = range(2, 2 + 2 * len(keys))
+    doubled = [k for key in keys for k in (key, key)]  # the key of each value group
+    given: dict[str, str] | None = None  # the trace's attributes, once all are known
+    slash, run = 2 + 2 * len(keys), 3 + 2 * len(keys)
+    pick = _picker(trace_keys).findall
     carry = ""
-    where = 0                     # 0: in <log>, 1: in a <trace>, 2: in an <event>
+    where = 0                     # 0: in <log>, 1: in a <trace>
     trace: dict[str, str] = {}
-    event: dict[str, str] = {}
-    held: list[tuple[int, int, dict]] = []
-    ordinal = event_line = 0
+    ordinal = 0
     ready: list[tuple[int, dict]] = []
+    append = ready.append
+    held: list[tuple[int, int, dict]] = []  # events awaiting their trace's attributes
     complete = trace_keys.issubset
 
-    def flush() -> None:
+    def flush() -> dict[str, str]:
+        """Hand out the held events with their trace's attributes (returned)."""
         given = {TRACE_PREFIX + k: trace[k] for k in trace_keys if k in trace}
         for at, place, attributes in held:
             attributes.update(given)
             attributes[ORDINAL] = place
-            ready.append((at, attributes))
+            append((at, attributes))
         held.clear()
+        return given
 
     while True:
         try:
             text = carry + decoder.decode(data, not data)
         except UnicodeDecodeError:
             raise Unsure("not UTF-8") from None
-        end = text.find("</log")
-        cut = end if end >= 0 else text.rfind("<") if data else len(text)
-        if cut < 0:
-            cut = 0
-        segment, carry = text[:cut], text[cut:]
-        if "\r" in segment and segment.count("\r") != segment.count("\r\n"):
+        cr = "\r" if data and text.endswith("\r") else ""  # its "\n" may come next
+        if cr:
+            text = text[:-1]
+        if "\r" in text and text.count("\r") != text.count("\r\n"):
             raise Unsure("a carriage return that does not end a line")
-        if "&#" in segment:  # in any value, read or not, as expat would check them
-            for ref in _CHAR_REF.finditer(segment):
+        if "&#" in text:  # in any value, read or not, as expat checks them
+            for ref in _CHAR_REF.finditer(text):
                 _char(ref)
-        counted = touched = 0
-        for m in tokens(segment):
-            if m.start() != touched:
-                raise Unsure(f"line {line}+: the body holds what the fast path does not read")
-            touched = m.end()
-            tag = m[2]
-            if tag is None:                    # an attribute the mapping reads
-                if where == 0:
-                    continue
-                key = m[3] if m[3] is not None else m[4]
-                value = m[5] if m[5] is not None else m[6]
-                if "&" in value:
-                    value = _unescaped(value)
-                if where == 2:
-                    if key in event_keys and key not in event:
-                        event[key] = value
-                elif key in trace_keys and key not in trace:
-                    trace[key] = value
-            elif m[1]:                         # an end tag
-                if tag == "event":
-                    if where != 2:
-                        raise Unsure("</event> outside an event")
-                    held.append((event_line, ordinal, event))
-                    ordinal += 1
-                    where = 1
-                    if complete(trace):
-                        flush()
-                else:
-                    if where != 1:
-                        raise Unsure("</trace> outside a trace")
-                    flush()
-                    where = 0
-            elif tag == "event":
+        pos = counted = 0
+        while m := token(text, pos):
+            pos = m.end()
+            if m.start(1) >= 0:                # an event, whole
                 if where != 1:
                     raise Unsure("<event> outside a trace")
-                start = m.start(1)  # just after the '<'
-                line += segment.count("\n", counted, start)
-                counted, event_line, event, where = start, line, {}, 2
-            else:
+                at = m.start(1)
+                line += text.count("\n", counted, at)
+                counted = at
+                event = {k: v for k, v in zip(doubled, m.group(*values)) if v is not None}
+                if text.find("&", at, pos) >= 0:
+                    event = {k: _unescaped(v) if "&" in v else v for k, v in event.items()}
+                if given is None:
+                    held.append((line, ordinal, event))
+                    if complete(trace):
+                        given = flush()
+                else:  # the trace's attributes are known: the event goes out at once
+                    event.update(given)
+                    event[ORDINAL] = ordinal
+                    append((line, event))
+                ordinal += 1
+            elif m.start(run) >= 0:            # trace (or log) attributes
+                if where == 1:
+                    for key_dq, key_sq, value_dq, value_sq in pick(text, m.start(run), pos):
+                        key = key_dq or key_sq
+                        if key not in trace:
+                            value = value_dq or value_sq
+                            trace[key] = _unescaped(value) if "&" in value else value
+            elif m[slash]:                     # </trace>
+                if where != 1:
+                    raise Unsure("</trace> outside a trace")
+                flush()
+                where = 0
+            else:                              # <trace>
                 if where != 0:
                     raise Unsure("<trace> inside a trace")
-                trace, ordinal, where = {}, 0, 1
-                held.clear()
-        if rest(segment, touched) is None:
-            raise Unsure(f"line {line}+: the body holds what the fast path does not read")
-        line += segment.count("\n", counted)
+                trace, ordinal, where, given = {}, 0, 1, None
+        line += text.count("\n", counted, pos)
+        carry = text[pos:] + cr
         if ready:
             yield from ready
             ready.clear()
-        if end >= 0:
+        if carry.lstrip(" \t\r\n").startswith("</log"):
             break
-        if not data:
-            raise Unsure("the log ends before </log>")
+        if not data or len(carry) > CARRY_LIMIT:  # not a token cut by the chunk's end
+            raise Unsure(f"line {line}: the body holds what the fast path does not read")
         data = stream.read(CHUNK)
     if where != 0:
         raise Unsure("</log> inside a trace")
