@@ -241,3 +241,15 @@ def test_a_malformed_log_says_expat_s_line_after_the_same_records(monkeypatch):
     assert error == by_expat_alone[1]
     assert records == by_expat(log_of(good))
     assert by_expat_alone[0] == records[:len(by_expat_alone[0])]
+
+
+def test_a_gzipped_file_falls_back_from_the_fast_path_by_rewinding_it(tmp_path):
+    """Real sources are files, often gzipped: the reader rewinds the decompressed stream
+    and expat reads it from the start, as it reads the plain text."""
+    from monitor.ingest.sources import open_source
+
+    plain = LOG.encode()
+    path = tmp_path / "log.xes.gz"
+    path.write_bytes(gzip.compress(plain))
+    with open_source(str(path)) as opened:
+        assert list(xes_records(opened, TRACE_KEYS, EVENT_KEYS)) == by_expat(plain)
