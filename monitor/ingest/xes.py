@@ -25,7 +25,7 @@ from ..errors import IngestError
 from .mapping import (LIFECYCLE_KEY, ORDINAL, SKIPPED_LIFECYCLE, TRACE_PREFIX,
                       derived_event_id, mapped_rows)
 from .sources import Source, SourceRow
-from .xes_scan import Unsure, scan_records
+from .xes_scan import Unsure, scan_batches
 
 UTC = timezone.utc
 
@@ -207,9 +207,9 @@ def _records(source: Source, trace_keys: frozenset[str],
     given = 0
     if event_keys is not None and source.stream.seekable():
         try:
-            for record in scan_records(source.stream, trace_keys, event_keys):
-                yield record
-                given += 1
+            for batch in scan_batches(source.stream, trace_keys, event_keys):
+                yield from batch
+                given += len(batch)
             return
         except (Unsure, EOFError, gzip.BadGzipFile, OSError):
             source.stream.seek(0)  # expat says what is wrong, at which line

@@ -144,6 +144,13 @@ def scan_records(stream: BinaryIO, trace_keys: frozenset[str], event_keys: froze
                  ) -> Iterator[tuple[int, dict]]:
     """``(line, attributes)`` per event, as :func:`monitor.ingest.xes.xes_records` gives
     them; raises :class:`Unsure` (possibly after some records) where it cannot be sure."""
+    for batch in scan_batches(stream, trace_keys, event_keys):
+        yield from batch
+
+
+def scan_batches(stream: BinaryIO, trace_keys: frozenset[str], event_keys: frozenset[str]
+                 ) -> Iterator[list[tuple[int, dict]]]:
+    """:func:`scan_records`' records, a list of them per chunk read."""
     data = b""
     while (at := data.find(b"<trace")) < 0:
         more = stream.read(CHUNK)
@@ -208,11 +215,10 @@ def _body(stream: BinaryIO, data: bytes, line: int, header: _Header,
                 _char(ref)
         pos = counted = 0
         while m := token(text, pos):
-            pos = m.end()
-            if m.start(1) >= 0:                # an event, whole
+            pos, at = m.end(), m.start(1)
+            if at >= 0:                        # an event, whole
                 if where != 1:
                     raise Unsure("<event> outside a trace")
-                at = m.start(1)
                 line += text.count("\n", counted, at)
                 counted = at
                 event = {k: v for k, v in zip(doubled, m.group(*values)) if v is not None}
@@ -246,8 +252,9 @@ def _body(stream: BinaryIO, data: bytes, line: int, header: _Header,
         line += text.count("\n", counted, pos)
         carry = text[pos:] + cr
         if ready:
-            yield from ready
-            ready.clear()
+            yield ready
+            ready = []
+            append = ready.append
         if carry.lstrip(" \t\r\n").startswith("</log"):
             break
         if not data or len(carry) > CARRY_LIMIT:  # not a token cut by the chunk's end
