@@ -172,7 +172,7 @@ def scan_batches(stream: BinaryIO, trace_keys: frozenset[str], event_keys: froze
 
 def _body(stream: BinaryIO, data: bytes, line: int, header: _Header,
           trace_keys: frozenset[str], event_keys: frozenset[str]
-          ) -> Iterator[tuple[int, dict]]:
+          ) -> Iterator[list[tuple[int, dict]]]:
     decoder = codecs.getincrementaldecoder("utf-8")()
     keys = tuple(sorted(event_keys))
     token = _tokens(keys).match
