@@ -198,6 +198,9 @@ def test_adversarial_logs_the_fast_path_leaves_to_expat(name):
     ("no trace at all", log_of("")),
     ("latin-1", ('<?xml version="1.0" encoding="ISO-8859-1"?>\n<log>'
                  + trace_of(EVENT.format(name="Zoë")) + "</log>").encode("latin-1")),
+    ("utf8 declared, which expat reads otherwise", (
+        '<?xml version="1.0" encoding="utf8"?>\n<log>' + trace_of(EVENT.format(name="Zoë"))
+        + "</log>").encode()),
     ("not UTF-8 as declared", log_of(trace_of(EVENT.format(name="Zoë"))).replace(
         "Zoë".encode(), "Zoë".encode("latin-1"))),
     ("a DOCTYPE declaring an entity", log_of(
@@ -211,6 +214,12 @@ def test_adversarial_logs_the_fast_path_leaves_to_expat(name):
         '<global scope="event"><string key="concept:name" value="G"/></global>\n'
         '<float key="m" value="1"><float key="concept:name" value="9"/></float>\n'
         "<!-- a comment with <trace> in it -->\n"))),
+    ("a whole trace in a comment of the header", log_of(
+        trace_of(EVENT.format(name="A")), head=HEAD + "<!-- " + trace_of(
+            EVENT.format(name="IN A COMMENT")) + " -->\n")),
+    ("a whole trace in CDATA of the header", log_of(
+        trace_of(EVENT.format(name="A")), head=HEAD + "<![CDATA[ " + trace_of(
+            EVENT.format(name="IN CDATA")) + " ]]>\n")),
     ("CRLF throughout", log_of(trace_of(EVENT.format(name="A"), EVENT.format(name="B")))
      .replace(b"\n", b"\r\n")),
 ])

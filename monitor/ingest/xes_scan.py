@@ -159,7 +159,7 @@ def scan_batches(stream: BinaryIO, trace_keys: frozenset[str], event_keys: froze
         data += more
     head, data = data[:at], data[at:]
     declared = _DECLARED.match(head)
-    if declared and declared[1].lower() not in (b"utf-8", b"utf8"):
+    if declared and declared[1].lower() != b"utf-8":  # expat reads others its own way
         raise Unsure(f"encoding {declared[1]!r}")
     if b"\r" in head and head.count(b"\r") != head.count(b"\r\n"):
         raise Unsure("a carriage return that does not end a line")
@@ -167,6 +167,10 @@ def scan_batches(stream: BinaryIO, trace_keys: frozenset[str], event_keys: froze
     header.feed(head)
     if header.depth != 1 or header.root.rpartition(":")[2] != "log":
         raise Unsure("the header does not leave <log> open")
+    try:  # and the first "<trace" is markup, not inside a comment, CDATA or instruction
+        expat.ParserCreate().Parse(head + f"</{header.root}>".encode(), True)
+    except expat.ExpatError:
+        raise Unsure("the first <trace> is not where the header ends") from None
     yield from _body(stream, data, head.count(b"\n") + 1, header, trace_keys, event_keys)
 
 
