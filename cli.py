@@ -78,8 +78,11 @@ class App:
 
         from monitor.supervised import ensure_baseline
 
-        engine = open_store(self.url, create=self.may_create)
-        adopt(engine, self.config.audit.hash)
+        from monitor.regionstore import adopt_region
+
+        engine = open_store(self.url, create=self.may_create, region=self.config.region)
+        adopt(engine, self.config.audit.hash, self.config.region)  # the store's own chain
+        adopt_region(engine, self.config.region)  # once, on a store not yet named
         ensure_baseline(engine, self.now())  # once, on a store older than migration 0015
         return engine
 
@@ -387,6 +390,34 @@ encoding_option = click.option(
          "big5 [default: config.yaml's encoding, auto].")
 
 
+def _region(_ctx, _param, value: str | None) -> str | None:
+    from monitor.regions import problem
+
+    reason = None if value is None else problem(value)
+    if reason:
+        raise click.BadParameter(reason)
+    return value
+
+
+region_option = click.option(
+    "--region", callback=_region, metavar="CODE",
+    help="The county these rows are of: its administrative division code (GB/T 2260, six "
+         "digits), for a store that holds several counties [default: config.yaml's region].")
+
+
+list_region_option = click.option(
+    "--region", callback=_region, metavar="CODE",
+    help="Only alerts of this region: a county's code (GB/T 2260), or a city's or "
+         "province's, which covers its counties [default: every region].")
+
+
+def _of_region(app: App, region: str | None):
+    """The config an ingest runs with: config.yaml's, its region replaced by --region."""
+    from dataclasses import replace
+
+    return app.config if region is None else replace(app.config, region=region)
+
+
 @cli.group()
 def ingest() -> None:
     """Load the catalog, workflow events or fiscal receipts into the database.
@@ -397,9 +428,10 @@ def ingest() -> None:
 
 
 @ingest.command("catalog")
+@region_option
 @click.argument("file", type=click.Path(dir_okay=False))
 @pass_app
-def ingest_catalog_cmd(app: App, file: str) -> None:
+def ingest_catalog_cmd(app: App, region: str | None, file: str) -> None:
     """Load or update departments, users and power items from a catalog YAML FILE.
 
     Entries are matched by code (users by id) and updated in place; events are never
@@ -410,7 +442,8 @@ def ingest_catalog_cmd(app: App, file: str) -> None:
     from monitor.catalog import ingest_catalog
 
     result = ingest_catalog(app.engine, file, app.now(), _os_user(),
-                            limits=app.config.limits.yaml)
+                            limits=app.config.limits.yaml,
+                            region=_of_region(app, region).region)
     for name in ("departments", "users", "items"):
         click.echo(f"{name}: added {result.added[name]:,} · updated {result.updated[name]:,}"
                    f" · unchanged {result.unchanged[name]:,}")
@@ -423,6 +456,7 @@ def ingest_catalog_cmd(app: App, file: str) -> None:
 
 
 @ingest.command("events")
+@region_option
 @click.argument("files", nargs=-1, required=True)
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "xes", "xlsx"]),
               help="Input format [default: from the file name; sniffed for stdin].")
@@ -432,8 +466,8 @@ def ingest_catalog_cmd(app: App, file: str) -> None:
                    "'mappings:' in config.yaml, or a mapping .yaml file (docs/mappings.md).")
 @json_option
 @pass_app
-def ingest_events_cmd(app: App, files: tuple[str, ...], fmt: str | None, encoding: str,
-                      mapping: str | None, as_json: bool) -> None:
+def ingest_events_cmd(app: App, region: str | None, files: tuple[str, ...], fmt: str | None,
+                      encoding: str, mapping: str | None, as_json: bool) -> None:
     """Load workflow events from FILES (CSV, JSON Lines, Excel .xlsx or XES; .gz too; -
     for stdin).
 
@@ -448,34 +482,38 @@ def ingest_events_cmd(app: App, files: tuple[str, ...], fmt: str | None, encodin
     """
     from monitor.ingest import ingest_events
 
-    results = ingest_events(app.engine, app.config, list(files), app.now(), fmt=fmt,
+    results = ingest_events(app.engine, _of_region(app, region), list(files), app.now(), fmt=fmt,
                             encoding=encoding, progress=_progress_factory(), mapping=mapping)
     _echo_results(results, as_json)
 
 
 @ingest.command("receipts")
+@region_option
 @click.argument("files", nargs=-1, required=True)
 @encoding_option
 @json_option
 @pass_app
-def ingest_receipts_cmd(app: App, files: tuple[str, ...], encoding: str, as_json: bool) -> None:
+def ingest_receipts_cmd(app: App, region: str | None, files: tuple[str, ...], encoding: str,
+                        as_json: bool) -> None:
     """Load fiscal receipts (CSV or .xlsx: department, period YYYY-MM, amount in yuan).
 
     A department-month already stored is replaced by the new amount.
     """
     from monitor.ingest import ingest_receipts
 
-    results = ingest_receipts(app.engine, app.config, list(files), app.now(),
+    results = ingest_receipts(app.engine, _of_region(app, region), list(files), app.now(),
                               encoding=encoding, progress=_progress_factory())
     _echo_results(results, as_json)
 
 
 @ingest.command("activity")
+@region_option
 @click.argument("files", nargs=-1, required=True)
 @encoding_option
 @json_option
 @pass_app
-def ingest_activity_cmd(app: App, files: tuple[str, ...], encoding: str, as_json: bool) -> None:
+def ingest_activity_cmd(app: App, region: str | None, files: tuple[str, ...], encoding: str,
+                        as_json: bool) -> None:
     """Load the monitoring log (监察日志): CSV or .xlsx user_id, at, action
     (login|logout|handle).
 
@@ -487,17 +525,19 @@ def ingest_activity_cmd(app: App, files: tuple[str, ...], encoding: str, as_json
     """
     from monitor.ingest import ingest_activity
 
-    results = ingest_activity(app.engine, app.config, list(files), app.now(),
+    results = ingest_activity(app.engine, _of_region(app, region), list(files), app.now(),
                               encoding=encoding, progress=_progress_factory())
     _echo_results(results, as_json)
 
 
 @ingest.command("ratings")
+@region_option
 @click.argument("files", nargs=-1, required=True)
 @encoding_option
 @json_option
 @pass_app
-def ingest_ratings_cmd(app: App, files: tuple[str, ...], encoding: str, as_json: bool) -> None:
+def ingest_ratings_cmd(app: App, region: str | None, files: tuple[str, ...], encoding: str,
+                       as_json: bool) -> None:
     """Load citizens' ratings (好差评, GB/T 39734): CSV, JSON Lines or Excel (.xlsx).
 
     \b
@@ -510,18 +550,19 @@ def ingest_ratings_cmd(app: App, files: tuple[str, ...], encoding: str, as_json:
     """
     from monitor.ingest import ingest_voice
 
-    results = ingest_voice("ratings", app.engine, app.config, list(files), app.now(),
+    results = ingest_voice("ratings", app.engine, _of_region(app, region), list(files), app.now(),
                            encoding=encoding, progress=_progress_factory())
     _echo_results(results, as_json)
 
 
 @ingest.command("complaints")
+@region_option
 @click.argument("files", nargs=-1, required=True)
 @encoding_option
 @json_option
 @pass_app
-def ingest_complaints_cmd(app: App, files: tuple[str, ...], encoding: str, as_json: bool
-                          ) -> None:
+def ingest_complaints_cmd(app: App, region: str | None, files: tuple[str, ...], encoding: str,
+                          as_json: bool) -> None:
     """Load efficiency complaints (效能投诉: 12345, 窗口, 信访 …): CSV, JSONL or .xlsx.
 
     \b
@@ -534,7 +575,8 @@ def ingest_complaints_cmd(app: App, files: tuple[str, ...], encoding: str, as_js
     """
     from monitor.ingest import ingest_voice
 
-    results = ingest_voice("complaints", app.engine, app.config, list(files), app.now(),
+    results = ingest_voice("complaints", app.engine, _of_region(app, region), list(files),
+                           app.now(),
                            encoding=encoding, progress=_progress_factory())
     _echo_results(results, as_json)
 
@@ -738,9 +780,10 @@ def alerts() -> None:
               help="For --overdue (default: now, or the demo's own moment).")
 @click.option("--suppressed", is_flag=True,
               help="Only findings set aside by an exemption (not shown otherwise).")
+@list_region_option
 @pass_app
 def alerts_list(app: App, fmt: str, kind, level, department, status, rule_id, tier, overdue,
-                as_of, suppressed) -> None:
+                as_of, suppressed, region) -> None:
     """List alerts; JSON is one array, CSV has a header row.
 
     The table shows id, level, tier, status, department, handling deadline, rule, the
@@ -760,7 +803,7 @@ def alerts_list(app: App, fmt: str, kind, level, department, status, rule_id, ti
     today = _audit_as_of(app, as_of).astimezone(app.config.tz).date() if overdue else None
     _echo_rows(list_alerts(app.engine, kind=kind, level=level, department=department,
                            status=status, rule_id=rule_id, tier=tier, overdue_on=today,
-                           suppressed=suppressed),
+                           suppressed=suppressed, region=region),
                text, fmt=fmt, record=lambda r: jsonable(r, app.config.tz), columns=ALERT_FIELDS,
                empty="no alerts")
 
@@ -1010,37 +1053,54 @@ def audit() -> None:
 
 
 @audit.command("verify")
+@click.option("--region", "only", multiple=True, metavar="CODE",
+              help="Verify this region's chain only (its administrative division code, e.g. "
+                   "330102); repeat for several. Default: every region's chain.")
 @click.option("--anchor", "anchors", multiple=True, metavar="FILE",
               type=click.Path(exists=True, path_type=Path),
               help="An anchor written by `audit anchor` (or a directory of them); repeat. "
                    "Fails unless the trail still holds each anchored head.")
 @pass_app
-def audit_verify(app: App, anchors: tuple[Path, ...]) -> None:
-    """Recompute the trail's hash chain, then replay it against every supervised record.
+def audit_verify(app: App, only: tuple[str, ...], anchors: tuple[Path, ...]) -> None:
+    """Recompute the trail's hash chains, then replay them against every supervised record.
 
-    Exit 1 naming the first broken entry, or every alert, hold, order, disposition,
-    exemption or spot check that differs from what the trail says. With --anchor, also check the trail against signed checkpoints kept elsewhere: a
-    trail cut short, wiped and reset or rolled back to a backup fails (docs/security.md).
+    There is one chain per region: each is verified on its own and reported by region
+    (a single county's store has one, reported as before). Exit 1 naming the first broken
+    entry and its region, or every alert, hold, order, disposition, exemption or spot
+    check that differs from what the trail says. With --anchor, also check the trail
+    against signed checkpoints kept elsewhere: a trail cut short, wiped and reset or
+    rolled back to a backup fails (docs/security.md). With --region, the records are not
+    replayed (they are checked against every chain at once).
     """
     from monitor.supervised import Replayed, check as check_state
-    from monitor.trail import verify
+    from monitor.trail import verify_all
 
-    replayed = Replayed()  # the state replay folds the entries in the chain's own pass
+    replayed = None if only else Replayed()  # folds the entries in the chains' own pass
+    visit = replayed.visit if replayed else None
     if anchors:
         from monitor.anchor import check
 
-        checked = check(app.engine, anchors, visit=replayed.visit)
-        result = checked.verified
+        checked = check(app.engine, anchors, visit=visit, only=only)
+        results = checked.chains
     else:
-        result = verify(app.engine, replayed.visit)
-    click.echo(f"trail intact: {result.entries:,} entries · head {result.head}")
+        results = verify_all(app.engine, visit, only)
+    if len(results) == 1 and not only:
+        click.echo(f"trail intact: {results[0].entries:,} entries · head {results[0].head}")
+    else:
+        for r in results:
+            click.echo(f"trail of region {r.region} intact: {r.entries:,} entries · "
+                       f"head {r.head}")
+        if len(results) > 1:
+            click.echo(f"trail intact: {len(results)} regions · "
+                       f"{sum(r.entries for r in results):,} entries")
     if anchors:
         newest = max(checked.anchors, key=lambda a: a["entries"])
         click.echo(f"anchors hold: {len(checked.anchors)} · newest entry #{newest['entries']:,}"
                    f" at {newest['at']}")
-    state = check_state(app.engine, replayed)
-    click.echo(f"records match the trail: {state.rows:,} rows in {state.tables} supervised "
-               "tables")
+    if replayed is not None:
+        state = check_state(app.engine, replayed)
+        click.echo(f"records match the trail: {state.rows:,} rows in {state.tables} "
+                   "supervised tables")
 
 
 @audit.command("anchor")
@@ -1053,6 +1113,9 @@ def audit_verify(app: App, anchors: tuple[Path, ...]) -> None:
 @pass_app
 def audit_anchor(app: App, out: Path | None, show_public_key: bool) -> None:
     """Write a signed checkpoint of the trail (entry count, head hash, hash function, time).
+
+    One anchor holds every region's chain: the store's own at the top, the others under
+    "chains".
 
     Signed with $MONITOR_AUDIT_KEY (audit.signature: hmac or ed25519). Keep anchors
     where the database's owner cannot reach; `audit verify --anchor` checks them.
@@ -1774,6 +1837,11 @@ def _emit_report(text, written) -> None:
 
 
 REPORT_FORMATS = click.Choice(["text", "html", "xlsx", "csv", "json"])
+report_region_option = click.option(
+    "--region", callback=_region, metavar="CODE",
+    help="Only this region: a county's code (GB/T 2260), or a city's or province's, which "
+         "covers its counties and adds a table (report) or ranking (scores) of them "
+         "[default: every region in the store].")
 
 
 @cli.command()
@@ -1784,9 +1852,11 @@ REPORT_FORMATS = click.Choice(["text", "html", "xlsx", "csv", "json"])
                    "per table.")
 @click.option("--table", metavar="NAME",
               help="csv to stdout: which table (cases, findings, supervision, by_kind, items, "
-                   "actors, red, online, online_daily, spot) [default: findings].")
+                   "actors, red, online, online_daily, spot; regions with a city's or "
+                   "province's --region) [default: findings].")
+@report_region_option
 @pass_app
-def report(app: App, period, date_from, date_to, department, fmt, out, table) -> None:
+def report(app: App, period, date_from, date_to, department, fmt, out, table, region) -> None:
     """The audit report (通报) of a period: per department, with the county's totals.
 
     Cases accepted and completed, on-time rate, working days to complete; findings by
@@ -1804,6 +1874,7 @@ def report(app: App, period, date_from, date_to, department, fmt, out, table) ->
       permit-monitor report --from 2026-01-01 --to 2026-01-15 --department ZRJ
       permit-monitor report --period 2026-01 --format csv --out report-2026-01/
       permit-monitor report --period 2026-01 --format json > 2026-01.json
+      permit-monitor report --period 2026-01 --region 330100
     """
     from monitor.report import build_report
     from monitor.report.render import render
@@ -1811,7 +1882,8 @@ def report(app: App, period, date_from, date_to, department, fmt, out, table) ->
 
     _warn_if_no_events(app)
     when = _period(app, period, date_from, date_to, department)
-    rep = build_report(app.engine, app.config, when, app.now(), department, titles(app.config))
+    rep = build_report(app.engine, app.config, when, app.now(), department, titles(app.config),
+                       region=region)
     key = f"t_{table}" if table else None
     _emit_report(*render(rep, fmt, out, key))
 
@@ -1822,8 +1894,10 @@ def report(app: App, period, date_from, date_to, department, fmt, out, table) ->
 @click.option("--out", metavar="FILE", help="Write to FILE (needed for html and xlsx).")
 @click.option("--explain", metavar="CODE",
               help="List every deduction of this department, with the alert behind it.")
+@report_region_option
 @pass_app
-def scores(app: App, period, date_from, date_to, department, fmt, out, explain) -> None:
+def scores(app: App, period, date_from, date_to, department, fmt, out, explain, region
+           ) -> None:
     """Department scorecards (绩效考评): 100 minus deductions, sub-scores, ranking.
 
     Each theme (regular handling, timeliness, fees, supervision response) starts with its
@@ -1836,6 +1910,7 @@ def scores(app: App, period, date_from, date_to, department, fmt, out, explain) 
       permit-monitor scores --period 2026-01
       permit-monitor scores --period 2026-Q1 --format xlsx --out scores-2026Q1.xlsx
       permit-monitor scores --period 2026-01 --explain ZRJ
+      permit-monitor scores --period 2026-01 --region 330100
     """
     from monitor.report.render import render
     from monitor.scores import deductions, scorecard
@@ -1843,7 +1918,7 @@ def scores(app: App, period, date_from, date_to, department, fmt, out, explain) 
     _warn_if_no_events(app)
     when = _period(app, period, date_from, date_to, department)
     if explain:
-        found = [x for x in deductions(app.engine, app.config, when, explain)]
+        found = [x for x in deductions(app.engine, app.config, when, explain, region)]
         for x in found:
             ref = f"alert {x.alert_id}" if x.alert_id else f"spot check {x.case_id}"
             click.echo(f"-{x.points:<5g} {x.theme:<11} {x.reason:<18} {ref:<14} {x.message}")
@@ -1852,7 +1927,8 @@ def scores(app: App, period, date_from, date_to, department, fmt, out, explain) 
         return
     from monitor.rulenames import titles
 
-    card = scorecard(app.engine, app.config, when, app.now(), department, titles(app.config))
+    card = scorecard(app.engine, app.config, when, app.now(), department, titles(app.config),
+                     region=region)
     _emit_report(*render(card, fmt, out, "t_scores"))
 
 

@@ -286,7 +286,7 @@ def _child_copy_floor(url: str, ingested_url: str, events: str, batch_size: int)
             batch: list[tuple] = []
             for line, fields in enumerate(csv.DictReader(f), start=2):
                 row = normalize_event(fields, catalog_index, tz)
-                row["run_id"], row["source_line"] = 1, line
+                row["run_id"], row["source_line"], row["region"] = 1, line, "000000"
                 batch.append(bind(row))
                 if len(batch) == batch_size:
                     flush(batch)

@@ -94,10 +94,12 @@ def check_password(user_id: str, password: str) -> None:
 
 
 def log_activity(conn: Connection, user_id: str, at: datetime, action: str) -> None:
-    """One row of the monitoring log (the same table ``ingest activity`` fills)."""
-    insert_ignoring_conflicts(conn, Activity.__table__,
-                              [{"user_id": user_id, "at": at, "action": action}],
-                              ["user_id", "at", "action"])
+    """One row of the monitoring log (the same table ``ingest activity`` fills), of the
+    user's region."""
+    region = conn.scalar(select(User.region).where(User.id == user_id))
+    insert_ignoring_conflicts(conn, Activity.__table__, [
+        {"user_id": user_id, "at": at, "action": action, **({"region": region} if region else {})}
+    ], ["user_id", "at", "action"])
 
 
 # ---------------------------------------------------------------- passwords

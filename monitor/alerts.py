@@ -25,11 +25,12 @@ from datetime import date, datetime, tzinfo
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, func, insert, select
 
 from . import tier1, trail
 from .holds import place
-from .models import Alert, AlertChange
+from .models import Alert, AlertChange, Department, Event
+from .regionstore import in_region, region_of_alert, store_region
 from .rules.finding import Finding
 from .rules.model import Rule
 from .supervised import change, update as traced_update
@@ -89,13 +90,37 @@ def store_findings(conn: Connection, rule: Rule, findings: Iterable[Finding], at
     exempt = Matcher.load(conn, rule.id, at, policy.tz)
     result = Stored()
     it = iter(findings)
+    home = store_region(conn)
     while chunk := list(islice(it, CHUNK)):
-        _store_chunk(conn, rule, chunk, at, policy, exempt, result.keys, result)
+        _store_chunk(conn, rule, chunk, at, policy, exempt, result.keys, result, home)
     return result
 
 
+def _regions(conn: Connection, rows: list[dict[str, Any]], home: str) -> None:
+    """Stamp each new alert with its region: its case's (the region its events were
+    ingested as), else its department's, else the store's own (``home``)."""
+    cases = {r["case_id"] for r in rows if r["case_id"] is not None}
+    departments = {r["department"] for r in rows if r["department"] is not None}
+    of_case: dict[str, str] = {}
+    of_department: dict[str, str] = {}
+    if cases:
+        for start in range(0, len(cases), IN_CHUNK):
+            chunk = sorted(cases)[start:start + IN_CHUNK]
+            of_case.update(conn.execute(
+                select(Event.case_id, func.min(Event.region))
+                .where(Event.case_id.in_(chunk)).group_by(Event.case_id)).tuples().all())
+    if departments:
+        of_department.update(conn.execute(
+            select(Department.code, Department.region)
+            .where(Department.code.in_(sorted(departments)))).tuples().all())
+    for row in rows:
+        row["region"] = (of_case.get(row["case_id"]) or of_department.get(row["department"])
+                         or home)
+
+
 def _store_chunk(conn: Connection, rule: Rule, findings: list[Finding], at: datetime,
-                 policy: Policy, exempt: Matcher, seen: set[str], result: Stored) -> None:
+                 policy: Policy, exempt: Matcher, seen: set[str], result: Stored,
+                 home: str) -> None:
     keys = [dedupe_key(rule, f) for f in findings]
     existing: dict[str, Any] = {}
     for start in range(0, len(keys), IN_CHUNK):
@@ -103,7 +128,7 @@ def _store_chunk(conn: Connection, rule: Rule, findings: list[Finding], at: date
             select(Alert.dedupe_key, Alert.id, Alert.level, Alert.message, Alert.title,
                    Alert.status,
                    Alert.assigned_to, Alert.due_on, Alert.department, Alert.case_id,
-                   Alert.updated_at)
+                   Alert.updated_at, Alert.region)
             .where(Alert.dedupe_key.in_(keys[start:start + IN_CHUNK]))))
     new_rows: list[dict[str, Any]] = []
     reopened, entries = [], []
@@ -146,6 +171,7 @@ def _store_chunk(conn: Connection, rule: Rule, findings: list[Finding], at: date
         result.changed += 1
     if new_rows:
         live = [r for r in new_rows if r["status"] == "open"]
+        _regions(conn, new_rows, home)
         _assign(live, rule, conn, policy, at)
         for row in new_rows:
             row.setdefault("assigned_to", [])
@@ -178,7 +204,8 @@ def _changed(conn: Connection, rule: Rule, policy: Policy, old: Any, values: dic
     state = traced_update(conn, "alerts", old.id, **values)
     if old.level != level:
         conn.execute(insert(AlertChange).values(alert_id=old.id, at=at, old_level=old.level,
-                                                new_level=level, rule_version=rule.version))
+                                                new_level=level, rule_version=rule.version,
+                                                region=region_of_alert(old.id)))
         entries.append(Entry("level_changed", old.id, detail={
             "from": old.level, "to": level, "rule_version": rule.version}))
     if reopen:
@@ -225,6 +252,7 @@ def _reopen(conn: Connection, rule: Rule, policy: Policy, reopened: list, at: da
     entries = []
     for old, key, finding, values in reopened:
         row = {"rule_id": rule.id, "department": finding.department, "dedupe_key": key,
+               "region": old.region,
                "action": rule.action, "level": values["level"], "case_id": finding.case_id,
                "title": values["title"],
                "evidence": values["evidence"], "case_ids": list(finding.case_ids or (
@@ -236,7 +264,7 @@ def _reopen(conn: Connection, rule: Rule, policy: Policy, reopened: list, at: da
         if old.level != values["level"]:
             conn.execute(insert(AlertChange).values(
                 alert_id=old.id, at=at, old_level=old.level, new_level=values["level"],
-                rule_version=rule.version))
+                rule_version=rule.version, region=region_of_alert(old.id)))
             entries.append(Entry("level_changed", old.id, detail={
                 "from": old.level, "to": values["level"], "rule_version": rule.version}))
         if old.status == "cleared":
@@ -286,10 +314,12 @@ def list_alerts(engine: Engine, *, kind: str | None = None, level: str | None = 
                 department: str | None = None, status: str | None = None,
                 rule_id: str | None = None, alert_id: int | None = None,
                 tier: int | None = None, overdue_on: date | None = None,
-                suppressed: bool | None = False) -> Iterator[Any]:
+                suppressed: bool | None = False, region: str | None = None
+                ) -> Iterator[Any]:
     """Alerts matching every filter given; ``overdue_on``: still to be acted on and due
     before that (local) date. ``suppressed``: False (default) leaves out findings set aside
-    by an exemption, True gives only those, None both."""
+    by an exemption, True gives only those, None both. ``region``: of that region or one
+    it covers (a city: its counties)."""
     query = select(*(getattr(Alert, f) for f in ALERT_FIELDS)).order_by(Alert.id)
     for column, value in ((Alert.kind, kind), (Alert.level, level),
                           (Alert.department, department), (Alert.status, status),
@@ -298,6 +328,8 @@ def list_alerts(engine: Engine, *, kind: str | None = None, level: str | None = 
             query = query.where(column == value)
     if overdue_on is not None:
         query = query.where(Alert.status.in_(ACTIVE), Alert.due_on < overdue_on)
+    if region is not None:
+        query = query.where(in_region(Alert.region, region))
     if suppressed is not None and alert_id is None and status is None:
         query = query.where((Alert.status == "suppressed") if suppressed
                             else (Alert.status != "suppressed"))

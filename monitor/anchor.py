@@ -4,10 +4,11 @@ The hash chain (monitor/trail.py) catches any entry changed, removed or inserted
 middle, but whoever owns the database can delete the newest entries and move the head
 back, wipe the trail and reset it, or restore yesterday's backup: what is left is still a
 valid chain. Only something the database does not hold remembers where the chain was. An
-anchor is that memory: the number of entries, the head hash, the chain's hash function and
-the moment, signed with a key from ``$MONITOR_AUDIT_KEY`` — written to a file
-(``audit anchor --out``, or the ``audit.anchor_dir`` setting after every nightly run) or
-POSTed to ``audit.anchor_webhook``. ``audit verify --anchor FILE…`` then fails unless the
+anchor is that memory: the number of entries, the head hash and the hash function of every
+region's chain (one chain per region: monitor/trail.py), and the moment, signed with a key
+from ``$MONITOR_AUDIT_KEY`` — written to a file (``audit anchor --out``, or the
+``audit.anchor_dir`` setting after every nightly run) or POSTed to
+``audit.anchor_webhook``. ``audit verify --anchor FILE…`` then fails unless the
 trail still holds every anchored head at its anchored position.
 
 Keys (``audit.signature``):
@@ -32,15 +33,15 @@ import json
 import os
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, select
 
-from . import chainhash, trail
+from . import trail
 from .errors import MonitorError
 from .models import TrailEntry
 
@@ -166,14 +167,23 @@ def _check_signature(anchor: Mapping[str, Any], where: str, environ: Mapping[str
 # ------------------------------------------------------------------ writing
 
 
+def _chain_fields(v: trail.Verified) -> dict[str, Any]:
+    return {"entries": v.entries, "head": v.head, "algorithm": v.algorithm}
+
+
 def make(engine: Engine, at: datetime, signature: str,
          environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """A signed anchor of the trail as it is now; the chain is verified first, so a broken
-    trail is never anchored (:class:`~monitor.trail.TrailBroken`)."""
-    verified = trail.verify(engine)
-    fields = {"format": FORMAT, "entries": verified.entries, "head": verified.head,
-              "algorithm": verified.algorithm,
+    """A signed anchor of the trail as it is now; every chain is verified first, so a
+    broken trail is never anchored (:class:`~monitor.trail.TrailBroken`).
+
+    The store's own chain is anchored at the top level (``region``, ``entries``, ``head``,
+    ``algorithm``, as a single county's anchor always was); the chain of every other
+    region under ``chains``, region → the same three fields."""
+    own, *others = trail.verify_all(engine)
+    fields = {"format": FORMAT, **_chain_fields(own), "region": own.region,
               "at": at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    if others:
+        fields["chains"] = {v.region: _chain_fields(v) for v in others}
     return sign(fields, signature, environ)
 
 
@@ -239,8 +249,9 @@ def anchor(engine: Engine, at: datetime, signature: str, out: Path | None = None
 
 @dataclass(frozen=True)
 class Checked:
-    verified: trail.Verified
+    verified: trail.Verified          # the store's own chain (or the first region asked)
     anchors: list[dict[str, Any]]
+    chains: list[trail.Verified] = field(default_factory=list)  # every chain verified
 
 
 def _files(paths: Iterable[Path]) -> list[Path]:
@@ -264,9 +275,23 @@ def load(path: Path) -> dict[str, Any]:
     return data
 
 
-def _problem(engine: Engine, a: Mapping[str, Any], where: str,
+def _anchored(a: Mapping[str, Any], own: str) -> list[tuple[str, Mapping[str, Any]]]:
+    """(region, fields) of every chain an anchor holds: the top level is the store's own
+    chain (an anchor written before chains per region names no region, and one written
+    before the store's chain was named names ``000000``), then ``chains``."""
+    top = a.get("region")
+    out = [(own if top in (None, trail.UNNAMED) else str(top), a)]
+    chains = a.get("chains")
+    if isinstance(chains, dict):
+        out += [(str(code), c) for code, c in sorted(chains.items()) if isinstance(c, dict)]
+    return out
+
+
+def _problem(engine: Engine, a: Mapping[str, Any], at: Any, where: str,
              verified: trail.Verified) -> str | None:
-    said = f"{where} (anchored {a.get('at')}: entry #{a['entries']}, head {a['head'][:12]}…)"
+    said = f"{where} (anchored {at}: entry #{a['entries']}, head {str(a['head'])[:12]}…)"
+    if verified.region != trail.UNNAMED:
+        said = f"{said}: region {verified.region}"
     if a.get("algorithm") != verified.algorithm:
         return (f"{said}: the anchored chain was hashed with {a.get('algorithm')}, the trail "
                 f"now with {verified.algorithm}: the trail was replaced")
@@ -275,10 +300,11 @@ def _problem(engine: Engine, a: Mapping[str, Any], where: str,
                 "were removed (truncation, a wipe and reset, or a rollback to a backup)")
     found: str | None
     if a["entries"] == 0:
-        found = chainhash.genesis(verified.algorithm)
+        found = trail.head_of(engine, verified.region).genesis
     else:
         with engine.connect() as conn:
-            found = conn.scalar(select(TrailEntry.hash).where(TrailEntry.seq == a["entries"]))
+            found = conn.scalar(select(TrailEntry.hash).where(
+                TrailEntry.region == verified.region, TrailEntry.seq == a["entries"]))
     if found != a["head"]:
         return (f"{said}: trail entry #{a['entries']} now has hash {str(found)[:12]}…: the "
                 "trail was rewritten after it was anchored")
@@ -286,12 +312,16 @@ def _problem(engine: Engine, a: Mapping[str, Any], where: str,
 
 
 def check(engine: Engine, paths: Iterable[Path],
-          environ: Mapping[str, str] | None = None, visit: Any = None) -> Checked:
-    """Verify the chain (``visit``: as :func:`monitor.trail.verify`), then that it still
-    holds every anchored head where it was anchored; every anchor that does not hold is
-    named (one :class:`AnchorError`)."""
+          environ: Mapping[str, str] | None = None, visit: Any = None,
+          only: Sequence[str] = ()) -> Checked:
+    """Verify the chains (``visit``, ``only``: as :func:`monitor.trail.verify_all`), then
+    that each still holds every head anchored for it where it was anchored (a region's
+    chain that is gone fails too); every anchor that does not hold is named (one
+    :class:`AnchorError`)."""
     environ = _env(environ)
-    verified = trail.verify(engine, visit)
+    chains = trail.verify_all(engine, visit, only)
+    verified = {v.region: v for v in chains}
+    own = trail.head_of(engine).region
     files = _files(paths)
     if not files:
         raise AnchorError("no anchor files given (anchor-*.json in a directory, or files)")
@@ -299,10 +329,16 @@ def check(engine: Engine, paths: Iterable[Path],
     for path in files:
         a = load(path)
         _check_signature(a, str(path), environ)
-        problem = _problem(engine, a, str(path), verified)
-        if problem:
-            problems.append(problem)
+        for region, fields in _anchored(a, own):
+            if region not in verified:
+                if not only:
+                    problems.append(f"{path} (anchored {a.get('at')}): region {region} "
+                                    "has no trail chain any more: it was removed")
+                continue
+            problem = _problem(engine, fields, a.get("at"), str(path), verified[region])
+            if problem:
+                problems.append(problem)
         anchors.append(a)
     if problems:
         raise AnchorError("\n".join(problems))
-    return Checked(verified, anchors)
+    return Checked(chains[0], anchors, chains)

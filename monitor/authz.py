@@ -15,6 +15,14 @@ or a machine holding a service token. The catalog's roles decide:
   workflow gate and acknowledges holds (:data:`GATE`), and nothing else; no person may.
 - anyone else (clerks, chiefs …) sees nothing here.
 
+Regions (issue 21; codes in monitor/regions.py): a person's scope is also their
+region, the ``region`` of their ``users`` row. A county office sees and acts in its
+county; a city office (a user whose region is a city's code) reads the alerts of its
+counties and may issue a supervision order (督办) one level down, on the alerts of the
+counties directly under it, and nothing else there; a province office reads the whole
+province and orders its cities' own alerts. :func:`visible_region` is that rule for
+lists (``None``: every region); service tokens are not bound to a region.
+
 :func:`why_not` gives the refusal as the sentence a person reads (``None``: allowed);
 :func:`allowed` is its yes/no; :func:`check` raises :class:`NotAllowed`;
 :func:`visible_departments` is the same rule for lists (``None``: every department).
@@ -23,9 +31,10 @@ Nothing here touches the database: the caller loads the actor and the resource.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from . import regions
 from .errors import NotAllowed
 
 TIER1, TIER2, LEADER = "monitor_l1", "monitor_l2", "leader"
@@ -64,11 +73,13 @@ class Actor:
     channel: str = "cli"
     service: str | None = None  # a service token's name; then ``scope`` says what it reads
     scope: str | None = None
+    region: str | None = None  # the office's region; None: not bound to one
 
     @classmethod
     def of_user(cls, user: Any, channel: str) -> "Actor":
         """The actor of a catalog ``users`` row."""
-        return cls(user.id, user.name, frozenset(user.roles or ()), user.department, channel)
+        return cls(user.id, user.name, frozenset(user.roles or ()), user.department, channel,
+                   region=getattr(user, "region", None))
 
     @classmethod
     def of_service(cls, name: str, scope: str) -> "Actor":
@@ -101,6 +112,41 @@ def sees_county(actor: Actor) -> bool:
     return visible_departments(actor) is None
 
 
+def visible_region(actor: Actor) -> str | None:
+    """The region whose records ``actor`` may see, with everything it covers (a city:
+    its counties); ``None``: every region (a service token, unless narrowed)."""
+    return actor.region
+
+
+def narrowed(actor: Actor, region: str) -> Actor:
+    """``actor`` reading one region they see (``?region=`` on the board, lists and
+    reports: one county under a city office). For reading only: acts are judged on the
+    actor as they are (:func:`why_not`). :class:`~monitor.regions.RegionCodeError` for a
+    code that is none, :class:`NotAllowed` for a region outside theirs."""
+    regions.check(region)
+    scope = visible_region(actor)
+    if scope is not None and not regions.covers(scope, region):
+        raise NotAllowed(f"{actor.label} may not see region {region}: outside {scope}")
+    return replace(actor, region=region)
+
+
+def _region_refusal(actor: Actor, action: str, resource: Any, what: str) -> str | None:
+    """Why ``actor``'s region keeps them from ``action`` on ``resource``; None if it
+    does not: the same region, or an order (督办) one level down from a tier-2 office."""
+    region = getattr(resource, "region", None)
+    scope = visible_region(actor)
+    if scope is None or region is None or region == scope:
+        return None
+    if not regions.covers(scope, region):
+        return f"{actor.label} may not {what}: it belongs to region {region}, outside {scope}"
+    if action == READ:
+        return None
+    if action == "order" and TIER2 in actor.roles and regions.parent(region) == scope:
+        return None
+    return (f"{actor.label} may not {what}: it belongs to region {region}; the office of "
+            f"region {scope} reads it and orders (督办) only one level down")
+
+
 def _name(resource: Any) -> str:
     """How a sentence names a resource: an alert row, or anything with ``what``."""
     return getattr(resource, "what", None) or f"alert {resource.id}"
@@ -126,6 +172,16 @@ def why_not(actor: Actor, action: str, resource: Any = None, verb: str | None = 
                 "system's service token (scope gate) may")
     department = getattr(resource, "department", None)
     seen = visible_departments(actor)
+    if resource is not None:
+        refusal = _region_refusal(actor, action, resource,
+                                  f"see {_name(resource)}" if action == READ else
+                                  _what(resource, verb or ACTS[action][0]))
+        if refusal is not None:
+            return refusal
+        region = getattr(resource, "region", None)
+        if action == "order" and None not in (region, visible_region(actor)) \
+                and region != actor.region:
+            return None  # a city office's 督办 one level down (checked just above)
     if action == READ:
         if seen is None or (resource is not None and department in seen):
             return None

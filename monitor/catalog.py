@@ -350,9 +350,11 @@ def parse_catalog(raw: Any, where: str, known_departments: Set[str] = frozenset(
 
 
 def apply_catalog(engine: Engine, data: CatalogData, at: datetime | None = None,
-                  source: str = "catalog", by: str = trail.SYSTEM) -> ApplyResult:
+                  source: str = "catalog", by: str = trail.SYSTEM, *,
+                  region: str | None = None) -> ApplyResult:
     """Upsert the catalog in one transaction, on the trail; events are never touched.
-    ``at``: when (default: the Unix epoch, for a scratch store such as a golden test's)."""
+    ``at``: when (default: the Unix epoch, for a scratch store such as a golden test's);
+    ``region``: the county its rows are of (None: the store's own, the column default)."""
     at = at or datetime(1970, 1, 1, tzinfo=timezone.utc)
     added, updated, unchanged = {}, {}, {}
     diff: dict[str, Any] = {"source": source, "added": {}, "changed": []}
@@ -369,6 +371,8 @@ def apply_catalog(engine: Engine, data: CatalogData, at: datetime | None = None,
             added[name] = updated[name] = unchanged[name] = 0
             fresh: dict[tuple[str, ...], list[dict]] = {}
             for row in rows:
+                if region is not None:
+                    row = {**row, "region": region}
                 current = existing.get(row[key])
                 if name == "users" and not bootstrap:
                     hold = grants.withheld(current, row)
@@ -420,11 +424,11 @@ def known_department_codes(engine: Engine) -> set[str]:
 
 def ingest_catalog(engine: Engine, path: str | Path, at: datetime | None = None,
                    by: str = trail.SYSTEM, source: str | None = None, *,
-                   limits: YamlLimits = YamlLimits()) -> ApplyResult:
+                   limits: YamlLimits = YamlLimits(), region: str | None = None) -> ApplyResult:
     """Validate ``path`` against what the store already knows, then apply it (on the
     trail at ``at``: default, the file's modification time; ``source``: how the trail
     names the file, default its path; ``limits``: bounds on the YAML)."""
     if at is None:
         at = datetime.fromtimestamp(Path(path).stat().st_mtime, timezone.utc)
     return apply_catalog(engine, load_catalog(path, known_department_codes(engine), limits),
-                         at, source or str(path), by)
+                         at, source or str(path), by, region=region)

@@ -63,6 +63,12 @@ def digest(algorithm: str) -> Digest:
                       f"{did_you_mean(algorithm, ALGORITHMS)}; one of {', '.join(ALGORITHMS)}")
 
 
-def genesis(algorithm: str) -> str:
-    """What the first entry of a chain hashed with ``algorithm`` chains to."""
-    return digest(algorithm)(GENESIS_SEED)
+def genesis(algorithm: str, region: str | None = None) -> str:
+    """What the first entry of a chain hashed with ``algorithm`` chains to.
+
+    ``region``: a chain begun for one region (monitor/trail.py) chains to the hash of the
+    seed followed by a space and the region's code, so a chain relabelled as another
+    region's fails at its first entry. None: the unbound genesis, which the store's own
+    chain keeps (every chain begun before chains per region, and a single county's)."""
+    seed = GENESIS_SEED if region is None else GENESIS_SEED + b" " + region.encode("ascii")
+    return digest(algorithm)(seed)

@@ -89,12 +89,15 @@ def create_store_engine(url: str, create: bool = True) -> Engine:
     return engine
 
 
-def _alembic_config(connection):
+def _alembic_config(connection, region: str | None = None):
+    """Alembic's config for a run on ``connection``; ``region``: the deployment's, which a
+    migration stamps on the rows it gives a region (0026)."""
     from alembic.config import Config as AlembicConfig
 
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = connection
+    cfg.attributes["region"] = region
     return cfg
 
 
@@ -117,8 +120,9 @@ def current_revision(engine: Engine) -> str | None:
 MIGRATION_WAIT = 30  # seconds a process waits for another one's migration to finish
 
 
-def ensure_schema(engine: Engine) -> bool:
+def ensure_schema(engine: Engine, region: str | None = None) -> bool:
     """Create or upgrade the schema to the newest revision; True if anything changed.
+    ``region``: the deployment's (config ``region``), for the rows a migration stamps.
 
     Two processes started together on a new database (two cron passes) race to create
     it: the one that loses waits for the other's migration to finish instead of failing.
@@ -137,7 +141,7 @@ def ensure_schema(engine: Engine) -> bool:
     log.info("upgrading database schema %s → %s", current or "(empty)", head)
     try:
         with engine.begin() as conn:
-            command.upgrade(_alembic_config(conn), "head")
+            command.upgrade(_alembic_config(conn, region), "head")
     except DBAPIError:
         if _migrated_by_another(engine, head):
             return False
@@ -178,8 +182,12 @@ def _refuse_missing(url: str, engine: Engine) -> None:
                          f"{HOW_TO_CREATE}")
 
 
-def open_store(url: str, create: bool = True, upgrade: bool = True) -> Engine:
+def open_store(url: str, create: bool = True, upgrade: bool = True,
+               region: str | None = None) -> Engine:
     """Connect, check the server answers, and bring the schema up to date.
+
+    ``region``: the deployment's county (config ``region``); a migration that gives
+    existing rows a region (0026) gives them this one, unset ``000000`` ("not yet named").
 
     ``create=False``: refuse a store that does not exist yet (see :func:`_refuse_missing`);
     only the commands that create a store (``init``, ``demo``, ``ingest``, ``nightly``,
@@ -189,7 +197,7 @@ def open_store(url: str, create: bool = True, upgrade: bool = True) -> Engine:
         if not create:
             _refuse_missing(url, engine)
         if upgrade:
-            ensure_schema(engine)
+            ensure_schema(engine, region)
     except DBAPIError as exc:
         engine.dispose()
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)

@@ -70,11 +70,14 @@ def _escalate(conn: Connection, policy: Policy, as_of: datetime, out: Escalated,
     today = policy.local_date(as_of)
     late = Alert.due_on < today
     due_now = or_(late, Alert.level == "red") if policy.red_to_tier2 else late
-    _, tier2 = monitors(conn)
+    offices: dict[str, list[str]] = {}  # region → its tier-2 monitors
     entries = []
     stable = Alert.rule_id.not_in(policy.unstable())  # only stable rules go to tier 2
     for alert in conn.execute(select(Alert).where(Alert.tier == 1, Alert.status.in_(ACTIVE),
                                                   due_now, stable).order_by(Alert.id)).all():
+        if alert.region not in offices:
+            offices[alert.region] = monitors(conn, alert.region)[1]
+        tier2 = offices[alert.region]
         reason = "escalated" if alert.due_on < today else "red"
         order_id, due, order_entries = issue_order(conn, policy, alert, SYSTEM, as_of, reason,
                                                    None, notify=False)

@@ -75,13 +75,15 @@ def parse_scope(specs: Iterable[str], tz: tzinfo) -> dict[str, Any]:
     return {k: sorted(set(v)) if k != "window" else v for k, v in scope.items()}
 
 
-def _approver(conn: Connection, user_id: str, action: str, channel: str | None) -> None:
+def _approver(conn: Connection, user_id: str, action: str, channel: str | None) -> Any:
+    """The approving user's row, once they are allowed ``action``."""
     user = conn.execute(select(User).where(User.id == user_id)).one_or_none()
     if user is None:
         known = conn.scalars(select(User.id)).all()
         raise NotFound(f"unknown user '{user_id}'{did_you_mean(user_id, known)}: a user id "
                        "from the catalog")
     authz.check(Actor.of_user(user, channel or "cli"), action)
+    return user
 
 
 def add(engine: Engine, rule_ids: Iterable[str], rule_id: str, scope: dict[str, Any],
@@ -98,10 +100,11 @@ def add(engine: Engine, rule_ids: Iterable[str], rule_id: str, scope: dict[str, 
         raise usage(ExemptionError(f"--until {until} is already past"))
     with engine.begin() as conn:
         trail.lock(conn)
-        _approver(conn, approved_by, "exempt", channel)
+        office = _approver(conn, approved_by, "exempt", channel)
         row = {"rule_id": rule_id, "scope": scope, "reason": reason.strip(),
                "approved_by": approved_by, "created_at": at, "until": until}
-        ex_id = conn.execute(insert(Exemption).values(**row)
+        # of the approving office's region (not a supervised column: not on the trail)
+        ex_id = conn.execute(insert(Exemption).values(**row, region=office.region)
                              .returning(Exemption.id)).scalar_one()
         trail.append(conn, at, [Entry("exemption_added", None, approved_by, {
             "exemption_id": ex_id, "rule_id": rule_id, "scope": scope,

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from . import trail
 from .errors import InvalidTransition, NotFound
 from .models import Hold
+from .regionstore import alert_regions
 from .holdsync import WORKFLOW, send
 from .outbox import enqueue
 from .supervised import change, update as traced_update
@@ -39,7 +40,8 @@ def place(conn: Connection, policy: Policy, rows: list[dict[str, Any]], ids: Map
                           "department": row["department"], "held_at": at, "status": "held"})
     if not holds:
         return []
-    conn.execute(insert(Hold), holds)
+    of_alert = alert_regions(conn, (h["alert_id"] for h in holds))
+    conn.execute(insert(Hold), [{**h, "region": of_alert[h["alert_id"]]} for h in holds])
     if policy.workflow:
         placed = conn.execute(select(Hold).where(
             Hold.alert_id.in_(sorted({h["alert_id"] for h in holds})),

@@ -140,7 +140,7 @@ def _ingest_one(engine: Engine, config: Config, kind: str, path: Path, now: date
     from .ingest import Tally, ingest_activity, ingest_events, ingest_receipts, ingest_voice
 
     if kind == "catalog":
-        r = ingest_catalog(engine, path, now, limits=config.limits.yaml)
+        r = ingest_catalog(engine, path, now, limits=config.limits.yaml, region=config.region)
         return "catalog: " + ", ".join(f"{n} +{r.added[n]} ~{r.updated[n]}"
                                        for n in ("departments", "users", "items"))
     readers: dict[str, Callable[..., Iterable[Any]]] = {

@@ -29,12 +29,16 @@ class Base(DeclarativeBase):
 
 class Department(Base):
     __tablename__ = "departments"
+    # the county (GB/T 2260, monitor/regions.py; migration 0026)
+    region: Mapped[str] = mapped_column(String(6))
     code: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
 
 
 class User(Base):
     __tablename__ = "users"
+    # the county (GB/T 2260, monitor/regions.py; migration 0026)
+    region: Mapped[str] = mapped_column(String(6))
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     department: Mapped[str | None] = mapped_column(String(64))
@@ -45,11 +49,15 @@ class User(Base):
     # deferred: the catalog's upsert never reads or writes it (a reload keeps the choice)
     delivery: Mapped[str | None] = mapped_column(String(16), deferred=True)
 
+    __table_args__ = (Index("ix_users_region", "region", "department"),)
+
 
 class Item(Base):
     """A power item (权力事项) with its limits, fee and control nodes."""
 
     __tablename__ = "items"
+    # the county (GB/T 2260, monitor/regions.py; migration 0026)
+    region: Mapped[str] = mapped_column(String(6))
     code: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(300))
     department: Mapped[str] = mapped_column(String(64), index=True)
@@ -69,6 +77,8 @@ class IngestRun(Base):
     """One ingestion of one source (file, stdin, XES log): what was read and what became of it."""
 
     __tablename__ = "ingest_runs"
+    # the county (GB/T 2260, monitor/regions.py; migration 0026)
+    region: Mapped[str] = mapped_column(String(6))
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
     source: Mapped[str] = mapped_column(String(1000))
@@ -86,6 +96,8 @@ class Event(Base):
     """One workflow step of one case, as the source system logged it."""
 
     __tablename__ = "events"
+    # the county (GB/T 2260, monitor/regions.py; migration 0026)
+    region: Mapped[str] = mapped_column(String(6))
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     event_id: Mapped[str] = mapped_column(String(128), unique=True)
     case_id: Mapped[str] = mapped_column(String(128))
@@ -117,6 +129,7 @@ class Event(Base):
         Index("ix_events_fee_paid", "department", "occurred_at", "channel", "amount",
               sqlite_where=text("step = 'fee_paid'"),
               postgresql_where=text("step = 'fee_paid'")),
+        Index("ix_events_region_department", "region", "department"),
     )
 
 
@@ -149,6 +162,8 @@ class Receipt(Base):
     """What the treasury received from a department in a month (上缴财政的非税收入)."""
 
     __tablename__ = "receipts"
+    # the county (GB/T 2260, monitor/regions.py; migration 0026)
+    region: Mapped[str] = mapped_column(String(6))
     department: Mapped[str] = mapped_column(String(64), primary_key=True)
     period: Mapped[str] = mapped_column(String(7), primary_key=True)
     amount: Mapped[Decimal] = mapped_column(Money)
@@ -162,6 +177,8 @@ class Quarantine(Base):
     """A row set aside with its source, line and reason; retried after a catalog fix."""
 
     __tablename__ = "quarantine"
+    # the county (GB/T 2260, monitor/regions.py; migration 0026)
+    region: Mapped[str] = mapped_column(String(6))
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
     source: Mapped[str] = mapped_column(String(1000))
@@ -183,6 +200,8 @@ class Alert(Base):
     """A finding of a rule, kept once per (rule, subject): re-running never duplicates."""
 
     __tablename__ = "alerts"
+    # the county (GB/T 2260, monitor/regions.py; migration 0026)
+    region: Mapped[str] = mapped_column(String(6))
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     dedupe_key: Mapped[str] = mapped_column(String(300), unique=True)
     rule_id: Mapped[str] = mapped_column(String(128), index=True)
@@ -224,6 +243,9 @@ class Alert(Base):
         Index("ix_alerts_department_board", "department", "status", "tier", "level",
               "rule_id", "due_on"),
         Index("ix_alerts_raised_at", "raised_at", "department", "status"),
+        # a city's or province's board and report filter by region first (migration 0026)
+        Index("ix_alerts_region_board", "region", "department", "status"),
+        Index("ix_alerts_region_raised", "region", "raised_at"),
     )
 
 
@@ -232,6 +254,8 @@ class Disposition(Base):
     escalated alert, tier 2's verdict on it. A rejected disposition stays; a new one follows."""
 
     __tablename__ = "dispositions"
+    # the alert's region (migration 0026)
+    region: Mapped[str] = mapped_column(String(6))
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     alert_id: Mapped[int] = mapped_column(BigId, ForeignKey("alerts.id"), index=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -248,6 +272,8 @@ class SupervisionOrder(Base):
     """A supervision order (督办) from tier 2 to the department's tier-1 monitors."""
 
     __tablename__ = "supervision_orders"
+    # the alert's region (migration 0026)
+    region: Mapped[str] = mapped_column(String(6))
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     alert_id: Mapped[int] = mapped_column(BigId, ForeignKey("alerts.id"), index=True)
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -260,16 +286,20 @@ class SupervisionOrder(Base):
 
 class TrailEntry(Base):
     """The supervision trail (全留痕): append-only, each row carrying the hash of the one
-    before it (monitor/trail.py). ``seq`` is assigned by the program, 1, 2, 3 …"""
+    before it (monitor/trail.py). One chain per region (migration 0027): ``seq`` is
+    assigned by the program, 1, 2, 3 … within the region."""
 
     __tablename__ = "trail"
+    __table_args__ = (UniqueConstraint("region", "prev_hash", name="uq_trail_region_prev_hash"),)
+    # the chain the entry is on: the region code (GB/T 2260) of the rows it is about
+    region: Mapped[str] = mapped_column(String(6), primary_key=True)
     seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     alert_id: Mapped[int | None] = mapped_column(BigId, index=True)
     action: Mapped[str] = mapped_column(String(32), index=True)  # migration 0015
     actor: Mapped[str] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
     # how a person acted: web | api | cli (migration 0011); NULL for the program's own
     # entries and for every entry written before, whose hashes do not cover it
@@ -277,11 +307,12 @@ class TrailEntry(Base):
 
 
 class TrailHead(Base):
-    """One row: the last entry of the trail. Every append locks and moves it, so appends
-    are serialised, and deleting the newest entries does not go unnoticed."""
+    """One row per region: the last entry of that region's chain. Every append locks and
+    moves its region's row, so appends to one region are serialised and appends to two
+    regions never wait on each other; deleting the newest entries does not go unnoticed."""
 
     __tablename__ = "trail_head"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    region: Mapped[str] = mapped_column(String(6), primary_key=True)
     seq: Mapped[int] = mapped_column(BigId)
     hash: Mapped[str] = mapped_column(String(64))
     # the chain's hash function: sha256 | sm3 (monitor/chainhash.py; migration 0015)
@@ -290,6 +321,11 @@ class TrailHead(Base):
     # the entry after which the trail accounts for every supervised row (a store older
     # than migration 0015 gets a baseline there: monitor/supervised.py); NULL: not yet
     state_since: Mapped[int | None] = mapped_column(BigId)
+    # what entry 1 of this chain chains to (migration 0027): chainhash.genesis(algorithm,
+    # region) for a chain begun per region, the unbound genesis for the store's own chain
+    genesis: Mapped[str] = mapped_column(String(64))
+    # the store's own chain (the deployment's region): where an entry naming no region goes
+    home: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Hold(Base):
@@ -297,6 +333,8 @@ class Hold(Base):
     until a monitor releases it."""
 
     __tablename__ = "holds"
+    # the alert's region (migration 0026)
+    region: Mapped[str] = mapped_column(String(6))
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     case_id: Mapped[str] = mapped_column(String(128), index=True)
     alert_id: Mapped[int] = mapped_column(BigId, ForeignKey("alerts.id"))
@@ -363,6 +401,8 @@ class AlertNotice(Base):
     key (alert, level, recipient) makes telling idempotent."""
 
     __tablename__ = "alert_notices"
+    # the alert's region (migration 0026)
+    region: Mapped[str] = mapped_column(String(6))
     __table_args__ = (Index("ix_alert_notices_digest", "mode", "digested_at"),)
     alert_id: Mapped[int] = mapped_column(BigId, ForeignKey("alerts.id"), primary_key=True)
     level: Mapped[str] = mapped_column(String(16), primary_key=True)
@@ -378,6 +418,8 @@ class AlertChange(Base):
     """Every change of an alert's level after it was raised (warning → yellow → red)."""
 
     __tablename__ = "alert_changes"
+    # the alert's region (migration 0026)
+    region: Mapped[str] = mapped_column(String(6))
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     alert_id: Mapped[int] = mapped_column(BigId, ForeignKey("alerts.id"), index=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -414,6 +456,8 @@ class Exemption(Base):
     or until it is revoked. Never deleted: revoking keeps the row and says who and why."""
 
     __tablename__ = "exemptions"
+    # the county (GB/T 2260, monitor/regions.py; migration 0026)
+    region: Mapped[str] = mapped_column(String(6))
     id: Mapped[int] = mapped_column(primary_key=True)
     rule_id: Mapped[str] = mapped_column(String(128), index=True)
     scope: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -430,6 +474,8 @@ class Activity(Base):
     """The monitoring log (监察日志): a user's login, logout or handling action."""
 
     __tablename__ = "activity"
+    # the county (GB/T 2260, monitor/regions.py; migration 0026)
+    region: Mapped[str] = mapped_column(String(6))
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     user_id: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -447,6 +493,8 @@ class SpotCheck(Base):
     """A completed case drawn for manual review (抽检), and its result once recorded."""
 
     __tablename__ = "spot_checks"
+    # the county (GB/T 2260, monitor/regions.py; migration 0026)
+    region: Mapped[str] = mapped_column(String(6))
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[str] = mapped_column(String(128))
     department: Mapped[str | None] = mapped_column(String(64))
@@ -577,6 +625,8 @@ class Rating(Base):
     """
 
     __tablename__ = "ratings"
+    # the county (GB/T 2260, monitor/regions.py; migration 0026)
+    region: Mapped[str] = mapped_column(String(6))
     rating_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     case_id: Mapped[str | None] = mapped_column(String(128), index=True)
     item_code: Mapped[str | None] = mapped_column(String(64))
@@ -604,6 +654,8 @@ class Complaint(Base):
     反馈 (GB/T 36113-2018); each stage's time is recorded as it is reached."""
 
     __tablename__ = "complaints"
+    # the county (GB/T 2260, monitor/regions.py; migration 0026)
+    region: Mapped[str] = mapped_column(String(6))
     complaint_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     channel: Mapped[str | None] = mapped_column(String(32))

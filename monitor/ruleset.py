@@ -44,8 +44,9 @@ def record(engine: Engine, rules: list[Rule], at: datetime) -> str | None:
     now = snapshot(rules)
     key = digest(now)
     with engine.begin() as conn:
-        trail.lock(conn)
-        last = conn.scalar(select(TrailEntry.detail).where(TrailEntry.action == ACTION)
+        own = trail.lock(conn).region  # the set is recorded on the store's own chain
+        last = conn.scalar(select(TrailEntry.detail).where(TrailEntry.region == own,
+                                                           TrailEntry.action == ACTION)
                            .order_by(TrailEntry.seq.desc()).limit(1))
         if last and last.get("digest") == key:
             return None

@@ -21,6 +21,7 @@ from sqlalchemy import Connection, CursorResult, Engine, insert, select, update
 from . import lease, trail
 from .masking import mask, mask_value
 from .models import Alert, Run
+from .regionstore import store_region
 from .supervision import Policy, monitors, tell
 from .supervised import change
 from .trail import SYSTEM, Entry
@@ -129,13 +130,14 @@ def rules_alert(engine: Engine, policy: Policy, now: datetime, problem: str) -> 
 def _raise(conn: Connection, policy: Policy, now: datetime, key: str, rule_id: str,
            subject: str, message: str, evidence: dict[str, Any], hint: str) -> None:
     """A red operational alert at tier 2, traced, with a notice to tier 2's monitors."""
-    _, tier2 = monitors(conn)
+    home = store_region(conn)  # a run's alert is the store's own county's
+    _, tier2 = monitors(conn, home)
     row = {"dedupe_key": key, "rule_id": rule_id, "kind": OPERATIONAL, "subject": subject,
            "level": "red", "status": "open", "tier": 2, "action": "alert", "case_id": None,
            "case_ids": [], "actor": None, "department": None, "item_code": None,
            "period": None, "raised_at": now, "updated_at": now, "message": message[:2000],
            "evidence": evidence, "event_ids": [], "rule_version": "1", "assigned_to": tier2,
-           "due_on": policy.due(now, rule_id)}
+           "due_on": policy.due(now, rule_id), "region": home}
     trail.lock(conn)
     alert_id = _new_id(conn.execute(insert(Alert).values(**row)))
     trail.append(conn, now, [Entry("raised", alert_id, SYSTEM, {

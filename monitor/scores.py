@@ -34,6 +34,7 @@ from sqlalchemy import Connection, Engine, or_, select
 from .config import THEMES, Config, ScoreWeights
 from .models import Alert, Item, SpotCheck
 from .report import figures as fg
+from .report import rollup
 from .report.labels import labeler
 from .report.model import Column, Report, Table
 from .report.period import Period
@@ -54,9 +55,9 @@ class Deduction:
 
 
 def deductions(engine: Engine, config: Config, period: Period,
-               department: str | None = None) -> list[Deduction]:
+               department: str | None = None, region: str | None = None) -> list[Deduction]:
     with engine.connect() as conn:
-        return deductions_in(conn, config.scores, config.tz, period, department)
+        return deductions_in(conn, config.scores, config.tz, period, department, region)
 
 
 # findings that are about the scores themselves, not about how a department worked
@@ -68,8 +69,9 @@ NOT_SCORED = ("ranking_last", "data_quality")
 
 
 def deductions_in(conn: Connection, w: ScoreWeights, tz: tzinfo, period: Period,
-                  department: str | None = None) -> list[Deduction]:
-    scope = fg.Scope(period, tz, department)
+                  department: str | None = None, region: str | None = None
+                  ) -> list[Deduction]:
+    scope = fg.Scope(period, tz, department, region)
     d, cur = fg.current(scope)
     out: list[Deduction] = []
     for a in conn.execute(
@@ -106,16 +108,17 @@ def deductions_in(conn: Connection, w: ScoreWeights, tz: tzinfo, period: Period,
 
 
 def ranking(conn: Connection, w: ScoreWeights, tz: tzinfo, period: Period,
-            department: str | None = None, found: list[Deduction] | None = None
-            ) -> list[dict[str, Any]]:
+            department: str | None = None, found: list[Deduction] | None = None,
+            region: str | None = None) -> list[dict[str, Any]]:
     """Each department handling cases with its points per theme, total and rank (equal
-    totals share a rank), best first."""
-    depts = fg.departments(conn, fg.Scope(period, tz, department))
+    totals share a rank), best first; ``region``: those of a county, or of the counties
+    of a city or province."""
+    depts = fg.departments(conn, fg.Scope(period, tz, department, region))
     handling = set(conn.scalars(select(Item.department).distinct()))
     # a department without power items (the county office itself) handles no cases
     depts = {code: name for code, name in depts.items() if code in handling}
     if found is None:
-        found = deductions_in(conn, w, tz, period, department)
+        found = deductions_in(conn, w, tz, period, department, region)
     rows = []
     for code, name in depts.items():
         row: dict[str, Any] = {"department": code, "name": name}
@@ -133,13 +136,17 @@ def ranking(conn: Connection, w: ScoreWeights, tz: tzinfo, period: Period,
 
 def scorecard(engine: Engine, config: Config, period: Period, now: datetime,
               department: str | None = None,
-              titles: Mapping[str, str] | None = None) -> Report:
+              titles: Mapping[str, str] | None = None, region: str | None = None) -> Report:
     """Scores and ranking as a report (tables ``t_scores`` and ``t_deductions``), so it
-    has every format the report has; ``titles`` as for the report's build_report."""
+    has every format the report has; ``titles`` as for the report's build_report;
+    ``region``: a county's, or a city's or province's, which adds the ranking of its
+    counties (``t_region_scores``, monitor/report/rollup.py)."""
     label = labeler(config.language)
-    found = deductions(engine, config, period, department)
+    found = deductions(engine, config, period, department, region)
     with engine.connect() as conn:
-        rows = ranking(conn, config.scores, config.tz, period, department, found)
+        rows = ranking(conn, config.scores, config.tz, period, department, found, region)
+        of_region = (rollup.department_regions(conn, {r["department"]: "" for r in rows})
+                     if rollup.rolls_up(region) else None)
     scores = Table("t_scores", [Column("rank"), Column("department", "text"),
                                 Column("name", "text"), *(Column(t, "num") for t in THEMES),
                                 Column("deductions", "num"), Column("total", "num")], rows)
@@ -152,8 +159,11 @@ def scorecard(engine: Engine, config: Config, period: Period, now: datetime,
                      "case_id": x.case_id or "", "message": x.message} for x in found],
                    names=value_names(config.language, titles))
     rep = Report(label("scores"), period, period.previous(), period.year_before(), department,
-                 now.astimezone(config.tz), config.language, kind="scores")
+                 now.astimezone(config.tz), config.language, kind="scores", region=region)
     rep.tables = {"t_scores": scores, "t_deductions": detail}
+    if of_region is not None:
+        rep.tables = {"t_region_scores": rollup.region_scores_table(
+            rollup.rank_regions(rows, of_region)), **rep.tables}
     rep.summary = {"departments": len(rows), "deductions": round(sum(x.points for x in found), 2)}
     rep.charts = {"trend": []}
     return rep

@@ -48,7 +48,8 @@ def draw(engine: Engine, period: Period, tz, n: int, seed: str, now: datetime,
     lo, hi = period.bounds(tz)
     e = Event.__table__
     first = func.min(e.c.occurred_at)
-    query = (select(e.c.case_id, func.min(e.c.department), func.min(e.c.item_code), first)
+    query = (select(e.c.case_id, func.min(e.c.department), func.min(e.c.item_code), first,
+                    func.min(e.c.region))
              .where(e.c.step == "complete",
                     e.c.department == department if department else and_(True))
              .group_by(e.c.case_id).having(and_(first >= lo, first < hi))
@@ -62,12 +63,12 @@ def draw(engine: Engine, period: Period, tz, n: int, seed: str, now: datetime,
         known = set(conn.scalars(select(SpotCheck.case_id).where(
             SpotCheck.case_id.in_([r[0] for r in picked])))) if picked else set()
         out, changes = [], []
-        for case_id, dept, item, at in picked:
+        for case_id, dept, item, at, region in picked:
             if case_id not in known:
                 row = {"case_id": case_id, "department": dept, "item_code": item,
                        "completed_at": aware(at), "period": period.label, "seed": str(seed),
                        "drawn_at": now}
-                row_id = conn.execute(insert(SpotCheck).values(**row)
+                row_id = conn.execute(insert(SpotCheck).values(**row, region=region)
                                       .returning(SpotCheck.id)).scalar_one()
                 changes.append(change("spot_checks", row_id, row, new=True))
             out.append(Drawn(case_id, dept, item, aware(at), case_id not in known))

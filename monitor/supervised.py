@@ -73,6 +73,7 @@ SUPERVISED: dict[str, Spec] = {
     "grants": Spec(Grant, ("user_id", "kind", "roles", "department", "status", "decided_by")),
 }
 BASELINE_CHUNK = 1000  # rows per baseline entry
+REPLAY_CHUNK = 5000  # trail entries read at a time by replay()
 MAX_PROBLEMS = 50      # lines reported; the rest counted
 
 
@@ -121,7 +122,7 @@ def update(conn: Connection, table: str, row_id: int | str, **values: Any) -> di
 
 
 def _state_since(conn: Connection) -> int | None:
-    return conn.scalar(select(TrailHead.state_since).where(TrailHead.id == trail.HEAD_ID))
+    return conn.scalar(select(TrailHead.state_since).where(trail.HOME))
 
 
 def ensure_baseline(engine: Engine, at: datetime) -> int:
@@ -143,7 +144,7 @@ def ensure_baseline(engine: Engine, at: datetime) -> int:
                                                "baseline": True} for r in chunk]))
                 rows += len(chunk)
         trail.append(conn, at, entries)
-        conn.execute(sql_update(TrailHead).where(TrailHead.id == trail.HEAD_ID)
+        conn.execute(sql_update(TrailHead).where(trail.HOME)
                      .values(state_since=head.seq))
     return rows
 
@@ -186,19 +187,21 @@ class Replayed:
 
 
 def replay(engine: Engine) -> Replayed:
-    """Fold the state payloads of the whole trail, oldest first."""
+    """Fold the state payloads of the whole trail, each region's chain oldest first (a
+    row's changes are all on its region's chain)."""
     out = Replayed()
     with engine.connect() as conn:
-        last = -1
-        while True:
-            batch = conn.execute(select(TrailEntry.seq, TrailEntry.detail)
-                                 .where(TrailEntry.seq > last).order_by(TrailEntry.seq)
-                                 .limit(5000)).all()
-            for entry in batch:
-                out.visit(entry)
-            if len(batch) < 5000:
-                break
-            last = batch[-1].seq
+        for region in trail.regions(conn):
+            last = -1
+            while True:
+                batch = conn.execute(select(TrailEntry.seq, TrailEntry.detail)
+                                     .where(TrailEntry.region == region, TrailEntry.seq > last)
+                                     .order_by(TrailEntry.seq).limit(REPLAY_CHUNK)).all()
+                for entry in batch:
+                    out.visit(entry)
+                if len(batch) < REPLAY_CHUNK:
+                    break
+                last = batch[-1].seq
     return out
 
 

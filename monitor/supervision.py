@@ -29,6 +29,7 @@ from .authz import TIER1, TIER2, Actor
 from .calendar import WorkCalendar
 from .errors import InvalidTransition, NotAllowed, NotFound, did_you_mean, usage
 from .models import Alert, Department, Disposition, SupervisionOrder, User
+from .regionstore import region_of_alert
 from .notices import sms
 from .outbox import Outgoing, enqueue_many
 from .supervised import change, update as traced_update
@@ -93,16 +94,19 @@ def policy_for(config, rules=()) -> Policy:
                   quiet_hours=config.notify.quiet_hours, digest_at=config.notify.digest_at)
 
 
-def monitors(conn: Connection) -> tuple[dict[str, list[str]], list[str]]:
-    """(department → its tier-1 monitors, tier-2 monitors), user ids sorted."""
+def monitors(conn: Connection, region: str | None = None
+             ) -> tuple[dict[str, list[str]], list[str]]:
+    """(department → its tier-1 monitors, tier-2 monitors), user ids sorted. ``region``:
+    only the tier-2 monitors of that region, the county office an alert of the county
+    goes to (a city's office reads its counties' alerts but is assigned none)."""
     tier1: dict[str, list[str]] = {}
     tier2: list[str] = []
-    for uid, dept, roles in conn.execute(select(User.id, User.department, User.roles)
-                                         .order_by(User.id)):
+    for uid, dept, roles, own in conn.execute(
+            select(User.id, User.department, User.roles, User.region).order_by(User.id)):
         roles = roles or []
         if TIER1 in roles and dept:
             tier1.setdefault(dept, []).append(uid)
-        if TIER2 in roles:
+        if TIER2 in roles and region in (None, own):
             tier2.append(uid)
     return tier1, tier2
 
@@ -111,11 +115,14 @@ def monitors(conn: Connection) -> tuple[dict[str, list[str]], list[str]]:
 
 
 def assign(rows: list[dict[str, Any]], conn: Connection, policy: Policy, at: datetime) -> None:
-    """Fill in assignment and deadline of new alert rows before they are inserted."""
-    tier1, tier2 = monitors(conn)
+    """Fill in assignment and deadline of new alert rows (with their region) before they
+    are inserted."""
+    tier1, _ = monitors(conn)
+    tier2 = {region: monitors(conn, region)[1] for region in {r["region"] for r in rows
+                                                               if r.get("kind") in TIER2_KINDS}}
     for row in rows:
         if row.get("kind") in TIER2_KINDS:
-            row["tier"], row["assigned_to"] = 2, list(tier2)
+            row["tier"], row["assigned_to"] = 2, list(tier2[row["region"]])
         else:
             row["assigned_to"] = tier1.get(row["department"] or "", [])
         row["due_on"] = policy.due(at, row["rule_id"])
@@ -170,7 +177,8 @@ def begin_action(conn: Connection, alert_id: int, by: str, action: str,
                  channel: str | None = None, verb: str | None = None) -> tuple[Any, Any]:
     """Lock the trail, then (user, alert) if ``by`` may do ``action`` (monitor/authz.py)
     on the alert; else refuse."""
-    trail.lock(conn)  # first: serialises appenders, and the state read below stays current
+    trail.lock_alert(conn, alert_id)  # first: serialises the appenders of its region,
+    # and the state read below stays current
     user = _user(conn, by)
     alert = _alert(conn, alert_id)
     authz.check(Actor.of_user(user, channel or "cli"), action, alert, verb)
@@ -241,7 +249,7 @@ def resolve(engine: Engine, alert_id: int, by: str, at: datetime, disposition: s
         text = _note(note, alert, "resolve")
         row = {"alert_id": alert.id, "at": at, "by_user": by, "tier": alert.tier,
                "kind": disposition, "note": text}
-        d_id = conn.execute(insert(Disposition).values(**row)
+        d_id = conn.execute(insert(Disposition).values(**row, region=region_of_alert(alert.id))
                             .returning(Disposition.id)).scalar_one()
         states = [change("dispositions", d_id, row, new=True),
                   traced_update(conn, "alerts", alert.id, status="resolved",
@@ -320,7 +328,8 @@ def issue_order(conn: Connection, policy: Policy, alert: Any, by: str, at: datet
     due = policy.due(at, alert.rule_id)
     row = {"alert_id": alert.id, "issued_at": at, "issued_by": by, "reason": reason,
            "to_users": to, "due_on": due, "note": note}
-    order_id = conn.execute(insert(SupervisionOrder).values(**row)
+    order_id = conn.execute(insert(SupervisionOrder).values(**row,
+                                                            region=region_of_alert(alert.id))
                             .returning(SupervisionOrder.id)).scalar_one()
     values: dict[str, Any] = {"tier": 2, "status": "open", "due_on": due, "assigned_to": to,
                               "reminded_at": None}

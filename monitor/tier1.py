@@ -39,6 +39,7 @@ from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from . import trail
 from .errors import InvalidTransition, NotFound, did_you_mean
+from .regionstore import alert_regions
 from .models import Alert, AlertNotice, Department, Event, User
 from .notices import digest, sms
 from .supervision import Policy, tell, tell_many
@@ -144,7 +145,8 @@ def notify(conn: Connection, policy: Policy, at: datetime, items: list[Tell]) ->
             groups.setdefault((user, monitor, mode), []).append(item)
         rows.append({"alert_id": alert_id, "level": level, "recipient": user, "at": at,
                      "reason": item.reason if monitor else "handler", "mode": mode})
-    conn.execute(insert(AlertNotice), rows)
+    of_alert = alert_regions(conn, (r["alert_id"] for r in rows))
+    conn.execute(insert(AlertNotice), [{**r, "region": of_alert[r["alert_id"]]} for r in rows])
     return tell_many(conn, policy, at, [
         (group[0].alert_id, [user], *_text(policy, group, monitor, names),
          held if mode == "held" else None)

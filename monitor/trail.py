@@ -4,15 +4,23 @@ the one before it.
 An entry's hash is SHA-256 (or SM3, the ``audit.hash`` setting: monitor/chainhash.py) over
 a canonical JSON serialisation of its fields (keys
 sorted, no whitespace, UTF-8, timestamps as ISO 8601 UTC with microseconds) including the
-previous entry's hash; the first entry chains to the hash of a fixed seed (:data:`GENESIS`
-for SHA-256). The chain records its hash function in ``trail_head.algorithm``: chosen while
-the trail is empty (:func:`adopt`), never changed after. ``channel`` (how a
+previous entry's hash. The chain records its hash function in ``trail_head.algorithm``:
+chosen while the trail is empty (:func:`adopt`), never changed after. ``channel`` (how a
 person acted: ``web``, ``api``, ``cli``; migration 0011) is one of those fields only when
 it is set: entries written before it existed, and the program's own, have none and hash
-exactly as they always did, while setting or clearing it on any entry breaks the chain. ``trail_head`` holds the
-newest entry's sequence number and hash: every append locks that row first (so appends
-are serialised on every backend) and moves it in the same transaction as the state change
-the entry records.
+exactly as they always did, while setting or clearing it on any entry breaks the chain.
+
+There is one chain per region (migration 0027; docs/scale.md): ``trail`` is keyed
+``(region, seq)`` and ``trail_head`` holds one row per region, the newest entry's number
+and hash. An append locks its region's head row first (appends to one region are
+serialised on every backend, appends to two regions never wait on each other) and moves
+it in the same transaction as the state change the entry records. The region is not
+among the hashed fields: it is bound in through the chain's genesis. A chain begun for a
+region chains to the hash of the seed and the region's code (``chainhash.genesis``), so a
+chain relabelled as another region's fails at entry 1; the store's own chain (the
+deployment's region, ``home``: where an :class:`Entry` naming no region goes) chains to
+the hash of the seed alone (:data:`GENESIS` for SHA-256), as every chain did before, so a
+single county's hashes and anchors are what they always were.
 
 :func:`verify` recomputes the chain: an entry edited, deleted or inserted behind the
 program's back (plain SQL) breaks it, and the first broken entry is reported.
@@ -28,19 +36,27 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from . import chainhash, lease
+from . import chainhash, lease, regions as codes
 from .masking import mask_value
-from .errors import MonitorError
-from .models import TrailEntry, TrailHead
+from .errors import MonitorError, UsageProblem
+from .models import Alert, TrailEntry, TrailHead
 
 GENESIS = hashlib.sha256(chainhash.GENESIS_SEED).hexdigest()
 SYSTEM = "system"  # the actor of entries the program itself makes (raised, escalated …)
-HEAD_ID = 1
+UNNAMED = codes.UNNAMED  # the store's own chain before config.yaml names its region
+HOME = TrailHead.home.is_(True)  # the store's own chain: the deployment's region
+ALERT_CHUNK = 5000  # alert ids looked up at a time for their regions
 
 
 class TrailBroken(MonitorError):
     """``audit verify`` found an entry that does not follow from the one before it."""
+
+
+class ChainRegionError(MonitorError):
+    """A region's chain cannot be named or begun as asked (config.yaml's ``region``)."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +71,9 @@ class Entry:
     # supervised rows this entry changes (monitor/supervised.py ``change``): stored in
     # ``detail["state"]``, so the trail can be replayed into the state it claims
     changes: list[dict[str, Any]] = field(default_factory=list)
+    # the chain it goes on: the region of the rows it changes; None: the store's own
+    # chain (the deployment's region), so a single county never names one
+    region: str | None = None
 
     def stored_detail(self) -> dict[str, Any]:
         return {**self.detail, "state": self.changes} if self.changes else self.detail
@@ -84,51 +103,123 @@ def entry_hash(seq: int, at: datetime, alert_id: int | None, action: str, actor:
 
 @dataclass(frozen=True)
 class Head:
-    """The trail's head row: the newest entry's number and hash, and the chain's hash."""
+    """A region's head row: the newest entry's number and hash, the chain's hash function
+    and what its entry 1 chains to."""
 
     seq: int
     hash: str
     algorithm: str
+    region: str = UNNAMED
+    genesis: str = GENESIS
 
 
-def _head(conn: Connection) -> Head:
-    row = conn.execute(select(TrailHead.seq, TrailHead.hash, TrailHead.algorithm)
-                       .where(TrailHead.id == HEAD_ID)).one_or_none()
+def _which(region: str | None):
+    return HOME if region is None else TrailHead.region == region
+
+
+def _head(conn: Connection, region: str | None = None) -> Head:
+    row = conn.execute(select(TrailHead.seq, TrailHead.hash, TrailHead.algorithm,
+                              TrailHead.region, TrailHead.genesis)
+                       .where(_which(region))).one_or_none()
     if row is None:
-        raise TrailBroken("the trail has no head row: it was deleted behind the program's back")
-    return Head(row.seq, row.hash, row.algorithm)
+        raise TrailBroken(
+            "the trail has no head row: it was deleted behind the program's back"
+            if region is None else f"region {region} has no trail chain")
+    return Head(row.seq, row.hash, row.algorithm, row.region, row.genesis)
 
 
-def head_of(engine: Engine) -> Head:
-    """The head row as it is (not verified: :func:`verify` does that)."""
+def head_of(engine: Engine, region: str | None = None) -> Head:
+    """A region's head row (None: the store's own chain) as it is (not verified:
+    :func:`verify` does that)."""
     with engine.connect() as conn:
-        return _head(conn)
+        return _head(conn, region)
 
 
-def lock(conn: Connection) -> Head:
-    """Take the trail's write lock (the head row) and return it.
+def head_for(engine: Engine, region: str | None) -> Head:
+    """The head a county's report names: its region's chain's, or entry #0 at its genesis
+    while it has none; None: the store's own chain's."""
+    with engine.connect() as conn:
+        if region is None or conn.scalar(select(TrailHead.region)
+                                         .where(TrailHead.region == region)):
+            return _head(conn, region)
+        algorithm = _head(conn).algorithm
+    genesis = chainhash.genesis(algorithm, region)
+    return Head(0, genesis, algorithm, region, genesis)
+
+
+def regions(conn: Connection) -> list[str]:
+    """The regions that have a chain, the store's own first."""
+    return list(conn.scalars(select(TrailHead.region)
+                             .order_by(TrailHead.home.desc(), TrailHead.region)))
+
+
+def _begin_chain(conn: Connection, region: str) -> None:
+    """A head row for a region that has no chain yet: its genesis is bound to the region,
+    its hash function is the store's own chain's. Two transactions beginning the same
+    region's chain make one row (the second waits for the first, then finds it)."""
+    reason = codes.problem(region)
+    if reason:
+        raise ChainRegionError(reason)
+    algorithm = _head(conn).algorithm
+    genesis = chainhash.genesis(algorithm, region)
+    values = {"region": region, "seq": 0, "hash": genesis, "algorithm": algorithm,
+              "genesis": genesis, "home": False}
+    if conn.dialect.name == "postgresql":
+        conn.execute(pg_insert(TrailHead).values(values).on_conflict_do_nothing())
+    else:
+        conn.execute(sqlite_insert(TrailHead).values(values).on_conflict_do_nothing())
+
+
+def lock(conn: Connection, region: str | None = None) -> Head:
+    """Take a region's write lock (its head row; None: the store's own chain) and return
+    the head, beginning the region's chain if it has none.
 
     Call it first in a transaction that will append: on SQLite the write lock is then taken
-    before anything is read, on PostgreSQL concurrent appenders wait here in turn.
+    before anything is read, on PostgreSQL concurrent appenders to the same region wait
+    here in turn, and appenders to other regions do not wait at all.
     """
-    conn.execute(update(TrailHead).where(TrailHead.id == HEAD_ID)
-                 .values(seq=TrailHead.seq))
-    return _head(conn)
+    touch = update(TrailHead).where(_which(region)).values(seq=TrailHead.seq)
+    if conn.execute(touch).rowcount == 0:
+        if region is None:
+            raise TrailBroken("the trail has no head row: it was deleted behind the "
+                              "program's back")
+        _begin_chain(conn, region)
+        conn.execute(touch)
+    return _head(conn, region)
 
 
-def adopt(engine: Engine, algorithm: str) -> None:
-    """Make ``algorithm`` (the ``audit.hash`` setting) the chain's hash function.
+def lock_alert(conn: Connection, alert_id: int) -> Head:
+    """Take the write lock an action on one alert needs, first in its transaction: on
+    PostgreSQL the head of the alert's region's chain, where its entries go, so actions on
+    two counties' alerts never wait on each other; on SQLite, which has one writer at a
+    time whatever the chains, the store's own head (:func:`lock`), so the write lock is
+    taken before anything is read."""
+    if conn.dialect.name != "postgresql":
+        return lock(conn)
+    return lock(conn, conn.scalar(select(Alert.region).where(Alert.id == alert_id)))
 
-    A trail with no entries takes it (its head moves to that function's genesis hash); a
-    trail with entries keeps the one it was started with, and a different setting is an
-    error rather than a silent mix: one chain, one hash function.
+
+def adopt(engine: Engine, algorithm: str, region: str | None = None) -> None:
+    """Make ``algorithm`` (the ``audit.hash`` setting) the hash function of the store's own
+    chain, and ``region`` (config.yaml's ``region``) its region.
+
+    A chain with no entries takes the hash function (its head moves to that function's
+    genesis hash); a chain with entries keeps the one it was started with, and a different
+    setting is an error rather than a silent mix: one chain, one hash function.
+
+    The store's own chain is ``000000`` (not yet named) until a region is configured, and
+    then takes that code, entries and all, once: its genesis is bound to no region, so the
+    hashes do not change. A chain named already is never renamed (an error).
     """
     genesis = chainhash.genesis(algorithm)  # fails early where SM3 is not available
     with engine.connect() as conn:  # the usual case reads only: no write lock taken
-        if _head(conn).algorithm == algorithm:
+        head = _head(conn)
+        if head.algorithm == algorithm and region in (None, head.region):
             return
     with engine.begin() as conn:
         head = lock(conn)
+        if region not in (None, head.region):
+            _name_home(conn, head, region)
         if head.algorithm == algorithm:
             return
         if head.seq:
@@ -136,36 +227,88 @@ def adopt(engine: Engine, algorithm: str) -> None:
                 f"the trail is chained with {head.algorithm} and has {head.seq:,} entries; "
                 f"audit.hash: {algorithm} applies only to a new trail (set it back to "
                 f"{head.algorithm})")
-        conn.execute(update(TrailHead).where(TrailHead.id == HEAD_ID)
-                     .values(hash=genesis, algorithm=algorithm))
+        conn.execute(update(TrailHead).where(HOME)
+                     .values(hash=genesis, genesis=genesis, algorithm=algorithm))
 
 
-def append(conn: Connection, at: datetime, entries: list[Entry]) -> list[int]:
-    """Append ``entries`` (in order) in the caller's transaction; their sequence numbers.
+def _name_home(conn: Connection, head: Head, region: str) -> None:
+    if head.region != UNNAMED:
+        raise ChainRegionError(
+            f"config.yaml's region is {region}, but this store's trail is region "
+            f"{head.region}'s: a store keeps the region it was named with (set region: "
+            f"{head.region})")
+    if conn.scalar(select(TrailHead.region).where(TrailHead.region == region)):
+        raise ChainRegionError(
+            f"config.yaml's region is {region}, which already has its own trail chain in "
+            "this store: the store's own chain (000000) cannot take its code")
+    conn.execute(update(TrailEntry).where(TrailEntry.region == UNNAMED).values(region=region))
+    conn.execute(update(TrailHead).where(HOME).values(region=region))
 
-    This is the one path by which anything reaches the trail. A change to a supervised row
-    (monitor/supervised.py ``SUPERVISED``) must be written in the same transaction and ride
-    on its entry's ``changes``; ``audit verify`` replays them against the tables.
-    """
-    if not entries:
-        return []
-    lease.fence(conn)  # a runner that lost its lease writes no more entries
-    head = lock(conn)
-    seq, prev = head.seq, head.hash
+
+def _chain(conn: Connection, head: Head, at: datetime, entries: list[Entry]) -> list[int]:
+    """Append ``entries`` to the chain of ``head`` (locked by the caller)."""
+    region, seq, prev = head.region, head.seq, head.hash
     rows: list[dict[str, Any]] = []
-    entries = [replace(e, detail=mask_value(e.detail)) for e in entries]  # no secret kept
     for e in entries:
         seq += 1
         detail = e.stored_detail()
         digest = entry_hash(seq, at, e.alert_id, e.action, e.actor, detail, prev, e.channel,
                             head.algorithm)
-        rows.append({"seq": seq, "at": at, "alert_id": e.alert_id, "action": e.action,
-                     "actor": e.actor, "detail": detail, "prev_hash": prev, "hash": digest,
-                     "channel": e.channel})
+        rows.append({"region": region, "seq": seq, "at": at, "alert_id": e.alert_id,
+                     "action": e.action, "actor": e.actor, "detail": detail,
+                     "prev_hash": prev, "hash": digest, "channel": e.channel})
         prev = digest
     conn.execute(insert(TrailEntry), rows)
-    conn.execute(update(TrailHead).where(TrailHead.id == HEAD_ID).values(seq=seq, hash=prev))
+    conn.execute(update(TrailHead).where(TrailHead.region == region)
+                 .values(seq=seq, hash=prev))
     return [r["seq"] for r in rows]
+
+
+def _alert_regions(conn: Connection, entries: list[Entry]) -> dict[int | None, str]:
+    """The region of each alert an entry naming no region is about: its entry goes on
+    that region's chain (the alert's rows are that region's)."""
+    ids = sorted({e.alert_id for e in entries if e.region is None and e.alert_id is not None})
+    found: dict[int | None, str] = {}
+    for start in range(0, len(ids), ALERT_CHUNK):
+        found.update(conn.execute(select(Alert.id, Alert.region).where(
+            Alert.id.in_(ids[start:start + ALERT_CHUNK]))).tuples().all())
+    return found
+
+
+def append(conn: Connection, at: datetime, entries: list[Entry]) -> list[int]:
+    """Append ``entries`` in the caller's transaction, each to its region's chain (in
+    order within it); their sequence numbers, each within its region.
+
+    This is the one path by which anything reaches the trail. A change to a supervised row
+    (monitor/supervised.py ``SUPERVISED``) must be written in the same transaction and ride
+    on its entry's ``changes``; ``audit verify`` replays them against the tables. An entry
+    naming no region goes on its alert's region's chain when it is about an alert, else on
+    the store's own. Only the head rows of the regions appended to are locked: the store's
+    own first when an entry goes there (on SQLite, whenever one names no region), then the
+    others in code order.
+    """
+    if not entries:
+        return []
+    lease.fence(conn)  # a runner that lost its lease writes no more entries
+    entries = [replace(e, detail=mask_value(e.detail)) for e in entries]  # no secret kept
+    # SQLite has one writer whatever the chains: take its write lock before reading
+    first = conn.dialect.name != "postgresql" and any(e.region is None for e in entries)
+    home = lock(conn) if first else None
+    of_alert = _alert_regions(conn, entries)
+    if home is None and any(e.region is None and e.alert_id not in of_alert for e in entries):
+        home = lock(conn)
+    own = home.region if home else None  # where an entry naming no region goes
+    chains: dict[str, list[int]] = {}
+    for i, e in enumerate(entries):
+        chains.setdefault(e.region or of_alert.get(e.alert_id) or own or UNNAMED,
+                          []).append(i)
+    seqs = [0] * len(entries)
+    for region in sorted(chains, key=lambda r: (r != own, r)):  # the store's own first
+        head = home if home and region == own else lock(conn, region)
+        positions = chains[region]
+        for i, seq in zip(positions, _chain(conn, head, at, [entries[i] for i in positions])):
+            seqs[i] = seq
+    return seqs
 
 
 @dataclass(frozen=True)
@@ -173,12 +316,14 @@ class Verified:
     entries: int
     head: str
     algorithm: str = chainhash.DEFAULT
+    region: str = UNNAMED
 
 
-def _rows(conn: Connection, chunk: int = 5000) -> Iterator[Any]:
+def _rows(conn: Connection, region: str, chunk: int = 5000) -> Iterator[Any]:
     last = -1
     while True:
-        batch = conn.execute(select(TrailEntry).where(TrailEntry.seq > last)
+        batch = conn.execute(select(TrailEntry).where(TrailEntry.region == region,
+                                                      TrailEntry.seq > last)
                              .order_by(TrailEntry.seq).limit(chunk)).all()
         yield from batch
         if len(batch) < chunk:
@@ -186,15 +331,26 @@ def _rows(conn: Connection, chunk: int = 5000) -> Iterator[Any]:
         last = batch[-1].seq
 
 
-def verify(engine: Engine, visit: Callable[[Any], None] | None = None) -> Verified:
-    """Recompute the whole chain; :class:`TrailBroken` names the first broken entry.
-    ``visit`` sees each entry once it is checked (the state replay folds them in the same
-    pass: monitor/supervised.py)."""
+def _start(head: Head) -> str:
+    """What entry 1 of a chain must chain to: its recorded genesis, which must be its hash
+    function's, bound to its own region or (the store's own chain, an imported county's)
+    to none. A chain relabelled as another region's, or as another hash function's, begins
+    nowhere: then the unbound genesis, which its entry 1 does not chain to."""
+    allowed = (chainhash.genesis(head.algorithm),
+               chainhash.genesis(head.algorithm, head.region))
+    return head.genesis if head.genesis in allowed else allowed[0]
+
+
+def verify(engine: Engine, visit: Callable[[Any], None] | None = None,
+           region: str | None = None) -> Verified:
+    """Recompute one region's chain (None: the store's own); :class:`TrailBroken` names
+    the first broken entry. ``visit`` sees each entry once it is checked (the state replay
+    folds them in the same pass: monitor/supervised.py)."""
     with engine.connect() as conn:
-        recorded = _head(conn)
-        algorithm = recorded.algorithm
-        expected_seq, prev, count = 1, chainhash.genesis(algorithm), 0
-        for row in _rows(conn):
+        recorded = _head(conn, region)
+        algorithm, region = recorded.algorithm, recorded.region
+        expected_seq, prev, count = 1, _start(recorded), 0
+        for row in _rows(conn, region):
             where = f"trail entry #{row.seq} ({row.action}, alert {row.alert_id})"
             if row.seq < expected_seq:
                 raise TrailBroken(f"{where} comes before entry #{expected_seq}: inserted "
@@ -213,32 +369,69 @@ def verify(engine: Engine, visit: Callable[[Any], None] | None = None) -> Verifi
                 visit(row)
             prev, expected_seq, count = row.hash, expected_seq + 1, count + 1
         head = conn.execute(select(TrailHead.seq, TrailHead.hash)
-                            .where(TrailHead.id == HEAD_ID)).one_or_none()
+                            .where(TrailHead.region == region)).one_or_none()
     if head is None:
         raise TrailBroken("the trail has no head row: it was deleted behind the program's back")
     if (head.seq, head.hash) != (count, prev):
         raise TrailBroken(f"the trail ends at entry #{count} but its head records entry "
                           f"#{head.seq}: the newest entries were deleted or added behind "
                           "the program's back")
-    return Verified(count, prev, algorithm)
+    return Verified(count, prev, algorithm, region)
+
+
+def verify_all(engine: Engine, visit: Callable[[Any], None] | None = None,
+               only: Sequence[str] = ()) -> list[Verified]:
+    """Recompute the chain of every region that has one (or of the regions ``only``
+    names), the store's own first; one :class:`Verified` per chain. A failure names its
+    region when the store has more than one chain or regions were named; entries of a
+    region with no head row are a failure too."""
+    with engine.connect() as conn:
+        chains = regions(conn)
+        if not only:  # every entry must be on some chain that has a head
+            stray = conn.scalars(select(TrailEntry.region).distinct().where(
+                TrailEntry.region.not_in(chains))).all() if chains else []
+            if stray:
+                raise TrailBroken(f"region {stray[0]} has trail entries but no head row: "
+                                  "its head was deleted behind the program's back")
+    for code in only:
+        if code not in chains:
+            raise UsageProblem("--region", code, "region with a trail chain in this store",
+                               chains)
+    named = bool(only) or len(chains) > 1
+    out = []
+    for code in (list(only) or chains):
+        try:
+            out.append(verify(engine, visit, code))
+        except TrailBroken as exc:
+            if not named:
+                raise
+            raise TrailBroken(f"region {code}: {exc}") from None
+    return out
 
 
 def check_entries(engine: Engine, entries: Sequence[Any]) -> str | None:
     """Check some entries (one alert's history) without walking the whole chain: each one's
-    content must match its hash and its ``prev_hash`` the hash of the entry before it.
-    ``None`` when they hold, else the first problem, worded as :func:`verify` words it."""
+    content must match its hash and its ``prev_hash`` the hash of the entry before it on
+    its region's chain. ``None`` when they hold, else the first problem, worded as
+    :func:`verify` words it."""
     if not entries:
         return None
+    heads: dict[str, Head] = {}
+    before: dict[tuple[str, int], str] = {}
     with engine.connect() as conn:
-        algorithm = _head(conn).algorithm
-        before = dict(conn.execute(select(TrailEntry.seq, TrailEntry.hash).where(
-            TrailEntry.seq.in_([e.seq - 1 for e in entries if e.seq > 1]))).tuples().all())
+        for code in {e.region for e in entries}:
+            heads[code] = _head(conn, code)
+            seqs = [e.seq - 1 for e in entries if e.region == code and e.seq > 1]
+            before.update(((code, seq), h) for seq, h in conn.execute(
+                select(TrailEntry.seq, TrailEntry.hash).where(
+                    TrailEntry.region == code, TrailEntry.seq.in_(seqs))).tuples())
     for e in entries:
+        head = heads[e.region]
         where = f"trail entry #{e.seq} ({e.action}, alert {e.alert_id})"
         if entry_hash(e.seq, e.at, e.alert_id, e.action, e.actor, e.detail, e.prev_hash,
-                      e.channel, algorithm) != e.hash:
+                      e.channel, head.algorithm) != e.hash:
             return f"{where} was changed: its content no longer matches its hash"
-        expected = chainhash.genesis(algorithm) if e.seq == 1 else before.get(e.seq - 1)
+        expected = _start(head) if e.seq == 1 else before.get((e.region, e.seq - 1))
         if e.prev_hash != expected:
             return (f"{where} does not chain to entry #{e.seq - 1}: inserted or rewritten "
                     "behind the program's back")
@@ -246,7 +439,7 @@ def check_entries(engine: Engine, entries: Sequence[Any]) -> str | None:
 
 
 def history(engine: Engine, alert_id: int) -> list[Any]:
-    """Every trail entry of one alert, oldest first."""
+    """Every trail entry of one alert, oldest first (on its region's chain)."""
     with engine.connect() as conn:
         return list(conn.execute(select(TrailEntry).where(TrailEntry.alert_id == alert_id)
-                                 .order_by(TrailEntry.seq)))
+                                 .order_by(TrailEntry.region, TrailEntry.seq)))

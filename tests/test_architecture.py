@@ -57,7 +57,8 @@ CLOCK_READS_WITHOUT_ARGUMENTS = {  # these read the clock only when given no tim
 # module (or package) → the project modules it may import, besides its own package's
 LOW_LAYERS = {
     "monitor.config": ("monitor.errors", "monitor.yamlsrc", "monitor.calendar",
-                       "monitor.crontab", "monitor.sinks", "monitor.masking"),
+                       "monitor.crontab", "monitor.sinks", "monitor.masking",
+                       "monitor.regions"),
     "monitor.sinks": ("monitor.errors", "monitor.notices", "monitor.masking"),
 }
 

@@ -265,13 +265,18 @@ def _tamper_delete_last(conn):
     conn.execute(delete(TrailEntry).where(TrailEntry.seq == 6))
 
 
+def last_region(conn):
+    """The chain the forger writes into: the store's own (one county, one chain)."""
+    return conn.scalar(select(TrailEntry.region).limit(1))
+
+
 def _tamper_insert(conn):
     """A forged entry in the middle: a correct hash over a made-up predecessor."""
     prev = "f" * 64
     at = datetime(2025, 10, 9, tzinfo=timezone.utc)
     conn.execute(update(TrailEntry).where(TrailEntry.seq == 6).values(seq=7))
     conn.execute(insert(TrailEntry).values(
-        seq=6, at=at, alert_id=1, action="resolved", actor="m4", detail={}, prev_hash=prev,
+        region=last_region(conn), seq=6, at=at, alert_id=1, action="resolved", actor="m4", detail={}, prev_hash=prev,
         hash=entry_hash(6, at, 1, "resolved", "m4", {}, prev)))
 
 
@@ -280,7 +285,7 @@ def _tamper_append(conn):
     last = conn.execute(select(TrailEntry).order_by(TrailEntry.seq.desc()).limit(1)).one()
     at = datetime(2025, 10, 9, tzinfo=timezone.utc)
     conn.execute(insert(TrailEntry).values(
-        seq=7, at=at, alert_id=1, action="confirmed", actor="k1", detail={},
+        region=last.region, seq=7, at=at, alert_id=1, action="confirmed", actor="k1", detail={},
         prev_hash=last.hash, hash=entry_hash(7, at, 1, "confirmed", "k1", {}, last.hash)))
 
 

@@ -559,3 +559,39 @@ def test_the_api_releases_a_hold_as_the_cli_does(app, county, role, want):
                            ).status_code == 409
     else:
         assert status == "held" and channels == []
+
+
+def test_a_city_office_sees_its_counties_rolled_up_and_no_other_city(app, county):
+    """Issue 21: the board and the reports page of a city office (a tier-2 user whose
+    region is a city's code) cover its counties, with the counties ranked; a county
+    office of another county is refused the city's report and sees none of its alerts."""
+    from sqlalchemy import update
+
+    from monitor.models import User
+    from monitor.regionstore import adopt_region
+
+    assert adopt_region(county.engine, "330102")
+    with county.engine.begin() as conn:
+        conn.execute(update(User).where(User.id == USER_OF["tier2"]).values(region="330100"))
+    client, _ = client_as(app, county, "tier2")
+    page = client.get("/reports?period=2025-09")
+    assert page.status_code == 200
+    assert 'id="t_regions"' in page.text and 'id="t_region_scores"' in page.text
+    assert ">330102<" in page.text.split('id="t_regions"', 1)[1].split("</table>", 1)[0]
+    assert client.get("/reports?period=2025-09&region=330102").status_code == 200
+    assert client.get("/reports?period=2025-09&region=330203").status_code == 403
+    assert client.get("/reports?period=2025-09&region=3302").status_code == 400
+    assert f'href="/alerts/{county.alert}"' in client.get("/alerts").text
+    # one county under the city, on the board and the lists as on the reports page
+    assert f'href="/alerts/{county.alert}"' in client.get("/alerts?region=330102").text
+    assert f'href="/alerts/{county.alert}"' not in client.get("/alerts?region=330106").text
+    assert client.get("/board?region=330102").status_code == 200
+    assert client.get("/queue?region=330203").status_code == 403
+    assert client.get("/board?region=33").status_code == 400
+    with county.engine.begin() as conn:
+        conn.execute(update(User).where(User.id == USER_OF["tier2"]).values(region="330203"))
+    client, _ = client_as(app, county, "tier2")
+    assert client.get("/reports?period=2025-09&region=330100").status_code == 403
+    listed = client.get("/alerts")
+    assert listed.status_code == 200 and f'href="/alerts/{county.alert}"' not in listed.text
+    assert client.get(f"/alerts/{county.alert}").status_code == 403

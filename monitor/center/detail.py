@@ -71,7 +71,7 @@ def alert_view(engine: Engine, config: Config, rules: list[Rule], actor: Actor,
         authz.check(actor, authz.READ, alert)
         dept = conn.scalar(select(Department.name).where(Department.code == alert.department))
         history = conn.execute(select(TrailEntry).where(TrailEntry.alert_id == alert_id)
-                               .order_by(TrailEntry.seq)).all()
+                               .order_by(TrailEntry.region, TrailEntry.seq)).all()
         dispositions = conn.execute(select(Disposition).where(Disposition.alert_id == alert_id)
                                     .order_by(Disposition.id)).all()
         orders = conn.execute(select(SupervisionOrder).where(

@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Engine, false, func, select, true
+from sqlalchemy import Engine, and_, false, func, select, true
 
 from .. import authz
 from ..alerts import ALERT_FIELDS
 from ..authz import Actor
 from ..calendar import WorkCalendar
 from ..models import Alert, Department
+from ..regionstore import in_region, region_column
 from ..supervision import ACTIVE
 
 LEVELS = ("warning", "yellow", "red")
@@ -53,11 +54,14 @@ class Page:
 
 
 def visible(column, actor: Actor):
-    """A WHERE clause: the rows of departments ``actor`` may see (monitor/authz.py)."""
+    """A WHERE clause: the rows ``actor`` may see (monitor/authz.py), by the department
+    ``column`` and by the region of its table (a city office: its counties)."""
     seen = authz.visible_departments(actor)
-    if seen is None:
-        return true()
-    return column.in_(sorted(seen)) if seen else false()
+    by_department = true() if seen is None else column.in_(sorted(seen)) if seen else false()
+    scope = authz.visible_region(actor)
+    if scope is None:
+        return by_department
+    return and_(by_department, in_region(region_column(column), scope))
 
 
 def _where(actor: Actor, f: Filters, today: date) -> list:

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import MappingProxyType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .. import regions
 from ..calendar import WorkCalendar, check_country
 from ..errors import ConfigError
 from ..masking import register_url
@@ -54,6 +55,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("database_url", None, str,
             "SQLAlchemy URL of the store. Unset: SQLite file monitor.db beside config.yaml. "
             "Overridden by $MONITOR_DATABASE_URL and by --db."),
+    Setting("region", "000000", str,
+            "This deployment's county: its administrative division code (行政区划代码, "
+            "GB/T 2260, six digits, e.g. 330102), stamped on every record it ingests and "
+            "raises; a store of several counties ingests the others' files with `ingest … "
+            "--region CODE`. 000000: not yet named."),
     Setting("timezone", "Asia/Shanghai", str,
             "IANA zone for naive timestamps, display and working-day maths (storage is UTC)."),
     Setting("rules_dir", "rules", str, "Directory of YAML rule files, relative to config.yaml "
@@ -146,6 +152,7 @@ class Config:
     path: Path | None
     base_dir: Path
     database_url: str | None = declared(SETTINGS, "database_url")
+    region: str = declared(SETTINGS, "region")
     timezone: str = declared(SETTINGS, "timezone")
     rules_dir: Path = declared(SETTINGS, "rules_dir", Path)
     encoding: str = declared(SETTINGS, "encoding")
@@ -212,7 +219,12 @@ def load_config(path: str | Path | None) -> Config:
         raw = LineDict()
     if not isinstance(raw, LineDict):
         raise ConfigError(where, getattr(raw, "line", 1), "expected a mapping of settings")
+    if type(raw.get("region")) is int:  # region: 330102 unquoted is a YAML integer
+        raw["region"] = f"{raw['region']:06d}"
     values = read_section(raw, SETTINGS, where)
+    reason = regions.problem(values["region"])
+    if reason:
+        raise ConfigError(where, raw.line_of("region"), reason)
     base_dir = path.resolve().parent
     mapping = load_mapping(raw.get("mapping") or LineDict(), where)
     calendar = values["calendar"] or LineDict()
@@ -251,6 +263,7 @@ def load_config(path: str | Path | None) -> Config:
         path=path,
         base_dir=base_dir,
         database_url=values["database_url"],
+        region=values["region"],
         timezone=values["timezone"],
         rules_dir=_rules_dir(base_dir, raw.get("rules_dir")),
         encoding=values["encoding"],

@@ -46,7 +46,7 @@ def normalize_activity(fields: dict[str, Any], users: frozenset[str], tz: tzinfo
 
 
 def process_activity_batch(conn: Connection, rows: list[SourceRow], users: frozenset[str],
-                           tz: tzinfo, run_id: int | None
+                           tz: tzinfo, run_id: int | None, *, region: str
                            ) -> tuple[Tally, list[SourceRow], list[Bad]]:
     """Store what is new; returns the tally, the rows now stored (or already), the bad."""
     tally, bad, fresh = Tally(read=len(rows)), [], {}
@@ -62,7 +62,7 @@ def process_activity_batch(conn: Connection, rows: list[SourceRow], users: froze
         if key in fresh:
             tally.duplicates += 1
             continue
-        fresh[key] = (r, dict(rec, run_id=run_id, source_line=r.line))
+        fresh[key] = (r, dict(rec, run_id=run_id, source_line=r.line, region=region))
     stored: set = set()
     if fresh:
         lo, hi = min(k[1] for k in fresh), max(k[1] for k in fresh)
@@ -88,10 +88,11 @@ def ingest_activity_rows(engine: Engine, source: Source, rows: Iterable[SourceRo
         users = frozenset(conn.scalars(select(User.id)))
 
     def step(conn: Connection, batch: list[SourceRow], run_id: int) -> Tally:
-        tally, _, bad = process_activity_batch(conn, batch, users, config.tz, run_id)
-        quarantine_rows(conn, "activity", source.name, bad, run_id, now)
+        tally, _, bad = process_activity_batch(conn, batch, users, config.tz, run_id,
+                                               region=config.region)
+        quarantine_rows(conn, "activity", source.name, bad, run_id, now, config.region)
         return tally
 
     return _run(engine, "activity", source.name, now, progress,
                 lambda _: _in_this_process(rows, source, config.batch_size), step,
-                row_splitter("activity", source.name, now))
+                row_splitter("activity", source.name, now, config.region), region=config.region)

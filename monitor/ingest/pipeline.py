@@ -135,8 +135,9 @@ class StoredBatch(NamedTuple):
 
 def prepare_event_batch(rows: list[SourceRow], catalog: CatalogIndex, tz: tzinfo,
                         bind: Callable[[dict[str, Any]], tuple], run_id: int | None,
-                        amount_format: str = "1,234.56") -> EventBatch:
-    """Validate and bind one batch; no database (this runs in the reading process)."""
+                        amount_format: str = "1,234.56", *, region: str) -> EventBatch:
+    """Validate and bind one batch, every row stamped ``region``; no database (this runs
+    in the reading process)."""
     batch = EventBatch(len(rows), [], [], [], [])
     for i, r in enumerate(rows):
         if r.problem:
@@ -147,7 +148,7 @@ def prepare_event_batch(rows: list[SourceRow], catalog: CatalogIndex, tz: tzinfo
         except Rejected as exc:
             batch.bad.append((i, Bad(r, exc.reason, exc.detail)))
             continue
-        row["run_id"], row["source_line"] = run_id, r.line
+        row["run_id"], row["source_line"], row["region"] = run_id, r.line, region
         batch.rows.append(bind(row))
         batch.index.append(i)
         batch.fields.append(r.fields)  # type: ignore[attr-defined]
@@ -175,11 +176,11 @@ def _conflict(batch: EventBatch, k: int) -> Bad:
 
 
 def process_event_batch(conn: Connection, rows: list[SourceRow], catalog: CatalogIndex,
-                        tz: tzinfo, run_id: int | None, amount_format: str = "1,234.56"
-                        ) -> StoredBatch:
-    """Validate, classify and store one batch in this process."""
+                        tz: tzinfo, run_id: int | None, amount_format: str = "1,234.56",
+                        *, region: str) -> StoredBatch:
+    """Validate, classify and store one batch in this process, stamped ``region``."""
     return store_event_batch(conn, prepare_event_batch(
-        rows, catalog, tz, event_binder(conn.dialect), run_id, amount_format))
+        rows, catalog, tz, event_binder(conn.dialect), run_id, amount_format, region=region))
 
 
 @contextmanager
@@ -196,16 +197,16 @@ def _cyclic_gc_paused() -> Iterator[None]:
 def _run(engine: Engine, kind: str, source: str, now: datetime, progress: Progress | None,
          work: Callable[[int], Iterator[tuple[T, int]]],
          step: Callable[[Connection, T, int], Tally],
-         split: tuple[Split, Refuse] | None = None) -> Tally:
+         split: tuple[Split, Refuse] | None = None, *, region: str) -> Tally:
     """Drive one run: a transaction per batch that stores rows and advances the counters.
 
     ``work(run_id)`` yields each batch with the bytes of the source read so far. With
     ``split`` (how to halve a batch, how to quarantine a lone row), a batch the database
     refuses (a value it cannot take) is halved until the row at fault is alone, and that
     row is quarantined (:func:`monitor.ingest.resilient.store_batch`): the good rows of the
-    batch are stored all the same.
+    batch are stored all the same. The run is of ``region``.
     """
-    run_id = start_run(engine, kind, source, now)
+    run_id = start_run(engine, kind, source, now, region)
     total = Tally()
     try:
         # Rows make no reference cycles; the cyclic collector only costs time here (~7 %).
@@ -244,7 +245,8 @@ def ingest_event_rows(engine: Engine, source: Source, rows: Iterable[SourceRow],
 
     def work(run_id: int) -> Iterator[tuple[EventBatch, int]]:
         prepare = partial(prepare_event_batch, catalog=catalog, tz=config.tz, bind=bind,
-                          run_id=run_id, amount_format=config.limits.amount_format)
+                          run_id=run_id, amount_format=config.limits.amount_format,
+                          region=config.region)
         if _second_process_helps(source, config):
             packed = prepared_in_child(rows, lambda batch: pack_event_batch(prepare(batch)),
                                        config.batch_size, source.position, source.name)
@@ -255,16 +257,17 @@ def ingest_event_rows(engine: Engine, source: Source, rows: Iterable[SourceRow],
     def step(conn: Connection, batch: EventBatch, run_id: int) -> Tally:
         stored = store_event_batch(conn, batch)
         bad = [b for _, b in stored.bad]
-        quarantine_rows(conn, "events", source.name, bad, run_id, now)
+        quarantine_rows(conn, "events", source.name, bad, run_id, now, config.region)
         return Tally(read=batch.read, inserted=len(stored.inserted),
                      duplicates=len(stored.duplicates), quarantined=len(bad),
                      by_reason=_reasons(bad))
 
     def refuse(conn: Connection, batch: EventBatch, problem: str, run_id: int) -> Tally:
-        return refused(conn, "events", source.name, _batch_rows(batch), problem, run_id, now)
+        return refused(conn, "events", source.name, _batch_rows(batch), problem, run_id, now,
+                       config.region)
 
     return _run(engine, "events", source.name, now, progress, work, step,
-                (split_event_batch, refuse))
+                (split_event_batch, refuse), region=config.region)
 
 
 def _batch_rows(batch: EventBatch) -> list[SourceRow]:
@@ -333,9 +336,10 @@ def normalize_receipt(fields: dict[str, Any], departments: frozenset[str],
 
 def process_receipt_batch(conn: Connection, rows: list[SourceRow], departments: frozenset[str],
                           seen: dict[tuple[str, str], tuple[int, Any]], run_id: int | None,
-                          amount_format: str = "1,234.56"
+                          amount_format: str = "1,234.56", *, region: str
                           ) -> tuple[Tally, list[SourceRow], list[Bad]]:
-    """Upsert receipts by department-month; returns the tally, rows stored, rows to set aside.
+    """Upsert receipts by department-month, stamped ``region``; returns the tally, rows
+    stored, rows to set aside.
 
     ``seen`` spans the whole source: a department-month given twice in one file with
     different amounts is a conflict, not a silent overwrite.
@@ -371,7 +375,8 @@ def process_receipt_batch(conn: Connection, rows: list[SourceRow], departments: 
     mark = select(func.coalesce(func.max(Event.id), 0)).scalar_subquery()
     for key, (_, rec) in fresh.items():
         if key not in stored:
-            conn.execute(insert(Receipt).values(**rec, run_id=run_id, event_mark=mark))
+            conn.execute(insert(Receipt).values(**rec, run_id=run_id, event_mark=mark,
+                                                region=region))
             tally.inserted += 1
         elif stored[key] != rec["amount"]:
             conn.execute(update(Receipt).where(Receipt.department == key[0],
@@ -397,8 +402,9 @@ def ingest_receipt_rows(engine: Engine, source: Source, rows: Iterable[SourceRow
         before = dict(seen)
         try:
             tally, _, bad = process_receipt_batch(conn, batch, departments, seen, run_id,
-                                                  config.limits.amount_format)
-            quarantine_rows(conn, "receipts", source.name, bad, run_id, now)
+                                                  config.limits.amount_format,
+                                                  region=config.region)
+            quarantine_rows(conn, "receipts", source.name, bad, run_id, now, config.region)
         except BaseException:  # rolled back: the batch's rows were not seen after all
             seen.clear()
             seen.update(before)
@@ -407,4 +413,4 @@ def ingest_receipt_rows(engine: Engine, source: Source, rows: Iterable[SourceRow
 
     return _run(engine, "receipts", source.name, now, progress,
                 lambda _: _in_this_process(rows, source, config.batch_size), step,
-                row_splitter("receipts", source.name, now))
+                row_splitter("receipts", source.name, now, config.region), region=config.region)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy import Engine, Row, func, select, update
@@ -65,9 +66,11 @@ def retry_quarantine(engine: Engine, config: Config, now: datetime) -> Tally:
                 return total
             last_id = batch[-1].id
             for kind in ("events", "receipts", "activity", "ratings", "complaints"):
-                entries = [q for q in batch if q.kind == kind]
-                if entries:
-                    total += _retry_kind(conn, kind, entries, catalog, config, now)
+                for region in sorted({q.region for q in batch if q.kind == kind}):
+                    entries = [q for q in batch if q.kind == kind and q.region == region]
+                    # a row set aside is retried as of the region its run was of
+                    total += _retry_kind(conn, kind, entries, catalog,
+                                         replace(config, region=region), now)
 
 
 def _retry_kind(conn, kind: str, entries: list[Row], catalog: CatalogIndex,
@@ -75,7 +78,7 @@ def _retry_kind(conn, kind: str, entries: list[Row], catalog: CatalogIndex,
     rows = [SourceRow(q.line, json.loads(q.raw)) for q in entries]
     if kind == "events":
         stored = process_event_batch(conn, rows, catalog, config.tz, None,
-                                     config.limits.amount_format)
+                                     config.limits.amount_format, region=config.region)
         bad = stored.bad
         tally = Tally(read=len(rows), inserted=len(stored.inserted),
                       duplicates=len(stored.duplicates), quarantined=len(bad),
@@ -89,16 +92,18 @@ def _retry_kind(conn, kind: str, entries: list[Row], catalog: CatalogIndex,
             from .activity import process_activity_batch
 
             users = frozenset(conn.scalars(select(User.id)))
-            tally, stored_rows, set_aside = process_activity_batch(conn, rows, users,
-                                                                   config.tz, None)
+            tally, stored_rows, set_aside = process_activity_batch(
+                conn, rows, users, config.tz, None, region=config.region)
         elif kind in ("ratings", "complaints"):
             from .voice import SPECS, process_batch
 
             tally, stored_rows, set_aside = process_batch(
-                conn, SPECS[kind], rows, frozenset(catalog.departments), config.tz, None)
+                conn, SPECS[kind], rows, frozenset(catalog.departments), config.tz, None,
+                region=config.region)
         else:
             tally, stored_rows, set_aside = process_receipt_batch(
-                conn, rows, catalog.departments, {}, None, config.limits.amount_format)
+                conn, rows, catalog.departments, {}, None, config.limits.amount_format,
+                region=config.region)
         resolved = [(position[id(r)], "inserted") for r in stored_rows]
         bad = [(position[id(b.row)], b) for b in set_aside]
     for i, resolution in resolved:

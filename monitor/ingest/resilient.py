@@ -72,13 +72,13 @@ def _data_fault(engine: Engine, exc: Exception) -> str | None:
 
 
 def refused(conn: Connection, kind: str, source: str, rows: list[SourceRow], problem: str,
-            run_id: int, now: datetime) -> Tally:
+            run_id: int, now: datetime, region: str) -> Tally:
     """Quarantine ``rows`` (a lone row the database refused) with the database's reason;
     the copy kept is escaped so the quarantine itself cannot be refused."""
     bad = [Bad(SourceRow(r.line, {k: printable(str(v), 2000) if v is not None else None
                                   for k, v in r.fields.items()}),
                REASON, f"the database refused the row: {problem}") for r in rows]
-    quarantine_rows(conn, kind, source, bad, run_id, now)
+    quarantine_rows(conn, kind, source, bad, run_id, now, region)
     return Tally(read=len(rows), quarantined=len(bad), by_reason=Counter(b.reason for b in bad))
 
 
@@ -87,9 +87,9 @@ def halves(rows: list) -> list[list]:
     return [rows[:len(rows) // 2], rows[len(rows) // 2:]] if len(rows) > 1 else []
 
 
-def row_splitter(kind: str, source: str, now: datetime) -> tuple[Split, Refuse]:
+def row_splitter(kind: str, source: str, now: datetime, region: str) -> tuple[Split, Refuse]:
     """``split`` for :func:`store_batch` over batches that are lists of source rows."""
     def refuse(conn: Connection, rows: list[SourceRow], problem: str, run_id: int) -> Tally:
-        return refused(conn, kind, source, rows, problem, run_id, now)
+        return refused(conn, kind, source, rows, problem, run_id, now, region)
 
     return halves, refuse

@@ -94,14 +94,15 @@ def raw_text(fields: dict[str, Any]) -> str:
 
 
 def quarantine_rows(conn: Connection, kind: str, source: str, bad: list[Bad], run_id: int | None,
-                    now: datetime) -> None:
+                    now: datetime, region: str) -> None:
+    """Set ``bad`` aside, of ``region`` (the run's)."""
     rows = []
     for b in bad:
         raw = raw_text(b.row.fields)
         rows.append({"kind": kind, "source": source, "line": b.row.line, "raw": raw,
                      "raw_hash": hashlib.blake2b(raw.encode(), digest_size=16).hexdigest(),
                      "reason": b.reason, "detail": b.detail, "run_id": run_id,
-                     "created_at": now})
+                     "created_at": now, "region": region})
     insert_ignoring_conflicts(conn, Quarantine.__table__, rows,
                               ["kind", "source", "line", "raw_hash"])
 
@@ -254,10 +255,10 @@ def classify_events(conn: Connection, rows: list[tuple]
     return new, duplicates, conflicts
 
 
-def start_run(engine: Engine, kind: str, source: str, now: datetime) -> int:
+def start_run(engine: Engine, kind: str, source: str, now: datetime, region: str) -> int:
     with engine.begin() as conn:
         return conn.execute(insert(IngestRun).values(kind=kind, source=source, started_at=now,
-                                                     status="running")
+                                                     status="running", region=region)
                             .returning(IngestRun.id)).scalar_one()
 
 

@@ -130,8 +130,8 @@ SPECS = {
 
 
 def process_batch(conn: Connection, spec: Spec, rows: list[SourceRow],
-                  departments: frozenset[str], tz: tzinfo, run_id: int | None
-                  ) -> tuple[Tally, list[SourceRow], list[Bad]]:
+                  departments: frozenset[str], tz: tzinfo, run_id: int | None, *,
+                  region: str) -> tuple[Tally, list[SourceRow], list[Bad]]:
     """Store the rows not stored yet; returns the tally, the rows now stored (or
     already), and the rows set aside."""
     tally, bad, fresh = Tally(read=len(rows)), [], {}
@@ -146,7 +146,7 @@ def process_batch(conn: Connection, spec: Spec, rows: list[SourceRow],
         if rec[spec.key] in fresh:
             tally.duplicates += 1
             continue
-        fresh[rec[spec.key]] = (r, dict(rec, run_id=run_id, source_line=r.line))
+        fresh[rec[spec.key]] = (r, dict(rec, run_id=run_id, source_line=r.line, region=region))
     key = spec.table.c[spec.key]
     stored = set(conn.scalars(select(key).where(key.in_(list(fresh))))) if fresh else set()
     new = [rec for k, (_, rec) in fresh.items() if k not in stored]
@@ -168,9 +168,11 @@ def ingest_voice_rows(kind: str, engine: Engine, source: Source, rows: Iterable[
         departments = frozenset(conn.scalars(select(Department.code)))
 
     def step(conn: Connection, batch: list[SourceRow], run_id: int) -> Tally:
-        tally, _, bad = process_batch(conn, spec, batch, departments, config.tz, run_id)
-        quarantine_rows(conn, spec.kind, source.name, bad, run_id, now)
+        tally, _, bad = process_batch(conn, spec, batch, departments, config.tz, run_id,
+                                      region=config.region)
+        quarantine_rows(conn, spec.kind, source.name, bad, run_id, now, config.region)
         return tally
 
     return _run(engine, spec.kind, source.name, now, progress,
-                lambda _: _in_this_process(rows, source, config.batch_size), step)
+                lambda _: _in_this_process(rows, source, config.batch_size), step,
+                region=config.region)

@@ -14,10 +14,10 @@ from sqlalchemy import Engine
 
 from ..config import Config
 from ..stats import supervision_counts
-from ..trail import head_of
+from ..trail import head_for
 from ..vocabulary import value_names
 from . import figures as fg
-from . import voice
+from . import rollup, voice
 from .labels import labeler
 from .model import Column, Report, Table, change, rate
 from .period import Period
@@ -46,6 +46,7 @@ class Figures:
     suppressed: dict[str, int] = field(default_factory=dict)  # exempted, not counted
     dismissed: dict[str, tuple[int, int]] = field(default_factory=dict)  # pending, confirmed
     voice: dict[str, Table] = field(default_factory=dict)  # ratings, complaints, volume
+    of_region: dict[str, str] | None = None  # department → county, in a city's report
 
     @property
     def rows(self) -> list[dict]:
@@ -61,11 +62,16 @@ class Figures:
 
 
 def gather(engine: Engine, config: Config, period: Period,
-           department: str | None = None) -> Figures:
+           department: str | None = None, region: str | None = None) -> Figures:
     cal = config.calendar()
-    scope = fg.Scope(period, config.tz, department)
+    scope = fg.Scope(period, config.tz, department, region)
     with engine.connect() as conn:
         depts = fg.departments(conn, scope)
+        if region and not depts:
+            from ..errors import NotFound
+
+            raise NotFound(f"no department of region {region} (or of a county it covers) in "
+                           "the catalog: ingest its catalog with `ingest catalog --region`")
         if department and department not in depts:
             from ..errors import NotFound
 
@@ -87,29 +93,36 @@ def gather(engine: Engine, config: Config, period: Period,
             voice.complaints_table(conn, scope, figures.rows),
             voice.volume_table(conn, scope, figures.cases, figures.rows))
             if t.total is None or any(t.total.get(k) for k in ("rated", "received"))}
-    figures.sup = _supervision(engine, config.tz, period, department)
+    figures.sup = {d: s for d, s in _supervision(engine, config.tz, period, department).items()
+                   if d in depts}
+    if rollup.rolls_up(region):
+        with engine.connect() as conn:
+            figures.of_region = rollup.department_regions(conn, depts)
     return figures
 
 
 def build_report(engine: Engine, config: Config, period: Period, now: datetime,
                  department: str | None = None,
-                 titles: Mapping[str, str] | None = None) -> Report:
+                 titles: Mapping[str, str] | None = None, region: str | None = None) -> Report:
     """The report for ``period`` (and one department, or all), as of ``now``; ``titles``
-    (:func:`monitor.rulenames.titles`) shows rule ids and kinds as their titles."""
+    (:func:`monitor.rulenames.titles`) shows rule ids and kinds as their titles;
+    ``region``: a county's, or a city's or province's with a table of its counties."""
     label = labeler(config.language)
-    if department:  # one department's report: its total row is not the county's
+    if department or rollup.rolls_up(region):  # its total row is not one county's
         county = label
         label = lambda key: county("total_row" if key == "county" else key)  # noqa: E731
-    f = gather(engine, config, period, department)
+    f = gather(engine, config, period, department, region)
     rep = Report(label("report"), period, period.previous(), period.year_before(), department,
-                 now.astimezone(config.tz), config.language)
+                 now.astimezone(config.tz), config.language, region=region)
     tables = [_cases_table(f, label), _findings_table(f, label), _supervision_table(f, label),
               _kind_table(f, label), *_top_tables(f), _red_table(f, config.tz)]
+    if f.of_region is not None:
+        tables.insert(0, rollup.regions_table(f, f.of_region, label))
     names = value_names(config.language, titles)
     for table in tables:
         table.names = names
     rep.tables = {t.key: t for t in tables}
-    head = head_of(engine)
+    head = head_for(engine, None if rollup.rolls_up(region) else region)  # its chain
     rep.trail = (head.seq, head.hash, head.algorithm)
     rep.tables.update(_online_tables(f.online, f.rows, label))
     rep.tables["t_spot"] = _spot_table(f.spot, f.rows, label)

@@ -23,6 +23,7 @@ from sqlalchemy import Connection, and_, case, func, literal, select
 
 from ..calendar import WorkCalendar
 from ..models import Activity, Alert, Department, Event, Item, SpotCheck, User
+from ..regionstore import in_region, region_column
 from ..supervision import ACTIVE, DISMISSALS
 from ..timeutil import aware
 from .period import Period
@@ -35,11 +36,13 @@ MONITOR_ROLE = "monitor_l1"
 
 @dataclass
 class Scope:
-    """What a report covers: the periods as UTC bounds, and an optional department."""
+    """What a report covers: the periods as UTC bounds, an optional department and an
+    optional region (a county, or a city or province with the counties it covers)."""
 
     period: Period
     tz: tzinfo
     department: str | None = None
+    region: str | None = None
     bounds: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -68,7 +71,12 @@ class Scope:
         return case(*whens, else_=None)
 
     def dept(self, column):
-        return column == self.department if self.department else literal(True)
+        """The scope's department and region, as a WHERE clause on a department
+        ``column`` (and the region of its table)."""
+        where = column == self.department if self.department else literal(True)
+        if self.region is None:
+            return where
+        return and_(where, in_region(region_column(column), self.region))
 
 
 def _next_month(day: date) -> date:
@@ -76,9 +84,8 @@ def _next_month(day: date) -> date:
 
 
 def departments(conn: Connection, scope: Scope) -> dict[str, str]:
-    query = select(Department.code, Department.name).order_by(Department.code)
-    if scope.department:
-        query = query.where(Department.code == scope.department)
+    query = (select(Department.code, Department.name).where(scope.dept(Department.code))
+             .order_by(Department.code))
     return dict(conn.execute(query).tuples().all())
 
 

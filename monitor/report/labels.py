@@ -120,6 +120,16 @@ LABELS: dict[str, tuple[str, str]] = {
     "reason": ("扣分原因", "Reason"),
     "t_deductions": ("扣分明细", "Deductions"),
     "departments": ("参评部门", "Departments"),
+    # regions (issue 21): a city's or province's report rolls its counties up
+    "region_filter": ("行政区划", "Region"),
+    "t_regions": ("各县（市、区）情况", "Counties"),
+    "t_region_scores": ("各县（市、区）绩效考评排名", "Counties' scores and ranking"),
+    "region": ("行政区划代码", "Region"),
+    "level": ("级别", "Level"),
+    "score": ("平均得分", "Mean score"),
+    "level_province": ("省级", "province"),
+    "level_city": ("市级", "city"),
+    "level_county": ("县级", "county"),
 }
 
 

@@ -53,6 +53,7 @@ class Report:
     # the trail when the report was made: (entries, head hash, hash function), printed so
     # that a copy kept outside the database remembers it (docs/security.md)
     trail: tuple[int, str, str] | None = None
+    region: str | None = None  # the county, city or province reported on; None: the store
 
     def table(self, key: str) -> Table:
         return self.tables[key]

@@ -18,8 +18,8 @@ from .labels import labeler
 from .model import Report, Table, fmt_value, summary_fmt, trail_line
 
 FORMATS = ("text", "html", "xlsx", "csv", "json")
-TEXT_TABLES = ("t_cases", "t_findings", "t_supervision", "t_items", "t_actors", "t_online",
-               "t_spot", "t_ratings", "t_complaints")  # the last two where data was loaded
+TEXT_TABLES = ("t_regions", "t_cases", "t_findings", "t_supervision", "t_items", "t_actors",
+               "t_online", "t_spot", "t_ratings", "t_complaints")  # the last two where data was loaded
 
 
 def _width(text: str) -> int:
@@ -54,7 +54,8 @@ def to_text(report: Report, tables: tuple[str, ...] = TEXT_TABLES) -> str:
     out = [f"{report.title} · {label('period')} {report.period.label} "
            f"({report.period.start} … {report.period.last})"
            + (f" · {label('department_filter')} {report.department}" if report.department
-              else "")]
+              else "")
+           + (f" · {label('region_filter')} {report.region}" if report.region else "")]
     s = report.summary
     out.append("  ".join(f"{label(k)} {fmt_value(s[k], summary_fmt(k, s[k]))}" for k in s))
     for key in (k for k in tables if k in report.tables):
@@ -91,7 +92,7 @@ def to_json(report: Report) -> str:
                         "to": report.previous.last.isoformat()},
            "year_before": {"from": report.year_before.start.isoformat(),
                            "to": report.year_before.last.isoformat()},
-           "department": report.department, "generated_at": report.generated_at.isoformat(),
+           "department": report.department, "region": report.region, "generated_at": report.generated_at.isoformat(),
            "summary": report.summary,
            "trail": report.trail and dict(zip(("entries", "head", "algorithm"), report.trail)),
            "tables": {key: {"columns": [c.key for c in t.columns],

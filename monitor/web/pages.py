@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
-from .. import accounts, authz, tier1
+from .. import accounts, authz, regions, tier1
 from ..accounts import AccountError, LoginFailed, Session
 from ..center import act as acting
 from ..center.board import board
@@ -133,7 +133,7 @@ def password_post(request: Request, posted=Depends(form_session)) -> Response:
 @router.get("/board")
 def board_page(request: Request, session: Session = Depends(page_session)) -> Response:
     s = site(request)
-    data = board(s.engine, session.actor(), now(request), s.config.tz)
+    data = board(s.engine, _reading(request, session.actor()), now(request), s.config.tz)
     titles = {r.id: r.title for r in s.rules.current()}
     return render(request, "board.html", board=data, titles=titles,
                   done=request.query_params.get("done"))
@@ -159,8 +159,9 @@ def _page_number(request: Request) -> int:
 def _list(request: Request, session: Session, queue: bool) -> Response:
     s = site(request)
     f = _filters(request, queue)
-    page = alerts_page(s.engine, session.actor(), f, now(request).astimezone(s.config.tz).date(),
-                       s.config.calendar(), _page_number(request), s.config.web.page_size)
+    page = alerts_page(s.engine, _reading(request, session.actor()), f,
+                       now(request).astimezone(s.config.tz).date(), s.config.calendar(),
+                       _page_number(request), s.config.web.page_size)
     query = {k: v for k, v in request.query_params.items() if k != "page" and v}
     return render(request, "alerts.html", page=page, filters=f, queue=queue,
                   levels=LEVELS, statuses=STATUSES, query=urlencode(query),
@@ -271,15 +272,29 @@ def _report_scope(request: Request, session: Session):
     if department is not None or not authz.sees_county(actor):  # one department's report
         authz.check(actor, authz.READ, SimpleNamespace(
             id=department, department=department, what=f"the report of {department or '-'}"))
-    return s, period, department
+    # a county office's report is its county's; a city's or province's rolls its counties
+    # up, or (?region=) one of them
+    return s, period, department, authz.visible_region(_reading(request, actor))
+
+
+def _reading(request: Request, actor: authz.Actor) -> authz.Actor:
+    """The actor a read-only page shows for: narrowed to ``?region=`` if given (400 for
+    a code that is none, 403 for a region outside theirs)."""
+    region = request.query_params.get("region")
+    if not region:
+        return actor
+    try:
+        return authz.narrowed(actor, region)
+    except regions.RegionCodeError as exc:
+        raise HTTPException(400, str(exc)) from None
 
 
 @router.get("/reports")
 def reports_page(request: Request, session: Session = Depends(page_session)) -> Response:
-    s, period, department = _report_scope(request, session)
+    s, period, department, region = _report_scope(request, session)
     names = titles(s.config, s.rules.current())
-    report = build_report(s.engine, s.config, period, now(request), department, names)
-    scores = scorecard(s.engine, s.config, period, now(request), department, names)
+    report = build_report(s.engine, s.config, period, now(request), department, names, region)
+    scores = scorecard(s.engine, s.config, period, now(request), department, names, region)
     return render(request, "reports.html", report=report, scores=scores, period=period)
 
 
@@ -291,9 +306,9 @@ def report_download(request: Request, fmt: str,
 
     if fmt not in ("html", "xlsx"):
         raise HTTPException(404, "no such format: html or xlsx")
-    s, period, department = _report_scope(request, session)
+    s, period, department, region = _report_scope(request, session)
     report = build_report(s.engine, s.config, period, now(request), department,
-                          titles(s.config, s.rules.current()))
+                          titles(s.config, s.rules.current()), region)
     name = f"report-{period.label}" + (f"-{department}" if department else "")
     if fmt == "html":
         return Response(to_html(report), media_type="text/html; charset=utf-8", headers={

@@ -1,0 +1,87 @@
+"""Rolling a report up from departments to counties (issue 21 item 2).
+
+A report or scorecard for a city or a province (``--region 330100``) covers every county
+under it (:func:`monitor.regions.covers`); its tables by department list the
+departments of all of them, and :func:`regions_table` adds one row per county, summed
+from the same figures, so the county rows add up to the departments' rows exactly.
+Rankings of counties are the scorecard's (:func:`rank_regions`): a county's score is the
+mean total of its departments that handle cases, so a county is not ranked down for
+having more departments.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from .. import regions
+from ..models import Department
+from .model import Column, Table, rate
+
+
+def department_regions(conn: Connection, departments: Mapping[str, str]) -> dict[str, str]:
+    """department code → its region, for the given departments."""
+    codes = sorted(departments)
+    if not codes:
+        return {}
+    return dict(conn.execute(select(Department.code, Department.region)
+                             .where(Department.code.in_(codes))).tuples().all())
+
+
+def rolls_up(region: str | None) -> bool:
+    """Whether a report of ``region`` has counties to roll up (a city or a province)."""
+    return region is not None and regions.level(region) != regions.COUNTY
+
+
+def regions_table(figures: Any, of_department: Mapping[str, str], label) -> Table:
+    """One row per county: cases accepted and completed, on time, findings and red ones
+    in the period, summed over its departments (``figures``: the report's Figures)."""
+    sums: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for dept in figures.depts:
+        row = sums[of_department.get(dept, regions.UNNAMED)]
+        done = figures.done.get(dept)
+        row["departments"] += 1
+        row["accepted"] += figures.cases.get((dept, "accept", "cur"), 0)
+        row["completed"] += done.completed if done else 0
+        row["on_time"] += done.on_time if done else 0
+        row["findings"] += figures.findings(dept, "cur")
+        row["red"] += figures.findings(dept, "cur", "red")
+    rows = [{"region": code, "level": label(f"level_{regions.level(code)}"),
+             "departments": s["departments"], "accepted": s["accepted"],
+             "completed": s["completed"], "on_time_rate": rate(s["on_time"], s["completed"]),
+             "findings": s["findings"], "red": s["red"]} for code, s in sorted(sums.items())]
+    total = {"region": "", "level": label("total_row"),
+             **{k: sum(r[k] for r in rows) for k in ("departments", "accepted", "completed",
+                                                      "findings", "red")},
+             "on_time_rate": rate(sum(s["on_time"] for s in sums.values()),
+                                  sum(s["completed"] for s in sums.values()))}
+    return Table("t_regions", [Column("region", "text"), Column("level", "text"),
+                               Column("departments"), Column("accepted"), Column("completed"),
+                               Column("on_time_rate", "pct"), Column("findings"),
+                               Column("red")], rows, total)
+
+
+def rank_regions(ranked: list[dict[str, Any]], of_department: Mapping[str, str]
+                 ) -> list[dict[str, Any]]:
+    """Counties ranked by the mean total of their departments (``ranked``: the
+    scorecard's department rows), best first; equal scores share a rank."""
+    by_region: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in ranked:
+        by_region[of_department.get(row["department"], regions.UNNAMED)].append(row)
+    rows = [{"region": code, "departments": len(depts),
+             "deductions": round(sum(d["deductions"] for d in depts), 2),
+             "score": round(sum(d["total"] for d in depts) / len(depts), 2)}
+            for code, depts in by_region.items()]
+    rows.sort(key=lambda r: (-r["score"], r["region"]))
+    for i, r in enumerate(rows):
+        r["rank"] = rows[i - 1]["rank"] if i and rows[i - 1]["score"] == r["score"] else i + 1
+    return rows
+
+
+def region_scores_table(rows: list[dict[str, Any]]) -> Table:
+    return Table("t_region_scores", [Column("rank"), Column("region", "text"),
+                                     Column("departments"), Column("deductions", "num"),
+                                     Column("score", "num")], rows)
