@@ -31,6 +31,16 @@ old alert then remains as the record of the smaller burst. A key on the burst's 
 arrives after a later one — back-filled entries spread over several exports is the very
 case this kind is for.
 
+Full evaluation: the window functions above run over the few entries near a *crowded
+slot* only. Each actor's time is cut into slots a little longer than the window (from the
+Unix epoch); a slot is crowded when it holds at least half of ``min_events`` entries. A
+dense window is shorter than a slot, so it lies in at most two slots, one of which holds
+at least half of its entries: every burst has an entry in a crowded slot. One GROUP BY
+finds the crowded slots (where the plain pass runs a window function over every entry),
+and the bursts holding an entry of one are found as the incremental run below finds
+those holding a new entry — each exactly, whole. With ``min_events`` under 3, or more
+than :data:`CROWDED_AT_MOST` crowded slots, the plain pass is the cheaper and is taken.
+
 Incremental: only a burst holding a *new* entry (one the previous run could not see:
 :func:`~monitor.rules.sql.new_events`) can differ from what that run stored. Any other
 burst's dense windows hold no new entry, so they were dense then, chain the same way and
@@ -57,7 +67,7 @@ may be stale; a replay to an earlier as-of leaves others behind).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import groupby
@@ -201,17 +211,63 @@ def bursts(rule, source, parted: bool = False):
 
 
 def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
-    if ctx.since_event_id is None:
+    if ctx.since_event_id is not None:
+        yield from _incremental(conn, rule, ctx)
+        return
+    crowded = _crowded(conn, rule, ctx)
+    if crowded is None:
         for _, burst in groupby(conn.execute(bursts(rule, _source(rule, ctx))),
                                 key=lambda r: (r.actor, r.burst)):
             yield _finding(list(burst), rule, ctx)
         return
-    yield from _incremental(conn, rule, ctx)
+    reach = timedelta(minutes=rule.params.window_minutes) + SLACK
+
+    def crowded_entry(row) -> bool:
+        at = aware(row.recorded_at)
+        return any(lo <= at <= hi for lo, hi in crowded.get(row.actor, ()))
+
+    yield from _around(conn, rule, ctx, {
+        actor: [(lo - 2 * reach, hi + 2 * reach) for lo, hi in spans]
+        for actor, spans in crowded.items()}, crowded_entry)
 
 
 SLACK = timedelta(seconds=1)  # more than SQLite's rounding of spans (to the millisecond)
 ROUNDS = 16                   # rounds of widening at most, then the whole history
 ACTORS_PER_QUERY = 500
+CROWDED_AT_MOST = 20_000      # crowded slots beyond which a full run takes the plain pass
+
+
+def _crowded(conn: Connection, rule, ctx: Context
+             ) -> dict[str, list[tuple[datetime, datetime]]] | None:
+    """Full evaluation: {actor: [(first, last) recorded_at of a crowded slot]}, or None
+    when the plain pass is the cheaper (see "Full evaluation").
+
+    Each actor's time is cut into slots of the window plus :data:`SLACK` (counted from
+    the Unix epoch); a slot is *crowded* when it holds at least half of ``min_events``
+    entries. A dense window spans less than a slot, so it lies in at most two slots and
+    one of them holds at least half of its entries: every burst has an entry in a
+    crowded slot. One GROUP BY finds them, where the plain pass runs a window function
+    over every entry."""
+    need = (max(rule.params.min_events, 1) + 1) // 2
+    if need < 2:  # every entry would be crowded
+        return None
+    e = Event.__table__
+    size = rule.params.window_minutes * 60 + SLACK.total_seconds()
+    if conn.dialect.name == "postgresql":
+        slot: Any = func.floor(func.date_part("epoch", e.c.recorded_at) / size)
+    else:  # julianday: milliseconds, a float exact to well under a millisecond here
+        slot = cast((func.julianday(e.c.recorded_at) - 2440587.5) * 86400.0 / size, Integer)
+    query = (select(e.c.actor, func.min(e.c.recorded_at).label("first"),
+                    func.max(e.c.recorded_at).label("last"))
+             .where(entries(rule, ctx)).group_by(e.c.actor, slot)
+             .having(func.count() >= need).limit(CROWDED_AT_MOST + 1))
+    crowded: dict[str, list[tuple[datetime, datetime]]] = {}
+    rows = conn.execute(query).all()
+    if len(rows) > CROWDED_AT_MOST:
+        return None
+    for actor, first, last in rows:
+        crowded.setdefault(actor, []).append((aware(first), aware(last)))
+    return crowded
 
 
 def _incremental(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
@@ -227,6 +283,16 @@ def _incremental(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     pending: dict[str, list[tuple[datetime, datetime]]] = {}
     for actor, at in new:
         pending.setdefault(actor, []).append((at - 2 * reach, at + 2 * reach))
+    yield from _around(conn, rule, ctx, pending, lambda row: row.id in new_ids)
+
+
+def _around(conn: Connection, rule, ctx: Context,
+            pending: dict[str, list[tuple[datetime, datetime]]],
+            seed: Callable[[Any], bool]) -> Iterator[Finding]:
+    """The bursts holding a ``seed`` entry, each once, from the segments ``pending``
+    ({actor: [(from, to)]}, every seed entry inside one and at least two windows plus
+    :data:`SLACK` from its ends), widened where a burst may go on."""
+    reach = timedelta(minutes=rule.params.window_minutes) + SLACK
     reported: set[str] = set()
     for round_ in range(ROUNDS):
         if not pending:
@@ -242,7 +308,7 @@ def _incremental(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
             wider = [lo, hi]
             for _, members in groupby(rows, key=lambda r: r.burst):
                 burst = list(members)
-                if not any(r.id in new_ids for r in burst):
+                if not any(seed(r) for r in burst):
                     continue
                 first = aware(burst[0].recorded_at)
                 last = max(aware(r.recorded_at) for r in burst if r.span is not None)
@@ -267,7 +333,7 @@ def _incremental(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
         query = bursts(rule, _source(rule, ctx, actors[start:start + ACTORS_PER_QUERY]))
         for _, members in groupby(conn.execute(query), key=lambda r: (r.actor, r.burst)):
             burst = list(members)
-            if any(r.id in new_ids for r in burst):
+            if any(seed(r) for r in burst):
                 finding = _finding(burst, rule, ctx)
                 if finding.subject not in reported:
                     yield finding
