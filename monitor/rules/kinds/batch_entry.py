@@ -33,13 +33,14 @@ case this kind is for.
 
 Full evaluation: the window functions above run over the few entries near a *crowded
 slot* only. Each actor's time is cut into slots a little longer than the window (from the
-Unix epoch); a slot is crowded when it holds at least half of ``min_events`` entries. A
-dense window is shorter than a slot, so it lies in at most two slots, one of which holds
-at least half of its entries: every burst has an entry in a crowded slot. One GROUP BY
-finds the crowded slots (where the plain pass runs a window function over every entry),
-and the bursts holding an entry of one are found as the incremental run below finds
-those holding a new entry — each exactly, whole. With ``min_events`` under 3, or more
-than :data:`CROWDED_AT_MOST` crowded slots, the plain pass is the cheaper and is taken.
+Unix epoch). A dense window is shorter than a slot, so it lies in one slot or two
+neighbours, and one of them holds at least half of ``min_events`` of its entries. One
+GROUP BY returns the slots holding that half; a slot is crowded when, with a neighbour
+(counted as returned, or else as at most one entry short of that half), it reaches
+``min_events``. Every burst then has an entry in a crowded slot, and the bursts holding
+one are found as the incremental run below finds those holding a new entry — each
+exactly, whole. With ``min_events`` under 3, or more than :data:`CROWDED_AT_MOST`
+crowded slots, the plain pass (a window function over every entry) is taken.
 
 Incremental: only a burst holding a *new* entry (one the previous run could not see:
 :func:`~monitor.rules.sql.new_events`) can differ from what that run stored. Any other
@@ -67,6 +68,7 @@ may be stale; a replay to an earlier as-of leaves others behind).
 from __future__ import annotations
 
 import logging
+from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -221,10 +223,12 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
             yield _finding(list(burst), rule, ctx)
         return
     reach = timedelta(minutes=rule.params.window_minutes) + SLACK
+    firsts = {actor: [lo for lo, _ in spans] for actor, spans in crowded.items()}
 
     def crowded_entry(row) -> bool:
-        at = aware(row.recorded_at)
-        return any(lo <= at <= hi for lo, hi in crowded.get(row.actor, ()))
+        at, spans = aware(row.recorded_at), crowded.get(row.actor, ())
+        k = bisect_right(firsts.get(row.actor, ()), at) - 1  # spans are apart, in order
+        return k >= 0 and at <= spans[k][1]
 
     yield from _around(conn, rule, ctx, {
         actor: [(lo - 2 * reach, hi + 2 * reach) for lo, hi in spans]
@@ -239,16 +243,18 @@ CROWDED_AT_MOST = 20_000      # crowded slots beyond which a full run takes the 
 
 def _crowded(conn: Connection, rule, ctx: Context
              ) -> dict[str, list[tuple[datetime, datetime]]] | None:
-    """Full evaluation: {actor: [(first, last) recorded_at of a crowded slot]}, or None
-    when the plain pass is the cheaper (see "Full evaluation").
+    """Full evaluation: {actor: [(first, last) recorded_at of a crowded slot]} in order,
+    or None when the plain pass is the cheaper (see "Full evaluation").
 
     Each actor's time is cut into slots of the window plus :data:`SLACK` (counted from
-    the Unix epoch); a slot is *crowded* when it holds at least half of ``min_events``
-    entries. A dense window spans less than a slot, so it lies in at most two slots and
-    one of them holds at least half of its entries: every burst has an entry in a
-    crowded slot. One GROUP BY finds them, where the plain pass runs a window function
-    over every entry."""
-    need = (max(rule.params.min_events, 1) + 1) // 2
+    the Unix epoch). A dense window spans less than a slot, so it lies in one slot or two
+    neighbours, which between them hold ``min_events`` of its entries: one of the two
+    holds at least half of them. One GROUP BY returns the slots holding that half
+    (``need``); a slot is *crowded* when it could hold entries of a dense window: with
+    its neighbours, counted as returned or else as at most ``need − 1``, it reaches
+    ``min_events``. Every burst has an entry in a crowded slot."""
+    least = max(rule.params.min_events, 1)
+    need = (least + 1) // 2
     if need < 2:  # every entry would be crowded
         return None
     e = Event.__table__
@@ -257,17 +263,35 @@ def _crowded(conn: Connection, rule, ctx: Context
         slot: Any = func.floor(func.date_part("epoch", e.c.recorded_at) / size)
     else:  # julianday: milliseconds, a float exact to well under a millisecond here
         slot = cast((func.julianday(e.c.recorded_at) - 2440587.5) * 86400.0 / size, Integer)
-    query = (select(e.c.actor, func.min(e.c.recorded_at).label("first"),
+    query = (select(e.c.actor, slot.label("slot"), func.count().label("n"),
+                    func.min(e.c.recorded_at).label("first"),
                     func.max(e.c.recorded_at).label("last"))
              .where(entries(rule, ctx)).group_by(e.c.actor, slot)
-             .having(func.count() >= need).limit(CROWDED_AT_MOST + 1))
+             .having(func.count() >= need).order_by(e.c.actor, slot))
     crowded: dict[str, list[tuple[datetime, datetime]]] = {}
-    rows = conn.execute(query).all()
-    if len(rows) > CROWDED_AT_MOST:
-        return None
-    for actor, first, last in rows:
-        crowded.setdefault(actor, []).append((aware(first), aware(last)))
+    found = 0
+
+    def count(row, other) -> int:  # a neighbour's count: as returned, or at most need − 1
+        return other.n if other is not None and other.actor == row.actor \
+            and abs(int(other.slot) - int(row.slot)) == 1 else need - 1
+
+    previous = current = None
+    for following in _with_end(conn.execute(query)):
+        if current is not None and (current.n >= least or current.n + max(
+                count(current, previous), count(current, following)) >= least):
+            found += 1
+            if found > CROWDED_AT_MOST:
+                return None
+            crowded.setdefault(current.actor, []).append((aware(current.first),
+                                                          aware(current.last)))
+        previous, current = current, following
     return crowded
+
+
+def _with_end(rows):
+    """``rows``, then one None."""
+    yield from rows
+    yield None
 
 
 def _incremental(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
