@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType, SimpleNamespace
 from typing import Any, Mapping
 
-from sqlalchemy import Connection, and_, bindparam, case, func, literal, null, select
+from sqlalchemy import (BindParameter, Connection, and_, bindparam, case, func, literal, null,
+                        select)
 
 from ...models import Event, Item
 from ..finding import Context, Finding, catalog_read
@@ -105,7 +106,7 @@ def _close(ctx: Context):
                    func.lag(points.c.id).over(**ordered).label("prev_id"),
                    ).subquery("pairs")
     gap = seconds_since(pairs.c.t, pairs.c.prev_t)
-    longest = bindparam("longest_seconds")
+    longest: BindParameter[float] = bindparam("longest_seconds")
     return (select(pairs.c.id, pairs.c.prev_id, gap.label("gap"))
             .where(pairs.c.prev_t.is_not(None),
                    under_seconds(pairs.c.t, pairs.c.prev_t, longest), gap < longest))
