@@ -30,7 +30,7 @@ from sqlalchemy import Connection, Engine, or_, select, update
 from . import trail
 from .models import Alert, Department
 from .notices import digest
-from .supervision import ACTIVE, Policy, issue_order, monitors, tell, text_for
+from .supervision import ACTIVE, Policy, Told, issue_order, monitors, tell_many, text_for
 from .supervised import update as traced_update
 from .trail import SYSTEM, Entry
 
@@ -128,7 +128,7 @@ def _send(conn: Connection, policy: Policy, as_of: datetime, notices: list[Notic
     for n in notices:
         groups.setdefault((n.recipient, n.template), []).append(n)
     names = dict(conn.execute(select(Department.code, Department.name)).tuples().all())
-    queued = 0
+    out: list[Told] = []
     for (recipient, template), group in sorted(groups.items()):
         first = min(group, key=lambda n: (n.due, n.alert.id))
         if len(group) == 1:
@@ -137,5 +137,5 @@ def _send(conn: Connection, policy: Policy, as_of: datetime, notices: list[Notic
             codes = sorted({n.alert.department or "" for n in group})
             text = digest(template, depts=[names.get(c) or c for c in codes],
                           alert_ids=sorted(n.alert.id for n in group), due=first.due)
-        queued += tell(conn, policy, as_of, first.alert.id, [recipient], template, text)
-    return queued
+        out.append((first.alert.id, [recipient], template, text, None))
+    return tell_many(conn, policy, as_of, out)

@@ -30,7 +30,7 @@ from .calendar import WorkCalendar
 from .errors import InvalidTransition, NotAllowed, NotFound, did_you_mean, usage
 from .models import Alert, Department, Disposition, SupervisionOrder, User
 from .notices import sms
-from .outbox import enqueue
+from .outbox import Outgoing, enqueue_many
 from .supervised import change, update as traced_update
 from .trail import Entry
 
@@ -290,9 +290,20 @@ def tell(conn: Connection, policy: Policy, at: datetime, alert_id: int | None,
          recipients: list[str], subject: str, text: str, due: datetime | None = None) -> int:
     """Queue a notice for people: an SMS each, and an e-mail each when the ``email``
     channel is configured; the number of messages queued. ``due``: held until then."""
+    return tell_many(conn, policy, at, [(alert_id, recipients, subject, text, due)])
+
+
+Told = tuple[int | None, list[str], str, str, "datetime | None"]  # as tell's arguments
+
+
+def tell_many(conn: Connection, policy: Policy, at: datetime, notices: list[Told]) -> int:
+    """:func:`tell` for each of ``notices`` (alert id, recipients, subject, text, due), in
+    this order, with one look-up and one insert for them all."""
     channels = ("sms", "email") if policy.email else ("sms",)
-    return sum(enqueue(conn, at, alert_id, recipients, subject, text, channel=channel,
-                       due=due) for channel in channels)
+    return enqueue_many(conn, at, [
+        Outgoing(alert_id, r, subject, text, channel, due=due)
+        for alert_id, recipients, subject, text, due in notices for channel in channels
+        for r in sorted(set(recipients))])
 
 
 ORDER_TEXTS = {"manual": "order", "rejected": "rejected", "escalated": "escalated", "red": "red"}

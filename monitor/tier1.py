@@ -41,7 +41,7 @@ from . import trail
 from .errors import InvalidTransition, NotFound, did_you_mean
 from .models import Alert, AlertNotice, Department, Event, User
 from .notices import digest, sms
-from .supervision import Policy, tell
+from .supervision import Policy, tell, tell_many
 from .trail import Entry
 
 RANK = {"warning": 1, "yellow": 2, "red": 3}
@@ -145,12 +145,10 @@ def notify(conn: Connection, policy: Policy, at: datetime, items: list[Tell]) ->
         rows.append({"alert_id": alert_id, "level": level, "recipient": user, "at": at,
                      "reason": item.reason if monitor else "handler", "mode": mode})
     conn.execute(insert(AlertNotice), rows)
-    queued = 0
-    for (user, monitor, mode), group in groups.items():
-        queued += tell(conn, policy, at, group[0].alert_id, [user],
-                       *_text(policy, group, monitor, names),
-                       due=held if mode == "held" else None)
-    return queued
+    return tell_many(conn, policy, at, [
+        (group[0].alert_id, [user], *_text(policy, group, monitor, names),
+         held if mode == "held" else None)
+        for (user, monitor, mode), group in groups.items()])
 
 
 def _names(conn: Connection) -> dict[str, str]:

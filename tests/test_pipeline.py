@@ -224,7 +224,9 @@ def test_malformed_xes_is_the_same_line(store, pconfig, tmp_path, spawned):
                                 spawned)
     assert one == two
     assert one[0] == f"{path}: not well-formed XES at line 2004: mismatched tag"
-    assert 0 < len(two[1][0]) < 2000  # the batches read before the error are stored
+    # the batches read before the error are stored (the XES fast path reads all 2,000
+    # good events before it meets the bad trace; expat alone, fewer)
+    assert 0 < len(two[1][0]) <= 2000
 
 
 def test_stdin_with_a_file_descriptor(store, pconfig, tmp_path, spawned, monkeypatch):

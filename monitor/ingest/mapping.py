@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from hashlib import blake2b
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta, tzinfo
 from decimal import Decimal, InvalidOperation
@@ -46,9 +47,10 @@ class _BadValue(Exception):
 def derived_event_id(case_id: str | None, ordinal: int, activity: str | None,
                      timestamp: str | None) -> str:
     """A stable id for an XES event without one: same log, same ids, on every re-import."""
-    text = "\x1f".join("" if v is None else str(v) for v in (case_id, ordinal, activity,
-                                                              timestamp))
-    return "xes-" + hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+    text = (("" if case_id is None else str(case_id)) + "\x1f" + str(ordinal) + "\x1f"
+            + ("" if activity is None else str(activity)) + "\x1f"
+            + ("" if timestamp is None else str(timestamp)))
+    return "xes-" + blake2b(text.encode(), digest_size=12).hexdigest()
 
 
 def row_event_id(*values: str | None) -> str:
@@ -177,11 +179,11 @@ def map_row(mapping: EventMapping, line: int, raw: dict, tz: tzinfo) -> SourceRo
             fields["step"] = short_step(mapping.steps.get(activity, activity))
         if fields["step"] != activity and not fields.get("note"):
             fields["note"] = activity
-    if "event_id" not in mapping.fields and not fields.get("event_id"):
-        written = {f: get(mapping.fields.get(f, "")) for f in ("case_id", "step", "occurred_at")}
-        fields["event_id"] = (
-            derived_event_id(written["case_id"], raw[ORDINAL], written["step"],
-                             written["occurred_at"])
+    columns = mapping.fields
+    if "event_id" not in columns and not fields.get("event_id"):
+        fields["event_id"] = (  # from the values as written
+            derived_event_id(get(columns.get("case_id", "")), raw[ORDINAL],
+                             get(columns.get("step", "")), get(columns.get("occurred_at", "")))
             if ORDINAL in raw
             else row_event_id(fields.get("case_id"), activity, fields.get("occurred_at"),
                               fields.get("actor")))

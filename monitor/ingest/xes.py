@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Iterator
+from itertools import islice
 from datetime import timezone, tzinfo
 from types import MappingProxyType
 from xml.parsers import expat
@@ -24,6 +25,7 @@ from ..errors import IngestError
 from .mapping import (LIFECYCLE_KEY, ORDINAL, SKIPPED_LIFECYCLE, TRACE_PREFIX,
                       derived_event_id, mapped_rows)
 from .sources import Source, SourceRow
+from .xes_scan import Unsure, scan_batches
 
 UTC = timezone.utc
 
@@ -199,6 +201,23 @@ def xes_rows(source: Source, mapping: XesMapping | EventMapping, tz: tzinfo = UT
 
 def _records(source: Source, trace_keys: frozenset[str],
              event_keys: frozenset[str] | None) -> Iterator[tuple[int, dict]]:
+    """The fast path (:mod:`monitor.ingest.xes_scan`) when the mapping names the keys it
+    reads and the stream can be read again; where that path is unsure, expat from the
+    start, skipping the records the fast path already gave (the same ones)."""
+    given = 0
+    if event_keys is not None and source.stream.seekable():
+        try:
+            for batch in scan_batches(source.stream, trace_keys, event_keys):
+                yield from batch
+                given += len(batch)
+            return
+        except (Unsure, EOFError, gzip.BadGzipFile, OSError):
+            source.stream.seek(0)  # expat says what is wrong, at which line
+    yield from islice(_expat_records(source, trace_keys, event_keys), given, None)
+
+
+def _expat_records(source: Source, trace_keys: frozenset[str],
+                   event_keys: frozenset[str] | None) -> Iterator[tuple[int, dict]]:
     parser = expat.ParserCreate()
     parser.ordered_attributes = True
     reader = _Reader(parser, trace_keys, event_keys)
