@@ -79,7 +79,7 @@ def _default_policy() -> Policy:
     return Policy(WorkCalendar(), ZoneInfo("Asia/Shanghai"))
 
 
-CHUNK = 2000  # findings stored per round: memory holds one round, not a rule's whole run
+CHUNK = 500  # findings stored per round: memory holds one round, not a rule's whole run
 
 
 def store_findings(conn: Connection, rule: Rule, findings: Iterable[Finding], at: datetime,

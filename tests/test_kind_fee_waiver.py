@@ -8,6 +8,7 @@ import pytest
 
 from conftest import CATALOG, event, dry_findings, ingest_rows, rule_file
 from monitor.engine import evaluate
+from monitor.rules.kinds import _fees
 
 AS_OF = datetime(2025, 11, 1, tzinfo=timezone.utc)
 FEE_CATALOG = CATALOG.replace(
@@ -145,3 +146,15 @@ def test_an_unknown_channel_is_its_own_value(store, config, write_events, tmp_pa
     assert got["U"].fields["payment"] == "缴费 200.00 元，其中 1 笔缴费渠道不明"
     trusted = rule_file(tmp_path, "- {id: u, kind: unpaid_fee, params: {unknown_channel: online}}\n")
     assert dry_findings(store, config, trusted, AS_OF) == {}
+
+
+def test_flagged_cases_read_in_rounds_give_the_same_findings(store, config, write_events,
+                                                             tmp_path, monkeypatch):
+    """The flagged cases are read a round at a time (memory holds one round): rounds of
+    one case find what one round of all does, each case with its own events."""
+    load(store, config, write_events, [
+        *licence("a", paid=("100.00",), waived=[("100.00", "u1")]),
+        *licence("b", paid=("150.00",)), *licence("ok"), *licence("c", paid=("1.00",))])
+    whole = found(store, config, tmp_path)
+    monkeypatch.setattr(_fees, "CHUNK", 1)
+    assert sorted(whole) == ["a", "b", "c"] and found(store, config, tmp_path) == whole

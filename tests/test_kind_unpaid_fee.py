@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from conftest import CATALOG, event, dry_findings, ingest_rows, rule_file
 from monitor.engine import evaluate
+from monitor.rules.kinds import _fees
 from monitor.models import Alert
 
 AS_OF = datetime(2025, 11, 1, tzinfo=timezone.utc)
@@ -184,3 +185,16 @@ def test_variants_are_checked(tmp_path):
         with pytest.raises((RuleError, SourceErrors)) as exc:
             rules(tmp_path, extra)
         assert wanted in str(exc.value), str(exc.value)
+
+
+def test_flagged_cases_read_in_rounds_give_the_same_findings(store, config, write_events,
+                                                             tmp_path, monkeypatch):
+    """As fee_waiver's: rounds of one flagged case find what one round of all does."""
+    ingest_rows(store, config, write_events, [
+        *(event(f"{c}{k}", c, step, f"2025-10-09 0{k + 1}:00:00", amount=amount)
+          for c in ("x", "y", "z")
+          for k, (step, amount) in enumerate([("fee_assessed", "200"), ("complete", None)])),
+        pay("y-p", "y", "50.00", "offline")])
+    whole = found(store, config, tmp_path)
+    monkeypatch.setattr(_fees, "CHUNK", 1)
+    assert sorted(whole) == ["x", "y", "z"] and found(store, config, tmp_path) == whole

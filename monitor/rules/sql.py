@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any, Callable, TypeVar
 
-from sqlalchemy import (BigInteger, Float, Integer, String, and_, bindparam, or_, select,
+from sqlalchemy import (BigInteger, Boolean, Float, Integer, String, and_, bindparam, or_, select,
                         true)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.compiler import compiles
@@ -58,6 +58,30 @@ def _since_sqlite(element, compiler, **kw):
 def _since_pg(element, compiler, **kw):
     later, earlier = (compiler.process(c, **kw) for c in element.clauses)
     return f"EXTRACT(EPOCH FROM ({later} - {earlier}))"
+
+
+class under_seconds(FunctionElement):
+    """``under_seconds(later, earlier, seconds)`` over two :class:`time_point` values: true
+    when ``later`` is less than ``seconds`` (plus a second) after ``earlier`` — a cheap
+    test a row fails before the exact :class:`seconds_since` is computed (it never fails a
+    row that comparison keeps): SQLite compares julian days without rounding,
+    PostgreSQL an interval, not the numeric its EXTRACT(EPOCH) returns."""
+
+    type = Boolean()
+    inherit_cache = True
+    name = "under_seconds"
+
+
+@compiles(under_seconds, "sqlite")
+def _under_sqlite(element, compiler, **kw):
+    later, earlier, seconds = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(({later} - {earlier}) < ({seconds} + 1) / 86400.0)"
+
+
+@compiles(under_seconds, "postgresql")
+def _under_pg(element, compiler, **kw):
+    later, earlier, seconds = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(({later} - {earlier}) < make_interval(secs => {seconds} + 1))"
 
 
 def seconds_between(later, earlier) -> ColumnElement:

@@ -31,6 +31,17 @@ old alert then remains as the record of the smaller burst. A key on the burst's 
 arrives after a later one — back-filled entries spread over several exports is the very
 case this kind is for.
 
+Full evaluation: the window functions above run over the few entries near a *crowded
+slot* only. Each actor's time is cut into slots a little longer than the window (from the
+Unix epoch). A dense window is shorter than a slot, so it lies in one slot or two
+neighbours, and one of them holds at least half of ``min_events`` of its entries. One
+GROUP BY returns the slots holding that half; a slot is crowded when, with a neighbour
+(counted as returned, or else as at most one entry short of that half), it reaches
+``min_events``. Every burst then has an entry in a crowded slot, and the bursts holding
+one are found as the incremental run below finds those holding a new entry — each
+exactly, whole. With ``min_events`` under 3, or more than :data:`CROWDED_AT_MOST`
+crowded slots, the plain pass (a window function over every entry) is taken.
+
 Incremental: only a burst holding a *new* entry (one the previous run could not see:
 :func:`~monitor.rules.sql.new_events`) can differ from what that run stored. Any other
 burst's dense windows hold no new entry, so they were dense then, chain the same way and
@@ -57,7 +68,8 @@ may be stale; a replay to an earlier as-of leaves others behind).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from bisect import bisect_right
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import groupby
@@ -201,17 +213,85 @@ def bursts(rule, source, parted: bool = False):
 
 
 def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
-    if ctx.since_event_id is None:
+    if ctx.since_event_id is not None:
+        yield from _incremental(conn, rule, ctx)
+        return
+    crowded = _crowded(conn, rule, ctx)
+    if crowded is None:
         for _, burst in groupby(conn.execute(bursts(rule, _source(rule, ctx))),
                                 key=lambda r: (r.actor, r.burst)):
             yield _finding(list(burst), rule, ctx)
         return
-    yield from _incremental(conn, rule, ctx)
+    reach = timedelta(minutes=rule.params.window_minutes) + SLACK
+    firsts = {actor: [lo for lo, _ in spans] for actor, spans in crowded.items()}
+
+    def crowded_entry(row) -> bool:
+        at, spans = aware(row.recorded_at), crowded.get(row.actor, ())
+        k = bisect_right(firsts.get(row.actor, ()), at) - 1  # spans are apart, in order
+        return k >= 0 and at <= spans[k][1]
+
+    yield from _around(conn, rule, ctx, {
+        actor: [(lo - 2 * reach, hi + 2 * reach) for lo, hi in spans]
+        for actor, spans in crowded.items()}, crowded_entry)
 
 
 SLACK = timedelta(seconds=1)  # more than SQLite's rounding of spans (to the millisecond)
 ROUNDS = 16                   # rounds of widening at most, then the whole history
 ACTORS_PER_QUERY = 500
+CROWDED_AT_MOST = 20_000      # crowded slots beyond which a full run takes the plain pass
+
+
+def _crowded(conn: Connection, rule, ctx: Context
+             ) -> dict[str, list[tuple[datetime, datetime]]] | None:
+    """Full evaluation: {actor: [(first, last) recorded_at of a crowded slot]} in order,
+    or None when the plain pass is the cheaper (see "Full evaluation").
+
+    Each actor's time is cut into slots of the window plus :data:`SLACK` (counted from
+    the Unix epoch). A dense window spans less than a slot, so it lies in one slot or two
+    neighbours, which between them hold ``min_events`` of its entries: one of the two
+    holds at least half of them. One GROUP BY returns the slots holding that half
+    (``need``); a slot is *crowded* when it could hold entries of a dense window: with
+    its neighbours, counted as returned or else as at most ``need − 1``, it reaches
+    ``min_events``. Every burst has an entry in a crowded slot."""
+    least = max(rule.params.min_events, 1)
+    need = (least + 1) // 2
+    if need < 2:  # every entry would be crowded
+        return None
+    e = Event.__table__
+    size = rule.params.window_minutes * 60 + SLACK.total_seconds()
+    if conn.dialect.name == "postgresql":
+        slot: Any = func.floor(func.date_part("epoch", e.c.recorded_at) / size)
+    else:  # julianday: milliseconds, a float exact to well under a millisecond here
+        slot = cast((func.julianday(e.c.recorded_at) - 2440587.5) * 86400.0 / size, Integer)
+    query = (select(e.c.actor, slot.label("slot"), func.count().label("n"),
+                    func.min(e.c.recorded_at).label("first"),
+                    func.max(e.c.recorded_at).label("last"))
+             .where(entries(rule, ctx)).group_by(e.c.actor, slot)
+             .having(func.count() >= need).order_by(e.c.actor, slot))
+    crowded: dict[str, list[tuple[datetime, datetime]]] = {}
+    found = 0
+
+    def count(row, other) -> int:  # a neighbour's count: as returned, or at most need − 1
+        return other.n if other is not None and other.actor == row.actor \
+            and abs(int(other.slot) - int(row.slot)) == 1 else need - 1
+
+    previous = current = None
+    for following in _with_end(conn.execute(query)):
+        if current is not None and (current.n >= least or current.n + max(
+                count(current, previous), count(current, following)) >= least):
+            found += 1
+            if found > CROWDED_AT_MOST:
+                return None
+            crowded.setdefault(current.actor, []).append((aware(current.first),
+                                                          aware(current.last)))
+        previous, current = current, following
+    return crowded
+
+
+def _with_end(rows):
+    """``rows``, then one None."""
+    yield from rows
+    yield None
 
 
 def _incremental(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
@@ -227,6 +307,16 @@ def _incremental(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     pending: dict[str, list[tuple[datetime, datetime]]] = {}
     for actor, at in new:
         pending.setdefault(actor, []).append((at - 2 * reach, at + 2 * reach))
+    yield from _around(conn, rule, ctx, pending, lambda row: row.id in new_ids)
+
+
+def _around(conn: Connection, rule, ctx: Context,
+            pending: dict[str, list[tuple[datetime, datetime]]],
+            seed: Callable[[Any], bool]) -> Iterator[Finding]:
+    """The bursts holding a ``seed`` entry, each once, from the segments ``pending``
+    ({actor: [(from, to)]}, every seed entry inside one and at least two windows plus
+    :data:`SLACK` from its ends), widened where a burst may go on."""
+    reach = timedelta(minutes=rule.params.window_minutes) + SLACK
     reported: set[str] = set()
     for round_ in range(ROUNDS):
         if not pending:
@@ -242,7 +332,7 @@ def _incremental(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
             wider = [lo, hi]
             for _, members in groupby(rows, key=lambda r: r.burst):
                 burst = list(members)
-                if not any(r.id in new_ids for r in burst):
+                if not any(seed(r) for r in burst):
                     continue
                 first = aware(burst[0].recorded_at)
                 last = max(aware(r.recorded_at) for r in burst if r.span is not None)
@@ -267,7 +357,7 @@ def _incremental(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
         query = bursts(rule, _source(rule, ctx, actors[start:start + ACTORS_PER_QUERY]))
         for _, members in groupby(conn.execute(query), key=lambda r: (r.actor, r.burst)):
             burst = list(members)
-            if any(r.id in new_ids for r in burst):
+            if any(seed(r) for r in burst):
                 finding = _finding(burst, rule, ctx)
                 if finding.subject not in reported:
                     yield finding

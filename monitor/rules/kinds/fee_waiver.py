@@ -28,7 +28,7 @@ from sqlalchemy import Connection, func, select
 
 from ..finding import Context, Finding
 from ..sql import bound
-from ._fees import (authorised_users, case_fees, describe_event, fee_events, fen_floor,
+from ._fees import (CHUNK, authorised_users, case_fees, describe_event, fee_events, fen_floor,
                     first_end, latest_assessment, money, unauthorised_text, waivers, yuan)
 
 TITLE = "擅自减免（实缴低于应缴且无有权减免）"
@@ -63,36 +63,37 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     query = (select(fees, due.label("due_fen"), shortfall.label("shortfall_fen"))
              .where(fees.c.online_payments > 0, shortfall > fen_floor(rule.params.tolerance))
              .order_by(fees.c.case_id))
-    found = list(conn.execute(query, bound(ctx, authorised=authorised)))
-    events = fee_events(conn, [r.case_id for r in found], ctx)
     allowed = set(authorised)
-    for r in found:
-        rows = events.get(r.case_id, [])
-        assessed, end = latest_assessment(rows), first_end(rows)
-        payments = [x for x in rows if x.step == "fee_paid"]
-        named = unauthorised_text(rows, allowed)
-        culprit = next((x.actor for x in rows
-                        if x.step == "fee_waived" and x.actor not in allowed),
-                       end.actor if end else None)
-        yield Finding(
-            subject=r.case_id, case_id=r.case_id, department=r.department,
-            item_code=r.item_code, actor=culprit,
-            variant="fine" if r.category == "penalty" else None,
-            fields={"standard": money(yuan(r.standard_fen)), "waived": money(yuan(r.waived_fen)),
-                    "due": money(yuan(r.due_fen)), "paid": money(yuan(r.online_fen)),
+    # a round of flagged cases at a time: memory holds one round, not every finding
+    for found in conn.execute(query, bound(ctx, authorised=authorised)).partitions(CHUNK):
+        events = fee_events(conn, [r.case_id for r in found], ctx)
+        for r in found:
+            rows = events.get(r.case_id, [])
+            assessed, end = latest_assessment(rows), first_end(rows)
+            payments = [x for x in rows if x.step == "fee_paid"]
+            named = unauthorised_text(rows, allowed)
+            culprit = next((x.actor for x in rows
+                            if x.step == "fee_waived" and x.actor not in allowed),
+                           end.actor if end else None)
+            yield Finding(
+                subject=r.case_id, case_id=r.case_id, department=r.department,
+                item_code=r.item_code, actor=culprit,
+                variant="fine" if r.category == "penalty" else None,
+                fields={"standard": money(yuan(r.standard_fen)), "waived": money(yuan(r.waived_fen)),
+                        "due": money(yuan(r.due_fen)), "paid": money(yuan(r.online_fen)),
+                        "shortfall": money(yuan(r.shortfall_fen)),
+                        "waivers": f"未经授权减免：{named}" if named else "无有权人员的减免批准"},
+                evidence={
+                    "standard": money(yuan(r.standard_fen)),
+                    "standard_from": "fee_assessed" if assessed is not None else "catalog",
+                    "assessment": describe_event(assessed, ctx) if assessed else None,
+                    "authorised_waived": money(yuan(r.waived_fen)), "due": money(yuan(r.due_fen)),
+                    "paid_online": money(yuan(r.online_fen)), "online_payments": r.online_payments,
                     "shortfall": money(yuan(r.shortfall_fen)),
-                    "waivers": f"未经授权减免：{named}" if named else "无有权人员的减免批准"},
-            evidence={
-                "standard": money(yuan(r.standard_fen)),
-                "standard_from": "fee_assessed" if assessed is not None else "catalog",
-                "assessment": describe_event(assessed, ctx) if assessed else None,
-                "authorised_waived": money(yuan(r.waived_fen)), "due": money(yuan(r.due_fen)),
-                "paid_online": money(yuan(r.online_fen)), "online_payments": r.online_payments,
-                "shortfall": money(yuan(r.shortfall_fen)),
-                "tolerance": str(rule.params.tolerance),
-                "payments": [describe_event(x, ctx) for x in payments],
-                "waivers": waivers(rows, allowed, ctx),
-                "authorising_roles": list(rule.params.authorising_roles),
-                "reached": describe_event(end, ctx) if end else None},
-            event_ids=tuple(x.event_id for x in rows
-                            if x is assessed or x is end or x.step in ("fee_paid", "fee_waived")))
+                    "tolerance": str(rule.params.tolerance),
+                    "payments": [describe_event(x, ctx) for x in payments],
+                    "waivers": waivers(rows, allowed, ctx),
+                    "authorising_roles": list(rule.params.authorising_roles),
+                    "reached": describe_event(end, ctx) if end else None},
+                event_ids=tuple(x.event_id for x in rows
+                                if x is assessed or x is end or x.step in ("fee_paid", "fee_waived")))

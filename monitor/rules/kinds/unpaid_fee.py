@@ -32,7 +32,7 @@ from sqlalchemy import Connection, or_, select
 
 from ..finding import Context, Finding
 from ..sql import bound, built
-from ._fees import (REACHED, authorised_users, case_fees, describe_event, fee_events,
+from ._fees import (CHUNK, REACHED, authorised_users, case_fees, describe_event, fee_events,
                     first_end, latest_assessment, money, waivers, yuan)
 
 TITLE = "网下收费（收费事项未经网上缴费即制证或办结）"
@@ -73,39 +73,40 @@ def _query(rule, ctx: Context):
 
 def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     authorised = authorised_users(conn, rule.params.authorising_roles, ctx)
-    found = list(conn.execute(built(rule, "unpaid", ctx, lambda: _query(rule, ctx)),
-                              bound(ctx, authorised=authorised)))
-    events = fee_events(conn, [r.case_id for r in found], ctx)
     allowed = set(authorised)
-    for r in found:
-        rows = events.get(r.case_id, [])
-        end = first_end(rows)
-        paid = [x for x in rows if x.step == "fee_paid"]  # none of them online
-        paid_total = sum((x.amount for x in paid if x.amount is not None), yuan(0))
-        assessed = latest_assessment(rows)
-        due = None if r.standard_fen is None else yuan(r.standard_fen - r.waived_fen)
-        unknown = [x for x in paid if x.channel == "unknown"]
-        payment = ("无任何缴费记录" if not paid else
-                   f"仅有网下缴费 {money(paid_total)} 元" if not unknown else
-                   f"缴费 {money(paid_total)} 元，其中 {len(unknown)} 笔缴费渠道不明")
-        yield Finding(
-            subject=r.case_id, case_id=r.case_id, department=r.department,
-            item_code=r.item_code, actor=end.actor if end else None,
-            variant="fine" if r.category == "penalty" else None,
-            fields={"reached": REACHED.get(end.step if end else "", "办结"),
-                    "due": "未核定金额" if due is None else f"{money(due)} 元",
-                    "payment": payment, "offline_amount": money(paid_total)},
-            evidence={
-                "reached": describe_event(end, ctx) if end else None,
-                "standard": None if r.standard_fen is None else money(yuan(r.standard_fen)),
-                "standard_from": ("fee_assessed" if assessed is not None else
-                                  "catalog" if r.standard_fen is not None else None),
-                "assessment": describe_event(assessed, ctx) if assessed else None,
-                "authorised_waived": money(yuan(r.waived_fen)),
-                "due": money(due), "online_payments": 0,
-                "payments_not_online": [describe_event(x, ctx) for x in paid],
-                "paid_not_online": money(paid_total),
-                "waivers": waivers(rows, allowed, ctx),
-                "authorising_roles": list(rule.params.authorising_roles)},
-            event_ids=tuple(x.event_id for x in rows
-                            if x is end or x is assessed or x.step in ("fee_paid", "fee_waived")))
+    # a round of flagged cases at a time: memory holds one round, not every finding
+    for found in conn.execute(built(rule, "unpaid", ctx, lambda: _query(rule, ctx)),
+                              bound(ctx, authorised=authorised)).partitions(CHUNK):
+        events = fee_events(conn, [r.case_id for r in found], ctx)
+        for r in found:
+            rows = events.get(r.case_id, [])
+            end = first_end(rows)
+            paid = [x for x in rows if x.step == "fee_paid"]  # none of them online
+            paid_total = sum((x.amount for x in paid if x.amount is not None), yuan(0))
+            assessed = latest_assessment(rows)
+            due = None if r.standard_fen is None else yuan(r.standard_fen - r.waived_fen)
+            unknown = [x for x in paid if x.channel == "unknown"]
+            payment = ("无任何缴费记录" if not paid else
+                       f"仅有网下缴费 {money(paid_total)} 元" if not unknown else
+                       f"缴费 {money(paid_total)} 元，其中 {len(unknown)} 笔缴费渠道不明")
+            yield Finding(
+                subject=r.case_id, case_id=r.case_id, department=r.department,
+                item_code=r.item_code, actor=end.actor if end else None,
+                variant="fine" if r.category == "penalty" else None,
+                fields={"reached": REACHED.get(end.step if end else "", "办结"),
+                        "due": "未核定金额" if due is None else f"{money(due)} 元",
+                        "payment": payment, "offline_amount": money(paid_total)},
+                evidence={
+                    "reached": describe_event(end, ctx) if end else None,
+                    "standard": None if r.standard_fen is None else money(yuan(r.standard_fen)),
+                    "standard_from": ("fee_assessed" if assessed is not None else
+                                      "catalog" if r.standard_fen is not None else None),
+                    "assessment": describe_event(assessed, ctx) if assessed else None,
+                    "authorised_waived": money(yuan(r.waived_fen)),
+                    "due": money(due), "online_payments": 0,
+                    "payments_not_online": [describe_event(x, ctx) for x in paid],
+                    "paid_not_online": money(paid_total),
+                    "waivers": waivers(rows, allowed, ctx),
+                    "authorising_roles": list(rule.params.authorising_roles)},
+                event_ids=tuple(x.event_id for x in rows
+                                if x is end or x is assessed or x.step in ("fee_paid", "fee_waived")))
