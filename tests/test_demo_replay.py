@@ -235,8 +235,9 @@ def test_inserting_a_forged_row_is_found(intact, forgery):
     digest = entry_hash(seq, last.at, last.alert_id, "confirmed", "jw-monitor-1", last.detail,
                         prev)
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO trail (seq, at, alert_id, action, actor, detail, "
-                          "prev_hash, hash) VALUES (:seq, (SELECT t.at FROM trail t WHERE "
+        conn.execute(text("INSERT INTO trail (region, seq, at, alert_id, action, actor, "
+                          "detail, prev_hash, hash) VALUES ((SELECT t.region FROM trail t "
+                          "WHERE t.seq = :last), :seq, (SELECT t.at FROM trail t WHERE "
                           "t.seq = :last), :alert, 'confirmed', 'jw-monitor-1', (SELECT t.detail "
                           "FROM trail t WHERE t.seq = :last), :prev, :hash)"),
                      {"seq": seq, "last": last.seq, "alert": last.alert_id, "prev": prev,

@@ -109,10 +109,14 @@ def wait_line(proc, needle: str, timeout: float = 30) -> list[str]:
 
 
 OFF = "".join(f"    {j}: 'off'\n" for j in ("inbox", "pull", "escalate", "nightly", "flush"))
-# nightly alone: the default inbox, flush and evaluate jobs fire on the wall clock's
-# minutes and hours, and one firing while the test runs would be a run it did not expect
-NIGHTLY_ONLY = "    nightly: '0 2 * * *'\n" + "".join(
-    f"    {j}: 'off'\n" for j in ("inbox", "pull", "evaluate", "escalate", "flush"))
+
+
+def nightly_only(hour: int) -> str:
+    """The jobs of a daemon running nightly alone, at ``hour`` o'clock county time: the
+    default inbox, flush and evaluate jobs fire on the wall clock's minutes and hours, and
+    one firing while the test runs would be a run it did not expect."""
+    return f"    nightly: '0 {hour} * * *'\n" + "".join(
+        f"    {j}: 'off'\n" for j in ("inbox", "pull", "evaluate", "escalate", "flush"))
 
 
 @pytest.mark.slow
@@ -138,7 +142,10 @@ def test_sigterm_lets_the_job_in_flight_finish(tmp_path, db_url, store, write_ev
 def test_a_run_missed_while_the_daemon_was_down_is_recorded(tmp_path, db_url):
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 
-    proc = start_serve(tmp_path, db_url, NIGHTLY_ONLY, grace=60)
+    # twelve hours from now, so that no run of it falls in the two hours the test moves
+    # its due time back (at 02:10 a nightly at 02:00 was the missed run APScheduler named)
+    hour = (datetime.now(TZ).hour + 12) % 24
+    proc = start_serve(tmp_path, db_url, nightly_only(hour), grace=60)
     wait_line(proc, "serve: scheduler started")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
@@ -146,13 +153,13 @@ def test_a_run_missed_while_the_daemon_was_down_is_recorded(tmp_path, db_url):
     store = SQLAlchemyJobStore(engine=engine, tablename=JOBSTORE_TABLE)
     job = store.lookup_job("nightly")
     due = job.next_run_time
-    assert due.astimezone(TZ).hour == 2  # kept in the database across restarts
+    assert due.astimezone(TZ).hour == hour  # kept in the database across restarts
     # the machine was off: the 02:00 run is now two hours in the past
     two_hours_ago = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=2)
     job.next_run_time = two_hours_ago
     store.update_job(job)
 
-    proc = start_serve(tmp_path, db_url, NIGHTLY_ONLY, grace=60)
+    proc = start_serve(tmp_path, db_url, nightly_only(hour), grace=60)
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
