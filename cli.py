@@ -2426,6 +2426,50 @@ def gate_check(app: App, file: str, as_of: str | None) -> None:
 
 
 @cli.group()
+def regions() -> None:
+    """Names of administrative division codes (GB/T 2260): 330106 → 西湖区.
+
+    Reports, scores and the web show a region as its code and name once the code is
+    loaded here; a code with no name is shown bare. No list ships with the program:
+    load the codes your deployment reports on, from 民政部's published list.
+    """
+
+
+@regions.command("load")
+@click.argument("file", type=click.Path(dir_okay=False))
+@pass_app
+def regions_load_cmd(app: App, file: str) -> None:
+    """Add or rename regions from a CSV FILE of `code,name` rows (UTF-8).
+
+    A first row `code,name` (or `行政区划代码,单位名称`) is skipped. All or nothing: a
+    bad code, a missing name or a code given twice is reported as FILE:LINE and nothing
+    is loaded. Codes not in FILE are kept. The load is on the trail (`regions_loaded`).
+
+    \b
+      330106,西湖区
+      330100,杭州市
+    """
+    from monitor.regionnames import load
+
+    result = load(app.engine, file, app.now(), _os_user())
+    click.echo(f"regions: added {result.added:,} · renamed {result.renamed:,} · "
+               f"unchanged {result.unchanged:,}")
+
+
+@regions.command("list")
+@pass_app
+def regions_list_cmd(app: App) -> None:
+    """Every named region: code, name, level and parent code."""
+    from monitor.regionnames import listing
+
+    rows = listing(app.engine)
+    for r in rows:
+        click.echo(f"{r['code']}\t{r['name']}\t{r['level']}\t{r['parent']}")
+    if not rows:
+        click.echo("no region named yet: permit-monitor regions load FILE", err=True)
+
+
+@cli.group()
 def tokens() -> None:
     """Bearer tokens for the API (/api/v1): personal, or a machine's with a read scope."""
 
