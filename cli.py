@@ -1087,9 +1087,12 @@ def audit_verify(app: App, only: tuple[str, ...], anchors: tuple[Path, ...]) -> 
     if len(results) == 1 and not only:
         click.echo(f"trail intact: {results[0].entries:,} entries · head {results[0].head}")
     else:
+        from monitor.regionnames import label, names_of
+
+        known = names_of(app.engine, [r.region for r in results])
         for r in results:
-            click.echo(f"trail of region {r.region} intact: {r.entries:,} entries · "
-                       f"head {r.head}")
+            click.echo(f"trail of region {label(r.region, known)} intact: {r.entries:,} "
+                       f"entries · head {r.head}")
         if len(results) > 1:
             click.echo(f"trail intact: {len(results)} regions · "
                        f"{sum(r.entries for r in results):,} entries")

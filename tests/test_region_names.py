@@ -122,6 +122,8 @@ def test_reports_and_scores_show_names_beside_codes_and_bare_codes_without(store
     assert "行政区划" not in store("report").stdout.splitlines()[0]
     store("regions", "load", _write(store, "own.csv", "330102,上城区\n"))
     assert "330102 上城区" in store("report").stdout.splitlines()[0]
+    verified = store("audit", "verify", "--region", "330102")
+    assert verified.stdout.startswith("trail of region 330102 上城区 intact: ")
 
 
 def test_label_falls_back_to_the_bare_code():
