@@ -78,11 +78,13 @@ class App:
 
         from monitor.supervised import ensure_baseline
 
+        from monitor.regionnames import adopt_name
         from monitor.regionstore import adopt_region
 
         engine = open_store(self.url, create=self.may_create, region=self.config.region)
         adopt(engine, self.config.audit.hash, self.config.region)  # the store's own chain
         adopt_region(engine, self.config.region)  # once, on a store not yet named
+        adopt_name(engine, self.config.region, self.config.region_name, self.now())
         ensure_baseline(engine, self.now())  # once, on a store older than migration 0015
         return engine
 

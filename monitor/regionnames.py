@@ -125,6 +125,18 @@ def load(engine: Engine, path: str | Path, at: datetime, by: str) -> LoadResult:
     return apply(engine, read_file(path), at, by, source=Path(path).name)
 
 
+def adopt_name(engine: Engine, region: str, name: str, at: datetime) -> bool:
+    """config.yaml's ``region_name`` for the store's own ``region``, at start: written
+    (and on the trail, by ``config``) only when it differs from the stored one. True if
+    it changed anything."""
+    if not name or region == regions.UNNAMED:
+        return False
+    if names_of(engine, [region]).get(region) == name:
+        return False
+    apply(engine, [(region, name)], at, "config", source="config.yaml region_name")
+    return True
+
+
 def names(conn: Connection, codes: Iterable[str] | None = None) -> dict[str, str]:
     """code → name, for ``codes`` (None: every known one)."""
     query = select(RegionName.code, RegionName.name)

@@ -159,3 +159,18 @@ def test_the_web_reports_page_escapes_a_region_name(config, tmp_path, monkeypatc
         assert page.status_code == 200, page.text[:300]
         assert "<script>alert(1)</script>" not in page.text
         assert "330106 西湖&lt;script&gt;alert(1)&lt;/script&gt;区" in page.text
+
+
+def test_config_names_the_store_own_county_once(store):
+    config = store.folder / "config.yaml"
+    config.write_text("region: 330102\nregion_name: 上城区\n", encoding="utf-8")
+    assert "330102 上城区" in store("report").stdout.splitlines()[0]
+    store("report")  # an unchanged name is not written again
+    names, loads = _named(store)
+    assert names == {"330102": "上城区"}
+    assert [d["source"] for d in loads] == ["config.yaml region_name"]
+    config.write_text("region_name: 上城区\n", encoding="utf-8")
+    result = store("report")
+    assert result.exit_code == 1
+    assert result.stderr == (f"Error: {config}:1: region_name 须与 region（本县的行政区划代码）"
+                             "一起设置\n")
