@@ -25,7 +25,8 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from . import regions, trail
 from .errors import IngestError, SourceError, SourceErrors
-from .models import RegionName
+from .models import Department, RegionName
+from .regionstore import in_region
 
 # a first row naming the columns, in English or as 民政部's list heads them
 HEADERS = ({"code", "name"}, {"行政区划代码", "单位名称"}, {"代码", "名称"})
@@ -160,6 +161,18 @@ def listing(engine: Engine) -> list[dict]:
                              .order_by(RegionName.code)).all()
     return [{"code": c, "name": n, "parent": p or "", "level": regions.level(c)}
             for c, n, p in found]
+
+
+def choices(engine: Engine, scope: str | None) -> list[tuple[str, str]]:
+    """(code, label) of the counties an office of ``scope`` may narrow a page to (those
+    with departments in the catalog), by code; empty when there is only its own."""
+    query = select(Department.region).distinct()
+    if scope is not None:
+        query = query.where(in_region(Department.region, scope))
+    with engine.connect() as conn:
+        codes = sorted(set(conn.scalars(query)) - {scope})
+        known = names(conn, codes)
+    return [(code, label(code, known)) for code in codes]
 
 
 def label(code: str, known: Mapping[str, str]) -> str:

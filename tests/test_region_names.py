@@ -174,3 +174,53 @@ def test_config_names_the_store_own_county_once(store):
     assert result.exit_code == 1
     assert result.stderr == (f"Error: {config}:1: region_name 须与 region（本县的行政区划代码）"
                              "一起设置\n")
+
+
+
+CITY_OFFICE = """\
+departments:
+  - {code: C00, name: 市监察办}
+users:
+  - {id: c1, name: 钱市, department: C00, roles: [leader], phone: "13800000021"}
+items: []
+"""
+
+
+def test_a_city_office_picks_a_county_by_name_on_the_reports_page(store, monkeypatch):
+    from datetime import datetime, timezone
+
+    from argon2 import PasswordHasher
+    from fastapi.testclient import TestClient
+
+    from monitor import accounts
+    from monitor.config import load_config
+    from monitor.db import create_store_engine
+    from monitor.web import create_app
+    from web_county import clock
+
+    monkeypatch.setattr(accounts, "HASHER", PasswordHasher(time_cost=1, memory_cost=8192,
+                                                           parallelism=1))
+    accounts._DUMMY.clear()
+    assert store("ingest", "catalog", "--region", "330100",
+                 _write(store, "city.yaml", CITY_OFFICE)).exit_code == 0
+    store("regions", "load", _write(store, "r.csv", NAMES))
+    at = datetime(2025, 10, 9, 1, 30, tzinfo=timezone.utc)
+    engine = create_store_engine(store.url)
+    try:
+        accounts.set_password(engine, "c1", "Hangzhou-2025-city", at, "admin:test",
+                              must_change=False)
+        config = load_config(store.folder / "config.yaml")
+        client = TestClient(create_app(engine, config, clock(at)),
+                            base_url="http://testserver", follow_redirects=False)
+        session = accounts.login(engine, "c1", "Hangzhou-2025-city", at, config.web)
+        client.cookies.set("pm_session", session.token)
+        page = client.get("/reports", params={"period": "2025-09"}).text
+        assert '<option value="330102">330102</option>' in page  # no name: bare
+        assert '<option value="330106">330106 西湖区</option>' in page
+        assert 'data-region="330100">330100 杭州市<' in page
+        one = client.get("/reports", params={"period": "2025-09", "region": "330106"}).text
+        assert '<option value="330106" selected>330106 西湖区</option>' in one
+        assert 'data-region="330106">330106 西湖区<' in one
+        assert "/reports/download/html?period=2025-09&amp;region=330106" in one
+    finally:
+        engine.dispose()

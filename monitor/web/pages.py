@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
-from .. import accounts, authz, regions, tier1
+from .. import accounts, authz, regionnames, regions, tier1
 from ..accounts import AccountError, LoginFailed, Session
 from ..center import act as acting
 from ..center.board import board
@@ -295,7 +295,9 @@ def reports_page(request: Request, session: Session = Depends(page_session)) -> 
     names = titles(s.config, s.rules.current())
     report = build_report(s.engine, s.config, period, now(request), department, names, region)
     scores = scorecard(s.engine, s.config, period, now(request), department, names, region)
-    return render(request, "reports.html", report=report, scores=scores, period=period)
+    counties = regionnames.choices(s.engine, authz.visible_region(session.actor()))
+    return render(request, "reports.html", report=report, scores=scores, period=period,
+                  counties=counties, chosen=request.query_params.get("region") or "")
 
 
 @router.get("/reports/download/{fmt}")
