@@ -222,5 +222,7 @@ def test_a_city_office_picks_a_county_by_name_on_the_reports_page(store, monkeyp
         assert '<option value="330106" selected>330106 西湖区</option>' in one
         assert 'data-region="330106">330106 西湖区<' in one
         assert "/reports/download/html?period=2025-09&amp;region=330106" in one
+        board = client.get("/board", params={"region": "330106"}).text
+        assert '<option value="330106" selected>330106 西湖区</option>' in board
     finally:
         engine.dispose()
