@@ -1,4 +1,5 @@
-"""Ingestion benchmark: ``python bench/ingest.py N [--url URL] [--batch-size B] [--keep DIR] [--json]``.
+"""Ingestion benchmark: ``python bench/ingest.py N [--url URL] [--batch-size B] [--keep DIR]
+[--other-county] [--json]``.
 
 Generates N events in the contract format (CSV, ~6 events per case, +08:00 timestamps)
 and a small catalog, streaming to disk; then, each in its own child process so that peak
@@ -140,7 +141,17 @@ def write_events(path: Path, n: int, items: list[dict], seed: int) -> None:
 # ---------------------------------------------------------------- children
 
 
-def _child_ingest(url: str, catalog: str, events: str, batch_size: int, reingest: bool) -> dict:
+NEIGHBOUR = """\
+departments:
+  - {code: NB01, name: 邻县局}
+items:
+  - {code: NB01-XK-001, name: 邻县许可, department: NB01, category: license,
+     promised_days: 10, legal_days: 20, fee: 0}
+"""
+
+
+def _child_ingest(url: str, catalog: str, events: str, batch_size: int, reingest: bool,
+                  other_county: bool = False) -> dict:
     sys.path.insert(0, str(ROOT))
     from benchlib import ServerMeter
     from monitor.catalog import ingest_catalog
@@ -151,6 +162,10 @@ def _child_ingest(url: str, catalog: str, events: str, batch_size: int, reingest
     engine = open_store(url)
     if not reingest:
         ingest_catalog(engine, catalog)
+        if other_county:  # a second county's catalog: every row's county is checked
+            neighbour = Path(events).parent / "neighbour.yaml"
+            neighbour.write_text(NEIGHBOUR, encoding="utf-8")
+            ingest_catalog(engine, neighbour, region="330106")
     config = Config(path=None, base_dir=Path(events).parent, batch_size=batch_size)
     with ServerMeter(url) as server:
         t0, cpu = time.perf_counter(), _cpu()
@@ -314,7 +329,8 @@ def _run_child(*args: str) -> tuple[dict, int]:
 # ---------------------------------------------------------------- main
 
 
-def bench(n: int, batch_size: int, workdir: Path, seed: int, url: str | None = None) -> dict:
+def bench(n: int, batch_size: int, workdir: Path, seed: int, url: str | None = None,
+          other_county: bool = False) -> dict:
     """Generate, ingest, re-ingest and the bare floor. ``url``: a PostgreSQL database to
     ingest into (dropped and created afresh; its floor goes to ``<name>_floor``), else
     SQLite files in ``workdir``."""
@@ -333,9 +349,11 @@ def bench(n: int, batch_size: int, workdir: Path, seed: int, url: str | None = N
     write_events(events, n, items, seed)
     generated = time.perf_counter() - t0
 
-    first, rss = _run_child("ingest", db_url, str(catalog), str(events), str(batch_size), "0")
+    other = "1" if other_county else "0"
+    first, rss = _run_child("ingest", db_url, str(catalog), str(events), str(batch_size), "0",
+                            other)
     again, rss_again = _run_child("ingest", db_url, str(catalog), str(events),
-                                  str(batch_size), "1")
+                                  str(batch_size), "1", other)
     if postgres:
         floor, _ = _run_child("copy-floor", floor_url, db_url, str(events), str(batch_size))
         drop_store(floor_url)
@@ -345,7 +363,7 @@ def bench(n: int, batch_size: int, workdir: Path, seed: int, url: str | None = N
     rate = n / first["seconds"]
     floor_rate = floor["rows"] / floor["seconds"]["floor"]
     out = {
-        "database": "postgresql" if postgres else "sqlite",
+        "database": "postgresql" if postgres else "sqlite", "other_county": other_county,
         "events": n, "batch_size": batch_size, "csv_bytes": events.stat().st_size,
         "generate_seconds": round(generated, 2),
         "ingest": {"seconds": round(first["seconds"], 3), "events_per_second": round(rate),
@@ -406,7 +424,8 @@ def main(argv: list[str] | None = None) -> None:
     if argv and argv[0] == "--child":
         kind, *args = argv[1:]
         if kind == "ingest":
-            out = _child_ingest(args[0], args[1], args[2], int(args[3]), args[4] == "1")
+            out = _child_ingest(args[0], args[1], args[2], int(args[3]), args[4] == "1",
+                                args[5] == "1")
         elif kind == "copy-floor":
             out = _child_copy_floor(args[0], args[1], args[2], int(args[3]))
         else:
@@ -423,6 +442,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--keep", metavar="DIR", help="write files here and keep them")
     p.add_argument("--seed", type=int, default=2025)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--other-county", action="store_true",
+                   help="load a second county's catalog first (a store of several counties): "
+                        "each row's county is then checked against the run's")
     opts = p.parse_args(argv)
     if opts.keep:
         workdir = Path(opts.keep)
@@ -430,7 +452,8 @@ def main(argv: list[str] | None = None) -> None:
     else:
         workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     try:
-        result = bench(opts.n, opts.batch_size, workdir, opts.seed, opts.url)
+        result = bench(opts.n, opts.batch_size, workdir, opts.seed, opts.url,
+                       opts.other_county)
     finally:
         if not opts.keep:
             shutil.rmtree(workdir, ignore_errors=True)

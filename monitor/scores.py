@@ -129,8 +129,8 @@ def ranking(conn: Connection, w: ScoreWeights, tz: tzinfo, period: Period,
         row["total"] = round(sum(row[t] for t in THEMES), 2)
         rows.append(row)
     rows.sort(key=lambda r: (-r["total"], r["department"]))
-    for i, r in enumerate(rows):
-        r["rank"] = rows[i - 1]["rank"] if i and rows[i - 1]["total"] == r["total"] else i + 1
+    for r, rank in zip(rows, rollup.shared_ranks([r["total"] for r in rows])):
+        r["rank"] = rank
     return rows
 
 

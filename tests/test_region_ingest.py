@@ -154,3 +154,39 @@ def _alert_ids(db_url):
         rows = conn.execute(select(Alert.id)).all()
     engine.dispose()
     return rows
+
+
+def test_a_row_of_another_countys_catalog_is_quarantined_naming_both(run, db_url, tmp_path,
+                                                                     write_events):
+    """Into 330102: a neighbour's item, and a home item under the neighbour's department,
+    are quarantined with their line and both regions; an unknown item stays unknown_item.
+    The same neighbour row goes in under --region 330106. (On PostgreSQL through COPY.)"""
+    (tmp_path / "catalog.yaml").write_text(CATALOG, encoding="utf-8")
+    (tmp_path / "neighbour.yaml").write_text(NEIGHBOUR, encoding="utf-8")
+    assert run("ingest", "catalog", "catalog.yaml").exit_code == 0
+    assert run("ingest", "catalog", "--region", "330106", "neighbour.yaml").exit_code == 0
+    away = event("n1", "k1", item_code="N04-XK-001", actor="n1")
+    path = write_events([event("e1", "c1"),
+                         away,
+                         event("e3", "c3", department="N04"),
+                         event("e4", "c4", item_code="NOPE")], "mixed.csv")
+    result = run("ingest", "events", "--region", "330102", path)
+    assert result.exit_code == 0, result.output
+    assert "other_region 2" in result.output and "unknown_item 1" in result.output
+    engine = create_store_engine(db_url)
+    with engine.connect() as conn:
+        held = conn.execute(select(Quarantine.line, Quarantine.reason, Quarantine.detail,
+                                   Quarantine.region).order_by(Quarantine.line)).all()
+        stored = set(conn.scalars(select(Event.event_id)))
+    engine.dispose()
+    assert stored == {"e1"}
+    assert [(q.line, q.reason, q.region) for q in held] == [
+        (3, "other_region", "330102"), (4, "other_region", "330102"),
+        (5, "unknown_item", "330102")]
+    assert held[0].detail == ("事项 'N04-XK-001' 属于地区 330106 的目录，本次导入的地区是 "
+                              "330102（是否应以 --region 330106 导入？）")
+    assert held[1].detail.startswith("部门 'N04' 属于地区 330106 的目录") and "330102" in held[1].detail
+
+    result = run("ingest", "events", "--region", "330106", write_events([away], "away.csv"))
+    assert result.exit_code == 0, result.output
+    assert _regions(db_url, Event.region, Event.event_id == "n1") == {"330106"}

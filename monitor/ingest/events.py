@@ -7,7 +7,7 @@ occurred_at*, recorded_at, amount, channel, attachments, days, note, precision, 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import Any
 
@@ -35,16 +35,42 @@ class Rejected(Exception):
 
 @dataclass(frozen=True)
 class CatalogIndex:
-    """What validation needs from the catalog: item → department, and known departments."""
+    """What validation needs from the catalog: item → department, the known departments,
+    and the county (region) each item and department belongs to — read once per run, so
+    validating a row asks the database nothing."""
 
     item_department: dict[str, str]
     departments: frozenset[str]
+    item_region: dict[str, str] = field(default_factory=dict)
+    department_region: dict[str, str] = field(default_factory=dict)
+    # every region the catalog holds: a run of the only one checks nothing further
+    regions: frozenset[str] = frozenset()
 
     @classmethod
     def load(cls, conn: Connection) -> "CatalogIndex":
-        items = dict(conn.execute(select(Item.code, Item.department)).tuples().all())
-        departments = frozenset(conn.scalars(select(Department.code)))
-        return cls(items, departments)
+        items = conn.execute(select(Item.code, Item.department, Item.region)).all()
+        departments = dict(conn.execute(select(Department.code, Department.region))
+                           .tuples().all())
+        item_region = {code: region for code, _, region in items}
+        return cls({code: dept for code, dept, _ in items}, frozenset(departments),
+                   item_region, departments,
+                   frozenset(item_region.values()) | frozenset(departments.values()))
+
+    def mixes(self, region: str | None) -> bool:
+        """Whether a run of ``region`` must check each row's county: the catalog holds
+        another county's items or departments."""
+        return region is not None and bool(self.regions - {region})
+
+
+def _other_region(catalog: CatalogIndex, item_code: str, department: str, region: str) -> None:
+    """Refuse a row whose item (or else department) belongs to another county than the
+    run's, naming both."""
+    for what, code, theirs in (("事项", item_code, catalog.item_region.get(item_code)),
+                               ("部门", department, catalog.department_region.get(department))):
+        if theirs is not None and theirs != region:
+            raise Rejected("other_region",
+                           f"{what} '{code}' 属于地区 {theirs} 的目录，本次导入的地区是 "
+                           f"{region}（是否应以 --region {theirs} 导入？）")
 
 
 def content_hash(values: tuple) -> str:
@@ -55,9 +81,12 @@ def content_hash(values: tuple) -> str:
 
 
 def normalize_event(fields: dict[str, Any], catalog: CatalogIndex, tz: tzinfo,
-                    amount_format: str = "1,234.56") -> dict[str, Any]:
+                    amount_format: str = "1,234.56", region: str | None = None
+                    ) -> dict[str, Any]:
     """Validate one row; return the column values to store (money in fen, times in UTC);
-    ``amount_format``: limits.amount_format.
+    ``amount_format``: limits.amount_format. ``region``: the run's county, given only where
+    the catalog holds other counties too (:meth:`CatalogIndex.mixes`): an item or
+    department of another county is refused.
 
     This runs once per ingested row, so each field is read and stripped once; the checks
     and their order (which decides the reason a bad row gets) are the contract.
@@ -82,6 +111,9 @@ def normalize_event(fields: dict[str, Any], catalog: CatalogIndex, tz: tzinfo,
         department = item_department
     elif department not in catalog.departments:
         raise Rejected("unknown_department", f"department '{department}' is not in the catalog")
+    if region is not None and (catalog.item_region.get(item_code, region) != region
+                               or catalog.department_region.get(department, region) != region):
+        _other_region(catalog, item_code, department, region)
     try:
         occurred = parse_timestamp(occurred_text, tz)
     except ValueProblem as exc:

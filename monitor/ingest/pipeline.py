@@ -139,12 +139,14 @@ def prepare_event_batch(rows: list[SourceRow], catalog: CatalogIndex, tz: tzinfo
     """Validate and bind one batch, every row stamped ``region``; no database (this runs
     in the reading process)."""
     batch = EventBatch(len(rows), [], [], [], [])
+    # another county's items and departments are refused; a single-county store has none
+    check = region if catalog.mixes(region) else None
     for i, r in enumerate(rows):
         if r.problem:
             batch.bad.append((i, Bad(r, r.problem_reason, r.problem)))
             continue
         try:
-            row = normalize_event(r.fields, catalog, tz, amount_format)
+            row = normalize_event(r.fields, catalog, tz, amount_format, check)
         except Rejected as exc:
             batch.bad.append((i, Bad(r, exc.reason, exc.detail)))
             continue

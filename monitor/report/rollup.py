@@ -100,9 +100,18 @@ def rank_regions(ranked: list[dict[str, Any]], of_department: Mapping[str, str],
              "score": round(sum(d["total"] for d in depts) / len(depts), 2)}
             for code, depts in by_region.items()]
     rows.sort(key=lambda r: (-r["score"], r["region"]))
-    for i, r in enumerate(rows):
-        r["rank"] = rows[i - 1]["rank"] if i and rows[i - 1]["score"] == r["score"] else i + 1
+    for r, rank in zip(rows, shared_ranks([r["score"] for r in rows])):
+        r["rank"] = rank
     return rows
+
+
+def shared_ranks(scores: list[Any]) -> list[int]:
+    """The ranks of ``scores`` listed best first: 1, 2, 3 …, equal scores sharing a rank
+    (competition ranking: 1, 2, 2, 4)."""
+    ranks: list[int] = []
+    for i, score in enumerate(scores):
+        ranks.append(ranks[-1] if i and scores[i - 1] == score else i + 1)
+    return ranks
 
 
 def region_scores_table(rows: list[dict[str, Any]]) -> Table:

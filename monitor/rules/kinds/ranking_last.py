@@ -5,8 +5,13 @@ the departments that failed to rectify.
 
 * The ranking is the scorecard's own (monitor/scores.py), with the configured weights,
   over the months that are over as of the run: the last ``months`` of them.
-* Only with at least ``min_departments`` departments ranked (a ranking of two says
-  little), and never the first rank (when every department scores the same, none is last). Findings of this kind never count in the scores themselves.
+* Each county's departments are ranked among their own county (a store holding several
+  counties ranks each apart; a city's or province's ranking of counties is a report
+  matter, ``report --region``): one scorecard pass for the store, each department's
+  region read in one query, the rows re-ranked per region.
+* Only with at least ``min_departments`` departments ranked in the county (a ranking of
+  two says little), and never the first rank (when every department scores the same,
+  none is last). Findings of this kind never count in the scores themselves.
 * One finding per department and latest month (subject ``DEPT|YYYY-MM``); it goes
   straight to tier 2 (monitor/supervision.py ``TIER2_KINDS``).
 * Runs after the other rules (their findings of this run count). Not incremental.
@@ -21,6 +26,7 @@ from sqlalchemy import Connection
 
 from ...config import ScoreWeights
 from ...report.period import month
+from ...report.rollup import department_regions, shared_ranks
 from ...scores import ranking
 from ..finding import Context, Finding
 
@@ -52,25 +58,43 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
         current = current.previous()
         periods.append(current)
     periods.reverse()
-    bottoms: list[dict[str, tuple[int, int]]] = []
+    # per region: department → (rank, departments ranked) in each period, oldest first
+    bottoms: dict[str, list[dict[str, tuple[int, int]]]] = {}
     for period in periods:
         rows = ranking(conn, weights, ctx.tz, period)
-        if len(rows) < p.min_departments:
-            return
-        # the bottom ranks, never the top one: when every department scores the same, none
-        # of them is last
-        worst = sorted({r["rank"] for r in rows} - {1})[-p.bottom:]
-        bottoms.append({r["department"]: (r["rank"], len(rows)) for r in rows
-                        if r["rank"] in worst and _in_scope(rule, r["department"])})
-    for dept in sorted(set.intersection(*(set(b) for b in bottoms))):
-        ranks = "，".join(f"{period.label} 第 {b[dept][0]}/{b[dept][1]} 名"
-                         for period, b in zip(periods, bottoms))
+        of_region = department_regions(conn, {r["department"]: "" for r in rows})
+        counties: dict[str, list[dict]] = {}
+        for r in rows:  # best first: so is each county's share
+            counties.setdefault(of_region.get(r["department"], ""), []).append(r)
+        for region in set(bottoms) | set(counties):
+            bottoms.setdefault(region, []).append(_bottom(rule, counties.get(region, [])))
+    found = set()
+    for b in bottoms.values():
+        if len(b) == len(periods) and all(b):
+            found |= {(dept, tuple(x[dept] for x in b))
+                      for dept in set.intersection(*(set(x) for x in b))}
+    for dept, at in sorted(found):
+        ranks = "，".join(f"{period.label} 第 {rank}/{of} 名"
+                         for period, (rank, of) in zip(periods, at))
         yield Finding(subject=f"{dept}|{periods[-1].label}", department=dept,
                       period=periods[-1].label,
                       fields={"months": p.months, "ranks": ranks},
-                      evidence={"ranks": {period.label: {"rank": b[dept][0], "of": b[dept][1]}
-                                          for period, b in zip(periods, bottoms)},
+                      evidence={"ranks": {period.label: {"rank": rank, "of": of}
+                                          for period, (rank, of) in zip(periods, at)},
                                 "bottom": p.bottom})
+
+
+def _bottom(rule, rows: list[dict]) -> dict[str, tuple[int, int]]:
+    """The departments of one county in its bottom ranks: department → (rank, of)."""
+    p = rule.params
+    if len(rows) < p.min_departments:
+        return {}
+    ranks = shared_ranks([r["total"] for r in rows])
+    # the bottom ranks, never the top one: when every department scores the same, none
+    # of them is last
+    worst = sorted(set(ranks) - {1})[-p.bottom:]
+    return {r["department"]: (rank, len(rows)) for r, rank in zip(rows, ranks)
+            if rank in worst and _in_scope(rule, r["department"])}
 
 
 def _in_scope(rule, department: str) -> bool:
