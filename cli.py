@@ -78,11 +78,13 @@ class App:
 
         from monitor.supervised import ensure_baseline
 
+        from monitor.regionnames import adopt_name
         from monitor.regionstore import adopt_region
 
         engine = open_store(self.url, create=self.may_create, region=self.config.region)
         adopt(engine, self.config.audit.hash, self.config.region)  # the store's own chain
         adopt_region(engine, self.config.region)  # once, on a store not yet named
+        adopt_name(engine, self.config.region, self.config.region_name, self.now())
         ensure_baseline(engine, self.now())  # once, on a store older than migration 0015
         return engine
 
@@ -1087,9 +1089,12 @@ def audit_verify(app: App, only: tuple[str, ...], anchors: tuple[Path, ...]) -> 
     if len(results) == 1 and not only:
         click.echo(f"trail intact: {results[0].entries:,} entries · head {results[0].head}")
     else:
+        from monitor.regionnames import label, names_of
+
+        known = names_of(app.engine, [r.region for r in results])
         for r in results:
-            click.echo(f"trail of region {r.region} intact: {r.entries:,} entries · "
-                       f"head {r.head}")
+            click.echo(f"trail of region {label(r.region, known)} intact: {r.entries:,} "
+                       f"entries · head {r.head}")
         if len(results) > 1:
             click.echo(f"trail intact: {len(results)} regions · "
                        f"{sum(r.entries for r in results):,} entries")
@@ -2423,6 +2428,50 @@ def gate_check(app: App, file: str, as_of: str | None) -> None:
                   read_candidate(file), _as_of(app, as_of), _admin().replace("admin:", "cli:"),
                   "cli")
     click.echo(json.dumps(verdict.answer(), ensure_ascii=False, indent=2))
+
+
+@cli.group()
+def regions() -> None:
+    """Names of administrative division codes (GB/T 2260): 330106 → 西湖区.
+
+    Reports, scores and the web show a region as its code and name once the code is
+    loaded here; a code with no name is shown bare. No list ships with the program:
+    load the codes your deployment reports on, from 民政部's published list.
+    """
+
+
+@regions.command("load")
+@click.argument("file", type=click.Path(dir_okay=False))
+@pass_app
+def regions_load_cmd(app: App, file: str) -> None:
+    """Add or rename regions from a CSV FILE of `code,name` rows (UTF-8).
+
+    A first row `code,name` (or `行政区划代码,单位名称`) is skipped. All or nothing: a
+    bad code, a missing name or a code given twice is reported as FILE:LINE and nothing
+    is loaded. Codes not in FILE are kept. The load is on the trail (`regions_loaded`).
+
+    \b
+      330106,西湖区
+      330100,杭州市
+    """
+    from monitor.regionnames import load
+
+    result = load(app.engine, file, app.now(), _os_user())
+    click.echo(f"regions: added {result.added:,} · renamed {result.renamed:,} · "
+               f"unchanged {result.unchanged:,}")
+
+
+@regions.command("list")
+@pass_app
+def regions_list_cmd(app: App) -> None:
+    """Every named region: code, name, level and parent code."""
+    from monitor.regionnames import listing
+
+    rows = listing(app.engine)
+    for r in rows:
+        click.echo(f"{r['code']}\t{r['name']}\t{r['level']}\t{r['parent']}")
+    if not rows:
+        click.echo("no region named yet: permit-monitor regions load FILE", err=True)
 
 
 @cli.group()

@@ -672,6 +672,17 @@ class Complaint(Base):
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class RegionName(Base):
+    """The name of an administrative division code (GB/T 2260): ``330106`` → 西湖区, and
+    the code one level up (None for a province). A reference table: ``regions load``
+    fills it (monitor/regionnames.py); an unknown code is shown bare."""
+
+    __tablename__ = "regions"
+    code: Mapped[str] = mapped_column(String(6), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    parent: Mapped[str | None] = mapped_column(String(6), nullable=True)
+
+
 class Meta(Base):
     """Facts about the store itself, key → text (monitor/meta.py): ``audit_as_of``."""
 

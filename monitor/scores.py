@@ -161,9 +161,11 @@ def scorecard(engine: Engine, config: Config, period: Period, now: datetime,
     rep = Report(label("scores"), period, period.previous(), period.year_before(), department,
                  now.astimezone(config.tz), config.language, kind="scores", region=region)
     rep.tables = {"t_scores": scores, "t_deductions": detail}
+    known = rollup.region_names(engine, config, region, of_region)
+    rep.region_label = rollup.region_label(config, region, known)
     if of_region is not None:
         rep.tables = {"t_region_scores": rollup.region_scores_table(
-            rollup.rank_regions(rows, of_region)), **rep.tables}
+            rollup.rank_regions(rows, of_region, known)), **rep.tables}
     rep.summary = {"departments": len(rows), "deductions": round(sum(x.points for x in found), 2)}
     rep.charts = {"trend": []}
     return rep

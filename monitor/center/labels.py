@@ -199,6 +199,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "title": ("名称", "Title"),
     # reports page
     "period_field": ("统计期间", "Period"),
+    "region_field": ("行政区划", "Region"),
+    "all_regions": ("全部（本级汇总）", "All (rolled up)"),
     "download_html": ("下载 HTML", "Download HTML"),
     "download_xlsx": ("下载 XLSX", "Download XLSX"),
     "t_scores_explained": ("扣分明细", "Every deduction"),

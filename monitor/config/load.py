@@ -60,6 +60,10 @@ SETTINGS: tuple[Setting, ...] = (
             "GB/T 2260, six digits, e.g. 330102), stamped on every record it ingests and "
             "raises; a store of several counties ingests the others' files with `ingest … "
             "--region CODE`. 000000: not yet named."),
+    Setting("region_name", "", str,
+            "The name of `region` (西湖区), shown beside its code in reports; set at start "
+            "into the `regions` table, on the trail when it changes (`regions load` names "
+            "other counties). Empty: the code is shown bare."),
     Setting("timezone", "Asia/Shanghai", str,
             "IANA zone for naive timestamps, display and working-day maths (storage is UTC)."),
     Setting("rules_dir", "rules", str, "Directory of YAML rule files, relative to config.yaml "
@@ -153,6 +157,7 @@ class Config:
     base_dir: Path
     database_url: str | None = declared(SETTINGS, "database_url")
     region: str = declared(SETTINGS, "region")
+    region_name: str = declared(SETTINGS, "region_name")
     timezone: str = declared(SETTINGS, "timezone")
     rules_dir: Path = declared(SETTINGS, "rules_dir", Path)
     encoding: str = declared(SETTINGS, "encoding")
@@ -225,6 +230,10 @@ def load_config(path: str | Path | None) -> Config:
     reason = regions.problem(values["region"])
     if reason:
         raise ConfigError(where, raw.line_of("region"), reason)
+    values["region_name"] = (values["region_name"] or "").strip()
+    if values["region_name"] and values["region"] == regions.UNNAMED:
+        raise ConfigError(where, raw.line_of("region_name"),
+                          "region_name 须与 region（本县的行政区划代码）一起设置")
     base_dir = path.resolve().parent
     mapping = load_mapping(raw.get("mapping") or LineDict(), where)
     calendar = values["calendar"] or LineDict()
@@ -264,6 +273,7 @@ def load_config(path: str | Path | None) -> Config:
         base_dir=base_dir,
         database_url=values["database_url"],
         region=values["region"],
+        region_name=values["region_name"],
         timezone=values["timezone"],
         rules_dir=_rules_dir(base_dir, raw.get("rules_dir")),
         encoding=values["encoding"],

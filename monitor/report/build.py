@@ -116,8 +116,10 @@ def build_report(engine: Engine, config: Config, period: Period, now: datetime,
                  now.astimezone(config.tz), config.language, region=region)
     tables = [_cases_table(f, label), _findings_table(f, label), _supervision_table(f, label),
               _kind_table(f, label), *_top_tables(f), _red_table(f, config.tz)]
+    known = rollup.region_names(engine, config, region, f.of_region)
+    rep.region_label = rollup.region_label(config, region, known)
     if f.of_region is not None:
-        tables.insert(0, rollup.regions_table(f, f.of_region, label))
+        tables.insert(0, rollup.regions_table(f, f.of_region, label, known))
     names = value_names(config.language, titles)
     for table in tables:
         table.names = names

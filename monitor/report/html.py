@@ -209,6 +209,8 @@ def _page(report: Report, label, summary: str, body: str) -> str:
             f"<body><h1>{escape(report.title)}</h1>"
             f'<div class="meta">{escape(label("period"))}: <span data-period="{p.label}">'
             f"{p.start} — {p.last}</span> · {escape(label('department_filter'))}: {escape(dept)}"
+            + (f" · {escape(label('region_filter'))}: {escape(report.region_label)}"
+               if report.region_label else "") +
             f" · {escape(label('previous'))}: {report.previous.start} — {report.previous.last}"
             f" · {escape(label('year_before'))}: {report.year_before.start} — "
             f"{report.year_before.last} · {escape(label('generated'))}: "

@@ -54,6 +54,9 @@ class Report:
     # that a copy kept outside the database remembers it (docs/security.md)
     trail: tuple[int, str, str] | None = None
     region: str | None = None  # the county, city or province reported on; None: the store
+    # how the header names it: "330106 西湖区" (the store's own when ``region`` is None);
+    # None when there is nothing to say (no region asked for, the store's own not named)
+    region_label: str | None = None
 
     def table(self, key: str) -> Table:
         return self.tables[key]

@@ -55,7 +55,8 @@ def to_text(report: Report, tables: tuple[str, ...] = TEXT_TABLES) -> str:
            f"({report.period.start} … {report.period.last})"
            + (f" · {label('department_filter')} {report.department}" if report.department
               else "")
-           + (f" · {label('region_filter')} {report.region}" if report.region else "")]
+           + (f" · {label('region_filter')} {report.region_label}" if report.region_label
+              else "")]
     s = report.summary
     out.append("  ".join(f"{label(k)} {fmt_value(s[k], summary_fmt(k, s[k]))}" for k in s))
     for key in (k for k in tables if k in report.tables):

@@ -15,9 +15,9 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Engine, select
 
-from .. import regions
+from .. import regionnames, regions
 from ..models import Department
 from .model import Column, Table, rate
 
@@ -31,14 +31,34 @@ def department_regions(conn: Connection, departments: Mapping[str, str]) -> dict
                              .where(Department.code.in_(codes))).tuples().all())
 
 
+def region_names(engine: Engine, config: Any, region: str | None,
+                 of_department: Mapping[str, str] | None) -> dict[str, str]:
+    """code → name for the codes a report prints: the one reported on (the store's own
+    when none) and its counties."""
+    return regionnames.names_of(engine, {region or config.region,
+                                         *(of_department or {}).values()})
+
+
+def region_label(config: Any, region: str | None, known: Mapping[str, str]) -> str | None:
+    """The header's region: ``--region``'s code and name, or the store's own name when
+    it has one (a single county's report names its county once it is named)."""
+    if region:
+        return regionnames.label(region, known)
+    own = config.region
+    return regionnames.label(own, known) if own in known else None
+
+
 def rolls_up(region: str | None) -> bool:
     """Whether a report of ``region`` has counties to roll up (a city or a province)."""
     return region is not None and regions.level(region) != regions.COUNTY
 
 
-def regions_table(figures: Any, of_department: Mapping[str, str], label) -> Table:
+def regions_table(figures: Any, of_department: Mapping[str, str], label,
+                  known: Mapping[str, str] | None = None) -> Table:
     """One row per county: cases accepted and completed, on time, findings and red ones
-    in the period, summed over its departments (``figures``: the report's Figures)."""
+    in the period, summed over its departments (``figures``: the report's Figures);
+    ``known``: code → name (monitor/regionnames.py), empty for a code not named."""
+    known = known or {}
     sums: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for dept in figures.depts:
         row = sums[of_department.get(dept, regions.UNNAMED)]
@@ -49,29 +69,33 @@ def regions_table(figures: Any, of_department: Mapping[str, str], label) -> Tabl
         row["on_time"] += done.on_time if done else 0
         row["findings"] += figures.findings(dept, "cur")
         row["red"] += figures.findings(dept, "cur", "red")
-    rows = [{"region": code, "level": label(f"level_{regions.level(code)}"),
+    rows = [{"region": code, "name": known.get(code, ""),
+             "level": label(f"level_{regions.level(code)}"),
              "departments": s["departments"], "accepted": s["accepted"],
              "completed": s["completed"], "on_time_rate": rate(s["on_time"], s["completed"]),
              "findings": s["findings"], "red": s["red"]} for code, s in sorted(sums.items())]
-    total = {"region": "", "level": label("total_row"),
+    total = {"region": "", "name": "", "level": label("total_row"),
              **{k: sum(r[k] for r in rows) for k in ("departments", "accepted", "completed",
                                                       "findings", "red")},
              "on_time_rate": rate(sum(s["on_time"] for s in sums.values()),
                                   sum(s["completed"] for s in sums.values()))}
-    return Table("t_regions", [Column("region", "text"), Column("level", "text"),
+    return Table("t_regions", [Column("region", "text"), Column("name", "text"),
+                               Column("level", "text"),
                                Column("departments"), Column("accepted"), Column("completed"),
                                Column("on_time_rate", "pct"), Column("findings"),
                                Column("red")], rows, total)
 
 
-def rank_regions(ranked: list[dict[str, Any]], of_department: Mapping[str, str]
-                 ) -> list[dict[str, Any]]:
+def rank_regions(ranked: list[dict[str, Any]], of_department: Mapping[str, str],
+                 known: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
     """Counties ranked by the mean total of their departments (``ranked``: the
-    scorecard's department rows), best first; equal scores share a rank."""
+    scorecard's department rows), best first; equal scores share a rank; ``known``:
+    code → name, as for :func:`regions_table`."""
+    known = known or {}
     by_region: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in ranked:
         by_region[of_department.get(row["department"], regions.UNNAMED)].append(row)
-    rows = [{"region": code, "departments": len(depts),
+    rows = [{"region": code, "name": known.get(code, ""), "departments": len(depts),
              "deductions": round(sum(d["deductions"] for d in depts), 2),
              "score": round(sum(d["total"] for d in depts) / len(depts), 2)}
             for code, depts in by_region.items()]
@@ -92,5 +116,6 @@ def shared_ranks(scores: list[Any]) -> list[int]:
 
 def region_scores_table(rows: list[dict[str, Any]]) -> Table:
     return Table("t_region_scores", [Column("rank"), Column("region", "text"),
+                                     Column("name", "text"),
                                      Column("departments"), Column("deductions", "num"),
                                      Column("score", "num")], rows)

@@ -33,6 +33,8 @@ def write_xlsx(report: Report, path: Path) -> None:
                            report.period.last]))
     cover.append(safe_row([label("department_filter"),
                            report.department or label("all_departments")]))
+    if report.region_label:
+        cover.append(safe_row([label("region_filter"), report.region_label]))
     cover.append(safe_row([label("generated"), report.generated_at.replace(tzinfo=None)]))
     for k, v in report.summary.items():
         cover.append(safe_row([label(k), v]))

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
-from .. import accounts, authz, regions, tier1
+from .. import accounts, authz, regionnames, regions, tier1
 from ..accounts import AccountError, LoginFailed, Session
 from ..center import act as acting
 from ..center.board import board
@@ -136,7 +136,7 @@ def board_page(request: Request, session: Session = Depends(page_session)) -> Re
     data = board(s.engine, _reading(request, session.actor()), now(request), s.config.tz)
     titles = {r.id: r.title for r in s.rules.current()}
     return render(request, "board.html", board=data, titles=titles,
-                  done=request.query_params.get("done"))
+                  done=request.query_params.get("done"), **_counties(request, session))
 
 
 def _filters(request: Request, queue: bool) -> Filters:
@@ -289,13 +289,22 @@ def _reading(request: Request, actor: authz.Actor) -> authz.Actor:
         raise HTTPException(400, str(exc)) from None
 
 
+def _counties(request: Request, session: Session) -> dict:
+    """The region picker's choices (the counties the actor's office covers, by name) and
+    the one chosen (``?region=``)."""
+    return {"counties": regionnames.choices(site(request).engine,
+                                            authz.visible_region(session.actor())),
+            "chosen": request.query_params.get("region") or ""}
+
+
 @router.get("/reports")
 def reports_page(request: Request, session: Session = Depends(page_session)) -> Response:
     s, period, department, region = _report_scope(request, session)
     names = titles(s.config, s.rules.current())
     report = build_report(s.engine, s.config, period, now(request), department, names, region)
     scores = scorecard(s.engine, s.config, period, now(request), department, names, region)
-    return render(request, "reports.html", report=report, scores=scores, period=period)
+    return render(request, "reports.html", report=report, scores=scores, period=period,
+                  **_counties(request, session))
 
 
 @router.get("/reports/download/{fmt}")
