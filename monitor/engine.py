@@ -9,6 +9,11 @@ alerts, because alerts are keyed by (rule, subject) and stored idempotently.
 An alert of a kind that clears, whose case this run re-evaluated without finding it
 again, is closed as ``cleared`` (monitor/clearing.py) in the same transaction.
 
+A periodic kind that is not incremental (``volume_drop``, ``ranking_last``: it judges months
+that are over) may say that nothing it reads has changed since its last pass (``mark`` and
+``unchanged``, monitor/rules/kinds): the incremental pass then skips it and only moves its
+watermark, because a full pass would find exactly what the last one found.
+
 One failing rule is reported and does not stop the others; its watermark does not move,
 so the next run retries it. With ``dry_run`` nothing is written.
 """
@@ -31,7 +36,7 @@ from .config import Config
 from .gatelog import cite_refusals
 from .models import Event, RuleState
 from .rules.finding import Context, Finding
-from .rules.kinds import KINDS, after_others, by_case, incremental
+from .rules.kinds import KINDS, after_others, by_case, incremental, periodic
 from .rules.loader import load_rules
 from .rules.model import Rule
 from .rules.sql import became_visible, new_events
@@ -51,6 +56,7 @@ class RuleOutcome:
     error: str | None = None
     incremental: bool = False
     found: int = 0
+    skipped: bool = False  # a periodic kind whose inputs had not changed (see the module)
 
 
 def context(config: Config, as_of: datetime) -> Context:
@@ -58,12 +64,13 @@ def context(config: Config, as_of: datetime) -> Context:
                    scores=config.scores, stale_days=config.stale_days)
 
 
-def _since(conn: Connection, rule: Rule, as_of: datetime) -> tuple[int, datetime] | None:
-    """(last event id, as-of) of this rule's previous run, or None for a full evaluation."""
+def _state(conn: Connection, rule: Rule, as_of: datetime) -> Any:
+    """This rule's previous run, or None when this one must evaluate in full (none yet, a
+    new version, or an earlier as-of: a replay)."""
     state = conn.execute(select(RuleState).where(RuleState.rule_id == rule.id)).one_or_none()
     if state is None or state.rule_version != rule.version or as_of < state.as_of:
         return None
-    return state.last_event_id, state.as_of
+    return state
 
 
 DEFERRED_MAX = 10_000  # more deferred events than this: let each query find them itself
@@ -110,12 +117,23 @@ def incremental_context(conn: Connection, ctx: Context, since: tuple[int, dateti
     return cache[key]
 
 
-def _advance(conn: Connection, rule: Rule, last_event_id: int, as_of: datetime) -> None:
+def _advance(conn: Connection, rule: Rule, last_event_id: int, as_of: datetime,
+             mark: str | None = None) -> None:
     values = {"rule_version": rule.version, "last_event_id": last_event_id, "as_of": as_of,
-              "evaluated_at": as_of}
+              "evaluated_at": as_of, "mark": mark}
     if conn.execute(update(RuleState).where(RuleState.rule_id == rule.id)
                     .values(**values)).rowcount == 0:
         conn.execute(RuleState.__table__.insert().values(rule_id=rule.id, **values))
+
+
+def _unchanged(kind, conn: Connection, rule: Rule, ctx: Context, state: Any,
+               mark: str | None, cache: dict) -> bool:
+    """Whether a periodic kind may skip this pass: its previous one judged the same
+    (``mark``) and the events and figures stored since cannot change its answer."""
+    if state is None or mark is None or state.mark != mark:
+        return False
+    since = (state.last_event_id, state.as_of)
+    return bool(kind.unchanged(conn, rule, incremental_context(conn, ctx, since, cache)))
 
 
 def _detect(kind, conn: Connection, rule: Rule, ctx: Context) -> Iterator[Finding]:
@@ -153,8 +171,16 @@ def evaluate_rule(engine: Engine, rule: Rule, ctx: Context, *, dry_run: bool = F
     try:
         with engine.connect() as conn:
             last: int = conn.scalar(select(func.coalesce(func.max(Event.id), 0))) or 0
-            since = None if full or not incremental(kind) else \
-                _since(conn, rule, ctx.as_of)
+            state = None if full else _state(conn, rule, ctx.as_of)
+            mark = getattr(kind, "mark")(conn, rule, ctx) if periodic(kind) else None
+            if not dry_run and _unchanged(kind, conn, rule, ctx, state, mark,
+                                          {} if cache is None else cache):
+                outcome.incremental = outcome.skipped = True
+                _advance(conn, rule, last, ctx.as_of, mark)
+                conn.commit()
+                return outcome
+            since = (state.last_event_id, state.as_of) \
+                if state is not None and incremental(kind) else None
             outcome.incremental = since is not None
             run_ctx = incremental_context(conn, ctx, since, {} if cache is None else cache) \
                 if since else ctx
@@ -167,7 +193,7 @@ def evaluate_rule(engine: Engine, rule: Rule, ctx: Context, *, dry_run: bool = F
                 outcome.stored.cleared, entries = clear_unfound(
                     conn, rule, run_ctx, outcome.stored.keys, ctx.as_of)
                 trail.append(conn, ctx.as_of, entries)
-                _advance(conn, rule, last, ctx.as_of)
+                _advance(conn, rule, last, ctx.as_of, mark)
                 conn.commit()
     except Exception as exc:  # one rule's failure must not stop the others
         log.exception("rule %s failed", rule.id)

@@ -12,6 +12,12 @@ receipts up: cases handled outside the system.
 * Only months that are over are judged: the last ``lookback_months`` of them.
 * ``by: department`` (default) or ``item``. The treasury's receipts for the department-month
   (and the year before) are shown beside it where loaded.
+* Incremental passes skip it while the months judged stay the same and nothing stored
+  since the last pass falls in the months compared: no new ``accept`` (or online
+  ``fee_paid``) event dated in them — a late one of a month that is over is re-judged —
+  and no receipts row written since (``receipts.event_mark``). A catalog change alone
+  (names, categories) waits for the next month or ``run --full``, as it does for every
+  incremental kind.
 * Scope: department, item and category lists. Not incremental: one grouped pass over the
   events of the months compared — on PostgreSQL a range of the ``dated`` index where its
   statistics say those months are a small part of the store; on SQLite, which keeps no
@@ -29,10 +35,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, literal_column, select, true
+from sqlalchemy import Connection, and_, func, literal_column, or_, select, true
 
 from ...models import Event, Item, Receipt, dated
 from ..finding import Context, Finding
+from ..sql import new_events
 from .fee_reconciliation import Month, month_index, months_between
 
 TITLE = "网上办件量同比骤降（疑似网下运行）"
@@ -95,17 +102,55 @@ def _scope(rule, e):
     return and_(true(), *conditions)
 
 
+def _window(rule, ctx: Context) -> tuple[list[str], list[Month]]:
+    """The months judged as of ``ctx.as_of`` (the last ``lookback_months`` that are over)
+    and every month compared (the judged ones and their baselines)."""
+    p = rule.params
+    this_month = ctx.as_of.astimezone(ctx.tz).strftime("%Y-%m")
+    last = months_between(_shift(this_month, -p.lookback_months - 1), ctx)
+    judged = [m.period for m in last[-p.lookback_months:]]
+    if not judged:
+        return [], []
+    back = 12 if p.baseline == "last_year" else p.trailing_months
+    return judged, months_between(_shift(judged[0], -back), ctx)
+
+
+def mark(conn: Connection, rule, ctx: Context) -> str:
+    """The months a pass judges (see monitor/rules/kinds ``Kind``)."""
+    return ",".join(_window(rule, ctx)[0])
+
+
+def unchanged(conn: Connection, rule, ctx: Context) -> bool:
+    """Nothing stored since the last pass (``ctx``: incremental) counts in the months
+    compared: no measured event dated in them, no receipts row written."""
+    months = _window(rule, ctx)[1]
+    if not months:
+        return True
+    e = Event.__table__
+    late = conn.scalar(select(e.c.id).where(
+        new_events(ctx), _measured(rule, e), e.c.occurred_at >= months[0].start,
+        e.c.occurred_at < months[-1].end, _scope(rule, e)).limit(1))
+    if late is not None:
+        return False
+    return conn.scalar(select(Receipt.period).where(
+        or_(Receipt.event_mark.is_(None), Receipt.event_mark >= ctx.since_event_id))
+        .limit(1)) is None
+
+
+def _measured(rule, e):
+    """The events the measure counts: acceptances, or online payments."""
+    if rule.params.measure == "cases":
+        return and_(e.c.step == literal_column("'accept'"))
+    return and_(e.c.step == literal_column("'fee_paid'"), e.c.channel == "online")
+
+
 def _figures(conn: Connection, rule, months: list[Month]) -> dict[tuple[str, str], Decimal]:
     e, p = Event.__table__, rule.params
     key = e.c.department if p.by == "department" else e.c.item_code
     bucket = month_index(e.c.occurred_at, months).label("m")
-    value: Any
-    if p.measure == "cases":
-        value = func.count(func.distinct(e.c.case_id))
-        step = and_(e.c.step == literal_column("'accept'"))
-    else:
-        value = func.sum(e.c.amount)
-        step = and_(e.c.step == literal_column("'fee_paid'"), e.c.channel == "online")
+    value: Any = (func.count(func.distinct(e.c.case_id)) if p.measure == "cases"
+                  else func.sum(e.c.amount))
+    step = _measured(rule, e)
     lo, hi = months[0].start, months[-1].end
     months_compared = and_(e.c.occurred_at >= lo, e.c.occurred_at < hi)
     if conn.dialect.name == "postgresql":
@@ -124,13 +169,9 @@ def _figures(conn: Connection, rule, months: list[Month]) -> dict[tuple[str, str
 
 def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     p = rule.params
-    this_month = ctx.as_of.astimezone(ctx.tz).strftime("%Y-%m")
-    last = months_between(_shift(this_month, -p.lookback_months - 1), ctx)
-    judged = [m.period for m in last[-p.lookback_months:]]
+    judged, months = _window(rule, ctx)
     if not judged:
         return
-    back = 12 if p.baseline == "last_year" else p.trailing_months
-    months = months_between(_shift(judged[0], -back), ctx)
     figures = _figures(conn, rule, months)
     keys = sorted({k for k, _ in figures})
     names, depts = _names(conn, p.by, keys)
