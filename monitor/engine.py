@@ -152,8 +152,11 @@ def _detect(kind, conn: Connection, rule: Rule, ctx: Context) -> Iterator[Findin
 
 def evaluate_rule(engine: Engine, rule: Rule, ctx: Context, *, dry_run: bool = False,
                   full: bool = False, cache: dict | None = None,
-                  policy: Policy | None = None, keep: bool = True) -> RuleOutcome:
-    """One rule in one transaction: detect, store, advance its watermark. ``cache`` is
+                  policy: Policy | None = None, keep: bool = True,
+                  advance: bool = True) -> RuleOutcome:
+    """One rule in one transaction: detect, store, advance its watermark (unless
+    ``advance`` is False: a region's worker, whose caller moves it once every region of
+    the run is done, monitor/parallel.py). ``cache`` is
     shared by the rules of one run (see :func:`incremental_context`); ``policy`` gives new
     alerts their deadline (default: 3 working days). Findings go to the store as the
     detector yields them; ``keep`` also keeps them in ``outcome.findings`` (memory grows
@@ -176,7 +179,8 @@ def evaluate_rule(engine: Engine, rule: Rule, ctx: Context, *, dry_run: bool = F
             if not dry_run and _unchanged(kind, conn, rule, ctx, state, mark,
                                           {} if cache is None else cache):
                 outcome.incremental = outcome.skipped = True
-                _advance(conn, rule, last, ctx.as_of, mark)
+                if advance:
+                    _advance(conn, rule, last, ctx.as_of, mark)
                 conn.commit()
                 return outcome
             since = (state.last_event_id, state.as_of) \
@@ -193,7 +197,8 @@ def evaluate_rule(engine: Engine, rule: Rule, ctx: Context, *, dry_run: bool = F
                 outcome.stored.cleared, entries = clear_unfound(
                     conn, rule, run_ctx, outcome.stored.keys, ctx.as_of)
                 trail.append(conn, ctx.as_of, entries)
-                _advance(conn, rule, last, ctx.as_of, mark)
+                if advance:
+                    _advance(conn, rule, last, ctx.as_of, mark)
                 conn.commit()
     except Exception as exc:  # one rule's failure must not stop the others
         log.exception("rule %s failed", rule.id)
@@ -202,11 +207,26 @@ def evaluate_rule(engine: Engine, rule: Rule, ctx: Context, *, dry_run: bool = F
     return outcome
 
 
-def evaluate(engine: Engine, config: Config, as_of: datetime, *, rule_ids: tuple[str, ...] = (),
-             dry_run: bool = False, full: bool = False,
-             rules: list[Rule] | None = None, keep: bool = True) -> list[RuleOutcome]:
-    """Run the enabled rules (or only ``rule_ids``) as of ``as_of`` (aware datetime);
-    ``keep``: see :func:`evaluate_rule`."""
+def watermark(engine: Engine) -> int:
+    """The largest event id stored: where a run's rules will stand once it is done."""
+    with engine.connect() as conn:
+        return conn.scalar(select(func.coalesce(func.max(Event.id), 0))) or 0
+
+
+def advance(engine: Engine, rule: Rule, last_event_id: int, ctx: Context) -> None:
+    """Move ``rule``'s watermark to ``last_event_id`` as of ``ctx.as_of``, once its run
+    is done everywhere (monitor/parallel.py); a periodic kind notes its mark too."""
+    kind = KINDS[rule.kind]
+    with engine.begin() as conn:
+        mark = getattr(kind, "mark")(conn, rule, ctx) if periodic(kind) else None
+        _advance(conn, rule, last_event_id, ctx.as_of, mark)
+
+
+def prepare(engine: Engine, config: Config, as_of: datetime, *, rule_ids: tuple[str, ...] = (),
+            dry_run: bool = False, rules: list[Rule] | None = None
+            ) -> tuple[list[Rule], Policy]:
+    """The rules a run evaluates, in the order it evaluates them, and their policy; the
+    rule set in force goes on the trail (not on a dry run)."""
     rules = load_rules([config.rules_dir], config.limits) if rules is None else rules
     policy = policy_for(config, rules)
     if not dry_run:  # which files and versions are in force for this run, on the trail
@@ -222,7 +242,16 @@ def evaluate(engine: Engine, config: Config, as_of: datetime, *, rule_ids: tuple
     else:
         rules = [r for r in rules if r.enabled]
     # kinds that look at the other rules' alerts (AFTER_OTHERS) see this run's too
-    rules = sorted(rules, key=lambda r: after_others(KINDS[r.kind]))
+    return sorted(rules, key=lambda r: after_others(KINDS[r.kind])), policy
+
+
+def evaluate(engine: Engine, config: Config, as_of: datetime, *, rule_ids: tuple[str, ...] = (),
+             dry_run: bool = False, full: bool = False,
+             rules: list[Rule] | None = None, keep: bool = True) -> list[RuleOutcome]:
+    """Run the enabled rules (or only ``rule_ids``) as of ``as_of`` (aware datetime);
+    ``keep``: see :func:`evaluate_rule`."""
+    rules, policy = prepare(engine, config, as_of, rule_ids=rule_ids, dry_run=dry_run,
+                            rules=rules)
     ctx, cache = context(config, as_of), dict[Any, Context]()
     return [evaluate_rule(engine, rule, ctx, dry_run=dry_run, full=full, cache=cache,
                           policy=policy, keep=keep) for rule in rules]

@@ -177,6 +177,28 @@ def release(engine: Engine, held: Held, now: datetime) -> None:
                      .values(holder=FREE, expires_at=now))
 
 
+def handed() -> tuple[str, str, int] | None:
+    """(name, holder, token) of the lease this context holds, to hand to a worker process
+    of the same run (:func:`adopted`); None outside a lease."""
+    held = _FENCE.get()
+    return None if held is None else (held.name, held.holder, held.token)
+
+
+@contextmanager
+def adopted(lease: tuple[str, str, int] | None) -> Iterator[None]:
+    """In a worker process of a run that holds ``lease`` (:func:`handed`): every audit
+    commit checks that lease and its token (:func:`fence`) as the holder's own would, so a
+    run that lost its lease writes no more from its workers either. The holder renews it."""
+    if lease is None:
+        yield
+        return
+    context = _FENCE.set(Held(*lease[:2], None, lease[2]))
+    try:
+        yield
+    finally:
+        _FENCE.reset(context)
+
+
 def fence(conn: Connection) -> None:
     """In a transaction about to commit an audit write: if this context holds a lease
     (:func:`hold`), it must still be this holder's, with its token; else

@@ -49,6 +49,12 @@ class Kind(Protocol):
     was. When the mark is the last pass's and ``unchanged`` is true, the engine skips the
     pass: a full one would find exactly what the last one found.
 
+    ``REGIONAL = True`` (optional, read through :func:`regional`): the kind reads only
+    events (and the catalog) and finds each county's findings from that county's events
+    alone, keeping no state of its own — so a store of several counties may be evaluated
+    one county per process (``run --jobs``, monitor/parallel.py), each seeing its own
+    events only.
+
     ``GATE`` (optional, read through :func:`gate_effects`): the effects a rule of the kind
     may ask for at the workflow gate (``("deny", "warn")``, or ``("warn",)``); a kind
     without it is not checked there. Such a kind must find a case's findings from that
@@ -115,6 +121,11 @@ def periodic(kind: Kind) -> bool:
     """Whether an incremental pass may skip ``kind`` when nothing it reads has changed
     (``mark`` and ``unchanged``: see :class:`Kind`)."""
     return callable(getattr(kind, "mark", None)) and callable(getattr(kind, "unchanged", None))
+
+
+def regional(kind: Kind) -> bool:
+    """Whether ``kind`` may be evaluated one county at a time (``REGIONAL``)."""
+    return bool(getattr(kind, "REGIONAL", False))
 
 
 def by_case(kind: Kind) -> bool:

@@ -49,6 +49,7 @@ FIELDS = ("subject_name", "measure_name", "current", "baseline", "baseline_name"
           "receipts_text")
 INCREMENTAL = False
 KIND = "volume_drop"
+REGIONAL = True  # one county at a time: its events alone (run --jobs)
 MEASURES = {"cases": "受理件数", "fees": "收费金额（元）"}
 
 
