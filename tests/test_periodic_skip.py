@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from conftest import event, ingest_rows, stored_alerts
+from conftest import NOW, event, ingest_rows, stored_alerts
 from monitor.config import SHIPPED_RULES
 from monitor.engine import evaluate
+from monitor.ingest import ingest_receipts
 from monitor.rules.loader import load_rules
 
 RULES = [r for r in load_rules([SHIPPED_RULES]) if r.kind in ("volume_drop", "ranking_last")]
@@ -56,6 +57,16 @@ def test_a_late_event_of_a_closed_month_is_judged_again(store, reference, config
         ingest_rows(engine, config, write_events, _accepts("M", "2025-11", 3), "now.csv")
     assert _run(store, reference, config, datetime(2025, 11, 8, 4, tzinfo=timezone.utc)) == {
         "volume-drop": True, "ranking-last": True}
+    # the treasury's receipts for October, loaded with no event since: the finding's text
+    # names them, so volume_drop judges again (its new text is no trail entry: the ranking
+    # reads nothing that changed)
+    receipts = write_events([], "unused.csv").with_name("receipts.csv")
+    receipts.write_text("department,period,amount\nD04,2025-10,1234.50\n", encoding="utf-8")
+    for engine in (store, reference):
+        list(ingest_receipts(engine, config, [str(receipts)], NOW))
+    assert _run(store, reference, config, datetime(2025, 11, 8, 5, tzinfo=timezone.utc)) == {
+        "volume-drop": False, "ranking-last": True}
+    assert "1234.5" in next(m for (_, m, _) in stored_alerts(store).values() if "同月财政入库" in m)
     # November is over: a new month is judged
     assert _run(store, reference, config, datetime(2025, 12, 2, 4, tzinfo=timezone.utc)) == {
         "volume-drop": False, "ranking-last": False}

@@ -15,7 +15,8 @@ receipts up: cases handled outside the system.
 * Incremental passes skip it while the months judged stay the same and nothing stored
   since the last pass falls in the months compared: no new ``accept`` (or online
   ``fee_paid``) event dated in them — a late one of a month that is over is re-judged —
-  and no receipts row written since (``receipts.event_mark``). A catalog change alone
+  and no receipts loaded since (the mark counts the rows and names the latest ingest run
+  that wrote one). A catalog change alone
   (names, categories) waits for the next month or ``run --full``, as it does for every
   incremental kind.
 * Scope: department, item and category lists. Not incremental: one grouped pass over the
@@ -35,7 +36,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, literal_column, or_, select, true
+from sqlalchemy import Connection, and_, func, literal_column, select, true
 
 from ...models import Event, Item, Receipt, dated
 from ..finding import Context, Finding
@@ -117,25 +118,23 @@ def _window(rule, ctx: Context) -> tuple[list[str], list[Month]]:
 
 
 def mark(conn: Connection, rule, ctx: Context) -> str:
-    """The months a pass judges (see monitor/rules/kinds ``Kind``)."""
-    return ",".join(_window(rule, ctx)[0])
+    """The months a pass judges and the receipts it reads (how many rows, and the latest
+    ingest run that wrote one: every load or correction is a new run), see
+    monitor/rules/kinds ``Kind``."""
+    rows, run = conn.execute(select(func.count(), func.max(Receipt.run_id))).one()
+    return f"{','.join(_window(rule, ctx)[0])}|{rows}|{run}"
 
 
 def unchanged(conn: Connection, rule, ctx: Context) -> bool:
-    """Nothing stored since the last pass (``ctx``: incremental) counts in the months
-    compared: no measured event dated in them, no receipts row written."""
+    """No measured event stored since the last pass (``ctx``: incremental) is dated in the
+    months compared."""
     months = _window(rule, ctx)[1]
     if not months:
         return True
     e = Event.__table__
-    late = conn.scalar(select(e.c.id).where(
+    return conn.scalar(select(e.c.id).where(
         new_events(ctx), _measured(rule, e), e.c.occurred_at >= months[0].start,
-        e.c.occurred_at < months[-1].end, _scope(rule, e)).limit(1))
-    if late is not None:
-        return False
-    return conn.scalar(select(Receipt.period).where(
-        or_(Receipt.event_mark.is_(None), Receipt.event_mark >= ctx.since_event_id))
-        .limit(1)) is None
+        e.c.occurred_at < months[-1].end, _scope(rule, e)).limit(1)) is None
 
 
 def _measured(rule, e):
