@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import copyreg
 import multiprocessing
+import multiprocessing.util
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
@@ -88,26 +89,26 @@ def evaluate_regions(engine: Engine, config: Config, as_of: datetime, *, jobs: i
                         keep=keep, dry_run=dry_run)
     ordered, policy = prepare(engine, config, as_of, rule_ids=rule_ids, rules=rules)
     ctx, cache = context(config, as_of), dict[Any, Any]()
-    url = engine.url.render_as_string(hide_password=False)
+    run = _Run(engine.url.render_as_string(hide_password=False), config, policy, ordered,
+               as_of, full, lease.handed())
     outcomes: list[RuleOutcome] = []
     pool: ProcessPoolExecutor | None = None
     try:
         for stretch, in_workers in _stretches(ordered):
             if not in_workers:
-                outcomes += [evaluate_rule(engine, rule, ctx, full=full, cache=cache,
-                                           policy=policy, keep=keep) for rule in stretch]
+                outcomes += [evaluate_rule(engine, ordered[k], ctx, full=full, cache=cache,
+                                           policy=policy, keep=keep) for k in stretch]
                 continue
-            if pool is None:
+            if pool is None:  # the run goes to each worker once, with its rules
                 pool = ProcessPoolExecutor(min(jobs, len(regions)),
-                                           mp_context=multiprocessing.get_context("spawn"))
+                                           mp_context=multiprocessing.get_context("spawn"),
+                                           initializer=_begin, initargs=(run,))
             last = watermark(engine)
-            tasks = [_Task(url, region, config, policy, stretch, as_of, full, lease.handed())
-                     for region in regions]
-            done = list(pool.map(_county, tasks))
-            for k, rule in enumerate(stretch):
-                outcome = _merged(rule, [county[k] for county in done])
+            done = list(pool.map(_county, [(region, stretch) for region in regions]))
+            for n, k in enumerate(stretch):
+                outcome = _merged(ordered[k], [county[n] for county in done])
                 if outcome.error is None:
-                    advance(engine, rule, last, ctx)
+                    advance(engine, ordered[k], last, ctx)
                 outcomes.append(outcome)
     finally:
         if pool is not None:
@@ -115,28 +116,43 @@ def evaluate_regions(engine: Engine, config: Config, as_of: datetime, *, jobs: i
     return outcomes
 
 
-def _stretches(rules: list[Rule]) -> Iterator[tuple[list[Rule], bool]]:
-    """The rules in order, cut where they change between regional and not."""
-    stretch: list[Rule] = []
-    for rule in rules:
-        if stretch and regional(KINDS[rule.kind]) != regional(KINDS[stretch[0].kind]):
-            yield stretch, regional(KINDS[stretch[0].kind])
+def _stretches(rules: list[Rule]) -> Iterator[tuple[list[int], bool]]:
+    """The rules' places in order, cut where they change between regional and not."""
+    stretch: list[int] = []
+    for k, rule in enumerate(rules):
+        if stretch and regional(KINDS[rule.kind]) != regional(KINDS[rules[stretch[0]].kind]):
+            yield stretch, regional(KINDS[rules[stretch[0]].kind])
             stretch = []
-        stretch.append(rule)
+        stretch.append(k)
     if stretch:
-        yield stretch, regional(KINDS[stretch[0].kind])
+        yield stretch, regional(KINDS[rules[stretch[0]].kind])
 
 
 @dataclass(frozen=True)
-class _Task:
+class _Run:
+    """What every worker of a run is given once (the rules in order, its lease)."""
+
     url: str
-    region: str
     config: Config
     policy: Policy
     rules: list[Rule]
     as_of: datetime
     full: bool
     lease: tuple[str, str, int] | None
+
+
+_WORKER: dict[str, Any] = {}  # a worker's run, and an engine per county it has evaluated
+
+
+def _begin(run: _Run) -> None:
+    _WORKER.update(run=run, engines={}, cache={})
+    # a pool's worker ends through multiprocessing's exit, which runs its finalizers only
+    multiprocessing.util.Finalize(None, _end, exitpriority=10)
+
+
+def _end() -> None:
+    for engine in _WORKER.get("engines", {}).values():
+        engine.dispose()
 
 
 @dataclass(frozen=True)
@@ -150,22 +166,25 @@ class _Done:
     skipped: bool
 
 
-def _county(task: _Task) -> list[_Done]:
-    """A worker: the stretch's rules over one county's events, watermarks left alone."""
-    engine = regional_engine(task.url, task.region)
-    ctx = replace(context(task.config, task.as_of), region=task.region)
-    cache: dict[Any, Any] = {}
+def _county(task: tuple[str, list[int]]) -> list[_Done]:
+    """A worker: some of the run's rules (their places) over one county's events,
+    watermarks left alone. Its engine for the county (and the statements it compiled)
+    lasts for the run."""
+    region, places = task
+    run: _Run = _WORKER["run"]
+    engine = _WORKER["engines"].get(region)
+    if engine is None:
+        engine = _WORKER["engines"][region] = regional_engine(run.url, region)
+    ctx = replace(context(run.config, run.as_of), region=region)
+    cache = _WORKER["cache"].setdefault(region, {})
     out = []
-    try:
-        with lease.adopted(task.lease):
-            for rule in task.rules:
-                o = evaluate_rule(engine, rule, ctx, full=task.full, cache=cache,
-                                  policy=task.policy, keep=False, advance=False)
-                if o.stored is not None:
-                    o.stored.keys = set()  # the parent needs the counts only
-                out.append(_Done(o.found, o.stored, o.error, o.incremental, o.skipped))
-    finally:
-        engine.dispose()
+    with lease.adopted(run.lease):
+        for k in places:
+            o = evaluate_rule(engine, run.rules[k], ctx, full=run.full, cache=cache,
+                              policy=run.policy, keep=False, advance=False)
+            if o.stored is not None:
+                o.stored.keys = set()  # the parent needs the counts only
+            out.append(_Done(o.found, o.stored, o.error, o.incremental, o.skipped))
     return out
 
 
