@@ -383,7 +383,9 @@ def run(url: str, cases: int, scattered: bool = False, as_of: datetime = AS_OF,
     24 h (as the nightly job moves it); 1 % more; incremental again at that instant.
     ``regions`` > 1: the store as that many counties; ``jobs``: see :func:`child`."""
     made = prepare(url, cases)
-    label_regions(url, regions)
+    if regions > 1:  # every row rewritten: the planner's statistics and a vacuum, again
+        label_regions(url, regions)
+        analyze(url)
     full = child(url, "full", as_of, jobs)
     moved = as_of + timedelta(hours=24)
     extra = max(cases // 100, 1)
