@@ -211,7 +211,9 @@ def fence(conn: Connection) -> None:
     query = select(Lease.token).where(Lease.name == held.name, Lease.holder == held.holder,
                                       Lease.token == held.token)
     if conn.dialect.name == "postgresql":
-        query = query.with_for_update()  # a taker waits until this commit is done
+        # a taker's UPDATE waits until this commit is done; a share lock, so that the
+        # workers of one run (monitor/parallel.py) do not wait on each other's commits
+        query = query.with_for_update(read=True)
     if conn.scalar(query) is None:
         held.lost.set()
         held.check()
