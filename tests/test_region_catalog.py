@@ -1,0 +1,129 @@
+"""A catalog per county (issue 21 item 1, migration 0029): two counties of one store share
+the province's item codes and their department codes, each with its own limits, and each
+county's cases are judged by its own catalog."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from cli import cli
+from conftest import event
+from monitor.db import create_store_engine
+from monitor.models import Alert, Department, Item, Quarantine, User
+
+RULES = Path(__file__).resolve().parent.parent / "rules"
+A, B = "330102", "330106"
+
+
+def _catalog(survey_minutes: int, promised_days: int, prefix: str) -> str:
+    """The province's item and department codes; the county's own limits and staff."""
+    return f"""\
+departments:
+  - {{code: D04, name: 应急管理局}}
+users:
+  - {{id: {prefix}1, name: 张三, department: D04, roles: [clerk], phone: "13800000001"}}
+items:
+  - code: D04-XK-001
+    name: 危险化学品安全生产许可
+    department: D04
+    category: license
+    promised_days: {promised_days}
+    legal_days: 20
+    fee: 0
+    min_minutes: {{survey: {survey_minutes}}}
+"""
+
+
+@pytest.fixture
+def store(db_url, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MONITOR_DATABASE_URL", raising=False)
+    (tmp_path / "rules").mkdir()
+    for name in ("step_too_fast.yaml", "overdue.yaml"):
+        shutil.copy(RULES / name, tmp_path / "rules" / name)
+    (tmp_path / "config.yaml").write_text(f"region: {A}\nrules_dir: rules\n", encoding="utf-8")
+    runner = CliRunner()
+
+    def run(*args, ok=(0, 3)):
+        result = runner.invoke(cli, ["--db", db_url, *map(str, args)])
+        assert result.exit_code in ok, result.output
+        return result
+
+    # county A: a survey may follow acceptance after 30 minutes, a case takes 5 days;
+    # county B: 120 minutes, 20 days — under the same codes
+    (tmp_path / "a.yaml").write_text(_catalog(30, 5, "a"), encoding="utf-8")
+    (tmp_path / "b.yaml").write_text(_catalog(120, 20, "b"), encoding="utf-8")
+    run("ingest", "catalog", "--region", A, "a.yaml")
+    run("ingest", "catalog", "--region", B, "b.yaml")
+    return run
+
+
+def _rows(db_url, *columns, where=()):
+    engine = create_store_engine(db_url)
+    with engine.connect() as conn:
+        rows = sorted(tuple(r) for r in conn.execute(select(*columns).where(*where)))
+    engine.dispose()
+    return rows
+
+
+def test_each_county_keeps_its_own_catalog_under_the_same_codes(store, db_url, tmp_path):
+    assert _rows(db_url, Item.region, Item.code, Item.promised_days) == [
+        (A, "D04-XK-001", 5), (B, "D04-XK-001", 20)]
+    assert _rows(db_url, Department.region, Department.code) == [(A, "D04"), (B, "D04")]
+    # a reload of B's catalog with a new limit leaves A's as it was
+    (tmp_path / "b.yaml").write_text(_catalog(120, 15, "b"), encoding="utf-8")
+    result = store("ingest", "catalog", "--region", B, "b.yaml")
+    assert "updated" in result.output or result.exit_code == 0
+    assert _rows(db_url, Item.region, Item.promised_days) == [(A, 5), (B, 15)]
+
+
+def test_a_user_id_stays_with_the_county_that_holds_it(store, db_url, tmp_path):
+    """A login id names one person in the store: B's catalog may not take A's a1."""
+    (tmp_path / "b2.yaml").write_text(_catalog(120, 20, "a"), encoding="utf-8")
+    result = store("ingest", "catalog", "--region", B, "b2.yaml", ok=(1,))
+    assert "b2.yaml:4: user 'a1' belongs to region 330102" in result.output
+    assert _rows(db_url, User.region, User.id) == [(A, "a1"), (B, "b1")]
+
+
+def test_each_countys_cases_are_judged_by_its_own_limits(store, db_url, write_events):
+    """The same case in both counties: a survey 60 minutes after acceptance is too fast
+    only under B's 120 minutes; undecided 10 days on, it is overdue only under A's 5 days.
+    Before the catalog had a region in its key, B's load replaced A's item, and both
+    counties were judged by B's limits."""
+    for region, prefix in ((A, "a"), (B, "b")):
+        rows = [event(f"{prefix}e1", f"{prefix}c1", occurred_at="2025-09-01 09:00",
+                      actor=f"{prefix}1"),
+                event(f"{prefix}e2", f"{prefix}c1", "survey", occurred_at="2025-09-01 10:00",
+                      actor=f"{prefix}1")]
+        store("ingest", "events", "--region", region, write_events(rows, f"{prefix}.csv"))
+    store("run", "--as-of", "2025-09-12T09:00:00+08:00")
+    found = _rows(db_url, Alert.region, Alert.rule_id, Alert.case_id)
+    assert (B, "step-too-fast", "bc1") in found
+    assert (A, "step-too-fast", "ac1") not in found
+    overdue = {(r, c) for r, rule, c in found if rule.startswith("overdue")}
+    assert overdue == {(A, "ac1")}
+
+
+def test_other_countys_codes_are_set_aside_in_every_ingest(store, db_url, tmp_path):
+    """A department or user only county B's catalog has is ``other_region`` in A's
+    receipts, activity and ratings."""
+    (tmp_path / "b_only.yaml").write_text(
+        "departments:\n  - {code: D09, name: 市场监管局}\nusers:\n"
+        "  - {id: b9, name: 王五, department: D09, roles: [monitor_l1], phone: \"13800000009\"}\n",
+        encoding="utf-8")
+    store("ingest", "catalog", "--region", B, "b_only.yaml")
+    (tmp_path / "receipts.csv").write_text("department,period,amount\nD09,2025-09,100\n"
+                                           "D04,2025-09,100\n", encoding="utf-8")
+    (tmp_path / "activity.csv").write_text("user_id,at,action\nb9,2025-09-01 09:00,login\n",
+                                           encoding="utf-8")
+    store("ingest", "receipts", "receipts.csv")
+    store("ingest", "activity", "activity.csv")
+    reasons = _rows(db_url, Quarantine.kind, Quarantine.reason, Quarantine.detail)
+    assert [(k, r) for k, r, _ in reasons] == [("activity", "other_region"),
+                                               ("receipts", "other_region")]
+    assert all(f"--region {B}" in d for _, _, d in reasons)
