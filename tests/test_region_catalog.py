@@ -8,13 +8,14 @@ import shutil
 from pathlib import Path
 
 import pytest
+from alembic import command
 from click.testing import CliRunner
-from sqlalchemy import select
+from sqlalchemy import inspect, select, text
 
 from cli import cli
-from conftest import event
-from monitor.db import create_store_engine
-from monitor.models import Alert, Department, Item, Quarantine, User
+from conftest import PG_URL, event
+from monitor.db import _alembic_config, create_store_engine, open_store, scratch_database
+from monitor.models import Alert, Department, Item, Meta, Quarantine, User
 
 RULES = Path(__file__).resolve().parent.parent / "rules"
 A, B = "330102", "330106"
@@ -127,3 +128,60 @@ def test_other_countys_codes_are_set_aside_in_every_ingest(store, db_url, tmp_pa
     assert [(k, r) for k, r, _ in reasons] == [("activity", "other_region"),
                                                ("receipts", "other_region")]
     assert all(f"--region {B}" in d for _, _, d in reasons)
+
+
+def _store_at_0028(url: str) -> None:
+    """A single county's store as 0028 left it: its catalog keyed by code alone."""
+    engine = create_store_engine(url)
+    with engine.begin() as conn:
+        command.upgrade(_alembic_config(conn, A), "0028")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO departments (code, name) VALUES ('D04', '应急管理局')"))
+        conn.execute(text("INSERT INTO users (id, name, department, roles) "
+                          "VALUES ('a1', '张三', 'D04', '[\"clerk\"]')"))
+        conn.execute(text(
+            "INSERT INTO items (code, name, department, category, promised_days, legal_days, "
+            "fee, min_minutes, required_attachments) VALUES ('D04-XK-001', '许可', 'D04', "
+            "'license', 5, 20, 0, '{}', '{}')"))
+    engine.dispose()
+
+
+def _version(conn) -> str:
+    return conn.scalar(select(Meta.value).where(Meta.key == "catalog_version"))
+
+
+def test_a_single_countys_store_upgrades_without_change_of_meaning(tmp_path):
+    with scratch_database(tmp_path, PG_URL) as url:
+        _store_at_0028(url)
+        engine = open_store(url, region=A)
+        with engine.connect() as conn:
+            for table, key in (("departments", "code"), ("items", "code"), ("users", "id")):
+                pk = inspect(conn).get_pk_constraint(table)
+                assert pk["constrained_columns"] == ["region", key], table
+            assert _rows(url, Item.region, Item.code, Item.promised_days) == [
+                (A, "D04-XK-001", 5)]
+            assert _rows(url, User.region, User.id) == [(A, "a1")]
+            before = _version(conn)
+        # the catalog-version triggers (0025) survived the new keys, on both databases
+        for statement in ("UPDATE items SET promised_days = 6",
+                          "UPDATE departments SET name = '应急局'",
+                          "UPDATE users SET roles = '[\"chief\"]'"):
+            with engine.begin() as conn:
+                conn.execute(text(statement))
+                assert _version(conn) != before, statement
+                before = _version(conn)
+        # and back: possible while no two regions share a code
+        with engine.begin() as conn:
+            command.downgrade(_alembic_config(conn, A), "0028")
+            assert inspect(conn).get_pk_constraint("items")["constrained_columns"] == ["code"]
+            command.upgrade(_alembic_config(conn, A), "head")
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO items (region, code, name, department, category, "
+                              "promised_days, legal_days, fee, min_minutes, "
+                              "required_attachments) SELECT :b, code, name, department, "
+                              "category, 20, legal_days, fee, min_minutes, "
+                              "required_attachments FROM items"), {"b": B})
+        with pytest.raises(RuntimeError, match="two regions share a code"):
+            with engine.begin() as conn:
+                command.downgrade(_alembic_config(conn, A), "0028")
+        engine.dispose()
