@@ -4,6 +4,7 @@ county's cases are judged by its own catalog."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -185,3 +186,35 @@ def test_a_single_countys_store_upgrades_without_change_of_meaning(tmp_path):
             with engine.begin() as conn:
                 command.downgrade(_alembic_config(conn, A), "0028")
         engine.dispose()
+
+
+def _report(store, *args):
+    return json.loads(store(*args, "--period", "2025-09", "--format", "json").stdout)
+
+
+def test_reports_and_scores_per_county_under_the_same_codes(store, write_events):
+    """A's D04 takes two cases, B's D04 one: each county's report counts its own, and a
+    city's table of counties (330100 covers both) adds each county's own report, although
+    both counties' departments are D04."""
+    for region, prefix, cases in ((A, "a", 2), (B, "b", 1)):
+        rows = [event(f"{prefix}e{k}", f"{prefix}c{k}", occurred_at="2025-09-01 09:00",
+                      actor=f"{prefix}1") for k in range(cases)]
+        store("ingest", "events", "--region", region, write_events(rows, f"{prefix}.csv"))
+    store("run", "--as-of", "2025-10-09T09:00:00+08:00")
+    own = {code: _report(store, "report", "--region", code)["summary"] for code in (A, B)}
+    assert (own[A]["accepted"], own[B]["accepted"]) == (2, 1)
+    city = _report(store, "report", "--region", "330100")
+    counties = {r["region"]: r for r in city["tables"]["t_regions"]["rows"]}
+    assert sorted(counties) == [A, B]
+    for code in (A, B):
+        assert (counties[code]["accepted"], counties[code]["findings"],
+                counties[code]["departments"]) == (own[code]["accepted"],
+                                                   own[code]["findings"], 1)
+    scores = _report(store, "scores", "--region", "330100")
+    ranked = {r["region"]: r for r in scores["tables"]["t_region_scores"]["rows"]}
+    assert sorted(ranked) == [A, B]
+    for code in (A, B):
+        alone = _report(store, "scores", "--region", code)["tables"]["t_scores"]["rows"]
+        assert [r["department"] for r in alone] == ["D04"]
+        assert ranked[code]["score"] == alone[0]["total"]
+        assert ranked[code]["departments"] == 1
