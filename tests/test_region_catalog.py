@@ -5,6 +5,7 @@ county's cases are judged by its own catalog."""
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 import shutil
 from pathlib import Path
 
@@ -218,3 +219,36 @@ def test_reports_and_scores_per_county_under_the_same_codes(store, write_events)
         assert [r["department"] for r in alone] == ["D04"]
         assert ranked[code]["score"] == alone[0]["total"]
         assert ranked[code]["departments"] == 1
+
+
+@pytest.mark.parametrize("memo", [False, True])
+def test_the_gate_judges_by_the_deployments_own_catalog(tmp_path, engine, write_events, memo):
+    """The same candidate (a survey 60 minutes after acceptance) is refused by county B's
+    gate (120 minutes) and allowed by A's (30 minutes), with or without the gate's memo
+    of the catalog."""
+    from dataclasses import replace
+
+    from conftest import ingest_rows, rule_file
+    from monitor import gate
+    from monitor.catalog import ingest_catalog
+    from monitor.catalogmemo import CatalogMemo
+    from monitor.config import Config
+
+    rules = rule_file(tmp_path, "- {id: fast, kind: step_too_fast, level: red, gate: deny}\n")
+    base = Config(path=None, base_dir=tmp_path, batch_size=50)
+    for region, prefix, minutes in ((A, "a", 30), (B, "b", 120)):
+        (tmp_path / f"{prefix}.yaml").write_text(_catalog(minutes, 5, prefix), encoding="utf-8")
+        ingest_catalog(engine, tmp_path / f"{prefix}.yaml", region=region)
+        ingest_rows(engine, replace(base, region=region), write_events, [
+            event(f"{prefix}e1", f"{prefix}c1", occurred_at="2025-09-30 09:00",
+                  actor=f"{prefix}1")], f"{prefix}.csv")
+    at = datetime(2025, 9, 30, 3, 0, tzinfo=timezone.utc)
+    decided = {}
+    for region, prefix in ((A, "a"), (B, "b")):
+        body = {"case_id": f"{prefix}c1", "item_code": "D04-XK-001", "actor": f"{prefix}1",
+                "step": "survey", "occurred_at": "2025-09-30 10:00:00"}
+        with engine.connect() as conn:
+            verdict = gate.judge(conn, replace(base, region=region), rules, body, at,
+                                 memo=CatalogMemo() if memo else None)
+        decided[region] = verdict.decision
+    assert decided == {A: "allow", B: "deny"}
