@@ -150,7 +150,8 @@ def scorecard(engine: Engine, config: Config, period: Period, now: datetime,
         # counties sharing department codes (migration 0029) are ranked each on its own
         by_county = ({code: ranking(conn, config.scores, config.tz, period, department,
                                     None, code) for code in rollup.counties(conn, region)}
-                     if of_region is not None and rollup.shared_codes(conn, region) else None)
+                     if region and of_region is not None and rollup.shared_codes(conn, region)
+                     else None)
     scores = Table("t_scores", [Column("rank"), Column("department", "text"),
                                 Column("name", "text"), *(Column(t, "num") for t in THEMES),
                                 Column("deductions", "num"), Column("total", "num")], rows)

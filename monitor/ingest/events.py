@@ -112,7 +112,8 @@ def refuse(codes: frozenset[str], what: str, code: str, reason: str, detail: str
     if theirs is None:
         return Rejected(reason, detail)
     return Rejected("other_region", f"{what} '{code}' 属于地区 {theirs} 的目录，本次导入的地区是 "
-                                    f"{codes.region}（是否应以 --region {theirs} 导入？）")
+                                    f"{getattr(codes, 'region', None)}（是否应以 --region "
+                                    f"{theirs} 导入？）")
 
 
 def content_hash(values: tuple) -> str:

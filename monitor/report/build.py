@@ -100,7 +100,8 @@ def gather(engine: Engine, config: Config, period: Period,
     if rollup.rolls_up(region):
         with engine.connect() as conn:
             figures.of_region = rollup.department_regions(conn, depts)
-            split = rollup.counties(conn, region) if rollup.shared_codes(conn, region) else []
+            split = (rollup.counties(conn, region)
+                     if region and rollup.shared_codes(conn, region) else [])
         if split:
             figures.by_county = {code: f for code in split
                                  if (f := _own(engine, config, period, department, code))}
