@@ -7,7 +7,7 @@ that nothing it reads has changed and skip it
   matches, so the next pass judges in full once.
 
 Revision ID: 0032
-Revises: 0028
+Revises: 0029
 Create Date: 2026-12-07
 """
 from alembic import op
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 
 revision = '0032'
-down_revision = '0028'
+down_revision = '0029'
 branch_labels = None
 depends_on = None
 
