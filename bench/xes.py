@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import random
 import tempfile
 import time
@@ -71,6 +72,12 @@ def generate(path: Path, events: int, attrs: int) -> int:
             f.write("  </trace>\n")
         f.write("</log>\n")
     return path.stat().st_size
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's finished children (the readers, once joined)."""
+    t = os.times()
+    return t.children_user + t.children_system
 
 
 def main() -> None:
@@ -118,9 +125,10 @@ def main() -> None:
             config = dataclasses.replace(config, parallel_ingest=False)
         if args.jobs is not None and hasattr(config, "ingest_jobs"):  # main has no such setting
             config = dataclasses.replace(config, ingest_jobs=args.jobs)
-        began = time.perf_counter()
+        began, cpu, kids = time.perf_counter(), time.process_time(), _children_cpu()
         [result] = ingest_events(engine, config, [str(log)], datetime.now(timezone.utc))
         ingest = time.perf_counter() - began
+        writer_cpu, readers_cpu = time.process_time() - cpu, _children_cpu() - kids
         engine.dispose()
     rows = rows or result.tally.read
     figures = {"events": rows, "attrs": args.attrs, "store": "postgresql" if args.url else "sqlite",
@@ -131,6 +139,10 @@ def main() -> None:
                    "parse_cpu_s": round(parse_cpu, 2),
                    "parse_events_per_cpu_s": round(rows / parse_cpu)}),
                "ingest_s": round(ingest, 2), "ingest_events_per_s": round(rows / ingest),
+               # CPU of this process (it stores) and of the reading children: what the
+               # ingestion would reach with a core for each, whatever the machine's load
+               "writer_cpu_s": round(writer_cpu, 2), "readers_cpu_s": round(readers_cpu, 2),
+               "writer_bound_events_per_s": round(rows / max(writer_cpu, 1e-9)),
                "inserted": result.tally.inserted}
     if args.json:
         print(json.dumps(figures))

@@ -261,3 +261,19 @@ def test_a_reader_that_dies_stops_the_run(store, xconfig, tmp_path, parted):
         list(ingest_events(store, dataclasses.replace(xconfig, ingest_jobs=2), [str(path)],
                            NOW, progress=lambda name, size: kill_the_readers))
     assert multiprocessing.active_children() == []
+
+
+def test_the_setting_and_its_default(tmp_path, config, monkeypatch):
+    from monitor.config import load_config
+    from monitor.errors import ConfigError
+    from monitor.ingest.parts import reading_jobs
+
+    path = tmp_path / "config.yaml"
+    path.write_text("ingest_jobs: 3\n")
+    assert reading_jobs(load_config(path)) == 3
+    path.write_text("ingest_jobs: -1\n")
+    with pytest.raises(ConfigError, match="config.yaml:1: 'ingest_jobs' must be 0"):
+        load_config(path)
+    for cpus, readers in ((1, 1), (2, 1), (8, 7)):  # the writer keeps a CPU
+        monkeypatch.setattr("os.sched_getaffinity", lambda _: set(range(cpus)))
+        assert reading_jobs(config) == readers

@@ -80,7 +80,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ingest_jobs", 0, int,
             "Processes that read, map and validate an uncompressed XES file at once, each "
             "a part of it, while one more writes in file order (with parallel_ingest); 1: "
-            "one reads the whole file; 0: as many as there are CPUs."),
+            "one reads the whole file; 0: one per CPU but one (the writer's)."),
     Setting("handling_days", 3, int,
             "Working days a tier-1 monitor has to resolve a new alert (and a supervision "
             "order's deadline); a rule's own handling_days wins."),

@@ -43,13 +43,15 @@ Prepared = Iterator[tuple[EventBatch, int]]  # batches, with the bytes of the fi
 
 
 def reading_jobs(config: Config) -> int:
-    """How many processes read an XES file's parts: the ``ingest_jobs`` setting, or
-    (0) as many as this process may use CPUs."""
+    """How many processes read an XES file's parts: the ``ingest_jobs`` setting, or (0)
+    one per CPU this process may use but one, which the storing process needs — on two
+    CPUs one reader, as before: there two readers and the writer measured no faster
+    (bench/README.md, "Fourth pass")."""
     if config.ingest_jobs:
         return config.ingest_jobs
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
+    return max(1, cpus - 1)
 
 
 def from_parts(parts: XesParts, prepare: Callable[[list[SourceRow]], EventBatch], size: int,
