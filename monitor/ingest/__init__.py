@@ -134,6 +134,7 @@ def _ingest(kind: str, engine: Engine, config: Config, names: list[str], now: da
         encoding = encoding or mapping.encoding
     for name in names:
         with open_source(name, fmt, encoding or config.encoding) as source:
+            store: Callable[..., Tally]
             if kind == "events":
                 rows = _event_rows(source, config, mapping)
                 store = partial(ingest_event_rows, parts=_xes_parts(source, config, mapping))

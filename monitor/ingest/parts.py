@@ -74,6 +74,7 @@ def from_parts(parts: XesParts, prepare: Callable[[list[SourceRow]], EventBatch]
                 log.info("%s: read as one stream from event %d (%s)", parts.name, given + 1,
                          position)
                 break
+            assert isinstance(position, int)  # a batch comes with the bytes read
             given += batch.read
             yield batch, position
         else:

@@ -125,8 +125,9 @@ def in_children(parts: Sequence[P], work: Callable[[P], T], jobs: int, label: st
             reader, writer = ctx.Pipe(duplex=False)
             readers.append(reader)
             messages = ((BATCH, work(part)) for part in parts[j::jobs])
-            child = ctx.Process(target=_serve, name=f"permit-monitor reader {j + 1}",
-                                daemon=True, args=(writer, readers, os.getpid(), messages))
+            child: BaseProcess = ctx.Process(
+                target=_serve, name=f"permit-monitor reader {j + 1}", daemon=True,
+                args=(writer, readers, os.getpid(), messages))
             child.start()
             children.append(child)
             writer.close()
