@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, insert, select
 
 from . import tier1, trail
+from .bulkcopy import insert_many
 from .holds import place
 from .models import Alert, AlertChange, Department, Event
 from .regionstore import in_region, region_of_alert, store_region
@@ -176,7 +177,7 @@ def _store_chunk(conn: Connection, rule: Rule, findings: list[Finding], at: date
         for row in new_rows:
             row.setdefault("assigned_to", [])
             row.setdefault("due_on", None)
-        conn.execute(insert(Alert), new_rows)
+        insert_many(conn, Alert.__table__, new_rows)
         ids = _ids(conn, [r["dedupe_key"] for r in new_rows])
         entries[:0] = (raised_entries(live, ids) + _holds(conn, rule, policy, live, ids, at)
                        + suppressed_entries([r for r in new_rows if r["status"] != "open"], ids))

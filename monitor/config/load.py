@@ -77,6 +77,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("parallel_ingest", True, bool,
             "Read and validate big event files in a second process while the first one "
             "writes (needs a second CPU; false: one process)."),
+    Setting("ingest_jobs", 0, int,
+            "Processes that read, map and validate an uncompressed XES file at once, each "
+            "a part of it, while one more writes in file order (with parallel_ingest); 1: "
+            "one reads the whole file; 0: one per CPU but one (the writer's)."),
     Setting("handling_days", 3, int,
             "Working days a tier-1 monitor has to resolve a new alert (and a supervision "
             "order's deadline); a rule's own handling_days wins."),
@@ -163,6 +167,7 @@ class Config:
     encoding: str = declared(SETTINGS, "encoding")
     batch_size: int = declared(SETTINGS, "batch_size")
     parallel_ingest: bool = declared(SETTINGS, "parallel_ingest")
+    ingest_jobs: int = declared(SETTINGS, "ingest_jobs")
     handling_days: int = declared(SETTINGS, "handling_days")
     red_to_tier2: bool = declared(SETTINGS, "red_to_tier2")
     reminder_days: int = declared(SETTINGS, "reminder_days")
@@ -268,6 +273,9 @@ def load_config(path: str | Path | None) -> Config:
     for name in ("batch_size", "handling_days", "reminder_days", "stale_days"):
         if values[name] < 1:
             raise ConfigError(where, raw.line_of(name), f"'{name}' must be at least 1")
+    if values["ingest_jobs"] < 0:
+        raise ConfigError(where, raw.line_of("ingest_jobs"),
+                          "'ingest_jobs' must be 0 (as many as there are CPUs) or more")
     return Config(
         path=path,
         base_dir=base_dir,
@@ -279,6 +287,7 @@ def load_config(path: str | Path | None) -> Config:
         encoding=values["encoding"],
         batch_size=values["batch_size"],
         parallel_ingest=values["parallel_ingest"],
+        ingest_jobs=values["ingest_jobs"],
         handling_days=values["handling_days"],
         red_to_tier2=values["red_to_tier2"],
         reminder_days=values["reminder_days"],
