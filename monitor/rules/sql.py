@@ -14,7 +14,7 @@ from sqlalchemy.types import NullType, TypeDecorator, TypeEngine
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
-from ..models import Event, Item, dated
+from ..models import Department, Event, Item, dated
 from .finding import Context
 from .model import Scope
 
@@ -116,8 +116,9 @@ def _json_number_pg(element, compiler, **kw):
 
 
 def in_scope(scope: Scope, department: ColumnElement, item_code: ColumnElement) -> ColumnElement:
-    """A WHERE clause for a rule's scope over a department and an item-code column."""
-    conditions = []
+    """A WHERE clause for a rule's scope over a department and an item-code column; a
+    scope of some counties (see :func:`in_regions`) also over the row's region."""
+    conditions = [in_regions(scope, department)]
     if scope.departments:
         conditions.append(department.in_(sorted(scope.departments)))
     if scope.items:
@@ -133,6 +134,27 @@ def in_scope(scope: Scope, department: ColumnElement, item_code: ColumnElement) 
         conditions.append(item_code.not_in(
             select(Item.code).where(Item.category.in_(sorted(scope.exclude_categories)))))
     return and_(true(), *conditions)
+
+
+def in_regions(scope: Scope, department: ColumnElement) -> ColumnElement:
+    """The counties of a scope (``regions``, ``exclude_regions``): over the region column
+    of the department column's own table (events, alerts), else over the department's
+    region in the catalog. A narrowing only: the engine keeps each finding of the scope's
+    counties exactly (monitor/regionrules.py), this spares it the others' rows."""
+    if not scope.regions and not scope.exclude_regions:
+        return true()
+    columns = getattr(getattr(department, "table", None), "c", None)
+    if columns is not None and "region" in columns:
+        region: ColumnElement = columns.region
+    else:
+        region = select(Department.region).where(Department.code == department) \
+            .limit(1).scalar_subquery()
+    conditions = []
+    if scope.regions:
+        conditions.append(or_(region.is_(None), region.in_(sorted(scope.regions))))
+    if scope.exclude_regions:
+        conditions.append(or_(region.is_(None), region.not_in(sorted(scope.exclude_regions))))
+    return and_(*conditions)
 
 
 class member_of(FunctionElement):
