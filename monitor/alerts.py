@@ -208,7 +208,7 @@ def _changed(conn: Connection, rule: Rule, policy: Policy, old: Any, values: dic
     if reopen:
         values = {**values, "status": "open", "acknowledged_at": None, "disposition": None,
                   "resolved_at": None, "reminded_at": None,
-                  "due_on": policy.due(at, rule.id)}
+                  "due_on": policy.due(at, rule.id, old.region)}
     state = traced_update(conn, "alerts", old.id, **values)
     if old.level != level:
         conn.execute(insert(AlertChange).values(alert_id=old.id, at=at, old_level=old.level,

@@ -230,4 +230,4 @@ def _deliver(engine: Engine, config: Config, out: PassSummary) -> None:
     out.redelivered = release_orphans(engine, out.as_of)
     resend(engine, out.as_of, config.gate.hold_resend_minutes,  # holds not acknowledged yet
            "workflow" in config.notify.channels)
-    out.delivery = flush(engine, config.notify, config.base_dir, out.as_of)
+    out.delivery = flush(engine, config.notify, config.base_dir, out.as_of, config.regions)

@@ -366,7 +366,7 @@ def _flush_now(r: Runner) -> None:
     from .outbox import flush
 
     try:
-        flush(r.engine, r.config.notify, r.config.base_dir, r.clock())
+        flush(r.engine, r.config.notify, r.config.base_dir, r.clock(), r.config.regions)
     except Exception:
         log.exception("could not deliver the notice of the failed run")
 

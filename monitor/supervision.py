@@ -76,9 +76,11 @@ class Policy:
     def local_date(self, at: datetime) -> date:
         return at.astimezone(self.tz).date()
 
-    def due(self, at: datetime, rule_id: str) -> date:
-        """The last day to act on an alert of ``rule_id`` raised (or ordered) at ``at``."""
-        return self.calendar.add_workdays(self.local_date(at), self.days_for(rule_id))
+    def due(self, at: datetime, rule_id: str, region: str | None = None) -> date:
+        """The last day to act on an alert of ``rule_id`` raised (or ordered) at ``at``,
+        counted in the calendar of the alert's county (``region``; docs/regions.md)."""
+        return self.calendar.for_region(region).add_workdays(self.local_date(at),
+                                                             self.days_for(rule_id))
 
 
 def policy_for(config, rules=()) -> Policy:
@@ -125,7 +127,7 @@ def assign(rows: list[dict[str, Any]], conn: Connection, policy: Policy, at: dat
             row["tier"], row["assigned_to"] = 2, list(tier2[row["region"]])
         else:
             row["assigned_to"] = tier1.get(row["department"] or "", [])
-        row["due_on"] = policy.due(at, row["rule_id"])
+        row["due_on"] = policy.due(at, row["rule_id"], row.get("region"))
 
 
 def raised_entries(rows: list[dict[str, Any]], ids: Mapping[str, int]) -> list[Entry]:
@@ -325,7 +327,7 @@ def issue_order(conn: Connection, policy: Policy, alert: Any, by: str, at: datet
     returns (order id, due date, trail entries to append)."""
     tier1, _ = monitors(conn)
     to = tier1.get(alert.department or "", [])
-    due = policy.due(at, alert.rule_id)
+    due = policy.due(at, alert.rule_id, alert.region)
     row = {"alert_id": alert.id, "issued_at": at, "issued_by": by, "reason": reason,
            "to_users": to, "due_on": due, "note": note}
     order_id = conn.execute(insert(SupervisionOrder).values(**row,

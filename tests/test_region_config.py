@@ -17,8 +17,9 @@ from conftest import event
 from monitor.config import load_config
 from monitor.db import create_store_engine
 from monitor.errors import ConfigError, RuleError, SourceErrors
-from monitor.models import Alert, TrailEntry
+from monitor.models import Alert, OutboxMessage, TrailEntry
 from monitor.regionrules import Off, load_rule_sets, plan
+from test_sinks import hook, no_proxy  # noqa: F401  (fixtures: real local HTTP servers)
 
 RULES = Path(__file__).resolve().parent.parent / "rules"
 A, B = "330102", "330106"
@@ -29,6 +30,8 @@ def _catalog(prefix: str) -> str:
     return (f"departments:\n  - {{code: {prefix}1, name: {prefix}1局}}\n"
             f"users:\n  - {{id: {prefix.lower()}1, name: 办事员, department: {prefix}1, "
             'roles: [clerk], phone: "13800000001"}\n'
+            f"  - {{id: {prefix.lower()}m, name: 监察员, department: {prefix}1, "
+            'roles: [monitor_l1], phone: "13900000001"}\n'
             f"items:\n  - code: {prefix}1-XK-001\n    name: 许可{prefix}\n"
             f"    department: {prefix}1\n    category: license\n"
             "    promised_days: 10\n    legal_days: 20\n    fee: 0\n")
@@ -82,6 +85,7 @@ def store(db_url, tmp_path, monkeypatch, write_events):
         engine.dispose()
         return rows, trail, invoke
 
+    make.db_url = db_url  # type: ignore[attr-defined]
     return make
 
 
@@ -95,13 +99,23 @@ def test_one_county_alike_without_regions(store):
 
 def test_a_county_holiday_moves_its_clock_only(store):
     """B's local holiday on 10 September: its case is on its deadline day (a warning),
-    A's, with the same timing, one working day past it (yellow)."""
+    A's, with the same timing, one working day past it (yellow). B's holiday on 18
+    September moves the deadline of B's new alerts (3 working days) a day later."""
     rows, _, invoke = store(f"regions:\n  {B}:\n    calendar:\n"
-                            "      extra_holidays: [2025-09-10]\n")
+                            "      extra_holidays: [2025-09-10, 2025-09-18]\n")
     assert [r for r in rows if r[0] == "overdue"] == [("overdue", A, "yellow"),
                                                       ("overdue", B, "warning")]
-    # an incremental run as of the same moment changes nothing
-    invoke("run", "--as-of", AS_OF)
+    engine = create_store_engine(store.db_url)
+    with engine.connect() as conn:
+        due = conn.execute(select(Alert.region, Alert.due_on)
+                           .where(Alert.rule_id == "overdue")).tuples().all()
+    assert sorted(due) == [(A, date(2025, 9, 19)), (B, date(2025, 9, 22))]
+    invoke("run", "--as-of", AS_OF)  # again, incrementally: nothing changes
+    with engine.connect() as conn:
+        again = conn.execute(select(Alert.rule_id, Alert.region, Alert.level)
+                             .order_by(Alert.rule_id, Alert.region)).tuples().all()
+    engine.dispose()
+    assert again == rows
 
 
 def test_a_county_make_up_day_counts(store):
@@ -243,3 +257,38 @@ def test_the_worked_example_in_docs_regions_is_true(tmp_path, monkeypatch):
     assert cal.for_region("330106").workdays_between(date(2025, 9, 1), date(2025, 9, 16)) == 10
     assert cal.for_region("330102").workdays_between(date(2025, 9, 1), date(2025, 9, 16)) == 11
     assert cal.for_region("330106").is_workday(date(2025, 9, 20))
+    assert dict(config.regions["330106"].channels) == {"sms": "xihu-sms", "email": "xihu-mail"}
+    assert config.notify.sinks["xihu-mail"].type == "smtp"
+
+
+def test_a_county_has_its_own_channels(store, hook, monkeypatch):  # noqa: F811
+    """B's SMS leave by B's own webhook (its token from the environment), A's by the
+    province's; the trail names the sink each took."""
+    province, xihu = hook(), hook()
+    monkeypatch.setenv("PM_XIHU_TOKEN", "xihu-secret-token")
+    tail = ("notify:\n  sinks:\n"
+            f"    province: {{type: webhook, url: '{province.url}'}}\n"
+            f"    xihu: {{type: webhook, url: '{xihu.url}', token_env: PM_XIHU_TOKEN}}\n"
+            "  channels: {sms: province}\n"
+            f"regions:\n  {B}:\n    channels: {{sms: xihu}}\n")
+    _, _, invoke = store(tail)
+    flushed = invoke("notify", "flush")
+    assert flushed.exit_code == 0, flushed.output
+    assert {m["recipient"] for m in province.delivered} == {"am"}
+    assert {m["recipient"] for m in xihu.delivered} == {"bm"}
+    assert all(r["headers"]["Authorization"] == "Bearer xihu-secret-token"
+               for r in xihu.requests)
+    assert not any("Authorization" in r["headers"] for r in province.requests)
+    engine = create_store_engine(store.db_url)
+    with engine.connect() as conn:
+        sinks = conn.execute(select(OutboxMessage.recipient, OutboxMessage.sink)
+                             .distinct()).tuples().all()
+    engine.dispose()
+    assert sorted(sinks) == [("am", "province"), ("bm", "xihu")]
+
+
+def test_a_county_channel_must_name_a_declared_sink(tmp_path):
+    with pytest.raises(ConfigError) as exc:
+        _config(tmp_path, "regions:\n  330106:\n    channels: {sms: xihu}\n")
+    assert str(exc.value).endswith("config.yaml:3: channel 'sms': no sink named 'xihu'; "
+                                   "define it under notify.sinks")

@@ -111,8 +111,9 @@ SETTINGS: tuple[Setting, ...] = (
             "overrides extra_holidays and extra_workdays, lists of dates (local "
             "arrangements, or a year the package does not know yet)."),
     Setting("regions", {}, dict,
-            "A store of several counties: each county's own calendar and rule overrides, "
-            "code → {calendar, rules_dir}; keys in the 'regions' table below "
+            "A store of several counties: each county's own calendar, rule overrides and "
+            "delivery channels, code → {calendar, rules_dir, channels}; keys in the "
+            "'regions' table below "
             "(docs/regions.md)."),
     Setting("language", "zh", str,
             "Language of reports, scorecards and the control center (the alert page's "
@@ -245,6 +246,7 @@ def load_config(path: str | Path | None) -> Config:
         raise ConfigError(where, raw.line_of("region_name"),
                           "region_name 须与 region（本县的行政区划代码）一起设置")
     base_dir = path.resolve().parent
+    notify = load_notify(raw.get("notify") or LineDict(), where)
     mapping = load_mapping(raw.get("mapping") or LineDict(), where)
     calendar = values["calendar"] or LineDict()
     check_keys(calendar, set(CALENDAR_KEYS), where, ConfigError)
@@ -292,7 +294,7 @@ def load_config(path: str | Path | None) -> Config:
         handling_days=values["handling_days"],
         red_to_tier2=values["red_to_tier2"],
         reminder_days=values["reminder_days"],
-        notify=load_notify(raw.get("notify") or LineDict(), where),
+        notify=notify,
         mapping=mapping,
         extra_holidays=dates["extra_holidays"], extra_workdays=dates["extra_workdays"],
         mappings=MappingProxyType(load_mappings(values["mappings"], where)),
@@ -300,7 +302,7 @@ def load_config(path: str | Path | None) -> Config:
         stale_days=values["stale_days"],
         calendar_country=country,
         calendar_departments=MappingProxyType(departments),
-        regions=load_regions(raw.get("regions"), where, base_dir),
+        regions=load_regions(raw.get("regions"), where, base_dir, notify.sinks),
         language=load_language(raw, values["language"], where),
         scores=load_scores(raw.get("scores") or LineDict(), where),
         **load_unattended(values, raw, where, base_dir),

@@ -24,6 +24,7 @@ from types import MappingProxyType
 from .. import regions
 from ..errors import ConfigError
 from ..yamlsrc import LineDict, check_keys
+from .notify import check_channels
 from .settings import Setting, declared, read_section, section
 
 REGION_SETTINGS: tuple[Setting, ...] = (
@@ -35,6 +36,10 @@ REGION_SETTINGS: tuple[Setting, ...] = (
             "Folder of the county's rule overrides (a rule with a base rule's id replaces "
             "it in this county; `enabled: false` switches it off here). Unset: "
             "regions/CODE/ under the top-level rules_dir, when it exists."),
+    Setting("channels", {}, dict,
+            "The county's own delivery: channel (sms, email, workflow) → a sink declared "
+            "under notify.sinks (its own SMS gateway, SMTP sender, webhook URL; secrets "
+            "from the environment as for any sink). A channel not listed: notify.channels."),
 )
 CALENDAR_KEYS = ("extra_holidays", "extra_workdays")
 
@@ -50,10 +55,13 @@ class RegionConfig:
         REGION_SETTINGS, "calendar", lambda raw: frozenset(raw.get("extra_workdays", ())))
     rules_dir: Path | None = declared(
         REGION_SETTINGS, "rules_dir", lambda raw: None if raw is None else Path(raw))
+    channels: Mapping[str, str] = declared(REGION_SETTINGS, "channels")
 
 
-def load_regions(raw: object, where: str, base_dir: Path) -> Mapping[str, RegionConfig]:
-    """The ``regions`` section, checked: county codes, known keys, dates."""
+def load_regions(raw: object, where: str, base_dir: Path, sinks: Mapping[str, object]
+                 ) -> Mapping[str, RegionConfig]:
+    """The ``regions`` section, checked: county codes, known keys, dates, and channels
+    naming the sinks of ``notify.sinks`` (``sinks``)."""
     if raw is None:
         return MappingProxyType({})
     raw = section(raw, "regions", where)
@@ -79,8 +87,10 @@ def load_regions(raw: object, where: str, base_dir: Path) -> Mapping[str, Region
                               f"{min(both).isoformat()} is listed both as an extra holiday "
                               f"and as an extra working day of region {code}")
         rules_dir = values["rules_dir"]
+        channels = check_channels(values["channels"] or LineDict(), sinks, where)
         out[code] = RegionConfig(code, dates["extra_holidays"], dates["extra_workdays"],
-                                 None if rules_dir is None else base_dir / rules_dir)
+                                 None if rules_dir is None else base_dir / rules_dir,
+                                 MappingProxyType(channels))
     return MappingProxyType(out)
 
 
