@@ -33,7 +33,7 @@ from .models import Event, RuleState
 from .rules.finding import Context, Finding
 from .rules.kinds import KINDS, after_others, by_case, incremental
 from .rules.model import Rule
-from .regionrules import Group
+from .regionrules import Group, RuleSets
 from .rules.sql import became_visible, new_events
 from .supervision import Policy, policy_for
 
@@ -208,10 +208,13 @@ def _sum(parts: list[Stored]) -> Stored:
 
 def evaluate(engine: Engine, config: Config, as_of: datetime, *, rule_ids: tuple[str, ...] = (),
              dry_run: bool = False, full: bool = False,
-             rules: list[Rule] | None = None, keep: bool = True) -> list[RuleOutcome]:
-    """Run the enabled rules (or only ``rule_ids``) as of ``as_of`` (aware datetime);
-    ``keep``: see :func:`evaluate_rule`."""
-    sets = regionrules.load_rule_sets(config, rules)
+             rules: list[Rule] | RuleSets | None = None, keep: bool = True
+             ) -> list[RuleOutcome]:
+    """Run the enabled rules (or only ``rule_ids``) as of ``as_of`` (aware datetime), each
+    county by its own rule set and calendar (monitor/regionrules.py). ``rules``: the base
+    (the counties' overrides are read from their folders), or the rule sets whole; default:
+    read from ``rules_dir``. ``keep``: see :func:`evaluate_rule`."""
+    sets = rules if isinstance(rules, RuleSets) else regionrules.load_rule_sets(config, rules)
     rules = list(sets.base)
     policy = policy_for(config, rules)
     if not dry_run:  # which files and versions are in force for this run, on the trail
