@@ -6,7 +6,8 @@ rule with a base rule's id replaces it in that county only; ``{id: X, enabled: f
 (no other key) switches base rule X off there; a rule of a new id is the county's own.
 
 Evaluation judges each county's events and alerts by its own effective rules, counted in
-its own calendar (config ``regions: CODE: calendar:``): for every rule id,
+its own calendar (config ``regions: CODE: calendar:``; only for the kinds that count
+working days, ``WORKING_DAYS``): for every rule id,
 :func:`plan` gives the groups of counties that share a rule and a calendar — the base
 group, the other counties, as ``exclude_regions``; each county that differs, as
 ``regions`` — and the engine runs the rule once per group, keeping only the findings of
@@ -32,6 +33,7 @@ from .config import Config
 from .errors import RuleError, SourceErrors, did_you_mean
 from .regionstore import store_region
 from .rules.finding import Finding
+from .rules.kinds import KINDS, working_days
 from .rules.loader import load_rules, parse_rule, rule_files
 from .rules.model import Rule
 from .yamlsrc import LineDict, LineList, load_yaml
@@ -164,7 +166,9 @@ def plan(sets: RuleSets, calendar: WorkCalendar) -> dict[str, list[Group]]:
             entry = next((r for r in sets.overrides.get(code, ()) if r.id == rule_id),
                          base.get(rule_id))
             rule = entry if isinstance(entry, Rule) else None
-            own = calendar.for_region(code)
+            # a kind that counts no working days judges every calendar's counties alike
+            own = calendar.for_region(code) \
+                if rule is not None and working_days(KINDS[rule.kind]) else calendar
             key = (id(rule), id(own))
             if key != home_key:
                 keyed.setdefault(key, (rule, own, set()))[2].add(code)

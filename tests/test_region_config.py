@@ -292,3 +292,23 @@ def test_a_county_channel_must_name_a_declared_sink(tmp_path):
         _config(tmp_path, "regions:\n  330106:\n    channels: {sms: xihu}\n")
     assert str(exc.value).endswith("config.yaml:3: channel 'sms': no sink named 'xihu'; "
                                    "define it under notify.sinks")
+
+
+def test_every_kind_that_reads_the_calendar_says_so():
+    """A kind whose module, or a helper module it imports, reads ``ctx.calendar`` must
+    declare ``WORKING_DAYS`` — else a county's own calendar would silently not count."""
+    import re
+
+    from monitor.rules.kinds import KINDS, working_days
+
+    folder = RULES.parent / "monitor" / "rules" / "kinds"
+
+    def reads(name: str, seen: set[str]) -> bool:
+        text = (folder / f"{name}.py").read_text(encoding="utf-8")
+        seen.add(name)
+        helpers = set(re.findall(r"from \.(_\w+) import|from \. import (_\w+)", text))
+        names = {h for pair in helpers for h in pair if h} - seen
+        return "ctx.calendar" in text or any(reads(h, seen) for h in names)
+
+    for name, kind in KINDS.items():
+        assert working_days(kind) == reads(name, set()), name
