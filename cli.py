@@ -1533,7 +1533,8 @@ def rules_check(app: App, paths: tuple[str, ...], catalog: str | None, quiet: bo
     """Validate rule files (default: rules_dir); exit 1 on any problem.
 
     Prints `OK path` for each good file and `path:line: message (did you mean …)` for each
-    problem. Checks every key and value as `run` would load it, plus step names, roles,
+    problem. With no PATHS, each county's folder of overrides (rules_dir/regions/CODE/)
+    is checked as a run reads it too. Checks every key and value as `run` would load it, plus step names, roles,
     scope categories, departments and items: against --catalog, else against the catalog in
     the configured database (read only, never created); says on stderr which, or why not.
 
@@ -1545,7 +1546,7 @@ def rules_check(app: App, paths: tuple[str, ...], catalog: str | None, quiet: bo
     As a git pre-commit hook (.git/hooks/pre-commit):
       git diff --cached --name-only -- 'rules/*.yaml' | xargs -r permit-monitor rules check -q
     """
-    from monitor.ruletools.check import check_paths, store_vocabulary, vocabulary
+    from monitor.ruletools.check import FileReport, check_paths, store_vocabulary, vocabulary
 
     if catalog:
         vocab = vocabulary(catalog, app.config.limits)
@@ -1555,6 +1556,12 @@ def rules_check(app: App, paths: tuple[str, ...], catalog: str | None, quiet: bo
             click.echo(checked, err=True)
     reports = check_paths(list(paths) or [_shown(app.config.rules_dir)], vocab,
                           app.config.limits)
+    if not paths:  # rules_dir: the counties' overrides too (docs/regions.md)
+        from monitor.regionrules import check_overrides
+
+        base = [r for report in reports for r in report.rules]
+        reports += [FileReport(_shown(folder), problems=list(problems))
+                    for folder, problems in check_overrides(app.config, base)]
     bad = 0
     for report in reports:
         for problem in report.problems:

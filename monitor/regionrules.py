@@ -101,26 +101,54 @@ def load_rule_sets(config: Config, base: list[Rule] | None = None) -> RuleSets:
     errors: list[RuleError] = []
     overrides: dict[str, tuple[Rule | Off, ...]] = {}
     for code, folder in override_dirs(config).items():
-        entries: dict[str, Rule | Off] = {}
-        for path in rule_files(folder):
-            try:
-                for entry in _entries(path, config):
-                    if isinstance(entry, Off) and entry.id not in known:
-                        raise RuleError(entry.path, entry.line,
-                                        f"no base rule '{entry.id}' to switch off"
-                                        f"{did_you_mean(entry.id, known)}")
-                    if entry.id in entries:
-                        first = entries[entry.id]
-                        raise RuleError(entry.path, entry.line,
-                                        f"duplicate rule id '{entry.id}' in region {code} "
-                                        f"(first at {first.path}:{first.line})")
-                    entries[entry.id] = entry
-            except RuleError as exc:
-                errors.append(exc)
-        overrides[code] = tuple(entries.values())
+        try:
+            overrides[code] = _county(config, code, folder, known)
+        except SourceErrors as exc:
+            errors += exc.errors
     if errors:
         raise SourceErrors(errors)
     return RuleSets(tuple(base), MappingProxyType(overrides))
+
+
+def check_overrides(config: Config, base: list[Rule]) -> list[tuple[str, list[RuleError]]]:
+    """Each county folder of overrides (``rules check``) and its problems, against the
+    (good) ``base`` rules: what :func:`load_rule_sets` would stop a run with."""
+    out: list[tuple[str, list[RuleError]]] = []
+    try:
+        folders = override_dirs(config)
+    except RuleError as exc:
+        return [(exc.path, [exc])]
+    for code, folder in folders.items():
+        try:
+            _county(config, code, folder, {r.id for r in base})
+            out.append((str(folder), []))
+        except SourceErrors as exc:
+            out.append((str(folder), list(exc.errors)))
+    return out
+
+
+def _county(config: Config, code: str, folder: Path, known: set[str]) -> tuple[Rule | Off, ...]:
+    """A county's override entries, or :class:`SourceErrors` with every problem."""
+    errors: list[RuleError] = []
+    entries: dict[str, Rule | Off] = {}
+    for path in rule_files(folder):
+        try:
+            for entry in _entries(path, config):
+                if isinstance(entry, Off) and entry.id not in known:
+                    raise RuleError(entry.path, entry.line,
+                                    f"no base rule '{entry.id}' to switch off"
+                                    f"{did_you_mean(entry.id, known)}")
+                if entry.id in entries:
+                    first = entries[entry.id]
+                    raise RuleError(entry.path, entry.line,
+                                    f"duplicate rule id '{entry.id}' in region {code} "
+                                    f"(first at {first.path}:{first.line})")
+                entries[entry.id] = entry
+        except RuleError as exc:
+            errors.append(exc)
+    if errors:
+        raise SourceErrors(errors)
+    return tuple(entries.values())
 
 
 def _entries(path: Path, config: Config) -> Iterator[Rule | Off]:

@@ -312,3 +312,21 @@ def test_every_kind_that_reads_the_calendar_says_so():
 
     for name, kind in KINDS.items():
         assert working_days(kind) == reads(name, set()), name
+
+
+def test_rules_check_checks_the_county_folders(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rules" / "regions" / B).mkdir(parents=True)
+    shutil.copy(RULES / "late_entry.yaml", tmp_path / "rules" / "late_entry.yaml")
+    (tmp_path / "config.yaml").write_text("rules_dir: rules\n", encoding="utf-8")
+    folder = tmp_path / "rules" / "regions" / B
+    (folder / "off.yaml").write_text("- {id: late-entry, enabled: false}\n", encoding="utf-8")
+    run = lambda: CliRunner().invoke(cli, ["--db", f"sqlite:///{tmp_path}/x.db",  # noqa: E731
+                                           "rules", "check"])
+    good = run()
+    assert good.exit_code == 0 and f"OK rules/regions/{B}" in good.stdout
+    (folder / "off.yaml").write_text("- {id: late-entri, enabled: false}\n", encoding="utf-8")
+    bad = run()
+    assert bad.exit_code == 1
+    assert "off.yaml:1: no base rule 'late-entri' to switch off (did you mean 'late-entry'?)" \
+        in bad.stdout
