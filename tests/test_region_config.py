@@ -63,7 +63,8 @@ def store(db_url, tmp_path, monkeypatch, write_events):
         assert result.exit_code in (0, 3), result.output
         return result
 
-    def make(config_tail: str = "", overrides: dict[str, str] | None = None):
+    def make(config_tail: str = "", overrides: dict[str, str] | None = None,
+             as_of: str = AS_OF):
         (tmp_path / "config.yaml").write_text(f"region: {A}\nrules_dir: rules\n{config_tail}",
                                               encoding="utf-8")
         for name, text in (overrides or {}).items():
@@ -75,7 +76,7 @@ def store(db_url, tmp_path, monkeypatch, write_events):
             invoke("ingest", "catalog", "--region", region, tmp_path / f"{prefix}.yaml")
             invoke("ingest", "events", "--region", region,
                    write_events(_events(prefix), f"{prefix}.csv"))
-        invoke("run", "--as-of", AS_OF)
+        invoke("run", "--as-of", as_of)
         engine = create_store_engine(db_url)
         with engine.connect() as conn:
             rows = conn.execute(select(Alert.rule_id, Alert.region, Alert.level)
@@ -330,3 +331,24 @@ def test_rules_check_checks_the_county_folders(tmp_path, monkeypatch):
     assert bad.exit_code == 1
     assert "off.yaml:1: no base rule 'late-entri' to switch off (did you mean 'late-entry'?)" \
         in bad.stdout
+
+
+def test_incremental_runs_on_later_dates_agree_with_full(store):
+    """overdue carries its open cases from run to run: with the counties judged apart,
+    each group keeps its own counties' part, so a run on a later date with no new events
+    moves both counties' clocks as a full run does."""
+    _, _, invoke = store(f"regions:\n  {B}:\n    calendar:\n      extra_holidays: [2025-09-10]\n",
+                         as_of="2025-09-12T18:00:00+08:00")
+    engine = create_store_engine(store.db_url)
+
+    def overdue():
+        with engine.connect() as conn:
+            return conn.execute(select(Alert.region, Alert.level).where(
+                Alert.rule_id == "overdue").order_by(Alert.region)).tuples().all()
+
+    assert overdue() == [(A, "warning")]  # A: 1 working day left; B: 2
+    invoke("run", "--as-of", AS_OF)  # a later date, incrementally: no new events
+    incremental = overdue()
+    invoke("run", "--full", "--as-of", AS_OF)
+    engine.dispose()
+    assert incremental == overdue() == [(A, "yellow"), (B, "warning")]
