@@ -40,7 +40,7 @@ from sqlalchemy import Engine, update
 from .config import Config
 from .errors import MonitorError
 from .models import OutboxMessage
-from .regionrules import RuleSets
+from .regionrules import RuleSets, with_counties
 from .rules.model import Rule
 from .supervision import policy_for
 
@@ -138,7 +138,8 @@ def audit_pass(engine: Engine, config: Config, as_of: datetime, *, rules: Rules,
                 from .tier1 import send_digests
 
                 got = rule_set()
-                policy = policy_for(config, got.base if isinstance(got, RuleSets) else got)
+                policy = with_counties(policy_for(config, got.base), got) \
+                    if isinstance(got, RuleSets) else policy_for(config, got)
                 out.escalation = escalate(engine, policy, as_of)
                 out.escalation.messages += send_digests(engine, policy, as_of)
             elif stage == "report":

@@ -216,7 +216,7 @@ def evaluate(engine: Engine, config: Config, as_of: datetime, *, rule_ids: tuple
     read from ``rules_dir``. ``keep``: see :func:`evaluate_rule`."""
     sets = rules if isinstance(rules, RuleSets) else regionrules.load_rule_sets(config, rules)
     rules = list(sets.base)
-    policy = policy_for(config, rules)
+    policy = regionrules.with_counties(policy_for(config, rules), sets)
     if not dry_run:  # which files and versions are in force for this run, on the trail
         ruleset.record(engine, sets, as_of)
     ctx, cache = context(config, as_of), dict[Any, Context]()

@@ -36,6 +36,7 @@ from .rules.finding import Finding
 from .rules.kinds import KINDS, working_days
 from .rules.loader import load_rules, parse_rule, rule_files
 from .rules.model import Rule
+from .supervision import Policy
 from .yamlsrc import LineDict, LineList, load_yaml
 
 BASE = "base"  # where a rule in force comes from: the base, or regions/CODE
@@ -213,6 +214,14 @@ def plan(sets: RuleSets, calendar: WorkCalendar) -> dict[str, list[Group]]:
         if groups:
             out[rule_id] = groups
     return out
+
+
+def with_counties(policy: Policy, sets: RuleSets) -> Policy:
+    """``policy`` with the handling days of each county's own rules (a county's rule
+    without ``handling_days`` takes the setting, not the base rule's)."""
+    days = {(code, e.id): e.handling_days or policy.handling_days
+            for code, own in sets.overrides.items() for e in own if isinstance(e, Rule)}
+    return replace(policy, county_days=MappingProxyType(days)) if days else policy
 
 
 def version(groups: list[Group]) -> str:

@@ -134,9 +134,15 @@ def test_county_rule_overrides(store):
     rows, trail, _ = store(overrides={
         "off.yaml": "rules:\n  - {id: overdue, enabled: false}\n",
         "late.yaml": ("rules:\n  - id: late-entry\n    kind: late_entry\n    level: red\n"
-                      "    params: {max_hours: 24}\n")})
+                      "    handling_days: 5\n    params: {max_hours: 24}\n")})
     assert rows == [("late-entry", A, "yellow"), ("late-entry", B, "red"),
                     ("overdue", A, "yellow")]
+    engine = create_store_engine(store.db_url)
+    with engine.connect() as conn:  # B's own rule gives its alert 5 working days, not 3
+        due = dict(conn.execute(select(Alert.region, Alert.due_on)
+                                .where(Alert.rule_id == "late-entry")).tuples().all())
+    engine.dispose()
+    assert due == {A: date(2025, 9, 19), B: date(2025, 9, 23)}
     regions = trail[-1]["regions"]
     assert regions[B]["overdue"] == {"file": "off.yaml", "enabled": False}
     assert regions[B]["late-entry"]["file"] == "late.yaml"
