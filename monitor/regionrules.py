@@ -30,7 +30,7 @@ from . import regions as codes
 from .alerts import regions_of
 from .calendar import WorkCalendar
 from .config import Config
-from .errors import RuleError, SourceErrors, did_you_mean
+from .errors import RuleError, SourceError, SourceErrors, did_you_mean
 from .regionstore import store_region
 from .rules.finding import Finding
 from .rules.kinds import KINDS, working_days
@@ -99,7 +99,7 @@ def load_rule_sets(config: Config, base: list[Rule] | None = None) -> RuleSets:
     problems reported together, as :func:`~monitor.rules.loader.load_rules` does."""
     base = load_rules([config.rules_dir], config.limits) if base is None else base
     known = {r.id for r in base}
-    errors: list[RuleError] = []
+    errors: list[SourceError] = []
     overrides: dict[str, tuple[Rule | Off, ...]] = {}
     for code, folder in override_dirs(config).items():
         try:
@@ -111,10 +111,10 @@ def load_rule_sets(config: Config, base: list[Rule] | None = None) -> RuleSets:
     return RuleSets(tuple(base), MappingProxyType(overrides))
 
 
-def check_overrides(config: Config, base: list[Rule]) -> list[tuple[str, list[RuleError]]]:
+def check_overrides(config: Config, base: list[Rule]) -> list[tuple[str, list[SourceError]]]:
     """Each county folder of overrides (``rules check``) and its problems, against the
     (good) ``base`` rules: what :func:`load_rule_sets` would stop a run with."""
-    out: list[tuple[str, list[RuleError]]] = []
+    out: list[tuple[str, list[SourceError]]] = []
     try:
         folders = override_dirs(config)
     except RuleError as exc:
@@ -130,7 +130,7 @@ def check_overrides(config: Config, base: list[Rule]) -> list[tuple[str, list[Ru
 
 def _county(config: Config, code: str, folder: Path, known: set[str]) -> tuple[Rule | Off, ...]:
     """A county's override entries, or :class:`SourceErrors` with every problem."""
-    errors: list[RuleError] = []
+    errors: list[SourceError] = []
     entries: dict[str, Rule | Off] = {}
     for path in rule_files(folder):
         try:
