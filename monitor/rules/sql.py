@@ -7,14 +7,14 @@ from datetime import datetime
 from typing import Any, Callable, TypeVar
 
 from sqlalchemy import (BigInteger, Boolean, Float, Integer, String, and_, bindparam, or_, select,
-                        true)
+                        true, tuple_)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.types import NullType, TypeDecorator, TypeEngine
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
-from ..models import Department, Event, Item, dated
+from ..models import Event, Item, dated
 from .finding import Context
 from .model import Scope
 
@@ -124,37 +124,53 @@ def in_scope(scope: Scope, department: ColumnElement, item_code: ColumnElement) 
     if scope.items:
         conditions.append(item_code.in_(sorted(scope.items)))
     if scope.categories:
-        conditions.append(item_code.in_(
-            select(Item.code).where(Item.category.in_(sorted(scope.categories)))))
+        conditions.append(_item_of(item_code).in_(_items_of(item_code, scope.categories)))
     if scope.exclude_departments:
         conditions.append(department.not_in(sorted(scope.exclude_departments)))
     if scope.exclude_items:
         conditions.append(item_code.not_in(sorted(scope.exclude_items)))
     if scope.exclude_categories:
-        conditions.append(item_code.not_in(
-            select(Item.code).where(Item.category.in_(sorted(scope.exclude_categories)))))
+        conditions.append(_item_of(item_code).not_in(
+            _items_of(item_code, scope.exclude_categories)))
     return and_(true(), *conditions)
 
 
 def in_regions(scope: Scope, department: ColumnElement) -> ColumnElement:
-    """The counties of a scope (``regions``, ``exclude_regions``): over the region column
-    of the department column's own table (events, alerts), else over the department's
-    region in the catalog. A narrowing only: the engine keeps each finding of the scope's
-    counties exactly (monitor/regionrules.py), this spares it the others' rows."""
-    if not scope.regions and not scope.exclude_regions:
-        return true()
+    """The counties of a scope (``regions``, ``exclude_regions``) over the region column
+    of the department column's own table (events, alerts); none where it has none (a
+    department code names one department per county, so it cannot tell the county). A
+    narrowing only: the engine keeps each finding of the scope's counties exactly
+    (monitor/regionrules.py), this spares it the others' rows."""
     columns = getattr(getattr(department, "table", None), "c", None)
-    if columns is not None and "region" in columns:
-        region: ColumnElement = columns.region
-    else:
-        region = select(Department.region).where(Department.code == department) \
-            .limit(1).scalar_subquery()
+    if (not scope.regions and not scope.exclude_regions) or columns is None \
+            or "region" not in columns:
+        return true()
+    region: ColumnElement = columns.region
     conditions = []
     if scope.regions:
         conditions.append(or_(region.is_(None), region.in_(sorted(scope.regions))))
     if scope.exclude_regions:
         conditions.append(or_(region.is_(None), region.not_in(sorted(scope.exclude_regions))))
     return and_(*conditions)
+
+
+def _region_of(item_code: ColumnElement) -> ColumnElement | None:
+    """The ``region`` column beside ``item_code`` in its table, if it has one."""
+    table = getattr(item_code, "table", None)
+    return table.c.region if table is not None and "region" in table.c else None
+
+
+def _item_of(item_code: ColumnElement):
+    """The item an event row names: (region, code), each county's catalog its own
+    (migration 0029); the code alone where the row has no region."""
+    region = _region_of(item_code)
+    return item_code if region is None else tuple_(region, item_code)
+
+
+def _items_of(item_code: ColumnElement, categories):
+    """The catalog's items of ``categories``, as :func:`_item_of` names them."""
+    columns = (Item.code,) if _region_of(item_code) is None else (Item.region, Item.code)
+    return select(*columns).where(Item.category.in_(sorted(categories)))
 
 
 class member_of(FunctionElement):
