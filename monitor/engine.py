@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select, update
 
-from . import ruleset, trail
+from . import regionrules, ruleset, trail
 from .alerts import Stored, render, store_findings
 from .clearing import clear_unfound
 from .config import Config
@@ -37,8 +37,8 @@ from .gatelog import cite_refusals
 from .models import Event, RuleState
 from .rules.finding import Context, Finding
 from .rules.kinds import KINDS, after_others, by_case, incremental, periodic
-from .rules.loader import load_rules
 from .rules.model import Rule
+from .regionrules import Group, RuleSets
 from .rules.sql import became_visible, new_events
 from .supervision import Policy, policy_for
 
@@ -64,11 +64,12 @@ def context(config: Config, as_of: datetime) -> Context:
                    scores=config.scores, stale_days=config.stale_days)
 
 
-def _state(conn: Connection, rule: Rule, as_of: datetime) -> Any:
+def _state(conn: Connection, rule: Rule, version: str, as_of: datetime) -> Any:
     """This rule's previous run, or None when this one must evaluate in full (none yet, a
-    new version, or an earlier as-of: a replay)."""
+    new ``version`` — the rule's, or its county groups' digest, monitor/regionrules.py — or
+    an earlier as-of: a replay)."""
     state = conn.execute(select(RuleState).where(RuleState.rule_id == rule.id)).one_or_none()
-    if state is None or state.rule_version != rule.version or as_of < state.as_of:
+    if state is None or state.rule_version != version or as_of < state.as_of:
         return None
     return state
 
@@ -117,23 +118,13 @@ def incremental_context(conn: Connection, ctx: Context, since: tuple[int, dateti
     return cache[key]
 
 
-def _advance(conn: Connection, rule: Rule, last_event_id: int, as_of: datetime,
-             mark: str | None = None) -> None:
-    values = {"rule_version": rule.version, "last_event_id": last_event_id, "as_of": as_of,
+def _advance(conn: Connection, rule: Rule, version: str, last_event_id: int,
+             as_of: datetime, mark: str | None = None) -> None:
+    values = {"rule_version": version, "last_event_id": last_event_id, "as_of": as_of,
               "evaluated_at": as_of, "mark": mark}
     if conn.execute(update(RuleState).where(RuleState.rule_id == rule.id)
                     .values(**values)).rowcount == 0:
         conn.execute(RuleState.__table__.insert().values(rule_id=rule.id, **values))
-
-
-def _unchanged(kind, conn: Connection, rule: Rule, ctx: Context, state: Any,
-               mark: str | None, cache: dict) -> bool:
-    """Whether a periodic kind may skip this pass: its previous one judged the same
-    (``mark``) and the events and figures stored since cannot change its answer."""
-    if state is None or mark is None or state.mark != mark:
-        return False
-    since = (state.last_event_id, state.as_of)
-    return bool(kind.unchanged(conn, rule, incremental_context(conn, ctx, since, cache)))
 
 
 def _detect(kind, conn: Connection, rule: Rule, ctx: Context) -> Iterator[Finding]:
@@ -153,15 +144,21 @@ def _detect(kind, conn: Connection, rule: Rule, ctx: Context) -> Iterator[Findin
 def evaluate_rule(engine: Engine, rule: Rule, ctx: Context, *, dry_run: bool = False,
                   full: bool = False, cache: dict | None = None,
                   policy: Policy | None = None, keep: bool = True,
-                  advance: bool = True) -> RuleOutcome:
+                  groups: list[Group] | None = None, advance: bool = True) -> RuleOutcome:
     """One rule in one transaction: detect, store, advance its watermark (unless
-    ``advance`` is False: a region's worker, whose caller moves it once every region of
-    the run is done, monitor/parallel.py). ``cache`` is
-    shared by the rules of one run (see :func:`incremental_context`); ``policy`` gives new
-    alerts their deadline (default: 3 working days). Findings go to the store as the
-    detector yields them; ``keep`` also keeps them in ``outcome.findings`` (memory grows
-    with them: the scheduled passes do not keep them)."""
+    ``advance`` is False: a county's worker, whose caller moves it once every county of
+    the run is done, monitor/parallel.py). ``cache`` is shared by the rules of one run
+    (see :func:`incremental_context`); ``policy`` gives new alerts their deadline
+    (default: 3 working days). Findings go to the store as the detector yields them;
+    ``keep`` also keeps them in ``outcome.findings`` (memory grows with them: the
+    scheduled passes do not keep them). ``groups``: the counties judged by this rule id's
+    variants, each in its calendar (monitor/regionrules.py); None: ``rule`` judges every
+    county in ``ctx``'s calendar. With ``ctx.region`` (a county's worker) only the group
+    that judges that county runs; the watermark's version and mark still cover them all."""
     outcome = RuleOutcome(rule)
+    groups = groups or [Group(rule, ctx.calendar)]
+    version = regionrules.version(groups)
+    mine = [g for g in groups if ctx.region is None or g.rule.scope.judges(ctx.region)]
 
     def counted(findings: Iterable[Finding]) -> Iterator[Finding]:
         for finding in findings:
@@ -170,41 +167,84 @@ def evaluate_rule(engine: Engine, rule: Rule, ctx: Context, *, dry_run: bool = F
                 outcome.findings.append(finding)
             yield finding
 
-    kind = KINDS[rule.kind]
+    kinds = [KINDS[g.rule.kind] for g in groups]
     try:
         with engine.connect() as conn:
             last: int = conn.scalar(select(func.coalesce(func.max(Event.id), 0))) or 0
-            state = None if full else _state(conn, rule, ctx.as_of)
-            mark = getattr(kind, "mark")(conn, rule, ctx) if periodic(kind) else None
-            if not dry_run and _unchanged(kind, conn, rule, ctx, state, mark,
-                                          {} if cache is None else cache):
+            state = None if full else _state(conn, rule, version, ctx.as_of)
+            mark = _mark(conn, groups, ctx)
+            cache = {} if cache is None else cache
+            if not dry_run and _unchanged(conn, mine, ctx, state, mark, cache):
                 outcome.incremental = outcome.skipped = True
                 if advance:
-                    _advance(conn, rule, last, ctx.as_of, mark)
+                    _advance(conn, rule, version, last, ctx.as_of, mark)
                 conn.commit()
                 return outcome
             since = (state.last_event_id, state.as_of) \
-                if state is not None and incremental(kind) else None
+                if state is not None and all(map(incremental, kinds)) else None
             outcome.incremental = since is not None
-            run_ctx = incremental_context(conn, ctx, since, {} if cache is None else cache) \
-                if since else ctx
-            found = counted(cite_refusals(conn, rule, _detect(kind, conn, rule, run_ctx)))
-            if dry_run:  # a detector's own state (overdue's open cases) goes too
-                deque(found, maxlen=0)
+            run_ctx = incremental_context(conn, ctx, since, cache) if since else ctx
+            runs = [(g.rule, replace(run_ctx, calendar=g.calendar)) for g in mine]
+            stored: list[Stored] = []
+            for own, own_ctx in runs:
+                found = counted(cite_refusals(conn, own, regionrules.judged(
+                    conn, own, _detect(KINDS[own.kind], conn, own, own_ctx))))
+                if dry_run:  # a detector's own state (overdue's open cases) goes too
+                    deque(found, maxlen=0)
+                else:
+                    stored.append(store_findings(conn, own, found, ctx.as_of, policy))
+            if dry_run:
                 conn.rollback()
             else:
-                outcome.stored = store_findings(conn, rule, found, ctx.as_of, policy)
-                outcome.stored.cleared, entries = clear_unfound(
-                    conn, rule, run_ctx, outcome.stored.keys, ctx.as_of)
-                trail.append(conn, ctx.as_of, entries)
+                outcome.stored = _sum(stored)
+                for own, own_ctx in runs:
+                    cleared, entries = clear_unfound(conn, own, own_ctx, outcome.stored.keys,
+                                                     ctx.as_of)
+                    outcome.stored.cleared += cleared
+                    trail.append(conn, ctx.as_of, entries)
                 if advance:
-                    _advance(conn, rule, last, ctx.as_of, mark)
+                    _advance(conn, rule, version, last, ctx.as_of, mark)
                 conn.commit()
     except Exception as exc:  # one rule's failure must not stop the others
         log.exception("rule %s failed", rule.id)
-        outcome.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        outcome.findings, outcome.found = [], 0  # rolled back with the rest of the run
+        outcome.error = f"{type(exc).__name__}: {exc}"
+        outcome.stored = None
     return outcome
+
+
+def _mark(conn: Connection, groups: list[Group], ctx: Context) -> str | None:
+    """What a periodic kind's pass judges (monitor/rules/kinds ``mark``), over every group
+    of the rule id; None when some group's kind is not periodic."""
+    if not all(periodic(KINDS[g.rule.kind]) for g in groups):
+        return None
+    return " / ".join(getattr(KINDS[g.rule.kind], "mark")(
+        conn, g.rule, replace(ctx, calendar=g.calendar)) for g in groups)
+
+
+def _unchanged(conn: Connection, groups: list[Group], ctx: Context, state: Any,
+               mark: str | None, cache: dict) -> bool:
+    """Whether a periodic kind may skip this pass: its previous one judged the same
+    (``mark``) and the events and figures stored since cannot change the answer of any
+    of ``groups``."""
+    if state is None or mark is None or state.mark != mark:
+        return False
+    run_ctx = incremental_context(conn, ctx, (state.last_event_id, state.as_of), cache)
+    return all(getattr(KINDS[g.rule.kind], "unchanged")(
+        conn, g.rule, replace(run_ctx, calendar=g.calendar)) for g in groups)
+
+
+def _sum(parts: list[Stored]) -> Stored:
+    """One rule's stores of its groups, added up."""
+    if len(parts) == 1:
+        return parts[0]
+    total = Stored()
+    for part in parts:
+        total.new += part.new
+        total.changed += part.changed
+        total.unchanged += part.unchanged
+        total.messages += part.messages
+        total.keys |= part.keys
+    return total
 
 
 def watermark(engine: Engine) -> int:
@@ -213,48 +253,71 @@ def watermark(engine: Engine) -> int:
         return conn.scalar(select(func.coalesce(func.max(Event.id), 0))) or 0
 
 
-def advance(engine: Engine, rule: Rule, last_event_id: int, ctx: Context) -> None:
-    """Move ``rule``'s watermark to ``last_event_id`` as of ``ctx.as_of``, once its run
-    is done everywhere (monitor/parallel.py); a periodic kind notes its mark too."""
-    kind = KINDS[rule.kind]
+def advance(engine: Engine, rule: Rule, groups: list[Group], last_event_id: int,
+            ctx: Context) -> None:
+    """Move ``rule``'s watermark (the version of its ``groups``) to ``last_event_id`` as
+    of ``ctx.as_of``, once its run is done everywhere (monitor/parallel.py); a periodic
+    kind notes its mark too."""
     with engine.begin() as conn:
-        mark = getattr(kind, "mark")(conn, rule, ctx) if periodic(kind) else None
-        _advance(conn, rule, last_event_id, ctx.as_of, mark)
+        _advance(conn, rule, regionrules.version(groups), last_event_id, ctx.as_of,
+                 _mark(conn, groups, ctx))
+
+
+@dataclass
+class Plan:
+    """What a run evaluates: its rules in order, each id's county groups, the policy and
+    the context."""
+
+    rules: list[Rule]
+    groups: dict[str, list[Group]]
+    policy: Policy
+    ctx: Context
 
 
 def prepare(engine: Engine, config: Config, as_of: datetime, *, rule_ids: tuple[str, ...] = (),
-            dry_run: bool = False, rules: list[Rule] | None = None
-            ) -> tuple[list[Rule], Policy]:
-    """The rules a run evaluates, in the order it evaluates them, and their policy; the
-    rule set in force goes on the trail (not on a dry run)."""
-    rules = load_rules([config.rules_dir], config.limits) if rules is None else rules
-    policy = policy_for(config, rules)
+            dry_run: bool = False, rules: list[Rule] | RuleSets | None = None) -> Plan:
+    """The rules a run evaluates, in the order it evaluates them, each county by its own
+    rule set and calendar (monitor/regionrules.py); the rule sets in force go on the
+    trail (not on a dry run). ``rules``: the base (the counties' overrides are read from
+    their folders), or the rule sets whole; default: read from ``rules_dir``."""
+    sets = rules if isinstance(rules, RuleSets) else regionrules.load_rule_sets(config, rules)
+    base = list(sets.base)
+    policy = regionrules.with_counties(policy_for(config, base), sets)
     if not dry_run:  # which files and versions are in force for this run, on the trail
-        ruleset.record(engine, rules, as_of)
+        ruleset.record(engine, sets, as_of)
+    ctx = context(config, as_of)
+    groups = regionrules.plan(sets, ctx.calendar)
+    anchor = {r.id: r for r in base} | {g[0].rule.id: g[0].rule for g in groups.values()
+                                        if g[0].rule.id not in {r.id for r in base}}
     if rule_ids:
-        unknown = set(rule_ids) - {r.id for r in rules}
+        unknown = set(rule_ids) - set(anchor)
         if unknown:
             from .errors import RuleError
 
             raise RuleError(str(config.rules_dir), None,
                             f"no rule with id {', '.join(sorted(unknown))}")
-        rules = [r for r in rules if r.id in rule_ids]
+        chosen = [anchor[i] for i in sorted(set(rule_ids), key=list(anchor).index)]
+        plans = {i: groups.get(i) or [Group(anchor[i], ctx.calendar)] for i in rule_ids}
     else:
-        rules = [r for r in rules if r.enabled]
+        chosen = [anchor[i] for i in anchor if i in groups]
+        plans = groups
     # kinds that look at the other rules' alerts (AFTER_OTHERS) see this run's too
-    return sorted(rules, key=lambda r: after_others(KINDS[r.kind])), policy
+    chosen = sorted(chosen, key=lambda r: after_others(KINDS[r.kind]))
+    return Plan(chosen, plans, policy, ctx)
 
 
 def evaluate(engine: Engine, config: Config, as_of: datetime, *, rule_ids: tuple[str, ...] = (),
              dry_run: bool = False, full: bool = False,
-             rules: list[Rule] | None = None, keep: bool = True) -> list[RuleOutcome]:
-    """Run the enabled rules (or only ``rule_ids``) as of ``as_of`` (aware datetime);
-    ``keep``: see :func:`evaluate_rule`."""
-    rules, policy = prepare(engine, config, as_of, rule_ids=rule_ids, dry_run=dry_run,
-                            rules=rules)
-    ctx, cache = context(config, as_of), dict[Any, Context]()
-    return [evaluate_rule(engine, rule, ctx, dry_run=dry_run, full=full, cache=cache,
-                          policy=policy, keep=keep) for rule in rules]
+             rules: list[Rule] | RuleSets | None = None, keep: bool = True
+             ) -> list[RuleOutcome]:
+    """Run the enabled rules (or only ``rule_ids``) as of ``as_of`` (aware datetime), each
+    county by its own rule set and calendar (:func:`prepare`). ``keep``: see
+    :func:`evaluate_rule`."""
+    plan = prepare(engine, config, as_of, rule_ids=rule_ids, dry_run=dry_run, rules=rules)
+    cache = dict[Any, Context]()
+    return [evaluate_rule(engine, rule, plan.ctx, dry_run=dry_run, full=full, cache=cache,
+                          policy=plan.policy, keep=keep, groups=plan.groups[rule.id])
+            for rule in plan.rules]
 
 
 __all__ = ["RuleOutcome", "evaluate", "render"]

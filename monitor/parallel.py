@@ -12,6 +12,11 @@ detector, and clearing (monitor/clearing.py) closes only that county's alerts. A
 holds, tier-1 messages and trail entries are written as in a serial run; each county's
 entries go on its own chain, whose appends do not wait on each other's (monitor/trail.py).
 
+Counties with rules or calendars of their own (monitor/regionrules.py): a worker for
+county X runs, of each rule id's groups, the one whose counties include X — X's effective
+rule in X's calendar (a rule switched off in X runs nothing there) — while the
+watermark's version and a periodic kind's mark cover every group, as in a serial run.
+
 Watermarks: workers do not move them. The parent reads the largest event id before the
 stretch and, once every county of a rule is done without error, moves the rule's
 watermark there (a periodic kind notes its mark too). A county that failed leaves the
@@ -47,9 +52,9 @@ from . import lease
 from .alerts import Stored
 from .config import Config
 from .db import create_store_engine
-from .engine import (RuleOutcome, advance, context, evaluate, evaluate_rule, prepare,
-                     watermark)
+from .engine import RuleOutcome, advance, context, evaluate, evaluate_rule, prepare, watermark
 from .models import Event
+from .regionrules import Group, RuleSets
 from .rules.kinds import KINDS, regional
 from .rules.model import Rule
 from .supervision import Policy
@@ -77,7 +82,7 @@ def counties(engine: Engine) -> list[str]:
 
 def evaluate_regions(engine: Engine, config: Config, as_of: datetime, *, jobs: int,
                      rule_ids: tuple[str, ...] = (), full: bool = False,
-                     rules: list[Rule] | None = None, keep: bool = False,
+                     rules: list[Rule] | RuleSets | None = None, keep: bool = False,
                      dry_run: bool = False) -> list[RuleOutcome]:
     """:func:`monitor.engine.evaluate`, the regional rules one county per process in
     ``jobs`` processes; a store of one county, ``jobs`` below 2 or a dry run is evaluated
@@ -87,17 +92,19 @@ def evaluate_regions(engine: Engine, config: Config, as_of: datetime, *, jobs: i
     if len(regions) < 2:
         return evaluate(engine, config, as_of, rule_ids=rule_ids, full=full, rules=rules,
                         keep=keep, dry_run=dry_run)
-    ordered, policy = prepare(engine, config, as_of, rule_ids=rule_ids, rules=rules)
-    ctx, cache = context(config, as_of), dict[Any, Any]()
+    plan = prepare(engine, config, as_of, rule_ids=rule_ids, rules=rules)
+    ordered, policy, ctx, cache = plan.rules, plan.policy, plan.ctx, dict[Any, Any]()
     run = _Run(engine.url.render_as_string(hide_password=False), config, policy, ordered,
-               as_of, full, lease.handed())
+               plan.groups, as_of, full, lease.handed())
     outcomes: list[RuleOutcome] = []
     pool: ProcessPoolExecutor | None = None
     try:
         for stretch, in_workers in _stretches(ordered):
             if not in_workers:
                 outcomes += [evaluate_rule(engine, ordered[k], ctx, full=full, cache=cache,
-                                           policy=policy, keep=keep) for k in stretch]
+                                           policy=policy, keep=keep,
+                                           groups=plan.groups[ordered[k].id])
+                             for k in stretch]
                 continue
             if pool is None:  # the run goes to each worker once, with its rules
                 pool = ProcessPoolExecutor(min(jobs, len(regions)),
@@ -108,7 +115,7 @@ def evaluate_regions(engine: Engine, config: Config, as_of: datetime, *, jobs: i
             for n, k in enumerate(stretch):
                 outcome = _merged(ordered[k], [county[n] for county in done])
                 if outcome.error is None:
-                    advance(engine, ordered[k], last, ctx)
+                    advance(engine, ordered[k], plan.groups[ordered[k].id], last, ctx)
                 outcomes.append(outcome)
     finally:
         if pool is not None:
@@ -136,6 +143,7 @@ class _Run:
     config: Config
     policy: Policy
     rules: list[Rule]
+    groups: dict[str, list[Group]]  # each rule id's counties (monitor/regionrules.py)
     as_of: datetime
     full: bool
     lease: tuple[str, str, int] | None
@@ -175,13 +183,14 @@ def _county(task: tuple[str, list[int]]) -> list[_Done]:
     engine = _WORKER["engines"].get(region)
     if engine is None:
         engine = _WORKER["engines"][region] = regional_engine(run.url, region)
-    ctx = replace(context(run.config, run.as_of), region=region)
+    ctx = replace(context(run.config, run.as_of), region=region)  # its county's group only
     cache = _WORKER["cache"].setdefault(region, {})
     out = []
     with lease.adopted(run.lease):
         for k in places:
             o = evaluate_rule(engine, run.rules[k], ctx, full=run.full, cache=cache,
-                              policy=run.policy, keep=False, advance=False)
+                              policy=run.policy, keep=False, advance=False,
+                              groups=run.groups[run.rules[k].id])
             if o.stored is not None:
                 o.stored.keys = set()  # the parent needs the counts only
             out.append(_Done(o.found, o.stored, o.error, o.incremental, o.skipped))
