@@ -1,6 +1,6 @@
 """Workflow gate benchmark: ``python bench/gate.py N [--url URL] [--reuse] [--concurrency C |
 --rate R [--arrivals fixed|poisson]] [--seconds S] [--workers W] [--drawn D] [--code DIR]
-[--json]``.
+[--http auto|h11] [--json]``.
 
 1. Setup, not timed: the N-case store of bench/evaluate.py (SQLite file in a temporary
    folder, or the PostgreSQL database ``--url`` names; ``--reuse``: the store at ``--url``
@@ -72,10 +72,12 @@ CLOCK = datetime(2026, 1, 31, 16, 0, tzinfo=timezone.utc)  # bench/evaluate.py's
 DRAWN = 3000
 
 
-def serve(url: str, config: str, port: int, workers: int) -> None:
+def serve(url: str, config: str, port: int, workers: int, http: str = "auto") -> None:
     """Child process: the application under uvicorn until killed, built by the factory
     ``permit-monitor web --workers`` uses (monitor/web/workers.py), its clock starting at
-    CLOCK; ``workers`` > 1: that many worker processes on the one socket."""
+    CLOCK; ``workers`` > 1: that many worker processes on the one socket. ``http``:
+    ``auto`` as uvicorn chooses (httptools and uvloop, installed with the package), ``h11``
+    with h11 and asyncio (as served before they were)."""
     import logging
 
     import uvicorn
@@ -83,8 +85,9 @@ def serve(url: str, config: str, port: int, workers: int) -> None:
     from monitor.web.workers import FACTORY, Origin
 
     Origin.starting(url, config, CLOCK, logging.WARNING).export()
+    plain = {"http": "h11", "loop": "asyncio"} if http == "h11" else {}
     uvicorn.run(FACTORY, factory=True, workers=workers, host="127.0.0.1", port=port,
-                log_level="warning", access_log=False, timeout_keep_alive=30)
+                log_level="warning", access_log=False, timeout_keep_alive=30, **plain)
 
 
 def write_config(folder: str) -> str:
@@ -136,11 +139,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(url: str, config: str, workers: int,
-                 code: str | None = None) -> tuple[subprocess.Popen, int]:
+def start_server(url: str, config: str, workers: int, code: str | None = None,
+                 http: str = "auto") -> tuple[subprocess.Popen, int]:
     port = free_port()
     proc = subprocess.Popen([sys.executable, __file__, "0", "--serve", str(port), "--url", url,
-                             "--config", config, "--workers", str(workers),
+                             "--config", config, "--workers", str(workers), "--http", http,
                              *(("--code", code) if code else ())])
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -336,6 +339,9 @@ def main() -> None:
                         help="uvicorn worker processes serving the application")
     parser.add_argument("--drawn", type=int, default=DRAWN,
                         help="events drawn at random from the store: their cases are the ones asked about")
+    parser.add_argument("--http", choices=("auto", "h11"), default="auto",
+                        help="uvicorn's HTTP parser and loop: as it chooses (httptools, "
+                             "uvloop), or h11 and asyncio (as main served before them)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
@@ -345,7 +351,7 @@ def main() -> None:
     if args.code:
         sys.path.insert(0, str(Path(args.code).resolve()))
     if args.serve:
-        return serve(args.url, args.config, args.serve, args.workers)
+        return serve(args.url, args.config, args.serve, args.workers, args.http)
     folder = tempfile.mkdtemp(prefix="pm-gate-bench-")
     url = args.url or f"sqlite:///{folder}/gate.db"
     made = {}
@@ -354,7 +360,7 @@ def main() -> None:
 
         made = prepare(url, args.n)
     token, drawn = setup(url, args.drawn)
-    proc, port = start_server(url, write_config(folder), args.workers, args.code)
+    proc, port = start_server(url, write_config(folder), args.workers, args.code, args.http)
     try:
         from benchlib import ServerMeter
 
@@ -378,7 +384,7 @@ def main() -> None:
         proc.terminate()
         proc.wait(timeout=30)
     out = {"cases": args.n, "store": url.split("@")[-1], "workers": args.workers,
-           "drawn": len(drawn), "setup": made, "code": str(Path(args.code or ROOT).resolve()),
+           "drawn": len(drawn), "setup": made, "code": str(Path(args.code or ROOT).resolve()), "http": args.http,
            "warm_up": warm["decisions"], "load": result}
     if args.json:
         print(json.dumps(out, ensure_ascii=False))
