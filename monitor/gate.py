@@ -28,7 +28,6 @@ run. The moment is the later of the candidate's ``occurred_at`` and now.
 from __future__ import annotations
 
 import uuid
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -164,13 +163,10 @@ def check(engine: Engine, config: Config, rules: list[Rule], raw: Any, at: datet
 
 
 def judge(conn: Connection, config: Config, rules: list[Rule], raw: Any, at: datetime,
-          before: Any = None, memo: CatalogMemo | None = None,
-          writing: AbstractContextManager[Any] = nullcontext()) -> Verdict:
+          before: Any = None, memo: CatalogMemo | None = None) -> Verdict:
     """:func:`check` on a connection of the caller's (in no transaction): the look is
     rolled back, and the connection is left in no transaction. ``memo``: what earlier
-    decisions read of the catalog whole, used while the catalog's version is the same.
-    ``writing``: held from the probe's insert to the rollback (on SQLite the span the
-    look holds the store's one write lock: see ``gateguard.Guard``)."""
+    decisions read of the catalog whole, used while the catalog's version is the same."""
     gated = gated_rules(rules)
     policy = policy_for(config, rules)
     reasons: list[dict[str, Any]] = []
@@ -185,11 +181,7 @@ def judge(conn: Connection, config: Config, rules: list[Rule], raw: Any, at: dat
         shown["event_id"] = own_id or None
         if row["recorded_at"] is None:
             row["recorded_at"] = at
-        with writing:
-            try:
-                _look(conn, config, gated, policy, row, as_of, catalog, reasons, exempted)
-            finally:
-                conn.rollback()
+        _look(conn, config, gated, policy, row, as_of, catalog, reasons, exempted)
     finally:
         conn.rollback()
     decision = ("deny" if any(r["effect"] == "deny" for r in reasons) else

@@ -19,15 +19,6 @@ is logged, and on the trail, before it is answered. :meth:`Guard.close` (the web
 server's shutdown) writes every queued line. What the decisions read of the catalog whole is kept between them while the store's
 catalog version stays the same (monitor/catalogmemo.py).
 
-On SQLite the store has one writer, and a look holds its write lock from the moment it
-inserts its probe to its rollback (monitor/gate.py), a log line for its short
-transaction. Left to SQLite, threads waiting for that lock sleep in its busy handler in
-steps of up to 100 ms whatever the wait needed (at 250 decisions/s in one process: p50
-3 ms, p99 100 ms, bench/README.md); so the guard's threads take turns on a lock of their
-own around those two writes (:attr:`Guard.writing`), and a thread is woken the moment the
-one before it is done. Other processes writing the store (a run, a second web worker)
-still wait as SQLite makes them.
-
 On PostgreSQL the guard has connections of its own (:func:`limited`) whose every
 statement is limited to the budget (``statement_timeout``, set once per connection), so
 the work of an answer already given up on stops soon after; the degraded answers' log
@@ -43,7 +34,6 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeout
-from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import Any, Callable
 
@@ -88,11 +78,8 @@ class Guard:
         self.known: dict[str, tuple[float, authz.Actor]] = {}
         self.catalog = CatalogMemo()  # the catalog's whole-table reads, per its version
         self.lock = threading.Lock()
-        # SQLite: the threads' turns at the one write lock (PostgreSQL: no turns needed)
-        self.writing: AbstractContextManager[Any] = (
-            threading.Lock() if engine.dialect.name == "sqlite" else nullcontext())
         # allow and warn lines, written after their answer (monitor/gatewriter.py)
-        self.writer = LogWriter(engine, self.writing)
+        self.writer = LogWriter(engine)
 
     def _work(self, token: str, raw: Any, at: datetime, given_up: threading.Event) -> Verdict:
         digest = _digest(token)
@@ -112,7 +99,7 @@ class Guard:
                 self.known[digest] = (time.monotonic(), actor)
         return ask(self.engine, self.config, self.rules(), raw, at, actor.id, "api",
                    wanted=lambda: not given_up.is_set(), memo=self.catalog,
-                   writing=self.writing, later=self.writer.put)
+                   later=self.writer.put)
 
     def answer(self, token: str, raw: Any, at: datetime) -> Verdict:
         """The verdict on ``raw`` for the holder of ``token``, within the budget."""

@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from datetime import datetime
 from itertools import islice
@@ -75,24 +74,23 @@ def record(conn: Connection, verdict: Verdict, asked_by: str, channel: str, at: 
 def ask(engine: Engine, config: Config, rules: list[Rule], raw: Any, at: datetime,
         asked_by: str, channel: str, before: Any = None,
         wanted: Callable[[], bool] = lambda: True, memo: CatalogMemo | None = None,
-        writing: AbstractContextManager[Any] = nullcontext(),
         later: Callable[..., None] | None = None) -> Verdict:
     """The gate's verdict on ``raw``, logged (see :func:`record`) — unless by then it is no
     longer ``wanted`` (the caller got a degraded answer instead: that one is logged).
     ``memo``: the catalog read by earlier decisions (:func:`~monitor.gate.judge`);
-    ``writing``: held around each of the two writes (the look, the log line); ``later``:
+    ``later``:
     takes an allow's or a warn's line (``LogWriter.put``) to be written after the answer
     (monitor/gatewriter.py) — a deny is always logged here, before it is answered."""
     started = time.monotonic()
     with engine.connect() as conn:  # one connection for the look and its log line
-        verdict = judge(conn, config, rules, raw, at, before, memo, writing)
+        verdict = judge(conn, config, rules, raw, at, before, memo)
         elapsed = round((time.monotonic() - started) * 1000)
         if not wanted():
             return verdict
         if later is not None and verdict.decision != "deny":
             later(verdict, asked_by, channel, at, elapsed)
             return verdict
-        with writing, conn.begin():
+        with conn.begin():
             if before is not None:
                 before(conn)
             record(conn, verdict, asked_by, channel, at, elapsed)

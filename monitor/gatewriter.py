@@ -25,7 +25,6 @@ import logging
 import queue
 import threading
 import time
-from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import Any
 
@@ -45,12 +44,10 @@ _INSERT = insert(GateLog)  # built once; executed with a list of rows (one execu
 
 
 class LogWriter:
-    """One thread writing queued ``gate_log`` lines into ``engine`` in batches;
-    ``writing`` is held around each transaction (SQLite's turns, see ``gateguard``)."""
+    """One thread writing queued ``gate_log`` lines into ``engine`` in batches."""
 
-    def __init__(self, engine: Engine,
-                 writing: AbstractContextManager[Any] = nullcontext()) -> None:
-        self.engine, self.writing = engine, writing
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
         self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.written = 0  # lines committed so far
         self.thread = threading.Thread(target=self._run, name="gate-log-writer", daemon=True)
@@ -102,7 +99,7 @@ class LogWriter:
         while True:
             attempt += 1
             try:
-                with self.writing, self.engine.begin() as conn:
+                with self.engine.begin() as conn:
                     conn.execute(_INSERT, batch)
                 self.written += len(batch)
                 return True
