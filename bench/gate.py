@@ -32,8 +32,8 @@
      is measured from the candidate's *intended* send time, so a request that waited
      for a free client thread (the server being slow to answer the earlier ones) counts
      its wait: no coordinated omission. The figures say whether the offered rate was
-     sustained (answers at ≥ 95 % of it over the run, every candidate answered by the
-     end plus 1 s) and how late the generator itself sent (``send lag``: if its p99 is
+     sustained (decisions — answers not degraded — at ≥ 95 % of it over the run, every
+     candidate answered by the end plus 1 s) and how late the generator itself sent (``send lag``: if its p99 is
      large while the server's answers are fast, the generator was the limit).
 
 Printed: per decision (allow, warn, deny) n, p50, p99 and p99.9 in ms as the client saw
@@ -266,9 +266,9 @@ def paced(port: int, token: str, drawn: list[dict], rate: float, seconds: float,
     for th in threads:
         th.join()
     took = time.perf_counter() - start
-    answered = len(results)
-    sustained = (answered >= 0.95 * rate * took and not errors
-                 and took <= seconds + 1.0 and answered == len(offsets))
+    decided = sum(1 for *_, degraded in results if not degraded)
+    sustained = (decided >= 0.95 * rate * took and not errors
+                 and took <= seconds + 1.0 and len(results) == len(offsets))
     out = _figures(results, errors, took)
     out.update({"mode": "rate", "offered_per_second": rate, "arrivals": arrivals,
                 "clients": clients, "offered": len(offsets), "sustained": sustained,
