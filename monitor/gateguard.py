@@ -16,8 +16,9 @@ token revoked, or one that expires, is refused from that many seconds later at m
 An allow's or a warn's ``gate_log`` line is written after the answer, in batches, by
 the guard's log writer (monitor/gatewriter.py, which states what that guarantees); a deny
 is logged, and on the trail, before it is answered. :meth:`Guard.close` (the web
-server's shutdown) writes every queued line. What the decisions read of the catalog whole is kept between them while the store's
-catalog version stays the same (monitor/catalogmemo.py).
+server's shutdown) writes every queued line. What the decisions read of the catalog
+whole is kept between them while the store's catalog version stays the same
+(monitor/catalogmemo.py).
 
 On PostgreSQL the guard has connections of its own (:func:`limited`) whose every
 statement is limited to the budget (``statement_timeout``, set once per connection), so

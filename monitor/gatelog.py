@@ -78,9 +78,9 @@ def ask(engine: Engine, config: Config, rules: list[Rule], raw: Any, at: datetim
     """The gate's verdict on ``raw``, logged (see :func:`record`) — unless by then it is no
     longer ``wanted`` (the caller got a degraded answer instead: that one is logged).
     ``memo``: the catalog read by earlier decisions (:func:`~monitor.gate.judge`);
-    ``later``:
-    takes an allow's or a warn's line (``LogWriter.put``) to be written after the answer
-    (monitor/gatewriter.py) — a deny is always logged here, before it is answered."""
+    ``later``: takes an allow's or a warn's line (``LogWriter.put``) to be written after
+    the answer (monitor/gatewriter.py) — a deny is always logged here, before it is
+    answered."""
     started = time.monotonic()
     with engine.connect() as conn:  # one connection for the look and its log line
         verdict = judge(conn, config, rules, raw, at, before, memo)
