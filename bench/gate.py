@@ -33,8 +33,9 @@
      for a free client thread (the server being slow to answer the earlier ones) counts
      its wait: no coordinated omission. The figures say whether the offered rate was
      sustained (decisions — answers not degraded — at ≥ 95 % of it over the run, every
-     candidate answered by the end plus 1 s) and how late the generator itself sent (``send lag``: if its p99 is
-     large while the server's answers are fast, the generator was the limit).
+     candidate answered by the end plus 1 s) and how late the generator itself sent
+     (``send lag``: if its p99 is large while the server's answers are fast, the
+     generator was the limit).
 
 Printed: per decision (allow, warn, deny) n, p50, p99 and p99.9 in ms as the client saw
 them; decisions per second; degraded answers and errors (must be 0); the CPU the
@@ -384,7 +385,8 @@ def main() -> None:
         proc.terminate()
         proc.wait(timeout=30)
     out = {"cases": args.n, "store": url.split("@")[-1], "workers": args.workers,
-           "drawn": len(drawn), "setup": made, "code": str(Path(args.code or ROOT).resolve()), "http": args.http,
+           "drawn": len(drawn), "setup": made, "http": args.http,
+           "code": str(Path(args.code or ROOT).resolve()),
            "warm_up": warm["decisions"], "load": result}
     if args.json:
         print(json.dumps(out, ensure_ascii=False))
