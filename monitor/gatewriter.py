@@ -37,42 +37,70 @@ from .models import GateLog
 log = logging.getLogger(__name__)
 
 BATCH = 500  # lines at most in one transaction
+IDLE = 1.0  # seconds without a line after which the thread ends (the next line starts one)
 RETRY = 1.0  # seconds between tries of a batch the store refused
 LAST_TRIES = 3  # tries of what is left when the writer is closed
-_STOP = object()
+_STOP, _IDLE = object(), object()
 _INSERT = insert(GateLog)  # built once; executed with a list of rows (one executemany)
 
 
 class LogWriter:
-    """One thread writing queued ``gate_log`` lines into ``engine`` in batches."""
+    """One thread writing queued ``gate_log`` lines into ``engine`` in batches. The thread
+    is started by the first line and ends after :data:`IDLE` seconds without one, so an
+    idle process keeps no thread of it (a process with one thread may fork: the ingest's
+    second reader, monitor/ingest/worker.py)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.written = 0  # lines committed so far
-        self.thread = threading.Thread(target=self._run, name="gate-log-writer", daemon=True)
-        self.thread.start()
+        self.thread: threading.Thread | None = None
+        self.lock = threading.Lock()  # a line is never queued with no thread to write it
 
     def put(self, verdict: Verdict, asked_by: str, channel: str, at: datetime,
             elapsed_ms: int | None) -> None:
         """Queue the line of an answered allow or warn (a deny is never queued)."""
         if verdict.decision == "deny":
             raise ValueError("a deny is logged before it is answered, not queued")
-        self.queue.put(log_row(verdict, asked_by, channel, at, elapsed_ms))
+        row = log_row(verdict, asked_by, channel, at, elapsed_ms)
+        with self.lock:
+            self.queue.put(row)
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="gate-log-writer",
+                                               daemon=True)
+                self.thread.start()
 
     def close(self, timeout: float = 30) -> None:
         """Write everything queued, then stop the thread (at most ``timeout`` seconds)."""
-        self.queue.put(_STOP)
-        self.thread.join(timeout)
-        if self.thread.is_alive():
+        with self.lock:
+            thread = self.thread
+            if thread is None:
+                return  # nothing queued: the thread ends only on an empty queue
+            self.queue.put(_STOP)
+        thread.join(timeout)
+        if thread.is_alive():
             log.error("gate: the log writer did not finish within %s s", timeout)
+
+    def _next(self) -> Any:
+        """The next queued item, or _IDLE once IDLE seconds pass without one (the thread
+        is then let go, under the lock, so that the next line starts another)."""
+        while True:
+            try:
+                return self.queue.get(timeout=IDLE)
+            except queue.Empty:
+                with self.lock:
+                    if self.queue.empty():
+                        self.thread = None
+                        return _IDLE
 
     def _run(self) -> None:
         batch: list[dict[str, Any]] = []
         closing = False
         while True:
             if not batch and not closing:
-                item = self.queue.get()
+                item = self._next()
+                if item is _IDLE:
+                    return  # nothing queued, and put() starts a new thread for what comes
                 if item is _STOP:
                     closing = True
                 else:

@@ -138,6 +138,32 @@ def test_every_answered_decision_is_in_the_gate_log_after_a_normal_shutdown(coun
     assert trailed == sorted(i for i, d in decided.items() if d == "deny")
 
 
+def test_the_log_writer_keeps_no_thread_while_idle_and_loses_no_line(store, monkeypatch):
+    """The writer's thread starts with a line and ends when idle (a process with one
+    thread may fork its ingest reader), and a line queued after that starts another."""
+    import threading
+
+    from monitor import gatewriter
+    from monitor.gate import Verdict
+
+    monkeypatch.setattr(gatewriter, "IDLE", 0.1)
+    writer = gatewriter.LogWriter(store)
+    allow = Verdict("allow", (), AT, {"case_id": "c1", "event_id": "x-1", "step": "survey"})
+    writer.put(allow, "service:oa", "api", AT, 3)
+    deadline = time.monotonic() + 10
+    while writer.thread is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert writer.thread is None and writer.written == 1
+    assert "gate-log-writer" not in {t.name for t in threading.enumerate()}
+    writer.put(replace(allow, candidate={**allow.candidate, "event_id": "x-2"}),
+               "service:oa", "api", AT, 4)
+    writer.close()
+    with store.connect() as conn:
+        assert sorted(conn.scalars(select(GateLog.event_id))) == ["x-1", "x-2"]
+    with pytest.raises(ValueError):
+        writer.put(replace(allow, decision="deny"), "service:oa", "api", AT, 5)
+
+
 def test_a_catalog_reloaded_while_serving_is_seen_by_the_next_decision(county, server,
                                                                      tmp_path):
     """The gate keeps what it reads of the catalog whole between decisions
