@@ -273,9 +273,10 @@ def _child_copy_floor(url: str, ingested_url: str, events: str, batch_size: int)
     from monitor.db import open_store
     from monitor.ingest.events import CatalogIndex, normalize_event
     from monitor.ingest.store import EVENT_COLUMNS, event_binder
+    from monitor.regionstore import store_region
 
     with open_store(ingested_url).connect() as conn:
-        catalog_index = CatalogIndex.load(conn)
+        catalog_index = CatalogIndex.load(conn, store_region(conn))
     engine = open_store(url)  # the schema, indexes included
     bind = event_binder(engine.dialect)
     engine.dispose()

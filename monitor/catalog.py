@@ -2,6 +2,10 @@
 
 Loading validates everything and reports problems as ``path:line: message``; applying
 upserts by code, so re-ingesting a changed catalog updates it without touching events.
+Each county (region) has its own catalog under the same codes (migration 0029): a load
+writes one region's rows and reads only that region's; a user id, which names one person
+store-wide (accounts, sessions, the trail's actors), stays with the region that first
+loaded it.
 Entries missing from a later file are kept (events may still refer to them).
 
 Applying is on the trail as a diff (``catalog_loaded``: what was added, and each changed
@@ -12,19 +16,21 @@ those wait for a tier-2 monitor's approval (monitor/grants.py).
 from __future__ import annotations
 
 import re
-from collections.abc import Set
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Connection, Engine, insert, select
 from sqlalchemy.orm import Session
 
 from . import grants, trail
 from .errors import CatalogError, SourceErrors, did_you_mean
 from .models import Department, Item, User
+from .regionstore import store_region
 from .supervised import change, plain
 from .timeutil import ValueProblem, parse_amount
 from .yamlsrc import LineDict, LineList, YamlLimits, check_keys, load_yaml
@@ -321,14 +327,26 @@ def _unique(c: _Checker, rows: list[tuple[int, dict]], key: str, what: str) -> N
         seen.setdefault(row[key], line)
 
 
+def _taken(c: _Checker, users: list[tuple[int, dict]], taken: Mapping[str, str]) -> None:
+    for line, row in users:
+        if (other := taken.get(row["id"])) is not None:
+            c.fail(line, f"user '{row['id']}' belongs to region {other}: a user id names one "
+                         f"person in the store (load it with --region {other}, or give this "
+                         "person another id)")
+
+
 def load_catalog(path: str | Path, known_departments: Set[str] = frozenset(),
-                 limits: YamlLimits = YamlLimits()) -> CatalogData:
+                 limits: YamlLimits = YamlLimits(),
+                 taken: Mapping[str, str] = MappingProxyType({})) -> CatalogData:
     """Parse and validate a catalog file, read within ``limits`` (a catalog dropped in the
-    inbox is input like any other); every problem is reported, each as path:line."""
-    return parse_catalog(load_yaml(path, CatalogError, limits), str(path), known_departments)
+    inbox is input like any other); every problem is reported, each as path:line.
+    ``taken``: user ids another region holds (id → region), refused."""
+    return parse_catalog(load_yaml(path, CatalogError, limits), str(path), known_departments,
+                         taken)
 
 
-def parse_catalog(raw: Any, where: str, known_departments: Set[str] = frozenset()) -> CatalogData:
+def parse_catalog(raw: Any, where: str, known_departments: Set[str] = frozenset(),
+                  taken: Mapping[str, str] = MappingProxyType({})) -> CatalogData:
     """Validate a catalog already read from YAML (e.g. a fragment of a golden test file)."""
     if not isinstance(raw, LineDict):
         raise CatalogError(where, getattr(raw, "line", 1), "expected a mapping with departments, users and items")
@@ -341,6 +359,7 @@ def parse_catalog(raw: Any, where: str, known_departments: Set[str] = frozenset(
     users = [(line, u) for line, e in c.entries(raw, "users")
              if (u := _user(c, line, e, dept_codes))]
     _unique(c, users, "id", "user")
+    _taken(c, users, taken)
     items = [(line, i) for line, e in c.entries(raw, "items")
              if (i := _item(c, line, e, dept_codes))]
     _unique(c, items, "code", "item")
@@ -354,7 +373,8 @@ def apply_catalog(engine: Engine, data: CatalogData, at: datetime | None = None,
                   region: str | None = None) -> ApplyResult:
     """Upsert the catalog in one transaction, on the trail; events are never touched.
     ``at``: when (default: the Unix epoch, for a scratch store such as a golden test's);
-    ``region``: the county its rows are of (None: the store's own, the column default)."""
+    ``region``: the county its rows are of (None: the store's own); only that region's rows
+    are read and changed, and a user id another region holds is refused."""
     at = at or datetime(1970, 1, 1, tzinfo=timezone.utc)
     added, updated, unchanged = {}, {}, {}
     diff: dict[str, Any] = {"source": source, "added": {}, "changed": []}
@@ -362,17 +382,21 @@ def apply_catalog(engine: Engine, data: CatalogData, at: datetime | None = None,
     with Session(engine) as session, session.begin():
         conn = session.connection()
         trail.lock(conn)
+        region = region or store_region(conn)
+        if taken := _users_elsewhere(conn, region, [u["id"] for u in data.users]):
+            raise CatalogError(source, None, "; ".join(
+                f"user '{i}' belongs to region {r}" for i, r in sorted(taken.items())))
         bootstrap = not grants.has_tier2(conn)
         held: list[grants.Held] = []
         for name, model, key, rows in (("departments", Department, "code", data.departments),
                                        ("users", User, "id", data.users),
                                        ("items", Item, "code", data.items)):
-            existing = {getattr(o, key): o for o in session.scalars(select(model))}
+            existing = {getattr(o, key): o for o in session.scalars(
+                select(model).where(model.region == region))}
             added[name] = updated[name] = unchanged[name] = 0
             fresh: dict[tuple[str, ...], list[dict]] = {}
             for row in rows:
-                if region is not None:
-                    row = {**row, "region": region}
+                row = {**row, "region": region}
                 current = existing.get(row[key])
                 if name == "users" and not bootstrap:
                     hold = grants.withheld(current, row)
@@ -417,9 +441,20 @@ def apply_catalog(engine: Engine, data: CatalogData, at: datetime | None = None,
     return ApplyResult(added, updated, unchanged, pending, first)
 
 
-def known_department_codes(engine: Engine) -> set[str]:
+def _users_elsewhere(conn: Connection, region: str, ids: Iterable[str] | None = None
+                     ) -> dict[str, str]:
+    """User ids held by a region other than ``region`` (all of them, or of ``ids``) → theirs."""
+    query = select(User.id, User.region).where(User.region != region)
+    if ids is not None:
+        query = query.where(User.id.in_(sorted(set(ids))))
+    return dict(conn.execute(query).tuples().all())
+
+
+def known_department_codes(engine: Engine, region: str | None = None) -> set[str]:
+    """The department codes of ``region``'s catalog (None: the store's own region)."""
     with engine.connect() as conn:
-        return set(conn.scalars(select(Department.code)))
+        return set(conn.scalars(select(Department.code).where(
+            Department.region == (region or store_region(conn)))))
 
 
 def ingest_catalog(engine: Engine, path: str | Path, at: datetime | None = None,
@@ -430,5 +465,9 @@ def ingest_catalog(engine: Engine, path: str | Path, at: datetime | None = None,
     names the file, default its path; ``limits``: bounds on the YAML)."""
     if at is None:
         at = datetime.fromtimestamp(Path(path).stat().st_mtime, timezone.utc)
-    return apply_catalog(engine, load_catalog(path, known_department_codes(engine), limits),
+    with engine.connect() as conn:
+        region = region or store_region(conn)
+        taken = _users_elsewhere(conn, region)
+    return apply_catalog(engine, load_catalog(path, known_department_codes(engine, region),
+                                              limits, taken),
                          at, source or str(path), by, region=region)

@@ -126,18 +126,20 @@ def read_candidate(path: str) -> Any:
         raise GateInputError("bad_json", f"{path}:{exc.lineno}: not JSON: {exc.msg}") from None
 
 
-def _catalog_for(conn: Connection, fields: dict[str, str],
+def _catalog_for(conn: Connection, fields: dict[str, str], region: str,
                  memo: dict[Any, Any] | None) -> CatalogIndex:
-    """What validating this one candidate needs of the catalog (its item, its department):
-    the whole index from the memo at this catalog version, else two key lookups."""
+    """What validating this one candidate needs of its county's catalog (its item, its
+    department): the whole index from the memo at this catalog version, else two key
+    lookups (a code only another county has is then simply unknown)."""
     if memo is not None:
-        return catalog_read(conn, memo, "index", CatalogIndex.load)
+        return catalog_read(conn, memo, ("index", region),
+                            lambda c: CatalogIndex.load(c, region))
     code, dept = fields.get("item_code", "").strip(), fields.get("department", "").strip()
     items: dict[str, str] = {c: d for c, d in conn.execute(
-        select(Item.code, Item.department).where(Item.code == code))}
+        select(Item.code, Item.department).where(Item.region == region, Item.code == code))}
     departments = frozenset(conn.scalars(select(Department.code).where(
-        Department.code == dept))) if dept else frozenset()
-    return CatalogIndex(items, departments)
+        Department.region == region, Department.code == dept))) if dept else frozenset()
+    return CatalogIndex(items, departments, region=region)
 
 
 def _candidate(conn: Connection, raw: Any, config: Config,
@@ -147,9 +149,11 @@ def _candidate(conn: Connection, raw: Any, config: Config,
     own_id = fields.get("event_id", "").strip()
     fields["event_id"] = PROBE_PREFIX + uuid.uuid4().hex
     try:
-        row = normalize_event(fields, _catalog_for(conn, fields, memo), config.tz)
+        row = normalize_event(fields, _catalog_for(conn, fields, config.region, memo),
+                              config.tz)
     except Rejected as exc:
         raise GateInputError(exc.reason, exc.detail) from None
+    row["region"] = config.region  # the deployment's county: judged by its catalog
     return row, own_id
 
 
@@ -177,7 +181,7 @@ def judge(conn: Connection, config: Config, rules: list[Rule], raw: Any, at: dat
         catalog = memo.current(conn) if memo is not None else None
         row, own_id = _candidate(conn, raw, config, catalog)
         as_of = max(at, row["occurred_at"])
-        shown = {k: v for k, v in row.items() if k != "content_hash"}
+        shown = {k: v for k, v in row.items() if k not in ("content_hash", "region")}
         shown["event_id"] = own_id or None
         if row["recorded_at"] is None:
             row["recorded_at"] = at

@@ -29,16 +29,18 @@ class Base(DeclarativeBase):
 
 class Department(Base):
     __tablename__ = "departments"
-    # the county (GB/T 2260, monitor/regions.py; migration 0026)
-    region: Mapped[str] = mapped_column(String(6))
+    # the county (GB/T 2260, monitor/regions.py; migration 0026); keyed (region, code) since
+    # 0029: each county has its own catalog under the same codes
+    region: Mapped[str] = mapped_column(String(6), primary_key=True)
     code: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
 
 
 class User(Base):
     __tablename__ = "users"
-    # the county (GB/T 2260, monitor/regions.py; migration 0026)
-    region: Mapped[str] = mapped_column(String(6))
+    # the county (GB/T 2260, monitor/regions.py; migration 0026); keyed (region, id) since
+    # 0029, while ``catalog load`` keeps an id to one region: a login id names one person
+    region: Mapped[str] = mapped_column(String(6), primary_key=True)
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     department: Mapped[str | None] = mapped_column(String(64))
@@ -56,8 +58,9 @@ class Item(Base):
     """A power item (权力事项) with its limits, fee and control nodes."""
 
     __tablename__ = "items"
-    # the county (GB/T 2260, monitor/regions.py; migration 0026)
-    region: Mapped[str] = mapped_column(String(6))
+    # the county (GB/T 2260, monitor/regions.py; migration 0026); keyed (region, code) since
+    # 0029: every county uses the province's item codes (事项编码) with its own limits
+    region: Mapped[str] = mapped_column(String(6), primary_key=True)
     code: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(300))
     department: Mapped[str] = mapped_column(String(64), index=True)

@@ -147,6 +147,11 @@ def scorecard(engine: Engine, config: Config, period: Period, now: datetime,
         rows = ranking(conn, config.scores, config.tz, period, department, found, region)
         of_region = (rollup.department_regions(conn, {r["department"]: "" for r in rows})
                      if rollup.rolls_up(region) else None)
+        # counties sharing department codes (migration 0029) are ranked each on its own
+        by_county = ({code: ranking(conn, config.scores, config.tz, period, department,
+                                    None, code) for code in rollup.counties(conn, region)}
+                     if region and of_region is not None and rollup.shared_codes(conn, region)
+                     else None)
     scores = Table("t_scores", [Column("rank"), Column("department", "text"),
                                 Column("name", "text"), *(Column(t, "num") for t in THEMES),
                                 Column("deductions", "num"), Column("total", "num")], rows)
@@ -161,11 +166,11 @@ def scorecard(engine: Engine, config: Config, period: Period, now: datetime,
     rep = Report(label("scores"), period, period.previous(), period.year_before(), department,
                  now.astimezone(config.tz), config.language, kind="scores", region=region)
     rep.tables = {"t_scores": scores, "t_deductions": detail}
-    known = rollup.region_names(engine, config, region, of_region)
+    known = rollup.region_names(engine, config, region, of_region, by_county or ())
     rep.region_label = rollup.region_label(config, region, known)
     if of_region is not None:
         rep.tables = {"t_region_scores": rollup.region_scores_table(
-            rollup.rank_regions(rows, of_region, known)), **rep.tables}
+            rollup.rank_regions(rows, of_region, known, by_county)), **rep.tables}
     rep.summary = {"departments": len(rows), "deductions": round(sum(x.points for x in found), 2)}
     rep.charts = {"trend": []}
     return rep

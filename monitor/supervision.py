@@ -288,7 +288,10 @@ def confirm(engine: Engine, alert_id: int, by: str, at: datetime,
 
 def text_for(conn: Connection, policy: Policy, alert: Any, template: str, due: date) -> str:
     """The SMS ``template`` (monitor/notices.py) filled in for ``alert``."""
-    dept = conn.scalar(select(Department.name).where(Department.code == alert.department))
+    dept = conn.scalar(select(Department.name).where(
+        Department.code == alert.department,
+        *([Department.region == alert.region] if hasattr(alert, "region") else []))
+        .order_by(Department.region).limit(1))
     return sms(template, dept=dept or alert.department or "", alert_id=alert.id,
                title=getattr(alert, "title", None) or policy.titles.get(alert.rule_id,
                                                                         alert.rule_id), due=due)

@@ -208,5 +208,6 @@ def test_postgresql_takes_its_keys_on_tables_partitioned_by_region(empty_db_url)
         keyed = [name for name in distributed if _keyed_by_region(Base.metadata.tables[name])]
         assert sorted(refused) == sorted(set(distributed) - set(keyed))
         assert "trail" in keyed and "trail_head" in keyed  # one chain per region: built
+        assert {"departments", "items", "users"} <= set(keyed)  # a catalog per region: 0029
     finally:
         engine.dispose()

@@ -69,7 +69,8 @@ def alert_view(engine: Engine, config: Config, rules: list[Rule], actor: Actor,
     with engine.connect() as conn:
         alert = _alert(conn, alert_id)
         authz.check(actor, authz.READ, alert)
-        dept = conn.scalar(select(Department.name).where(Department.code == alert.department))
+        dept = conn.scalar(select(Department.name).where(Department.region == alert.region,
+                                                         Department.code == alert.department))
         history = conn.execute(select(TrailEntry).where(TrailEntry.alert_id == alert_id)
                                .order_by(TrailEntry.region, TrailEntry.seq)).all()
         dispositions = conn.execute(select(Disposition).where(Disposition.alert_id == alert_id)
@@ -128,8 +129,10 @@ def case_view(engine: Engine, actor: Actor, case_id: str) -> CaseView:
             raise NotFound(f"no events of case '{case_id}'")
         dept = events[0].department
         authz.check(actor, authz.READ, SimpleNamespace(id=case_id, department=dept,
+                                                       region=events[0].region,
                                                        what=f"case {case_id}"))
-        name = conn.scalar(select(Department.name).where(Department.code == dept))
+        name = conn.scalar(select(Department.name).where(
+            Department.region == events[0].region, Department.code == dept))
         alerts = conn.execute(select(Alert).where(Alert.case_id == case_id)
                               .order_by(Alert.id)).all()
         holds = conn.execute(select(Hold).where(Hold.case_id == case_id)

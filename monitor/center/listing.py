@@ -108,7 +108,8 @@ def alerts_page(engine: Engine, actor: Actor, f: Filters, today: date, calendar:
                            .offset((page - 1) * per_page)).all()
         found = {r.id: r for r in conn.execute(
             select(*(getattr(Alert, c) for c in ALERT_FIELDS), Department.name.label("dept_name"))
-            .outerjoin(Department, Department.code == Alert.department)
+            .outerjoin(Department, and_(Department.region == Alert.region,
+                                        Department.code == Alert.department))
             .where(Alert.id.in_(ids)))} if ids else {}
     rows = [found[i] for i in ids]
     out = []

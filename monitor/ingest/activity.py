@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine, select
 from ..config import Config
 from ..models import Activity, User
 from ..timeutil import ValueProblem, parse_timestamp
-from .events import Rejected
+from .events import Codes, Rejected, refuse
 from .resilient import row_splitter
 from .sources import Source, SourceRow
 from .store import Bad, Progress, Tally, insert_ignoring_conflicts, quarantine_rows
@@ -34,7 +34,8 @@ def normalize_activity(fields: dict[str, Any], users: frozenset[str], tz: tzinfo
     if missing:
         raise Rejected("missing_field", f"missing required field {', '.join(missing)}")
     if values["user_id"] not in users:
-        raise Rejected("unknown_user", f"user '{values['user_id']}' is not in the catalog")
+        raise refuse(users, "用户", values["user_id"], "unknown_user",
+                     f"user '{values['user_id']}' is not in the catalog")
     if values["action"] not in ACTIONS:
         raise Rejected("bad_action", f"action must be one of {', '.join(ACTIONS)}, "
                                      f"got '{values['action']}'")
@@ -85,7 +86,7 @@ def ingest_activity_rows(engine: Engine, source: Source, rows: Iterable[SourceRo
     from .pipeline import _in_this_process, _run
 
     with engine.connect() as conn:
-        users = frozenset(conn.scalars(select(User.id)))
+        users = Codes.load(conn, User.id, config.region)
 
     def step(conn: Connection, batch: list[SourceRow], run_id: int) -> Tally:
         tally, _, bad = process_activity_batch(conn, batch, users, config.tz, run_id,

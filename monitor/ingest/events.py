@@ -35,42 +35,85 @@ class Rejected(Exception):
 
 @dataclass(frozen=True)
 class CatalogIndex:
-    """What validation needs from the catalog: item → department, the known departments,
-    and the county (region) each item and department belongs to — read once per run, so
-    validating a row asks the database nothing."""
+    """What validation needs from the catalog of the run's county (``region``): its items
+    → their department, its departments, and, for a code that county's catalog lacks, the
+    other county whose catalog has it — read once per run, so validating a row asks the
+    database nothing. Each county has its own catalog under the same codes (migration
+    0029): a row is judged by its run's county's catalog only."""
 
     item_department: dict[str, str]
     departments: frozenset[str]
+    # codes only other counties' catalogs hold → one such county (the lowest code)
     item_region: dict[str, str] = field(default_factory=dict)
     department_region: dict[str, str] = field(default_factory=dict)
-    # every region the catalog holds: a run of the only one checks nothing further
-    regions: frozenset[str] = frozenset()
+    region: str | None = None
 
     @classmethod
-    def load(cls, conn: Connection) -> "CatalogIndex":
-        items = conn.execute(select(Item.code, Item.department, Item.region)).all()
-        departments = dict(conn.execute(select(Department.code, Department.region))
-                           .tuples().all())
-        item_region = {code: region for code, _, region in items}
-        return cls({code: dept for code, dept, _ in items}, frozenset(departments),
-                   item_region, departments,
-                   frozenset(item_region.values()) | frozenset(departments.values()))
+    def load(cls, conn: Connection, region: str) -> "CatalogIndex":
+        """``region``'s catalog, and where the codes it lacks are."""
+        items: dict[str, str] = {}
+        item_region: dict[str, str] = {}
+        for code, dept, theirs in conn.execute(
+                select(Item.code, Item.department, Item.region).order_by(Item.region.desc())):
+            if theirs == region:
+                items[code] = dept
+            else:
+                item_region[code] = theirs
+        departments: set[str] = set()
+        department_region: dict[str, str] = {}
+        for code, theirs in conn.execute(select(Department.code, Department.region)
+                                         .order_by(Department.region.desc())):
+            if theirs == region:
+                departments.add(code)
+            else:
+                department_region[code] = theirs
+        return cls(items, frozenset(departments),
+                   {c: r for c, r in item_region.items() if c not in items},
+                   {c: r for c, r in department_region.items() if c not in departments},
+                   region)
 
-    def mixes(self, region: str | None) -> bool:
-        """Whether a run of ``region`` must check each row's county: the catalog holds
-        another county's items or departments."""
-        return region is not None and bool(self.regions - {region})
+
+def _other_region(catalog: CatalogIndex, what: str, code: str, theirs: str) -> Rejected:
+    """A row whose item (or department) only another county's catalog has, naming both."""
+    return Rejected("other_region",
+                    f"{what} '{code}' 属于地区 {theirs} 的目录，本次导入的地区是 "
+                    f"{catalog.region}（是否应以 --region {theirs} 导入？）")
 
 
-def _other_region(catalog: CatalogIndex, item_code: str, department: str, region: str) -> None:
-    """Refuse a row whose item (or else department) belongs to another county than the
-    run's, naming both."""
-    for what, code, theirs in (("事项", item_code, catalog.item_region.get(item_code)),
-                               ("部门", department, catalog.department_region.get(department))):
-        if theirs is not None and theirs != region:
-            raise Rejected("other_region",
-                           f"{what} '{code}' 属于地区 {theirs} 的目录，本次导入的地区是 "
-                           f"{region}（是否应以 --region {theirs} 导入？）")
+class Codes(frozenset):
+    """One county's codes of one catalog table (its departments, or its users' ids), and
+    for a code it lacks, another county that has it: what receipts, activity, ratings and
+    complaints are checked against. A plain frozenset works too (no other county)."""
+
+    elsewhere: dict[str, str]
+    region: str | None
+
+    @classmethod
+    def load(cls, conn: Connection, column: Any, region: str) -> "Codes":
+        """The codes in ``column`` (``Department.code``, ``User.id``) of ``region``."""
+        mine: set[str] = set()
+        elsewhere: dict[str, str] = {}
+        for code, theirs in conn.execute(select(column, column.class_.region)
+                                         .order_by(column.class_.region.desc())):
+            if theirs == region:
+                mine.add(code)
+            else:
+                elsewhere[code] = theirs
+        codes = cls(mine)
+        codes.elsewhere = {c: r for c, r in elsewhere.items() if c not in mine}
+        codes.region = region
+        return codes
+
+
+def refuse(codes: frozenset[str], what: str, code: str, reason: str, detail: str) -> Rejected:
+    """Why ``code`` is not among ``codes``: another county's (``other_region``), or
+    ``reason`` with ``detail``."""
+    theirs = getattr(codes, "elsewhere", {}).get(code)
+    if theirs is None:
+        return Rejected(reason, detail)
+    return Rejected("other_region", f"{what} '{code}' 属于地区 {theirs} 的目录，本次导入的地区是 "
+                                    f"{getattr(codes, 'region', None)}（是否应以 --region "
+                                    f"{theirs} 导入？）")
 
 
 def content_hash(values: tuple) -> str:
@@ -81,12 +124,10 @@ def content_hash(values: tuple) -> str:
 
 
 def normalize_event(fields: dict[str, Any], catalog: CatalogIndex, tz: tzinfo,
-                    amount_format: str = "1,234.56", region: str | None = None
-                    ) -> dict[str, Any]:
-    """Validate one row; return the column values to store (money in fen, times in UTC);
-    ``amount_format``: limits.amount_format. ``region``: the run's county, given only where
-    the catalog holds other counties too (:meth:`CatalogIndex.mixes`): an item or
-    department of another county is refused.
+                    amount_format: str = "1,234.56") -> dict[str, Any]:
+    """Validate one row against its county's catalog; return the column values to store
+    (money in fen, times in UTC); ``amount_format``: limits.amount_format. An item or
+    department only another county's catalog has is refused as ``other_region``.
 
     This runs once per ingested row, so each field is read and stripped once; the checks
     and their order (which decides the reason a bad row gets) are the contract.
@@ -106,14 +147,15 @@ def normalize_event(fields: dict[str, Any], catalog: CatalogIndex, tz: tzinfo,
     department = (get("department") or "").strip() or None
     item_department = catalog.item_department.get(item_code)
     if item_department is None:
+        if (theirs := catalog.item_region.get(item_code)) is not None:
+            raise _other_region(catalog, "事项", item_code, theirs)
         raise Rejected("unknown_item", f"item_code '{item_code}' is not in the catalog")
     if department is None:
         department = item_department
     elif department not in catalog.departments:
+        if (theirs := catalog.department_region.get(department)) is not None:
+            raise _other_region(catalog, "部门", department, theirs)
         raise Rejected("unknown_department", f"department '{department}' is not in the catalog")
-    if region is not None and (catalog.item_region.get(item_code, region) != region
-                               or catalog.department_region.get(department, region) != region):
-        _other_region(catalog, item_code, department, region)
     try:
         occurred = parse_timestamp(occurred_text, tz)
     except ValueProblem as exc:

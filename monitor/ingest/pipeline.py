@@ -24,7 +24,7 @@ from sqlalchemy import Connection, Engine, func, insert, select, update
 from ..config import Config
 from ..models import Department, Event, Receipt
 from ..timeutil import ValueProblem, excel_month, parse_amount
-from .events import CatalogIndex, Rejected, normalize_event
+from .events import CatalogIndex, Codes, Rejected, normalize_event, refuse
 from .sources import Source, SourceRow
 from .store import (EVENT_ID, SOURCE_LINE, Bad, Progress, Tally, add_to_run, batches,
                     classify_events, copy_events, event_binder, finish_run, insert_events,
@@ -139,14 +139,12 @@ def prepare_event_batch(rows: list[SourceRow], catalog: CatalogIndex, tz: tzinfo
     """Validate and bind one batch, every row stamped ``region``; no database (this runs
     in the reading process)."""
     batch = EventBatch(len(rows), [], [], [], [])
-    # another county's items and departments are refused; a single-county store has none
-    check = region if catalog.mixes(region) else None
     for i, r in enumerate(rows):
         if r.problem:
             batch.bad.append((i, Bad(r, r.problem_reason, r.problem)))
             continue
         try:
-            row = normalize_event(r.fields, catalog, tz, amount_format, check)
+            row = normalize_event(r.fields, catalog, tz, amount_format)
         except Rejected as exc:
             batch.bad.append((i, Bad(r, exc.reason, exc.detail)))
             continue
@@ -242,7 +240,7 @@ def ingest_event_rows(engine: Engine, source: Source, rows: Iterable[SourceRow],
     """Store event rows read from ``source``; see :mod:`monitor.ingest.store` for the
     guarantees. ``progress`` gets the bytes read after each batch is committed."""
     with engine.connect() as conn:
-        catalog = CatalogIndex.load(conn)
+        catalog = CatalogIndex.load(conn, config.region)
     bind = event_binder(engine.dialect)
 
     def work(run_id: int) -> Iterator[tuple[EventBatch, int]]:
@@ -324,8 +322,8 @@ def normalize_receipt(fields: dict[str, Any], departments: frozenset[str],
     if missing:
         raise Rejected("missing_field", f"missing required field {', '.join(missing)}")
     if values["department"] not in departments:
-        raise Rejected("unknown_department",
-                       f"department '{values['department']}' is not in the catalog")
+        raise refuse(departments, "部门", values["department"], "unknown_department",
+                     f"department '{values['department']}' is not in the catalog")
     values["period"] = excel_month(values["period"])
     if not PERIOD.match(values["period"]):
         raise Rejected("bad_period", f"period must be YYYY-MM, got '{values['period']}'")
@@ -397,7 +395,7 @@ def ingest_receipt_rows(engine: Engine, source: Source, rows: Iterable[SourceRow
                         ) -> Tally:
     """Store fiscal receipts; re-ingesting a department-month replaces its amount."""
     with engine.connect() as conn:
-        departments = frozenset(conn.scalars(select(Department.code)))
+        departments = Codes.load(conn, Department.code, config.region)
     seen: dict[tuple[str, str], tuple[int, Any]] = {}
 
     def step(conn: Connection, batch: list[SourceRow], run_id: int) -> Tally:

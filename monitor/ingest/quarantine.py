@@ -11,8 +11,8 @@ from datetime import datetime
 from sqlalchemy import Engine, Row, func, select, update
 
 from ..config import Config
-from ..models import Quarantine
-from .events import CatalogIndex
+from ..models import Department, Quarantine
+from .events import CatalogIndex, Codes
 from .pipeline import process_event_batch, process_receipt_batch
 from .sources import SourceRow
 from .store import Tally
@@ -51,8 +51,7 @@ def retry_quarantine(engine: Engine, config: Config, now: datetime) -> Tally:
     Rows stored (or found already stored) are marked resolved; the rest stay, with their
     reason updated if it changed (say from unknown_item to bad_timestamp).
     """
-    with engine.connect() as conn:
-        catalog = CatalogIndex.load(conn)
+    catalogs: dict[str, CatalogIndex] = {}  # each region's, read once
     total = Tally()
     last_id = 0
     while True:
@@ -69,7 +68,9 @@ def retry_quarantine(engine: Engine, config: Config, now: datetime) -> Tally:
                 for region in sorted({q.region for q in batch if q.kind == kind}):
                     entries = [q for q in batch if q.kind == kind and q.region == region]
                     # a row set aside is retried as of the region its run was of
-                    total += _retry_kind(conn, kind, entries, catalog,
+                    if region not in catalogs:
+                        catalogs[region] = CatalogIndex.load(conn, region)
+                    total += _retry_kind(conn, kind, entries, catalogs[region],
                                          replace(config, region=region), now)
 
 
@@ -91,18 +92,20 @@ def _retry_kind(conn, kind: str, entries: list[Row], catalog: CatalogIndex,
             from ..models import User
             from .activity import process_activity_batch
 
-            users = frozenset(conn.scalars(select(User.id)))
+            users = Codes.load(conn, User.id, config.region)
             tally, stored_rows, set_aside = process_activity_batch(
                 conn, rows, users, config.tz, None, region=config.region)
         elif kind in ("ratings", "complaints"):
             from .voice import SPECS, process_batch
 
             tally, stored_rows, set_aside = process_batch(
-                conn, SPECS[kind], rows, frozenset(catalog.departments), config.tz, None,
+                conn, SPECS[kind], rows, Codes.load(conn, Department.code, config.region),
+                config.tz, None,
                 region=config.region)
         else:
             tally, stored_rows, set_aside = process_receipt_batch(
-                conn, rows, catalog.departments, {}, None, config.limits.amount_format,
+                conn, rows, Codes.load(conn, Department.code, config.region), {}, None,
+                config.limits.amount_format,
                 region=config.region)
         resolved = [(position[id(r)], "inserted") for r in stored_rows]
         bad = [(position[id(b.row)], b) for b in set_aside]

@@ -29,7 +29,7 @@ from sqlalchemy import Connection, Engine, select
 from ..config import Config
 from ..models import Complaint, Department, Rating
 from ..timeutil import ValueProblem, parse_timestamp
-from .events import Rejected
+from .events import Codes, Rejected, refuse
 from .sources import Source, SourceRow
 from .store import Bad, Progress, Tally, insert_ignoring_conflicts, quarantine_rows
 
@@ -65,7 +65,8 @@ def _required(fields: dict[str, Any], columns: tuple[str, ...]) -> None:
 def _department(fields: dict[str, Any], departments: frozenset[str]) -> str:
     code = _text(fields, "department", 64) or ""
     if code not in departments:
-        raise Rejected("unknown_department", f"department '{code}' is not in the catalog")
+        raise refuse(departments, "部门", code, "unknown_department",
+                     f"department '{code}' is not in the catalog")
     return code
 
 
@@ -165,7 +166,7 @@ def ingest_voice_rows(kind: str, engine: Engine, source: Source, rows: Iterable[
 
     spec = SPECS[kind]
     with engine.connect() as conn:
-        departments = frozenset(conn.scalars(select(Department.code)))
+        departments = Codes.load(conn, Department.code, config.region)
 
     def step(conn: Connection, batch: list[SourceRow], run_id: int) -> Tally:
         tally, _, bad = process_batch(conn, spec, batch, departments, config.tz, run_id,

@@ -47,6 +47,8 @@ class Figures:
     dismissed: dict[str, tuple[int, int]] = field(default_factory=dict)  # pending, confirmed
     voice: dict[str, Table] = field(default_factory=dict)  # ratings, complaints, volume
     of_region: dict[str, str] | None = None  # department → county, in a city's report
+    # county → its own figures, in a city's report whose counties share department codes
+    by_county: dict[str, Any] | None = None
 
     @property
     def rows(self) -> list[dict]:
@@ -98,7 +100,23 @@ def gather(engine: Engine, config: Config, period: Period,
     if rollup.rolls_up(region):
         with engine.connect() as conn:
             figures.of_region = rollup.department_regions(conn, depts)
+            split = (rollup.counties(conn, region)
+                     if region and rollup.shared_codes(conn, region) else [])
+        if split:
+            figures.by_county = {code: f for code in split
+                                 if (f := _own(engine, config, period, department, code))}
     return figures
+
+
+def _own(engine: Engine, config: Config, period: Period, department: str | None,
+         county: str) -> Figures | None:
+    """A county's own figures, or None when it has no such department."""
+    from ..errors import NotFound
+
+    try:
+        return gather(engine, config, period, department, county)
+    except NotFound:
+        return None
 
 
 def build_report(engine: Engine, config: Config, period: Period, now: datetime,
@@ -116,7 +134,7 @@ def build_report(engine: Engine, config: Config, period: Period, now: datetime,
                  now.astimezone(config.tz), config.language, region=region)
     tables = [_cases_table(f, label), _findings_table(f, label), _supervision_table(f, label),
               _kind_table(f, label), *_top_tables(f), _red_table(f, config.tz)]
-    known = rollup.region_names(engine, config, region, f.of_region)
+    known = rollup.region_names(engine, config, region, f.of_region, f.by_county or ())
     rep.region_label = rollup.region_label(config, region, known)
     if f.of_region is not None:
         tables.insert(0, rollup.regions_table(f, f.of_region, label, known))

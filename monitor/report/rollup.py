@@ -12,13 +12,14 @@ having more departments.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, func, select
 
 from .. import regionnames, regions
 from ..models import Department
+from ..regionstore import in_region
 from .model import Column, Table, rate
 
 
@@ -31,12 +32,29 @@ def department_regions(conn: Connection, departments: Mapping[str, str]) -> dict
                              .where(Department.code.in_(codes))).tuples().all())
 
 
+def shared_codes(conn: Connection, region: str) -> bool:
+    """Whether two counties under ``region`` share a department code (each county has its
+    own catalog under the same codes, migration 0029): a code then names no one county,
+    and a rollup goes county by county (:func:`counties`)."""
+    query = (select(Department.code).where(in_region(Department.region, region))
+             .group_by(Department.code)
+             .having(func.count(func.distinct(Department.region)) > 1).limit(1))
+    return conn.execute(query).first() is not None
+
+
+def counties(conn: Connection, region: str) -> list[str]:
+    """The regions under ``region`` that have departments in the catalog, by code."""
+    return sorted(conn.scalars(select(Department.region).distinct()
+                               .where(in_region(Department.region, region))))
+
+
 def region_names(engine: Engine, config: Any, region: str | None,
-                 of_department: Mapping[str, str] | None) -> dict[str, str]:
+                 of_department: Mapping[str, str] | None,
+                 more: Iterable[str] = ()) -> dict[str, str]:
     """code → name for the codes a report prints: the one reported on (the store's own
-    when none) and its counties."""
+    when none) and its counties (``more``: those rolled up county by county)."""
     return regionnames.names_of(engine, {region or config.region,
-                                         *(of_department or {}).values()})
+                                         *(of_department or {}).values(), *more})
 
 
 def region_label(config: Any, region: str | None, known: Mapping[str, str]) -> str | None:
@@ -56,19 +74,24 @@ def rolls_up(region: str | None) -> bool:
 def regions_table(figures: Any, of_department: Mapping[str, str], label,
                   known: Mapping[str, str] | None = None) -> Table:
     """One row per county: cases accepted and completed, on time, findings and red ones
-    in the period, summed over its departments (``figures``: the report's Figures);
+    in the period, summed over its departments (``figures``: the report's Figures, or
+    with ``figures.by_county`` each county's own, where counties share department codes);
     ``known``: code → name (monitor/regionnames.py), empty for a code not named."""
     known = known or {}
     sums: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for dept in figures.depts:
-        row = sums[of_department.get(dept, regions.UNNAMED)]
-        done = figures.done.get(dept)
-        row["departments"] += 1
-        row["accepted"] += figures.cases.get((dept, "accept", "cur"), 0)
-        row["completed"] += done.completed if done else 0
-        row["on_time"] += done.on_time if done else 0
-        row["findings"] += figures.findings(dept, "cur")
-        row["red"] += figures.findings(dept, "cur", "red")
+    by_county = getattr(figures, "by_county", None)
+    parts = ([(f, dict.fromkeys(f.depts, code)) for code, f in by_county.items()]
+             if by_county else [(figures, of_department)])
+    for part, of in parts:
+        for dept in part.depts:
+            row = sums[of.get(dept, regions.UNNAMED)]
+            done = part.done.get(dept)
+            row["departments"] += 1
+            row["accepted"] += part.cases.get((dept, "accept", "cur"), 0)
+            row["completed"] += done.completed if done else 0
+            row["on_time"] += done.on_time if done else 0
+            row["findings"] += part.findings(dept, "cur")
+            row["red"] += part.findings(dept, "cur", "red")
     rows = [{"region": code, "name": known.get(code, ""),
              "level": label(f"level_{regions.level(code)}"),
              "departments": s["departments"], "accepted": s["accepted"],
@@ -87,14 +110,20 @@ def regions_table(figures: Any, of_department: Mapping[str, str], label,
 
 
 def rank_regions(ranked: list[dict[str, Any]], of_department: Mapping[str, str],
-                 known: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+                 known: Mapping[str, str] | None = None,
+                 by_county: Mapping[str, list[dict[str, Any]]] | None = None
+                 ) -> list[dict[str, Any]]:
     """Counties ranked by the mean total of their departments (``ranked``: the
-    scorecard's department rows), best first; equal scores share a rank; ``known``:
-    code → name, as for :func:`regions_table`."""
+    scorecard's department rows; ``by_county``: each county's own, where counties share
+    department codes), best first; equal scores share a rank; ``known``: code → name, as
+    for :func:`regions_table`."""
     known = known or {}
     by_region: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in ranked:
-        by_region[of_department.get(row["department"], regions.UNNAMED)].append(row)
+    if by_county:
+        by_region.update({code: rows for code, rows in by_county.items() if rows})
+    else:
+        for row in ranked:
+            by_region[of_department.get(row["department"], regions.UNNAMED)].append(row)
     rows = [{"region": code, "name": known.get(code, ""), "departments": len(depts),
              "deductions": round(sum(d["deductions"] for d in depts), 2),
              "score": round(sum(d["total"] for d in depts) / len(depts), 2)}

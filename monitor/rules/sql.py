@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Callable, TypeVar
 
 from sqlalchemy import (BigInteger, Boolean, Float, Integer, String, and_, bindparam, or_, select,
-                        true)
+                        true, tuple_)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.types import NullType, TypeDecorator, TypeEngine
@@ -123,16 +123,34 @@ def in_scope(scope: Scope, department: ColumnElement, item_code: ColumnElement) 
     if scope.items:
         conditions.append(item_code.in_(sorted(scope.items)))
     if scope.categories:
-        conditions.append(item_code.in_(
-            select(Item.code).where(Item.category.in_(sorted(scope.categories)))))
+        conditions.append(_item_of(item_code).in_(_items_of(item_code, scope.categories)))
     if scope.exclude_departments:
         conditions.append(department.not_in(sorted(scope.exclude_departments)))
     if scope.exclude_items:
         conditions.append(item_code.not_in(sorted(scope.exclude_items)))
     if scope.exclude_categories:
-        conditions.append(item_code.not_in(
-            select(Item.code).where(Item.category.in_(sorted(scope.exclude_categories)))))
+        conditions.append(_item_of(item_code).not_in(
+            _items_of(item_code, scope.exclude_categories)))
     return and_(true(), *conditions)
+
+
+def _region_of(item_code: ColumnElement) -> ColumnElement | None:
+    """The ``region`` column beside ``item_code`` in its table, if it has one."""
+    table = getattr(item_code, "table", None)
+    return table.c.region if table is not None and "region" in table.c else None
+
+
+def _item_of(item_code: ColumnElement):
+    """The item an event row names: (region, code), each county's catalog its own
+    (migration 0029); the code alone where the row has no region."""
+    region = _region_of(item_code)
+    return item_code if region is None else tuple_(region, item_code)
+
+
+def _items_of(item_code: ColumnElement, categories):
+    """The catalog's items of ``categories``, as :func:`_item_of` names them."""
+    columns = (Item.code,) if _region_of(item_code) is None else (Item.region, Item.code)
+    return select(*columns).where(Item.category.in_(sorted(categories)))
 
 
 class member_of(FunctionElement):

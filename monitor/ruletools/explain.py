@@ -108,7 +108,8 @@ def explain(engine: Engine, config: Config, rules: list[Rule], rule_id: str, cas
                                    .order_by(Event.occurred_at, Event.id)))
         if not events:
             raise MonitorError(f"no events of case '{case_id}' by {as_of.isoformat()}")
-        item = conn.execute(select(Item).where(Item.code == events[0].item_code)).one()
+        item = conn.execute(select(Item).where(Item.region == events[0].region,
+                                               Item.code == events[0].item_code)).one()
         key = f"{rule.id}|{case_id}"  # the case's alert, and its step alerts (overdue)
         stored = conn.execute(select(Alert).where(  # case_id first: an index, not a scan
             Alert.case_id == case_id, Alert.rule_id == rule.id, or_(

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, and_, func, select
 
 from ..models import Alert, Event, Item
 from ..rules.kinds import data_quality_kinds
@@ -65,7 +65,8 @@ def cases_in_scope(conn: Connection, rules: Iterable[Rule], as_of: datetime) -> 
     e = Event.__table__
     groups = conn.execute(select(e.c.department, e.c.item_code, Item.category,
                                  func.count(func.distinct(e.c.case_id)))
-                          .outerjoin(Item, Item.code == e.c.item_code)
+                          .outerjoin(Item, and_(Item.region == e.c.region,
+                                                Item.code == e.c.item_code))
                           .where(e.c.occurred_at <= as_of)
                           .group_by(e.c.department, e.c.item_code, Item.category)).all()
     return {r.id: sum(n for d, i, c, n in groups if _covers(r.scope, d, i, c)) for r in rules}

@@ -43,7 +43,7 @@ from datetime import datetime
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import Engine, case, func, select
+from sqlalchemy import Engine, and_, case, func, select
 
 from ..config import Config
 from ..errors import MonitorError
@@ -172,14 +172,15 @@ def _warning(engine: Engine, rule: Rule, ctx: Context, items, k: float, q: float
     def first(step: str):
         return func.min(case((e.c.step == step, e.c.occurred_at)))
 
-    spans = (select(e.c.case_id, func.min(e.c.item_code).label("item_code"),
+    spans = (select(e.c.case_id, func.min(e.c.region).label("region"),
+                    func.min(e.c.item_code).label("item_code"),
                     first("accept").label("accepted"), first("decide").label("decided"),
                     first("complete").label("completed"))
              .where(e.c.is_system.is_(False), e.c.occurred_at <= ctx.as_of,
                     *([e.c.item_code.in_(items)] if items else []))
              .group_by(e.c.case_id).subquery())
     query = (select(spans, Item.promised_days, Item.legal_days)
-             .join(Item, Item.code == spans.c.item_code)
+             .join(Item, and_(Item.region == spans.c.region, Item.code == spans.c.item_code))
              .where(spans.c.accepted.is_not(None), Item.promised_days > 0,
                     (spans.c.decided.is_not(None)) | (spans.c.completed.is_not(None)))
              .order_by(spans.c.case_id))

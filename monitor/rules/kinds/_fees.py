@@ -71,7 +71,8 @@ def case_fees(rule, ctx: Context) -> Subquery:
     e = Event.__table__
     # The case's fee and end events, materialised once (a few per case): grouping them is
     # far cheaper than grouping all events along the (case_id, occurred_at) index.
-    rows = (select(e.c.id, e.c.case_id, e.c.item_code, e.c.department, e.c.step, e.c.actor,
+    rows = (select(e.c.id, e.c.case_id, e.c.region, e.c.item_code, e.c.department, e.c.step,
+                   e.c.actor,
                    e.c.channel, e.c.occurred_at, fen(e.c.amount).label("amount"))
             .where(e.c.step.in_(FEE_STEPS), e.c.occurred_at <= as_of(),
                    in_scope(rule.scope, e.c.department, e.c.item_code),
@@ -88,7 +89,8 @@ def case_fees(rule, ctx: Context) -> Subquery:
     def total(condition):
         return func.coalesce(func.sum(case((condition, rows.c.amount))), 0)
 
-    sums = (select(rows.c.case_id, func.min(rows.c.item_code).label("item_code"),
+    sums = (select(rows.c.case_id, func.min(rows.c.region).label("region"),
+                   func.min(rows.c.item_code).label("item_code"),
                    func.min(rows.c.department).label("department"),
                    func.min(case((rows.c.step.in_(END_STEPS), rows.c.occurred_at)))
                    .label("ended_at"),
@@ -104,7 +106,7 @@ def case_fees(rule, ctx: Context) -> Subquery:
     standard = func.coalesce(ranked.c.assessed_fen, case((item_fee > 0, item_fee)))
     return (select(sums, Item.category, item_fee.label("item_fee_fen"),
                    standard.label("standard_fen"))
-            .join(Item, Item.code == sums.c.item_code)
+            .join(Item, and_(Item.region == sums.c.region, Item.code == sums.c.item_code))
             .outerjoin(ranked, and_(ranked.c.case_id == sums.c.case_id, ranked.c.pos == 1))
             .where(sums.c.ended_at.is_not(None))
             .subquery("fees"))

@@ -56,10 +56,11 @@ STEP_CN = {"accept": "受理", "survey": "现场踏勘", "review": "审查", "ap
            "decide": "决定", "return": "退回补正"}
 
 
-def item_limits(conn: Connection) -> dict[str, dict[str, int]]:
-    """{item code: {step: working days}} of the items with any step limit (a handful)."""
-    return {code: dict(limits) for code, limits in conn.execute(
-        select(Item.code, Item.step_days)) if limits}
+def item_limits(conn: Connection) -> dict[tuple[str, str], dict[str, int]]:
+    """{(region, item code): {step: working days}} of the items with any step limit (a
+    handful): each county's catalog its own (migration 0029)."""
+    return {(region, code): dict(limits) for region, code, limits in conn.execute(
+        select(Item.region, Item.code, Item.step_days)) if limits}
 
 
 def alerted(conn: Connection, rule, ctx: Context, limits: dict, looked_at) -> dict:
@@ -81,7 +82,7 @@ def _step_alerts(rule):
 def _seen(rule, ctx: Context, limits: dict):
     e = Event.__table__
     return and_(e.c.occurred_at <= ctx.as_of, in_scope(rule.scope, e.c.department, e.c.item_code),
-                e.c.item_code.in_(sorted(limits)))
+                e.c.item_code.in_(sorted({code for _, code in limits})))
 
 
 def candidates(conn: Connection, rule, ctx: Context, limits: dict, looked_at) -> list:
@@ -92,7 +93,8 @@ def candidates(conn: Connection, rule, ctx: Context, limits: dict, looked_at) ->
     by_case: dict[str, Any] = dict(partition_by=e.c.case_id)  # window clauses, for over()
     ordered: dict[str, Any] = dict(partition_by=e.c.case_id, order_by=(e.c.occurred_at, e.c.id))
     position = case({s: i for i, s in enumerate(ORDER)}, value=e.c.step, else_=-1)
-    flow = (select(e.c.case_id, e.c.item_code, e.c.department, e.c.event_id, e.c.step,
+    flow = (select(e.c.case_id, e.c.region, e.c.item_code, e.c.department, e.c.event_id,
+                   e.c.step,
                    e.c.occurred_at,
                    func.lag(e.c.occurred_at).over(**ordered).label("prev_at"),
                    func.lag(e.c.event_id).over(**ordered).label("prev_id"),
@@ -115,7 +117,7 @@ def candidates(conn: Connection, rule, ctx: Context, limits: dict, looked_at) ->
     pending = and_(flow.c.back == 1, flow.c.ended == 0, flow.c.accepted == 1)
     kept = flow.c.case_id.in_(select(Alert.case_id).where(_step_alerts(rule)))
     query = (select(flow, limit.label("limit"))
-             .join(Item, Item.code == flow.c.item_code)
+             .join(Item, and_(Item.region == flow.c.region, Item.code == flow.c.item_code))
              .where(or_(could_be_late, pending, kept))
              .order_by(flow.c.case_id, flow.c.occurred_at, flow.c.event_id))
     return list(conn.execute(query))
@@ -137,11 +139,12 @@ def spans(rows: Sequence, limits: dict, ctx: Context) -> list[SimpleNamespace]:
                 start_step=r.prev_step, start_id=r.prev_id, end=aware(r.occurred_at),
                 end_id=r.event_id))
         if r.back == 1 and r.accepted and not r.ended:
-            step = pending_step(r, limits[r.item_code])
+            own = limits[(r.region, r.item_code)]
+            step = pending_step(r, own)
             if step is not None:
                 out.append(SimpleNamespace(
                     case_id=r.case_id, item_code=r.item_code, department=r.department,
-                    step=step, limit=int(limits[r.item_code][step]),
+                    step=step, limit=int(own[step]),
                     start=aware(r.occurred_at), start_step=r.step, start_id=r.event_id,
                     end=None, end_id=None))
     return out
@@ -152,7 +155,7 @@ def spans_of(events: Sequence, limits: dict[str, int], ctx: Context) -> list[Sim
     what ``rules explain`` shows. The detector finds them in SQL (:func:`candidates`)."""
     flow = [e for e in events if e.step not in CLOCK_STEPS]
     rows = [SimpleNamespace(
-        case_id=e.case_id, item_code=e.item_code, department=e.department, event_id=e.event_id,
+        case_id=e.case_id, region=getattr(e, "region", None), item_code=e.item_code, department=e.department, event_id=e.event_id,
         step=e.step, occurred_at=e.occurred_at, prev_at=p.occurred_at if p else None,
         prev_id=p.event_id if p else None, prev_step=p.step if p else None,
         back=len(flow) - i, limit=limits.get(e.step),
@@ -160,7 +163,7 @@ def spans_of(events: Sequence, limits: dict[str, int], ctx: Context) -> list[Sim
         ended=any(x.step in ("decide", "complete") for x in flow),
         accepted=any(x.step == "accept" for x in flow))
         for i, (p, e) in enumerate(zip([None, *flow], flow))]
-    return spans(rows, {e.item_code: limits for e in flow}, ctx)
+    return spans(rows, {(r.region, r.item_code): limits for r in rows}, ctx)
 
 
 def measure(span, stops: Sequence, params, ctx: Context):

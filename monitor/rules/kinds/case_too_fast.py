@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from sqlalchemy import Connection, case, func, literal, null, select
+from sqlalchemy import Connection, and_, case, func, literal, null, select, tuple_
 
 from ...models import Event, Item
 from ..finding import Context, Finding
@@ -37,9 +37,10 @@ class Params:
 
 def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     policies = _policies(conn)
-    special = sorted(code for steps in policies.values() for code in steps)
-    groups = [(DEFAULT_STEPS, ~Event.item_code.in_(special) if special else None)]
-    groups += [(steps, Event.item_code.in_(codes)) for steps, codes in sorted(policies.items())]
+    special = sorted(item for items in policies.values() for item in items)
+    of_item = tuple_(Event.region, Event.item_code)
+    groups = [(DEFAULT_STEPS, ~of_item.in_(special) if special else None)]
+    groups += [(steps, of_item.in_(items)) for steps, items in sorted(policies.items())]
     found = [r for steps, where in groups for r in _spans(conn, rule, ctx, steps, where)]
     for r in sorted(found, key=lambda r: r.case_id):
         end_step = "决定" if r.decided is not None else "办结"
@@ -58,15 +59,16 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
 DEFAULT_STEPS = (("decide",), ("complete",))
 
 
-def _policies(conn: Connection) -> dict[tuple, list[str]]:
-    """(decision steps, end steps) → the items whose catalog policy names them."""
-    out: dict[tuple, list[str]] = {}
-    for code, policy in conn.execute(select(Item.code, Item.policy)
-                                     .where(Item.policy.is_not(None))):
+def _policies(conn: Connection) -> dict[tuple, list[tuple[str, str]]]:
+    """(decision steps, end steps) → the items (region, code) whose catalog policy names
+    them: each county's catalog its own (migration 0029)."""
+    out: dict[tuple, list[tuple[str, str]]] = {}
+    for region, code, policy in conn.execute(select(Item.region, Item.code, Item.policy)
+                                             .where(Item.policy.is_not(None))):
         if policy and ("decision_steps" in policy or "end_steps" in policy):
             key = (tuple(policy.get("decision_steps", DEFAULT_STEPS[0])),
                    tuple(policy.get("end_steps", DEFAULT_STEPS[1])))
-            out.setdefault(key, []).append(code)
+            out.setdefault(key, []).append((region, code))
     return out
 
 
@@ -83,7 +85,8 @@ def _spans(conn: Connection, rule, ctx: Context, steps: tuple, items) -> list:
 
     uncertainty = func.max(case({p: s for p, s in PRECISION_SECONDS.items() if s},
                                 value=e.c.time_precision, else_=0))
-    spans = (select(e.c.case_id, func.min(e.c.item_code).label("item_code"),
+    spans = (select(e.c.case_id, func.min(e.c.region).label("region"),
+                    func.min(e.c.item_code).label("item_code"),
                     func.min(e.c.department).label("department"),
                     first(("accept",)).label("accepted"), first(decision).label("decided"),
                     first(ends).label("completed"), uncertainty.label("slack"))
@@ -98,7 +101,7 @@ def _spans(conn: Connection, rule, ctx: Context, steps: tuple, items) -> list:
         case({k: literal(float(v)) for k, v in own.items()}, value=Item.code, else_=null())
         if own else null(), Item.min_case_minutes, rule.params.min_case_minutes)
     query = (select(spans, seconds.label("seconds"), limit.label("limit"))
-             .join(Item, Item.code == spans.c.item_code)
+             .join(Item, and_(Item.region == spans.c.region, Item.code == spans.c.item_code))
              .where(Item.legal_days > 0, spans.c.accepted.is_not(None), end.is_not(None),
                     seconds >= 0, seconds + spans.c.slack < limit * 60)
              .order_by(spans.c.case_id))

@@ -65,11 +65,12 @@ class Params:
 
 def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     e = Event.__table__
-    policies: dict[str, dict | None] = {
-        code: policy for code, policy in conn.execute(select(Item.code, Item.policy))}
+    policies: dict[tuple[str, str], dict | None] = {
+        (region, code): policy
+        for region, code, policy in conn.execute(select(Item.region, Item.code, Item.policy))}
     decisions, ends = _stale.steps(policies.values())
-    needs_seconds = {code for code, minutes, case_minutes in conn.execute(
-        select(Item.code, Item.min_minutes, Item.min_case_minutes))
+    needs_seconds = {(region, code) for region, code, minutes, case_minutes in conn.execute(
+        select(Item.region, Item.code, Item.min_minutes, Item.min_case_minutes))
         if minutes or case_minutes}
     scope = (e.c.occurred_at <= ctx.as_of, e.c.is_system.is_(False),
              in_scope(rule.scope, e.c.department, e.c.item_code))
@@ -85,7 +86,8 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     # stamped instants (one account, to the second) the case has more events at than one
     stamp = case((and_(e.c.actor.is_not(None), e.c.time_precision.is_(None)), e.c.occurred_at))
     ties = func.count(stamp) - func.count(func.distinct(stamp))
-    query = (select(e.c.case_id, func.min(e.c.item_code).label("item_code"),
+    query = (select(e.c.case_id, func.min(e.c.region).label("region"),
+                    func.min(e.c.item_code).label("item_code"),
                     func.min(e.c.department).label("department"), accepted.label("accepted"),
                     decided.label("decided"), last, ended, early.label("early"),
                     days.label("days"), ties.label("ties"))
@@ -111,7 +113,7 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
                 "accepted_at": local(r.accepted, ctx), "decided_at": local(r.decided, ctx)}
         if r.early:
             found["recorded_before_occurred"] = {"events": r.early}
-        if r.days and r.item_code in needs_seconds:
+        if r.days and (r.region, r.item_code) in needs_seconds:
             found["day_precision"] = {"events": r.days}
         if r.case_id in synthetic:
             found["synthetic_timeline"] = synthetic[r.case_id]

@@ -48,8 +48,8 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     if started is None:
         return
     scope = rule.scope
-    monitors = [(uid, name, dept) for uid, name, dept, roles in conn.execute(
-        select(User.id, User.name, User.department, User.roles).order_by(User.id))
+    monitors = [(uid, name, (region, dept)) for uid, name, region, dept, roles in conn.execute(
+        select(User.id, User.name, User.region, User.department, User.roles).order_by(User.id))
         if TIER1 in (roles or ()) and dept
         and (not scope.departments or dept in scope.departments)
         and dept not in scope.exclude_departments]
@@ -58,25 +58,26 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     last = dict(conn.execute(select(Activity.user_id, func.max(Activity.at))
                              .where(Activity.action == "login", Activity.at <= ctx.as_of)
                              .group_by(Activity.user_id)).tuples().all())
-    waiting = dict(conn.execute(select(Alert.department, func.count())
-                                .where(Alert.status.in_(ACTIVE), Alert.kind != KIND,
-                                       Alert.raised_at <= ctx.as_of)
-                                .group_by(Alert.department)).tuples().all())
+    # per county and department: each county's D04 is its own (migration 0029)
+    waiting = {(region, dept): n for region, dept, n in conn.execute(
+        select(Alert.region, Alert.department, func.count())
+        .where(Alert.status.in_(ACTIVE), Alert.kind != KIND, Alert.raised_at <= ctx.as_of)
+        .group_by(Alert.region, Alert.department))}
     yesterday = aware(ctx.as_of).astimezone(ctx.tz).date() - timedelta(days=1)
     first_day = aware(started).astimezone(ctx.tz).date()
-    for uid, name, dept in monitors:
+    for uid, name, (region, dept) in monitors:
         seen = last.get(uid)
         since = aware(seen).astimezone(ctx.tz).date() if seen else first_day - timedelta(days=1)
         days = max(0, ctx.calendar.workdays_between(since, yesterday))
-        if days < rule.params.days or not waiting.get(dept):
+        if days < rule.params.days or not waiting.get((region, dept)):
             continue
         last_login = seen and aware(seen).astimezone(ctx.tz).isoformat()
         yield Finding(
             subject=f"{uid}|{since.isoformat() if seen else 'never'}", actor=uid,
             department=dept,
             fields={"name": name, "days": days, "last_login": last_login or "无记录",
-                    "open_alerts": waiting[dept]},
+                    "open_alerts": waiting[(region, dept)]},
             evidence={"user_id": uid, "last_login": last_login, "log_starts": str(first_day),
                       "counted_from": str(since), "counted_to": str(yesterday),
                       "working_days_without_login": days, "days_allowed": rule.params.days,
-                      "open_alerts": waiting[dept]})
+                      "open_alerts": waiting[(region, dept)]})

@@ -68,7 +68,8 @@ def _position_pg(element, compiler, **kw):
 
 
 def requirements(conn: Connection):
-    """(item_code, step, name) for every required attachment in the catalog, unnested from
+    """(region, item_code, step, name) for every required attachment in the catalog (each
+    county's items their own, migration 0029), unnested from
     the items' JSON in SQL (SQLite json_each; PostgreSQL json_each/json_array_elements_text,
     implicitly lateral)."""
     steps_fn, names_fn = (("json_each", "json_each") if conn.dialect.name == "sqlite" else
@@ -77,7 +78,8 @@ def requirements(conn: Connection):
         "key", "value").alias("req_step")
     names = getattr(func, names_fn)(steps.c.value).table_valued("value").alias("req_name")
     name = func.trim(names.c.value)
-    return (select(Item.code.label("item_code"), steps.c.key.label("step"), name.label("name"))
+    return (select(Item.region, Item.code.label("item_code"), steps.c.key.label("step"),
+                   name.label("name"))
             .select_from(Item).join(steps, true()).join(names, true())
             .where(name != "").distinct().subquery("required"))
 
@@ -95,7 +97,8 @@ def _query(conn: Connection, rule, ctx: Context):
     attached = sep + func.coalesce(e.c.attachments, "") + sep
     return (select(e.c.event_id, e.c.case_id, e.c.item_code, e.c.department, e.c.step,
                    e.c.actor, e.c.occurred_at, e.c.attachments, req.c.name)
-            .join(req, and_(req.c.item_code == e.c.item_code, req.c.step == e.c.step))
+            .join(req, and_(req.c.region == e.c.region, req.c.item_code == e.c.item_code,
+                            req.c.step == e.c.step))
             .where(e.c.occurred_at <= as_of(),
                    in_scope(rule.scope, e.c.department, e.c.item_code),
                    changed_cases(ctx, e.c.case_id),

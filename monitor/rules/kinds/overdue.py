@@ -237,7 +237,8 @@ def _candidates(rule, ctx: Context, looked_at: ColumnElement, dated: Sequence[st
                               e.c.occurred_at)))
 
     seen = and_(e.c.occurred_at <= ctx.as_of, in_scope(rule.scope, e.c.department, e.c.item_code))
-    per_case = (select(e.c.case_id, func.min(e.c.item_code).label("item_code"),
+    per_case = (select(e.c.case_id, func.min(e.c.region).label("region"),
+                       func.min(e.c.item_code).label("item_code"),
                        func.min(e.c.department).label("department"),
                        first("accept").label("accepted"), first(*ends[0]).label("decided"),
                        first(*ends[1]).label("completed"),
@@ -255,7 +256,8 @@ def _candidates(rule, ctx: Context, looked_at: ColumnElement, dated: Sequence[st
                         *([Item.code.in_(dated)] if dated else []))
     return (select(per_case, Item.promised_days, Item.legal_days, Item.policy,
                    Alert.level.label("previous_level"), Alert.status.label("previous_status"))
-            .join(Item, Item.code == per_case.c.item_code)
+            .join(Item, and_(Item.region == per_case.c.region,
+                             Item.code == per_case.c.item_code))
             .outerjoin(Alert, alert)
             .where(per_case.c.accepted.is_not(None), could_be_late)
             .order_by(per_case.c.case_id))

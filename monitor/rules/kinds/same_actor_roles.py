@@ -67,11 +67,12 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     steps_of = _steps(conn, sorted({r.case_id for r in rows}), steps, ctx)
     shown = {}  # (case, actor) → the steps of theirs the finding is about
     for r in rows:
-        pairs = four_eyes.get(r.item_code, params.pairs)
+        item = (r.region, r.item_code)
+        pairs = four_eyes.get(item, params.pairs)
         done = {s for s, _ in steps_of.get((r.case_id, r.actor), [])}
         if pairs:
             hit = {s for p in pairs if set(p) <= done for s in p}
-        elif r.item_code not in four_eyes:
+        elif item not in four_eyes:
             hit = done & set(params.steps)
             hit = hit if len(hit) >= max(params.min_roles, 2) else set()
         else:
@@ -96,7 +97,8 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
 def _query(rule, ctx: Context, steps: tuple[str, ...]):
     e = Event.__table__
     roles = func.count(func.distinct(e.c.step))
-    return (select(e.c.case_id, e.c.actor, func.min(e.c.department).label("department"),
+    return (select(e.c.case_id, e.c.actor, func.min(e.c.region).label("region"),
+                   func.min(e.c.department).label("department"),
                    func.min(e.c.item_code).label("item_code"), roles.label("roles"))
             .where(e.c.step.in_(steps), e.c.actor.is_not(None),
                    e.c.is_system.is_(False), e.c.occurred_at <= as_of(),
@@ -107,12 +109,13 @@ def _query(rule, ctx: Context, steps: tuple[str, ...]):
             .order_by(e.c.case_id, e.c.actor))
 
 
-_POLICIES = select(Item.code, Item.policy).where(Item.policy.is_not(None))
+_POLICIES = select(Item.region, Item.code, Item.policy).where(Item.policy.is_not(None))
 
 
-def _four_eyes(conn: Connection) -> dict[str, list[tuple[str, ...]]]:
-    """item code → its four-eyes pairs (catalog ``policy.four_eyes``)."""
-    return {code: [tuple(p) for p in policy["four_eyes"]] for code, policy in
+def _four_eyes(conn: Connection) -> dict[tuple[str, str], list[tuple[str, ...]]]:
+    """(region, item code) → its four-eyes pairs (catalog ``policy.four_eyes``): each
+    county's catalog its own (migration 0029)."""
+    return {(region, code): [tuple(p) for p in policy["four_eyes"]] for region, code, policy in
             conn.execute(_POLICIES) if policy and "four_eyes" in policy}
 _E = Event.__table__
 _STEPS = (select(_E.c.case_id, _E.c.actor, _E.c.step, _E.c.event_id)

@@ -127,7 +127,7 @@ def _current(rule):
     return (select(e.c.id, e.c.event_id, e.c.case_id, e.c.item_code, e.c.department, e.c.step,
                    e.c.actor, e.c.occurred_at, e.c.time_precision, limit.label("limit"),
                    Item.policy)
-            .join(Item, Item.code == e.c.item_code)
+            .join(Item, and_(Item.region == e.c.region, Item.code == e.c.item_code))
             .where(_by_ids(e), in_scope(rule.scope, e.c.department, e.c.item_code),
                    limit.is_not(None)))
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, literal_column, select, true
+from sqlalchemy import Connection, and_, func, literal_column, select, true, tuple_
 
 from ...models import Event, Item, Receipt, dated
 from ..finding import Context, Finding
@@ -86,12 +86,12 @@ def _scope(rule, e):
     if s.exclude_items:
         conditions.append(e.c.item_code.not_in(sorted(s.exclude_items)))
     if s.categories or s.exclude_categories:
-        items = select(Item.code)
+        items = select(Item.region, Item.code)  # each county's items (migration 0029)
         if s.categories:
             items = items.where(Item.category.in_(sorted(s.categories)))
         if s.exclude_categories:
             items = items.where(Item.category.not_in(sorted(s.exclude_categories)))
-        conditions.append(e.c.item_code.in_(items))
+        conditions.append(tuple_(e.c.region, e.c.item_code).in_(items))
     return and_(true(), *conditions)
 
 
