@@ -1533,7 +1533,8 @@ def rules_check(app: App, paths: tuple[str, ...], catalog: str | None, quiet: bo
     """Validate rule files (default: rules_dir); exit 1 on any problem.
 
     Prints `OK path` for each good file and `path:line: message (did you mean …)` for each
-    problem. Checks every key and value as `run` would load it, plus step names, roles,
+    problem. With no PATHS, each county's folder of overrides (rules_dir/regions/CODE/)
+    is checked as a run reads it too. Checks every key and value as `run` would load it, plus step names, roles,
     scope categories, departments and items: against --catalog, else against the catalog in
     the configured database (read only, never created); says on stderr which, or why not.
 
@@ -1545,7 +1546,7 @@ def rules_check(app: App, paths: tuple[str, ...], catalog: str | None, quiet: bo
     As a git pre-commit hook (.git/hooks/pre-commit):
       git diff --cached --name-only -- 'rules/*.yaml' | xargs -r permit-monitor rules check -q
     """
-    from monitor.ruletools.check import check_paths, store_vocabulary, vocabulary
+    from monitor.ruletools.check import FileReport, check_paths, store_vocabulary, vocabulary
 
     if catalog:
         vocab = vocabulary(catalog, app.config.limits)
@@ -1555,6 +1556,12 @@ def rules_check(app: App, paths: tuple[str, ...], catalog: str | None, quiet: bo
             click.echo(checked, err=True)
     reports = check_paths(list(paths) or [_shown(app.config.rules_dir)], vocab,
                           app.config.limits)
+    if not paths:  # rules_dir: the counties' overrides too (docs/regions.md)
+        from monitor.regionrules import check_overrides
+
+        base = [r for report in reports for r in report.rules]
+        reports += [FileReport(_shown(folder), problems=list(problems))
+                    for folder, problems in check_overrides(app.config, base)]
     bad = 0
     for report in reports:
         for problem in report.problems:
@@ -1564,6 +1571,29 @@ def rules_check(app: App, paths: tuple[str, ...], catalog: str | None, quiet: bo
             click.echo(f"OK {report.path}")
     if bad:
         raise click.exceptions.Exit(1)
+
+
+@rules.command("list")
+@click.option("--region", callback=_region, metavar="CODE",
+              help="The county whose rule set to show (GB/T 2260 code) [default: "
+                   "config.yaml's region].")
+@pass_app
+def rules_list(app: App, region: str | None) -> None:
+    """List the rules in force in a county: id, kind, level, on/off, and where each comes
+    from — the base (rules_dir) or the county's own overrides (regions/CODE/, see
+    docs/regions.md).
+
+    \b
+    Examples:
+      permit-monitor rules list
+      permit-monitor rules list --region 330106
+    """
+    from monitor.regionrules import in_force
+
+    for r in in_force(app.config, region):
+        state = "off" if r.rule is None or not r.rule.enabled else "on"
+        what = "-  -" if r.rule is None else f"{r.rule.kind}  {r.rule.level}"
+        click.echo(f"{r.id}  {what}  {state}  {r.source}  {_shown(r.path)}:{r.line}")
 
 
 @rules.command("test")
@@ -1618,7 +1648,8 @@ def rules_test(app: App, files: tuple[str, ...]) -> None:
 def rules_explain(app: App, rule_id: str, case_id: str, as_of: str | None) -> None:
     """Show how RULE judges one case: timeline, each gap against its threshold, working
     days one by one (holidays, 调休 make-up days, suspensions), deadlines, each step
-    against its catalog step_days (overdue), verdict.
+    against its catalog step_days (overdue), verdict. In a store of several counties the
+    case's county's rule and calendar judge it (the header names a county's own rule).
 
     The verdict is the engine's own (the rule's detector, run dry as of the same moment);
     nothing is written.
@@ -1628,14 +1659,15 @@ def rules_explain(app: App, rule_id: str, case_id: str, as_of: str | None) -> No
       permit-monitor rules explain overdue --case ZJJ20260114005 --as-of 2026-02-01
       permit-monitor rules explain step-too-fast --case HC-58S
     """
+    from monitor.regionrules import load_rule_sets
     from monitor.ruletools.explain import explain
-    from monitor.rules.loader import load_rules
 
     moment = _audit_as_of(app, as_of)
-    out = explain(app.engine, app.config, load_rules([app.config.rules_dir], app.config.limits),
-                  rule_id, case_id, moment)
+    out = explain(app.engine, app.config, load_rule_sets(app.config), rule_id, case_id, moment)
+    own = (f" · region {out.region}'s own rule ({_shown(out.rule.path)}:{out.rule.line})"
+           if out.source != "base" else "")
     click.echo(f"{out.rule.id} ({out.rule.kind}, {out.rule.status}) · case {case_id} · as of "
-               f"{moment.astimezone(app.config.tz).isoformat()}")
+               f"{moment.astimezone(app.config.tz).isoformat()}{own}")
     click.echo("timeline:")
     for line in out.timeline:
         click.echo(f"  {line}")
@@ -1956,7 +1988,8 @@ def settings() -> None:
     for s in SETTINGS:
         click.echo(f"{s.name}  (default: {s.default!r})\n    {s.help}")
     from monitor.config import (AUDIT_SETTINGS, GATE_SETTINGS, INBOX_SETTINGS, LIMIT_SETTINGS,
-                                SCHEDULE_SETTINGS, SCORE_SETTINGS, WEB_SETTINGS)
+                                REGION_SETTINGS, SCHEDULE_SETTINGS, SCORE_SETTINGS,
+                                WEB_SETTINGS)
 
     for title, table in (("mapping: (XES import)", MAPPING_SETTINGS),
                          ("notify: (delivery of notifications)", NOTIFY_SETTINGS),
@@ -1966,7 +1999,9 @@ def settings() -> None:
                          ("web: (permit-monitor web, the control center)", WEB_SETTINGS),
                          ("gate: (the workflow gate, POST /api/v1/gate)", GATE_SETTINGS),
                          ("limits: (hostile or broken input)", LIMIT_SETTINGS),
-                         ("audit: (integrity: the trail's hash, anchors)", AUDIT_SETTINGS)):
+                         ("audit: (integrity: the trail's hash, anchors)", AUDIT_SETTINGS),
+                         ("regions: CODE: (one county's own, docs/regions.md)",
+                          REGION_SETTINGS)):
         click.echo(f"\n{title}")
         for s in table:
             click.echo(f"  {s.name}  (default: {s.default!r})\n      {s.help}")

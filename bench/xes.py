@@ -1,4 +1,4 @@
-"""XES benchmark: ``python bench/xes.py N [--attrs A] [--log PATH] [--url URL] [--serial] [--json]``.
+"""XES benchmark: ``python bench/xes.py N [--attrs A] [--log PATH] [--url URL] [--serial] [--jobs J] [--skip-parse] [--json]``.
 
 Generates an XES log of N events (~6 per trace, A attributes per event — ``concept:name``,
 ``org:resource``, ``time:timestamp``, ``lifecycle:transition`` and A−4 more strings,
@@ -11,7 +11,8 @@ times, each in this process:
 2. ``ingest`` — the whole path into a fresh store (``ingest_events``: parse, validate,
    de-duplicate, store), events per second: SQLite, or the PostgreSQL database ``--url``
    names (dropped and created afresh). The configuration's default ``parallel_ingest``
-   (a second process reads while this one stores) unless ``--serial``.
+   unless ``--serial``, and ``ingest_jobs`` (processes reading parts of the file while
+   this one stores) as ``--jobs`` says (1: one process reads the whole file).
 
 ``--log PATH`` keeps the generated log there and reuses it when it exists (generating
 200,000 events takes longer than reading them), so two checkouts read the same bytes.
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import random
 import tempfile
 import time
@@ -72,6 +74,12 @@ def generate(path: Path, events: int, attrs: int) -> int:
     return path.stat().st_size
 
 
+def _children_cpu() -> float:
+    """CPU seconds of this process's finished children (the readers, once joined)."""
+    t = os.times()
+    return t.children_user + t.children_system
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("events", type=int)
@@ -79,6 +87,8 @@ def main() -> None:
     parser.add_argument("--log", type=Path, help="where to keep (or find) the generated log")
     parser.add_argument("--url", help="a PostgreSQL database to ingest into (recreated)")
     parser.add_argument("--serial", action="store_true", help="parallel_ingest: false")
+    parser.add_argument("--jobs", type=int, help="ingest_jobs (default: the setting's)")
+    parser.add_argument("--skip-parse", action="store_true", help="time the ingestion only")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -102,7 +112,7 @@ def main() -> None:
                                     "Besluiten": "approve", "Verzenden": "complete"})
         began, cpu = time.perf_counter(), time.process_time()
         with open_source(str(log)) as source:
-            rows = sum(1 for _ in xes_rows(source, mapping))
+            rows = 0 if args.skip_parse else sum(1 for _ in xes_rows(source, mapping))
         parse, parse_cpu = time.perf_counter() - began, time.process_time() - cpu
         (folder / "catalog.yaml").write_text(
             "departments: [{code: B, name: Bench}]\nitems:\n  - {code: BENCH-1, name: b, "
@@ -113,16 +123,26 @@ def main() -> None:
         config = Config(path=None, base_dir=folder, mapping=mapping)
         if args.serial:
             config = dataclasses.replace(config, parallel_ingest=False)
-        began = time.perf_counter()
+        if args.jobs is not None and hasattr(config, "ingest_jobs"):  # main has no such setting
+            config = dataclasses.replace(config, ingest_jobs=args.jobs)
+        began, cpu, kids = time.perf_counter(), time.process_time(), _children_cpu()
         [result] = ingest_events(engine, config, [str(log)], datetime.now(timezone.utc))
         ingest = time.perf_counter() - began
+        writer_cpu, readers_cpu = time.process_time() - cpu, _children_cpu() - kids
         engine.dispose()
+    rows = rows or result.tally.read
     figures = {"events": rows, "attrs": args.attrs, "store": "postgresql" if args.url else "sqlite",
-               "parallel_ingest": config.parallel_ingest, "mb": round(size / 1e6, 1),
-               "parse_s": round(parse, 2), "parse_events_per_s": round(rows / parse),
-               "parse_cpu_s": round(parse_cpu, 2),
-               "parse_events_per_cpu_s": round(rows / parse_cpu),
+               "parallel_ingest": config.parallel_ingest,
+               "ingest_jobs": getattr(config, "ingest_jobs", None), "mb": round(size / 1e6, 1),
+               **({} if args.skip_parse else {
+                   "parse_s": round(parse, 2), "parse_events_per_s": round(rows / parse),
+                   "parse_cpu_s": round(parse_cpu, 2),
+                   "parse_events_per_cpu_s": round(rows / parse_cpu)}),
                "ingest_s": round(ingest, 2), "ingest_events_per_s": round(rows / ingest),
+               # CPU of this process (it stores) and of the reading children: what the
+               # ingestion would reach with a core for each, whatever the machine's load
+               "writer_cpu_s": round(writer_cpu, 2), "readers_cpu_s": round(readers_cpu, 2),
+               "writer_bound_events_per_s": round(rows / max(writer_cpu, 1e-9)),
                "inserted": result.tally.inserted}
     if args.json:
         print(json.dumps(figures))

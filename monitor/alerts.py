@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, insert, select
 
 from . import tier1, trail
+from .bulkcopy import insert_many
 from .holds import place
 from .models import Alert, AlertChange, Department, Event
 from .regionstore import in_region, region_of_alert, store_region
@@ -97,10 +98,18 @@ def store_findings(conn: Connection, rule: Rule, findings: Iterable[Finding], at
 
 
 def _regions(conn: Connection, rows: list[dict[str, Any]], home: str) -> None:
-    """Stamp each new alert with its region: its case's (the region its events were
-    ingested as), else its department's, else the store's own (``home``)."""
-    cases = {r["case_id"] for r in rows if r["case_id"] is not None}
-    departments = {r["department"] for r in rows if r["department"] is not None}
+    """Stamp each new alert with its region (:func:`regions_of`)."""
+    for row, region in zip(rows, regions_of(
+            conn, [(r["case_id"], r["department"]) for r in rows], home)):
+        row["region"] = region
+
+
+def regions_of(conn: Connection, subjects: list[tuple[str | None, str | None]],
+               home: str) -> list[str]:
+    """The region of each (case, department) a finding names: its case's (the region its
+    events were ingested as), else its department's, else the store's own (``home``)."""
+    cases = {c for c, _ in subjects if c is not None}
+    departments = {d for _, d in subjects if d is not None}
     of_case: dict[str, str] = {}
     of_department: dict[str, str] = {}
     if cases:
@@ -113,9 +122,9 @@ def _regions(conn: Connection, rows: list[dict[str, Any]], home: str) -> None:
         of_department.update(conn.execute(
             select(Department.code, Department.region)
             .where(Department.code.in_(sorted(departments)))).tuples().all())
-    for row in rows:
-        row["region"] = (of_case.get(row["case_id"]) or of_department.get(row["department"])
-                         or home)
+    return [(of_case.get(c) if c is not None else None)
+            or (of_department.get(d) if d is not None else None) or home
+            for c, d in subjects]
 
 
 def _store_chunk(conn: Connection, rule: Rule, findings: list[Finding], at: datetime,
@@ -176,7 +185,7 @@ def _store_chunk(conn: Connection, rule: Rule, findings: list[Finding], at: date
         for row in new_rows:
             row.setdefault("assigned_to", [])
             row.setdefault("due_on", None)
-        conn.execute(insert(Alert), new_rows)
+        insert_many(conn, Alert.__table__, new_rows)
         ids = _ids(conn, [r["dedupe_key"] for r in new_rows])
         entries[:0] = (raised_entries(live, ids) + _holds(conn, rule, policy, live, ids, at)
                        + suppressed_entries([r for r in new_rows if r["status"] != "open"], ids))
@@ -200,7 +209,7 @@ def _changed(conn: Connection, rule: Rule, policy: Policy, old: Any, values: dic
     if reopen:
         values = {**values, "status": "open", "acknowledged_at": None, "disposition": None,
                   "resolved_at": None, "reminded_at": None,
-                  "due_on": policy.due(at, rule.id)}
+                  "due_on": policy.due(at, rule.id, old.region)}
     state = traced_update(conn, "alerts", old.id, **values)
     if old.level != level:
         conn.execute(insert(AlertChange).values(alert_id=old.id, at=at, old_level=old.level,

@@ -40,6 +40,7 @@ from sqlalchemy import Engine, update
 from .config import Config
 from .errors import MonitorError
 from .models import OutboxMessage
+from .regionrules import RuleSets, with_counties
 from .rules.model import Rule
 from .supervision import policy_for
 
@@ -51,7 +52,8 @@ if TYPE_CHECKING:  # the stages import what they run when they run it
 
 log = logging.getLogger(__name__)
 STAGES = ("evaluate", "escalate", "report", "flush")
-Rules = Sequence[Rule] | Callable[[], Sequence[Rule]]
+# the base rules (the counties' overrides read from their folders), or the rule sets whole
+Rules = Sequence[Rule] | RuleSets | Callable[[], Sequence[Rule] | RuleSets]
 
 
 @dataclass
@@ -112,12 +114,13 @@ def audit_pass(engine: Engine, config: Config, as_of: datetime, *, rules: Rules,
     if unknown or (dry_run and tuple(stages) != ("evaluate",)):
         raise ValueError(f"stages {tuple(stages)}: some of {STAGES}; a dry run only evaluates")
     out = PassSummary(as_of)
-    loaded: list[Rule] | None = None
+    loaded: list[Rule] | RuleSets | None = None
 
-    def rule_set() -> list[Rule]:
+    def rule_set() -> list[Rule] | RuleSets:
         nonlocal loaded
         if loaded is None:
-            loaded = list(rules() if callable(rules) else rules)
+            got = rules() if callable(rules) else rules
+            loaded = got if isinstance(got, RuleSets) else list(got)
         return loaded
 
     for stage in (s for s in STAGES if s in stages):
@@ -134,7 +137,9 @@ def audit_pass(engine: Engine, config: Config, as_of: datetime, *, rules: Rules,
 
                 from .tier1 import send_digests
 
-                policy = policy_for(config, rule_set())
+                got = rule_set()
+                policy = with_counties(policy_for(config, got.base), got) \
+                    if isinstance(got, RuleSets) else policy_for(config, got)
                 out.escalation = escalate(engine, policy, as_of)
                 out.escalation.messages += send_digests(engine, policy, as_of)
             elif stage == "report":
@@ -160,7 +165,7 @@ def internal_error(stage: str, exc: Exception) -> str:
     return f"{stage}: internal error {type(exc).__name__}: {first}"
 
 
-def _evaluate(engine: Engine, config: Config, out: PassSummary, rules: list[Rule],
+def _evaluate(engine: Engine, config: Config, out: PassSummary, rules: list[Rule] | RuleSets,
               catch_up: str | None, **options) -> None:
     """The rules as of each missed slot (with ``catch_up``), oldest first, then as of the
     pass's moment."""
@@ -230,4 +235,4 @@ def _deliver(engine: Engine, config: Config, out: PassSummary) -> None:
     out.redelivered = release_orphans(engine, out.as_of)
     resend(engine, out.as_of, config.gate.hold_resend_minutes,  # holds not acknowledged yet
            "workflow" in config.notify.channels)
-    out.delivery = flush(engine, config.notify, config.base_dir, out.as_of)
+    out.delivery = flush(engine, config.notify, config.base_dir, out.as_of, config.regions)

@@ -110,6 +110,9 @@ class WorkCalendar:
     # department code → its own calendar (config calendar: departments:), else this one
     departments: Mapping[str, "WorkCalendar"] = field(
         default_factory=dict, compare=False, hash=False, repr=False)
+    # county code → its own calendar (config regions: CODE: calendar:), else this one
+    regions: Mapping[str, "WorkCalendar"] = field(
+        default_factory=dict, compare=False, hash=False, repr=False)
     _years: dict[int, list[int]] = field(default_factory=dict, init=False, repr=False,
                                          compare=False, hash=False)
 
@@ -153,6 +156,24 @@ class WorkCalendar:
     def for_department(self, code: str | None) -> "WorkCalendar":
         """The calendar a department's limits count in: its own override, else this one."""
         return self.departments.get(code, self) if code and self.departments else self
+
+    def for_region(self, code: str | None) -> "WorkCalendar":
+        """The calendar a county's limits count in: its own (config ``regions:``, with
+        the county's departments' overrides on top of it), else this one."""
+        return self.regions.get(code, self) if code and self.regions else self
+
+    def with_local(self, holidays: frozenset[date], workdays: frozenset[date]
+                   ) -> "WorkCalendar":
+        """This calendar with a county's own holidays and make-up working days on top (a
+        county's day wins over the province's: a county's holiday on a provincial
+        make-up day is a holiday); its departments' overrides get them too."""
+        if not holidays and not workdays:
+            return self
+        off = (self.extra_holidays - workdays) | holidays
+        on = (self.extra_workdays - holidays) | workdays
+        own = {code: cal.with_local(holidays, workdays)
+               for code, cal in self.departments.items()}
+        return type(self)(off, on, self.country, own)
 
     def is_workday(self, d: date) -> bool:
         days = self._workdays(d.year)

@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select, update
 
-from . import ruleset, trail
+from . import regionrules, ruleset, trail
 from .alerts import Stored, render, store_findings
 from .clearing import clear_unfound
 from .config import Config
@@ -32,8 +32,8 @@ from .gatelog import cite_refusals
 from .models import Event, RuleState
 from .rules.finding import Context, Finding
 from .rules.kinds import KINDS, after_others, by_case, incremental
-from .rules.loader import load_rules
 from .rules.model import Rule
+from .regionrules import Group, RuleSets
 from .rules.sql import became_visible, new_events
 from .supervision import Policy, policy_for
 
@@ -58,10 +58,11 @@ def context(config: Config, as_of: datetime) -> Context:
                    scores=config.scores, stale_days=config.stale_days)
 
 
-def _since(conn: Connection, rule: Rule, as_of: datetime) -> tuple[int, datetime] | None:
+def _since(conn: Connection, rule: Rule, version: str, as_of: datetime
+           ) -> tuple[int, datetime] | None:
     """(last event id, as-of) of this rule's previous run, or None for a full evaluation."""
     state = conn.execute(select(RuleState).where(RuleState.rule_id == rule.id)).one_or_none()
-    if state is None or state.rule_version != rule.version or as_of < state.as_of:
+    if state is None or state.rule_version != version or as_of < state.as_of:
         return None
     return state.last_event_id, state.as_of
 
@@ -110,8 +111,9 @@ def incremental_context(conn: Connection, ctx: Context, since: tuple[int, dateti
     return cache[key]
 
 
-def _advance(conn: Connection, rule: Rule, last_event_id: int, as_of: datetime) -> None:
-    values = {"rule_version": rule.version, "last_event_id": last_event_id, "as_of": as_of,
+def _advance(conn: Connection, rule: Rule, version: str, last_event_id: int,
+             as_of: datetime) -> None:
+    values = {"rule_version": version, "last_event_id": last_event_id, "as_of": as_of,
               "evaluated_at": as_of}
     if conn.execute(update(RuleState).where(RuleState.rule_id == rule.id)
                     .values(**values)).rowcount == 0:
@@ -134,13 +136,18 @@ def _detect(kind, conn: Connection, rule: Rule, ctx: Context) -> Iterator[Findin
 
 def evaluate_rule(engine: Engine, rule: Rule, ctx: Context, *, dry_run: bool = False,
                   full: bool = False, cache: dict | None = None,
-                  policy: Policy | None = None, keep: bool = True) -> RuleOutcome:
+                  policy: Policy | None = None, keep: bool = True,
+                  groups: list[Group] | None = None) -> RuleOutcome:
     """One rule in one transaction: detect, store, advance its watermark. ``cache`` is
     shared by the rules of one run (see :func:`incremental_context`); ``policy`` gives new
     alerts their deadline (default: 3 working days). Findings go to the store as the
     detector yields them; ``keep`` also keeps them in ``outcome.findings`` (memory grows
-    with them: the scheduled passes do not keep them)."""
+    with them: the scheduled passes do not keep them). ``groups``: the counties judged by
+    this rule id's variants, each in its calendar (monitor/regionrules.py); None: ``rule``
+    judges every county in ``ctx``'s calendar."""
     outcome = RuleOutcome(rule)
+    groups = groups or [Group(rule, ctx.calendar)]
+    version = regionrules.version(groups)
 
     def counted(findings: Iterable[Finding]) -> Iterator[Finding]:
         for finding in findings:
@@ -149,25 +156,34 @@ def evaluate_rule(engine: Engine, rule: Rule, ctx: Context, *, dry_run: bool = F
                 outcome.findings.append(finding)
             yield finding
 
-    kind = KINDS[rule.kind]
+    kinds = [KINDS[g.rule.kind] for g in groups]
     try:
         with engine.connect() as conn:
             last: int = conn.scalar(select(func.coalesce(func.max(Event.id), 0))) or 0
-            since = None if full or not incremental(kind) else \
-                _since(conn, rule, ctx.as_of)
+            since = None if full or not all(map(incremental, kinds)) else \
+                _since(conn, rule, version, ctx.as_of)
             outcome.incremental = since is not None
             run_ctx = incremental_context(conn, ctx, since, {} if cache is None else cache) \
                 if since else ctx
-            found = counted(cite_refusals(conn, rule, _detect(kind, conn, rule, run_ctx)))
-            if dry_run:  # a detector's own state (overdue's open cases) goes too
-                deque(found, maxlen=0)
+            runs = [(g.rule, replace(run_ctx, calendar=g.calendar)) for g in groups]
+            stored: list[Stored] = []
+            for own, own_ctx in runs:
+                found = counted(cite_refusals(conn, own, regionrules.judged(
+                    conn, own, _detect(KINDS[own.kind], conn, own, own_ctx))))
+                if dry_run:  # a detector's own state (overdue's open cases) goes too
+                    deque(found, maxlen=0)
+                else:
+                    stored.append(store_findings(conn, own, found, ctx.as_of, policy))
+            if dry_run:
                 conn.rollback()
             else:
-                outcome.stored = store_findings(conn, rule, found, ctx.as_of, policy)
-                outcome.stored.cleared, entries = clear_unfound(
-                    conn, rule, run_ctx, outcome.stored.keys, ctx.as_of)
-                trail.append(conn, ctx.as_of, entries)
-                _advance(conn, rule, last, ctx.as_of)
+                outcome.stored = _sum(stored)
+                for own, own_ctx in runs:
+                    cleared, entries = clear_unfound(conn, own, own_ctx, outcome.stored.keys,
+                                                     ctx.as_of)
+                    outcome.stored.cleared += cleared
+                    trail.append(conn, ctx.as_of, entries)
+                _advance(conn, rule, version, last, ctx.as_of)
                 conn.commit()
     except Exception as exc:  # one rule's failure must not stop the others
         log.exception("rule %s failed", rule.id)
@@ -176,30 +192,53 @@ def evaluate_rule(engine: Engine, rule: Rule, ctx: Context, *, dry_run: bool = F
     return outcome
 
 
+def _sum(parts: list[Stored]) -> Stored:
+    """One rule's stores of its groups, added up."""
+    if len(parts) == 1:
+        return parts[0]
+    total = Stored()
+    for part in parts:
+        total.new += part.new
+        total.changed += part.changed
+        total.unchanged += part.unchanged
+        total.messages += part.messages
+        total.keys |= part.keys
+    return total
+
+
 def evaluate(engine: Engine, config: Config, as_of: datetime, *, rule_ids: tuple[str, ...] = (),
              dry_run: bool = False, full: bool = False,
-             rules: list[Rule] | None = None, keep: bool = True) -> list[RuleOutcome]:
-    """Run the enabled rules (or only ``rule_ids``) as of ``as_of`` (aware datetime);
-    ``keep``: see :func:`evaluate_rule`."""
-    rules = load_rules([config.rules_dir], config.limits) if rules is None else rules
-    policy = policy_for(config, rules)
+             rules: list[Rule] | RuleSets | None = None, keep: bool = True
+             ) -> list[RuleOutcome]:
+    """Run the enabled rules (or only ``rule_ids``) as of ``as_of`` (aware datetime), each
+    county by its own rule set and calendar (monitor/regionrules.py). ``rules``: the base
+    (the counties' overrides are read from their folders), or the rule sets whole; default:
+    read from ``rules_dir``. ``keep``: see :func:`evaluate_rule`."""
+    sets = rules if isinstance(rules, RuleSets) else regionrules.load_rule_sets(config, rules)
+    rules = list(sets.base)
+    policy = regionrules.with_counties(policy_for(config, rules), sets)
     if not dry_run:  # which files and versions are in force for this run, on the trail
-        ruleset.record(engine, rules, as_of)
+        ruleset.record(engine, sets, as_of)
+    ctx, cache = context(config, as_of), dict[Any, Context]()
+    groups = regionrules.plan(sets, ctx.calendar)
+    anchor = {r.id: r for r in rules} | {g[0].rule.id: g[0].rule for g in groups.values()
+                                         if g[0].rule.id not in {r.id for r in rules}}
     if rule_ids:
-        unknown = set(rule_ids) - {r.id for r in rules}
+        unknown = set(rule_ids) - set(anchor)
         if unknown:
             from .errors import RuleError
 
             raise RuleError(str(config.rules_dir), None,
                             f"no rule with id {', '.join(sorted(unknown))}")
-        rules = [r for r in rules if r.id in rule_ids]
+        chosen = [anchor[i] for i in sorted(set(rule_ids), key=list(anchor).index)]
+        plans = {i: groups.get(i) or [Group(anchor[i], ctx.calendar)] for i in rule_ids}
     else:
-        rules = [r for r in rules if r.enabled]
+        chosen = [anchor[i] for i in anchor if i in groups]
+        plans = groups
     # kinds that look at the other rules' alerts (AFTER_OTHERS) see this run's too
-    rules = sorted(rules, key=lambda r: after_others(KINDS[r.kind]))
-    ctx, cache = context(config, as_of), dict[Any, Context]()
+    chosen = sorted(chosen, key=lambda r: after_others(KINDS[r.kind]))
     return [evaluate_rule(engine, rule, ctx, dry_run=dry_run, full=full, cache=cache,
-                          policy=policy, keep=keep) for rule in rules]
+                          policy=policy, keep=keep, groups=plans[rule.id]) for rule in chosen]
 
 
 __all__ = ["RuleOutcome", "evaluate", "render"]

@@ -56,7 +56,8 @@ def _assign_missing(conn: Connection, policy: Policy, out: Escalated) -> list[En
     entries = []
     for alert in conn.execute(select(Alert).where(Alert.due_on.is_(None),
                                                   Alert.status != "suppressed").order_by(Alert.id)):
-        due, to = policy.due(alert.raised_at, alert.rule_id), tier1.get(alert.department or "", [])
+        due = policy.due(alert.raised_at, alert.rule_id, alert.region)
+        to = tier1.get(alert.department or "", [])
         state = traced_update(conn, "alerts", alert.id, due_on=due, assigned_to=to)
         entries.append(Entry("assigned", alert.id, SYSTEM, {"assigned_to": to,
                                                             "due_on": due.isoformat()},
@@ -93,20 +94,23 @@ def _escalate(conn: Connection, policy: Policy, as_of: datetime, out: Escalated,
 def _remind(conn: Connection, policy: Policy, as_of: datetime, out: Escalated,
             notices: list[Notice]) -> list[Entry]:
     today = policy.local_date(as_of)
-    if not policy.calendar.is_workday(today):
+    if not policy.calendar.is_workday(today) and not policy.calendar.regions:
         return []
     entries = []
     overdue = select(Alert).where(Alert.tier == 2, Alert.status.in_(ACTIVE),
                                   Alert.due_on < today).order_by(Alert.id)
     for alert in conn.execute(overdue).all():
+        cal = policy.calendar.for_region(alert.region)  # the county's own working days
+        if not cal.is_workday(today):
+            continue
         since = policy.local_date(alert.reminded_at) if alert.reminded_at else alert.due_on
-        if policy.calendar.workdays_between(since, today) < policy.reminder_days:
+        if cal.workdays_between(since, today) < policy.reminder_days:
             continue
         notices += [Notice(u, "reminder", alert, alert.due_on) for u in alert.assigned_to]
         conn.execute(update(Alert).where(Alert.id == alert.id).values(reminded_at=as_of))
         entries.append(Entry("reminded", alert.id, SYSTEM, {
             "to": alert.assigned_to, "due_on": alert.due_on.isoformat(),
-            "overdue_days": policy.calendar.workdays_between(alert.due_on, today)}))
+            "overdue_days": cal.workdays_between(alert.due_on, today)}))
         out.reminded.append(alert.id)
     return entries
 

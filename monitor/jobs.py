@@ -35,6 +35,7 @@ from .auditpass import STAGES, PassSummary, audit_pass, internal_error
 from .config import Config
 from .errors import MonitorError
 from .masking import mask
+from .regionrules import RuleSets, load_rule_sets
 from .models import Alert, AlertChange, Lease, Run
 from .supervision import policy_for
 
@@ -55,13 +56,12 @@ class RuleCache:
     last good version keeps running (in a long-lived process such as ``serve``)."""
 
     def __init__(self) -> None:
-        self.good: list | None = None
+        self.good: RuleSets | None = None
 
-    def load(self, config: Config) -> tuple[list, str | None]:
-        from .rules.loader import load_rules
-
+    def load(self, config: Config) -> tuple[RuleSets, str | None]:
+        """The base rules and every county's overrides (monitor/regionrules.py)."""
         try:
-            self.good = load_rules([config.rules_dir], config.limits)
+            self.good = load_rule_sets(config)
             return self.good, None
         except MonitorError as exc:
             if self.good is None:
@@ -194,13 +194,13 @@ def _step_pull(r: Runner, as_of: datetime, counts: RunCounts) -> list[str]:
 INGEST_FUNCTIONS = {"inbox": _step_inbox, "pull": _step_pull}
 
 
-def _rules(r: Runner, as_of: datetime, counts: RunCounts) -> list:
+def _rules(r: Runner, as_of: datetime, counts: RunCounts) -> RuleSets:
     """The rules as they are on disk now; if an edit broke them, the last good version,
     and the problem is recorded with the run and raised once as an operational alert."""
     rules, problem = r.rules.load(r.config)
     if problem:
         counts.rules_problem = problem
-        runs.rules_alert(r.engine, policy_for(r.config, rules), as_of, problem)
+        runs.rules_alert(r.engine, policy_for(r.config, rules.base), as_of, problem)
     return rules
 
 
@@ -366,7 +366,7 @@ def _flush_now(r: Runner) -> None:
     from .outbox import flush
 
     try:
-        flush(r.engine, r.config.notify, r.config.base_dir, r.clock())
+        flush(r.engine, r.config.notify, r.config.base_dir, r.clock(), r.config.regions)
     except Exception:
         log.exception("could not deliver the notice of the failed run")
 

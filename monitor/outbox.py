@@ -10,7 +10,7 @@ error, for ``notify list --failed``. Each delivery is recorded in the trail (``n
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from . import lease, trail
 from .config import NotifyConfig
 from .masking import mask
-from .models import OutboxMessage, User
+from .models import Alert, OutboxMessage, User
 from .sinks import open_sink
 from .sinks.base import DeliveryError, Message, Sink, Undeliverable
 from .trail import Entry
@@ -101,9 +101,19 @@ def backoff(notify: NotifyConfig, attempts: int) -> timedelta:
                                  notify.backoff_max_seconds))
 
 
-def _sinks(notify: NotifyConfig, base_dir) -> dict[str, Sink]:
+def _sinks(notify: NotifyConfig, base_dir, channels: Mapping[str, str] | None = None
+           ) -> dict[str, Sink]:
+    """Channel → its open sink: ``notify.channels``, or a county's own ``channels``."""
     return {channel: open_sink(name, notify.sinks[name].type, notify.sinks[name].options,
-                               base_dir) for channel, name in notify.channels.items()}
+                               base_dir)
+            for channel, name in (notify.channels if channels is None else channels).items()}
+
+
+def _region(conn: Connection, row: Any) -> str | None:
+    """The county a message is of: its alert's, else its recipient's (a catalog user)."""
+    region = conn.scalar(select(Alert.region).where(Alert.id == row.alert_id)) \
+        if row.alert_id is not None else None
+    return region or conn.scalar(select(User.region).where(User.id == row.recipient))
 
 
 def _message(row: Any) -> Message:
@@ -111,9 +121,11 @@ def _message(row: Any) -> Message:
                    row.address, row.subject, row.text)
 
 
-def _claim(engine: Engine, message_id: int, now: datetime) -> Any:
+def _claim(engine: Engine, message_id: int, now: datetime, regional: bool = False
+           ) -> tuple[Any, str | None]:
     """Take one due message for this flusher (a lease: a flusher that dies mid-delivery
-    leaves it ``sending`` until the lease ends, then it is due again)."""
+    leaves it ``sending`` until the lease ends, then it is due again); (the row, its
+    county when ``regional``, else None), or (None, None)."""
     due = (OutboxMessage.id == message_id, OutboxMessage.status.in_(DUE),
            OutboxMessage.next_attempt_at <= now)
     with engine.begin() as conn:
@@ -121,8 +133,9 @@ def _claim(engine: Engine, message_id: int, now: datetime) -> Any:
         claimed = conn.execute(update(OutboxMessage).where(*due).values(
             status="sending", next_attempt_at=now + LEASE)).rowcount
         if claimed != 1:
-            return None
-        return conn.execute(select(OutboxMessage).where(OutboxMessage.id == message_id)).one()
+            return None, None
+        row = conn.execute(select(OutboxMessage).where(OutboxMessage.id == message_id)).one()
+        return row, (_region(conn, row) if regional else None)
 
 
 def _send(sinks: dict[str, Sink], row: Any, out: Flushed) -> tuple[str | None,
@@ -164,11 +177,18 @@ def _record(engine: Engine, notify: NotifyConfig, row: Any, sink: str | None,
         out.retrying += 1
 
 
-def flush(engine: Engine, notify: NotifyConfig, base_dir, now: datetime) -> Flushed:
+def flush(engine: Engine, notify: NotifyConfig, base_dir, now: datetime,
+          regions: Mapping[str, Any] | None = None) -> Flushed:
     """Deliver every message due by ``now``: claim it, send it outside any transaction
-    (a slow sink holds no lock), record the outcome."""
+    (a slow sink holds no lock), record the outcome. ``regions`` (config ``regions``):
+    a county's own ``channels`` deliver the messages of its county (its alert's region,
+    else its recipient's), its other channels those of ``notify.channels``."""
     sinks = _sinks(notify, base_dir)
-    out = Flushed(network=any(s.NETWORK for s in sinks.values()))
+    own = {code: {**sinks, **_sinks(notify, base_dir, r.channels)}
+           for code, r in (regions or {}).items() if r.channels}
+    opened = [*sinks.values(), *(s for chans in own.values() for ch, s in chans.items()
+                                 if s is not sinks.get(ch))]
+    out = Flushed(network=any(s.NETWORK for s in opened))
     try:
         last = 0
         while True:
@@ -177,16 +197,16 @@ def flush(engine: Engine, notify: NotifyConfig, base_dir, now: datetime) -> Flus
                     OutboxMessage.status.in_(DUE), OutboxMessage.next_attempt_at <= now,
                     OutboxMessage.id > last).order_by(OutboxMessage.id).limit(FLUSH_BATCH)).all()
             for message_id in ids:
-                row = _claim(engine, message_id, now)
+                row, region = _claim(engine, message_id, now, bool(own))
                 if row is not None:
-                    sink, error = _send(sinks, row, out)
+                    sink, error = _send(own.get(region or "", sinks), row, out)
                     _record(engine, notify, row, sink, error, now, out)
             if len(ids) < FLUSH_BATCH:
                 return out
             last = ids[-1]
     finally:
-        for opened in sinks.values():
-            opened.close()
+        for each in opened:
+            each.close()
 
 
 def retry(engine: Engine, ids: list[int], now: datetime, by: str = trail.SYSTEM,

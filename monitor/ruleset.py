@@ -6,6 +6,11 @@ appends a ``rules_in_force`` entry when they differ: the whole set, its digest, 
 changed (added, removed, new version). A run uses the set of the newest such entry before
 it, so months later an inspector can tell which thresholds produced a finding and when
 they changed, whoever edited the files.
+
+In a store of several counties with rule overrides (monitor/regionrules.py) the entry
+also holds ``regions``: each such county's own entries (its file, version, or
+``enabled: false``), and what changed in them; with none, the entry and its digest are
+exactly a single county's.
 """
 
 from __future__ import annotations
@@ -20,13 +25,14 @@ from sqlalchemy import Engine, select
 
 from . import trail
 from .models import TrailEntry
+from .regionrules import Off, RuleSets
 from .rules.model import Rule
 from .trail import SYSTEM, Entry
 
 ACTION = "rules_in_force"
 
 
-def snapshot(rules: list[Rule]) -> dict[str, dict[str, Any]]:
+def snapshot(rules: list[Rule] | tuple[Rule, ...]) -> dict[str, dict[str, Any]]:
     """Each rule's file by its name (not the folder it was read from: the same rules run
     from a checkout, an installed package or a moved deployment are the same set, and the
     same seed's demo gives the same trail wherever it runs), version, status, enabled."""
@@ -34,15 +40,33 @@ def snapshot(rules: list[Rule]) -> dict[str, dict[str, Any]]:
                    "enabled": r.enabled} for r in sorted(rules, key=lambda r: r.id)}
 
 
-def digest(rules: dict[str, dict[str, Any]]) -> str:
-    return hashlib.sha256(json.dumps(rules, sort_keys=True, ensure_ascii=False)
+def regional(sets: RuleSets) -> dict[str, dict[str, dict[str, Any]]]:
+    """County → its override entries, as :func:`snapshot` gives rules (an entry that
+    switches a base rule off: its file and ``enabled: false``)."""
+    return {code: {e.id: ({"file": PurePath(e.path).name, "enabled": False}
+                          if isinstance(e, Off) else snapshot([e])[e.id])
+                   for e in sorted(own, key=lambda e: e.id)}
+            for code, own in sorted(sets.overrides.items()) if own}
+
+
+def digest(rules: dict[str, dict[str, Any]],
+           regions: dict[str, dict[str, dict[str, Any]]] | None = None) -> str:
+    whole: dict[str, Any] = {"rules": rules, "regions": regions} if regions else rules
+    return hashlib.sha256(json.dumps(whole, sort_keys=True, ensure_ascii=False)
                           .encode("utf-8")).hexdigest()
 
 
-def record(engine: Engine, rules: list[Rule], at: datetime) -> str | None:
+def _changes(now: dict[str, Any], before: dict[str, Any]) -> dict[str, list[str]]:
+    return {"added": sorted(set(now) - set(before)),
+            "removed": sorted(set(before) - set(now)),
+            "changed": sorted(i for i in set(now) & set(before) if now[i] != before[i])}
+
+
+def record(engine: Engine, sets: RuleSets | list[Rule], at: datetime) -> str | None:
     """Append the set when it differs from the last one recorded; the new digest, or None."""
-    now = snapshot(rules)
-    key = digest(now)
+    sets = sets if isinstance(sets, RuleSets) else RuleSets(tuple(sets))
+    now, counties = snapshot(sets.base), regional(sets)
+    key = digest(now, counties)
     with engine.begin() as conn:
         own = trail.lock(conn).region  # the set is recorded on the store's own chain
         last = conn.scalar(select(TrailEntry.detail).where(TrailEntry.region == own,
@@ -51,9 +75,13 @@ def record(engine: Engine, rules: list[Rule], at: datetime) -> str | None:
         if last and last.get("digest") == key:
             return None
         before = (last or {}).get("rules", {})
-        changed = {"added": sorted(set(now) - set(before)),
-                   "removed": sorted(set(before) - set(now)),
-                   "changed": sorted(i for i in set(now) & set(before) if now[i] != before[i])}
-        trail.append(conn, at, [Entry(ACTION, None, SYSTEM, {"digest": key, "rules": now,
-                                                              **changed})])
+        detail: dict[str, Any] = {"digest": key, "rules": now, **_changes(now, before)}
+        was = (last or {}).get("regions", {})
+        if counties or was:
+            detail["regions"] = counties
+            detail["region_changes"] = {
+                code: _changes(counties.get(code, {}), was.get(code, {}))
+                for code in sorted(set(counties) | set(was))
+                if counties.get(code) != was.get(code)}
+        trail.append(conn, at, [Entry(ACTION, None, SYSTEM, detail)])
     return key

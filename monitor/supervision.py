@@ -62,6 +62,8 @@ class Policy:
     statuses: Mapping[str, str] = field(default_factory=dict)  # rule id → status; else stable
     quiet_hours: tuple[time, time] | None = None  # local; tier-1 messages wait (not red)
     digest_at: time = time(8)  # local time of the daily digest (monitor/tier1.py)
+    # (county, rule id) → handling days of a county's own rule (docs/regions.md)
+    county_days: Mapping[tuple[str, str], int] = field(default_factory=dict)
 
     def status_of(self, rule_id: str) -> str:
         return self.statuses.get(rule_id, "stable")
@@ -70,15 +72,18 @@ class Policy:
         """Rules whose alerts never go to tier 2 (status experimental or test)."""
         return sorted(r for r, s in self.statuses.items() if s != "stable")
 
-    def days_for(self, rule_id: str) -> int:
-        return self.rule_days.get(rule_id, self.handling_days)
+    def days_for(self, rule_id: str, region: str | None = None) -> int:
+        own = self.county_days.get((region, rule_id)) if region and self.county_days else None
+        return own if own is not None else self.rule_days.get(rule_id, self.handling_days)
 
     def local_date(self, at: datetime) -> date:
         return at.astimezone(self.tz).date()
 
-    def due(self, at: datetime, rule_id: str) -> date:
-        """The last day to act on an alert of ``rule_id`` raised (or ordered) at ``at``."""
-        return self.calendar.add_workdays(self.local_date(at), self.days_for(rule_id))
+    def due(self, at: datetime, rule_id: str, region: str | None = None) -> date:
+        """The last day to act on an alert of ``rule_id`` raised (or ordered) at ``at``,
+        counted in the calendar of the alert's county (``region``; docs/regions.md)."""
+        return self.calendar.for_region(region).add_workdays(self.local_date(at),
+                                                             self.days_for(rule_id, region))
 
 
 def policy_for(config, rules=()) -> Policy:
@@ -125,7 +130,7 @@ def assign(rows: list[dict[str, Any]], conn: Connection, policy: Policy, at: dat
             row["tier"], row["assigned_to"] = 2, list(tier2[row["region"]])
         else:
             row["assigned_to"] = tier1.get(row["department"] or "", [])
-        row["due_on"] = policy.due(at, row["rule_id"])
+        row["due_on"] = policy.due(at, row["rule_id"], row.get("region"))
 
 
 def raised_entries(rows: list[dict[str, Any]], ids: Mapping[str, int]) -> list[Entry]:
@@ -328,7 +333,7 @@ def issue_order(conn: Connection, policy: Policy, alert: Any, by: str, at: datet
     returns (order id, due date, trail entries to append)."""
     tier1, _ = monitors(conn)
     to = tier1.get(alert.department or "", [])
-    due = policy.due(at, alert.rule_id)
+    due = policy.due(at, alert.rule_id, alert.region)
     row = {"alert_id": alert.id, "issued_at": at, "issued_by": by, "reason": reason,
            "to_users": to, "due_on": due, "note": note}
     order_id = conn.execute(insert(SupervisionOrder).values(**row,

@@ -35,9 +35,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, func, select, update
 
 from . import trail
+from .bulkcopy import insert_many
 from .errors import InvalidTransition, NotFound, did_you_mean
 from .regionstore import alert_regions
 from .models import Alert, AlertNotice, Department, Event, User
@@ -146,7 +147,8 @@ def notify(conn: Connection, policy: Policy, at: datetime, items: list[Tell]) ->
         rows.append({"alert_id": alert_id, "level": level, "recipient": user, "at": at,
                      "reason": item.reason if monitor else "handler", "mode": mode})
     of_alert = alert_regions(conn, (r["alert_id"] for r in rows))
-    conn.execute(insert(AlertNotice), [{**r, "region": of_alert[r["alert_id"]]} for r in rows])
+    insert_many(conn, AlertNotice.__table__,
+                [{**r, "region": of_alert[r["alert_id"]]} for r in rows])
     return tell_many(conn, policy, at, [
         (group[0].alert_id, [user], *_text(policy, group, monitor, names),
          held if mode == "held" else None)

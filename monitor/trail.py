@@ -40,6 +40,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from . import chainhash, lease, regions as codes
+from .bulkcopy import insert_many
 from .masking import mask_value
 from .errors import MonitorError, UsageProblem
 from .models import Alert, TrailEntry, TrailHead
@@ -258,7 +259,7 @@ def _chain(conn: Connection, head: Head, at: datetime, entries: list[Entry]) -> 
                      "action": e.action, "actor": e.actor, "detail": detail,
                      "prev_hash": prev, "hash": digest, "channel": e.channel})
         prev = digest
-    conn.execute(insert(TrailEntry), rows)
+    insert_many(conn, TrailEntry.__table__, rows)
     conn.execute(update(TrailHead).where(TrailHead.region == region)
                  .values(seq=seq, hash=prev))
     return [r["seq"] for r in rows]

@@ -17,7 +17,8 @@ from conftest import NOW
 from monitor.catalog import ingest_catalog
 from monitor.config import (AUDIT_SETTINGS, GATE_SETTINGS, INBOX_SETTINGS, LIMIT_SETTINGS,
                             MAPPING_SETTINGS,
-                            NOTIFY_SETTINGS, SCHEDULE_SETTINGS, SETTINGS, WEB_SETTINGS)
+                            NOTIFY_SETTINGS, REGION_SETTINGS, SCHEDULE_SETTINGS, SETTINGS,
+                            WEB_SETTINGS)
 from monitor.ingest import ingest_events, ingest_receipts
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,7 +48,7 @@ def test_every_setting_is_in_the_readme():
     for setting in NOTIFY_SETTINGS:
         assert f"| `{setting.name}` |" in README, f"notify.{setting.name}"
     for setting in (INBOX_SETTINGS + SCHEDULE_SETTINGS + WEB_SETTINGS + GATE_SETTINGS
-                    + LIMIT_SETTINGS + AUDIT_SETTINGS):
+                    + LIMIT_SETTINGS + AUDIT_SETTINGS + REGION_SETTINGS):
         assert f"| `{setting.name}` |" in README, setting.name
 
 

@@ -77,13 +77,20 @@ def test_an_invalid_rule_edit_keeps_the_last_good_version(tmp_path):
     config = Config(path=None, base_dir=tmp_path, rules_dir=tmp_path / "rules")
     cache = RuleCache()
     good, problem = cache.load(config)
-    assert problem is None and "overdue" in {r.id for r in good}
+    assert problem is None and "overdue" in {r.id for r in good.base}
     (tmp_path / "rules" / "overdue.yaml").write_text("rules:\n  - id: overdue\n    kindd: x\n")
     kept, problem = cache.load(config)
     assert kept is good
     assert "overdue.yaml:3: unknown key 'kindd'" in problem
     with pytest.raises(MonitorError, match="kindd"):  # a process that never had a good version says so
         RuleCache().load(config)
+    # a county's override broken (docs/regions.md): the last good sets keep running too
+    shutil.copy(f"{SHIPPED}/overdue.yaml", tmp_path / "rules" / "overdue.yaml")
+    good, problem = cache.load(config)
+    (tmp_path / "rules" / "regions" / "330106").mkdir(parents=True)
+    (tmp_path / "rules" / "regions" / "330106" / "x.yaml").write_text("- {id: overdu, enabled: false}\n")
+    kept, problem = cache.load(config)
+    assert kept is good and "x.yaml:1: no base rule 'overdu'" in problem
 
 
 def start_serve(tmp_path, db_url, jobs: str, grace: int = 600,

@@ -95,7 +95,8 @@ def alert_view(engine: Engine, config: Config, rules: list[Rule], actor: Actor,
                   and any(r.id == alert.rule_id for r in rules))
     may_release = (authz.allowed(actor, "release", alert)
                    and any(h.status == "held" for h in holds))
-    left = (days_left(config.calendar(), now.astimezone(config.tz).date(), alert.due_on)
+    left = (days_left(config.calendar().for_region(alert.region),  # the county's days
+                      now.astimezone(config.tz).date(), alert.due_on)
             if "resolve" in possible or "confirm" in possible else None)
     title = alert.title or next((r.title for r in rules if r.id == alert.rule_id),
                                 alert.rule_id)

@@ -26,6 +26,7 @@ from .load import (DATABASE_URL_ENV, DEFAULT_CONFIG_NAME, DEFAULT_DB_NAME, SETTI
                    SHIPPED_RULES, Config, load_config, resolve_database_url)
 from .limits import AMOUNT_FORMATS, LIMIT_SETTINGS, Limits
 from .notify import CHANNELS, NOTIFY_SETTINGS, NotifyConfig, SinkSpec
+from .regional import REGION_SETTINGS, RegionConfig
 from .reports import LANGUAGES, SCORE_SETTINGS, THEMES, ScoreWeights
 from .schedule import INBOX_SETTINGS, JOBS, SCHEDULE_SETTINGS, InboxConfig, ScheduleConfig
 from .settings import Setting
@@ -39,7 +40,7 @@ __all__ = [
     "DATABASE_URL_ENV", "FAIL_MODES", "GATE_SETTINGS", "GateConfig", "DEFAULT_CONFIG_NAME",
     "DEFAULT_DB_NAME",
     "INBOX_SETTINGS",
-    "JOBS", "LANGUAGES", "MAPPING_SETTINGS", "NOTIFY_SETTINGS", "SCHEDULE_SETTINGS",
+    "JOBS", "LANGUAGES", "MAPPING_SETTINGS", "NOTIFY_SETTINGS", "REGION_SETTINGS", "RegionConfig", "SCHEDULE_SETTINGS",
     "SCORE_SETTINGS", "SETTINGS", "SHIPPED_RULES", "SOURCE_KEYS", "THEMES", "Config",
     "InboxConfig", "NotifyConfig", "PullSource", "ScheduleConfig", "ScoreWeights", "Setting",
     "SinkSpec", "WEB_SETTINGS", "WebConfig", "XesMapping", "load_config",

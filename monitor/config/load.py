@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from types import MappingProxyType
@@ -26,6 +26,7 @@ from .audit import AuditConfig, load_audit
 from .encoding import EncodingProblem, check_encoding
 from .limits import Limits, load_limits
 from .notify import NotifyConfig, load_notify
+from .regional import RegionConfig, load_regions
 from .reports import ScoreWeights, load_language, load_scores
 from .schedule import InboxConfig, ScheduleConfig, load_unattended
 from .settings import Setting, declared, read_section
@@ -77,6 +78,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("parallel_ingest", True, bool,
             "Read and validate big event files in a second process while the first one "
             "writes (needs a second CPU; false: one process)."),
+    Setting("ingest_jobs", 0, int,
+            "Processes that read, map and validate an uncompressed XES file at once, each "
+            "a part of it, while one more writes in file order (with parallel_ingest); 1: "
+            "one reads the whole file; 0: one per CPU but one (the writer's)."),
     Setting("handling_days", 3, int,
             "Working days a tier-1 monitor has to resolve a new alert (and a supervision "
             "order's deadline); a rule's own handling_days wins."),
@@ -109,6 +114,11 @@ SETTINGS: tuple[Setting, ...] = (
             "make-up days; or a country of the holidays package: NL, IT, DE-BY …) and "
             "overrides extra_holidays and extra_workdays, lists of dates (local "
             "arrangements, or a year the package does not know yet)."),
+    Setting("regions", {}, dict,
+            "A store of several counties: each county's own calendar, rule overrides and "
+            "delivery channels, code → {calendar, rules_dir, channels}; keys in the "
+            "'regions' table below "
+            "(docs/regions.md)."),
     Setting("language", "zh", str,
             "Language of reports, scorecards and the control center (the alert page's "
             "checks too): zh (Chinese, the default) or en."),
@@ -163,6 +173,7 @@ class Config:
     encoding: str = declared(SETTINGS, "encoding")
     batch_size: int = declared(SETTINGS, "batch_size")
     parallel_ingest: bool = declared(SETTINGS, "parallel_ingest")
+    ingest_jobs: int = declared(SETTINGS, "ingest_jobs")
     handling_days: int = declared(SETTINGS, "handling_days")
     red_to_tier2: bool = declared(SETTINGS, "red_to_tier2")
     reminder_days: int = declared(SETTINGS, "reminder_days")
@@ -180,6 +191,7 @@ class Config:
     # department code → {country, extra_holidays, extra_workdays} on top of the county's
     calendar_departments: Mapping[str, Mapping] = declared(
         SETTINGS, "calendar", lambda raw: MappingProxyType(dict(raw.get("departments", {}))))
+    regions: Mapping[str, RegionConfig] = declared(SETTINGS, "regions")
     language: str = declared(SETTINGS, "language")
     scores: ScoreWeights = declared(SETTINGS, "scores", lambda raw: ScoreWeights(**raw))
     inbox: InboxConfig | None = declared(  # no dir, no inbox
@@ -200,13 +212,17 @@ class Config:
         return ZoneInfo(self.timezone)
 
     def calendar(self) -> WorkCalendar:
-        """The working-day calendar: official arrangements plus this file's overrides."""
+        """The working-day calendar: official arrangements plus this file's overrides
+        (a department's own, a county's own: ``for_department``, ``for_region``)."""
         own = {code: WorkCalendar(self.extra_holidays | d.get("extra_holidays", frozenset()),
                                   self.extra_workdays | d.get("extra_workdays", frozenset()),
                                   d.get("country") or self.calendar_country)
                for code, d in self.calendar_departments.items()}
-        return WorkCalendar(self.extra_holidays, self.extra_workdays, self.calendar_country,
+        base = WorkCalendar(self.extra_holidays, self.extra_workdays, self.calendar_country,
                             own)
+        counties = {code: base.with_local(r.extra_holidays, r.extra_workdays)
+                    for code, r in self.regions.items() if r.extra_holidays or r.extra_workdays}
+        return replace(base, regions=counties) if counties else base
 
 
 def load_config(path: str | Path | None) -> Config:
@@ -235,6 +251,7 @@ def load_config(path: str | Path | None) -> Config:
         raise ConfigError(where, raw.line_of("region_name"),
                           "region_name 须与 region（本县的行政区划代码）一起设置")
     base_dir = path.resolve().parent
+    notify = load_notify(raw.get("notify") or LineDict(), where)
     mapping = load_mapping(raw.get("mapping") or LineDict(), where)
     calendar = values["calendar"] or LineDict()
     check_keys(calendar, set(CALENDAR_KEYS), where, ConfigError)
@@ -268,6 +285,9 @@ def load_config(path: str | Path | None) -> Config:
     for name in ("batch_size", "handling_days", "reminder_days", "stale_days"):
         if values[name] < 1:
             raise ConfigError(where, raw.line_of(name), f"'{name}' must be at least 1")
+    if values["ingest_jobs"] < 0:
+        raise ConfigError(where, raw.line_of("ingest_jobs"),
+                          "'ingest_jobs' must be 0 (as many as there are CPUs) or more")
     return Config(
         path=path,
         base_dir=base_dir,
@@ -279,10 +299,11 @@ def load_config(path: str | Path | None) -> Config:
         encoding=values["encoding"],
         batch_size=values["batch_size"],
         parallel_ingest=values["parallel_ingest"],
+        ingest_jobs=values["ingest_jobs"],
         handling_days=values["handling_days"],
         red_to_tier2=values["red_to_tier2"],
         reminder_days=values["reminder_days"],
-        notify=load_notify(raw.get("notify") or LineDict(), where),
+        notify=notify,
         mapping=mapping,
         extra_holidays=dates["extra_holidays"], extra_workdays=dates["extra_workdays"],
         mappings=MappingProxyType(load_mappings(values["mappings"], where)),
@@ -290,6 +311,7 @@ def load_config(path: str | Path | None) -> Config:
         stale_days=values["stale_days"],
         calendar_country=country,
         calendar_departments=MappingProxyType(departments),
+        regions=load_regions(raw.get("regions"), where, base_dir, notify.sinks),
         language=load_language(raw, values["language"], where),
         scores=load_scores(raw.get("scores") or LineDict(), where),
         **load_unattended(values, raw, where, base_dir),

@@ -93,6 +93,25 @@ class NotifyConfig:
 
 
 
+def check_channels(raw: Mapping[str, Any], sinks: Mapping[str, Any], where: str
+                   ) -> dict[str, str]:
+    """Channel → sink name, each channel one of :data:`CHANNELS` and each sink declared
+    under ``notify.sinks`` (the top level's ``notify.channels``, a county's own)."""
+    channels = {}
+    for channel, sink in raw.items():
+        at = line(raw, channel)
+        if channel not in CHANNELS:
+            raise ConfigError(where, at, f"unknown channel '{channel}'"
+                                         f"{did_you_mean(str(channel), CHANNELS)}; channels: "
+                                         f"{', '.join(CHANNELS)}")
+        if sink not in sinks:
+            raise ConfigError(where, at, f"channel '{channel}': no sink named '{sink}'"
+                                         f"{did_you_mean(str(sink), sinks)}; define it under "
+                                         "notify.sinks")
+        channels[channel] = str(sink)
+    return channels
+
+
 def load_notify(raw: Any, where: str) -> NotifyConfig:
     """The ``notify`` section of a config file, validated."""
     # The sink classes pull in smtplib, ssl and urllib: imported when a file is loaded,
@@ -129,18 +148,7 @@ def load_notify(raw: Any, where: str) -> NotifyConfig:
             raise ConfigError(where, line(spec, problem[0]) or at,
                               f"sink '{name}': {problem[1]}")
         sinks[str(name)] = SinkSpec(str(name), spec["type"], MappingProxyType(options))
-    channels = {}
-    for channel, sink in values["channels"].items():
-        at = line(values["channels"], channel)
-        if channel not in CHANNELS:
-            raise ConfigError(where, at, f"unknown channel '{channel}'"
-                                         f"{did_you_mean(str(channel), CHANNELS)}; channels: "
-                                         f"{', '.join(CHANNELS)}")
-        if sink not in sinks:
-            raise ConfigError(where, at, f"channel '{channel}': no sink named '{sink}'"
-                                         f"{did_you_mean(str(sink), sinks)}; define it under "
-                                         "notify.sinks")
-        channels[channel] = str(sink)
+    channels = check_channels(values["channels"], sinks, where)
     for name in ("max_attempts", "backoff_seconds", "backoff_max_seconds"):
         if values[name] < 1:
             raise ConfigError(where, raw.line_of(name), f"'notify.{name}' must be at least 1")

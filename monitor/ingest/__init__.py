@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from types import MappingProxyType
 
@@ -29,6 +29,11 @@ from .store import Tally
 from .validate import guarded
 from .voice import SPECS as VOICE_SPECS, ingest_voice_rows
 from .xlsx import xlsx_rows
+
+# A part of an XES file read by one process holds about this many bytes per row of a
+# batch: at 25 attributes an event (~1.4 kB) a part of about a batch's rows.
+PART_BYTES_PER_ROW = 1024
+UTC = timezone.utc
 
 # Called once per source with (name, size in bytes or None); returns a callback taking
 # the raw bytes read so far, or None for no progress display.
@@ -80,6 +85,20 @@ def _mapped_rows(source: Source, config: Config, mapping: EventMapping
                        check=source.format != "jsonl")
 
 
+def _xes_parts(source: Source, config: Config, mapping: EventMapping | None):
+    """An uncompressed XES file, cut into parts that several processes can read (None:
+    another format, or a file read as one stream); the parts' rows are guarded as
+    :func:`_ingest` guards the whole file's."""
+    if source.format != "xes":
+        return None
+    from .xes import xes_parts
+
+    guard = partial(guarded, limits=config.limits, source=source.name,
+                    encoding=source.encoding)
+    return xes_parts(source, mapping or config.mapping, config.tz if mapping else UTC,
+                     config.batch_size * PART_BYTES_PER_ROW, guard)
+
+
 def resolve_mapping(config: Config, name: str) -> EventMapping:
     """``--mapping NAME``: an entry of config.yaml's ``mappings``, or a YAML file of one."""
     if name in config.mappings:
@@ -115,8 +134,10 @@ def _ingest(kind: str, engine: Engine, config: Config, names: list[str], now: da
         encoding = encoding or mapping.encoding
     for name in names:
         with open_source(name, fmt, encoding or config.encoding) as source:
+            store: Callable[..., Tally]
             if kind == "events":
-                rows, store = _event_rows(source, config, mapping), ingest_event_rows
+                rows = _event_rows(source, config, mapping)
+                store = partial(ingest_event_rows, parts=_xes_parts(source, config, mapping))
             elif kind == "activity":
                 rows = _table_rows(source, "activity", ACTIVITY_COLUMNS)
                 store = ingest_activity_rows

@@ -9,14 +9,13 @@ first step runs in a child process (:mod:`monitor.ingest.worker`); the steps are
 from __future__ import annotations
 
 import gc
-import marshal
-import pickle
 import re
 from collections import Counter
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import closing, contextmanager
 from datetime import datetime, tzinfo
 from functools import partial
+from itertools import islice
 from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
@@ -24,104 +23,22 @@ from sqlalchemy import Connection, Engine, func, insert, select, update
 from ..config import Config
 from ..models import Department, Event, Receipt
 from ..timeutil import ValueProblem, excel_month, parse_amount
+from .batch import EventBatch, pack_event_batch, unpack_event_batch
 from .events import CatalogIndex, Codes, Rejected, normalize_event, refuse
 from .sources import Source, SourceRow
 from .store import (EVENT_ID, SOURCE_LINE, Bad, Progress, Tally, add_to_run, batches,
                     classify_events, copy_events, event_binder, finish_run, insert_events,
                     quarantine_rows, start_run)
 from .resilient import Refuse, Split, refused, row_splitter, store_batch
+from .parts import from_parts, reading_jobs
 from .worker import can_fork, prepared_in_child
+from .xes import XesParts
 
 PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 # Below about two batches of rows a second process has nothing to overlap; a contract CSV
 # row is ~120 bytes, so sources under 2 × batch_size × this many bytes stay in one process.
 BYTES_PER_ROW = 100
 T = TypeVar("T")
-
-
-class EventBatch(NamedTuple):
-    """A batch of event rows, validated and bound."""
-
-    read: int
-    rows: list[tuple]       # column values of each valid row, as insert_events takes them
-    # position in the batch of each valid row; the name hides tuple.index, never used on a batch
-    index: list[int]  # type: ignore[assignment]
-    fields: Sequence[dict[str, Any]]  # the fields read for each valid row (for a conflict)
-    bad: list[tuple[int, Bad]]  # the rows that break the contract, with their position
-
-
-# A prepared batch crosses the pipe as bytes: marshal, cheaper than pickle to write and to
-# read for tuples of text and numbers (~1.4× for the rows of a batch; the pipe is between
-# two processes of the same interpreter, which is all marshal's format promises), or
-# pickle when a value is not one marshal knows (e.g. the datetimes bound for PostgreSQL).
-_MARSHAL, _PICKLE = b"M", b"P"
-_SEP = "\x00"
-
-
-def pack_event_batch(batch: EventBatch) -> bytes:
-    """``batch`` as bytes for :func:`unpack_event_batch`.
-
-    The fields of the valid rows are only read back for a conflict, so they travel as one
-    text (all values joined by NUL, with the header of each run of rows) instead of a
-    dozen objects per row, unless a value is not text or contains NUL itself.
-    """
-    runs: list[list] = []  # [count, names] for each run of rows with the same header
-    values: list[Any] = []
-    names: tuple[str, ...] = ()
-    for f in batch.fields:
-        keys = tuple(f)
-        if keys != names or not runs:
-            names = keys
-            runs.append([0, names])
-        runs[-1][0] += 1
-        values.extend(f.values())
-    fields: Any
-    try:
-        text = _SEP.join(values)
-        fields = (runs, text) if text.count(_SEP) == len(values) - 1 or not values else None
-    except TypeError:  # a None (JSON null) among the values
-        fields = None
-    if fields is None:
-        fields = [dict(f) for f in batch.fields]
-    bad = [(i, b.row.line, b.row.fields, b.row.problem, b.row.problem_reason, b.reason,
-            b.detail) for i, b in batch.bad]
-    message = (batch.read, batch.rows, batch.index, fields, bad)
-    try:
-        return _MARSHAL + marshal.dumps(message)
-    except ValueError:  # a value of a type marshal does not write
-        return _PICKLE + pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
-
-
-def unpack_event_batch(data: bytes) -> EventBatch:
-    body = memoryview(data)[1:]
-    read, rows, index, fields, bad = (marshal.loads(body) if data[:1] == _MARSHAL
-                                      else pickle.loads(body))
-    return EventBatch(read, rows, index,
-                      _JoinedFields(*fields) if isinstance(fields, tuple) else fields,
-                      [(i, Bad(SourceRow(line, f, problem, problem_reason), reason, detail))
-                       for i, line, f, problem, problem_reason, reason, detail in bad])
-
-
-class _JoinedFields(Sequence):
-    """The fields of a batch's valid rows, split out of their joined text when first read."""
-
-    def __init__(self, runs: list[list], text: str):
-        self._runs, self._text = runs, text
-        self._rows: list[dict[str, Any]] | None = None
-
-    def __len__(self) -> int:
-        return sum(count for count, _ in self._runs)
-
-    def __getitem__(self, k):
-        if self._rows is None:
-            values, rows, start = self._text.split(_SEP), [], 0
-            for count, names in self._runs:
-                width = len(names)
-                for _ in range(count):
-                    rows.append(dict(zip(names, values[start:start + width])))
-                    start += width
-            self._rows = rows
-        return self._rows[k]
 
 
 class StoredBatch(NamedTuple):
@@ -235,10 +152,14 @@ def _second_process_helps(source: Source, config: Config) -> bool:
 
 
 def ingest_event_rows(engine: Engine, source: Source, rows: Iterable[SourceRow], *,
-                      config: Config, now: datetime, progress: Progress | None = None
-                      ) -> Tally:
+                      config: Config, now: datetime, progress: Progress | None = None,
+                      parts: XesParts | None = None) -> Tally:
     """Store event rows read from ``source``; see :mod:`monitor.ingest.store` for the
-    guarantees. ``progress`` gets the bytes read after each batch is committed."""
+    guarantees. ``progress`` gets the bytes read after each batch is committed.
+
+    ``parts``: the same rows, readable part by part (an XES file); with ``jobs`` above
+    one (:func:`reading_jobs`) they are read, mapped and validated by that many child
+    processes at once, and stored here in file order (:mod:`monitor.ingest.parts`)."""
     with engine.connect() as conn:
         catalog = CatalogIndex.load(conn, config.region)
     bind = event_binder(engine.dialect)
@@ -247,12 +168,20 @@ def ingest_event_rows(engine: Engine, source: Source, rows: Iterable[SourceRow],
         prepare = partial(prepare_event_batch, catalog=catalog, tz=config.tz, bind=bind,
                           run_id=run_id, amount_format=config.limits.amount_format,
                           region=config.region)
-        if _second_process_helps(source, config):
-            packed = prepared_in_child(rows, lambda batch: pack_event_batch(prepare(batch)),
-                                       config.batch_size, source.position, source.name)
-            return _unpacked(packed)
-        return ((prepare(batch), position)
-                for batch, position in _in_this_process(rows, source, config.batch_size))
+
+        def serial(skip: int) -> Iterator[tuple[EventBatch, int]]:
+            rest = islice(rows, skip, None)
+            if _second_process_helps(source, config):
+                packed = prepared_in_child(rest, lambda batch: pack_event_batch(prepare(batch)),
+                                           config.batch_size, source.position, source.name)
+                return _unpacked(packed)
+            return ((prepare(batch), position)
+                    for batch, position in _in_this_process(rest, source, config.batch_size))
+
+        jobs = reading_jobs(config)
+        if parts is not None and jobs > 1 and config.parallel_ingest and can_fork():
+            return from_parts(parts, prepare, config.batch_size, jobs, serial)
+        return serial(0)
 
     def step(conn: Connection, batch: EventBatch, run_id: int) -> Tally:
         stored = store_event_batch(conn, batch)

@@ -31,7 +31,7 @@ import signal
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from multiprocessing.reduction import ForkingPickler
@@ -41,6 +41,7 @@ from ..errors import IngestError
 from .store import batches
 
 T = TypeVar("T")
+P = TypeVar("P")
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 BATCH, END, ERROR, BUG = "batch", "end", "error", "bug"
 
@@ -103,13 +104,60 @@ def _produce(writer: Connection, reader: Connection, rows: Iterable[Any],
              prepare: Callable[[list[Any]], Any], size: int, position: Callable[[], int],
              parent: int) -> None:
     """The child: prepare and send every batch, then END, or the error that stopped it."""
-    reader.close()
+    _serve(writer, [reader], parent, ((BATCH, prepare(batch), position())
+                                      for batch in batches(rows, size)))
+
+
+def in_children(parts: Sequence[P], work: Callable[[P], T], jobs: int, label: str
+                ) -> Iterator[T]:
+    """``work(part)`` for each of ``parts``, in their order, computed by ``jobs`` children
+    (part k by child k mod ``jobs``, so each child's results come out in turn; a child
+    runs at most about two parts ahead of the one read here: memory stays flat).
+
+    Close the iterator (``contextlib.closing``) when stopping early: that ends them.
+    """
+    ctx = multiprocessing.get_context("fork")
+    readers: list[Connection] = []
+    children: list[BaseProcess] = []
+    finished = False
+    try:
+        for j in range(jobs):
+            reader, writer = ctx.Pipe(duplex=False)
+            readers.append(reader)
+            messages = ((BATCH, work(part)) for part in parts[j::jobs])
+            child: BaseProcess = ctx.Process(
+                target=_serve, name=f"permit-monitor reader {j + 1}", daemon=True,
+                args=(writer, readers, os.getpid(), messages))
+            child.start()
+            children.append(child)
+            writer.close()
+        for k in range(len(parts)):
+            yield _receive(readers[k % jobs], children[k % jobs], label)[1]
+        for reader, child in zip(readers, children):
+            _receive(reader, child, label)  # END
+        finished = True
+    finally:
+        for reader in readers:
+            reader.close()
+        for child in children:
+            if not finished:
+                child.kill()
+            child.join()
+
+
+def _serve(writer: Connection, readers: list[Connection], parent: int,
+           messages: Iterator[tuple]) -> None:
+    """A child: send every message of ``messages`` (computed here, lazily), then END, or
+    the error that stopped it. ``readers``: the pipe ends the parent reads (closed here,
+    so that the parent's closing them breaks this child's pipe)."""
+    for reader in readers:
+        reader.close()
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     out = _Sender(writer)
     try:
-        for batch in batches(rows, size):
-            out.send((BATCH, prepare(batch), position()))
+        for message in messages:
+            out.send(message)
         out.send((END,))
         out.flush()
     except BrokenPipeError:

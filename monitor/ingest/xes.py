@@ -13,8 +13,9 @@ event attribute (see ``MAPPING_SETTINGS`` in :mod:`monitor.config` and ``docs/xe
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import islice
+from pathlib import Path
 from datetime import timezone, tzinfo
 from types import MappingProxyType
 from xml.parsers import expat
@@ -25,7 +26,7 @@ from ..errors import IngestError
 from .mapping import (LIFECYCLE_KEY, ORDINAL, SKIPPED_LIFECYCLE, TRACE_PREFIX,
                       derived_event_id, mapped_rows)
 from .sources import Source, SourceRow
-from .xes_scan import Unsure, scan_batches
+from .xes_scan import Range, Unsure, scan_batches, scan_range, trace_ranges
 
 UTC = timezone.utc
 
@@ -183,6 +184,14 @@ def xes_rows(source: Source, mapping: XesMapping | EventMapping, tz: tzinfo = UT
     Raises :class:`IngestError` at once when the (legacy) ``mapping.item_code`` is unset,
     and while reading when the document is not well-formed XES.
     """
+    mapping, trace_keys, event_keys = _read_by(source, mapping)
+    return mapped_rows(mapping, xes_records(source, trace_keys, event_keys), tz, source.name,
+                       check=False)
+
+
+def _read_by(source: Source, mapping: XesMapping | EventMapping
+             ) -> tuple[EventMapping, frozenset[str], frozenset[str]]:
+    """The mapping (a legacy one converted), and the trace and event attributes it reads."""
     if isinstance(mapping, XesMapping):
         if not mapping.item_code:
             raise IngestError(f"{source.name}: XES events need a catalog item: set "
@@ -195,8 +204,48 @@ def xes_rows(source: Source, mapping: XesMapping | EventMapping, tz: tzinfo = UT
     # is kept, so a log of 25 attributes an event costs a dict of five
     event_keys = frozenset({LIFECYCLE_KEY, *(v for v in mapping.fields.values()
                                              if not v.startswith(TRACE_PREFIX))})
-    return mapped_rows(mapping, xes_records(source, trace_keys, event_keys), tz, source.name,
-                       check=False)
+    return mapping, trace_keys, event_keys
+
+
+class XesParts:
+    """An XES file read in parts (:func:`monitor.ingest.xes_scan.trace_ranges`), each by
+    whichever process calls :meth:`rows`; the rows of the parts, in order, are those of
+    :func:`xes_rows` with ``guard`` applied, unless a part raises ``Unsure``."""
+
+    def __init__(self, name: str, size: int, mapping: EventMapping, tz: tzinfo,
+                 keys: tuple[frozenset[str], frozenset[str]], ranges: list[Range],
+                 guard: Callable[[Iterator[SourceRow]], Iterator[SourceRow]]):
+        self.name, self.size, self.mapping, self.tz = name, size, mapping, tz
+        self.keys, self.ranges, self.guard = keys, ranges, guard
+
+    def rows(self, part: Range) -> Iterator[SourceRow]:
+        """The rows of ``part``, read from a file of its own (this may run in any process);
+        raises ``Unsure`` where the fast path would."""
+        with open(self.name, "rb") as stream:
+            records = (r for batch in scan_range(stream, part, *self.keys) for r in batch)
+            yield from self.guard(mapped_rows(self.mapping, records, self.tz, self.name,
+                                              check=False))
+
+    def end(self, part: Range) -> int:
+        """The bytes of the file read once ``part`` is (for progress)."""
+        return self.size if part.end is None else part.end
+
+
+def xes_parts(source: Source, mapping: XesMapping | EventMapping, tz: tzinfo, size: int,
+              guard: Callable[[Iterator[SourceRow]], Iterator[SourceRow]]
+              ) -> XesParts | None:
+    """``source`` cut into parts of about ``size`` bytes for several processes to read,
+    or None where it must be read as one stream: stdin, a gzipped file (a part cannot be
+    decompressed without all before it), a log under two parts."""
+    if source.name == "<stdin>" or source.stream is not source.raw or source.size is None \
+            or source.size < 2 * size or not Path(source.name).is_file():
+        return None
+    mapping, trace_keys, event_keys = _read_by(source, mapping)
+    ranges = trace_ranges(source.stream, size)
+    if len(ranges) < 2:
+        return None
+    return XesParts(source.name, source.size, mapping, tz, (trace_keys, event_keys), ranges,
+                    guard)
 
 
 def _records(source: Source, trace_keys: frozenset[str],

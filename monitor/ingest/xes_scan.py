@@ -30,7 +30,7 @@ from __future__ import annotations
 import codecs
 import re
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 from xml.parsers import expat
 
 from .mapping import ORDINAL, TRACE_PREFIX
@@ -57,6 +57,76 @@ _DECLARED = re.compile(rb"^(?:\xef\xbb\xbf)?<\?xml[^>]*?encoding[ \t\r\n]*=[ \t\
 
 class Unsure(Exception):
     """The log holds something this path does not fully understand: read it with expat."""
+
+
+class Range(NamedTuple):
+    """A part of a log for one process to read (:func:`scan_range`): bytes ``start`` to
+    ``end`` (None: to the end of the file), ``start`` at a ``<trace`` (or 0, with the
+    header) and ``line`` its line; ``head``: where the first ``<trace`` starts."""
+
+    start: int
+    end: int | None
+    line: int
+    head: int
+
+
+_CUT = re.compile(rb"<trace[ \t\r\n>]")
+
+
+def trace_ranges(stream: BinaryIO, size: int) -> list[Range]:
+    """The log in ``stream`` (uncompressed, seekable) cut into parts of about ``size``
+    bytes, each cut just before a ``<trace``, with the line each part starts on (the
+    newlines before it, counted here). A cut can fall where ``<trace`` is not a tag (in
+    a comment after the first trace): the part before it is then not read whole by
+    :func:`scan_range`, which says so (Unsure). No ``<trace`` near the start: one part."""
+    stream.seek(0)
+    head = stream.read(HEADER_LIMIT).find(b"<trace")
+    total = stream.seek(0, 2)
+    if head < 0:
+        return [Range(0, None, 1, 0)]
+    cuts = [0]
+    target = max(size, head + 1)
+    while target < total:
+        stream.seek(target)
+        window = stream.read(CHUNK)
+        found = _CUT.search(window)
+        while found is None and len(window) < size and target + len(window) < total:
+            window += stream.read(CHUNK)  # a trace longer than a chunk
+            found = _CUT.search(window)
+        if found is None:
+            target += len(window)
+            continue
+        cuts.append(target + found.start())
+        target = cuts[-1] + size
+    ranges, line = [], 1
+    stream.seek(0)
+    for start, end in zip(cuts, [*cuts[1:], None]):
+        ranges.append(Range(start, end, line, head))
+        if end is not None:
+            line += _newlines(stream, end - start)
+    stream.seek(0)
+    return ranges
+
+
+def _newlines(stream: BinaryIO, n: int) -> int:
+    """Newlines in the next ``n`` bytes of ``stream``."""
+    count = 0
+    while n > 0 and (data := stream.read(min(n, CHUNK << 3))):
+        count += data.count(b"\n")
+        n -= len(data)
+    return count
+
+
+class _Window:
+    """A stream read up to an offset, as if the file ended there."""
+
+    def __init__(self, stream: BinaryIO, end: int):
+        self.stream, self.left = stream, end - stream.tell()
+
+    def read(self, n: int) -> bytes:
+        data = self.stream.read(max(0, min(n, self.left)))
+        self.left -= len(data)
+        return data
 
 
 _ATTR = f"{_KEY}(?:\"{_DQ_CHARS}*\"|'{_SQ_CHARS}*'){_VALUE}(?:\"{_DQ}\"|'{_SQ}'){_WS}*/>"
@@ -148,9 +218,12 @@ def scan_records(stream: BinaryIO, trace_keys: frozenset[str], event_keys: froze
         yield from batch
 
 
-def scan_batches(stream: BinaryIO, trace_keys: frozenset[str], event_keys: frozenset[str]
-                 ) -> Iterator[list[tuple[int, dict]]]:
-    """:func:`scan_records`' records, a list of them per chunk read."""
+def scan_batches(stream: BinaryIO, trace_keys: frozenset[str], event_keys: frozenset[str],
+                 end: int | None = None) -> Iterator[list[tuple[int, dict]]]:
+    """:func:`scan_records`' records, a list of them per chunk read; with ``end``, only
+    those before that offset (the start of a ``<trace``, see :func:`trace_ranges`)."""
+    if end is not None:
+        stream = _Window(stream, end)  # type: ignore[assignment]
     data = b""
     while (at := data.find(b"<trace")) < 0:
         more = stream.read(CHUNK)
@@ -158,6 +231,13 @@ def scan_batches(stream: BinaryIO, trace_keys: frozenset[str], event_keys: froze
             raise Unsure("no <trace> near the start")
         data += more
     head, data = data[:at], data[at:]
+    header = _checked_header(head)
+    yield from _body(stream, data, head.count(b"\n") + 1, header if end is None else None,
+                     trace_keys, event_keys)
+
+
+def _checked_header(head: bytes) -> _Header:
+    """Expat over the bytes before the first ``<trace``, left open in ``<log>``."""
     declared = _DECLARED.match(head)
     if declared and declared[1].lower() != b"utf-8":  # expat reads others its own way
         raise Unsure(f"encoding {declared[1]!r}")
@@ -171,10 +251,30 @@ def scan_batches(stream: BinaryIO, trace_keys: frozenset[str], event_keys: froze
         expat.ParserCreate().Parse(head + f"</{header.root}>".encode(), True)
     except expat.ExpatError:
         raise Unsure("the first <trace> is not where the header ends") from None
-    yield from _body(stream, data, head.count(b"\n") + 1, header, trace_keys, event_keys)
+    return header
 
 
-def _body(stream: BinaryIO, data: bytes, line: int, header: _Header,
+def scan_range(stream: BinaryIO, part: Range, trace_keys: frozenset[str],
+               event_keys: frozenset[str]) -> Iterator[list[tuple[int, dict]]]:
+    """The records of one of :func:`trace_ranges`' parts of a log, as :func:`scan_batches`
+    gives them over the whole log (the same lines, ordinals and trace attributes): the
+    first part checks the header, the last the end of the log, each its body; Unsure
+    where the whole log's reading would be, or where a part does not hold whole traces."""
+    stream.seek(0)
+    if part.start == 0:
+        yield from scan_batches(stream, trace_keys, event_keys, part.end)
+        return
+    header = None
+    if part.end is None:  # the end of the log is checked as a whole log's is
+        stream.seek(0)
+        header = _checked_header(stream.read(part.head))
+    stream.seek(part.start)
+    if part.end is not None:
+        stream = _Window(stream, part.end)  # type: ignore[assignment]
+    yield from _body(stream, stream.read(CHUNK), part.line, header, trace_keys, event_keys)
+
+
+def _body(stream: BinaryIO, data: bytes, line: int, header: _Header | None,
           trace_keys: frozenset[str], event_keys: frozenset[str]
           ) -> Iterator[list[tuple[int, dict]]]:
     decoder = codecs.getincrementaldecoder("utf-8")()
@@ -260,11 +360,15 @@ def _body(stream: BinaryIO, data: bytes, line: int, header: _Header,
             ready = []
             append = ready.append
         if carry.lstrip(" \t\r\n").startswith("</log"):
+            if header is None:
+                raise Unsure("</log> before the end of a part")
             break
+        if header is None and not data and where == 0 and not carry.strip(" \t\r\n"):
+            return  # a part ends where the next one's <trace> starts
         if not data or len(carry) > CARRY_LIMIT:  # not a token cut by the chunk's end
             raise Unsure(f"line {line}: the body holds what the fast path does not read")
         data = stream.read(CHUNK)
-    if where != 0:
+    if where != 0 or header is None:
         raise Unsure("</log> inside a trace")
     header.feed(carry.encode() + decoder.getstate()[0])
     while data:

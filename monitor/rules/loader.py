@@ -178,6 +178,11 @@ def _rule(raw: LineDict, path: str, limits: Limits) -> Rule:
         variants=_variants(raw, kind, path, limits))
 
 
+def parse_rule(raw: LineDict, path: str, limits: Limits = DEFAULT_LIMITS) -> Rule:
+    """One rule from its mapping in a file (``path`` for the errors), checked."""
+    return _rule(raw, path, limits)
+
+
 def load_rule_file(path: str | Path, errors: list[SourceError] | None = None,
                    limits: Limits = DEFAULT_LIMITS) -> list[Rule]:
     """All rules of one file: a list of rules, or a mapping with a ``rules:`` list. With

@@ -18,6 +18,9 @@ STATUSES = ("experimental", "test", "stable")
 GATE_EFFECTS = ("deny", "warn")
 
 
+REGION_FIELDS = ("regions", "exclude_regions")
+
+
 @dataclass(frozen=True)
 class Scope:
     """Which cases a rule looks at: include lists narrow, exclude lists remove."""
@@ -28,9 +31,20 @@ class Scope:
     exclude_departments: frozenset[str] = frozenset()
     exclude_items: frozenset[str] = frozenset()
     exclude_categories: frozenset[str] = frozenset()
+    # the counties a rule judges in a store of several (set by the engine from the rule
+    # sets per region, monitor/regionrules.py; never written in a rule file): not part of
+    # the rule's version, which is the file's
+    regions: frozenset[str] = frozenset()
+    exclude_regions: frozenset[str] = frozenset()
 
     def as_dict(self) -> dict[str, list[str]]:
-        return {k: sorted(v) for k, v in self.__dict__.items() if v}
+        return {k: sorted(v) for k, v in self.__dict__.items()
+                if v and k not in REGION_FIELDS}
+
+    def judges(self, region: str) -> bool:
+        """Whether a finding of county ``region`` is this scope's (its regions only)."""
+        return (not self.regions or region in self.regions) \
+            and region not in self.exclude_regions
 
 
 @dataclass(frozen=True)

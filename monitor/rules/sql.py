@@ -116,8 +116,9 @@ def _json_number_pg(element, compiler, **kw):
 
 
 def in_scope(scope: Scope, department: ColumnElement, item_code: ColumnElement) -> ColumnElement:
-    """A WHERE clause for a rule's scope over a department and an item-code column."""
-    conditions = []
+    """A WHERE clause for a rule's scope over a department and an item-code column; a
+    scope of some counties (see :func:`in_regions`) also over the row's region."""
+    conditions = [in_regions(scope, department)]
     if scope.departments:
         conditions.append(department.in_(sorted(scope.departments)))
     if scope.items:
@@ -132,6 +133,25 @@ def in_scope(scope: Scope, department: ColumnElement, item_code: ColumnElement) 
         conditions.append(_item_of(item_code).not_in(
             _items_of(item_code, scope.exclude_categories)))
     return and_(true(), *conditions)
+
+
+def in_regions(scope: Scope, department: ColumnElement) -> ColumnElement:
+    """The counties of a scope (``regions``, ``exclude_regions``) over the region column
+    of the department column's own table (events, alerts); none where it has none (a
+    department code names one department per county, so it cannot tell the county). A
+    narrowing only: the engine keeps each finding of the scope's counties exactly
+    (monitor/regionrules.py), this spares it the others' rows."""
+    columns = getattr(getattr(department, "table", None), "c", None)
+    if (not scope.regions and not scope.exclude_regions) or columns is None \
+            or "region" not in columns:
+        return true()
+    region: ColumnElement = columns.region
+    conditions = []
+    if scope.regions:
+        conditions.append(or_(region.is_(None), region.in_(sorted(scope.regions))))
+    if scope.exclude_regions:
+        conditions.append(or_(region.is_(None), region.not_in(sorted(scope.exclude_regions))))
+    return and_(*conditions)
 
 
 def _region_of(item_code: ColumnElement) -> ColumnElement | None:

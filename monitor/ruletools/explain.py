@@ -22,6 +22,7 @@ from ..alerts import render
 from ..config import Config
 from ..errors import MonitorError, RuleError, did_you_mean, usage
 from ..models import Alert, Event, Item
+from ..regionrules import RuleSets, rule_in
 from ..rules.finding import Context
 from ..rules.kinds._common import aware
 from ..rules.kinds.sequence import judge as sequence_judge
@@ -71,6 +72,8 @@ class Explanation:
     strip: list[Day] = field(default_factory=list)   # ``days``, one record per day
     language: str = "en"  # of ``checks``: the CLI's English, or the alert page's ``zh``
     step_name: Callable[[str], str] = str  # a step code as the checks name it
+    source: str = "base"  # where the rule in force comes from: base, or regions/CODE
+    region: str = ""  # the case's county, whose rule and calendar judged it
 
     def w(self, key: str, **values: Any) -> str:
         return phrase(self.language, key, **values)
@@ -92,20 +95,27 @@ def human(seconds: float, language: str = "en") -> str:
     return " ".join(p for p in parts if p)
 
 
-def explain(engine: Engine, config: Config, rules: list[Rule], rule_id: str, case_id: str,
+def explain(engine: Engine, config: Config, rules: list[Rule] | RuleSets, rule_id: str, case_id: str,
             as_of: datetime, verdict: bool = True, language: str = "en",
             step_name: Callable[[str], str] = str) -> Explanation:
     """``verdict=False`` skips running the rule's detector (the web's alert page shows the
     stored alert as the verdict): timeline, checks and working days only. ``language`` and
     ``step_name`` word the checks (the alert page's Chinese; the CLI keeps English)."""
-    rule = next((r for r in rules if r.id == rule_id), None)
-    if rule is None:
-        raise usage(RuleError(str(config.rules_dir), None, f"no rule with id '{rule_id}'"
-                              f"{did_you_mean(rule_id, [r.id for r in rules])}"))
+    sets = rules if isinstance(rules, RuleSets) else RuleSets(tuple(rules))
     with engine.connect() as conn:
         events = list(conn.execute(select(Event).where(Event.case_id == case_id,
                                                        Event.occurred_at <= as_of)
                                    .order_by(Event.occurred_at, Event.id)))
+        region = events[0].region if events else config.region
+        found = rule_in(sets, region, rule_id)  # the case's county's rule (docs/regions.md)
+        if found is None:
+            known = [e.id for e, _ in sets.effective(region)]
+            raise usage(RuleError(str(config.rules_dir), None, f"no rule with id '{rule_id}'"
+                                  f"{did_you_mean(rule_id, known)}"))
+        if found.rule is None:
+            raise MonitorError(f"rule '{rule_id}' is switched off in region {region} "
+                               f"({found.path}:{found.line})")
+        rule = found.rule
         if not events:
             raise MonitorError(f"no events of case '{case_id}' by {as_of.isoformat()}")
         item = conn.execute(select(Item).where(Item.region == events[0].region,
@@ -116,8 +126,8 @@ def explain(engine: Engine, config: Config, rules: list[Rule], rule_id: str, cas
                 Alert.dedupe_key == key, Alert.dedupe_key.startswith(f"{key}|", autoescape=True)))
             .order_by(Alert.id)).all()
     out = Explanation(rule, case_id, as_of, events=list(events), language=language,
-                      step_name=step_name)
-    ctx = Context(as_of=as_of, tz=config.tz, calendar=config.calendar(),
+                      step_name=step_name, source=found.source, region=region)
+    ctx = Context(as_of=as_of, tz=config.tz, calendar=config.calendar().for_region(region),
                   scores=config.scores, stale_days=config.stale_days)
     tz = config.tz
     for prev, e in zip([None, *events], events):

@@ -39,7 +39,9 @@ class Kind(Protocol):
     only those new since its last run), ``AFTER_OTHERS = True`` (it runs after the other
     rules, and sees the alerts they raised in the same run) and ``BY_CASE = True`` (its
     findings are per case and depend on that case's events alone, so an incremental run
-    over many changed cases may be made in rounds of them).
+    over many changed cases may be made in rounds of them). ``WORKING_DAYS = True``
+    (read through :func:`working_days`): its findings count working days in
+    ``ctx.calendar``.
 
     ``GATE`` (optional, read through :func:`gate_effects`): the effects a rule of the kind
     may ask for at the workflow gate (``("deny", "warn")``, or ``("warn",)``); a kind
@@ -117,6 +119,13 @@ def clears(kind: Kind, params: Any = None) -> str | None:
     reason = getattr(kind, "CLEARED", None)
     when = getattr(kind, "clears_when", None)
     return reason if reason and (when is None or when(params)) else None
+
+
+def working_days(kind: Kind) -> bool:
+    """Whether ``kind`` counts working days (``WORKING_DAYS = True``: its findings depend on
+    ``ctx.calendar``), so a county with a calendar of its own is judged apart by it
+    (monitor/regionrules.py); a kind without it judges every county in one pass."""
+    return bool(getattr(kind, "WORKING_DAYS", False))
 
 
 def after_others(kind: Kind) -> bool:

@@ -16,7 +16,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from ...models import Event, OpenCase, RuleState
 from ..finding import Context
-from ..sql import changed_cases, one_of
+from ..sql import changed_cases, in_regions, one_of
 from . import _stale
 from ._clock import IN_CHUNK, day
 
@@ -57,7 +57,19 @@ def incremental(conn: Connection, rule, ctx: Context, last_day: date | None
 
 
 def open_cases(conn: Connection, rule) -> set[str]:
-    return set(conn.scalars(select(OpenCase.case_id).where(OpenCase.rule_id == rule.id)))
+    return set(conn.scalars(select(OpenCase.case_id).where(OpenCase.rule_id == rule.id,
+                                                           _counties(rule))))
+
+
+def _counties(rule) -> ColumnElement:
+    """WHERE clause over ``open_cases``: the cases of the counties the rule's scope names
+    (a run judging counties apart, monitor/regionrules.py, keeps one list per rule id:
+    each group reads and replaces its own counties' part of it); true when it names none."""
+    if not rule.scope.regions and not rule.scope.exclude_regions:
+        return true()
+    e = Event.__table__
+    return OpenCase.__table__.c.case_id.in_(
+        select(e.c.case_id).where(in_regions(rule.scope, e.c.department)))
 
 
 def remember_open(conn: Connection, rule, ctx: Context, last_day: date | None,
@@ -77,7 +89,8 @@ def remember_open(conn: Connection, rule, ctx: Context, last_day: date | None,
         gone = (before & set(ctx.changed_case_ids)) - now_open
     else:
         gone = set(conn.scalars(select(OpenCase.case_id).where(
-            OpenCase.rule_id == rule.id, changed_cases(ctx, OpenCase.__table__.c.case_id)))) - now_open
+            OpenCase.rule_id == rule.id, _counties(rule),
+            changed_cases(ctx, OpenCase.__table__.c.case_id)))) - now_open
     table = OpenCase.__table__
     for chunk in chunks(sorted(gone)):
         conn.execute(delete(table).where(table.c.rule_id == rule.id, table.c.case_id.in_(chunk)))

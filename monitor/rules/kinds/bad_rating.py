@@ -27,6 +27,7 @@ from ...models import Rating
 from ..finding import Context, Finding
 from ._voice import alert_states, deadline, in_scope, lapsed, local_day
 
+WORKING_DAYS = True  # counts in ctx.calendar: a county's own calendar judges it apart
 TITLE = "群众差评待核实整改（好差评）"
 DEFAULT_MESSAGE = ("{department} 收到差评（{score_label}{tags_text}），"
                    "应于 {verify_by} 前核实、{rectify_by} 前整改{lapse_text}")

@@ -24,6 +24,7 @@ from ...models import Alert, Complaint
 from ..finding import Context, Finding
 from ._voice import IN_CHUNK, deadline, in_scope, lapsed, local_day
 
+WORKING_DAYS = True  # counts in ctx.calendar: a county's own calendar judges it apart
 TITLE = "效能投诉待办结"
 DEFAULT_MESSAGE = ("{department} 收到效能投诉（{channel}，{category}），当前环节：{stage}；"
                    "应于 {answer_by} 前反馈{lapse_text}{case_alerts_text}")

@@ -44,6 +44,7 @@ from ..sql import in_scope, one_of
 from . import _overdue_open, _stale
 from ._common import local
 
+WORKING_DAYS = True  # counts in ctx.calendar: a county's own calendar judges it apart
 TITLE = "数据质量问题（不计入违规）"
 DEFAULT_MESSAGE = "案件 {case_id}：{issues}"
 FIELDS = ("issues", "count")

@@ -29,6 +29,7 @@ from ...supervision import ACTIVE, TIER1
 from ..finding import Context, Finding
 from ._common import aware
 
+WORKING_DAYS = True  # counts in ctx.calendar: a county's own calendar judges it apart
 TITLE = "一级监察员长期未登录（部门有待处置告警）"
 DEFAULT_MESSAGE = ("{department} 一级监察员 {name}（{actor}）已 {days} 个工作日未登录"
                    "（最后登录 {last_login}），本部门 {open_alerts} 条告警待处置")

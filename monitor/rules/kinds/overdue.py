@@ -98,6 +98,7 @@ from . import _clock, _overdue_open, _stale, _step_limits
 from ._clock import CLOCK_STEPS, IN_CHUNK, Clock, day
 from ._common import local
 
+WORKING_DAYS = True  # counts in ctx.calendar: a county's own calendar judges it apart
 TITLE = "办件超期（超过承诺或法定办理期限）"
 DEFAULT_MESSAGE = "案件 {case_id}：{state}；{limits}"
 FIELDS = ("state", "limits", "end_step", "used_days", "suspended_days", "extension_days",

@@ -22,6 +22,7 @@ from ...models import Alert, Complaint, Event, Rating
 from ..finding import Context, Finding
 from ._voice import IN_CHUNK, in_scope, local_day
 
+WORKING_DAYS = True  # its helper module (_voice) counts working days: judged apart
 TITLE = "群众评议与监察记录不符（需核查）"
 DEFAULT_MESSAGE = "{department} 办件 {case_id}：{what}，但{contradiction}，请核查事项时限或办件记录"
 FIELDS = ("what", "contradiction", "source_id")

@@ -33,6 +33,7 @@ from ._clock import day
 from ._common import aware, local
 from .step_too_fast import slack
 
+WORKING_DAYS = True  # counts in ctx.calendar: a county's own calendar judges it apart
 TITLE = "办理顺序不符（先后、时限、应有或禁有环节）"
 DEFAULT_MESSAGE = "案件 {case_id}：{detail}"
 FIELDS = ("pattern", "detail")
