@@ -50,7 +50,8 @@ def county(store, config, write_events, tmp_path):
                      gate=GateConfig(budget_ms=10_000, fail="open", workers=4))
     ingest_rows(store, config, write_events, [event("a1", "c1", "accept", "2025-09-30 10:00:00")])
     with store.begin() as conn:
-        conn.execute(User.__table__.insert().values(id="k1", name="县监察", roles=["monitor_l2"]))
+        conn.execute(User.__table__.insert().values(region=config.region, id="k1", name="县监察",
+                                                    roles=["monitor_l2"]))
     _, token = accounts.create_token(store, AT, "admin:test", service="oa", scope="gate")
     return store, config, token
 
