@@ -1,5 +1,6 @@
-"""Workflow gate benchmark: ``python bench/gate.py N [--url URL] [--reuse] [--concurrency C]
-[--seconds S] [--workers W] [--drawn D] [--json]``.
+"""Workflow gate benchmark: ``python bench/gate.py N [--url URL] [--reuse] [--concurrency C |
+--rate R [--arrivals fixed|poisson]] [--seconds S] [--workers W] [--drawn D] [--code DIR]
+[--http auto|h11] [--json]``.
 
 1. Setup, not timed: the N-case store of bench/evaluate.py (SQLite file in a temporary
    folder, or the PostgreSQL database ``--url`` names; ``--reuse``: the store at ``--url``
@@ -14,19 +15,37 @@
    --workers W`` serves it), the shipped rules (step_too_fast, unpaid_fee and
    missing_attachment with ``gate: deny``, same_actor_roles with ``gate: warn``), the
    default budget (``gate.budget_ms`` 300). No access log (the product's has one).
-3. Load: C client threads (bounded concurrency; keep-alive connections) each posting one
-   candidate after another for S seconds, a candidate being one of the drawn cases' next
-   step: a survey 58 s after its latest event, a review two hours after it, or a
-   certificate an hour after it (no actor, so segregation of duties stays out of it).
-   Every answer is logged by the server (``gate_log``), every deny on the trail, as in
-   production. A short warm-up first, not counted.
+3. Load, one of two kinds; a candidate is one of the drawn cases' next step: a survey
+   58 s after its latest event, a review two hours after it, or a certificate an hour
+   after it (no actor, so segregation of duties stays out of it). Every answer is logged
+   by the server (``gate_log``), every deny on the trail, as in production. A short
+   warm-up first, not counted.
 
-Printed: per decision (allow, warn, deny) n, p50 and p99 in ms as the client saw them;
-sustained decisions per second; degraded answers and errors (must be 0); the CPU the
-application process and the PostgreSQL backends spent per decision, and the decisions/s
-that CPU allows on two cores of its own (on a shared machine the wall-clock figures say
-more about the neighbours than about the gate). Target (2 cores,
-1 M cases): p99 ≤ 50 ms and ≥ 200 decisions/s.
+   - ``--concurrency C`` (closed loop): C client threads (keep-alive connections) each
+     posting one candidate after another for S seconds. The offered load follows the
+     server: a slow answer delays the next question, so the latencies say how a server
+     does with C requests always in flight, not at a given rate.
+   - ``--rate R`` (open loop, bounded load): R candidates a second for S seconds, the
+     arrival times fixed in advance (every 1/R s, or ``--arrivals poisson``: exponential
+     gaps of mean 1/R s), whatever the server does; a pool of ``--clients`` threads
+     (default 64, each its own keep-alive connection) sends each at its time. A latency
+     is measured from the candidate's *intended* send time, so a request that waited
+     for a free client thread (the server being slow to answer the earlier ones) counts
+     its wait: no coordinated omission. The figures say whether the offered rate was
+     sustained (decisions — answers not degraded — at ≥ 95 % of it over the run, every
+     candidate answered by the end plus 1 s) and how late the generator itself sent
+     (``send lag``: if its p99 is large while the server's answers are fast, the
+     generator was the limit).
+
+Printed: per decision (allow, warn, deny) n, p50, p99 and p99.9 in ms as the client saw
+them; decisions per second; degraded answers and errors (must be 0); the CPU the
+application process(es), the PostgreSQL backends and this load generator spent per
+decision, and the decisions/s the server's CPU allows on two cores of its own (on a
+shared machine the wall-clock figures say more about the neighbours than about the gate);
+the load average (1 min) before and after the load. ``--code DIR``: serve the
+``monitor`` package of another checkout (main's, for before/after figures on one store
+with one load generator). Target (2 cores, 1 M cases): p99 ≤ 50 ms and ≥ 200
+decisions/s.
 """
 
 from __future__ import annotations
@@ -34,6 +53,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import math
 import random
 import socket
 import statistics
@@ -53,10 +73,12 @@ CLOCK = datetime(2026, 1, 31, 16, 0, tzinfo=timezone.utc)  # bench/evaluate.py's
 DRAWN = 3000
 
 
-def serve(url: str, config: str, port: int, workers: int) -> None:
+def serve(url: str, config: str, port: int, workers: int, http: str = "auto") -> None:
     """Child process: the application under uvicorn until killed, built by the factory
     ``permit-monitor web --workers`` uses (monitor/web/workers.py), its clock starting at
-    CLOCK; ``workers`` > 1: that many worker processes on the one socket."""
+    CLOCK; ``workers`` > 1: that many worker processes on the one socket. ``http``:
+    ``auto`` as uvicorn chooses (httptools and uvloop, installed with the package), ``h11``
+    with h11 and asyncio (as served before they were)."""
     import logging
 
     import uvicorn
@@ -64,8 +86,9 @@ def serve(url: str, config: str, port: int, workers: int) -> None:
     from monitor.web.workers import FACTORY, Origin
 
     Origin.starting(url, config, CLOCK, logging.WARNING).export()
+    plain = {"http": "h11", "loop": "asyncio"} if http == "h11" else {}
     uvicorn.run(FACTORY, factory=True, workers=workers, host="127.0.0.1", port=port,
-                log_level="warning", access_log=False, timeout_keep_alive=30)
+                log_level="warning", access_log=False, timeout_keep_alive=30, **plain)
 
 
 def write_config(folder: str) -> str:
@@ -117,10 +140,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(url: str, config: str, workers: int) -> tuple[subprocess.Popen, int]:
+def start_server(url: str, config: str, workers: int, code: str | None = None,
+                 http: str = "auto") -> tuple[subprocess.Popen, int]:
     port = free_port()
     proc = subprocess.Popen([sys.executable, __file__, "0", "--serve", str(port), "--url", url,
-                             "--config", config, "--workers", str(workers)])
+                             "--config", config, "--workers", str(workers), "--http", http,
+                             *(("--code", code) if code else ())])
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -185,13 +210,85 @@ def load(port: int, token: str, drawn: list[dict], concurrency: int, seconds: fl
     for t in threads:
         t.join()
     took = time.perf_counter() - started
+    return {"mode": "concurrency", "concurrency": concurrency,
+            **_figures(results, errors, took)}
+
+
+def paced(port: int, token: str, drawn: list[dict], rate: float, seconds: float,
+          clients: int = 64, arrivals: str = "fixed") -> dict:
+    """Open loop: ``rate`` candidates a second for ``seconds``, each sent at its intended
+    time by the first free one of ``clients`` threads; latency from the intended time."""
+    rng = random.Random(16)
+    gaps = ((rng.expovariate(rate) for _ in iter(int, 1)) if arrivals == "poisson"
+            else (1 / rate for _ in iter(int, 1)))
+    offsets, t = [], 0.0
+    for gap in gaps:
+        if t >= seconds:
+            break
+        offsets.append(t)
+        t += gap
+    bodies = [candidate(rng, rng.choice(drawn)) for _ in offsets]
+    results: list[tuple[str, float, bool]] = []
+    lags: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    taken = iter(range(len(offsets)))
+    start = time.perf_counter() + 0.2  # every thread ready before the first arrival
+
+    def worker() -> None:
+        client = Client(port, token)
+        while True:
+            with lock:
+                k = next(taken, None)
+            if k is None:
+                return
+            intended = start + offsets[k]
+            early = intended - time.perf_counter()
+            if early > 0:
+                time.sleep(early)
+            sent = time.perf_counter()
+            try:
+                status, answer, _ = client.ask(bodies[k])
+            except (OSError, http.client.HTTPException, ValueError) as exc:
+                with lock:
+                    errors.append(str(exc))
+                continue
+            ms = (time.perf_counter() - intended) * 1000
+            with lock:
+                lags.append((sent - intended) * 1000)
+                if status != 200:
+                    errors.append(f"HTTP {status}: {answer}")
+                else:
+                    results.append((answer["decision"], ms, bool(answer.get("degraded"))))
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    took = time.perf_counter() - start
+    decided = sum(1 for *_, degraded in results if not degraded)
+    sustained = (decided >= 0.95 * rate * took and not errors
+                 and took <= seconds + 1.0 and len(results) == len(offsets))
+    out = _figures(results, errors, took)
+    out.update({"mode": "rate", "offered_per_second": rate, "arrivals": arrivals,
+                "clients": clients, "offered": len(offsets), "sustained": sustained,
+                "send_lag": summary(lags)})
+    return out
+
+
+def _figures(results: list[tuple[str, float, bool]], errors: list[str], took: float) -> dict:
     by = {d: summary([ms for x, ms, _ in results if x == d])
           for d in ("allow", "warn", "deny") if any(x == d for x, _, _ in results)}
-    return {"concurrency": concurrency, "seconds": round(took, 1), "decisions": len(results),
+    return {"seconds": round(took, 1), "decisions": len(results),
             "per_second": round(len(results) / took, 1),
             "degraded": sum(1 for *_, g in results if g), "errors": len(errors),
             "first_errors": errors[:5], "all": summary([ms for _, ms, _ in results]),
             "by_decision": by}
+
+
+def load_average() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0])
 
 
 def tree_cpu(pid: int) -> float:
@@ -213,7 +310,12 @@ def summary(ms: list[float]) -> dict:
         return {"n": 0}
     ms = sorted(ms)
     return {"n": len(ms), "p50": round(statistics.median(ms), 1),
-            "p99": round(ms[max(0, int(len(ms) * 0.99) - 1)], 1), "max": round(ms[-1], 1)}
+            "p99": _rank(ms, 0.99), "p99_9": _rank(ms, 0.999), "max": round(ms[-1], 1)}
+
+
+def _rank(ordered: list[float], q: float) -> float:
+    """The q-quantile by nearest rank (the smallest value ≥ q of the sample)."""
+    return round(ordered[min(len(ordered), max(1, math.ceil(len(ordered) * q))) - 1], 1)
 
 
 def main() -> None:
@@ -222,18 +324,35 @@ def main() -> None:
     parser.add_argument("--url", help="the store: a PostgreSQL database (dropped and made "
                                       "again unless --reuse) or a SQLite URL")
     parser.add_argument("--reuse", action="store_true", help="use the store at --url as is")
-    parser.add_argument("--concurrency", type=int, default=8, help="client threads")
+    parser.add_argument("--concurrency", type=int, default=8,
+                        help="closed loop: client threads, each asking again on an answer")
+    parser.add_argument("--rate", type=float,
+                        help="open loop: candidates offered per second (instead of "
+                             "--concurrency), latency from each one's intended send time")
+    parser.add_argument("--arrivals", choices=("fixed", "poisson"), default="fixed",
+                        help="--rate's arrival times: evenly spaced, or exponential gaps")
+    parser.add_argument("--clients", type=int, default=64,
+                        help="--rate's sending threads (each a keep-alive connection)")
+    parser.add_argument("--code", help="the checkout whose monitor package is served "
+                                       "(default: this one; e.g. main's, for before/after)")
     parser.add_argument("--seconds", type=float, default=30, help="length of the load phase")
     parser.add_argument("--workers", type=int, default=1,
                         help="uvicorn worker processes serving the application")
     parser.add_argument("--drawn", type=int, default=DRAWN,
                         help="events drawn at random from the store: their cases are the ones asked about")
+    parser.add_argument("--http", choices=("auto", "h11"), default="auto",
+                        help="uvicorn's HTTP parser and loop: as it chooses (httptools, "
+                             "uvloop), or h11 and asyncio (as main served before them)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.rate is not None and args.rate <= 0:
+        parser.error("--rate must be above 0")
+    if args.code:
+        sys.path.insert(0, str(Path(args.code).resolve()))
     if args.serve:
-        return serve(args.url, args.config, args.serve, args.workers)
+        return serve(args.url, args.config, args.serve, args.workers, args.http)
     folder = tempfile.mkdtemp(prefix="pm-gate-bench-")
     url = args.url or f"sqlite:///{folder}/gate.db"
     made = {}
@@ -242,25 +361,32 @@ def main() -> None:
 
         made = prepare(url, args.n)
     token, drawn = setup(url, args.drawn)
-    proc, port = start_server(url, write_config(folder), args.workers)
+    proc, port = start_server(url, write_config(folder), args.workers, args.code, args.http)
     try:
         from benchlib import ServerMeter
 
         warm = load(port, token, drawn, 2, 3)
-        app_cpu = tree_cpu(proc.pid)
+        app_cpu, own_cpu, load_before = tree_cpu(proc.pid), time.process_time(), load_average()
         with ServerMeter(url) as server:
-            result = load(port, token, drawn, args.concurrency, args.seconds)
+            result = (paced(port, token, drawn, args.rate, args.seconds, args.clients,
+                            args.arrivals) if args.rate is not None else
+                      load(port, token, drawn, args.concurrency, args.seconds))
         result["app_cpu_s"] = round(tree_cpu(proc.pid) - app_cpu, 2)
         result["db_cpu_s"] = round(server.cpu_seconds, 2) if server.figures() else None
+        result["generator_cpu_s"] = round(time.process_time() - own_cpu, 2)
+        result["load_average"] = [load_before, load_average()]
         cpu = result["app_cpu_s"] + (result["db_cpu_s"] or 0)
-        result["cpu_ms_per_decision"] = round(cpu * 1000 / max(result["decisions"], 1), 1)
+        n = max(result["decisions"], 1)
+        result["cpu_ms_per_decision"] = round(cpu * 1000 / n, 1)
+        result["generator_cpu_ms_per_decision"] = round(result["generator_cpu_s"] * 1000 / n, 1)
         result["two_core_capacity_per_s"] = round(2000 / max(result["cpu_ms_per_decision"],
                                                              0.1))
     finally:
         proc.terminate()
         proc.wait(timeout=30)
     out = {"cases": args.n, "store": url.split("@")[-1], "workers": args.workers,
-           "drawn": len(drawn), "setup": made,
+           "drawn": len(drawn), "setup": made, "http": args.http,
+           "code": str(Path(args.code or ROOT).resolve()),
            "warm_up": warm["decisions"], "load": result}
     if args.json:
         print(json.dumps(out, ensure_ascii=False))
@@ -268,15 +394,28 @@ def main() -> None:
     r = result
     print(f"store: {out['store']} · {args.n:,} cases · {len(drawn):,} cases drawn · "
           f"{args.workers} server process(es)")
-    print(f"load: {r['concurrency']} clients × {r['seconds']} s: {r['decisions']:,} decisions "
-          f"({r['per_second']}/s), degraded {r['degraded']}, errors {r['errors']}")
-    print(f"{'decision':<10}{'n':>7}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}")
+    if r["mode"] == "rate":
+        lag = r["send_lag"]
+        print(f"load: {r['offered_per_second']}/s offered ({r['arrivals']} arrivals, "
+              f"{r['offered']:,} candidates, {r['clients']} client threads) × "
+              f"{args.seconds} s: {r['decisions']:,} decisions in {r['seconds']} s "
+              f"({r['per_second']}/s), {'sustained' if r['sustained'] else 'NOT sustained'}; "
+              f"degraded {r['degraded']}, errors {r['errors']}; send lag p50 "
+              f"{lag.get('p50', '-')} / p99 {lag.get('p99', '-')} ms")
+    else:
+        print(f"load: {r['concurrency']} clients × {r['seconds']} s: {r['decisions']:,} "
+              f"decisions ({r['per_second']}/s), degraded {r['degraded']}, "
+              f"errors {r['errors']}")
+    print(f"{'decision':<10}{'n':>7}{'p50 ms':>9}{'p99 ms':>9}{'p99.9 ms':>10}{'max ms':>9}")
     for name, s in [*r["by_decision"].items(), ("all", r["all"])]:
         print(f"{name:<10}{s['n']:>7}{s.get('p50', '-'):>9}{s.get('p99', '-'):>9}"
-              f"{s.get('max', '-'):>9}")
+              f"{s.get('p99_9', '-'):>10}{s.get('max', '-'):>9}")
     print(f"CPU: application {r['app_cpu_s']} s, database {r['db_cpu_s']} s = "
           f"{r['cpu_ms_per_decision']} ms per decision: at most "
-          f"{r['two_core_capacity_per_s']} decisions/s on 2 cores of its own")
+          f"{r['two_core_capacity_per_s']} decisions/s on 2 cores of its own; load "
+          f"generator {r['generator_cpu_ms_per_decision']} ms per decision")
+    print(f"load average (1 min): {r['load_average'][0]} before, "
+          f"{r['load_average'][1]} after")
     for e in r["first_errors"]:
         print(f"  {e}")
 

@@ -185,29 +185,37 @@ def judge(conn: Connection, config: Config, rules: list[Rule], raw: Any, at: dat
         shown["event_id"] = own_id or None
         if row["recorded_at"] is None:
             row["recorded_at"] = at
-        probe = conn.execute(_PROBE, row).scalar_one()
-        ctx = Context(as_of=as_of, tz=config.tz, calendar=config.calendar(),
-                      since_event_id=probe - 1, since_as_of=as_of, deferred_ids=(),
-                      changed_case_ids=(row["case_id"],), probe=True,
-                      stale_days=config.stale_days, catalog=catalog)
-        for rule in gated:
-            found = _implicated(rule, row, KINDS[rule.kind].detect(conn, rule, ctx))
-            if not found:
-                continue
-            exempt = Matcher.load(conn, rule.id, as_of, config.tz)
-            for finding in found:
-                exemption = exempt.match(finding)
-                reason = _reason(rule, finding, policy.status_of(rule.id))
-                if exemption is None:
-                    reasons.append(reason)
-                else:
-                    exempted.append({**reason, "exemption_id": exemption})
+        _look(conn, config, gated, policy, row, as_of, catalog, reasons, exempted)
     finally:
         conn.rollback()
     decision = ("deny" if any(r["effect"] == "deny" for r in reasons) else
                 "warn" if reasons else "allow")
     return Verdict(decision, tuple(reasons), at, _jsonable(shown),
                    {r.id: r.version for r in gated}, tuple(exempted))
+
+
+def _look(conn: Connection, config: Config, gated: list[Rule], policy: Any,
+          row: dict[str, Any], as_of: datetime, catalog: dict[Any, Any] | None,
+          reasons: list[dict[str, Any]], exempted: list[dict[str, Any]]) -> None:
+    """The probe inserted and each gated rule's detector run over its case: the reasons
+    (and the exempted ones) appended to the lists given."""
+    probe = conn.execute(_PROBE, row).scalar_one()
+    ctx = Context(as_of=as_of, tz=config.tz, calendar=config.calendar(),
+                  since_event_id=probe - 1, since_as_of=as_of, deferred_ids=(),
+                  changed_case_ids=(row["case_id"],), probe=True,
+                  stale_days=config.stale_days, catalog=catalog)
+    for rule in gated:
+        found = _implicated(rule, row, KINDS[rule.kind].detect(conn, rule, ctx))
+        if not found:
+            continue
+        exempt = Matcher.load(conn, rule.id, as_of, config.tz)
+        for finding in found:
+            exemption = exempt.match(finding)
+            reason = _reason(rule, finding, policy.status_of(rule.id))
+            if exemption is None:
+                reasons.append(reason)
+            else:
+                exempted.append({**reason, "exemption_id": exemption})
 
 
 _PROBE = insert(Event).returning(Event.id)  # built once: values come with each execution

@@ -13,8 +13,12 @@ only to the workflow system's own token: a token the store cannot vouch for in t
 no answer (:class:`Unverified`). Within :data:`TOKEN_RECHECK` seconds of its last check
 the token is not looked up again (a round trip and a transaction per decision saved): a
 token revoked, or one that expires, is refused from that many seconds later at most.
-What the decisions read of the catalog whole is kept between them while the store's
-catalog version stays the same (monitor/catalogmemo.py).
+An allow's or a warn's ``gate_log`` line is written after the answer, in batches, by
+the guard's log writer (monitor/gatewriter.py, which states what that guarantees); a deny
+is logged, and on the trail, before it is answered. :meth:`Guard.close` (the web
+server's shutdown) writes every queued line. What the decisions read of the catalog
+whole is kept between them while the store's catalog version stays the same
+(monitor/catalogmemo.py).
 
 On PostgreSQL the guard has connections of its own (:func:`limited`) whose every
 statement is limited to the budget (``statement_timeout``, set once per connection), so
@@ -44,6 +48,7 @@ from .db import create_store_engine
 from .errors import MonitorError
 from .gate import Verdict, degraded
 from .gatelog import ask, log_degraded
+from .gatewriter import LogWriter
 from .rules.model import Rule
 
 log = logging.getLogger(__name__)
@@ -74,6 +79,8 @@ class Guard:
         self.known: dict[str, tuple[float, authz.Actor]] = {}
         self.catalog = CatalogMemo()  # the catalog's whole-table reads, per its version
         self.lock = threading.Lock()
+        # allow and warn lines, written after their answer (monitor/gatewriter.py)
+        self.writer = LogWriter(engine)
 
     def _work(self, token: str, raw: Any, at: datetime, given_up: threading.Event) -> Verdict:
         digest = _digest(token)
@@ -92,7 +99,8 @@ class Guard:
             with self.lock:
                 self.known[digest] = (time.monotonic(), actor)
         return ask(self.engine, self.config, self.rules(), raw, at, actor.id, "api",
-                   wanted=lambda: not given_up.is_set(), memo=self.catalog)
+                   wanted=lambda: not given_up.is_set(), memo=self.catalog,
+                   later=self.writer.put)
 
     def answer(self, token: str, raw: Any, at: datetime) -> Verdict:
         """The verdict on ``raw`` for the holder of ``token``, within the budget."""
@@ -141,8 +149,11 @@ class Guard:
         return seen[1].id if seen and time.monotonic() - seen[0] < TOKEN_MEMORY else None
 
     def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        self.later.shutdown(wait=False)
+        """Stop: the decisions under way finish (each within the budget's statement
+        timeout on PostgreSQL), then every queued log line is written."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.writer.close()
+        self.later.shutdown(wait=True)
         if self.engine is not self.store:
             self.engine.dispose()
 

@@ -44,16 +44,23 @@ log = logging.getLogger(__name__)
 _LOG = insert(GateLog).returning(GateLog.id)  # built once: values come with each execution
 
 
+def log_row(verdict: Verdict, asked_by: str, channel: str, at: datetime,
+            elapsed_ms: int | None = None) -> dict[str, Any]:
+    """The verdict's ``gate_log`` row."""
+    candidate = verdict.candidate
+    return dict(at=at, asked_by=asked_by[:64], channel=channel,
+                case_id=candidate.get("case_id"), event_id=candidate.get("event_id"),
+                step=candidate.get("step"), candidate=candidate, decision=verdict.decision,
+                reasons=list(verdict.reasons), rule_versions=dict(verdict.rule_versions),
+                degraded=verdict.degraded, elapsed_ms=elapsed_ms)
+
+
 def record(conn: Connection, verdict: Verdict, asked_by: str, channel: str, at: datetime,
            elapsed_ms: int | None = None) -> int:
     """The verdict's row in ``gate_log`` (and, for a deny, its trail entry); its id."""
     candidate = verdict.candidate
-    log_id = conn.execute(_LOG, dict(
-        at=at, asked_by=asked_by[:64], channel=channel, case_id=candidate.get("case_id"),
-        event_id=candidate.get("event_id"), step=candidate.get("step"), candidate=candidate,
-        decision=verdict.decision, reasons=list(verdict.reasons),
-        rule_versions=dict(verdict.rule_versions), degraded=verdict.degraded,
-        elapsed_ms=elapsed_ms)).scalar_one()
+    log_id = conn.execute(_LOG, log_row(verdict, asked_by, channel, at,
+                                        elapsed_ms)).scalar_one()
     if verdict.decision == "deny":  # the log row holds SQLite's write lock already
         trail.append(conn, at, [Entry("gate_denied", None, asked_by, {
             "gate_log_id": log_id, "case_id": candidate.get("case_id"),
@@ -66,15 +73,22 @@ def record(conn: Connection, verdict: Verdict, asked_by: str, channel: str, at: 
 
 def ask(engine: Engine, config: Config, rules: list[Rule], raw: Any, at: datetime,
         asked_by: str, channel: str, before: Any = None,
-        wanted: Callable[[], bool] = lambda: True, memo: CatalogMemo | None = None) -> Verdict:
+        wanted: Callable[[], bool] = lambda: True, memo: CatalogMemo | None = None,
+        later: Callable[..., None] | None = None) -> Verdict:
     """The gate's verdict on ``raw``, logged (see :func:`record`) — unless by then it is no
     longer ``wanted`` (the caller got a degraded answer instead: that one is logged).
-    ``memo``: the catalog read by earlier decisions (:func:`~monitor.gate.judge`)."""
+    ``memo``: the catalog read by earlier decisions (:func:`~monitor.gate.judge`);
+    ``later``: takes an allow's or a warn's line (``LogWriter.put``) to be written after
+    the answer (monitor/gatewriter.py) — a deny is always logged here, before it is
+    answered."""
     started = time.monotonic()
     with engine.connect() as conn:  # one connection for the look and its log line
         verdict = judge(conn, config, rules, raw, at, before, memo)
         elapsed = round((time.monotonic() - started) * 1000)
         if not wanted():
+            return verdict
+        if later is not None and verdict.decision != "deny":
+            later(verdict, asked_by, channel, at, elapsed)
             return verdict
         with conn.begin():
             if before is not None:

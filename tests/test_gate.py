@@ -111,7 +111,8 @@ def test_an_overdue_case_only_warns(store, config, write_events, rules):
 
 def test_an_exemption_turns_deny_into_allow(accepted, config, rules):
     with accepted.begin() as conn:  # the approver must be a tier-2 monitor of the catalog
-        conn.execute(User.__table__.insert().values(id="k1", name="县监察", roles=["monitor_l2"]))
+        conn.execute(User.__table__.insert().values(region=config.region, id="k1", name="县监察",
+                                                    roles=["monitor_l2"]))
     exemptions.add(accepted, [r.id for r in rules], "fast", {"case": ["c1"]}, "纸质办件补录",
                    "k1", date(2025, 12, 31), AT, config.tz)
     verdict = ask(accepted, config, rules, step="survey", occurred_at="2025-09-30 10:00:58",
@@ -263,7 +264,7 @@ def test_a_revoked_token_is_refused_once_its_recheck_window_is_over(store, confi
         guard.close()
 
 
-def test_the_catalog_version_moves_with_items_departments_and_roles_only(store):
+def test_the_catalog_version_moves_with_items_departments_and_roles_only(store, config):
     """The store's own triggers (migration 0025) raise ``meta.catalog_version``, which the
     gate's memo of the catalog is kept by (monitor/catalogmemo.py)."""
     from sqlalchemy import delete, insert, update
@@ -280,7 +281,7 @@ def test_the_catalog_version_moves_with_items_departments_and_roles_only(store):
         assert version(conn) == first  # a user's own choice: not the catalog
         conn.execute(update(User).where(User.id == "u1").values(roles=["clerk", "cashier"]))
         assert version(conn) > first
-        moves = [insert(Department).values(code="D09", name="新部门"),
+        moves = [insert(Department).values(region=config.region, code="D09", name="新部门"),
                  update(Item).where(Item.code == "D04-XK-001").values(min_minutes={}),
                  delete(Department).where(Department.code == "D09")]
         for statement in moves:

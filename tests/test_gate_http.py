@@ -16,7 +16,7 @@ from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from conftest import CATALOG, event, ingest_rows
@@ -50,7 +50,8 @@ def county(store, config, write_events, tmp_path):
                      gate=GateConfig(budget_ms=10_000, fail="open", workers=4))
     ingest_rows(store, config, write_events, [event("a1", "c1", "accept", "2025-09-30 10:00:00")])
     with store.begin() as conn:
-        conn.execute(User.__table__.insert().values(id="k1", name="县监察", roles=["monitor_l2"]))
+        conn.execute(User.__table__.insert().values(region=config.region, id="k1", name="县监察",
+                                                    roles=["monitor_l2"]))
     _, token = accounts.create_token(store, AT, "admin:test", service="oa", scope="gate")
     return store, config, token
 
@@ -95,6 +96,73 @@ def test_a_normal_step_is_allowed(county, server):
     _, _, token = county
     status, answer, _ = post(server, token, {**SURVEY_58S, "occurred_at": "2025-09-30 10:45:00"})
     assert (status, answer["decision"], answer["reasons"]) == (200, "allow", [])
+
+
+def test_every_answered_decision_is_in_the_gate_log_after_a_normal_shutdown(county,
+                                                                            monkeypatch):
+    """Allows and warns are logged after their answer, in batches (monitor/gatewriter.py);
+    a deny before it. 60 decisions from 6 clients at once, each batch's write slowed by
+    0.3 s (a busy store: lines are still queued when the server stops), the server stopped
+    as ``permit-monitor web`` stops (its lifespan's shutdown closes the guard): each answer
+    has its gate_log row, each deny its trail entry, none twice."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from monitor.gatewriter import LogWriter
+
+    write = LogWriter._write
+
+    def slow(self, batch, tries):
+        time.sleep(0.3)
+        return write(self, batch, tries)
+
+    monkeypatch.setattr(LogWriter, "_write", slow)
+    store, config, token = county
+    running = Server(create_app(store, config, lambda: AT), lifespan="on").start()
+    bodies = [{**SURVEY_58S, "event_id": f"s-{i}",
+               "occurred_at": "2025-09-30 10:00:58" if i % 3 == 0 else "2025-09-30 10:45:00"}
+              for i in range(60)]
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            answers = list(pool.map(lambda body: post(running, token, body), bodies))
+    finally:
+        running.stop()
+    assert all(status == 200 for status, _, _ in answers)
+    decided = {body["event_id"]: answer["decision"]
+               for body, (_, answer, _) in zip(bodies, answers)}
+    assert sorted(set(decided.values())) == ["allow", "deny"]
+    with store.connect() as conn:
+        logged = {r.event_id: r.decision for r in conn.execute(select(GateLog))}
+        trailed = sorted(d["event_id"] for d in conn.execute(
+            select(TrailEntry.detail).where(TrailEntry.action == "gate_denied")).scalars())
+        count = conn.scalar(select(func.count()).select_from(GateLog))
+    assert logged == decided and count == len(bodies)
+    assert trailed == sorted(i for i, d in decided.items() if d == "deny")
+
+
+def test_the_log_writer_keeps_no_thread_while_idle_and_loses_no_line(store, monkeypatch):
+    """The writer's thread starts with a line and ends when idle (a process with one
+    thread may fork its ingest reader), and a line queued after that starts another."""
+    import threading
+
+    from monitor import gatewriter
+    from monitor.gate import Verdict
+
+    monkeypatch.setattr(gatewriter, "IDLE", 0.1)
+    writer = gatewriter.LogWriter(store)
+    allow = Verdict("allow", (), AT, {"case_id": "c1", "event_id": "x-1", "step": "survey"})
+    writer.put(allow, "service:oa", "api", AT, 3)
+    deadline = time.monotonic() + 10
+    while writer.thread is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert writer.thread is None and writer.written == 1
+    assert "gate-log-writer" not in {t.name for t in threading.enumerate()}
+    writer.put(replace(allow, candidate={**allow.candidate, "event_id": "x-2"}),
+               "service:oa", "api", AT, 4)
+    writer.close()
+    with store.connect() as conn:
+        assert sorted(conn.scalars(select(GateLog.event_id))) == ["x-1", "x-2"]
+    with pytest.raises(ValueError):
+        writer.put(replace(allow, decision="deny"), "service:oa", "api", AT, 5)
 
 
 def test_a_catalog_reloaded_while_serving_is_seen_by_the_next_decision(county, server,

@@ -258,7 +258,7 @@ def test_a_department_of_fees_and_fines_is_worded_for_both(store, config, write_
     [before] = found(store, config, tmp_path).values()
     assert before.variant is None and before.fields["direction"].startswith("财政入库多于网上收费")
     with store.begin() as conn:
-        conn.execute(insert(Item).values(code="D04-CF-009", name="罚款", department="D04",
+        conn.execute(insert(Item).values(region=config.region, code="D04-CF-009", name="罚款", department="D04",
                                          category="penalty", promised_days=30, legal_days=90,
                                          fee=Decimal("0"), min_minutes={},
                                          required_attachments={}))

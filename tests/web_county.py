@@ -129,14 +129,14 @@ def free_port() -> int:
 class Server:
     """uvicorn serving ``app`` on 127.0.0.1 and a free port, in a thread, until stop()."""
 
-    def __init__(self, app):
+    def __init__(self, app, lifespan: str = "off"):
         import threading
 
         import uvicorn
 
         self.port = free_port()
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
-                                                    log_level="warning", lifespan="off"))
+                                                    log_level="warning", lifespan=lifespan))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     @property

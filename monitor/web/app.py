@@ -7,9 +7,11 @@ This is an entry point, like cli.py: the one place here that reads the wall cloc
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 
 from fastapi import FastAPI, Request
@@ -62,9 +64,19 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """At the server's shutdown the gate's guard, if one was made, is closed: its log
+    writer writes every allow and warn line still queued (monitor/gatewriter.py)."""
+    yield
+    guard = getattr(app.state, "gate_guard", None)
+    if guard is not None:
+        await asyncio.to_thread(guard.close)
+
+
 def create_app(engine: Engine, config: Config, clock: Callable[[], datetime] = utcnow) -> FastAPI:
     """The control center over ``engine`` (its schema already current) and ``config``."""
-    app = FastAPI(title="permit-monitor API", version="1",
+    app = FastAPI(title="permit-monitor API", version="1", lifespan=lifespan,
                   description="The control center's API (行权控制中心): alerts and the actions "
                               "on them, under the same permissions as the web pages and the CLI.",
                   openapi_url="/api/v1/openapi.json", docs_url=None, redoc_url=None)
