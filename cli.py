@@ -669,9 +669,12 @@ def quarantine_retry(app: App, as_json: bool) -> None:
 @click.option("--rewind", is_flag=True,
               help="Allow an --as-of earlier than the rules' latest evaluation (says what "
                    "it will change; refused without this).")
+@click.option("--jobs", type=click.IntRange(min=1), metavar="N",
+              help="Evaluate a store of several counties in N processes, one county each "
+                   "at a time (default: config evaluate_jobs).")
 @pass_app
 def run(app: App, as_of: str | None, rule_ids: tuple[str, ...], dry_run: bool,
-        full: bool, rewind: bool) -> None:
+        full: bool, rewind: bool, jobs: int | None) -> None:
     """Evaluate the rules in rules_dir and store what they find as alerts.
 
     Incremental: each rule looks again only at what new events touch since its last
@@ -699,7 +702,7 @@ def run(app: App, as_of: str | None, rule_ids: tuple[str, ...], dry_run: bool,
     with _exclusive(app, not dry_run):  # never at the same time as nightly/serve
         done = audit_pass(app.engine, app.config, moment, rules=rules,
                           stages=("evaluate",) if dry_run else ("evaluate", "escalate"),
-                          rule_ids=rule_ids, dry_run=dry_run, full=full)
+                          rule_ids=rule_ids, dry_run=dry_run, full=full, jobs=jobs)
     outcomes = done.evaluation.outcomes if done.evaluation else []
     click.echo(f"as of {moment.astimezone(app.config.tz).isoformat()}"
                + (" (dry run: nothing written)" if dry_run else ""))

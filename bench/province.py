@@ -7,9 +7,11 @@ A province's store on PostgreSQL, and one county's on SQLite beside it, in one r
    merge per batch), against a bare ``COPY`` of the same rows into the same table and
    indexes (``<name>_ingest_floor``): ``bench/ingest.py``'s run.
 2. **Evaluate** — N regions × M cases generated straight into the PostgreSQL database of
-   ``--url`` (dropped and created afresh). Regions do not exist in the schema yet, so
-   this is **one store of N × M cases** (staff, items and departments as one county of
-   that size: ``bench/evaluate.py``'s generator). Every shipped rule in full as of the
+   ``--url`` (dropped and created afresh): **one store of N × M cases** (staff, items and
+   departments as one county of that size: ``bench/evaluate.py``'s generator), its
+   departments dealt out to N counties (``evaluate.label_regions``). ``--jobs J``
+   evaluates through ``run --jobs J`` (one county per worker process) instead of rule by
+   rule. Every shipped rule in full as of the
    log's end; 1 % more cases (accepted in the 3 days before the new as-of) and the rules
    incrementally with the clock moved 24 h, as the nightly job moves it; 1 % more and
    again at that instant. Wall and CPU time (client, and the server's backends), peak
@@ -71,18 +73,20 @@ def summary(ingested: dict, evaluated: dict) -> dict:
     }
 
 
-def run(url: str, regions: int, cases: int, ingest_events: int, folder: Path) -> dict:
+def run(url: str, regions: int, cases: int, ingest_events: int, folder: Path,
+        jobs: int = 0) -> dict:
     ingest_url = _named(url, "_ingest")
     pg_ingest = ingest.bench(ingest_events, 5000, folder, 2025, ingest_url)
     drop_store(ingest_url)
-    pg_eval = evaluate.run(url, regions * cases)
+    pg_eval = evaluate.run(url, regions * cases, regions=regions, jobs=jobs)
     drop_store(url)
     sqlite_ingest = ingest.bench(ingest_events, 5000, folder, 2025)
     sqlite_url = f"sqlite:///{folder / 'region.db'}"
     sqlite_eval = evaluate.run(sqlite_url, cases)
     drop_store(sqlite_url)
     postgresql = summary(pg_ingest, pg_eval)
-    return {"regions": regions, "cases": cases, "store": "one store of regions × cases",
+    return {"regions": regions, "cases": cases, "jobs": jobs,
+            "store": "one store of regions × cases",
             **postgresql,
             "postgresql": {**postgresql, "ingest": pg_ingest, "evaluate": pg_eval},
             "sqlite": {"regions": 1, "cases": cases, **summary(sqlite_ingest, sqlite_eval),
@@ -108,13 +112,16 @@ def main() -> None:
                         "bench_province", help="the PostgreSQL database to use (dropped and "
                         "created afresh; NAME_ingest and NAME_ingest_floor too)")
     parser.add_argument("--ingest-events", type=int, default=200_000)
+    parser.add_argument("--jobs", type=int, default=0,
+                        help="evaluate PostgreSQL's store through run --jobs N (0: rule by "
+                        "rule in one process, each rule timed)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     if not is_postgres(args.url):
         parser.error("--url must name a PostgreSQL database (SQLite runs beside it by itself)")
     folder = Path(tempfile.mkdtemp(prefix="bench-province-"))
     try:
-        result = run(args.url, args.regions, args.cases, args.ingest_events, folder)
+        result = run(args.url, args.regions, args.cases, args.ingest_events, folder, args.jobs)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     if args.json:

@@ -33,6 +33,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, update
@@ -94,7 +95,7 @@ class PassSummary:
 def audit_pass(engine: Engine, config: Config, as_of: datetime, *, rules: Rules,
                stages: Sequence[str], catch_up: str | None = None,
                rule_ids: tuple[str, ...] = (), full: bool = False, dry_run: bool = False,
-               keep_going: bool = False,
+               keep_going: bool = False, jobs: int | None = None,
                on_stage: Callable[[str, PassSummary], None] | None = None) -> PassSummary:
     """Run ``stages`` (some of :data:`STAGES`, in that order) as of ``as_of``.
 
@@ -103,7 +104,8 @@ def audit_pass(engine: Engine, config: Config, as_of: datetime, *, rules: Rules,
     ``catch_up``: the trigger (``cli``, ``serve``) whose schedule names the slots to catch
     up on before ``as_of`` (see monitor/catchup.py); None evaluates as of ``as_of`` only.
     ``rule_ids``, ``full``, ``dry_run``: as for :func:`monitor.engine.evaluate` (a dry run
-    only evaluates). A rule that fails is in the summary's ``errors``; the others still
+    only evaluates). ``jobs``: processes evaluating a store of several counties, one county
+    each (monitor/parallel.py; default config ``evaluate_jobs``; a dry run uses one). A rule that fails is in the summary's ``errors``; the others still
     run. A stage that raises a :class:`MonitorError` raises it, or with ``keep_going`` is
     recorded in ``errors`` as ``stage: message`` and the next stages still run — with
     ``keep_going`` any other exception too (a bug: its traceback goes to the log), so one
@@ -131,7 +133,8 @@ def audit_pass(engine: Engine, config: Config, as_of: datetime, *, rules: Rules,
                 # only a dry run keeps its findings (to print them): a stored pass
                 # streams them to the store, and its memory does not grow with them
                 _evaluate(engine, config, out, rule_set(), catch_up, rule_ids=rule_ids,
-                          full=full, dry_run=dry_run, keep=dry_run)
+                          full=full, dry_run=dry_run, keep=dry_run,
+                          jobs=1 if dry_run else jobs or config.evaluate_jobs)
             elif stage == "escalate":
                 from .escalation import escalate
 
@@ -166,10 +169,13 @@ def internal_error(stage: str, exc: Exception) -> str:
 
 
 def _evaluate(engine: Engine, config: Config, out: PassSummary, rules: list[Rule] | RuleSets,
-              catch_up: str | None, **options) -> None:
+              catch_up: str | None, jobs: int = 1, **options) -> None:
     """The rules as of each missed slot (with ``catch_up``), oldest first, then as of the
-    pass's moment."""
+    pass's moment; ``jobs`` > 1: the counties in parallel (monitor/parallel.py)."""
     from .engine import evaluate
+    from .parallel import evaluate_regions
+
+    run = partial(evaluate_regions, jobs=jobs) if jobs > 1 else evaluate
 
     slots: list[datetime] = []
     if catch_up is not None:
@@ -190,7 +196,7 @@ def _evaluate(engine: Engine, config: Config, out: PassSummary, rules: list[Rule
     for moment in [*slots, out.as_of]:
         if moment is not out.as_of:
             log.info("catch-up: evaluating as of missed slot %s", moment.isoformat())
-        outcomes = evaluate(engine, config, moment, rules=rules, **options)
+        outcomes = run(engine, config, moment, rules=rules, **options)
         new += sum(o.stored.new for o in outcomes if o.stored)
         changed += sum(o.stored.changed for o in outcomes if o.stored)
         messages += sum(o.stored.messages for o in outcomes if o.stored)

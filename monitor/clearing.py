@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, select, true, update
 
 from .models import Alert, Event
 from .rules.finding import Context
@@ -58,7 +58,8 @@ def clear_unfound(conn: Connection, rule: Rule, ctx: Context, found: set[str],
                     Alert.case_id.is_not(None), Alert.raised_at <= ctx.as_of,
                     Alert.updated_at <= ctx.as_of,
                     in_scope(rule.scope, a.c.department, a.c.item_code),
-                    changed_cases(ctx, a.c.case_id))
+                    changed_cases(ctx, a.c.case_id),
+                    true() if ctx.region is None else a.c.region == ctx.region)
              .order_by(Alert.id))
     gone = [r for r in conn.execute(query) if r.dedupe_key not in found]
     if not gone:

@@ -9,6 +9,11 @@ alerts, because alerts are keyed by (rule, subject) and stored idempotently.
 An alert of a kind that clears, whose case this run re-evaluated without finding it
 again, is closed as ``cleared`` (monitor/clearing.py) in the same transaction.
 
+A periodic kind that is not incremental (``volume_drop``, ``ranking_last``: it judges months
+that are over) may say that nothing it reads has changed since its last pass (``mark`` and
+``unchanged``, monitor/rules/kinds): the incremental pass then skips it and only moves its
+watermark, because a full pass would find exactly what the last one found.
+
 One failing rule is reported and does not stop the others; its watermark does not move,
 so the next run retries it. With ``dry_run`` nothing is written.
 """
@@ -31,7 +36,7 @@ from .config import Config
 from .gatelog import cite_refusals
 from .models import Event, RuleState
 from .rules.finding import Context, Finding
-from .rules.kinds import KINDS, after_others, by_case, incremental
+from .rules.kinds import KINDS, after_others, by_case, incremental, periodic
 from .rules.model import Rule
 from .regionrules import Group, RuleSets
 from .rules.sql import became_visible, new_events
@@ -51,6 +56,7 @@ class RuleOutcome:
     error: str | None = None
     incremental: bool = False
     found: int = 0
+    skipped: bool = False  # a periodic kind whose inputs had not changed (see the module)
 
 
 def context(config: Config, as_of: datetime) -> Context:
@@ -58,13 +64,14 @@ def context(config: Config, as_of: datetime) -> Context:
                    scores=config.scores, stale_days=config.stale_days)
 
 
-def _since(conn: Connection, rule: Rule, version: str, as_of: datetime
-           ) -> tuple[int, datetime] | None:
-    """(last event id, as-of) of this rule's previous run, or None for a full evaluation."""
+def _state(conn: Connection, rule: Rule, version: str, as_of: datetime) -> Any:
+    """This rule's previous run, or None when this one must evaluate in full (none yet, a
+    new ``version`` — the rule's, or its county groups' digest, monitor/regionrules.py — or
+    an earlier as-of: a replay)."""
     state = conn.execute(select(RuleState).where(RuleState.rule_id == rule.id)).one_or_none()
     if state is None or state.rule_version != version or as_of < state.as_of:
         return None
-    return state.last_event_id, state.as_of
+    return state
 
 
 DEFERRED_MAX = 10_000  # more deferred events than this: let each query find them itself
@@ -112,9 +119,9 @@ def incremental_context(conn: Connection, ctx: Context, since: tuple[int, dateti
 
 
 def _advance(conn: Connection, rule: Rule, version: str, last_event_id: int,
-             as_of: datetime) -> None:
+             as_of: datetime, mark: str | None = None) -> None:
     values = {"rule_version": version, "last_event_id": last_event_id, "as_of": as_of,
-              "evaluated_at": as_of}
+              "evaluated_at": as_of, "mark": mark}
     if conn.execute(update(RuleState).where(RuleState.rule_id == rule.id)
                     .values(**values)).rowcount == 0:
         conn.execute(RuleState.__table__.insert().values(rule_id=rule.id, **values))
@@ -137,17 +144,21 @@ def _detect(kind, conn: Connection, rule: Rule, ctx: Context) -> Iterator[Findin
 def evaluate_rule(engine: Engine, rule: Rule, ctx: Context, *, dry_run: bool = False,
                   full: bool = False, cache: dict | None = None,
                   policy: Policy | None = None, keep: bool = True,
-                  groups: list[Group] | None = None) -> RuleOutcome:
-    """One rule in one transaction: detect, store, advance its watermark. ``cache`` is
-    shared by the rules of one run (see :func:`incremental_context`); ``policy`` gives new
-    alerts their deadline (default: 3 working days). Findings go to the store as the
-    detector yields them; ``keep`` also keeps them in ``outcome.findings`` (memory grows
-    with them: the scheduled passes do not keep them). ``groups``: the counties judged by
-    this rule id's variants, each in its calendar (monitor/regionrules.py); None: ``rule``
-    judges every county in ``ctx``'s calendar."""
+                  groups: list[Group] | None = None, advance: bool = True) -> RuleOutcome:
+    """One rule in one transaction: detect, store, advance its watermark (unless
+    ``advance`` is False: a county's worker, whose caller moves it once every county of
+    the run is done, monitor/parallel.py). ``cache`` is shared by the rules of one run
+    (see :func:`incremental_context`); ``policy`` gives new alerts their deadline
+    (default: 3 working days). Findings go to the store as the detector yields them;
+    ``keep`` also keeps them in ``outcome.findings`` (memory grows with them: the
+    scheduled passes do not keep them). ``groups``: the counties judged by this rule id's
+    variants, each in its calendar (monitor/regionrules.py); None: ``rule`` judges every
+    county in ``ctx``'s calendar. With ``ctx.region`` (a county's worker) only the group
+    that judges that county runs; the watermark's version and mark still cover them all."""
     outcome = RuleOutcome(rule)
     groups = groups or [Group(rule, ctx.calendar)]
     version = regionrules.version(groups)
+    mine = [g for g in groups if ctx.region is None or g.rule.scope.judges(ctx.region)]
 
     def counted(findings: Iterable[Finding]) -> Iterator[Finding]:
         for finding in findings:
@@ -160,12 +171,20 @@ def evaluate_rule(engine: Engine, rule: Rule, ctx: Context, *, dry_run: bool = F
     try:
         with engine.connect() as conn:
             last: int = conn.scalar(select(func.coalesce(func.max(Event.id), 0))) or 0
-            since = None if full or not all(map(incremental, kinds)) else \
-                _since(conn, rule, version, ctx.as_of)
+            state = None if full else _state(conn, rule, version, ctx.as_of)
+            mark = _mark(conn, groups, ctx)
+            cache = {} if cache is None else cache
+            if not dry_run and _unchanged(conn, mine, ctx, state, mark, cache):
+                outcome.incremental = outcome.skipped = True
+                if advance:
+                    _advance(conn, rule, version, last, ctx.as_of, mark)
+                conn.commit()
+                return outcome
+            since = (state.last_event_id, state.as_of) \
+                if state is not None and all(map(incremental, kinds)) else None
             outcome.incremental = since is not None
-            run_ctx = incremental_context(conn, ctx, since, {} if cache is None else cache) \
-                if since else ctx
-            runs = [(g.rule, replace(run_ctx, calendar=g.calendar)) for g in groups]
+            run_ctx = incremental_context(conn, ctx, since, cache) if since else ctx
+            runs = [(g.rule, replace(run_ctx, calendar=g.calendar)) for g in mine]
             stored: list[Stored] = []
             for own, own_ctx in runs:
                 found = counted(cite_refusals(conn, own, regionrules.judged(
@@ -183,13 +202,35 @@ def evaluate_rule(engine: Engine, rule: Rule, ctx: Context, *, dry_run: bool = F
                                                      ctx.as_of)
                     outcome.stored.cleared += cleared
                     trail.append(conn, ctx.as_of, entries)
-                _advance(conn, rule, version, last, ctx.as_of)
+                if advance:
+                    _advance(conn, rule, version, last, ctx.as_of, mark)
                 conn.commit()
     except Exception as exc:  # one rule's failure must not stop the others
         log.exception("rule %s failed", rule.id)
-        outcome.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        outcome.findings, outcome.found = [], 0  # rolled back with the rest of the run
+        outcome.error = f"{type(exc).__name__}: {exc}"
+        outcome.stored = None
     return outcome
+
+
+def _mark(conn: Connection, groups: list[Group], ctx: Context) -> str | None:
+    """What a periodic kind's pass judges (monitor/rules/kinds ``mark``), over every group
+    of the rule id; None when some group's kind is not periodic."""
+    if not all(periodic(KINDS[g.rule.kind]) for g in groups):
+        return None
+    return " / ".join(getattr(KINDS[g.rule.kind], "mark")(
+        conn, g.rule, replace(ctx, calendar=g.calendar)) for g in groups)
+
+
+def _unchanged(conn: Connection, groups: list[Group], ctx: Context, state: Any,
+               mark: str | None, cache: dict) -> bool:
+    """Whether a periodic kind may skip this pass: its previous one judged the same
+    (``mark``) and the events and figures stored since cannot change the answer of any
+    of ``groups``."""
+    if state is None or mark is None or state.mark != mark:
+        return False
+    run_ctx = incremental_context(conn, ctx, (state.last_event_id, state.as_of), cache)
+    return all(getattr(KINDS[g.rule.kind], "unchanged")(
+        conn, g.rule, replace(run_ctx, calendar=g.calendar)) for g in groups)
 
 
 def _sum(parts: list[Stored]) -> Stored:
@@ -206,23 +247,48 @@ def _sum(parts: list[Stored]) -> Stored:
     return total
 
 
-def evaluate(engine: Engine, config: Config, as_of: datetime, *, rule_ids: tuple[str, ...] = (),
-             dry_run: bool = False, full: bool = False,
-             rules: list[Rule] | RuleSets | None = None, keep: bool = True
-             ) -> list[RuleOutcome]:
-    """Run the enabled rules (or only ``rule_ids``) as of ``as_of`` (aware datetime), each
-    county by its own rule set and calendar (monitor/regionrules.py). ``rules``: the base
-    (the counties' overrides are read from their folders), or the rule sets whole; default:
-    read from ``rules_dir``. ``keep``: see :func:`evaluate_rule`."""
+def watermark(engine: Engine) -> int:
+    """The largest event id stored: where a run's rules will stand once it is done."""
+    with engine.connect() as conn:
+        return conn.scalar(select(func.coalesce(func.max(Event.id), 0))) or 0
+
+
+def advance(engine: Engine, rule: Rule, groups: list[Group], last_event_id: int,
+            ctx: Context) -> None:
+    """Move ``rule``'s watermark (the version of its ``groups``) to ``last_event_id`` as
+    of ``ctx.as_of``, once its run is done everywhere (monitor/parallel.py); a periodic
+    kind notes its mark too."""
+    with engine.begin() as conn:
+        _advance(conn, rule, regionrules.version(groups), last_event_id, ctx.as_of,
+                 _mark(conn, groups, ctx))
+
+
+@dataclass
+class Plan:
+    """What a run evaluates: its rules in order, each id's county groups, the policy and
+    the context."""
+
+    rules: list[Rule]
+    groups: dict[str, list[Group]]
+    policy: Policy
+    ctx: Context
+
+
+def prepare(engine: Engine, config: Config, as_of: datetime, *, rule_ids: tuple[str, ...] = (),
+            dry_run: bool = False, rules: list[Rule] | RuleSets | None = None) -> Plan:
+    """The rules a run evaluates, in the order it evaluates them, each county by its own
+    rule set and calendar (monitor/regionrules.py); the rule sets in force go on the
+    trail (not on a dry run). ``rules``: the base (the counties' overrides are read from
+    their folders), or the rule sets whole; default: read from ``rules_dir``."""
     sets = rules if isinstance(rules, RuleSets) else regionrules.load_rule_sets(config, rules)
-    rules = list(sets.base)
-    policy = regionrules.with_counties(policy_for(config, rules), sets)
+    base = list(sets.base)
+    policy = regionrules.with_counties(policy_for(config, base), sets)
     if not dry_run:  # which files and versions are in force for this run, on the trail
         ruleset.record(engine, sets, as_of)
-    ctx, cache = context(config, as_of), dict[Any, Context]()
+    ctx = context(config, as_of)
     groups = regionrules.plan(sets, ctx.calendar)
-    anchor = {r.id: r for r in rules} | {g[0].rule.id: g[0].rule for g in groups.values()
-                                         if g[0].rule.id not in {r.id for r in rules}}
+    anchor = {r.id: r for r in base} | {g[0].rule.id: g[0].rule for g in groups.values()
+                                        if g[0].rule.id not in {r.id for r in base}}
     if rule_ids:
         unknown = set(rule_ids) - set(anchor)
         if unknown:
@@ -237,8 +303,21 @@ def evaluate(engine: Engine, config: Config, as_of: datetime, *, rule_ids: tuple
         plans = groups
     # kinds that look at the other rules' alerts (AFTER_OTHERS) see this run's too
     chosen = sorted(chosen, key=lambda r: after_others(KINDS[r.kind]))
-    return [evaluate_rule(engine, rule, ctx, dry_run=dry_run, full=full, cache=cache,
-                          policy=policy, keep=keep, groups=plans[rule.id]) for rule in chosen]
+    return Plan(chosen, plans, policy, ctx)
+
+
+def evaluate(engine: Engine, config: Config, as_of: datetime, *, rule_ids: tuple[str, ...] = (),
+             dry_run: bool = False, full: bool = False,
+             rules: list[Rule] | RuleSets | None = None, keep: bool = True
+             ) -> list[RuleOutcome]:
+    """Run the enabled rules (or only ``rule_ids``) as of ``as_of`` (aware datetime), each
+    county by its own rule set and calendar (:func:`prepare`). ``keep``: see
+    :func:`evaluate_rule`."""
+    plan = prepare(engine, config, as_of, rule_ids=rule_ids, dry_run=dry_run, rules=rules)
+    cache = dict[Any, Context]()
+    return [evaluate_rule(engine, rule, plan.ctx, dry_run=dry_run, full=full, cache=cache,
+                          policy=plan.policy, keep=keep, groups=plan.groups[rule.id])
+            for rule in plan.rules]
 
 
 __all__ = ["RuleOutcome", "evaluate", "render"]

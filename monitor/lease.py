@@ -177,6 +177,28 @@ def release(engine: Engine, held: Held, now: datetime) -> None:
                      .values(holder=FREE, expires_at=now))
 
 
+def handed() -> tuple[str, str, int] | None:
+    """(name, holder, token) of the lease this context holds, to hand to a worker process
+    of the same run (:func:`adopted`); None outside a lease."""
+    held = _FENCE.get()
+    return None if held is None else (held.name, held.holder, held.token)
+
+
+@contextmanager
+def adopted(lease: tuple[str, str, int] | None) -> Iterator[None]:
+    """In a worker process of a run that holds ``lease`` (:func:`handed`): every audit
+    commit checks that lease and its token (:func:`fence`) as the holder's own would, so a
+    run that lost its lease writes no more from its workers either. The holder renews it."""
+    if lease is None:
+        yield
+        return
+    context = _FENCE.set(Held(*lease[:2], None, lease[2]))
+    try:
+        yield
+    finally:
+        _FENCE.reset(context)
+
+
 def fence(conn: Connection) -> None:
     """In a transaction about to commit an audit write: if this context holds a lease
     (:func:`hold`), it must still be this holder's, with its token; else
@@ -189,7 +211,9 @@ def fence(conn: Connection) -> None:
     query = select(Lease.token).where(Lease.name == held.name, Lease.holder == held.holder,
                                       Lease.token == held.token)
     if conn.dialect.name == "postgresql":
-        query = query.with_for_update()  # a taker waits until this commit is done
+        # a taker's UPDATE waits until this commit is done; a share lock, so that the
+        # workers of one run (monitor/parallel.py) do not wait on each other's commits
+        query = query.with_for_update(read=True)
     if conn.scalar(query) is None:
         held.lost.set()
         held.check()

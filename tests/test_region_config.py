@@ -64,7 +64,7 @@ def store(db_url, tmp_path, monkeypatch, write_events):
         return result
 
     def make(config_tail: str = "", overrides: dict[str, str] | None = None,
-             as_of: str = AS_OF):
+             as_of: str = AS_OF, jobs: int = 1):
         (tmp_path / "config.yaml").write_text(f"region: {A}\nrules_dir: rules\n{config_tail}",
                                               encoding="utf-8")
         for name, text in (overrides or {}).items():
@@ -76,7 +76,7 @@ def store(db_url, tmp_path, monkeypatch, write_events):
             invoke("ingest", "catalog", "--region", region, tmp_path / f"{prefix}.yaml")
             invoke("ingest", "events", "--region", region,
                    write_events(_events(prefix), f"{prefix}.csv"))
-        invoke("run", "--as-of", as_of)
+        invoke("run", "--as-of", as_of, "--jobs", jobs)
         engine = create_store_engine(db_url)
         with engine.connect() as conn:
             rows = conn.execute(select(Alert.rule_id, Alert.region, Alert.level)
@@ -147,6 +147,30 @@ def test_county_rule_overrides(store):
     assert regions[B]["overdue"] == {"file": "off.yaml", "enabled": False}
     assert regions[B]["late-entry"]["file"] == "late.yaml"
     assert trail[-1]["region_changes"][B]["added"] == ["late-entry", "overdue"]
+
+
+@pytest.mark.slow  # worker processes
+def test_jobs_judge_each_county_by_its_own_rule_and_calendar(store):
+    """``run --jobs 2``: the worker for B runs B's own late-entry (red, 5 working days in
+    B's calendar), the worker for A the base rule; overdue (off in B) runs in the parent.
+    The watermarks are the groups' (an incremental serial run after it finds nothing new
+    and evaluates late-entry incrementally)."""
+    rows, _, invoke = store(f"regions:\n  {B}:\n    calendar:\n"
+                            "      extra_holidays: [2025-09-18]\n", overrides={
+        "off.yaml": "rules:\n  - {id: overdue, enabled: false}\n",
+        "late.yaml": ("rules:\n  - id: late-entry\n    kind: late_entry\n    level: red\n"
+                      "    handling_days: 5\n    params: {max_hours: 24}\n")}, jobs=2)
+    assert rows == [("late-entry", A, "yellow"), ("late-entry", B, "red"),
+                    ("overdue", A, "yellow")]
+    engine = create_store_engine(store.db_url)
+    with engine.connect() as conn:
+        due = dict(conn.execute(select(Alert.region, Alert.due_on)
+                                .where(Alert.rule_id == "late-entry")).tuples().all())
+    engine.dispose()
+    assert due == {A: date(2025, 9, 19), B: date(2025, 9, 24)}  # B: 18 September off
+    again = invoke("run", "--as-of", AS_OF)
+    assert "late-entry                  0 findings · new 0 · updated 0 (incremental)" \
+        in again.output, again.output
 
 
 def test_override_that_raises_the_threshold_finds_nothing(store):

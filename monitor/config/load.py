@@ -133,6 +133,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("lease_wait_seconds", 60, int,
             "How long a run waits for another run to finish before giving up with an error "
             "(0: give up at once)."),
+    Setting("evaluate_jobs", 1, int,
+            "Processes that evaluate a store of several counties, one county each at a "
+            "time (`run --jobs` for one run; nightly and the daemon's evaluate jobs use "
+            "this). 1: one process; a store of one county always evaluates in one. On "
+            "SQLite the counties' writes still take turns (one writer)."),
     Setting("catch_up_max_slots", 31, int,
             "After downtime, nightly and the daemon's evaluate/nightly jobs evaluate as of each "
             "scheduled slot missed since the last successful run, then as of now; at most this "
@@ -199,6 +204,7 @@ class Config:
     lease_seconds: int = declared(SETTINGS, "lease_seconds")
     lease_wait_seconds: int = declared(SETTINGS, "lease_wait_seconds")
     catch_up_max_slots: int = declared(SETTINGS, "catch_up_max_slots")
+    evaluate_jobs: int = declared(SETTINGS, "evaluate_jobs")
     schedule: ScheduleConfig = declared(SETTINGS, "schedule",
                                         lambda raw: ScheduleConfig(**raw))
     sources: Mapping[str, PullSource] = declared(SETTINGS, "sources")

@@ -81,9 +81,9 @@ class ScheduleConfig:
 
 
 def load_unattended(values: dict[str, Any], raw: LineDict, where: str, base_dir: Path) -> dict:
-    """inbox, lease_seconds, lease_wait_seconds, catch_up_max_slots and schedule of a config
-    file (``values``: its top-level settings as read), validated."""
-    for name in ("lease_seconds",):
+    """inbox, lease_seconds, lease_wait_seconds, catch_up_max_slots, evaluate_jobs and
+    schedule of a config file (``values``: its top-level settings as read), validated."""
+    for name in ("lease_seconds", "evaluate_jobs"):
         if values[name] < 1:
             raise ConfigError(where, raw.line_of(name), f"'{name}' must be at least 1")
     for name in ("lease_wait_seconds", "catch_up_max_slots"):
@@ -93,6 +93,7 @@ def load_unattended(values: dict[str, Any], raw: LineDict, where: str, base_dir:
             "lease_seconds": values["lease_seconds"],
             "lease_wait_seconds": values["lease_wait_seconds"],
             "catch_up_max_slots": values["catch_up_max_slots"],
+            "evaluate_jobs": values["evaluate_jobs"],
             "schedule": _schedule(values["schedule"] or LineDict(), where)}
 
 

@@ -43,6 +43,9 @@ class Context:
     # transaction that is rolled back: a detector keeps no state of its own and does not
     # sweep other cases for the passing of time
     probe: bool = False
+    # the one county a region's worker evaluates (monitor/parallel.py: its connections see
+    # that county's events only); None: the whole store
+    region: str | None = None
     # the gate's memo of the catalog's whole-table reads, valid for the catalog version
     # its look began at (monitor/catalogmemo.py); None: read them afresh (a run)
     catalog: dict[Any, Any] | None = field(default=None, compare=False, hash=False)

@@ -43,6 +43,20 @@ class Kind(Protocol):
     (read through :func:`working_days`): its findings count working days in
     ``ctx.calendar``.
 
+    A kind that is not incremental but judges periods that are over may define two
+    functions, read through :func:`periodic`: ``mark(conn, rule, ctx) -> str`` notes what a
+    pass judges besides the events (the months, and figures no event watermark covers);
+    ``unchanged(conn, rule, ctx) -> bool``, given an incremental ``ctx``, says whether the
+    events stored since the last pass (and anything else it reads) leave its answer as it
+    was. When the mark is the last pass's and ``unchanged`` is true, the engine skips the
+    pass: a full one would find exactly what the last one found.
+
+    ``REGIONAL = True`` (optional, read through :func:`regional`): the kind reads only
+    events (and the catalog) and finds each county's findings from that county's events
+    alone, keeping no state of its own — so a store of several counties may be evaluated
+    one county per process (``run --jobs``, monitor/parallel.py), each seeing its own
+    events only.
+
     ``GATE`` (optional, read through :func:`gate_effects`): the effects a rule of the kind
     may ask for at the workflow gate (``("deny", "warn")``, or ``("warn",)``); a kind
     without it is not checked there. Such a kind must find a case's findings from that
@@ -103,6 +117,17 @@ def data_quality_kinds() -> frozenset[str]:
 def incremental(kind: Kind) -> bool:
     """Whether the engine may give ``kind`` only what changed since its last run."""
     return bool(getattr(kind, "INCREMENTAL", True))
+
+
+def periodic(kind: Kind) -> bool:
+    """Whether an incremental pass may skip ``kind`` when nothing it reads has changed
+    (``mark`` and ``unchanged``: see :class:`Kind`)."""
+    return callable(getattr(kind, "mark", None)) and callable(getattr(kind, "unchanged", None))
+
+
+def regional(kind: Kind) -> bool:
+    """Whether ``kind`` may be evaluated one county at a time (``REGIONAL``)."""
+    return bool(getattr(kind, "REGIONAL", False))
 
 
 def by_case(kind: Kind) -> bool:

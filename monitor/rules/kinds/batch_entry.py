@@ -85,6 +85,7 @@ from ..sql import in_scope, new_events, seconds_between
 from ._common import aware, local
 
 TITLE = "批量录入（同一人短时间内集中录入）"
+REGIONAL = True  # one county at a time: its events alone (run --jobs)
 DEFAULT_MESSAGE = ("{actor} 于 {start} 起 {duration} 内集中录入 {count} 条"
                    "（{case_count} 个案件：{cases}），疑似事后批量补录")
 FIELDS = ("start", "end", "duration", "seconds", "count", "case_count", "cases",
@@ -197,16 +198,19 @@ def bursts(rule, source, parted: bool = False):
     dense = dense_starts(rule, source, parted)
     part = (dense.c.part,) if parted else ()
     # an entry between two entries (dense.recorded_at … run_end) is visible: only the scope
-    # is left to check; grouped by its id, its other columns come along (one row each)
+    # is left to check; one row per entry, grouped by its id and the columns that come
+    # with it (named: through a region's view of the events, monitor/parallel.py,
+    # PostgreSQL no longer knows them to follow from the primary key)
+    columns = (e.c.id, e.c.event_id, e.c.case_id, e.c.item_code, e.c.department, e.c.step,
+               e.c.actor, e.c.occurred_at, e.c.recorded_at)
     members = (select(*part, func.min(dense.c.burst).label("burst"),
                       func.min(case((dense.c.id == e.c.id, dense.c.span))).label("span"),
-                      e.c.id, e.c.event_id, e.c.case_id, e.c.item_code, e.c.department,
-                      e.c.step, e.c.actor, e.c.occurred_at, e.c.recorded_at)
+                      *columns)
                .join(dense, and_(e.c.actor == dense.c.actor,
                                  e.c.recorded_at >= dense.c.recorded_at,
                                  e.c.recorded_at <= dense.c.run_end))
                .where(in_scope(rule.scope, e.c.department, e.c.item_code))
-               .group_by(*part, e.c.id).subquery("members"))
+               .group_by(*part, *columns).subquery("members"))
     m = members.c
     return select(members).order_by(m.actor, *((m.part,) if parted else ()), m.burst,
                                     m.recorded_at, m.id)

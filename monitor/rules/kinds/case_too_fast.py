@@ -22,6 +22,7 @@ from ._common import local
 from .step_too_fast import PRECISION_SECONDS
 
 TITLE = "审批过快（受理至决定用时过短）"
+REGIONAL = True  # one county at a time: its events alone (run --jobs)
 DEFAULT_MESSAGE = "案件 {case_id}：受理至{end_step}仅用 {duration}（下限 {limit_minutes} 分钟）"
 FIELDS = ("end_step", "duration", "seconds", "limit_minutes")
 BY_CASE = True  # per case, from its events alone (see kinds.Kind)

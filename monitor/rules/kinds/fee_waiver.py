@@ -32,6 +32,7 @@ from ._fees import (CHUNK, authorised_users, case_fees, describe_event, fee_even
                     first_end, latest_assessment, money, unauthorised_text, waivers, yuan)
 
 TITLE = "擅自减免（实缴低于应缴且无有权减免）"
+REGIONAL = True  # one county at a time: its events alone (run --jobs)
 DEFAULT_MESSAGE = "案件 {case_id}：应缴 {due} 元，网上实缴 {paid} 元，少收 {shortfall} 元（{waivers}）"
 FIELDS = ("standard", "waived", "due", "paid", "shortfall", "waivers")
 # a finding on a penalty item (catalog category penalty) is a fine reduced, not a fee

@@ -13,6 +13,7 @@ from ..sql import changed_cases, in_scope, seconds_between
 from ._common import by_case, local
 
 TITLE = "事后补录（录入时间远晚于办理时间）"
+REGIONAL = True  # one county at a time: its events alone (run --jobs)
 DEFAULT_MESSAGE = "案件 {case_id}：{steps} 补录，最长延迟 {max_hours} 小时"
 FIELDS = ("steps", "max_hours", "count")
 BY_CASE = True  # per case, from its events alone (see kinds.Kind)

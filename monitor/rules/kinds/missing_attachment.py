@@ -29,6 +29,7 @@ from ..sql import as_of, bound, built, changed_cases, in_scope
 from ._common import by_case, local
 
 TITLE = "控制节点缺少必备附件"
+REGIONAL = True  # one county at a time: its events alone (run --jobs)
 DEFAULT_MESSAGE = "案件 {case_id}：{missing}（控制节点缺少必备附件）"
 FIELDS = ("missing", "steps", "count")
 BY_CASE = True  # per case, from its events alone (see kinds.Kind)

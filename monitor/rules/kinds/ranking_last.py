@@ -14,17 +14,24 @@ the departments that failed to rectify.
   none is last). Findings of this kind never count in the scores themselves.
 * One finding per department and latest month (subject ``DEPT|YYYY-MM``); it goes
   straight to tier 2 (monitor/supervision.py ``TIER2_KINDS``).
-* Runs after the other rules (their findings of this run count). Not incremental.
+* Runs after the other rules (their findings of this run count). Not incremental, but
+  an incremental pass skips it while the months judged are the same and the trail has
+  not grown since its last pass (``mark``): every change to what the scores read — an
+  alert raised, re-levelled, disposed of, escalated or cleared, a spot check, a catalog
+  load — is an entry on some chain. An entry of the rule's own (its alerts raised) makes
+  the next pass judge again, once.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, func, select
 
 from ...config import ScoreWeights
+from ...models import TrailHead
 from ...report.period import month
 from ...report.rollup import department_regions, shared_ranks
 from ...scores import ranking
@@ -49,15 +56,32 @@ class Params:
             raise ValueError("params.months and params.bottom must be at least 1")
 
 
-def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
-    p, weights = rule.params, ctx.scores or ScoreWeights()
-    today = ctx.as_of.astimezone(ctx.tz).date().replace(day=1)
+def _periods(rule, ctx: Context) -> list:
+    """The months judged, oldest first: the last ``months`` that are over."""
     periods = []
-    current = month(today)
-    for _ in range(p.months):
+    current = month(ctx.as_of.astimezone(ctx.tz).date().replace(day=1))
+    for _ in range(rule.params.months):
         current = current.previous()
         periods.append(current)
     periods.reverse()
+    return periods
+
+
+def mark(conn: Connection, rule, ctx: Context) -> str:
+    """The last month judged, the trail's length over every chain and the weights."""
+    entries = conn.scalar(select(func.coalesce(func.sum(TrailHead.seq), 0)))
+    weights = hashlib.sha256(repr(ctx.scores or ScoreWeights()).encode()).hexdigest()[:16]
+    return f"{_periods(rule, ctx)[-1].label}|{entries}|{weights}"
+
+
+def unchanged(conn: Connection, rule, ctx: Context) -> bool:
+    """Everything the pass reads is in :func:`mark`."""
+    return True
+
+
+def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
+    p, weights = rule.params, ctx.scores or ScoreWeights()
+    periods = _periods(rule, ctx)
     # per region: department → (rank, departments ranked) in each period, oldest first
     bottoms: dict[str, list[dict[str, tuple[int, int]]]] = {}
     for period in periods:

@@ -26,6 +26,7 @@ from ..sql import as_of, bound, built, changed_cases, in_scope
 from ._common import by_case
 
 TITLE = "一人多岗（同一人办理多个审批环节）"
+REGIONAL = True  # one county at a time: its events alone (run --jobs)
 DEFAULT_MESSAGE = "案件 {case_id}：{actors} 一人办理 {roles}"
 FIELDS = ("actors", "roles", "count")
 BY_CASE = True  # per case, from its events alone (see kinds.Kind)

@@ -37,6 +37,7 @@ from ._common import aware, by_case, local
 PRECISION_SECONDS = {"second": 0, "minute": 60, "hour": 3600, "day": 86400}
 
 TITLE = "环节办理过快（疑似事后补录）"
+REGIONAL = True  # one county at a time: its events alone (run --jobs)
 DEFAULT_MESSAGE = "案件 {case_id}：{steps}（疑似事后补录）"
 FIELDS = ("steps", "fastest_seconds", "count")
 BY_CASE = True  # per case, from its events alone (see kinds.Kind)

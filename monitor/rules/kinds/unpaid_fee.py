@@ -36,6 +36,7 @@ from ._fees import (CHUNK, REACHED, authorised_users, case_fees, describe_event,
                     first_end, latest_assessment, money, waivers, yuan)
 
 TITLE = "网下收费（收费事项未经网上缴费即制证或办结）"
+REGIONAL = True  # one county at a time: its events alone (run --jobs)
 DEFAULT_MESSAGE = "案件 {case_id}：已{reached}，应缴 {due}，未见网上缴费（{payment}）"
 FIELDS = ("reached", "due", "payment", "offline_amount")
 # a finding on a penalty item (catalog category penalty) is a fine not paid online, not a fee

@@ -12,6 +12,13 @@ receipts up: cases handled outside the system.
 * Only months that are over are judged: the last ``lookback_months`` of them.
 * ``by: department`` (default) or ``item``. The treasury's receipts for the department-month
   (and the year before) are shown beside it where loaded.
+* Incremental passes skip it while the months judged stay the same and nothing stored
+  since the last pass falls in the months compared: no new ``accept`` (or online
+  ``fee_paid``) event dated in them — a late one of a month that is over is re-judged —
+  and no receipts loaded since (the mark counts the rows and names the latest ingest run
+  that wrote one). A catalog change alone
+  (names, categories) waits for the next month or ``run --full``, as it does for every
+  incremental kind.
 * Scope: department, item and category lists. Not incremental: one grouped pass over the
   events of the months compared — on PostgreSQL a range of the ``dated`` index where its
   statistics say those months are a small part of the store; on SQLite, which keeps no
@@ -33,6 +40,7 @@ from sqlalchemy import Connection, and_, func, literal_column, select, true, tup
 
 from ...models import Event, Item, Receipt, dated
 from ..finding import Context, Finding
+from ..sql import new_events
 from .fee_reconciliation import Month, month_index, months_between
 
 TITLE = "网上办件量同比骤降（疑似网下运行）"
@@ -42,6 +50,7 @@ FIELDS = ("subject_name", "measure_name", "current", "baseline", "baseline_name"
           "receipts_text")
 INCREMENTAL = False
 KIND = "volume_drop"
+REGIONAL = True  # one county at a time: its events alone (run --jobs)
 MEASURES = {"cases": "受理件数", "fees": "收费金额（元）"}
 
 
@@ -95,17 +104,53 @@ def _scope(rule, e):
     return and_(true(), *conditions)
 
 
+def _window(rule, ctx: Context) -> tuple[list[str], list[Month]]:
+    """The months judged as of ``ctx.as_of`` (the last ``lookback_months`` that are over)
+    and every month compared (the judged ones and their baselines)."""
+    p = rule.params
+    this_month = ctx.as_of.astimezone(ctx.tz).strftime("%Y-%m")
+    last = months_between(_shift(this_month, -p.lookback_months - 1), ctx)
+    judged = [m.period for m in last[-p.lookback_months:]]
+    if not judged:
+        return [], []
+    back = 12 if p.baseline == "last_year" else p.trailing_months
+    return judged, months_between(_shift(judged[0], -back), ctx)
+
+
+def mark(conn: Connection, rule, ctx: Context) -> str:
+    """The months a pass judges and the receipts it reads (how many rows, and the latest
+    ingest run that wrote one: every load or correction is a new run), see
+    monitor/rules/kinds ``Kind``."""
+    rows, run = conn.execute(select(func.count(), func.max(Receipt.run_id))).one()
+    return f"{','.join(_window(rule, ctx)[0])}|{rows}|{run}"
+
+
+def unchanged(conn: Connection, rule, ctx: Context) -> bool:
+    """No measured event stored since the last pass (``ctx``: incremental) is dated in the
+    months compared."""
+    months = _window(rule, ctx)[1]
+    if not months:
+        return True
+    e = Event.__table__
+    return conn.scalar(select(e.c.id).where(
+        new_events(ctx), _measured(rule, e), e.c.occurred_at >= months[0].start,
+        e.c.occurred_at < months[-1].end, _scope(rule, e)).limit(1)) is None
+
+
+def _measured(rule, e):
+    """The events the measure counts: acceptances, or online payments."""
+    if rule.params.measure == "cases":
+        return and_(e.c.step == literal_column("'accept'"))
+    return and_(e.c.step == literal_column("'fee_paid'"), e.c.channel == "online")
+
+
 def _figures(conn: Connection, rule, months: list[Month]) -> dict[tuple[str, str], Decimal]:
     e, p = Event.__table__, rule.params
     key = e.c.department if p.by == "department" else e.c.item_code
     bucket = month_index(e.c.occurred_at, months).label("m")
-    value: Any
-    if p.measure == "cases":
-        value = func.count(func.distinct(e.c.case_id))
-        step = and_(e.c.step == literal_column("'accept'"))
-    else:
-        value = func.sum(e.c.amount)
-        step = and_(e.c.step == literal_column("'fee_paid'"), e.c.channel == "online")
+    value: Any = (func.count(func.distinct(e.c.case_id)) if p.measure == "cases"
+                  else func.sum(e.c.amount))
+    step = _measured(rule, e)
     lo, hi = months[0].start, months[-1].end
     months_compared = and_(e.c.occurred_at >= lo, e.c.occurred_at < hi)
     if conn.dialect.name == "postgresql":
@@ -124,13 +169,9 @@ def _figures(conn: Connection, rule, months: list[Month]) -> dict[tuple[str, str
 
 def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     p = rule.params
-    this_month = ctx.as_of.astimezone(ctx.tz).strftime("%Y-%m")
-    last = months_between(_shift(this_month, -p.lookback_months - 1), ctx)
-    judged = [m.period for m in last[-p.lookback_months:]]
+    judged, months = _window(rule, ctx)
     if not judged:
         return
-    back = 12 if p.baseline == "last_year" else p.trailing_months
-    months = months_between(_shift(judged[0], -back), ctx)
     figures = _figures(conn, rule, months)
     keys = sorted({k for k, _ in figures})
     names, depts = _names(conn, p.by, keys)
