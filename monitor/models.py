@@ -440,7 +440,7 @@ class RuleState(Base):
     last_event_id: Mapped[int] = mapped_column(BigId)
     as_of: Mapped[datetime] = mapped_column(UTCDateTime)
     evaluated_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    # a periodic kind's note of what it last judged (``mark``, monitor/rules/kinds; 0032)
+    # a periodic kind's note of what it last judged (``mark``, monitor/rules/kinds; 0030)
     mark: Mapped[str | None] = mapped_column(String(200))
 
 

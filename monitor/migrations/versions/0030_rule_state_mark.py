@@ -6,7 +6,7 @@ that nothing it reads has changed and skip it
   the scorecard's weights). NULL — rows stored before, and kinds that keep none — never
   matches, so the next pass judges in full once.
 
-Revision ID: 0032
+Revision ID: 0030
 Revises: 0029
 Create Date: 2026-12-07
 """
@@ -14,7 +14,7 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0032'
+revision = '0030'
 down_revision = '0029'
 branch_labels = None
 depends_on = None
