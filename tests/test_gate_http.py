@@ -151,10 +151,13 @@ def test_the_log_writer_keeps_no_thread_while_idle_and_loses_no_line(store, monk
     writer = gatewriter.LogWriter(store)
     allow = Verdict("allow", (), AT, {"case_id": "c1", "event_id": "x-1", "step": "survey"})
     writer.put(allow, "service:oa", "api", AT, 3)
+    first = writer.thread
+    assert first is not None
     deadline = time.monotonic() + 10
     while writer.thread is not None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert writer.thread is None and writer.written == 1
+    first.join(10)  # let go under the lock, it may still be returning from its last line
     assert "gate-log-writer" not in {t.name for t in threading.enumerate()}
     writer.put(replace(allow, candidate={**allow.candidate, "event_id": "x-2"}),
                "service:oa", "api", AT, 4)
