@@ -35,6 +35,7 @@ from .models import Event
 SHADOW = "gate_shadow"  # the key of a shadowed connection's info
 
 _SETUP = (
+    "PRAGMA temp_store = MEMORY",  # first: changing it drops the TEMP objects made so far
     "CREATE TEMP TABLE gate_probe AS SELECT * FROM main.events WHERE 0",
     "CREATE TEMP VIEW events AS SELECT * FROM main.events WHERE case_id = "
     "(SELECT case_id FROM temp.gate_probe) UNION ALL SELECT * FROM temp.gate_probe",
