@@ -1,6 +1,6 @@
 """Workflow gate benchmark: ``python bench/gate.py N [--url URL] [--reuse] [--concurrency C |
 --rate R [--arrivals fixed|poisson]] [--seconds S] [--workers W] [--drawn D] [--code DIR]
-[--http auto|h11] [--json]``.
+[--http auto|h11] [--hold MS] [--json]``.
 
 1. Setup, not timed: the N-case store of bench/evaluate.py (SQLite file in a temporary
    folder, or the PostgreSQL database ``--url`` names; ``--reuse``: the store at ``--url``
@@ -44,7 +44,8 @@ decision, and the decisions/s the server's CPU allows on two cores of its own (o
 shared machine the wall-clock figures say more about the neighbours than about the gate);
 the load average (1 min) before and after the load. ``--code DIR``: serve the
 ``monitor`` package of another checkout (main's, for before/after figures on one store
-with one load generator). Target (2 cores, 1 M cases): p99 ≤ 50 ms and ≥ 200
+with one load generator). ``--hold MS`` (SQLite): another connection holds the write lock
+MS ms of every second while the load runs, as an ingest or a run does. Target (2 cores, 1 M cases): p99 ≤ 50 ms and ≥ 200
 decisions/s.
 """
 
@@ -287,6 +288,37 @@ def _figures(results: list[tuple[str, float, bool]], errors: list[str], took: fl
             "by_decision": by}
 
 
+class Writer:
+    """``--hold MS``: a thread holding the SQLite store's write lock (``BEGIN IMMEDIATE``)
+    for MS ms of every second, as an ingest's or a run's transactions do, rolled back."""
+
+    def __init__(self, url: str, hold_ms: int):
+        self.path = url.split("sqlite:///", 1)[1] if hold_ms and "sqlite" in url else None
+        self.hold, self.stop, self.held = hold_ms / 1000, threading.Event(), 0
+
+    def __enter__(self) -> "Writer":
+        if self.path:
+            self.thread = threading.Thread(target=self._run, daemon=True)
+            self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        import sqlite3
+
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        while not self.stop.wait(1 - self.hold):
+            conn.execute("BEGIN IMMEDIATE")
+            time.sleep(self.hold)
+            conn.execute("ROLLBACK")
+            self.held += 1
+        conn.close()
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        if self.path:
+            self.thread.join()
+
+
 def load_average() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0])
 
@@ -343,6 +375,10 @@ def main() -> None:
     parser.add_argument("--http", choices=("auto", "h11"), default="auto",
                         help="uvicorn's HTTP parser and loop: as it chooses (httptools, "
                              "uvloop), or h11 and asyncio (as main served before them)")
+    parser.add_argument("--hold", type=int, default=0, metavar="MS",
+                        help="SQLite: another connection holds the store's write lock for MS "
+                             "ms of every second during the load (an ingest's or a run's "
+                             "transactions)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
@@ -367,7 +403,7 @@ def main() -> None:
 
         warm = load(port, token, drawn, 2, 3)
         app_cpu, own_cpu, load_before = tree_cpu(proc.pid), time.process_time(), load_average()
-        with ServerMeter(url) as server:
+        with ServerMeter(url) as server, Writer(url, args.hold):
             result = (paced(port, token, drawn, args.rate, args.seconds, args.clients,
                             args.arrivals) if args.rate is not None else
                       load(port, token, drawn, args.concurrency, args.seconds))
@@ -385,6 +421,7 @@ def main() -> None:
         proc.terminate()
         proc.wait(timeout=30)
     out = {"cases": args.n, "store": url.split("@")[-1], "workers": args.workers,
+           "hold_ms": args.hold,
            "drawn": len(drawn), "setup": made, "http": args.http,
            "code": str(Path(args.code or ROOT).resolve()),
            "warm_up": warm["decisions"], "load": result}
@@ -393,7 +430,8 @@ def main() -> None:
         return
     r = result
     print(f"store: {out['store']} · {args.n:,} cases · {len(drawn):,} cases drawn · "
-          f"{args.workers} server process(es)")
+          f"{args.workers} server process(es)"
+          f"{f' · write lock held {args.hold} ms of every second' if args.hold else ''}")
     if r["mode"] == "rate":
         lag = r["send_lag"]
         print(f"load: {r['offered_per_second']}/s offered ({r['arrivals']} arrivals, "
