@@ -1,6 +1,6 @@
 """Workflow gate benchmark: ``python bench/gate.py N [--url URL] [--reuse] [--concurrency C |
 --rate R [--arrivals fixed|poisson]] [--seconds S] [--workers W] [--drawn D] [--code DIR]
-[--http auto|h11] [--hold MS] [--json]``.
+[--http auto|h11] [--hold MS] [--looks THREADS] [--json]``.
 
 1. Setup, not timed: the N-case store of bench/evaluate.py (SQLite file in a temporary
    folder, or the PostgreSQL database ``--url`` names; ``--reuse``: the store at ``--url``
@@ -45,8 +45,11 @@ shared machine the wall-clock figures say more about the neighbours than about t
 the load average (1 min) before and after the load. ``--code DIR``: serve the
 ``monitor`` package of another checkout (main's, for before/after figures on one store
 with one load generator). ``--hold MS`` (SQLite): another connection holds the write lock
-MS ms of every second while the load runs, as an ingest or a run does. Target (2 cores, 1 M cases): p99 ≤ 50 ms and ≥ 200
-decisions/s.
+MS ms of every second while the load runs, as an ingest or a run does. ``--looks THREADS``:
+no server — THREADS threads of the generator make the gate's look itself (``judge`` on the
+guard's own engine, ``gateguard.limited``) one after another for S seconds: looks/s, p50
+and p99 per look and CPU per look, the look alone without HTTP, token or log line.
+Target (2 cores, 1 M cases): p99 ≤ 50 ms and ≥ 200 decisions/s.
 """
 
 from __future__ import annotations
@@ -288,6 +291,51 @@ def _figures(results: list[tuple[str, float, bool]], errors: list[str], took: fl
             "by_decision": by}
 
 
+def looks(url: str, drawn: list[dict], threads: int, seconds: float, hold: int) -> dict:
+    """``--looks``: the look alone, as the web app's guard makes it (its engine, its
+    catalog memo), in ``threads`` threads for ``seconds``: no HTTP, no token, no log line."""
+    from monitor.catalogmemo import CatalogMemo
+    from monitor.config import SHIPPED_RULES, load_config
+    from monitor.db import open_store
+    from monitor.gate import judge
+    from monitor.gateguard import limited
+    from monitor.rules.loader import load_rules
+
+    config, rules, memo = load_config(None), load_rules([SHIPPED_RULES]), CatalogMemo()
+    store = open_store(url)
+    engine = limited(store, config.gate.budget_ms)
+    latencies: list[float] = []
+    lock = threading.Lock()
+    stop = time.monotonic() + seconds
+
+    def worker(seed: int) -> None:
+        rng = random.Random(seed)
+        while time.monotonic() < stop:
+            started = time.perf_counter()
+            with engine.connect() as conn:
+                judge(conn, config, rules, candidate(rng, rng.choice(drawn)), CLOCK, memo=memo)
+            with lock:
+                latencies.append((time.perf_counter() - started) * 1000)
+
+    pool = [threading.Thread(target=worker, args=(k,)) for k in range(threads)]
+    cpu, started = time.process_time(), time.perf_counter()
+    with Writer(url, hold):
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join()
+    took, cpu = time.perf_counter() - started, time.process_time() - cpu
+    engine.dispose()
+    store.dispose()
+    s = summary(latencies)
+    import monitor
+
+    return {"looks": s["n"], "per_second": round(s["n"] / took, 1), "p50": s["p50"],
+            "p99": s["p99"], "cpu_ms_per_look": round(cpu * 1000 / s["n"], 2),
+            "threads": threads, "hold_ms": hold, "load_average": load_average(),
+            "code": str(Path(monitor.__file__).resolve().parent.parent)}
+
+
 class Writer:
     """``--hold MS``: a thread holding the SQLite store's write lock (``BEGIN IMMEDIATE``)
     for MS ms of every second, as an ingest's or a run's transactions do, rolled back."""
@@ -375,6 +423,10 @@ def main() -> None:
     parser.add_argument("--http", choices=("auto", "h11"), default="auto",
                         help="uvicorn's HTTP parser and loop: as it chooses (httptools, "
                              "uvloop), or h11 and asyncio (as main served before them)")
+    parser.add_argument("--looks", type=int, default=0, metavar="THREADS",
+                        help="no server: THREADS threads of this process ask the gate's look "
+                             "itself (monitor.gate.judge on the guard's own connections) one "
+                             "candidate after another; looks/s, latency, CPU per look")
     parser.add_argument("--hold", type=int, default=0, metavar="MS",
                         help="SQLite: another connection holds the store's write lock for MS "
                              "ms of every second during the load (an ingest's or a run's "
@@ -397,6 +449,14 @@ def main() -> None:
 
         made = prepare(url, args.n)
     token, drawn = setup(url, args.drawn)
+    if args.looks:
+        out = looks(url, drawn, args.looks, args.seconds, args.hold)
+        print(json.dumps(out) if args.json else
+              f"looks: {args.looks} threads × {args.seconds} s"
+              f"{f' (write lock held {args.hold} ms/s)' if args.hold else ''}: "
+              f"{out['per_second']} looks/s, p50 {out['p50']} ms, p99 {out['p99']} ms, "
+              f"CPU {out['cpu_ms_per_look']} ms per look ({out['code']})")
+        return
     proc, port = start_server(url, write_config(folder), args.workers, args.code, args.http)
     try:
         from benchlib import ServerMeter
