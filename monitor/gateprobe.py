@@ -28,6 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Connection, Engine, MetaData, event, insert, literal_column
+from sqlalchemy.sql.expression import ColumnClause
 
 from .db import create_store_engine
 from .models import Event
@@ -42,7 +43,7 @@ _SETUP = (
 )
 
 _PROBE_TABLE = Event.__table__.to_metadata(MetaData(), schema="temp", name="gate_probe")
-_NEXT_ID = literal_column("(SELECT coalesce(max(id), 0) + 1 FROM main.events)")
+_NEXT_ID: ColumnClause[int] = literal_column("(SELECT coalesce(max(id), 0) + 1 FROM main.events)")
 _SHADOWED = insert(_PROBE_TABLE).values(id=_NEXT_ID).returning(_PROBE_TABLE.c.id)
 _STORED = insert(Event).returning(Event.id)  # built once: values come with each execution
 
