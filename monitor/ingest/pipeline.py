@@ -40,7 +40,7 @@ PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 BYTES_PER_ROW = 100
 T = TypeVar("T")
 # SQLite page cache of a connection that stores events (KiB): a batch's dirty pages fit
-SQLITE_CACHE_KIB = 65536
+SQLITE_CACHE_KIB = 32768
 
 
 class StoredBatch(NamedTuple):
@@ -83,7 +83,7 @@ def store_event_batch(conn: Connection, batch: EventBatch) -> StoredBatch:
         # a batch dirties a page of the events' indexes for about every row (event ids
         # are digests: random places in their index); with SQLite's default 2 MB of page
         # cache they spilled to the WAL mid-transaction, and were written again at commit
-        # (bench/README.md, "Fifth pass": 17 → 12 µs an event, wall time halved)
+        # (bench/README.md, "Fifth pass"; 32 MB did as well as 64 or 128 there)
         conn.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         new, duplicates, conflicts = classify_events(conn, batch.rows)
         insert_events(conn, [batch.rows[k] for k in new])
