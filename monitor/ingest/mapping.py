@@ -176,7 +176,7 @@ def map_row(mapping: EventMapping, line: int, raw: dict, tz: tzinfo) -> SourceRo
 def row_mapper(mapping: EventMapping, tz: tzinfo) -> Callable[[int, dict], SourceRow]:
     """:func:`map_row` for every row of one source: what the mapping says is looked up
     once here, not per row (this runs for every event read)."""
-    constants = dict(mapping.constants)
+    constants: dict[str, str | None] = dict(mapping.constants)
     columns = mapping.fields
     pairs = tuple(columns.items())
     system_events, steps = mapping.system_events, mapping.steps
