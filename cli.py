@@ -2460,9 +2460,9 @@ def gate_check(app: App, file: str, as_of: str | None) -> None:
     """
     from monitor.gate import read_candidate
     from monitor.gatelog import ask
-    from monitor.rules.loader import load_rules
+    from monitor.regionrules import load_rule_sets
 
-    verdict = ask(app.engine, app.config, load_rules([app.config.rules_dir]),
+    verdict = ask(app.engine, app.config, load_rule_sets(app.config),
                   read_candidate(file), _as_of(app, as_of), _admin().replace("admin:", "cli:"),
                   "cli")
     click.echo(json.dumps(verdict.answer(), ensure_ascii=False, indent=2))

@@ -272,6 +272,14 @@ def in_force(config: Config, region: str | None = None) -> list[InForce]:
             for e, source in sets.effective(region)]
 
 
+def county_rules(rules: RuleSets | list[Rule], region: str) -> list[Rule]:
+    """The rules in force in ``region`` (those switched off there left out), by id;
+    ``rules`` given as a list is a base no county overrides."""
+    if not isinstance(rules, RuleSets):
+        return list(rules)
+    return [e for e, _ in rules.effective(region) if isinstance(e, Rule)]
+
+
 def rule_in(sets: RuleSets, region: str, rule_id: str) -> InForce | None:
     """Rule ``rule_id`` as ``region`` has it (None: no such id anywhere there)."""
     for e, source in sets.effective(region):

@@ -1,0 +1,174 @@
+"""The tools beside a run judge each county by its own rule set and calendar (issue 21
+item 1, docs/regions.md): the workflow gate, ``rules backtest`` and ``rules calibrate``,
+and the web queue's working days left — on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from cli import cli
+from conftest import event
+from monitor import gate
+from monitor.authz import Actor
+from monitor.center.listing import Filters, alerts_page
+from monitor.config import load_config
+from monitor.db import create_store_engine
+from monitor.models import Alert
+from monitor.regionrules import load_rule_sets
+
+RULES = Path(__file__).resolve().parent.parent / "rules"
+A, B = "330102", "330106"
+STRICT = ("rules:\n  - id: step-too-fast\n    kind: step_too_fast\n    level: red\n"
+          "    gate: deny\n    params:\n      min_minutes: {survey: 120}\n")
+
+
+def _catalog(prefix: str) -> str:
+    return (f"departments:\n  - {{code: {prefix}1, name: {prefix}1局}}\n"
+            f"users:\n  - {{id: {prefix.lower()}1, name: 办事员, department: {prefix}1, "
+            'roles: [clerk], phone: "13800000001"}\n'
+            f"  - {{id: {prefix.lower()}m, name: 监察员, department: {prefix}1, "
+            'roles: [monitor_l1], phone: "13900000001"}\n'
+            f"items:\n  - code: {prefix}1-XK-001\n    name: 许可{prefix}\n"
+            f"    department: {prefix}1\n    category: license\n"
+            "    promised_days: 10\n    legal_days: 20\n    fee: 0\n")
+
+
+@pytest.fixture
+def two(db_url, tmp_path, monkeypatch, write_events):
+    """Counties A and B in one store, each a case accepted on Monday 1 September 2025 and
+    a second with its site survey 45 minutes after acceptance (the base allows 30, B's
+    own step-too-fast 120); ``two(config_tail, overrides)`` writes config.yaml and B's
+    override files and gives the CLI."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MONITOR_DATABASE_URL", raising=False)
+    (tmp_path / "rules").mkdir()
+    for name in ("overdue.yaml", "step_too_fast.yaml"):
+        shutil.copy(RULES / name, tmp_path / "rules" / name)
+    runner = CliRunner()
+
+    def invoke(*args, code=(0, 3)):
+        result = runner.invoke(cli, ["--db", db_url, *map(str, args)])
+        assert result.exit_code in code, result.output
+        return result
+
+    def make(config_tail: str = "", overrides: dict[str, str] | None = None):
+        (tmp_path / "config.yaml").write_text(f"region: {A}\nrules_dir: rules\n{config_tail}",
+                                              encoding="utf-8")
+        for name, text in (overrides or {}).items():
+            folder = tmp_path / "rules" / "regions" / B
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text(text, encoding="utf-8")
+        for region, prefix in ((A, "A"), (B, "B")):
+            (tmp_path / f"{prefix}.yaml").write_text(_catalog(prefix), encoding="utf-8")
+            invoke("ingest", "catalog", "--region", region, tmp_path / f"{prefix}.yaml")
+            common = dict(item_code=f"{prefix}1-XK-001", actor=f"{prefix.lower()}1")
+            rows = [event(f"{prefix}a", f"{prefix}-1", occurred_at="2025-09-01 09:00",
+                          **common),
+                    event(f"{prefix}b", f"{prefix}-2", occurred_at="2025-09-02 09:00",
+                          **common),
+                    event(f"{prefix}c", f"{prefix}-2", "survey",
+                          occurred_at="2025-09-02 09:45", attachments="现场踏勘意见书",
+                          **common)]
+            invoke("ingest", "events", "--region", region,
+                   write_events(rows, f"{prefix}.csv"))
+        return invoke
+
+    make.db_url = db_url  # type: ignore[attr-defined]
+    make.path = tmp_path  # type: ignore[attr-defined]
+    return make
+
+
+def _survey(prefix: str, case: str, minutes: int) -> dict:
+    return {"case_id": case, "item_code": f"{prefix}1-XK-001", "actor": f"{prefix.lower()}1",
+            "step": "survey", "occurred_at": f"2025-09-30 10:{minutes:02d}:00",
+            "attachments": "现场踏勘意见书"}
+
+
+def _accepted(two, prefix: str, case: str) -> None:
+    """An open case ``case`` of county ``prefix``, accepted at 10:00 on 30 September."""
+    two.path.joinpath(f"{case}.csv").write_text(
+        "event_id,case_id,item_code,step,actor,occurred_at\n"
+        f"{case}-a,{case},{prefix}1-XK-001,accept,{prefix.lower()}1,2025-09-30 10:00:00\n",
+        encoding="utf-8")
+
+
+def test_the_gate_judges_a_candidate_by_its_countys_rules(two):
+    """A 45-minute survey: allowed in A (the base's 30 minutes), refused in B (its own
+    120) — B's case known by its stored events, or a new case by its item's county."""
+    invoke = two(overrides={"fast.yaml": STRICT})
+    region = {"A": A, "B": B}
+    for prefix in ("A", "B"):
+        _accepted(two, prefix, f"{prefix}-9")
+        invoke("ingest", "events", "--region", region[prefix], two.path / f"{prefix}-9.csv")
+    config = load_config(two.path / "config.yaml")
+    sets = load_rule_sets(config)
+    engine = create_store_engine(two.db_url)
+    at = datetime(2025, 9, 30, 3, 0, tzinfo=timezone.utc)
+    try:
+        a = gate.check(engine, config, sets, _survey("A", "A-9", 45), at)
+        b = gate.check(engine, config, sets, _survey("B", "B-9", 45), at)
+        fresh = gate.check(engine, config, sets,  # a case not stored yet: its item's county
+                           {**_survey("B", "B-new", 45), "step": "accept"}, at)
+    finally:
+        engine.dispose()
+    assert a.decision == "allow", a.reasons
+    assert b.decision == "deny"
+    assert [(r["rule_id"], r["level"]) for r in b.reasons] == [("step-too-fast", "red")]
+    assert b.rule_versions["step-too-fast"] != a.rule_versions["step-too-fast"]
+    assert fresh.decision == "allow" and fresh.rule_versions == b.rule_versions
+    path = two.path / "b.json"
+    path.write_text(json.dumps(_survey("B", "B-9", 45)), encoding="utf-8")
+    out = invoke("gate", "check", path, "--as-of", "2025-09-30T11:00:00+08:00")
+    assert json.loads(out.output)["decision"] == "deny"
+
+
+def test_the_gate_switched_off_in_a_county_does_not_judge_there(two):
+    invoke = two(overrides={"off.yaml": "rules:\n  - {id: step-too-fast, enabled: false}\n"})
+    for prefix, region in (("A", A), ("B", B)):
+        _accepted(two, prefix, f"{prefix}-9")
+        invoke("ingest", "events", "--region", region, two.path / f"{prefix}-9.csv")
+    config = load_config(two.path / "config.yaml")
+    sets = load_rule_sets(config)
+    engine = create_store_engine(two.db_url)
+    at = datetime(2025, 9, 30, 3, 0, tzinfo=timezone.utc)
+    try:
+        a = gate.check(engine, config, sets, _survey("A", "A-9", 5), at)
+        b = gate.check(engine, config, sets, _survey("B", "B-9", 5), at)
+    finally:
+        engine.dispose()
+    assert a.decision == "deny" and b.decision == "allow"
+    assert "step-too-fast" not in b.rule_versions
+
+
+def test_the_queue_counts_days_left_in_the_alerts_county(two):
+    """B takes 17 and 18 September off: on 16 September the working days left to its
+    alert's deadline are counted in B's calendar (two fewer than the base would say)."""
+    invoke = two(f"regions:\n  {B}:\n    calendar:\n"
+                 "      extra_holidays: [2025-09-17, 2025-09-18]\n")
+    invoke("run", "--as-of", "2025-09-16T18:00:00+08:00")
+    config = load_config(two.path / "config.yaml")
+    engine = create_store_engine(two.db_url)
+    try:
+        page = alerts_page(engine, Actor("service:t", "t", frozenset(), None, "api", "t", "read"),
+                           Filters(),
+                           date(2025, 9, 16), config.calendar())
+        with engine.connect() as conn:
+            due = dict(conn.execute(select(Alert.region, Alert.due_on)
+                                    .where(Alert.rule_id == "overdue",
+                                           Alert.case_id.like("%-1"))).tuples().all())
+    finally:
+        engine.dispose()
+    left = {r["case_id"]: r["days_left"] for r in page.rows
+            if r["rule_id"] == "overdue" and r["case_id"].endswith("-1")}
+    assert due[A] == date(2025, 9, 19)
+    cal = config.calendar()
+    assert left == {"A-1": cal.workdays_between(date(2025, 9, 16), due[A]),
+                    "B-1": cal.for_region(B).workdays_between(date(2025, 9, 16), due[B])}
+    assert left["B-1"] == cal.workdays_between(date(2025, 9, 16), due[B]) - 2
