@@ -111,6 +111,16 @@ def load_rule_sets(config: Config, base: list[Rule] | None = None) -> RuleSets:
     return RuleSets(tuple(base), MappingProxyType(overrides))
 
 
+def candidate_sets(config: Config, directory: Path) -> RuleSets:
+    """The rule sets of a candidate rule directory (``rules backtest --candidate``): its
+    files are the base; its own ``regions/CODE/`` folders the counties' overrides when it
+    has a ``regions/`` folder, else the current overrides apply over the candidate base."""
+    base = load_rules([directory], config.limits)
+    if (directory / "regions").is_dir():
+        return load_rule_sets(replace(config, rules_dir=directory), base)
+    return load_rule_sets(config, base)
+
+
 def check_overrides(config: Config, base: list[Rule]) -> list[tuple[str, list[SourceError]]]:
     """Each county folder of overrides (``rules check``) and its problems, against the
     (good) ``base`` rules: what :func:`load_rule_sets` would stop a run with."""
@@ -278,6 +288,14 @@ def county_rules(rules: RuleSets | list[Rule], region: str) -> list[Rule]:
     if not isinstance(rules, RuleSets):
         return list(rules)
     return [e for e, _ in rules.effective(region) if isinstance(e, Rule)]
+
+
+def calibrated_rules(config: Config, region: str | None) -> list[Rule]:
+    """The rules ``rules calibrate`` chooses among: the base's, or with ``region`` (a
+    county's code, checked) the rules in force in that county."""
+    if region is None:
+        return load_rules([config.rules_dir], config.limits)
+    return county_rules(load_rule_sets(config), codes.check(region))
 
 
 def rule_in(sets: RuleSets, region: str, rule_id: str) -> InForce | None:

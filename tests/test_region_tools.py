@@ -172,3 +172,73 @@ def test_the_queue_counts_days_left_in_the_alerts_county(two):
     assert left == {"A-1": cal.workdays_between(date(2025, 9, 16), due[A]),
                     "B-1": cal.for_region(B).workdays_between(date(2025, 9, 16), due[B])}
     assert left["B-1"] == cal.workdays_between(date(2025, 9, 16), due[B]) - 2
+
+
+def _backtest(invoke, *extra) -> dict[str, str]:
+    out = invoke("rules", "backtest", "--from", "2025-09-01", "--to", "2025-09-30",
+                 *extra).output
+    return {line.split()[0]: line.strip() for line in out.splitlines()
+            if line.startswith("  step-too-fast ") and "→" in line}
+
+
+def test_backtest_judges_each_county_by_its_own_rules(two):
+    """B's own step-too-fast (120 minutes) finds B's 45-minute survey, the base (30) not
+    A's; a candidate base of 60 minutes adds A's only (B keeps its own); a candidate
+    with its own regions/330106/ folder (40 minutes) drops B's."""
+    invoke = two(overrides={"fast.yaml": STRICT})
+    same = _backtest(invoke)
+    assert "current 1 → candidate 1" in same["step-too-fast"], same
+    candidate = two.path / "candidate"
+    candidate.mkdir()
+    for name in ("overdue.yaml", "step_too_fast.yaml"):
+        text = (two.path / "rules" / name).read_text(encoding="utf-8")
+        (candidate / name).write_text(text.replace("survey: 30", "survey: 60"),
+                                      encoding="utf-8")
+    base = _backtest(invoke, "--candidate", candidate)
+    assert "current 1 → candidate 2: appear 1 · disappear 0" in base["step-too-fast"], base
+    own = candidate / "regions" / B
+    own.mkdir(parents=True)
+    (own / "fast.yaml").write_text(STRICT.replace("survey: 120", "survey: 40"),
+                                   encoding="utf-8")
+    both = _backtest(invoke, "--candidate", candidate)
+    assert "current 1 → candidate 1: appear 1 · disappear 1" in both["step-too-fast"], both
+
+
+def test_calibrate_a_county_on_its_own_history_and_rule(two, write_events):
+    """--region B: B's cases only, against B's own rule (120 minutes); --out changes B's
+    override where it lies. --region A: A's cases against the base rule, written as A's
+    own override (the base file left as it was)."""
+    invoke = two(overrides={"fast.yaml": STRICT})
+    for prefix, region, minutes in (("A", A, (50, 55, 58)), ("B", B, (5, 6, 7))):
+        common = dict(item_code=f"{prefix}1-XK-001", actor=f"{prefix.lower()}1")
+        rows = []
+        for n, gap in enumerate(minutes):
+            rows += [event(f"{prefix}x{n}", f"{prefix}-x{n}", occurred_at="2025-09-03 09:00",
+                           **common),
+                     event(f"{prefix}y{n}", f"{prefix}-x{n}", "survey",
+                           occurred_at=f"2025-09-03 09:{gap:02d}", **common)]
+        invoke("ingest", "events", "--region", region,
+               write_events(rows, f"{prefix}-more.csv"))
+
+    def calibrate(*extra):
+        return invoke("rules", "calibrate", "--kind", "step_too_fast", "--step", "survey",
+                      "--min-n", "2", *extra).output
+
+    every = calibrate()
+    assert "A1-XK-001" in every and "B1-XK-001" in every and "120 min" not in every
+    b = calibrate("--region", B, "--out", two.path / "out-b")
+    rows = [line.split() for line in b.splitlines() if "-XK-" in line]
+    assert [(r[0], r[2]) for r in rows] == [("B1-XK-001", "4")], b  # 45, 5, 6, 7 minutes
+    assert "120 min→4" in b
+    written = (two.path / "out-b" / "regions" / B / "fast.yaml").read_text(encoding="utf-8")
+    assert "item_min_minutes" in written and "B1-XK-001" in written
+    assert (two.path / "out-b" / "step_too_fast.yaml").read_text(encoding="utf-8") == \
+        (two.path / "rules" / "step_too_fast.yaml").read_text(encoding="utf-8")
+    a = calibrate("--region", A, "--out", two.path / "out-a")
+    assert [line.split()[0] for line in a.splitlines() if "-XK-" in line] == ["A1-XK-001"]
+    assert "30 min→0" in a
+    own = two.path / "out-a" / "regions" / A / "calibrated-step-too-fast.yaml"
+    assert "A1-XK-001" in own.read_text(encoding="utf-8")
+    bad = invoke("rules", "calibrate", "--kind", "step_too_fast", "--region", "3301",
+                 code=(2,))
+    assert "3301" in bad.output
