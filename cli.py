@@ -267,10 +267,10 @@ def _exclusive(app: App, needed: bool = True, name: str | None = None):
 
 
 def _policy(app: App):
-    from monitor.rules.loader import load_rules
-    from monitor.supervision import policy_for
+    """The policy of the rules in force, each county's own rules' deadlines and status."""
+    from monitor.regionrules import county_policy
 
-    return policy_for(app.config, load_rules([app.config.rules_dir], app.config.limits))
+    return county_policy(app.config)
 
 
 def _echo_rows(rows: Iterable[Any], text: Callable[[Any], str], *, fmt: str = "table",
@@ -757,11 +757,11 @@ def escalate_cmd(app: App, as_of: str | None) -> None:
     end of every `permit-monitor run`. Then `permit-monitor notify flush` delivers.
     """
     from monitor.auditpass import audit_pass
-    from monitor.rules.loader import load_rules
+    from monitor.regionrules import load_rule_sets
 
-    with _exclusive(app):
+    with _exclusive(app):  # each county's own rules decide what escalates there
         done = audit_pass(app.engine, app.config, _audit_as_of(app, as_of), stages=("escalate",),
-                          rules=lambda: load_rules([app.config.rules_dir], app.config.limits))
+                          rules=lambda: load_rule_sets(app.config))
         _echo_escalated(done.escalation)
 
 

@@ -36,7 +36,7 @@ from .rules.finding import Finding
 from .rules.kinds import KINDS, working_days
 from .rules.loader import load_rules, parse_rule, rule_files
 from .rules.model import Rule
-from .supervision import Policy
+from .supervision import Policy, policy_for
 from .yamlsrc import LineDict, LineList, load_yaml
 
 BASE = "base"  # where a rule in force comes from: the base, or regions/CODE
@@ -227,11 +227,23 @@ def plan(sets: RuleSets, calendar: WorkCalendar) -> dict[str, list[Group]]:
 
 
 def with_counties(policy: Policy, sets: RuleSets) -> Policy:
-    """``policy`` with the handling days of each county's own rules (a county's rule
-    without ``handling_days`` takes the setting, not the base rule's)."""
-    days = {(code, e.id): e.handling_days or policy.handling_days
-            for code, own in sets.overrides.items() for e in own if isinstance(e, Rule)}
-    return replace(policy, county_days=MappingProxyType(days)) if days else policy
+    """``policy`` with the handling days and the status of each county's own rules (a
+    county's rule replaces the base whole: without ``handling_days`` it takes the
+    setting, without ``status`` it is stable — not the base rule's)."""
+    own = [(code, e) for code, entries in sets.overrides.items() for e in entries
+           if isinstance(e, Rule)]
+    if not own:
+        return policy
+    days = {(code, e.id): e.handling_days or policy.handling_days for code, e in own}
+    statuses = {(code, e.id): e.status for code, e in own}
+    return replace(policy, county_days=MappingProxyType(days),
+                   county_statuses=MappingProxyType(statuses))
+
+
+def county_policy(config: Config, sets: RuleSets | None = None) -> Policy:
+    """The policy of the base rules with each county's own (:func:`with_counties`)."""
+    sets = load_rule_sets(config) if sets is None else sets
+    return with_counties(policy_for(config, list(sets.base)), sets)
 
 
 def version(groups: list[Group]) -> str:

@@ -64,12 +64,16 @@ class Policy:
     digest_at: time = time(8)  # local time of the daily digest (monitor/tier1.py)
     # (county, rule id) → handling days of a county's own rule (docs/regions.md)
     county_days: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    # (county, rule id) → status of a county's own rule (its own, else stable)
+    county_statuses: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
-    def status_of(self, rule_id: str) -> str:
-        return self.statuses.get(rule_id, "stable")
+    def status_of(self, rule_id: str, region: str | None = None) -> str:
+        """The status of ``rule_id`` as ``region`` has it: its own rule's, else the base's."""
+        own = self.county_statuses.get((region, rule_id)) if region else None
+        return own if own is not None else self.statuses.get(rule_id, "stable")
 
     def unstable(self) -> list[str]:
-        """Rules whose alerts never go to tier 2 (status experimental or test)."""
+        """Base rules whose alerts never go to tier 2 (status experimental or test)."""
         return sorted(r for r, s in self.statuses.items() if s != "stable")
 
     def days_for(self, rule_id: str, region: str | None = None) -> int:

@@ -242,3 +242,42 @@ def test_calibrate_a_county_on_its_own_history_and_rule(two, write_events):
     bad = invoke("rules", "calibrate", "--kind", "step_too_fast", "--region", "3301",
                  code=(2,))
     assert "3301" in bad.output
+
+
+def _overdue(status: str) -> str:
+    return (RULES / "overdue.yaml").read_text(encoding="utf-8").replace(
+        "    enabled: true\n", f"    enabled: true\n    status: {status}\n", 1)
+
+
+def _tiers(db_url) -> dict[tuple[str, str], tuple[int, list]]:
+    engine = create_store_engine(db_url)
+    with engine.connect() as conn:
+        rows = conn.execute(select(Alert.region, Alert.case_id, Alert.tier, Alert.assigned_to)
+                            .where(Alert.rule_id == "overdue")).all()
+    engine.dispose()
+    return {(r.region, r.case_id): (r.tier, list(r.assigned_to or [])) for r in rows}
+
+
+def test_a_countys_experimental_rule_does_not_escalate_there(two):
+    """B's own overdue is experimental: its alerts are assigned to no one and stay at
+    tier 1 past their deadline (`permit-monitor escalate`); A's, by the stable base, go
+    to tier 2."""
+    invoke = two(overrides={"overdue.yaml": _overdue("experimental")})
+    invoke("run", "--as-of", "2025-09-16T18:00:00+08:00")
+    invoke("escalate", "--as-of", "2025-09-25T18:00:00+08:00")
+    tiers = _tiers(two.db_url)
+    assert tiers[(A, "A-1")][0] == 2
+    assert tiers[(B, "B-1")] == (1, [])
+
+
+def test_a_countys_stable_rule_escalates_where_the_base_is_on_trial(two):
+    """The base overdue is `test` (its alerts stay with tier 1); B's own is stable: B's
+    alert goes to tier 2 at the run past its deadline, A's stays."""
+    (two.path / "rules" / "overdue.yaml").write_text(_overdue("test"), encoding="utf-8")
+    invoke = two(overrides={"overdue.yaml": (RULES / "overdue.yaml").read_text(
+        encoding="utf-8")})
+    invoke("run", "--as-of", "2025-09-16T18:00:00+08:00")
+    invoke("run", "--as-of", "2025-09-25T18:00:00+08:00")
+    tiers = _tiers(two.db_url)
+    assert tiers[(A, "A-1")] == (1, ["am"])
+    assert tiers[(B, "B-1")][0] == 2
