@@ -20,8 +20,10 @@ from monitor.authz import Actor
 from monitor.center.listing import Filters, alerts_page
 from monitor.config import load_config
 from monitor.db import create_store_engine
-from monitor.models import Alert
+from monitor.errors import ConfigError
+from monitor.models import Alert, OutboxMessage
 from monitor.regionrules import load_rule_sets
+from test_sinks import hook, no_proxy  # noqa: F401  (fixtures: real local HTTP servers)
 
 RULES = Path(__file__).resolve().parent.parent / "rules"
 A, B = "330102", "330106"
@@ -281,3 +283,66 @@ def test_a_countys_stable_rule_escalates_where_the_base_is_on_trial(two):
     tiers = _tiers(two.db_url)
     assert tiers[(A, "A-1")] == (1, ["am"])
     assert tiers[(B, "B-1")][0] == 2
+
+
+def _outbox(db_url) -> list:
+    engine = create_store_engine(db_url)
+    with engine.connect() as conn:
+        rows = conn.execute(select(OutboxMessage).order_by(OutboxMessage.id)).all()
+    engine.dispose()
+    return rows
+
+
+def test_a_county_retries_delivery_its_own_way(two, hook):  # noqa: F811
+    """The gateway is down: B's messages (max_attempts 1) fail at the first attempt, A's
+    are retried after the store's backoff."""
+    down = hook(fail_first=100)
+    invoke = two("notify:\n  sinks:\n"
+                 f"    gw: {{type: webhook, url: '{down.url}'}}\n"
+                 "  channels: {sms: gw}\n  backoff_seconds: 60\n"
+                 f"regions:\n  {B}:\n    max_attempts: 1\n")
+    invoke("run", "--as-of", "2025-09-16T18:00:00+08:00")
+    invoke("notify", "flush", code=(0, 1))
+    states = {(m.recipient[0], m.status, m.attempts) for m in _outbox(two.db_url)}
+    assert states == {("a", "pending", 1), ("b", "failed", 1)}
+
+
+def test_a_countys_quiet_hours_hold_its_messages_only(two):
+    """At 23:00 B's quiet hours (22:00–07:00) hold the notice of its new alerts until
+    07:00; A has none: its notice is due at once."""
+    invoke = two(f"regions:\n  {B}:\n    quiet_hours: '22:00-07:00'\n")
+    invoke("run", "--as-of", "2025-09-16T23:00:00+08:00")
+    due = {m.recipient: m.next_attempt_at for m in _outbox(two.db_url)}
+    assert due["am"] == datetime(2025, 9, 16, 15, 0, tzinfo=timezone.utc)
+    assert due["bm"] == datetime(2025, 9, 16, 23, 0, tzinfo=timezone.utc)  # 07:00 local
+
+
+def test_a_countys_digest_goes_at_its_own_time(two):
+    """Both monitors chose the daily digest; the store's goes at 08:00, B's at 10:00."""
+    invoke = two(f"regions:\n  {B}:\n    digest_at: '10:00'\n")
+    for user in ("am", "bm"):
+        invoke("users", "set-delivery", user, "digest")
+    invoke("run", "--as-of", "2025-09-16T18:00:00+08:00")
+
+    def daily():
+        return sorted(m.recipient for m in _outbox(two.db_url) if m.subject == "daily")
+
+    invoke("escalate", "--as-of", "2025-09-17T09:00:00+08:00")
+    assert daily() == ["am"]
+    invoke("escalate", "--as-of", "2025-09-17T10:30:00+08:00")
+    assert daily() == ["am", "bm"]
+    invoke("escalate", "--as-of", "2025-09-17T11:00:00+08:00")  # once a day each
+    assert daily() == ["am", "bm"]
+
+
+@pytest.mark.parametrize("tail, reason", [
+    ("quiet_hours: '7'", "'regions.330106.quiet_hours' must be HH:MM-HH:MM"),
+    ("digest_at: '25:99'", "'regions.330106.digest_at' must be a time HH:MM"),
+    ("max_attempts: 0", "'regions.330106.max_attempts' must be at least 1"),
+])
+def test_a_countys_bad_delivery_setting_is_one_line(tmp_path, tail, reason):
+    path = tmp_path / "config.yaml"
+    path.write_text(f"region: {A}\nregions:\n  {B}:\n    {tail}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    assert str(exc.value).startswith(f"{path}:4: {reason}"), str(exc.value)
