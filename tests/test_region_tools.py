@@ -21,7 +21,7 @@ from monitor.center.listing import Filters, alerts_page
 from monitor.config import load_config
 from monitor.db import create_store_engine
 from monitor.errors import ConfigError
-from monitor.models import Alert, OutboxMessage
+from monitor.models import Alert, OutboxMessage, TrailEntry
 from monitor.regionrules import load_rule_sets
 from test_sinks import hook, no_proxy  # noqa: F401  (fixtures: real local HTTP servers)
 
@@ -346,3 +346,39 @@ def test_a_countys_bad_delivery_setting_is_one_line(tmp_path, tail, reason):
     with pytest.raises(ConfigError) as exc:
         load_config(path)
     assert str(exc.value).startswith(f"{path}:4: {reason}"), str(exc.value)
+
+
+def _chain(db_url, region: str, action: str) -> list[dict]:
+    engine = create_store_engine(db_url)
+    with engine.connect() as conn:
+        found = conn.scalars(select(TrailEntry.detail).where(
+            TrailEntry.region == region, TrailEntry.action == action)
+            .order_by(TrailEntry.seq)).all()
+    engine.dispose()
+    return list(found)
+
+
+def test_each_countys_chain_records_its_rule_set_in_force(two):
+    """B's chain records the rules in force in B (its own step-too-fast, the base
+    overdue), A's the whole set; a change of B's override is recorded on B's chain, and
+    the chains verify."""
+    invoke = two(overrides={"fast.yaml": STRICT})
+    invoke("run", "--as-of", "2025-09-16T18:00:00+08:00")
+    [b] = _chain(two.db_url, B, "rules_in_force")
+    assert b["region"] == B
+    assert b["rules"]["step-too-fast"]["source"] == f"regions/{B}"
+    assert b["rules"]["step-too-fast"]["file"] == "fast.yaml"
+    assert b["rules"]["overdue"]["source"] == "base"
+    assert b["added"] == ["overdue", "step-too-fast"]
+    [a] = _chain(two.db_url, A, "rules_in_force")
+    assert B in a["regions"]
+    invoke("run", "--as-of", "2025-09-16T18:00:00+08:00")  # the same set: nothing new
+    assert len(_chain(two.db_url, B, "rules_in_force")) == 1
+    (two.path / "rules" / "regions" / B / "fast.yaml").write_text(
+        "rules:\n  - {id: step-too-fast, enabled: false}\n", encoding="utf-8")
+    invoke("run", "--as-of", "2025-09-17T18:00:00+08:00")
+    later = _chain(two.db_url, B, "rules_in_force")[-1]
+    assert later["changed"] == ["step-too-fast"]
+    assert later["rules"]["step-too-fast"] == {"file": "fast.yaml", "enabled": False,
+                                               "source": f"regions/{B}"}
+    assert "trail of region 330106 intact" in invoke("audit", "verify", "--region", B).output
