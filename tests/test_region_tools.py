@@ -382,3 +382,29 @@ def test_each_countys_chain_records_its_rule_set_in_force(two):
     assert later["rules"]["step-too-fast"] == {"file": "fast.yaml", "enabled": False,
                                                "source": f"regions/{B}"}
     assert "trail of region 330106 intact" in invoke("audit", "verify", "--region", B).output
+
+
+def test_a_countys_catalog_load_and_its_grants_go_on_its_chain(two):
+    """`ingest catalog --region B` is on B's chain; a power change of one of B's users,
+    held for a tier-2 decision, is decided on B's chain too; every chain and the state
+    replay verify."""
+    invoke = two()
+    catalog_b = two.path / "B.yaml"
+    assert _chain(two.db_url, B, "catalog_loaded")  # the fixture's load for B
+    assert not [d for d in _chain(two.db_url, A, "catalog_loaded")
+                if "b1" in str(d.get("added"))]
+    boss = two.path / "A2.yaml"  # a tier-2 office in A: role changes wait for it
+    boss.write_text("users:\n  - {id: a-l2, name: 二级监察员, roles: [monitor_l2], "
+                    'phone: "13700000001"}\n', encoding="utf-8")
+    invoke("ingest", "catalog", "--region", A, boss)
+    text = catalog_b.read_text(encoding="utf-8")
+    catalog_b.write_text(text.replace("roles: [clerk]", "roles: [clerk, monitor_l2]"),
+                         encoding="utf-8")
+    invoke("ingest", "catalog", "--region", B, catalog_b)
+    [held] = _chain(two.db_url, B, "grant_requested")
+    assert held["user_id"] == "b1"
+    invoke("grants", "approve", held["grant_id"], "--by", "a-l2", "--note", "同意")
+    [done] = _chain(two.db_url, B, "grant_approved")
+    assert done["user_id"] == "b1" and not _chain(two.db_url, A, "grant_approved")
+    out = invoke("audit", "verify").output
+    assert f"trail of region {B} intact" in out and "mismatch" not in out.lower(), out
