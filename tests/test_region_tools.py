@@ -21,8 +21,11 @@ from monitor.center.listing import Filters, alerts_page
 from monitor.config import load_config
 from monitor.db import create_store_engine
 from monitor.errors import ConfigError
-from monitor.models import Alert, OutboxMessage, TrailEntry
-from monitor.regionrules import load_rule_sets
+from monitor.center.act import act
+from monitor.models import Alert, OutboxMessage, SupervisionOrder, TrailEntry, User
+from monitor.web.site import Rules
+from monitor.regionrules import county_policy, load_rule_sets
+from monitor.supervision import policy_for
 from test_sinks import hook, no_proxy  # noqa: F401  (fixtures: real local HTTP servers)
 
 RULES = Path(__file__).resolve().parent.parent / "rules"
@@ -408,3 +411,36 @@ def test_a_countys_catalog_load_and_its_grants_go_on_its_chain(two):
     assert done["user_id"] == "b1" and not _chain(two.db_url, A, "grant_approved")
     out = invoke("audit", "verify").output
     assert f"trail of region {B} intact" in out and "mismatch" not in out.lower(), out
+
+
+def test_an_order_on_a_countys_alert_takes_its_own_rules_days(two):
+    """B's own overdue gives 7 working days: an order B's office issues on B's alert —
+    from the web (the sets the site keeps) or `alerts order` — is due 7 of B's working
+    days later, not the base's 3."""
+    rule = (RULES / "overdue.yaml").read_text(encoding="utf-8").replace(
+        "    enabled: true\n", "    enabled: true\n    handling_days: 7\n", 1)
+    invoke = two(overrides={"overdue.yaml": rule})
+    office = two.path / "B2.yaml"
+    office.write_text("users:\n  - {id: b-l2, name: 二级监察员, roles: [monitor_l2], "
+                      'phone: "13700000002"}\n', encoding="utf-8")
+    invoke("ingest", "catalog", "--region", B, office)
+    invoke("run", "--as-of", "2025-09-16T18:00:00+08:00")
+    config = load_config(two.path / "config.yaml")
+    engine = create_store_engine(two.db_url)
+    try:
+        with engine.connect() as conn:
+            first, second = conn.scalars(select(Alert.id).where(
+                Alert.region == B, Alert.rule_id == "overdue").order_by(Alert.id)).all()
+            boss = conn.execute(select(User).where(User.id == "b-l2")).one()
+        at = datetime(2025, 9, 17, 2, 0, tzinfo=timezone.utc)  # Wednesday 10:00
+        act(engine, config, Rules(two.path / "rules", config).sets(),
+            Actor.of_user(boss, "web"), first, "order", at, "请于期限内办结")
+        invoke("alerts", "order", second, "--by", "b-l2", "--note", "请于期限内办结")
+        with engine.connect() as conn:
+            orders = {o.alert_id: o for o in conn.execute(select(SupervisionOrder))}
+    finally:
+        engine.dispose()
+    assert orders[first].due_on == date(2025, 9, 26)  # 17 September + 7 working days
+    cli = orders[second]  # issued now (the CLI's clock): 7 of B's working days after it
+    assert cli.due_on == county_policy(config).due(cli.issued_at, "overdue", B)
+    assert cli.due_on != policy_for(config).due(cli.issued_at, "overdue", B)
