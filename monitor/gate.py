@@ -148,21 +148,47 @@ def _catalog_for(conn: Connection, fields: dict[str, str], region: str,
     return CatalogIndex(items, departments, region=region)
 
 
-def county_of(conn: Connection, fields: dict[str, str], home: str) -> str:
+_CODES = (("item_code", Item.region, Item.code), ("department", Department.region,
+                                                  Department.code))
+
+
+def _owners(conn: Connection) -> tuple[frozenset[str], dict[tuple[str, str], str | None]]:
+    """The catalog's counties, and (field, code) → the county that has it (None: several)."""
+    counties: set[str] = set()
+    owners: dict[tuple[str, str], str | None] = {}
+    for key, column, code in _CODES:
+        for region, value in conn.execute(select(column, code)):
+            counties.add(region)
+            owners[(key, value)] = region if owners.get((key, value), region) == region \
+                else None
+    return frozenset(counties), owners
+
+
+def county_of(conn: Connection, fields: dict[str, str], home: str,
+              memo: dict[Any, Any] | None = None) -> str:
     """The candidate's county: its case's as stored, else its item's, else its
-    department's when exactly one county has that code, else ``home`` (the store's)."""
+    department's when exactly one county has that code, else ``home`` (the store's).
+    ``memo`` (the catalog read at its version): a catalog of one county answers at once,
+    and the codes' counties are read from it, not asked for."""
+    known = catalog_read(conn, memo, ("counties",), _owners) if memo is not None else None
+    if known is not None and known[0] <= {home}:
+        return home  # a single county's store: nothing to look up
     case_id = fields.get("case_id", "").strip()
     if case_id:
         stored = conn.scalar(select(Event.region).where(Event.case_id == case_id).limit(1))
         if stored is not None:
             return stored
-    for column, code, key in ((Item.region, Item.code, "item_code"),
-                              (Department.region, Department.code, "department")):
+    for key, column, code in _CODES:
         value = fields.get(key, "").strip()
-        if value:
+        if not value:
+            continue
+        if known is not None:
+            owner = known[1].get((key, value))
+        else:
             found = conn.scalars(select(column).where(code == value).distinct().limit(2)).all()
-            if len(found) == 1:
-                return found[0]
+            owner = found[0] if len(found) == 1 else None
+        if owner is not None:
+            return owner
     return home
 
 
@@ -172,7 +198,7 @@ def _candidate(conn: Connection, raw: Any, config: Config,
     fields = candidate_fields(raw)
     own_id = fields.get("event_id", "").strip()
     fields["event_id"] = PROBE_PREFIX + uuid.uuid4().hex
-    region = county_of(conn, fields, config.region)
+    region = county_of(conn, fields, config.region, memo)
     try:
         row = normalize_event(fields, _catalog_for(conn, fields, region, memo), config.tz)
     except Rejected as exc:

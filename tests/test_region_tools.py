@@ -21,6 +21,7 @@ from monitor.center.listing import Filters, alerts_page
 from monitor.config import load_config
 from monitor.db import create_store_engine
 from monitor.errors import ConfigError
+from monitor.catalogmemo import CatalogMemo
 from monitor.center.act import act
 from monitor.models import Alert, OutboxMessage, SupervisionOrder, TrailEntry, User
 from monitor.web.site import Rules
@@ -121,6 +122,11 @@ def test_the_gate_judges_a_candidate_by_its_countys_rules(two):
         b = gate.check(engine, config, sets, _survey("B", "B-9", 45), at)
         fresh = gate.check(engine, config, sets,  # a case not stored yet: its item's county
                            {**_survey("B", "B-new", 45), "step": "accept"}, at)
+        memo = CatalogMemo()  # as the web's guard asks: the catalog's codes read once
+        with engine.connect() as conn:
+            served = [gate.judge(conn, config, sets, body, at, memo=memo).decision
+                      for body in (_survey("A", "A-9", 45), _survey("B", "B-9", 45),
+                                   {**_survey("B", "B-new", 45), "step": "survey"})]
     finally:
         engine.dispose()
     assert a.decision == "allow", a.reasons
@@ -128,6 +134,7 @@ def test_the_gate_judges_a_candidate_by_its_countys_rules(two):
     assert [(r["rule_id"], r["level"]) for r in b.reasons] == [("step-too-fast", "red")]
     assert b.rule_versions["step-too-fast"] != a.rule_versions["step-too-fast"]
     assert fresh.decision == "allow" and fresh.rule_versions == b.rule_versions
+    assert served == ["allow", "deny", "allow"]  # B-new: no acceptance before its survey
     path = two.path / "b.json"
     path.write_text(json.dumps(_survey("B", "B-9", 45)), encoding="utf-8")
     out = invoke("gate", "check", path, "--as-of", "2025-09-30T11:00:00+08:00")
