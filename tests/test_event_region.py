@@ -197,3 +197,29 @@ mappings:
     assert [r for e, r in events.items() if e.startswith("xes-")] == [AWAY]
     assert list(set_aside) == [(4, "unknown_region")]
     assert "did you mean '330106'" in set_aside[4, "unknown_region"]
+
+
+def test_an_unknown_county_stored_by_retry_once_its_catalog_is_loaded(run, db_url, tmp_path):
+    path = tmp_path / "province.xlsx"
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["event_id", "case_id", "item_code", "step", "actor", "occurred_at",
+                  "region"])
+    sheet.append(["x1", "q1", "N04-XK-001", "accept", "n1", "2025-09-30 10:00:00", 330107])
+    sheet.append(["x2", "q2", "N04-XK-001", "accept", "n1", "2025-09-30 10:00:00", AWAY])
+    book.save(path)
+    assert run("ingest", "events", path).exit_code == 0
+    events, set_aside = _stored(db_url)
+    assert events == {"x2": AWAY} and list(set_aside) == [(2, "unknown_region")]
+    # a user id stays with one county: the third county's catalog lists none
+    third = "".join(line for line in NEIGHBOUR.splitlines(keepends=True)
+                    if "n1" not in line).replace("users:\n", "users: []\n")
+    (tmp_path / "third.yaml").write_text(third, encoding="utf-8")
+    loaded = run("ingest", "catalog", "--region", "330107", "third.yaml")
+    assert loaded.exit_code == 0, loaded.output
+    result = run("quarantine", "retry")
+    assert result.exit_code == 0, result.output
+    events, _ = _stored(db_url)
+    assert events == {"x1": "330107", "x2": AWAY}
