@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from .. import regions as codes
 from ..errors import did_you_mean
@@ -91,9 +91,12 @@ def known_regions(conn: Connection, default: str, configured: Iterable[str],
 
 
 def store_has_other_regions(conn: Connection, default: str) -> bool:
-    """Whether events of a county other than ``default`` are stored (one index probe)."""
-    return conn.scalar(select(Event.region).where(Event.region != default).limit(1)) \
-        is not None
+    """Whether events of a county other than ``default`` are stored: the lowest and the
+    highest region, two probes of the ``(region, department)`` index (``region <> x``
+    would scan a single county's events to the end)."""
+    lowest = conn.scalar(select(func.min(Event.region)))  # each alone: SQLite probes an
+    highest = conn.scalar(select(func.max(Event.region)))  # index for a lone min or max
+    return lowest is not None and not lowest == highest == default
 
 
 def split_cross_region(conn: Connection, batch: EventBatch) -> EventBatch:
