@@ -61,13 +61,16 @@ def prepare_event_batch(rows: list[SourceRow], regions: EventRegions, tz: tzinfo
     field, else the run's: :class:`EventRegions`); no database (this runs in the reading
     process)."""
     batch = EventBatch(len(rows), [], [], [], [])
-    county = regions.of
+    county, default, catalog = regions.of, regions.default, regions.catalog
     for i, r in enumerate(rows):
         if r.problem:
             batch.bad.append((i, Bad(r, r.problem_reason, r.problem)))
             continue
         try:
-            region, catalog = county(r.fields)
+            if r.fields.get("region"):  # else the run's county (the usual case: no call)
+                region, catalog = county(r.fields)
+            else:
+                region, catalog = default, regions.catalog
             row = normalize_event(r.fields, catalog, tz, amount_format)
         except Rejected as exc:
             batch.bad.append((i, Bad(r, exc.reason, exc.detail)))
