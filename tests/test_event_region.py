@@ -223,3 +223,47 @@ def test_an_unknown_county_stored_by_retry_once_its_catalog_is_loaded(run, db_ur
     assert result.exit_code == 0, result.output
     events, _ = _stored(db_url)
     assert events == {"x1": "330107", "x2": AWAY}
+
+
+def test_an_xes_log_read_in_parts_keeps_each_events_county(run, db_url, tmp_path,
+                                                           monkeypatch):
+    from monitor.ingest import parts as parts_module
+
+    used = []
+    real = parts_module.in_children
+    monkeypatch.setattr(parts_module, "in_children",
+                        lambda parts, *rest: used.append(len(parts)) or real(parts, *rest))
+    # small batches: parts of batch_size × 1 KiB, so a log of 160 KB is read in parts
+    (tmp_path / "config.yaml").write_text(f"""region: {HOME}
+timezone: Asia/Shanghai
+batch_size: 50
+mappings:
+  log:
+    format: xes
+    fields: {{case_id: "case:concept:name", item_code: "case:item", step: concept:name,
+             occurred_at: "time:timestamp", region: "case:county"}}
+""", encoding="utf-8")
+    traces = []
+    for n in range(400):
+        item, county = (("D04-XK-001", HOME), ("N04-XK-001", AWAY))[n % 2]
+        traces.append(f"""  <trace>
+    <string key="concept:name" value="t{n}"/>
+    <string key="item" value="{item}"/>
+    <string key="county" value="{county}"/>
+    <event><string key="concept:name" value="accept"/>
+      <date key="time:timestamp" value="2025-09-30T10:00:00.000+08:00"/></event>
+    <event><string key="concept:name" value="decide"/>
+      <date key="time:timestamp" value="2025-09-30T11:00:00.000+08:00"/></event>
+  </trace>
+""")
+    log = tmp_path / "log.xes"
+    log.write_text('<?xml version="1.0" encoding="UTF-8"?>\n<log xes.version="1.0">\n'
+                   + "".join(traces) + "</log>\n", encoding="utf-8")
+    result = run("ingest", "events", "--mapping", "log", "--jobs", "2", log)
+    assert result.exit_code == 0, result.output
+    assert used and used[0] > 1  # read in parts, by child processes
+    engine = create_store_engine(db_url)
+    with engine.connect() as conn:
+        got = dict(conn.execute(select(Event.case_id, Event.region).distinct()).tuples().all())
+    engine.dispose()
+    assert got == {f"t{n}": (HOME, AWAY)[n % 2] for n in range(400)}
