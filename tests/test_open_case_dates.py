@@ -72,7 +72,7 @@ def test_incremental_nights_store_what_full_evaluation_stores(
         for engine in (store, reference):
             if n in LATER:
                 ingest(engine, config, write_events, LATER[n], f"later{n}.csv")
-            if n == 6:  # G's finding (a warning on 20 Nov) is raised while it is exempt
+            if n == 6:  # G's warning (24 Nov) is raised while it is exempt
                 add_exemption(engine, ["overdue", "dq"], "overdue", {"case": ["G"]},
                               "系统故障期间", "m2", date(2025, 11, 24), night(today), config.tz)
             if n == 20:  # the catalog changes: D04-XK-001's promised limit shortens

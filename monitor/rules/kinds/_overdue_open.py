@@ -29,7 +29,7 @@ from sqlalchemy import Connection, delete, insert, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from ...calendar import WorkCalendar
-from ...models import Event, Item, OpenCase, RuleState
+from ...models import Event, Exemption, Item, OpenCase, RuleState
 from ..finding import Context
 from ..sql import changed_cases, in_regions, one_of
 from . import _stale
@@ -90,6 +90,15 @@ def due_cases(conn: Connection, rule, today: date, basis_now: str | None) -> set
         t.c.rule_id == rule.id, _counties(rule),
         or_(t.c.due_on.is_(None), t.c.due_on <= today, t.c.basis.is_(None),
             t.c.basis != (basis_now or "")))))
+
+
+def exempting(conn: Connection, rule, ctx: Context) -> bool:
+    """Whether the rule has an exemption in force (monitor/exemptions.py): a finding it
+    raises may then be stored suppressed, and looked at every date until it is not."""
+    return conn.scalar(select(Exemption.id).where(
+        Exemption.rule_id == rule.id, Exemption.until >= day(ctx.as_of, ctx),
+        or_(Exemption.revoked_at.is_(None), Exemption.revoked_at > ctx.as_of)).limit(1)) \
+        is not None
 
 
 NEVER = date.max  # due_on of a case whose finding only a new event can change

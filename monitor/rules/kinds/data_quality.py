@@ -80,6 +80,7 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     track = ctx.stale_days is not None and not ctx.probe
     last_day = _overdue_open.last_run_day(conn, rule, ctx) if track else None
     basis = _overdue_open.basis(conn, rule, ctx) if track else None
+    exempting = track and _overdue_open.exempting(conn, rule, ctx)
     looked_at, listed, due = _overdue_open.incremental(conn, rule, ctx, last_day, basis)
     accepted = func.min(case((e.c.step == "accept", e.c.occurred_at)))
     decided = func.min(case((e.c.step.in_(sorted(decisions)), e.c.occurred_at)))
@@ -105,7 +106,7 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
                 for r in conn.execute(query.where(one_of(e.c.case_id, chunk)))]
     if track:
         _overdue_open.remember_open(conn, rule, ctx, last_day, {
-            r.case_id: _due(r, ctx) for r in rows
+            r.case_id: _due(r, ctx, exempting) for r in rows
             if r.accepted is not None and not r.ended and not _stale.stale(r, ctx)}, due, basis)
     synthetic = _synthetic(conn, scope, rule.params.synthetic_steps,
                            [r.case_id for r in rows if r.ties])
@@ -130,12 +131,13 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
                 evidence={"data_quality": True, **found})
 
 
-def _due(row, ctx: Context):
+def _due(row, ctx: Context, exempting: bool):
     """When an open case not yet stale must be looked at again (see _overdue_open): the
-    date it goes stale, if that is all time can change; every date (None) if it already
-    has an issue (its finding's alert may be suppressed under an exemption that ends)."""
-    if row.early or row.days or row.ties or (
-            row.decided is not None and row.decided < row.accepted):
+    date it goes stale, which is all time can change; every date (None) if it already has
+    an issue while the rule has an exemption in force (its finding's alert may be stored
+    suppressed, and the exemption end)."""
+    if exempting and (row.early or row.days or row.ties or (
+            row.decided is not None and row.decided < row.accepted)):
         return None
     return _stale.stale_on(row, ctx)
 

@@ -137,6 +137,7 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     dating = not (_step_limits.item_limits(conn)
                   or _overdue_open.message_fields(rule) & DAILY_FIELDS)
     basis = _overdue_open.basis(conn, rule, ctx) if dating else None
+    exempting = dating and _overdue_open.exempting(conn, rule, ctx)
     looked_at, listed, due = _overdue_open.incremental(conn, rule, ctx, last_day, basis)
     # items whose limits changed over time: their cases are judged whatever the item's
     # current limit says (a handful of items)
@@ -163,14 +164,15 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
             now_open.update((r.case_id, None) for r in rows
                             if r.decided is None and r.completed is None)
             stale.update(r.case_id for r in rows if _overdue_open.silent(r, ctx))
-            yield from _judged(conn, rule, ctx, rows, now_open if dating else None)
+            yield from _judged(conn, rule, ctx, rows, now_open if dating else None, exempting)
     if not ctx.probe:
         _overdue_open.remember_open(conn, rule, ctx, last_day, now_open, due, basis)
     yield from _step_findings(conn, rule, ctx, looked_at, stale)
 
 
 def _judged(conn: Connection, rule, ctx: Context, rows: Sequence,
-            dues: dict[str, date | None] | None = None) -> Iterator[Finding]:
+            dues: dict[str, date | None] | None = None, exempting: bool = False
+            ) -> Iterator[Finding]:
     """The findings among some candidate cases: each case's clock and level; ``dues``:
     each open case's due date goes there (:func:`_due`)."""
     stops = _clock.clock_events(conn, [r.case_id for r in rows if r.stops], ctx)
@@ -184,7 +186,7 @@ def _judged(conn: Connection, rule, ctx: Context, rows: Sequence,
         clock = _clock.clock(r, stops.get(r.case_id, ()), rule.params, own)
         level = _level(r, clock, rule.params, own)
         if dues is not None and r.case_id in dues:
-            dues[r.case_id] = _due(r, clock, level, rule.params, own)
+            dues[r.case_id] = _due(r, clock, level, rule.params, own, exempting)
         if level is None:  # within every limit: the alert, if any, is cleared
             continue
         if _overdue_open.silent(r, ctx) and r.previous_status not in ACTIVE:
@@ -200,7 +202,8 @@ def _judged(conn: Connection, rule, ctx: Context, rows: Sequence,
         yield _in_calendar_days(finding) if own.calendar is CALENDAR_DAYS else finding
 
 
-def _due(row, clock: Clock, level: str | None, params: Params, ctx: Context) -> date | None:
+def _due(row, clock: Clock, level: str | None, params: Params, ctx: Context,
+         exempting: bool = False) -> date | None:
     """The first local date after the as-of's on which an open case's finding may differ
     from this one by time alone (``_overdue_open.NEVER``: only a new event can change
     it; None: every date). With its clock running its deadlines are fixed, so its level
@@ -209,10 +212,11 @@ def _due(row, clock: Clock, level: str | None, params: Params, ctx: Context) -> 
     stopped clock does not move; a case goes stale on a date, and a stale one is found
     no more unless its alert is pending (then its level still moves). A suppressed alert
     is looked at every date (its exemption may end), and so is a finding this run raises
-    or reopens (under an exemption in force it is stored suppressed)."""
+    or reopens while the rule has an exemption in force (``exempting``: it may be stored
+    suppressed)."""
     today = day(ctx.as_of, ctx)
     if row.previous_status == "suppressed" or (
-            level is not None and row.previous_status in (None, "cleared")):
+            exempting and level is not None and row.previous_status in (None, "cleared")):
         return None
     if _overdue_open.silent(row, ctx) and row.previous_status not in ACTIVE:
         return _overdue_open.NEVER
