@@ -227,12 +227,23 @@ def _due(row, clock: Clock, level: str | None, params: Params, ctx: Context,
         one = timedelta(days=1)
         dates += [clock.promised_deadline + one, clock.legal_deadline + one]
         if level is None and clock.promised != 0:  # the first date of the advance warning
-            warn = today + one
-            while warn <= clock.promised_deadline and ctx.calendar.workdays_between(
-                    warn, clock.promised_deadline) > params.warning_days:
-                warn += one
-            dates.append(warn)
+            dates.append(_warning_from(clock.promised_deadline, params.warning_days, today,
+                                       ctx))
     return min((d for d in dates if d > today), default=_overdue_open.NEVER)
+
+
+def _warning_from(deadline: date, warning_days: int, today: date, ctx: Context) -> date:
+    """The first date after ``today`` with ``warning_days`` or fewer working days left
+    after it up to ``deadline`` (:func:`_level`): the (``warning_days`` + 1)-th working
+    day counting back from the deadline (itself included)."""
+    one, left, d = timedelta(days=1), warning_days + 1, deadline
+    while d > today:
+        if ctx.calendar.is_workday(d):
+            left -= 1
+            if not left:
+                return d
+        d -= one
+    return today + one
 
 
 def _under_policy(row, ctx: Context):
