@@ -15,8 +15,11 @@ from sqlalchemy import select
 
 from cli import cli
 from conftest import event
-from monitor.db import create_store_engine
-from monitor.models import Alert, Receipt
+from alembic import command
+from sqlalchemy import inspect, text
+
+from monitor.db import _alembic_config, create_store_engine
+from monitor.models import Alert, AlertChange, Receipt
 
 A, B = "330102", "330106"
 AS_OF = "2025-10-05T09:00:00+08:00"  # September is over: the month judged
@@ -80,6 +83,10 @@ def _events(region: str, prefix: str) -> list[dict]:
 
 @pytest.fixture
 def store(db_url, tmp_path, monkeypatch, write_events):
+    return _store(db_url, tmp_path, monkeypatch, write_events, (A, B))
+
+
+def _store(db_url, tmp_path, monkeypatch, write_events, regions):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MONITOR_DATABASE_URL", raising=False)
     (tmp_path / "rules").mkdir()
@@ -93,6 +100,8 @@ def store(db_url, tmp_path, monkeypatch, write_events):
         return result
 
     for region, prefix in ((A, "a"), (B, "b")):
+        if region not in regions:
+            continue
         (tmp_path / f"{prefix}.yaml").write_text(_catalog(prefix), encoding="utf-8")
         run("ingest", "catalog", "--region", region, f"{prefix}.yaml")
         run("ingest", "events", "--region", region,
@@ -187,3 +196,50 @@ def test_the_reports_name_each_countys_findings(store, db_url):
     for code, expected in ((A, {"D04", "D07"}), (B, {"D04", "D07"})):
         out = json.loads(store("alerts", "list", "--region", code, "--format", "json").stdout)
         assert {a["department"] for a in out} == expected
+
+
+def _rows(url: str) -> tuple:
+    engine = create_store_engine(url)
+    with engine.connect() as conn:
+        out = tuple(sorted(tuple(map(str, r)) for r in conn.execute(text(f"SELECT * FROM {t}")))
+                    for t in ("alerts", "receipts", "alert_changes"))
+    engine.dispose()
+    return out
+
+
+def test_a_single_countys_store_upgrades_without_change_of_meaning(
+        db_url, tmp_path, monkeypatch, write_events):
+    """Down to 0030 and up again with alerts that other rows point at: every alert,
+    receipts row and level change as it was, under the same ids; the trail verifies."""
+    run = _store(db_url, tmp_path, monkeypatch, write_events, (A,))
+    run("run", "--as-of", AS_OF)
+    engine = create_store_engine(db_url)
+    with engine.begin() as conn:  # a row pointing at an alert (foreign key)
+        first = conn.scalar(select(Alert.id).order_by(Alert.id))
+        conn.execute(AlertChange.__table__.insert().values(
+            alert_id=first, at=conn.scalar(select(Alert.raised_at).where(Alert.id == first)),
+            old_level="yellow", new_level="red", rule_version="1", region=A))
+    before = _rows(db_url)
+    assert before[0] and before[1] and before[2]
+    with engine.begin() as conn:  # down and up in one transaction, as an upgrade runs
+        command.downgrade(_alembic_config(conn, A), "0030")
+        assert inspect(conn).get_pk_constraint("receipts")["constrained_columns"] == [
+            "department", "period"]
+        command.upgrade(_alembic_config(conn, A), "head")
+    with engine.connect() as conn:
+        assert [u["column_names"] for u in inspect(conn).get_unique_constraints("alerts")] \
+            == [["region", "dedupe_key"]]
+        assert inspect(conn).get_pk_constraint("receipts")["constrained_columns"] == [
+            "region", "department", "period"]
+    engine.dispose()
+    assert _rows(db_url) == before
+    run("audit", "verify", ok=(0,))
+
+
+def test_a_downgrade_is_refused_once_two_counties_share_a_key(store, db_url):
+    store("run", "--as-of", AS_OF)
+    engine = create_store_engine(db_url)
+    with pytest.raises(RuntimeError, match="two regions share a key"):
+        with engine.begin() as conn:
+            command.downgrade(_alembic_config(conn, A), "0030")
+    engine.dispose()

@@ -18,8 +18,8 @@ all carry its one region), and no trail entry is touched.
   Five tables point at ``alerts.id`` and foreign keys are enforced, so the table is not
   renamed into place (a rename would carry the references along): its rows are copied
   aside, the table dropped and created again under its own name, and the rows copied
-  back, the foreign keys checked at commit (``defer_foreign_keys``), when every alert is
-  back under its id. ``receipts``, which nothing points at, is copied as 0029 copied the
+  back, the foreign keys checked at commit (``defer_foreign_keys``, in a transaction begun
+  here if none is open yet), when every alert is back under its id. ``receipts``, which nothing points at, is copied as 0029 copied the
   catalog (Alembic's batch mode).
 
 Revision ID: 0031
@@ -50,7 +50,11 @@ def _sqlite_alerts(old: str, new: str) -> None:
     indexes = [sql for (sql,) in conn.exec_driver_sql(
         "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'alerts' "
         "AND sql IS NOT NULL ORDER BY name")]
-    op.execute('PRAGMA defer_foreign_keys = ON')  # until commit, when every id is back
+    # the foreign keys are checked at commit, when every id is back: in a transaction,
+    # which Python's sqlite3 opens only before a row is written, not before DDL
+    if not conn.connection.dbapi_connection.in_transaction:
+        op.execute('BEGIN')
+    op.execute('PRAGMA defer_foreign_keys = ON')
     op.execute('CREATE TABLE _alerts_0031 AS SELECT * FROM alerts')
     op.execute('DROP TABLE alerts')
     op.execute(table.replace(old, new))
