@@ -243,3 +243,60 @@ def test_a_downgrade_is_refused_once_two_counties_share_a_key(store, db_url):
         with engine.begin() as conn:
             command.downgrade(_alembic_config(conn, A), "0030")
     engine.dispose()
+
+
+CITY_OFFICE = """\
+departments:
+  - {code: C00, name: 市监察办}
+users:
+  - {id: c1, name: 钱市, department: C00, roles: [leader], phone: "13800000021"}
+items: []
+"""
+
+
+def test_a_citys_board_lights_each_countys_department_apart(store, db_url, tmp_path,
+                                                           monkeypatch):
+    """A city office's board: A's D04 and B's D04 are two lights, each with its own
+    county's alerts and a link to them; B's D07 is red (its volume fell), A's is not."""
+    import re
+    from datetime import datetime, timezone
+
+    from argon2 import PasswordHasher
+    from fastapi.testclient import TestClient
+
+    from monitor import accounts
+    from monitor.config import load_config
+    from monitor.web import create_app
+    from web_county import clock
+
+    monkeypatch.setattr(accounts, "HASHER", PasswordHasher(time_cost=1, memory_cost=8192,
+                                                           parallelism=1))
+    accounts._DUMMY.clear()
+    store("run", "--as-of", AS_OF)
+    (tmp_path / "city.yaml").write_text(CITY_OFFICE, encoding="utf-8")
+    store("ingest", "catalog", "--region", "330100", "city.yaml")
+    at = datetime(2025, 10, 9, 1, 30, tzinfo=timezone.utc)
+    engine = create_store_engine(db_url)
+    try:
+        accounts.set_password(engine, "c1", "Hangzhou-2025-city", at, "admin:test",
+                              must_change=False)
+        config = load_config(tmp_path / "config.yaml")
+        client = TestClient(create_app(engine, config, clock(at)),
+                            base_url="http://testserver", follow_redirects=False)
+        client.cookies.set("pm_session", accounts.login(
+            engine, "c1", "Hangzhou-2025-city", at, config.web).token)
+        page = client.get("/board").text
+        lights = {(r, d): (light, href) for href, d, r, light in re.findall(
+            r'<a class="light \w+" href="([^"]+)" data-department="(\w+)" '
+            r'data-region="(\d+)" data-light="(\w+)"', page)}
+        assert {k: v[0] for k, v in lights.items()} == {
+            (A, "D04"): "red", (B, "D04"): "red", (A, "D07"): "yellow", (B, "D07"): "red"}
+        assert lights[B, "D04"][1] == f"/alerts?department=D04&amp;region={B}"
+        # the link lists B's D04 alerts alone: volume drop, fee reconciliation, last place
+        ids = {int(i) for i in re.findall(r'<tr data-alert="(\d+)"',
+                                           client.get(f"/alerts?department=D04&region={B}").text)}
+        with engine.connect() as conn:
+            assert ids == set(conn.scalars(select(Alert.id).where(
+                Alert.region == B, Alert.department == "D04"))) and len(ids) == 3
+    finally:
+        engine.dispose()
