@@ -252,7 +252,8 @@ class Alert(Base):
         # a city's or province's board and report filter by region first (migration 0026)
         Index("ix_alerts_region_board", "region", "department", "status"),
         Index("ix_alerts_region_raised", "region", "raised_at"),
-        UniqueConstraint("region", "dedupe_key", name="uq_alerts_region_dedupe_key"),
+        # the key first: storing findings looks alerts up by key (migration 0031)
+        UniqueConstraint("dedupe_key", "region", name="uq_alerts_dedupe_key_region"),
     )
 
 

@@ -228,7 +228,7 @@ def test_a_single_countys_store_upgrades_without_change_of_meaning(
         command.upgrade(_alembic_config(conn, A), "head")
     with engine.connect() as conn:
         assert [u["column_names"] for u in inspect(conn).get_unique_constraints("alerts")] \
-            == [["region", "dedupe_key"]]
+            == [["dedupe_key", "region"]]
         assert inspect(conn).get_pk_constraint("receipts")["constrained_columns"] == [
             "region", "department", "period"]
     engine.dispose()

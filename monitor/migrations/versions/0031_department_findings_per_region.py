@@ -1,4 +1,4 @@
-"""alerts unique per (region, dedupe_key), receipts keyed (region, department, period)
+"""alerts unique per (dedupe_key, region), receipts keyed (region, department, period)
 
 Issue 21 item 1, docs/scale.md ("Every table, classified"): since 0029 two counties of
 one store may share a department code, each with its own catalog. The findings about a
@@ -7,7 +7,9 @@ subject ``DEPT|YYYY-MM``) then have the same rule and subject in both counties, 
 treasury's figures for a department-month are two rows, one per county. So the alert's
 dedupe key is unique per region, and a receipts row is keyed by its region too — both
 the keys the distribution column asks for (a unique key of a distributed table includes
-the region).
+the region). The alerts' key leads its unique index, so looking alerts up by key alone
+(storing findings, ``rules explain``, the join of ``overdue``) stays a range of that
+index, as it was; no other index is needed.
 
 No row changes: a single-county store upgrades without any change of meaning (its rows
 all carry its one region), and no trail entry is touched.
@@ -37,7 +39,7 @@ branch_labels = None
 depends_on = None
 
 OLD_UNIQUE = 'UNIQUE (dedupe_key)'
-NEW_UNIQUE = 'CONSTRAINT uq_alerts_region_dedupe_key UNIQUE (region, dedupe_key)'
+NEW_UNIQUE = 'CONSTRAINT uq_alerts_dedupe_key_region UNIQUE (dedupe_key, region)'
 
 
 def _sqlite_alerts(old: str, new: str) -> None:
@@ -78,7 +80,7 @@ def _receipts(columns: list[str], old: str, new: str) -> None:
 def upgrade() -> None:
     if op.get_bind().dialect.name == 'postgresql':
         op.execute('ALTER TABLE alerts DROP CONSTRAINT alerts_dedupe_key_key, '
-                   'ADD CONSTRAINT uq_alerts_region_dedupe_key UNIQUE (region, dedupe_key)')
+                   'ADD CONSTRAINT uq_alerts_dedupe_key_region UNIQUE (dedupe_key, region)')
     else:
         _sqlite_alerts(OLD_UNIQUE, NEW_UNIQUE)
     _receipts(['region', 'department', 'period'], 'receipts_pkey', 'pk_receipts')
@@ -92,7 +94,7 @@ def downgrade() -> None:
             raise RuntimeError(f'{table}: two regions share a key ({key}); it cannot be '
                                'keyed without the region again')
     if conn.dialect.name == 'postgresql':
-        op.execute('ALTER TABLE alerts DROP CONSTRAINT uq_alerts_region_dedupe_key, '
+        op.execute('ALTER TABLE alerts DROP CONSTRAINT uq_alerts_dedupe_key_region, '
                    'ADD CONSTRAINT alerts_dedupe_key_key UNIQUE (dedupe_key)')
     else:
         _sqlite_alerts(NEW_UNIQUE, OLD_UNIQUE)
