@@ -124,10 +124,16 @@ def regions_of(conn: Connection, subjects: list[tuple[str | None, str | None]],
             for c, d in subjects]
 
 
+def _named(finding: Finding) -> tuple[str | None, str | None]:
+    """The case a finding is about (a burst's first, when it names several) and its
+    department, for :func:`regions_of`."""
+    return finding.case_id or next(iter(finding.case_ids), None), finding.department
+
+
 def finding_regions(conn: Connection, findings: list[Finding], home: str) -> list[str]:
     """The region of each finding: its own (a finding about a department), else
     :func:`regions_of` its case and department."""
-    unknown = [(f.case_id, f.department) for f in findings if f.region is None]
+    unknown = [_named(f) for f in findings if f.region is None]
     found = iter(regions_of(conn, unknown, home) if unknown else ())
     return [f.region if f.region is not None else next(found) for f in findings]
 
@@ -151,7 +157,7 @@ def _regions(conn: Connection, findings: list[Finding], keys: list[str],
             unknown.append(i)
     if unknown:
         for i, region in zip(unknown, regions_of(
-                conn, [(findings[i].case_id, findings[i].department) for i in unknown], home)):
+                conn, [_named(findings[i]) for i in unknown], home)):
             out[i] = region
     return [r or home for r in out]
 
