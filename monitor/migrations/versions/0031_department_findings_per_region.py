@@ -21,8 +21,13 @@ all carry its one region), and no trail entry is touched.
   renamed into place (a rename would carry the references along): its rows are copied
   aside, the table dropped and created again under its own name, and the rows copied
   back, the foreign keys checked at commit (``defer_foreign_keys``, in a transaction begun
-  here if none is open yet), when every alert is back under its id. ``receipts``, which nothing points at, is copied as 0029 copied the
-  catalog (Alembic's batch mode).
+  here if none is open yet), when every alert is back under its id. ``receipts``, which
+  nothing points at, is copied as 0029 copied the catalog (Alembic's batch mode).
+
+Measured (a 2-core machine under other load): 100,000 alerts with 10,000 level changes
+upgrade in 0.32 s on PostgreSQL and 35 s on SQLite, where each alert's foreign keys are
+checked as it leaves and returns (8.8 s the drop, 6.0 s the copy back, 9.4 s its eight
+indexes again).
 
 Revision ID: 0031
 Revises: 0030

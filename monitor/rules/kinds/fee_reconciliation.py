@@ -230,7 +230,7 @@ def _all_totals(conn: Connection, online, months: list[Month]) -> Totals:
 
 
 def _changed(conn: Connection, online, months: list[Month], receipts, marks, p: Params,
-             ctx: Context) -> tuple[set[tuple[str, str]], Totals]:
+             ctx: Context) -> tuple[set[tuple[tuple[str, str], str]], Totals]:
     """The department-months whose figures may differ from the previous run's (see the
     module's "Incremental"), and their online totals."""
     e = Event.__table__
