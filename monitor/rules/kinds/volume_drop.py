@@ -44,7 +44,7 @@ from sqlalchemy import Connection, and_, func, literal_column, select, true, tup
 from ...models import Event, Item, Receipt, dated
 from ..finding import Context, Finding
 from ..sql import new_events
-from .fee_reconciliation import Month, month_index, months_between
+from .fee_reconciliation import Month, events_region, month_index, months_between
 
 TITLE = "网上办件量同比骤降（疑似网下运行）"
 DEFAULT_MESSAGE = ("{subject_name} {period} 网上{measure_name} {current}，{baseline_name} {baseline}，"
@@ -159,14 +159,15 @@ def _figures(conn: Connection, rule, months: list[Month]
     step = _measured(rule, e)
     lo, hi = months[0].start, months[-1].end
     months_compared = and_(e.c.occurred_at >= lo, e.c.occurred_at < hi)
+    region = events_region(conn)  # a literal for a store of one county
     if conn.dialect.name == "postgresql":
         # dated ≥ occurred_at, so this adds no condition: it offers the planner a range of
         # the dated index, which it takes where the months are a small part of the store
         months_compared = and_(months_compared, dated(e.c.occurred_at, e.c.recorded_at) >= lo)
     rows = conn.execute(
-        select(e.c.region, key.label("k"), bucket, value.label("v"))
+        select(region, key.label("k"), bucket, value.label("v"))
         .where(step, months_compared, _scope(rule, e))
-        .group_by(e.c.region, key, bucket))
+        .group_by(region, key, bucket))
     out: dict[tuple[tuple[str, str], str], Decimal] = defaultdict(Decimal)
     for region, k, m, v in rows:
         out[((region, k), months[int(m)].period)] += Decimal(v or 0)
