@@ -466,10 +466,16 @@ def ingest_catalog_cmd(app: App, region: str | None, file: str) -> None:
 @click.option("--mapping", "mapping", metavar="NAME",
               help="Read another system's export through a mapping: a name under "
                    "'mappings:' in config.yaml, or a mapping .yaml file (docs/mappings.md).")
+@click.option("--jobs", type=click.IntRange(min=0), metavar="N",
+              help="Processes that read an uncompressed XES file at once, each a part of it, "
+                   "while this one stores in file order: 1 reads the whole file in one, 0 "
+                   "one per CPU but one; more only helps with a free CPU for each "
+                   "(docs/xes.md) [default: config.yaml's ingest_jobs, 0].")
 @json_option
 @pass_app
 def ingest_events_cmd(app: App, region: str | None, files: tuple[str, ...], fmt: str | None,
-                      encoding: str, mapping: str | None, as_json: bool) -> None:
+                      encoding: str, mapping: str | None, jobs: int | None,
+                      as_json: bool) -> None:
     """Load workflow events from FILES (CSV, JSON Lines, Excel .xlsx or XES; .gz too; -
     for stdin).
 
@@ -482,9 +488,14 @@ def ingest_events_cmd(app: App, region: str | None, files: tuple[str, ...], fmt:
     The same event_id with the same content is a duplicate and skipped; with different
     content it is quarantined as a conflict and the first version is kept.
     """
+    from dataclasses import replace
+
     from monitor.ingest import ingest_events
 
-    results = ingest_events(app.engine, _of_region(app, region), list(files), app.now(), fmt=fmt,
+    config = _of_region(app, region)
+    if jobs is not None:
+        config = replace(config, ingest_jobs=jobs)
+    results = ingest_events(app.engine, config, list(files), app.now(), fmt=fmt,
                             encoding=encoding, progress=_progress_factory(), mapping=mapping)
     _echo_results(results, as_json)
 

@@ -277,3 +277,24 @@ def test_the_setting_and_its_default(tmp_path, config, monkeypatch):
     for cpus, readers in ((1, 1), (2, 1), (8, 7)):  # the writer keeps a CPU
         monkeypatch.setattr("os.sched_getaffinity", lambda _: set(range(cpus)))
         assert reading_jobs(config) == readers
+
+
+def test_the_jobs_flag_overrides_the_setting_for_one_run(tmp_path, catalog_file, parted):
+    from test_xes import run_cli
+
+    path = odd_log(tmp_path / "odd.xes", 200)
+    (tmp_path / "config.yaml").write_text(
+        "timezone: Asia/Shanghai\nbatch_size: 20\ningest_jobs: 1\nmapping:\n"
+        "  item_code: D04-XK-001\n  steps: {Registreren: accept, Beoordelen: review}\n",
+        encoding="utf-8")
+    assert run_cli(tmp_path, "ingest", "catalog", str(catalog_file)).exit_code == 0
+    result = run_cli(tmp_path, "ingest", "events", "--json", "--jobs", "3", str(path))
+    assert result.exit_code == 0, result.output
+    assert parted and parted[0][1] == 3 and '"inserted"' in result.stdout
+    parted.clear()
+    again = run_cli(tmp_path, "ingest", "events", str(path))  # the setting: one reader
+    assert again.exit_code == 0 and parted == []
+    bad = run_cli(tmp_path, "ingest", "events", "--jobs", "-1", str(path))
+    assert bad.exit_code == 2 and "Invalid value for '--jobs': -1 is not in the range x>=0" \
+        in bad.stderr
+    assert "--jobs N" in run_cli(tmp_path, "ingest", "events", "--help").stdout

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import re
 from hashlib import blake2b
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta, tzinfo
 from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
@@ -38,6 +38,10 @@ SLACK_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 EXCEL_EPOCH = datetime(1899, 12, 30)
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ](\d{2})(?::(\d{2})(?::(\d{2}))?)?)?")
 _OFFSET = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
+# The usual stamp of an export, to the second with its offset: read_stamp passes it as
+# written with precision second (a narrower form of what _ISO and _OFFSET accept)
+_ISO_SECONDS = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?"
+                          r"(?:Z|[+-]\d{2}:?\d{2})\Z")
 
 
 class _BadValue(Exception):
@@ -148,7 +152,7 @@ def mapped_rows(mapping: EventMapping, records: Iterable[tuple[int, dict] | Sour
 
     ``check``: the first row's keys are the file's header, checked against the mapping
     (tables; not XES or JSON Lines, whose rows need not all have the same keys)."""
-    zone = ZoneInfo(mapping.timezone) if mapping.timezone else tz
+    mapper = row_mapper(mapping, ZoneInfo(mapping.timezone) if mapping.timezone else tz)
     first = True
     for record in records:
         if isinstance(record, SourceRow):
@@ -161,53 +165,74 @@ def mapped_rows(mapping: EventMapping, records: Iterable[tuple[int, dict] | Sour
         if first and check:
             check_header(mapping, raw.keys(), source)
         first = False
-        yield map_row(mapping, line, raw, zone)
+        yield mapper(line, raw)
 
 
 def map_row(mapping: EventMapping, line: int, raw: dict, tz: tzinfo) -> SourceRow:
     """One source row → contract fields (or the row set aside, with why)."""
-    get = raw.get
-    fields: dict[str, str | None] = dict(mapping.constants)
-    for target, column in mapping.fields.items():
-        value = get(column)
-        fields[target] = value.strip() if value.__class__ is str else value
-    activity = fields.get("step")
-    if activity:
-        if activity in mapping.system_events:
-            fields["step"], fields["system"] = short_step(activity), "true"
-        else:
-            fields["step"] = short_step(mapping.steps.get(activity, activity))
-        if fields["step"] != activity and not fields.get("note"):
-            fields["note"] = activity
+    return row_mapper(mapping, tz)(line, raw)
+
+
+def row_mapper(mapping: EventMapping, tz: tzinfo) -> Callable[[int, dict], SourceRow]:
+    """:func:`map_row` for every row of one source: what the mapping says is looked up
+    once here, not per row (this runs for every event read)."""
+    constants: dict[str, str | None] = dict(mapping.constants)
     columns = mapping.fields
-    if "event_id" not in columns and not fields.get("event_id"):
-        fields["event_id"] = (  # from the values as written
-            derived_event_id(get(columns.get("case_id", "")), raw[ORDINAL],
-                             get(columns.get("step", "")), get(columns.get("occurred_at", "")))
-            if ORDINAL in raw
-            else row_event_id(fields.get("case_id"), activity, fields.get("occurred_at"),
-                              fields.get("actor")))
-    try:
-        for name in ("occurred_at", "recorded_at"):
+    pairs = tuple(columns.items())
+    system_events, steps = mapping.system_events, mapping.steps
+    derive = "event_id" not in columns
+    case_column, step_column, time_column = (columns.get(name, "") for name in
+                                             ("case_id", "step", "occurred_at"))
+    given = {*constants, *columns}
+    stamps = tuple(name for name in ("occurred_at", "recorded_at") if name in given)
+    fast_iso = bool(mapping.formats) and mapping.formats[0].pattern == "iso"
+    amounts, channels = "amount" in given, "channel" in given and bool(mapping.channels)
+    lifecycle = mapping.lifecycle
+
+    def mapper(line: int, raw: dict) -> SourceRow:
+        get = raw.get
+        fields: dict[str, str | None] = constants.copy()
+        for target, column in pairs:
+            value = get(column)
+            fields[target] = value.strip() if value.__class__ is str else value
+        activity = fields.get("step")
+        if activity:
+            if activity in system_events:
+                fields["step"], fields["system"] = short_step(activity), "true"
+            else:
+                fields["step"] = short_step(steps.get(activity, activity))
+            if fields["step"] != activity and not fields.get("note"):
+                fields["note"] = activity
+        if derive and not fields.get("event_id"):
+            fields["event_id"] = (  # from the values as written
+                derived_event_id(get(case_column), raw[ORDINAL], get(step_column),
+                                 get(time_column))
+                if ORDINAL in raw
+                else row_event_id(fields.get("case_id"), activity, fields.get("occurred_at"),
+                                  fields.get("actor")))
+        for name in stamps:
             text = fields.get(name)
             if text:
-                fields[name], precision = read_stamp(text, mapping, tz)
+                if fast_iso and _ISO_SECONDS.match(text):  # what read_stamp gives it
+                    continue  # as written, precision second
+                try:
+                    fields[name], precision = read_stamp(text, mapping, tz)
+                except _BadValue as exc:
+                    return SourceRow(line, fields, f"{name}: {exc}", "bad_timestamp")
                 if name == "occurred_at" and precision != "second":
                     fields["precision"] = precision
-    except _BadValue as exc:
-        return SourceRow(line, fields, f"{name}: {exc}", "bad_timestamp")
-    amount = fields.get("amount")
-    if amount:
-        fields["amount"] = _amount(amount, mapping.amount_scale)
-    channel = fields.get("channel")
-    if channel and mapping.channels:
-        fields["channel"] = mapping.channels.get(channel.lower(), channel)
-    transition = get(LIFECYCLE_KEY)
-    if mapping.lifecycle is not None and transition is not None \
-            and transition.strip().lower() not in mapping.lifecycle:
-        fields["lifecycle"] = transition
-        wanted = ", ".join(mapping.lifecycle) or "none"
-        return SourceRow(line, fields, f"lifecycle:transition '{transition}' is not imported "
-                                       f"(mapping: lifecycle: {wanted})", SKIPPED_LIFECYCLE)
-    return SourceRow(line, fields)
+        if amounts and (amount := fields.get("amount")):
+            fields["amount"] = _amount(amount, mapping.amount_scale)
+        if channels and (channel := fields.get("channel")):
+            fields["channel"] = mapping.channels.get(channel.lower(), channel)
+        transition = get(LIFECYCLE_KEY)
+        if lifecycle is not None and transition is not None \
+                and transition.strip().lower() not in lifecycle:
+            fields["lifecycle"] = transition
+            wanted = ", ".join(lifecycle) or "none"
+            return SourceRow(line, fields, f"lifecycle:transition '{transition}' is not "
+                                           f"imported (mapping: lifecycle: {wanted})",
+                             SKIPPED_LIFECYCLE)
+        return SourceRow(line, fields)
 
+    return mapper

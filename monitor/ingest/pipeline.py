@@ -39,6 +39,8 @@ PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 # row is ~120 bytes, so sources under 2 × batch_size × this many bytes stay in one process.
 BYTES_PER_ROW = 100
 T = TypeVar("T")
+# SQLite page cache of a connection that stores events (KiB): a batch's dirty pages fit
+SQLITE_CACHE_KIB = 32768
 
 
 class StoredBatch(NamedTuple):
@@ -78,6 +80,11 @@ def store_event_batch(conn: Connection, batch: EventBatch) -> StoredBatch:
     if conn.dialect.name == "postgresql":
         new, duplicates, conflicts = copy_events(conn, batch.rows)
     else:
+        # a batch dirties a page of the events' indexes for about every row (event ids
+        # are digests: random places in their index); with SQLite's default 2 MB of page
+        # cache they spilled to the WAL mid-transaction, and were written again at commit
+        # (bench/README.md, "Fifth pass"; 32 MB did as well as 64 or 128 there)
+        conn.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         new, duplicates, conflicts = classify_events(conn, batch.rows)
         insert_events(conn, [batch.rows[k] for k in new])
     bad = batch.bad + [(batch.index[k], _conflict(batch, k)) for k in conflicts]
