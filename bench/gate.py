@@ -1,6 +1,6 @@
 """Workflow gate benchmark: ``python bench/gate.py N [--url URL] [--reuse] [--concurrency C |
 --rate R [--arrivals fixed|poisson]] [--seconds S] [--workers W] [--drawn D] [--code DIR]
-[--http auto|h11] [--json]``.
+[--http auto|h11] [--hold MS] [--looks THREADS] [--json]``.
 
 1. Setup, not timed: the N-case store of bench/evaluate.py (SQLite file in a temporary
    folder, or the PostgreSQL database ``--url`` names; ``--reuse``: the store at ``--url``
@@ -44,8 +44,12 @@ decision, and the decisions/s the server's CPU allows on two cores of its own (o
 shared machine the wall-clock figures say more about the neighbours than about the gate);
 the load average (1 min) before and after the load. ``--code DIR``: serve the
 ``monitor`` package of another checkout (main's, for before/after figures on one store
-with one load generator). Target (2 cores, 1 M cases): p99 ≤ 50 ms and ≥ 200
-decisions/s.
+with one load generator). ``--hold MS`` (SQLite): another connection holds the write lock
+MS ms of every second while the load runs, as an ingest or a run does. ``--looks THREADS``:
+no server — THREADS threads of the generator make the gate's look itself (``judge`` on the
+guard's own engine, ``gateguard.limited``) one after another for S seconds: looks/s, p50
+and p99 per look and CPU per look, the look alone without HTTP, token or log line.
+Target (2 cores, 1 M cases): p99 ≤ 50 ms and ≥ 200 decisions/s.
 """
 
 from __future__ import annotations
@@ -287,6 +291,82 @@ def _figures(results: list[tuple[str, float, bool]], errors: list[str], took: fl
             "by_decision": by}
 
 
+def looks(url: str, drawn: list[dict], threads: int, seconds: float, hold: int) -> dict:
+    """``--looks``: the look alone, as the web app's guard makes it (its engine, its
+    catalog memo), in ``threads`` threads for ``seconds``: no HTTP, no token, no log line."""
+    from monitor.catalogmemo import CatalogMemo
+    from monitor.config import SHIPPED_RULES, load_config
+    from monitor.db import open_store
+    from monitor.gate import judge
+    from monitor.gateguard import limited
+    from monitor.rules.loader import load_rules
+
+    config, rules, memo = load_config(None), load_rules([SHIPPED_RULES]), CatalogMemo()
+    store = open_store(url)
+    engine = limited(store, config.gate.budget_ms)
+    latencies: list[float] = []
+    lock = threading.Lock()
+    stop = time.monotonic() + seconds
+
+    def worker(seed: int) -> None:
+        rng = random.Random(seed)
+        while time.monotonic() < stop:
+            started = time.perf_counter()
+            with engine.connect() as conn:
+                judge(conn, config, rules, candidate(rng, rng.choice(drawn)), CLOCK, memo=memo)
+            with lock:
+                latencies.append((time.perf_counter() - started) * 1000)
+
+    pool = [threading.Thread(target=worker, args=(k,)) for k in range(threads)]
+    cpu, started = time.process_time(), time.perf_counter()
+    with Writer(url, hold):
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join()
+    took, cpu = time.perf_counter() - started, time.process_time() - cpu
+    engine.dispose()
+    store.dispose()
+    s = summary(latencies)
+    import monitor
+
+    return {"looks": s["n"], "per_second": round(s["n"] / took, 1), "p50": s["p50"],
+            "p99": s["p99"], "cpu_ms_per_look": round(cpu * 1000 / s["n"], 2),
+            "threads": threads, "hold_ms": hold, "load_average": load_average(),
+            "code": str(Path(monitor.__file__).resolve().parent.parent)}
+
+
+class Writer:
+    """``--hold MS``: a thread holding the SQLite store's write lock (``BEGIN IMMEDIATE``)
+    for MS ms of every second, as an ingest's or a run's transactions do, rolled back."""
+
+    def __init__(self, url: str, hold_ms: int):
+        self.path = url.split("sqlite:///", 1)[1] if hold_ms and "sqlite" in url else None
+        self.hold, self.stop, self.held = hold_ms / 1000, threading.Event(), 0
+
+    def __enter__(self) -> "Writer":
+        if self.path:
+            self.thread = threading.Thread(target=self._run, daemon=True)
+            self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        import sqlite3
+
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        while not self.stop.wait(1 - self.hold):
+            conn.execute("BEGIN IMMEDIATE")
+            time.sleep(self.hold)
+            conn.execute("ROLLBACK")
+            self.held += 1
+        conn.close()
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        if self.path:
+            self.thread.join()
+
+
 def load_average() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0])
 
@@ -343,6 +423,14 @@ def main() -> None:
     parser.add_argument("--http", choices=("auto", "h11"), default="auto",
                         help="uvicorn's HTTP parser and loop: as it chooses (httptools, "
                              "uvloop), or h11 and asyncio (as main served before them)")
+    parser.add_argument("--looks", type=int, default=0, metavar="THREADS",
+                        help="no server: THREADS threads of this process ask the gate's look "
+                             "itself (monitor.gate.judge on the guard's own connections) one "
+                             "candidate after another; looks/s, latency, CPU per look")
+    parser.add_argument("--hold", type=int, default=0, metavar="MS",
+                        help="SQLite: another connection holds the store's write lock for MS "
+                             "ms of every second during the load (an ingest's or a run's "
+                             "transactions)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
@@ -361,13 +449,21 @@ def main() -> None:
 
         made = prepare(url, args.n)
     token, drawn = setup(url, args.drawn)
+    if args.looks:
+        out = looks(url, drawn, args.looks, args.seconds, args.hold)
+        print(json.dumps(out) if args.json else
+              f"looks: {args.looks} threads × {args.seconds} s"
+              f"{f' (write lock held {args.hold} ms/s)' if args.hold else ''}: "
+              f"{out['per_second']} looks/s, p50 {out['p50']} ms, p99 {out['p99']} ms, "
+              f"CPU {out['cpu_ms_per_look']} ms per look ({out['code']})")
+        return
     proc, port = start_server(url, write_config(folder), args.workers, args.code, args.http)
     try:
         from benchlib import ServerMeter
 
         warm = load(port, token, drawn, 2, 3)
         app_cpu, own_cpu, load_before = tree_cpu(proc.pid), time.process_time(), load_average()
-        with ServerMeter(url) as server:
+        with ServerMeter(url) as server, Writer(url, args.hold):
             result = (paced(port, token, drawn, args.rate, args.seconds, args.clients,
                             args.arrivals) if args.rate is not None else
                       load(port, token, drawn, args.concurrency, args.seconds))
@@ -385,6 +481,7 @@ def main() -> None:
         proc.terminate()
         proc.wait(timeout=30)
     out = {"cases": args.n, "store": url.split("@")[-1], "workers": args.workers,
+           "hold_ms": args.hold,
            "drawn": len(drawn), "setup": made, "http": args.http,
            "code": str(Path(args.code or ROOT).resolve()),
            "warm_up": warm["decisions"], "load": result}
@@ -393,7 +490,8 @@ def main() -> None:
         return
     r = result
     print(f"store: {out['store']} · {args.n:,} cases · {len(drawn):,} cases drawn · "
-          f"{args.workers} server process(es)")
+          f"{args.workers} server process(es)"
+          f"{f' · write lock held {args.hold} ms of every second' if args.hold else ''}")
     if r["mode"] == "rate":
         lag = r["send_lag"]
         print(f"load: {r['offered_per_second']}/s offered ({r['arrivals']} arrivals, "

@@ -7,12 +7,13 @@ gate check EVENT.json`` asks the same from the command line). The answer is ``al
 same_actor_roles, unpaid_fee, missing_attachment, and overdue (warn only).
 
 **How**: the detectors themselves decide — there is no second implementation of any
-rule. In one transaction on one connection the candidate is inserted into ``events``
-(under an event id of its own, ``gate:…``), each gated rule's detector runs over that
-case alone (``Context.changed_case_ids``, as an incremental run over that one case, with
-``Context.probe`` set so that no detector keeps state), and the transaction is rolled
-back: nothing the gate does is ever seen by another connection (PostgreSQL's MVCC;
-SQLite's write lock, held for the few milliseconds of the look).
+rule. In one transaction on one connection the candidate is put where the detectors read
+``events`` (under an event id of its own, ``gate:…``; monitor/gateprobe.py: on the web
+app's SQLite connections a TEMP view of the case and the candidate, so the look writes
+nothing and takes no write lock; else inserted into ``events``), each gated rule's
+detector runs over that case alone (``Context.changed_case_ids``, as an incremental run
+over that one case, with ``Context.probe`` set so that no detector keeps state), and the
+transaction is rolled back: nothing the gate does is ever seen by another connection.
 
 **Which findings count**: those that cite the candidate event (it is one of the
 finding's events: the 58-second survey, the approval by a person who also accepted, the
@@ -32,7 +33,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, select
+
+from . import gateprobe
 
 from .alerts import render
 from .catalogmemo import CatalogMemo
@@ -40,7 +43,7 @@ from .config import Config
 from .errors import MonitorError
 from .exemptions import Matcher
 from .ingest.events import COLUMNS, CatalogIndex, Rejected, normalize_event
-from .models import Department, Event, Item
+from .models import Department, Item
 from .rules.finding import Context, Finding, catalog_read
 from .rules.kinds import KINDS, gate_effects
 from .rules.kinds._fees import REACHED
@@ -199,7 +202,7 @@ def _look(conn: Connection, config: Config, gated: list[Rule], policy: Any,
           reasons: list[dict[str, Any]], exempted: list[dict[str, Any]]) -> None:
     """The probe inserted and each gated rule's detector run over its case: the reasons
     (and the exempted ones) appended to the lists given."""
-    probe = conn.execute(_PROBE, row).scalar_one()
+    probe = gateprobe.put(conn, row)
     ctx = Context(as_of=as_of, tz=config.tz, calendar=config.calendar(),
                   since_event_id=probe - 1, since_as_of=as_of, deferred_ids=(),
                   changed_case_ids=(row["case_id"],), probe=True,
@@ -216,9 +219,6 @@ def _look(conn: Connection, config: Config, gated: list[Rule], policy: Any,
                 reasons.append(reason)
             else:
                 exempted.append({**reason, "exemption_id": exemption})
-
-
-_PROBE = insert(Event).returning(Event.id)  # built once: values come with each execution
 
 
 def _implicated(rule: Rule, row: dict[str, Any], findings) -> list[Finding]:

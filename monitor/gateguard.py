@@ -48,6 +48,7 @@ from .db import create_store_engine
 from .errors import MonitorError
 from .gate import Verdict, degraded
 from .gatelog import ask, log_degraded
+from .gateprobe import shadowed
 from .gatewriter import LogWriter
 from .rules.model import Rule
 
@@ -161,9 +162,10 @@ class Guard:
 def limited(engine: Engine, budget_ms: int) -> Engine:
     """PostgreSQL: an engine of its own on the same database whose connections limit every
     statement to ``budget_ms`` (set once, when a connection is made: a ``SET LOCAL`` per
-    transaction was two of a decision's ~15 round trips). SQLite: ``engine``."""
+    transaction was two of a decision's ~15 round trips). SQLite: an engine of its own
+    whose connections look without writing (monitor/gateprobe.py)."""
     if engine.dialect.name != "postgresql":
-        return engine
+        return shadowed(engine)
     given = engine.url.query.get("options") or ()
     options = " ".join([*((given,) if isinstance(given, str) else given),
                         f"-c statement_timeout={int(budget_ms)}"])
