@@ -267,10 +267,10 @@ def _exclusive(app: App, needed: bool = True, name: str | None = None):
 
 
 def _policy(app: App):
-    from monitor.rules.loader import load_rules
-    from monitor.supervision import policy_for
+    """The policy of the rules in force, each county's own rules' deadlines and status."""
+    from monitor.regionrules import county_policy
 
-    return policy_for(app.config, load_rules([app.config.rules_dir], app.config.limits))
+    return county_policy(app.config)
 
 
 def _echo_rows(rows: Iterable[Any], text: Callable[[Any], str], *, fmt: str = "table",
@@ -768,11 +768,11 @@ def escalate_cmd(app: App, as_of: str | None) -> None:
     end of every `permit-monitor run`. Then `permit-monitor notify flush` delivers.
     """
     from monitor.auditpass import audit_pass
-    from monitor.rules.loader import load_rules
+    from monitor.regionrules import load_rule_sets
 
-    with _exclusive(app):
+    with _exclusive(app):  # each county's own rules decide what escalates there
         done = audit_pass(app.engine, app.config, _audit_as_of(app, as_of), stages=("escalate",),
-                          rules=lambda: load_rules([app.config.rules_dir], app.config.limits))
+                          rules=lambda: load_rule_sets(app.config))
         _echo_escalated(done.escalation)
 
 
@@ -1715,17 +1715,21 @@ def rules_backtest(app: App, start: str, end: str, candidate: str | None, show: 
 
     Both are evaluated through the engine's dry run: live alerts, watermarks and the trail
     are never touched. A finding is in the window when one of its events happened in it.
+    Each county is judged by its own rules and calendar: the candidate's regions/CODE/
+    folders are its counties' overrides (without a regions/ folder, the current ones).
 
     \b
     Example (a stricter survey minimum, tried before it ships):
       mkdir candidate && cp rules/*.yaml candidate/ && $EDITOR candidate/step_too_fast.yaml
       permit-monitor rules backtest --from 2025-08-01 --to 2026-02-01 --candidate candidate/
     """
-    from monitor.ruletools.backtest import backtest
-    from monitor.rules.loader import load_rules
+    from pathlib import Path
 
-    current = load_rules([app.config.rules_dir], app.config.limits)
-    other = load_rules([candidate]) if candidate else current
+    from monitor.regionrules import candidate_sets, load_rule_sets
+    from monitor.ruletools.backtest import backtest
+
+    current = load_rule_sets(app.config)
+    other = candidate_sets(app.config, Path(candidate)) if candidate else current
     result = backtest(app.engine, app.config, current, other, _as_of(app, start),
                       _as_of(app, end))
     tz = app.config.tz
@@ -1779,8 +1783,12 @@ def rules_backtest(app: App, start: str, end: str, candidate: str | None, show: 
                    "overdue: refuse with fewer cases or entries).")
 @click.option("--out", type=click.Path(file_okay=False),
               help="Write a candidate rule directory here (for rules backtest --candidate).")
+@click.option("--region", callback=_region, metavar="CODE",
+              help="Calibrate this county's rule in force on its own history (its days in "
+                   "its calendar); --out writes it as the county's override.")
 @pass_app
-def rules_calibrate(app: App, kind, rule_id, items, steps, k, quantile, min_n, out) -> None:
+def rules_calibrate(app: App, kind, rule_id, items, steps, k, quantile, min_n, out,
+                    region) -> None:
     """Propose thresholds from history with robust statistics.
 
     step_too_fast, case_too_fast — for each item (and step): the number of gaps, their
@@ -1798,10 +1806,10 @@ def rules_calibrate(app: App, kind, rule_id, items, steps, k, quantile, min_n, o
     """
     from pathlib import Path
 
+    from monitor.regionrules import calibrated_rules
     from monitor.ruletools.calibrate import calibrate, write_candidate
-    from monitor.rules.loader import load_rules
 
-    chosen = [r for r in load_rules([app.config.rules_dir], app.config.limits)
+    chosen = [r for r in calibrated_rules(app.config, region)
               if r.kind == kind and (rule_id is None or r.id == rule_id)]
     if len(chosen) != 1:
         from monitor.errors import usage
@@ -1810,9 +1818,9 @@ def rules_calibrate(app: App, kind, rule_id, items, steps, k, quantile, min_n, o
                                  "--rule"))
     rule = chosen[0]
     if kind in ("late_entry", "batch_entry", "overdue"):
-        return _calibrate_limit(app, rule, items, k, quantile, min_n, out)
+        return _calibrate_limit(app, rule, items, k, quantile, min_n, out, region)
     found = calibrate(app.engine, rule, items=items, steps=steps, k=k, q=quantile,
-                      min_n=min_n)
+                      min_n=min_n, region=region)
     click.echo(f"{rule.id}: proposals from history (" + (
         "span = acceptance to the first decision, else completion)" if kind == "case_too_fast"
         else "gap = time since the case's previous step)"))
@@ -1828,20 +1836,21 @@ def rules_calibrate(app: App, kind, rule_id, items, steps, k, quantile, min_n, o
     if out:
         note = (f"candidate written by `permit-monitor rules calibrate --kind {kind}` "
                 f"(median/MAD, k={k:g}); try it with rules backtest --candidate")
-        path = write_candidate(Path(app.config.rules_dir), rule, found, Path(out), note)
+        path = write_candidate(Path(app.config.rules_dir), rule, found, Path(out), note,
+                               region)
         param = "item_min_case_minutes" if kind == "case_too_fast" else "item_min_minutes"
         click.echo(f"candidate rules written to {out}/ ({path.name}: {param})")
 
 
 def _calibrate_limit(app: App, rule, items, k: float, quantile: float, min_n: int,
-                     out: str | None) -> None:
+                     out: str | None, region: str | None) -> None:
     from pathlib import Path
 
     from monitor.ruletools.calibrate import write_params
     from monitor.ruletools.limits import MEASURES, calibrate_limit
 
     p = calibrate_limit(app.engine, app.config, rule, app.now(), items=items, k=k, q=quantile,
-                        min_n=min_n)
+                        min_n=min_n, region=region)
     click.echo(f"{rule.id}: {p.param} from history ({MEASURES[rule.kind]})")
     q = quantile if rule.kind == "overdue" else 1 - quantile  # the tail the kind flags
     click.echo(f"  {'n':>8} {'median':>10} {'MAD':>6}  {'current':>20}  {'median/MAD':>20}  "
@@ -1859,7 +1868,7 @@ def _calibrate_limit(app: App, rule, items, k: float, quantile: float, min_n: in
         note = (f"candidate written by `permit-monitor rules calibrate --kind {rule.kind}` "
                 f"(median/MAD, k={k:g}); try it with rules backtest --candidate")
         path = write_params(Path(app.config.rules_dir), rule, Path(out), note,
-                            {p.param: value})
+                            {p.param: value}, region)
         click.echo(f"candidate rules written to {out}/ ({path.name}: {p.param} {value})")
 
 
@@ -2471,9 +2480,9 @@ def gate_check(app: App, file: str, as_of: str | None) -> None:
     """
     from monitor.gate import read_candidate
     from monitor.gatelog import ask
-    from monitor.rules.loader import load_rules
+    from monitor.regionrules import load_rule_sets
 
-    verdict = ask(app.engine, app.config, load_rules([app.config.rules_dir]),
+    verdict = ask(app.engine, app.config, load_rule_sets(app.config),
                   read_candidate(file), _as_of(app, as_of), _admin().replace("admin:", "cli:"),
                   "cli")
     click.echo(json.dumps(verdict.answer(), ensure_ascii=False, indent=2))

@@ -272,17 +272,19 @@ def _changed(conn: Connection, rule: Rule, policy: Policy, old: Any, values: dic
 
 def _assign(rows: list[dict[str, Any]], rule: Rule, conn: Connection, policy: Policy,
             at: datetime) -> None:
-    """Assignment and deadline; an experimental rule's alerts are assigned to no one."""
+    """Assignment and deadline; an experimental rule's alerts (as the alert's county has
+    the rule) are assigned to no one."""
     assign(rows, conn, policy, at)
-    if policy.status_of(rule.id) == "experimental":
-        for row in rows:
+    for row in rows:
+        if policy.status_of(rule.id, row.get("region")) == "experimental":
             row["assigned_to"] = []
 
 
 def _holds(conn: Connection, rule: Rule, policy: Policy, rows: list[dict[str, Any]],
            ids: dict[tuple[str, str], int], at: datetime) -> list[Entry]:
-    """Only a stable rule halts cases."""
-    return place(conn, policy, rows, ids, at) if policy.status_of(rule.id) == "stable" else []
+    """Only a stable rule (as the alert's county has it) halts cases."""
+    stable = [r for r in rows if policy.status_of(rule.id, r.get("region")) == "stable"]
+    return place(conn, policy, stable, ids, at) if stable else []
 
 
 def suppressed_entries(rows: list[dict[str, Any]], ids: dict[tuple[str, str], int]

@@ -41,9 +41,8 @@ from sqlalchemy import Engine, update
 from .config import Config
 from .errors import MonitorError
 from .models import OutboxMessage
-from .regionrules import RuleSets, with_counties
+from .regionrules import RuleSets, county_policy, load_rule_sets
 from .rules.model import Rule
-from .supervision import policy_for
 
 if TYPE_CHECKING:  # the stages import what they run when they run it
     from .catchup import Plan
@@ -140,9 +139,9 @@ def audit_pass(engine: Engine, config: Config, as_of: datetime, *, rules: Rules,
 
                 from .tier1 import send_digests
 
-                got = rule_set()
-                policy = with_counties(policy_for(config, got.base), got) \
-                    if isinstance(got, RuleSets) else policy_for(config, got)
+                got = rule_set()  # the base alone: each county's overrides read too
+                policy = county_policy(config, got if isinstance(got, RuleSets)
+                                       else load_rule_sets(config, list(got)))
                 out.escalation = escalate(engine, policy, as_of)
                 out.escalation.messages += send_digests(engine, policy, as_of)
             elif stage == "report":

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Set
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -374,14 +374,17 @@ def apply_catalog(engine: Engine, data: CatalogData, at: datetime | None = None,
     """Upsert the catalog in one transaction, on the trail; events are never touched.
     ``at``: when (default: the Unix epoch, for a scratch store such as a golden test's);
     ``region``: the county its rows are of (None: the store's own); only that region's rows
-    are read and changed, and a user id another region holds is refused."""
+    are read and changed, and a user id another region holds is refused; its entries go
+    on that county's own trail chain (a grant of its users' powers is decided there too,
+    monitor/grants.py)."""
     at = at or datetime(1970, 1, 1, tzinfo=timezone.utc)
     added, updated, unchanged = {}, {}, {}
     diff: dict[str, Any] = {"source": source, "added": {}, "changed": []}
     users_changed: list[dict[str, Any]] = []
+    chain = region  # a load for a named county goes on that county's own chain
     with Session(engine) as session, session.begin():
         conn = session.connection()
-        trail.lock(conn)
+        trail.lock(conn, chain)  # SQLite's write lock too, before anything is read
         region = region or store_region(conn)
         if taken := _users_elsewhere(conn, region, [u["id"] for u in data.users]):
             raise CatalogError(source, None, "; ".join(
@@ -437,7 +440,7 @@ def apply_catalog(engine: Engine, data: CatalogData, at: datetime | None = None,
             entries.append(trail.Entry("grants_bootstrapped", None, by, {
                 "source": source, "tier2": first}))
         if added_or_changed or more or first:
-            trail.append(conn, at, entries + more)
+            trail.append(conn, at, [replace(e, region=chain) for e in entries + more])
     return ApplyResult(added, updated, unchanged, pending, first)
 
 

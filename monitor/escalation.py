@@ -12,7 +12,8 @@ of every ``permit-monitor run`` — does three things in one transaction, each t
    on working days only, and once every ``reminder_days`` working days, however often
    the scheduler runs.
 
-Only alerts of ``stable`` rules (or of rules no longer loaded) escalate: those of
+Only alerts of ``stable`` rules (as the alert's county has the rule; or of rules no longer
+loaded) escalate: those of
 ``test`` and ``experimental`` rules stay with tier 1; suppressed alerts (an exemption,
 monitor/exemptions.py) are never assigned, escalated or reminded.
 
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, and_, not_, or_, select, true, update
 
 from . import trail
 from .models import Alert, Department
@@ -73,7 +74,7 @@ def _escalate(conn: Connection, policy: Policy, as_of: datetime, out: Escalated,
     due_now = or_(late, Alert.level == "red") if policy.red_to_tier2 else late
     offices: dict[str, list[str]] = {}  # region → its tier-2 monitors
     entries = []
-    stable = Alert.rule_id.not_in(policy.unstable())  # only stable rules go to tier 2
+    stable = stable_rules(policy)  # only stable rules go to tier 2
     for alert in conn.execute(select(Alert).where(Alert.tier == 1, Alert.status.in_(ACTIVE),
                                                   due_now, stable).order_by(Alert.id)).all():
         if alert.region not in offices:
@@ -89,6 +90,19 @@ def _escalate(conn: Connection, policy: Policy, as_of: datetime, out: Escalated,
             "was_due_on": alert.due_on.isoformat(), "notified": tier2}), *order_entries]
         out.escalated.append(alert.id)
     return entries
+
+
+def stable_rules(policy: Policy) -> ColumnElement[bool]:
+    """The alerts of rules that are stable as the alert's county has them: a county's
+    own rule by its own ``status``, else the base rule's (docs/regions.md)."""
+    owned: dict[str, list[str]] = {}  # rule id → counties with a rule of their own
+    for region, rule_id in policy.county_statuses:
+        owned.setdefault(rule_id, []).append(region)
+    unstable = [and_(Alert.rule_id == r, Alert.region.not_in(sorted(owned.get(r, ()))))
+                if r in owned else Alert.rule_id == r for r in policy.unstable()]
+    unstable += [and_(Alert.region == region, Alert.rule_id == r)
+                 for (region, r), s in sorted(policy.county_statuses.items()) if s != "stable"]
+    return not_(or_(*unstable)) if unstable else true()
 
 
 def _remind(conn: Connection, policy: Policy, as_of: datetime, out: Escalated,

@@ -24,6 +24,11 @@ candidate is a certificate or a completion (a second print is refused like the f
 (it is listed under ``exempted``). A rule that is not ``stable`` (``status``) only warns,
 as such a rule does not halt a case in a run either. Scope is each rule's own, as in a
 run. The moment is the later of the candidate's ``occurred_at`` and now.
+
+**Whose rules**: the candidate's county judges it (docs/regions.md) — the county of its
+case as stored, else of its item (or its department) when one county of the store has
+that code, else the store's own; that county's rule set (the base with its overrides)
+and calendar, and its catalog validates the candidate.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from .errors import MonitorError
 from .exemptions import Matcher
 from .ingest.events import COLUMNS, CatalogIndex, Rejected, normalize_event
 from .models import Department, Item
+from .regionrules import RuleSets, county_rules
 from .rules.finding import Context, Finding, catalog_read
 from .rules.kinds import KINDS, gate_effects
 from .rules.kinds._fees import REACHED
@@ -145,23 +151,68 @@ def _catalog_for(conn: Connection, fields: dict[str, str], region: str,
     return CatalogIndex(items, departments, region=region)
 
 
+_CODES = (("item_code", Item.region, Item.code), ("department", Department.region,
+                                                  Department.code))
+
+
+def _owners(conn: Connection) -> tuple[frozenset[str], dict[tuple[str, str], str | None]]:
+    """The catalog's counties, and (field, code) → the county that has it (None: several)."""
+    counties: set[str] = set()
+    owners: dict[tuple[str, str], str | None] = {}
+    for key, column, code in _CODES:
+        for region, value in conn.execute(select(column, code)):
+            counties.add(region)
+            owners[(key, value)] = region if owners.get((key, value), region) == region \
+                else None
+    return frozenset(counties), owners
+
+
+def county_of(conn: Connection, fields: dict[str, str], home: str,
+              memo: dict[Any, Any] | None = None) -> str:
+    """The candidate's county: its case's as stored, else its item's, else its
+    department's when exactly one county has that code, else ``home`` (the store's).
+    ``memo`` (the catalog read at its version): a catalog of one county answers at once,
+    and the codes' counties are read from it, not asked for."""
+    known = catalog_read(conn, memo, ("counties",), _owners) if memo is not None else None
+    if known is not None and known[0] <= {home}:
+        return home  # a single county's store: nothing to look up
+    case_id = fields.get("case_id", "").strip()
+    if case_id:
+        events = gateprobe.stored_events(conn)
+        stored = conn.scalar(select(events.c.region).where(events.c.case_id == case_id).limit(1))
+        if stored is not None:
+            return stored
+    for key, column, code in _CODES:
+        value = fields.get(key, "").strip()
+        if not value:
+            continue
+        if known is not None:
+            owner = known[1].get((key, value))
+        else:
+            found = conn.scalars(select(column).where(code == value).distinct().limit(2)).all()
+            owner = found[0] if len(found) == 1 else None
+        if owner is not None:
+            return owner
+    return home
+
+
 def _candidate(conn: Connection, raw: Any, config: Config,
                memo: dict[Any, Any] | None) -> tuple[dict[str, Any], str]:
-    """(the stored row of the candidate, its own event id or '')."""
+    """(the stored row of the candidate, with its county, its own event id or '')."""
     fields = candidate_fields(raw)
     own_id = fields.get("event_id", "").strip()
     fields["event_id"] = PROBE_PREFIX + uuid.uuid4().hex
+    region = county_of(conn, fields, config.region, memo)
     try:
-        row = normalize_event(fields, _catalog_for(conn, fields, config.region, memo),
-                              config.tz)
+        row = normalize_event(fields, _catalog_for(conn, fields, region, memo), config.tz)
     except Rejected as exc:
         raise GateInputError(exc.reason, exc.detail) from None
-    row["region"] = config.region  # the deployment's county: judged by its catalog
+    row["region"] = region  # the candidate's county: judged by its catalog and rules
     return row, own_id
 
 
-def check(engine: Engine, config: Config, rules: list[Rule], raw: Any, at: datetime,
-          before: Any = None) -> Verdict:
+def check(engine: Engine, config: Config, rules: list[Rule] | RuleSets, raw: Any,
+          at: datetime, before: Any = None) -> Verdict:
     """The gate's verdict on the candidate event ``raw`` (a JSON object of the contract's
     fields) as of ``at``; ``before(conn)`` runs first on the same connection (the budget's
     statement timeout). Nothing is written."""
@@ -169,13 +220,14 @@ def check(engine: Engine, config: Config, rules: list[Rule], raw: Any, at: datet
         return judge(conn, config, rules, raw, at, before)
 
 
-def judge(conn: Connection, config: Config, rules: list[Rule], raw: Any, at: datetime,
-          before: Any = None, memo: CatalogMemo | None = None) -> Verdict:
+def judge(conn: Connection, config: Config, rules: list[Rule] | RuleSets, raw: Any,
+          at: datetime, before: Any = None, memo: CatalogMemo | None = None) -> Verdict:
     """:func:`check` on a connection of the caller's (in no transaction): the look is
-    rolled back, and the connection is left in no transaction. ``memo``: what earlier
-    decisions read of the catalog whole, used while the catalog's version is the same."""
-    gated = gated_rules(rules)
-    policy = policy_for(config, rules)
+    rolled back, and the connection is left in no transaction. ``rules``: the rule sets
+    (each county's overrides on the base), or the base alone (no county differs).
+    ``memo``: what earlier decisions read of the catalog whole, used while the catalog's
+    version is the same."""
+    gated: list[Rule] = []
     reasons: list[dict[str, Any]] = []
     exempted: list[dict[str, Any]] = []
     try:  # the look: one transaction, rolled back
@@ -188,7 +240,10 @@ def judge(conn: Connection, config: Config, rules: list[Rule], raw: Any, at: dat
         shown["event_id"] = own_id or None
         if row["recorded_at"] is None:
             row["recorded_at"] = at
-        _look(conn, config, gated, policy, row, as_of, catalog, reasons, exempted)
+        own = county_rules(rules, row["region"])  # the candidate's county's set in force
+        gated = gated_rules(own)
+        _look(conn, config, gated, policy_for(config, own), row, as_of, catalog, reasons,
+              exempted)
     finally:
         conn.rollback()
     decision = ("deny" if any(r["effect"] == "deny" for r in reasons) else
@@ -203,7 +258,8 @@ def _look(conn: Connection, config: Config, gated: list[Rule], policy: Any,
     """The probe inserted and each gated rule's detector run over its case: the reasons
     (and the exempted ones) appended to the lists given."""
     probe = gateprobe.put(conn, row)
-    ctx = Context(as_of=as_of, tz=config.tz, calendar=config.calendar(),
+    ctx = Context(as_of=as_of, tz=config.tz,
+                  calendar=config.calendar().for_region(row["region"]),
                   since_event_id=probe - 1, since_as_of=as_of, deferred_ids=(),
                   changed_case_ids=(row["case_id"],), probe=True,
                   stale_days=config.stale_days, catalog=catalog)

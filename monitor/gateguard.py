@@ -50,6 +50,7 @@ from .gate import Verdict, degraded
 from .gatelog import ask, log_degraded
 from .gateprobe import shadowed
 from .gatewriter import LogWriter
+from .regionrules import RuleSets
 from .rules.model import Rule
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,8 @@ class Unverified(MonitorError):
 class Guard:
     """Gate answers within the budget, for one process (the web app holds one)."""
 
-    def __init__(self, engine: Engine, config: Config, rules: Callable[[], list[Rule]]):
+    def __init__(self, engine: Engine, config: Config,
+                 rules: Callable[[], list[Rule] | RuleSets]):
         self.store, self.config, self.rules = engine, config, rules
         self.engine = limited(engine, config.gate.budget_ms)
         self.budget = config.gate.budget_ms / 1000

@@ -33,6 +33,7 @@ from .catalogmemo import CatalogMemo
 from .config import Config
 from .gate import Verdict, judge
 from .models import GateLog
+from .regionrules import RuleSets
 from .rules.finding import Finding
 from .rules.model import Rule
 from .trail import Entry
@@ -71,7 +72,7 @@ def record(conn: Connection, verdict: Verdict, asked_by: str, channel: str, at: 
     return log_id
 
 
-def ask(engine: Engine, config: Config, rules: list[Rule], raw: Any, at: datetime,
+def ask(engine: Engine, config: Config, rules: list[Rule] | RuleSets, raw: Any, at: datetime,
         asked_by: str, channel: str, before: Any = None,
         wanted: Callable[[], bool] = lambda: True, memo: CatalogMemo | None = None,
         later: Callable[..., None] | None = None) -> Verdict:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Engine, MetaData, event, insert, literal_column
+from sqlalchemy import Connection, Engine, MetaData, Table, event, insert, literal_column
 from sqlalchemy.sql.expression import ColumnClause
 
 from .db import create_store_engine
@@ -46,6 +46,7 @@ _PROBE_TABLE = Event.__table__.to_metadata(MetaData(), schema="temp", name="gate
 _NEXT_ID: ColumnClause[int] = literal_column("(SELECT coalesce(max(id), 0) + 1 FROM main.events)")
 _SHADOWED = insert(_PROBE_TABLE).values(id=_NEXT_ID).returning(_PROBE_TABLE.c.id)
 _STORED = insert(Event).returning(Event.id)  # built once: values come with each execution
+_MAIN_EVENTS = Event.__table__.to_metadata(MetaData(), schema="main")  # past the TEMP view
 
 
 def shadowed(engine: Engine) -> Engine:
@@ -75,4 +76,13 @@ def put(conn: Connection, row: dict[str, Any]) -> int:
     return conn.execute(_STORED, row).scalar_one()
 
 
-__all__ = ["SHADOW", "put", "shadowed"]
+def stored_events(conn: Connection) -> Table:
+    """The stored ``events`` table as ``conn`` must name it outside a look: on a shadowed
+    connection ``events`` is the TEMP view of the (absent) candidate's case, so the stored
+    table is ``main.events`` there."""
+    if conn.connection.info.get(SHADOW):
+        return _MAIN_EVENTS
+    return Event.__table__
+
+
+__all__ = ["SHADOW", "put", "shadowed", "stored_events"]

@@ -35,6 +35,7 @@ from . import trail
 from .authz import TIER1, TIER2
 from .errors import InvalidTransition, NotAllowed, NotFound
 from .models import Grant, User
+from .regionstore import store_region
 from .supervised import change, update as traced_update
 from .trail import Entry
 
@@ -131,6 +132,12 @@ def _decide(conn: Connection, grant_id: int, by: str, channel: str) -> Any:
     return grant
 
 
+def _chain(conn: Connection, region: str | None) -> str | None:
+    """The chain a decision on a user's powers goes on: the user's county's, where a load
+    of its catalog put the user (None: the store's own, whose county it is)."""
+    return None if region is None or region == store_region(conn) else region
+
+
 def approve(engine: Engine, grant_id: int, by: str, at: datetime, note: str | None = None,
             channel: str = "cli") -> Any:
     """Apply a pending grant: the user gets the roles and department asked for."""
@@ -146,7 +153,7 @@ def approve(engine: Engine, grant_id: int, by: str, at: datetime, note: str | No
         trail.append(conn, at, [Entry("grant_approved", None, by, {
             "grant_id": grant_id, "user_id": grant.user_id, "kind": grant.kind,
             "roles": grant.roles, "department": grant.department, "was": grant.was,
-            "note": note}, channel, states)])
+            "note": note}, channel, states, region=_chain(conn, target.region))])
         return conn.execute(select(Grant).where(Grant.id == grant_id)).one()
 
 
@@ -158,8 +165,9 @@ def reject(engine: Engine, grant_id: int, by: str, at: datetime, note: str | Non
         grant = _decide(conn, grant_id, by, channel)
         state = traced_update(conn, "grants", grant_id, status="rejected", decided_by=by,
                               decided_at=at, note=note.strip())
+        region = conn.scalar(select(User.region).where(User.id == grant.user_id))
         trail.append(conn, at, [Entry("grant_rejected", None, by, {
             "grant_id": grant_id, "user_id": grant.user_id, "kind": grant.kind,
-            "note": note.strip()}, channel, [state])])
+            "note": note.strip()}, channel, [state], region=_chain(conn, region))])
         return conn.execute(select(Grant).where(Grant.id == grant_id)).one()
 

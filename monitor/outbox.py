@@ -95,6 +95,9 @@ class Flushed:
     network: bool = False  # a sink that reaches people (webhook, smtp) serves some channel
 
 
+RETRIES = ("max_attempts", "backoff_seconds", "backoff_max_seconds")  # a county may set
+
+
 def backoff(notify: NotifyConfig, attempts: int) -> timedelta:
     """The wait after the ``attempts``-th failed attempt: base · 2^(n-1), capped."""
     return timedelta(seconds=min(notify.backoff_seconds * 2 ** (attempts - 1),
@@ -182,10 +185,14 @@ def flush(engine: Engine, notify: NotifyConfig, base_dir, now: datetime,
     """Deliver every message due by ``now``: claim it, send it outside any transaction
     (a slow sink holds no lock), record the outcome. ``regions`` (config ``regions``):
     a county's own ``channels`` deliver the messages of its county (its alert's region,
-    else its recipient's), its other channels those of ``notify.channels``."""
+    else its recipient's), its other channels those of ``notify.channels``; its own
+    retry settings (``max_attempts``, ``backoff_seconds``, ``backoff_max_seconds``)
+    decide when they are tried again, else ``notify``'s."""
     sinks = _sinks(notify, base_dir)
     own = {code: {**sinks, **_sinks(notify, base_dir, r.channels)}
            for code, r in (regions or {}).items() if r.channels}
+    retries = {code: r.notify(notify) for code, r in (regions or {}).items()
+               if set(r.delivery) & set(RETRIES)}
     opened = [*sinks.values(), *(s for chans in own.values() for ch, s in chans.items()
                                  if s is not sinks.get(ch))]
     out = Flushed(network=any(s.NETWORK for s in opened))
@@ -197,10 +204,11 @@ def flush(engine: Engine, notify: NotifyConfig, base_dir, now: datetime,
                     OutboxMessage.status.in_(DUE), OutboxMessage.next_attempt_at <= now,
                     OutboxMessage.id > last).order_by(OutboxMessage.id).limit(FLUSH_BATCH)).all()
             for message_id in ids:
-                row, region = _claim(engine, message_id, now, bool(own))
+                row, region = _claim(engine, message_id, now, bool(own or retries))
                 if row is not None:
                     sink, error = _send(own.get(region or "", sinks), row, out)
-                    _record(engine, notify, row, sink, error, now, out)
+                    _record(engine, retries.get(region or "", notify), row, sink, error, now,
+                            out)
             if len(ids) < FLUSH_BATCH:
                 return out
             last = ids[-1]

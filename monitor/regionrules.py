@@ -36,7 +36,7 @@ from .rules.finding import Finding
 from .rules.kinds import KINDS, working_days
 from .rules.loader import load_rules, parse_rule, rule_files
 from .rules.model import Rule
-from .supervision import Policy
+from .supervision import Policy, policy_for
 from .yamlsrc import LineDict, LineList, load_yaml
 
 BASE = "base"  # where a rule in force comes from: the base, or regions/CODE
@@ -109,6 +109,16 @@ def load_rule_sets(config: Config, base: list[Rule] | None = None) -> RuleSets:
     if errors:
         raise SourceErrors(errors)
     return RuleSets(tuple(base), MappingProxyType(overrides))
+
+
+def candidate_sets(config: Config, directory: Path) -> RuleSets:
+    """The rule sets of a candidate rule directory (``rules backtest --candidate``): its
+    files are the base; its own ``regions/CODE/`` folders the counties' overrides when it
+    has a ``regions/`` folder, else the current overrides apply over the candidate base."""
+    base = load_rules([directory], config.limits)
+    if (directory / "regions").is_dir():
+        return load_rule_sets(replace(config, rules_dir=directory), base)
+    return load_rule_sets(config, base)
 
 
 def check_overrides(config: Config, base: list[Rule]) -> list[tuple[str, list[SourceError]]]:
@@ -217,11 +227,23 @@ def plan(sets: RuleSets, calendar: WorkCalendar) -> dict[str, list[Group]]:
 
 
 def with_counties(policy: Policy, sets: RuleSets) -> Policy:
-    """``policy`` with the handling days of each county's own rules (a county's rule
-    without ``handling_days`` takes the setting, not the base rule's)."""
-    days = {(code, e.id): e.handling_days or policy.handling_days
-            for code, own in sets.overrides.items() for e in own if isinstance(e, Rule)}
-    return replace(policy, county_days=MappingProxyType(days)) if days else policy
+    """``policy`` with the handling days and the status of each county's own rules (a
+    county's rule replaces the base whole: without ``handling_days`` it takes the
+    setting, without ``status`` it is stable — not the base rule's)."""
+    own = [(code, e) for code, entries in sets.overrides.items() for e in entries
+           if isinstance(e, Rule)]
+    if not own:
+        return policy
+    days = {(code, e.id): e.handling_days or policy.handling_days for code, e in own}
+    statuses = {(code, e.id): e.status for code, e in own}
+    return replace(policy, county_days=MappingProxyType(days),
+                   county_statuses=MappingProxyType(statuses))
+
+
+def county_policy(config: Config, sets: RuleSets | None = None) -> Policy:
+    """The policy of the base rules with each county's own (:func:`with_counties`)."""
+    sets = load_rule_sets(config) if sets is None else sets
+    return with_counties(policy_for(config, list(sets.base)), sets)
 
 
 def version(groups: list[Group]) -> str:
@@ -270,6 +292,22 @@ def in_force(config: Config, region: str | None = None) -> list[InForce]:
     region = codes.check(region or config.region)
     return [InForce(e.id, None if isinstance(e, Off) else e, e.path, e.line, source)
             for e, source in sets.effective(region)]
+
+
+def county_rules(rules: RuleSets | list[Rule], region: str) -> list[Rule]:
+    """The rules in force in ``region`` (those switched off there left out), by id;
+    ``rules`` given as a list is a base no county overrides."""
+    if not isinstance(rules, RuleSets):
+        return list(rules)
+    return [e for e, _ in rules.effective(region) if isinstance(e, Rule)]
+
+
+def calibrated_rules(config: Config, region: str | None) -> list[Rule]:
+    """The rules ``rules calibrate`` chooses among: the base's, or with ``region`` (a
+    county's code, checked) the rules in force in that county."""
+    if region is None:
+        return load_rules([config.rules_dir], config.limits)
+    return county_rules(load_rule_sets(config), codes.check(region))
 
 
 def rule_in(sets: RuleSets, region: str, rule_id: str) -> InForce | None:

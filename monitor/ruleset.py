@@ -10,7 +10,12 @@ they changed, whoever edited the files.
 In a store of several counties with rule overrides (monitor/regionrules.py) the entry
 also holds ``regions``: each such county's own entries (its file, version, or
 ``enabled: false``), and what changed in them; with none, the entry and its digest are
-exactly a single county's.
+exactly a single county's. Each other county's own chain (docs/scale.md) gets its own
+``rules_in_force`` entry too, when its set differs from the one last recorded there:
+the rules in force in that county (:meth:`~monitor.regionrules.RuleSets.effective`:
+each rule's file, version, status, enabled, and ``source`` — ``base`` or
+``regions/CODE``), their digest and what changed — so ``audit verify --region CODE``
+and an inspector of one county's chain see which rules judged its cases.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from datetime import datetime
 from pathlib import PurePath
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 
 from . import trail
 from .models import TrailEntry
@@ -62,17 +67,51 @@ def _changes(now: dict[str, Any], before: dict[str, Any]) -> dict[str, list[str]
             "changed": sorted(i for i in set(now) & set(before) if now[i] != before[i])}
 
 
+def in_county(sets: RuleSets, region: str) -> dict[str, dict[str, Any]]:
+    """The rules in force in ``region`` as its chain records them (see the docstring)."""
+    out: dict[str, dict[str, Any]] = {}
+    for e, source in sets.effective(region):
+        shown = {"file": PurePath(e.path).name, "enabled": False} if isinstance(e, Off) \
+            else snapshot([e])[e.id]
+        out[e.id] = {**shown, "source": source}
+    return out
+
+
+def _last(conn: Connection, region: str) -> dict[str, Any] | None:
+    return conn.scalar(select(TrailEntry.detail).where(TrailEntry.region == region,
+                                                       TrailEntry.action == ACTION)
+                       .order_by(TrailEntry.seq.desc()).limit(1))
+
+
+def _counties(conn: Connection, sets: RuleSets, own: str) -> list[Entry]:
+    """The entries of the other counties' chains whose set in force changed: every
+    county with a chain or overrides of its own (its chain begun then)."""
+    entries = []
+    for code in sorted((set(trail.regions(conn)) | set(sets.overrides)) - {own, trail.UNNAMED}):
+        trail.lock(conn, code)  # read its last entry under its lock (code order)
+        now = in_county(sets, code)
+        key = digest(now)
+        last = _last(conn, code)
+        if last and last.get("digest") == key:
+            continue
+        entries.append(Entry(ACTION, None, SYSTEM, {
+            "digest": key, "region": code, "rules": now,
+            **_changes(now, (last or {}).get("rules", {}))}, region=code))
+    return entries
+
+
 def record(engine: Engine, sets: RuleSets | list[Rule], at: datetime) -> str | None:
-    """Append the set when it differs from the last one recorded; the new digest, or None."""
+    """Append the set when it differs from the last one recorded (and each other
+    county's on its own chain); the new digest of the store's set, or None."""
     sets = sets if isinstance(sets, RuleSets) else RuleSets(tuple(sets))
     now, counties = snapshot(sets.base), regional(sets)
     key = digest(now, counties)
     with engine.begin() as conn:
-        own = trail.lock(conn).region  # the set is recorded on the store's own chain
-        last = conn.scalar(select(TrailEntry.detail).where(TrailEntry.region == own,
-                                                           TrailEntry.action == ACTION)
-                           .order_by(TrailEntry.seq.desc()).limit(1))
+        own = trail.lock(conn).region  # the whole set is recorded on the store's own chain
+        last = _last(conn, own)
+        entries = _counties(conn, sets, own)
         if last and last.get("digest") == key:
+            trail.append(conn, at, entries)
             return None
         before = (last or {}).get("rules", {})
         detail: dict[str, Any] = {"digest": key, "rules": now, **_changes(now, before)}
@@ -83,5 +122,5 @@ def record(engine: Engine, sets: RuleSets | list[Rule], at: datetime) -> str | N
                 code: _changes(counties.get(code, {}), was.get(code, {}))
                 for code in sorted(set(counties) | set(was))
                 if counties.get(code) != was.get(code)}
-        trail.append(conn, at, [Entry(ACTION, None, SYSTEM, detail)])
+        trail.append(conn, at, [Entry(ACTION, None, SYSTEM, detail), *entries])
     return key

@@ -64,12 +64,28 @@ class Policy:
     digest_at: time = time(8)  # local time of the daily digest (monitor/tier1.py)
     # (county, rule id) → handling days of a county's own rule (docs/regions.md)
     county_days: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    # (county, rule id) → status of a county's own rule (its own, else stable)
+    county_statuses: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    # county → its own quiet hours (None: none there) / digest time (config regions:)
+    county_quiet: Mapping[str, tuple[time, time] | None] = field(default_factory=dict)
+    county_digest: Mapping[str, time] = field(default_factory=dict)
 
-    def status_of(self, rule_id: str) -> str:
-        return self.statuses.get(rule_id, "stable")
+    def quiet_hours_of(self, region: str | None) -> tuple[time, time] | None:
+        """The quiet hours of ``region``: its own, else the store's."""
+        return self.county_quiet[region] if region and region in self.county_quiet \
+            else self.quiet_hours
+
+    def digest_at_of(self, region: str | None) -> time:
+        """The local time of ``region``'s daily digest: its own, else the store's."""
+        return self.county_digest.get(region or "", self.digest_at)
+
+    def status_of(self, rule_id: str, region: str | None = None) -> str:
+        """The status of ``rule_id`` as ``region`` has it: its own rule's, else the base's."""
+        own = self.county_statuses.get((region, rule_id)) if region else None
+        return own if own is not None else self.statuses.get(rule_id, "stable")
 
     def unstable(self) -> list[str]:
-        """Rules whose alerts never go to tier 2 (status experimental or test)."""
+        """Base rules whose alerts never go to tier 2 (status experimental or test)."""
         return sorted(r for r, s in self.statuses.items() if s != "stable")
 
     def days_for(self, rule_id: str, region: str | None = None) -> int:
@@ -96,7 +112,13 @@ def policy_for(config, rules=()) -> Policy:
                   workflow="workflow" in config.notify.channels,
                   email="email" in config.notify.channels,
                   statuses={r.id: r.status for r in rules},
-                  quiet_hours=config.notify.quiet_hours, digest_at=config.notify.digest_at)
+                  quiet_hours=config.notify.quiet_hours, digest_at=config.notify.digest_at,
+                  county_quiet={code: r.delivery["quiet_hours"]
+                                for code, r in config.regions.items()
+                                if "quiet_hours" in r.delivery},
+                  county_digest={code: r.delivery["digest_at"]
+                                 for code, r in config.regions.items()
+                                 if "digest_at" in r.delivery})
 
 
 def monitors(conn: Connection, region: str | None = None

@@ -44,6 +44,7 @@ from .regionstore import alert_regions
 from .models import Alert, AlertNotice, Department, Event, User
 from .notices import digest, sms
 from .supervision import Policy, tell, tell_many
+from .timeutil import aware
 from .trail import Entry
 
 RANK = {"warning": 1, "yellow": 2, "red": 3}
@@ -80,11 +81,13 @@ def of_row(row: dict[str, Any], alert_id: int, reason: str) -> Tell:
                 evidence.get("promised_deadline"), row.get("title"))
 
 
-def quiet_until(policy: Policy, at: datetime) -> datetime | None:
-    """The end of the quiet hours ``at`` falls in (aware), or None when it is not in them."""
-    if policy.quiet_hours is None:
+def quiet_until(policy: Policy, at: datetime, region: str | None = None) -> datetime | None:
+    """The end of the quiet hours ``at`` falls in (aware) — ``region``'s own, else the
+    store's — or None when it is not in them."""
+    hours = policy.quiet_hours_of(region)
+    if hours is None:
         return None
-    start, end = policy.quiet_hours
+    start, end = hours
     local = at.astimezone(policy.tz)
     now = local.time()
     inside = start <= now < end if start < end else (now >= start or now < end)
@@ -134,25 +137,27 @@ def notify(conn: Connection, policy: Policy, at: datetime, items: list[Tell]) ->
         uid: mode for uid, mode in conn.execute(select(User.id, User.delivery)
                                                 .where(User.id.in_(users)))}
     names = _names(conn)
-    held = quiet_until(policy, at)
+    of_alert = alert_regions(conn, {k[0] for k in todo})
+    quiet = {region: quiet_until(policy, at, region) for region in set(of_alert.values())}
     rows: list[dict[str, Any]] = []
-    groups: dict[tuple[str, bool, str], list[Tell]] = {}
+    # (person, a monitor?, mode, held until): the quiet hours are the alert's county's
+    groups: dict[tuple[str, bool, str, datetime | None], list[Tell]] = {}
     for (alert_id, level, user), (item, monitor) in sorted(todo.items()):
         red = level == "red"
+        held = quiet[of_alert[alert_id]]
         if monitor and delivery.get(user) == "digest" and not red:
             mode = "digest"
         else:
             mode = "held" if held and not red else "immediate"
-            groups.setdefault((user, monitor, mode), []).append(item)
+            groups.setdefault((user, monitor, mode, held if mode == "held" else None),
+                              []).append(item)
         rows.append({"alert_id": alert_id, "level": level, "recipient": user, "at": at,
                      "reason": item.reason if monitor else "handler", "mode": mode})
-    of_alert = alert_regions(conn, (r["alert_id"] for r in rows))
     insert_many(conn, AlertNotice.__table__,
                 [{**r, "region": of_alert[r["alert_id"]]} for r in rows])
     return tell_many(conn, policy, at, [
-        (group[0].alert_id, [user], *_text(policy, group, monitor, names),
-         held if mode == "held" else None)
-        for (user, monitor, mode), group in groups.items()])
+        (group[0].alert_id, [user], *_text(policy, group, monitor, names), until)
+        for (user, monitor, mode, until), group in groups.items()])
 
 
 def _names(conn: Connection) -> dict[str, str]:
@@ -194,27 +199,39 @@ def _text(policy: Policy, group: list[Tell], monitor: bool, names: dict) -> tupl
 
 def send_digests(engine: Engine, policy: Policy, as_of: datetime) -> int:
     """Queue the daily digest of every person who chose one: once per local day, at the
-    first pass from ``policy.digest_at`` on, listing the notices that came before that
-    moment (later ones wait for the next day's); the number of messages queued."""
+    first pass from the digest time of the person's county on (``policy.digest_at_of``),
+    listing the notices that came before that moment (later ones wait for the next
+    day's); the number of messages queued."""
     local = as_of.astimezone(policy.tz)
-    moment = datetime.combine(local.date(), policy.digest_at, tzinfo=policy.tz)
-    if local < moment:
+
+    def moment_of(region: str | None) -> datetime:
+        return datetime.combine(local.date(), policy.digest_at_of(region), tzinfo=policy.tz)
+
+    moments = sorted(m for m in map(moment_of, [None, *policy.county_digest]) if m <= local)
+    if not moments:
         return 0
     n = AlertNotice
     queued = 0
     with engine.begin() as conn:
-        sent_today = set(conn.scalars(select(n.recipient).where(
-            n.mode == "digest", n.digested_at >= moment).distinct()))
+        sent = {who: aware(last) for who, last in conn.execute(
+            select(n.recipient, func.max(n.digested_at)).where(
+                n.mode == "digest", n.digested_at >= moments[0]).group_by(n.recipient))}
         waiting: dict[str, list[Any]] = {}
+        due_at: dict[str, datetime] = {}  # person → the moment of their county's digest
         for row in conn.execute(
-                select(n.recipient, n.alert_id, n.level, Alert.department, Alert.due_on)
+                select(n.recipient, n.alert_id, n.level, n.at, Alert.department,
+                       Alert.due_on, User.region)
                 .join(Alert, Alert.id == n.alert_id)
-                .where(n.mode == "digest", n.digested_at.is_(None), n.at <= moment)
+                .outerjoin(User, User.id == n.recipient)
+                .where(n.mode == "digest", n.digested_at.is_(None), n.at <= moments[-1])
                 .order_by(n.recipient, n.alert_id)):
-            if row.recipient not in sent_today:
+            moment = due_at.setdefault(row.recipient, moment_of(row.region))
+            if moment <= local and aware(row.at) <= moment and not (
+                    row.recipient in sent and sent[row.recipient] >= moment):
                 waiting.setdefault(row.recipient, []).append(row)
         names = _names(conn)
         for user, rows in waiting.items():
+            moment = due_at[user]
             codes = sorted({r.department or "" for r in rows})
             text = digest("daily", depts=[names.get(c) or c for c in codes],
                           alert_ids=sorted({r.alert_id for r in rows}),

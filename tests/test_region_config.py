@@ -81,8 +81,10 @@ def store(db_url, tmp_path, monkeypatch, write_events):
         with engine.connect() as conn:
             rows = conn.execute(select(Alert.rule_id, Alert.region, Alert.level)
                                 .order_by(Alert.rule_id, Alert.region)).tuples().all()
-            trail = conn.scalars(select(TrailEntry.detail)
-                                 .where(TrailEntry.action == "rules_in_force")).all()
+            trail = conn.scalars(select(TrailEntry.detail)  # the store's own chain
+                                 .where(TrailEntry.action == "rules_in_force",
+                                        TrailEntry.region == A)
+                                 .order_by(TrailEntry.seq)).all()
         engine.dispose()
         return rows, trail, invoke
 

@@ -20,6 +20,7 @@ from ..authz import Actor
 from ..config import Config
 from ..errors import NotFound
 from ..models import Alert, Hold
+from ..regionrules import RuleSets, county_policy
 from ..rules.model import Rule
 from ..supervision import Done
 
@@ -50,8 +51,14 @@ def required(field: str, value: str | None) -> str:
     return value.strip()
 
 
-def act(engine: Engine, config: Config, rules: list[Rule], actor: Actor, alert_id: int,
-        action: str, at: datetime, note: str | None = None,
+def _policy(config: Config, rules: list[Rule] | RuleSets) -> supervision.Policy:
+    """The deadlines of the rules in force: each county's own rules' too, given the sets."""
+    return county_policy(config, rules) if isinstance(rules, RuleSets) \
+        else supervision.policy_for(config, rules)
+
+
+def act(engine: Engine, config: Config, rules: list[Rule] | RuleSets, actor: Actor,
+        alert_id: int, action: str, at: datetime, note: str | None = None,
         disposition: str | None = None) -> Done:
     """Do ``action`` (one of :data:`ACTIONS`) on an alert as ``actor``."""
     if action not in ACTIONS:
@@ -63,7 +70,7 @@ def act(engine: Engine, config: Config, rules: list[Rule], actor: Actor, alert_i
         note = required("note", note)
     if action == "reject":
         note = required("note", note)
-    policy = supervision.policy_for(config, rules)
+    policy = _policy(config, rules)
     by, channel = actor.id, actor.channel
     if action == "ack":
         return supervision.acknowledge(engine, alert_id, by, at, note, channel=channel)
@@ -115,12 +122,12 @@ def hold_alert(engine: Engine, hold_id: int) -> int:
     return alert_id
 
 
-def release_hold(engine: Engine, config: Config, rules: list[Rule], actor: Actor,
+def release_hold(engine: Engine, config: Config, rules: list[Rule] | RuleSets, actor: Actor,
                  hold_id: int, at: datetime, note: str | None) -> Any:
     """Release a hold (中止流程) as ``actor``: the CLI's ``holds release``, with the
     channel the actor came through; the hold's row after."""
     alert_id = hold_alert(engine, hold_id)
     authz.check(actor, "release", alert_row(engine, alert_id), f"release hold {hold_id} of")
     note = required("note", note)
-    return holds.release(engine, supervision.policy_for(config, rules), hold_id, actor.id, at,
+    return holds.release(engine, _policy(config, rules), hold_id, actor.id, at,
                          note, channel=actor.channel)

@@ -94,7 +94,7 @@ def alerts_page(engine: Engine, actor: Actor, f: Filters, today: date, calendar:
                 page: int = 1, per_page: int = 50) -> Page:
     """One page of the alerts ``actor`` may see that match ``f``, earliest deadline first
     (a queue) or newest first (a list); each row has ``ALERT_FIELDS``, the department's
-    name and ``days_left``."""
+    name and ``days_left`` (counted in the calendar of the alert's county)."""
     per_page = max(1, min(per_page, MAX_PER_PAGE))
     page = max(1, page)
     where = _where(actor, f, today)
@@ -107,7 +107,8 @@ def alerts_page(engine: Engine, actor: Actor, f: Filters, today: date, calendar:
         ids = conn.scalars(select(Alert.id).where(*where).order_by(*order).limit(per_page)
                            .offset((page - 1) * per_page)).all()
         found = {r.id: r for r in conn.execute(
-            select(*(getattr(Alert, c) for c in ALERT_FIELDS), Department.name.label("dept_name"))
+            select(*(getattr(Alert, c) for c in ALERT_FIELDS), Department.name.label("dept_name"),
+                   Alert.region.label("alert_region"))
             .outerjoin(Department, and_(Department.region == Alert.region,
                                         Department.code == Alert.department))
             .where(Alert.id.in_(ids)))} if ids else {}
@@ -115,7 +116,8 @@ def alerts_page(engine: Engine, actor: Actor, f: Filters, today: date, calendar:
     out = []
     for r in rows:
         d = dict(r._mapping)
-        d["days_left"] = (days_left(calendar, today, r.due_on)
+        region = d.pop("alert_region")
+        d["days_left"] = (days_left(calendar.for_region(region), today, r.due_on)
                           if r.status in ACTIVE or (r.tier == 2 and r.status == "resolved")
                           else None)
         out.append(d)

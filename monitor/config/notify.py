@@ -55,27 +55,28 @@ def _specs(sinks: Mapping[str, Mapping[str, Any]]) -> Mapping[str, SinkSpec]:
         for name, spec in sinks.items()})
 
 
-def _clock(text: str, where: str, at: int | None, name: str = "digest_at") -> time:
-    """``HH:MM`` as a time of day, or the error naming the setting."""
+def clock_of(text: str, where: str, at: int | None, name: str = "notify.digest_at") -> time:
+    """``HH:MM`` as a time of day, or the error naming the setting ``name``."""
     try:
         hours, minutes = text.strip().split(":")
         return time(int(hours), int(minutes))
     except ValueError:
-        raise ConfigError(where, at, f"'notify.{name}' must be a time HH:MM, "
+        raise ConfigError(where, at, f"'{name}' must be a time HH:MM, "
                                      f"got {text!r}") from None
 
 
-def _span(text: str, where: str, at: int | None) -> tuple[time, time] | None:
+def span_of(text: str, where: str, at: int | None, name: str = "notify.quiet_hours"
+            ) -> tuple[time, time] | None:
     """``HH:MM-HH:MM`` (may run past midnight) as (start, end); empty: None."""
     if not text.strip():
         return None
     start, sep, end = text.partition("-")
     if not sep:
-        raise ConfigError(where, at, "'notify.quiet_hours' must be HH:MM-HH:MM "
+        raise ConfigError(where, at, f"'{name}' must be HH:MM-HH:MM "
                                      f"(e.g. 22:00-07:00), got {text!r}")
-    span = (_clock(start, where, at, "quiet_hours"), _clock(end, where, at, "quiet_hours"))
+    span = (clock_of(start, where, at, name), clock_of(end, where, at, name))
     if span[0] == span[1]:
-        raise ConfigError(where, at, f"'notify.quiet_hours' {text!r} starts and ends at the "
+        raise ConfigError(where, at, f"'{name}' {text!r} starts and ends at the "
                                      "same time; leave it empty for no quiet hours")
     return span
 
@@ -88,8 +89,8 @@ class NotifyConfig:
     backoff_seconds: int = declared(NOTIFY_SETTINGS, "backoff_seconds")
     backoff_max_seconds: int = declared(NOTIFY_SETTINGS, "backoff_max_seconds")
     quiet_hours: tuple[time, time] | None = declared(NOTIFY_SETTINGS, "quiet_hours",
-                                                     lambda v: _span(v, "", None))
-    digest_at: time = declared(NOTIFY_SETTINGS, "digest_at", lambda v: _clock(v, "", None))
+                                                     lambda v: span_of(v, "", None))
+    digest_at: time = declared(NOTIFY_SETTINGS, "digest_at", lambda v: clock_of(v, "", None))
 
 
 
@@ -155,5 +156,5 @@ def load_notify(raw: Any, where: str) -> NotifyConfig:
     return NotifyConfig(MappingProxyType(sinks), MappingProxyType(channels),
                         values["max_attempts"], values["backoff_seconds"],
                         values["backoff_max_seconds"],
-                        _span(values["quiet_hours"], where, raw.line_of("quiet_hours")),
-                        _clock(values["digest_at"], where, raw.line_of("digest_at")))
+                        span_of(values["quiet_hours"], where, raw.line_of("quiet_hours")),
+                        clock_of(values["digest_at"], where, raw.line_of("digest_at")))

@@ -7,6 +7,8 @@ itself, on top of the province's (top-level) settings.
           extra_holidays: [2027-03-15]
           extra_workdays: [2027-03-20]
         rules_dir: rules/regions/330106
+        channels: {sms: xihu-sms}  # and its own delivery settings: quiet_hours, digest_at,
+        quiet_hours: "22:00-07:00" # max_attempts, backoff_seconds, backoff_max_seconds
 
 A county not listed here counts in the top-level calendar and is judged by the base
 rules. Its rule overrides (monitor/regionrules.py) are read from ``rules_dir``; unset,
@@ -16,15 +18,16 @@ from ``regions/CODE/`` under the top-level ``rules_dir`` when that folder exists
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 from .. import regions
 from ..errors import ConfigError
 from ..yamlsrc import LineDict, check_keys
-from .notify import check_channels
+from .notify import NotifyConfig, check_channels, clock_of, span_of
 from .settings import Setting, declared, read_section, section
 
 REGION_SETTINGS: tuple[Setting, ...] = (
@@ -40,7 +43,26 @@ REGION_SETTINGS: tuple[Setting, ...] = (
             "The county's own delivery: channel (sms, email, workflow) → a sink declared "
             "under notify.sinks (its own SMS gateway, SMTP sender, webhook URL; secrets "
             "from the environment as for any sink). A channel not listed: notify.channels."),
+    Setting("max_attempts", None, int,
+            "Delivery attempts of the county's messages before one is marked failed "
+            "(unset: notify.max_attempts)."),
+    Setting("backoff_seconds", None, int,
+            "Wait before the first retry of the county's messages; doubles each attempt "
+            "(unset: notify.backoff_seconds)."),
+    Setting("backoff_max_seconds", None, int,
+            "Longest wait between two attempts for the county's messages (unset: "
+            "notify.backoff_max_seconds)."),
+    Setting("quiet_hours", None, str,
+            "The county's local quiet hours HH:MM-HH:MM, during which tier-1 messages of "
+            "its new or risen alerts wait (not red); \"\" for none here (unset: "
+            "notify.quiet_hours)."),
+    Setting("digest_at", None, str,
+            "Local time HH:MM of the daily digest of the county's people (unset: "
+            "notify.digest_at)."),
 )
+# the delivery settings a county may set for itself (``notify``'s of the same name)
+DELIVERY = ("max_attempts", "backoff_seconds", "backoff_max_seconds", "quiet_hours",
+            "digest_at")
 CALENDAR_KEYS = ("extra_holidays", "extra_workdays")
 
 
@@ -56,6 +78,13 @@ class RegionConfig:
     rules_dir: Path | None = declared(
         REGION_SETTINGS, "rules_dir", lambda raw: None if raw is None else Path(raw))
     channels: Mapping[str, str] = declared(REGION_SETTINGS, "channels")
+    # the county's own delivery settings (``DELIVERY``, as ``notify`` holds them): only
+    # those it sets; the others are the store's
+    delivery: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    def notify(self, store: NotifyConfig) -> NotifyConfig:
+        """The store's ``notify`` settings with this county's own delivery settings."""
+        return replace(store, **self.delivery) if self.delivery else store
 
 
 def load_regions(raw: object, where: str, base_dir: Path, sinks: Mapping[str, object]
@@ -90,8 +119,30 @@ def load_regions(raw: object, where: str, base_dir: Path, sinks: Mapping[str, ob
         channels = check_channels(values["channels"] or LineDict(), sinks, where)
         out[code] = RegionConfig(code, dates["extra_holidays"], dates["extra_workdays"],
                                  None if rules_dir is None else base_dir / rules_dir,
-                                 MappingProxyType(channels))
+                                 MappingProxyType(channels),
+                                 MappingProxyType(_delivery(own, values, code, where)))
     return MappingProxyType(out)
+
+
+def _delivery(raw: object, values: dict[str, Any], code: str, where: str
+              ) -> dict[str, Any]:
+    """The delivery settings the county sets (checked as ``notify``'s are)."""
+    out: dict[str, Any] = {}
+    at = raw.line_of if isinstance(raw, LineDict) else (lambda _: None)
+    for name in DELIVERY:
+        value = values[name]
+        if value is None:
+            continue
+        label = f"regions.{code}.{name}"
+        if name == "quiet_hours":
+            out[name] = span_of(str(value), where, at(name), label)
+        elif name == "digest_at":
+            out[name] = clock_of(str(value), where, at(name), label)
+        elif value < 1:
+            raise ConfigError(where, at(name), f"'{label}' must be at least 1")
+        else:
+            out[name] = value
+    return out
 
 
 def _dates(calendar: LineDict, key: str, code: str, where: str) -> frozenset[date]:

@@ -7,6 +7,10 @@ rule id and subject — the alerts' own key — and counted per rule and departm
 that would appear, disappear, or change level (alert churn). A finding belongs to the
 window when one of its events happened in it; one without events (a department-month of
 ``fee_reconciliation``) when its month overlaps the window.
+
+Each county is judged by its own rule set and calendar, as in a run (docs/regions.md):
+the current set is the base with each county's overrides; the candidate's is its files
+with its own ``regions/CODE/`` folders if it has them, else with the current overrides.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from ..alerts import render
 from ..config import Config
 from ..errors import MonitorError, usage
 from ..models import Event
+from ..regionrules import RuleSets
 from ..rules.model import Rule
 from .flood import after_backtest
 
@@ -64,7 +69,7 @@ class Backtest:
         return dict(out)
 
 
-def findings(engine: Engine, config: Config, rules: list[Rule], start: datetime,
+def findings(engine: Engine, config: Config, rules: list[Rule] | RuleSets, start: datetime,
              end: datetime) -> dict[tuple[str, str], Found]:
     """(rule id, subject) → finding of the enabled ``rules``, dry run as of ``end``,
     kept when it falls in the window."""
@@ -101,8 +106,8 @@ def _event_times(engine: Engine, ids: set[str]) -> dict[str, datetime]:
     return out
 
 
-def backtest(engine: Engine, config: Config, current: list[Rule], candidate: list[Rule],
-             start: datetime, end: datetime) -> Backtest:
+def backtest(engine: Engine, config: Config, current: list[Rule] | RuleSets,
+             candidate: list[Rule] | RuleSets, start: datetime, end: datetime) -> Backtest:
     if start >= end:
         raise usage(MonitorError("--from must be before --to"))
     before = findings(engine, config, current, start, end)
@@ -121,5 +126,6 @@ def backtest(engine: Engine, config: Config, current: list[Rule], candidate: lis
         c.candidate += 1
         if key not in before:
             c.appear.append(f)
+    base = list(candidate.base) if isinstance(candidate, RuleSets) else candidate
     return Backtest(start, end, dict(churn),
-                    after_backtest(engine, config, candidate, after.values(), end))
+                    after_backtest(engine, config, base, after.values(), end))

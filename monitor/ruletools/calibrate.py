@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from itertools import groupby
 from pathlib import Path
+from typing import Any
 
 import yaml
 from sqlalchemy import Engine, select
@@ -53,6 +54,13 @@ class Proposal:
     proposed_findings: int
     quantile_min: float
     quantile_findings: int
+
+
+def only(items: tuple[str, ...], region: str | None) -> list[Any]:
+    """The conditions on ``events`` of a calibration: its items, its county."""
+    e = Event.__table__
+    return [*([e.c.item_code.in_(items)] if items else []),
+            *([e.c.region == region] if region else [])]
 
 
 def _quantile(sorted_values: list[float], q: float) -> float:
@@ -84,14 +92,18 @@ KINDS = ("step_too_fast", "case_too_fast")
 
 def calibrate(engine: Engine, rule: Rule, *, items: tuple[str, ...] = (),
               steps: tuple[str, ...] = (), k: float = 3.0, q: float = 0.01,
-              min_n: int = 30, as_of: datetime | None = None) -> list[Proposal]:
+              min_n: int = 30, as_of: datetime | None = None,
+              region: str | None = None) -> list[Proposal]:
+    """Proposals for ``rule``'s per-item thresholds; ``region``: from that county's
+    history and catalog only."""
     if rule.kind not in KINDS:
         raise MonitorError(f"rule {rule.id} is {rule.kind}: calibrate proposes "
                            f"{' and '.join(KINDS)} thresholds")
     if rule.kind == "case_too_fast":
-        return _case_spans(engine, rule, items, k, q, min_n, as_of)
+        return _case_spans(engine, rule, items, k, q, min_n, as_of, region)
     with engine.connect() as conn:
-        catalog = dict(conn.execute(select(Item.code, Item.min_minutes)).tuples().all())
+        catalog = dict(conn.execute(select(Item.code, Item.min_minutes).where(
+            *([Item.region == region] if region else []))).tuples().all())
         wanted = set(steps) or set(rule.params.min_minutes) | {
             s for m in catalog.values() for s in (m or {})} | {
             s for m in rule.params.item_min_minutes.values() for s in m}
@@ -99,11 +111,10 @@ def calibrate(engine: Engine, rule: Rule, *, items: tuple[str, ...] = (),
         ordered = dict(partition_by=e.c.case_id, order_by=(e.c.occurred_at, e.c.id))
         pairs = select(e.c.item_code, e.c.step, e.c.occurred_at,
                        _lag(e.c.occurred_at, ordered).label("prev_at")
-                       ).where(e.c.is_system.is_(False))  # never the previous step
+                       ).where(e.c.is_system.is_(False),  # never the previous step
+                               *only(items, region))
         if as_of is not None:
             pairs = pairs.where(e.c.occurred_at <= as_of)
-        if items:
-            pairs = pairs.where(e.c.item_code.in_(items))
         gaps_of = pairs.subquery()
         gap = seconds_between(gaps_of.c.occurred_at, gaps_of.c.prev_at)
         query = (select(gaps_of.c.item_code, gaps_of.c.step, gap.label("gap"))
@@ -126,7 +137,7 @@ def calibrate(engine: Engine, rule: Rule, *, items: tuple[str, ...] = (),
 
 
 def _case_spans(engine: Engine, rule: Rule, items: tuple[str, ...], k: float, q: float,
-                min_n: int, as_of: datetime | None) -> list[Proposal]:
+                min_n: int, as_of: datetime | None, region: str | None) -> list[Proposal]:
     """case_too_fast: per item, acceptance → first decision (else completion), in seconds;
     proposals under the step name ``case``."""
     from sqlalchemy import case, func
@@ -141,14 +152,15 @@ def _case_spans(engine: Engine, rule: Rule, items: tuple[str, ...], k: float, q:
                     func.coalesce(first("decide"), first("complete")).label("ended"))
              .where(e.c.is_system.is_(False),
                     *([e.c.occurred_at <= as_of] if as_of is not None else []),
-                    *([e.c.item_code.in_(items)] if items else []))
+                    *only(items, region))
              .group_by(e.c.case_id).subquery())
     span = seconds_between(spans.c.ended, spans.c.accepted)
     out = []
     with engine.connect() as conn:
         catalog: dict[str, int | None] = {
             code: minutes for code, minutes in conn.execute(
-                select(Item.code, Item.min_case_minutes))}
+                select(Item.code, Item.min_case_minutes).where(
+                    *([Item.region == region] if region else [])))}
         query = (select(spans.c.item_code, span.label("gap"))
                  .where(spans.c.accepted.is_not(None), spans.c.ended.is_not(None),
                         span >= 0)
@@ -184,9 +196,9 @@ def _current(rule: Rule, catalog_steps: dict, item: str, step: str) -> float | N
 
 
 def write_candidate(rules_dir: Path, rule: Rule, proposals: list[Proposal], out_dir: Path,
-                    note: str) -> Path:
+                    note: str, region: str | None = None) -> Path:
     """A copy of ``rules_dir`` in ``out_dir`` whose file holding ``rule`` has it with the
-    proposals as ``item_min_minutes``; the path of that file."""
+    proposals as ``item_min_minutes`` (see :func:`write_params`); the path of that file."""
     per_item: dict = {}
     for p in proposals:
         if rule.kind == "case_too_fast":
@@ -195,19 +207,31 @@ def write_candidate(rules_dir: Path, rule: Rule, proposals: list[Proposal], out_
             per_item.setdefault(p.item, {})[p.step] = p.proposed_min
     return write_params(rules_dir, rule, out_dir, note, {
         "item_min_case_minutes" if rule.kind == "case_too_fast" else "item_min_minutes":
-        per_item})
+        per_item}, region)
 
 
 def write_params(rules_dir: Path, rule: Rule, out_dir: Path, note: str,
-                 params: dict) -> Path:
+                 params: dict, region: str | None = None) -> Path:
     """A copy of ``rules_dir`` in ``out_dir`` whose file holding ``rule`` has ``params``
-    set on it (the rest of the file as it was); the path of that file."""
+    set on it (the rest of the file as it was); the path of that file. ``region``: a
+    county's calibration — its own rule's file is changed where it lies in the copy; a
+    base rule becomes the county's override (``regions/CODE/calibrated-ID.yaml``, that
+    rule alone), the base left as it was."""
     if out_dir.exists():
         raise MonitorError(f"{out_dir} already exists: choose another --out or remove it")
     shutil.copytree(rules_dir, out_dir)
-    target = out_dir / Path(rule.path).name
-    raw = yaml.safe_load(Path(rule.path).read_text(encoding="utf-8"))
+    source = Path(rule.path).resolve()
+    try:
+        target = out_dir / source.relative_to(rules_dir.resolve())
+    except ValueError:  # a county folder configured outside rules_dir
+        target = out_dir / "regions" / str(region) / source.name
+    raw = yaml.safe_load(source.read_text(encoding="utf-8"))
     entries = raw["rules"] if isinstance(raw, dict) else raw
+    if region is not None and target.parent == out_dir:  # the base's: the county's own now
+        target = out_dir / "regions" / region / f"calibrated-{rule.id}.yaml"
+        entries = [e for e in entries if e.get("id") == rule.id]
+        raw = {"rules": entries}
+    target.parent.mkdir(parents=True, exist_ok=True)
     for entry in entries:
         if entry.get("id") == rule.id:
             entry["params"] = {**(entry.get("params") or {}), **params}

@@ -52,7 +52,7 @@ from ..rules.finding import Context
 from ..rules.kinds._clock import clock, clock_events
 from ..rules.model import Rule
 from ..rules.sql import seconds_between
-from .calibrate import MAD_SCALE, _quantile
+from .calibrate import MAD_SCALE, _quantile, only
 
 PARAMS = {"late_entry": ("max_hours", "h"), "batch_entry": ("min_events", "entries"),
           "overdue": ("warning_days", "days")}
@@ -82,14 +82,16 @@ class Limit:
 
 def calibrate_limit(engine: Engine, config: Config, rule: Rule, as_of: datetime, *,
                     items: tuple[str, ...] = (), k: float = 3.0, q: float = 0.01,
-                    min_n: int = 30) -> Limit:
+                    min_n: int = 30, region: str | None = None) -> Limit:
     """The proposal for ``rule``'s threshold from its history up to ``as_of`` (the
-    configured timezone and calendar count the overdue days)."""
+    configured timezone and calendar count the overdue days). ``region``: that county's
+    history only, its days counted in its own calendar (docs/regions.md)."""
     if rule.kind not in PARAMS:
         raise MonitorError(f"rule {rule.id} is {rule.kind}: no county-wide threshold")
-    ctx = Context(as_of=as_of, tz=config.tz, calendar=config.calendar())
+    ctx = Context(as_of=as_of, tz=config.tz, calendar=config.calendar().for_region(region))
     measure = {"late_entry": _late, "batch_entry": _batch, "overdue": _warning}[rule.kind]
-    return measure(engine, rule, ctx, items, k, q, min_n)
+    return measure(engine, rule, ctx, only(items, region), k, q, min_n)
+
 
 
 def _robust_log(values: list[float]) -> tuple[float, float]:
@@ -103,13 +105,13 @@ def _too_few(n: int, min_n: int, what: str) -> None:
         raise MonitorError(f"only {n} {what} to calibrate on (at least {min_n}: --min-n)")
 
 
-def _late(engine: Engine, rule: Rule, ctx: Context, items, k: float, q: float,
+def _late(engine: Engine, rule: Rule, ctx: Context, where, k: float, q: float,
           min_n: int) -> Limit:
     e = Event.__table__
     delay = seconds_between(e.c.recorded_at, e.c.occurred_at)
     worst = (select(func.max(delay).label("delay"))
              .where(e.c.recorded_at.is_not(None), e.c.recorded_at <= ctx.as_of,
-                    *([e.c.item_code.in_(items)] if items else []))
+                    *where)
              .group_by(e.c.case_id).subquery())
     with engine.connect() as conn:
         hours = sorted(max(float(d), 0.0) / 3600 for d in conn.scalars(select(worst.c.delay)))
@@ -126,14 +128,14 @@ def _late(engine: Engine, rule: Rule, ctx: Context, items, k: float, q: float,
                  over(current), proposed, over(proposed), quantile, over(quantile))
 
 
-def _batch(engine: Engine, rule: Rule, ctx: Context, items, k: float, q: float,
+def _batch(engine: Engine, rule: Rule, ctx: Context, where, k: float, q: float,
            min_n: int) -> Limit:
     e = Event.__table__
     window = float(rule.params.window_minutes) * 60
     query = (select(e.c.actor, e.c.recorded_at)
              .where(e.c.actor.is_not(None), e.c.recorded_at.is_not(None),
                     e.c.recorded_at <= ctx.as_of,
-                    *([e.c.item_code.in_(items)] if items else []))
+                    *where)
              .order_by(e.c.actor, e.c.recorded_at))
     counts: list[int] = []
     per_actor: list[tuple[list[float], list[int]]] = []  # (times, counts) of busy actors
@@ -165,7 +167,7 @@ def _batch(engine: Engine, rule: Rule, ctx: Context, items, k: float, q: float,
                  bursts(quantile))
 
 
-def _warning(engine: Engine, rule: Rule, ctx: Context, items, k: float, q: float,
+def _warning(engine: Engine, rule: Rule, ctx: Context, where, k: float, q: float,
              min_n: int) -> Limit:
     e = Event.__table__
 
@@ -177,7 +179,7 @@ def _warning(engine: Engine, rule: Rule, ctx: Context, items, k: float, q: float
                     first("accept").label("accepted"), first("decide").label("decided"),
                     first("complete").label("completed"))
              .where(e.c.is_system.is_(False), e.c.occurred_at <= ctx.as_of,
-                    *([e.c.item_code.in_(items)] if items else []))
+                    *where)
              .group_by(e.c.case_id).subquery())
     query = (select(spans, Item.promised_days, Item.legal_days)
              .join(Item, and_(Item.region == spans.c.region, Item.code == spans.c.item_code))

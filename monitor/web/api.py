@@ -121,7 +121,7 @@ def act_on_alert(request: Request, body: ActionIn, alert_id: int = Path(ge=1),
                                                 "| reject; another is 404"),
                  actor: Actor = Depends(api_actor)) -> Done:
     s = site(request)
-    done = acting.act(s.engine, s.config, s.rules.current(), actor, alert_id, action,
+    done = acting.act(s.engine, s.config, s.rules.sets(), actor, alert_id, action,
                       now(request), body.note, body.disposition)
     return Done(alert_id=done.alert_id, action=done.action, status=done.status, tier=done.tier,
                 due_on=done.due_on, order_id=done.order_id)
@@ -151,7 +151,7 @@ class Released(BaseModel):
 def release_hold(request: Request, body: ReleaseIn, hold_id: int = Path(ge=1),
                  actor: Actor = Depends(api_actor)) -> Released:
     s = site(request)
-    hold = acting.release_hold(s.engine, s.config, s.rules.current(), actor, hold_id,
+    hold = acting.release_hold(s.engine, s.config, s.rules.sets(), actor, hold_id,
                                now(request), body.note)
     return Released(hold_id=hold.id, case_id=hold.case_id, alert_id=hold.alert_id,
                     status=hold.status)

@@ -85,7 +85,7 @@ def create_app(engine: Engine, config: Config, clock: Callable[[], datetime] = u
                             lstrip_blocks=True)
     templates.filters.update(filters(config))
     templates.globals["t"] = labeler(config.language)
-    app.state.site = Site(engine, config, clock, Rules(config.rules_dir), templates)
+    app.state.site = Site(engine, config, clock, Rules(config.rules_dir, config), templates)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(api.router)
     app.include_router(gateapi.router)

@@ -56,7 +56,7 @@ def guard(request: Request) -> Guard:
     state = request.app.state
     if getattr(state, "gate_guard", None) is None:
         s = site(request)
-        state.gate_guard = Guard(s.engine, s.config, s.rules.current)
+        state.gate_guard = Guard(s.engine, s.config, s.rules.sets)
     return state.gate_guard
 
 

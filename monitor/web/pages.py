@@ -207,7 +207,7 @@ def alert_action(request: Request, alert_id: int, action: str,
                           form.get("scope"), form.get("reason"),
                           _date(until) if until else None)
         else:
-            acting.act(s.engine, s.config, s.rules.current(), actor, alert_id, action,
+            acting.act(s.engine, s.config, s.rules.sets(), actor, alert_id, action,
                        now(request), form.get("note") or None, form.get("disposition") or None)
     except acting.FieldError as exc:
         return _alert_page(request, session, alert_id, status=422, action=action,
@@ -227,7 +227,7 @@ def hold_release(request: Request, hold_id: int, posted=Depends(form_session)) -
     s = site(request)
     alert_id = acting.hold_alert(s.engine, hold_id)
     try:
-        acting.release_hold(s.engine, s.config, s.rules.current(), session.actor(), hold_id,
+        acting.release_hold(s.engine, s.config, s.rules.sets(), session.actor(), hold_id,
                             now(request), form.get("note") or None)
     except acting.FieldError as exc:
         return _alert_page(request, session, alert_id, status=422, action="release",

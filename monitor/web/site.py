@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 
 from ..config import Config
 from ..errors import InvalidTransition, MonitorError, NotAllowed, NotFound
+from ..regionrules import RuleSets, load_rule_sets, override_dirs
 from ..rules.loader import load_rules
 from ..rules.model import Rule
 
@@ -39,20 +40,40 @@ class Redirect(Exception):
         self.url = url
 
 
+def _stamp(directory: Path) -> tuple:
+    files = sorted(directory.glob("*.y*ml")) if directory.is_dir() else []
+    return tuple((str(f), f.stat().st_mtime_ns) for f in files)
+
+
 @dataclass
 class Rules:
-    """The rules of ``rules_dir``, loaded again when a file there changes."""
+    """The rules of ``rules_dir``, loaded again when a file there changes; with
+    ``config``, each county's overrides too (:meth:`sets`, monitor/regionrules.py)."""
 
     directory: Path
+    config: Config | None = None
     _stamp: tuple = ()
     _rules: list[Rule] = field(default_factory=list)
+    _sets_stamp: tuple = ()
+    _sets: RuleSets | None = None
 
     def current(self) -> list[Rule]:
-        files = sorted(self.directory.glob("*.y*ml")) if self.directory.is_dir() else []
-        stamp = tuple((str(f), f.stat().st_mtime_ns) for f in files)
+        stamp = _stamp(self.directory)
         if stamp != self._stamp:
             self._rules, self._stamp = load_rules([self.directory]), stamp
         return self._rules
+
+    def sets(self) -> RuleSets:
+        """The base and every county's overrides, read again when a file of either
+        changes (the base alone without ``config``)."""
+        base = self.current()
+        if self.config is None:
+            return RuleSets(tuple(base))
+        folders = override_dirs(self.config)
+        stamp = (self._stamp, tuple((code, _stamp(f)) for code, f in folders.items()))
+        if self._sets is None or stamp != self._sets_stamp:
+            self._sets, self._sets_stamp = load_rule_sets(self.config, base), stamp
+        return self._sets
 
 
 @dataclass
