@@ -458,6 +458,10 @@ class OpenCase(Base):
     __tablename__ = "open_cases"
     rule_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     case_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    # the first local date its finding may change by time alone, and a digest of what
+    # that was computed under (monitor/rules/kinds/_overdue_open.py; 0032): NULL, every date
+    due_on: Mapped[date | None] = mapped_column(Date)
+    basis: Mapped[str | None] = mapped_column(String(32))
 
 
 class Exemption(Base):

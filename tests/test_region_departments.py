@@ -209,7 +209,7 @@ def _rows(url: str) -> tuple:
 
 def test_a_single_countys_store_upgrades_without_change_of_meaning(
         db_url, tmp_path, monkeypatch, write_events):
-    """Down to 0030 and up again with alerts that other rows point at: every alert,
+    """Down before 0031 and up again with alerts that other rows point at: every alert,
     receipts row and level change as it was, under the same ids; the trail verifies."""
     run = _store(db_url, tmp_path, monkeypatch, write_events, (A,))
     run("run", "--as-of", AS_OF)
@@ -222,7 +222,7 @@ def test_a_single_countys_store_upgrades_without_change_of_meaning(
     before = _rows(db_url)
     assert before[0] and before[1] and before[2]
     with engine.begin() as conn:  # down and up in one transaction, as an upgrade runs
-        command.downgrade(_alembic_config(conn, A), "0030")
+        command.downgrade(_alembic_config(conn, A), "-1")
         assert inspect(conn).get_pk_constraint("receipts")["constrained_columns"] == [
             "department", "period"]
         command.upgrade(_alembic_config(conn, A), "head")
@@ -241,7 +241,7 @@ def test_a_downgrade_is_refused_once_two_counties_share_a_key(store, db_url):
     engine = create_store_engine(db_url)
     with pytest.raises(RuntimeError, match="two regions share a key"):
         with engine.begin() as conn:
-            command.downgrade(_alembic_config(conn, A), "0030")
+            command.downgrade(_alembic_config(conn, A), "-1")
     engine.dispose()
 
 

@@ -30,7 +30,7 @@ checked as it leaves and returns (8.8 s the drop, 6.0 s the copy back, 9.4 s its
 indexes again).
 
 Revision ID: 0031
-Revises: 0030
+Revises: 0032
 Create Date: 2026-12-07
 """
 import warnings
@@ -39,7 +39,7 @@ from alembic import op
 
 
 revision = '0031'
-down_revision = '0030'
+down_revision = '0032'  # after main's 0032 (the coordinator renumbers)
 branch_labels = None
 depends_on = None
 

@@ -11,6 +11,8 @@ the departments that failed to rectify.
   region read in one query, the rows re-ranked per region — or, where counties share a
   department code (each its own catalog, migration 0029), one pass per county. Its
   finding names its department's county (``Finding.region``), which its alert takes.
+  Two months' deductions come from one dating of the alerts (a month's and the one
+  before it).
 * Only with at least ``min_departments`` departments ranked in the county (a ranking of
   two says little), and never the first rank (when every department scores the same,
   none is last). Findings of this kind never count in the scores themselves.
@@ -36,7 +38,7 @@ from ...config import ScoreWeights
 from ...models import Department, TrailHead
 from ...report.period import month
 from ...report.rollup import department_regions, shared_ranks
-from ...scores import ranking
+from ...scores import deductions_of, ranking
 from ..finding import Context, Finding
 
 TITLE = "部门考评连续排名末位（建议约谈）"
@@ -86,16 +88,17 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     periods = _periods(rule, ctx)
     # per region: department → (rank, departments ranked) in each period, oldest first
     bottoms: dict[str, list[dict[str, tuple[int, int]]]] = {}
+    found = _deductions(conn, weights, ctx, periods)
     for period in periods:
-        counties = _by_county(conn, weights, ctx, period)
+        counties = _by_county(conn, weights, ctx, period, found[period.label])
         for region in set(bottoms) | set(counties):
             bottoms.setdefault(region, []).append(_bottom(rule, counties.get(region, [])))
-    found = set()
+    last = set()
     for region, b in bottoms.items():
         if len(b) == len(periods) and all(b):
-            found |= {(region, dept, tuple(x[dept] for x in b))
+            last |= {(region, dept, tuple(x[dept] for x in b))
                       for dept in set.intersection(*(set(x) for x in b))}
-    for region, dept, at in sorted(found):
+    for region, dept, at in sorted(last):
         ranks = "，".join(f"{period.label} 第 {rank}/{of} 名"
                          for period, (rank, of) in zip(periods, at))
         yield Finding(subject=f"{dept}|{periods[-1].label}", department=dept,
@@ -106,7 +109,8 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
                                 "bottom": p.bottom})
 
 
-def _by_county(conn: Connection, weights, ctx: Context, period) -> dict[str, list[dict]]:
+def _by_county(conn: Connection, weights, ctx: Context, period, found: list
+               ) -> dict[str, list[dict]]:
     """Each county's departments ranked, best first: one ranking of the store split by
     the departments' counties; where counties share a department code (migration 0029)
     a code names no one county, and each county is ranked on its own."""
@@ -115,12 +119,25 @@ def _by_county(conn: Connection, weights, ctx: Context, period) -> dict[str, lis
             select(Department.code).group_by(Department.code)
             .having(func.count() > 1).limit(1)).first() is not None:
         return {code: ranking(conn, weights, ctx.tz, period, region=code) for code in regions}
-    rows = ranking(conn, weights, ctx.tz, period)
+    rows = ranking(conn, weights, ctx.tz, period, found=found)
     of_region = department_regions(conn, {r["department"]: "" for r in rows})
     counties: dict[str, list[dict]] = {}
     for r in rows:  # best first: so is each county's share
         counties.setdefault(of_region.get(r["department"], ""), []).append(r)
     return counties
+
+
+def _deductions(conn: Connection, weights: ScoreWeights, ctx: Context, periods: list
+                ) -> dict[str, list]:
+    """Each month's scorecard deductions, two months running from one pass over the alerts
+    (a month's and the one before it: ``deductions_of``'s ``cur`` and ``prev``)."""
+    out = {}
+    for i in range(len(periods) - 1, -1, -2):
+        pair = deductions_of(conn, weights, ctx.tz, periods[i], ("cur", "prev") if i else ("cur",))
+        out[periods[i].label] = pair["cur"]
+        if i:
+            out[periods[i - 1].label] = pair["prev"]
+    return out
 
 
 def _bottom(rule, rows: list[dict]) -> dict[str, tuple[int, int]]:
