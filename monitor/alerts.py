@@ -166,7 +166,7 @@ def _store_chunk(conn: Connection, rule: Rule, findings: list[Finding], at: date
                  policy: Policy, exempt: Matcher, seen: set[tuple[str, str]], result: Stored,
                  home: str) -> None:
     keys = [dedupe_key(rule, f) for f in findings]
-    # key → its alerts, one per region (migration 0031: a department-month's key recurs
+    # key → its alerts, one per region (migration 0033: a department-month's key recurs
     # in every county that has the department's code)
     existing: dict[str, dict[str, Any]] = {}
     for start in range(0, len(keys), IN_CHUNK):

@@ -158,7 +158,7 @@ def assign(rows: list[dict[str, Any]], conn: Connection, policy: Policy, at: dat
 
 def raised_entries(rows: list[dict[str, Any]], ids: Mapping[tuple[str, str], int]
                    ) -> list[Entry]:
-    """``ids``: (region, dedupe key) → alert id (unique per region, migration 0031)."""
+    """``ids``: (region, dedupe key) → alert id (unique per region, migration 0033)."""
     return [Entry("raised", ids[r["region"], r["dedupe_key"]], detail={
         "rule_id": r["rule_id"], "subject": r["subject"], "level": r["level"], "tier": r.get("tier", 1),
         "department": r["department"], "assigned_to": r["assigned_to"],

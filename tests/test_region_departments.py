@@ -1,4 +1,4 @@
-"""Findings about a department per county (issue 21 item 1, migration 0031): two counties
+"""Findings about a department per county (issue 21 item 1, migration 0033): two counties
 of one store share the department codes D04 and D07, each with its own catalog, events
 and treasury receipts. ``volume_drop``, ``fee_reconciliation`` and ``ranking_last`` judge
 each county's department on that county's figures, and each finding's alert is its
@@ -209,7 +209,7 @@ def _rows(url: str) -> tuple:
 
 def test_a_single_countys_store_upgrades_without_change_of_meaning(
         db_url, tmp_path, monkeypatch, write_events):
-    """Down before 0031 and up again with alerts that other rows point at: every alert,
+    """Down before 0033 and up again with alerts that other rows point at: every alert,
     receipts row and level change as it was, under the same ids; the trail verifies."""
     run = _store(db_url, tmp_path, monkeypatch, write_events, (A,))
     run("run", "--as-of", AS_OF)

@@ -275,7 +275,7 @@ def process_receipt_batch(conn: Connection, rows: list[SourceRow], departments: 
                           amount_format: str = "1,234.56", *, region: str
                           ) -> tuple[Tally, list[SourceRow], list[Bad]]:
     """Upsert receipts by department-month of ``region`` (each county its own rows under
-    the same department codes, migration 0031); returns the tally, rows stored, rows to
+    the same department codes, migration 0033); returns the tally, rows stored, rows to
     set aside.
 
     ``seen`` spans the whole source: a department-month given twice in one file with
@@ -304,7 +304,7 @@ def process_receipt_batch(conn: Connection, rows: list[SourceRow], departments: 
             continue
         seen[key] = (r.line, rec["amount"])
         fresh[key] = (r, rec)
-    stored = {(d, p): a for d, p, a in conn.execute(  # the county's own rows (0031)
+    stored = {(d, p): a for d, p, a in conn.execute(  # the county's own rows (0033)
         select(Receipt.department, Receipt.period, Receipt.amount)
         .where(Receipt.region == region, Receipt.department.in_({k[0] for k in fresh})))
         .all() if (d, p) in fresh}

@@ -24,7 +24,7 @@ collected offline) and an online total above receipts (money not remitted, 截�
   (a log warning naming the departments), so the gap in the data is visible.
 * Per county: a department is its county's (``(region, code)``: counties share codes,
   migration 0029) — online totals, receipts rows (``(region, department, period)``,
-  migration 0031) and its charging items are each county's own, and a finding names its
+  migration 0033) and its charging items are each county's own, and a finding names its
   county (``Finding.region``), which its alert takes.
 * Scope: receipts are per department, so only the scope's department lists apply; item and
   category lists are ignored by this kind.

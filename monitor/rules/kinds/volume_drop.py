@@ -13,7 +13,7 @@ receipts up: cases handled outside the system.
 * ``by: department`` (default) or ``item``. The treasury's receipts for the department-month
   (and the year before) are shown beside it where loaded.
 * Per county: figures, names and receipts are each county's own under the department and
-  item codes counties share (migrations 0029, 0031); a finding names its county
+  item codes counties share (migrations 0029, 0033); a finding names its county
   (``Finding.region``), which its alert takes.
 * Incremental passes skip it while the months judged stay the same and nothing stored
   since the last pass falls in the months compared: no new ``accept`` (or online

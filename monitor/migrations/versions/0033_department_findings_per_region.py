@@ -29,7 +29,7 @@ upgrade in 0.32 s on PostgreSQL and 35 s on SQLite, where each alert's foreign k
 checked as it leaves and returns (8.8 s the drop, 6.0 s the copy back, 9.4 s its eight
 indexes again).
 
-Revision ID: 0031
+Revision ID: 0033
 Revises: 0032
 Create Date: 2026-12-07
 """
@@ -38,8 +38,8 @@ import warnings
 from alembic import op
 
 
-revision = '0031'
-down_revision = '0032'  # after main's 0032 (the coordinator renumbers)
+revision = '0033'
+down_revision = '0032'
 branch_labels = None
 depends_on = None
 
@@ -62,11 +62,11 @@ def _sqlite_alerts(old: str, new: str) -> None:
     if not conn.connection.dbapi_connection.in_transaction:
         op.execute('BEGIN')
     op.execute('PRAGMA defer_foreign_keys = ON')
-    op.execute('CREATE TABLE _alerts_0031 AS SELECT * FROM alerts')
+    op.execute('CREATE TABLE _alerts_0033 AS SELECT * FROM alerts')
     op.execute('DROP TABLE alerts')
     op.execute(table.replace(old, new))
-    op.execute('INSERT INTO alerts SELECT * FROM _alerts_0031')
-    op.execute('DROP TABLE _alerts_0031')
+    op.execute('INSERT INTO alerts SELECT * FROM _alerts_0033')
+    op.execute('DROP TABLE _alerts_0033')
     for sql in indexes:
         op.execute(sql)
 
