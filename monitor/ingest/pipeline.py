@@ -290,8 +290,9 @@ def process_receipt_batch(conn: Connection, rows: list[SourceRow], departments: 
                           seen: dict[tuple[str, str], tuple[int, Any]], run_id: int | None,
                           amount_format: str = "1,234.56", *, region: str
                           ) -> tuple[Tally, list[SourceRow], list[Bad]]:
-    """Upsert receipts by department-month, stamped ``region``; returns the tally, rows
-    stored, rows to set aside.
+    """Upsert receipts by department-month of ``region`` (each county its own rows under
+    the same department codes, migration 0033); returns the tally, rows stored, rows to
+    set aside.
 
     ``seen`` spans the whole source: a department-month given twice in one file with
     different amounts is a conflict, not a silent overwrite.
@@ -319,9 +320,10 @@ def process_receipt_batch(conn: Connection, rows: list[SourceRow], departments: 
             continue
         seen[key] = (r.line, rec["amount"])
         fresh[key] = (r, rec)
-    stored = {(d, p): a for d, p, a in conn.execute(
+    stored = {(d, p): a for d, p, a in conn.execute(  # the county's own rows (0033)
         select(Receipt.department, Receipt.period, Receipt.amount)
-        .where(Receipt.department.in_({k[0] for k in fresh}))).all() if (d, p) in fresh}
+        .where(Receipt.region == region, Receipt.department.in_({k[0] for k in fresh})))
+        .all() if (d, p) in fresh}
     # read in the writing statement itself, so it is at least any rule run's watermark
     # that could not see this write
     mark = select(func.coalesce(func.max(Event.id), 0)).scalar_subquery()
@@ -331,7 +333,8 @@ def process_receipt_batch(conn: Connection, rows: list[SourceRow], departments: 
                                                 region=region))
             tally.inserted += 1
         elif stored[key] != rec["amount"]:
-            conn.execute(update(Receipt).where(Receipt.department == key[0],
+            conn.execute(update(Receipt).where(Receipt.region == region,
+                                               Receipt.department == key[0],
                                                Receipt.period == key[1])
                          .values(amount=rec["amount"], run_id=run_id, event_mark=mark))
             tally.replaced += 1
