@@ -482,7 +482,9 @@ def ingest_events_cmd(app: App, region: str | None, files: tuple[str, ...], fmt:
     \b
     Required columns: event_id, case_id, item_code, step, occurred_at.
     Optional: department, actor, recorded_at, amount, channel, attachments, days, note,
-    precision (second, minute, hour, day), system (true for a system event).
+    precision (second, minute, hour, day), system (true for a system event),
+    region (the row's county, GB/T 2260: a province-wide file of several counties;
+    empty: --region's, else config.yaml's).
     With --mapping the files keep their own columns (e.g. a Chinese export's
     办件编号,事项编码,环节,办理人,办理时间) and the mapping says what each one is.
     The same event_id with the same content is a duplicate and skipped; with different

@@ -1,5 +1,5 @@
 """Ingestion benchmark: ``python bench/ingest.py N [--url URL] [--batch-size B] [--keep DIR]
-[--other-county] [--json]``.
+[--other-county | --two-counties] [--json]``.
 
 Generates N events in the contract format (CSV, ~6 events per case, +08:00 timestamps)
 and a small catalog, streaming to disk; then, each in its own child process so that peak
@@ -41,6 +41,7 @@ from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+TWO_COUNTIES = ("000000", "330106")  # the store's own (config region unset), a neighbour
 NOW = datetime(2026, 1, 5, 2, 0, tzinfo=timezone.utc)
 CST = timezone(timedelta(hours=8))
 COLUMNS = ["event_id", "case_id", "item_code", "department", "step", "actor", "occurred_at",
@@ -122,17 +123,22 @@ def _case_events(rng: random.Random, n: int, items: list[dict], start: datetime)
     return rows
 
 
-def write_events(path: Path, n: int, items: list[dict], seed: int) -> None:
-    """Exactly ``n`` rows, written case by case: memory stays flat whatever ``n`` is."""
+def write_events(path: Path, n: int, items: list[dict], seed: int,
+                 regions: tuple[str, ...] = ()) -> None:
+    """Exactly ``n`` rows, written case by case: memory stays flat whatever ``n`` is.
+    ``regions``: a ``region`` column, the cases dealt to them in turn (a province-wide
+    file); the rows are the same."""
     rng = random.Random(seed)
     base = datetime(2025, 1, 2, 8, 30, tzinfo=CST)
     written = case = 0
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(COLUMNS)
+        w.writerow(COLUMNS + (["region"] if regions else []))
         while written < n:
             start = base + timedelta(seconds=case * 37 + rng.randrange(3600))
             rows = _case_events(rng, case, items, start)[:n - written]
+            if regions:
+                rows = [row + [regions[case % len(regions)]] for row in rows]
             w.writerows(rows)
             written += len(rows)
             case += 1
@@ -151,7 +157,7 @@ items:
 
 
 def _child_ingest(url: str, catalog: str, events: str, batch_size: int, reingest: bool,
-                  other_county: bool = False) -> dict:
+                  other_county: str = "0") -> dict:
     sys.path.insert(0, str(ROOT))
     from benchlib import ServerMeter
     from monitor.catalog import ingest_catalog
@@ -162,10 +168,15 @@ def _child_ingest(url: str, catalog: str, events: str, batch_size: int, reingest
     engine = open_store(url)
     if not reingest:
         ingest_catalog(engine, catalog)
-        if other_county:  # a second county's catalog: every row's county is checked
-            neighbour = Path(events).parent / "neighbour.yaml"
+        neighbour = Path(events).parent / "neighbour.yaml"
+        if other_county == "1":  # a second county's catalog: every row's county is checked
             neighbour.write_text(NEIGHBOUR, encoding="utf-8")
             ingest_catalog(engine, neighbour, region="330106")
+        elif other_county == "2":  # the same items in a second county (no users: a user
+            text = Path(catalog).read_text(encoding="utf-8")  # id stays with one county)
+            users, items = text.index("users:"), text.index("items:")
+            neighbour.write_text(text[:users] + "users: []\n" + text[items:], encoding="utf-8")
+            ingest_catalog(engine, neighbour, region=TWO_COUNTIES[1])
     config = Config(path=None, base_dir=Path(events).parent, batch_size=batch_size)
     with ServerMeter(url) as server:
         t0, cpu = time.perf_counter(), _cpu()
@@ -331,7 +342,7 @@ def _run_child(*args: str) -> tuple[dict, int]:
 
 
 def bench(n: int, batch_size: int, workdir: Path, seed: int, url: str | None = None,
-          other_county: bool = False) -> dict:
+          other_county: bool = False, two_counties: bool = False) -> dict:
     """Generate, ingest, re-ingest and the bare floor. ``url``: a PostgreSQL database to
     ingest into (dropped and created afresh; its floor goes to ``<name>_floor``), else
     SQLite files in ``workdir``."""
@@ -347,10 +358,10 @@ def bench(n: int, batch_size: int, workdir: Path, seed: int, url: str | None = N
     Path(f"{workdir / 'floor-unique.db'}").unlink(missing_ok=True)
     t0 = time.perf_counter()
     items = write_catalog(catalog)
-    write_events(events, n, items, seed)
+    write_events(events, n, items, seed, TWO_COUNTIES if two_counties else ())
     generated = time.perf_counter() - t0
 
-    other = "1" if other_county else "0"
+    other = "2" if two_counties else "1" if other_county else "0"
     first, rss = _run_child("ingest", db_url, str(catalog), str(events), str(batch_size), "0",
                             other)
     again, rss_again = _run_child("ingest", db_url, str(catalog), str(events),
@@ -365,6 +376,7 @@ def bench(n: int, batch_size: int, workdir: Path, seed: int, url: str | None = N
     floor_rate = floor["rows"] / floor["seconds"]["floor"]
     out = {
         "database": "postgresql" if postgres else "sqlite", "other_county": other_county,
+        "two_counties": two_counties,
         "events": n, "batch_size": batch_size, "csv_bytes": events.stat().st_size,
         "generate_seconds": round(generated, 2),
         "ingest": {"seconds": round(first["seconds"], 3), "events_per_second": round(rate),
@@ -426,7 +438,7 @@ def main(argv: list[str] | None = None) -> None:
         kind, *args = argv[1:]
         if kind == "ingest":
             out = _child_ingest(args[0], args[1], args[2], int(args[3]), args[4] == "1",
-                                args[5] == "1")
+                                args[5])
         elif kind == "copy-floor":
             out = _child_copy_floor(args[0], args[1], args[2], int(args[3]))
         else:
@@ -446,6 +458,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--other-county", action="store_true",
                    help="load a second county's catalog first (a store of several counties): "
                         "each row's county is then checked against the run's")
+    p.add_argument("--two-counties", action="store_true",
+                   help="a province-wide file: a region column dealing the cases to two "
+                        "counties that hold the same catalog (each row's own county, and a "
+                        "case's county checked per batch)")
     opts = p.parse_args(argv)
     if opts.keep:
         workdir = Path(opts.keep)
@@ -454,7 +470,7 @@ def main(argv: list[str] | None = None) -> None:
         workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     try:
         result = bench(opts.n, opts.batch_size, workdir, opts.seed, opts.url,
-                       opts.other_county)
+                       opts.other_county, opts.two_counties)
     finally:
         if not opts.keep:
             shutil.rmtree(workdir, ignore_errors=True)

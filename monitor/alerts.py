@@ -50,7 +50,8 @@ class Stored:
     unchanged: int = 0
     messages: int = 0  # queued to tier 1 (monitor/tier1.py)
     cleared: int = 0   # closed because their finding no longer holds (monitor/clearing.py)
-    keys: set[str] = field(default_factory=set, repr=False, compare=False)  # found this run
+    # (region, dedupe key) of every finding this run
+    keys: set[tuple[str, str]] = field(default_factory=set, repr=False, compare=False)
 
 
 def dedupe_key(rule: Rule, finding: Finding) -> str:
@@ -97,17 +98,12 @@ def store_findings(conn: Connection, rule: Rule, findings: Iterable[Finding], at
     return result
 
 
-def _regions(conn: Connection, rows: list[dict[str, Any]], home: str) -> None:
-    """Stamp each new alert with its region (:func:`regions_of`)."""
-    for row, region in zip(rows, regions_of(
-            conn, [(r["case_id"], r["department"]) for r in rows], home)):
-        row["region"] = region
-
-
 def regions_of(conn: Connection, subjects: list[tuple[str | None, str | None]],
                home: str) -> list[str]:
     """The region of each (case, department) a finding names: its case's (the region its
-    events were ingested as), else its department's, else the store's own (``home``)."""
+    events were ingested as), else its department's — when one county alone has that
+    code — else the store's own (``home``). A finding about a department names its
+    county itself (:func:`finding_regions`)."""
     cases = {c for c, _ in subjects if c is not None}
     departments = {d for _, d in subjects if d is not None}
     of_case: dict[str, str] = {}
@@ -120,41 +116,84 @@ def regions_of(conn: Connection, subjects: list[tuple[str | None, str | None]],
                 .where(Event.case_id.in_(chunk)).group_by(Event.case_id)).tuples().all())
     if departments:
         of_department.update(conn.execute(
-            select(Department.code, Department.region)
-            .where(Department.code.in_(sorted(departments)))).tuples().all())
+            select(Department.code, func.min(Department.region))
+            .where(Department.code.in_(sorted(departments))).group_by(Department.code)
+            .having(func.count() == 1)).tuples().all())
     return [(of_case.get(c) if c is not None else None)
             or (of_department.get(d) if d is not None else None) or home
             for c, d in subjects]
 
 
+def _named(finding: Finding) -> tuple[str | None, str | None]:
+    """The case a finding is about (a burst's first, when it names several) and its
+    department, for :func:`regions_of`."""
+    return finding.case_id or next(iter(finding.case_ids), None), finding.department
+
+
+def finding_regions(conn: Connection, findings: list[Finding], home: str) -> list[str]:
+    """The region of each finding: its own (a finding about a department), else
+    :func:`regions_of` its case and department."""
+    unknown = [_named(f) for f in findings if f.region is None]
+    found = iter(regions_of(conn, unknown, home) if unknown else ())
+    return [f.region if f.region is not None else next(found) for f in findings]
+
+
+def _regions(conn: Connection, findings: list[Finding], keys: list[str],
+             existing: dict[str, dict[str, Any]], home: str) -> list[str]:
+    """Each finding's region: its own; else, for a key already raised in one region
+    (a case's finding: a case lies in one county), that alert's; else
+    :func:`regions_of` its case and department — looked up only for new alerts, as
+    before the key had a region."""
+    out: list[str | None] = []
+    unknown = []
+    for i, (key, finding) in enumerate(zip(keys, findings)):
+        known = existing.get(key, {})
+        if finding.region is not None:
+            out.append(finding.region)
+        elif len(known) == 1:
+            out.append(next(iter(known)))
+        else:
+            out.append(None)
+            unknown.append(i)
+    if unknown:
+        for i, region in zip(unknown, regions_of(
+                conn, [_named(findings[i]) for i in unknown], home)):
+            out[i] = region
+    return [r or home for r in out]
+
+
 def _store_chunk(conn: Connection, rule: Rule, findings: list[Finding], at: datetime,
-                 policy: Policy, exempt: Matcher, seen: set[str], result: Stored,
+                 policy: Policy, exempt: Matcher, seen: set[tuple[str, str]], result: Stored,
                  home: str) -> None:
     keys = [dedupe_key(rule, f) for f in findings]
-    existing: dict[str, Any] = {}
+    # key → its alerts, one per region (migration 0033: a department-month's key recurs
+    # in every county that has the department's code)
+    existing: dict[str, dict[str, Any]] = {}
     for start in range(0, len(keys), IN_CHUNK):
-        existing.update((r.dedupe_key, r) for r in conn.execute(
-            select(Alert.dedupe_key, Alert.id, Alert.level, Alert.message, Alert.title,
-                   Alert.status,
-                   Alert.assigned_to, Alert.due_on, Alert.department, Alert.case_id,
-                   Alert.updated_at, Alert.region)
-            .where(Alert.dedupe_key.in_(keys[start:start + IN_CHUNK]))))
+        for r in conn.execute(
+                select(Alert.dedupe_key, Alert.id, Alert.level, Alert.message, Alert.title,
+                       Alert.status,
+                       Alert.assigned_to, Alert.due_on, Alert.department, Alert.case_id,
+                       Alert.updated_at, Alert.region)
+                .where(Alert.dedupe_key.in_(keys[start:start + IN_CHUNK]))):
+            existing.setdefault(r.dedupe_key, {})[r.region] = r
+    regions = _regions(conn, findings, keys, existing, home)
     new_rows: list[dict[str, Any]] = []
     reopened, entries = [], []
     told: list[tier1.Tell] = []
     version = rule.version
-    for key, finding in zip(keys, findings):
-        if key in seen:  # a subject found twice in one run counts once
+    for key, finding, region in zip(keys, findings, regions):
+        if (region, key) in seen:  # a subject found twice in one run counts once
             result.unchanged += 1
             continue
-        seen.add(key)
+        seen.add((region, key))
         level, message = render(rule, finding)
         title = rule.variant(finding.variant).title
         values = {"level": level, "message": message, "title": title,
                   "evidence": dict(finding.evidence),
                   "event_ids": list(finding.event_ids), "rule_version": version,
                   "updated_at": at}
-        if key not in existing:
+        if region not in existing.get(key, ()):
             exemption = exempt.match(finding)
             new_rows.append({
                 **values, "dedupe_key": key, "rule_id": rule.id, "kind": rule.kind,
@@ -163,9 +202,10 @@ def _store_chunk(conn: Connection, rule: Rule, findings: list[Finding], at: date
                 "case_id": finding.case_id,
                 "case_ids": list(finding.case_ids or ([finding.case_id] if finding.case_id else [])),
                 "actor": finding.actor, "department": finding.department,
-                "item_code": finding.item_code, "period": finding.period, "raised_at": at})
+                "item_code": finding.item_code, "period": finding.period, "raised_at": at,
+                "region": region})
             continue
-        old = existing[key]
+        old = existing[key][region]
         if old.status == "cleared" and old.updated_at > at:
             result.unchanged += 1  # a replay as of before it was cleared: it stays cleared
             continue
@@ -180,16 +220,15 @@ def _store_chunk(conn: Connection, rule: Rule, findings: list[Finding], at: date
         result.changed += 1
     if new_rows:
         live = [r for r in new_rows if r["status"] == "open"]
-        _regions(conn, new_rows, home)
         _assign(live, rule, conn, policy, at)
         for row in new_rows:
             row.setdefault("assigned_to", [])
             row.setdefault("due_on", None)
         insert_many(conn, Alert.__table__, new_rows)
-        ids = _ids(conn, [r["dedupe_key"] for r in new_rows])
+        ids = _ids(conn, [(r["region"], r["dedupe_key"]) for r in new_rows])
         entries[:0] = (raised_entries(live, ids) + _holds(conn, rule, policy, live, ids, at)
                        + suppressed_entries([r for r in new_rows if r["status"] != "open"], ids))
-        told[:0] = [tier1.of_row(r, ids[r["dedupe_key"]], "raised") for r in live]
+        told[:0] = [tier1.of_row(r, ids[r["region"], r["dedupe_key"]], "raised") for r in live]
     entries += _reopen(conn, rule, policy, reopened, at, told)
     trail.append(conn, at, entries)
     result.messages += tier1.notify(conn, policy, at, told)
@@ -242,18 +281,20 @@ def _assign(rows: list[dict[str, Any]], rule: Rule, conn: Connection, policy: Po
 
 
 def _holds(conn: Connection, rule: Rule, policy: Policy, rows: list[dict[str, Any]],
-           ids: dict[str, int], at: datetime) -> list[Entry]:
+           ids: dict[tuple[str, str], int], at: datetime) -> list[Entry]:
     """Only a stable rule (as the alert's county has it) halts cases."""
     stable = [r for r in rows if policy.status_of(rule.id, r.get("region")) == "stable"]
     return place(conn, policy, stable, ids, at) if stable else []
 
 
-def suppressed_entries(rows: list[dict[str, Any]], ids: dict[str, int]) -> list[Entry]:
-    return [Entry("suppressed", ids[r["dedupe_key"]], detail={
+def suppressed_entries(rows: list[dict[str, Any]], ids: dict[tuple[str, str], int]
+                       ) -> list[Entry]:
+    return [Entry("suppressed", ids[r["region"], r["dedupe_key"]], detail={
         "rule_id": r["rule_id"], "subject": r["subject"], "level": r["level"],
         "department": r["department"], "exemption_id": r["exemption_id"],
         "rule_version": r["rule_version"]},
-        changes=[change("alerts", ids[r["dedupe_key"]], r, new=True)]) for r in rows]
+        changes=[change("alerts", ids[r["region"], r["dedupe_key"]], r, new=True)])
+        for r in rows]
 
 
 def _reopen(conn: Connection, rule: Rule, policy: Policy, reopened: list, at: datetime,
@@ -288,17 +329,21 @@ def _reopen(conn: Connection, rule: Rule, policy: Policy, reopened: list, at: da
                 "reason": "no exemption in force", "level": values["level"],
                 "assigned_to": row["assigned_to"], "due_on": row["due_on"].isoformat()}))
         entries[-1] = replace(entries[-1], changes=[state])  # the row's new state rides here
-        entries += _holds(conn, rule, policy, [row], {key: old.id}, at)
+        entries += _holds(conn, rule, policy, [row], {(old.region, key): old.id}, at)
         told.append(tier1.of_row(row, old.id, "raised"))
     return entries
 
 
-def _ids(conn: Connection, keys: list[str]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for start in range(0, len(keys), IN_CHUNK):
-        out.update(conn.execute(select(Alert.dedupe_key, Alert.id)
-                                .where(Alert.dedupe_key.in_(keys[start:start + IN_CHUNK])))
-                   .tuples().all())
+def _ids(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """(region, dedupe key) → the alert's id."""
+    out: dict[tuple[str, str], int] = {}
+    wanted = set(keys)
+    names = sorted({k for _, k in keys})
+    for start in range(0, len(names), IN_CHUNK):
+        out.update(((region, key), id_) for key, region, id_ in conn.execute(
+            select(Alert.dedupe_key, Alert.region, Alert.id)
+            .where(Alert.dedupe_key.in_(names[start:start + IN_CHUNK])))
+            if (region, key) in wanted)
     return out
 
 

@@ -44,15 +44,15 @@ IN_CHUNK = 500
 EVIDENCE_EVENTS = 20  # events of a case named in the evidence, at most
 
 
-def clear_unfound(conn: Connection, rule: Rule, ctx: Context, found: set[str],
+def clear_unfound(conn: Connection, rule: Rule, ctx: Context, found: set[tuple[str, str]],
                   at: datetime) -> tuple[int, list[Entry]]:
-    """Clear the alerts of ``rule`` whose case was re-evaluated (``ctx``) and whose key is
-    not in ``found``; (how many, the trail entries to append)."""
+    """Clear the alerts of ``rule`` whose case was re-evaluated (``ctx``) and whose
+    (region, key) is not in ``found``; (how many, the trail entries to append)."""
     reason = clears(KINDS[rule.kind], rule.params)
     if reason is None:
         return 0, []
     a = Alert.__table__
-    query = (select(Alert.id, Alert.dedupe_key, Alert.case_id, Alert.level, Alert.status,
+    query = (select(Alert.id, Alert.region, Alert.dedupe_key, Alert.case_id, Alert.level, Alert.status,
                     Alert.tier, Alert.subject)
              .where(Alert.rule_id == rule.id, Alert.status.in_(ACTIVE),
                     Alert.case_id.is_not(None), Alert.raised_at <= ctx.as_of,
@@ -61,7 +61,7 @@ def clear_unfound(conn: Connection, rule: Rule, ctx: Context, found: set[str],
                     changed_cases(ctx, a.c.case_id),
                     true() if ctx.region is None else a.c.region == ctx.region)
              .order_by(Alert.id))
-    gone = [r for r in conn.execute(query) if r.dedupe_key not in found]
+    gone = [r for r in conn.execute(query) if (r.region, r.dedupe_key) not in found]
     if not gone:
         return 0, []
     seen = _events(conn, ctx, sorted({r.case_id for r in gone}))

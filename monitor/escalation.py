@@ -58,7 +58,7 @@ def _assign_missing(conn: Connection, policy: Policy, out: Escalated) -> list[En
     for alert in conn.execute(select(Alert).where(Alert.due_on.is_(None),
                                                   Alert.status != "suppressed").order_by(Alert.id)):
         due = policy.due(alert.raised_at, alert.rule_id, alert.region)
-        to = tier1.get(alert.department or "", [])
+        to = tier1.get((alert.region, alert.department or ""), [])
         state = traced_update(conn, "alerts", alert.id, due_on=due, assigned_to=to)
         entries.append(Entry("assigned", alert.id, SYSTEM, {"assigned_to": to,
                                                             "due_on": due.isoformat()},

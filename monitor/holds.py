@@ -26,15 +26,15 @@ from .supervised import change, update as traced_update
 from .supervision import Policy, begin_action, note_of
 from .trail import Entry
 
-def place(conn: Connection, policy: Policy, rows: list[dict[str, Any]], ids: Mapping[str, int],
-          at: datetime) -> list[Entry]:
+def place(conn: Connection, policy: Policy, rows: list[dict[str, Any]],
+          ids: Mapping[tuple[str, str], int], at: datetime) -> list[Entry]:
     """Holds for the cases of new alerts of halting rules; their trail entries. Each is
     sent to the workflow system when that channel is routed (monitor/holdsync.py)."""
     holds = []
     for row in rows:
         if row["action"] != "halt":
             continue
-        alert_id = ids[row["dedupe_key"]]
+        alert_id = ids[row["region"], row["dedupe_key"]]
         for case_id in row["case_ids"]:
             holds.append({"case_id": case_id, "alert_id": alert_id, "rule_id": row["rule_id"],
                           "department": row["department"], "held_at": at, "status": "held"})

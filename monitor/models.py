@@ -165,8 +165,9 @@ class Receipt(Base):
     """What the treasury received from a department in a month (上缴财政的非税收入)."""
 
     __tablename__ = "receipts"
-    # the county (GB/T 2260, monitor/regions.py; migration 0026)
-    region: Mapped[str] = mapped_column(String(6))
+    # the county (GB/T 2260, monitor/regions.py; migration 0026); part of the key: two
+    # counties' departments may share a code (migration 0033)
+    region: Mapped[str] = mapped_column(String(6), primary_key=True)
     department: Mapped[str] = mapped_column(String(64), primary_key=True)
     period: Mapped[str] = mapped_column(String(7), primary_key=True)
     amount: Mapped[Decimal] = mapped_column(Money)
@@ -206,7 +207,9 @@ class Alert(Base):
     # the county (GB/T 2260, monitor/regions.py; migration 0026)
     region: Mapped[str] = mapped_column(String(6))
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    dedupe_key: Mapped[str] = mapped_column(String(300), unique=True)
+    # unique per region (migration 0033): a department-month's finding has the same rule
+    # and subject in two counties that share the department's code
+    dedupe_key: Mapped[str] = mapped_column(String(300))
     rule_id: Mapped[str] = mapped_column(String(128), index=True)
     kind: Mapped[str] = mapped_column(String(32))
     subject: Mapped[str] = mapped_column(String(200))
@@ -249,6 +252,8 @@ class Alert(Base):
         # a city's or province's board and report filter by region first (migration 0026)
         Index("ix_alerts_region_board", "region", "department", "status"),
         Index("ix_alerts_region_raised", "region", "raised_at"),
+        # the key first: storing findings looks alerts up by key (migration 0033)
+        UniqueConstraint("dedupe_key", "region", name="uq_alerts_dedupe_key_region"),
     )
 
 
@@ -453,6 +458,10 @@ class OpenCase(Base):
     __tablename__ = "open_cases"
     rule_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     case_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    # the first local date its finding may change by time alone, and a digest of what
+    # that was computed under (monitor/rules/kinds/_overdue_open.py; 0032): NULL, every date
+    due_on: Mapped[date | None] = mapped_column(Date)
+    basis: Mapped[str | None] = mapped_column(String(32))
 
 
 class Exemption(Base):

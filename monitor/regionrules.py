@@ -27,7 +27,7 @@ from types import MappingProxyType
 from sqlalchemy import Connection
 
 from . import regions as codes
-from .alerts import regions_of
+from .alerts import finding_regions
 from .calendar import WorkCalendar
 from .config import Config
 from .errors import RuleError, SourceError, SourceErrors, did_you_mean
@@ -260,7 +260,8 @@ def version(groups: list[Group]) -> str:
 
 def judged(conn: Connection, rule: Rule, findings: Iterable[Finding]) -> Iterator[Finding]:
     """The findings of the counties ``rule``'s scope names (all, when it names none): a
-    finding's county is its case's, else its department's, else the store's own."""
+    finding's county is its own (a finding about a department names it), else its case's,
+    else its department's, else the store's own."""
     scope = rule.scope
     if not scope.regions and not scope.exclude_regions:
         yield from findings
@@ -268,8 +269,7 @@ def judged(conn: Connection, rule: Rule, findings: Iterable[Finding]) -> Iterato
     home = store_region(conn)
     it = iter(findings)
     while chunk := list(islice(it, CHUNK)):
-        for finding, region in zip(chunk, regions_of(
-                conn, [(f.case_id, f.department) for f in chunk], home)):
+        for finding, region in zip(chunk, finding_regions(conn, chunk, home)):
             if scope.judges(region):
                 yield finding
 

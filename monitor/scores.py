@@ -71,40 +71,50 @@ NOT_SCORED = ("ranking_last", "data_quality")
 def deductions_in(conn: Connection, w: ScoreWeights, tz: tzinfo, period: Period,
                   department: str | None = None, region: str | None = None
                   ) -> list[Deduction]:
+    return deductions_of(conn, w, tz, period, ("cur",), department, region)["cur"]
+
+
+def deductions_of(conn: Connection, w: ScoreWeights, tz: tzinfo, period: Period,
+                  buckets: tuple[str, ...], department: str | None = None,
+                  region: str | None = None) -> dict[str, list[Deduction]]:
+    """The deductions of ``period`` (bucket ``cur``) and of its previous one (``prev``:
+    for a month, the month before) as each bucket asks, from one pass over the alerts —
+    the scores of two months running cost one dating of every alert, not two."""
     scope = fg.Scope(period, tz, department, region)
-    d, cur = fg.current(scope)
-    out: list[Deduction] = []
+    d = fg.dated_alerts(scope)
+    out: dict[str, list[Deduction]] = {b: [] for b in buckets}
     for a in conn.execute(
             select(Alert.id, Alert.department, Alert.kind, Alert.level, Alert.status,
-                   Alert.escalated_at, Alert.case_id, Alert.message)
+                   Alert.escalated_at, Alert.case_id, Alert.message, d.c.bucket)
             .join(d, d.c.id == Alert.id)
             # a finding cleared (复查销号) does not count against a department: it turned out
             # not to hold; a dismissal (false_positive) only once tier 2 confirmed it
-            .where(cur, or_(Alert.disposition.is_(None),
-                            Alert.disposition.not_in(DISMISSALS),
-                            Alert.status != "confirmed"),
+            .where(d.c.bucket.in_(buckets), or_(Alert.disposition.is_(None),
+                                                Alert.disposition.not_in(DISMISSALS),
+                                                Alert.status != "confirmed"),
                    Alert.disposition.is_distinct_from("voided"), Alert.kind.not_in(NOT_SCORED),
                    Alert.status != "cleared")
             .order_by(Alert.department, Alert.id)):
-        dept = a.department or "-"
+        dept, found = a.department or "-", out[a.bucket]
         theme = w.kind_themes.get(a.kind, "regular")
-        out.append(Deduction(dept, theme, getattr(w, a.level), f"finding:{a.level}", a.id,
-                             a.kind, a.case_id, a.message))
+        found.append(Deduction(dept, theme, getattr(w, a.level), f"finding:{a.level}", a.id,
+                               a.kind, a.case_id, a.message))
         if a.status in ACTIVE:
-            out.append(Deduction(dept, "supervision", w.unresolved, "unresolved", a.id,
-                                 a.kind, a.case_id, a.message))
+            found.append(Deduction(dept, "supervision", w.unresolved, "unresolved", a.id,
+                                   a.kind, a.case_id, a.message))
         if a.escalated_at is not None:
-            out.append(Deduction(dept, "supervision", w.escalated, "escalated", a.id,
-                                 a.kind, a.case_id, a.message))
-    lo, hi = scope.bounds["cur"]
-    for s in conn.execute(select(SpotCheck).where(
-            SpotCheck.result == "fail", SpotCheck.completed_at >= lo,
-            SpotCheck.completed_at < hi, scope.dept(SpotCheck.department))
-            .order_by(SpotCheck.id)):
-        out.append(Deduction(s.department or "-", "regular", w.failed_spot_check,
-                             "failed_spot_check", None, None, s.case_id,
-                             f"抽检不合格：{s.note or ''}（{s.by_user}）"))
-    return [x for x in out if x.points]
+            found.append(Deduction(dept, "supervision", w.escalated, "escalated", a.id,
+                                   a.kind, a.case_id, a.message))
+    for bucket in buckets:
+        lo, hi = scope.bounds[bucket]
+        for s in conn.execute(select(SpotCheck).where(
+                SpotCheck.result == "fail", SpotCheck.completed_at >= lo,
+                SpotCheck.completed_at < hi, scope.dept(SpotCheck.department))
+                .order_by(SpotCheck.id)):
+            out[bucket].append(Deduction(s.department or "-", "regular", w.failed_spot_check,
+                                         "failed_spot_check", None, None, s.case_id,
+                                         f"抽检不合格：{s.note or ''}（{s.by_user}）"))
+    return {b: [x for x in found if x.points] for b, found in out.items()}
 
 
 def ranking(conn: Connection, w: ScoreWeights, tz: tzinfo, period: Period,

@@ -122,17 +122,18 @@ def policy_for(config, rules=()) -> Policy:
 
 
 def monitors(conn: Connection, region: str | None = None
-             ) -> tuple[dict[str, list[str]], list[str]]:
-    """(department → its tier-1 monitors, tier-2 monitors), user ids sorted. ``region``:
+             ) -> tuple[dict[tuple[str, str], list[str]], list[str]]:
+    """((region, department) → its tier-1 monitors, tier-2 monitors), user ids sorted:
+    a department is its county's (counties share codes, migration 0029). ``region``:
     only the tier-2 monitors of that region, the county office an alert of the county
     goes to (a city's office reads its counties' alerts but is assigned none)."""
-    tier1: dict[str, list[str]] = {}
+    tier1: dict[tuple[str, str], list[str]] = {}
     tier2: list[str] = []
     for uid, dept, roles, own in conn.execute(
             select(User.id, User.department, User.roles, User.region).order_by(User.id)):
         roles = roles or []
         if TIER1 in roles and dept:
-            tier1.setdefault(dept, []).append(uid)
+            tier1.setdefault((own, dept), []).append(uid)
         if TIER2 in roles and region in (None, own):
             tier2.append(uid)
     return tier1, tier2
@@ -151,16 +152,19 @@ def assign(rows: list[dict[str, Any]], conn: Connection, policy: Policy, at: dat
         if row.get("kind") in TIER2_KINDS:
             row["tier"], row["assigned_to"] = 2, list(tier2[row["region"]])
         else:
-            row["assigned_to"] = tier1.get(row["department"] or "", [])
+            row["assigned_to"] = tier1.get((row["region"], row["department"] or ""), [])
         row["due_on"] = policy.due(at, row["rule_id"], row.get("region"))
 
 
-def raised_entries(rows: list[dict[str, Any]], ids: Mapping[str, int]) -> list[Entry]:
-    return [Entry("raised", ids[r["dedupe_key"]], detail={
+def raised_entries(rows: list[dict[str, Any]], ids: Mapping[tuple[str, str], int]
+                   ) -> list[Entry]:
+    """``ids``: (region, dedupe key) → alert id (unique per region, migration 0033)."""
+    return [Entry("raised", ids[r["region"], r["dedupe_key"]], detail={
         "rule_id": r["rule_id"], "subject": r["subject"], "level": r["level"], "tier": r.get("tier", 1),
         "department": r["department"], "assigned_to": r["assigned_to"],
         "due_on": r["due_on"].isoformat(), "rule_version": r["rule_version"]},
-        changes=[change("alerts", ids[r["dedupe_key"]], r, new=True)]) for r in rows]
+        changes=[change("alerts", ids[r["region"], r["dedupe_key"]], r, new=True)])
+        for r in rows]
 
 
 # ---------------------------------------------------------------- people acting on alerts
@@ -354,7 +358,7 @@ def issue_order(conn: Connection, policy: Policy, alert: Any, by: str, at: datet
     tier 2, open, due anew, and (``notify``) its tier-1 monitors get an SMS in the outbox;
     returns (order id, due date, trail entries to append)."""
     tier1, _ = monitors(conn)
-    to = tier1.get(alert.department or "", [])
+    to = tier1.get((alert.region, alert.department or ""), [])
     due = policy.due(at, alert.rule_id, alert.region)
     row = {"alert_id": alert.id, "issued_at": at, "issued_by": by, "reason": reason,
            "to_users": to, "due_on": due, "note": note}

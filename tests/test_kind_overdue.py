@@ -16,7 +16,7 @@ from sqlalchemy import delete, select
 from conftest import CATALOG, event, dry_findings, ingest_rows, rule_file
 from monitor.alerts import render
 from monitor.engine import evaluate
-from monitor.models import Alert, AlertChange, AlertNotice, Event, RuleState
+from monitor.models import Alert, AlertChange, AlertNotice, Event, OpenCase, RuleState
 from monitor.trail import history, verify
 
 # D04-XK-001: promised 10 / legal 20; D07-CF-001: 5 / 5; D07-DC-001: on the spot (0 / 0).
@@ -288,7 +288,22 @@ def test_incremental_rechecks_open_cases_on_a_new_day_and_changed_cases(store, c
          name="more.csv")
     next_day = evaluate(store, config, datetime.fromisoformat("2025-11-24T09:00:00+08:00"),
                         rules=rule)[0]
-    assert next_day.incremental and {f.case_id for f in next_day.findings} == {"open", "late"}
+    # "late" has a new event; "open" (yellow since 18 Nov) is not looked at again before
+    # the day after its legal deadline (1 Dec), the first date its finding can change
+    assert next_day.incremental and {f.case_id for f in next_day.findings} == {"late"}
+    with store.connect() as conn:
+        assert conn.execute(select(OpenCase.case_id, OpenCase.due_on)
+                            .where(OpenCase.rule_id == "overdue")).all() == [
+            ("open", date(2025, 12, 2))]
+    before = evaluate(store, config, datetime.fromisoformat("2025-12-01T09:00:00+08:00"),
+                      rules=rule)[0]
+    assert before.incremental and before.findings == []
+    due = evaluate(store, config, datetime.fromisoformat("2025-12-02T09:00:00+08:00"),
+                   rules=rule)[0]
+    assert due.incremental and levels({f.case_id: f for f in due.findings}) == {"open": "red"}
+    [full] = evaluate(store, config, datetime.fromisoformat("2025-12-02T09:00:00+08:00"),
+                      rules=rule, full=True)
+    assert (full.stored.new, full.stored.changed) == (0, 0)
 
 
 def test_an_alert_is_cleared_when_a_late_entry_brings_the_case_within_limits(

@@ -124,7 +124,7 @@ def test_what_hangs_on_an_alert_takes_the_alert_s_region(engine):
         alert_id = conn.scalar(select(Alert.id))
         place(conn, Policy(WorkCalendar(), ZoneInfo("Asia/Shanghai")),
               [{"action": "halt", "dedupe_key": "r|k1", "case_ids": ["k1"], "rule_id": "r",
-                "department": "N04"}], {"r|k1": alert_id}, T0)
+                "department": "N04", "region": "330106"}], {("330106", "r|k1"): alert_id}, T0)
         conn.execute(AlertChange.__table__.insert().values(
             alert_id=alert_id, at=T0, old_level="yellow", new_level="red", rule_version="1",
             region=region_of_alert(alert_id)))

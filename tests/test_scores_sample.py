@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, text
 from cli import cli
 from monitor.config import Config, ScoreWeights
 from monitor.report import build_report, parse_period
-from monitor.scores import deductions, scorecard
+from monitor.scores import deductions, deductions_in, deductions_of, scorecard
 from monitor.spotcheck import draw, record
 from test_report import NOW, PERIOD, county, county_copy  # noqa: F401  (the shared demo county)
 
@@ -141,3 +141,15 @@ def test_exempted_and_confirmed_false_positive_findings_cost_nothing_and_are_sho
     assert rows[exempt.department]["suppressed"] == 1
     assert after.tables["t_findings"].total["suppressed"] == 1
     assert after.summary["findings"] == before.summary["findings"] - 1
+
+
+def test_two_months_from_one_pass_are_each_months_own(county):  # noqa: F811
+    """ranking_last reads two months running from one dating of the alerts: the month's
+    deductions and the previous month's, each exactly what the month alone gives."""
+    engine, config = county["engine"], county["config"]
+    period = parse_period(PERIOD)
+    with engine.connect() as conn:
+        both = deductions_of(conn, config.scores, config.tz, period, ("cur", "prev"))
+        assert both["cur"] == deductions_in(conn, config.scores, config.tz, period)
+        assert both["prev"] == deductions_in(conn, config.scores, config.tz, period.previous())
+    assert both["cur"] and both["prev"] and both["cur"] != both["prev"]

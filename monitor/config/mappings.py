@@ -23,9 +23,10 @@ from ..errors import ConfigError, did_you_mean
 from ..yamlsrc import LineDict, check_keys, load_yaml
 
 # The event contract's fields (monitor.ingest.events.COLUMNS, repeated here: config sits
-# below ingest) and the workflow steps a mapping may name (monitor.catalog.STEPS).
+# below ingest; and the optional ``region``, monitor.ingest.eventregion) and the workflow
+# steps a mapping may name (monitor.catalog.STEPS).
 FIELDS = ("event_id", "case_id", "item_code", "department", "step", "actor", "occurred_at",
-          "recorded_at", "amount", "channel", "attachments", "days", "note")
+          "recorded_at", "amount", "channel", "attachments", "days", "note", "region")
 STEPS = ("accept", "survey", "review", "approve", "decide", "fee_assessed", "fee_paid",
          "fee_waived", "certificate_printed", "complete", "suspend", "resume", "extend",
          "return", "refuse", "withdraw", "transfer")

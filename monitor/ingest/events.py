@@ -51,18 +51,22 @@ class CatalogIndex:
     @classmethod
     def load(cls, conn: Connection, region: str) -> "CatalogIndex":
         """``region``'s catalog, and where the codes it lacks are."""
+        return cls.of(catalog_rows(conn), region)
+
+    @classmethod
+    def of(cls, rows: "CatalogRows", region: str) -> "CatalogIndex":
+        """``region``'s catalog out of every county's rows (:func:`catalog_rows`)."""
+        item_rows, department_rows = rows
         items: dict[str, str] = {}
         item_region: dict[str, str] = {}
-        for code, dept, theirs in conn.execute(
-                select(Item.code, Item.department, Item.region).order_by(Item.region.desc())):
+        for code, dept, theirs in item_rows:
             if theirs == region:
                 items[code] = dept
             else:
                 item_region[code] = theirs
         departments: set[str] = set()
         department_region: dict[str, str] = {}
-        for code, theirs in conn.execute(select(Department.code, Department.region)
-                                         .order_by(Department.region.desc())):
+        for code, theirs in department_rows:
             if theirs == region:
                 departments.add(code)
             else:
@@ -71,6 +75,18 @@ class CatalogIndex:
                    {c: r for c, r in item_region.items() if c not in items},
                    {c: r for c, r in department_region.items() if c not in departments},
                    region)
+
+
+CatalogRows = tuple[list[tuple[str, str, str]], list[tuple[str, str]]]
+
+
+def catalog_rows(conn: Connection) -> CatalogRows:
+    """Every county's items (code, department, region) and departments (code, region),
+    highest region first (so a code several other counties hold names the lowest)."""
+    return (list(conn.execute(select(Item.code, Item.department, Item.region)
+                              .order_by(Item.region.desc())).tuples()),
+            list(conn.execute(select(Department.code, Department.region)
+                              .order_by(Department.region.desc())).tuples()))
 
 
 def _other_region(catalog: CatalogIndex, what: str, code: str, theirs: str) -> Rejected:

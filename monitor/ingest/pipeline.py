@@ -24,7 +24,9 @@ from ..config import Config
 from ..models import Department, Event, Receipt
 from ..timeutil import ValueProblem, excel_month, parse_amount
 from .batch import EventBatch, pack_event_batch, unpack_event_batch
-from .events import CatalogIndex, Codes, Rejected, normalize_event, refuse
+from .eventregion import (EventRegions, batch_regions, split_cross_region,
+                          store_has_other_regions)
+from .events import Codes, Rejected, normalize_event, refuse
 from .sources import Source, SourceRow
 from .store import (EVENT_ID, SOURCE_LINE, Bad, Progress, Tally, add_to_run, batches,
                     classify_events, copy_events, event_binder, finish_run, insert_events,
@@ -52,17 +54,23 @@ class StoredBatch(NamedTuple):
     bad: list[tuple[int, Bad]]
 
 
-def prepare_event_batch(rows: list[SourceRow], catalog: CatalogIndex, tz: tzinfo,
+def prepare_event_batch(rows: list[SourceRow], regions: EventRegions, tz: tzinfo,
                         bind: Callable[[dict[str, Any]], tuple], run_id: int | None,
-                        amount_format: str = "1,234.56", *, region: str) -> EventBatch:
-    """Validate and bind one batch, every row stamped ``region``; no database (this runs
-    in the reading process)."""
+                        amount_format: str = "1,234.56") -> EventBatch:
+    """Validate and bind one batch, every row stamped with its county (its ``region``
+    field, else the run's: :class:`EventRegions`); no database (this runs in the reading
+    process)."""
     batch = EventBatch(len(rows), [], [], [], [])
+    county, default, catalog = regions.of, regions.default, regions.catalog
     for i, r in enumerate(rows):
         if r.problem:
             batch.bad.append((i, Bad(r, r.problem_reason, r.problem)))
             continue
         try:
+            if r.fields.get("region"):  # else the run's county (the usual case: no call)
+                region, catalog = county(r.fields)
+            else:
+                region, catalog = default, regions.catalog
             row = normalize_event(r.fields, catalog, tz, amount_format)
         except Rejected as exc:
             batch.bad.append((i, Bad(r, exc.reason, exc.detail)))
@@ -74,9 +82,14 @@ def prepare_event_batch(rows: list[SourceRow], catalog: CatalogIndex, tz: tzinfo
     return batch
 
 
-def store_event_batch(conn: Connection, batch: EventBatch) -> StoredBatch:
+def store_event_batch(conn: Connection, batch: EventBatch, *, cases: bool = False
+                      ) -> StoredBatch:
     """Classify a prepared batch against the store and insert its new events: on
-    PostgreSQL ``COPY`` and one merge, elsewhere a lookup and an ``executemany``."""
+    PostgreSQL ``COPY`` and one merge, elsewhere a lookup and an ``executemany``.
+    ``cases``: first set aside the events whose case is another county's
+    (:func:`split_cross_region`: a store or run of several counties)."""
+    if cases:
+        batch = split_cross_region(conn, batch)
     if conn.dialect.name == "postgresql":
         new, duplicates, conflicts = copy_events(conn, batch.rows)
     else:
@@ -99,12 +112,12 @@ def _conflict(batch: EventBatch, k: int) -> Bad:
                "the first version is kept")
 
 
-def process_event_batch(conn: Connection, rows: list[SourceRow], catalog: CatalogIndex,
-                        tz: tzinfo, run_id: int | None, amount_format: str = "1,234.56",
-                        *, region: str) -> StoredBatch:
-    """Validate, classify and store one batch in this process, stamped ``region``."""
+def process_event_batch(conn: Connection, rows: list[SourceRow], regions: EventRegions,
+                        tz: tzinfo, run_id: int | None, amount_format: str = "1,234.56"
+                        ) -> StoredBatch:
+    """Validate, classify and store one batch in this process, each row of its county."""
     return store_event_batch(conn, prepare_event_batch(
-        rows, catalog, tz, event_binder(conn.dialect), run_id, amount_format, region=region))
+        rows, regions, tz, event_binder(conn.dialect), run_id, amount_format), cases=True)
 
 
 @contextmanager
@@ -168,13 +181,14 @@ def ingest_event_rows(engine: Engine, source: Source, rows: Iterable[SourceRow],
     one (:func:`reading_jobs`) they are read, mapped and validated by that many child
     processes at once, and stored here in file order (:mod:`monitor.ingest.parts`)."""
     with engine.connect() as conn:
-        catalog = CatalogIndex.load(conn, config.region)
+        regions = EventRegions.load(conn, config.region, config.regions)
+        # a case belongs to one county: checked once the store or the run holds two
+        mixed = [store_has_other_regions(conn, config.region)]
     bind = event_binder(engine.dialect)
 
     def work(run_id: int) -> Iterator[tuple[EventBatch, int]]:
-        prepare = partial(prepare_event_batch, catalog=catalog, tz=config.tz, bind=bind,
-                          run_id=run_id, amount_format=config.limits.amount_format,
-                          region=config.region)
+        prepare = partial(prepare_event_batch, regions=regions, tz=config.tz, bind=bind,
+                          run_id=run_id, amount_format=config.limits.amount_format)
 
         def serial(skip: int) -> Iterator[tuple[EventBatch, int]]:
             rest = islice(rows, skip, None)
@@ -191,7 +205,9 @@ def ingest_event_rows(engine: Engine, source: Source, rows: Iterable[SourceRow],
         return serial(0)
 
     def step(conn: Connection, batch: EventBatch, run_id: int) -> Tally:
-        stored = store_event_batch(conn, batch)
+        if not mixed[0] and batch_regions(batch) - {config.region}:
+            mixed[0] = True
+        stored = store_event_batch(conn, batch, cases=mixed[0])
         bad = [b for _, b in stored.bad]
         quarantine_rows(conn, "events", source.name, bad, run_id, now, config.region)
         return Tally(read=batch.read, inserted=len(stored.inserted),
@@ -274,8 +290,9 @@ def process_receipt_batch(conn: Connection, rows: list[SourceRow], departments: 
                           seen: dict[tuple[str, str], tuple[int, Any]], run_id: int | None,
                           amount_format: str = "1,234.56", *, region: str
                           ) -> tuple[Tally, list[SourceRow], list[Bad]]:
-    """Upsert receipts by department-month, stamped ``region``; returns the tally, rows
-    stored, rows to set aside.
+    """Upsert receipts by department-month of ``region`` (each county its own rows under
+    the same department codes, migration 0033); returns the tally, rows stored, rows to
+    set aside.
 
     ``seen`` spans the whole source: a department-month given twice in one file with
     different amounts is a conflict, not a silent overwrite.
@@ -303,9 +320,10 @@ def process_receipt_batch(conn: Connection, rows: list[SourceRow], departments: 
             continue
         seen[key] = (r.line, rec["amount"])
         fresh[key] = (r, rec)
-    stored = {(d, p): a for d, p, a in conn.execute(
+    stored = {(d, p): a for d, p, a in conn.execute(  # the county's own rows (0033)
         select(Receipt.department, Receipt.period, Receipt.amount)
-        .where(Receipt.department.in_({k[0] for k in fresh}))).all() if (d, p) in fresh}
+        .where(Receipt.region == region, Receipt.department.in_({k[0] for k in fresh})))
+        .all() if (d, p) in fresh}
     # read in the writing statement itself, so it is at least any rule run's watermark
     # that could not see this write
     mark = select(func.coalesce(func.max(Event.id), 0)).scalar_subquery()
@@ -315,7 +333,8 @@ def process_receipt_batch(conn: Connection, rows: list[SourceRow], departments: 
                                                 region=region))
             tally.inserted += 1
         elif stored[key] != rec["amount"]:
-            conn.execute(update(Receipt).where(Receipt.department == key[0],
+            conn.execute(update(Receipt).where(Receipt.region == region,
+                                               Receipt.department == key[0],
                                                Receipt.period == key[1])
                          .values(amount=rec["amount"], run_id=run_id, event_mark=mark))
             tally.replaced += 1

@@ -12,7 +12,8 @@ from sqlalchemy import Engine, Row, func, select, update
 
 from ..config import Config
 from ..models import Department, Quarantine
-from .events import CatalogIndex, Codes
+from .eventregion import EventRegions
+from .events import Codes
 from .pipeline import process_event_batch, process_receipt_batch
 from .sources import SourceRow
 from .store import Tally
@@ -51,7 +52,7 @@ def retry_quarantine(engine: Engine, config: Config, now: datetime) -> Tally:
     Rows stored (or found already stored) are marked resolved; the rest stay, with their
     reason updated if it changed (say from unknown_item to bad_timestamp).
     """
-    catalogs: dict[str, CatalogIndex] = {}  # each region's, read once
+    catalogs: dict[str, EventRegions] = {}  # each region's, read once
     total = Tally()
     last_id = 0
     while True:
@@ -69,17 +70,17 @@ def retry_quarantine(engine: Engine, config: Config, now: datetime) -> Tally:
                     entries = [q for q in batch if q.kind == kind and q.region == region]
                     # a row set aside is retried as of the region its run was of
                     if region not in catalogs:
-                        catalogs[region] = CatalogIndex.load(conn, region)
+                        catalogs[region] = EventRegions.load(conn, region, config.regions)
                     total += _retry_kind(conn, kind, entries, catalogs[region],
                                          replace(config, region=region), now)
 
 
-def _retry_kind(conn, kind: str, entries: list[Row], catalog: CatalogIndex,
+def _retry_kind(conn, kind: str, entries: list[Row], regions: EventRegions,
                 config: Config, now: datetime) -> Tally:
     rows = [SourceRow(q.line, json.loads(q.raw)) for q in entries]
     if kind == "events":
-        stored = process_event_batch(conn, rows, catalog, config.tz, None,
-                                     config.limits.amount_format, region=config.region)
+        stored = process_event_batch(conn, rows, regions, config.tz, None,
+                                     config.limits.amount_format)
         bad = stored.bad
         tally = Tally(read=len(rows), inserted=len(stored.inserted),
                       duplicates=len(stored.duplicates), quarantined=len(bad),

@@ -67,7 +67,7 @@ def catalog_read(conn, memo: dict[Any, Any] | None, key: Any,
 @dataclass(frozen=True)
 class Finding:
     """One thing a rule found. ``subject`` (the case, the burst, the department-month)
-    together with the rule id is the alert's dedupe key."""
+    together with the rule id is the alert's dedupe key, unique in its region."""
 
     subject: str
     fields: Mapping[str, Any]
@@ -80,6 +80,9 @@ class Finding:
     item_code: str | None = None
     period: str | None = None
     event_ids: tuple[str, ...] = field(default=())
+    # the county of a finding about a department rather than a case (a department code
+    # names no one county: migration 0029), which its alert takes; None: its case's
+    region: str | None = None
     # a title and message of the kind's own for this finding (``VARIANTS``, e.g. "fine" for
     # a fee kind's finding on a penalty item); None: the rule's title and message
     variant: str | None = None

@@ -13,6 +13,7 @@ events only) answers as a full one would.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import date, timedelta
 
 from sqlalchemy import and_, case, func
 
@@ -48,6 +49,14 @@ def stale(row, ctx: Context) -> bool:
     if ctx.stale_days is None or row.last is None or row.ended:
         return False
     return (day(ctx.as_of, ctx) - day(row.last, ctx)).days > ctx.stale_days
+
+
+def stale_on(row, ctx: Context) -> date:
+    """The local date from which an accepted, open case (``row`` as for :func:`stale`) is
+    stale if nothing new is recorded; ``date.max``: never by time alone."""
+    if ctx.stale_days is None or row.last is None or row.ended:
+        return date.max
+    return day(row.last, ctx) + timedelta(days=ctx.stale_days + 1)
 
 
 def evidence(row, ctx: Context) -> dict:

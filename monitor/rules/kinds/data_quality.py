@@ -22,9 +22,10 @@ One finding per case, level ``warning``, listing what was found.
 **Incremental**: what a case's finding says depends on its own events and, for
 ``stale``, on the local date of the as-of alone; a case goes stale by time passing,
 without a new event. So an incremental run looks at the cases with new events and, on
-the first run of a new local date, at every case it saw open and not yet stale as of its
-previous run — the list the rule keeps from run to run as ``overdue`` keeps its own
-(``open_cases``, the bookkeeping of :mod:`._overdue_open`). A stale case stays stale, its
+the first run of a new local date, at the cases it saw open and not yet stale as of its
+previous run whose date to go stale has come — the list the rule keeps from run to run,
+each case with that date, as ``overdue`` keeps its own (``open_cases``, the bookkeeping
+of :mod:`._overdue_open`). A stale case stays stale, its
 finding unchanged, until a new event makes it a changed case: it leaves the list, which
 holds the cases still in progress rather than every stale case of the history. An
 earlier as-of (a replay) is a full run (monitor/engine.py), which lists them afresh.
@@ -78,7 +79,9 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     # open cases go stale as the date moves: kept for the next run unless nothing can be
     track = ctx.stale_days is not None and not ctx.probe
     last_day = _overdue_open.last_run_day(conn, rule, ctx) if track else None
-    looked_at, listed = _overdue_open.incremental(conn, rule, ctx, last_day)
+    basis = _overdue_open.basis(conn, rule, ctx) if track else None
+    exempting = track and _overdue_open.exempting(conn, rule, ctx)
+    looked_at, listed, due = _overdue_open.incremental(conn, rule, ctx, last_day, basis)
     accepted = func.min(case((e.c.step == "accept", e.c.occurred_at)))
     decided = func.min(case((e.c.step.in_(sorted(decisions)), e.c.occurred_at)))
     early = func.sum(case((e.c.recorded_at < e.c.occurred_at, 1), else_=0))
@@ -103,8 +106,8 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
                 for r in conn.execute(query.where(one_of(e.c.case_id, chunk)))]
     if track:
         _overdue_open.remember_open(conn, rule, ctx, last_day, {
-            r.case_id for r in rows
-            if r.accepted is not None and not r.ended and not _stale.stale(r, ctx)})
+            r.case_id: _due(r, ctx, exempting) for r in rows
+            if r.accepted is not None and not r.ended and not _stale.stale(r, ctx)}, due, basis)
     synthetic = _synthetic(conn, scope, rule.params.synthetic_steps,
                            [r.case_id for r in rows if r.ties])
     for r in rows:
@@ -126,6 +129,17 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
                 item_code=r.item_code, level="warning",
                 fields={"issues": "；".join(ISSUES[k] for k in found), "count": len(found)},
                 evidence={"data_quality": True, **found})
+
+
+def _due(row, ctx: Context, exempting: bool):
+    """When an open case not yet stale must be looked at again (see _overdue_open): the
+    date it goes stale, which is all time can change; every date (None) if it already has
+    an issue while the rule has an exemption in force (its finding's alert may be stored
+    suppressed, and the exemption end)."""
+    if exempting and (row.early or row.days or row.ties or (
+            row.decided is not None and row.decided < row.accepted)):
+        return None
+    return _stale.stale_on(row, ctx)
 
 
 def _candidate(ctx: Context, accepted, decided, early, days, last, ended,

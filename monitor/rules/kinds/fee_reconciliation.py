@@ -22,6 +22,10 @@ collected offline) and an online total above receipts (money not remitted, 截�
 * A department with no receipts row at all (the treasury's figures were never loaded) is
   not compared: every one of its months would otherwise be a finding. The run says so once
   (a log warning naming the departments), so the gap in the data is visible.
+* Per county: a department is its county's (``(region, code)``: counties share codes,
+  migration 0029) — online totals, receipts rows (``(region, department, period)``,
+  migration 0033) and its charging items are each county's own, and a finding names its
+  county (``Finding.region``), which its alert takes.
 * Scope: receipts are per department, so only the scope's department lists apply; item and
   category lists are ignored by this kind.
 * A department whose every charging item (catalog fee above 0, or a penalty) is a
@@ -47,8 +51,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 
-from sqlalchemy import (ColumnClause, Connection, Integer, and_, case, func, literal_column, select,
-                        true)
+from sqlalchemy import (ColumnClause, Connection, Integer, String, and_, case, cast, func,
+                        literal, literal_column, select, true)
 
 from ...models import Department, Event, Item, Receipt
 from ..finding import Context, Finding
@@ -141,12 +145,13 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     e, p = Event.__table__, rule.params
     online = and_(e.c.step == FEE_PAID, e.c.channel == "online",
                   _departments(rule.scope, e.c.department))
+    # a department is (region, code) throughout: counties share codes (migration 0029)
     receipts, marks = {}, {}
-    for r in conn.execute(select(Receipt.department, Receipt.period, Receipt.amount,
-                                 Receipt.event_mark)
+    for r in conn.execute(select(Receipt.region, Receipt.department, Receipt.period,
+                                 Receipt.amount, Receipt.event_mark)
                           .where(_departments(rule.scope, Receipt.department))):
-        receipts[(r.department, r.period)] = r.amount
-        marks[(r.department, r.period)] = r.event_mark
+        receipts[((r.region, r.department), r.period)] = r.amount
+        marks[((r.region, r.department), r.period)] = r.event_mark
     earliest = _earliest(conn, rule.scope, online, ctx)
     firsts = [period for _, period in receipts]
     if earliest is not None:
@@ -165,7 +170,9 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     if unloaded:
         log.warning("fee reconciliation: no treasury receipts loaded for department%s %s: "
                     "their months are not compared (permit-monitor ingest receipts)",
-                    "s" if len(unloaded) > 1 else "", ", ".join(unloaded))
+                    "s" if len(unloaded) > 1 else "",
+                    ", ".join(code if len({u[0] for u, _ in keys}) == 1 else
+                              f"{code} (region {region})" for region, code in unloaded))
     kinds = _charging(conn)
     for department, period in sorted(k for k in keys if k[0] in loaded):
         finding = _compare(department, by_period[period], totals.get((department, period)),
@@ -174,18 +181,19 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
             yield finding
 
 
-def _charging(conn: Connection) -> dict[str, str]:
-    """department → ``fine`` when every charging item of it (catalog fee above 0, or a
+def _charging(conn: Connection) -> dict[tuple[str, str], str]:
+    """(region, department) → ``fine`` when every charging item of it (catalog fee above 0, or a
     penalty) is a penalty: what it pays into the treasury are fines (罚没款); ``mixed`` when
     it has both. Its findings are titled and worded so; a department of fees only is not
     listed (the rule's own words)."""
     charging = (fen(Item.fee) > 0) | (Item.category == "penalty")
     out = {}
-    for department, fines, total in conn.execute(
-            select(Item.department, func.count(case((Item.category == "penalty", 1))),
-                   func.count()).where(charging).group_by(Item.department)):
+    for region, department, fines, total in conn.execute(
+            select(Item.region, Item.department,
+                   func.count(case((Item.category == "penalty", 1))),
+                   func.count()).where(charging).group_by(Item.region, Item.department)):
         if fines:
-            out[department] = "fine" if fines == total else "mixed"
+            out[(region, department)] = "fine" if fines == total else "mixed"
     return out
 
 
@@ -195,46 +203,58 @@ def _earliest(conn: Connection, scope, online, ctx: Context):
     every payment, which the index (department first) could not give in time order."""
     e = Event.__table__
     first = (select(func.min(e.c.occurred_at))
-             .where(online, e.c.department == Department.code, e.c.occurred_at <= ctx.as_of)
+             .where(online, e.c.department == Department.code,
+                    e.c.region == Department.region, e.c.occurred_at <= ctx.as_of)
              .correlate(Department).scalar_subquery())
     return conn.scalar(select(func.min(first)).select_from(Department)
                        .where(_departments(scope, Department.code)))
 
 
-Totals = dict[tuple[str, str], tuple[Decimal, int]]
+Totals = dict[tuple[tuple[str, str], str], tuple[Decimal, int]]  # ((region, dept), month)
+
+
+def events_region(conn: Connection):
+    """The events' region as a column to group by: the one region, as a literal, when
+    the store's events are of one county (two index lookups) — ``ix_events_fee_paid``
+    then covers the totals as it did before the region was part of a department's
+    key — else the column."""
+    e = Event.__table__
+    lo, hi = (conn.scalar(select(f(e.c.region))) for f in (func.min, func.max))
+    return cast(literal(lo), String).label("region") if lo == hi else e.c.region
 
 
 def _all_totals(conn: Connection, online, months: list[Month]) -> Totals:
     """Every department-month's online total and payment count, in one pass."""
     e = Event.__table__
-    inner = (select(e.c.department, month_index(e.c.occurred_at, months).label("month"),
+    inner = (select(events_region(conn), e.c.department,
+                    month_index(e.c.occurred_at, months).label("month"),
                     fen(e.c.amount).label("amount"))
              .where(online, e.c.occurred_at >= months[0].start,
                     e.c.occurred_at < months[-1].end).subquery())
-    return {(r.department, months[r.month].period): (yuan(r.total), r.payments)
+    return {((r.region, r.department), months[r.month].period): (yuan(r.total), r.payments)
             for r in conn.execute(
-                select(inner.c.department, inner.c.month,
+                select(inner.c.region, inner.c.department, inner.c.month,
                        func.coalesce(func.sum(inner.c.amount), 0).label("total"),
                        func.count().label("payments"))
-                .group_by(inner.c.department, inner.c.month))}
+                .group_by(inner.c.region, inner.c.department, inner.c.month))}
 
 
 def _changed(conn: Connection, online, months: list[Month], receipts, marks, p: Params,
-             ctx: Context) -> tuple[set[tuple[str, str]], Totals]:
+             ctx: Context) -> tuple[set[tuple[tuple[str, str], str]], Totals]:
     """The department-months whose figures may differ from the previous run's (see the
     module's "Incremental"), and their online totals."""
     e = Event.__table__
     index = {m.period: i for i, m in enumerate(months)}
     starts = [m.start for m in months]
-    # month index → departments to re-check (None: all of them)
-    wanted: dict[int, set[str] | None] = {}
+    # month index → (region, department)s to re-check (None: all of them)
+    wanted: dict[int, set[tuple[str, str]] | None] = {}
     since = ctx.since_as_of
     assert since is not None  # set with since_event_id, which the caller checked
     for i, month in enumerate(months):
         if month.end > since or (
                 p.missing_receipts and since < _due(month, p, ctx) <= ctx.as_of):
             wanted[i] = None
-    fresh: dict[str, bool] = {}  # department → are all its receipts rows new?
+    fresh: dict[tuple[str, str], bool] = {}  # department → are all its receipts rows new?
     for (department, period), mark in marks.items():
         new = mark is None or mark >= ctx.since_event_id
         fresh[department] = fresh.get(department, True) and new
@@ -244,31 +264,35 @@ def _changed(conn: Connection, online, months: list[Month], receipts, marks, p: 
         # its first receipts: its months were skipped as unloaded until now
         for i in range(len(months)):
             _want(wanted, i, department)
-    for department, at in conn.execute(
-            select(e.c.department, e.c.occurred_at)
+    for region, department, at in conn.execute(
+            select(e.c.region, e.c.department, e.c.occurred_at)
             .where(online, new_events(ctx), e.c.occurred_at >= months[0].start,
                    e.c.occurred_at < months[-1].end)):
-        _want(wanted, bisect_right(starts, aware(at)) - 1, department)
-    keys: set[tuple[str, str]] = set()
+        _want(wanted, bisect_right(starts, aware(at)) - 1, (region, department))
+    keys: set[tuple[tuple[str, str], str]] = set()
     totals: Totals = {}
+    of_region = events_region(conn)
     for i, departments in sorted(wanted.items()):
         month = months[i]
-        query = (select(e.c.department, func.coalesce(func.sum(fen(e.c.amount)), 0),
-                        func.count())
+        query = (select(of_region, e.c.department,
+                        func.coalesce(func.sum(fen(e.c.amount)), 0), func.count())
                  .where(online, e.c.occurred_at >= month.start, e.c.occurred_at < month.end)
-                 .group_by(e.c.department))
+                 .group_by(of_region, e.c.department))
         if departments is not None:
-            query = query.where(e.c.department.in_(sorted(departments)))
+            # by code, as the index leads; the other counties' rows of a code are dropped
+            query = query.where(e.c.department.in_(sorted({d for _, d in departments})))
             keys |= {(d, month.period) for d in departments}
         else:
             keys |= {k for k in receipts if k[1] == month.period}
-        for department, total, payments in conn.execute(query):
-            totals[(department, month.period)] = (yuan(total), payments)
-            keys.add((department, month.period))
+        for region, department, total, payments in conn.execute(query):
+            if departments is not None and (region, department) not in departments:
+                continue
+            totals[((region, department), month.period)] = (yuan(total), payments)
+            keys.add(((region, department), month.period))
     return keys, totals
 
 
-def _want(wanted: dict, month: int, department: str) -> None:
+def _want(wanted: dict, month: int, department: tuple[str, str]) -> None:
     if month in wanted and wanted[month] is None:
         return
     wanted.setdefault(month, set()).add(department)
@@ -281,7 +305,7 @@ def _due(month: Month, p: Params, ctx: Context) -> datetime:
         days=p.receipts_due_days)
 
 
-def _compare(department: str, month: Month, online: tuple[Decimal, int] | None,
+def _compare(unit: tuple[str, str], month: Month, online: tuple[Decimal, int] | None,
              received: Decimal | None, p: Params, ctx: Context,
              variant: str | None) -> Finding | None:
     paid, payments = online or (yuan(0), 0)
@@ -295,9 +319,10 @@ def _compare(department: str, month: Month, online: tuple[Decimal, int] | None,
     direction = "online_exceeds_receipts" if difference > 0 else "receipts_exceed_online"
     words = {"fine": FINE_DIRECTIONS, "mixed": MIXED_DIRECTIONS}.get(variant or "", DIRECTIONS)
     text = words[direction] + ("（该月无财政入库记录）" if received is None else "")
+    region, department = unit
     return Finding(
         subject=f"{department}|{month.period}", department=department, period=month.period,
-        variant=variant,
+        region=region, variant=variant,
         fields={"online": money(paid), "difference": money(abs(difference)),
                 "receipts": "无记录" if received is None else f"{money(received)} 元",
                 "direction": text, "payments": payments},

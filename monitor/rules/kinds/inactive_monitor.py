@@ -75,7 +75,7 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
         last_login = seen and aware(seen).astimezone(ctx.tz).isoformat()
         yield Finding(
             subject=f"{uid}|{since.isoformat() if seen else 'never'}", actor=uid,
-            department=dept,
+            department=dept, region=region,  # the monitor's county, whose D04 it watches
             fields={"name": name, "days": days, "last_login": last_login or "无记录",
                     "open_alerts": waiting[(region, dept)]},
             evidence={"user_id": uid, "last_login": last_login, "log_starts": str(first_day),

@@ -56,13 +56,17 @@ recording — clearing needs new data (复查销号), or a person's disposition.
 gets a new event is no longer stale, and the clock judges it again.
 
 **Incremental**: the cases with new events; and, on the first run of a new local date,
-every case that was still open as of the previous run (time passes for open cases) —
-the rule keeps that list (``open_cases``; the bookkeeping is :mod:`._overdue_open`) as it
-keeps its watermark, so the cases are looked up in the case index, not found by a scan
-of the history. A decision stored ahead
-of a replayed ``as_of`` is a new event when it comes into view. Within a date an open
-case's level and message cannot change (they depend on dates only, and so does whether
-it is stale), so later runs that day look at new events alone.
+the cases still open as of the previous run whose finding that date may change — the
+rule keeps them (``open_cases``; the bookkeeping is :mod:`._overdue_open`) as it keeps
+its watermark, each with the first date on which time alone may change its finding
+(:func:`_due`: the advance warning, the day after either deadline, the day it goes
+stale), so that a new date looks up those cases in the case index, not every open case
+and not a scan of the history. A decision stored ahead of a replayed ``as_of`` is a new
+event when it comes into view. Within a date an open case's level and message cannot
+change (they depend on dates only, and so does whether it is stale), so later runs that
+day look at new events alone. A rule whose messages name ``used_days`` or ``over_days``
+(words that change daily), or a catalog with step limits, looks at every open case on
+each new date, as before.
 
 **Step limits** (环节时限, catalog ``step_days``): a second family of findings from the
 same rule, subject ``CASE|step``, level ``yellow`` — a step past its own limit even while
@@ -83,6 +87,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from datetime import date, timedelta
 from types import SimpleNamespace
 
 from sqlalchemy import Connection, and_, case, func, literal, or_, select
@@ -120,11 +125,20 @@ class Params:
 
 
 ROWS_PER_ROUND = 5000  # candidate cases judged at a time: memory does not grow with cases
+# message fields that change every day for an open case: a rule whose messages name one
+# re-judges its open cases on every new date (its alerts' words change daily)
+DAILY_FIELDS = frozenset({"used_days", "over_days"})
 
 
 def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     last_day = _overdue_open.last_run_day(conn, rule, ctx)
-    looked_at, listed = _overdue_open.incremental(conn, rule, ctx, last_day)
+    # open cases are dated (the next date their finding may change: see _overdue_open)
+    # unless step limits (a pending step's span grows daily) or the messages' words do
+    dating = not (_step_limits.item_limits(conn)
+                  or _overdue_open.message_fields(rule) & DAILY_FIELDS)
+    basis = _overdue_open.basis(conn, rule, ctx) if dating else None
+    exempting = dating and _overdue_open.exempting(conn, rule, ctx)
+    looked_at, listed, due = _overdue_open.incremental(conn, rule, ctx, last_day, basis)
     # items whose limits changed over time: their cases are judged whatever the item's
     # current limit says (a handful of items)
     policies = [p for _, p in conn.execute(select(Item.code, Item.policy)) if p]
@@ -141,30 +155,38 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
         e = Event.__table__  # makes of a long one (PostgreSQL scanned for 2,600 old cases)
         queries = [_candidates(rule, ctx, one_of(e.c.case_id, chunk), dated, ends)
                    for chunk in _overdue_open.chunks(listed, CASES_PER_QUERY)]
-    now_open: set[str] = set()
+    now_open: dict[str, date | None] = {}  # open case → its due date (None: every date)
     stale: set[str] = set()  # open cases left to data quality (their pending steps too)
     for query in queries:  # streamed (a server-side cursor on PostgreSQL), judged in rounds
         result = conn.execute(query, execution_options={"stream_results": True,
                                                         "yield_per": ROWS_PER_ROUND})
         for rows in result.partitions():
-            now_open.update(r.case_id for r in rows if r.decided is None and r.completed is None)
+            now_open.update((r.case_id, None) for r in rows
+                            if r.decided is None and r.completed is None)
             stale.update(r.case_id for r in rows if _overdue_open.silent(r, ctx))
-            yield from _judged(conn, rule, ctx, rows)
+            yield from _judged(conn, rule, ctx, rows, now_open if dating else None, exempting)
     if not ctx.probe:
-        _overdue_open.remember_open(conn, rule, ctx, last_day, now_open)
+        _overdue_open.remember_open(conn, rule, ctx, last_day, now_open, due, basis)
     yield from _step_findings(conn, rule, ctx, looked_at, stale)
 
 
-def _judged(conn: Connection, rule, ctx: Context, rows: Sequence) -> Iterator[Finding]:
-    """The findings among some candidate cases: each case's clock and level."""
+def _judged(conn: Connection, rule, ctx: Context, rows: Sequence,
+            dues: dict[str, date | None] | None = None, exempting: bool = False
+            ) -> Iterator[Finding]:
+    """The findings among some candidate cases: each case's clock and level; ``dues``:
+    each open case's due date goes there (:func:`_due`)."""
     stops = _clock.clock_events(conn, [r.case_id for r in rows if r.stops], ctx)
     found = []
-    for r in rows:
-        r, own = _under_policy(r, ctx)
-        if r is None:
-            continue  # the item has no time limit
+    for row in rows:
+        r, own = _under_policy(row, ctx)
+        if r is None:  # the item has no time limit
+            if dues is not None and row.case_id in dues:
+                dues[row.case_id] = _stale.stale_on(row, ctx)
+            continue
         clock = _clock.clock(r, stops.get(r.case_id, ()), rule.params, own)
         level = _level(r, clock, rule.params, own)
+        if dues is not None and r.case_id in dues:
+            dues[r.case_id] = _due(r, clock, level, rule.params, own, exempting)
         if level is None:  # within every limit: the alert, if any, is cleared
             continue
         if _overdue_open.silent(r, ctx) and r.previous_status not in ACTIVE:
@@ -178,6 +200,50 @@ def _judged(conn: Connection, rule, ctx: Context, rows: Sequence) -> Iterator[Fi
     for r, clock, level, kept, own in found:
         finding = _finding(r, clock, level, kept, ids.get(r.case_id, {}), rule.params, own)
         yield _in_calendar_days(finding) if own.calendar is CALENDAR_DAYS else finding
+
+
+def _due(row, clock: Clock, level: str | None, params: Params, ctx: Context,
+         exempting: bool = False) -> date | None:
+    """The first local date after the as-of's on which an open case's finding may differ
+    from this one by time alone (``_overdue_open.NEVER``: only a new event can change
+    it; None: every date). With its clock running its deadlines are fixed, so its level
+    moves only at the advance warning, the day after the promised deadline and the day
+    after the legal one, and the words stay while the level does (:func:`_state`); a
+    stopped clock does not move; a case goes stale on a date, and a stale one is found
+    no more unless its alert is pending (then its level still moves). A suppressed alert
+    is looked at every date (its exemption may end), and so is a finding this run raises
+    or reopens while the rule has an exemption in force (``exempting``: it may be stored
+    suppressed)."""
+    today = day(ctx.as_of, ctx)
+    if row.previous_status == "suppressed" or (
+            exempting and level is not None and row.previous_status in (None, "cleared")):
+        return None
+    if _overdue_open.silent(row, ctx) and row.previous_status not in ACTIVE:
+        return _overdue_open.NEVER
+    dates = [_stale.stale_on(row, ctx)]
+    if clock.running_stop is None:  # else the clock stopped where the suspension began
+        if clock.end_date != today:  # not a clock running to the as-of: no date to give
+            return None
+        one = timedelta(days=1)
+        dates += [clock.promised_deadline + one, clock.legal_deadline + one]
+        if level is None and clock.promised != 0:  # the first date of the advance warning
+            dates.append(_warning_from(clock.promised_deadline, params.warning_days, today,
+                                       ctx))
+    return min((d for d in dates if d > today), default=_overdue_open.NEVER)
+
+
+def _warning_from(deadline: date, warning_days: int, today: date, ctx: Context) -> date:
+    """The first date after ``today`` with ``warning_days`` or fewer working days left
+    after it up to ``deadline`` (:func:`_level`): the (``warning_days`` + 1)-th working
+    day counting back from the deadline (itself included)."""
+    one, left, d = timedelta(days=1), warning_days + 1, deadline
+    while d > today:
+        if ctx.calendar.is_workday(d):
+            left -= 1
+            if not left:
+                return d
+        d -= one
+    return today + one
 
 
 def _under_policy(row, ctx: Context):

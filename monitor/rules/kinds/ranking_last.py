@@ -8,7 +8,11 @@ the departments that failed to rectify.
 * Each county's departments are ranked among their own county (a store holding several
   counties ranks each apart; a city's or province's ranking of counties is a report
   matter, ``report --region``): one scorecard pass for the store, each department's
-  region read in one query, the rows re-ranked per region.
+  region read in one query, the rows re-ranked per region — or, where counties share a
+  department code (each its own catalog, migration 0029), one pass per county. Its
+  finding names its department's county (``Finding.region``), which its alert takes.
+  Two months' deductions come from one dating of the alerts (a month's and the one
+  before it).
 * Only with at least ``min_departments`` departments ranked in the county (a ranking of
   two says little), and never the first rank (when every department scores the same,
   none is last). Findings of this kind never count in the scores themselves.
@@ -31,10 +35,10 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, func, select
 
 from ...config import ScoreWeights
-from ...models import TrailHead
+from ...models import Department, TrailHead
 from ...report.period import month
 from ...report.rollup import department_regions, shared_ranks
-from ...scores import ranking
+from ...scores import deductions_of, ranking
 from ..finding import Context, Finding
 
 TITLE = "部门考评连续排名末位（建议约谈）"
@@ -84,28 +88,56 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     periods = _periods(rule, ctx)
     # per region: department → (rank, departments ranked) in each period, oldest first
     bottoms: dict[str, list[dict[str, tuple[int, int]]]] = {}
+    found = _deductions(conn, weights, ctx, periods)
     for period in periods:
-        rows = ranking(conn, weights, ctx.tz, period)
-        of_region = department_regions(conn, {r["department"]: "" for r in rows})
-        counties: dict[str, list[dict]] = {}
-        for r in rows:  # best first: so is each county's share
-            counties.setdefault(of_region.get(r["department"], ""), []).append(r)
+        counties = _by_county(conn, weights, ctx, period, found[period.label])
         for region in set(bottoms) | set(counties):
             bottoms.setdefault(region, []).append(_bottom(rule, counties.get(region, [])))
-    found = set()
-    for b in bottoms.values():
+    last = set()
+    for region, b in bottoms.items():
         if len(b) == len(periods) and all(b):
-            found |= {(dept, tuple(x[dept] for x in b))
+            last |= {(region, dept, tuple(x[dept] for x in b))
                       for dept in set.intersection(*(set(x) for x in b))}
-    for dept, at in sorted(found):
+    for region, dept, at in sorted(last):
         ranks = "，".join(f"{period.label} 第 {rank}/{of} 名"
                          for period, (rank, of) in zip(periods, at))
         yield Finding(subject=f"{dept}|{periods[-1].label}", department=dept,
-                      period=periods[-1].label,
+                      period=periods[-1].label, region=region or None,
                       fields={"months": p.months, "ranks": ranks},
                       evidence={"ranks": {period.label: {"rank": rank, "of": of}
                                           for period, (rank, of) in zip(periods, at)},
                                 "bottom": p.bottom})
+
+
+def _by_county(conn: Connection, weights, ctx: Context, period, found: list
+               ) -> dict[str, list[dict]]:
+    """Each county's departments ranked, best first: one ranking of the store split by
+    the departments' counties; where counties share a department code (migration 0029)
+    a code names no one county, and each county is ranked on its own."""
+    regions = sorted(conn.scalars(select(Department.region).distinct()))
+    if len(regions) > 1 and conn.execute(
+            select(Department.code).group_by(Department.code)
+            .having(func.count() > 1).limit(1)).first() is not None:
+        return {code: ranking(conn, weights, ctx.tz, period, region=code) for code in regions}
+    rows = ranking(conn, weights, ctx.tz, period, found=found)
+    of_region = department_regions(conn, {r["department"]: "" for r in rows})
+    counties: dict[str, list[dict]] = {}
+    for r in rows:  # best first: so is each county's share
+        counties.setdefault(of_region.get(r["department"], ""), []).append(r)
+    return counties
+
+
+def _deductions(conn: Connection, weights: ScoreWeights, ctx: Context, periods: list
+                ) -> dict[str, list]:
+    """Each month's scorecard deductions, two months running from one pass over the alerts
+    (a month's and the one before it: ``deductions_of``'s ``cur`` and ``prev``)."""
+    out = {}
+    for i in range(len(periods) - 1, -1, -2):
+        pair = deductions_of(conn, weights, ctx.tz, periods[i], ("cur", "prev") if i else ("cur",))
+        out[periods[i].label] = pair["cur"]
+        if i:
+            out[periods[i - 1].label] = pair["prev"]
+    return out
 
 
 def _bottom(rule, rows: list[dict]) -> dict[str, tuple[int, int]]:

@@ -12,6 +12,9 @@ receipts up: cases handled outside the system.
 * Only months that are over are judged: the last ``lookback_months`` of them.
 * ``by: department`` (default) or ``item``. The treasury's receipts for the department-month
   (and the year before) are shown beside it where loaded.
+* Per county: figures, names and receipts are each county's own under the department and
+  item codes counties share (migrations 0029, 0033); a finding names its county
+  (``Finding.region``), which its alert takes.
 * Incremental passes skip it while the months judged stay the same and nothing stored
   since the last pass falls in the months compared: no new ``accept`` (or online
   ``fee_paid``) event dated in them — a late one of a month that is over is re-judged —
@@ -41,7 +44,7 @@ from sqlalchemy import Connection, and_, func, literal_column, select, true, tup
 from ...models import Event, Item, Receipt, dated
 from ..finding import Context, Finding
 from ..sql import new_events
-from .fee_reconciliation import Month, month_index, months_between
+from .fee_reconciliation import Month, events_region, month_index, months_between
 
 TITLE = "网上办件量同比骤降（疑似网下运行）"
 DEFAULT_MESSAGE = ("{subject_name} {period} 网上{measure_name} {current}，{baseline_name} {baseline}，"
@@ -144,7 +147,10 @@ def _measured(rule, e):
     return and_(e.c.step == literal_column("'fee_paid'"), e.c.channel == "online")
 
 
-def _figures(conn: Connection, rule, months: list[Month]) -> dict[tuple[str, str], Decimal]:
+def _figures(conn: Connection, rule, months: list[Month]
+             ) -> dict[tuple[tuple[str, str], str], Decimal]:
+    """(region, department or item) and month → the measure: each county's own, under
+    the codes counties share (migration 0029)."""
     e, p = Event.__table__, rule.params
     key = e.c.department if p.by == "department" else e.c.item_code
     bucket = month_index(e.c.occurred_at, months).label("m")
@@ -153,17 +159,18 @@ def _figures(conn: Connection, rule, months: list[Month]) -> dict[tuple[str, str
     step = _measured(rule, e)
     lo, hi = months[0].start, months[-1].end
     months_compared = and_(e.c.occurred_at >= lo, e.c.occurred_at < hi)
+    region = events_region(conn)  # a literal for a store of one county
     if conn.dialect.name == "postgresql":
         # dated ≥ occurred_at, so this adds no condition: it offers the planner a range of
         # the dated index, which it takes where the months are a small part of the store
         months_compared = and_(months_compared, dated(e.c.occurred_at, e.c.recorded_at) >= lo)
     rows = conn.execute(
-        select(key.label("k"), bucket, value.label("v"))
+        select(region, key.label("k"), bucket, value.label("v"))
         .where(step, months_compared, _scope(rule, e))
-        .group_by(key, bucket))
-    out: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-    for k, m, v in rows:
-        out[(k, months[int(m)].period)] += Decimal(v or 0)
+        .group_by(region, key, bucket))
+    out: dict[tuple[tuple[str, str], str], Decimal] = defaultdict(Decimal)
+    for region, k, m, v in rows:
+        out[((region, k), months[int(m)].period)] += Decimal(v or 0)
     return out
 
 
@@ -175,8 +182,8 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
     figures = _figures(conn, rule, months)
     keys = sorted({k for k, _ in figures})
     names, depts = _names(conn, p.by, keys)
-    receipts = {(r.department, r.period): r.amount for r in conn.execute(
-        select(Receipt.department, Receipt.period, Receipt.amount))}
+    receipts = {((r.region, r.department), r.period): r.amount for r in conn.execute(
+        select(Receipt.region, Receipt.department, Receipt.period, Receipt.amount))}
     for period in judged:
         for k in keys:
             current = figures.get((k, period), Decimal(0))
@@ -193,17 +200,18 @@ def detect(conn: Connection, rule, ctx: Context) -> Iterator[Finding]:
             drop = (baseline - current) / baseline
             if drop <= p.min_drop:
                 continue
-            dept = depts.get(k, k)
-            got = receipts.get((dept, period))
-            before = receipts.get((dept, _shift(period, -12)))
+            region, code = k
+            dept = depts.get(k, code)
+            got = receipts.get(((region, dept), period))
+            before = receipts.get(((region, dept), _shift(period, -12)))
             receipts_text = ""
             if got is not None:
                 receipts_text = f"；同月财政入库 {got} 元" + (
                     f"（去年同期 {before} 元）" if before is not None else "")
             yield Finding(
-                subject=f"{k}|{period}", department=dept, period=period,
-                item_code=k if p.by == "item" else None,
-                fields={"subject_name": names.get(k, k), "measure_name": MEASURES[p.measure],
+                subject=f"{code}|{period}", department=dept, period=period, region=region,
+                item_code=code if p.by == "item" else None,
+                fields={"subject_name": names.get(k, code), "measure_name": MEASURES[p.measure],
                         "current": _num(current), "baseline": _num(baseline),
                         "baseline_name": baseline_name,
                         "drop_pct": f"{(drop * 100).quantize(Decimal('0.1'))}",
@@ -222,11 +230,16 @@ def _num(value: Decimal) -> str:
     return str(q.to_integral_value()) if q == q.to_integral_value() else str(q)
 
 
-def _names(conn: Connection, by: str, keys: list[str]) -> tuple[dict, dict]:
+def _names(conn: Connection, by: str, keys: list[tuple[str, str]]) -> tuple[dict, dict]:
+    """(region, code) → its name in that county's catalog; for items, also → the item's
+    department there."""
     from ...models import Department
 
     if by == "department":
-        return dict(conn.execute(select(Department.code, Department.name)).tuples().all()), {}
-    rows = conn.execute(select(Item.code, Item.name, Item.department)
-                        .where(Item.code.in_(keys))).all() if keys else []
-    return {r.code: r.name for r in rows}, {r.code: r.department for r in rows}
+        return {(r.region, r.code): r.name for r in conn.execute(
+            select(Department.region, Department.code, Department.name))}, {}
+    rows = conn.execute(select(Item.region, Item.code, Item.name, Item.department)
+                        .where(Item.code.in_(sorted({c for _, c in keys})))).all() \
+        if keys else []
+    return ({(r.region, r.code): r.name for r in rows},
+            {(r.region, r.code): r.department for r in rows})
