@@ -89,13 +89,15 @@ class Rules:
         if self.config is None:
             return RuleSets(tuple(base))
         due, now = self._due(self._sets_looked)
-        if due or self._sets_stamp[:1] != (self._stamp,):  # the base was just read again
+        sets = self._sets
+        if sets is None or due or self._sets_stamp[:1] != (self._stamp,):  # base reread
             folders = override_dirs(self.config)
             stamp = (self._stamp, tuple((code, _stamp(f)) for code, f in folders.items()))
-            if self._sets is None or stamp != self._sets_stamp:
-                self._sets, self._sets_stamp = load_rule_sets(self.config, base), stamp
+            if sets is None or stamp != self._sets_stamp:
+                sets = self._sets = load_rule_sets(self.config, base)
+                self._sets_stamp = stamp
             self._sets_looked = now
-        return self._sets
+        return sets
 
 
 @dataclass
