@@ -22,8 +22,14 @@ whole is kept between them while the store's catalog version stays the same
 
 On PostgreSQL the guard has connections of its own (:func:`limited`) whose every
 statement is limited to the budget (``statement_timeout``, set once per connection), so
-the work of an answer already given up on stops soon after; the degraded answers' log
-lines go through the application's own connections, unhurried.
+the work of an answer already given up on stops soon after; the log lines (allows and
+warns after their answer, the degraded answers') go through connections of their own
+too (:func:`unstuck`), unhurried. On both, a transaction left idle for
+:data:`IDLE_IN_TRANSACTION_MS` is ended by the server (``idle_in_transaction_session_timeout``):
+a deny's log line takes the trail's write lock (monitor/trail.py), and a guard cut off by
+the network between that lock and its commit — the server still sees the connection —
+would otherwise hold the lock, and stop every other append to the trail (a token made, a
+run, an alert acted on), until the kernel gives up on the connection, hours later.
 """
 
 from __future__ import annotations
@@ -57,6 +63,9 @@ log = logging.getLogger(__name__)
 
 TOKEN_MEMORY = 600  # seconds a token the store accepted is trusted for a degraded answer
 TOKEN_RECHECK = 5  # seconds a token the store accepted is not looked up again
+# PostgreSQL ends a guard's transaction left idle this long (its locks freed); its own
+# transactions run no code of ours between statements longer than a few milliseconds
+IDLE_IN_TRANSACTION_MS = 10_000
 
 
 class Unauthenticated(MonitorError):
@@ -83,7 +92,8 @@ class Guard:
         self.catalog = CatalogMemo()  # the catalog's whole-table reads, per its version
         self.lock = threading.Lock()
         # allow and warn lines, written after their answer (monitor/gatewriter.py)
-        self.writer = LogWriter(engine)
+        self.writes = unstuck(engine)  # the log lines' connections
+        self.writer = LogWriter(self.writes)
 
     def _work(self, token: str, raw: Any, at: datetime, given_up: threading.Event) -> Verdict:
         digest = _digest(token)
@@ -141,7 +151,7 @@ class Guard:
             raise Unverified(f"the store cannot check the token now ({why})")
         verdict = degraded(self.config.gate.fail, at, raw)
         log.warning("gate: degraded answer %s to %s (%s)", verdict.decision, asked_by, why)
-        self.later.submit(log_degraded, self.store, verdict, asked_by, "api", at,
+        self.later.submit(log_degraded, self.writes, verdict, asked_by, "api", at,
                           self.config.gate.budget_ms)
         return verdict
 
@@ -157,8 +167,8 @@ class Guard:
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.writer.close()
         self.later.shutdown(wait=True)
-        if self.engine is not self.store:
-            self.engine.dispose()
+        for engine in {self.engine, self.writes} - {self.store}:
+            engine.dispose()
 
 
 def limited(engine: Engine, budget_ms: int) -> Engine:
@@ -168,9 +178,25 @@ def limited(engine: Engine, budget_ms: int) -> Engine:
     whose connections look without writing (monitor/gateprobe.py)."""
     if engine.dialect.name != "postgresql":
         return shadowed(engine)
+    return _with_settings(engine, statement_timeout=int(budget_ms),
+                          idle_in_transaction_session_timeout=IDLE_IN_TRANSACTION_MS)
+
+
+def unstuck(engine: Engine) -> Engine:
+    """PostgreSQL: an engine of its own on the same database whose transactions the server
+    ends when left idle for :data:`IDLE_IN_TRANSACTION_MS` (see the module's docstring);
+    SQLite (no network between): ``engine`` itself."""
+    if engine.dialect.name != "postgresql":
+        return engine
+    return _with_settings(engine, idle_in_transaction_session_timeout=IDLE_IN_TRANSACTION_MS)
+
+
+def _with_settings(engine: Engine, **settings: int) -> Engine:
+    """A new engine on ``engine``'s database whose connections start with ``settings``
+    (each ``-c name=value`` once per connection, not a ``SET`` per transaction)."""
     given = engine.url.query.get("options") or ()
     options = " ".join([*((given,) if isinstance(given, str) else given),
-                        f"-c statement_timeout={int(budget_ms)}"])
+                        *(f"-c {name}={value}" for name, value in settings.items())])
     return create_store_engine(engine.url.update_query_dict({"options": options})
                                .render_as_string(hide_password=False))
 

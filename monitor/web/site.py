@@ -3,6 +3,7 @@ rules, templates), rendering a page, the error page, the security headers."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -45,22 +46,40 @@ def _stamp(directory: Path) -> tuple:
     return tuple((str(f), f.stat().st_mtime_ns) for f in files)
 
 
+RECHECK = 1.0  # seconds between two looks at the rule files' stamps
+
+
 @dataclass
 class Rules:
     """The rules of ``rules_dir``, loaded again when a file there changes; with
-    ``config``, each county's overrides too (:meth:`sets`, monitor/regionrules.py)."""
+    ``config``, each county's overrides too (:meth:`sets`, monitor/regionrules.py).
+
+    The files' stamps (a glob and a stat of every rule file, base and overrides) are
+    looked at :data:`RECHECK` seconds apart at most, by ``monotonic`` (injectable for
+    tests), not on every request: an edited rule file is in force within that long."""
 
     directory: Path
     config: Config | None = None
+    monotonic: Callable[[], float] = time.monotonic
+    recheck: float = RECHECK
     _stamp: tuple = ()
     _rules: list[Rule] = field(default_factory=list)
     _sets_stamp: tuple = ()
     _sets: RuleSets | None = None
+    _looked: float | None = None  # when the stamps were last looked at (monotonic)
+    _sets_looked: float | None = None
+
+    def _due(self, looked: float | None) -> tuple[bool, float]:
+        now = self.monotonic()
+        return looked is None or now - looked >= self.recheck, now
 
     def current(self) -> list[Rule]:
-        stamp = _stamp(self.directory)
-        if stamp != self._stamp:
-            self._rules, self._stamp = load_rules([self.directory]), stamp
+        due, now = self._due(self._looked)
+        if due:
+            stamp = _stamp(self.directory)
+            if stamp != self._stamp:
+                self._rules, self._stamp = load_rules([self.directory]), stamp
+            self._looked = now
         return self._rules
 
     def sets(self) -> RuleSets:
@@ -69,11 +88,16 @@ class Rules:
         base = self.current()
         if self.config is None:
             return RuleSets(tuple(base))
-        folders = override_dirs(self.config)
-        stamp = (self._stamp, tuple((code, _stamp(f)) for code, f in folders.items()))
-        if self._sets is None or stamp != self._sets_stamp:
-            self._sets, self._sets_stamp = load_rule_sets(self.config, base), stamp
-        return self._sets
+        due, now = self._due(self._sets_looked)
+        sets = self._sets
+        if sets is None or due or self._sets_stamp[:1] != (self._stamp,):  # base reread
+            folders = override_dirs(self.config)
+            stamp = (self._stamp, tuple((code, _stamp(f)) for code, f in folders.items()))
+            if sets is None or stamp != self._sets_stamp:
+                sets = self._sets = load_rule_sets(self.config, base)
+                self._sets_stamp = stamp
+            self._sets_looked = now
+        return sets
 
 
 @dataclass
