@@ -79,6 +79,21 @@ def test_a_daily_digest_names_the_department_of_the_alerts_county(db_url, tmp_pa
         assert all(own in t and other not in t for t in texts), texts
 
 
+def test_an_escalation_digest_names_the_department_of_the_alerts_county(
+        db_url, tmp_path, monkeypatch, write_events):
+    """Past their deadlines, each county's D04 alerts escalate: the one SMS to each
+    county's D04 monitor for several alerts names that county's department."""
+    monkeypatch.setitem(base.RECEIVED, (A, "D04"), "300.00")
+    monkeypatch.setattr(base, "_catalog", _catalog)
+    store = base._store(db_url, tmp_path, monkeypatch, write_events, (A, B))
+    store("run", "--as-of", base.AS_OF)
+    store("escalate", "--as-of", "2025-10-20T09:00:00+08:00", ok=(0,))
+    for user, own, other in (("a3", "上城区", "西湖区"), ("b3", "西湖区", "上城区")):
+        texts = _texts(db_url, user)
+        assert any(t.startswith("【督办】") and "2件" in t for t in texts), texts
+        assert all(own in t and other not in t for t in texts), texts
+
+
 def test_alerts_list_by_department_does_not_mix_counties(store, db_url):
     store("run", "--as-of", base.AS_OF)
     both = store("alerts", "list", "--department", "D04", ok=(2,))
