@@ -787,7 +787,9 @@ def alerts() -> None:
 @format_option
 @click.option("--kind", help="Only this rule kind (e.g. step_too_fast).")
 @click.option("--level", type=click.Choice(["warning", "yellow", "red"]))
-@click.option("--department", help="Only this department code.")
+@click.option("--department", metavar="[REGION:]CODE",
+              help="Only this department: its code, or REGION:CODE (330106:D04) when several "
+                   "counties of the store use the code (or add --region).")
 @click.option("--status", help="Only this status (e.g. open).")
 @click.option("--rule", "rule_id", help="Only this rule id.")
 @click.option("--tier", type=click.IntRange(1, 2),
@@ -808,8 +810,9 @@ def alerts_list(app: App, fmt: str, kind, level, department, status, rule_id, ti
     finding's short title (a fee finding on a fine: 罚没款…), message.
     """
     from monitor.alerts import ALERT_FIELDS, jsonable, list_alerts
-    from monitor.filters import check_filters
+    from monitor.filters import check_filters, department_filter
 
+    department, region = department_filter(app.engine, department, region)
     check_filters(app.engine, department=department, status=status, kind=kind, rule_id=rule_id)
 
     def text(r) -> str:

@@ -29,7 +29,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Engine, and_, not_, or_, select, true, update
 
 from . import trail
-from .models import Alert, Department
+from .models import Alert
+from .regionstore import department_names
 from .notices import digest
 from .supervision import ACTIVE, Policy, Told, issue_order, monitors, tell_many, text_for
 from .supervised import update as traced_update
@@ -148,15 +149,17 @@ def _send(conn: Connection, policy: Policy, as_of: datetime, notices: list[Notic
     groups: dict[tuple[str, str], list[Notice]] = {}
     for n in notices:
         groups.setdefault((n.recipient, n.template), []).append(n)
-    names = dict(conn.execute(select(Department.code, Department.name)).tuples().all())
+    names = department_names(conn)
     out: list[Told] = []
     for (recipient, template), group in sorted(groups.items()):
         first = min(group, key=lambda n: (n.due, n.alert.id))
         if len(group) == 1:
             text = text_for(conn, policy, first.alert, template, first.due)
         else:
-            codes = sorted({n.alert.department or "" for n in group})
-            text = digest(template, depts=[names.get(c) or c for c in codes],
+            depts = [name for _, name in sorted({
+                (n.alert.department or "", names.get((n.alert.region, n.alert.department or ""))
+                 or n.alert.department or "") for n in group})]
+            text = digest(template, depts=depts,
                           alert_ids=sorted(n.alert.id for n in group), due=first.due)
         out.append((first.alert.id, [recipient], template, text, None))
     return tell_many(conn, policy, as_of, out)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, select, union
 
+from . import regions
 from .center.listing import STATUSES
-from .errors import UsageProblem
+from .errors import MonitorError, UsageProblem, usage
 from .config.schedule import JOBS
 from .models import Alert, Department, Item, RuleState, Run
+from .regionstore import in_region
 from .rules.kinds import KINDS
 
 OPERATIONAL = "operational"  # the kind of the alerts raised by failed runs (monitor/runs.py)
@@ -48,3 +50,38 @@ def check_filters(engine: Engine, *, department: str | None = None, status: str 
             known = _known(engine, what)
             if value not in known:
                 raise UsageProblem(option, value, what, known)
+
+
+def department_filter(engine: Engine, department: str | None,
+                      region: str | None) -> tuple[str | None, str | None]:
+    """The (code, region) an alert list's ``--department`` and ``--region`` select.
+
+    Two counties of one store may share a department code (migration 0029), so
+    ``--department`` takes ``REGION:CODE`` (``330106:D04``), or a bare code together with
+    ``--region``. A bare code that more than one county under ``--region`` (every county,
+    without it) has is a usage error listing them — the list never mixes two counties'
+    departments of the same code unasked. The code itself is checked by
+    :func:`check_filters` (a typo gets its "did you mean")."""
+    if department is None:
+        return None, region
+    where, colon, code = department.rpartition(":")
+    if colon:
+        reason = regions.problem(where)
+        if reason:
+            raise usage(MonitorError(f"--department {department}: {reason} "
+                                     "(use REGION:CODE, e.g. 330106:D04)"))
+        if region is not None and not regions.covers(region, where):
+            raise usage(MonitorError(f"--department {department}: region {where} is not "
+                                     f"under --region {region}"))
+        return code, where
+    with engine.connect() as conn:
+        found = conn.execute(
+            select(Department.region, Department.name).where(
+                Department.code == code,
+                *([in_region(Department.region, region)] if region is not None else []))
+            .order_by(Department.region)).all()
+    if len(found) > 1:
+        listed = ", ".join(f"{r}:{code} {name}" for r, name in found)
+        raise usage(MonitorError(f"--department {code} is in {len(found)} counties ({listed}): "
+                                 f"give one as --department REGION:CODE or add --region"))
+    return code, region

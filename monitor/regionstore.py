@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import Connection, Engine, select, text, update
 
-from .models import Alert, Base, Meta
+from .models import Alert, Base, Department, Meta
 from .regions import UNNAMED, check, covered_prefix
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,14 @@ def alert_regions(conn: Connection, alert_ids: Iterable[int]) -> dict[int, str]:
     ids = sorted(set(alert_ids))
     return dict(conn.execute(select(Alert.id, Alert.region).where(Alert.id.in_(ids)))
                 .tuples().all()) if ids else {}
+
+
+def department_names(conn: Connection) -> dict[tuple[str, str], str]:
+    """(region, code) → the department's name. Two counties of one store may use the same
+    code (migration 0029), so a code is named in the county of the alert it is printed
+    for, never by the code alone."""
+    return {(region, code): name for region, code, name in conn.execute(
+        select(Department.region, Department.code, Department.name))}
 
 
 def adopt_region(engine: Engine, region: str) -> bool:

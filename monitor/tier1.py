@@ -30,7 +30,7 @@ Time is an argument; nothing here reads the clock.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,8 +40,8 @@ from sqlalchemy import Connection, Engine, func, select, update
 from . import trail
 from .bulkcopy import insert_many
 from .errors import InvalidTransition, NotFound, did_you_mean
-from .regionstore import alert_regions
-from .models import Alert, AlertNotice, Department, Event, User
+from .regionstore import alert_regions, department_names
+from .models import Alert, AlertNotice, Event, User
 from .notices import digest, sms
 from .supervision import Policy, tell, tell_many
 from .timeutil import aware
@@ -136,8 +136,12 @@ def notify(conn: Connection, policy: Policy, at: datetime, items: list[Tell]) ->
     delivery: dict[str, str | None] = {
         uid: mode for uid, mode in conn.execute(select(User.id, User.delivery)
                                                 .where(User.id.in_(users)))}
-    names = _names(conn)
     of_alert = alert_regions(conn, {k[0] for k in todo})
+    known = department_names(conn)
+
+    def names(t: Tell) -> str:
+        return known.get((of_alert[t.alert_id], t.department or "")) or t.department or ""
+
     quiet = {region: quiet_until(policy, at, region) for region in set(of_alert.values())}
     rows: list[dict[str, Any]] = []
     # (person, a monitor?, mode, held until): the quiet hours are the alert's county's
@@ -160,10 +164,6 @@ def notify(conn: Connection, policy: Policy, at: datetime, items: list[Tell]) ->
         for (user, monitor, mode, until), group in groups.items()])
 
 
-def _names(conn: Connection) -> dict[str, str]:
-    return {code: name for code, name in conn.execute(select(Department.code, Department.name))}
-
-
 def _told(conn: Connection, alert_ids: set[int]) -> set[tuple[int, str, str]]:
     ids, out = sorted(alert_ids), set[tuple[int, str, str]]()
     for start in range(0, len(ids), IN_CHUNK):
@@ -173,7 +173,8 @@ def _told(conn: Connection, alert_ids: set[int]) -> set[tuple[int, str, str]]:
     return out
 
 
-def _text(policy: Policy, group: list[Tell], monitor: bool, names: dict) -> tuple[str, str]:
+def _text(policy: Policy, group: list[Tell], monitor: bool,
+          names: Callable[[Tell], str]) -> tuple[str, str]:
     """(subject, SMS text) of the notice of ``group`` to one person — a monitor, or a
     case's handler: one alert's own text, or one text for several (one SMS per person
     and rule per pass, as escalation does, not dozens)."""
@@ -183,16 +184,15 @@ def _text(policy: Policy, group: list[Tell], monitor: bool, names: dict) -> tupl
     if not monitor and first.promised:
         due = datetime.strptime(first.promised, "%Y-%m-%d").date()
     if len(group) == 1:
-        return template, sms(template, dept=names.get(first.department) or first.department
-                             or "", alert_id=first.alert_id,
+        return template, sms(template, dept=names(first), alert_id=first.alert_id,
                              title=first.title or policy.titles.get(first.rule_id,
                                                                     first.rule_id), due=due,
                              level=first.level, case=first.case_id or "")
-    codes = sorted({t.department or "" for t in group})
+    depts = [name for _, name in sorted({(t.department or "", names(t)) for t in group})]
     dues = [t.due for t in group if t.due] if monitor else [
         datetime.strptime(t.promised, "%Y-%m-%d").date() for t in group if t.promised]
     many = "told" if monitor else "handler"
-    return many, digest(many, depts=[names.get(c) or c for c in codes],
+    return many, digest(many, depts=depts,
                         alert_ids=sorted(t.alert_id for t in group),
                         due=min(dues) if dues else due)
 
@@ -220,7 +220,7 @@ def send_digests(engine: Engine, policy: Policy, as_of: datetime) -> int:
         due_at: dict[str, datetime] = {}  # person → the moment of their county's digest
         for row in conn.execute(
                 select(n.recipient, n.alert_id, n.level, n.at, Alert.department,
-                       Alert.due_on, User.region)
+                       Alert.region.label("alert_region"), Alert.due_on, User.region)
                 .join(Alert, Alert.id == n.alert_id)
                 .outerjoin(User, User.id == n.recipient)
                 .where(n.mode == "digest", n.digested_at.is_(None), n.at <= moments[-1])
@@ -229,11 +229,13 @@ def send_digests(engine: Engine, policy: Policy, as_of: datetime) -> int:
             if moment <= local and aware(row.at) <= moment and not (
                     row.recipient in sent and sent[row.recipient] >= moment):
                 waiting.setdefault(row.recipient, []).append(row)
-        names = _names(conn)
+        known = department_names(conn)
         for user, rows in waiting.items():
             moment = due_at[user]
-            codes = sorted({r.department or "" for r in rows})
-            text = digest("daily", depts=[names.get(c) or c for c in codes],
+            depts = [name for _, name in sorted({
+                (r.department or "", known.get((r.alert_region, r.department or ""))
+                 or r.department or "") for r in rows})]
+            text = digest("daily", depts=depts,
                           alert_ids=sorted({r.alert_id for r in rows}),
                           due=min(r.due_on for r in rows if r.due_on) if any(
                               r.due_on for r in rows) else local.date())
