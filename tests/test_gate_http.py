@@ -60,7 +60,7 @@ def county(store, config, write_events, tmp_path):
 @pytest.fixture
 def server(county):
     store, config, _ = county
-    running = Server(create_app(store, config, lambda: AT)).start()
+    running = Server(create_app(store, config, lambda: AT), lifespan="on").start()
     yield running
     running.stop()
 
@@ -269,7 +269,7 @@ def test_a_store_that_cannot_answer_gets_the_degraded_answer_within_budget(
         county, fail, decision, caplog):
     store, config, token = county
     config = replace(config, gate=GateConfig(budget_ms=300, fail=fail, workers=4))
-    running = Server(create_app(store, config, lambda: AT)).start()
+    running = Server(create_app(store, config, lambda: AT), lifespan="on").start()
     try:
         for _ in range(20):  # the first answers on a busy machine may miss 0.3 s themselves
             if not post(running, token, {**SURVEY_58S, "event_id": "w-0"})[1].get("degraded"):
@@ -336,7 +336,8 @@ class _Partition:
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(16)
         self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.acceptor = threading.Thread(target=self._accept, daemon=True)
+        self.acceptor.start()
 
     def _accept(self) -> None:
         import socket
@@ -375,8 +376,20 @@ class _Partition:
                 return
 
     def close(self) -> None:
+        """Restore, and end the accepting thread: a listening socket closed while another
+        thread is in accept() does not wake it on Linux — shut down first, then join, so no
+        thread of this relay outlives the test (ingest reads in child processes only from
+        a single-threaded process: a leftover thread turned test_pipeline's off)."""
+        import socket
+
         self.open.set()
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.listener.close()
+        self.acceptor.join(timeout=5)
+        assert not self.acceptor.is_alive(), "the relay's accepting thread did not end"
 
 
 @pytest.mark.skipif(not __import__("conftest").PG_URL, reason="a network partition needs a "
@@ -391,7 +404,7 @@ def test_a_database_cut_off_by_the_network_gets_the_degraded_answer_within_budge
                                   .render_as_string(hide_password=False))
     config = replace(config, gate=GateConfig(budget_ms=300, fail="closed", workers=4))
     app = create_app(relayed, config, lambda: AT)
-    running = Server(app).start()
+    running = Server(app, lifespan="on").start()
     try:
         # the token is checked once while the store answers: the first answers may come
         # too late (cold connections: a degraded deny, or a 503 before the token is known)
