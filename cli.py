@@ -1290,12 +1290,11 @@ def exemptions_add(app: App, rule_id, scopes, reason, by, until) -> None:
           --reason 系统停机，事后补录 --by jw-monitor-1 --until 2025-12-31
     """
     from monitor import exemptions as ex
-    from monitor.rules.loader import load_rules
+    from monitor.regionrules import ids_seen, load_rule_sets
 
     scope = ex.parse_scope(scopes, app.config.tz)
-    ids = [r.id for r in load_rules([app.config.rules_dir], app.config.limits)]
-    ex_id = ex.add(app.engine, ids, rule_id, scope, reason, by, until.date(),
-                   app.now(), app.config.tz, channel="cli")
+    ex_id = ex.add(app.engine, ids_seen(load_rule_sets(app.config)), rule_id, scope, reason,
+                   by, until.date(), app.now(), app.config.tz, channel="cli")
     click.echo(f"exemption {ex_id}: {rule_id} {_scope_text(scope, app.config.tz)} "
                f"until {until.date()}")
 

@@ -23,6 +23,7 @@ from ..config import Config
 from ..errors import MonitorError, NotFound
 from ..models import (Alert, Complaint, Department, Disposition, Event, Hold, Rating,
                       SpotCheck, SupervisionOrder, TrailEntry)
+from ..regionrules import RuleSets, county_rules
 from ..ruletools.explain import Explanation, explain
 from ..rules.model import Rule
 from ..supervision import possible_actions
@@ -63,9 +64,11 @@ def _alert(conn, alert_id: int) -> Any:
     return row
 
 
-def alert_view(engine: Engine, config: Config, rules: list[Rule], actor: Actor,
+def alert_view(engine: Engine, config: Config, rules: list[Rule] | RuleSets, actor: Actor,
                alert_id: int, now: datetime) -> AlertView:
-    """The alert page; ``NotFound``, or ``NotAllowed`` outside the actor's view."""
+    """The alert page; ``NotFound``, or ``NotAllowed`` outside the actor's view. Its rule
+    is the one in force in the alert's county (``rules``: the base and every county's
+    overrides): its title, its checks, whether it may be exempted."""
     with engine.connect() as conn:
         alert = _alert(conn, alert_id)
         authz.check(actor, authz.READ, alert)
@@ -91,14 +94,15 @@ def alert_view(engine: Engine, config: Config, rules: list[Rule], actor: Actor,
     actions = [a for a in authz.actions_on(actor, alert) if a in possible]
     if dispositions and "confirm" in actions and dispositions[-1].by_user == actor.id:
         actions.remove("confirm")  # another tier-2 monitor reviews one's own disposition
+    own = county_rules(rules, alert.region)
     may_exempt = (authz.allowed(actor, "exempt", alert) and alert.status != "suppressed"
-                  and any(r.id == alert.rule_id for r in rules))
+                  and any(r.id == alert.rule_id for r in own))
     may_release = (authz.allowed(actor, "release", alert)
                    and any(h.status == "held" for h in holds))
     left = (days_left(config.calendar().for_region(alert.region),  # the county's days
                       now.astimezone(config.tz).date(), alert.due_on)
             if "resolve" in possible or "confirm" in possible else None)
-    title = alert.title or next((r.title for r in rules if r.id == alert.rule_id),
+    title = alert.title or next((r.title for r in own if r.id == alert.rule_id),
                                 alert.rule_id)
     return AlertView(alert, dept or alert.department or "-",
                      sentences(alert.kind, alert.evidence, config.language, config.tz),
