@@ -1094,7 +1094,7 @@ def audit_verify(app: App, only: tuple[str, ...], anchors: tuple[Path, ...]) -> 
     replayed (they are checked against every chain at once).
     """
     from monitor.supervised import Replayed, check as check_state
-    from monitor.trail import verify_all
+    from monitor.trailcheck import verify_all
 
     replayed = None if only else Replayed()  # folds the entries in the chains' own pass
     visit = replayed.visit if replayed else None

@@ -2,7 +2,7 @@
 
 The alert page's timeline and working-day strip are ``rules explain``'s own computation
 (monitor/ruletools/explain.py, without re-running the detector: the stored alert is the
-verdict); its trail is checked entry by entry (monitor/trail.py); the actions offered are
+verdict); its trail is checked entry by entry (monitor/trailcheck.py); the actions offered are
 those the alert's state allows (monitor/supervision.py) and the actor may take
 (monitor/authz.py) — the same checks that refuse a forged request.
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from .. import authz, trail
+from .. import authz, trailcheck
 from ..authz import Actor
 from ..config import Config
 from ..errors import MonitorError, NotFound
@@ -106,7 +106,7 @@ def alert_view(engine: Engine, config: Config, rules: list[Rule] | RuleSets, act
                                 alert.rule_id)
     return AlertView(alert, dept or alert.department or "-",
                      sentences(alert.kind, alert.evidence, config.language, config.tz),
-                     explanation, error, history, trail.check_entries(engine, history),
+                     explanation, error, history, trailcheck.check_entries(engine, history),
                      dispositions, orders, holds, actions, left, may_exempt, title,
                      may_release)
 
