@@ -1905,7 +1905,8 @@ report_region_option = click.option(
     "--region", callback=_region, metavar="CODE",
     help="Only this region: a county's code (GB/T 2260), or a city's or province's, which "
          "covers its counties and adds a table (report) or ranking (scores) of them "
-         "[default: every region in the store].")
+         "[default: every region in the store, each department as REGION:CODE where "
+         "counties share its code].")
 
 
 @cli.command()
