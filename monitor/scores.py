@@ -115,7 +115,7 @@ def deductions_of(conn: Connection, w: ScoreWeights, tz: tzinfo, period: Period,
                 SpotCheck.result == "fail", SpotCheck.completed_at >= lo,
                 SpotCheck.completed_at < hi, scope.dept(SpotCheck.department))
                 .order_by(SpotCheck.id)):
-            out[bucket].append(Deduction(scope.of(s.region, s.department) or "-", "regular",
+            out[bucket].append(Deduction(scope.of(s.region, s.department or "-"), "regular",
                                          w.failed_spot_check,
                                          "failed_spot_check", None, None, s.case_id,
                                          f"抽检不合格：{s.note or ''}（{s.by_user}）"))

@@ -80,9 +80,9 @@ class Scope:
         return region_column(column).concat(literal_column("':'")).concat(column) \
             if self.by_region else column
 
-    def of(self, region: str, code: str | None) -> str | None:
+    def of(self, region: str, code: str) -> str:
         """A department as :meth:`key` keys it, from a row's region and code."""
-        return f"{region}:{code}" if self.by_region and code else code
+        return f"{region}:{code}" if self.by_region else code
 
     def dept(self, column):
         """The scope's department and region, as a WHERE clause on a department
