@@ -243,7 +243,7 @@ def event_values(fields: dict[str, Any], catalog: CatalogIndex, tz: tzinfo,
         raise Rejected("bad_precision", f"precision must be one of {', '.join(PRECISIONS)}, "
                                         f"got '{precision}'")
     system = get("system")
-    system = bool(system) and system.strip().lower() in TRUE
+    system = system.strip().lower() in TRUE if system else False
     values = (event_id, case_id, item_code, department, step, actor, occurred, recorded,
               amount, channel, attachments, days, note)
     # what the contract had before precision and system hashes as it did (stored hashes)
