@@ -34,6 +34,7 @@ from .models import Alert, AlertChange, Department, Event
 from .regionstore import in_region, region_of_alert, store_region
 from .rules.finding import Finding
 from .rules.model import Rule
+from .sqllist import one_of
 from .supervised import change, update as traced_update
 from .supervision import ACTIVE, Policy, assign, raised_entries
 from .trail import Entry
@@ -113,7 +114,7 @@ def regions_of(conn: Connection, subjects: list[tuple[str | None, str | None]],
             chunk = sorted(cases)[start:start + IN_CHUNK]
             of_case.update(conn.execute(
                 select(Event.case_id, func.min(Event.region))
-                .where(Event.case_id.in_(chunk)).group_by(Event.case_id)).tuples().all())
+                .where(one_of(Event.case_id, chunk)).group_by(Event.case_id)).tuples().all())
     if departments:
         of_department.update(conn.execute(
             select(Department.code, func.min(Department.region))
@@ -175,7 +176,7 @@ def _store_chunk(conn: Connection, rule: Rule, findings: list[Finding], at: date
                        Alert.status,
                        Alert.assigned_to, Alert.due_on, Alert.department, Alert.case_id,
                        Alert.updated_at, Alert.region)
-                .where(Alert.dedupe_key.in_(keys[start:start + IN_CHUNK]))):
+                .where(one_of(Alert.dedupe_key, keys[start:start + IN_CHUNK]))):
             existing.setdefault(r.dedupe_key, {})[r.region] = r
     regions = _regions(conn, findings, keys, existing, home)
     new_rows: list[dict[str, Any]] = []
@@ -342,7 +343,7 @@ def _ids(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str],
     for start in range(0, len(names), IN_CHUNK):
         out.update(((region, key), id_) for key, region, id_ in conn.execute(
             select(Alert.dedupe_key, Alert.region, Alert.id)
-            .where(Alert.dedupe_key.in_(names[start:start + IN_CHUNK])))
+            .where(one_of(Alert.dedupe_key, names[start:start + IN_CHUNK])))
             if (region, key) in wanted)
     return out
 

@@ -20,6 +20,7 @@ from . import trail
 from .errors import InvalidTransition, NotFound
 from .models import Hold
 from .regionstore import alert_regions
+from .sqllist import one_of
 from .holdsync import WORKFLOW, send
 from .outbox import enqueue
 from .supervised import change, update as traced_update
@@ -44,12 +45,12 @@ def place(conn: Connection, policy: Policy, rows: list[dict[str, Any]],
     conn.execute(insert(Hold), [{**h, "region": of_alert[h["alert_id"]]} for h in holds])
     if policy.workflow:
         placed = conn.execute(select(Hold).where(
-            Hold.alert_id.in_(sorted({h["alert_id"] for h in holds})),
+            one_of(Hold.alert_id, sorted({h["alert_id"] for h in holds})),
             Hold.held_at == at, Hold.sent_at.is_(None)).order_by(Hold.id))
         send(conn, at, list(placed))
     hold_ids = {(a, c): i for i, a, c in conn.execute(
         select(Hold.id, Hold.alert_id, Hold.case_id).where(
-            Hold.alert_id.in_({h["alert_id"] for h in holds})))}
+            one_of(Hold.alert_id, sorted({h["alert_id"] for h in holds}))))}
     return [Entry("held", h["alert_id"], trail.SYSTEM, {"case_id": h["case_id"]}, changes=[
         change("holds", hold_ids[h["alert_id"], h["case_id"]], h, new=True)]) for h in holds]
 

@@ -23,6 +23,7 @@ from .masking import mask
 from .models import Alert, OutboxMessage, User
 from .sinks import open_sink
 from .sinks.base import DeliveryError, Message, Sink, Undeliverable
+from .sqllist import one_of
 from .trail import Entry
 
 FLUSH_BATCH = 500
@@ -71,7 +72,7 @@ def enqueue_many(conn: Connection, at: datetime, messages: list[Outgoing]) -> in
         found[channel] = {}
         for start in range(0, len(users), ADDRESS_CHUNK):
             found[channel].update(conn.execute(
-                select(User.id, column).where(User.id.in_(users[start:start + ADDRESS_CHUNK])))
+                select(User.id, column).where(one_of(User.id, users[start:start + ADDRESS_CHUNK])))
                 .tuples().all())
     conn.execute(insert(OutboxMessage), [{
         "created_at": at, "alert_id": m.alert_id, "recipient": m.recipient,

@@ -43,6 +43,7 @@ from .errors import InvalidTransition, NotFound, did_you_mean
 from .regionstore import alert_regions, department_names
 from .models import Alert, AlertNotice, Event, User
 from .notices import digest, sms
+from .sqllist import one_of
 from .supervision import Policy, tell, tell_many
 from .timeutil import aware
 from .trail import Entry
@@ -107,7 +108,7 @@ def handlers(conn: Connection, case_ids: Iterable[str], at: datetime) -> dict[st
     for start in range(0, len(case_ids), IN_CHUNK):
         chunk = case_ids[start:start + IN_CHUNK]
         latest = (select(e.c.case_id, func.max(e.c.occurred_at).label("at"))
-                  .where(e.c.case_id.in_(chunk), e.c.occurred_at <= at)
+                  .where(one_of(e.c.case_id, chunk), e.c.occurred_at <= at)
                   .group_by(e.c.case_id).subquery())
         for case_id, actor in conn.execute(
                 select(e.c.case_id, e.c.actor)
@@ -135,7 +136,7 @@ def notify(conn: Connection, policy: Policy, at: datetime, items: list[Tell]) ->
     users = sorted({k[2] for k in todo})
     delivery: dict[str, str | None] = {
         uid: mode for uid, mode in conn.execute(select(User.id, User.delivery)
-                                                .where(User.id.in_(users)))}
+                                                .where(one_of(User.id, users)))}
     of_alert = alert_regions(conn, {k[0] for k in todo})
     known = department_names(conn)
 
@@ -169,7 +170,7 @@ def _told(conn: Connection, alert_ids: set[int]) -> set[tuple[int, str, str]]:
     for start in range(0, len(ids), IN_CHUNK):
         out.update(tuple(r) for r in conn.execute(
             select(AlertNotice.alert_id, AlertNotice.level, AlertNotice.recipient)
-            .where(AlertNotice.alert_id.in_(ids[start:start + IN_CHUNK]))))
+            .where(one_of(AlertNotice.alert_id, ids[start:start + IN_CHUNK]))))
     return out
 
 
