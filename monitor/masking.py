@@ -69,8 +69,10 @@ def mask(text: str, *also: str | None) -> str:
         return text
     for secret in also:
         register(secret)
-    text = _URL_PASSWORD.sub(lambda m: m.group(1) + MASK + m.group(3), text)
-    text = _QUERY_SECRET.sub(lambda m: m.group(1) + MASK, text)
+    if "://" in text:  # what _URL_PASSWORD needs to match
+        text = _URL_PASSWORD.sub(lambda m: m.group(1) + MASK + m.group(3), text)
+    if "=" in text:  # what _QUERY_SECRET needs to match
+        text = _QUERY_SECRET.sub(lambda m: m.group(1) + MASK, text)
     for form in _forms:
         if form in text:
             text = text.replace(form, MASK)

@@ -148,12 +148,16 @@ def assign(rows: list[dict[str, Any]], conn: Connection, policy: Policy, at: dat
     tier1, _ = monitors(conn)
     tier2 = {region: monitors(conn, region)[1] for region in {r["region"] for r in rows
                                                                if r.get("kind") in TIER2_KINDS}}
+    due: dict[tuple[str, str | None], date] = {}  # one deadline per rule and county
     for row in rows:
         if row.get("kind") in TIER2_KINDS:
             row["tier"], row["assigned_to"] = 2, list(tier2[row["region"]])
         else:
             row["assigned_to"] = tier1.get((row["region"], row["department"] or ""), [])
-        row["due_on"] = policy.due(at, row["rule_id"], row.get("region"))
+        key = (row["rule_id"], row.get("region"))
+        if key not in due:
+            due[key] = policy.due(at, *key)
+        row["due_on"] = due[key]
 
 
 def raised_entries(rows: list[dict[str, Any]], ids: Mapping[tuple[str, str], int]
