@@ -118,7 +118,7 @@ def regions_of(conn: Connection, subjects: list[tuple[str | None, str | None]],
     if departments:
         of_department.update(conn.execute(
             select(Department.code, func.min(Department.region))
-            .where(Department.code.in_(sorted(departments))).group_by(Department.code)
+            .where(one_of(Department.code, sorted(departments))).group_by(Department.code)
             .having(func.count() == 1)).tuples().all())
     return [(of_case.get(c) if c is not None else None)
             or (of_department.get(d) if d is not None else None) or home
@@ -229,7 +229,8 @@ def _store_chunk(conn: Connection, rule: Rule, findings: list[Finding], at: date
         ids = _ids(conn, [(r["region"], r["dedupe_key"]) for r in new_rows])
         entries[:0] = (raised_entries(live, ids) + _holds(conn, rule, policy, live, ids, at)
                        + suppressed_entries([r for r in new_rows if r["status"] != "open"], ids))
-        told[:0] = [tier1.of_row(r, ids[r["region"], r["dedupe_key"]], "raised") for r in live]
+        told[:0] = [tier1.of_row(r, ids[r["region"], r["dedupe_key"]], "raised", fresh=True)
+                    for r in live]
     entries += _reopen(conn, rule, policy, reopened, at, told)
     trail.append(conn, at, entries)
     result.messages += tier1.notify(conn, policy, at, told)
@@ -267,7 +268,8 @@ def _changed(conn: Connection, rule: Rule, policy: Policy, old: Any, values: dic
         told.append(tier1.Tell(old.id, level, "reopened" if reopen else "rose",
                                tuple(old.assigned_to or ()), rule.id, old.department,
                                old.case_id, values.get("due_on") or old.due_on,
-                               values["evidence"].get("promised_deadline"), values["title"]))
+                               values["evidence"].get("promised_deadline"), values["title"],
+                               old.region))
     return entries
 
 
@@ -294,8 +296,8 @@ def suppressed_entries(rows: list[dict[str, Any]], ids: dict[tuple[str, str], in
         "rule_id": r["rule_id"], "subject": r["subject"], "level": r["level"],
         "department": r["department"], "exemption_id": r["exemption_id"],
         "rule_version": r["rule_version"]},
-        changes=[change("alerts", ids[r["region"], r["dedupe_key"]], r, new=True)])
-        for r in rows]
+        changes=[change("alerts", ids[r["region"], r["dedupe_key"]], r, new=True)],
+        region=r["region"]) for r in rows]
 
 
 def _reopen(conn: Connection, rule: Rule, policy: Policy, reopened: list, at: datetime,

@@ -162,13 +162,15 @@ def assign(rows: list[dict[str, Any]], conn: Connection, policy: Policy, at: dat
 
 def raised_entries(rows: list[dict[str, Any]], ids: Mapping[tuple[str, str], int]
                    ) -> list[Entry]:
-    """``ids``: (region, dedupe key) → alert id (unique per region, migration 0033)."""
+    """``ids``: (region, dedupe key) → alert id (unique per region, migration 0033). Each
+    entry names its alert's region, the chain it goes on, so the trail need not look the
+    new alerts up."""
     return [Entry("raised", ids[r["region"], r["dedupe_key"]], detail={
         "rule_id": r["rule_id"], "subject": r["subject"], "level": r["level"], "tier": r.get("tier", 1),
         "department": r["department"], "assigned_to": r["assigned_to"],
         "due_on": r["due_on"].isoformat(), "rule_version": r["rule_version"]},
-        changes=[change("alerts", ids[r["region"], r["dedupe_key"]], r, new=True)])
-        for r in rows]
+        changes=[change("alerts", ids[r["region"], r["dedupe_key"]], r, new=True)],
+        region=r["region"]) for r in rows]
 
 
 # ---------------------------------------------------------------- people acting on alerts
