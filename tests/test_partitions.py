@@ -7,11 +7,12 @@ runs reads that county's partition only. SQLite has no partitions: skipped there
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import text
+from sqlalchemy import event as sa_event, text
 
 from cli import cli
 from conftest import PG_URL, database_copy, event, migrated_template
@@ -228,3 +229,63 @@ def test_sqlite_stores_are_refused_plainly(tmp_path):
     assert result.exit_code == 1
     assert result.output.strip().endswith("only a PostgreSQL store's events are partitioned "
                                           "(this store is sqlite)")
+
+
+def _plans(url: str, region: str, as_of: str) -> dict[str, list[tuple[str, set[str]]]]:
+    """Each rule id → (statement, the events' partitions its plan reads) for every
+    statement reading the events that a worker of ``region`` runs (its connections see the
+    county through the view monitor/parallel.py makes), each EXPLAINed as it is sent."""
+    import yaml
+
+    from monitor.config import load_config
+    from monitor.engine import evaluate
+    from monitor.parallel import regional_engine
+    from datetime import datetime
+
+    engine = regional_engine(url, region)
+    found: list[tuple[str, set[str]]] = []
+
+    @sa_event.listens_for(engine, "before_cursor_execute")
+    def _explain(conn, cursor, statement, parameters, _context, executemany):
+        head = statement.lstrip().upper()
+        if executemany or "EVENTS" not in head or not head.startswith(("SELECT", "WITH")):
+            return
+        with conn.connection.driver_connection.cursor() as cur:
+            cur.execute("EXPLAIN (FORMAT JSON) " + statement, parameters)
+            plan = cur.fetchone()[0]
+        found.append((" ".join(statement.split())[:120], _relations(plan[0]["Plan"])))
+
+    config = load_config("config.yaml")
+    out = {}
+    for path in sorted(RULES.glob("*.yaml")):
+        for rule in yaml.safe_load(path.read_text(encoding="utf-8"))["rules"]:
+            found.clear()
+            evaluate(engine, config, datetime.fromisoformat(as_of), rule_ids=(rule["id"],), full=True)
+            out[rule["id"]] = list(found)
+    engine.dispose()
+    return out
+
+
+def _relations(node: dict) -> set[str]:
+    names = {node["Relation Name"]} if "Relation Name" in node else set()
+    for child in node.get("Plans", ()):
+        names |= _relations(child)
+    return names
+
+
+@pg_only
+def test_a_countys_statements_read_its_partition_only(county_store, db_url):
+    """Every statement a county's worker runs that reads the events is planned over that
+    county's partition alone (pruned when planned: the view names the region), for every
+    shipped rule — the native analogue of a Citus router query."""
+    county_store(db_url, partition=True)
+    plans = _plans(db_url, A, SECOND)
+    read = [(rule, sql, names) for rule, found in plans.items() for sql, names in found]
+    assert len(read) > 20 and {rule for rule, *_ in read} >= {"step-too-fast", "overdue"}
+    stray = [(rule, sql, names) for rule, sql, names in read
+             if {n for n in names if n.startswith("events")} - {"events_330102"}]
+    assert not stray, stray
+    if os.environ.get("PM_SHOW_PLANS"):  # docs/scale.md's table
+        for rule, found in plans.items():
+            parts = sorted({n for _, names in found for n in names if n.startswith("events")})
+            print(f"| `{rule}` | {len(found)} | {', '.join(parts) or '—'} |")
