@@ -110,22 +110,28 @@ def partition(engine: Engine, at: datetime, by: str) -> Converted:
     _postgresql(engine, "partition")
     with engine.begin() as conn:
         trail.lock(conn)
-        conn.exec_driver_sql(f"LOCK TABLE {TABLE} IN ACCESS EXCLUSIVE MODE")
-        if is_partitioned(conn):
-            raise StoreError("the events are partitioned already (permit-monitor db unpartition "
-                             "makes them one table again)")
-        codes = [c for c in _regions(conn) if _CODE.match(c)]
-        conn.exec_driver_sql(f"CREATE TABLE {_NEW} (LIKE {TABLE} INCLUDING DEFAULTS "
-                             "INCLUDING CONSTRAINTS) PARTITION BY LIST (region)")
-        for code in codes:
-            conn.exec_driver_sql(f"CREATE TABLE {partition_name(code)} PARTITION OF {_NEW} "
-                                 f"FOR VALUES IN ('{code}')")
-        conn.exec_driver_sql(f"CREATE TABLE {DEFAULT} PARTITION OF {_NEW} DEFAULT")
-        done = Converted(_swap(conn, partitioned=True),
-                         tuple(partition_name(c) for c in codes) + (DEFAULT,))
+        done = partition_in(conn)
         trail.append(conn, at, [trail.Entry("events_partitioned", None, by, {
             "rows": done.rows, "partitions": list(done.partitions)})])
         return done
+
+
+def partition_in(conn: Connection) -> Converted:
+    """:func:`partition`'s conversion in ``conn``'s transaction, with no trail entry (a
+    test suite's template store is partitioned so)."""
+    conn.exec_driver_sql(f"LOCK TABLE {TABLE} IN ACCESS EXCLUSIVE MODE")
+    if is_partitioned(conn):
+        raise StoreError("the events are partitioned already (permit-monitor db unpartition "
+                         "makes them one table again)")
+    codes = [c for c in _regions(conn) if _CODE.match(c)]
+    conn.exec_driver_sql(f"CREATE TABLE {_NEW} (LIKE {TABLE} INCLUDING DEFAULTS "
+                         "INCLUDING CONSTRAINTS) PARTITION BY LIST (region)")
+    for code in codes:
+        conn.exec_driver_sql(f"CREATE TABLE {partition_name(code)} PARTITION OF {_NEW} "
+                             f"FOR VALUES IN ('{code}')")
+    conn.exec_driver_sql(f"CREATE TABLE {DEFAULT} PARTITION OF {_NEW} DEFAULT")
+    return Converted(_swap(conn, partitioned=True),
+                     tuple(partition_name(c) for c in codes) + (DEFAULT,))
 
 
 def unpartition(engine: Engine, at: datetime, by: str) -> Converted:
