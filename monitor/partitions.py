@@ -140,22 +140,27 @@ def unpartition(engine: Engine, at: datetime, by: str) -> Converted:
     _postgresql(engine, "unpartition")
     with engine.begin() as conn:
         trail.lock(conn)
-        conn.exec_driver_sql(f"LOCK TABLE {TABLE} IN ACCESS EXCLUSIVE MODE")
-        if not is_partitioned(conn):
-            raise StoreError("the events are not partitioned")
-        shared = conn.exec_driver_sql(
-            f"SELECT event_id, string_agg(region, ', ' ORDER BY region) FROM {TABLE} "
-            "GROUP BY event_id HAVING count(*) > 1 ORDER BY event_id LIMIT 3").all()
-        if shared:
-            raise StoreError("cannot make the events one table: an event_id names one event "
-                             "store-wide there, and " + "; ".join(
-                                 f"'{i}' is stored for {r}" for i, r in shared))
-        conn.exec_driver_sql(f"CREATE TABLE {_NEW} (LIKE {TABLE} INCLUDING DEFAULTS "
-                             "INCLUDING CONSTRAINTS)")
-        done = Converted(_swap(conn, partitioned=False), ())
+        done = unpartition_in(conn)
         trail.append(conn, at, [trail.Entry("events_unpartitioned", None, by,
                                             {"rows": done.rows})])
         return done
+
+
+def unpartition_in(conn: Connection) -> Converted:
+    """:func:`unpartition`'s conversion in ``conn``'s transaction, with no trail entry."""
+    conn.exec_driver_sql(f"LOCK TABLE {TABLE} IN ACCESS EXCLUSIVE MODE")
+    if not is_partitioned(conn):
+        raise StoreError("the events are not partitioned")
+    shared = conn.exec_driver_sql(
+        f"SELECT event_id, string_agg(region, ', ' ORDER BY region) FROM {TABLE} "
+        "GROUP BY event_id HAVING count(*) > 1 ORDER BY event_id LIMIT 3").all()
+    if shared:
+        raise StoreError("cannot make the events one table: an event_id names one event "
+                         "store-wide there, and " + "; ".join(
+                             f"'{i}' is stored for {r}" for i, r in shared))
+    conn.exec_driver_sql(f"CREATE TABLE {_NEW} (LIKE {TABLE} INCLUDING DEFAULTS "
+                         "INCLUDING CONSTRAINTS)")
+    return Converted(_swap(conn, partitioned=False), ())
 
 
 def _swap(conn: Connection, *, partitioned: bool) -> int:
