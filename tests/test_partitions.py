@@ -305,4 +305,4 @@ def test_a_countys_statements_read_its_partition_only(county_store, db_url):
     if os.environ.get("PM_SHOW_PLANS"):  # docs/scale.md's table
         for rule, found in plans.items():
             parts = sorted({n for _, names in found for n in names if n.startswith("events")})
-            print(f"| `{rule}` | {len(found)} | {', '.join(parts) or '—'} |")
+            print(f"| {rule} | {len(found)} | {', '.join(parts) or '—'} |")
