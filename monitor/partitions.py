@@ -188,10 +188,10 @@ def _swap(conn: Connection, *, partitioned: bool) -> int:
 
 
 def _regions(conn: Connection) -> list[str]:
-    return conn.exec_driver_sql(
+    return list(conn.exec_driver_sql(
         "SELECT region FROM ingest_runs UNION SELECT region FROM departments "
         "UNION SELECT region FROM items UNION SELECT region FROM users "
-        f"UNION SELECT DISTINCT region FROM {TABLE} ORDER BY 1").scalars().all()
+        f"UNION SELECT DISTINCT region FROM {TABLE} ORDER BY 1").scalars())
 
 
 def _postgresql(engine: Engine, what: str) -> None:
