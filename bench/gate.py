@@ -1,5 +1,5 @@
 """Workflow gate benchmark: ``python bench/gate.py N [--url URL] [--reuse] [--concurrency C |
---rate R [--arrivals fixed|poisson]] [--seconds S] [--workers W] [--drawn D] [--code DIR]
+--rate R [--arrivals fixed|poisson]] [--seconds S] [--workers W] [--gate-workers G] [--drawn D] [--code DIR]
 [--http auto|h11] [--hold MS] [--looks THREADS] [--json]``.
 
 1. Setup, not timed: the N-case store of bench/evaluate.py (SQLite file in a temporary
@@ -95,12 +95,16 @@ def serve(url: str, config: str, port: int, workers: int, http: str = "auto") ->
                 log_level="warning", access_log=False, timeout_keep_alive=30, **plain)
 
 
-def write_config(folder: str) -> str:
-    """A config.yaml with the shipped rules (and every other setting at its default)."""
+def write_config(folder: str, gate_workers: int | None = None) -> str:
+    """A config.yaml with the shipped rules (and every other setting at its default but
+    ``gate.workers``, when given)."""
     from monitor.config import SHIPPED_RULES
 
     path = Path(folder) / "config.yaml"
-    path.write_text(f"rules_dir: {json.dumps(str(SHIPPED_RULES))}\n", encoding="utf-8")
+    text = f"rules_dir: {json.dumps(str(SHIPPED_RULES))}\n"
+    if gate_workers is not None:
+        text += f"gate:\n  workers: {gate_workers}\n"
+    path.write_text(text, encoding="utf-8")
     return str(path)
 
 
@@ -418,6 +422,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30, help="length of the load phase")
     parser.add_argument("--workers", type=int, default=1,
                         help="uvicorn worker processes serving the application")
+    parser.add_argument("--gate-workers", type=int, metavar="N",
+                        help="the server's gate.workers (default: the setting's default)")
     parser.add_argument("--drawn", type=int, default=DRAWN,
                         help="events drawn at random from the store: their cases are the ones asked about")
     parser.add_argument("--http", choices=("auto", "h11"), default="auto",
@@ -457,7 +463,8 @@ def main() -> None:
               f"{out['per_second']} looks/s, p50 {out['p50']} ms, p99 {out['p99']} ms, "
               f"CPU {out['cpu_ms_per_look']} ms per look ({out['code']})")
         return
-    proc, port = start_server(url, write_config(folder), args.workers, args.code, args.http)
+    proc, port = start_server(url, write_config(folder, args.gate_workers), args.workers,
+                              args.code, args.http)
     try:
         from benchlib import ServerMeter
 
@@ -481,6 +488,7 @@ def main() -> None:
         proc.terminate()
         proc.wait(timeout=30)
     out = {"cases": args.n, "store": url.split("@")[-1], "workers": args.workers,
+           "gate_workers": args.gate_workers,
            "hold_ms": args.hold,
            "drawn": len(drawn), "setup": made, "http": args.http,
            "code": str(Path(args.code or ROOT).resolve()),

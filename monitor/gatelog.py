@@ -79,16 +79,16 @@ def ask(engine: Engine, config: Config, rules: list[Rule] | RuleSets, raw: Any, 
     """The gate's verdict on ``raw``, logged (see :func:`record`) — unless by then it is no
     longer ``wanted`` (the caller got a degraded answer instead: that one is logged).
     ``memo``: the catalog read by earlier decisions (:func:`~monitor.gate.judge`);
-    ``later``: takes an allow's or a warn's line (``LogWriter.put``) to be written after
-    the answer (monitor/gatewriter.py) — a deny is always logged here, before it is
-    answered."""
+    ``later``: takes the verdict's line instead (the web app's guard: its log writer,
+    monitor/gatewriter.py, whose commit a deny's answer waits for) — without it the line,
+    and a deny's trail entry, are committed here."""
     started = time.monotonic()
     with engine.connect() as conn:  # one connection for the look and its log line
         verdict = judge(conn, config, rules, raw, at, before, memo)
         elapsed = round((time.monotonic() - started) * 1000)
         if not wanted():
             return verdict
-        if later is not None and verdict.decision != "deny":
+        if later is not None:
             later(verdict, asked_by, channel, at, elapsed)
             return verdict
         with conn.begin():

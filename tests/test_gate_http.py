@@ -12,6 +12,7 @@ import sqlite3
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import CancelledError
 from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 
@@ -163,8 +164,57 @@ def test_the_log_writer_keeps_no_thread_while_idle_and_loses_no_line(store, monk
     writer.close()
     with store.connect() as conn:
         assert sorted(conn.scalars(select(GateLog.event_id))) == ["x-1", "x-2"]
-    with pytest.raises(ValueError):
-        writer.put(replace(allow, decision="deny"), "service:oa", "api", AT, 5)
+
+
+def test_a_deny_is_answered_only_once_its_line_and_trail_entry_are_committed(store, tmp_path):
+    """A deny's line goes through the writer's batches like the others (group commit),
+    but its future — what its answer waits for — is set only after the transaction holding
+    its gate_log row and its trail entry has committed; a deny given up on before its batch
+    is not written, and one the store refuses carries the store's error."""
+    from sqlalchemy.exc import OperationalError
+
+    from monitor import gatewriter
+    from monitor.gate import Verdict
+
+    writer = gatewriter.LogWriter(store)
+    deny = Verdict("deny", ({"rule_id": "r1", "kind": "step_too_fast", "level": "red",
+                             "message": "太快", "effect": "deny"},), AT,
+                   {"case_id": "c1", "event_id": "d-1", "step": "survey"})
+    seen: list[tuple[int, int]] = []
+
+    def look(_) -> None:  # another connection, the moment the answer may go out
+        with store.connect() as conn:
+            seen.append((conn.scalar(select(func.count()).select_from(GateLog)),
+                         conn.scalar(select(func.count()).select_from(TrailEntry).where(
+                             TrailEntry.action == "gate_denied"))))
+
+    try:
+        done = writer.put(deny, "service:oa", "api", AT, 5, answer_waits=True)
+        assert done is not None
+        done.add_done_callback(look)
+        done.result(timeout=30)
+        deadline = time.monotonic() + 10
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert seen == [(1, 1)]  # committed before the future was set
+        dropped = writer.put(replace(deny, candidate={**deny.candidate, "event_id": "d-2"}),
+                             "service:oa", "api", AT, 5, answer_waits=True,
+                             wanted=lambda: False)
+        assert dropped is not None
+        with pytest.raises(CancelledError):
+            dropped.result(timeout=30)
+    finally:
+        writer.close()
+    with store.connect() as conn:
+        assert list(conn.scalars(select(GateLog.event_id))) == ["d-1"]
+    broken = gatewriter.LogWriter(create_engine(f"sqlite:///{tmp_path}/no-such-folder/x.db"))
+    try:
+        failed = broken.put(deny, "service:oa", "api", AT, 5, answer_waits=True)
+        assert failed is not None
+        with pytest.raises(OperationalError):
+            failed.result(timeout=30)
+    finally:
+        broken.close()
 
 
 def test_a_catalog_reloaded_while_serving_is_seen_by_the_next_decision(county, server,
