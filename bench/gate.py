@@ -42,7 +42,9 @@ them; decisions per second; degraded answers and errors (must be 0); the CPU the
 application process(es), the PostgreSQL backends and this load generator spent per
 decision, and the decisions/s the server's CPU allows on two cores of its own (on a
 shared machine the wall-clock figures say more about the neighbours than about the gate);
-the load average (1 min) before and after the load. ``--code DIR``: serve the
+the load average (1 min) before and after the load; the look itself as the server
+logged it (``gate_log.elapsed_ms``, p50 and p99: the latency without the waits for a gate
+thread, for the event loop and, a deny, for its batch's commit). ``--code DIR``: serve the
 ``monitor`` package of another checkout (main's, for before/after figures on one store
 with one load generator). ``--hold MS`` (SQLite): another connection holds the write lock
 MS ms of every second while the load runs, as an ingest or a run does. ``--looks THREADS``:
@@ -371,6 +373,36 @@ class Writer:
             self.thread.join()
 
 
+def last_log_id(url: str) -> int:
+    from sqlalchemy import create_engine, func, select
+
+    from monitor.models import GateLog
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        last = conn.scalar(select(func.max(GateLog.id))) or 0
+    engine.dispose()
+    return last
+
+
+def looked(url: str, after: int) -> dict:
+    """The server's own time per decision, as logged (``gate_log.elapsed_ms``: from the
+    gate thread taking it up to its verdict — neither the wait for a gate thread nor a
+    deny's wait for its batch's commit), over the load's answers not degraded: how much
+    of the latency the client saw was the look itself."""
+    from sqlalchemy import create_engine, select
+
+    from monitor.models import GateLog
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        ms = list(conn.scalars(select(GateLog.elapsed_ms).where(
+            GateLog.id > after, GateLog.degraded.is_(False),
+            GateLog.elapsed_ms.is_not(None))))
+    engine.dispose()
+    return summary([float(m) for m in ms])
+
+
 def load_average() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0])
 
@@ -469,6 +501,8 @@ def main() -> None:
         from benchlib import ServerMeter
 
         warm = load(port, token, drawn, 2, 3)
+        time.sleep(0.5)  # the warm-up's log lines committed (the writer's batches: ms)
+        logged_before = last_log_id(url)
         app_cpu, own_cpu, load_before = tree_cpu(proc.pid), time.process_time(), load_average()
         with ServerMeter(url) as server, Writer(url, args.hold):
             result = (paced(port, token, drawn, args.rate, args.seconds, args.clients,
@@ -487,6 +521,7 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    result["look_ms"] = looked(url, logged_before)  # the server stopped: every line written
     out = {"cases": args.n, "store": url.split("@")[-1], "workers": args.workers,
            "gate_workers": args.gate_workers,
            "hold_ms": args.hold,
@@ -516,6 +551,9 @@ def main() -> None:
     for name, s in [*r["by_decision"].items(), ("all", r["all"])]:
         print(f"{name:<10}{s['n']:>7}{s.get('p50', '-'):>9}{s.get('p99', '-'):>9}"
               f"{s.get('p99_9', '-'):>10}{s.get('max', '-'):>9}")
+    if r.get("look_ms", {}).get("n"):
+        print(f"the look itself, as the server logged it: p50 {r['look_ms']['p50']} / p99 "
+              f"{r['look_ms']['p99']} ms over {r['look_ms']['n']:,} decisions")
     print(f"CPU: application {r['app_cpu_s']} s, database {r['db_cpu_s']} s = "
           f"{r['cpu_ms_per_decision']} ms per decision: at most "
           f"{r['two_core_capacity_per_s']} decisions/s on 2 cores of its own; load "

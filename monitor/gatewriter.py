@@ -3,9 +3,13 @@ entry, written in batches by one thread (group commit).
 
 A web process's gate decisions (monitor/gateguard.py) hand their lines to the one writer
 thread of its :class:`~monitor.gateguard.Guard`, which writes all the lines queued since
-its last transaction in one transaction (at most :data:`BATCH`): the ``gate_log`` rows of
-the allows and warns in one ``executemany``, each deny's row and its trail entry
-(``gate_denied``, monitor/gatelog.py :func:`~monitor.gatelog.record`). The gate's threads
+its last transaction in one transaction (at most :data:`BATCH`) of a few statements
+whatever its size: the ``gate_log`` rows of the allows and warns in one ``executemany``,
+the denies' rows in one ``INSERT … RETURNING`` and their trail entries (``gate_denied``)
+in one append, each at its own request's time (monitor/gatelog.py
+:func:`~monitor.gatelog.record_many`). A statement per deny (eight, with its trail
+append) was many round trips through the GIL for the one writer thread, which waits for
+it behind the gate threads' Python at every statement. The gate's threads
 never write, so they never wait for the store's write lock (on SQLite one writer at a time:
 8 threads each committing its own deny slept in SQLite's busy handler, in steps that grow
 to 100 ms) and never wait for each other's commits; the writer takes the lock once per
@@ -46,7 +50,7 @@ from typing import Any, Callable
 from sqlalchemy import Engine, insert
 
 from .gate import Verdict
-from .gatelog import log_row, record
+from .gatelog import log_row, record_many
 from .models import GateLog
 
 log = logging.getLogger(__name__)
@@ -165,13 +169,13 @@ class LogWriter:
         while batch:
             attempt += 1
             try:
-                with self.engine.begin() as conn:
+                with self.engine.begin() as conn:  # a few statements, whatever the size
                     plain = [line.row for line in batch if line.deny is None]
                     if plain:
                         conn.execute(_INSERT, plain)
-                    for line in batch:
-                        if line.deny is not None:
-                            record(conn, *line.deny)
+                    denied = [line.deny for line in batch if line.deny is not None]
+                    if denied:
+                        record_many(conn, denied)
                 self.written += len(batch)
                 for line in batch:
                     if line.done is not None:
