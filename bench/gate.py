@@ -1,6 +1,6 @@
 """Workflow gate benchmark: ``python bench/gate.py N [--url URL] [--reuse] [--concurrency C |
---rate R [--arrivals fixed|poisson]] [--seconds S] [--workers W] [--gate-workers G] [--drawn D] [--code DIR]
-[--http auto|h11] [--hold MS] [--looks THREADS] [--json]``.
+--rate R [--arrivals fixed|poisson]] [--seconds S] [--workers W] [--gate-workers G]
+[--drawn D] [--code DIR] [--http auto|h11] [--hold MS] [--looks THREADS] [--json]``.
 
 1. Setup, not timed: the N-case store of bench/evaluate.py (SQLite file in a temporary
    folder, or the PostgreSQL database ``--url`` names; ``--reuse``: the store at ``--url``

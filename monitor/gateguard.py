@@ -17,17 +17,17 @@ Every decision's ``gate_log`` line is written by the guard's one log writer thre
 batches (group commit, monitor/gatewriter.py, which states what that guarantees): an
 allow's or a warn's after its answer; a deny's, with its trail entry, before it — its
 answer waits, off the gate's threads, for the commit of the batch that holds it.
-:meth:`Guard.close` (the web server's shutdown) writes every queued line. What the decisions read of the catalog
-whole is kept between them while the store's catalog version stays the same
-(monitor/catalogmemo.py).
+:meth:`Guard.close` (the web server's shutdown) writes every queued line. What the
+decisions read of the catalog whole is kept between them while the store's catalog
+version stays the same (monitor/catalogmemo.py).
 
 On PostgreSQL the guard has connections of its own (:func:`limited`) whose every
 statement is limited to the budget (``statement_timeout``, set once per connection), so
 the work of an answer already given up on stops soon after; the log lines (the log
 writer's batches, the degraded answers') go through connections of their own too
 (:func:`unstuck`), not limited: a deny's answer waits for its batch within the budget,
-and gets the degraded answer if the batch takes longer. On both, a transaction left idle for
-:data:`IDLE_IN_TRANSACTION_MS` is ended by the server (``idle_in_transaction_session_timeout``):
+and gets the degraded answer if the batch takes longer. On both, a transaction left idle
+for :data:`IDLE_IN_TRANSACTION_MS` is ended by the server (``idle_in_transaction_session_timeout``):
 a deny's log line takes the trail's write lock (monitor/trail.py), and a guard cut off by
 the network between that lock and its commit — the server still sees the connection —
 would otherwise hold the lock, and stop every other append to the trail (a token made, a
@@ -118,8 +118,9 @@ class Guard:
                 self.known[digest] = (time.monotonic(), actor)
         committed: list[Future | None] = []
 
-        def hand(verdict: Verdict, *line: Any) -> None:
-            committed.append(self.writer.put(verdict, *line,
+        def hand(verdict: Verdict, asked_by: str, channel: str, when: datetime,
+                 elapsed_ms: int | None) -> None:
+            committed.append(self.writer.put(verdict, asked_by, channel, when, elapsed_ms,
                                              answer_waits=verdict.decision == "deny",
                                              wanted=lambda: not given_up.is_set()))
 

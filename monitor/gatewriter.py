@@ -9,11 +9,11 @@ the denies' rows in one ``INSERT … RETURNING`` and their trail entries (``gate
 in one append, each at its own request's time (monitor/gatelog.py
 :func:`~monitor.gatelog.record_many`). A statement per deny (eight, with its trail
 append) was many round trips through the GIL for the one writer thread, which waits for
-it behind the gate threads' Python at every statement. The gate's threads
-never write, so they never wait for the store's write lock (on SQLite one writer at a time:
-8 threads each committing its own deny slept in SQLite's busy handler, in steps that grow
-to 100 ms) and never wait for each other's commits; the writer takes the lock once per
-batch for all of them.
+it behind the gate threads' Python at every statement. The gate's threads never write,
+so they never wait for the store's write lock (on SQLite one writer at a time: 8 threads
+each committing its own deny slept in SQLite's busy handler, in steps that grow to
+100 ms) and never wait for each other's commits; the writer takes the lock once per batch
+for all of them.
 
 **A deny is answered only after its batch commits**: :meth:`LogWriter.put` gives a deny a
 :class:`~concurrent.futures.Future` that the answer waits for (``answer_waits``), set when
