@@ -22,7 +22,7 @@ import logging
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from functools import lru_cache
 
 import chinese_calendar
@@ -88,15 +88,13 @@ def _official_holidays_and_workdays(year: int, country: str = CHINA
         chinese_calendar.is_workday(date(year, 1, 1))
     except NotImplementedError:
         return None
-    off, on = set(), set()
-    day = date(year, 1, 1)
-    while day.year == year:
-        workday = chinese_calendar.is_workday(day)
-        if day.weekday() < 5 and not workday:
-            off.add(day.toordinal())
-        elif day.weekday() >= 5 and workday:
-            on.add(day.toordinal())
-        day += timedelta(days=1)
+    # the package's own tables, read once: is_workday(day) is "listed as a working day,
+    # or a weekday not listed as a holiday" — asked day by day it re-checks the year's
+    # range over every holiday each time (~70 ms a year, paid by every fresh process)
+    workdays = {d for d in chinese_calendar.workdays if d.year == year}
+    off = {d.toordinal() for d in chinese_calendar.holidays
+           if d.year == year and d.weekday() < 5 and d not in workdays}
+    on = {d.toordinal() for d in workdays if d.weekday() >= 5}
     return frozenset(off), frozenset(on)
 
 

@@ -35,6 +35,23 @@ def test_national_day_2025_holidays_and_make_up_days():
     assert CAL.is_workday(date(2025, 10, 9))
 
 
+def test_every_known_year_is_the_package_asked_day_by_day():
+    """The year's days off and make-up days read from the package's tables are what
+    is_workday says of each day of every year it covers."""
+    years = {d.year for d in chinese_calendar.holidays}
+    for year in range(min(years), max(years) + 1):
+        day, off, on = date(year, 1, 1), set(), set()
+        while day.year == year:
+            working = chinese_calendar.is_workday(day)
+            if day.weekday() < 5 and not working:
+                off.add(day.toordinal())
+            elif day.weekday() >= 5 and working:
+                on.add(day.toordinal())
+            day += timedelta(days=1)
+        assert calendar_module._official_holidays_and_workdays(year) == (
+            frozenset(off), frozenset(on)), year
+
+
 def test_case_accepted_before_national_day_has_its_deadline_pushed_out():
     # Working days after 2025-09-30: Oct 9, 10, 11 (Sat), 13–17, 20–24, 27–31, Nov 3, 4.
     assert CAL.add_workdays(date(2025, 9, 30), 20) == date(2025, 11, 4)

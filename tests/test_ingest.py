@@ -218,3 +218,24 @@ def test_receipts_insert_replace_and_quarantine(store, config, tmp_path):
             select(Receipt.department, Receipt.period, Receipt.amount))}
     assert stored == {("D07", "2025-09"): Decimal("1400000.00"),
                       ("D04", "2025-09"): Decimal("400.00"), ("D04", "2025-10"): Decimal("5.00")}
+
+
+@pytest.mark.parametrize("fields", [
+    {"event_id": " e1 ", "case_id": "c1", "item_code": "D04-XK-001", "step": "accept",
+     "occurred_at": "2025-09-30T10:00:00.250+08:00"},
+    {"event_id": "e2", "case_id": "c1", "item_code": "D04-XK-001", "department": "D04",
+     "step": "pay", "actor": " u1 ", "occurred_at": "2025-09-30 10:00", "recorded_at":
+     "2025-10-01T09:00:00Z", "amount": "1,234.50", "channel": "Online", "attachments":
+     "a; ;b", "days": "3", "note": "n", "precision": "Minute", "system": "yes"},
+])
+def test_the_contracts_tuple_binds_as_its_dict_does(store, fields):
+    """The ingestion binds event_values' tuple by position (values_binder); what reaches
+    the driver is what event_binder makes of normalize_event's dict."""
+    from monitor.ingest.events import CatalogIndex, event_values, normalize_event
+    from monitor.ingest.store import event_binder, values_binder
+
+    catalog = CatalogIndex({"D04-XK-001": "D04"}, frozenset({"D04"}), region="330102")
+    row = normalize_event(fields, catalog, timezone.utc)
+    row.update(run_id=7, source_line=12, region="330102")
+    assert values_binder(store.dialect)(event_values(fields, catalog, timezone.utc), 7, 12,
+                                        "330102") == event_binder(store.dialect)(row)

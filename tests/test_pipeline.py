@@ -288,14 +288,14 @@ def test_one_process_where_a_second_cannot_help(store, pconfig, tmp_path, spawne
 
 def test_a_bug_in_the_reader_keeps_its_traceback(store, pconfig, tmp_path, spawned,
                                                  monkeypatch):
-    real = pipeline.normalize_event
+    real = pipeline.event_values
 
     def broken(fields, catalog, tz, *rest):
         if fields["event_id"] == "e300":
             raise ZeroDivisionError("planted")
         return real(fields, catalog, tz, *rest)
 
-    monkeypatch.setattr(pipeline, "normalize_event", broken)
+    monkeypatch.setattr(pipeline, "event_values", broken)
     with pytest.raises(RuntimeError, match=r"(?s)reading process failed:\n.*Traceback.*"
                                            r"ZeroDivisionError: planted"):
         list(ingest_events(store, pconfig, [str(write_mixed(tmp_path / "m.csv", 600))], NOW))

@@ -139,14 +139,30 @@ def content_hash(values: tuple) -> str:
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
+# The contract's output, in this order: :func:`event_values` gives the values,
+# :func:`normalize_event` the same as a dict of these names
+ROW = ("event_id", "case_id", "item_code", "department", "step", "actor", "occurred_at",
+       "recorded_at", "amount", "channel", "attachments", "days", "note", "content_hash",
+       "time_precision", "is_system")
+
+
 def normalize_event(fields: dict[str, Any], catalog: CatalogIndex, tz: tzinfo,
                     amount_format: str = "1,234.56") -> dict[str, Any]:
     """Validate one row against its county's catalog; return the column values to store
     (money in fen, times in UTC); ``amount_format``: limits.amount_format. An item or
-    department only another county's catalog has is refused as ``other_region``.
+    department only another county's catalog has is refused as ``other_region``."""
+    return dict(zip(ROW, event_values(fields, catalog, tz, amount_format)))
 
-    This runs once per ingested row, so each field is read and stripped once; the checks
-    and their order (which decides the reason a bad row gets) are the contract.
+
+def event_values(fields: dict[str, Any], catalog: CatalogIndex, tz: tzinfo,
+                 amount_format: str = "1,234.56") -> tuple:
+    """:func:`normalize_event`'s values in :data:`ROW` order, as a tuple: the ingestion
+    binds them for the store as they are (:func:`monitor.ingest.store.values_binder`),
+    without a dict per row.
+
+    This runs once per ingested row, so each field is read and stripped once (an absent
+    or empty optional field is not stripped at all); the checks and their order (which
+    decides the reason a bad row gets) are the contract.
     """
     get = fields.get
     event_id = (get("event_id") or "").strip()
@@ -160,7 +176,8 @@ def normalize_event(fields: dict[str, Any], catalog: CatalogIndex, tz: tzinfo,
         if missing == ["step"]:
             raise Rejected("empty_step", "step is empty")
         raise Rejected("missing_field", f"missing required field {', '.join(missing)}")
-    department = (get("department") or "").strip() or None
+    department = get("department")
+    department = department.strip() or None if department else None
     item_department = catalog.item_department.get(item_code)
     if item_department is None:
         if (theirs := catalog.item_region.get(item_code)) is not None:
@@ -176,55 +193,61 @@ def normalize_event(fields: dict[str, Any], catalog: CatalogIndex, tz: tzinfo,
         occurred = parse_timestamp(occurred_text, tz)
     except ValueProblem as exc:
         raise Rejected("bad_timestamp", f"occurred_at: {exc}") from None
-    recorded = (get("recorded_at") or "").strip() or None
-    if recorded is not None:
+    recorded = get("recorded_at")
+    if recorded and (recorded := recorded.strip()):
         try:
             recorded = parse_timestamp(recorded, tz)
         except ValueProblem as exc:
             raise Rejected("bad_timestamp", f"recorded_at: {exc}") from None
-    amount = (get("amount") or "").strip() or None
-    if amount is not None:
+    else:
+        recorded = None
+    amount = get("amount")
+    if amount and (amount := amount.strip()):
         try:
             amount = parse_amount(amount, amount_format)
         except ValueProblem as exc:
             raise Rejected("bad_amount", f"amount: {exc}") from None
-    channel = (get("channel") or "").strip() or None
-    if channel is not None:
+    else:
+        amount = None
+    channel = get("channel")
+    if channel and (channel := channel.strip()):
         channel = channel.lower()
         if channel not in CHANNELS:
             raise Rejected("bad_channel", f"channel must be online, offline or unknown, got '{channel}'")
-    days = (get("days") or "").strip() or None
-    if days is not None:
+    else:
+        channel = None
+    days = get("days")
+    if days and (days := days.strip()):
         if not days.isdigit():
             raise Rejected("bad_days", f"days must be a whole number of working days, got '{days}'")
         days = int(days)
-    attachments = (get("attachments") or "").strip() or None
-    if attachments is not None:
+    else:
+        days = None
+    attachments = get("attachments")
+    if attachments and (attachments := attachments.strip()):
         attachments = ";".join(a.strip() for a in attachments.split(";") if a.strip()) or None
-    actor = (get("actor") or "").strip() or None
-    note = (get("note") or "").strip() or None
+    else:
+        attachments = None
+    actor = get("actor")
+    actor = actor.strip() or None if actor else None
+    note = get("note")
+    note = note.strip() or None if note else None
     if len(event_id) > 128 or len(case_id) > 128:
         raise Rejected("too_long", "event_id and case_id may have at most 128 characters")
     if max(len(step), len(item_code), len(department), len(actor or "")) > 64:
         raise Rejected("too_long", "step, item_code, department and actor may have at most "
                                    "64 characters")
-    precision = (get("precision") or "").strip().lower() or "second"
+    precision = get("precision")
+    precision = (precision.strip().lower() or "second") if precision else "second"
     if precision not in PRECISIONS:
         raise Rejected("bad_precision", f"precision must be one of {', '.join(PRECISIONS)}, "
                                         f"got '{precision}'")
-    system = (get("system") or "").strip().lower() in TRUE
-    row = {
-        "event_id": event_id, "case_id": case_id, "item_code": item_code,
-        "department": department, "step": step, "actor": actor,
-        "occurred_at": occurred, "recorded_at": recorded,
-        "amount": amount,
-        "channel": channel, "attachments": attachments, "days": days, "note": note,
-    }
-    values = tuple(row.values())
+    system = get("system")
+    system = system.strip().lower() in TRUE if system else False
+    values = (event_id, case_id, item_code, department, step, actor, occurred, recorded,
+              amount, channel, attachments, days, note)
     # what the contract had before precision and system hashes as it did (stored hashes)
     if precision != "second" or system:
-        values += (precision, system)
-    row["content_hash"] = content_hash(values)
-    row["time_precision"] = None if precision == "second" else precision
-    row["is_system"] = system
-    return row
+        return values + (content_hash(values + (precision, system)),
+                         None if precision == "second" else precision, system)
+    return values + (content_hash(values), None, False)

@@ -26,11 +26,11 @@ from ..timeutil import ValueProblem, excel_month, parse_amount
 from .batch import EventBatch, pack_event_batch, unpack_event_batch
 from .eventregion import (EventRegions, batch_regions, split_cross_region,
                           store_has_other_regions)
-from .events import Codes, Rejected, normalize_event, refuse
+from .events import Codes, Rejected, event_values, refuse
 from .sources import Source, SourceRow
 from .store import (EVENT_ID, SOURCE_LINE, Bad, Progress, Tally, add_to_run, batches,
-                    classify_events, copy_events, event_binder, finish_run, insert_events,
-                    quarantine_rows, start_run)
+                    classify_events, copy_events, finish_run, insert_events,
+                    quarantine_rows, start_run, values_binder)
 from .resilient import Refuse, Split, refused, row_splitter, store_batch
 from .parts import from_parts, reading_jobs
 from .worker import can_fork, prepared_in_child
@@ -55,7 +55,8 @@ class StoredBatch(NamedTuple):
 
 
 def prepare_event_batch(rows: list[SourceRow], regions: EventRegions, tz: tzinfo,
-                        bind: Callable[[dict[str, Any]], tuple], run_id: int | None,
+                        bind: Callable[[tuple, int | None, int, str], tuple],
+                        run_id: int | None,
                         amount_format: str = "1,234.56") -> EventBatch:
     """Validate and bind one batch, every row stamped with its county (its ``region``
     field, else the run's: :class:`EventRegions`); no database (this runs in the reading
@@ -71,12 +72,11 @@ def prepare_event_batch(rows: list[SourceRow], regions: EventRegions, tz: tzinfo
                 region, catalog = county(r.fields)
             else:
                 region, catalog = default, regions.catalog
-            row = normalize_event(r.fields, catalog, tz, amount_format)
+            values = event_values(r.fields, catalog, tz, amount_format)
         except Rejected as exc:
             batch.bad.append((i, Bad(r, exc.reason, exc.detail)))
             continue
-        row["run_id"], row["source_line"], row["region"] = run_id, r.line, region
-        batch.rows.append(bind(row))
+        batch.rows.append(bind(values, run_id, r.line, region))
         batch.index.append(i)
         batch.fields.append(r.fields)  # type: ignore[attr-defined]
     return batch
@@ -117,7 +117,7 @@ def process_event_batch(conn: Connection, rows: list[SourceRow], regions: EventR
                         ) -> StoredBatch:
     """Validate, classify and store one batch in this process, each row of its county."""
     return store_event_batch(conn, prepare_event_batch(
-        rows, regions, tz, event_binder(conn.dialect), run_id, amount_format), cases=True)
+        rows, regions, tz, values_binder(conn.dialect), run_id, amount_format), cases=True)
 
 
 @contextmanager
@@ -184,7 +184,7 @@ def ingest_event_rows(engine: Engine, source: Source, rows: Iterable[SourceRow],
         regions = EventRegions.load(conn, config.region, config.regions)
         # a case belongs to one county: checked once the store or the run holds two
         mixed = [store_has_other_regions(conn, config.region)]
-    bind = event_binder(engine.dialect)
+    bind = values_binder(engine.dialect)
 
     def work(run_id: int) -> Iterator[tuple[EventBatch, int]]:
         prepare = partial(prepare_event_batch, regions=regions, tz=config.tz, bind=bind,

@@ -25,6 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ..models import Event, IngestRun, Quarantine
 from ..types import bulk_bind_processor
+from .events import ROW
 from .sources import SourceRow
 
 IN_CHUNK = 500  # bound parameters per IN (...) lookup; safe on every SQLite build
@@ -151,11 +152,26 @@ def event_binder(dialect: Dialect) -> Callable[[dict[str, Any]], tuple]:
     subscript per column) rather than a loop; a processor that maps None to None (checked
     here) is not called for None.
     """
+    return _binder(dialect, "row", lambda name: f"row[{name!r}]")
+
+
+def values_binder(dialect: Dialect) -> Callable[[tuple, int | None, int, str], tuple]:
+    """``bind(values, run_id, source_line, region)``: :func:`event_binder`'s tuple, from
+    the contract's values in :data:`monitor.ingest.events.ROW` order
+    (:func:`~monitor.ingest.events.event_values`) — the ingestion's hot path, with no
+    dict per row."""
+    given = {"run_id": "run_id", "source_line": "line", "region": "region"}
+    return _binder(dialect, "values, run_id, line, region",
+                   lambda name: given.get(name) or f"values[{ROW.index(name)}]")
+
+
+def _binder(dialect: Dialect, arguments: str, value_of: Callable[[str], str]
+            ) -> Callable[..., tuple]:
     names: dict[str, Any] = {}
     parts = []
     for i, name in enumerate(EVENT_COLUMNS):
         process = bulk_bind_processor(Event.__table__.c[name].type, dialect)
-        value = f"row[{name!r}]"
+        value = value_of(name)
         if process is None:
             parts.append(value)
             continue
@@ -164,7 +180,7 @@ def event_binder(dialect: Dialect) -> Callable[[dict[str, Any]], tuple]:
             parts.append(f"(None if (v := {value}) is None else p{i}(v))")
         else:
             parts.append(f"p{i}({value})")
-    source = f"def bind(row):\n    return ({', '.join(parts)},)\n"
+    source = f"def bind({arguments}):\n    return ({', '.join(parts)},)\n"
     exec(compile(source, f"<event_binder {dialect.name}>", "exec"), names)  # noqa: S102
     return names["bind"]
 

@@ -161,18 +161,25 @@ def dated_alerts(scope: Scope, suppressed: bool = False):
     e = Event.__table__
     began = (select(func.min(e.c.occurred_at)).where(e.c.case_id == Alert.case_id)
              .scalar_subquery())
-    at = func.coalesce(began, Alert.raised_at)
-    bucket = case((and_(Alert.case_id.is_(None), Alert.period.is_not(None)),
-                   scope.month_bucket(Alert.period)), else_=scope.bucket(at))
-    inner = (select(Alert.id, Alert.department, Alert.kind, Alert.level, Alert.status,
+    # each finding dated once, materialised: the buckets compare the date six times, and
+    # a database that inlines the subquery (SQLite) looked the case's first event up
+    # again for each comparison in each clause naming the bucket — 18 lookups a finding
+    dated = (select(Alert.id, Alert.department, Alert.kind, Alert.level, Alert.status,
                     Alert.escalated_at, Alert.item_code, Alert.actor, Alert.period,
-                    Alert.disposition,
-                    at.label("at"), bucket.label("bucket"))
+                    Alert.disposition, Alert.case_id,
+                    func.coalesce(began, Alert.raised_at).label("at"))
              .where(scope.dept(Alert.department), Alert.kind != "operational",
                     # a 差评 voided on appeal (monitor/voice.py) counts nowhere
                     Alert.disposition.is_distinct_from("voided"),
                     (Alert.status == "suppressed") if suppressed
-                    else (Alert.status != "suppressed")).subquery())
+                    else (Alert.status != "suppressed"))
+             .cte().prefix_with("MATERIALIZED"))
+    a = dated.c
+    bucket = case((and_(a.case_id.is_(None), a.period.is_not(None)),
+                   scope.month_bucket(a.period)), else_=scope.bucket(a.at))
+    inner = select(a.id, a.department, a.kind, a.level, a.status, a.escalated_at,
+                   a.item_code, a.actor, a.period, a.disposition, a.at,
+                   bucket.label("bucket")).subquery()
     return select(inner).where(inner.c.bucket.is_not(None)).subquery()
 
 
