@@ -34,6 +34,7 @@ from .models import Alert, AlertChange, Department, Event
 from .regionstore import in_region, region_of_alert, store_region
 from .rules.finding import Finding
 from .rules.model import Rule
+from .sqllist import one_of
 from .supervised import change, update as traced_update
 from .supervision import ACTIVE, Policy, assign, raised_entries
 from .trail import Entry
@@ -113,11 +114,11 @@ def regions_of(conn: Connection, subjects: list[tuple[str | None, str | None]],
             chunk = sorted(cases)[start:start + IN_CHUNK]
             of_case.update(conn.execute(
                 select(Event.case_id, func.min(Event.region))
-                .where(Event.case_id.in_(chunk)).group_by(Event.case_id)).tuples().all())
+                .where(one_of(Event.case_id, chunk)).group_by(Event.case_id)).tuples().all())
     if departments:
         of_department.update(conn.execute(
             select(Department.code, func.min(Department.region))
-            .where(Department.code.in_(sorted(departments))).group_by(Department.code)
+            .where(one_of(Department.code, sorted(departments))).group_by(Department.code)
             .having(func.count() == 1)).tuples().all())
     return [(of_case.get(c) if c is not None else None)
             or (of_department.get(d) if d is not None else None) or home
@@ -175,7 +176,7 @@ def _store_chunk(conn: Connection, rule: Rule, findings: list[Finding], at: date
                        Alert.status,
                        Alert.assigned_to, Alert.due_on, Alert.department, Alert.case_id,
                        Alert.updated_at, Alert.region)
-                .where(Alert.dedupe_key.in_(keys[start:start + IN_CHUNK]))):
+                .where(one_of(Alert.dedupe_key, keys[start:start + IN_CHUNK]))):
             existing.setdefault(r.dedupe_key, {})[r.region] = r
     regions = _regions(conn, findings, keys, existing, home)
     new_rows: list[dict[str, Any]] = []
@@ -228,7 +229,8 @@ def _store_chunk(conn: Connection, rule: Rule, findings: list[Finding], at: date
         ids = _ids(conn, [(r["region"], r["dedupe_key"]) for r in new_rows])
         entries[:0] = (raised_entries(live, ids) + _holds(conn, rule, policy, live, ids, at)
                        + suppressed_entries([r for r in new_rows if r["status"] != "open"], ids))
-        told[:0] = [tier1.of_row(r, ids[r["region"], r["dedupe_key"]], "raised") for r in live]
+        told[:0] = [tier1.of_row(r, ids[r["region"], r["dedupe_key"]], "raised", fresh=True)
+                    for r in live]
     entries += _reopen(conn, rule, policy, reopened, at, told)
     trail.append(conn, at, entries)
     result.messages += tier1.notify(conn, policy, at, told)
@@ -266,7 +268,8 @@ def _changed(conn: Connection, rule: Rule, policy: Policy, old: Any, values: dic
         told.append(tier1.Tell(old.id, level, "reopened" if reopen else "rose",
                                tuple(old.assigned_to or ()), rule.id, old.department,
                                old.case_id, values.get("due_on") or old.due_on,
-                               values["evidence"].get("promised_deadline"), values["title"]))
+                               values["evidence"].get("promised_deadline"), values["title"],
+                               old.region))
     return entries
 
 
@@ -293,8 +296,8 @@ def suppressed_entries(rows: list[dict[str, Any]], ids: dict[tuple[str, str], in
         "rule_id": r["rule_id"], "subject": r["subject"], "level": r["level"],
         "department": r["department"], "exemption_id": r["exemption_id"],
         "rule_version": r["rule_version"]},
-        changes=[change("alerts", ids[r["region"], r["dedupe_key"]], r, new=True)])
-        for r in rows]
+        changes=[change("alerts", ids[r["region"], r["dedupe_key"]], r, new=True)],
+        region=r["region"]) for r in rows]
 
 
 def _reopen(conn: Connection, rule: Rule, policy: Policy, reopened: list, at: datetime,
@@ -342,7 +345,7 @@ def _ids(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str],
     for start in range(0, len(names), IN_CHUNK):
         out.update(((region, key), id_) for key, region, id_ in conn.execute(
             select(Alert.dedupe_key, Alert.region, Alert.id)
-            .where(Alert.dedupe_key.in_(names[start:start + IN_CHUNK])))
+            .where(one_of(Alert.dedupe_key, names[start:start + IN_CHUNK])))
             if (region, key) in wanted)
     return out
 

@@ -15,6 +15,7 @@ identity keys follow it as before.
 from __future__ import annotations
 
 from collections.abc import Callable
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Column, Connection, Table, insert
@@ -30,15 +31,30 @@ def insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
     if conn.dialect.name != "postgresql":
         conn.execute(insert(table), rows)
         return
-    given = list(rows[0])
-    columns = [table.c[name] for name in given]
+    # the columns sent as they are first, taken by one itemgetter; then those with bind
+    # processing, then the defaults of omitted columns (COPY names its columns' order)
+    columns = [table.c[name] for name in rows[0]]
+    plain = {c.name for c in columns if bulk_bind_processor(c.type, conn.dialect) is None}
+    as_is = [c for c in columns if c.name in plain]
+    processed = [c for c in columns if c.name not in plain]
     defaults = [c for c in table.columns if c.name not in rows[0] and c.default is not None]
-    values = [_value(c, conn) for c in columns] + [_default(c, conn) for c in defaults]
-    names = ", ".join(f'"{c.name}"' for c in [*columns, *defaults])
+    take = _taker([c.name for c in as_is])
+    makers = [_value(c, conn) for c in processed] + [_default(c, conn) for c in defaults]
+    names = ", ".join(f'"{c.name}"' for c in [*as_is, *processed, *defaults])
     driver: Any = conn.connection.driver_connection  # psycopg's own, for COPY
     with driver.cursor() as cur, cur.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
         for row in rows:
-            copy.write_row([make(row) for make in values])
+            copy.write_row((*take(row), *[make(row) for make in makers]))
+
+
+def _taker(names: list[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """The values of ``names`` of a row, as a tuple."""
+    if not names:
+        return lambda row: ()
+    if len(names) == 1:
+        name = names[0]
+        return lambda row: (row[name],)
+    return itemgetter(*names)
 
 
 def _value(column: Column, conn: Connection) -> Callable[[dict[str, Any]], Any]:

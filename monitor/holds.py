@@ -14,12 +14,13 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, select, update
 
 from . import trail
 from .errors import InvalidTransition, NotFound
 from .models import Hold
-from .regionstore import alert_regions
+from .bulkcopy import insert_many
+from .sqllist import one_of
 from .holdsync import WORKFLOW, send
 from .outbox import enqueue
 from .supervised import change, update as traced_update
@@ -37,21 +38,22 @@ def place(conn: Connection, policy: Policy, rows: list[dict[str, Any]],
         alert_id = ids[row["region"], row["dedupe_key"]]
         for case_id in row["case_ids"]:
             holds.append({"case_id": case_id, "alert_id": alert_id, "rule_id": row["rule_id"],
-                          "department": row["department"], "held_at": at, "status": "held"})
+                          "department": row["department"], "held_at": at, "status": "held",
+                          "region": row["region"]})  # the alert's
     if not holds:
         return []
-    of_alert = alert_regions(conn, (h["alert_id"] for h in holds))
-    conn.execute(insert(Hold), [{**h, "region": of_alert[h["alert_id"]]} for h in holds])
+    insert_many(conn, Hold.__table__, holds)
     if policy.workflow:
         placed = conn.execute(select(Hold).where(
-            Hold.alert_id.in_(sorted({h["alert_id"] for h in holds})),
+            one_of(Hold.alert_id, sorted({h["alert_id"] for h in holds})),
             Hold.held_at == at, Hold.sent_at.is_(None)).order_by(Hold.id))
         send(conn, at, list(placed))
     hold_ids = {(a, c): i for i, a, c in conn.execute(
         select(Hold.id, Hold.alert_id, Hold.case_id).where(
-            Hold.alert_id.in_({h["alert_id"] for h in holds})))}
+            one_of(Hold.alert_id, sorted({h["alert_id"] for h in holds}))))}
     return [Entry("held", h["alert_id"], trail.SYSTEM, {"case_id": h["case_id"]}, changes=[
-        change("holds", hold_ids[h["alert_id"], h["case_id"]], h, new=True)]) for h in holds]
+        change("holds", hold_ids[h["alert_id"], h["case_id"]], h, new=True)],
+        region=h["region"]) for h in holds]
 
 
 def release(engine: Engine, policy: Policy, hold_id: int, by: str, at: datetime,

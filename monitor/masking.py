@@ -69,8 +69,10 @@ def mask(text: str, *also: str | None) -> str:
         return text
     for secret in also:
         register(secret)
-    text = _URL_PASSWORD.sub(lambda m: m.group(1) + MASK + m.group(3), text)
-    text = _QUERY_SECRET.sub(lambda m: m.group(1) + MASK, text)
+    if "://" in text:  # what _URL_PASSWORD needs to match
+        text = _URL_PASSWORD.sub(lambda m: m.group(1) + MASK + m.group(3), text)
+    if "=" in text:  # what _QUERY_SECRET needs to match
+        text = _QUERY_SECRET.sub(lambda m: m.group(1) + MASK, text)
     for form in _forms:
         if form in text:
             text = text.replace(form, MASK)
@@ -79,6 +81,13 @@ def mask(text: str, *also: str | None) -> str:
 
 def mask_value(value):
     """:func:`mask` through the text of a JSON-like value (a trail detail, run counts)."""
+    kind = type(value)  # the usual types first, by identity: a pass masks ~10 per entry
+    if kind is str:
+        return mask(value)
+    if value is None or kind is int or kind is bool or kind is float:
+        return value
+    if kind is dict:
+        return {k: mask_value(v) for k, v in value.items()}
     if isinstance(value, str):
         return mask(value)
     if isinstance(value, dict):

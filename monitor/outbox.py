@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, select, update
 
 from . import lease, trail
 from .config import NotifyConfig
@@ -23,6 +23,8 @@ from .masking import mask
 from .models import Alert, OutboxMessage, User
 from .sinks import open_sink
 from .sinks.base import DeliveryError, Message, Sink, Undeliverable
+from .bulkcopy import insert_many
+from .sqllist import one_of
 from .trail import Entry
 
 FLUSH_BATCH = 500
@@ -71,9 +73,9 @@ def enqueue_many(conn: Connection, at: datetime, messages: list[Outgoing]) -> in
         found[channel] = {}
         for start in range(0, len(users), ADDRESS_CHUNK):
             found[channel].update(conn.execute(
-                select(User.id, column).where(User.id.in_(users[start:start + ADDRESS_CHUNK])))
+                select(User.id, column).where(one_of(User.id, users[start:start + ADDRESS_CHUNK])))
                 .tuples().all())
-    conn.execute(insert(OutboxMessage), [{
+    insert_many(conn, OutboxMessage.__table__, [{
         "created_at": at, "alert_id": m.alert_id, "recipient": m.recipient,
         "channel": m.channel,
         "address": found[m.channel].get(m.recipient) if m.channel in found else m.address,

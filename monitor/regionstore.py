@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine, select, text, update
 
 from .models import Alert, Base, Department, Meta
 from .regions import UNNAMED, check, covered_prefix
+from .sqllist import one_of
 
 log = logging.getLogger(__name__)
 KEY = "region"
@@ -61,7 +62,7 @@ def region_of_alert(alert_id: int):
 def alert_regions(conn: Connection, alert_ids: Iterable[int]) -> dict[int, str]:
     """alert id → region, for rows written many at a time (holds, notices)."""
     ids = sorted(set(alert_ids))
-    return dict(conn.execute(select(Alert.id, Alert.region).where(Alert.id.in_(ids)))
+    return dict(conn.execute(select(Alert.id, Alert.region).where(one_of(Alert.id, ids)))
                 .tuples().all()) if ids else {}
 
 

@@ -148,23 +148,29 @@ def assign(rows: list[dict[str, Any]], conn: Connection, policy: Policy, at: dat
     tier1, _ = monitors(conn)
     tier2 = {region: monitors(conn, region)[1] for region in {r["region"] for r in rows
                                                                if r.get("kind") in TIER2_KINDS}}
+    due: dict[tuple[str, str | None], date] = {}  # one deadline per rule and county
     for row in rows:
         if row.get("kind") in TIER2_KINDS:
             row["tier"], row["assigned_to"] = 2, list(tier2[row["region"]])
         else:
             row["assigned_to"] = tier1.get((row["region"], row["department"] or ""), [])
-        row["due_on"] = policy.due(at, row["rule_id"], row.get("region"))
+        key = (row["rule_id"], row.get("region"))
+        if key not in due:
+            due[key] = policy.due(at, *key)
+        row["due_on"] = due[key]
 
 
 def raised_entries(rows: list[dict[str, Any]], ids: Mapping[tuple[str, str], int]
                    ) -> list[Entry]:
-    """``ids``: (region, dedupe key) → alert id (unique per region, migration 0033)."""
+    """``ids``: (region, dedupe key) → alert id (unique per region, migration 0033). Each
+    entry names its alert's region, the chain it goes on, so the trail need not look the
+    new alerts up."""
     return [Entry("raised", ids[r["region"], r["dedupe_key"]], detail={
         "rule_id": r["rule_id"], "subject": r["subject"], "level": r["level"], "tier": r.get("tier", 1),
         "department": r["department"], "assigned_to": r["assigned_to"],
         "due_on": r["due_on"].isoformat(), "rule_version": r["rule_version"]},
-        changes=[change("alerts", ids[r["region"], r["dedupe_key"]], r, new=True)])
-        for r in rows]
+        changes=[change("alerts", ids[r["region"], r["dedupe_key"]], r, new=True)],
+        region=r["region"]) for r in rows]
 
 
 # ---------------------------------------------------------------- people acting on alerts

@@ -43,6 +43,7 @@ from .errors import InvalidTransition, NotFound, did_you_mean
 from .regionstore import alert_regions, department_names
 from .models import Alert, AlertNotice, Event, User
 from .notices import digest, sms
+from .sqllist import one_of
 from .supervision import Policy, tell, tell_many
 from .timeutil import aware
 from .trail import Entry
@@ -71,14 +72,17 @@ class Tell:
     due: Any  # the alert's deadline (a date)
     promised: str | None = None  # a warning's promised deadline (YYYY-MM-DD)
     title: str | None = None  # the finding's own title (alerts.title); None: the rule's
+    region: str | None = None  # the alert's, when the caller has it (else looked up)
+    fresh: bool = False  # an alert this transaction inserted: no notice of it exists yet
 
 
-def of_row(row: dict[str, Any], alert_id: int, reason: str) -> Tell:
-    """What to tell about an alert row as alerts.py builds it (assigned, due)."""
+def of_row(row: dict[str, Any], alert_id: int, reason: str, fresh: bool = False) -> Tell:
+    """What to tell about an alert row as alerts.py builds it (assigned, due, region);
+    ``fresh``: a row inserted in this transaction."""
     evidence = row.get("evidence") or {}
     return Tell(alert_id, row["level"], reason, tuple(row.get("assigned_to") or ()),
                 row["rule_id"], row.get("department"), row.get("case_id"), row["due_on"],
-                evidence.get("promised_deadline"), row.get("title"))
+                evidence.get("promised_deadline"), row.get("title"), row.get("region"), fresh)
 
 
 def quiet_until(policy: Policy, at: datetime, region: str | None = None) -> datetime | None:
@@ -107,7 +111,7 @@ def handlers(conn: Connection, case_ids: Iterable[str], at: datetime) -> dict[st
     for start in range(0, len(case_ids), IN_CHUNK):
         chunk = case_ids[start:start + IN_CHUNK]
         latest = (select(e.c.case_id, func.max(e.c.occurred_at).label("at"))
-                  .where(e.c.case_id.in_(chunk), e.c.occurred_at <= at)
+                  .where(one_of(e.c.case_id, chunk), e.c.occurred_at <= at)
                   .group_by(e.c.case_id).subquery())
         for case_id, actor in conn.execute(
                 select(e.c.case_id, e.c.actor)
@@ -128,15 +132,16 @@ def notify(conn: Connection, policy: Policy, at: datetime, items: list[Tell]) ->
     wanted = {(t.alert_id, t.level, r): (t, r in t.recipients) for t in items
               for r in (*t.recipients, *([handler[t.case_id]] if t.case_id in handler
                                          and t.level == "warning" else []))}
-    done = _told(conn, {t.alert_id for t in items})
+    done = _told(conn, {t.alert_id for t in items if not t.fresh})
     todo = {k: v for k, v in wanted.items() if k not in done}
     if not todo:
         return 0
     users = sorted({k[2] for k in todo})
     delivery: dict[str, str | None] = {
         uid: mode for uid, mode in conn.execute(select(User.id, User.delivery)
-                                                .where(User.id.in_(users)))}
-    of_alert = alert_regions(conn, {k[0] for k in todo})
+                                                .where(one_of(User.id, users)))}
+    of_alert = {t.alert_id: t.region for t in items if t.region is not None}
+    of_alert.update(alert_regions(conn, {k[0] for k in todo} - set(of_alert)))
     known = department_names(conn)
 
     def names(t: Tell) -> str:
@@ -169,7 +174,7 @@ def _told(conn: Connection, alert_ids: set[int]) -> set[tuple[int, str, str]]:
     for start in range(0, len(ids), IN_CHUNK):
         out.update(tuple(r) for r in conn.execute(
             select(AlertNotice.alert_id, AlertNotice.level, AlertNotice.recipient)
-            .where(AlertNotice.alert_id.in_(ids[start:start + IN_CHUNK]))))
+            .where(one_of(AlertNotice.alert_id, ids[start:start + IN_CHUNK]))))
     return out
 
 

@@ -44,6 +44,7 @@ from .bulkcopy import insert_many
 from .masking import mask_value
 from .errors import MonitorError, UsageProblem
 from .models import Alert, TrailEntry, TrailHead
+from .sqllist import one_of
 
 GENESIS = hashlib.sha256(chainhash.GENESIS_SEED).hexdigest()
 SYSTEM = "system"  # the actor of entries the program itself makes (raised, escalated …)
@@ -276,7 +277,7 @@ def _alert_regions(conn: Connection, entries: list[Entry]) -> dict[int | None, s
     found: dict[int | None, str] = {}
     for start in range(0, len(ids), ALERT_CHUNK):
         found.update(conn.execute(select(Alert.id, Alert.region).where(
-            Alert.id.in_(ids[start:start + ALERT_CHUNK]))).tuples().all())
+            one_of(Alert.id, ids[start:start + ALERT_CHUNK]))).tuples().all())
     return found
 
 

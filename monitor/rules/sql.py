@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any, Callable, TypeVar
 
-from sqlalchemy import (BigInteger, Boolean, Float, Integer, String, and_, bindparam, or_, select,
-                        true, tuple_)
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import Boolean, Float, and_, bindparam, or_, select, true, tuple_
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.types import NullType, TypeDecorator, TypeEngine
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
 from ..models import Event, Item, dated
+from ..sqllist import ListParam, member_of, one_of  # noqa: F401 (the kinds' import)
 from .finding import Context
 from .model import Scope
 
@@ -171,57 +168,6 @@ def _items_of(item_code: ColumnElement, categories):
     """The catalog's items of ``categories``, as :func:`_item_of` names them."""
     columns = (Item.code,) if _region_of(item_code) is None else (Item.region, Item.code)
     return select(*columns).where(Item.category.in_(sorted(categories)))
-
-
-class member_of(FunctionElement):
-    """``member_of(column, values)``: ``column`` is one of ``values`` (a list bound as one
-    parameter, whatever its length, so the statement is compiled once): PostgreSQL
-    ``= ANY(array)``, which the planner answers with one index lookup per value; SQLite an
-    ``IN`` over ``json_each``, which it answers the same way."""
-
-    type = NullType()  # a condition as is: a Boolean would get "= 1" on SQLite, hiding the IN
-    inherit_cache = True
-    name = "member_of"
-
-
-@compiles(member_of, "sqlite")
-def _member_sqlite(element, compiler, **kw):
-    column, values = (compiler.process(c, **kw) for c in element.clauses)
-    return f"{column} IN (SELECT value FROM json_each({values}))"
-
-
-@compiles(member_of, "postgresql")
-def _member_pg(element, compiler, **kw):
-    column, values = (compiler.process(c, **kw) for c in element.clauses)
-    return f"{column} = ANY({values})"
-
-
-class ListParam(TypeDecorator):
-    """A list of values bound as one parameter: a PostgreSQL array (of bigint or text), JSON
-    text on SQLite."""
-
-    impl = String
-    cache_ok = True
-
-    def __init__(self, numbers: bool = False):
-        super().__init__()
-        self.numbers = numbers
-
-    def load_dialect_impl(self, dialect):
-        if dialect.name == "postgresql":
-            element: type[TypeEngine[Any]] = BigInteger if self.numbers else String
-            return dialect.type_descriptor(postgresql.ARRAY(element))
-        return dialect.type_descriptor(String())
-
-    def process_bind_param(self, value, dialect):
-        return list(value) if dialect.name == "postgresql" else json.dumps(list(value))
-
-
-def one_of(column: ColumnElement, values) -> ColumnElement:
-    """WHERE ``column`` (text, or an integer id) is one of ``values`` (see
-    :class:`member_of`)."""
-    numbers = isinstance(column.type, Integer)
-    return member_of(column, bindparam(None, tuple(values), type_=ListParam(numbers)))
 
 
 def as_of() -> BindParameter:
