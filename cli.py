@@ -2537,6 +2537,40 @@ def regions_list_cmd(app: App) -> None:
         click.echo("no region named yet: permit-monitor regions load FILE", err=True)
 
 
+@cli.group("db")
+def db_group() -> None:
+    """The store's layout on PostgreSQL: events partitioned by county."""
+
+
+@db_group.command("partition")
+@pass_app
+def db_partition_cmd(app: App) -> None:
+    """Partition the events by county: one partition per county (LIST on `region`)
+    and a DEFAULT one, so a county's statements read its partition only.
+
+    PostgreSQL only, for a store of several counties (one county gains nothing). One
+    transaction under an exclusive lock on the events: rows counted and their ids summed
+    before and after, ids kept. A county that arrives later gets its partition with its
+    first events or catalog. On the trail (`events_partitioned`). `db unpartition` undoes it.
+    """
+    from monitor.partitions import partition
+
+    done = partition(app.engine, app.now(), _os_user())
+    click.echo(f"events partitioned: {done.rows:,} rows in {len(done.partitions)} partitions "
+               f"({', '.join(done.partitions)})")
+
+
+@db_group.command("unpartition")
+@pass_app
+def db_unpartition_cmd(app: App) -> None:
+    """Make the partitioned events one table again (refused while two counties store the
+    same event_id: the one table keys an event_id store-wide). On the trail."""
+    from monitor.partitions import unpartition
+
+    done = unpartition(app.engine, app.now(), _os_user())
+    click.echo(f"events in one table again: {done.rows:,} rows")
+
+
 @cli.group()
 def tokens() -> None:
     """Bearer tokens for the API (/api/v1): personal, or a machine's with a read scope."""

@@ -236,6 +236,18 @@ COUNTIES = ("330102", "330106", "330108", "330109", "330110", "330111", "330112"
             "330114", "330122")  # Hangzhou's districts and counties: GB/T 2260 codes
 
 
+def partition_events(url: str) -> None:
+    """The store's events partitioned by county (monitor/partitions.py), then analyzed."""
+    from monitor.db import create_store_engine
+    from monitor.partitions import partition_in
+
+    engine = create_store_engine(url)
+    with engine.begin() as conn:
+        partition_in(conn)
+    engine.dispose()
+    analyze(url)
+
+
 def label_regions(url: str, regions: int) -> None:
     """With ``regions`` > 1: the store as that many counties — each department (and its
     items, staff and events) in county ``k mod regions`` — as ``ingest --region`` would
@@ -378,14 +390,17 @@ MID_MONTH = AS_OF + timedelta(days=14)  # 15 February, local: a night inside a m
 
 
 def run(url: str, cases: int, scattered: bool = False, as_of: datetime = AS_OF,
-        regions: int = 1, jobs: int = 0) -> dict:
+        regions: int = 1, jobs: int = 0, partition: bool = False) -> dict:
     """Full evaluation as of ``as_of``; 1 % more cases; incremental with the clock moved
     24 h (as the nightly job moves it); 1 % more; incremental again at that instant.
-    ``regions`` > 1: the store as that many counties; ``jobs``: see :func:`child`."""
+    ``regions`` > 1: the store as that many counties; ``jobs``: see :func:`child`;
+    ``partition``: PostgreSQL's events partitioned by county first (``db partition``)."""
     made = prepare(url, cases)
     if regions > 1:  # every row rewritten: the planner's statistics and a vacuum, again
         label_regions(url, regions)
         analyze(url)
+    if partition:
+        partition_events(url)
     full = child(url, "full", as_of, jobs)
     moved = as_of + timedelta(hours=24)
     extra = max(cases // 100, 1)
@@ -455,6 +470,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=0,
                         help="evaluate through run --jobs N (one county per worker; 1: the "
                         "same path in one process) rather than rule by rule, each timed")
+    parser.add_argument("--partition", action="store_true",
+                        help="PostgreSQL: partition the events by county before evaluating "
+                        "(permit-monitor db partition)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--phase", choices=["full", "inc"], help=argparse.SUPPRESS)
     parser.add_argument("--as-of", type=datetime.fromisoformat, help=argparse.SUPPRESS)
@@ -470,7 +488,7 @@ def main() -> None:
     url = store_url(args.url, folder, "evaluate.db")
     try:
         result = run(url, args.n, args.scattered, MID_MONTH if args.mid_month else AS_OF,
-                     args.regions, args.jobs)
+                     args.regions, args.jobs, args.partition)
     finally:
         if not args.keep:
             drop_store(url)

@@ -157,7 +157,7 @@ items:
 
 
 def _child_ingest(url: str, catalog: str, events: str, batch_size: int, reingest: bool,
-                  other_county: str = "0") -> dict:
+                  other_county: str = "0", partition: bool = False) -> dict:
     sys.path.insert(0, str(ROOT))
     from benchlib import ServerMeter
     from monitor.catalog import ingest_catalog
@@ -177,6 +177,9 @@ def _child_ingest(url: str, catalog: str, events: str, batch_size: int, reingest
             users, items = text.index("users:"), text.index("items:")
             neighbour.write_text(text[:users] + "users: []\n" + text[items:], encoding="utf-8")
             ingest_catalog(engine, neighbour, region=TWO_COUNTIES[1])
+        if partition:  # events LIST-partitioned by county (permit-monitor db partition)
+            from monitor.partitions import partition as partition_events
+            partition_events(engine, NOW, "bench")
     config = Config(path=None, base_dir=Path(events).parent, batch_size=batch_size)
     with ServerMeter(url) as server:
         t0, cpu = time.perf_counter(), _cpu()
@@ -342,7 +345,8 @@ def _run_child(*args: str) -> tuple[dict, int]:
 
 
 def bench(n: int, batch_size: int, workdir: Path, seed: int, url: str | None = None,
-          other_county: bool = False, two_counties: bool = False) -> dict:
+          other_county: bool = False, two_counties: bool = False, partition: bool = False
+          ) -> dict:
     """Generate, ingest, re-ingest and the bare floor. ``url``: a PostgreSQL database to
     ingest into (dropped and created afresh; its floor goes to ``<name>_floor``), else
     SQLite files in ``workdir``."""
@@ -362,10 +366,11 @@ def bench(n: int, batch_size: int, workdir: Path, seed: int, url: str | None = N
     generated = time.perf_counter() - t0
 
     other = "2" if two_counties else "1" if other_county else "0"
+    parted = "1" if partition else "0"
     first, rss = _run_child("ingest", db_url, str(catalog), str(events), str(batch_size), "0",
-                            other)
+                            other, parted)
     again, rss_again = _run_child("ingest", db_url, str(catalog), str(events),
-                                  str(batch_size), "1", other)
+                                  str(batch_size), "1", other, parted)
     if postgres:
         floor, _ = _run_child("copy-floor", floor_url, db_url, str(events), str(batch_size))
         drop_store(floor_url)
@@ -376,7 +381,7 @@ def bench(n: int, batch_size: int, workdir: Path, seed: int, url: str | None = N
     floor_rate = floor["rows"] / floor["seconds"]["floor"]
     out = {
         "database": "postgresql" if postgres else "sqlite", "other_county": other_county,
-        "two_counties": two_counties,
+        "two_counties": two_counties, "partitioned": partition,
         "events": n, "batch_size": batch_size, "csv_bytes": events.stat().st_size,
         "generate_seconds": round(generated, 2),
         "ingest": {"seconds": round(first["seconds"], 3), "events_per_second": round(rate),
@@ -438,7 +443,7 @@ def main(argv: list[str] | None = None) -> None:
         kind, *args = argv[1:]
         if kind == "ingest":
             out = _child_ingest(args[0], args[1], args[2], int(args[3]), args[4] == "1",
-                                args[5])
+                                args[5], args[6] == "1")
         elif kind == "copy-floor":
             out = _child_copy_floor(args[0], args[1], args[2], int(args[3]))
         else:
@@ -462,6 +467,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="a province-wide file: a region column dealing the cases to two "
                         "counties that hold the same catalog (each row's own county, and a "
                         "case's county checked per batch)")
+    p.add_argument("--partition", action="store_true",
+                   help="PostgreSQL: partition the events by county before ingesting "
+                        "(permit-monitor db partition; the floor stays one table)")
     opts = p.parse_args(argv)
     if opts.keep:
         workdir = Path(opts.keep)
@@ -470,7 +478,7 @@ def main(argv: list[str] | None = None) -> None:
         workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     try:
         result = bench(opts.n, opts.batch_size, workdir, opts.seed, opts.url,
-                       opts.other_county, opts.two_counties)
+                       opts.other_county, opts.two_counties, opts.partition)
     finally:
         if not opts.keep:
             shutil.rmtree(workdir, ignore_errors=True)

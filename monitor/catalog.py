@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select
 from sqlalchemy.orm import Session
 
-from . import grants, trail
+from . import grants, partitions, trail
 from .errors import CatalogError, SourceErrors, did_you_mean
 from .models import Department, Item, User
 from .regionstore import store_region
@@ -386,6 +386,7 @@ def apply_catalog(engine: Engine, data: CatalogData, at: datetime | None = None,
         conn = session.connection()
         trail.lock(conn, chain)  # SQLite's write lock too, before anything is read
         region = region or store_region(conn)
+        partitions.ensure(conn, [region])  # a county's first catalog: its events' partition
         if taken := _users_elsewhere(conn, region, [u["id"] for u in data.users]):
             raise CatalogError(source, None, "; ".join(
                 f"user '{i}' belongs to region {r}" for i, r in sorted(taken.items())))

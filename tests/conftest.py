@@ -33,6 +33,7 @@ from monitor.db import create_store_engine, open_store, scratch_database
 
 NOW = datetime(2025, 11, 3, 2, 0, tzinfo=timezone.utc)
 PG_URL = os.environ.get("MONITOR_TEST_DATABASE_URL")
+PARTITIONED = bool(os.environ.get("MONITOR_TEST_PARTITIONED"))
 FIXTURES = Path(__file__).with_name("fixtures")
 T = TypeVar("T")
 
@@ -94,9 +95,21 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 def migrated_template() -> str:
-    """The URL of this session's database with the schema at its newest revision, no rows."""
-    url, _ = template("schema", lambda url, _folder: open_store(url).dispose())
+    """The URL of this session's database with the schema at its newest revision, no rows;
+    with $MONITOR_TEST_PARTITIONED set, on PostgreSQL, its events partitioned by county
+    (monitor/partitions.py: a DEFAULT partition only, each county's made as it arrives)."""
+    url, _ = template("schema", _migrated)
     return url
+
+
+def _migrated(url: str, _folder: Path) -> None:
+    engine = open_store(url)
+    if PARTITIONED and engine.dialect.name == "postgresql":
+        from monitor.partitions import partition_in
+
+        with engine.begin() as conn:
+            partition_in(conn)
+    engine.dispose()
 
 
 @contextmanager

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
+from .. import partitions
 from ..config import Config
 from ..models import Department, Event, Receipt
 from ..timeutil import ValueProblem, excel_month, parse_amount
@@ -28,7 +29,7 @@ from .eventregion import (EventRegions, batch_regions, split_cross_region,
                           store_has_other_regions)
 from .events import Codes, Rejected, event_values, refuse
 from .sources import Source, SourceRow
-from .store import (EVENT_ID, SOURCE_LINE, Bad, Progress, Tally, add_to_run, batches,
+from .store import (EVENT_ID, REGION, SOURCE_LINE, Bad, Progress, Tally, add_to_run, batches,
                     classify_events, copy_events, finish_run, insert_events,
                     quarantine_rows, start_run, values_binder)
 from .resilient import Refuse, Split, refused, row_splitter, store_batch
@@ -88,10 +89,12 @@ def store_event_batch(conn: Connection, batch: EventBatch, *, cases: bool = Fals
     PostgreSQL ``COPY`` and one merge, elsewhere a lookup and an ``executemany``.
     ``cases``: first set aside the events whose case is another county's
     (:func:`split_cross_region`: a store or run of several counties)."""
+    # events partitioned by county: each county of the batch has its partition first
+    by_region = partitions.ensure(conn, {row[REGION] for row in batch.rows})
     if cases:
         batch = split_cross_region(conn, batch)
     if conn.dialect.name == "postgresql":
-        new, duplicates, conflicts = copy_events(conn, batch.rows)
+        new, duplicates, conflicts = copy_events(conn, batch.rows, by_region)
     else:
         # a batch dirties a page of the events' indexes for about every row (event ids
         # are digests: random places in their index); with SQLite's default 2 MB of page
