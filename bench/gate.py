@@ -1,6 +1,6 @@
 """Workflow gate benchmark: ``python bench/gate.py N [--url URL] [--reuse] [--concurrency C |
---rate R [--arrivals fixed|poisson]] [--seconds S] [--workers W] [--drawn D] [--code DIR]
-[--http auto|h11] [--hold MS] [--looks THREADS] [--json]``.
+--rate R [--arrivals fixed|poisson]] [--seconds S] [--workers W] [--gate-workers G]
+[--drawn D] [--code DIR] [--http auto|h11] [--hold MS] [--looks THREADS] [--json]``.
 
 1. Setup, not timed: the N-case store of bench/evaluate.py (SQLite file in a temporary
    folder, or the PostgreSQL database ``--url`` names; ``--reuse``: the store at ``--url``
@@ -42,7 +42,9 @@ them; decisions per second; degraded answers and errors (must be 0); the CPU the
 application process(es), the PostgreSQL backends and this load generator spent per
 decision, and the decisions/s the server's CPU allows on two cores of its own (on a
 shared machine the wall-clock figures say more about the neighbours than about the gate);
-the load average (1 min) before and after the load. ``--code DIR``: serve the
+the load average (1 min) before and after the load; the look itself as the server
+logged it (``gate_log.elapsed_ms``, p50 and p99: the latency without the waits for a gate
+thread, for the event loop and, a deny, for its batch's commit). ``--code DIR``: serve the
 ``monitor`` package of another checkout (main's, for before/after figures on one store
 with one load generator). ``--hold MS`` (SQLite): another connection holds the write lock
 MS ms of every second while the load runs, as an ingest or a run does. ``--looks THREADS``:
@@ -95,12 +97,16 @@ def serve(url: str, config: str, port: int, workers: int, http: str = "auto") ->
                 log_level="warning", access_log=False, timeout_keep_alive=30, **plain)
 
 
-def write_config(folder: str) -> str:
-    """A config.yaml with the shipped rules (and every other setting at its default)."""
+def write_config(folder: str, gate_workers: int | None = None) -> str:
+    """A config.yaml with the shipped rules (and every other setting at its default but
+    ``gate.workers``, when given)."""
     from monitor.config import SHIPPED_RULES
 
     path = Path(folder) / "config.yaml"
-    path.write_text(f"rules_dir: {json.dumps(str(SHIPPED_RULES))}\n", encoding="utf-8")
+    text = f"rules_dir: {json.dumps(str(SHIPPED_RULES))}\n"
+    if gate_workers is not None:
+        text += f"gate:\n  workers: {gate_workers}\n"
+    path.write_text(text, encoding="utf-8")
     return str(path)
 
 
@@ -367,6 +373,36 @@ class Writer:
             self.thread.join()
 
 
+def last_log_id(url: str) -> int:
+    from sqlalchemy import create_engine, func, select
+
+    from monitor.models import GateLog
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        last = conn.scalar(select(func.max(GateLog.id))) or 0
+    engine.dispose()
+    return last
+
+
+def looked(url: str, after: int) -> dict:
+    """The server's own time per decision, as logged (``gate_log.elapsed_ms``: from the
+    gate thread taking it up to its verdict — neither the wait for a gate thread nor a
+    deny's wait for its batch's commit), over the load's answers not degraded: how much
+    of the latency the client saw was the look itself."""
+    from sqlalchemy import create_engine, select
+
+    from monitor.models import GateLog
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        ms = list(conn.scalars(select(GateLog.elapsed_ms).where(
+            GateLog.id > after, GateLog.degraded.is_(False),
+            GateLog.elapsed_ms.is_not(None))))
+    engine.dispose()
+    return summary([float(m) for m in ms])
+
+
 def load_average() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0])
 
@@ -418,6 +454,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30, help="length of the load phase")
     parser.add_argument("--workers", type=int, default=1,
                         help="uvicorn worker processes serving the application")
+    parser.add_argument("--gate-workers", type=int, metavar="N",
+                        help="the server's gate.workers (default: the setting's default)")
     parser.add_argument("--drawn", type=int, default=DRAWN,
                         help="events drawn at random from the store: their cases are the ones asked about")
     parser.add_argument("--http", choices=("auto", "h11"), default="auto",
@@ -457,11 +495,14 @@ def main() -> None:
               f"{out['per_second']} looks/s, p50 {out['p50']} ms, p99 {out['p99']} ms, "
               f"CPU {out['cpu_ms_per_look']} ms per look ({out['code']})")
         return
-    proc, port = start_server(url, write_config(folder), args.workers, args.code, args.http)
+    proc, port = start_server(url, write_config(folder, args.gate_workers), args.workers,
+                              args.code, args.http)
     try:
         from benchlib import ServerMeter
 
         warm = load(port, token, drawn, 2, 3)
+        time.sleep(0.5)  # the warm-up's log lines committed (the writer's batches: ms)
+        logged_before = last_log_id(url)
         app_cpu, own_cpu, load_before = tree_cpu(proc.pid), time.process_time(), load_average()
         with ServerMeter(url) as server, Writer(url, args.hold):
             result = (paced(port, token, drawn, args.rate, args.seconds, args.clients,
@@ -480,7 +521,9 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    result["look_ms"] = looked(url, logged_before)  # the server stopped: every line written
     out = {"cases": args.n, "store": url.split("@")[-1], "workers": args.workers,
+           "gate_workers": args.gate_workers,
            "hold_ms": args.hold,
            "drawn": len(drawn), "setup": made, "http": args.http,
            "code": str(Path(args.code or ROOT).resolve()),
@@ -508,6 +551,9 @@ def main() -> None:
     for name, s in [*r["by_decision"].items(), ("all", r["all"])]:
         print(f"{name:<10}{s['n']:>7}{s.get('p50', '-'):>9}{s.get('p99', '-'):>9}"
               f"{s.get('p99_9', '-'):>10}{s.get('max', '-'):>9}")
+    if r.get("look_ms", {}).get("n"):
+        print(f"the look itself, as the server logged it: p50 {r['look_ms']['p50']} / p99 "
+              f"{r['look_ms']['p99']} ms over {r['look_ms']['n']:,} decisions")
     print(f"CPU: application {r['app_cpu_s']} s, database {r['db_cpu_s']} s = "
           f"{r['cpu_ms_per_decision']} ms per decision: at most "
           f"{r['two_core_capacity_per_s']} decisions/s on 2 cores of its own; load "

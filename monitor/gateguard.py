@@ -13,19 +13,21 @@ only to the workflow system's own token: a token the store cannot vouch for in t
 no answer (:class:`Unverified`). Within :data:`TOKEN_RECHECK` seconds of its last check
 the token is not looked up again (a round trip and a transaction per decision saved): a
 token revoked, or one that expires, is refused from that many seconds later at most.
-An allow's or a warn's ``gate_log`` line is written after the answer, in batches, by
-the guard's log writer (monitor/gatewriter.py, which states what that guarantees); a deny
-is logged, and on the trail, before it is answered. :meth:`Guard.close` (the web
-server's shutdown) writes every queued line. What the decisions read of the catalog
-whole is kept between them while the store's catalog version stays the same
-(monitor/catalogmemo.py).
+Every decision's ``gate_log`` line is written by the guard's one log writer thread, in
+batches (group commit, monitor/gatewriter.py, which states what that guarantees): an
+allow's or a warn's after its answer; a deny's, with its trail entry, before it — its
+answer waits, off the gate's threads, for the commit of the batch that holds it.
+:meth:`Guard.close` (the web server's shutdown) writes every queued line. What the
+decisions read of the catalog whole is kept between them while the store's catalog
+version stays the same (monitor/catalogmemo.py).
 
 On PostgreSQL the guard has connections of its own (:func:`limited`) whose every
 statement is limited to the budget (``statement_timeout``, set once per connection), so
-the work of an answer already given up on stops soon after; the log lines (allows and
-warns after their answer, the degraded answers') go through connections of their own
-too (:func:`unstuck`), unhurried. On both, a transaction left idle for
-:data:`IDLE_IN_TRANSACTION_MS` is ended by the server (``idle_in_transaction_session_timeout``):
+the work of an answer already given up on stops soon after; the log lines (the log
+writer's batches, the degraded answers') go through connections of their own too
+(:func:`unstuck`), not limited: a deny's answer waits for its batch within the budget,
+and gets the degraded answer if the batch takes longer. On both, a transaction left idle
+for :data:`IDLE_IN_TRANSACTION_MS` is ended by the server (``idle_in_transaction_session_timeout``):
 a deny's log line takes the trail's write lock (monitor/trail.py), and a guard cut off by
 the network between that lock and its commit — the server still sees the connection —
 would otherwise hold the lock, and stop every other append to the trail (a token made, a
@@ -39,7 +41,7 @@ import hashlib
 import logging
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeout
 from datetime import datetime
 from typing import Any, Callable
@@ -95,7 +97,10 @@ class Guard:
         self.writes = unstuck(engine)  # the log lines' connections
         self.writer = LogWriter(self.writes)
 
-    def _work(self, token: str, raw: Any, at: datetime, given_up: threading.Event) -> Verdict:
+    def _work(self, token: str, raw: Any, at: datetime,
+              given_up: threading.Event) -> tuple[Verdict, Future | None]:
+        """The verdict, and for a deny the future of its line's commit (the answer waits
+        for it, off this thread: a gate thread is free for the next look meanwhile)."""
         digest = _digest(token)
         with self.lock:
             seen = self.known.get(digest)
@@ -111,38 +116,75 @@ class Guard:
             actor = found
             with self.lock:
                 self.known[digest] = (time.monotonic(), actor)
-        return ask(self.engine, self.config, self.rules(), raw, at, actor.id, "api",
-                   wanted=lambda: not given_up.is_set(), memo=self.catalog,
-                   later=self.writer.put)
+        committed: list[Future | None] = []
+
+        def hand(verdict: Verdict, asked_by: str, channel: str, when: datetime,
+                 elapsed_ms: int | None) -> None:
+            committed.append(self.writer.put(verdict, asked_by, channel, when, elapsed_ms,
+                                             answer_waits=verdict.decision == "deny",
+                                             wanted=lambda: not given_up.is_set()))
+
+        verdict = ask(self.engine, self.config, self.rules(), raw, at, actor.id, "api",
+                      wanted=lambda: not given_up.is_set(), memo=self.catalog, later=hand)
+        return verdict, (committed[0] if committed else None)
+
+    def _submit(self, token: str, raw: Any, at: datetime,
+                given_up: threading.Event) -> tuple[Future, Future]:
+        """(the look's job on the pool, the answer: its verdict once the job is done and,
+        for a deny, its line committed by the log writer)."""
+        job = self.pool.submit(self._work, token, raw, at, given_up)
+        answer: Future = Future()
+
+        def settle(source: Future, verdict: Verdict | None = None) -> None:
+            if answer.done():
+                return  # given up on (cancelled by the waiting side)
+            try:
+                if source.cancelled():
+                    answer.cancel()
+                elif source.exception() is not None:
+                    answer.set_exception(source.exception())
+                elif verdict is not None:
+                    answer.set_result(verdict)
+                else:
+                    verdict, committed = source.result()
+                    if committed is None:
+                        answer.set_result(verdict)
+                    else:
+                        committed.add_done_callback(lambda c: settle(c, verdict))
+            except InvalidStateError:
+                pass  # cancelled by the waiting side meanwhile: nobody waits for it
+
+        job.add_done_callback(settle)
+        return job, answer
 
     def answer(self, token: str, raw: Any, at: datetime) -> Verdict:
         """The verdict on ``raw`` for the holder of ``token``, within the budget."""
         given_up = threading.Event()
-        future = self.pool.submit(self._work, token, raw, at, given_up)
+        job, answer = self._submit(token, raw, at, given_up)
         try:
-            return future.result(timeout=self.budget)
+            return answer.result(timeout=self.budget)
         except FuturesTimeout:
-            why = self._give_up(future, given_up)
+            why = self._give_up(job, given_up)
         except DBAPIError as exc:
             why = _failure(exc)
         return self._degraded(token, raw, at, why)
 
     async def answer_async(self, token: str, raw: Any, at: datetime) -> Verdict:
         """:meth:`answer` for the web app's event loop: the request waits for the pool's
-        thread without holding a thread of its own (a hand-off per decision saved)."""
+        thread, and a deny for its line's commit, without holding a thread of its own."""
         given_up = threading.Event()
-        future = self.pool.submit(self._work, token, raw, at, given_up)
+        job, answer = self._submit(token, raw, at, given_up)
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), self.budget)
+            return await asyncio.wait_for(asyncio.wrap_future(answer), self.budget)
         except asyncio.TimeoutError:
-            why = self._give_up(future, given_up)
+            why = self._give_up(job, given_up)
         except DBAPIError as exc:
             why = _failure(exc)
         return self._degraded(token, raw, at, why)
 
-    def _give_up(self, future: Future, given_up: threading.Event) -> str:
+    def _give_up(self, job: Future, given_up: threading.Event) -> str:
         given_up.set()  # its verdict, should it come, is not the answer: not logged
-        future.cancel()  # not started yet: it never will be
+        job.cancel()  # not started yet: it never will be
         return f"no answer within {self.config.gate.budget_ms} ms"
 
     def _degraded(self, token: str, raw: Any, at: datetime, why: str) -> Verdict:

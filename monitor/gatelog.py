@@ -42,7 +42,9 @@ log = logging.getLogger(__name__)
 
 
 
-_LOG = insert(GateLog).returning(GateLog.id)  # built once: values come with each execution
+# built once, values come with each execution; several rows: one INSERT … VALUES of them
+# all (SQLAlchemy's insertmanyvalues), their ids in the rows' order
+_LOG = insert(GateLog).returning(GateLog.id, sort_by_parameter_order=True)
 
 
 def log_row(verdict: Verdict, asked_by: str, channel: str, at: datetime,
@@ -59,17 +61,34 @@ def log_row(verdict: Verdict, asked_by: str, channel: str, at: datetime,
 def record(conn: Connection, verdict: Verdict, asked_by: str, channel: str, at: datetime,
            elapsed_ms: int | None = None) -> int:
     """The verdict's row in ``gate_log`` (and, for a deny, its trail entry); its id."""
+    return record_many(conn, [(verdict, asked_by, channel, at, elapsed_ms)])[0]
+
+
+Line = tuple[Verdict, str, str, datetime, "int | None"]  # record()'s arguments
+
+
+def record_many(conn: Connection, lines: list[Line]) -> list[int]:
+    """:func:`record` for several verdicts at once (the gate's log writer, a batch of
+    requests): their ``gate_log`` rows in one statement, the denies' trail entries in one
+    append, each at its own time; the rows' ids, in order."""
+    ids = list(conn.execute(_LOG, [log_row(*line) for line in lines]).scalars()) \
+        if len(lines) > 1 else [conn.execute(_LOG, log_row(*lines[0])).scalar_one()]
+    denied = [_denied(log_id, *line) for log_id, line in zip(ids, lines)
+              if line[0].decision == "deny"]
+    if denied:  # the log rows hold SQLite's write lock already
+        trail.append(conn, denied[0].at or lines[0][3], denied)
+    return ids
+
+
+def _denied(log_id: int, verdict: Verdict, asked_by: str, channel: str, at: datetime,
+            elapsed_ms: int | None = None) -> Entry:
     candidate = verdict.candidate
-    log_id = conn.execute(_LOG, log_row(verdict, asked_by, channel, at,
-                                        elapsed_ms)).scalar_one()
-    if verdict.decision == "deny":  # the log row holds SQLite's write lock already
-        trail.append(conn, at, [Entry("gate_denied", None, asked_by, {
-            "gate_log_id": log_id, "case_id": candidate.get("case_id"),
-            "event_id": candidate.get("event_id"), "step": candidate.get("step"),
-            "degraded": verdict.degraded,
-            "reasons": [{k: r.get(k) for k in ("rule_id", "kind", "level", "effect")}
-                        for r in verdict.reasons]}, channel)])
-    return log_id
+    return Entry("gate_denied", None, asked_by, {
+        "gate_log_id": log_id, "case_id": candidate.get("case_id"),
+        "event_id": candidate.get("event_id"), "step": candidate.get("step"),
+        "degraded": verdict.degraded,
+        "reasons": [{k: r.get(k) for k in ("rule_id", "kind", "level", "effect")}
+                    for r in verdict.reasons]}, channel, at=at)
 
 
 def ask(engine: Engine, config: Config, rules: list[Rule] | RuleSets, raw: Any, at: datetime,
@@ -79,16 +98,16 @@ def ask(engine: Engine, config: Config, rules: list[Rule] | RuleSets, raw: Any, 
     """The gate's verdict on ``raw``, logged (see :func:`record`) — unless by then it is no
     longer ``wanted`` (the caller got a degraded answer instead: that one is logged).
     ``memo``: the catalog read by earlier decisions (:func:`~monitor.gate.judge`);
-    ``later``: takes an allow's or a warn's line (``LogWriter.put``) to be written after
-    the answer (monitor/gatewriter.py) — a deny is always logged here, before it is
-    answered."""
+    ``later``: takes the verdict's line instead (the web app's guard: its log writer,
+    monitor/gatewriter.py, whose commit a deny's answer waits for) — without it the line,
+    and a deny's trail entry, are committed here."""
     started = time.monotonic()
     with engine.connect() as conn:  # one connection for the look and its log line
         verdict = judge(conn, config, rules, raw, at, before, memo)
         elapsed = round((time.monotonic() - started) * 1000)
         if not wanted():
             return verdict
-        if later is not None and verdict.decision != "deny":
+        if later is not None:
             later(verdict, asked_by, channel, at, elapsed)
             return verdict
         with conn.begin():

@@ -76,6 +76,9 @@ class Entry:
     # the chain it goes on: the region of the rows it changes; None: the store's own
     # chain (the deployment's region), so a single county never names one
     region: str | None = None
+    # when it happened, when not the append's ``at`` (the gate's log writer appends the
+    # denies of several requests, each at its own time, in one transaction)
+    at: datetime | None = None
 
     def stored_detail(self) -> dict[str, Any]:
         return {**self.detail, "state": self.changes} if self.changes else self.detail
@@ -254,9 +257,10 @@ def _chain(conn: Connection, head: Head, at: datetime, entries: list[Entry]) -> 
     for e in entries:
         seq += 1
         detail = e.stored_detail()
-        digest = entry_hash(seq, at, e.alert_id, e.action, e.actor, detail, prev, e.channel,
+        when = e.at or at
+        digest = entry_hash(seq, when, e.alert_id, e.action, e.actor, detail, prev, e.channel,
                             head.algorithm)
-        rows.append({"region": region, "seq": seq, "at": at, "alert_id": e.alert_id,
+        rows.append({"region": region, "seq": seq, "at": when, "alert_id": e.alert_id,
                      "action": e.action, "actor": e.actor, "detail": detail,
                      "prev_hash": prev, "hash": digest, "channel": e.channel})
         prev = digest
