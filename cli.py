@@ -1094,7 +1094,7 @@ def audit_verify(app: App, only: tuple[str, ...], anchors: tuple[Path, ...]) -> 
     replayed (they are checked against every chain at once).
     """
     from monitor.supervised import Replayed, check as check_state
-    from monitor.trail import verify_all
+    from monitor.trailcheck import verify_all
 
     replayed = None if only else Replayed()  # folds the entries in the chains' own pass
     visit = replayed.visit if replayed else None
@@ -1290,12 +1290,11 @@ def exemptions_add(app: App, rule_id, scopes, reason, by, until) -> None:
           --reason 系统停机，事后补录 --by jw-monitor-1 --until 2025-12-31
     """
     from monitor import exemptions as ex
-    from monitor.rules.loader import load_rules
+    from monitor.regionrules import ids_seen, load_rule_sets
 
     scope = ex.parse_scope(scopes, app.config.tz)
-    ids = [r.id for r in load_rules([app.config.rules_dir], app.config.limits)]
-    ex_id = ex.add(app.engine, ids, rule_id, scope, reason, by, until.date(),
-                   app.now(), app.config.tz, channel="cli")
+    ex_id = ex.add(app.engine, ids_seen(load_rule_sets(app.config)), rule_id, scope, reason,
+                   by, until.date(), app.now(), app.config.tz, channel="cli")
     click.echo(f"exemption {ex_id}: {rule_id} {_scope_text(scope, app.config.tz)} "
                f"until {until.date()}")
 
@@ -1906,7 +1905,8 @@ report_region_option = click.option(
     "--region", callback=_region, metavar="CODE",
     help="Only this region: a county's code (GB/T 2260), or a city's or province's, which "
          "covers its counties and adds a table (report) or ranking (scores) of them "
-         "[default: every region in the store].")
+         "[default: every region in the store, each department as REGION:CODE where "
+         "counties share its code].")
 
 
 @cli.command()

@@ -86,7 +86,7 @@ def setup(url: str, cases: int) -> dict:
 def phase(url: str, kind: str) -> dict:
     """Child process: one check, timed."""
     from benchlib import ServerMeter, peak_rss_mb
-    from monitor import supervised, trail
+    from monitor import supervised, trailcheck
     from monitor.db import open_store
 
     engine = open_store(url)
@@ -94,12 +94,12 @@ def phase(url: str, kind: str) -> dict:
     with ServerMeter(url) as server:
         started, cpu = time.perf_counter(), time.process_time()
         if kind == "chain":
-            out["entries"] = trail.verify(engine).entries
+            out["entries"] = trailcheck.verify(engine).entries
         if kind == "state":
             out["rows"] = supervised.check(engine).rows
         if kind == "verify":  # as audit verify runs them: the replay folded in the chain's pass
             replayed = supervised.Replayed()
-            out["entries"] = trail.verify(engine, replayed.visit).entries
+            out["entries"] = trailcheck.verify(engine, replayed.visit).entries
             out["rows"] = supervised.check(engine, replayed).rows
         out.update(seconds=round(time.perf_counter() - started, 2),
                    cpu_seconds=round(time.process_time() - cpu, 2))

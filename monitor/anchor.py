@@ -41,7 +41,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from . import trail
+from . import trail, trailcheck
 from .errors import MonitorError
 from .models import TrailEntry
 
@@ -167,7 +167,7 @@ def _check_signature(anchor: Mapping[str, Any], where: str, environ: Mapping[str
 # ------------------------------------------------------------------ writing
 
 
-def _chain_fields(v: trail.Verified) -> dict[str, Any]:
+def _chain_fields(v: trailcheck.Verified) -> dict[str, Any]:
     return {"entries": v.entries, "head": v.head, "algorithm": v.algorithm}
 
 
@@ -179,7 +179,7 @@ def make(engine: Engine, at: datetime, signature: str,
     The store's own chain is anchored at the top level (``region``, ``entries``, ``head``,
     ``algorithm``, as a single county's anchor always was); the chain of every other
     region under ``chains``, region → the same three fields."""
-    own, *others = trail.verify_all(engine)
+    own, *others = trailcheck.verify_all(engine)
     fields = {"format": FORMAT, **_chain_fields(own), "region": own.region,
               "at": at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
     if others:
@@ -249,9 +249,9 @@ def anchor(engine: Engine, at: datetime, signature: str, out: Path | None = None
 
 @dataclass(frozen=True)
 class Checked:
-    verified: trail.Verified          # the store's own chain (or the first region asked)
+    verified: trailcheck.Verified     # the store's own chain (or the first region asked)
     anchors: list[dict[str, Any]]
-    chains: list[trail.Verified] = field(default_factory=list)  # every chain verified
+    chains: list[trailcheck.Verified] = field(default_factory=list)  # every chain verified
 
 
 def _files(paths: Iterable[Path]) -> list[Path]:
@@ -288,7 +288,7 @@ def _anchored(a: Mapping[str, Any], own: str) -> list[tuple[str, Mapping[str, An
 
 
 def _problem(engine: Engine, a: Mapping[str, Any], at: Any, where: str,
-             verified: trail.Verified) -> str | None:
+             verified: trailcheck.Verified) -> str | None:
     said = f"{where} (anchored {at}: entry #{a['entries']}, head {str(a['head'])[:12]}…)"
     if verified.region != trail.UNNAMED:
         said = f"{said}: region {verified.region}"
@@ -314,12 +314,12 @@ def _problem(engine: Engine, a: Mapping[str, Any], at: Any, where: str,
 def check(engine: Engine, paths: Iterable[Path],
           environ: Mapping[str, str] | None = None, visit: Any = None,
           only: Sequence[str] = ()) -> Checked:
-    """Verify the chains (``visit``, ``only``: as :func:`monitor.trail.verify_all`), then
+    """Verify the chains (``visit``, ``only``: as :func:`monitor.trailcheck.verify_all`), then
     that each still holds every head anchored for it where it was anchored (a region's
     chain that is gone fails too); every anchor that does not hold is named (one
     :class:`AnchorError`)."""
     environ = _env(environ)
-    chains = trail.verify_all(engine, visit, only)
+    chains = trailcheck.verify_all(engine, visit, only)
     verified = {v.region: v for v in chains}
     own = trail.head_of(engine).region
     files = _files(paths)

@@ -23,7 +23,7 @@ transaction. Only a tier-2 monitor (``monitor_l2``) may approve or revoke an exe
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timezone, tzinfo
 from typing import Any
@@ -86,19 +86,26 @@ def _approver(conn: Connection, user_id: str, action: str, channel: str | None) 
     return user
 
 
-def add(engine: Engine, rule_ids: Iterable[str], rule_id: str, scope: dict[str, Any],
-        reason: str, approved_by: str, until: date, at: datetime, tz: tzinfo,
-        channel: str | None = None) -> int:
-    """Record an exemption (traced); its id. ``rule_ids``: the rules that exist."""
-    rule_ids = list(rule_ids)
-    if rule_id not in rule_ids:
-        raise usage(ExemptionError(f"no rule with id '{rule_id}'"
-                                   f"{did_you_mean(rule_id, rule_ids)}"))
-    if not reason or not reason.strip():
-        raise usage(ExemptionError("an exemption needs a reason (--reason)"))
-    if until < at.astimezone(tz).date():
-        raise usage(ExemptionError(f"--until {until} is already past"))
+def add(engine: Engine, rules_of: Callable[[str], Iterable[str]] | Iterable[str],
+        rule_id: str, scope: dict[str, Any], reason: str, approved_by: str, until: date,
+        at: datetime, tz: tzinfo, channel: str | None = None) -> int:
+    """Record an exemption (traced); its id. ``rules_of``: region → the ids of the rules
+    in force there (:func:`monitor.regionrules.ids_seen`, as ``exemptions add`` and the
+    control center pass it), or the ids of every region's: ``rule_id`` must be one of the
+    approving office's region's — a county's own rule as well as a base rule it keeps."""
     with engine.begin() as conn:
+        region = conn.scalar(select(User.region).where(User.id == approved_by))
+        if not callable(rules_of):
+            rule_ids = list(rules_of)
+        else:  # an unknown approver is said below
+            rule_ids = [rule_id] if region is None else list(rules_of(region))
+        if rule_id not in rule_ids:
+            raise usage(ExemptionError(f"no rule with id '{rule_id}'"
+                                       f"{did_you_mean(rule_id, rule_ids)}"))
+        if not reason or not reason.strip():
+            raise usage(ExemptionError("an exemption needs a reason (--reason)"))
+        if until < at.astimezone(tz).date():
+            raise usage(ExemptionError(f"--until {until} is already past"))
         trail.lock(conn)
         office = _approver(conn, approved_by, "exempt", channel)
         row = {"rule_id": rule_id, "scope": scope, "reason": reason.strip(),

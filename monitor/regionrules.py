@@ -18,7 +18,7 @@ is one group with no counties named: a single county's runs are exactly as befor
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
@@ -316,3 +316,30 @@ def rule_in(sets: RuleSets, region: str, rule_id: str) -> InForce | None:
         if e.id == rule_id:
             return InForce(e.id, None if isinstance(e, Off) else e, e.path, e.line, source)
     return None
+
+
+def rules_seen(rules: RuleSets | list[Rule], scope: str | None) -> list[Rule]:
+    """The rules in force in the counties an office of region ``scope`` sees (``None``:
+    every county), one per id — what the control center offers, titles and exempts: the
+    base's in their order (for a county, its own rule in place of a base rule it replaces,
+    none for one it switches off), then the ids only a county under ``scope`` has (the
+    first such county's rule), by id. Without overrides there, the base as it is."""
+    if not isinstance(rules, RuleSets):
+        return list(rules)
+    county = scope is not None and codes.level(scope) == codes.COUNTY
+    under = [c for c in sorted(rules.overrides)
+             if scope is None or (c == scope if county else codes.covers(scope, c))]
+    if not under:
+        return list(rules.base)
+    own: dict[str, Rule | Off] = {}
+    for code in under:
+        for e in rules.overrides[code]:
+            own.setdefault(e.id, e)
+    out = [own.pop(r.id, r) if county else r for r in rules.base]
+    out += [own[i] for i in sorted(own) if i not in {r.id for r in rules.base}]
+    return [r for r in out if isinstance(r, Rule)]
+
+
+def ids_seen(rules: RuleSets | list[Rule]) -> Callable[[str], list[str]]:
+    """region → the ids of :func:`rules_seen` there (what an exemption may name)."""
+    return lambda region: [r.id for r in rules_seen(rules, region)]

@@ -55,9 +55,12 @@ class Deduction:
 
 
 def deductions(engine: Engine, config: Config, period: Period,
-               department: str | None = None, region: str | None = None) -> list[Deduction]:
+               department: str | None = None, region: str | None = None,
+               by_region: bool = False) -> list[Deduction]:
+    """``by_region``: each department as ``REGION:CODE`` (monitor/report/figures.py)."""
     with engine.connect() as conn:
-        return deductions_in(conn, config.scores, config.tz, period, department, region)
+        return deductions_of(conn, config.scores, config.tz, period, ("cur",), department,
+                             region, by_region)["cur"]
 
 
 # findings that are about the scores themselves, not about how a department worked
@@ -76,15 +79,16 @@ def deductions_in(conn: Connection, w: ScoreWeights, tz: tzinfo, period: Period,
 
 def deductions_of(conn: Connection, w: ScoreWeights, tz: tzinfo, period: Period,
                   buckets: tuple[str, ...], department: str | None = None,
-                  region: str | None = None) -> dict[str, list[Deduction]]:
+                  region: str | None = None, by_region: bool = False
+                  ) -> dict[str, list[Deduction]]:
     """The deductions of ``period`` (bucket ``cur``) and of its previous one (``prev``:
     for a month, the month before) as each bucket asks, from one pass over the alerts —
     the scores of two months running cost one dating of every alert, not two."""
-    scope = fg.Scope(period, tz, department, region)
+    scope = fg.Scope(period, tz, department, region, by_region)
     d = fg.dated_alerts(scope)
     out: dict[str, list[Deduction]] = {b: [] for b in buckets}
     for a in conn.execute(
-            select(Alert.id, Alert.department, Alert.kind, Alert.level, Alert.status,
+            select(Alert.id, d.c.department, Alert.kind, Alert.level, Alert.status,
                    Alert.escalated_at, Alert.case_id, Alert.message, d.c.bucket)
             .join(d, d.c.id == Alert.id)
             # a finding cleared (复查销号) does not count against a department: it turned out
@@ -94,7 +98,7 @@ def deductions_of(conn: Connection, w: ScoreWeights, tz: tzinfo, period: Period,
                                                 Alert.status != "confirmed"),
                    Alert.disposition.is_distinct_from("voided"), Alert.kind.not_in(NOT_SCORED),
                    Alert.status != "cleared")
-            .order_by(Alert.department, Alert.id)):
+            .order_by(d.c.department, Alert.id)):
         dept, found = a.department or "-", out[a.bucket]
         theme = w.kind_themes.get(a.kind, "regular")
         found.append(Deduction(dept, theme, getattr(w, a.level), f"finding:{a.level}", a.id,
@@ -111,7 +115,8 @@ def deductions_of(conn: Connection, w: ScoreWeights, tz: tzinfo, period: Period,
                 SpotCheck.result == "fail", SpotCheck.completed_at >= lo,
                 SpotCheck.completed_at < hi, scope.dept(SpotCheck.department))
                 .order_by(SpotCheck.id)):
-            out[bucket].append(Deduction(s.department or "-", "regular", w.failed_spot_check,
+            out[bucket].append(Deduction(scope.of(s.region, s.department or "-"), "regular",
+                                         w.failed_spot_check,
                                          "failed_spot_check", None, None, s.case_id,
                                          f"抽检不合格：{s.note or ''}（{s.by_user}）"))
     return {b: [x for x in found if x.points] for b, found in out.items()}
@@ -119,16 +124,18 @@ def deductions_of(conn: Connection, w: ScoreWeights, tz: tzinfo, period: Period,
 
 def ranking(conn: Connection, w: ScoreWeights, tz: tzinfo, period: Period,
             department: str | None = None, found: list[Deduction] | None = None,
-            region: str | None = None) -> list[dict[str, Any]]:
+            region: str | None = None, by_region: bool = False) -> list[dict[str, Any]]:
     """Each department handling cases with its points per theme, total and rank (equal
     totals share a rank), best first; ``region``: those of a county, or of the counties
-    of a city or province."""
-    depts = fg.departments(conn, fg.Scope(period, tz, department, region))
-    handling = set(conn.scalars(select(Item.department).distinct()))
+    of a city or province; ``by_region``: departments as ``REGION:CODE``."""
+    scope = fg.Scope(period, tz, department, region, by_region)
+    depts = fg.departments(conn, scope)
+    handling = set(conn.scalars(select(scope.key(Item.department)).distinct()))
     # a department without power items (the county office itself) handles no cases
     depts = {code: name for code, name in depts.items() if code in handling}
     if found is None:
-        found = deductions_in(conn, w, tz, period, department, region)
+        found = deductions_of(conn, w, tz, period, ("cur",), department, region,
+                              by_region)["cur"]
     rows = []
     for code, name in depts.items():
         row: dict[str, Any] = {"department": code, "name": name}
@@ -152,9 +159,12 @@ def scorecard(engine: Engine, config: Config, period: Period, now: datetime,
     ``region``: a county's, or a city's or province's, which adds the ranking of its
     counties (``t_region_scores``, monitor/report/rollup.py)."""
     label = labeler(config.language)
-    found = deductions(engine, config, period, department, region)
     with engine.connect() as conn:
-        rows = ranking(conn, config.scores, config.tz, period, department, found, region)
+        by_region = fg.keyed_by_region(conn, department, region)
+    found = deductions(engine, config, period, department, region, by_region)
+    with engine.connect() as conn:
+        rows = ranking(conn, config.scores, config.tz, period, department, found, region,
+                       by_region)
         of_region = (rollup.department_regions(conn, {r["department"]: "" for r in rows})
                      if rollup.rolls_up(region) else None)
         # counties sharing department codes (migration 0029) are ranked each on its own

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from statistics import median
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, literal_column, select
 
 from .models import Alert, AlertNotice, Disposition, SupervisionOrder, TrailEntry
 
@@ -49,8 +49,11 @@ def _bounds(start: date, end: date, tz: tzinfo) -> tuple[datetime, datetime]:
 
 
 def supervision_counts(engine: Engine, tz: tzinfo, start: date, end: date,
-                       period: str = "month") -> list[DeptPeriod]:
-    """Figures per (department, period) for local dates ``start`` ≤ d < ``end``."""
+                       period: str = "month", by_region: bool = False) -> list[DeptPeriod]:
+    """Figures per (department, period) for local dates ``start`` ≤ d < ``end``
+    (``by_region``: each department as ``REGION:CODE``, where counties share codes)."""
+    dept_of = (Alert.region.concat(literal_column("':'")).concat(Alert.department)
+               if by_region else Alert.department)
     fmt = PERIODS[period]
     lo, hi = _bounds(start, end, tz)
     out: dict[tuple[str, str], DeptPeriod] = {}
@@ -63,17 +66,17 @@ def supervision_counts(engine: Engine, tz: tzinfo, start: date, end: date,
 
     with engine.connect() as conn:
         for dept, at in conn.execute(
-                select(Alert.department, TrailEntry.at).join(Alert, Alert.id == TrailEntry.alert_id)
+                select(dept_of, TrailEntry.at).join(Alert, Alert.id == TrailEntry.alert_id)
                 .where(TrailEntry.action == "reminded", TrailEntry.at >= lo, TrailEntry.at < hi)):
             cell(dept, at).reminders += 1
         for dept, at, to in conn.execute(
-                select(Alert.department, SupervisionOrder.issued_at, SupervisionOrder.to_users)
+                select(dept_of, SupervisionOrder.issued_at, SupervisionOrder.to_users)
                 .join(Alert, Alert.id == SupervisionOrder.alert_id)
                 .where(SupervisionOrder.issued_at >= lo, SupervisionOrder.issued_at < hi)):
             cell(dept, at).orders += 1
             cell(dept, at).tier2_messages += len(to or [])
         for dept, at in conn.execute(
-                select(Alert.department, AlertNotice.at)
+                select(dept_of, AlertNotice.at)
                 .join(Alert, Alert.id == AlertNotice.alert_id)
                 .where(AlertNotice.reason != "handler", AlertNotice.at >= lo,
                        AlertNotice.at < hi)):
@@ -82,7 +85,7 @@ def supervision_counts(engine: Engine, tz: tzinfo, start: date, end: date,
             .group_by(Disposition.alert_id).subquery()
         firsts = set(conn.scalars(select(first.c.id)))
         for d_id, alert_id, dept, kind, at, raised in conn.execute(
-                select(Disposition.id, Disposition.alert_id, Alert.department, Disposition.kind,
+                select(Disposition.id, Disposition.alert_id, dept_of, Disposition.kind,
                        Disposition.at, Alert.raised_at)
                 .join(Alert, Alert.id == Disposition.alert_id)
                 .where(Disposition.at >= lo, Disposition.at < hi)):

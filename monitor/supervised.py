@@ -186,7 +186,7 @@ class Replayed:
 
     def visit(self, entry: Any) -> None:
         """Fold one trail entry (anything with ``seq`` and ``detail``): pass this to
-        :func:`monitor.trail.verify` to replay in the chain's own pass."""
+        :func:`monitor.trailcheck.verify` to replay in the chain's own pass."""
         for ch in (entry.detail or {}).get("state") or ():
             _fold(self, entry.seq, ch)
 

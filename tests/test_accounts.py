@@ -18,7 +18,8 @@ from monitor.authz import Actor
 from monitor.config import WebConfig
 from monitor.db import _alembic_config, open_store
 from monitor.models import Account, Activity, TrailEntry, TrailHead
-from monitor.trail import GENESIS, TrailBroken, entry_hash, verify
+from monitor.trail import GENESIS, TrailBroken, entry_hash
+from monitor.trailcheck import verify
 from test_supervision import CATALOG, raise_one
 
 WEB = WebConfig(idle_minutes=30, lockout_attempts=5, lockout_minutes=15)

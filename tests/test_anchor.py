@@ -17,7 +17,8 @@ from cli import cli
 from monitor import anchor, chainhash, trail
 from monitor.anchor import AnchorError
 from monitor.models import TrailEntry, TrailHead
-from monitor.trail import Entry, entry_hash, verify
+from monitor.trail import Entry, entry_hash
+from monitor.trailcheck import verify
 
 KEY = "0f" * 32  # 64 hex digits: a valid HMAC secret and Ed25519 seed alike
 AT = datetime(2025, 10, 9, 2, 0, tzinfo=timezone.utc)

@@ -13,7 +13,8 @@ from sqlalchemy import select, update
 from monitor import chainhash, trail
 from monitor.chainhash import ChainHashError
 from monitor.models import TrailEntry, TrailHead
-from monitor.trail import Entry, TrailBroken, adopt, verify
+from monitor.trail import Entry, TrailBroken, adopt
+from monitor.trailcheck import verify
 
 # GB/T 32905-2016 appendix A: example 1 ("abc") and example 2 ("abcd" × 16, 512 bits)
 VECTORS = [

@@ -15,7 +15,8 @@ from monitor import supervision as sv
 from monitor.catalog import ingest_catalog
 from monitor.engine import evaluate
 from monitor.models import Alert, OutboxMessage
-from monitor.trail import history, verify
+from monitor.trail import history
+from monitor.trailcheck import verify
 from test_escalation import local
 
 MONITORS = CATALOG.replace("items:\n", "  - {id: m4, name: 王监察, department: D04, "

@@ -13,7 +13,8 @@ from sqlalchemy import select, update
 from monitor import supervision as sv
 from monitor.escalation import escalate
 from monitor.models import Alert, OutboxMessage, SupervisionOrder
-from monitor.trail import history, verify
+from monitor.trail import history
+from monitor.trailcheck import verify
 from test_supervision import LATER, alert, raise_one
 
 TZ = ZoneInfo("Asia/Shanghai")

@@ -18,7 +18,8 @@ from monitor.engine import evaluate
 from monitor.errors import MonitorError, NotAllowed
 from monitor.escalation import escalate
 from monitor.supervision import policy_for
-from monitor.trail import history, verify
+from monitor.trail import history
+from monitor.trailcheck import verify
 
 CATALOG = Path(__file__).with_name("rules") / "catalog.yaml"
 T0 = datetime(2025, 9, 1, 1, 0, tzinfo=timezone.utc)

@@ -220,7 +220,7 @@ def test_a_deny_is_answered_only_once_its_line_and_trail_entry_are_committed(sto
 def test_a_batch_of_denies_is_one_append_each_at_its_own_time(store):
     """The writer's batch of several denies (gatelog.record_many): one gate_log row each,
     and one trail entry each naming its row, at its own request's time; the chain holds."""
-    from monitor import gatelog, trail
+    from monitor import gatelog, trailcheck
     from monitor.gate import Verdict
 
     lines = [(Verdict("deny", ({"rule_id": "r1", "kind": "step_too_fast", "level": "red",
@@ -240,7 +240,7 @@ def test_a_batch_of_denies_is_one_append_each_at_its_own_time(store):
         [(f"d-{i}", logged[f"d-{i}"]) for i in range(3)]
     assert [e.at.replace(tzinfo=timezone.utc) if e.at.tzinfo is None else e.at
             for e in entries] == [AT + timedelta(seconds=i) for i in range(3)]
-    trail.verify(store)  # raises TrailBroken if an entry's hash does not follow
+    trailcheck.verify(store)  # raises TrailBroken if an entry's hash does not follow
 
 
 def test_a_catalog_reloaded_while_serving_is_seen_by_the_next_decision(county, server,

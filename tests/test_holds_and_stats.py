@@ -18,7 +18,8 @@ from monitor.escalation import escalate
 from monitor.holds import list_holds, release
 from monitor.models import OutboxMessage
 from monitor.stats import supervision_counts
-from monitor.trail import history, verify
+from monitor.trail import history
+from monitor.trailcheck import verify
 from test_escalation import local
 from test_supervision import raise_one
 

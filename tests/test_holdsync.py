@@ -20,7 +20,8 @@ from monitor.config.gate import GateConfig
 from monitor.holdsync import resend, state
 from monitor.models import Hold
 from monitor.outbox import flush
-from monitor.trail import history, verify
+from monitor.trail import history
+from monitor.trailcheck import verify
 from monitor.web.app import create_app
 from test_holds_and_stats import HALT
 from test_sinks import SECRET, hook, no_proxy, webhook  # noqa: F401 (fixtures)

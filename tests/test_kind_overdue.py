@@ -17,7 +17,8 @@ from conftest import CATALOG, event, dry_findings, ingest_rows, rule_file
 from monitor.alerts import render
 from monitor.engine import evaluate
 from monitor.models import Alert, AlertChange, AlertNotice, Event, OpenCase, RuleState
-from monitor.trail import history, verify
+from monitor.trail import history
+from monitor.trailcheck import verify
 
 # D04-XK-001: promised 10 / legal 20; D07-CF-001: 5 / 5; D07-DC-001: on the spot (0 / 0).
 SPOT = """  - code: D07-DC-001

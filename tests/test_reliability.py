@@ -26,7 +26,7 @@ from monitor.demo.files import write_files
 from monitor.demo.scenarios import plan
 from monitor.models import Alert, Event, OutboxMessage, Quarantine, Run, TrailEntry
 from monitor import supervised
-from monitor.trail import verify
+from monitor.trailcheck import verify
 from test_sinks import Hook
 
 AS_OF = "2025-12-31T18:00"

@@ -18,7 +18,7 @@ from monitor.models import Department, Event, Item, OpenCase, RuleState, User
 from monitor.config import SHIPPED_RULES
 from monitor.rules.kinds import overdue
 from monitor.rules.loader import load_rules
-from monitor.trail import verify
+from monitor.trailcheck import verify
 
 T0 = datetime(2025, 10, 9, 1, 0, tzinfo=timezone.utc)
 # case ids a list parameter must carry exactly: quotes, brackets, commas, Chinese

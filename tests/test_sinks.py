@@ -29,7 +29,8 @@ from monitor.escalation import escalate
 from monitor.models import OutboxMessage
 from monitor.notices import EMAIL_SUBJECTS
 from monitor.outbox import flush
-from monitor.trail import history, verify
+from monitor.trail import history
+from monitor.trailcheck import verify
 from test_escalation import local
 from test_holds_and_stats import HALT
 from test_supervision import CATALOG, raise_one, told

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import func, select
 
-from monitor import supervised, trail
+from monitor import supervised, trail, trailcheck
 from monitor.alerts import CHUNK, IN_CHUNK, store_findings
 from monitor.catalog import ingest_catalog
 from monitor.models import Alert, AlertNotice, Hold, OutboxMessage, TrailEntry
@@ -66,7 +66,7 @@ def test_a_pass_of_many_findings_stores_each_alert_with_its_own_entry_hold_and_n
     assert len(holds) == N and len(notices) == N
     # one SMS per person for each round of CHUNK findings, not one per alert
     assert outbox == 2 * -(-N // CHUNK)
-    assert trail.verify(engine).entries == trail.head_of(engine).seq
+    assert trailcheck.verify(engine).entries == trail.head_of(engine).seq
     assert supervised.check(engine).rows >= 2 * N  # raises StateMismatch otherwise
 
     with engine.begin() as conn:  # the same findings again: nothing new, nothing told

@@ -20,7 +20,8 @@ from monitor.ingest import ingest_events
 from monitor.models import Alert, Disposition, SupervisionOrder, TrailEntry
 from monitor.rules.finding import Finding
 from monitor.rules.loader import load_rules
-from monitor.trail import GENESIS, TrailBroken, entry_hash, history, verify
+from monitor.trail import GENESIS, TrailBroken, entry_hash, history
+from monitor.trailcheck import verify
 
 CATALOG = """\
 departments:

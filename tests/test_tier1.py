@@ -25,7 +25,8 @@ from monitor.notices import EMAIL_SUBJECTS
 from monitor.outbox import flush
 from monitor.rules.loader import load_rules
 from monitor.tier1 import send_digests, set_delivery
-from monitor.trail import history, verify
+from monitor.trail import history
+from monitor.trailcheck import verify
 from test_escalation import local
 from test_sinks import MAIL_CATALOG, SECRET, hook, no_proxy, smtpd  # noqa: F401 (fixtures)
 from test_supervision import CATALOG

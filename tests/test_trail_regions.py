@@ -16,7 +16,7 @@ from sqlalchemy import JSON, column, create_engine, insert, select, table, text,
 
 from cli import cli
 from conftest import PG_URL
-from monitor import anchor, chainhash, trail
+from monitor import anchor, chainhash, trail, trailcheck
 from monitor.anchor import AnchorError
 from monitor.db import _alembic_config, open_store
 from monitor.errors import UsageProblem
@@ -45,7 +45,7 @@ def test_an_entry_naming_no_region_goes_on_the_stores_own_chain_hashed_as_before
     assert [(r.region, r.seq, r.prev_hash) for r in rows] == [
         ("000000", 1, trail.GENESIS), ("000000", 2, first)]
     assert rows[0].hash == first  # the hashed bytes did not change: no region in them
-    assert trail.verify(engine) == trail.Verified(2, rows[1].hash, "sha256", "000000")
+    assert trailcheck.verify(engine) == trailcheck.Verified(2, rows[1].hash, "sha256", "000000")
 
 
 def test_each_region_counts_its_own_entries_from_a_genesis_bound_to_it(engine):
@@ -59,10 +59,10 @@ def test_each_region_counts_its_own_entries_from_a_genesis_bound_to_it(engine):
                                                                TrailEntry.seq == 1))
         assert trail.regions(conn) == ["000000", A, B]
     assert first == chainhash.genesis("sha256", A)
-    assert [(v.region, v.entries) for v in trail.verify_all(engine)] == [
+    assert [(v.region, v.entries) for v in trailcheck.verify_all(engine)] == [
         ("000000", 2), (A, 3), (B, 1)]
-    assert trail.verify(engine, region=A).entries == 3
-    assert trail.verify_all(engine, only=[B])[0].entries == 1
+    assert trailcheck.verify(engine, region=A).entries == 3
+    assert trailcheck.verify_all(engine, only=[B])[0].entries == 1
 
 
 def test_one_append_may_go_to_several_chains_each_in_order(engine):
@@ -74,7 +74,7 @@ def test_one_append_may_go_to_several_chains_each_in_order(engine):
         assert conn.execute(select(TrailEntry.region, TrailEntry.seq, TrailEntry.action)
                             .order_by(TrailEntry.region, TrailEntry.seq)).all() == [
             ("000000", 1, "b"), (A, 1, "d"), (B, 1, "a"), (B, 2, "c")]
-    assert len(trail.verify_all(engine)) == 3
+    assert len(trailcheck.verify_all(engine)) == 3
 
 
 def test_a_chain_relabelled_as_another_regions_fails_at_its_first_entry(engine):
@@ -84,7 +84,7 @@ def test_a_chain_relabelled_as_another_regions_fails_at_its_first_entry(engine):
         conn.execute(update(TrailHead).where(TrailHead.region == A).values(region=B))
     with pytest.raises(TrailBroken, match=f"region {B}: trail entry #1 .* does not chain to "
                                           "entry #0"):
-        trail.verify_all(engine)
+        trailcheck.verify_all(engine)
 
 
 def test_a_broken_chain_is_named_by_region_and_the_others_still_verify(engine):
@@ -94,12 +94,12 @@ def test_a_broken_chain_is_named_by_region_and_the_others_still_verify(engine):
         conn.execute(update(TrailEntry).where(TrailEntry.region == B, TrailEntry.seq == 2)
                      .values(actor="m9"))
     with pytest.raises(TrailBroken, match=f"region {B}: trail entry #2 .* was changed"):
-        trail.verify_all(engine)
-    assert trail.verify_all(engine, only=[A])[0].entries == 2
+        trailcheck.verify_all(engine)
+    assert trailcheck.verify_all(engine, only=[A])[0].entries == 2
     with engine.begin() as conn:  # a region's head deleted: its entries are no chain's
         conn.execute(TrailHead.__table__.delete().where(TrailHead.region == B))
     with pytest.raises(TrailBroken, match=f"region {B} has trail entries but no head row"):
-        trail.verify_all(engine)
+        trailcheck.verify_all(engine)
 
 
 def test_a_regions_head_for_its_report_is_its_chains_or_its_genesis(engine):
@@ -117,19 +117,19 @@ def test_an_unknown_region_is_a_usage_error_with_a_suggestion(engine):
     add(engine, 1, A)
     with pytest.raises(UsageProblem, match=r"'--region': no region with a trail chain in "
                                            r"this store '330120' \(did you mean '330102'\?\)"):
-        trail.verify_all(engine, only=["330120"])
+        trailcheck.verify_all(engine, only=["330120"])
     with engine.begin() as conn, pytest.raises(ChainRegionError, match="6 位数字"):
         trail.append(conn, AT, [Entry("note", None, region="33010")])
 
 
 def test_the_stores_own_chain_takes_the_configured_region_once(engine):
     add(engine, 2)
-    before = trail.verify(engine)
+    before = trailcheck.verify(engine)
     trail.adopt(engine, "sha256", A)
-    after = trail.verify(engine)
+    after = trailcheck.verify(engine)
     assert (after.region, after.entries, after.head) == (A, 2, before.head)
     add(engine, 1)  # naming no region: the store's own chain, now A's
-    assert trail.verify(engine, region=A).entries == 3
+    assert trailcheck.verify(engine, region=A).entries == 3
     trail.adopt(engine, "sha256", A)  # the same: nothing to do
     with pytest.raises(ChainRegionError, match=f"this store's trail is region {A}'s"):
         trail.adopt(engine, "sha256", B)
@@ -146,7 +146,7 @@ def test_a_chain_begun_per_region_takes_the_stores_hash_function(engine):
     add(engine, 1, A)
     head = trail.head_of(engine, A)
     assert (head.algorithm, head.genesis) == ("sm3", chainhash.genesis("sm3", A))
-    assert trail.verify(engine, region=A).algorithm == "sm3"
+    assert trailcheck.verify(engine, region=A).algorithm == "sm3"
 
 
 def test_an_alerts_history_is_checked_against_its_own_regions_chain(engine):
@@ -157,11 +157,11 @@ def test_an_alerts_history_is_checked_against_its_own_regions_chain(engine):
         trail.append(conn, AT, [Entry("acknowledged", 7, "m1", region=A)])
     history = trail.history(engine, 7)
     assert [(e.region, e.seq) for e in history] == [(A, 1), (A, 2)]
-    assert trail.check_entries(engine, history) is None
+    assert trailcheck.check_entries(engine, history) is None
     with engine.begin() as conn:
         conn.execute(update(TrailHead).where(TrailHead.region == A)
                      .values(genesis=chainhash.genesis("sha256", B)))
-    assert "does not chain to entry #0" in trail.check_entries(engine, history)
+    assert "does not chain to entry #0" in trailcheck.check_entries(engine, history)
 
 
 @pytest.mark.parametrize("handed", [None, A])
@@ -189,10 +189,11 @@ def test_a_chain_from_before_0027_verifies_after_and_takes_the_region(empty_db_u
     old.dispose()
     engine = open_store(empty_db_url, region=handed)
     try:
-        assert trail.verify(engine) == trail.Verified(2, prev, "sha256", handed or "000000")
+        assert trailcheck.verify(engine) == trailcheck.Verified(2, prev, "sha256",
+                                                                handed or "000000")
         assert trail.head_of(engine).genesis == trail.GENESIS
         trail.adopt(engine, "sha256", A)
-        assert trail.verify_all(engine) == [trail.Verified(2, prev, "sha256", A)]
+        assert trailcheck.verify_all(engine) == [trailcheck.Verified(2, prev, "sha256", A)]
     finally:
         engine.dispose()
 
@@ -301,7 +302,7 @@ def test_on_postgresql_an_append_waits_only_for_its_own_regions_transaction(engi
         if tx.is_active:
             tx.rollback()
         holder.close()
-    assert [(v.region, v.entries) for v in trail.verify_all(engine)] == [
+    assert [(v.region, v.entries) for v in trailcheck.verify_all(engine)] == [
         ("000000", 0), (A, 3), (B, 2)]
 
 
@@ -342,7 +343,7 @@ def test_on_postgresql_two_transactions_beginning_one_regions_chain_make_one(eng
             tx.rollback()
         holder.close()
     assert second == [2]
-    assert trail.verify(engine, region=A).entries == 2
+    assert trailcheck.verify(engine, region=A).entries == 2
 
 
 NEIGHBOUR = """\
@@ -467,6 +468,6 @@ def test_on_postgresql_actions_on_two_counties_alerts_do_not_wait_on_each_other(
         if tx.is_active:
             tx.rollback()
         holder.close()
-    assert {(v.region, v.entries) for v in trail.verify_all(engine)} == {
+    assert {(v.region, v.entries) for v in trailcheck.verify_all(engine)} == {
         ("000000", 1), (A, 2), (B, 1)}
     assert [e.region for e in trail.history(engine, in_a)] == [A, A]

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from cli import cli
-from monitor import trail
+from monitor import trailcheck
 from monitor.catalog import ingest_catalog
 from monitor.config import Config
 from monitor.engine import evaluate
@@ -135,7 +135,7 @@ def test_a_voided_rating_counts_nowhere(county, engine, db_url, tmp_path):
     with engine.connect() as conn:
         actions = [e.action for e in conn.execute(select(TrailEntry).order_by(TrailEntry.seq))]
     assert {"rating_appealed", "rating_voided"} <= set(actions)
-    assert trail.verify(engine).entries == len(actions)
+    assert trailcheck.verify(engine).entries == len(actions)
     from monitor import supervised
 
     supervised.check(engine)  # the voided alerts' new state rode on their entries

@@ -20,7 +20,7 @@ from ..authz import Actor
 from ..config import Config
 from ..errors import NotFound
 from ..models import Alert, Hold
-from ..regionrules import RuleSets, county_policy
+from ..regionrules import RuleSets, county_policy, ids_seen
 from ..rules.model import Rule
 from ..supervision import Done
 
@@ -91,11 +91,13 @@ class Exempted:
     scope: dict
 
 
-def exempt(engine: Engine, config: Config, rules: list[Rule], actor: Actor, alert_id: int,
-           at: datetime, scope_key: str | None, reason: str | None, until: date | None
-           ) -> Exempted:
+def exempt(engine: Engine, config: Config, rules: list[Rule] | RuleSets, actor: Actor,
+           alert_id: int, at: datetime, scope_key: str | None, reason: str | None,
+           until: date | None) -> Exempted:
     """Approve an exemption of the findings of this alert's rule, scoped by one fact of the
-    alert (its case, department, item or actor), as a tier-2 monitor."""
+    alert (its case, department, item or actor), as a tier-2 monitor: the CLI's
+    ``exemptions add`` (the rule one in force in the approving office's county, which is
+    the alert's), channel web or api."""
     alert = alert_row(engine, alert_id)
     authz.check(actor, "exempt", alert)
     if scope_key not in EXEMPT_SCOPES:
@@ -108,7 +110,7 @@ def exempt(engine: Engine, config: Config, rules: list[Rule], actor: Actor, aler
     if until is None:
         raise FieldError("until", "required")
     scope = exemptions.parse_scope([f"{scope_key}={value}"], config.tz)
-    ex_id = exemptions.add(engine, [r.id for r in rules], alert.rule_id, scope, reason,
+    ex_id = exemptions.add(engine, ids_seen(rules), alert.rule_id, scope, reason,
                            actor.id, until, at, config.tz, channel=actor.channel)
     return Exempted(ex_id, scope)
 

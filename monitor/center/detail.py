@@ -2,7 +2,7 @@
 
 The alert page's timeline and working-day strip are ``rules explain``'s own computation
 (monitor/ruletools/explain.py, without re-running the detector: the stored alert is the
-verdict); its trail is checked entry by entry (monitor/trail.py); the actions offered are
+verdict); its trail is checked entry by entry (monitor/trailcheck.py); the actions offered are
 those the alert's state allows (monitor/supervision.py) and the actor may take
 (monitor/authz.py) — the same checks that refuse a forged request.
 """
@@ -17,12 +17,13 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from .. import authz, trail
+from .. import authz, trailcheck
 from ..authz import Actor
 from ..config import Config
 from ..errors import MonitorError, NotFound
 from ..models import (Alert, Complaint, Department, Disposition, Event, Hold, Rating,
                       SpotCheck, SupervisionOrder, TrailEntry)
+from ..regionrules import RuleSets, county_rules
 from ..ruletools.explain import Explanation, explain
 from ..rules.model import Rule
 from ..supervision import possible_actions
@@ -63,9 +64,11 @@ def _alert(conn, alert_id: int) -> Any:
     return row
 
 
-def alert_view(engine: Engine, config: Config, rules: list[Rule], actor: Actor,
+def alert_view(engine: Engine, config: Config, rules: list[Rule] | RuleSets, actor: Actor,
                alert_id: int, now: datetime) -> AlertView:
-    """The alert page; ``NotFound``, or ``NotAllowed`` outside the actor's view."""
+    """The alert page; ``NotFound``, or ``NotAllowed`` outside the actor's view. Its rule
+    is the one in force in the alert's county (``rules``: the base and every county's
+    overrides): its title, its checks, whether it may be exempted."""
     with engine.connect() as conn:
         alert = _alert(conn, alert_id)
         authz.check(actor, authz.READ, alert)
@@ -91,18 +94,19 @@ def alert_view(engine: Engine, config: Config, rules: list[Rule], actor: Actor,
     actions = [a for a in authz.actions_on(actor, alert) if a in possible]
     if dispositions and "confirm" in actions and dispositions[-1].by_user == actor.id:
         actions.remove("confirm")  # another tier-2 monitor reviews one's own disposition
+    own = county_rules(rules, alert.region)
     may_exempt = (authz.allowed(actor, "exempt", alert) and alert.status != "suppressed"
-                  and any(r.id == alert.rule_id for r in rules))
+                  and any(r.id == alert.rule_id for r in own))
     may_release = (authz.allowed(actor, "release", alert)
                    and any(h.status == "held" for h in holds))
     left = (days_left(config.calendar().for_region(alert.region),  # the county's days
                       now.astimezone(config.tz).date(), alert.due_on)
             if "resolve" in possible or "confirm" in possible else None)
-    title = alert.title or next((r.title for r in rules if r.id == alert.rule_id),
+    title = alert.title or next((r.title for r in own if r.id == alert.rule_id),
                                 alert.rule_id)
     return AlertView(alert, dept or alert.department or "-",
                      sentences(alert.kind, alert.evidence, config.language, config.tz),
-                     explanation, error, history, trail.check_entries(engine, history),
+                     explanation, error, history, trailcheck.check_entries(engine, history),
                      dispositions, orders, holds, actions, left, may_exempt, title,
                      may_release)
 

@@ -27,7 +27,7 @@ from ..db import open_store
 from ..models import Alert, OutboxMessage, TrailEntry
 from ..rules.loader import load_rules
 from ..supervision import ACTIVE, policy_for
-from ..trail import Verified, verify
+from ..trailcheck import Verified, verify
 from . import Loaded, load_demo, planted_counts
 from .monitors import Monitors
 from .window import FIRST_DAY, LAST_DAY

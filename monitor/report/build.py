@@ -66,8 +66,9 @@ class Figures:
 def gather(engine: Engine, config: Config, period: Period,
            department: str | None = None, region: str | None = None) -> Figures:
     cal = config.calendar()
-    scope = fg.Scope(period, config.tz, department, region)
     with engine.connect() as conn:
+        scope = fg.Scope(period, config.tz, department, region,
+                         fg.keyed_by_region(conn, department, region))
         depts = fg.departments(conn, scope)
         if region and not depts:
             from ..errors import NotFound
@@ -95,8 +96,8 @@ def gather(engine: Engine, config: Config, period: Period,
             voice.complaints_table(conn, scope, figures.rows),
             voice.volume_table(conn, scope, figures.cases, figures.rows))
             if t.total is None or any(t.total.get(k) for k in ("rated", "received"))}
-    figures.sup = {d: s for d, s in _supervision(engine, config.tz, period, department).items()
-                   if d in depts}
+    figures.sup = {d: s for d, s in _supervision(engine, config.tz, period, department,
+                                                 scope.by_region).items() if d in depts}
     if rollup.rolls_up(region):
         with engine.connect() as conn:
             figures.of_region = rollup.department_regions(conn, depts)
@@ -126,7 +127,9 @@ def build_report(engine: Engine, config: Config, period: Period, now: datetime,
     (:func:`monitor.rulenames.titles`) shows rule ids and kinds as their titles;
     ``region``: a county's, or a city's or province's with a table of its counties."""
     label = labeler(config.language)
-    if department or rollup.rolls_up(region):  # its total row is not one county's
+    with engine.connect() as conn:
+        several = fg.keyed_by_region(conn, department, region)
+    if department or rollup.rolls_up(region) or several:  # its total row is not one county's
         county = label
         label = lambda key: county("total_row" if key == "county" else key)  # noqa: E731
     f = gather(engine, config, period, department, region)
@@ -298,9 +301,9 @@ def _median_hours(times) -> float | None:
     return round(median(times).total_seconds() / 3600, 1) if times else None
 
 
-def _supervision(engine, tz, period: Period, department):
+def _supervision(engine, tz, period: Period, department, by_region: bool = False):
     out: dict[str, dict] = {}
-    for dp in supervision_counts(engine, tz, period.start, period.end, "month"):
+    for dp in supervision_counts(engine, tz, period.start, period.end, "month", by_region):
         if department and dp.department != department:
             continue
         s = out.setdefault(dp.department, {"reminders": 0, "orders": 0, "tier1_messages": 0,

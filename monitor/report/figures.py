@@ -19,7 +19,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 
-from sqlalchemy import Connection, and_, case, func, literal, select
+from sqlalchemy import Connection, and_, case, func, literal, literal_column, select
 
 from ..calendar import WorkCalendar
 from ..models import Activity, Alert, Department, Event, Item, SpotCheck, User
@@ -43,6 +43,9 @@ class Scope:
     tz: tzinfo
     department: str | None = None
     region: str | None = None
+    # departments keyed REGION:CODE, not by code (a report of a store whose counties
+    # share codes, no region asked: :func:`keyed_by_region`)
+    by_region: bool = False
     bounds: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -70,6 +73,17 @@ class Scope:
             whens.append((and_(column >= f"{lo:%Y-%m}", column < f"{hi:%Y-%m}"), literal(name)))
         return case(*whens, else_=None)
 
+    def key(self, column):
+        """A department ``column`` as the report keys departments: its code, or
+        ``REGION:CODE`` (``by_region``) by the region of its table."""
+        # the colon inline, not a bound parameter: PostgreSQL groups by the same text
+        return region_column(column).concat(literal_column("':'")).concat(column) \
+            if self.by_region else column
+
+    def of(self, region: str, code: str) -> str:
+        """A department as :meth:`key` keys it, from a row's region and code."""
+        return f"{region}:{code}" if self.by_region else code
+
     def dept(self, column):
         """The scope's department and region, as a WHERE clause on a department
         ``column`` (and the region of its table)."""
@@ -83,16 +97,27 @@ def _next_month(day: date) -> date:
     return date(day.year + day.month // 12, day.month % 12 + 1, 1)
 
 
+def keyed_by_region(conn: Connection, department: str | None, region: str | None) -> bool:
+    """Whether a report keys departments ``REGION:CODE``: no department nor region asked,
+    and two counties of the store share a department code (each has its own D04)."""
+    if department is not None or region is not None:
+        return False
+    return conn.execute(select(Department.code).group_by(Department.code).having(
+        func.count(func.distinct(Department.region)) > 1).limit(1)).first() is not None
+
+
 def departments(conn: Connection, scope: Scope) -> dict[str, str]:
-    query = (select(Department.code, Department.name).where(scope.dept(Department.code))
-             .order_by(Department.code))
+    """department (its code, or REGION:CODE: :attr:`Scope.by_region`) → its name."""
+    key = scope.key(Department.code)
+    query = (select(key, Department.name).where(scope.dept(Department.code)).order_by(key))
     return dict(conn.execute(query).tuples().all())
 
 
 def case_counts(conn: Connection, scope: Scope) -> dict[tuple[str, str, str], int]:
     """(department, step, bucket) → cases accepted / completed (first such event)."""
     e = Event.__table__
-    firsts = (select(e.c.case_id, e.c.step, func.min(e.c.department).label("department"),
+    firsts = (select(e.c.case_id, e.c.step,
+                     func.min(scope.key(e.c.department)).label("department"),
                      func.min(e.c.occurred_at).label("at"))
               .where(e.c.step.in_(("accept", "complete")), scope.anywhere(e.c.occurred_at),
                      scope.dept(e.c.department))
@@ -118,7 +143,7 @@ def completions(conn: Connection, scope: Scope, calendar: WorkCalendar) -> dict[
     make the case late), and working days from acceptance to completion."""
     e = Event.__table__
     lo, hi = scope.bounds["cur"]
-    done = (select(e.c.case_id, func.min(e.c.department).label("department"),
+    done = (select(e.c.case_id, func.min(scope.key(e.c.department)).label("department"),
                    func.min(e.c.occurred_at).label("completed"))
             .where(e.c.step == "complete", scope.dept(e.c.department))
             .group_by(e.c.case_id)
@@ -164,7 +189,8 @@ def dated_alerts(scope: Scope, suppressed: bool = False):
     # each finding dated once, materialised: the buckets compare the date six times, and
     # a database that inlines the subquery (SQLite) looked the case's first event up
     # again for each comparison in each clause naming the bucket — 18 lookups a finding
-    dated = (select(Alert.id, Alert.department, Alert.kind, Alert.level, Alert.status,
+    dated = (select(Alert.id, scope.key(Alert.department).label("department"), Alert.kind,
+                    Alert.level, Alert.status,
                     Alert.escalated_at, Alert.item_code, Alert.actor, Alert.period,
                     Alert.disposition, Alert.case_id,
                     func.coalesce(began, Alert.raised_at).label("at"))
@@ -268,11 +294,12 @@ def user_names(conn, ids):
 def red_alerts(conn: Connection, scope: Scope):
     d, cur = current(scope)
     return conn.execute(
-        select(Alert.id, Alert.department, Alert.rule_id, Alert.title, Alert.kind,
+        select(Alert.id, scope.key(Alert.department).label("department"), Alert.rule_id,
+               Alert.title, Alert.kind,
                Alert.case_id, Alert.actor, Alert.raised_at, Alert.status, Alert.message, Alert.evidence)
         .join(d, d.c.id == Alert.id)
         .where(cur, Alert.level == "red")
-        .order_by(Alert.department, Alert.id))
+        .order_by(scope.key(Alert.department), Alert.id))
 
 
 def online_rates(conn: Connection, scope: Scope, calendar: WorkCalendar
@@ -282,7 +309,8 @@ def online_rates(conn: Connection, scope: Scope, calendar: WorkCalendar
     lo, hi = scope.bounds["cur"]
     staff: dict[tuple[str, str], set[str]] = defaultdict(set)
     role_of: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for uid, dept, roles in conn.execute(select(User.id, User.department, User.roles)
+    for uid, dept, roles in conn.execute(select(User.id, scope.key(User.department),
+                                                User.roles)
                                          .where(scope.dept(User.department))):
         for group, wanted in (("handlers", HANDLER_ROLES), ("monitors", (MONITOR_ROLE,))):
             if dept and set(roles or ()) & set(wanted):
@@ -308,10 +336,10 @@ def spot_checks(conn: Connection, scope: Scope) -> dict[str, tuple[int, int, int
     """department → (drawn, passed, failed) for cases completed in the period."""
     lo, hi = scope.bounds["cur"]
     rows = conn.execute(
-        select(SpotCheck.department, func.count(),
+        select(scope.key(SpotCheck.department), func.count(),
                func.sum(case((SpotCheck.result == "pass", 1), else_=0)),
                func.sum(case((SpotCheck.result == "fail", 1), else_=0)))
         .where(SpotCheck.completed_at >= lo, SpotCheck.completed_at < hi,
                scope.dept(SpotCheck.department))
-        .group_by(SpotCheck.department))
+        .group_by(scope.key(SpotCheck.department)))
     return {d or "-": (n, int(p or 0), int(f or 0)) for d, n, p, f in rows}

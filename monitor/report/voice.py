@@ -45,15 +45,15 @@ def ratings_table(conn: Connection, scope: Scope, rows: list[dict]) -> Table:
     per: dict[str, Counter] = defaultdict(Counter)
     tags: dict[str, Counter] = defaultdict(Counter)
     for r in ratings:
-        per[r.department]["rated"] += 1
+        per[scope.of(r.region, r.department)]["rated"] += 1
     for r in bad:
-        c = per[r.department]
+        c = per[scope.of(r.region, r.department)]
         c["bad"] += 1
         lapsed, status, _ = state.get(r.rating_id, ((), "open", None))
         c["verified_on_time"] += "核实" not in lapsed and status != "open"
         c["rectified_on_time"] += "整改" not in lapsed and status in ("resolved", "confirmed")
         c["appealed"] += r.appeal is not None
-        tags[r.department].update(r.tags or [])
+        tags[scope.of(r.region, r.department)].update(r.tags or [])
 
     def fill(d: str) -> dict:
         c = per.get(d, Counter())
@@ -85,7 +85,7 @@ def complaints_table(conn: Connection, scope: Scope, rows: list[dict]) -> Table:
     state = _lapses(conn, "complaint", [c.complaint_id for c in complaints])
     per: dict[str, Counter] = defaultdict(Counter)
     for c in complaints:
-        n = per[c.department]
+        n = per[scope.of(c.region, c.department)]
         n["received"] += 1
         n["answered"] += c.answered_at is not None
         lapsed = state.get(c.complaint_id, ((),))[0]
@@ -119,12 +119,13 @@ def volume_table(conn: Connection, scope: Scope, cases: dict, rows: list[dict]) 
               (("cur", scope.period), ("yoy", scope.period.year_before()))}
     receipts: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
     loaded: set[tuple[str, str]] = set()
-    for r in conn.execute(select(Receipt.department, Receipt.period, Receipt.amount)
-                          .where(scope.dept(Receipt.department))):
+    for r in conn.execute(select(Receipt.region, Receipt.department, Receipt.period,
+                                 Receipt.amount).where(scope.dept(Receipt.department))):
+        dept = scope.of(r.region, r.department)
         for name, (first, end) in months.items():
             if first <= r.period < end:
-                receipts[(r.department, name)] += r.amount
-                loaded.add((r.department, name))
+                receipts[(dept, name)] += r.amount
+                loaded.add((dept, name))
 
     def fill(d: str) -> dict:
         now, before = cases.get((d, "accept", "cur"), 0), cases.get((d, "accept", "yoy"), 0)

@@ -27,6 +27,8 @@ from ..center.overview import rules_overview
 from ..errors import InvalidTransition, MonitorError, NotAllowed
 from ..report import build_report, parse_period
 from ..rulenames import titles
+from ..regionrules import rules_seen
+from ..rules.model import Rule
 from ..scores import scorecard
 from .site import Redirect, render, site, status_of
 from .auth import (LOGIN_COOKIE, check_login_token, end_session, form_session, login_token,
@@ -133,10 +135,26 @@ def password_post(request: Request, posted=Depends(form_session)) -> Response:
 @router.get("/board")
 def board_page(request: Request, session: Session = Depends(page_session)) -> Response:
     s = site(request)
-    data = board(s.engine, _reading(request, session.actor()), now(request), s.config.tz)
-    titles = {r.id: r.title for r in s.rules.current()}
-    return render(request, "board.html", board=data, titles=titles,
+    reading = _reading(request, session.actor())
+    data = board(s.engine, reading, now(request), s.config.tz)
+    return render(request, "board.html", board=data, titles=_titles(request, reading, data),
                   done=request.query_params.get("done"), **_counties(request, session))
+
+
+def _seen(request: Request, actor: authz.Actor) -> list[Rule]:
+    """The rules in force in the counties the page shows (``?region=``, else the actor's
+    own; docs/regions.md): a county's own rule ids are offered and titled there."""
+    return rules_seen(site(request).rules.sets(),
+                      authz.visible_region(_reading(request, actor)))
+
+
+def _titles(request: Request, reading: authz.Actor, data) -> dict[str, dict[str, str]]:
+    """County → rule id → title, for the board's lights: each its county's rules (a light
+    of no county, those of the counties shown)."""
+    sets = site(request).rules.sets()
+    return {code: {r.id: r.title for r in rules_seen(
+                sets, code or authz.visible_region(reading))}
+            for code in {d.region for d in data.departments}}
 
 
 def _filters(request: Request, queue: bool) -> Filters:
@@ -165,7 +183,7 @@ def _list(request: Request, session: Session, queue: bool) -> Response:
     query = {k: v for k, v in request.query_params.items() if k != "page" and v}
     return render(request, "alerts.html", page=page, filters=f, queue=queue,
                   levels=LEVELS, statuses=STATUSES, query=urlencode(query),
-                  rules=[r.id for r in s.rules.current()])
+                  rules=_seen(request, session.actor()))
 
 
 @router.get("/queue")
@@ -181,7 +199,7 @@ def alerts_list_page(request: Request, session: Session = Depends(page_session))
 def _alert_page(request: Request, session: Session, alert_id: int, status: int = 200,
                 **values) -> Response:
     s = site(request)
-    view = alert_view(s.engine, s.config, s.rules.current(), session.actor(), alert_id,
+    view = alert_view(s.engine, s.config, s.rules.sets(), session.actor(), alert_id,
                       now(request))
     return render(request, "alert.html", status=status, view=view, a=view.alert,
                   dispositions=list(acting.supervision.DISPOSITIONS),
@@ -203,7 +221,7 @@ def alert_action(request: Request, alert_id: int, action: str,
     try:
         if action == "exempt":
             until = form.get("until") or None
-            acting.exempt(s.engine, s.config, s.rules.current(), actor, alert_id, now(request),
+            acting.exempt(s.engine, s.config, s.rules.sets(), actor, alert_id, now(request),
                           form.get("scope"), form.get("reason"),
                           _date(until) if until else None)
         else:
@@ -300,7 +318,7 @@ def _counties(request: Request, session: Session) -> dict:
 @router.get("/reports")
 def reports_page(request: Request, session: Session = Depends(page_session)) -> Response:
     s, period, department, region = _report_scope(request, session)
-    names = titles(s.config, s.rules.current())
+    names = titles(s.config, _seen(request, session.actor()))
     report = build_report(s.engine, s.config, period, now(request), department, names, region)
     scores = scorecard(s.engine, s.config, period, now(request), department, names, region)
     return render(request, "reports.html", report=report, scores=scores, period=period,
@@ -317,7 +335,7 @@ def report_download(request: Request, fmt: str,
         raise HTTPException(404, "no such format: html or xlsx")
     s, period, department, region = _report_scope(request, session)
     report = build_report(s.engine, s.config, period, now(request), department,
-                          titles(s.config, s.rules.current()), region)
+                          titles(s.config, _seen(request, session.actor())), region)
     name = f"report-{period.label}" + (f"-{department}" if department else "")
     if fmt == "html":
         return Response(to_html(report), media_type="text/html; charset=utf-8", headers={
@@ -334,6 +352,7 @@ def report_download(request: Request, fmt: str,
 @router.get("/rules")
 def rules_page(request: Request, session: Session = Depends(page_session)) -> Response:
     s = site(request)
-    rows, exemptions = rules_overview(s.engine, session.actor(), s.rules.current(),
-                                      now(request), s.config.tz)
+    rows, exemptions = rules_overview(s.engine, session.actor(),
+                                      _seen(request, session.actor()), now(request),
+                                      s.config.tz)
     return render(request, "rules.html", rows=rows, exemptions=exemptions)
