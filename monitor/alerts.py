@@ -195,7 +195,7 @@ def _store_chunk(conn: Connection, rule: Rule, findings: list[Finding], at: date
                   "event_ids": list(finding.event_ids), "rule_version": version,
                   "updated_at": at}
         if region not in existing.get(key, ()):
-            exemption = exempt.match(finding)
+            exemption = exempt.match(finding, region)
             new_rows.append({
                 **values, "dedupe_key": key, "rule_id": rule.id, "kind": rule.kind,
                 "subject": finding.subject, "status": "suppressed" if exemption else "open",
@@ -210,7 +210,7 @@ def _store_chunk(conn: Connection, rule: Rule, findings: list[Finding], at: date
         if old.status == "cleared" and old.updated_at > at:
             result.unchanged += 1  # a replay as of before it was cleared: it stays cleared
             continue
-        if (old.status == "suppressed" and exempt.match(finding) is None) \
+        if (old.status == "suppressed" and exempt.match(finding, region) is None) \
                 or old.status == "cleared":
             reopened.append((old, key, finding, values))  # exemption ended, or found again
             continue

@@ -30,7 +30,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, or_, select, update
 
-from . import authz, trail
+from . import authz, regions, trail
 from .authz import Actor
 from .errors import InvalidTransition, MonitorError, NotFound, did_you_mean, usage
 from .models import Event, Exemption, User
@@ -157,7 +157,12 @@ def _in_force(at: datetime, tz: tzinfo) -> list:
 
 @dataclass
 class Matcher:
-    """The exemptions of one rule in force at one moment, matched against findings."""
+    """The exemptions of one rule in force at one moment, matched against findings.
+
+    An exemption sets aside findings of its approving office's region only: its own
+    county's, or — approved by a city or province office — its counties'
+    (:func:`monitor.regions.covers`). Counties of one store may share department codes
+    (migration 0029), so ``department=D04`` of one county never reaches another's D04."""
 
     conn: Connection
     rows: list[Any]
@@ -167,10 +172,11 @@ class Matcher:
         return cls(conn, list(conn.execute(select(Exemption).where(
             Exemption.rule_id == rule_id, *_in_force(at, tz)).order_by(Exemption.id))))
 
-    def match(self, finding: Finding) -> int | None:
-        """The id of the first exemption covering ``finding``, or None."""
+    def match(self, finding: Finding, region: str) -> int | None:
+        """The id of the first exemption covering ``finding`` of county ``region`` (the
+        region its alert has or gets), or None."""
         for row in self.rows:
-            if _covers(self.conn, row.scope, finding):
+            if regions.covers(row.region, region) and _covers(self.conn, row.scope, finding):
                 return row.id
         return None
 

@@ -269,7 +269,8 @@ def _look(conn: Connection, config: Config, gated: list[Rule], policy: Any,
             continue
         exempt = Matcher.load(conn, rule.id, as_of, config.tz)
         for finding in found:
-            exemption = exempt.match(finding)
+            # the finding's county: the candidate's, unless it names its own (a department's)
+            exemption = exempt.match(finding, finding.region or row["region"])
             reason = _reason(rule, finding, policy.status_of(rule.id))
             if exemption is None:
                 reasons.append(reason)

@@ -585,6 +585,10 @@ def test_a_city_office_sees_its_counties_rolled_up_and_no_other_city(app, county
     # one county under the city, on the board and the lists as on the reports page
     assert f'href="/alerts/{county.alert}"' in client.get("/alerts?region=330102").text
     assert f'href="/alerts/{county.alert}"' not in client.get("/alerts?region=330106").text
+    # the filter form keeps the county chosen (a city office filtering within it)
+    assert '<input type="hidden" name="region" value="330102">' in \
+        client.get("/alerts?department=D04&region=330102").text
+    assert 'name="region"' not in client.get("/alerts?department=D04").text
     assert client.get("/board?region=330102").status_code == 200
     assert client.get("/queue?region=330203").status_code == 403
     assert client.get("/board?region=33").status_code == 400

@@ -183,7 +183,9 @@ def _list(request: Request, session: Session, queue: bool) -> Response:
     query = {k: v for k, v in request.query_params.items() if k != "page" and v}
     return render(request, "alerts.html", page=page, filters=f, queue=queue,
                   levels=LEVELS, statuses=STATUSES, query=urlencode(query),
-                  rules=_seen(request, session.actor()))
+                  rules=_seen(request, session.actor()),
+                  # the county chosen (?region=, checked above): a filter keeps it
+                  chosen=request.query_params.get("region") or "")
 
 
 @router.get("/queue")
